@@ -1,0 +1,161 @@
+# derloop: one Makefile for the simulator, the gateway and the headend.
+#
+#   make            build everything (build/bin/der-sim, ...)
+#   make deps       install the missing Debian packages (apt-get; quiet when none is missing)
+#   make test       deps, build, unit tests, integration tests; ends with `N passed, N failed`
+#   make bench      benchmarks (figures printed, nothing asserted)
+#   make run        deps, build, run the reference scenario
+#   make install    PREFIX=/usr/local DESTDIR=
+#   make SAN=1 ...  the same with AddressSanitizer + UndefinedBehaviorSanitizer (in build-san/)
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+CC      ?= gcc
+SAN     ?= 0
+
+ifeq ($(SAN),1)
+BUILD   ?= build-san
+SANFLAGS = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+OPT     ?= -O1
+else
+BUILD   ?= build
+SANFLAGS =
+OPT     ?= -O2
+endif
+
+BIN := $(BUILD)/bin
+OBJ := $(BUILD)/obj
+GEN := $(BUILD)/gen
+LIB := $(BUILD)/lib
+
+# Debian packages the project needs to build and test. `make deps` installs the missing ones.
+DEB_PKGS := gcc make pkg-config libmodbus-dev libcjson-dev libcunit1-dev \
+            mbpoll python3 python3-pymodbus
+
+PKGS    := libmodbus libcjson
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+# -ffp-contract=off and no -ffast-math: the determinism contract (docs/determinism.md).
+CFLAGS  ?= $(OPT) -g
+CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Werror=implicit-function-declaration \
+           -Wshadow -Wno-unused-parameter -ffp-contract=off -fno-fast-math -MMD -MP \
+           $(SANFLAGS) $(PKG_CFLAGS) -I. -I$(GEN)
+LDFLAGS += $(SANFLAGS)
+LDLIBS  += $(PKG_LIBS) -lm -lpthread
+
+# ---- sources ---------------------------------------------------------------------------------
+GW_SRC   := $(filter-out gateway/main.c gateway/sunspec_gen.c,$(wildcard gateway/*.c))
+SIM_SRC  := $(filter-out sim/main.c,$(wildcard sim/*.c))
+GW_OBJ   := $(GW_SRC:%.c=$(OBJ)/%.o) $(OBJ)/gen/sunspec_models.o
+SIM_OBJ  := $(SIM_SRC:%.c=$(OBJ)/%.o)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_OBJ := $(UNIT_SRC:%.c=$(OBJ)/%.o) $(OBJ)/tests/unit/main.o
+BENCH_SRC := $(wildcard tests/bench/*.c)
+BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BIN)/%)
+
+SUNSPEC_JSON := $(sort $(wildcard gateway/sunspec/model_*.json))
+
+.PHONY: all deps test unit integration bench run install clean format lint
+.DEFAULT_GOAL := all
+
+all: $(BIN)/der-sim $(BENCH_BIN)
+
+# ---- dependencies ----------------------------------------------------------------------------
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "deps: need root to install:$$missing" >&2; exit 1; fi; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends $$missing >/dev/null \
+	    || { echo "deps: apt-get install$$missing failed" >&2; exit 1; }; \
+	fi
+
+# ---- build rules -----------------------------------------------------------------------------
+$(OBJ)/%.o: %.c | $(GEN)/sunspec_models.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(OBJ)/gen/%.o: $(GEN)/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+# The SunSpec model tables are generated from SunSpec's own JSON definitions at build time,
+# so the simulator's images and the gateway's decoder cannot drift (docs/registers.md).
+$(BUILD)/host/sunspec-gen: gateway/sunspec_gen.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O1 -g -Wall -Wextra -Werror $(PKG_CFLAGS) $< -o $@ $(PKG_LIBS)
+
+$(GEN)/sunspec_models.c $(GEN)/sunspec_models.h: $(BUILD)/host/sunspec-gen $(SUNSPEC_JSON)
+	@mkdir -p $(GEN)
+	$(BUILD)/host/sunspec-gen $(GEN)/sunspec_models.c $(GEN)/sunspec_models.h $(SUNSPEC_JSON)
+
+$(LIB)/libgateway.a: $(GW_OBJ)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+$(LIB)/libsim.a: $(SIM_OBJ)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+$(BIN)/der-sim: $(OBJ)/sim/main.o $(LIB)/libsim.a $(LIB)/libgateway.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BIN)/%: $(OBJ)/tests/bench/%.o $(LIB)/libsim.a $(LIB)/libgateway.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+# Unit tests: every tests/unit/test_*.c defines `void test_register_NAME(void)`; the list of
+# suites is generated so that adding a test file needs no edit elsewhere.
+$(GEN)/unit_suites.h: $(UNIT_SRC)
+	@mkdir -p $(GEN)
+	@sed -n 's/^void \(test_register_[a-z0-9_]*\)(void)$$/\1/p' $(UNIT_SRC) | sort > $@.list
+	@{ while read f; do echo "void $$f(void);"; done < $@.list; \
+	   echo "#define UNIT_SUITES \\"; \
+	   while read f; do echo "    X($$f) \\"; done < $@.list; echo; } > $@
+	@rm -f $@.list
+
+$(OBJ)/tests/unit/main.o: $(GEN)/unit_suites.h
+
+$(BIN)/unit-tests: $(UNIT_OBJ) $(LIB)/libsim.a $(LIB)/libgateway.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lcunit
+
+# ---- test, bench, run ------------------------------------------------------------------------
+test: deps
+	@$(MAKE) --no-print-directory all $(BIN)/unit-tests
+	@BUILD=$(BUILD) bash tests/run-all.sh
+
+unit: all $(BIN)/unit-tests
+	$(BIN)/unit-tests
+
+integration: all $(BIN)/unit-tests
+	@BUILD=$(BUILD) bash tests/run-all.sh
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) bash tests/bench/run.sh
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	$(BIN)/der-sim check scenarios/reference-site.json
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BIN)/der-sim $(DESTDIR)$(PREFIX)/bin/
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --inline-suppr \
+	  --suppress=missingIncludeSystem -I. -I$(GEN) gateway sim tests/unit
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(OBJ) -name '*.d' 2>/dev/null)

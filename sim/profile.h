@@ -1,0 +1,74 @@
+/* profile: a named input series of a scenario, evaluated at any instant of the run as a pure
+ * function of time (all randomness, e.g. cloud events, is drawn once at load time). Owned by the
+ * scenario that loaded it (scenario_free frees it). Units are the consumer's: W for loads,
+ * W/m^2 for irradiance, currency/kWh for prices, Hz for frequency, L/h for hot-water draw. */
+#ifndef DERLOOP_PROFILE_H
+#define DERLOOP_PROFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum profile_kind {
+    PROFILE_SERIES,      /* inline points or a CSV file: (t_ms, value), interpolated */
+    PROFILE_CLEAR_SKY,   /* clear-sky global irradiance (Haurwitz) with cloud events, W/m^2 */
+    PROFILE_TOU,         /* time-of-use tariff bands, weekday and weekend, currency/kWh */
+    PROFILE_EV_SESSIONS, /* a list of EV sessions (not a number: see ev_session) */
+};
+
+enum profile_interp { INTERP_LINEAR, INTERP_STEP };
+
+struct cloud_event {
+    int64_t from_ms, to_ms; /* scenario time, [from, to) */
+    double cover;           /* cloud cover N in [0, 1] (Kasten-Czeplak) */
+};
+
+struct tou_band {
+    int from_min, to_min; /* minutes of the day, [from, to); to may be 1440 */
+    double price;
+};
+
+struct ev_session {
+    char id[32];
+    int64_t arrive_ms, depart_ms; /* scenario time */
+    double energy_wh;             /* energy the car wants */
+    double max_power_w;           /* the car's own limit */
+    int phases;                   /* 1 or 3 */
+};
+
+struct profile {
+    char name[64];
+    enum profile_kind kind;
+    int64_t start_unix_ms; /* the scenario's start instant, for calendars and the sun */
+
+    /* PROFILE_SERIES */
+    enum profile_interp interp;
+    int64_t period_ms; /* > 0: the series repeats with this period ("repeat": "1d") */
+    size_t n;
+    int64_t *t_ms; /* strictly increasing */
+    double *v;
+
+    /* PROFILE_CLEAR_SKY */
+    double latitude_deg, longitude_deg;
+    size_t n_clouds;
+    struct cloud_event *clouds; /* sorted by from_ms, non-overlapping */
+
+    /* PROFILE_TOU (bands cover the whole day, sorted) */
+    size_t n_weekday, n_weekend;
+    struct tou_band *weekday, *weekend;
+
+    /* PROFILE_EV_SESSIONS (sorted by arrive_ms) */
+    size_t n_sessions;
+    struct ev_session *sessions;
+};
+
+/* The value at scenario time t_ms. SERIES: interpolated, clamped to the first/last value
+ * outside the points (or wrapped with period_ms). CLEAR_SKY: irradiance in W/m^2. TOU: price.
+ * EV_SESSIONS: the number of cars present (for plots). */
+double profile_value(const struct profile *p, int64_t t_ms);
+
+/* Clear-sky irradiance without clouds at a UTC instant (W/m^2), exposed for tests. */
+double profile_clear_sky_w_m2(double latitude_deg, double longitude_deg, int64_t unix_ms);
+
+void profile_free(struct profile *p); /* frees the arrays, not p itself */
+
+#endif

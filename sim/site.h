@@ -1,0 +1,37 @@
+/* site: one simulated site at run time: its assets in file order, their images, the scenario's
+ * events for it, and the power balance grid = load + evse + boiler - pv - battery. Created from
+ * a loaded scenario (which must outlive it); freed with site_free. */
+#ifndef DERLOOP_SITE_H
+#define DERLOOP_SITE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sim/asset.h"
+#include "sim/scenario.h"
+
+struct site;
+
+struct site_balance {
+    double load_w, pv_w, battery_w, evse_w, boiler_w, grid_w;
+};
+
+struct site *site_new(const struct scenario *sc, size_t site_index, char *err, size_t errlen);
+void site_free(struct site *s);
+
+/* One step [now, now + dt): events due at or before now begin or end (file order at ties),
+ * control points are read from the images, every model steps, the meters see the balance, and
+ * the images are refreshed (unless frozen). */
+void site_step(struct site *s, int64_t now_ms, int64_t dt_ms);
+
+const struct site_cfg *site_cfg(const struct site *s);
+size_t site_n_assets(const struct site *s);
+struct sim_asset *site_asset(struct site *s, size_t i);
+struct sim_asset *site_find_asset(struct site *s, const char *asset_id);
+struct site_balance site_balance(const struct site *s); /* of the last step */
+
+/* The invariants checked after every step: the balance closes to 1e-6 W, SoC in [0, 1],
+ * temperatures finite. Returns 0, or -1 with the broken invariant in err. */
+int site_check(const struct site *s, char *err, size_t errlen);
+
+#endif
