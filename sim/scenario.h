@@ -82,6 +82,7 @@ struct scenario {
     char path[512];
     char name[SCN_ID_MAX];
     char description[256];
+    char sha256[65];              /* of the file as read (before overrides), hex */
     uint64_t seed;
     int64_t start_unix_ms;
     int64_t duration_ms, step_ms; /* duration a multiple of step */
