@@ -56,7 +56,7 @@ BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BIN)/%)
 
 SUNSPEC_JSON := $(sort $(wildcard gateway/sunspec/model_*.json))
 
-.PHONY: all deps test unit integration bench run install clean format lint
+.PHONY: all deps test unit integration bench run install clean format lint FORCE
 .DEFAULT_GOAL := all
 
 all: $(BIN)/der-sim $(BENCH_BIN)
@@ -92,6 +92,17 @@ $(BUILD)/host/sunspec-gen: gateway/sunspec_gen.c
 $(GEN)/sunspec_models.c $(GEN)/sunspec_models.h: $(BUILD)/host/sunspec-gen $(SUNSPEC_JSON)
 	@mkdir -p $(GEN)
 	$(BUILD)/host/sunspec-gen $(GEN)/sunspec_models.c $(GEN)/sunspec_models.h $(SUNSPEC_JSON)
+
+# version.h carries the build's commit (the first log line of every run names it); rewritten
+# only when it changes, so an unchanged tree does not rebuild.
+VERSION := 0.1.0
+COMMIT  := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+$(GEN)/version.h: FORCE
+	@mkdir -p $(GEN)
+	@printf '#define DERLOOP_VERSION "%s"\n#define DERLOOP_COMMIT "%s"\n' '$(VERSION)' '$(COMMIT)' > $@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+FORCE:
+$(OBJ)/sim/main.o: $(GEN)/version.h
 
 $(LIB)/libgateway.a: $(GW_OBJ)
 	@mkdir -p $(dir $@)
@@ -143,6 +154,8 @@ bench: deps
 run: deps
 	@$(MAKE) --no-print-directory all
 	$(BIN)/der-sim check scenarios/reference-site.json
+	$(BIN)/der-sim serve scenarios/reference-site.json --speed 120 --set duration=10m --config-dir $(BUILD)/sites
+	@echo "run: gateway site configurations in $(BUILD)/sites/"
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin

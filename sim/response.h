@@ -18,6 +18,7 @@ struct response {
     struct response_params p;
     double target; /* the newest setpoint that came due */
     double output; /* what the device delivers now (before the model's physical limits) */
+    double ramp_w; /* the ramp's position before quantisation (so slow ramps still move) */
     unsigned head, count;
     struct {
         int64_t due_ms;
