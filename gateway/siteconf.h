@@ -1,0 +1,60 @@
+/* siteconf: a gateway's site configuration (docs/gateway-config.md): the site, its devices
+ * (endpoint, unit id, driver, ratings), the poll period, and the strategy, safety and split
+ * sections, which their own modules validate. The caller owns the result (siteconf_free). */
+#ifndef DERLOOP_SITECONF_H
+#define DERLOOP_SITECONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#define SITECONF_ID_MAX 64
+#define SITECONF_MAX_DEVICES 64
+
+enum dev_type { DEV_BATTERY, DEV_PV, DEV_METER, DEV_EVSE, DEV_BOILER };
+enum dev_role { ROLE_NONE, ROLE_GRID, ROLE_LOAD };
+
+const char *dev_type_name(enum dev_type t);
+
+struct device_cfg {
+    char asset_id[SITECONF_ID_MAX];
+    enum dev_type type;
+    enum dev_role role;         /* meters only */
+    char driver[32];            /* "sunspec", "derloop-evse", "derloop-boiler" */
+    char host[128];
+    int port;                   /* 1..65535 */
+    int unit_id;                /* 0..255 */
+    int64_t timeout_ms;         /* response (and connect) timeout, default 500 */
+    int invert_sign;            /* meters: the device reports the opposite sign (203 leaves it to
+                                   vendors) */
+    /* ratings (0 = unknown) */
+    double capacity_wh, max_charge_w, max_discharge_w; /* battery */
+    double peak_w;                                     /* pv */
+    double min_current_a, max_current_a;               /* evse */
+    int phases;                                        /* evse */
+    double rated_w;                                    /* boiler */
+};
+
+struct siteconf {
+    char path[512];
+    char site_id[SITECONF_ID_MAX];
+    char gateway_id[SITECONF_ID_MAX]; /* default "gw-<site_id>" */
+    int64_t poll_period_ms;           /* default 1000 */
+    int64_t stale_after_ms;           /* data older than this is stale; default 3 poll periods */
+    size_t n_devices;
+    struct device_cfg devices[SITECONF_MAX_DEVICES];
+    char strategy[32]; /* default "null" */
+    const cJSON *params, *safety, *split, *uplink; /* inside root; NULL when absent */
+    cJSON *root;                              /* owned */
+};
+
+/* Parses and validates a configuration. origin names it in messages (a file path).
+ * Errors: "ORIGIN: json.path: message, got VALUE". Returns 0 or -EINVAL/-ENOENT/-ENOMEM. */
+int siteconf_load_file(const char *path, struct siteconf **out, char *err, size_t errlen);
+int siteconf_parse(const char *text, const char *origin, struct siteconf **out, char *err,
+                   size_t errlen);
+void siteconf_free(struct siteconf *c);
+const struct device_cfg *siteconf_find(const struct siteconf *c, const char *asset_id);
+
+#endif
