@@ -71,4 +71,26 @@ double profile_clear_sky_w_m2(double latitude_deg, double longitude_deg, int64_t
 
 void profile_free(struct profile *p); /* frees the arrays, not p itself */
 
+/* Builders used by the scenario loader (it validates the JSON; these take plain values). */
+
+/* The two-state Markov cloud process of a clear_sky profile ("clouds" in the file). */
+struct cloud_params {
+    int64_t mean_clear_ms, mean_cloudy_ms; /* mean spell lengths (exponential), > 0 */
+    double cover_min, cover_max;           /* a cloudy spell's cover, uniform in [min, max] */
+};
+
+/* Fills p->clouds: spells drawn over [0, duration_ms) from `gen` (NULL = none) on the rng
+ * stream "profile/<p->name>/clouds" of `seed`, merged with `explicit_ev` (sorted and
+ * non-overlapping; they win where they overlap a drawn spell). Returns 0 or -ENOMEM. */
+int profile_set_clouds(struct profile *p, uint64_t seed, int64_t duration_ms,
+                       const struct cloud_params *gen, const struct cloud_event *explicit_ev,
+                       size_t n_explicit);
+
+/* Reads a CSV series into p (kind SERIES; p->start_unix_ms must be set: ISO instants in the
+ * time column are taken relative to it). Header row required; columns by name, NULL = the first
+ * (time) or second (value) column. Times: durations ("15m"), numbers (seconds) or ISO instants.
+ * Returns 0, -ENOENT (cannot open), -EINVAL or -ENOMEM; err gets "CSV:LINE: message". */
+int profile_read_csv(struct profile *p, const char *csv_path, const char *time_column,
+                     const char *value_column, char *err, size_t errlen);
+
 #endif
