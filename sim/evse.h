@@ -32,6 +32,7 @@ struct evse {
     double power_w;           /* delivered during the last step */
     double current_a;         /* per phase */
     int session;              /* index into the sessions profile, -1 = no car */
+    int next_session;         /* scan cursor: sessions before it have departed */
     double session_energy_wh; /* delivered in this session */
     double total_energy_wh;
     int sessions_done;        /* finished (departed), full or not */

@@ -29,6 +29,7 @@ struct pv {
     double power_w;     /* delivered during the last step */
     double energy_wh;
     double curtailed_wh;
+    int fault;          /* 0 = none; set by a fault event (power 0), cleared by pv_reset */
     struct response resp; /* its output is the limit in W */
 };
 
