@@ -9,7 +9,7 @@
 
 #include <cjson/cJSON.h>
 
-#define SITECONF_ID_MAX 64
+#define SITECONF_ID_MAX 48 /* as PROCIMG_ID_LEN: ids travel into the process image */
 #define SITECONF_MAX_DEVICES 64
 
 enum dev_type { DEV_BATTERY, DEV_PV, DEV_METER, DEV_EVSE, DEV_BOILER };
