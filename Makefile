@@ -59,7 +59,7 @@ SUNSPEC_JSON := $(sort $(wildcard gateway/sunspec/model_*.json))
 .PHONY: all deps test unit integration bench run install clean format lint FORCE
 .DEFAULT_GOAL := all
 
-all: $(BIN)/der-sim $(BENCH_BIN)
+all: $(BIN)/der-sim $(BIN)/der-gateway $(BENCH_BIN)
 
 # ---- dependencies ----------------------------------------------------------------------------
 deps:
@@ -116,6 +116,12 @@ $(BIN)/der-sim: $(OBJ)/sim/main.o $(LIB)/libsim.a $(LIB)/libgateway.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
+$(BIN)/der-gateway: $(OBJ)/gateway/main.o $(LIB)/libgateway.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+$(OBJ)/gateway/main.o: $(GEN)/version.h
+
 $(BIN)/%: $(OBJ)/tests/bench/%.o $(LIB)/libsim.a $(LIB)/libgateway.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
@@ -159,7 +165,7 @@ run: deps
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 0755 $(BIN)/der-sim $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $(BIN)/der-sim $(BIN)/der-gateway $(DESTDIR)$(PREFIX)/bin/
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
