@@ -1,0 +1,344 @@
+/* strategy: see strategy.h.
+ *
+ * Two things live here because they always go together: the parameter tables (a Redis-style
+ * config table: one row per setting, read by the validator, the --help printer and the docs
+ * generator, so the three cannot disagree) and the strategy registry with the object that
+ * pairs a strategy's ops with its validated configuration and its state. Adding a strategy is
+ * a new strat_*.c file and one line in `registry` below. */
+#include "gateway/strategy.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway/duration.h"
+
+/* ---- parameter tables ---------------------------------------------------------------------- */
+
+static void *member(void *cfg, const struct param_field *f)
+{
+    return (char *)cfg + f->offset;
+}
+
+static void set_value(void *cfg, const struct param_field *f, double v)
+{
+    switch (f->type) {
+    case PARAM_DOUBLE:
+        *(double *)member(cfg, f) = v;
+        break;
+    case PARAM_INT:
+        *(int *)member(cfg, f) = (int)v;
+        break;
+    case PARAM_BOOL:
+        *(int *)member(cfg, f) = v != 0;
+        break;
+    case PARAM_DURATION_MS:
+        *(int64_t *)member(cfg, f) = (int64_t)v;
+        break;
+    }
+}
+
+void param_defaults(const struct param_field *f, size_t n, void *cfg)
+{
+    for (size_t i = 0; i < n; i++)
+        set_value(cfg, &f[i], f[i].def);
+}
+
+static void fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || !errlen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* The JSON text of a value, for messages; "?" when it cannot be printed. */
+static void json_text(const cJSON *v, char *buf, size_t len)
+{
+    char *s = cJSON_PrintUnformatted(v);
+    snprintf(buf, len, "%s", s ? s : "?");
+    cJSON_free(s);
+}
+
+static const char *type_name(enum param_type t)
+{
+    switch (t) {
+    case PARAM_DOUBLE:
+        return "number";
+    case PARAM_INT:
+        return "integer";
+    case PARAM_BOOL:
+        return "boolean";
+    case PARAM_DURATION_MS:
+        return "duration";
+    }
+    return "?";
+}
+
+/* Formats a bound or a default as the user writes it. */
+static void value_text(const struct param_field *f, double v, char *buf, size_t len)
+{
+    char d[40];
+    switch (f->type) {
+    case PARAM_BOOL:
+        snprintf(buf, len, "%s", v != 0 ? "true" : "false");
+        break;
+    case PARAM_DURATION_MS:
+        snprintf(buf, len, "%s", duration_format((int64_t)v, d, sizeof d));
+        break;
+    default:
+        snprintf(buf, len, "%.10g", v);
+        break;
+    }
+}
+
+static int load_one(const struct param_field *f, const cJSON *v, const char *path, void *cfg,
+                    char *err, size_t errlen)
+{
+    char got[64];
+    json_text(v, got, sizeof got);
+    double x;
+    if (f->type == PARAM_BOOL) {
+        if (!cJSON_IsBool(v)) {
+            fail(err, errlen, "%s.%s: must be true or false, got %s", path, f->name, got);
+            return -EINVAL;
+        }
+        set_value(cfg, f, cJSON_IsTrue(v) ? 1 : 0);
+        return 0;
+    }
+    if (f->type == PARAM_DURATION_MS && cJSON_IsString(v)) {
+        int64_t ms;
+        if (duration_parse(v->valuestring, &ms) != 0) {
+            fail(err, errlen, "%s.%s: must be a duration such as \"15m\", got %s", path, f->name,
+                 got);
+            return -EINVAL;
+        }
+        x = (double)ms;
+    } else if (cJSON_IsNumber(v)) {
+        x = v->valuedouble;
+        if (!isfinite(x) ||
+            ((f->type == PARAM_INT || f->type == PARAM_DURATION_MS) && x != floor(x))) {
+            fail(err, errlen, "%s.%s: must be %s %s, got %s", path, f->name,
+                 f->type == PARAM_DOUBLE ? "a" : "an",
+                 f->type == PARAM_DOUBLE ? "finite number" : "integer", got);
+            return -EINVAL;
+        }
+    } else {
+        fail(err, errlen, "%s.%s: must be a %s, got %s", path, f->name, type_name(f->type), got);
+        return -EINVAL;
+    }
+    if (!(x >= f->min && x <= f->max)) {
+        char lo[40], hi[40], val[40];
+        value_text(f, f->min, lo, sizeof lo);
+        value_text(f, f->max, hi, sizeof hi);
+        value_text(f, x, val, sizeof val);
+        fail(err, errlen, "%s.%s: must be in [%s, %s], got %s", path, f->name, lo, hi, val);
+        return -EINVAL;
+    }
+    set_value(cfg, f, x);
+    return 0;
+}
+
+int param_load(const struct param_field *f, size_t n, const cJSON *obj, const char *path, void *cfg,
+               char *err, size_t errlen)
+{
+    if (!path)
+        path = "params";
+    param_defaults(f, n, cfg);
+    if (!obj || cJSON_IsNull(obj))
+        return 0;
+    if (!cJSON_IsObject(obj)) {
+        fail(err, errlen, "%s: must be an object", path);
+        return -EINVAL;
+    }
+    for (const cJSON *v = obj->child; v; v = v->next) {
+        for (const cJSON *u = obj->child; u != v; u = u->next)
+            if (strcmp(u->string, v->string) == 0) {
+                fail(err, errlen, "%s.%s: given twice", path, v->string);
+                return -EINVAL;
+            }
+        const struct param_field *hit = NULL;
+        for (size_t i = 0; i < n && !hit; i++)
+            if (strcmp(f[i].name, v->string) == 0)
+                hit = &f[i];
+        if (!hit) {
+            char known[256] = "";
+            size_t pos = 0;
+            for (size_t i = 0; i < n && pos < sizeof known; i++) {
+                int w = snprintf(known + pos, sizeof known - pos, "%s%s", i ? ", " : "", f[i].name);
+                pos += w > 0 ? (size_t)w : 0;
+            }
+            fail(err, errlen, "%s.%s: unknown parameter (known: %s)", path, v->string,
+                 n ? known : "none");
+            return -EINVAL;
+        }
+        int rc = load_one(hit, v, path, cfg, err, errlen);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int param_print_markdown(const struct param_field *f, size_t n, FILE *out)
+{
+    if (n == 0)
+        return fprintf(out, "No parameters.\n") < 0 ? -EIO : 0;
+    int bad = fprintf(out, "| name | type | default | range | unit | description |\n"
+                           "|---|---|---|---|---|---|\n") < 0;
+    for (size_t i = 0; i < n; i++) {
+        char def[40], lo[40], hi[40], range[90];
+        value_text(&f[i], f[i].def, def, sizeof def);
+        value_text(&f[i], f[i].min, lo, sizeof lo);
+        value_text(&f[i], f[i].max, hi, sizeof hi);
+        if (f[i].type == PARAM_BOOL)
+            snprintf(range, sizeof range, "-");
+        else
+            snprintf(range, sizeof range, "[%s, %s]", lo, hi);
+        bad |= fprintf(out, "| `%s` | %s | %s | %s | %s | %s |\n", f[i].name, type_name(f[i].type),
+                       def, range, f[i].unit, f[i].help) < 0;
+    }
+    return bad ? -EIO : 0;
+}
+
+int param_print_help(const struct param_field *f, size_t n, const char *prefix, FILE *out)
+{
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        char def[40], lo[40], hi[40];
+        value_text(&f[i], f[i].def, def, sizeof def);
+        value_text(&f[i], f[i].min, lo, sizeof lo);
+        value_text(&f[i], f[i].max, hi, sizeof hi);
+        if (f[i].type == PARAM_BOOL)
+            bad |= fprintf(out, "  %s%s=%s  (%s) %s\n", prefix ? prefix : "", f[i].name, def,
+                           type_name(f[i].type), f[i].help) < 0;
+        else
+            bad |= fprintf(out, "  %s%s=%s  (%s in [%s, %s]%s%s) %s\n", prefix ? prefix : "",
+                           f[i].name, def, type_name(f[i].type), lo, hi, *f[i].unit ? " " : "",
+                           f[i].unit, f[i].help) < 0;
+    }
+    return bad ? -EIO : 0;
+}
+
+/* ---- registry ------------------------------------------------------------------------------ */
+
+static const struct strategy_ops *const registry[] = {
+    &strategy_null_ops,     &strategy_charge_ops, &strategy_discharge_ops,
+    &strategy_net_zero_ops, &strategy_manual_ops,
+};
+
+size_t strategy_count(void)
+{
+    return sizeof registry / sizeof registry[0];
+}
+
+const struct strategy_ops *strategy_at(size_t i)
+{
+    return i < strategy_count() ? registry[i] : NULL;
+}
+
+const struct strategy_ops *strategy_find(const char *name)
+{
+    if (!name)
+        return NULL;
+    for (size_t i = 0; i < strategy_count(); i++)
+        if (strcmp(registry[i]->name, name) == 0)
+            return registry[i];
+    return NULL;
+}
+
+/* ---- strategy objects ---------------------------------------------------------------------- */
+
+struct strategy {
+    const struct strategy_ops *ops;
+    void *cfg;
+    void *state;
+};
+
+struct strategy *strategy_new(const char *name, const cJSON *params, const char *path, char *err,
+                              size_t errlen)
+{
+    const struct strategy_ops *ops = strategy_find(name);
+    if (!ops) {
+        char known[256] = "";
+        size_t pos = 0;
+        for (size_t i = 0; i < strategy_count() && pos < sizeof known; i++) {
+            int w =
+                snprintf(known + pos, sizeof known - pos, "%s%s", i ? ", " : "", registry[i]->name);
+            pos += w > 0 ? (size_t)w : 0;
+        }
+        fail(err, errlen, "unknown strategy \"%s\" (known: %s)", name ? name : "", known);
+        return NULL;
+    }
+    struct strategy *s = calloc(1, sizeof *s);
+    if (!s)
+        goto nomem;
+    s->ops = ops;
+    /* calloc(1, 0) may return NULL; one byte keeps "no configuration" distinct from failure */
+    s->cfg = calloc(1, ops->cfg_size ? ops->cfg_size : 1);
+    s->state = calloc(1, ops->state_size ? ops->state_size : 1);
+    if (!s->cfg || !s->state)
+        goto nomem;
+    if (param_load(ops->fields, ops->n_fields, params, path, s->cfg, err, errlen))
+        goto fail;
+    if (ops->check && ops->check(s->cfg, path ? path : "params", err, errlen))
+        goto fail;
+    if (ops->init) {
+        int rc = ops->init(s->state, s->cfg);
+        if (rc) {
+            fail(err, errlen, "%s: cannot start strategy %s (%s)", path ? path : "params",
+                 ops->name, strerror(-rc));
+            goto fail;
+        }
+    }
+    return s;
+nomem:
+    fail(err, errlen, "strategy %s: out of memory", name);
+fail:
+    if (s) {
+        free(s->state);
+        free(s->cfg);
+        free(s);
+    }
+    return NULL;
+}
+
+void strategy_free(struct strategy *s)
+{
+    if (!s)
+        return;
+    if (s->ops->fini)
+        s->ops->fini(s->state);
+    free(s->state);
+    free(s->cfg);
+    free(s);
+}
+
+const struct strategy_ops *strategy_ops_of(const struct strategy *s)
+{
+    return s->ops;
+}
+
+const void *strategy_cfg(const struct strategy *s)
+{
+    return s->cfg;
+}
+
+int strategy_decide(struct strategy *s, const struct procimg *img, int64_t now_ms,
+                    struct decision *dm)
+{
+    snprintf(dm->strategy, sizeof dm->strategy, "%s", s->ops->name);
+    return s->ops->decide(s->state, img, now_ms, dm);
+}
+
+int strategy_dispatch(struct strategy *s, int asset, double power_w, int64_t expires_ms)
+{
+    if (!s->ops->dispatch)
+        return -ENOTSUP;
+    return s->ops->dispatch(s->state, asset, power_w, expires_ms);
+}

@@ -1,0 +1,164 @@
+/* Unit tests for the arbiter (gateway/arbiter.c): priority classes, asset over site, last
+ * request wins within a class, the site split over unclaimed usable batteries, defaults. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <CUnit/CUnit.h>
+
+#include "gateway/arbiter.h"
+
+/* Batteries 0..2 (capacities 10, 10, 20 kWh, 5 kW each), pv 3. */
+static void site(struct procimg *img)
+{
+    memset(img, 0, sizeof *img);
+    img->n_devices = 4;
+    for (int i = 0; i < 4; i++) {
+        struct procimg_dev *d = &img->dev[i];
+        snprintf(d->asset_id, sizeof d->asset_id, "dev%d", i);
+        d->type = i < 3 ? PROCIMG_BATTERY : PROCIMG_PV;
+        d->online = 1;
+        d->soc = 0.5;
+        d->capacity_wh = i == 2 ? 20000 : 10000;
+        d->max_charge_w = d->max_discharge_w = 5000;
+        d->rated_w = 8000;
+    }
+    img->grid_ok = 1;
+}
+
+static const struct arbiter_cfg cfg = {.split_resolution_w = 1};
+
+static void test_priorities(void)
+{
+    struct procimg img;
+    struct decision dm;
+    site(&img);
+    decision_init(&dm, &img, "t");
+    decision_request(&dm, DSRC_OPTIMISATION, 0, 100);
+    decision_request(&dm, DSRC_MANUAL, 0, 200);
+    decision_request(&dm, DSRC_SCHEDULED, 0, 300);
+    decision_request(&dm, DSRC_SAFETY, 1, 0);
+    decision_request(&dm, DSRC_MANUAL, 1, 999);
+    decision_request(&dm, DSRC_SCHEDULED, 2, 400);
+    decision_request(&dm, DSRC_OPTIMISATION, 2, 500);
+    CU_ASSERT_EQUAL(arbiter_resolve(&cfg, &img, NULL, NULL, &dm), 0);
+    CU_ASSERT_EQUAL(dm.asset[0].requested_w, 200.0);
+    CU_ASSERT_EQUAL(dm.asset[0].source, DSRC_MANUAL);
+    CU_ASSERT_EQUAL(dm.asset[1].requested_w, 0.0);
+    CU_ASSERT_EQUAL(dm.asset[1].source, DSRC_SAFETY);
+    CU_ASSERT_EQUAL(dm.asset[2].requested_w, 400.0);
+    CU_ASSERT_EQUAL(dm.asset[2].source, DSRC_SCHEDULED);
+    /* nobody asked the pv: left alone */
+    CU_ASSERT(isnan(dm.asset[3].requested_w));
+    CU_ASSERT_EQUAL(dm.asset[3].source, DSRC_NONE);
+}
+
+static void test_last_wins_in_class(void)
+{
+    struct procimg img;
+    struct decision dm;
+    site(&img);
+    decision_init(&dm, &img, "t");
+    decision_request(&dm, DSRC_MANUAL, 0, 100);
+    decision_request(&dm, DSRC_MANUAL, 0, -700);
+    arbiter_resolve(&cfg, &img, NULL, NULL, &dm);
+    CU_ASSERT_EQUAL(dm.asset[0].requested_w, -700.0);
+}
+
+static void test_site_split(void)
+{
+    struct procimg img;
+    struct decision dm;
+    site(&img);
+    decision_init(&dm, &img, "t");
+    decision_request(&dm, DSRC_OPTIMISATION, DECISION_SITE, 4000);
+    arbiter_resolve(&cfg, &img, NULL, NULL, &dm);
+    /* proportional to capacity 1:1:2 */
+    CU_ASSERT_EQUAL(dm.asset[0].requested_w, 1000.0);
+    CU_ASSERT_EQUAL(dm.asset[1].requested_w, 1000.0);
+    CU_ASSERT_EQUAL(dm.asset[2].requested_w, 2000.0);
+    CU_ASSERT_EQUAL(dm.asset[2].source, DSRC_OPTIMISATION);
+
+    /* an operator takes battery 2 out of the pool; the others carry the site request */
+    decision_init(&dm, &img, "t");
+    decision_request(&dm, DSRC_OPTIMISATION, DECISION_SITE, 4000);
+    decision_request(&dm, DSRC_MANUAL, 2, -500);
+    arbiter_resolve(&cfg, &img, NULL, NULL, &dm);
+    CU_ASSERT_EQUAL(dm.asset[0].requested_w, 2000.0);
+    CU_ASSERT_EQUAL(dm.asset[1].requested_w, 2000.0);
+    CU_ASSERT_EQUAL(dm.asset[2].requested_w, -500.0);
+    CU_ASSERT_EQUAL(dm.asset[2].source, DSRC_MANUAL);
+
+    /* asset over site in the same class */
+    decision_init(&dm, &img, "t");
+    decision_request(&dm, DSRC_MANUAL, 0, 300);
+    decision_request(&dm, DSRC_MANUAL, DECISION_SITE, 3000);
+    arbiter_resolve(&cfg, &img, NULL, NULL, &dm);
+    CU_ASSERT_EQUAL(dm.asset[0].requested_w, 300.0);
+    CU_ASSERT_EQUAL(dm.asset[1].requested_w + dm.asset[2].requested_w, 3000.0);
+
+    /* a higher-class site request beats a lower-class asset request */
+    decision_init(&dm, &img, "t");
+    decision_request(&dm, DSRC_OPTIMISATION, 0, 300);
+    decision_request(&dm, DSRC_MANUAL, DECISION_SITE, 0);
+    arbiter_resolve(&cfg, &img, NULL, NULL, &dm);
+    CU_ASSERT_EQUAL(dm.asset[0].requested_w, 0.0);
+    CU_ASSERT_EQUAL(dm.asset[0].source, DSRC_MANUAL);
+}
+
+static void test_split_skips_unusable_and_respects_limits(void)
+{
+    struct procimg img;
+    struct decision dm;
+    site(&img);
+    img.dev[1].online = 0;
+    decision_init(&dm, &img, "t");
+    decision_request(&dm, DSRC_OPTIMISATION, DECISION_SITE, 9000);
+    /* battery 0 may only give 1000 W (e.g. near its SoC floor) */
+    double lo[4] = {-5000, -5000, -5000, 0}, hi[4] = {1000, 5000, 5000, 8000};
+    arbiter_resolve(&cfg, &img, lo, hi, &dm);
+    CU_ASSERT_EQUAL(dm.asset[0].requested_w, 1000.0);
+    CU_ASSERT_EQUAL(dm.asset[1].requested_w, 0.0); /* offline: default 0 */
+    CU_ASSERT_EQUAL(dm.asset[1].source, DSRC_NONE);
+    CU_ASSERT_EQUAL(dm.asset[2].requested_w, 5000.0);
+}
+
+static void test_nan_request_passes_through(void)
+{
+    struct procimg img;
+    struct decision dm;
+    site(&img);
+    decision_init(&dm, &img, "t");
+    decision_request(&dm, DSRC_OPTIMISATION, DECISION_SITE, NAN);
+    arbiter_resolve(&cfg, &img, NULL, NULL, &dm);
+    for (int i = 0; i < 3; i++)
+        CU_ASSERT(isnan(dm.asset[i].requested_w));
+}
+
+static void test_request_errors(void)
+{
+    struct procimg img;
+    struct decision dm;
+    site(&img);
+    decision_init(&dm, &img, "t");
+    CU_ASSERT_EQUAL(decision_request(&dm, DSRC_NONE, 0, 1), -EINVAL);
+    CU_ASSERT_EQUAL(decision_request(&dm, DSRC_MANUAL, 4, 1), -EINVAL);
+    CU_ASSERT_EQUAL(decision_request(&dm, DSRC_MANUAL, -2, 1), -EINVAL);
+    for (int k = 0; k < DECISION_MAX_REQUESTS; k++)
+        CU_ASSERT_EQUAL(decision_request(&dm, DSRC_MANUAL, 0, k), 0);
+    CU_ASSERT_EQUAL(decision_request(&dm, DSRC_MANUAL, 0, 1), -ENOSPC);
+    CU_ASSERT_EQUAL(dm.requests_dropped, 1);
+}
+
+void test_register_arbiter(void)
+{
+    CU_pSuite s = CU_add_suite("arbiter", NULL, NULL);
+    CU_add_test(s, "priorities", test_priorities);
+    CU_add_test(s, "last request wins in a class", test_last_wins_in_class);
+    CU_add_test(s, "site split", test_site_split);
+    CU_add_test(s, "split skips unusable, respects limits",
+                test_split_skips_unusable_and_respects_limits);
+    CU_add_test(s, "NaN request passes through", test_nan_request_passes_through);
+    CU_add_test(s, "request errors", test_request_errors);
+}
