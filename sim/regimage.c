@@ -10,7 +10,7 @@
 
 /* Modbus application protocol v1.1b3, 6.3 and 6.12: at most 125 registers per read, 123 per
  * write (what fits in a 253-byte PDU). */
-#define REGIMAGE_MAX_READ 125
+#define REGIMAGE_MAX_READ  125
 #define REGIMAGE_MAX_WRITE 123
 
 struct regimage *regimage_new(uint16_t start, uint16_t count)
