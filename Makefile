@@ -159,9 +159,7 @@ bench: deps
 
 run: deps
 	@$(MAKE) --no-print-directory all
-	$(BIN)/der-sim check scenarios/reference-site.json
-	$(BIN)/der-sim serve scenarios/reference-site.json --speed 120 --set duration=10m --config-dir $(BUILD)/sites
-	@echo "run: gateway site configurations in $(BUILD)/sites/"
+	$(BIN)/der-sim run scenarios/reference-site.json
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin

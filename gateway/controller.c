@@ -87,6 +87,8 @@ static struct bus *tcp_bus(struct controller *c, const struct device_cfg *d, cha
     bc.name = c->cfg->site_id;
     bc.log = bus_log;
     bc.log_ctx = c;
+    if (c->opts.clock.now_ms)
+        bc.clock = c->opts.clock;
     int rc = bus_tcp_new(&bc, &e->bus);
     if (rc) {
         snprintf(err, errlen, "%s: cannot create a Modbus TCP bus to %s:%d: %s", d->asset_id,
@@ -185,8 +187,8 @@ static void read_devices(struct controller *c, int64_t now_ms, int *errors)
         if (rc) {
             (*errors)++;
             if (c->was_online[i] || rc != c->last_rc[i])
-                logf_(c, "site=%s asset=%s event=offline reason=\"%s\"", site, o->asset_id,
-                      bus_strerror(rc));
+                logf_(c, "site=%s asset=%s event=offline rc=%d reason=\"%s\"", site,
+                      o->asset_id, rc, bus_strerror(rc));
             c->was_online[i] = 0;
         } else if (!c->was_online[i]) {
             logf_(c, "site=%s asset=%s event=online", site, o->asset_id);

@@ -23,6 +23,9 @@ struct controller_opts {
      * controller. A custom factory keeps ownership of what it returns. */
     struct bus *(*open_bus)(void *ctx, const struct device_cfg *dev, char *err, size_t errlen);
     void *bus_ctx;
+    /* The clock of the default TCP buses' breakers and backoff; now_ms NULL = the monotonic
+     * clock. The lockstep runner gives simulated time (and no sleeping) so runs replay. */
+    struct bus_clock clock;
     /* One log line per event (no newline), key=value with the site and asset. NULL = stderr. */
     void (*log)(void *ctx, const char *line);
     void *log_ctx;

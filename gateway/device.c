@@ -149,10 +149,16 @@ static int sunspec_discover(struct device *d)
     size_t n_found = 0;
     uint16_t base = 0;
     memset(d->valid, 0, sizeof d->valid);
+    /* A device that does not answer at all is not probed at the two other base addresses:
+     * report why at once (timeout, connection, open breaker) instead of "no marker". */
+    uint16_t probe[2];
+    int probe_rc = bus_read_counted(d, SUNSPEC_BASE_ADDR, 2, probe);
+    if (probe_rc && (bus_rc_retryable(probe_rc) || probe_rc == BUS_EOPEN))
+        return probe_rc;
     int rc = sunspec_walk(walk_read, d, d->models, MAX_MODELS, &n_found, &base, d->mirror,
                           MIRROR_MAX);
     if (rc)
-        return rc;
+        return rc == -ENOENT && probe_rc ? probe_rc : rc; /* the device's own answer */
     d->n_models = n_found;
     d->base = base;
     d->mirror_start = base;

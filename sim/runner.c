@@ -1,0 +1,471 @@
+/* runner: see runner.h.
+ *
+ * Determinism: everything written to the three digested files is a function of the scenario,
+ * its seed and the build. Transport-level log lines (TCP connects, peer ports) go to a
+ * separate, undigested log. The TCP transport's server thread only touches a register image
+ * while it answers a request, and requests happen only inside a gateway cycle, which is
+ * synchronous: physics never steps while a request is in flight. The gateway's breakers and
+ * backoff run on simulated time (and never sleep), so TCP and in-process runs make the same
+ * decisions. */
+#define _GNU_SOURCE /* sched_getcpu, sched_setaffinity */
+#include "sim/runner.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "gateway/controller.h"
+#include "gateway/sha256.h"
+#include "gateway/siteconf.h"
+#include "sim/bus_inproc.h"
+#include "sim/mbserver.h"
+#include "sim/rtclock.h"
+#include "sim/site.h"
+#include "sim/sitecfg.h"
+
+#define MAX_REPORTED 20 /* check failures described one by one in events.log */
+
+struct rsite {
+    struct site *site;
+    struct siteconf *conf;
+    struct controller *ctl;
+    struct bus *inproc; /* owned; RUNNER_INPROC only */
+    int port;
+    size_t n_dev;
+    struct sim_asset *asset_of[SITECONF_MAX_DEVICES]; /* the simulated twin of device i */
+};
+
+struct runner {
+    const struct scenario *sc;
+    const struct runner_opts *o;
+    struct rsite *s;
+    size_t n;
+    int64_t now_ms; /* simulated: the gateways' clock */
+    struct mbserver *srv;
+    pthread_t thread;
+    int thread_started;
+    atomic_int stop;
+    FILE *ts, *dec, *ev;
+    size_t cur_site; /* for log lines */
+    struct runner_result *res;
+    int8_t *ev_state; /* per (event, site): 0 pending, 1 active, 2 ended */
+};
+
+static int64_t sim_now(void *ctx)
+{
+    return ((struct runner *)ctx)->now_ms;
+}
+
+static void on_log(void *ctx, const char *line)
+{
+    struct runner *r = ctx;
+    if (strstr(line, " bus=tcp ")) { /* transport detail: ports differ run to run */
+        if (r->o->log)
+            fprintf(r->o->log, "t=%.3f %s\n", r->now_ms / 1000.0, line);
+        return;
+    }
+    fprintf(r->ev, "t=%.3f %s\n", r->now_ms / 1000.0, line);
+}
+
+static struct bus *open_inproc(void *ctx, const struct device_cfg *d, char *err, size_t errlen)
+{
+    struct rsite *rs = ctx;
+    (void)d;
+    if (!rs->inproc)
+        snprintf(err, errlen, "no in-process bus");
+    return rs->inproc;
+}
+
+static void *server_main(void *arg)
+{
+    struct runner *r = arg;
+    while (!atomic_load(&r->stop))
+        mbserver_poll(r->srv, 20);
+    return NULL;
+}
+
+static int mkdir_p(const char *path)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+static int open_site(struct runner *r, size_t i, char *err, size_t errlen)
+{
+    struct rsite *rs = &r->s[i];
+    rs->site = site_new(r->sc, i, err, errlen);
+    if (!rs->site)
+        return -EINVAL;
+    if (r->o->transport == RUNNER_TCP) {
+        int ep = mbserver_listen(r->srv, "127.0.0.1", 0, &rs->port);
+        if (ep < 0) {
+            snprintf(err, errlen, "site %s: cannot listen on 127.0.0.1: %s",
+                     site_cfg(rs->site)->id, strerror(-ep));
+            return ep;
+        }
+        mbserver_set_endpoint_name(r->srv, ep, site_cfg(rs->site)->id);
+        for (size_t k = 0; k < site_n_assets(rs->site); k++) {
+            struct sim_asset *a = site_asset(rs->site, k);
+            if (a->img)
+                mbserver_add_unit(r->srv, ep, a->cfg->unit_id, a->img, &a->wire);
+        }
+    } else {
+        struct bus_inproc_config bc;
+        bus_inproc_config_default(&bc);
+        bc.clock.now_ms = sim_now;
+        bc.clock.ctx = r;
+        int rc = bus_inproc_new(&bc, &rs->inproc);
+        if (rc) {
+            snprintf(err, errlen, "in-process bus: %s", strerror(-rc));
+            return rc;
+        }
+        for (size_t k = 0; k < site_n_assets(rs->site); k++) {
+            struct sim_asset *a = site_asset(rs->site, k);
+            if (a->img)
+                bus_inproc_add_unit(rs->inproc, a->cfg->unit_id, a->img, &a->wire);
+        }
+    }
+    /* the same configuration a real deployment would get from `der-sim serve` */
+    cJSON *json = sitecfg_json(r->sc, rs->site, "127.0.0.1", rs->port > 0 ? rs->port : 1,
+                               "der-sim run");
+    char *text = json ? cJSON_PrintUnformatted(json) : NULL;
+    cJSON_Delete(json);
+    if (!text)
+        return -ENOMEM;
+    char origin[600], sub[800];
+    snprintf(origin, sizeof origin, "%s: gateway (site %s)", r->sc->path,
+             site_cfg(rs->site)->id);
+    int rc = siteconf_parse(text, origin, &rs->conf, err, errlen);
+    free(text);
+    if (rc)
+        return rc;
+    struct controller_opts co = {.log = on_log, .log_ctx = r};
+    co.clock.now_ms = sim_now;
+    co.clock.ctx = r;
+    if (r->o->transport == RUNNER_INPROC) {
+        co.open_bus = open_inproc;
+        co.bus_ctx = rs;
+    }
+    rs->ctl = controller_new(rs->conf, &co, sub, sizeof sub);
+    if (!rs->ctl) {
+        snprintf(err, errlen, "%s", sub);
+        return -EINVAL;
+    }
+    rs->n_dev = controller_n_devices(rs->ctl);
+    for (size_t d = 0; d < rs->n_dev; d++)
+        rs->asset_of[d] =
+            site_find_asset(rs->site, device_cfg(controller_device(rs->ctl, d))->asset_id);
+    return 0;
+}
+
+static void close_all(struct runner *r)
+{
+    if (r->thread_started) {
+        atomic_store(&r->stop, 1);
+        pthread_join(r->thread, NULL);
+    }
+    for (size_t i = 0; r->s && i < r->n; i++) {
+        controller_free(r->s[i].ctl);
+        siteconf_free(r->s[i].conf);
+        bus_close(r->s[i].inproc);
+    }
+    mbserver_free(r->srv);
+    for (size_t i = 0; r->s && i < r->n; i++)
+        site_free(r->s[i].site);
+    free(r->s);
+    free(r->ev_state);
+}
+
+/* Scenario events as they begin and end, with the same rule as site_step: at the first tick
+ * whose start is at or after the event's time. */
+static void log_events(struct runner *r, int64_t t)
+{
+    const struct scenario *sc = r->sc;
+    for (size_t e = 0; e < sc->n_events; e++) {
+        const struct event *ev = &sc->events[e];
+        for (size_t i = 0; i < r->n; i++) {
+            int8_t *st = &r->ev_state[e * r->n + i];
+            if (strcmp(site_cfg(r->s[i].site)->base_id, ev->site_id))
+                continue;
+            if (*st == 0 && t >= ev->at_ms) {
+                *st = 1;
+                fprintf(r->ev, "t=%.3f site=%s asset=%s event=fault_begin fault=%s\n", t / 1000.0,
+                        site_cfg(r->s[i].site)->id, ev->asset_id, fault_kind_name(ev->fault));
+            }
+            if (*st == 1 && ev->duration_ms > 0 && t >= ev->at_ms + ev->duration_ms) {
+                *st = 2;
+                fprintf(r->ev, "t=%.3f site=%s asset=%s event=fault_end fault=%s\n", t / 1000.0,
+                        site_cfg(r->s[i].site)->id, ev->asset_id, fault_kind_name(ev->fault));
+            }
+        }
+    }
+}
+
+static void write_timeseries(struct runner *r, struct rsite *rs, int64_t t)
+{
+    struct site_balance b = site_balance(rs->site);
+    double soc_e = 0, cap = 0, bat_set = 0, bat_temp = NAN, pv_lim = NAN, ev_a = NAN,
+           bo_t = NAN;
+    char ev_state = '-';
+    const char *bo_state = "-";
+    for (size_t k = 0; k < site_n_assets(rs->site); k++) {
+        const struct sim_asset *a = site_asset(rs->site, k);
+        switch (a->type) {
+        case ASSET_BATTERY:
+            soc_e += a->m.battery.energy_wh;
+            cap += a->m.battery.p.capacity_wh;
+            bat_set += a->m.battery.setpoint_w;
+            if (isnan(bat_temp) || a->m.battery.temp_c > bat_temp)
+                bat_temp = a->m.battery.temp_c;
+            break;
+        case ASSET_PV:
+            if (isnan(pv_lim))
+                pv_lim = a->m.pv.limit_pct;
+            break;
+        case ASSET_EVSE:
+            if (ev_state == '-') {
+                ev_state = a->m.evse.state;
+                ev_a = a->m.evse.current_a;
+            }
+            break;
+        case ASSET_BOILER:
+            if (isnan(bo_t)) {
+                bo_t = a->m.boiler.temp_c;
+                bo_state = boiler_state_name(a->m.boiler.state);
+            }
+            break;
+        default:
+            break;
+        }
+    }
+    fprintf(r->ts,
+            "%.3f,%s,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.6f,%.3f,%.3f,%.3f,%c,%.3f,%s,%.3f\n",
+            t / 1000.0, site_cfg(rs->site)->id, b.grid_w, b.load_w, b.pv_w, b.battery_w,
+            b.evse_w, b.boiler_w, cap > 0 ? soc_e / cap : NAN, bat_set, bat_temp, pv_lim,
+            ev_state, ev_a, bo_state, bo_t);
+}
+
+/* The gateway's view of every register it polls must equal the simulator's image right after
+ * a cycle (nothing moves in between). */
+static void check_view(struct runner *r, struct rsite *rs, int64_t t)
+{
+    const struct procimg *img = controller_image(rs->ctl);
+    for (size_t d = 0; d < rs->n_dev; d++) {
+        const struct sim_asset *a = rs->asset_of[d];
+        if (!a || !a->img || !img->dev[d].online || img->dev[d].last_ok_ms != t)
+            continue;
+        uint16_t start;
+        size_t count;
+        const uint8_t *valid;
+        const uint16_t *m = device_mirror(controller_device(rs->ctl, d), &start, &count, &valid);
+        if (!m)
+            continue;
+        const uint16_t *sim = a->img->map->tab_registers;
+        for (size_t j = 0; j < count; j++) {
+            if (!valid[j])
+                continue;
+            long idx = (long)start + (long)j - a->img->start;
+            if (idx < 0 || idx >= a->img->count || sim[idx] == m[j])
+                continue;
+            if (r->res->view_mismatches++ < MAX_REPORTED)
+                fprintf(r->ev,
+                        "t=%.3f site=%s asset=%s event=check_failed check=register_view "
+                        "addr=%ld gateway=%u simulator=%u\n",
+                        t / 1000.0, site_cfg(rs->site)->id, a->cfg->id, (long)start + (long)j,
+                        m[j], sim[idx]);
+        }
+    }
+}
+
+static int hash_file(struct sha256 *h, const char *dir, const char *name)
+{
+    char path[1200], buf[65536];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -errno;
+    sha256_update(h, name, strlen(name) + 1);
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        sha256_update(h, buf, n);
+    fclose(f);
+    return 0;
+}
+
+static FILE *open_out(const char *dir, const char *name, char *err, size_t errlen)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
+    return f;
+}
+
+static void progress(struct runner *r, int64_t tick, int64_t ticks, int64_t t0_us, int done)
+{
+    double el = (rtclock_monotonic_us() - t0_us) / 1e6;
+    fprintf(stderr, "\r%s [%3d%%] t=%.0fs ticks=%lld %.0f ticks/s%s", r->sc->name,
+            (int)(100 * tick / (ticks ? ticks : 1)), (double)tick * r->sc->step_ms / 1000.0,
+            (long long)tick, el > 0 ? tick / el : 0.0, done ? "\n" : "");
+    fflush(stderr);
+}
+
+int runner_run(const struct scenario *sc, const struct runner_opts *o, struct runner_result *res,
+               char *err, size_t errlen)
+{
+    struct runner r = {.sc = sc, .o = o, .res = res, .n = sc->n_sites};
+    memset(res, 0, sizeof *res);
+    int rc = mkdir_p(o->out_dir);
+    if (rc) {
+        snprintf(err, errlen, "%s: cannot create: %s", o->out_dir, strerror(-rc));
+        return rc;
+    }
+    r.s = calloc(r.n, sizeof *r.s);
+    r.ev_state = calloc(sc->n_events * r.n + 1, 1);
+    if (!r.s || !r.ev_state) {
+        rc = -ENOMEM;
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    if (!(r.ts = open_out(o->out_dir, "timeseries.csv", err, errlen)) ||
+        !(r.dec = open_out(o->out_dir, "decisions.csv", err, errlen)) ||
+        !(r.ev = open_out(o->out_dir, "events.log", err, errlen))) {
+        rc = -EIO;
+        goto out;
+    }
+    if (o->transport == RUNNER_TCP) {
+        r.srv = mbserver_new(NULL);
+        if (!r.srv) {
+            rc = -ENOMEM;
+            snprintf(err, errlen, "cannot create the Modbus server");
+            goto out;
+        }
+        mbserver_set_log(r.srv, o->log, o->log ? MBSERVER_LOG_CONN : MBSERVER_LOG_QUIET);
+    }
+    for (size_t i = 0; i < r.n; i++) {
+        r.cur_site = i;
+        if ((rc = open_site(&r, i, err, errlen)) != 0)
+            goto out;
+    }
+    if (o->transport == RUNNER_TCP) {
+        /* Every request wakes the server thread and every reply the gateway: on two cores
+         * that is a cross-core wake-up each way, about three times the cost of the same
+         * exchange on one core (notes/modbus.md: 85-100 us against 28 us per transaction).
+         * Lockstep I/O is strictly alternating, so one core loses nothing. */
+        int cpu = sched_getcpu();
+        if (!o->no_pin && cpu >= 0) {
+            cpu_set_t set;
+            CPU_ZERO(&set);
+            CPU_SET(cpu, &set);
+            sched_setaffinity(0, sizeof set, &set);
+        }
+        if (pthread_create(&r.thread, NULL, server_main, &r) != 0) {
+            rc = -EAGAIN;
+            snprintf(err, errlen, "cannot start the server thread");
+            goto out;
+        }
+        r.thread_started = 1;
+    }
+
+    fprintf(r.ts, "time_s,site,grid_w,load_w,pv_w,battery_w,evse_w,boiler_w,soc,"
+                  "battery_setpoint_w,battery_temp_c,pv_limit_pct,evse_state,evse_current_a,"
+                  "boiler_state,boiler_temp_c\n");
+    char row[8192];
+    decision_csv_header(row, sizeof row);
+    fprintf(r.dec, "site,%s", row);
+    fprintf(r.ev, "t=0.000 event=run_start scenario=%s seed=%llu sha256=%s sites=%zu\n", sc->name,
+            (unsigned long long)sc->seed, sc->sha256, sc->n_sites);
+
+    static struct decision dm;
+    const int64_t step = sc->step_ms, ticks = sc->duration_ms / sc->step_ms;
+    int64_t t0_us = rtclock_monotonic_us(), last_us = t0_us;
+    char msg[512];
+    for (int64_t k = 0; k < ticks; k++) {
+        int64_t t = k * step, t1 = t + step;
+        log_events(&r, t);
+        r.now_ms = t;
+        for (size_t i = 0; i < r.n; i++) {
+            site_step(r.s[i].site, t, step);
+            if (site_check(r.s[i].site, msg, sizeof msg) != 0 &&
+                res->check_failures++ < MAX_REPORTED)
+                fprintf(r.ev, "t=%.3f event=check_failed check=site %s\n", t1 / 1000.0, msg);
+        }
+        r.now_ms = t1;
+        for (size_t i = 0; i < r.n; i++) {
+            struct rsite *rs = &r.s[i];
+            r.cur_site = i;
+            if (t1 % rs->conf->poll_period_ms == 0 || k == 0) {
+                controller_cycle(rs->ctl, t1, &dm);
+                res->cycles++;
+                if (decision_csv_row(&dm, row, sizeof row) > 0)
+                    fprintf(r.dec, "%s,%s", site_cfg(rs->site)->id, row);
+                check_view(&r, rs, t1);
+            }
+            write_timeseries(&r, rs, t1);
+        }
+        if (o->progress && (k & 255) == 0) {
+            int64_t now_us = rtclock_monotonic_us();
+            if (now_us - last_us > 500000) {
+                progress(&r, k, ticks, t0_us, 0);
+                last_us = now_us;
+            }
+        }
+    }
+    res->ticks = ticks;
+    for (size_t i = 0; i < r.n; i++) {
+        res->transactions += controller_transactions(r.s[i].ctl);
+        res->setpoint_writes += controller_writes(r.s[i].ctl);
+    }
+    fprintf(r.ev, "t=%.3f event=run_end ticks=%lld cycles=%llu writes=%llu check_failures=%u "
+                  "view_mismatches=%u\n",
+            r.now_ms / 1000.0, (long long)ticks, (unsigned long long)res->cycles,
+            (unsigned long long)res->setpoint_writes, res->check_failures, res->view_mismatches);
+    res->wall_s = (rtclock_monotonic_us() - t0_us) / 1e6;
+    if (o->progress)
+        progress(&r, ticks, ticks, t0_us, 1);
+    rc = 0;
+out:
+    close_all(&r);
+    int io = 0;
+    if (r.ts)
+        io |= fclose(r.ts);
+    if (r.dec)
+        io |= fclose(r.dec);
+    if (r.ev)
+        io |= fclose(r.ev);
+    if (rc == 0 && io) {
+        snprintf(err, errlen, "%s: write error", o->out_dir);
+        rc = -EIO;
+    }
+    if (rc == 0) {
+        struct sha256 h;
+        uint8_t d[32];
+        sha256_init(&h);
+        if (hash_file(&h, o->out_dir, "timeseries.csv") ||
+            hash_file(&h, o->out_dir, "decisions.csv") || hash_file(&h, o->out_dir, "events.log")) {
+            snprintf(err, errlen, "%s: cannot read the outputs back", o->out_dir);
+            return -EIO;
+        }
+        sha256_final(&h, d);
+        sha256_to_hex(d, res->digest);
+    }
+    return rc;
+}
