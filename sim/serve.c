@@ -26,6 +26,7 @@
 #include "sim/mbserver.h"
 #include "sim/rtclock.h"
 #include "sim/site.h"
+#include "sim/sitecfg.h"
 
 #define POLL_CAP_MS 50
 /* Late steps are caught up in slices of at most this much wall time, with requests served
@@ -49,18 +50,6 @@ struct serve {
     size_t n_sites;
 };
 
-static const char *driver_for(enum asset_type t)
-{
-    switch (t) {
-    case ASSET_EVSE:
-        return "derloop-evse";
-    case ASSET_BOILER:
-        return "derloop-boiler";
-    default:
-        return "sunspec";
-    }
-}
-
 /* The address a gateway should dial: the bind address, unless that is a wildcard. */
 static const char *dial_host(const char *bind)
 {
@@ -71,90 +60,11 @@ static const char *dial_host(const char *bind)
     return bind;
 }
 
-static cJSON *device_json(const struct sim_asset *a, const char *host, int port)
-{
-    const struct asset_cfg *c = a->cfg;
-    cJSON *d = cJSON_CreateObject();
-    if (!d)
-        return NULL;
-    cJSON_AddStringToObject(d, "asset_id", c->id);
-    cJSON_AddStringToObject(d, "type", asset_type_name(c->type));
-    if (c->type == ASSET_METER)
-        cJSON_AddStringToObject(d, "role", c->u.meter.role == METER_LOAD ? "load" : "grid");
-    cJSON_AddStringToObject(d, "driver", driver_for(c->type));
-    cJSON_AddStringToObject(d, "host", host);
-    cJSON_AddNumberToObject(d, "port", port);
-    cJSON_AddNumberToObject(d, "unit_id", c->unit_id);
-    switch (c->type) {
-    case ASSET_BATTERY:
-        cJSON_AddNumberToObject(d, "capacity_wh", c->u.battery.capacity_wh);
-        cJSON_AddNumberToObject(d, "max_charge_w", c->u.battery.max_charge_w);
-        cJSON_AddNumberToObject(d, "max_discharge_w", c->u.battery.max_discharge_w);
-        break;
-    case ASSET_PV:
-        cJSON_AddNumberToObject(d, "peak_w", c->u.pv.peak_w);
-        break;
-    case ASSET_EVSE:
-        cJSON_AddNumberToObject(d, "min_current_a", c->u.evse.min_current_a);
-        cJSON_AddNumberToObject(d, "max_current_a", c->u.evse.max_current_a);
-        cJSON_AddNumberToObject(d, "phases", c->u.evse.phases);
-        break;
-    case ASSET_BOILER:
-        cJSON_AddNumberToObject(d, "rated_w", c->u.boiler.rated_w);
-        break;
-    default:
-        break;
-    }
-    return d;
-}
-
-/* The gateway's site configuration (docs/gateway-config.md): what der-sim knows (site,
- * devices, endpoints, ratings, the step as poll period), then the scenario's "gateway" object
- * key by key, which wins on a clash. */
+/* The gateway's site configuration (docs/gateway-config.md), built by sitecfg.c. */
 static cJSON *site_config_json(struct serve *sv, size_t i)
 {
-    struct site *site = sv->sites[i];
-    const struct site_cfg *cfg = site_cfg(site);
-    char period[32];
-    cJSON *root = cJSON_CreateObject();
-    cJSON *devs = cJSON_CreateArray();
-    if (!root || !devs) {
-        cJSON_Delete(root);
-        cJSON_Delete(devs);
-        return NULL;
-    }
-    char desc[256];
-    snprintf(desc, sizeof(desc), "written by der-sim serve for scenario %s", sv->sc->name);
-    cJSON_AddStringToObject(root, "site_id", cfg->id);
-    cJSON_AddStringToObject(root, "description", desc);
-    cJSON_AddStringToObject(root, "poll_period",
-                            duration_format(sv->sc->step_ms, period, sizeof(period)));
-    cJSON_AddItemToObject(root, "devices", devs);
-    for (size_t k = 0; k < site_n_assets(site); k++) {
-        const struct sim_asset *a = site_asset(site, k);
-        if (!a->img)
-            continue;
-        cJSON *d = device_json(a, dial_host(sv->bind), sv->ports[i]);
-        if (!d) {
-            cJSON_Delete(root);
-            return NULL;
-        }
-        cJSON_AddItemToArray(devs, d);
-    }
-    if (cJSON_IsObject(sv->sc->gateway)) {
-        for (const cJSON *it = sv->sc->gateway->child; it; it = it->next) {
-            cJSON *copy = cJSON_Duplicate(it, 1);
-            if (!copy) {
-                cJSON_Delete(root);
-                return NULL;
-            }
-            if (cJSON_GetObjectItemCaseSensitive(root, it->string))
-                cJSON_ReplaceItemInObjectCaseSensitive(root, it->string, copy);
-            else
-                cJSON_AddItemToObject(root, it->string, copy);
-        }
-    }
-    return root;
+    return sitecfg_json(sv->sc, sv->sites[i], dial_host(sv->bind), sv->ports[i],
+                        "der-sim serve");
 }
 
 /* Writes <dir>/<site_id>.json through a temporary file and a rename, so a reader never sees
