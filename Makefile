@@ -30,23 +30,36 @@ LIB := $(BUILD)/lib
 
 # Debian packages the project needs to build and test. `make deps` installs the missing ones.
 DEB_PKGS := gcc make pkg-config libmodbus-dev libcjson-dev libcunit1-dev \
-            mbpoll python3 python3-pymodbus
+            mbpoll python3 python3-pymodbus \
+            libgrpc-dev libprotobuf-c-dev protobuf-c-compiler \
+            libmicrohttpd-dev libsqlite3-dev libpq-dev \
+            python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc \
+            gnuplot-nox chromium chromium-driver libglpk-dev
 
-PKGS    := libmodbus libcjson
+PKGS    := libmodbus libcjson libprotobuf-c grpc
+HE_PKGS := libmicrohttpd sqlite3 libpq
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+HE_CFLAGS  = $(shell pkg-config --cflags $(HE_PKGS) 2>/dev/null)
+HE_LIBS    = $(shell pkg-config --libs $(HE_PKGS) 2>/dev/null)
 
 # -ffp-contract=off and no -ffast-math: the determinism contract (docs/determinism.md).
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Werror=implicit-function-declaration \
            -Wshadow -Wno-unused-parameter -ffp-contract=off -fno-fast-math -MMD -MP \
-           $(SANFLAGS) $(PKG_CFLAGS) -I. -I$(GEN)
+           $(SANFLAGS) $(PKG_CFLAGS) $(HE_CFLAGS) -I. -I$(GEN)
 LDFLAGS += $(SANFLAGS)
 LDLIBS  += $(PKG_LIBS) -lm -lpthread
 
 # ---- sources ---------------------------------------------------------------------------------
 GW_SRC   := $(filter-out gateway/main.c gateway/sunspec_gen.c,$(wildcard gateway/*.c))
 SIM_SRC  := $(filter-out sim/main.c,$(wildcard sim/*.c))
+HE_SRC   := $(filter-out headend/main.c,$(wildcard headend/*.c))
+HE_OBJ   := $(HE_SRC:%.c=$(OBJ)/%.o)
+PROTO    := proto/der/v1/agent.proto
+PROTO_C  := $(GEN)/proto/der/v1/agent.pb-c.c
+PROTO_H  := $(GEN)/proto/der/v1/agent.pb-c.h
+PROTO_OBJ := $(OBJ)/gen/proto/der/v1/agent.pb-c.o
 GW_OBJ   := $(GW_SRC:%.c=$(OBJ)/%.o) $(OBJ)/gen/sunspec_models.o
 SIM_OBJ  := $(SIM_SRC:%.c=$(OBJ)/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -59,7 +72,7 @@ SUNSPEC_JSON := $(sort $(wildcard gateway/sunspec/model_*.json))
 .PHONY: all deps test unit integration bench run install clean format lint FORCE
 .DEFAULT_GOAL := all
 
-all: $(BIN)/der-sim $(BIN)/der-gateway $(BENCH_BIN)
+all: $(BIN)/der-sim $(BIN)/der-gateway $(BIN)/der-headend $(BENCH_BIN) $(GEN)/py/.stamp
 
 # ---- dependencies ----------------------------------------------------------------------------
 deps:
@@ -75,7 +88,7 @@ deps:
 	fi
 
 # ---- build rules -----------------------------------------------------------------------------
-$(OBJ)/%.o: %.c | $(GEN)/sunspec_models.h
+$(OBJ)/%.o: %.c | $(GEN)/sunspec_models.h $(PROTO_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -89,7 +102,7 @@ $(BUILD)/host/sunspec-gen: gateway/sunspec_gen.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -O1 -g -Wall -Wextra -Werror $(PKG_CFLAGS) $< -o $@ $(PKG_LIBS)
 
-$(GEN)/sunspec_models.c $(GEN)/sunspec_models.h: $(BUILD)/host/sunspec-gen $(SUNSPEC_JSON)
+$(GEN)/sunspec_models.c $(GEN)/sunspec_models.h &: $(BUILD)/host/sunspec-gen $(SUNSPEC_JSON)
 	@mkdir -p $(GEN)
 	$(BUILD)/host/sunspec-gen $(GEN)/sunspec_models.c $(GEN)/sunspec_models.h $(SUNSPEC_JSON)
 
@@ -104,6 +117,32 @@ $(GEN)/version.h: FORCE
 FORCE:
 $(OBJ)/sim/main.o: $(GEN)/version.h
 
+# The wire protocol: C messages with protoc-c (both sides link libproto.a), Python stubs for the
+# grpcio peer tests (notes: Debian's grpc_python_plugin, not python3-grpc-tools).
+$(PROTO_C) $(PROTO_H) &: $(PROTO)
+	@mkdir -p $(GEN)
+	protoc-c --c_out=$(GEN) -I. $(PROTO)
+
+$(GEN)/py/.stamp: $(PROTO)
+	@mkdir -p $(GEN)/py
+	protoc --python_out=$(GEN)/py --grpc_out=$(GEN)/py \
+	  --plugin=protoc-gen-grpc=/usr/bin/grpc_python_plugin -I. $(PROTO)
+	@touch $@
+
+$(LIB)/libproto.a: $(PROTO_OBJ)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+$(LIB)/libheadend.a: $(HE_OBJ) $(PROTO_OBJ)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $(HE_OBJ)
+
+$(BIN)/der-headend: $(OBJ)/headend/main.o $(LIB)/libheadend.a $(LIB)/libproto.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(HE_LIBS)
+
+$(OBJ)/headend/main.o: $(GEN)/version.h
+
 $(LIB)/libgateway.a: $(GW_OBJ)
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
@@ -112,19 +151,19 @@ $(LIB)/libsim.a: $(SIM_OBJ)
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
 
-$(BIN)/der-sim: $(OBJ)/sim/main.o $(LIB)/libsim.a $(LIB)/libgateway.a
+$(BIN)/der-sim: $(OBJ)/sim/main.o $(LIB)/libsim.a $(LIB)/libgateway.a $(LIB)/libproto.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
-$(BIN)/der-gateway: $(OBJ)/gateway/main.o $(LIB)/libgateway.a
+$(BIN)/der-gateway: $(OBJ)/gateway/main.o $(LIB)/libgateway.a $(LIB)/libproto.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 $(OBJ)/gateway/main.o: $(GEN)/version.h
 
-$(BIN)/%: $(OBJ)/tests/bench/%.o $(LIB)/libsim.a $(LIB)/libgateway.a
+$(BIN)/%: $(OBJ)/tests/bench/%.o $(LIB)/libsim.a $(LIB)/libgateway.a $(LIB)/libheadend.a $(LIB)/libproto.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(HE_LIBS)
 
 # Unit tests: every tests/unit/test_*.c defines `void test_register_NAME(void)`; the list of
 # suites is generated so that adding a test file needs no edit elsewhere.
@@ -138,9 +177,9 @@ $(GEN)/unit_suites.h: $(UNIT_SRC)
 
 $(OBJ)/tests/unit/main.o: $(GEN)/unit_suites.h
 
-$(BIN)/unit-tests: $(UNIT_OBJ) $(LIB)/libsim.a $(LIB)/libgateway.a
+$(BIN)/unit-tests: $(UNIT_OBJ) $(LIB)/libsim.a $(LIB)/libgateway.a $(LIB)/libheadend.a $(LIB)/libproto.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lcunit
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(HE_LIBS) -lcunit
 
 # ---- test, bench, run ------------------------------------------------------------------------
 test: deps
@@ -163,14 +202,14 @@ run: deps
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 0755 $(BIN)/der-sim $(BIN)/der-gateway $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $(BIN)/der-sim $(BIN)/der-gateway $(BIN)/der-headend $(DESTDIR)$(PREFIX)/bin/
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --inline-suppr \
-	  --suppress=missingIncludeSystem -I. -I$(GEN) gateway sim tests/unit
+	  --suppress=missingIncludeSystem -I. -I$(GEN) gateway sim headend tests/unit
 
 clean:
 	rm -rf build build-san
