@@ -71,6 +71,7 @@ SUNSPEC_JSON := $(sort $(wildcard gateway/sunspec/model_*.json))
 
 .PHONY: all deps test unit integration bench run install clean format lint FORCE
 .DEFAULT_GOAL := all
+.SECONDARY: # keep intermediate objects (bench and test objects are not rebuilt every time)
 
 all: $(BIN)/der-sim $(BIN)/der-gateway $(BIN)/der-headend $(BENCH_BIN) $(GEN)/py/.stamp
 
