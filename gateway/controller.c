@@ -254,7 +254,7 @@ static int write_setpoints(struct controller *c, int64_t now_ms, const struct de
 
 int controller_cycle(struct controller *c, int64_t now_ms, struct decision *out)
 {
-    struct decision local;
+    struct decision local = {0};
     struct decision *dm = out ? out : &local;
     int errors = 0;
     read_devices(c, now_ms, &errors);

@@ -170,23 +170,22 @@ static int parse_device(struct ctx *c, const cJSON *d, size_t i, struct device_c
             return fail(c, AT("invert_sign"), v, "must be true or false");
         out->invert_sign = cJSON_IsTrue(v);
     }
-    static const struct {
+    const struct {
         const char *key;
-        size_t off;
+        double *dst;
         double hi;
     } ratings[] = {
-        {"capacity_wh", offsetof(struct device_cfg, capacity_wh), 1e9},
-        {"max_charge_w", offsetof(struct device_cfg, max_charge_w), 1e8},
-        {"max_discharge_w", offsetof(struct device_cfg, max_discharge_w), 1e8},
-        {"peak_w", offsetof(struct device_cfg, peak_w), 1e8},
-        {"min_current_a", offsetof(struct device_cfg, min_current_a), 1000},
-        {"max_current_a", offsetof(struct device_cfg, max_current_a), 1000},
-        {"rated_w", offsetof(struct device_cfg, rated_w), 1e8},
+        {"capacity_wh", &out->capacity_wh, 1e9},
+        {"max_charge_w", &out->max_charge_w, 1e8},
+        {"max_discharge_w", &out->max_discharge_w, 1e8},
+        {"peak_w", &out->peak_w, 1e8},
+        {"min_current_a", &out->min_current_a, 1000},
+        {"max_current_a", &out->max_current_a, 1000},
+        {"rated_w", &out->rated_w, 1e8},
     };
     for (size_t k = 0; k < sizeof ratings / sizeof ratings[0]; k++)
         if ((v = cJSON_GetObjectItemCaseSensitive(d, ratings[k].key)) &&
-            (rc = get_num(c, AT(ratings[k].key), v, 0, ratings[k].hi,
-                          (double *)((char *)out + ratings[k].off))))
+            (rc = get_num(c, AT(ratings[k].key), v, 0, ratings[k].hi, ratings[k].dst)))
             return rc;
     out->phases = 3;
     if ((v = cJSON_GetObjectItemCaseSensitive(d, "phases"))) {
