@@ -131,19 +131,101 @@ struct asset_map {
     void (*reset)(struct sim_asset *a, struct regmap_state *st);
 };
 
+/* How the integer types the per-step code handles are stored (gateway/sunspec.c has the same
+ * facts as code; codec_init checks every row against it and leaves a row it disagrees with
+ * to sunspec.c). */
+enum enc { ENC_NONE, ENC_I16, ENC_U16, ENC_A16, ENC_I32, ENC_U32, ENC_A32, ENC_U64, ENC_A64 };
+
+static const struct enc_class {
+    uint8_t words;
+    uint8_t is_acc; /* accumulators roll over instead of saturating */
+    int64_t lo, hi; /* the range, "not implemented" excluded */
+    uint64_t na;    /* the "not implemented" pattern */
+} enc_classes[] = {
+    [ENC_NONE] = {0, 0, 0, 0, 0},
+    [ENC_I16] = {1, 0, -32767, 32767, 0x8000},
+    [ENC_U16] = {1, 0, 0, 65534, 0xFFFF},
+    [ENC_A16] = {1, 1, 0, 65535, 0},
+    [ENC_I32] = {2, 0, -2147483647, 2147483647, 0x80000000u},
+    [ENC_U32] = {2, 0, 0, 4294967294u, 0xFFFFFFFFu},
+    [ENC_A32] = {2, 1, 0, 4294967295u, 0},
+    [ENC_U64] = {4, 0, 0, INT64_MAX, UINT64_MAX}, /* held in int64_t, as sunspec.c does */
+    [ENC_A64] = {4, 1, 0, INT64_MAX, 0},
+};
+
+/* A numeric point compiled at attach for the per-step code: where its words and its scale
+ * factor sit in the image and how its type is stored, so that publishing and reading need no
+ * table lookups and no pow(). enc == ENC_NONE sends a point through gateway/sunspec.c as
+ * before. Both paths give the same words: the fast one repeats sunspec_write_value and
+ * sunspec_read_value step by step (tests/unit/test_regmap.c holds them to each other). */
+struct codec {
+    uint16_t at;    /* image index of the point's first word */
+    uint16_t sf_at; /* image index of its sunssf register, when sf_reg */
+    int8_t sf;      /* the literal scale factor, when !sf_reg */
+    uint8_t enc;    /* enum enc */
+    uint8_t sf_reg; /* the scale factor is read from the image */
+};
+
 /* A row bound to its place in this asset's image. */
 struct resolved {
+    struct codec c;
+    uint8_t touched;               /* an accepted write covered it since the last read */
+    uint8_t changed;               /* set by read_controls for the control code */
+    uint16_t model_off;            /* image index of the model's ID register (0: own map) */
+    uint64_t snap;                 /* ROW_CONTROL: the words at the last read_controls */
     const struct row *row;
     const struct sunspec_model *m; /* NULL for our own maps */
     struct sunspec_point p;        /* own-map rows get one built from the row */
-    uint16_t model_off;            /* image index of the model's ID register (0: own map) */
-    uint64_t snap;                 /* ROW_CONTROL: the words at the last read_controls */
-    uint8_t touched;               /* an accepted write covered it since the last read */
-    uint8_t changed;               /* set by read_controls for the control code */
 };
 
+/* One ROW_MEASURE row as regmap_publish writes it, in an array of small entries that a step
+ * walks in order: with 1,000 sites in a process, the lines a step touches decide its speed.
+ * An entry remembers what its registers hold, so a step writes only the points whose words
+ * change (for enumerated points: the symbol, a string literal, whose words stand). */
+struct pub {
+    union {
+        double v;             /* numeric points: the value their words show, when known */
+        const char *sym_name; /* enumerated points: the symbol they show */
+    } last;
+    uint16_t row;  /* index into the map's rows (and st->res): the value source */
+    uint16_t at;   /* image index of the point's first word */
+    uint8_t enc;   /* its codec's enc (ENC_NONE: res_put) */
+    int8_t sf;     /* the scale factor last read from the image, when PUB_SF_OK */
+    uint8_t flags; /* PUB_* */
+};
+
+#define PUB_SF_OK  1 /* sf is one the fast path takes */
+#define PUB_KNOWN  2 /* last.v is what the words show */
+#define PUB_ALWAYS 4 /* another writer may reach its registers: every step in full */
+#define PUB_SLOW   8 /* a string, or a type without a fast path: res_put as it stands */
+/* The scale-factor registers that control points are decoded with: they never change unless
+ * a spike hits one, and then the controls must be read again. */
+#define MAX_SF_WATCH 8
+
 struct regmap_state {
+    /* What every step reads, first: in the first two cache lines (the state is allocated on
+     * a line boundary, regmap_attach). */
     const struct asset_map *map;
+    uint16_t *regs; /* the image's registers (libmodbus allocates them once, with the image) */
+    struct pub *pub;
+    size_t n_pub;
+    uint64_t last_writes;
+    int64_t now_ms;
+    double rvrt_rem_s[GRP_N];
+    uint16_t heartbeat;
+    /* Publish writes every measurement in full and re-reads the scale factors from the image
+     * (at attach, and after a spike wrote into the image). */
+    uint8_t pub_full;
+    /* The control code has nothing left to do until a control point or its scale factor
+     * changes: its last pass left the model in step with the image and started no timer.
+     * Cleared at attach and reset; never set when a control point has no fast path. */
+    uint8_t settled, settle_never;
+    /* Control points may have changed: a client write reached validate, or a spike wrote
+     * into the image. Until then their words need no comparing. */
+    uint8_t maybe_moved;
+    int64_t ev_fs_ms_set; /* EVSE: the failsafe parameters the last control pass set */
+    double ev_fs_a_set;
+
     struct sunspec_found layout[MAX_MODELS];
     size_t n_models;
     int16_t sf[SFC_N];
@@ -151,17 +233,22 @@ struct regmap_state {
     struct resolved *res;
     int slot[SLOT_N];  /* index into res, -1 when the type has no such point */
     uint16_t *scratch; /* img->count words, for validation */
-    uint64_t last_writes;
-    int64_t now_ms;
     int64_t grp_write_ms[GRP_N];
-    double rvrt_rem_s[GRP_N];
     double cmd;        /* battery setpoint W, or PV limit % */
     double ev_limit_a; /* EVSE command as last sent */
     int ev_enable;
     double fs_ms0, fs_a0; /* EVSE failsafe parameters at attach, restored by a reset */
     double bo_limit_w, bo_setpoint_c;
     int bo_sg;
-    uint16_t heartbeat;
+    /* The control rows (indexes into res) and the scale-factor registers they are decoded
+     * with; what the last read_controls saw change, per group and at all. */
+    uint16_t *ctl;
+    size_t n_ctl;
+    uint16_t sf_watch_at[MAX_SF_WATCH];
+    uint16_t sf_watch_snap[MAX_SF_WATCH];
+    size_t n_sf_watch;
+    unsigned changed_groups;
+    int any_changed;
 };
 
 static const struct asset_map *map_for(enum asset_type t);
@@ -1451,8 +1538,212 @@ static uint16_t *regs_of(const struct sim_asset *a)
     return regimage_regs(a->img);
 }
 
+/* 10^n for n in [0, 22]: every entry is exact in a double, as are the products sunspec.c's
+ * pow10i forms, so scaling with the table gives the same bits as scaling through sunspec.c. */
+static const double pow10_tab[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+#define SF_LIMIT 22 /* sunspec.c refuses scale factors beyond +-22 */
+
+/* round() (half away from zero) without the libm call, for a finite x: x - trunc(x) is exact
+ * below 2^52, and from 2^52 on every double is a whole number already. Without branches on
+ * the fraction, which a noisy measurement would mispredict half the time. */
+static double round_half_away(double x)
+{
+    if (!(fabs(x) < 4503599627370496.0))
+        return x;
+    double t = (double)(int64_t)x;
+    double d = x - t;
+    return t + (double)(d >= 0.5) - (double)(d <= -0.5);
+}
+
+/* Fills r->c for the point r->p. The point gets a fast path only when the public SunSpec API
+ * agrees with enc_classes about its type (range and "not implemented" words). */
+static void codec_init(struct resolved *r)
+{
+    struct codec *c = &r->c;
+    const struct sunspec_point *p = &r->p;
+    *c = (struct codec){.at = (uint16_t)(r->model_off + p->offset)};
+    enum enc enc;
+    switch (p->type) {
+    case SUNSPEC_INT16:
+    case SUNSPEC_SUNSSF:
+        enc = ENC_I16;
+        break;
+    case SUNSPEC_UINT16:
+    case SUNSPEC_ENUM16:
+    case SUNSPEC_BITFIELD16:
+    case SUNSPEC_RAW16:
+        enc = ENC_U16;
+        break;
+    case SUNSPEC_ACC16:
+    case SUNSPEC_COUNT:
+        enc = ENC_A16;
+        break;
+    case SUNSPEC_INT32:
+        enc = ENC_I32;
+        break;
+    case SUNSPEC_UINT32:
+    case SUNSPEC_ENUM32:
+    case SUNSPEC_BITFIELD32:
+        enc = ENC_U32;
+        break;
+    case SUNSPEC_ACC32:
+    case SUNSPEC_IPADDR:
+        enc = ENC_A32;
+        break;
+    case SUNSPEC_UINT64:
+    case SUNSPEC_BITFIELD64:
+        enc = ENC_U64;
+        break;
+    case SUNSPEC_ACC64:
+        enc = ENC_A64;
+        break;
+    default:
+        return;
+    }
+    const struct enc_class *k = &enc_classes[enc];
+    int64_t lo, hi;
+    uint16_t na[4] = {0, 0, 0, 0};
+    struct sunspec_point at0 = *p;
+    at0.offset = 0;
+    if (p->size != k->words || sunspec_type_range(p->type, &lo, &hi) || lo != k->lo ||
+        hi != k->hi)
+        return;
+    sunspec_write_na(&at0, na);
+    uint64_t na_words = 0;
+    for (int i = 0; i < k->words; i++)
+        na_words = na_words << 16 | na[i];
+    if (na_words != k->na)
+        return;
+    if (p->sf_index >= 0) {
+        if (!r->m || p->sf_index >= r->m->n_points)
+            return;
+        const struct sunspec_point *sp = &r->m->points[p->sf_index];
+        if (sp->type != SUNSPEC_SUNSSF || sp->size != 1)
+            return;
+        c->sf_reg = 1;
+        c->sf_at = (uint16_t)(r->model_off + sp->offset);
+    } else if (p->sf_index == SUNSPEC_SF_FIXED) {
+        if (p->sf_fixed < -SF_LIMIT || p->sf_fixed > SF_LIMIT)
+            return;
+        c->sf = (int8_t)p->sf_fixed;
+    } else if (p->sf_index != SUNSPEC_SF_NONE) {
+        return;
+    }
+    c->enc = (uint8_t)enc;
+}
+
+static uint64_t codec_get(const struct codec *c, const uint16_t *regs)
+{
+    const uint16_t *w = regs + c->at;
+    switch (enc_classes[c->enc].words) {
+    case 1:
+        return w[0];
+    case 2:
+        return (uint32_t)w[0] << 16 | w[1];
+    default:
+        return (uint64_t)w[0] << 48 | (uint64_t)w[1] << 32 | (uint32_t)w[2] << 16 | w[3];
+    }
+}
+
+static void put_words(enum enc enc, uint16_t *w, uint64_t u)
+{
+    for (int i = enc_classes[enc].words - 1; i >= 0; i--, u >>= 16)
+        w[i] = (uint16_t)u;
+}
+
+/* The scale factor as sunspec_point_sf reads it: 0, or -ENODATA for a "not implemented" sunssf
+ * register, 1 for one outside +-22 (left to the slow path, which knows what to do with it). */
+static int codec_sf(const struct codec *c, const uint16_t *regs, int *sf)
+{
+    if (!c->sf_reg) {
+        *sf = c->sf;
+        return 0;
+    }
+    uint16_t w = regs[c->sf_at];
+    if (w == 0x8000)
+        return -ENODATA;
+    *sf = (int16_t)w;
+    return *sf < -SF_LIMIT || *sf > SF_LIMIT ? 1 : 0;
+}
+
+/* sunspec_read_value on the fast path: 0 or a negative error as it returns them; 1 when the
+ * point needs the slow path (and for 64-bit points, which no control uses). */
+static int codec_read(const struct codec *c, const uint16_t *regs, double *v)
+{
+    const struct enc_class *k = &enc_classes[c->enc];
+    if (k->words != 1 && k->words != 2)
+        return 1;
+    uint32_t u = (uint32_t)codec_get(c, regs);
+    int64_t raw = u;
+    if (k->lo < 0)
+        raw = k->words == 1 ? (int16_t)u : (int32_t)u;
+    if (u == k->na)
+        return -ENODATA;
+    int sf, rc = codec_sf(c, regs, &sf);
+    if (rc)
+        return rc;
+    *v = sf < 0 ? (double)raw / pow10_tab[-sf] : (double)raw * pow10_tab[sf];
+    return 0;
+}
+
+/* The words sunspec_write_value (and res_write's saturation when it refuses) gives v at scale
+ * factor sf. 0, or 1 when the slow path must decide (infinities, values past 9.2e18). */
+static int encode(enum enc enc, int sf, double v, uint64_t *words)
+{
+    const struct enc_class *k = &enc_classes[enc];
+    if (isnan(v)) {
+        *words = k->na;
+        return 0;
+    }
+    if (!isfinite(v))
+        return 1;
+    /* x / 10^0 is x, so only a positive sf needs the division sunspec.c makes. */
+    double x = round_half_away(sf <= 0 ? v * pow10_tab[-sf] : v / pow10_tab[sf]);
+    int64_t raw;
+    if (k->is_acc && v >= 0) {
+        if (x >= 9.2e18) /* past what sunspec_unscale converts */
+            return 1;
+        raw = (int64_t)x;
+        if (k->words < 4) /* roll over */
+            raw &= (int64_t)((1ull << (16 * k->words)) - 1);
+    } else if (x < (double)k->lo || x > (double)k->hi || x >= 9.2e18 || x <= -9.2e18) {
+        raw = v > 0 ? k->hi : k->lo;
+    } else {
+        raw = (int64_t)x;
+    }
+    *words = (uint64_t)raw;
+    if (k->words < 4)
+        *words &= (1ull << (16 * k->words)) - 1;
+    return 0;
+}
+
+/* res_write on the fast path: 0 when done, 1 when the point needs the slow path. */
+static int codec_write(const struct codec *c, uint16_t *regs, double v)
+{
+    if (c->enc == ENC_NONE)
+        return 1;
+    uint64_t words;
+    int sf = 0, rc = 0;
+    if (!isnan(v)) { /* res_write writes NAN as "not implemented" before any scale factor */
+        rc = codec_sf(c, regs, &sf);
+        if (rc == -ENODATA)
+            return 0; /* no scale factor, no value: sunspec_write_value writes nothing */
+        if (rc)
+            return 1;
+    }
+    if (encode(c->enc, sf, v, &words))
+        return 1;
+    put_words(c->enc, regs + c->at, words);
+    return 0;
+}
+
 static int res_value(const struct resolved *r, const uint16_t *regs, double *v)
 {
+    int rc = codec_read(&r->c, regs, v);
+    if (rc <= 0)
+        return rc;
     return sunspec_read_value(r->m, &r->p, regs + r->model_off, v);
 }
 
@@ -1465,6 +1756,8 @@ static int slot_value(const struct regmap_state *st, enum slot s, const uint16_t
 
 static uint64_t res_words(const struct resolved *r, const uint16_t *regs)
 {
+    if (r->c.enc != ENC_NONE)
+        return codec_get(&r->c, regs);
     uint64_t u = 0;
     for (uint16_t i = 0; i < r->p.size && i < 4; i++)
         u = u << 16 | regs[r->model_off + r->p.offset + i];
@@ -1475,6 +1768,8 @@ static uint64_t res_words(const struct resolved *r, const uint16_t *regs)
  * point reads as the largest value the point can show). NAN writes "not implemented". */
 static void res_write(const struct resolved *r, uint16_t *regs, double v)
 {
+    if (codec_write(&r->c, regs, v) == 0)
+        return;
     uint16_t *mr = regs + r->model_off;
     if (isnan(v)) {
         sunspec_write_na(&r->p, mr);
@@ -1510,10 +1805,8 @@ static void res_put(struct sim_asset *a, struct regmap_state *st, const struct r
 
 static void control_defaults(struct sim_asset *a, struct regmap_state *st)
 {
-    for (size_t i = 0; i < st->n_res; i++) {
-        struct resolved *r = &st->res[i];
-        if (r->row->kind != ROW_CONTROL)
-            continue;
+    for (size_t i = 0; i < st->n_ctl; i++) {
+        struct resolved *r = &st->res[st->ctl[i]];
         res_put(a, st, r);
         r->snap = res_words(r, regs_of(a));
         r->touched = r->changed = 0;
@@ -1521,6 +1814,61 @@ static void control_defaults(struct sim_asset *a, struct regmap_state *st)
     for (int g = 0; g < GRP_N; g++)
         st->rvrt_rem_s[g] = 0;
     st->last_writes = a->img->writes;
+    st->settled = 0;
+}
+
+/* What res_put does for an enumerated point, when its symbol is not the one it shows. */
+static void pub_symbol(const struct resolved *r, uint16_t *regs, const char *name)
+{
+    uint32_t v;
+    if (sunspec_symbol_value(&r->p, name, &v) == 0)
+        sunspec_write_raw(&r->p, regs + r->model_off, v);
+    else
+        sunspec_write_na(&r->p, regs + r->model_off);
+}
+
+/* A measurement row as res_put writes it. In full, exactly as res_put (fast where it can be),
+ * then the entry learns the scale factor and whether its words show the value; otherwise
+ * the value is encoded with the remembered scale factor, and written only if it changed. */
+static void pub_put(struct sim_asset *a, struct regmap_state *st, struct pub *e, int full)
+{
+    const struct row *row = &st->map->rows[e->row];
+    uint16_t *regs = st->regs;
+    full |= e->flags & PUB_ALWAYS;
+    if (e->flags & PUB_SLOW) {
+        res_put(a, st, &st->res[e->row]);
+        return;
+    }
+    if (row->sym) {
+        const char *name = row->sym(a, st);
+        if (full || name != e->last.sym_name)
+            pub_symbol(&st->res[e->row], regs, name);
+        e->last.sym_name = name;
+        return;
+    }
+    double v = row->get ? row->get(a, st) : row->c;
+    uint64_t words;
+    if (!full && (e->flags & PUB_SF_OK)) {
+        /* Bit for bit the value the words show: they stand. */
+        if ((e->flags & PUB_KNOWN) && !memcmp(&v, &e->last.v, sizeof v))
+            return;
+        if (encode(e->enc, e->sf, v, &words) == 0) {
+            put_words(e->enc, regs + e->at, words);
+            e->last.v = v;
+            e->flags |= PUB_KNOWN;
+            return;
+        }
+    }
+    const struct resolved *r = &st->res[e->row];
+    int sf;
+    int sf_ok = codec_sf(&r->c, regs, &sf) == 0;
+    int known = codec_write(&r->c, regs, v) == 0 && sf_ok;
+    if (!known)
+        res_write(r, regs, v);
+    e->sf = (int8_t)(sf_ok ? sf : 0);
+    e->flags = (uint8_t)((e->flags & (PUB_ALWAYS | PUB_SLOW)) | (sf_ok ? PUB_SF_OK : 0) |
+                         (known ? PUB_KNOWN : 0));
+    e->last.v = v;
 }
 
 /* ---- validation ------------------------------------------------------------------------ */
@@ -1556,15 +1904,15 @@ static int validate(void *ctx, uint16_t addr, uint16_t n, const uint16_t *values
     struct regmap_state *st = a->map_state;
     struct regimage *img = a->img;
     uint32_t lo = (uint32_t)addr - img->start, hi = lo + n;
+    st->maybe_moved = 1; /* the words may land after this (regmap_read_controls) */
     if (addr < img->start || hi > img->count)
         return 2;
     memcpy(st->scratch, regs_of(a), img->count * sizeof *st->scratch);
     memcpy(st->scratch + lo, values, n * sizeof *values);
 
-    for (size_t i = 0; i < st->n_res; i++) {
-        const struct resolved *r = &st->res[i];
-        if (r->row->kind == ROW_CONTROL &&
-            overlaps(r->model_off + r->p.offset, r->p.size, lo, hi)) {
+    for (size_t i = 0; i < st->n_ctl; i++) {
+        const struct resolved *r = &st->res[st->ctl[i]];
+        if (overlaps(r->model_off + r->p.offset, r->p.size, lo, hi)) {
             int rc = check_control(a, st, r, st->scratch);
             if (rc)
                 return rc;
@@ -1585,9 +1933,9 @@ static int validate(void *ctx, uint16_t addr, uint16_t n, const uint16_t *values
                 return 3;
         }
     }
-    for (size_t i = 0; i < st->n_res; i++) {
-        struct resolved *r = &st->res[i];
-        if (r->row->kind == ROW_CONTROL && overlaps(r->model_off + r->p.offset, r->p.size, lo, hi))
+    for (size_t i = 0; i < st->n_ctl; i++) {
+        struct resolved *r = &st->res[st->ctl[i]];
+        if (overlaps(r->model_off + r->p.offset, r->p.size, lo, hi))
             r->touched = 1;
     }
     return 0;
@@ -1611,20 +1959,15 @@ static void slot_put(struct sim_asset *a, struct regmap_state *st, enum slot s, 
     r->snap = res_words(r, regs_of(a));
 }
 
+/* Only control points change (regmap_read_controls), which sums them up per group. */
 static int group_changed(const struct regmap_state *st, enum group g)
 {
-    for (size_t i = 0; i < st->n_res; i++)
-        if (st->res[i].row->group == g && st->res[i].changed)
-            return 1;
-    return 0;
+    return (st->changed_groups >> g) & 1u;
 }
 
 static int any_changed(const struct regmap_state *st)
 {
-    for (size_t i = 0; i < st->n_res; i++)
-        if (st->res[i].changed)
-            return 1;
-    return 0;
+    return st->any_changed;
 }
 
 /* Reversion (704 *RvrtTms): an enabled control lapses tms seconds after the last write to its
@@ -1640,6 +1983,7 @@ static int reversion(struct sim_asset *a, struct regmap_state *st, enum group g,
     st->rvrt_rem_s[g] = 0;
     if (!ena || !(tms > 0))
         return ena;
+    st->settled = 0; /* a timer runs: the clock alone can change the outcome */
     int64_t due = st->grp_write_ms[g] + (int64_t)(tms * 1000.0);
     if (now_ms >= due) {
         slot_put(a, st, ena_slot, 0);
@@ -1693,6 +2037,8 @@ static void evse_controls(struct sim_asset *a, struct regmap_state *st, int64_t 
     int enable = slot_or(a, st, SLOT_EV_ENABLE, 1) != 0.0;
     e->p.failsafe_ms = (int64_t)(slot_or(a, st, SLOT_EV_FS_TIMEOUT, 0) * 1000.0);
     e->p.failsafe_current_a = slot_or(a, st, SLOT_EV_FS_CURRENT, 0);
+    st->ev_fs_ms_set = e->p.failsafe_ms;
+    st->ev_fs_a_set = e->p.failsafe_current_a;
     if (limit != st->ev_limit_a || enable != st->ev_enable || any_changed(st)) {
         evse_command(e, now_ms, limit, enable);
         st->ev_limit_a = limit;
@@ -1827,6 +2173,57 @@ static int choose_sfs(const struct sim_asset *a, struct regmap_state *st, char *
     return 0;
 }
 
+/* Whether anything but regmap can write registers [at, at + n): a client, through a
+ * writable register. */
+static int reachable(const struct sim_asset *a, uint16_t at, uint16_t n)
+{
+    for (uint16_t w = 0; w < n; w++)
+        if (a->img->writable[at + w])
+            return 1;
+    return 0;
+}
+
+/* The per-step plans: the measurement rows publish writes, the control rows read_controls
+ * compares, and the scale-factor registers those are decoded with. */
+static int plan(struct sim_asset *a, struct regmap_state *st)
+{
+    st->pub = calloc(st->n_res, sizeof *st->pub);
+    st->ctl = calloc(st->n_res, sizeof *st->ctl);
+    if (!st->pub || !st->ctl)
+        return -ENOMEM;
+    for (size_t i = 0; i < st->n_res; i++) {
+        const struct resolved *r = &st->res[i];
+        const struct row *row = r->row;
+        if (row->kind == ROW_MEASURE) {
+            struct pub *e = &st->pub[st->n_pub++];
+            e->row = (uint16_t)i;
+            e->at = r->c.at;
+            e->enc = r->c.enc;
+            if (reachable(a, r->model_off + r->p.offset, r->p.size) ||
+                (r->c.sf_reg && reachable(a, r->c.sf_at, 1)))
+                e->flags |= PUB_ALWAYS;
+            if (row->text || r->c.enc == ENC_NONE)
+                e->flags |= PUB_SLOW;
+        } else if (row->kind == ROW_CONTROL) {
+            st->ctl[st->n_ctl++] = (uint16_t)i;
+            if (r->c.enc == ENC_NONE) {
+                st->settle_never = 1; /* its scale factor would go unwatched */
+                continue;
+            }
+            if (!r->c.sf_reg)
+                continue;
+            size_t k = 0;
+            while (k < st->n_sf_watch && st->sf_watch_at[k] != r->c.sf_at)
+                k++;
+            if (k == MAX_SF_WATCH)
+                st->settle_never = 1;
+            else if (k == st->n_sf_watch)
+                st->sf_watch_at[st->n_sf_watch++] = r->c.sf_at;
+        }
+    }
+    return 0;
+}
+
 static int resolve(struct sim_asset *a, struct regmap_state *st, char *err, size_t errlen)
 {
     const struct asset_map *map = st->map;
@@ -1865,11 +2262,12 @@ static int resolve(struct sim_asset *a, struct regmap_state *st, char *err, size
             for (uint16_t w = 0; w < row->size; w++)
                 a->img->writable[row->addr + w] = row->writable;
         }
+        codec_init(r);
         if (row->slot != SLOT_NONE)
             st->slot[row->slot] = (int)st->n_res;
         st->n_res++;
     }
-    return 0;
+    return plan(a, st);
 }
 
 void regmap_detach(struct sim_asset *a)
@@ -1877,6 +2275,8 @@ void regmap_detach(struct sim_asset *a)
     struct regmap_state *st = a->map_state;
     if (st) {
         free(st->res);
+        free(st->pub);
+        free(st->ctl);
         free(st->scratch);
         free(st);
     }
@@ -1901,9 +2301,13 @@ int regmap_attach(struct sim_asset *a, char *err, size_t errlen)
                  a->cfg ? a->cfg->id : "?", a->m.boiler.p.rated_w);
         return -ERANGE;
     }
-    struct regmap_state *st = calloc(1, sizeof *st);
+    /* On a cache-line boundary, so the fields every step reads share as few lines as they
+     * can (with 1,000 sites in a process they are fetched from memory at every step). */
+    size_t st_size = (sizeof(struct regmap_state) + 63) / 64 * 64;
+    struct regmap_state *st = aligned_alloc(64, st_size);
     if (!st)
         return -ENOMEM;
+    memset(st, 0, st_size);
     a->map_state = st;
     st->map = map;
     int rc = choose_sfs(a, st, err, errlen);
@@ -1939,6 +2343,8 @@ int regmap_attach(struct sim_asset *a, char *err, size_t errlen)
         goto fail;
     a->img->validate = validate;
     a->img->ctx = a;
+    st->regs = regs_of(a);
+    st->pub_full = 1;
 
     if (a->type == ASSET_EVSE) {
         st->fs_ms0 = (double)a->m.evse.p.failsafe_ms;
@@ -2006,37 +2412,84 @@ void regmap_publish(struct sim_asset *a, int64_t now_ms)
         return;
     st->now_ms = now_ms;
     st->heartbeat++;
-    for (size_t i = 0; i < st->n_res; i++)
-        if (st->res[i].row->kind == ROW_MEASURE)
-            res_put(a, st, &st->res[i]);
+    int full = st->pub_full;
+    st->pub_full = 0;
+    for (size_t i = 0; i < st->n_pub; i++)
+        pub_put(a, st, &st->pub[i], full);
     if (a->spike) {
         struct resolved tmp = {0};
         const struct resolved *r = spike_target(st, a->spike_point, &tmp, a->img->start);
-        if (r)
+        if (r) {
             res_write(r, regs_of(a), a->spike_value);
+            /* Words no entry knows about, maybe a scale factor or a control point: the next
+             * publish writes everything again, the next read compares the controls. */
+            st->pub_full = 1;
+            st->maybe_moved = 1;
+        }
     }
+}
+
+/* The EVSE's failsafe parameters are set by every control pass; the model must still hold
+ * what the last one gave it for a skipped pass to leave it as a full one would. */
+static int model_as_left(const struct sim_asset *a, const struct regmap_state *st)
+{
+    if (a->type != ASSET_EVSE)
+        return 1;
+    const struct evse_params *p = &a->m.evse.p;
+    return p->failsafe_ms == st->ev_fs_ms_set &&
+           !memcmp(&p->failsafe_current_a, &st->ev_fs_a_set, sizeof st->ev_fs_a_set);
 }
 
 void regmap_read_controls(struct sim_asset *a, int64_t now_ms)
 {
     struct regmap_state *st = a->map_state;
-    if (!st || !a->img || !st->map->controls)
+    if (!st || !a->img)
+        return;
+    /* The site steps every model before it publishes: time enough to fetch the entries
+     * publish will walk, which with many sites in a process would otherwise be fetched one
+     * miss at a time. */
+    __builtin_prefetch((const char *)st + 64);
+    for (size_t i = 0; i < st->n_pub; i += 64 / sizeof *st->pub)
+        __builtin_prefetch(&st->pub[i]);
+    if (!st->map->controls)
         return;
     st->now_ms = now_ms;
     int written = a->img->writes != st->last_writes;
     st->last_writes = a->img->writes;
-    for (size_t i = 0; i < st->n_res; i++) {
-        struct resolved *r = &st->res[i];
-        if (r->row->kind != ROW_CONTROL)
-            continue;
-        uint64_t now_words = res_words(r, regs_of(a));
+    /* Nothing the control code reads has moved since its last pass (the image changes only
+     * through regmap, spikes included, and through writes validate saw first), and that pass
+     * left the model in step and started no timer: this one would send nothing. */
+    if (st->settled && !st->maybe_moved && !written && model_as_left(a, st))
+        return;
+    st->maybe_moved = 0;
+    const uint16_t *regs = st->regs;
+    st->changed_groups = 0;
+    st->any_changed = 0;
+    for (size_t i = 0; i < st->n_ctl; i++) {
+        struct resolved *r = &st->res[st->ctl[i]];
+        uint64_t now_words = res_words(r, regs);
         r->changed = now_words != r->snap || (written && r->touched);
         r->snap = now_words;
         r->touched = 0;
+        if (r->changed) {
+            st->any_changed = 1;
+            st->changed_groups |= 1u << r->row->group;
+        }
     }
+    int sf_moved = 0;
+    for (size_t i = 0; i < st->n_sf_watch; i++)
+        if (regs[st->sf_watch_at[i]] != st->sf_watch_snap[i]) {
+            st->sf_watch_snap[i] = regs[st->sf_watch_at[i]];
+            sf_moved = 1;
+        }
+    if (st->settled && !st->any_changed && !sf_moved && model_as_left(a, st))
+        return; /* a write that changed nothing, or a spike that missed the controls */
+    st->settled = !st->settle_never;
     st->map->controls(a, st, now_ms);
-    for (size_t i = 0; i < st->n_res; i++)
-        st->res[i].changed = 0;
+    for (size_t i = 0; i < st->n_ctl; i++)
+        st->res[st->ctl[i]].changed = 0;
+    st->changed_groups = 0;
+    st->any_changed = 0;
 }
 
 void regmap_reset(struct sim_asset *a, int64_t now_ms)
@@ -2045,7 +2498,7 @@ void regmap_reset(struct sim_asset *a, int64_t now_ms)
     if (!st || !a->img)
         return;
     st->now_ms = now_ms;
-    control_defaults(a, st);
+    control_defaults(a, st); /* also unsettles the control code: the model starts afresh */
     for (int g = 0; g < GRP_N; g++)
         st->grp_write_ms[g] = now_ms;
     if (st->map->reset)
