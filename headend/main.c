@@ -1,8 +1,171 @@
-/* der-headend: placeholder until the headend lands (issue 5). */
+/* der-headend: the headend control plane. Parses the option table (headend/config.c), loads
+ * the inventory, opens the store, starts the gRPC server and the REST API, prints
+ * `grpc=HOST:PORT http=HOST:PORT ready` on stdout, and stops gracefully on SIGINT/SIGTERM. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
-int main(void)
+#include <grpc/grpc.h>
+
+#include "headend/config.h"
+#include "headend/grpcsrv.h"
+#include "headend/hub.h"
+#include "headend/inventory.h"
+#include "headend/log.h"
+#include "headend/rest.h"
+#include "headend/store.h"
+#include "version.h"
+
+static void usage(FILE *out)
 {
-    fputs("der-headend: not built yet (issue 5)\n", stderr);
-    return 2;
+    fputs("usage: der-headend [OPTION...]\n"
+          "The derloop headend: gRPC server for site gateways, REST API, store.\n\n"
+          "  --help                         this text\n"
+          "  --version                      print the version and exit\n"
+          "  --config-doc                   print the option table as Markdown and exit\n",
+          out);
+    config_print_help(out);
+    fputs("\nEnvironment: DATABASE_URL=postgres://... selects the PostgreSQL store.\n"
+          "On stdout, once listening: grpc=HOST:PORT http=HOST:PORT ready\n",
+          out);
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void host_of(const char *listen, char *host, size_t len)
+{
+    const char *colon = strrchr(listen, ':');
+    size_t n = colon ? (size_t)(colon - listen) : strlen(listen);
+    if (n >= len)
+        n = len - 1;
+    memcpy(host, listen, n);
+    host[n] = 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct headend_config cfg;
+    config_defaults(&cfg);
+    size_t nopt = config_count();
+    struct option *opts = calloc(nopt + 4, sizeof(*opts));
+    if (!opts)
+        return 1;
+    for (size_t i = 0; i < nopt; i++)
+        opts[i] = (struct option){config_name(i), required_argument, NULL, 1000 + (int)i};
+    opts[nopt] = (struct option){"help", no_argument, NULL, 'h'};
+    opts[nopt + 1] = (struct option){"version", no_argument, NULL, 'V'};
+    opts[nopt + 2] = (struct option){"config-doc", no_argument, NULL, 'D'};
+    char err[512];
+    int c;
+    while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
+        if (c == 'h') {
+            usage(stdout);
+            free(opts);
+            return 0;
+        }
+        if (c == 'V') {
+            printf("der-headend %s (commit %s)\n", DERLOOP_VERSION, DERLOOP_COMMIT);
+            free(opts);
+            return 0;
+        }
+        if (c == 'D') {
+            config_print_markdown(stdout);
+            free(opts);
+            return 0;
+        }
+        if (c < 1000) {
+            usage(stderr);
+            free(opts);
+            return 2;
+        }
+        if (config_set(&cfg, config_name((size_t)(c - 1000)), optarg, err, sizeof(err)) < 0) {
+            fprintf(stderr, "der-headend: %s\n", err);
+            free(opts);
+            return 2;
+        }
+    }
+    free(opts);
+    if (optind < argc) {
+        fprintf(stderr, "der-headend: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return 2;
+    }
+    if (config_check(&cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "der-headend: %s\n", err);
+        return 2;
+    }
+    log_set_level(cfg.log_debug ? LOG_DEBUG : LOG_INFO);
+
+    struct inventory *inv;
+    if (inventory_load(cfg.inventory, &inv, err, sizeof(err)) < 0) {
+        fprintf(stderr, "der-headend: inventory %s\n", err);
+        return 1;
+    }
+    const char *db = getenv("DATABASE_URL");
+    if (!db || !db[0])
+        db = cfg.db;
+    struct store *st;
+    if (store_open(db, &st, err, sizeof(err)) < 0) {
+        fprintf(stderr, "der-headend: store: %s\n", err);
+        inventory_free(inv);
+        return 1;
+    }
+    size_t n_sites = inventory_site_count(inv), n_assets = inventory_asset_count(inv);
+    struct hub *hub;
+    if (hub_new(&cfg, inv, st, wall_ms(), &hub) < 0) {
+        fprintf(stderr, "der-headend: out of memory\n");
+        return 1;
+    }
+
+    /* Signals are taken synchronously by this thread; the server threads never see them. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    grpc_init();
+    int grpc_port = 0, http_port = 0, rc = 1;
+    struct grpcsrv *gs = NULL;
+    struct rest *rs = NULL;
+    if (grpcsrv_start(hub, &cfg, &gs, &grpc_port, err, sizeof(err)) < 0) {
+        fprintf(stderr, "der-headend: %s\n", err);
+        goto out;
+    }
+    if (rest_start(hub, cfg.http_listen, &rs, &http_port, err, sizeof(err)) < 0) {
+        fprintf(stderr, "der-headend: %s\n", err);
+        goto out;
+    }
+    char ghost[128], hhost[128];
+    host_of(cfg.grpc_listen, ghost, sizeof(ghost));
+    host_of(cfg.http_listen, hhost, sizeof(hhost));
+    log_event(LOG_INFO,
+              "event=start version=%s commit=%s grpc=%s:%d http=%s:%d store=%s sites=%zu "
+              "assets=%zu keepalive_time_ms=%d keepalive_timeout_ms=%d",
+              DERLOOP_VERSION, DERLOOP_COMMIT, ghost, grpc_port, hhost, http_port, st->ops->name,
+              n_sites, n_assets, cfg.keepalive_time_ms, cfg.keepalive_timeout_ms);
+    printf("grpc=%s:%d http=%s:%d ready\n", ghost, grpc_port, hhost, http_port);
+    fflush(stdout);
+
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    log_event(LOG_INFO, "event=signal signal=%s reason=\"stopping\"",
+              sig == SIGINT ? "SIGINT" : "SIGTERM");
+    rc = 0;
+out:
+    rest_stop(rs);
+    grpcsrv_stop(gs);
+    hub_free(hub);
+    grpc_shutdown();
+    log_event(LOG_INFO, "event=stopped status=%d", rc);
+    return rc;
 }

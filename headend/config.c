@@ -1,0 +1,194 @@
+/* config: the headend's option table. Each row names a field of struct headend_config by
+ * offset, so adding an option is adding a row (and a field); the parser, --help and the docs
+ * table read the same rows. Keepalive defaults follow notes/grpc-core.md: the server's
+ * minimum ping interval must not exceed the gateways' keepalive time (gateway default 10 s),
+ * else idle gateways get GOAWAY "too_many_pings". */
+#include "headend/config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum opt_type { OPT_STR, OPT_INT, OPT_BOOL };
+
+struct opt {
+    const char *name;
+    enum opt_type type;
+    size_t offset;
+    const char *def;
+    long min, max;
+    const char *help;
+};
+
+#define F(f) offsetof(struct headend_config, f)
+
+static const struct opt table[] = {
+    {"grpc-listen", OPT_STR, F(grpc_listen), "127.0.0.1:50051", 0, 0,
+     "gRPC listen address host:port; port 0 picks a free port (printed on stdout)"},
+    {"http-listen", OPT_STR, F(http_listen), "127.0.0.1:8080", 0, 0,
+     "REST listen address host:port; port 0 picks a free port (printed on stdout)"},
+    {"inventory", OPT_STR, F(inventory), "inventory.json", 0, 0,
+     "assets file (JSON): sites, assets, limits and the gateways allowed per site"},
+    {"db", OPT_STR, F(db), "headend.db", 0, 0,
+     "store: SQLite file (WAL) or :memory:; DATABASE_URL=postgres://... overrides it"},
+    {"keepalive-time-ms", OPT_INT, F(keepalive_time_ms), "10000", 1000, 3600000,
+     "interval of the headend's HTTP/2 keepalive pings to each gateway"},
+    {"keepalive-timeout-ms", OPT_INT, F(keepalive_timeout_ms), "5000", 100, 600000,
+     "a gateway that does not answer a ping within this is disconnected"},
+    {"min-ping-interval-ms", OPT_INT, F(min_ping_interval_ms), "5000", 100, 3600000,
+     "smallest interval accepted between a gateway's pings (keep <= the gateways' keepalive)"},
+    {"idle-timeout-ms", OPT_INT, F(idle_timeout_ms), "0", 0, INT_MAX,
+     "close connections without any stream after this long; 0 = never"},
+    {"presence-timeout-ms", OPT_INT, F(presence_timeout_ms), "30000", 1000, 3600000,
+     "a connected gateway silent (no heartbeat, telemetry or ack) this long is shown stale"},
+    {"max-streams", OPT_INT, F(max_streams), "20000", 1, 1000000,
+     "most concurrent gateway streams; beyond it new streams get RESOURCE_EXHAUSTED"},
+    {"telemetry-retention-s", OPT_INT, F(telemetry_retention_s), "86400", 60, 31622400,
+     "telemetry older than this is deleted from the store (checked every 10 s)"},
+    {"telemetry-flush-ms", OPT_INT, F(telemetry_flush_ms), "100", 1, 10000,
+     "telemetry is written to the store in one transaction at most this often"},
+    {"dispatch-ttl-default-s", OPT_INT, F(dispatch_ttl_default_s), "300", 1, 604800,
+     "ttl_s of POST /dispatch when the request has none"},
+    {"dispatch-ttl-min-s", OPT_INT, F(dispatch_ttl_min_s), "1", 1, 604800,
+     "smallest ttl_s accepted by POST /dispatch"},
+    {"dispatch-ttl-max-s", OPT_INT, F(dispatch_ttl_max_s), "86400", 1, 604800,
+     "largest ttl_s accepted by POST /dispatch"},
+    {"shutdown-grace-ms", OPT_INT, F(shutdown_grace_ms), "1000", 0, 60000,
+     "on SIGINT/SIGTERM, time given to streams before they are cancelled"},
+    {"debug", OPT_BOOL, F(log_debug), "0", 0, 1, "log per-message debug lines"},
+};
+
+#define NOPT (sizeof(table) / sizeof(table[0]))
+
+size_t config_count(void)
+{
+    return NOPT;
+}
+
+const char *config_name(size_t i)
+{
+    return i < NOPT ? table[i].name : NULL;
+}
+
+static const struct opt *lookup(const char *name)
+{
+    char norm[64];
+    size_t n = strlen(name);
+    if (n >= sizeof(norm))
+        return NULL;
+    for (size_t i = 0; i <= n; i++)
+        norm[i] = name[i] == '_' ? '-' : name[i];
+    for (size_t i = 0; i < NOPT; i++)
+        if (strcmp(table[i].name, norm) == 0)
+            return &table[i];
+    return NULL;
+}
+
+static int apply(struct headend_config *c, const struct opt *o, const char *value, char *err,
+                 size_t errlen)
+{
+    char *field = (char *)c + o->offset;
+    if (o->type == OPT_STR) {
+        if (strlen(value) >= CONFIG_STR_MAX) {
+            snprintf(err, errlen, "--%s: longer than %d characters", o->name, CONFIG_STR_MAX - 1);
+            return -ERANGE;
+        }
+        strcpy(field, value);
+        return 0;
+    }
+    if (o->type == OPT_BOOL) {
+        int b;
+        if (!strcmp(value, "1") || !strcmp(value, "true") || !strcmp(value, "yes"))
+            b = 1;
+        else if (!strcmp(value, "0") || !strcmp(value, "false") || !strcmp(value, "no"))
+            b = 0;
+        else {
+            snprintf(err, errlen, "--%s: '%s' is not a boolean (0/1/true/false)", o->name, value);
+            return -EINVAL;
+        }
+        memcpy(field, &b, sizeof(b));
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    long v = strtol(value, &end, 10);
+    if (end == value || *end || errno) {
+        snprintf(err, errlen, "--%s: '%s' is not an integer", o->name, value);
+        return -EINVAL;
+    }
+    if (v < o->min || v > o->max) {
+        snprintf(err, errlen, "--%s: %ld is outside [%ld, %ld]", o->name, v, o->min, o->max);
+        return -ERANGE;
+    }
+    int iv = (int)v;
+    memcpy(field, &iv, sizeof(iv));
+    return 0;
+}
+
+void config_defaults(struct headend_config *c)
+{
+    char err[128];
+    memset(c, 0, sizeof(*c));
+    for (size_t i = 0; i < NOPT; i++)
+        apply(c, &table[i], table[i].def, err, sizeof(err));
+}
+
+int config_set(struct headend_config *c, const char *name, const char *value, char *err,
+               size_t errlen)
+{
+    const struct opt *o = lookup(name);
+    if (!o) {
+        snprintf(err, errlen, "unknown option --%s", name);
+        return -ENOENT;
+    }
+    return apply(c, o, value, err, errlen);
+}
+
+int config_check(const struct headend_config *c, char *err, size_t errlen)
+{
+    if (c->dispatch_ttl_min_s > c->dispatch_ttl_max_s) {
+        snprintf(err, errlen, "--dispatch-ttl-min-s %d exceeds --dispatch-ttl-max-s %d",
+                 c->dispatch_ttl_min_s, c->dispatch_ttl_max_s);
+        return -EINVAL;
+    }
+    if (c->dispatch_ttl_default_s < c->dispatch_ttl_min_s ||
+        c->dispatch_ttl_default_s > c->dispatch_ttl_max_s) {
+        snprintf(err, errlen, "--dispatch-ttl-default-s %d is outside [%d, %d]",
+                 c->dispatch_ttl_default_s, c->dispatch_ttl_min_s, c->dispatch_ttl_max_s);
+        return -EINVAL;
+    }
+    if (!strchr(c->grpc_listen, ':') || !strchr(c->http_listen, ':')) {
+        snprintf(err, errlen, "listen addresses are host:port");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+void config_print_help(FILE *out)
+{
+    for (size_t i = 0; i < NOPT; i++) {
+        const struct opt *o = &table[i];
+        char lhs[64];
+        snprintf(lhs, sizeof(lhs), "--%s %s", o->name,
+                 o->type == OPT_STR   ? "TEXT"
+                 : o->type == OPT_INT ? "N"
+                                      : "0|1");
+        fprintf(out, "  %-30s %s (default: %s", lhs, o->help, o->def);
+        if (o->type == OPT_INT)
+            fprintf(out, "; %ld..%ld", o->min, o->max);
+        fputs(")\n", out);
+    }
+}
+
+void config_print_markdown(FILE *out)
+{
+    fputs("| option | default | range | meaning |\n|---|---|---|---|\n", out);
+    for (size_t i = 0; i < NOPT; i++) {
+        const struct opt *o = &table[i];
+        fprintf(out, "| `--%s` | `%s` | ", o->name, o->def);
+        if (o->type == OPT_INT)
+            fprintf(out, "%ld..%ld", o->min, o->max);
+        fprintf(out, " | %s |\n", o->help);
+    }
+}

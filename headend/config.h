@@ -1,0 +1,48 @@
+/* config: the headend's settings as one declarative table (name, type, default, bounds, help).
+ * Validation, `der-headend --help` and the table in docs/operations.md all come from it.
+ * struct headend_config is a plain value; it owns nothing (strings are inline arrays). */
+#ifndef HEADEND_CONFIG_H
+#define HEADEND_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#define CONFIG_STR_MAX 256
+
+struct headend_config {
+    char grpc_listen[CONFIG_STR_MAX];
+    char http_listen[CONFIG_STR_MAX];
+    char inventory[CONFIG_STR_MAX];
+    char db[CONFIG_STR_MAX];
+    int keepalive_time_ms;
+    int keepalive_timeout_ms;
+    int min_ping_interval_ms;
+    int idle_timeout_ms;
+    int presence_timeout_ms;
+    int max_streams;
+    int telemetry_retention_s;
+    int telemetry_flush_ms;
+    int dispatch_ttl_default_s;
+    int dispatch_ttl_min_s;
+    int dispatch_ttl_max_s;
+    int shutdown_grace_ms;
+    int log_debug;
+};
+
+/* Fills every field with its default. */
+void config_defaults(struct headend_config *c);
+/* Sets one option by its table name (dashes or underscores) from text. 0, -ENOENT for an
+ * unknown name, -EINVAL / -ERANGE with a message in err for a bad value. */
+int config_set(struct headend_config *c, const char *name, const char *value, char *err,
+               size_t errlen);
+/* Cross-field checks (ttl bounds ordered, keepalive vs ping interval). 0 or -EINVAL + err. */
+int config_check(const struct headend_config *c, char *err, size_t errlen);
+/* `--name VALUE  help (default: x)` lines for --help. */
+void config_print_help(FILE *out);
+/* The table as a Markdown table, for docs/operations.md (der-headend --config-doc). */
+void config_print_markdown(FILE *out);
+/* Number of table rows and the name of row i (for getopt tables). */
+size_t config_count(void);
+const char *config_name(size_t i);
+
+#endif

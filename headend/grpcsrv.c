@@ -1,0 +1,569 @@
+/* grpcsrv: per stream, separate batches keep one of each operation outstanding: initial
+ * metadata once, RECV_CLOSE_ON_SERVER (its `cancelled` flag is how a vanished gateway is
+ * noticed), RECV_MESSAGE re-posted after each message, and SEND_MESSAGE fed from an
+ * application queue with one send in flight. A stream is freed only when its close has
+ * fired and no batch is pending. All stream state is guarded by the hub lock, which is also
+ * what lets the REST thread start a send directly (no wakeup of this thread needed). */
+#include "headend/grpcsrv.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/slice.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/time.h>
+
+#include "headend/log.h"
+
+#define METHOD_CONNECT    "/der.v1.Headend/Connect"
+#define N_SLOTS           64    /* registered-call requests kept posted */
+#define LOOP_DEADLINE_MS  20    /* the queue thread's timer resolution */
+#define MAX_QUEUED_SENDS  10000 /* per stream; setpoints stay durable in the store anyway */
+#define MAX_MESSAGE_BYTES (1 << 20)
+
+enum tag_kind {
+    T_SLOT,
+    T_UNKNOWN,
+    T_UNKNOWN_DONE,
+    T_META,
+    T_RECV,
+    T_SEND,
+    T_CLOSE,
+    T_STATUS,
+    T_SHUTDOWN
+};
+
+struct tag {
+    enum tag_kind kind;
+    void *p;
+};
+
+struct outmsg {
+    struct outmsg *next;
+    grpc_byte_buffer *bb;
+};
+
+struct stream {
+    struct grpcsrv *g;
+    grpc_call *call;
+    struct session *sess;
+    struct tag t_meta, t_recv, t_send, t_close, t_status;
+    grpc_byte_buffer *recv_buf;
+    grpc_byte_buffer *inflight;
+    struct outmsg *head, *tail;
+    size_t queued;
+    int pending;
+    int cancelled;
+    int close_fired;
+    int status_started;
+    grpc_slice status_details;
+    char reason[200];
+};
+
+struct slot {
+    struct tag t;
+    grpc_call *call;
+    gpr_timespec deadline;
+    grpc_metadata_array md;
+};
+
+struct unknown {
+    struct tag t;
+    grpc_call *call;
+    grpc_call_details details;
+    grpc_metadata_array md;
+    int cancelled;
+};
+
+struct grpcsrv {
+    struct hub *hub;
+    struct headend_config cfg;
+    grpc_server *server;
+    grpc_completion_queue *cq;
+    void *method;
+    struct slot slots[N_SLOTS];
+    struct unknown *unknown; /* the posted request for unknown methods */
+    size_t unknown_live;     /* answered unknown calls not yet completed */
+    size_t live_streams;
+    pthread_t thread;
+    atomic_int stop;
+    int shutdown_started, shutdown_done;
+    struct tag t_shutdown;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static gpr_timespec in_ms(int ms)
+{
+    return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(ms, GPR_TIMESPAN));
+}
+
+static int batch(struct stream *s, const grpc_op *ops, size_t n, struct tag *t)
+{
+    grpc_call_error e = grpc_call_start_batch(s->call, ops, n, t, NULL);
+    if (e != GRPC_CALL_OK) {
+        log_event(LOG_ERROR, "event=grpc_error gateway=%s op=start_batch code=%d",
+                  s->sess ? s->sess->gateway_id : "-", (int)e);
+        return -EIO;
+    }
+    s->pending++;
+    return 0;
+}
+
+static void kick_send(struct stream *s)
+{
+    if (s->inflight || !s->head || s->status_started)
+        return;
+    struct outmsg *m = s->head;
+    s->head = m->next;
+    if (!s->head)
+        s->tail = NULL;
+    s->queued--;
+    s->inflight = m->bb;
+    free(m);
+    grpc_op op = {.op = GRPC_OP_SEND_MESSAGE};
+    op.data.send_message.send_message = s->inflight;
+    if (batch(s, &op, 1, &s->t_send) < 0) {
+        grpc_byte_buffer_destroy(s->inflight);
+        s->inflight = NULL;
+    }
+}
+
+static void drop_queue(struct stream *s)
+{
+    while (s->head) {
+        struct outmsg *m = s->head;
+        s->head = m->next;
+        grpc_byte_buffer_destroy(m->bb);
+        free(m);
+    }
+    s->tail = NULL;
+    s->queued = 0;
+}
+
+/* link ops: called by the hub with its lock held, from either thread. */
+static int link_send(void *link, const Der__V1__HeadendMessage *msg)
+{
+    struct stream *s = link;
+    if (s->status_started || s->close_fired)
+        return -EPIPE;
+    if (s->queued >= MAX_QUEUED_SENDS)
+        return -ENOBUFS;
+    size_t n = der__v1__headend_message__get_packed_size(msg);
+    grpc_slice sl = grpc_slice_malloc(n);
+    der__v1__headend_message__pack(msg, GRPC_SLICE_START_PTR(sl));
+    struct outmsg *m = malloc(sizeof(*m));
+    if (!m) {
+        grpc_slice_unref(sl);
+        return -ENOMEM;
+    }
+    m->bb = grpc_raw_byte_buffer_create(&sl, 1);
+    grpc_slice_unref(sl);
+    m->next = NULL;
+    if (s->tail)
+        s->tail->next = m;
+    else
+        s->head = m;
+    s->tail = m;
+    s->queued++;
+    kick_send(s);
+    return 0;
+}
+
+static void finish(struct stream *s, int code, const char *reason)
+{
+    if (s->status_started)
+        return;
+    s->status_started = 1;
+    snprintf(s->reason, sizeof(s->reason), "%s", reason);
+    drop_queue(s);
+    if (s->close_fired)
+        return;
+    s->status_details = grpc_slice_from_copied_string(reason);
+    grpc_op op = {.op = GRPC_OP_SEND_STATUS_FROM_SERVER};
+    op.data.send_status_from_server.status = (grpc_status_code)code;
+    op.data.send_status_from_server.status_details = &s->status_details;
+    if (batch(s, &op, 1, &s->t_status) < 0)
+        grpc_call_cancel(s->call, NULL);
+}
+
+static void link_close(void *link, int code, const char *reason)
+{
+    finish(link, code, reason);
+}
+
+static const struct session_link_ops link_ops = {.send = link_send, .close = link_close};
+
+static void maybe_free(struct stream *s)
+{
+    if (s->pending > 0 || !s->close_fired)
+        return;
+    if (s->sess)
+        hub_stream_closed(s->g->hub, s->sess, s->reason[0] ? s->reason : "stream closed", now_ms());
+    drop_queue(s);
+    grpc_slice_unref(s->status_details);
+    grpc_call_unref(s->call);
+    s->g->live_streams--;
+    free(s);
+}
+
+static int post_recv(struct stream *s)
+{
+    grpc_op op = {.op = GRPC_OP_RECV_MESSAGE};
+    op.data.recv_message.recv_message = &s->recv_buf;
+    return batch(s, &op, 1, &s->t_recv);
+}
+
+static void stream_start(struct grpcsrv *g, grpc_call *call)
+{
+    struct stream *s = calloc(1, sizeof(*s));
+    if (!s) {
+        grpc_call_cancel(call, NULL);
+        grpc_call_unref(call);
+        return;
+    }
+    s->g = g;
+    s->call = call;
+    s->status_details = grpc_empty_slice();
+    struct tag *tags[] = {&s->t_meta, &s->t_recv, &s->t_send, &s->t_close, &s->t_status};
+    enum tag_kind kinds[] = {T_META, T_RECV, T_SEND, T_CLOSE, T_STATUS};
+    for (int i = 0; i < 5; i++)
+        *tags[i] = (struct tag){kinds[i], s};
+    g->live_streams++;
+    char *peer = grpc_call_get_peer(call);
+    int rc = hub_stream_open(g->hub, peer, &link_ops, s, now_ms(), &s->sess);
+    gpr_free(peer);
+
+    grpc_op meta = {.op = GRPC_OP_SEND_INITIAL_METADATA};
+    grpc_op close = {.op = GRPC_OP_RECV_CLOSE_ON_SERVER};
+    close.data.recv_close_on_server.cancelled = &s->cancelled;
+    int e = batch(s, &meta, 1, &s->t_meta);
+    if (batch(s, &close, 1, &s->t_close) < 0) {
+        /* Without the close op nothing would ever free this stream. */
+        s->close_fired = 1;
+        grpc_call_cancel(call, NULL);
+        e = -EIO;
+    }
+    if (rc < 0 || hub_streams(g->hub) > (size_t)g->cfg.max_streams) {
+        log_event(LOG_WARN, "event=stream_refused peer=%s reason=\"too many streams (%d)\"",
+                  s->sess ? s->sess->peer : "-", g->cfg.max_streams);
+        finish(s, GRPC_STATUS_RESOURCE_EXHAUSTED, "too many gateway streams");
+    } else if (e == 0) {
+        post_recv(s);
+    }
+    maybe_free(s);
+}
+
+static void on_recv(struct stream *s, int ok)
+{
+    grpc_byte_buffer *bb = s->recv_buf;
+    s->recv_buf = NULL;
+    if (!ok || !bb) {
+        if (ok && !bb)
+            finish(s, GRPC_STATUS_OK, "gateway closed its side of the stream");
+        if (bb)
+            grpc_byte_buffer_destroy(bb);
+        return;
+    }
+    grpc_byte_buffer_reader r;
+    int code = GRPC_STATUS_OK;
+    char reason[200] = "";
+    int rc;
+    if (!grpc_byte_buffer_reader_init(&r, bb)) {
+        rc = -EBADMSG;
+        code = GRPC_STATUS_INVALID_ARGUMENT;
+        snprintf(reason, sizeof(reason), "undecodable message buffer");
+    } else {
+        grpc_slice sl = grpc_byte_buffer_reader_readall(&r);
+        grpc_byte_buffer_reader_destroy(&r);
+        rc = s->sess && !s->status_started
+                 ? hub_on_message(s->g->hub, s->sess, GRPC_SLICE_START_PTR(sl),
+                                  GRPC_SLICE_LENGTH(sl), now_ms(), &code, reason, sizeof(reason))
+                 : 0;
+        grpc_slice_unref(sl);
+    }
+    grpc_byte_buffer_destroy(bb);
+    if (rc < 0)
+        finish(s, code, reason);
+    else if (!s->status_started && !s->close_fired)
+        post_recv(s);
+}
+
+static void on_stream_event(struct stream *s, enum tag_kind kind, int ok)
+{
+    s->pending--;
+    switch (kind) {
+    case T_RECV:
+        on_recv(s, ok);
+        break;
+    case T_SEND:
+        grpc_byte_buffer_destroy(s->inflight);
+        s->inflight = NULL;
+        if (ok)
+            kick_send(s);
+        else
+            drop_queue(s);
+        break;
+    case T_CLOSE:
+        s->close_fired = 1;
+        if (!s->reason[0])
+            snprintf(s->reason, sizeof(s->reason), "%s",
+                     s->cancelled ? "stream cancelled (gateway gone, reset or keepalive timeout)"
+                                  : "stream closed");
+        if (s->sess) {
+            hub_stream_closed(s->g->hub, s->sess, s->reason, now_ms());
+            s->sess = NULL;
+        }
+        drop_queue(s);
+        break;
+    default:
+        break;
+    }
+    maybe_free(s);
+}
+
+static void arm_slot(struct grpcsrv *g, struct slot *sl)
+{
+    grpc_metadata_array_init(&sl->md);
+    sl->call = NULL;
+    grpc_call_error e = grpc_server_request_registered_call(
+        g->server, g->method, &sl->call, &sl->deadline, &sl->md, NULL, g->cq, g->cq, &sl->t);
+    if (e != GRPC_CALL_OK)
+        log_event(LOG_ERROR, "event=grpc_error op=request_registered_call code=%d", (int)e);
+}
+
+static void arm_unknown(struct grpcsrv *g)
+{
+    struct unknown *u = calloc(1, sizeof(*u));
+    if (!u)
+        return;
+    u->t = (struct tag){T_UNKNOWN, u};
+    grpc_call_details_init(&u->details);
+    grpc_metadata_array_init(&u->md);
+    if (grpc_server_request_call(g->server, &u->call, &u->details, &u->md, g->cq, g->cq, &u->t) !=
+        GRPC_CALL_OK) {
+        grpc_call_details_destroy(&u->details);
+        grpc_metadata_array_destroy(&u->md);
+        free(u);
+        return;
+    }
+    g->unknown = u;
+}
+
+static void free_unknown(struct unknown *u)
+{
+    if (u->call)
+        grpc_call_unref(u->call);
+    grpc_call_details_destroy(&u->details);
+    grpc_metadata_array_destroy(&u->md);
+    free(u);
+}
+
+static void answer_unknown(struct grpcsrv *g, struct unknown *u)
+{
+    char *method = grpc_slice_to_c_string(u->details.method);
+    char *peer = grpc_call_get_peer(u->call);
+    log_event(LOG_WARN, "event=unknown_method method=%s peer=%s reason=\"UNIMPLEMENTED\"", method,
+              peer);
+    gpr_free(method);
+    gpr_free(peer);
+    static grpc_slice details;
+    details = grpc_slice_from_static_string("unknown method: this headend serves " METHOD_CONNECT);
+    grpc_op ops[3] = {{.op = GRPC_OP_SEND_INITIAL_METADATA},
+                      {.op = GRPC_OP_RECV_CLOSE_ON_SERVER},
+                      {.op = GRPC_OP_SEND_STATUS_FROM_SERVER}};
+    ops[1].data.recv_close_on_server.cancelled = &u->cancelled;
+    ops[2].data.send_status_from_server.status = GRPC_STATUS_UNIMPLEMENTED;
+    ops[2].data.send_status_from_server.status_details = &details;
+    u->t.kind = T_UNKNOWN_DONE;
+    if (grpc_call_start_batch(u->call, ops, 3, &u->t, NULL) != GRPC_CALL_OK) {
+        free_unknown(u);
+        return;
+    }
+    g->unknown_live++;
+}
+
+static void handle(struct grpcsrv *g, struct tag *t, int ok)
+{
+    switch (t->kind) {
+    case T_SLOT: {
+        struct slot *sl = t->p;
+        grpc_call *call = sl->call;
+        grpc_metadata_array_destroy(&sl->md);
+        if (ok && call)
+            stream_start(g, call);
+        if (!g->shutdown_started)
+            arm_slot(g, sl);
+        break;
+    }
+    case T_UNKNOWN: {
+        struct unknown *u = t->p;
+        g->unknown = NULL;
+        if (ok && u->call)
+            answer_unknown(g, u);
+        else
+            free_unknown(u);
+        if (!g->shutdown_started)
+            arm_unknown(g);
+        break;
+    }
+    case T_UNKNOWN_DONE:
+        g->unknown_live--;
+        free_unknown(t->p);
+        break;
+    case T_SHUTDOWN:
+        g->shutdown_done = 1;
+        break;
+    default:
+        on_stream_event(t->p, t->kind, ok);
+        break;
+    }
+}
+
+static void *loop(void *arg)
+{
+    struct grpcsrv *g = arg;
+    gpr_timespec cancel_at = gpr_inf_future(GPR_CLOCK_MONOTONIC);
+    int cancelled_all = 0;
+    for (;;) {
+        grpc_event ev = grpc_completion_queue_next(g->cq, in_ms(LOOP_DEADLINE_MS), NULL);
+        hub_lock(g->hub);
+        /* Drain what is ready under one lock hold, then run the timers once. */
+        for (int n = 0; ev.type == GRPC_OP_COMPLETE; n++) {
+            handle(g, ev.tag, ev.success);
+            if (n >= 256)
+                break;
+            ev = grpc_completion_queue_next(g->cq, gpr_inf_past(GPR_CLOCK_MONOTONIC), NULL);
+        }
+        if (ev.type == GRPC_OP_COMPLETE)
+            handle(g, ev.tag, ev.success);
+        hub_tick(g->hub, now_ms());
+        if (atomic_load(&g->stop) && !g->shutdown_started) {
+            g->shutdown_started = 1;
+            log_event(LOG_INFO, "event=shutdown streams=%zu grace_ms=%d reason=\"signal\"",
+                      g->live_streams, g->cfg.shutdown_grace_ms);
+            grpc_server_shutdown_and_notify(g->server, g->cq, &g->t_shutdown);
+            cancel_at = in_ms(g->cfg.shutdown_grace_ms);
+        }
+        if (g->shutdown_started && !cancelled_all &&
+            gpr_time_cmp(gpr_now(GPR_CLOCK_MONOTONIC), cancel_at) >= 0) {
+            cancelled_all = 1;
+            grpc_server_cancel_all_calls(g->server);
+        }
+        int done = g->shutdown_done && g->live_streams == 0 && g->unknown_live == 0;
+        hub_unlock(g->hub);
+        if (done)
+            break;
+    }
+    return NULL;
+}
+
+static void set_int(grpc_arg *a, const char *key, int v)
+{
+    a->type = GRPC_ARG_INTEGER;
+    a->key = (char *)key;
+    a->value.integer = v;
+}
+
+int grpcsrv_start(struct hub *h, const struct headend_config *cfg, struct grpcsrv **out, int *port,
+                  char *err, size_t errlen)
+{
+    *out = NULL;
+    struct grpcsrv *g = calloc(1, sizeof(*g));
+    if (!g) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    g->hub = h;
+    g->cfg = *cfg;
+    g->t_shutdown = (struct tag){T_SHUTDOWN, g};
+    grpc_arg args[8];
+    size_t na = 0;
+    /* notes/grpc-core.md: the server must accept pings at the gateways' keepalive rate, also
+     * on idle streams, or it sends GOAWAY "too_many_pings". */
+    set_int(&args[na++], GRPC_ARG_KEEPALIVE_TIME_MS, cfg->keepalive_time_ms);
+    set_int(&args[na++], GRPC_ARG_KEEPALIVE_TIMEOUT_MS, cfg->keepalive_timeout_ms);
+    set_int(&args[na++], GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+    set_int(&args[na++], GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+    set_int(&args[na++], GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+            cfg->min_ping_interval_ms);
+    set_int(&args[na++], GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, MAX_MESSAGE_BYTES);
+    if (cfg->idle_timeout_ms > 0)
+        set_int(&args[na++], GRPC_ARG_MAX_CONNECTION_IDLE_MS, cfg->idle_timeout_ms);
+    grpc_channel_args ca = {na, args};
+    g->server = grpc_server_create(&ca, NULL);
+    g->cq = grpc_completion_queue_create_for_next(NULL);
+    grpc_server_register_completion_queue(g->server, g->cq, NULL);
+    g->method =
+        grpc_server_register_method(g->server, METHOD_CONNECT, NULL, GRPC_SRM_PAYLOAD_NONE, 0);
+    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+    int p = grpc_server_add_http2_port(g->server, cfg->grpc_listen, creds);
+    grpc_server_credentials_release(creds);
+    if (p == 0 || !g->method) {
+        snprintf(err, errlen, "cannot listen on %s (gRPC)", cfg->grpc_listen);
+        grpc_server_destroy(g->server);
+        grpc_completion_queue_shutdown(g->cq);
+        while (grpc_completion_queue_next(g->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=
+               GRPC_QUEUE_SHUTDOWN)
+            ;
+        grpc_completion_queue_destroy(g->cq);
+        free(g);
+        return -EADDRINUSE;
+    }
+    *port = p;
+    grpc_server_start(g->server);
+    for (int i = 0; i < N_SLOTS; i++) {
+        g->slots[i].t = (struct tag){T_SLOT, &g->slots[i]};
+        arm_slot(g, &g->slots[i]);
+    }
+    arm_unknown(g);
+    if (pthread_create(&g->thread, NULL, loop, g) != 0) {
+        snprintf(err, errlen, "cannot start the gRPC thread");
+        atomic_store(&g->stop, 1);
+        loop(g);
+        grpc_server_destroy(g->server);
+        grpc_completion_queue_destroy(g->cq);
+        free(g);
+        return -EAGAIN;
+    }
+    *out = g;
+    return 0;
+}
+
+void grpcsrv_stop(struct grpcsrv *g)
+{
+    if (!g)
+        return;
+    atomic_store(&g->stop, 1);
+    pthread_join(g->thread, NULL);
+    grpc_server_destroy(g->server);
+    grpc_completion_queue_shutdown(g->cq);
+    for (;;) {
+        grpc_event ev = grpc_completion_queue_next(g->cq, in_ms(2000), NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN || ev.type == GRPC_QUEUE_TIMEOUT)
+            break;
+        if (ev.type == GRPC_OP_COMPLETE) {
+            struct tag *t = ev.tag;
+            if (t->kind == T_SLOT)
+                grpc_metadata_array_destroy(&((struct slot *)t->p)->md);
+            else if (t->kind == T_UNKNOWN)
+                free_unknown(t->p);
+        }
+    }
+    grpc_completion_queue_destroy(g->cq);
+    free(g);
+}

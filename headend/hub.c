@@ -1,0 +1,698 @@
+/* hub: the protocol as docs/protocol.md states it. A stream must open with Register; the
+ * inventory decides which claimed assets it gets; a newer session for the same site replaces
+ * the older one; Telemetry and Setpoint without asset_id mean the session's primary asset;
+ * dispatches are stored first and sent when a stream serves their target, then replayed in
+ * creation order after a reconnect until an ack moves them on or their TTL ends them.
+ * Telemetry is buffered and written in one transaction per flush (telemetry-flush-ms). */
+#include "headend/hub.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <grpc/status.h>
+
+#include "headend/log.h"
+
+#define RATE_WINDOW_MS          10000
+#define PRUNE_EVERY_MS          10000
+#define EXPIRE_EVERY_MS         200
+#define FLUSH_MAX_ROWS          20000
+#define LOG_REJECTS_PER_SESSION 5
+
+struct hub {
+    pthread_mutex_t lock;
+    struct headend_config cfg;
+    struct inventory *inv;
+    struct store *st;
+    struct registry *reg;
+    struct asset_state *assets;
+    struct site_state *sites;
+    struct hub_counters c;
+    size_t streams;
+    struct store_telemetry *batch;
+    size_t n_batch, cap_batch;
+    int64_t last_flush_ms, last_prune_ms, last_expire_ms;
+};
+
+static const char *nz(const char *s)
+{
+    return s && s[0] ? s : "-";
+}
+
+int hub_new(const struct headend_config *cfg, struct inventory *inv, struct store *st,
+            int64_t now_ms, struct hub **out)
+{
+    *out = NULL;
+    struct hub *h = calloc(1, sizeof(*h));
+    if (!h) {
+        inventory_free(inv);
+        store_close(st);
+        return -ENOMEM;
+    }
+    h->cfg = *cfg;
+    h->inv = inv;
+    h->st = st;
+    pthread_mutex_init(&h->lock, NULL);
+    size_t ns = inventory_site_count(inv), na = inventory_asset_count(inv);
+    h->reg = registry_new(ns, na);
+    h->assets = calloc(na + 1, sizeof(*h->assets));
+    h->sites = calloc(ns + 1, sizeof(*h->sites));
+    if (!h->reg || !h->assets || !h->sites) {
+        hub_free(h);
+        return -ENOMEM;
+    }
+    h->last_flush_ms = h->last_prune_ms = h->last_expire_ms = now_ms;
+    st->ops->sessions_close_open(st, now_ms, "headend restarted");
+    /* Restore what the store knows, so /telemetry and /agents survive a restart. */
+    for (size_t i = 0; i < na; i++) {
+        struct asset_state *a = &h->assets[i];
+        if (st->ops->telemetry_latest(st, inventory_asset_at(inv, i)->id, &a->latest) == 0) {
+            a->has_latest = 1;
+            a->lag_ms = (double)(a->latest.received_ms - a->latest.ts_ms);
+        }
+    }
+    *out = h;
+    return 0;
+}
+
+void hub_free(struct hub *h)
+{
+    if (!h)
+        return;
+    if (h->st)
+        hub_flush(h);
+    registry_free(h->reg);
+    free(h->assets);
+    free(h->sites);
+    free(h->batch);
+    inventory_free(h->inv);
+    store_close(h->st);
+    pthread_mutex_destroy(&h->lock);
+    free(h);
+}
+
+void hub_lock(struct hub *h)
+{
+    pthread_mutex_lock(&h->lock);
+}
+
+void hub_unlock(struct hub *h)
+{
+    pthread_mutex_unlock(&h->lock);
+}
+
+int hub_stream_open(struct hub *h, const char *peer, const struct session_link_ops *ops, void *link,
+                    int64_t now_ms, struct session **out)
+{
+    struct session *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    snprintf(s->peer, sizeof(s->peer), "%s", peer ? peer : "");
+    s->ops = ops;
+    s->link = link;
+    s->started_ms = s->last_seen_ms = now_ms;
+    s->site = SIZE_MAX;
+    h->streams++;
+    h->c.streams_opened++;
+    *out = s;
+    return 0;
+}
+
+static int send_msg(struct session *s, Der__V1__HeadendMessage *m)
+{
+    m->seq = ++s->out_seq;
+    return s->ops->send(s->link, m);
+}
+
+/* Ends a session's registration: routes, store record, log line. The stream itself is
+ * closed by the caller or the transport. */
+static void end_session(struct hub *h, struct session *s, const char *reason, int64_t now_ms)
+{
+    if (s->ended)
+        return;
+    s->ended = 1;
+    if (!s->registered)
+        return;
+    registry_detach(h->reg, s);
+    struct site_state *ss = &h->sites[s->site];
+    ss->last_seen_ms = s->last_seen_ms;
+    if (s->id && h->st->ops->session_end(h->st, s->id, now_ms, reason) < 0)
+        h->c.store_errors++;
+    log_event(LOG_INFO,
+              "event=disconnect gateway=%s site=%s peer=%s session=%lld seq_gaps=%llu "
+              "reason=\"%s\"",
+              s->gateway_id, s->site_id, s->peer, (long long)s->id, (unsigned long long)s->seq_gaps,
+              reason);
+}
+
+void hub_stream_closed(struct hub *h, struct session *s, const char *reason, int64_t now_ms)
+{
+    if (!s->registered && !s->ended)
+        log_event(LOG_INFO,
+                  "event=disconnect gateway=- site=- peer=%s reason=\"%s\" "
+                  "registered=no",
+                  s->peer, reason);
+    end_session(h, s, reason, now_ms);
+    h->streams--;
+    h->c.streams_closed++;
+    free(s->assets);
+    free(s);
+}
+
+static int send_setpoint(struct hub *h, struct session *s, const struct store_dispatch *d,
+                         int64_t now_ms)
+{
+    Der__V1__Setpoint sp = DER__V1__SETPOINT__INIT;
+    sp.setpoint_id = (char *)d->id;
+    sp.power_w = d->power_w;
+    sp.expires_ms = d->expires_ms;
+    if (d->asset_id[0]) {
+        sp.target_case = DER__V1__SETPOINT__TARGET_ASSET_ID;
+        sp.asset_id = (char *)d->asset_id;
+    } else {
+        sp.target_case = DER__V1__SETPOINT__TARGET_SITE_ID;
+        sp.site_id = (char *)d->site_id;
+    }
+    Der__V1__HeadendMessage m = DER__V1__HEADEND_MESSAGE__INIT;
+    m.body_case = DER__V1__HEADEND_MESSAGE__BODY_SETPOINT;
+    m.setpoint = &sp;
+    int rc = send_msg(s, &m);
+    if (rc < 0)
+        return rc;
+    if (h->st->ops->dispatch_set_state(h->st, d->id, DISPATCH_SENT, "", now_ms, s->id) < 0)
+        h->c.store_errors++;
+    h->c.dispatch_sent++;
+    log_event(LOG_INFO,
+              "event=dispatch_sent setpoint=%s site=%s asset=%s gateway=%s power_w=%.1f "
+              "expires_ms=%lld",
+              d->id, d->site_id, nz(d->asset_id), s->gateway_id, d->power_w,
+              (long long)d->expires_ms);
+    return 0;
+}
+
+struct replay {
+    struct hub *h;
+    struct session *s;
+    int64_t now_ms;
+    int sent;
+};
+
+static int replay_one(const struct store_dispatch *d, void *arg)
+{
+    struct replay *r = arg;
+    if (d->asset_id[0]) {
+        const struct inv_asset *a = inventory_asset(r->h->inv, d->asset_id);
+        if (!a || !session_serves(r->s, a->index))
+            return 0; /* stays queued until a session claims that asset */
+    }
+    if (send_setpoint(r->h, r->s, d, r->now_ms) == 0)
+        r->sent++;
+    return 0;
+}
+
+static void add_rejected(Der__V1__RegisterResult *rr, Der__V1__RegisterResult__Rejected *rej,
+                         char (*reasons)[160], const char *asset_id, const char *reason)
+{
+    size_t i = rr->n_rejected++;
+    der__v1__register_result__rejected__init(&rej[i]);
+    snprintf(reasons[i], 160, "%s", reason);
+    rej[i].asset_id = (char *)asset_id;
+    rej[i].reason = reasons[i];
+    rr->rejected[i] = &rej[i];
+}
+
+static int on_register(struct hub *h, struct session *s, const Der__V1__Register *r, int64_t now_ms,
+                       int *grpc_status, char *reason, size_t reason_len)
+{
+    if (s->registered) {
+        *grpc_status = GRPC_STATUS_FAILED_PRECONDITION;
+        snprintf(reason, reason_len, "Register sent twice on one stream");
+        return -EPROTO;
+    }
+    if (!r->gateway_id[0] || strlen(r->gateway_id) >= INV_ID_MAX ||
+        strlen(r->site_id) >= INV_ID_MAX) {
+        *grpc_status = GRPC_STATUS_INVALID_ARGUMENT;
+        snprintf(reason, reason_len, "Register needs a gateway_id and ids under %d bytes",
+                 INV_ID_MAX);
+        return -EINVAL;
+    }
+    /* Legacy single-asset agents send only primary_asset_id; their site follows from it. */
+    size_t n_claims = r->n_assets ? r->n_assets : (r->primary_asset_id[0] ? 1 : 0);
+    const char *site_id = r->site_id;
+    if (!site_id[0] && !r->n_assets) {
+        const struct inv_asset *pa = inventory_asset(h->inv, r->primary_asset_id);
+        if (pa)
+            site_id = inventory_site_at(h->inv, pa->site)->id;
+    }
+    snprintf(s->gateway_id, sizeof(s->gateway_id), "%s", r->gateway_id);
+    snprintf(s->site_id, sizeof(s->site_id), "%s", site_id);
+    snprintf(s->software, sizeof(s->software), "%s", r->software);
+
+    Der__V1__RegisterResult rr = DER__V1__REGISTER_RESULT__INIT;
+    size_t alloc_n = n_claims ? n_claims : 1;
+    char **accepted = calloc(alloc_n, sizeof(char *));
+    Der__V1__RegisterResult__Rejected *rej = calloc(alloc_n, sizeof(*rej));
+    Der__V1__RegisterResult__Rejected **rejp = calloc(alloc_n, sizeof(*rejp));
+    char(*reasons)[160] = calloc(alloc_n, 160);
+    s->assets = calloc(alloc_n, sizeof(size_t));
+    if (!accepted || !rej || !rejp || !reasons || !s->assets) {
+        free(accepted);
+        free(rej);
+        free(rejp);
+        free(reasons);
+        *grpc_status = GRPC_STATUS_RESOURCE_EXHAUSTED;
+        snprintf(reason, reason_len, "out of memory");
+        return -ENOMEM;
+    }
+    rr.accepted = accepted;
+    rr.rejected = rejp;
+
+    char why[160];
+    int gw_rc = inventory_check_gateway(h->inv, r->gateway_id, site_id, why, sizeof(why));
+    for (size_t i = 0; i < n_claims; i++) {
+        const char *aid = r->n_assets ? r->assets[i]->asset_id : r->primary_asset_id;
+        int rc = gw_rc < 0
+                     ? gw_rc
+                     : inventory_check_claim(h->inv, r->gateway_id, site_id, aid, why, sizeof(why));
+        const struct inv_asset *a = inventory_asset(h->inv, aid);
+        if (rc == 0 && session_serves(s, a->index)) {
+            rc = -EEXIST;
+            snprintf(why, sizeof(why), "asset %s claimed twice", aid);
+        }
+        if (rc < 0) {
+            add_rejected(&rr, rej, reasons, aid, why);
+            h->c.claims_rejected++;
+            log_event(LOG_WARN,
+                      "event=claim_rejected gateway=%s site=%s asset=%s peer=%s reason=\"%s\"",
+                      r->gateway_id, nz(site_id), nz(aid), s->peer, why);
+            continue;
+        }
+        s->assets[s->n_assets++] = a->index;
+        rr.accepted[rr.n_accepted++] = (char *)a->id;
+        h->c.claims_accepted++;
+    }
+
+    int rc = 0;
+    if (s->n_assets == 0) {
+        if (gw_rc == 0)
+            snprintf(why, sizeof(why), "no claimed asset was accepted");
+        rc = -EPERM;
+        *grpc_status = GRPC_STATUS_PERMISSION_DENIED;
+        snprintf(reason, reason_len, "%s", why);
+        h->c.register_denied++;
+        log_event(LOG_WARN, "event=register_rejected gateway=%s site=%s peer=%s reason=\"%s\"",
+                  r->gateway_id, nz(site_id), s->peer, why);
+    }
+    Der__V1__HeadendMessage m = DER__V1__HEADEND_MESSAGE__INIT;
+    m.body_case = DER__V1__HEADEND_MESSAGE__BODY_REGISTER_RESULT;
+    m.register_result = &rr;
+    send_msg(s, &m);
+    free(accepted);
+    free(rej);
+    free(rejp);
+    free(reasons);
+    if (rc < 0)
+        return rc;
+
+    const struct inv_asset *pa = inventory_asset(h->inv, r->primary_asset_id);
+    if (!pa || !session_serves(s, pa->index))
+        pa = inventory_asset_at(h->inv, s->assets[0]);
+    snprintf(s->primary_asset, sizeof(s->primary_asset), "%s", pa->id);
+    s->site = inventory_site(h->inv, site_id)->index;
+    s->registered = 1;
+
+    struct session *old = NULL;
+    registry_attach(h->reg, s, &old);
+    if (old) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "replaced by a newer session of gateway %s from %s",
+                 s->gateway_id, s->peer);
+        h->c.replaced++;
+        end_session(h, old, msg, now_ms);
+        old->ops->close(old->link, GRPC_STATUS_ABORTED, msg);
+    }
+    struct store_session rec = {.started_ms = now_ms};
+    snprintf(rec.gateway_id, sizeof(rec.gateway_id), "%s", s->gateway_id);
+    snprintf(rec.site_id, sizeof(rec.site_id), "%s", s->site_id);
+    snprintf(rec.peer, sizeof(rec.peer), "%s", s->peer);
+    if (h->st->ops->session_start(h->st, &rec) < 0)
+        h->c.store_errors++;
+    s->id = rec.id;
+    struct site_state *ss = &h->sites[s->site];
+    snprintf(ss->gateway_id, sizeof(ss->gateway_id), "%s", s->gateway_id);
+    snprintf(ss->peer, sizeof(ss->peer), "%s", s->peer);
+    ss->last_seen_ms = now_ms;
+    h->c.registrations++;
+    log_event(LOG_INFO,
+              "event=connect gateway=%s site=%s peer=%s session=%lld accepted=%zu rejected=%zu "
+              "primary=%s replaced=%s software=\"%s\"",
+              s->gateway_id, s->site_id, s->peer, (long long)s->id, s->n_assets,
+              n_claims - s->n_assets, s->primary_asset, old ? "yes" : "no", s->software);
+
+    struct replay rp = {h, s, now_ms, 0};
+    if (h->st->ops->dispatch_pending(h->st, s->site_id, now_ms, replay_one, &rp) < 0)
+        h->c.store_errors++;
+    if (rp.sent)
+        log_event(LOG_INFO, "event=dispatch_replay gateway=%s site=%s count=%d", s->gateway_id,
+                  s->site_id, rp.sent);
+    return 0;
+}
+
+static void on_telemetry(struct hub *h, struct session *s, const Der__V1__Telemetry *t,
+                         int64_t now_ms)
+{
+    const char *aid = t->asset_id[0] ? t->asset_id : s->primary_asset;
+    const struct inv_asset *a = inventory_asset(h->inv, aid);
+    if (!a || registry_asset(h->reg, a->index) != s) {
+        h->c.telemetry_rejected++;
+        if (s->rejected_telemetry++ < LOG_REJECTS_PER_SESSION)
+            log_event(LOG_WARN,
+                      "event=telemetry_rejected gateway=%s site=%s asset=%s reason=\"%s\"",
+                      s->gateway_id, s->site_id, nz(aid),
+                      a ? "asset not served by this session" : "unknown asset");
+        return;
+    }
+    h->c.telemetry++;
+    struct asset_state *st = &h->assets[a->index];
+    struct store_telemetry *l = &st->latest;
+    snprintf(l->asset_id, sizeof(l->asset_id), "%s", a->id);
+    l->ts_ms = t->ts_ms;
+    l->received_ms = now_ms;
+    l->seq = t->telemetry_seq;
+    l->power_w = t->power_w;
+    l->setpoint_w = t->setpoint_w;
+    l->soc = t->details_case == DER__V1__TELEMETRY__DETAILS_STORAGE && t->storage ? t->storage->soc
+                                                                                  : NAN;
+    l->online = t->online;
+    snprintf(l->status, sizeof(l->status), "%s", t->status);
+    st->has_latest = 1;
+    st->lag_ms = (double)(now_ms - t->ts_ms);
+    st->messages++;
+    if (st->win_start_ms == 0)
+        st->win_start_ms = now_ms;
+    st->win_count++;
+    if (now_ms - st->win_start_ms >= RATE_WINDOW_MS) {
+        st->rate_hz = st->win_count * 1000.0 / (double)(now_ms - st->win_start_ms);
+        st->win_start_ms = now_ms;
+        st->win_count = 0;
+    }
+    if (h->n_batch == h->cap_batch) {
+        size_t cap = h->cap_batch ? h->cap_batch * 2 : 1024;
+        struct store_telemetry *nb = realloc(h->batch, cap * sizeof(*nb));
+        if (!nb) {
+            h->c.store_errors++;
+            return;
+        }
+        h->batch = nb;
+        h->cap_batch = cap;
+    }
+    h->batch[h->n_batch++] = *l;
+    if (h->n_batch >= FLUSH_MAX_ROWS)
+        hub_flush(h);
+}
+
+static int ack_state(Der__V1__SetpointAck__State s)
+{
+    switch (s) {
+    case DER__V1__SETPOINT_ACK__STATE__RECEIVED:
+        return DISPATCH_RECEIVED;
+    case DER__V1__SETPOINT_ACK__STATE__APPLIED:
+        return DISPATCH_APPLIED;
+    case DER__V1__SETPOINT_ACK__STATE__REJECTED:
+        return DISPATCH_REJECTED;
+    case DER__V1__SETPOINT_ACK__STATE__EXPIRED:
+        return DISPATCH_EXPIRED;
+    case DER__V1__SETPOINT_ACK__STATE__FAILED:
+        return DISPATCH_FAILED;
+    default:
+        return -EINVAL;
+    }
+}
+
+static void count_outcome(struct hub *h, int state, const struct store_dispatch *d, int64_t now_ms)
+{
+    if (state >= 100 && state < 108)
+        h->c.dispatch_state[state - 100]++;
+    if (state == DISPATCH_APPLIED) {
+        static const double le[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0};
+        double sec = (double)(now_ms - d->created_ms) / 1000.0;
+        h->c.apply_latency_sum_s += sec;
+        h->c.apply_latency_count++;
+        size_t b = 0;
+        while (b < 7 && sec > le[b])
+            b++;
+        h->c.apply_latency_bucket[b]++;
+    }
+}
+
+static void on_ack(struct hub *h, struct session *s, const Der__V1__SetpointAck *a, int64_t now_ms)
+{
+    struct store_dispatch d;
+    int state = ack_state(a->state);
+    const char *why = NULL;
+    if (state < 0)
+        why = "ack without a state";
+    else if (h->st->ops->dispatch_get(h->st, a->setpoint_id, &d) < 0)
+        why = "unknown setpoint_id";
+    else if (strcmp(d.site_id, s->site_id) != 0)
+        why = "setpoint of another site";
+    else if (dispatch_state_final(d.state))
+        why = "setpoint already final";
+    else if (state == DISPATCH_RECEIVED && d.state == DISPATCH_RECEIVED)
+        why = "duplicate RECEIVED";
+    if (why) {
+        log_event(LOG_WARN,
+                  "event=ack_ignored gateway=%s site=%s setpoint=%s state=%d "
+                  "reason=\"%s\"",
+                  s->gateway_id, s->site_id, nz(a->setpoint_id), (int)a->state, why);
+        return;
+    }
+    struct store_ack rec = {.state = state, .at_ms = now_ms};
+    snprintf(rec.detail, sizeof(rec.detail), "%s", a->detail);
+    struct store *st = h->st;
+    int e = st->ops->begin(st);
+    if (!e)
+        e = st->ops->dispatch_set_state(st, d.id, state, a->detail, now_ms, s->id);
+    if (!e)
+        e = st->ops->ack_add(st, d.id, &rec);
+    if (!e && a->n_allocations) {
+        struct store_alloc *al = calloc(a->n_allocations, sizeof(*al));
+        if (!al)
+            e = -ENOMEM;
+        for (size_t i = 0; al && i < a->n_allocations; i++) {
+            snprintf(al[i].asset_id, sizeof(al[i].asset_id), "%s",
+                     a->allocations[i]->asset_id[0] ? a->allocations[i]->asset_id
+                                                    : s->primary_asset);
+            al[i].power_w = a->allocations[i]->power_w;
+        }
+        if (al)
+            e = st->ops->alloc_set(st, d.id, al, a->n_allocations);
+        free(al);
+    }
+    int ce = st->ops->commit(st);
+    if (e || ce)
+        h->c.store_errors++;
+    count_outcome(h, state, &d, now_ms);
+    log_event(dispatch_state_final(state) && state != DISPATCH_APPLIED ? LOG_WARN : LOG_INFO,
+              "event=dispatch_ack setpoint=%s gateway=%s site=%s state=%s allocations=%zu "
+              "latency_ms=%lld detail=\"%s\"",
+              d.id, s->gateway_id, s->site_id, dispatch_state_name(state), a->n_allocations,
+              (long long)(now_ms - d.created_ms), a->detail);
+}
+
+int hub_on_message(struct hub *h, struct session *s, const uint8_t *data, size_t len,
+                   int64_t now_ms, int *grpc_status, char *reason, size_t reason_len)
+{
+    Der__V1__AgentMessage *m = der__v1__agent_message__unpack(NULL, len, data);
+    if (!m) {
+        h->c.malformed++;
+        *grpc_status = GRPC_STATUS_INVALID_ARGUMENT;
+        snprintf(reason, reason_len, "malformed AgentMessage (%zu bytes)", len);
+        log_event(LOG_WARN, "event=malformed gateway=%s site=%s peer=%s bytes=%zu",
+                  nz(s->gateway_id), nz(s->site_id), s->peer, len);
+        return -EBADMSG;
+    }
+    int rc = 0;
+    s->last_seen_ms = now_ms;
+    if (m->seq != s->in_seq + 1 && s->in_seq != 0) {
+        s->seq_gaps++;
+        if (s->seq_gaps <= LOG_REJECTS_PER_SESSION)
+            log_event(LOG_WARN, "event=seq_gap gateway=%s site=%s expected=%llu got=%llu",
+                      nz(s->gateway_id), nz(s->site_id), (unsigned long long)s->in_seq + 1,
+                      (unsigned long long)m->seq);
+    }
+    s->in_seq = m->seq;
+    if (!s->registered && m->body_case != DER__V1__AGENT_MESSAGE__BODY_REGISTER) {
+        h->c.protocol_errors++;
+        *grpc_status = GRPC_STATUS_FAILED_PRECONDITION;
+        snprintf(reason, reason_len, "the first message must be Register");
+        log_event(LOG_WARN, "event=protocol_error gateway=- site=- peer=%s reason=\"%s\"", s->peer,
+                  reason);
+        rc = -EPROTO;
+        goto done;
+    }
+    switch (m->body_case) {
+    case DER__V1__AGENT_MESSAGE__BODY_REGISTER:
+        rc = on_register(h, s, m->register_, now_ms, grpc_status, reason, reason_len);
+        if (rc < 0 && *grpc_status != GRPC_STATUS_PERMISSION_DENIED)
+            h->c.protocol_errors++;
+        break;
+    case DER__V1__AGENT_MESSAGE__BODY_TELEMETRY:
+        on_telemetry(h, s, m->telemetry, now_ms);
+        break;
+    case DER__V1__AGENT_MESSAGE__BODY_HEARTBEAT:
+        break;
+    case DER__V1__AGENT_MESSAGE__BODY_SETPOINT_ACK:
+        on_ack(h, s, m->setpoint_ack, now_ms);
+        break;
+    default:
+        h->c.protocol_errors++;
+        log_event(LOG_WARN, "event=protocol_error gateway=%s site=%s reason=\"empty message\"",
+                  s->gateway_id, s->site_id);
+        break;
+    }
+    if (s->registered)
+        h->sites[s->site].last_seen_ms = now_ms;
+done:
+    der__v1__agent_message__free_unpacked(m, NULL);
+    return rc;
+}
+
+int hub_flush(struct hub *h)
+{
+    if (h->n_batch == 0)
+        return 0;
+    struct store *st = h->st;
+    int e = st->ops->begin(st);
+    for (size_t i = 0; i < h->n_batch && !e; i++)
+        e = st->ops->telemetry_add(st, &h->batch[i]);
+    int ce = st->ops->commit(st);
+    if (e || ce) {
+        h->c.store_errors++;
+        log_event(LOG_ERROR, "event=store_error op=telemetry_flush rows=%zu error=%d", h->n_batch,
+                  e ? e : ce);
+    }
+    h->c.flushes++;
+    h->c.flushed_rows += h->n_batch;
+    h->n_batch = 0;
+    return e ? e : ce;
+}
+
+static int log_expired(const struct store_dispatch *d, void *arg)
+{
+    struct hub *h = arg;
+    h->c.dispatch_state[DISPATCH_EXPIRED - 100]++;
+    log_event(LOG_WARN,
+              "event=dispatch_expired setpoint=%s site=%s asset=%s state_was=%s "
+              "reason=\"ttl elapsed before %s\"",
+              d->id, d->site_id, nz(d->asset_id), dispatch_state_name(d->state),
+              d->state == DISPATCH_QUEUED ? "any gateway served it" : "an ack");
+    return 0;
+}
+
+void hub_tick(struct hub *h, int64_t now_ms)
+{
+    if (now_ms - h->last_flush_ms >= h->cfg.telemetry_flush_ms) {
+        hub_flush(h);
+        h->last_flush_ms = now_ms;
+    }
+    if (now_ms - h->last_expire_ms >= EXPIRE_EVERY_MS) {
+        h->last_expire_ms = now_ms;
+        if (h->st->ops->dispatch_expire(h->st, now_ms, log_expired, h) < 0)
+            h->c.store_errors++;
+    }
+    if (now_ms - h->last_prune_ms >= PRUNE_EVERY_MS) {
+        h->last_prune_ms = now_ms;
+        int64_t n = 0;
+        if (h->st->ops->telemetry_prune(
+                h->st, now_ms - (int64_t)h->cfg.telemetry_retention_s * 1000, &n) < 0)
+            h->c.store_errors++;
+        h->c.pruned_rows += (uint64_t)n;
+    }
+}
+
+int hub_dispatch(struct hub *h, size_t site_idx, size_t asset_idx, double power_w, int ttl_s,
+                 int64_t now_ms, char id[STORE_ID_MAX], int *state)
+{
+    const struct inv_site *site = inventory_site_at(h->inv, site_idx);
+    const struct inv_asset *asset =
+        asset_idx == SIZE_MAX ? NULL : inventory_asset_at(h->inv, asset_idx);
+    if (asset)
+        site = inventory_site_at(h->inv, asset->site);
+    if (!site)
+        return -ENOENT;
+    struct store_dispatch d = {.power_w = power_w,
+                               .created_ms = now_ms,
+                               .updated_ms = now_ms,
+                               .expires_ms = now_ms + (int64_t)ttl_s * 1000,
+                               .state = DISPATCH_QUEUED};
+    int e = h->st->ops->next_counter(h->st, "setpoint", &d.seq);
+    if (e < 0) {
+        h->c.store_errors++;
+        return e;
+    }
+    snprintf(d.id, sizeof(d.id), "sp-%lld", (long long)d.seq);
+    snprintf(d.site_id, sizeof(d.site_id), "%s", site->id);
+    if (asset)
+        snprintf(d.asset_id, sizeof(d.asset_id), "%s", asset->id);
+    if ((e = h->st->ops->dispatch_add(h->st, &d)) < 0) {
+        h->c.store_errors++;
+        return e;
+    }
+    h->c.dispatch_created++;
+    snprintf(id, STORE_ID_MAX, "%s", d.id);
+    struct session *s =
+        asset ? registry_asset(h->reg, asset->index) : registry_site(h->reg, site->index);
+    *state = DISPATCH_QUEUED;
+    if (s && send_setpoint(h, s, &d, now_ms) == 0)
+        *state = DISPATCH_SENT;
+    else
+        log_event(LOG_INFO,
+                  "event=dispatch_queued setpoint=%s site=%s asset=%s power_w=%.1f ttl_s=%d "
+                  "reason=\"no stream serves the target\"",
+                  d.id, d.site_id, nz(d.asset_id), power_w, ttl_s);
+    return 0;
+}
+
+const struct headend_config *hub_config(const struct hub *h)
+{
+    return &h->cfg;
+}
+
+const struct inventory *hub_inventory(const struct hub *h)
+{
+    return h->inv;
+}
+
+struct store *hub_store(struct hub *h)
+{
+    return h->st;
+}
+
+const struct registry *hub_registry(const struct hub *h)
+{
+    return h->reg;
+}
+
+const struct asset_state *hub_asset_state(const struct hub *h, size_t asset_idx)
+{
+    return &h->assets[asset_idx];
+}
+
+const struct site_state *hub_site_state(const struct hub *h, size_t site_idx)
+{
+    return &h->sites[site_idx];
+}
+
+const struct hub_counters *hub_counters(const struct hub *h)
+{
+    return &h->c;
+}
+
+size_t hub_streams(const struct hub *h)
+{
+    return h->streams;
+}

@@ -1,0 +1,86 @@
+/* hub: the headend's control plane state and protocol logic, shared by the gRPC thread
+ * (hub_on_message...) and the REST thread (hub_dispatch and the read accessors). Every call
+ * below requires hub_lock held, except hub_new/hub_free. The hub owns the inventory, the
+ * store and every session; the transport owns only its streams and their links. */
+#ifndef HEADEND_HUB_H
+#define HEADEND_HUB_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "headend/config.h"
+#include "headend/inventory.h"
+#include "headend/session.h"
+#include "headend/store.h"
+
+/* Per configured asset, what the last telemetry said and how fast it arrives. */
+struct asset_state {
+    int has_latest;
+    struct store_telemetry latest;
+    double lag_ms; /* received_ms - ts_ms of the latest sample */
+    uint64_t messages;
+    int64_t win_start_ms;
+    uint32_t win_count;
+    double rate_hz; /* over the last completed 10 s window */
+};
+
+/* Per configured site: the last session seen, for /agents after a disconnect. */
+struct site_state {
+    char gateway_id[INV_ID_MAX];
+    char peer[INV_ID_MAX];
+    int64_t last_seen_ms;
+};
+
+struct hub_counters {
+    uint64_t streams_opened, streams_closed, registrations, replaced;
+    uint64_t claims_accepted, claims_rejected, register_denied;
+    uint64_t telemetry, telemetry_rejected, malformed, protocol_errors;
+    uint64_t store_errors, flushes, flushed_rows, pruned_rows;
+    uint64_t dispatch_created, dispatch_sent, dispatch_state[8]; /* index: state - 100 */
+    double apply_latency_sum_s;
+    uint64_t apply_latency_count;
+    uint64_t apply_latency_bucket[8]; /* le 0.005 0.01 0.025 0.05 0.1 0.25 1 +Inf */
+};
+
+struct hub;
+
+/* Takes ownership of inv and st (freed by hub_free, even when hub_new fails). Ends store
+ * sessions a previous run left open. */
+int hub_new(const struct headend_config *cfg, struct inventory *inv, struct store *st,
+            int64_t now_ms, struct hub **out);
+void hub_free(struct hub *h);
+void hub_lock(struct hub *h);
+void hub_unlock(struct hub *h);
+
+/* Transport side. A new stream gets a session (not yet registered); 0 or -ENOMEM. */
+int hub_stream_open(struct hub *h, const char *peer, const struct session_link_ops *ops, void *link,
+                    int64_t now_ms, struct session **out);
+/* One received AgentMessage (serialized bytes). Returns 0, or a negative code with
+ * *grpc_status and reason set: the caller then ends that stream with them. */
+int hub_on_message(struct hub *h, struct session *s, const uint8_t *data, size_t len,
+                   int64_t now_ms, int *grpc_status, char *reason, size_t reason_len);
+/* The stream is gone (or going): routes removed, session recorded as ended, s freed. */
+void hub_stream_closed(struct hub *h, struct session *s, const char *reason, int64_t now_ms);
+/* Periodic work: telemetry flush, dispatch expiry, retention. Call often (>= every 100 ms). */
+void hub_tick(struct hub *h, int64_t now_ms);
+/* Writes the buffered telemetry now. */
+int hub_flush(struct hub *h);
+
+/* REST side. Creates a dispatch for an asset (asset_idx) or a whole site (asset_idx ==
+ * SIZE_MAX), sends it when a stream serves the target, else keeps it QUEUED until one does.
+ * id receives the setpoint_id. 0 or -errno. */
+int hub_dispatch(struct hub *h, size_t site_idx, size_t asset_idx, double power_w, int ttl_s,
+                 int64_t now_ms, char id[STORE_ID_MAX], int *state);
+
+/* Read accessors (lock held; pointers valid until unlocked). */
+const struct headend_config *hub_config(const struct hub *h);
+const struct inventory *hub_inventory(const struct hub *h);
+struct store *hub_store(struct hub *h);
+const struct registry *hub_registry(const struct hub *h);
+const struct asset_state *hub_asset_state(const struct hub *h, size_t asset_idx);
+const struct site_state *hub_site_state(const struct hub *h, size_t site_idx);
+const struct hub_counters *hub_counters(const struct hub *h);
+size_t hub_streams(const struct hub *h);
+
+#endif

@@ -1,0 +1,134 @@
+/* store: the headend's durable records (sessions, telemetry, dispatches with their acks and
+ * allocations) behind one small interface, a struct of function pointers per backend
+ * (store_sqlite.c; PostgreSQL would be another file). Records are plain values copied in and
+ * out; callbacks see records valid only during the call. A store is used by one thread at a
+ * time (the headend serialises access with its lock). */
+#ifndef HEADEND_STORE_H
+#define HEADEND_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_ID_MAX   64
+#define STORE_TEXT_MAX 160
+
+/* Dispatch states: QUEUED (no stream yet) and SENT are ours; the rest are the gateway's acks
+ * (der.v1.SetpointAck.State numbers + 100 keep them apart from ours). */
+enum dispatch_state {
+    DISPATCH_QUEUED = 0,
+    DISPATCH_SENT = 1,
+    DISPATCH_RECEIVED = 101,
+    DISPATCH_APPLIED = 102,
+    DISPATCH_REJECTED = 103,
+    DISPATCH_EXPIRED = 104,
+    DISPATCH_FAILED = 105,
+};
+
+struct store_session {
+    int64_t id; /* assigned by session_start */
+    char gateway_id[STORE_ID_MAX];
+    char site_id[STORE_ID_MAX];
+    char peer[STORE_ID_MAX];
+    int64_t started_ms;
+    int64_t ended_ms; /* 0 while open */
+    char reason[STORE_TEXT_MAX];
+};
+
+struct store_telemetry {
+    char asset_id[STORE_ID_MAX];
+    int64_t ts_ms;       /* gateway clock */
+    int64_t received_ms; /* headend clock */
+    uint64_t seq;
+    double power_w;
+    double setpoint_w; /* NaN when none */
+    double soc;        /* NaN unless a battery */
+    int online;
+    char status[STORE_ID_MAX];
+};
+
+struct store_dispatch {
+    char id[STORE_ID_MAX];
+    int64_t seq; /* creation order; delivery order on reconnect */
+    char site_id[STORE_ID_MAX];
+    char asset_id[STORE_ID_MAX]; /* empty for a site dispatch */
+    double power_w;
+    int64_t created_ms;
+    int64_t expires_ms;
+    int64_t updated_ms;
+    int state; /* enum dispatch_state */
+    char detail[STORE_TEXT_MAX];
+    int64_t session_id; /* the session it was last sent on; 0 = never sent */
+};
+
+struct store_alloc {
+    char asset_id[STORE_ID_MAX];
+    double power_w;
+};
+
+struct store_ack {
+    int state;
+    char detail[STORE_TEXT_MAX];
+    int64_t at_ms;
+};
+
+struct store;
+typedef int (*store_session_cb)(const struct store_session *s, void *ctx);
+typedef int (*store_telemetry_cb)(const struct store_telemetry *t, void *ctx);
+typedef int (*store_dispatch_cb)(const struct store_dispatch *d, void *ctx);
+typedef int (*store_alloc_cb)(const struct store_alloc *a, void *ctx);
+typedef int (*store_ack_cb)(const struct store_ack *a, void *ctx);
+
+/* Every op returns 0 or -errno (-ENOENT when a looked-up record is absent). Callbacks return
+ * 0 to go on or non-zero to stop (the op then returns that value). */
+struct store_ops {
+    const char *name;
+    void (*close)(struct store *st);
+    int (*begin)(struct store *st);
+    int (*commit)(struct store *st);
+    int (*next_counter)(struct store *st, const char *name, int64_t *value);
+    int (*session_start)(struct store *st, struct store_session *s);
+    int (*session_end)(struct store *st, int64_t id, int64_t ended_ms, const char *reason);
+    /* Sessions left open by a previous run (crash) are ended with this reason. */
+    int (*sessions_close_open)(struct store *st, int64_t now_ms, const char *reason);
+    /* Newest first. */
+    int (*sessions_recent)(struct store *st, const char *site_id, int limit, store_session_cb cb,
+                           void *ctx);
+    int (*telemetry_add)(struct store *st, const struct store_telemetry *t);
+    /* ts_ms in [from_ms, to_ms], oldest first, at most limit rows. */
+    int (*telemetry_range)(struct store *st, const char *asset_id, int64_t from_ms, int64_t to_ms,
+                           int limit, store_telemetry_cb cb, void *ctx);
+    int (*telemetry_latest)(struct store *st, const char *asset_id, struct store_telemetry *out);
+    int (*telemetry_prune)(struct store *st, int64_t before_ms, int64_t *deleted);
+    int (*dispatch_add)(struct store *st, const struct store_dispatch *d);
+    int (*dispatch_get)(struct store *st, const char *id, struct store_dispatch *out);
+    int (*dispatch_set_state)(struct store *st, const char *id, int state, const char *detail,
+                              int64_t at_ms, int64_t session_id);
+    /* QUEUED or SENT dispatches of a site not expired at now_ms, in creation order. */
+    int (*dispatch_pending)(struct store *st, const char *site_id, int64_t now_ms,
+                            store_dispatch_cb cb, void *ctx);
+    /* QUEUED or SENT dispatches whose expires_ms <= now_ms: each reported then set EXPIRED. */
+    int (*dispatch_expire)(struct store *st, int64_t now_ms, store_dispatch_cb cb, void *ctx);
+    int (*ack_add)(struct store *st, const char *id, const struct store_ack *a);
+    int (*acks_list)(struct store *st, const char *id, store_ack_cb cb, void *ctx);
+    int (*alloc_set)(struct store *st, const char *id, const struct store_alloc *a, size_t n);
+    int (*alloc_list)(struct store *st, const char *id, store_alloc_cb cb, void *ctx);
+};
+
+struct store {
+    const struct store_ops *ops;
+};
+
+/* Opens the backend a location names: "postgres://..." or "postgresql://..." (when built
+ * with it), ":memory:" or a file path (SQLite). err gets the reason on failure. */
+int store_open(const char *location, struct store **out, char *err, size_t errlen);
+void store_close(struct store *st);
+const char *dispatch_state_name(int state);
+/* Parses a state name back; -EINVAL when unknown. */
+int dispatch_state_parse(const char *name);
+int dispatch_state_final(int state);
+
+/* Backends. */
+int store_sqlite_open(const char *path, struct store **out, char *err, size_t errlen);
+int store_pg_open(const char *conninfo, struct store **out, char *err, size_t errlen);
+
+#endif
