@@ -23,6 +23,13 @@ SANFLAGS =
 OPT     ?= -O2
 endif
 
+# Quiet build lines ("CC file", "LD file"); make V=1 shows the full commands.
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
 BIN := $(BUILD)/bin
 OBJ := $(BUILD)/obj
 GEN := $(BUILD)/gen
@@ -91,11 +98,13 @@ deps:
 # ---- build rules -----------------------------------------------------------------------------
 $(OBJ)/%.o: %.c | $(GEN)/sunspec_models.h $(PROTO_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	@$(if $(Q),echo "  CC  $<")
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
 $(OBJ)/gen/%.o: $(GEN)/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	@$(if $(Q),echo "  CC  $<")
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
 # The SunSpec model tables are generated from SunSpec's own JSON definitions at build time,
 # so the simulator's images and the gateway's decoder cannot drift (docs/registers.md).
@@ -132,39 +141,43 @@ $(GEN)/py/.stamp: $(PROTO)
 
 $(LIB)/libproto.a: $(PROTO_OBJ)
 	@mkdir -p $(dir $@)
-	$(AR) rcs $@ $^
+	$(Q)$(AR) rcs $@ $^
 
 $(LIB)/libheadend.a: $(HE_OBJ) $(PROTO_OBJ)
 	@mkdir -p $(dir $@)
-	$(AR) rcs $@ $(HE_OBJ)
+	$(Q)$(AR) rcs $@ $(HE_OBJ)
 
 $(BIN)/der-headend: $(OBJ)/headend/main.o $(LIB)/libheadend.a $(LIB)/libproto.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(HE_LIBS)
+	@$(if $(Q),echo "  LD  $@")
+	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(HE_LIBS)
 
 $(OBJ)/headend/main.o: $(GEN)/version.h
 
 $(LIB)/libgateway.a: $(GW_OBJ)
 	@mkdir -p $(dir $@)
-	$(AR) rcs $@ $^
+	$(Q)$(AR) rcs $@ $^
 
 $(LIB)/libsim.a: $(SIM_OBJ)
 	@mkdir -p $(dir $@)
-	$(AR) rcs $@ $^
+	$(Q)$(AR) rcs $@ $^
 
 $(BIN)/der-sim: $(OBJ)/sim/main.o $(LIB)/libsim.a $(LIB)/libgateway.a $(LIB)/libproto.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+	@$(if $(Q),echo "  LD  $@")
+	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BIN)/der-gateway: $(OBJ)/gateway/main.o $(LIB)/libgateway.a $(LIB)/libproto.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+	@$(if $(Q),echo "  LD  $@")
+	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 $(OBJ)/gateway/main.o: $(GEN)/version.h
 
 $(BIN)/%: $(OBJ)/tests/bench/%.o $(LIB)/libsim.a $(LIB)/libgateway.a $(LIB)/libheadend.a $(LIB)/libproto.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(HE_LIBS)
+	@$(if $(Q),echo "  LD  $@")
+	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(HE_LIBS)
 
 # Unit tests: every tests/unit/test_*.c defines `void test_register_NAME(void)`; the list of
 # suites is generated so that adding a test file needs no edit elsewhere.
@@ -180,7 +193,8 @@ $(OBJ)/tests/unit/main.o: $(GEN)/unit_suites.h
 
 $(BIN)/unit-tests: $(UNIT_OBJ) $(LIB)/libsim.a $(LIB)/libgateway.a $(LIB)/libheadend.a $(LIB)/libproto.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(HE_LIBS) -lcunit
+	@$(if $(Q),echo "  LD  $@")
+	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(HE_LIBS) -lcunit
 
 # ---- test, bench, run ------------------------------------------------------------------------
 test: deps
@@ -197,9 +211,11 @@ bench: deps
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) bash tests/bench/run.sh
 
+# The last line printed is the path of the run's report.html (docs/reports.md).
 run: deps
 	@$(MAKE) --no-print-directory all
-	$(BIN)/der-sim run scenarios/reference-site.json
+	@set -e; out=$$($(BIN)/der-sim run scenarios/reference-site.json | tee /dev/stderr); \
+	  echo "$$out" | sed -n 's/^report=//p' | tail -n 1
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
