@@ -11,11 +11,15 @@
 
 #include "gateway/caltime.h"
 #include "gateway/duration.h"
+#include "sim/compare.h"
+#include "sim/experiment.h"
+#include "sim/kpi.h"
 #include "sim/regmap.h"
 #include "sim/rtclock.h"
 #include "sim/runner.h"
 #include "sim/scenario.h"
 #include "sim/serve.h"
+#include "sim/sweep.h"
 #include "version.h"
 
 #define MAX_SETS 256
@@ -38,7 +42,10 @@ static void usage(FILE *out)
           "commands:\n"
           "  check FILE...          validate scenario files without running them\n"
           "  run SCENARIO           run a scenario in lockstep with the real gateway library\n"
+          "  compare RUN_DIR...     side-by-side report of runs (KPIs and overlaid plots)\n"
+          "  sweep SCENARIO         run a grid of --set values in parallel, table of KPIs\n"
           "  serve SCENARIO         serve every site of a scenario in real time over Modbus TCP\n"
+          "  kpis                   print the KPI definitions (docs/kpis.md)\n"
           "  registers              print the register maps (docs/registers.md)\n"
           "  help                   this text; `der-sim COMMAND --help` for a command's options\n"
           "  version                the build's version and commit\n",
@@ -63,35 +70,42 @@ static void usage_run(FILE *out)
     fputs("usage: der-sim run [OPTIONS] SCENARIO\n"
           "\n"
           "Runs SCENARIO in lockstep: every tick steps the physics, then one cycle of the gateway\n"
-          "library against the simulator's devices. Writes timeseries.csv, decisions.csv and\n"
-          "events.log and prints their SHA-256 digest; the same scenario, seed and build give\n"
-          "the same digest on either transport. Exit status 1 when an invariant check failed.\n"
+          "library against the simulator's devices; then the same scenario with the baseline\n"
+          "strategy (null unless expect.baseline_strategy names another). Writes timeseries.csv,\n"
+          "decisions.csv, events.log, kpis.json, plots/ (gnuplot) and report.html, prints one\n"
+          "line per expectation and the SHA-256 digest; the same scenario, seed and build give\n"
+          "the same digest on either transport. Exit status 1 when an expectation or an\n"
+          "invariant check failed. docs/reports.md.\n"
           "  -t, --transport T      tcp (Modbus TCP on loopback, default) or inproc (fast)\n"
           "  -o, --out DIR          output directory (default reports/<scenario>/<time>-<T>)\n"
           "  -s, --set PATH=VALUE   override a scenario value (e.g. gateway.params.kp=0.4)\n"
           "      --seed N           override the scenario's seed\n"
           "  -q, --quiet            no progress line\n"
           "      --no-pin           tcp: do not pin the run to one CPU (pinning is ~3x faster)\n"
+          "      --no-baseline      do not run the baseline (vs_baseline KPIs are null)\n"
+          "      --no-plots         do not run gnuplot\n"
+          "      --no-report        do not write report.html\n"
           "  -h, --help             this text\n",
           out);
 }
 
 static void usage_serve(FILE *out)
 {
-    fputs("usage: der-sim serve [OPTIONS] SCENARIO\n"
-          "\n"
-          "Serves every site of SCENARIO in real time: each site on its own TCP port, each asset on\n"
-          "its own Modbus unit id (docs/registers.md). Prints one line per site with its endpoint,\n"
-          "then `ready sites=N`. Stops at the end of the scenario, or on SIGINT or SIGTERM.\n"
-          "  -x, --speed X          simulated seconds per wall-clock second (default 1)\n"
-          "  -b, --bind ADDR        address to listen on (default 127.0.0.1)\n"
-          "  -p, --port-base P      site i listens on P + i (default: the file's ports, 0 = any)\n"
-          "  -c, --config-dir DIR   write one gateway site configuration per site into DIR\n"
-          "      --loop             keep serving after the scenario's end (state frozen at the end)\n"
-          "  -s, --set PATH=VALUE   override a scenario value before validation\n"
-          "      --seed N           override the scenario's seed\n"
-          "  -h, --help             this text\n",
-          out);
+    fputs(
+        "usage: der-sim serve [OPTIONS] SCENARIO\n"
+        "\n"
+        "Serves every site of SCENARIO in real time: each site on its own TCP port, each asset on\n"
+        "its own Modbus unit id (docs/registers.md). Prints one line per site with its endpoint,\n"
+        "then `ready sites=N`. Stops at the end of the scenario, or on SIGINT or SIGTERM.\n"
+        "  -x, --speed X          simulated seconds per wall-clock second (default 1)\n"
+        "  -b, --bind ADDR        address to listen on (default 127.0.0.1)\n"
+        "  -p, --port-base P      site i listens on P + i (default: the file's ports, 0 = any)\n"
+        "  -c, --config-dir DIR   write one gateway site configuration per site into DIR\n"
+        "      --loop             keep serving after the scenario's end (state frozen at the end)\n"
+        "  -s, --set PATH=VALUE   override a scenario value before validation\n"
+        "      --seed N           override the scenario's seed\n"
+        "  -h, --help             this text\n",
+        out);
 }
 
 /* Options shared by the subcommands that load a scenario. */
@@ -137,7 +151,7 @@ static int load(const char *path, const struct load_opts *lo, struct scenario **
     return rc;
 }
 
-enum { OPT_SEED = 1000, OPT_LOOP, OPT_NOPIN };
+enum { OPT_SEED = 1000, OPT_LOOP, OPT_NOPIN, OPT_NOBASE, OPT_NOPLOTS, OPT_NOREPORT };
 
 static int cmd_check(int argc, char **argv)
 {
@@ -176,14 +190,22 @@ static int cmd_check(int argc, char **argv)
             bad++;
             continue;
         }
+        struct expect_list el;
+        char err[1024];
+        if (expect_parse(sc->expect, sc->path, &el, err, sizeof err) != 0) {
+            fprintf(stderr, "%s\n", err);
+            scenario_free(sc);
+            bad++;
+            continue;
+        }
         size_t assets = 0;
         for (size_t s = 0; s < sc->n_sites; s++)
             assets += sc->sites[s].n_assets;
         char dur[32], step[32];
         printf("ok %s: name=%s seed=%llu sites=%zu assets=%zu events=%zu duration=%s step=%s "
                "steps=%lld sha256=%s\n",
-               argv[i], sc->name, (unsigned long long)sc->seed, sc->n_sites, assets,
-               sc->n_events, duration_format(sc->duration_ms, dur, sizeof dur),
+               argv[i], sc->name, (unsigned long long)sc->seed, sc->n_sites, assets, sc->n_events,
+               duration_format(sc->duration_ms, dur, sizeof dur),
                duration_format(sc->step_ms, step, sizeof step),
                (long long)(sc->duration_ms / sc->step_ms), sc->sha256);
         scenario_free(sc);
@@ -212,19 +234,23 @@ static int cmd_run(int argc, char **argv)
                                          {"seed", required_argument, NULL, OPT_SEED},
                                          {"quiet", no_argument, NULL, 'q'},
                                          {"no-pin", no_argument, NULL, OPT_NOPIN},
+                                         {"no-baseline", no_argument, NULL, OPT_NOBASE},
+                                         {"no-plots", no_argument, NULL, OPT_NOPLOTS},
+                                         {"no-report", no_argument, NULL, OPT_NOREPORT},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     struct load_opts lo = {0};
-    struct runner_opts ro = {.transport = RUNNER_TCP, .progress = isatty(2)};
+    struct experiment_opts eo = {.run = {.transport = RUNNER_TCP, .progress = isatty(2)}};
+    struct runner_opts *ro = &eo.run;
     const char *out = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "t:o:s:qh", opts, NULL)) != -1) {
         switch (c) {
         case 't':
             if (!strcmp(optarg, "tcp")) {
-                ro.transport = RUNNER_TCP;
+                ro->transport = RUNNER_TCP;
             } else if (!strcmp(optarg, "inproc")) {
-                ro.transport = RUNNER_INPROC;
+                ro->transport = RUNNER_INPROC;
             } else {
                 fprintf(stderr, "der-sim: --transport wants tcp or inproc, got \"%s\"\n", optarg);
                 return 2;
@@ -242,10 +268,19 @@ static int cmd_run(int argc, char **argv)
                 return 2;
             break;
         case 'q':
-            ro.progress = 0;
+            ro->progress = 0;
             break;
         case OPT_NOPIN:
-            ro.no_pin = 1;
+            ro->no_pin = 1;
+            break;
+        case OPT_NOBASE:
+            eo.no_baseline = 1;
+            break;
+        case OPT_NOPLOTS:
+            eo.no_plots = 1;
+            break;
+        case OPT_NOREPORT:
+            eo.no_report = 1;
             break;
         case 'h':
             usage_run(stdout);
@@ -262,7 +297,7 @@ static int cmd_run(int argc, char **argv)
     struct scenario *sc;
     if (load(argv[optind], &lo, &sc) != 0)
         return 1;
-    const char *tname = ro.transport == RUNNER_TCP ? "tcp" : "inproc";
+    const char *tname = ro->transport == RUNNER_TCP ? "tcp" : "inproc";
     char dir[1024];
     if (out) {
         snprintf(dir, sizeof dir, "%s", out);
@@ -275,12 +310,12 @@ static int cmd_run(int argc, char **argv)
                 *p = '-';
         snprintf(dir, sizeof dir, "reports/%s/%.19s-%s", sc->name, stamp, tname);
     }
-    ro.out_dir = dir;
+    ro->out_dir = dir;
     fprintf(stderr, "der-sim run: scenario=%s seed=%llu sha256=%s build=%s transport=%s\n",
             sc->name, (unsigned long long)sc->seed, sc->sha256, DERLOOP_COMMIT, tname);
-    struct runner_result res;
+    static struct experiment_result res; /* large: the expectations' texts */
     char err[1024];
-    int rc = runner_run(sc, &ro, &res, err, sizeof err);
+    int rc = experiment_run(sc, &eo, &res, err, sizeof err);
     if (rc != 0) {
         fprintf(stderr, "der-sim run: %s\n", err);
         scenario_free(sc);
@@ -289,16 +324,249 @@ static int cmd_run(int argc, char **argv)
     printf("outputs=%s\n", dir);
     printf("ticks=%lld cycles=%llu transactions=%llu per_tick=%.2f writes=%llu wall_s=%.3f "
            "ticks_per_s=%.0f\n",
-           (long long)res.ticks, (unsigned long long)res.cycles,
-           (unsigned long long)res.transactions,
-           res.ticks ? (double)res.transactions / (double)res.ticks : 0.0,
-           (unsigned long long)res.setpoint_writes, res.wall_s,
-           res.wall_s > 0 ? res.ticks / res.wall_s : 0.0);
-    printf("checks: balance_and_soc_failures=%u register_view_mismatches=%u\n", res.check_failures,
-           res.view_mismatches);
+           (long long)res.run.ticks, (unsigned long long)res.run.cycles,
+           (unsigned long long)res.run.transactions,
+           res.run.ticks ? (double)res.run.transactions / (double)res.run.ticks : 0.0,
+           (unsigned long long)res.run.setpoint_writes, res.run.wall_s,
+           res.run.wall_s > 0 ? res.run.ticks / res.run.wall_s : 0.0);
+    printf("checks: balance_and_soc_failures=%u register_view_mismatches=%u\n",
+           res.run.check_failures, res.run.view_mismatches);
+    const double *k = res.kpis.v;
+    printf("kpis: import_kwh=%.3f export_kwh=%.3f net_cost=%.4f peak_15m_kw=%.3f "
+           "self_consumption=%.4f self_sufficiency=%.4f interlocks=%.0f\n",
+           k[KPI_ENERGY_IMPORT_KWH], k[KPI_ENERGY_EXPORT_KWH], k[KPI_NET_COST],
+           k[KPI_PEAK_IMPORT_15M_KW], k[KPI_SELF_CONSUMPTION_RATIO], k[KPI_SELF_SUFFICIENCY_RATIO],
+           k[KPI_INTERLOCK_TOTAL]);
+    if (res.have_baseline)
+        printf("baseline (%s): cost_reduction_pct=%.3f peak_reduction_pct=%.3f "
+               "self_consumption_gain=%.4f\n",
+               res.baseline_strategy, k[KPI_COST_REDUCTION_PCT], k[KPI_PEAK_REDUCTION_PCT],
+               k[KPI_SELF_CONSUMPTION_GAIN]);
+    for (size_t i = 0; i < res.expect.n; i++)
+        printf("expect %s\n", res.results[i].text);
+    if (res.expect.n)
+        printf("expectations: %zu passed, %zu failed\n", res.expect.n - res.failed, res.failed);
+    if (res.plots_rc <= 0)
+        printf("%s\n", res.plot_msg);
     printf("digest sha256=%s\n", res.digest);
+    if (res.report_path[0])
+        printf("report=%s\n", res.report_path);
     scenario_free(sc);
-    return res.check_failures || res.view_mismatches ? 1 : 0;
+    return res.failed || res.run.check_failures || res.run.view_mismatches ? 1 : 0;
+}
+
+static void usage_compare(FILE *out)
+{
+    fputs("usage: der-sim compare [--out DIR] RUN_DIR RUN_DIR...\n"
+          "\n"
+          "Writes a side-by-side report of finished runs: every KPI from each run's kpis.json\n"
+          "with its difference to the first run (compare.html, compare.csv) and their series\n"
+          "overlaid (plots/, gnuplot). Prints the path of compare.html.\n"
+          "  -o, --out DIR          output directory (default reports/compare)\n"
+          "  -h, --help             this text\n",
+          out);
+}
+
+static int cmd_compare(int argc, char **argv)
+{
+    static const struct option opts[] = {{"out", required_argument, NULL, 'o'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *out = "reports/compare";
+    int c;
+    while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o':
+            out = optarg;
+            break;
+        case 'h':
+            usage_compare(stdout);
+            return 0;
+        default:
+            usage_compare(stderr);
+            return 2;
+        }
+    }
+    if (argc - optind < 2) {
+        usage_compare(stderr);
+        return 2;
+    }
+    char note[512], err[1024];
+    mkdir("reports", 0755);
+    int rc = compare_write((const char *const *)argv + optind, (size_t)(argc - optind), out, NULL,
+                           note, sizeof note, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "der-sim compare: %s\n", err);
+        return 1;
+    }
+    if (note[0])
+        printf("%s\n", note);
+    printf("report=%s/compare.html\n", out);
+    return 0;
+}
+
+static void usage_sweep(FILE *out)
+{
+    fputs("usage: der-sim sweep [OPTIONS] --set PATH=V1,V2,... [--set ...] SCENARIO\n"
+          "\n"
+          "Runs SCENARIO once per combination of the --set values (the first --set varies\n"
+          "slowest), each in its own `der-sim run --transport inproc` process, up to -j at once.\n"
+          "Writes sweep.csv and sweep.html (KPIs per combination, in combination order), a plot\n"
+          "of the main KPIs against each parameter, and names the best combination.\n"
+          "  -s, --set PATH=V1,V2   values of one parameter (a single value applies to every run)\n"
+          "  -j, --jobs N           runs in parallel (default: the number of CPUs)\n"
+          "      --optimise KPI[:min|max]  the KPI that names the best combination (default\n"
+          "                         net_cost; direction: the KPI's own, docs/kpis.md)\n"
+          "  -o, --out DIR          output directory (default reports/<scenario>/sweep)\n"
+          "  -h, --help             this text\n",
+          out);
+}
+
+static int cmd_sweep(int argc, char **argv)
+{
+    static const struct option opts[] = {{"set", required_argument, NULL, 's'},
+                                         {"jobs", required_argument, NULL, 'j'},
+                                         {"optimise", required_argument, NULL, 'O'},
+                                         {"optimize", required_argument, NULL, 'O'},
+                                         {"out", required_argument, NULL, 'o'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    static struct sweep_opts so;
+    static const char *fixed[MAX_SETS];
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    so.jobs = cpus > 0 ? (int)cpus : 1;
+    so.optimise = KPI_NET_COST;
+    so.maximise = -1;
+    const char *out = NULL;
+    char err[1024];
+    int c;
+    while ((c = getopt_long(argc, argv, "s:j:o:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 's': {
+            struct sweep_param p;
+            if (sweep_parse_param(optarg, &p, err, sizeof err)) {
+                fprintf(stderr, "der-sim sweep: %s\n", err);
+                return 2;
+            }
+            if (p.n == 1) {
+                if (so.n_fixed < MAX_SETS)
+                    fixed[so.n_fixed++] = optarg;
+            } else if (so.n_params >= SWEEP_MAX_PARAMS) {
+                fprintf(stderr, "der-sim sweep: at most %d swept parameters\n", SWEEP_MAX_PARAMS);
+                return 2;
+            } else {
+                so.params[so.n_params++] = p;
+            }
+            break;
+        }
+        case 'j': {
+            char *end;
+            long j = strtol(optarg, &end, 10);
+            if (*end || j < 1 || j > 256) {
+                fprintf(stderr, "der-sim sweep: --jobs wants 1..256, got \"%s\"\n", optarg);
+                return 2;
+            }
+            so.jobs = (int)j;
+            break;
+        }
+        case 'O': {
+            char name[128];
+            snprintf(name, sizeof name, "%s", optarg);
+            char *dir = strchr(name, ':');
+            if (dir) {
+                *dir++ = '\0';
+                if (strcmp(dir, "min") && strcmp(dir, "max")) {
+                    fprintf(stderr, "der-sim sweep: --optimise KPI:min or KPI:max, got \"%s\"\n",
+                            optarg);
+                    return 2;
+                }
+                so.maximise = !strcmp(dir, "max");
+            }
+            if ((so.optimise = kpi_find(name)) < 0) {
+                fprintf(stderr, "der-sim sweep: --optimise: unknown KPI \"%s\" (der-sim kpis)\n",
+                        name);
+                return 2;
+            }
+            break;
+        }
+        case 'o':
+            out = optarg;
+            break;
+        case 'h':
+            usage_sweep(stdout);
+            return 0;
+        default:
+            usage_sweep(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc - 1 || !so.n_params) {
+        usage_sweep(stderr);
+        return 2;
+    }
+    if (so.maximise < 0)
+        so.maximise = kpi_def(so.optimise)->better == KPI_HIGHER;
+    /* the scenario must load (with the first combination) before any child starts */
+    struct load_opts lo = {0};
+    for (size_t i = 0; i < so.n_fixed; i++)
+        add_set(&lo, fixed[i]);
+    char first[SWEEP_MAX_PARAMS][400];
+    for (size_t j = 0; j < so.n_params; j++) {
+        snprintf(first[j], sizeof first[j], "%s=%s", so.params[j].path, so.params[j].value[0]);
+        add_set(&lo, first[j]);
+    }
+    struct scenario *sc;
+    if (load(argv[optind], &lo, &sc) != 0)
+        return 1;
+    struct expect_list el;
+    if (expect_parse(sc->expect, sc->path, &el, err, sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        scenario_free(sc);
+        return 1;
+    }
+    char dir[1024], exe[1024];
+    if (out)
+        snprintf(dir, sizeof dir, "%s", out);
+    else
+        snprintf(dir, sizeof dir, "reports/%s/sweep", sc->name);
+    scenario_free(sc);
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) {
+        fprintf(stderr, "der-sim sweep: cannot find my own executable\n");
+        return 1;
+    }
+    exe[n] = '\0';
+    char parent[1024];
+    snprintf(parent, sizeof parent, "%s", dir);
+    for (char *p = parent + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(parent, 0755);
+            *p = '/';
+        }
+    so.exe = exe;
+    so.scenario = argv[optind];
+    so.out_dir = dir;
+    so.fixed_sets = fixed;
+    int rc = sweep_run(&so, stdout, err, sizeof err);
+    if (rc < 0) {
+        fprintf(stderr, "der-sim sweep: %s\n", err);
+        return 1;
+    }
+    return 0;
+}
+
+static int cmd_kpis(int argc, char **argv)
+{
+    if (argc > 1) {
+        int help = !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h");
+        fputs("usage: der-sim kpis\n\nPrints every KPI with its unit and formula as Markdown "
+              "(the text of docs/kpis.md).\n",
+              help ? stdout : stderr);
+        return help ? 0 : 2;
+    }
+    kpi_markdown(stdout);
+    return 0;
 }
 
 static int cmd_serve(int argc, char **argv)
@@ -417,6 +685,12 @@ int main(int argc, char **argv)
         return cmd_serve(argc, argv);
     if (!strcmp(cmd, "registers"))
         return cmd_registers(argc, argv);
+    if (!strcmp(cmd, "kpis"))
+        return cmd_kpis(argc, argv);
+    if (!strcmp(cmd, "compare"))
+        return cmd_compare(argc, argv);
+    if (!strcmp(cmd, "sweep"))
+        return cmd_sweep(argc, argv);
     fprintf(stderr, "der-sim: unknown command \"%s\"\n", cmd);
     usage(stderr);
     return 2;

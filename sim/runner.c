@@ -20,22 +20,30 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "gateway/bus_tcp.h"
 #include "gateway/controller.h"
+#include "gateway/safety.h"
 #include "gateway/sha256.h"
 #include "gateway/siteconf.h"
 #include "sim/bus_inproc.h"
+#include "sim/headend_loop.h"
 #include "sim/mbserver.h"
+#include "sim/plot.h"
 #include "sim/rtclock.h"
 #include "sim/site.h"
 #include "sim/sitecfg.h"
 
 #define MAX_REPORTED 20 /* check failures described one by one in events.log */
 
+struct runner;
+
 struct rsite {
+    struct runner *r;
     struct site *site;
     struct siteconf *conf;
     struct controller *ctl;
     struct bus *inproc; /* owned; RUNNER_INPROC only */
+    struct bus *tcp;    /* owned; RUNNER_TCP only: ours, so that its statistics are readable */
     int port;
     size_t n_dev;
     struct sim_asset *asset_of[SITECONF_MAX_DEVICES]; /* the simulated twin of device i */
@@ -54,7 +62,11 @@ struct runner {
     FILE *ts, *dec, *ev;
     size_t cur_site; /* for log lines */
     struct runner_result *res;
-    int8_t *ev_state; /* per (event, site): 0 pending, 1 active, 2 ended */
+    int8_t *ev_state;         /* per (event, site): 0 pending, 1 active, 2 ended */
+    struct safety_cfg safety; /* the gateway's limits, for the KPIs and plots */
+    struct kpi_acc *kpi;
+    struct plot_rec *plot;
+    struct headend_loop *hl; /* the scenario's dispatch events, through a headend or not */
 };
 
 static int64_t sim_now(void *ctx)
@@ -80,6 +92,39 @@ static struct bus *open_inproc(void *ctx, const struct device_cfg *d, char *err,
     if (!rs->inproc)
         snprintf(err, errlen, "no in-process bus");
     return rs->inproc;
+}
+
+/* The TCP bus of a site, made here rather than by the controller so that the runner can read
+ * its statistics (bus_get_stats) for the KPIs; configured as controller.c would. */
+static void on_bus_log(void *ctx, const char *line)
+{
+    struct rsite *rs = ctx;
+    char buf[600];
+    snprintf(buf, sizeof buf, "site=%s %s", site_cfg(rs->site)->id, line);
+    on_log(rs->r, buf);
+}
+
+static struct bus *open_tcp(void *ctx, const struct device_cfg *d, char *err, size_t errlen)
+{
+    struct rsite *rs = ctx;
+    if (!rs->tcp) {
+        struct bus_tcp_config bc;
+        bus_tcp_config_default(&bc, d->host, d->port);
+        bc.timeout_ms = (int)d->timeout_ms;
+        bc.name = site_cfg(rs->site)->id;
+        bc.log = on_bus_log;
+        bc.log_ctx = rs;
+        bc.clock.now_ms = sim_now;
+        bc.clock.ctx = rs->r;
+        int rc = bus_tcp_new(&bc, &rs->tcp);
+        if (rc) {
+            snprintf(err, errlen, "%s: cannot create a Modbus TCP bus to %s:%d: %s", d->asset_id,
+                     d->host, d->port, strerror(-rc));
+            return NULL;
+        }
+    }
+    bus_tcp_set_device(rs->tcp, d->unit_id, d->asset_id);
+    return rs->tcp;
 }
 
 static void *server_main(void *arg)
@@ -110,14 +155,15 @@ static int mkdir_p(const char *path)
 static int open_site(struct runner *r, size_t i, char *err, size_t errlen)
 {
     struct rsite *rs = &r->s[i];
+    rs->r = r;
     rs->site = site_new(r->sc, i, err, errlen);
     if (!rs->site)
         return -EINVAL;
     if (r->o->transport == RUNNER_TCP) {
         int ep = mbserver_listen(r->srv, "127.0.0.1", 0, &rs->port);
         if (ep < 0) {
-            snprintf(err, errlen, "site %s: cannot listen on 127.0.0.1: %s",
-                     site_cfg(rs->site)->id, strerror(-ep));
+            snprintf(err, errlen, "site %s: cannot listen on 127.0.0.1: %s", site_cfg(rs->site)->id,
+                     strerror(-ep));
             return ep;
         }
         mbserver_set_endpoint_name(r->srv, ep, site_cfg(rs->site)->id);
@@ -143,15 +189,14 @@ static int open_site(struct runner *r, size_t i, char *err, size_t errlen)
         }
     }
     /* the same configuration a real deployment would get from `der-sim serve` */
-    cJSON *json = sitecfg_json(r->sc, rs->site, "127.0.0.1", rs->port > 0 ? rs->port : 1,
-                               "der-sim run");
+    cJSON *json =
+        sitecfg_json(r->sc, rs->site, "127.0.0.1", rs->port > 0 ? rs->port : 1, "der-sim run");
     char *text = json ? cJSON_PrintUnformatted(json) : NULL;
     cJSON_Delete(json);
     if (!text)
         return -ENOMEM;
     char origin[600], sub[800];
-    snprintf(origin, sizeof origin, "%s: gateway (site %s)", r->sc->path,
-             site_cfg(rs->site)->id);
+    snprintf(origin, sizeof origin, "%s: gateway (site %s)", r->sc->path, site_cfg(rs->site)->id);
     int rc = siteconf_parse(text, origin, &rs->conf, err, errlen);
     free(text);
     if (rc)
@@ -159,10 +204,8 @@ static int open_site(struct runner *r, size_t i, char *err, size_t errlen)
     struct controller_opts co = {.log = on_log, .log_ctx = r};
     co.clock.now_ms = sim_now;
     co.clock.ctx = r;
-    if (r->o->transport == RUNNER_INPROC) {
-        co.open_bus = open_inproc;
-        co.bus_ctx = rs;
-    }
+    co.open_bus = r->o->transport == RUNNER_INPROC ? open_inproc : open_tcp;
+    co.bus_ctx = rs;
     rs->ctl = controller_new(rs->conf, &co, sub, sizeof sub);
     if (!rs->ctl) {
         snprintf(err, errlen, "%s", sub);
@@ -172,11 +215,13 @@ static int open_site(struct runner *r, size_t i, char *err, size_t errlen)
     for (size_t d = 0; d < rs->n_dev; d++)
         rs->asset_of[d] =
             site_find_asset(rs->site, device_cfg(controller_device(rs->ctl, d))->asset_id);
-    return 0;
+    return headend_loop_add_site(r->hl, site_cfg(rs->site)->id, site_cfg(rs->site)->base_id,
+                                 rs->conf, rs->ctl, err, errlen);
 }
 
 static void close_all(struct runner *r)
 {
+    headend_loop_free(r->hl); /* stops the headend child before the gateways go */
     if (r->thread_started) {
         atomic_store(&r->stop, 1);
         pthread_join(r->thread, NULL);
@@ -185,12 +230,14 @@ static void close_all(struct runner *r)
         controller_free(r->s[i].ctl);
         siteconf_free(r->s[i].conf);
         bus_close(r->s[i].inproc);
+        bus_close(r->s[i].tcp);
     }
     mbserver_free(r->srv);
     for (size_t i = 0; r->s && i < r->n; i++)
         site_free(r->s[i].site);
     free(r->s);
     free(r->ev_state);
+    kpi_acc_free(r->kpi);
 }
 
 /* Scenario events as they begin and end, with the same rule as site_step: at the first tick
@@ -221,8 +268,7 @@ static void log_events(struct runner *r, int64_t t)
 static void write_timeseries(struct runner *r, struct rsite *rs, int64_t t)
 {
     struct site_balance b = site_balance(rs->site);
-    double soc_e = 0, cap = 0, bat_set = 0, bat_temp = NAN, pv_lim = NAN, ev_a = NAN,
-           bo_t = NAN;
+    double soc_e = 0, cap = 0, bat_set = 0, bat_temp = NAN, pv_lim = NAN, ev_a = NAN, bo_t = NAN;
     char ev_state = '-';
     const char *bo_state = "-";
     for (size_t k = 0; k < site_n_assets(rs->site); k++) {
@@ -255,11 +301,123 @@ static void write_timeseries(struct runner *r, struct rsite *rs, int64_t t)
             break;
         }
     }
-    fprintf(r->ts,
-            "%.3f,%s,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.6f,%.3f,%.3f,%.3f,%c,%.3f,%s,%.3f\n",
-            t / 1000.0, site_cfg(rs->site)->id, b.grid_w, b.load_w, b.pv_w, b.battery_w,
-            b.evse_w, b.boiler_w, cap > 0 ? soc_e / cap : NAN, bat_set, bat_temp, pv_lim,
-            ev_state, ev_a, bo_state, bo_t);
+    fprintf(r->ts, "%.3f,%s,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.6f,%.3f,%.3f,%.3f,%c,%.3f,%s,%.3f\n",
+            t / 1000.0, site_cfg(rs->site)->id, b.grid_w, b.load_w, b.pv_w, b.battery_w, b.evse_w,
+            b.boiler_w, cap > 0 ? soc_e / cap : NAN, bat_set, bat_temp, pv_lim, ev_state, ev_a,
+            bo_state, bo_t);
+}
+
+/* ---- KPIs and plot data ---------------------------------------------------------------------- */
+
+/* What the KPIs need of a site after the step [t, t + dt). */
+static void sample_site(struct rsite *rs, int64_t t, struct kpi_sample *k)
+{
+    struct site_balance b = site_balance(rs->site);
+    const struct site_cfg *cfg = site_cfg(rs->site);
+    double soc_e = 0, cap = 0;
+    *k = (struct kpi_sample){.grid_w = b.grid_w,
+                             .load_w = b.load_w,
+                             .pv_w = b.pv_w,
+                             .battery_w = b.battery_w,
+                             .evse_w = b.evse_w,
+                             .boiler_w = b.boiler_w,
+                             .soc_lo = NAN,
+                             .soc_hi = NAN,
+                             .soc_mean = NAN,
+                             .boiler_temp_c = NAN};
+    k->import_price = cfg->import_price ? profile_value(cfg->import_price, t) : NAN;
+    k->export_price = cfg->export_price ? profile_value(cfg->export_price, t) : NAN;
+    for (size_t i = 0; i < site_n_assets(rs->site); i++) {
+        const struct sim_asset *a = site_asset(rs->site, i);
+        switch (a->type) {
+        case ASSET_BATTERY: {
+            double soc = a->m.battery.soc;
+            if (isnan(k->soc_lo) || soc < k->soc_lo)
+                k->soc_lo = soc;
+            if (isnan(k->soc_hi) || soc > k->soc_hi)
+                k->soc_hi = soc;
+            soc_e += a->m.battery.energy_wh;
+            cap += a->m.battery.p.capacity_wh;
+            break;
+        }
+        case ASSET_BOILER:
+            k->boilers_below_min += a->m.boiler.temp_c < a->m.boiler.p.temp_min_c;
+            if (isnan(k->boiler_temp_c))
+                k->boiler_temp_c = a->m.boiler.temp_c;
+            break;
+        case ASSET_EVSE:
+            k->ev_cars += a->m.evse.session >= 0;
+            break;
+        default:
+            break;
+        }
+    }
+    if (cap > 0)
+        k->soc_mean = soc_e / cap;
+}
+
+/* What the models accumulated themselves, at the end of the run. */
+static void site_totals(struct rsite *rs, int64_t duration_ms, struct kpi_site_totals *t)
+{
+    memset(t, 0, sizeof *t);
+    for (size_t i = 0; i < site_n_assets(rs->site); i++) {
+        const struct sim_asset *a = site_asset(rs->site, i);
+        if (a->type == ASSET_BATTERY) {
+            t->battery_capacity_wh += a->m.battery.p.capacity_wh;
+        } else if (a->type == ASSET_BOILER) {
+            t->boiler_energy_wh += a->m.boiler.energy_wh;
+        } else if (a->type == ASSET_EVSE) {
+            const struct evse *e = &a->m.evse;
+            t->ev_delivered_wh += e->total_energy_wh;
+            t->ev_shortfall_wh += e->shortfall_wh;
+            t->ev_sessions_done += e->sessions_done;
+            t->ev_sessions_full += e->sessions_full;
+            const struct profile *p = e->p.sessions;
+            for (size_t j = 0; p && j < p->n_sessions; j++)
+                if (p->sessions[j].arrive_ms < duration_ms)
+                    t->ev_requested_wh += p->sessions[j].energy_wh;
+        }
+    }
+}
+
+/* The plot row of a tick: powers summed over the sites, states and decision terms of the
+ * first site (plots show one site; the KPIs cover all). */
+static void plot_tick(struct runner *r, const struct kpi_sample *k, const struct decision *dm0,
+                      int64_t t1, int64_t step)
+{
+    struct plot_point p = {
+        .soc = k[0].soc_mean,
+        .soc_floor = r->safety.soc_floor,
+        .soc_ceiling = r->safety.soc_ceiling,
+        .grid_limit_w = r->safety.grid_import_max_w < 1e9 ? r->safety.grid_import_max_w : NAN,
+        .import_15m_w = kpi_acc_window_import_w(r->kpi),
+        .import_price = k[0].import_price,
+        .export_price = k[0].export_price,
+        .ev_cars = k[0].ev_cars,
+        .boiler_temp_c = k[0].boiler_temp_c,
+        .boiler_min_c = NAN,
+        .target_w = dm0->target_w,
+        .error_w = dm0->error_w,
+        .p_w = dm0->p_w,
+        .i_w = dm0->i_w,
+        .d_w = dm0->d_w,
+        .raw_w = dm0->raw_w};
+    for (size_t i = 0; i < r->n; i++) {
+        p.grid_w += k[i].grid_w;
+        p.pv_w += k[i].pv_w;
+        p.battery_w += k[i].battery_w;
+        p.load_w += k[i].load_w;
+        p.evse_w += k[i].evse_w;
+        p.boiler_w += k[i].boiler_w;
+    }
+    for (size_t a = 0; a < site_n_assets(r->s[0].site); a++) {
+        const struct sim_asset *as = site_asset(r->s[0].site, a);
+        if (as->type == ASSET_BOILER) {
+            p.boiler_min_c = as->m.boiler.p.temp_min_c;
+            break;
+        }
+    }
+    plot_rec_add(r->plot, t1, step, &p);
 }
 
 /* The gateway's view of every register it polls must equal the simulator's image right after
@@ -288,8 +446,8 @@ static void check_view(struct runner *r, struct rsite *rs, int64_t t)
                 fprintf(r->ev,
                         "t=%.3f site=%s asset=%s event=check_failed check=register_view "
                         "addr=%ld gateway=%u simulator=%u\n",
-                        t / 1000.0, site_cfg(rs->site)->id, a->cfg->id, (long)start + (long)j,
-                        m[j], sim[idx]);
+                        t / 1000.0, site_cfg(rs->site)->id, a->cfg->id, (long)start + (long)j, m[j],
+                        sim[idx]);
         }
     }
 }
@@ -332,6 +490,8 @@ int runner_run(const struct scenario *sc, const struct runner_opts *o, struct ru
                char *err, size_t errlen)
 {
     struct runner r = {.sc = sc, .o = o, .res = res, .n = sc->n_sites};
+    struct kpi_sample *ks = NULL;
+    int hook_started = 0;
     memset(res, 0, sizeof *res);
     int rc = mkdir_p(o->out_dir);
     if (rc) {
@@ -345,6 +505,26 @@ int runner_run(const struct scenario *sc, const struct runner_opts *o, struct ru
         snprintf(err, errlen, "out of memory");
         goto out;
     }
+    /* the limits the KPIs judge SoC by: the gateway's own (defaults when it names none; a bad
+     * section fails in controller_new with a better message) */
+    if (safety_cfg_load(cJSON_GetObjectItemCaseSensitive(sc->gateway, "safety"), "safety",
+                        &r.safety, err, errlen) != 0)
+        safety_cfg_load(NULL, "safety", &r.safety, err, errlen);
+    r.kpi = kpi_acc_new(r.n, r.safety.soc_floor, r.safety.soc_ceiling);
+    ks = calloc(r.n, sizeof *ks);
+    static struct decision dm0; /* the first site's last cycle, for the plots */
+    if (!r.kpi || !ks) {
+        rc = -ENOMEM;
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    if (o->plot_data &&
+        !(r.plot = plot_rec_open(o->out_dir, plot_sample_ms(sc->duration_ms, sc->step_ms)))) {
+        rc = -errno;
+        snprintf(err, errlen, "%s/plots: cannot write: %s", o->out_dir, strerror(errno));
+        goto out;
+    }
+    decision_init(&dm0, &(struct procimg){0}, NULL);
     if (!(r.ts = open_out(o->out_dir, "timeseries.csv", err, errlen)) ||
         !(r.dec = open_out(o->out_dir, "decisions.csv", err, errlen)) ||
         !(r.ev = open_out(o->out_dir, "events.log", err, errlen))) {
@@ -360,6 +540,9 @@ int runner_run(const struct scenario *sc, const struct runner_opts *o, struct ru
         }
         mbserver_set_log(r.srv, o->log, o->log ? MBSERVER_LOG_CONN : MBSERVER_LOG_QUIET);
     }
+    /* before any gRPC starts and before the CPU pin: it may spawn der-headend */
+    if ((rc = headend_loop_new(sc, r.ev, o->log, &r.hl, err, errlen)) != 0)
+        goto out;
     for (size_t i = 0; i < r.n; i++) {
         r.cur_site = i;
         if ((rc = open_site(&r, i, err, errlen)) != 0)
@@ -384,6 +567,11 @@ int runner_run(const struct scenario *sc, const struct runner_opts *o, struct ru
         }
         r.thread_started = 1;
     }
+    if (o->hook) {
+        if (o->hook->start && (rc = o->hook->start(o->hook->ctx, r.n, err, errlen)) != 0)
+            goto out;
+        hook_started = 1;
+    }
 
     fprintf(r.ts, "time_s,site,grid_w,load_w,pv_w,battery_w,evse_w,boiler_w,soc,"
                   "battery_setpoint_w,battery_temp_c,pv_limit_pct,evse_state,evse_current_a,"
@@ -407,20 +595,34 @@ int runner_run(const struct scenario *sc, const struct runner_opts *o, struct ru
             if (site_check(r.s[i].site, msg, sizeof msg) != 0 &&
                 res->check_failures++ < MAX_REPORTED)
                 fprintf(r.ev, "t=%.3f event=check_failed check=site %s\n", t1 / 1000.0, msg);
+            sample_site(&r.s[i], t, &ks[i]);
+            kpi_acc_site(r.kpi, i, &ks[i], step);
         }
+        kpi_acc_tick_end(r.kpi, t1, step);
         r.now_ms = t1;
+        if ((rc = headend_loop_tick(r.hl, t, t1, err, errlen)) != 0)
+            goto out;
         for (size_t i = 0; i < r.n; i++) {
             struct rsite *rs = &r.s[i];
             r.cur_site = i;
+            if (o->hook && o->hook->before_cycle &&
+                (rc = o->hook->before_cycle(o->hook->ctx, i, rs->ctl, t1, err, errlen)) != 0)
+                goto out;
             if (t1 % rs->conf->poll_period_ms == 0 || k == 0) {
                 controller_cycle(rs->ctl, t1, &dm);
+                headend_loop_after_cycle(r.hl, i, &dm, t1);
                 res->cycles++;
+                kpi_acc_decision(r.kpi, i, &dm);
+                if (i == 0)
+                    dm0 = dm;
                 if (decision_csv_row(&dm, row, sizeof row) > 0)
                     fprintf(r.dec, "%s,%s", site_cfg(rs->site)->id, row);
                 check_view(&r, rs, t1);
             }
             write_timeseries(&r, rs, t1);
         }
+        if (r.plot)
+            plot_tick(&r, ks, &dm0, t1, step);
         if (o->progress && (k & 255) == 0) {
             int64_t now_us = rtclock_monotonic_us();
             if (now_us - last_us > 500000) {
@@ -433,9 +635,22 @@ int runner_run(const struct scenario *sc, const struct runner_opts *o, struct ru
     for (size_t i = 0; i < r.n; i++) {
         res->transactions += controller_transactions(r.s[i].ctl);
         res->setpoint_writes += controller_writes(r.s[i].ctl);
+        struct kpi_site_totals tot;
+        site_totals(&r.s[i], sc->duration_ms, &tot);
+        kpi_acc_site_totals(r.kpi, &tot);
+        struct bus *b = r.s[i].inproc ? r.s[i].inproc : r.s[i].tcp;
+        if (b) {
+            struct bus_stats st;
+            bus_get_stats(b, &st);
+            kpi_acc_bus(r.kpi, &st);
+        }
     }
-    fprintf(r.ev, "t=%.3f event=run_end ticks=%lld cycles=%llu writes=%llu check_failures=%u "
-                  "view_mismatches=%u\n",
+    kpi_acc_counters(r.kpi, res->setpoint_writes, res->cycles, res->check_failures,
+                     res->view_mismatches);
+    kpi_acc_result(r.kpi, &res->kpis);
+    fprintf(r.ev,
+            "t=%.3f event=run_end ticks=%lld cycles=%llu writes=%llu check_failures=%u "
+            "view_mismatches=%u\n",
             r.now_ms / 1000.0, (long long)ticks, (unsigned long long)res->cycles,
             (unsigned long long)res->setpoint_writes, res->check_failures, res->view_mismatches);
     res->wall_s = (rtclock_monotonic_us() - t0_us) / 1e6;
@@ -443,8 +658,11 @@ int runner_run(const struct scenario *sc, const struct runner_opts *o, struct ru
         progress(&r, ticks, ticks, t0_us, 1);
     rc = 0;
 out:
+    if (hook_started && o->hook->stop)
+        o->hook->stop(o->hook->ctx);
     close_all(&r);
-    int io = 0;
+    free(ks);
+    int io = plot_rec_close(r.plot);
     if (r.ts)
         io |= fclose(r.ts);
     if (r.dec)

@@ -1,19 +1,34 @@
-/* runner: `der-sim run`, the lockstep runner. Each tick steps the physics of every site, then
- * runs one cycle of the real gateway library (controller.h) against the simulator's register
- * images, over loopback Modbus TCP (mbserver in a second thread, all I/O synchronous) or the
- * in-process bus; both must give byte-identical outputs. Writes timeseries.csv,
- * decisions.csv and events.log into the output directory and their SHA-256 digest. Checks the
+/* runner: the lockstep runner under `der-sim run`. Each tick steps the physics of every site,
+ * then runs one cycle of the real gateway library (controller.h) against the simulator's
+ * register images, over loopback Modbus TCP (mbserver in a second thread, all I/O synchronous)
+ * or the in-process bus; both must give byte-identical outputs. Writes timeseries.csv,
+ * decisions.csv and events.log into the output directory and their SHA-256 digest, feeds the
+ * KPI accumulator (kpi.h) every tick and optionally the plot data (plot.h). Checks the
  * invariants every tick: the site balance, SoC range, and that the gateway's view of every
- * register it polls equals the simulator's. */
+ * register it polls equals the simulator's. The caller owns everything it passes in. */
 #ifndef DERLOOP_RUNNER_H
 #define DERLOOP_RUNNER_H
 
 #include <stdint.h>
 #include <stdio.h>
 
+#include "gateway/controller.h"
+#include "sim/kpi.h"
 #include "sim/scenario.h"
 
 enum runner_transport { RUNNER_INPROC, RUNNER_TCP };
+
+/* An optional participant in every tick, called after the physics step and before the
+ * gateway cycles (e.g. a headend in the loop delivering dispatches through
+ * controller_command). start/stop may be NULL; a non-zero return from any of them stops the
+ * run with that code and the hook's message in err. */
+struct runner_hook {
+    void *ctx;
+    int (*start)(void *ctx, size_t n_sites, char *err, size_t errlen);
+    int (*before_cycle)(void *ctx, size_t site, struct controller *ctl, int64_t now_ms, char *err,
+                        size_t errlen);
+    void (*stop)(void *ctx);
+};
 
 struct runner_opts {
     enum runner_transport transport;
@@ -21,16 +36,19 @@ struct runner_opts {
     int progress;        /* a progress line on stderr (when it is a terminal) */
     FILE *log;           /* transport-level log lines (connects etc.); NULL = discarded */
     int no_pin;          /* tcp: do not pin the process to one CPU (see runner.c) */
+    int plot_data;       /* also write plots/data.csv (undigested: see plot.h) */
+    const struct runner_hook *hook; /* NULL = none */
 };
 
 struct runner_result {
-    char digest[65];         /* SHA-256 of the three output files */
-    int64_t ticks;           /* steps run */
-    uint64_t cycles;         /* gateway cycles, all sites */
-    uint64_t transactions;   /* register reads and writes by the gateways */
+    char digest[65];       /* SHA-256 of the three output files */
+    struct kpi_set kpis;   /* vs_baseline entries NaN */
+    int64_t ticks;         /* steps run */
+    uint64_t cycles;       /* gateway cycles, all sites */
+    uint64_t transactions; /* register reads and writes by the gateways */
     uint64_t setpoint_writes;
-    unsigned check_failures; /* balance, SoC range */
-    unsigned view_mismatches;/* gateway view != simulator register */
+    unsigned check_failures;  /* balance, SoC range */
+    unsigned view_mismatches; /* gateway view != simulator register */
     double wall_s;
 };
 

@@ -1,0 +1,449 @@
+/* kpi: see kpi.h.
+ *
+ * Everything here is a pure function of what the runner feeds in, in the order it feeds it:
+ * no clock, no randomness, sums in tick order. Energies are integrated per step as power x
+ * step length, which is exact for the simulator's piecewise-constant powers. Import, export
+ * and their prices are metered per site (each site has its own connection point); peaks are
+ * taken over the sum of the sites, the load the scenario puts on the grid as a whole. */
+#include "sim/kpi.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway/procimg.h"
+
+#define WH_PER_W_MS (1.0 / 3600000.0)
+#define WINDOW_MS   (15 * 60 * 1000) /* the billing interval of demand charges (EU/US norm) */
+#define CLAMP_SLOTS (PROCIMG_MAX_DEVICES + 1) /* + the site-level slot (DECISION_SITE) */
+
+/* the clamp reasons of one asset in one cycle are a bit set */
+_Static_assert(DR_COUNT <= 32, "interlock reasons must fit a uint32_t mask");
+
+#define INTERLOCK(reason, n)                                                                       \
+    [KPI_INTERLOCK_FIRST + (reason)] = {"interlock_" n, "count", 0, KPI_LOWER,                     \
+                                        "activations of the `" n "` interlock: cycles where "      \
+                                        "safety clamped an asset for this reason and had not "     \
+                                        "in the asset's previous cycle (docs/safety.md)"}
+
+static const struct kpi_def table[KPI_COUNT] = {
+    [KPI_ENERGY_IMPORT_KWH] = {"energy_import_kwh", "kWh", 3, KPI_LOWER,
+                               "sum over sites and steps of max(grid_w, 0) x dt"},
+    [KPI_ENERGY_EXPORT_KWH] = {"energy_export_kwh", "kWh", 3, KPI_NEUTRAL,
+                               "sum over sites and steps of max(-grid_w, 0) x dt"},
+    [KPI_PV_ENERGY_KWH] = {"pv_energy_kwh", "kWh", 3, KPI_HIGHER,
+                           "sum of pv_w x dt (after curtailment)"},
+    [KPI_CONSUMPTION_KWH] = {"consumption_kwh", "kWh", 3, KPI_NEUTRAL,
+                             "sum of (load_w + evse_w + boiler_w) x dt"},
+    [KPI_PRICES_KNOWN] = {"prices_known", "flag", 0, KPI_NEUTRAL,
+                          "1 when at least one site names an import_price or export_price "
+                          "profile; 0 means every cost KPI is 0 because there is no price"},
+    [KPI_ENERGY_COST] = {"energy_cost", "currency", 4, KPI_LOWER,
+                         "sum over sites and steps of max(grid_w, 0) x dt x import_price(t), "
+                         "t the step's start; 0 for a site without import_price"},
+    [KPI_EXPORT_REVENUE] = {"export_revenue", "currency", 4, KPI_HIGHER,
+                            "sum of max(-grid_w, 0) x dt x export_price(t); 0 without "
+                            "export_price"},
+    [KPI_NET_COST] = {"net_cost", "currency", 4, KPI_LOWER, "energy_cost - export_revenue"},
+    [KPI_PEAK_IMPORT_KW] = {"peak_import_kw", "kW", 3, KPI_LOWER,
+                            "max over steps of max(sum of the sites' grid_w, 0)"},
+    [KPI_PEAK_IMPORT_15M_KW] = {"peak_import_15m_kw", "kW", 3, KPI_LOWER,
+                                "max over 15-minute windows aligned to the scenario start of the "
+                                "imported energy in the window / the window's length (a last, "
+                                "shorter window counts over its own length)"},
+    [KPI_SELF_CONSUMPTION_RATIO] = {"self_consumption_ratio", "1", 4, KPI_HIGHER,
+                                    "1 - energy_export_kwh / pv_energy_kwh, in [0, 1]; 0 "
+                                    "without PV energy"},
+    [KPI_SELF_SUFFICIENCY_RATIO] = {"self_sufficiency_ratio", "1", 4, KPI_HIGHER,
+                                    "1 - energy_import_kwh / consumption_kwh, in [0, 1]; 0 "
+                                    "without consumption"},
+    [KPI_BATTERY_CHARGE_KWH] = {"battery_charge_kwh", "kWh", 3, KPI_NEUTRAL,
+                                "sum of max(-battery_w, 0) x dt (AC side)"},
+    [KPI_BATTERY_DISCHARGE_KWH] = {"battery_discharge_kwh", "kWh", 3, KPI_NEUTRAL,
+                                   "sum of max(battery_w, 0) x dt (AC side)"},
+    [KPI_BATTERY_THROUGHPUT_KWH] = {"battery_throughput_kwh", "kWh", 3, KPI_LOWER,
+                                    "battery_charge_kwh + battery_discharge_kwh"},
+    [KPI_BATTERY_EQUIVALENT_CYCLES] = {"battery_equivalent_cycles", "cycles", 4, KPI_LOWER,
+                                       "battery_throughput_kwh / (2 x the total battery "
+                                       "capacity); 0 without batteries"},
+    [KPI_SOC_MIN] = {"soc_min", "1", 6, KPI_NEUTRAL,
+                     "lowest SoC of any battery after any step; null without batteries"},
+    [KPI_SOC_MAX] = {"soc_max", "1", 6, KPI_NEUTRAL,
+                     "highest SoC of any battery after any step; null without batteries"},
+    [KPI_SOC_OUTSIDE_LIMITS_S] = {"soc_outside_limits_s", "s", 3, KPI_LOWER,
+                                  "sum over sites of the time some battery's SoC was below the "
+                                  "gateway's safety.soc_floor or above safety.soc_ceiling"},
+    INTERLOCK(DR_NONFINITE, "nonfinite"),
+    INTERLOCK(DR_OFFLINE, "offline"),
+    INTERLOCK(DR_STALE, "stale"),
+    INTERLOCK(DR_SOC_INVALID, "soc_invalid"),
+    INTERLOCK(DR_POWER_DEVICE, "power_device"),
+    INTERLOCK(DR_POWER_CONFIG, "power_config"),
+    INTERLOCK(DR_CURRENT, "current"),
+    INTERLOCK(DR_SOC_FLOOR, "soc_floor"),
+    INTERLOCK(DR_SOC_CEILING, "soc_ceiling"),
+    INTERLOCK(DR_TEMP_STOP, "temp_stop"),
+    INTERLOCK(DR_TEMP_DERATE, "temp_derate"),
+    INTERLOCK(DR_TEMP_COLD, "temp_cold"),
+    INTERLOCK(DR_RATING, "rating"),
+    INTERLOCK(DR_RAMP, "ramp"),
+    INTERLOCK(DR_GRID_IMPORT, "grid_import"),
+    INTERLOCK(DR_GRID_EXPORT, "grid_export"),
+    [KPI_INTERLOCK_TOTAL] = {"interlock_total", "count", 0, KPI_LOWER,
+                             "the sum of every interlock_* activation count"},
+    [KPI_SETPOINT_WRITES] = {"setpoint_writes", "count", 0, KPI_LOWER,
+                             "setpoint (and release) writes the gateways sent"},
+    [KPI_GATEWAY_CYCLES] = {"gateway_cycles", "count", 0, KPI_NEUTRAL,
+                            "gateway control cycles, all sites"},
+    [KPI_MODBUS_REQUESTS] = {"modbus_requests", "count", 0, KPI_NEUTRAL,
+                             "register reads and writes with valid arguments (bus_stats.requests)"},
+    [KPI_MODBUS_TIMEOUTS] = {"modbus_timeouts", "count", 0, KPI_LOWER,
+                             "attempts without a reply in time, retries included"},
+    [KPI_MODBUS_EXCEPTIONS] = {"modbus_exceptions", "count", 0, KPI_LOWER,
+                               "requests answered with a Modbus exception"},
+    [KPI_MODBUS_CONN_ERRORS] = {"modbus_conn_errors", "count", 0, KPI_LOWER,
+                                "attempts that could not connect or lost the connection"},
+    [KPI_MODBUS_PROTO_ERRORS] = {"modbus_proto_errors", "count", 0, KPI_LOWER,
+                                 "malformed or mismatched replies"},
+    [KPI_MODBUS_RETRIES] = {"modbus_retries", "count", 0, KPI_LOWER,
+                            "attempts after the first one of a request"},
+    [KPI_MODBUS_BREAKER_OPENS] = {"modbus_breaker_opens", "count", 0, KPI_LOWER,
+                                  "circuit breakers that opened (per unit)"},
+    [KPI_MODBUS_BREAKER_REJECTS] = {"modbus_breaker_rejects", "count", 0, KPI_LOWER,
+                                    "requests refused by an open breaker (nothing sent)"},
+    [KPI_EV_ENERGY_DELIVERED_KWH] = {"ev_energy_delivered_kwh", "kWh", 3, KPI_HIGHER,
+                                     "energy the chargers delivered to cars"},
+    [KPI_EV_ENERGY_REQUESTED_KWH] = {"ev_energy_requested_kwh", "kWh", 3, KPI_NEUTRAL,
+                                     "sum of energy_kwh of the sessions that arrive during the "
+                                     "run"},
+    [KPI_EV_SHORTFALL_KWH] = {"ev_shortfall_kwh", "kWh", 3, KPI_LOWER,
+                              "energy wanted but not delivered, summed over the sessions that "
+                              "ended (departed) during the run"},
+    [KPI_EV_SESSIONS_COMPLETED] = {"ev_sessions_completed", "count", 0, KPI_NEUTRAL,
+                                   "sessions that ended (the car departed) during the run"},
+    [KPI_EV_SESSIONS_FULL] = {"ev_sessions_full", "count", 0, KPI_HIGHER,
+                              "ended sessions whose energy need was met (within 1 Wh)"},
+    [KPI_BOILER_ENERGY_KWH] = {"boiler_energy_kwh", "kWh", 3, KPI_NEUTRAL,
+                               "electric energy the boilers drew"},
+    [KPI_BOILER_BELOW_MIN_S] = {"boiler_below_min_s", "s", 3, KPI_LOWER,
+                                "sum over boilers of the time the tank was below its comfort "
+                                "minimum temp_min_c (boiler comfort)"},
+    [KPI_CHECK_FAILURES] = {"check_failures", "count", 0, KPI_LOWER,
+                            "steps where an invariant (balance, SoC range) failed"},
+    [KPI_VIEW_MISMATCHES] = {"view_mismatches", "count", 0, KPI_LOWER,
+                             "registers where the gateway's view differed from the simulator"},
+    [KPI_COST_REDUCTION_PCT] = {"cost_reduction_pct", "%", 3, KPI_HIGHER,
+                                "100 x (baseline net_cost - net_cost) / |baseline net_cost|; 0 "
+                                "when the baseline's net_cost is 0"},
+    [KPI_PEAK_REDUCTION_PCT] = {"peak_reduction_pct", "%", 3, KPI_HIGHER,
+                                "100 x (baseline peak_import_15m_kw - peak_import_15m_kw) / "
+                                "baseline peak_import_15m_kw; 0 when the baseline's is 0"},
+    [KPI_PEAK_INSTANT_REDUCTION_PCT] = {"peak_instant_reduction_pct", "%", 3, KPI_HIGHER,
+                                        "the same for peak_import_kw"},
+    [KPI_IMPORT_REDUCTION_KWH] = {"import_reduction_kwh", "kWh", 3, KPI_HIGHER,
+                                  "baseline energy_import_kwh - energy_import_kwh"},
+    [KPI_SELF_CONSUMPTION_GAIN] = {"self_consumption_gain", "1", 4, KPI_HIGHER,
+                                   "self_consumption_ratio - baseline self_consumption_ratio"},
+    [KPI_SELF_SUFFICIENCY_GAIN] = {"self_sufficiency_gain", "1", 4, KPI_HIGHER,
+                                   "self_sufficiency_ratio - baseline self_sufficiency_ratio"},
+};
+
+const struct kpi_def *kpi_def(int id)
+{
+    return id >= 0 && id < KPI_COUNT ? &table[id] : NULL;
+}
+
+int kpi_find(const char *name)
+{
+    for (int i = 0; i < KPI_COUNT; i++)
+        if (!strcmp(table[i].name, name))
+            return i;
+    return -1;
+}
+
+/* ---- the accumulator ------------------------------------------------------------------------- */
+
+struct kpi_acc {
+    size_t n_sites;
+    double soc_floor, soc_ceiling;
+    double v[KPI_COUNT]; /* integrals kept in Wh and W; converted in kpi_acc_result */
+    int have_soc;
+    double tick_grid_w; /* sum over sites of this tick */
+    double win_import_wh;
+    int64_t win_ms; /* covered length of the current 15-minute window */
+    double last_win_w;
+    double peak_win_w;
+    double capacity_wh;
+    uint32_t (*clamped)[CLAMP_SLOTS]; /* per site: reasons clamped in the previous cycle */
+};
+
+struct kpi_acc *kpi_acc_new(size_t n_sites, double soc_floor, double soc_ceiling)
+{
+    struct kpi_acc *a = calloc(1, sizeof *a);
+    if (!a)
+        return NULL;
+    a->clamped = calloc(n_sites ? n_sites : 1, sizeof *a->clamped);
+    if (!a->clamped) {
+        free(a);
+        return NULL;
+    }
+    a->n_sites = n_sites;
+    a->soc_floor = soc_floor;
+    a->soc_ceiling = soc_ceiling;
+    a->v[KPI_SOC_MIN] = NAN;
+    a->v[KPI_SOC_MAX] = NAN;
+    return a;
+}
+
+void kpi_acc_free(struct kpi_acc *a)
+{
+    if (!a)
+        return;
+    free(a->clamped);
+    free(a);
+}
+
+void kpi_acc_site(struct kpi_acc *a, size_t site, const struct kpi_sample *s, int64_t dt_ms)
+{
+    (void)site;
+    const double h = (double)dt_ms * WH_PER_W_MS; /* W -> Wh over this step */
+    double imp = s->grid_w > 0 ? s->grid_w : 0, exp = s->grid_w < 0 ? -s->grid_w : 0;
+    a->v[KPI_ENERGY_IMPORT_KWH] += imp * h;
+    a->v[KPI_ENERGY_EXPORT_KWH] += exp * h;
+    a->v[KPI_PV_ENERGY_KWH] += s->pv_w * h;
+    a->v[KPI_CONSUMPTION_KWH] += (s->load_w + s->evse_w + s->boiler_w) * h;
+    if (!isnan(s->import_price)) {
+        a->v[KPI_PRICES_KNOWN] = 1;
+        a->v[KPI_ENERGY_COST] += imp * h / 1000.0 * s->import_price;
+    }
+    if (!isnan(s->export_price)) {
+        a->v[KPI_PRICES_KNOWN] = 1;
+        a->v[KPI_EXPORT_REVENUE] += exp * h / 1000.0 * s->export_price;
+    }
+    if (s->battery_w < 0)
+        a->v[KPI_BATTERY_CHARGE_KWH] += -s->battery_w * h;
+    else
+        a->v[KPI_BATTERY_DISCHARGE_KWH] += s->battery_w * h;
+    if (!isnan(s->soc_lo)) {
+        if (!a->have_soc || s->soc_lo < a->v[KPI_SOC_MIN])
+            a->v[KPI_SOC_MIN] = s->soc_lo;
+        if (!a->have_soc || s->soc_hi > a->v[KPI_SOC_MAX])
+            a->v[KPI_SOC_MAX] = s->soc_hi;
+        a->have_soc = 1;
+        if (s->soc_lo < a->soc_floor || s->soc_hi > a->soc_ceiling)
+            a->v[KPI_SOC_OUTSIDE_LIMITS_S] += dt_ms / 1000.0;
+    }
+    a->v[KPI_BOILER_BELOW_MIN_S] += s->boilers_below_min * (dt_ms / 1000.0);
+    a->tick_grid_w += s->grid_w;
+}
+
+static void close_window(struct kpi_acc *a)
+{
+    if (a->win_ms <= 0)
+        return;
+    a->last_win_w = a->win_import_wh / ((double)a->win_ms * WH_PER_W_MS);
+    if (a->last_win_w > a->peak_win_w)
+        a->peak_win_w = a->last_win_w;
+    a->win_import_wh = 0;
+    a->win_ms = 0;
+}
+
+void kpi_acc_tick_end(struct kpi_acc *a, int64_t t_ms, int64_t dt_ms)
+{
+    double imp = a->tick_grid_w > 0 ? a->tick_grid_w : 0;
+    if (imp > a->v[KPI_PEAK_IMPORT_KW])
+        a->v[KPI_PEAK_IMPORT_KW] = imp;
+    a->win_import_wh += imp * (double)dt_ms * WH_PER_W_MS;
+    a->win_ms += dt_ms;
+    /* a step belongs to the window holding its start */
+    if ((t_ms - dt_ms) / WINDOW_MS != t_ms / WINDOW_MS)
+        close_window(a);
+    a->tick_grid_w = 0;
+}
+
+double kpi_acc_window_import_w(const struct kpi_acc *a)
+{
+    return a->last_win_w;
+}
+
+void kpi_acc_decision(struct kpi_acc *a, size_t site, const struct decision *dm)
+{
+    if (site >= a->n_sites)
+        return;
+    uint32_t now[CLAMP_SLOTS] = {0};
+    for (size_t i = 0; i < dm->n_clamps; i++) {
+        const struct decision_clamp *c = &dm->clamp[i];
+        int slot = c->asset >= 0 && c->asset < PROCIMG_MAX_DEVICES ? c->asset : PROCIMG_MAX_DEVICES;
+        if (c->reason < DR_COUNT)
+            now[slot] |= 1u << c->reason;
+    }
+    uint32_t *prev = a->clamped[site];
+    for (int s = 0; s < CLAMP_SLOTS; s++) {
+        uint32_t rising = now[s] & ~prev[s];
+        for (int r = 0; rising && r < DR_COUNT; r++)
+            if (rising & (1u << r)) {
+                a->v[KPI_INTERLOCK_FIRST + r] += 1;
+                a->v[KPI_INTERLOCK_TOTAL] += 1;
+            }
+        prev[s] = now[s];
+    }
+}
+
+void kpi_acc_site_totals(struct kpi_acc *a, const struct kpi_site_totals *t)
+{
+    a->capacity_wh += t->battery_capacity_wh;
+    a->v[KPI_EV_ENERGY_DELIVERED_KWH] += t->ev_delivered_wh;
+    a->v[KPI_EV_ENERGY_REQUESTED_KWH] += t->ev_requested_wh;
+    a->v[KPI_EV_SHORTFALL_KWH] += t->ev_shortfall_wh;
+    a->v[KPI_EV_SESSIONS_COMPLETED] += t->ev_sessions_done;
+    a->v[KPI_EV_SESSIONS_FULL] += t->ev_sessions_full;
+    a->v[KPI_BOILER_ENERGY_KWH] += t->boiler_energy_wh;
+}
+
+void kpi_acc_bus(struct kpi_acc *a, const struct bus_stats *st)
+{
+    a->v[KPI_MODBUS_REQUESTS] += (double)st->requests;
+    a->v[KPI_MODBUS_TIMEOUTS] += (double)st->timeouts;
+    a->v[KPI_MODBUS_EXCEPTIONS] += (double)st->exceptions;
+    a->v[KPI_MODBUS_CONN_ERRORS] += (double)st->conn_errors;
+    a->v[KPI_MODBUS_PROTO_ERRORS] += (double)st->proto_errors;
+    a->v[KPI_MODBUS_RETRIES] += (double)st->retries;
+    a->v[KPI_MODBUS_BREAKER_OPENS] += (double)st->breaker_opens;
+    a->v[KPI_MODBUS_BREAKER_REJECTS] += (double)st->breaker_rejects;
+}
+
+void kpi_acc_counters(struct kpi_acc *a, uint64_t writes, uint64_t cycles, unsigned checks,
+                      unsigned view_mismatches)
+{
+    a->v[KPI_SETPOINT_WRITES] = (double)writes;
+    a->v[KPI_GATEWAY_CYCLES] = (double)cycles;
+    a->v[KPI_CHECK_FAILURES] = checks;
+    a->v[KPI_VIEW_MISMATCHES] = view_mismatches;
+}
+
+static double ratio_left(double part, double whole)
+{
+    if (!(whole > 0))
+        return 0;
+    double r = 1.0 - part / whole;
+    return r < 0 ? 0 : r > 1 ? 1 : r;
+}
+
+void kpi_acc_result(const struct kpi_acc *a, struct kpi_set *out)
+{
+    struct kpi_acc tmp = *a; /* closing the last, partial window must not change a */
+    close_window(&tmp);
+    memcpy(out->v, a->v, sizeof out->v);
+    static const int wh[] = {KPI_ENERGY_IMPORT_KWH,       KPI_ENERGY_EXPORT_KWH,
+                             KPI_PV_ENERGY_KWH,           KPI_CONSUMPTION_KWH,
+                             KPI_BATTERY_CHARGE_KWH,      KPI_BATTERY_DISCHARGE_KWH,
+                             KPI_EV_ENERGY_DELIVERED_KWH, KPI_EV_ENERGY_REQUESTED_KWH,
+                             KPI_EV_SHORTFALL_KWH,        KPI_BOILER_ENERGY_KWH};
+    for (size_t i = 0; i < sizeof wh / sizeof wh[0]; i++)
+        out->v[wh[i]] /= 1000.0;
+    out->v[KPI_NET_COST] = out->v[KPI_ENERGY_COST] - out->v[KPI_EXPORT_REVENUE];
+    out->v[KPI_PEAK_IMPORT_KW] /= 1000.0;
+    out->v[KPI_PEAK_IMPORT_15M_KW] = tmp.peak_win_w / 1000.0;
+    out->v[KPI_SELF_CONSUMPTION_RATIO] =
+        ratio_left(out->v[KPI_ENERGY_EXPORT_KWH], out->v[KPI_PV_ENERGY_KWH]);
+    out->v[KPI_SELF_SUFFICIENCY_RATIO] =
+        ratio_left(out->v[KPI_ENERGY_IMPORT_KWH], out->v[KPI_CONSUMPTION_KWH]);
+    out->v[KPI_BATTERY_THROUGHPUT_KWH] =
+        out->v[KPI_BATTERY_CHARGE_KWH] + out->v[KPI_BATTERY_DISCHARGE_KWH];
+    out->v[KPI_BATTERY_EQUIVALENT_CYCLES] =
+        a->capacity_wh > 0 ? out->v[KPI_BATTERY_THROUGHPUT_KWH] * 1000.0 / (2 * a->capacity_wh) : 0;
+    for (int i = KPI_VS_FIRST; i < KPI_COUNT; i++)
+        out->v[i] = NAN;
+}
+
+static double pct_reduction(double base, double run)
+{
+    return base != 0 ? 100.0 * (base - run) / fabs(base) : 0;
+}
+
+void kpi_vs_baseline(struct kpi_set *run, const struct kpi_set *base)
+{
+    const double *r = run->v, *b = base->v;
+    run->v[KPI_COST_REDUCTION_PCT] = pct_reduction(b[KPI_NET_COST], r[KPI_NET_COST]);
+    run->v[KPI_PEAK_REDUCTION_PCT] =
+        pct_reduction(b[KPI_PEAK_IMPORT_15M_KW], r[KPI_PEAK_IMPORT_15M_KW]);
+    run->v[KPI_PEAK_INSTANT_REDUCTION_PCT] =
+        pct_reduction(b[KPI_PEAK_IMPORT_KW], r[KPI_PEAK_IMPORT_KW]);
+    run->v[KPI_IMPORT_REDUCTION_KWH] = b[KPI_ENERGY_IMPORT_KWH] - r[KPI_ENERGY_IMPORT_KWH];
+    run->v[KPI_SELF_CONSUMPTION_GAIN] =
+        r[KPI_SELF_CONSUMPTION_RATIO] - b[KPI_SELF_CONSUMPTION_RATIO];
+    run->v[KPI_SELF_SUFFICIENCY_GAIN] =
+        r[KPI_SELF_SUFFICIENCY_RATIO] - b[KPI_SELF_SUFFICIENCY_RATIO];
+}
+
+/* ---- output ---------------------------------------------------------------------------------- */
+
+static int by_name(const void *x, const void *y)
+{
+    return strcmp(table[*(const int *)x].name, table[*(const int *)y].name);
+}
+
+void kpi_write_members(FILE *f, const struct kpi_set *k, int first, int last, int indent)
+{
+    int ids[KPI_COUNT], n = 0;
+    for (int i = first; i < last && i < KPI_COUNT; i++)
+        ids[n++] = i;
+    qsort(ids, (size_t)n, sizeof ids[0], by_name);
+    for (int j = 0; j < n; j++) {
+        const struct kpi_def *d = &table[ids[j]];
+        double v = k->v[ids[j]];
+        char num[64];
+        if (isfinite(v)) {
+            snprintf(num, sizeof num, "%.*f", d->precision, v);
+            /* a value that rounds to zero prints as 0, never -0.000 */
+            if (num[0] == '-' && strspn(num + 1, "0.") == strlen(num + 1))
+                memmove(num, num + 1, strlen(num));
+        } else {
+            snprintf(num, sizeof num, "null");
+        }
+        fprintf(f, "%*s\"%s\": %s%s\n", indent, "", d->name, num, j + 1 < n ? "," : "");
+    }
+}
+
+static const char *better_name(enum kpi_better b)
+{
+    return b == KPI_LOWER ? "lower" : b == KPI_HIGHER ? "higher" : "-";
+}
+
+void kpi_markdown(FILE *f)
+{
+    fputs("# KPIs\n\n"
+          "<!-- Generated by `der-sim kpis` from the table in sim/kpi.c; do not edit. -->\n\n"
+          "Every `der-sim run` writes `kpis.json` with these KPIs, computed in C while the run "
+          "runs\n(a streaming accumulator fed every step from the site balance and state, every "
+          "gateway\ncycle's DecisionMetrics and, at the end, the gateway's bus statistics), "
+          "never by re-reading\nthe CSV files. Powers use the site signs of the design brief: "
+          "grid_w + import, battery_w\n+ discharge, pv_w + production, load, EVSE and boiler + "
+          "consumption. dt is the step.\nA scenario's `expect` block bounds any of them by name "
+          "(docs/reports.md). `better` says\nwhich way a sweep's `--optimise` and the report "
+          "count as an improvement.\n\n"
+          "## Per run (`kpis` and `baseline.kpis` in kpis.json)\n\n"
+          "| KPI | unit | better | definition |\n|---|---|---|---|\n",
+          f);
+    for (int i = 0; i < KPI_COUNT; i++) {
+        if (i == KPI_VS_FIRST)
+            fputs("\n## Against the baseline (`vs_baseline` in kpis.json)\n\n"
+                  "The baseline is the same scenario run with the baseline strategy (`null` "
+                  "unless the\nscenario's `expect.baseline_strategy` names another), in the "
+                  "same process, in-process\ntransport. These are null when the baseline was "
+                  "not run (`--no-baseline`).\n\n"
+                  "| KPI | unit | better | definition |\n|---|---|---|---|\n",
+                  f);
+        fprintf(f, "| `%s` | %s | %s | %s |\n", table[i].name, table[i].unit,
+                better_name(table[i].better), table[i].formula);
+    }
+    fputs("\n## Also in kpis.json\n\n"
+          "- `scenario`: name, seed, the scenario file's SHA-256, the strategy.\n"
+          "- `digest_outputs`: the SHA-256 of timeseries.csv, decisions.csv and events.log. "
+          "The run's\n  digest that `der-sim run` prints is the SHA-256 of those three files "
+          "and kpis.json.\n"
+          "- `expectations`: every expectation of the scenario with its bounds, value and "
+          "result.\n"
+          "- `notes`: why a KPI is 0 or null when that is not obvious (no prices, no baseline).\n",
+          f);
+}

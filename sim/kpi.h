@@ -1,0 +1,145 @@
+/* kpi: the key performance indicators of a run, computed while it runs. One declarative table
+ * names every KPI with its unit, precision and formula (docs/kpis.md is printed from it); an
+ * accumulator is fed every tick with one sample per site and every gateway cycle's
+ * DecisionMetrics, and turned into a kpi_set at the end. kpi_acc_new returns an accumulator
+ * the caller owns (kpi_acc_free); kpi_set is a plain value. */
+#ifndef DERLOOP_KPI_H
+#define DERLOOP_KPI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "gateway/bus.h"
+#include "gateway/decision.h"
+
+/* Every KPI, in table order. KPI_VS_FIRST.. are the deltas against the baseline run. */
+enum kpi_id {
+    KPI_ENERGY_IMPORT_KWH,
+    KPI_ENERGY_EXPORT_KWH,
+    KPI_PV_ENERGY_KWH,
+    KPI_CONSUMPTION_KWH,
+    KPI_PRICES_KNOWN,
+    KPI_ENERGY_COST,
+    KPI_EXPORT_REVENUE,
+    KPI_NET_COST,
+    KPI_PEAK_IMPORT_KW,
+    KPI_PEAK_IMPORT_15M_KW,
+    KPI_SELF_CONSUMPTION_RATIO,
+    KPI_SELF_SUFFICIENCY_RATIO,
+    KPI_BATTERY_CHARGE_KWH,
+    KPI_BATTERY_DISCHARGE_KWH,
+    KPI_BATTERY_THROUGHPUT_KWH,
+    KPI_BATTERY_EQUIVALENT_CYCLES,
+    KPI_SOC_MIN,
+    KPI_SOC_MAX,
+    KPI_SOC_OUTSIDE_LIMITS_S,
+    KPI_INTERLOCK_FIRST, /* one per enum decision_reason, same order */
+    KPI_INTERLOCK_TOTAL = KPI_INTERLOCK_FIRST + DR_COUNT,
+    KPI_SETPOINT_WRITES,
+    KPI_GATEWAY_CYCLES,
+    KPI_MODBUS_REQUESTS,
+    KPI_MODBUS_TIMEOUTS,
+    KPI_MODBUS_EXCEPTIONS,
+    KPI_MODBUS_CONN_ERRORS,
+    KPI_MODBUS_PROTO_ERRORS,
+    KPI_MODBUS_RETRIES,
+    KPI_MODBUS_BREAKER_OPENS,
+    KPI_MODBUS_BREAKER_REJECTS,
+    KPI_EV_ENERGY_DELIVERED_KWH,
+    KPI_EV_ENERGY_REQUESTED_KWH,
+    KPI_EV_SHORTFALL_KWH,
+    KPI_EV_SESSIONS_COMPLETED,
+    KPI_EV_SESSIONS_FULL,
+    KPI_BOILER_ENERGY_KWH,
+    KPI_BOILER_BELOW_MIN_S,
+    KPI_CHECK_FAILURES,
+    KPI_VIEW_MISMATCHES,
+    KPI_VS_FIRST, /* deltas against the baseline */
+    KPI_COST_REDUCTION_PCT = KPI_VS_FIRST,
+    KPI_PEAK_REDUCTION_PCT,
+    KPI_PEAK_INSTANT_REDUCTION_PCT,
+    KPI_IMPORT_REDUCTION_KWH,
+    KPI_SELF_CONSUMPTION_GAIN,
+    KPI_SELF_SUFFICIENCY_GAIN,
+    KPI_COUNT
+};
+
+/* Which way is better, for sweeps (--optimise) and the report's colouring. */
+enum kpi_better { KPI_NEUTRAL = 0, KPI_LOWER = -1, KPI_HIGHER = 1 };
+
+struct kpi_def {
+    const char *name; /* the key in kpis.json and in a scenario's `expect` */
+    const char *unit; /* "kWh", "currency", "1" (a ratio), "s", "count", ... */
+    int precision;    /* decimals in kpis.json */
+    enum kpi_better better;
+    const char *formula; /* the definition, for docs/kpis.md and the report */
+};
+
+const struct kpi_def *kpi_def(int id); /* NULL outside [0, KPI_COUNT) */
+int kpi_find(const char *name);        /* the id, or -1 */
+static inline int kpi_is_vs_baseline(int id)
+{
+    return id >= KPI_VS_FIRST;
+}
+
+/* The KPIs of one run; deltas are NaN until kpi_vs_baseline fills them. */
+struct kpi_set {
+    double v[KPI_COUNT];
+};
+
+/* What the runner hands over for one site after one physics step of dt_ms ending at t_ms. */
+struct kpi_sample {
+    double grid_w, load_w, pv_w, battery_w, evse_w, boiler_w; /* site signs (BRIEF 3) */
+    double import_price, export_price; /* currency/kWh at the step's start; NaN = no price */
+    double soc_lo, soc_hi;             /* lowest and highest battery SoC; NaN = no battery */
+    double soc_mean;                   /* capacity-weighted SoC; NaN = no battery */
+    int boilers_below_min;             /* boilers under their comfort minimum */
+    double boiler_temp_c;              /* the first boiler's tank, NaN = none (plots) */
+    double ev_cars;                    /* cars present at the site's chargers (plots) */
+};
+
+/* End-of-run figures of one site that its models accumulate themselves. */
+struct kpi_site_totals {
+    double battery_capacity_wh;
+    double ev_delivered_wh, ev_requested_wh, ev_shortfall_wh;
+    int ev_sessions_done, ev_sessions_full;
+    double boiler_energy_wh;
+};
+
+struct kpi_acc;
+
+/* n_sites sites; SoC outside [soc_floor, soc_ceiling] counts as outside the limits. */
+struct kpi_acc *kpi_acc_new(size_t n_sites, double soc_floor, double soc_ceiling);
+void kpi_acc_free(struct kpi_acc *a);
+
+/* One site's sample for the step [t_ms - dt_ms, t_ms). Call for every site, then
+ * kpi_acc_tick_end, which closes the site sum (peaks are the whole scenario's). */
+void kpi_acc_site(struct kpi_acc *a, size_t site, const struct kpi_sample *s, int64_t dt_ms);
+void kpi_acc_tick_end(struct kpi_acc *a, int64_t t_ms, int64_t dt_ms);
+
+/* The mean import of the last completed 15-minute window, in W (0 before the first): plots. */
+double kpi_acc_window_import_w(const struct kpi_acc *a);
+
+/* A gateway cycle of `site`: interlock activations are counted on the rising edge, per
+ * (asset, reason), so a clamp held for an hour is one activation. */
+void kpi_acc_decision(struct kpi_acc *a, size_t site, const struct decision *dm);
+
+/* End of run: totals per site, bus statistics and run counters, then the set. */
+void kpi_acc_site_totals(struct kpi_acc *a, const struct kpi_site_totals *t);
+void kpi_acc_bus(struct kpi_acc *a, const struct bus_stats *st);
+void kpi_acc_counters(struct kpi_acc *a, uint64_t writes, uint64_t cycles, unsigned checks,
+                      unsigned view_mismatches);
+void kpi_acc_result(const struct kpi_acc *a, struct kpi_set *out);
+
+/* Fills the KPI_VS_* entries of run from run and base (formulas in the table). */
+void kpi_vs_baseline(struct kpi_set *run, const struct kpi_set *base);
+
+/* Writes the KPIs of [first, last) as JSON members `"name": value` sorted by name, fixed
+ * precision, one per line with `indent` spaces; NaN is written as null. */
+void kpi_write_members(FILE *f, const struct kpi_set *k, int first, int last, int indent);
+
+/* docs/kpis.md: the table as Markdown (`der-sim kpis`). */
+void kpi_markdown(FILE *f);
+
+#endif

@@ -1,0 +1,43 @@
+/* sweep: `der-sim sweep`: runs a scenario for every combination of --set values, each in its
+ * own `der-sim run` child process (in-process transport, up to `jobs` at once), and writes a
+ * table of KPIs per combination (CSV and HTML, in combination order whatever the order of
+ * completion), plots of the main KPIs against each parameter, and the best combination for
+ * one KPI. The caller owns the options; results are files under out_dir. */
+#ifndef DERLOOP_SWEEP_H
+#define DERLOOP_SWEEP_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#define SWEEP_MAX_PARAMS 8
+#define SWEEP_MAX_VALUES 64
+#define SWEEP_MAX_RUNS   4096
+
+struct sweep_param {
+    char path[256]; /* a --set path, e.g. gateway.params.kp */
+    size_t n;
+    char value[SWEEP_MAX_VALUES][128]; /* as written after the '=' */
+};
+
+struct sweep_opts {
+    const char *exe; /* der-sim itself (children run `exe run ...`) */
+    const char *scenario;
+    const char *out_dir;
+    size_t n_params;
+    struct sweep_param params[SWEEP_MAX_PARAMS];
+    const char *const *fixed_sets; /* --set applied to every run (single values) */
+    size_t n_fixed;
+    int jobs;            /* >= 1 */
+    int optimise;        /* enum kpi_id */
+    int maximise;        /* 1 = the best is the largest value, 0 = the smallest */
+    const char *gnuplot; /* NULL = from PATH */
+};
+
+/* Parses "PATH=V1,V2,..." into p. Returns 0 or -EINVAL with err. */
+int sweep_parse_param(const char *arg, struct sweep_param *p, char *err, size_t errlen);
+
+/* Runs the grid; progress and the result lines go to out. Returns the index of the best
+ * combination (>= 0), or -errno with err (-ENODATA when no run produced KPIs). */
+int sweep_run(const struct sweep_opts *o, FILE *out, char *err, size_t errlen);
+
+#endif
