@@ -52,6 +52,7 @@ struct controller {
     uint8_t released[PROCIMG_MAX_DEVICES]; /* the last write was a release */
     uint8_t was_online[PROCIMG_MAX_DEVICES];
     int last_rc[PROCIMG_MAX_DEVICES];
+    int write_rc[PROCIMG_MAX_DEVICES]; /* of the last cycle's write, 0 = none failed */
     uint64_t writes;
 };
 
@@ -118,6 +119,10 @@ struct controller *controller_new(const struct siteconf *cfg, const struct contr
         snprintf(err, errlen, "%s: %s", cfg->path, sub);
         goto fail;
     }
+    if (strategy_add_constraints(c->strategy, cfg->constraints, "constraints", sub, sizeof sub)) {
+        snprintf(err, errlen, "%s: %s", cfg->path, sub);
+        goto fail;
+    }
     if (safety_cfg_load(cfg->safety, "safety", &c->safety, sub, sizeof sub) ||
         arbiter_cfg_load(cfg->split, "split", &c->arbiter, sub, sizeof sub)) {
         snprintf(err, errlen, "%s: %s", cfg->path, sub);
@@ -148,6 +153,7 @@ struct controller *controller_new(const struct siteconf *cfg, const struct contr
         c->was_online[i] = 1; /* so that a device absent from the start is logged once */
     }
     c->img.n_devices = c->n_dev;
+    c->img.ctx = &cfg->ctx; /* calendar, tariffs, departures for the strategies */
     for (size_t i = 0; i < c->n_dev; i++) {
         struct procimg_dev *o = &c->img.dev[i];
         snprintf(o->asset_id, sizeof o->asset_id, "%s", cfg->devices[i].asset_id);
@@ -222,6 +228,7 @@ static void add_commands(struct controller *c, int64_t now_ms, struct decision *
 static int write_setpoints(struct controller *c, int64_t now_ms, const struct decision *dm)
 {
     int errors = 0;
+    memset(c->write_rc, 0, sizeof c->write_rc);
     for (size_t i = 0; i < c->n_dev && i < dm->n_assets; i++) {
         struct procimg_dev *o = &c->img.dev[i];
         const struct decision_asset *a = &dm->asset[i];
@@ -238,6 +245,7 @@ static int write_setpoints(struct controller *c, int64_t now_ms, const struct de
         int rc = device_write(c->dev[i], w, now_ms);
         if (rc) {
             errors++;
+            c->write_rc[i] = rc;
             logf_(c, "site=%s asset=%s event=write_failed setpoint_w=%.1f reason=\"%s\"",
                   c->cfg->site_id, o->asset_id, w, bus_strerror(rc));
             continue;
@@ -319,4 +327,9 @@ uint64_t controller_transactions(const struct controller *c)
 uint64_t controller_writes(const struct controller *c)
 {
     return c->writes;
+}
+
+int controller_write_rc(const struct controller *c, size_t i)
+{
+    return i < c->n_dev ? c->write_rc[i] : 0;
 }

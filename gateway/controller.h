@@ -53,5 +53,8 @@ struct device *controller_device(struct controller *c, size_t i);
 const char *controller_strategy(const struct controller *c);
 uint64_t controller_transactions(const struct controller *c); /* over all devices */
 uint64_t controller_writes(const struct controller *c);       /* setpoint writes sent */
+/* The result of the last cycle's write to device i: 0 (written, or nothing to write) or the
+ * bus error of the failed write. */
+int controller_write_rc(const struct controller *c, size_t i);
 
 #endif

@@ -1,6 +1,8 @@
 /* der-gateway: the site controller as a daemon. Loads a site configuration, then runs one
  * control cycle every poll period against the real devices (or `der-sim serve`) until SIGINT
- * or SIGTERM. All control logic is in libgateway; this file owns the clock, signals and logs. */
+ * or SIGTERM. With a headend (--headend or the configuration's "uplink.target") the uplink
+ * thread streams telemetry and brings setpoints, which dispatch.c applies between cycles.
+ * All control logic is in libgateway; this file owns the clock, signals and logs. */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -12,8 +14,10 @@
 
 #include "gateway/caltime.h"
 #include "gateway/controller.h"
+#include "gateway/dispatch.h"
 #include "gateway/duration.h"
 #include "gateway/siteconf.h"
+#include "gateway/uplink.h"
 #include "version.h"
 
 static volatile sig_atomic_t g_stop;
@@ -57,10 +61,24 @@ static void usage(FILE *out)
           "  -c, --config FILE      the site configuration (required)\n"
           "  -d, --duration D       stop after D (e.g. 30s, 2h); default: run until signalled\n"
           "  -v, --verbose          one line per cycle with the decision (CSV fields)\n"
+          "      --headend HOST:PORT  connect to a headend (overrides uplink.target)\n"
+          "      --legacy           single-asset agent towards the headend (uplink.legacy)\n"
           "      --check            validate the configuration and exit\n"
           "  -h, --help             this text\n"
-          "      --version          the build's version and commit\n",
+          "      --version          the build's version and commit\n"
+          "\n"
+          "The configuration's \"uplink\" object (docs/gateway-config.md):\n"
+          "  uplink.target          HOST:PORT of the headend's gRPC listener (\"\" = none)\n"
+          "  uplink.spool_dir       directory of the telemetry spool (\"\" = memory only)\n",
           out);
+    param_print_help(uplink_fields, uplink_n_fields, "uplink.", out);
+}
+
+/* The dispatcher's acks go to the headend through the uplink. */
+static void ack_to_uplink(void *ctx, const char *id, int state, const char *detail,
+                          const struct agentmsg_alloc *a, size_t n)
+{
+    uplink_ack(ctx, id, state, detail, a, n);
 }
 
 int main(int argc, char **argv)
@@ -69,12 +87,14 @@ int main(int argc, char **argv)
                                          {"duration", required_argument, NULL, 'd'},
                                          {"verbose", no_argument, NULL, 'v'},
                                          {"check", no_argument, NULL, 1000},
+                                         {"headend", required_argument, NULL, 1002},
+                                         {"legacy", no_argument, NULL, 1003},
                                          {"help", no_argument, NULL, 'h'},
                                          {"version", no_argument, NULL, 1001},
                                          {NULL, 0, NULL, 0}};
-    const char *config = NULL;
+    const char *config = NULL, *headend = NULL;
     int64_t duration_ms = -1;
-    int verbose = 0, check_only = 0, c;
+    int verbose = 0, check_only = 0, legacy = 0, c;
     while ((c = getopt_long(argc, argv, "c:d:vh", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
@@ -93,6 +113,12 @@ int main(int argc, char **argv)
             break;
         case 1000:
             check_only = 1;
+            break;
+        case 1002:
+            headend = optarg;
+            break;
+        case 1003:
+            legacy = 1;
             break;
         case 'h':
             usage(stdout);
@@ -122,9 +148,20 @@ int main(int argc, char **argv)
         siteconf_free(cfg);
         return 1;
     }
+    struct uplink_cfg ucfg;
+    if (uplink_cfg_load(cfg->uplink, "uplink", &ucfg, err, sizeof err) != 0) {
+        fprintf(stderr, "der-gateway: %s: %s\n", config, err);
+        controller_free(ctl);
+        siteconf_free(cfg);
+        return 1;
+    }
+    if (headend)
+        snprintf(ucfg.target, sizeof ucfg.target, "%s", headend);
+    if (legacy)
+        ucfg.legacy = 1;
     if (check_only) {
-        printf("ok %s: site=%s devices=%zu strategy=%s\n", config, cfg->site_id, cfg->n_devices,
-               controller_strategy(ctl));
+        printf("ok %s: site=%s devices=%zu strategy=%s uplink=%s\n", config, cfg->site_id,
+               cfg->n_devices, controller_strategy(ctl), ucfg.target[0] ? ucfg.target : "-");
         controller_free(ctl);
         siteconf_free(cfg);
         return 0;
@@ -145,7 +182,37 @@ int main(int argc, char **argv)
              (long long)cfg->poll_period_ms, DERLOOP_COMMIT);
     log_line(NULL, line);
 
+    /* The uplink starts after the signal handlers (its thread inherits their mask). */
+    struct uplink *up = NULL;
+    struct dispatch *disp = NULL;
+    if (ucfg.target[0]) {
+        static struct uplink_identity id;
+        char software[96];
+        snprintf(software, sizeof software, "der-gateway %s (commit %s)", DERLOOP_VERSION,
+                 DERLOOP_COMMIT);
+        uplink_identity_from_site(cfg, software, &id);
+        struct uplink_opts uo = {.log = log_line, .seed = (uint64_t)wall_ms()};
+        up = uplink_new(&ucfg, &id, &uo, err, sizeof err);
+        struct dispatch_opts dopt = {.site_id = cfg->site_id,
+                                     .primary_asset_id = id.primary_asset_id,
+                                     .ack = ack_to_uplink,
+                                     .ack_ctx = up,
+                                     .log = log_line};
+        disp = up ? dispatch_new(ctl, &dopt) : NULL;
+        if (!disp) {
+            fprintf(stderr, "der-gateway: %s: %s\n", config, up ? "out of memory" : err);
+            uplink_free(up);
+            controller_free(ctl);
+            siteconf_free(cfg);
+            return 1;
+        }
+    }
+
     int64_t t0 = mono_ms(), next = t0;
+    if (!cfg->ctx.has_start) { /* the calendar of now_ms (tariffs, departures): the wall clock */
+        cfg->ctx.start_unix_ms = wall_ms();
+        cfg->ctx.has_start = 1;
+    }
     uint64_t cycles = 0;
     static struct decision dm;
     char row[4096];
@@ -158,8 +225,15 @@ int main(int argc, char **argv)
             nanosleep(&ts, NULL); /* EINTR on a signal: the loop checks g_stop */
             continue;
         }
+        struct agentmsg_setpoint sp;
+        while (up && uplink_poll_setpoint(up, &sp))
+            dispatch_setpoint(disp, &sp, now - t0, wall_ms());
         controller_cycle(ctl, now - t0, &dm);
         cycles++;
+        if (up) {
+            dispatch_after_cycle(disp, &dm);
+            uplink_publish(up, controller_image(ctl), &dm, now - t0);
+        }
         if (verbose && decision_csv_row(&dm, row, sizeof row) > 0)
             fputs(row, stdout), fflush(stdout);
         next += cfg->poll_period_ms;
@@ -170,6 +244,8 @@ int main(int argc, char **argv)
              cfg->site_id, (unsigned long long)cycles,
              (unsigned long long)controller_writes(ctl), g_stop ? "signal" : "duration");
     log_line(NULL, line);
+    dispatch_free(disp);
+    uplink_free(up);
     controller_free(ctl);
     siteconf_free(cfg);
     return 0;

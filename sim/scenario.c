@@ -1205,26 +1205,85 @@ static int only_for(struct ld *L, const cJSON *o, const char *path, const char *
     return 0;
 }
 
-static int parse_event(struct ld *L, const cJSON *o, int i, int n_file_sites, const char *only_site)
+/* {"at", "type": "dispatch", "site", "asset" (absent = the site), "power_w" | "mw", "ttl"}:
+ * the TTL is whole seconds because the headend's REST API takes ttl_s. */
+static int parse_dispatch(struct ld *L, const cJSON *o, const char *path, struct event *e,
+                          int n_file_sites, const char *only_site)
+{
+    static const char *const keys[] = {"at", "type", "site", "asset", "power_w", "mw", "ttl",
+                                       NULL};
+    char p[PATH_MAX_LEN];
+    const char *site;
+    int rc;
+    if ((rc = check_keys(L, o, path, keys, NULL)))
+        return rc;
+    e->type = EVENT_DISPATCH;
+    if ((rc = get_str(L, o, path, "site", 0, &site)))
+        return rc;
+    if (!site) {
+        if (n_file_sites != 1)
+            return fail(L, pkey(p, path, "site"), NULL,
+                        "required when the file has more than one site");
+        site = only_site;
+    }
+    const struct site_cfg *sc = file_site(L->s, site);
+    if (!sc)
+        return fail(L, pkey(p, path, "site"), item(o, "site"), "no site \"%s\"", site);
+    snprintf(e->site_id, sizeof e->site_id, "%s", sc->base_id);
+    if (item(o, "asset")) {
+        if ((rc = get_id(L, o, path, "asset", e->asset_id, sizeof e->asset_id)))
+            return rc;
+        const struct asset_cfg *a = NULL;
+        for (size_t k = 0; k < sc->n_assets && !a; k++)
+            if (strcmp(sc->assets[k].id, e->asset_id) == 0)
+                a = &sc->assets[k];
+        if (!a)
+            return fail(L, pkey(p, path, "asset"), item(o, "asset"),
+                        "no asset \"%s\" in site \"%s\"", e->asset_id, sc->base_id);
+        if (a->type == ASSET_METER || a->type == ASSET_LOAD)
+            return fail(L, pkey(p, path, "asset"), item(o, "asset"),
+                        "a %s cannot be dispatched", asset_type_name(a->type));
+    }
+    if (!!item(o, "power_w") == !!item(o, "mw"))
+        return fail(L, pkey(p, path, "power_w"), NULL, "exactly one of power_w or mw is required");
+    if (item(o, "mw")) {
+        if ((rc = get_num(L, o, path, "mw", 0, 0, 0, B_REQ, &e->power_w)))
+            return rc;
+        e->power_w *= 1e6;
+    } else if ((rc = get_num(L, o, path, "power_w", 0, 0, 0, B_REQ, &e->power_w))) {
+        return rc;
+    }
+    if ((rc = get_dur(L, o, path, "ttl", 900000, 1000, B_MIN, &e->ttl_ms)))
+        return rc;
+    if (e->ttl_ms % 1000)
+        return fail(L, pkey(p, path, "ttl"), item(o, "ttl"), "must be whole seconds");
+    return 0;
+}
+
+static int parse_event(struct ld *L, const cJSON *o, int i, struct event *e, int n_file_sites,
+                       const char *only_site)
 {
     static const char *const keys[] = {"at",   "duration", "type",  "site",  "asset", "fault",
                                        "code", "delay",    "point", "value", NULL};
     struct scenario *s = L->s;
-    struct event *e = &s->events[i];
     char path[PATH_MAX_LEN], p[PATH_MAX_LEN];
     const char *type, *site, *fault, *point;
     int rc;
     pidx(path, "events", i);
     e->seq = i;
-    if ((rc = need_object(L, o, path)) || (rc = check_keys(L, o, path, keys, NULL)) ||
+    if ((rc = need_object(L, o, path)) ||
         (rc = get_dur(L, o, path, "at", 0, 0, B_REQ, &e->at_ms)) ||
-        (rc = get_dur(L, o, path, "duration", 0, 0, 0, &e->duration_ms)) ||
         (rc = get_str(L, o, path, "type", 1, &type)))
         return rc;
     if (e->at_ms >= s->duration_ms)
         return fail(L, pkey(p, path, "at"), item(o, "at"), "must be before the end of the run");
+    if (strcmp(type, "dispatch") == 0)
+        return parse_dispatch(L, o, path, e, n_file_sites, only_site);
     if (strcmp(type, "fault") != 0)
-        return fail(L, pkey(p, path, "type"), item(o, "type"), "must be \"fault\"");
+        return fail(L, pkey(p, path, "type"), item(o, "type"), "must be \"fault\" or \"dispatch\"");
+    if ((rc = check_keys(L, o, path, keys, NULL)) ||
+        (rc = get_dur(L, o, path, "duration", 0, 0, 0, &e->duration_ms)))
+        return rc;
     e->type = EVENT_FAULT;
     if ((rc = get_str(L, o, path, "site", 0, &site)))
         return rc;
@@ -1311,16 +1370,25 @@ static int parse_events(struct ld *L, const cJSON *arr, const cJSON *sites)
     if (n == 0)
         return 0;
     s->events = calloc(n, sizeof *s->events);
-    if (!s->events)
+    s->dispatches = calloc(n, sizeof *s->dispatches);
+    if (!s->events || !s->dispatches)
         return -ENOMEM;
-    s->n_events = n;
     int n_file_sites = cJSON_GetArraySize(sites), i = 0, rc;
     const char *only = s->sites[0].base_id;
-    for (const cJSON *o = arr->child; o; o = o->next, i++)
-        if ((rc = parse_event(L, o, i, n_file_sites, only)))
+    for (const cJSON *o = arr->child; o; o = o->next, i++) {
+        struct event e;
+        memset(&e, 0, sizeof e);
+        if ((rc = parse_event(L, o, i, &e, n_file_sites, only)))
             return rc;
+        /* Dispatches go to the gateway, not to the devices: site.c never sees them. */
+        if (e.type == EVENT_DISPATCH)
+            s->dispatches[s->n_dispatches++] = e;
+        else
+            s->events[s->n_events++] = e;
+    }
     /* (at, seq) is a total order, so qsort is as good as a stable sort here. */
-    qsort(s->events, n, sizeof *s->events, event_cmp);
+    qsort(s->events, s->n_events, sizeof *s->events, event_cmp);
+    qsort(s->dispatches, s->n_dispatches, sizeof *s->dispatches, event_cmp);
     return 0;
 }
 
@@ -1388,7 +1456,8 @@ static int parse_top(struct ld *L, const cJSON *root)
 {
     static const char *const keys[] = {"name",     "description", "seed",     "start",
                                        "duration", "step",        "profiles", "sites",
-                                       "gateway",  "events",      "expect",   NULL};
+                                       "gateway",  "events",      "expect",   "headend",
+                                       NULL};
     struct scenario *s = L->s;
     const char *desc, *start;
     double seed;
@@ -1416,15 +1485,21 @@ static int parse_top(struct ld *L, const cJSON *root)
     if (s->duration_ms % s->step_ms)
         return fail(L, "duration", item(root, "duration"), "must be a multiple of step (%s)",
                     item(root, "step")->valuestring);
-    const cJSON *gw = item(root, "gateway"), *ex = item(root, "expect");
-    if ((gw && (rc = need_object(L, gw, "gateway"))) || (ex && (rc = need_object(L, ex, "expect"))))
+    const cJSON *gw = item(root, "gateway"), *ex = item(root, "expect"),
+                *he = item(root, "headend");
+    if ((gw && (rc = need_object(L, gw, "gateway"))) || (ex && (rc = need_object(L, ex, "expect"))) ||
+        (he && (rc = need_object(L, he, "headend"))))
+        return rc;
+    static const char *const no_keys[] = {NULL}; /* "headend": {} has no settings yet */
+    if (he && (rc = check_keys(L, he, "headend", no_keys, NULL)))
         return rc;
     if ((rc = parse_profiles(L, item(root, "profiles"))) ||
         (rc = parse_sites(L, item(root, "sites"))) ||
         (rc = parse_events(L, item(root, "events"), item(root, "sites"))))
         return rc;
     if ((gw && !(s->gateway = cJSON_Duplicate(gw, 1))) ||
-        (ex && !(s->expect = cJSON_Duplicate(ex, 1))))
+        (ex && !(s->expect = cJSON_Duplicate(ex, 1))) ||
+        (he && !(s->headend = cJSON_Duplicate(he, 1))))
         return -ENOMEM;
     return 0;
 }
@@ -1495,6 +1570,8 @@ void scenario_free(struct scenario *s)
         free(s->sites[i].assets);
     free(s->sites);
     free(s->events);
+    free(s->dispatches);
+    cJSON_Delete(s->headend);
     cJSON_Delete(s->gateway);
     cJSON_Delete(s->expect);
     cJSON_Delete(s->root);

@@ -50,7 +50,8 @@ struct site_cfg {
 };
 
 enum event_type {
-    EVENT_FAULT, /* a device or wire fault on one asset for a duration */
+    EVENT_FAULT,    /* a device or wire fault on one asset for a duration */
+    EVENT_DISPATCH, /* an operator dispatch (through the headend when the scenario has one) */
 };
 
 enum fault_kind {
@@ -76,6 +77,9 @@ struct event {
     int64_t delay_ms;           /* FAULT_SLOW */
     char point[32];             /* FAULT_SPIKE: SunSpec point name or map point; "" = power */
     double value;               /* FAULT_SPIKE */
+    /* EVENT_DISPATCH: asset_id "" = the whole site (split among its batteries) */
+    double power_w;             /* site signs ("mw" in the file is converted) */
+    int64_t ttl_ms;             /* a whole number of seconds, > 0 */
 };
 
 struct scenario {
@@ -91,7 +95,10 @@ struct scenario {
     size_t n_sites;               /* after replication */
     struct site_cfg *sites;
     size_t n_events;
-    struct event *events;         /* sorted by (at_ms, seq) */
+    struct event *events;         /* faults only, sorted by (at_ms, seq) */
+    size_t n_dispatches;
+    struct event *dispatches;     /* EVENT_DISPATCH events, sorted by (at_ms, seq) */
+    cJSON *headend;               /* the "headend" object (the real headend in the loop); NULL */
     cJSON *gateway;               /* the "gateway" object as written (validated by the gateway) */
     cJSON *expect;                /* the "expect" object as written */
     cJSON *root;                  /* the whole document after --set overrides */

@@ -346,8 +346,8 @@ static void test_bad_files(void)
          "profiles.cars.sessions[0].phases: must be 1 or 3", NULL},
         {"events.json", "events[0].asset=bat-9",
          "events.json: events[0].asset: no asset \"bat-9\" in site \"s1\"", "got \"bat-9\""},
-        {"events.json", "events[0].type=dispatch", "events[0].type: must be \"fault\"",
-         "got \"dispatch\""},
+        {"events.json", "events[0].type=surge", "events[0].type: must be \"fault\"",
+         "got \"surge\""},
         {"events.json", "events[2].code=12", "events[2].code: must be in [1, 11], got 12", NULL},
         {"events.json", "events[0].at=1h", "events[0].at: must be before the end of the run",
          "got \"1h\""},
@@ -448,6 +448,59 @@ static void test_reference_scenarios(void)
     scenario_free(s);
 }
 
+/* Dispatch events (issue 5): kept apart from the fault events (site.c never sees them),
+ * power_w or mw, site-level when "asset" is absent, whole-second TTL; "headend": {}. */
+static void test_dispatch_events(void)
+{
+    const char *ov[] = {
+        "events=[{\"at\":\"2h\",\"type\":\"dispatch\",\"asset\":\"bat-1\",\"power_w\":-3000,"
+        "\"ttl\":\"15m\"},{\"at\":\"1h\",\"type\":\"dispatch\",\"mw\":0.004},"
+        "{\"at\":\"30m\",\"type\":\"fault\",\"asset\":\"bat-2\",\"fault\":\"timeout\"}]",
+        "headend={}"};
+    struct scenario *s = load_ok("scenarios/fleet-site.json", ov, 2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_EQUAL(s->n_events, 1);
+    CU_ASSERT_EQUAL(s->events[0].type, EVENT_FAULT);
+    CU_ASSERT_EQUAL_FATAL(s->n_dispatches, 2);
+    CU_ASSERT_EQUAL(s->dispatches[0].type, EVENT_DISPATCH);
+    CU_ASSERT_EQUAL(s->dispatches[0].at_ms, 3600000);
+    CU_ASSERT_STRING_EQUAL(s->dispatches[0].asset_id, "");
+    CU_ASSERT_STRING_EQUAL(s->dispatches[0].site_id, "fleet");
+    CU_ASSERT_DOUBLE_EQUAL(s->dispatches[0].power_w, 4000, 1e-6);
+    CU_ASSERT_EQUAL(s->dispatches[0].ttl_ms, 900000); /* the default */
+    CU_ASSERT_STRING_EQUAL(s->dispatches[1].asset_id, "bat-1");
+    CU_ASSERT_DOUBLE_EQUAL(s->dispatches[1].power_w, -3000, 1e-9);
+    CU_ASSERT_EQUAL(s->dispatches[1].seq, 0);
+    CU_ASSERT(cJSON_IsObject(s->headend));
+    scenario_free(s);
+    struct scenario *plain = load_ok("scenarios/fleet-site.json", NULL, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(plain);
+    CU_ASSERT_PTR_NULL(plain->headend);
+    CU_ASSERT_EQUAL(plain->n_dispatches, 0);
+    scenario_free(plain);
+}
+
+static void test_dispatch_event_errors(void)
+{
+    const char *f = "scenarios/fleet-site.json";
+    expect_fail(f, "events=[{\"at\":\"1h\",\"type\":\"dispatch\"}]", -EINVAL,
+                "events[0].power_w", "exactly one of power_w or mw");
+    expect_fail(f, "events=[{\"at\":\"1h\",\"type\":\"dispatch\",\"mw\":1,\"power_w\":1}]",
+                -EINVAL, "events[0].power_w", NULL);
+    expect_fail(f, "events=[{\"at\":\"1h\",\"type\":\"dispatch\",\"mw\":1,\"ttl\":\"1500ms\"}]",
+                -EINVAL, "events[0].ttl", "whole seconds");
+    expect_fail(f, "events=[{\"at\":\"1h\",\"type\":\"dispatch\",\"mw\":1,\"asset\":\"nope\"}]",
+                -EINVAL, "events[0].asset", "no asset");
+    expect_fail(f, "events=[{\"at\":\"1h\",\"type\":\"dispatch\",\"mw\":1,\"asset\":\"grid\"}]",
+                -EINVAL, "events[0].asset", "meter");
+    expect_fail(f, "events=[{\"at\":\"1h\",\"type\":\"dispatch\",\"mw\":1,\"fault\":\"timeout\"}]",
+                -EINVAL, "events[0]", "fault");
+    expect_fail(f, "events=[{\"at\":\"1h\",\"type\":\"surge\"}]", -EINVAL, "events[0].type",
+                "dispatch");
+    expect_fail(f, "headend=[]", -EINVAL, "headend", NULL);
+    expect_fail(f, "headend={\"port\":1}", -EINVAL, "headend", "port");
+}
+
 void test_register_scenario(void)
 {
     CU_pSuite su = CU_add_suite("scenario", NULL, NULL);
@@ -455,6 +508,8 @@ void test_register_scenario(void)
     CU_add_test(su, "replicas: ids, ports, seeds", test_replicas);
     CU_add_test(su, "events sorted by (at, seq)", test_events_sorted);
     CU_add_test(su, "overrides", test_overrides);
+    CU_add_test(su, "dispatch events and headend", test_dispatch_events);
+    CU_add_test(su, "dispatch event errors", test_dispatch_event_errors);
     CU_add_test(su, "bad files name path and value", test_bad_files);
     CU_add_test(su, "missing files", test_missing_files);
     CU_add_test(su, "reference scenarios load", test_reference_scenarios);

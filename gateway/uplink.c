@@ -1,0 +1,986 @@
+/* uplink: see uplink.h.
+ *
+ * Threads: the control thread calls publish/poll/ack, which only move bytes between bounded
+ * queues under `mu`. The uplink thread is the only one that touches gRPC: it loops on the
+ * completion queue with a 50 ms deadline (there is no alarm object in the C core to wake it,
+ * notes/grpc-core.md), and on each turn starts a stream when due, sends the next message when
+ * none is in flight (at most one SEND_MESSAGE may be outstanding per call) and handles one
+ * completion. Each long-lived operation has its own batch and tag; a stream is freed only
+ * when its last operation has completed.
+ *
+ * Order on a stream: Register first; after RegisterResult, acks before heartbeats before
+ * telemetry. Telemetry is sent in the order it was published: the memory queue holds only
+ * what was published while the spool was empty, so it is always older than anything spooled,
+ * and it is drained first. A message leaves its queue only when its send completed: one lost
+ * with a breaking stream is sent again on the next (the headend keys telemetry by seq). */
+#include "gateway/uplink.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/slice.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/time.h>
+
+#include "gateway/idset.h"
+#include "gateway/spool.h"
+
+#define METHOD   "/der.v1.Headend/Connect"
+#define TURN_MS  50   /* completion-queue deadline: how often queues are looked at */
+#define DRAIN_MS 2000 /* at most this long to finish a stream at shutdown */
+
+/* ---- configuration -------------------------------------------------------------------------- */
+
+const struct param_field uplink_fields[] = {
+    {"legacy", PARAM_BOOL, offsetof(struct uplink_cfg, legacy), 0, 0, 1, "",
+     "single-asset agent: register only the primary asset, telemetry without asset_id"},
+    {"telemetry_period", PARAM_DURATION_MS, offsetof(struct uplink_cfg, telemetry_period_ms), 0, 0,
+     86400000, "ms", "telemetry of every asset at most this often (0 = every cycle)"},
+    {"heartbeat_period", PARAM_DURATION_MS, offsetof(struct uplink_cfg, heartbeat_period_ms), 10000,
+     100, 3600000, "ms", "a Heartbeat on the stream this often"},
+    {"keepalive_time", PARAM_DURATION_MS, offsetof(struct uplink_cfg, keepalive_time_ms), 10000,
+     100, 3600000, "ms",
+     "HTTP/2 ping after this long without data (must be >= the headend's "
+     "minimum ping interval)"},
+    {"keepalive_timeout", PARAM_DURATION_MS, offsetof(struct uplink_cfg, keepalive_timeout_ms),
+     5000, 100, 600000, "ms", "no ping answer within this: the connection is dead"},
+    {"backoff_initial", PARAM_DURATION_MS, offsetof(struct uplink_cfg, backoff_initial_ms), 500, 10,
+     600000, "ms", "first reconnect delay; doubles per failure, jittered to 50-100 %"},
+    {"backoff_max", PARAM_DURATION_MS, offsetof(struct uplink_cfg, backoff_max_ms), 30000, 10,
+     3600000, "ms", "the largest reconnect delay"},
+    {"spool_max_bytes", PARAM_INT, offsetof(struct uplink_cfg, spool_max_bytes), 16777216, 65536,
+     2147483647, "bytes", "disk spool bound; the oldest telemetry is dropped beyond it"},
+    {"queue_len", PARAM_INT, offsetof(struct uplink_cfg, queue_len), 1024, 4, 1048576, "",
+     "messages in each memory queue (telemetry, acks, setpoints)"},
+};
+const size_t uplink_n_fields = sizeof uplink_fields / sizeof uplink_fields[0];
+
+static int load_string(const cJSON *obj, const char *path, const char *key, char *dst, size_t cap,
+                       char *err, size_t errlen)
+{
+    const cJSON *v = obj ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
+    if (!v)
+        return 0;
+    if (!cJSON_IsString(v)) {
+        char *t = cJSON_PrintUnformatted(v);
+        snprintf(err, errlen, "%s.%s: must be a string, got %s", path, key, t ? t : "?");
+        cJSON_free(t);
+        return -EINVAL;
+    }
+    if (strlen(v->valuestring) >= cap) {
+        snprintf(err, errlen, "%s.%s: must be shorter than %zu characters", path, key, cap);
+        return -EINVAL;
+    }
+    snprintf(dst, cap, "%s", v->valuestring);
+    return 0;
+}
+
+/* "host:port", "[v6]:port", or a gRPC URI such as "unix:/path" or "dns:///host:port". */
+static int target_ok(const char *t)
+{
+    if (strstr(t, ":/"))
+        return 1;
+    const char *c = strrchr(t, ':');
+    if (!c || c == t || !c[1])
+        return 0;
+    char *end;
+    long port = strtol(c + 1, &end, 10);
+    return *end == '\0' && port >= 1 && port <= 65535;
+}
+
+int uplink_cfg_load(const cJSON *obj, const char *path, struct uplink_cfg *cfg, char *err,
+                    size_t errlen)
+{
+    memset(cfg, 0, sizeof *cfg);
+    if (obj && !cJSON_IsObject(obj)) {
+        snprintf(err, errlen, "%s: must be an object", path);
+        return -EINVAL;
+    }
+    /* The table knows numbers and booleans; the two strings are taken out first. */
+    cJSON *rest = obj ? cJSON_Duplicate(obj, 1) : NULL;
+    if (obj && !rest) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        return -ENOMEM;
+    }
+    int rc = load_string(obj, path, "target", cfg->target, sizeof cfg->target, err, errlen);
+    if (!rc)
+        rc =
+            load_string(obj, path, "spool_dir", cfg->spool_dir, sizeof cfg->spool_dir, err, errlen);
+    if (!rc && rest) {
+        cJSON_DeleteItemFromObjectCaseSensitive(rest, "target");
+        cJSON_DeleteItemFromObjectCaseSensitive(rest, "spool_dir");
+    }
+    if (!rc)
+        rc = param_load(uplink_fields, uplink_n_fields, rest, path, cfg, err, errlen);
+    cJSON_Delete(rest);
+    if (rc)
+        return rc;
+    if (cfg->target[0] && !target_ok(cfg->target)) {
+        snprintf(err, errlen, "%s.target: must be HOST:PORT, got \"%s\"", path, cfg->target);
+        return -EINVAL;
+    }
+    if (cfg->backoff_max_ms < cfg->backoff_initial_ms) {
+        snprintf(err, errlen, "%s.backoff_max: must be at least backoff_initial", path);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+void uplink_identity_from_site(const struct siteconf *site, const char *software,
+                               struct uplink_identity *id)
+{
+    memset(id, 0, sizeof *id);
+    snprintf(id->gateway_id, sizeof id->gateway_id, "%s", site->gateway_id);
+    snprintf(id->site_id, sizeof id->site_id, "%s", site->site_id);
+    snprintf(id->software, sizeof id->software, "%s", software ? software : "");
+    int battery = -1;
+    for (size_t i = 0; i < site->n_devices && i < AGENTMSG_MAX_ASSETS; i++) {
+        const struct device_cfg *d = &site->devices[i];
+        struct agentmsg_asset *a = &id->assets[id->n_assets++];
+        snprintf(a->asset_id, sizeof a->asset_id, "%s", d->asset_id);
+        switch (d->type) {
+        case DEV_BATTERY:
+            a->type = AGENTMSG_ASSET_BATTERY;
+            a->capacity_wh = d->capacity_wh;
+            a->min_power_w = -d->max_charge_w;
+            a->max_power_w = d->max_discharge_w;
+            if (battery < 0)
+                battery = (int)i;
+            break;
+        case DEV_PV:
+            a->type = AGENTMSG_ASSET_PV;
+            a->max_power_w = d->peak_w;
+            break;
+        case DEV_METER:
+            a->type = AGENTMSG_ASSET_METER;
+            break;
+        case DEV_EVSE:
+            a->type = AGENTMSG_ASSET_EVSE;
+            a->max_power_w = d->max_current_a * 230.0 * (d->phases > 0 ? d->phases : 1);
+            break;
+        case DEV_BOILER:
+            a->type = AGENTMSG_ASSET_BOILER;
+            a->max_power_w = d->rated_w;
+            break;
+        }
+    }
+    if (id->n_assets)
+        snprintf(id->primary_asset_id, sizeof id->primary_asset_id, "%s",
+                 id->assets[battery >= 0 ? battery : 0].asset_id);
+}
+
+/* ---- bounded byte queues -------------------------------------------------------------------- */
+
+struct qmsg {
+    uint8_t *buf;
+    size_t len;
+    uint64_t id; /* to recognise the message in flight after the queue moved */
+};
+
+struct msgq {
+    size_t cap, head, n;
+    uint64_t next_id;
+    struct qmsg *m;
+};
+
+static int q_init(struct msgq *q, size_t cap)
+{
+    q->m = calloc(cap, sizeof *q->m);
+    q->cap = cap;
+    return q->m ? 0 : -ENOMEM;
+}
+
+static struct qmsg *q_front(struct msgq *q)
+{
+    return q->n ? &q->m[q->head] : NULL;
+}
+
+static void q_pop(struct msgq *q)
+{
+    if (!q->n)
+        return;
+    free(q->m[q->head].buf);
+    q->m[q->head].buf = NULL;
+    q->head = (q->head + 1) % q->cap;
+    q->n--;
+}
+
+/* Takes buf. Returns 1 when the oldest message was dropped to make room. */
+static int q_push(struct msgq *q, uint8_t *buf, size_t len)
+{
+    int dropped = 0;
+    if (q->n == q->cap) {
+        q_pop(q);
+        dropped = 1;
+    }
+    q->m[(q->head + q->n) % q->cap] = (struct qmsg){buf, len, ++q->next_id};
+    q->n++;
+    return dropped;
+}
+
+static void q_free(struct msgq *q)
+{
+    while (q->n)
+        q_pop(q);
+    free(q->m);
+}
+
+/* ---- the uplink ----------------------------------------------------------------------------- */
+
+enum tag { T_SEND_MD = 1, T_RECV_MD, T_STATUS, T_RECV, T_SEND };
+enum src { SRC_NONE, SRC_REGISTER, SRC_ACK, SRC_HEARTBEAT, SRC_TELEMETRY, SRC_SPOOL };
+
+struct uplink {
+    struct uplink_cfg cfg;
+    struct uplink_identity id;
+    struct uplink_opts opts;
+    uint8_t *reg;
+    size_t reg_len;
+
+    pthread_t thread;
+    int thread_started;
+    atomic_int stop;
+
+    /* ---- shared with the control thread, under mu ---- */
+    pthread_mutex_t mu;
+    pthread_cond_t cond; /* registration */
+    struct msgq tel, acks;
+    size_t rx_cap, rx_head, rx_n;
+    struct agentmsg_setpoint *rx;
+    struct idset ids;
+    struct spool *spool;
+    struct uplink_stats st;
+    int64_t last_pub_ms;
+    int published;
+    uint64_t tseq[PROCIMG_MAX_DEVICES];
+
+    /* ---- the uplink thread's own ---- */
+    grpc_completion_queue *cq;
+    grpc_channel *chan;
+    grpc_call *call;
+    int pending;  /* operations of `call` not completed yet */
+    int closing;  /* status received or cancelled: no new operations */
+    uint64_t seq; /* AgentMessage.seq of the stream */
+    int reg_pending;
+    int inflight;
+    enum src inflight_src;
+    uint64_t inflight_id;
+    grpc_metadata_array md_in, md_trail;
+    grpc_status_code status;
+    grpc_slice details;
+    const char *error_string;
+    grpc_byte_buffer *rx_buf, *tx_buf;
+    int64_t t_start_ms, next_attempt_ms, connected_at_ms, next_hb_ms;
+    unsigned failures, attempts;
+    uint64_t rng;
+    uint8_t *spool_buf;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void logf_(struct uplink *u, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void logf_(struct uplink *u, const char *fmt, ...)
+{
+    char body[600], line[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(body, sizeof body, fmt, ap);
+    va_end(ap);
+    snprintf(line, sizeof line, "site=%s gateway=%s uplink %s", u->id.site_id, u->id.gateway_id,
+             body);
+    if (u->opts.log)
+        u->opts.log(u->opts.log_ctx, line);
+    else
+        fprintf(stderr, "%s\n", line);
+}
+
+/* xorshift64*: the jitter only needs to spread gateways apart, not be strong. */
+static uint64_t next_rand(struct uplink *u)
+{
+    uint64_t x = u->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    u->rng = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+/* The delay before attempt failures+1: initial x 2^(failures-1), capped, then a uniform
+ * draw in [50 %, 100 %] of it so a fleet that lost its headend does not return in step. */
+static int64_t backoff_ms(struct uplink *u)
+{
+    int64_t b = u->cfg.backoff_initial_ms;
+    for (unsigned i = 1; i < u->failures && b < u->cfg.backoff_max_ms; i++)
+        b *= 2;
+    if (b > u->cfg.backoff_max_ms)
+        b = u->cfg.backoff_max_ms;
+    return b / 2 + (int64_t)(next_rand(u) % (uint64_t)(b / 2 + 1));
+}
+
+/* ---- the stream ----------------------------------------------------------------------------- */
+
+static int start_op(struct uplink *u, grpc_op *op, enum tag t)
+{
+    grpc_call_error e = grpc_call_start_batch(u->call, op, 1, (void *)(intptr_t)t, NULL);
+    if (e != GRPC_CALL_OK) {
+        logf_(u, "event=error op=%d call_error=%d", (int)t, (int)e);
+        return -EIO;
+    }
+    u->pending++;
+    return 0;
+}
+
+static void post_recv(struct uplink *u)
+{
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_RECV_MESSAGE;
+    op.data.recv_message.recv_message = &u->rx_buf;
+    start_op(u, &op, T_RECV);
+}
+
+static void start_call(struct uplink *u)
+{
+    grpc_slice method = grpc_slice_from_static_string(METHOD);
+    u->call = grpc_channel_create_call(u->chan, NULL, GRPC_PROPAGATE_DEFAULTS, u->cq, method, NULL,
+                                       gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    if (!u->call) {
+        u->next_attempt_ms = mono_ms() + backoff_ms(u);
+        return;
+    }
+    u->attempts++;
+    u->pending = 0;
+    u->closing = 0;
+    u->seq = 0;
+    u->reg_pending = 1;
+    u->inflight = 0;
+    grpc_metadata_array_init(&u->md_in);
+    grpc_metadata_array_init(&u->md_trail);
+    u->details = grpc_empty_slice();
+    u->error_string = NULL;
+    u->status = GRPC_STATUS_OK;
+
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_SEND_INITIAL_METADATA;
+    op.flags = GRPC_INITIAL_METADATA_WAIT_FOR_READY; /* wait for the headend, do not fail fast */
+    start_op(u, &op, T_SEND_MD);
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_RECV_INITIAL_METADATA; /* without it RECV_MESSAGE never completes */
+    op.data.recv_initial_metadata.recv_initial_metadata = &u->md_in;
+    start_op(u, &op, T_RECV_MD);
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_RECV_STATUS_ON_CLIENT; /* the disconnect detector */
+    op.data.recv_status_on_client.trailing_metadata = &u->md_trail;
+    op.data.recv_status_on_client.status = &u->status;
+    op.data.recv_status_on_client.status_details = &u->details;
+    op.data.recv_status_on_client.error_string = &u->error_string;
+    start_op(u, &op, T_STATUS);
+    post_recv(u);
+    logf_(u, "event=connecting target=%s attempt=%u", u->cfg.target, u->attempts);
+}
+
+/* The last operation of a finished stream completed: release it. */
+static void end_call(struct uplink *u)
+{
+    grpc_call_unref(u->call);
+    u->call = NULL;
+    grpc_metadata_array_destroy(&u->md_in);
+    grpc_metadata_array_destroy(&u->md_trail);
+    grpc_slice_unref(u->details);
+    if (u->error_string)
+        gpr_free((void *)u->error_string);
+    u->error_string = NULL;
+    if (!atomic_load(&u->stop))
+        u->next_attempt_ms = mono_ms() + backoff_ms(u);
+}
+
+static void on_status(struct uplink *u)
+{
+    char details[256];
+    size_t n = GRPC_SLICE_LENGTH(u->details);
+    if (n >= sizeof details)
+        n = sizeof details - 1;
+    memcpy(details, GRPC_SLICE_START_PTR(u->details), n);
+    details[n] = '\0';
+    for (char *p = details; *p; p++)
+        if (*p == '"' || *p == '\n')
+            *p = '\'';
+    pthread_mutex_lock(&u->mu);
+    int was_connected = u->st.connected;
+    u->st.connected = u->st.registered = 0;
+    if (was_connected)
+        u->st.disconnects++;
+    pthread_mutex_unlock(&u->mu);
+    u->closing = 1;
+    u->failures++;
+    if (!atomic_load(&u->stop))
+        logf_(u, "event=%s target=%s code=%d reason=\"%s\" connected_for_ms=%lld failures=%u",
+              was_connected ? "disconnected" : "connect_failed", u->cfg.target, (int)u->status,
+              details[0] ? details : (u->error_string ? "transport error" : "stream ended"),
+              was_connected ? (long long)(mono_ms() - u->connected_at_ms) : 0LL, u->failures);
+    grpc_call_cancel(u->call, NULL); /* the other operations complete now */
+}
+
+static void on_setpoint(struct uplink *u, const struct agentmsg_setpoint *sp)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int state = AGENTMSG_ACK_RECEIVED;
+    const char *detail = "";
+    pthread_mutex_lock(&u->mu);
+    int fresh = idset_add(&u->ids, sp->setpoint_id, AGENTMSG_ACK_RECEIVED, &state);
+    if (fresh == 1) {
+        u->st.setpoints++;
+        if (u->rx_n == u->rx_cap) {
+            u->st.setpoints_dropped++;
+            state = AGENTMSG_ACK_REJECTED;
+            detail = "gateway busy: setpoint queue full";
+            idset_set(&u->ids, sp->setpoint_id, state);
+        } else {
+            u->rx[(u->rx_head + u->rx_n) % u->rx_cap] = *sp;
+            u->rx_n++;
+        }
+    } else if (fresh == 0) {
+        u->st.setpoint_duplicates++;
+    }
+    pthread_mutex_unlock(&u->mu);
+    if (fresh < 0) {
+        logf_(u, "event=setpoint_ignored reason=\"empty setpoint_id\"");
+        return;
+    }
+    logf_(u, "event=%s setpoint_id=%s target=%s%s%s power_w=%.3f expires_ms=%lld ack=%s",
+          fresh ? "setpoint" : "setpoint_duplicate", sp->setpoint_id,
+          sp->target == 'a'   ? "asset:"
+          : sp->target == 's' ? "site:"
+                              : "primary",
+          sp->target ? sp->target_id : "", "", sp->power_w, (long long)sp->expires_ms,
+          agentmsg_ack_name(state));
+    /* RECEIVED at once from here; a repeat gets what became of the first delivery. */
+    if (agentmsg_ack(sp->setpoint_id, state, detail, NULL, 0, &buf, &len) == 0) {
+        pthread_mutex_lock(&u->mu);
+        if (q_push(&u->acks, buf, len))
+            u->st.acks_dropped++;
+        pthread_mutex_unlock(&u->mu);
+    }
+}
+
+static void on_message(struct uplink *u)
+{
+    grpc_byte_buffer_reader r;
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    if (grpc_byte_buffer_reader_init(&r, u->rx_buf)) {
+        grpc_slice s = grpc_byte_buffer_reader_readall(&r);
+        len = GRPC_SLICE_LENGTH(s);
+        bytes = malloc(len ? len : 1);
+        if (bytes)
+            memcpy(bytes, GRPC_SLICE_START_PTR(s), len);
+        grpc_slice_unref(s);
+        grpc_byte_buffer_reader_destroy(&r);
+    }
+    grpc_byte_buffer_destroy(u->rx_buf);
+    u->rx_buf = NULL;
+    if (!bytes)
+        return;
+    static struct agentmsg_headend m; /* only the uplink thread parses */
+    int rc = agentmsg_parse_headend(bytes, len, &m);
+    free(bytes);
+    if (rc) {
+        logf_(u, "event=bad_message reason=\"%s\"",
+              rc == -EMSGSIZE ? "id too long" : "not a HeadendMessage");
+        return;
+    }
+    if (m.body == 10) {
+        pthread_mutex_lock(&u->mu);
+        u->st.registered = 1;
+        pthread_cond_broadcast(&u->cond);
+        pthread_mutex_unlock(&u->mu);
+        u->failures = 0;
+        u->next_hb_ms = mono_ms() + u->cfg.heartbeat_period_ms;
+        logf_(u, "event=registered target=%s accepted=%zu rejected=%zu", u->cfg.target,
+              m.n_accepted, m.n_rejected);
+        for (size_t i = 0; i < m.n_rejected && i < AGENTMSG_MAX_REJECT; i++)
+            logf_(u, "asset=%s event=asset_rejected reason=\"%s\"", m.rejected[i].asset_id,
+                  m.rejected[i].reason);
+    } else if (m.body == 11) {
+        on_setpoint(u, &m.setpoint);
+    }
+}
+
+/* Frames and sends the next message when nothing is in flight. */
+static void pump(struct uplink *u)
+{
+    if (!u->call || u->closing || u->inflight)
+        return;
+    int body = 0;
+    uint8_t *framed = NULL;
+    size_t flen = 0;
+    enum src src = SRC_NONE;
+    uint64_t mid = 0;
+    int64_t sent = wall_ms();
+    if (u->reg_pending) {
+        if (agentmsg_frame(u->seq + 1, sent, AGENTMSG_REGISTER, u->reg, u->reg_len, &framed,
+                           &flen) == 0)
+            src = SRC_REGISTER;
+    } else {
+        pthread_mutex_lock(&u->mu);
+        int registered = u->st.registered;
+        struct qmsg *q;
+        if (!registered) {
+            /* nothing but Register before RegisterResult */
+        } else if ((q = q_front(&u->acks))) {
+            body = AGENTMSG_ACK;
+            src = SRC_ACK;
+            mid = q->id;
+            if (agentmsg_frame(u->seq + 1, sent, body, q->buf, q->len, &framed, &flen))
+                src = SRC_NONE;
+        } else if (mono_ms() >= u->next_hb_ms) {
+            src = SRC_HEARTBEAT;
+        } else if ((q = q_front(&u->tel))) {
+            src = SRC_TELEMETRY;
+            mid = q->id;
+            if (agentmsg_frame(u->seq + 1, sent, AGENTMSG_TELEMETRY, q->buf, q->len, &framed,
+                               &flen))
+                src = SRC_NONE;
+        } else if (u->spool) {
+            size_t len;
+            if (spool_peek(u->spool, u->spool_buf, SPOOL_MAX_RECORD, &len) == 0) {
+                src = SRC_SPOOL;
+                if (agentmsg_frame(u->seq + 1, sent, AGENTMSG_TELEMETRY, u->spool_buf, len, &framed,
+                                   &flen))
+                    src = SRC_NONE;
+            }
+        }
+        pthread_mutex_unlock(&u->mu);
+        if (src == SRC_HEARTBEAT) {
+            uint8_t *hb;
+            size_t hl;
+            u->next_hb_ms = mono_ms() + u->cfg.heartbeat_period_ms;
+            if (agentmsg_heartbeat(mono_ms() - u->t_start_ms, &hb, &hl) ||
+                agentmsg_frame(u->seq + 1, sent, AGENTMSG_HEARTBEAT, hb, hl, &framed, &flen))
+                src = SRC_NONE;
+            free(hb);
+        }
+    }
+    if (src == SRC_NONE) {
+        free(framed);
+        return;
+    }
+    grpc_slice s = grpc_slice_new(framed, flen, free);
+    u->tx_buf = grpc_raw_byte_buffer_create(&s, 1);
+    grpc_slice_unref(s);
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_SEND_MESSAGE;
+    op.data.send_message.send_message = u->tx_buf;
+    if (start_op(u, &op, T_SEND)) {
+        grpc_byte_buffer_destroy(u->tx_buf);
+        u->tx_buf = NULL;
+        return;
+    }
+    u->seq++;
+    u->inflight = 1;
+    u->inflight_src = src;
+    u->inflight_id = mid;
+    if (src == SRC_REGISTER)
+        u->reg_pending = 0;
+}
+
+static void on_sent(struct uplink *u, int ok)
+{
+    grpc_byte_buffer_destroy(u->tx_buf);
+    u->tx_buf = NULL;
+    u->inflight = 0;
+    if (!ok) {
+        if (u->inflight_src == SRC_REGISTER)
+            u->reg_pending = 1;
+        return; /* the stream is breaking: the message stays queued for the next one */
+    }
+    pthread_mutex_lock(&u->mu);
+    struct qmsg *q;
+    switch (u->inflight_src) {
+    case SRC_ACK:
+        if ((q = q_front(&u->acks)) && q->id == u->inflight_id)
+            q_pop(&u->acks);
+        u->st.acks_sent++;
+        break;
+    case SRC_TELEMETRY:
+        if ((q = q_front(&u->tel)) && q->id == u->inflight_id)
+            q_pop(&u->tel);
+        u->st.telemetry_sent++;
+        break;
+    case SRC_SPOOL:
+        if (spool_pop(u->spool) == 0) /* -ENOENT: dropped meanwhile to keep the bound */
+            u->st.spool_replayed++;
+        u->st.telemetry_sent++;
+        break;
+    case SRC_HEARTBEAT:
+        u->st.heartbeats++;
+        break;
+    default:
+        break;
+    }
+    pthread_mutex_unlock(&u->mu);
+}
+
+static void on_event(struct uplink *u, enum tag t, int ok)
+{
+    u->pending--;
+    switch (t) {
+    case T_RECV_MD:
+        if (ok && !u->closing) {
+            pthread_mutex_lock(&u->mu);
+            u->st.connected = 1;
+            u->st.connects++;
+            pthread_mutex_unlock(&u->mu);
+            u->connected_at_ms = mono_ms();
+            logf_(u, "event=connected target=%s attempt=%u", u->cfg.target, u->attempts);
+        }
+        break;
+    case T_STATUS:
+        on_status(u);
+        break;
+    case T_RECV:
+        if (ok && u->rx_buf) {
+            on_message(u);
+            if (!u->closing)
+                post_recv(u);
+        } else if (u->rx_buf) {
+            grpc_byte_buffer_destroy(u->rx_buf);
+            u->rx_buf = NULL;
+        }
+        break;
+    case T_SEND:
+        on_sent(u, ok);
+        break;
+    default:
+        break;
+    }
+    if (u->pending == 0 && u->call)
+        end_call(u);
+}
+
+static void *run(void *arg)
+{
+    struct uplink *u = arg;
+    while (!atomic_load(&u->stop)) {
+        if (!u->call && mono_ms() >= u->next_attempt_ms)
+            start_call(u);
+        pump(u);
+        grpc_event ev = grpc_completion_queue_next(
+            u->cq,
+            gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(TURN_MS, GPR_TIMESPAN)),
+            NULL);
+        if (ev.type == GRPC_OP_COMPLETE)
+            on_event(u, (enum tag)(intptr_t)ev.tag, ev.success);
+    }
+    /* Stop: cancel the stream and wait (bounded) for its operations to finish. */
+    if (u->call) {
+        grpc_call_cancel(u->call, NULL);
+        int64_t end = mono_ms() + DRAIN_MS;
+        while (u->call && mono_ms() < end) {
+            grpc_event ev = grpc_completion_queue_next(
+                u->cq,
+                gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                             gpr_time_from_millis(TURN_MS, GPR_TIMESPAN)),
+                NULL);
+            if (ev.type == GRPC_OP_COMPLETE)
+                on_event(u, (enum tag)(intptr_t)ev.tag, ev.success);
+        }
+    }
+    return NULL;
+}
+
+/* ---- the control thread's side -------------------------------------------------------------- */
+
+struct uplink *uplink_new(const struct uplink_cfg *cfg, const struct uplink_identity *id,
+                          const struct uplink_opts *opts, char *err, size_t errlen)
+{
+    if (!cfg->target[0]) {
+        snprintf(err, errlen, "uplink.target: required");
+        return NULL;
+    }
+    if (id->n_assets == 0) {
+        snprintf(err, errlen, "uplink: the site has no assets to register");
+        return NULL;
+    }
+    struct uplink *u = calloc(1, sizeof *u);
+    if (!u) {
+        snprintf(err, errlen, "uplink: out of memory");
+        return NULL;
+    }
+    u->cfg = *cfg;
+    u->id = *id;
+    if (opts)
+        u->opts = *opts;
+    u->rng = (u->opts.seed ? u->opts.seed : (uint64_t)wall_ms()) | 1;
+    pthread_mutex_init(&u->mu, NULL);
+    pthread_cond_init(&u->cond, NULL);
+    idset_init(&u->ids);
+    u->t_start_ms = mono_ms();
+    u->rx_cap = (size_t)cfg->queue_len;
+    u->rx = calloc(u->rx_cap, sizeof *u->rx);
+    u->spool_buf = malloc(SPOOL_MAX_RECORD);
+    if (!u->rx || !u->spool_buf || q_init(&u->tel, (size_t)cfg->queue_len) ||
+        q_init(&u->acks, (size_t)cfg->queue_len) ||
+        agentmsg_register(id->gateway_id, id->site_id, id->assets, id->n_assets,
+                          id->primary_asset_id, id->software, cfg->legacy, &u->reg, &u->reg_len)) {
+        snprintf(err, errlen, "uplink: out of memory");
+        goto fail;
+    }
+    if (cfg->spool_dir[0]) {
+        int rc =
+            spool_open(cfg->spool_dir, id->gateway_id, (uint64_t)cfg->spool_max_bytes, &u->spool);
+        if (rc) {
+            snprintf(err, errlen, "uplink.spool_dir: cannot open \"%s\": %s", cfg->spool_dir,
+                     strerror(-rc));
+            goto fail;
+        }
+        if (spool_records(u->spool))
+            logf_(u, "event=spool_found dir=%s records=%llu", cfg->spool_dir,
+                  (unsigned long long)spool_records(u->spool));
+    }
+
+    grpc_init();
+    grpc_arg args[] = {
+        {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIME_MS, {.integer = (int)cfg->keepalive_time_ms}},
+        {GRPC_ARG_INTEGER,
+         GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+         {.integer = (int)cfg->keepalive_timeout_ms}},
+        {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, {.integer = 1}},
+        /* else pings stop after two on an idle stream (notes/grpc-core.md) */
+        {GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, {.integer = 0}},
+        /* the channel's own TCP reconnects follow the configured backoff */
+        {GRPC_ARG_INTEGER,
+         GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+         {.integer = (int)cfg->backoff_initial_ms}},
+        {GRPC_ARG_INTEGER,
+         GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
+         {.integer = (int)cfg->backoff_max_ms}},
+    };
+    grpc_channel_args ca = {sizeof args / sizeof args[0], args};
+    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+    u->chan = grpc_channel_create(cfg->target, creds, &ca);
+    grpc_channel_credentials_release(creds);
+    u->cq = grpc_completion_queue_create_for_next(NULL);
+    if (!u->chan || !u->cq) {
+        snprintf(err, errlen, "uplink.target: cannot create a channel to \"%s\"", cfg->target);
+        goto fail_grpc;
+    }
+    if (pthread_create(&u->thread, NULL, run, u) != 0) {
+        snprintf(err, errlen, "uplink: cannot start its thread");
+        goto fail_grpc;
+    }
+    u->thread_started = 1;
+    logf_(u, "event=start target=%s assets=%zu primary=%s legacy=%d spool=%s", cfg->target,
+          id->n_assets, id->primary_asset_id, cfg->legacy,
+          cfg->spool_dir[0] ? cfg->spool_dir : "-");
+    return u;
+fail_grpc:
+    uplink_free(u);
+    return NULL;
+fail:
+    spool_close(u->spool);
+    u->spool = NULL;
+    q_free(&u->tel);
+    q_free(&u->acks);
+    free(u->rx);
+    free(u->reg);
+    free(u->spool_buf);
+    pthread_mutex_destroy(&u->mu);
+    pthread_cond_destroy(&u->cond);
+    free(u);
+    return NULL;
+}
+
+void uplink_free(struct uplink *u)
+{
+    if (!u)
+        return;
+    atomic_store(&u->stop, 1);
+    if (u->thread_started)
+        pthread_join(u->thread, NULL);
+    if (u->call) { /* did not finish within the drain time: leave it to the core */
+        grpc_call_unref(u->call);
+        u->call = NULL;
+    }
+    if (u->chan)
+        grpc_channel_destroy(u->chan);
+    if (u->cq) {
+        grpc_completion_queue_shutdown(u->cq);
+        int64_t end = mono_ms() + DRAIN_MS;
+        while (mono_ms() < end) {
+            grpc_event ev = grpc_completion_queue_next(
+                u->cq,
+                gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                             gpr_time_from_millis(TURN_MS, GPR_TIMESPAN)),
+                NULL);
+            if (ev.type == GRPC_QUEUE_SHUTDOWN)
+                break;
+        }
+        grpc_completion_queue_destroy(u->cq);
+    }
+    if (u->tx_buf)
+        grpc_byte_buffer_destroy(u->tx_buf);
+    if (u->rx_buf)
+        grpc_byte_buffer_destroy(u->rx_buf);
+    grpc_shutdown();
+    if (u->thread_started)
+        logf_(u, "event=stop telemetry_sent=%llu spooled=%llu dropped=%llu",
+              (unsigned long long)u->st.telemetry_sent, (unsigned long long)u->st.spooled,
+              (unsigned long long)(u->st.telemetry_dropped +
+                                   (u->spool ? spool_dropped(u->spool) : 0)));
+    spool_close(u->spool);
+    q_free(&u->tel);
+    q_free(&u->acks);
+    free(u->rx);
+    free(u->reg);
+    free(u->spool_buf);
+    pthread_mutex_destroy(&u->mu);
+    pthread_cond_destroy(&u->cond);
+    free(u);
+}
+
+/* One telemetry record into the queue or the spool (mu held; takes buf). */
+static void enqueue_telemetry(struct uplink *u, uint8_t *buf, size_t len)
+{
+    u->st.telemetry_queued++;
+    if (u->spool && (spool_records(u->spool) > 0 || !u->st.registered || u->tel.n == u->tel.cap)) {
+        int rc = spool_push(u->spool, buf, len);
+        if (rc == 0) {
+            u->st.spooled++;
+            free(buf);
+            return;
+        }
+        /* the disk refused: fall back to memory (dropping the oldest there) */
+    }
+    if (q_push(&u->tel, buf, len))
+        u->st.telemetry_dropped++;
+}
+
+static const char *clamp_of(const struct decision *dm, size_t i)
+{
+    for (size_t k = 0; dm && k < dm->n_clamps; k++)
+        if (dm->clamp[k].asset == (int)i)
+            return decision_reason_name(dm->clamp[k].reason);
+    return NULL;
+}
+
+int uplink_publish(struct uplink *u, const struct procimg *img, const struct decision *dm,
+                   int64_t now_ms)
+{
+    if (u->published && now_ms - u->last_pub_ms < u->cfg.telemetry_period_ms)
+        return 0;
+    u->published = 1;
+    u->last_pub_ms = now_ms;
+    int64_t ts = wall_ms();
+    int n = 0;
+    for (size_t i = 0; i < img->n_devices && i < PROCIMG_MAX_DEVICES; i++) {
+        const struct procimg_dev *d = &img->dev[i];
+        if (u->cfg.legacy && strcmp(d->asset_id, u->id.primary_asset_id))
+            continue;
+        uint8_t *buf;
+        size_t len;
+        char status[64];
+        const char *clamp = clamp_of(dm, i);
+        if (clamp) /* the status says why the setpoint is not what was asked */
+            snprintf(status, sizeof status, "%s clamped=%s",
+                     !d->online ? "offline"
+                     : d->stale ? "stale"
+                                : "ok",
+                     clamp);
+        if (agentmsg_telemetry(d, u->cfg.legacy ? "" : d->asset_id, clamp ? status : NULL, ts,
+                               ++u->tseq[i], &buf, &len))
+            continue;
+        pthread_mutex_lock(&u->mu);
+        enqueue_telemetry(u, buf, len);
+        pthread_mutex_unlock(&u->mu);
+        n++;
+    }
+    return n;
+}
+
+int uplink_poll_setpoint(struct uplink *u, struct agentmsg_setpoint *out)
+{
+    int got = 0;
+    pthread_mutex_lock(&u->mu);
+    if (u->rx_n) {
+        *out = u->rx[u->rx_head];
+        u->rx_head = (u->rx_head + 1) % u->rx_cap;
+        u->rx_n--;
+        got = 1;
+    }
+    pthread_mutex_unlock(&u->mu);
+    return got;
+}
+
+int uplink_ack(struct uplink *u, const char *setpoint_id, int state, const char *detail,
+               const struct agentmsg_alloc *allocs, size_t n)
+{
+    uint8_t *buf;
+    size_t len;
+    if (agentmsg_ack(setpoint_id, state, detail, allocs, n, &buf, &len))
+        return -ENOMEM;
+    pthread_mutex_lock(&u->mu);
+    idset_set(&u->ids, setpoint_id, state);
+    int dropped = q_push(&u->acks, buf, len);
+    if (dropped)
+        u->st.acks_dropped++;
+    pthread_mutex_unlock(&u->mu);
+    return dropped ? -ENOBUFS : 0;
+}
+
+void uplink_get_stats(struct uplink *u, struct uplink_stats *st)
+{
+    pthread_mutex_lock(&u->mu);
+    *st = u->st;
+    st->queue_depth = u->tel.n;
+    if (u->spool) {
+        st->spool_records = spool_records(u->spool);
+        st->spool_dropped = spool_dropped(u->spool);
+    }
+    pthread_mutex_unlock(&u->mu);
+}
+
+int uplink_wait_registered(struct uplink *u, int64_t timeout_ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (timeout_ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    int rc = 0;
+    pthread_mutex_lock(&u->mu);
+    while (!u->st.registered && rc == 0)
+        rc = pthread_cond_timedwait(&u->cond, &u->mu, &ts);
+    int ok = u->st.registered;
+    pthread_mutex_unlock(&u->mu);
+    return ok ? 0 : -ETIMEDOUT;
+}

@@ -1,0 +1,428 @@
+/* Unit tests for the uplink's parts that need no headend: the recent-id set that makes a
+ * repeated setpoint apply once (gateway/idset.c), the bounded disk spool (gateway/spool.c),
+ * the uplink's memory queue and spool while offline, its configuration table, and protobuf
+ * round trips of every message the gateway builds (gateway/agentmsg.c). */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <CUnit/CUnit.h>
+
+#include "gateway/agentmsg.h"
+#include "gateway/idset.h"
+#include "gateway/spool.h"
+#include "gateway/uplink.h"
+#include "proto/der/v1/agent.pb-c.h"
+
+static void test_idset_dedupe(void)
+{
+    static struct idset s;
+    int st = -1;
+    idset_init(&s);
+    CU_ASSERT_EQUAL(idset_add(&s, "sp-1", AGENTMSG_ACK_RECEIVED, &st), 1);
+    CU_ASSERT_EQUAL(idset_add(&s, "sp-1", AGENTMSG_ACK_RECEIVED, &st), 0);
+    CU_ASSERT_EQUAL(st, AGENTMSG_ACK_RECEIVED);
+    CU_ASSERT_EQUAL(idset_set(&s, "sp-1", AGENTMSG_ACK_APPLIED), 0);
+    CU_ASSERT_EQUAL(idset_add(&s, "sp-1", AGENTMSG_ACK_RECEIVED, &st), 0);
+    CU_ASSERT_EQUAL(st, AGENTMSG_ACK_APPLIED);
+    CU_ASSERT_EQUAL(idset_set(&s, "nope", 1), -ENOENT);
+    CU_ASSERT_EQUAL(idset_add(&s, "", 1, NULL), -EINVAL);
+    /* bounded: after IDSET_CAP newer ids the first is forgotten, the newest kept */
+    char id[32];
+    for (int i = 0; i < IDSET_CAP; i++) {
+        snprintf(id, sizeof id, "x-%d", i);
+        CU_ASSERT_EQUAL(idset_add(&s, id, 1, NULL), 1);
+    }
+    CU_ASSERT_EQUAL(idset_get(&s, "sp-1"), -ENOENT);
+    CU_ASSERT_EQUAL(idset_get(&s, "x-0"), 1);
+    CU_ASSERT_EQUAL(s.n, (size_t)IDSET_CAP);
+}
+
+static void tmpdir(char *buf, size_t len)
+{
+    snprintf(buf, len, "/tmp/derloop-unit-spool-XXXXXX");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(buf));
+}
+
+static void rmdir_all(const char *dir)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+}
+
+static int pop_u32(struct spool *s, uint32_t *v)
+{
+    char buf[256];
+    size_t len;
+    int rc = spool_peek(s, buf, sizeof buf, &len);
+    if (rc)
+        return rc;
+    CU_ASSERT(len >= 4);
+    memcpy(v, buf, 4);
+    return spool_pop(s);
+}
+
+static void test_spool_order_and_reopen(void)
+{
+    char dir[64];
+    tmpdir(dir, sizeof dir);
+    struct spool *s;
+    CU_ASSERT_EQUAL_FATAL(spool_open(dir, "gw", 1 << 20, &s), 0);
+    uint32_t v;
+    CU_ASSERT_EQUAL(pop_u32(s, &v), -ENOENT);
+    for (uint32_t i = 0; i < 100; i++) {
+        char rec[40] = {0};
+        memcpy(rec, &i, 4);
+        CU_ASSERT_EQUAL(spool_push(s, rec, 10 + i % 30), 0);
+    }
+    CU_ASSERT_EQUAL(spool_records(s), 100);
+    for (uint32_t i = 0; i < 40; i++) {
+        CU_ASSERT_EQUAL(pop_u32(s, &v), 0);
+        CU_ASSERT_EQUAL(v, i);
+    }
+    spool_close(s);
+    /* reopened: replayed from the start of the oldest unfinished segment, in order */
+    CU_ASSERT_EQUAL_FATAL(spool_open(dir, "gw", 1 << 20, &s), 0);
+    CU_ASSERT(spool_records(s) >= 60);
+    uint32_t prev = 0;
+    int first = 1, n = 0;
+    while (pop_u32(s, &v) == 0) {
+        if (!first)
+            CU_ASSERT_EQUAL(v, prev + 1);
+        prev = v;
+        first = 0;
+        n++;
+    }
+    CU_ASSERT_EQUAL(prev, 99);
+    CU_ASSERT(n >= 60);
+    CU_ASSERT_EQUAL(spool_records(s), 0);
+    CU_ASSERT_EQUAL(spool_dropped(s), 0);
+    spool_close(s);
+    rmdir_all(dir);
+}
+
+static void test_spool_bounded_drops_oldest(void)
+{
+    char dir[64];
+    tmpdir(dir, sizeof dir);
+    struct spool *s;
+    const uint64_t max = 65536;
+    CU_ASSERT_EQUAL_FATAL(spool_open(dir, "gw", max, &s), 0);
+    char rec[100] = {0};
+    for (uint32_t i = 0; i < 5000; i++) {
+        memcpy(rec, &i, 4);
+        CU_ASSERT_EQUAL(spool_push(s, rec, sizeof rec), 0);
+        CU_ASSERT(spool_bytes(s) <= max);
+    }
+    CU_ASSERT(spool_dropped(s) > 0);
+    CU_ASSERT_EQUAL(spool_dropped(s) + spool_records(s), 5000);
+    /* what is left is the newest, contiguous, in order */
+    uint32_t v, expect = (uint32_t)spool_dropped(s);
+    while (pop_u32(s, &v) == 0)
+        CU_ASSERT_EQUAL(v, expect++);
+    CU_ASSERT_EQUAL(expect, 5000);
+    CU_ASSERT_EQUAL(spool_push(s, rec, max), -EMSGSIZE);
+    spool_close(s);
+    rmdir_all(dir);
+}
+
+static void fill_image(struct procimg *img)
+{
+    memset(img, 0, sizeof *img);
+    img->n_devices = 2;
+    snprintf(img->dev[0].asset_id, PROCIMG_ID_LEN, "bat-1");
+    img->dev[0].type = PROCIMG_BATTERY;
+    img->dev[0].online = 1;
+    img->dev[0].power_w = 1500;
+    img->dev[0].soc = 0.42;
+    snprintf(img->dev[1].asset_id, PROCIMG_ID_LEN, "pv-1");
+    img->dev[1].type = PROCIMG_PV;
+    img->dev[1].online = 1;
+    img->dev[1].power_w = 3000;
+}
+
+static void quiet(void *ctx, const char *line)
+{
+    (void)ctx;
+    (void)line;
+}
+
+static struct uplink *offline_uplink(int queue_len, const char *spool_dir, int legacy)
+{
+    struct uplink_cfg cfg;
+    char err[256];
+    CU_ASSERT_EQUAL(uplink_cfg_load(NULL, "uplink", &cfg, err, sizeof err), 0);
+    /* nothing listens on port 1 (binding it needs root): the stream never comes up */
+    snprintf(cfg.target, sizeof cfg.target, "127.0.0.1:1");
+    cfg.queue_len = queue_len;
+    cfg.legacy = legacy;
+    snprintf(cfg.spool_dir, sizeof cfg.spool_dir, "%s", spool_dir ? spool_dir : "");
+    static struct uplink_identity id;
+    memset(&id, 0, sizeof id);
+    snprintf(id.gateway_id, sizeof id.gateway_id, "gw-test");
+    snprintf(id.site_id, sizeof id.site_id, "site");
+    id.n_assets = 2;
+    snprintf(id.assets[0].asset_id, PROCIMG_ID_LEN, "bat-1");
+    snprintf(id.assets[1].asset_id, PROCIMG_ID_LEN, "pv-1");
+    snprintf(id.primary_asset_id, sizeof id.primary_asset_id, "bat-1");
+    struct uplink_opts o = {.log = quiet, .seed = 1};
+    struct uplink *u = uplink_new(&cfg, &id, &o, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL(u);
+    return u;
+}
+
+static void test_uplink_queue_overflow(void)
+{
+    struct uplink *u = offline_uplink(4, NULL, 0);
+    if (!u)
+        return;
+    static struct procimg img;
+    fill_image(&img);
+    for (int k = 0; k < 5; k++)
+        CU_ASSERT_EQUAL(uplink_publish(u, &img, NULL, k * 1000), 2);
+    struct uplink_stats st;
+    uplink_get_stats(u, &st);
+    CU_ASSERT_EQUAL(st.registered, 0);
+    CU_ASSERT_EQUAL(st.queue_depth, 4);
+    CU_ASSERT_EQUAL(st.telemetry_queued, 10);
+    CU_ASSERT_EQUAL(st.telemetry_dropped, 6);
+    struct agentmsg_setpoint sp;
+    CU_ASSERT_EQUAL(uplink_poll_setpoint(u, &sp), 0);
+    /* acks are bounded too: the fifth of four pushes the oldest out */
+    for (int i = 0; i < 4; i++)
+        CU_ASSERT_EQUAL(uplink_ack(u, "sp", AGENTMSG_ACK_APPLIED, "", NULL, 0), 0);
+    CU_ASSERT_EQUAL(uplink_ack(u, "sp", AGENTMSG_ACK_APPLIED, "", NULL, 0), -ENOBUFS);
+    uplink_free(u);
+}
+
+static void test_uplink_offline_spools_in_order(void)
+{
+    char dir[64];
+    tmpdir(dir, sizeof dir);
+    struct uplink *u = offline_uplink(4, dir, 0);
+    if (!u)
+        return;
+    static struct procimg img;
+    fill_image(&img);
+    for (int k = 0; k < 50; k++) {
+        img.dev[0].power_w = k;
+        uplink_publish(u, &img, NULL, k * 1000);
+    }
+    struct uplink_stats st;
+    uplink_get_stats(u, &st);
+    CU_ASSERT_EQUAL(st.spooled, 100);
+    CU_ASSERT_EQUAL(st.spool_records, 100);
+    CU_ASSERT_EQUAL(st.queue_depth, 0);
+    CU_ASSERT_EQUAL(st.telemetry_dropped, 0);
+    uplink_free(u);
+    /* the records are Telemetry messages in publish order with telemetry_seq 1, 2, ... */
+    struct spool *s;
+    CU_ASSERT_EQUAL_FATAL(spool_open(dir, "gw-test", 16777216, &s), 0);
+    uint8_t buf[512];
+    size_t len;
+    uint64_t seq = 0;
+    int n = 0;
+    while (spool_peek(s, buf, sizeof buf, &len) == 0) {
+        Der__V1__Telemetry *t = der__v1__telemetry__unpack(NULL, len, buf);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+        if (!strcmp(t->asset_id, "bat-1")) {
+            CU_ASSERT_EQUAL(t->telemetry_seq, seq + 1);
+            CU_ASSERT_DOUBLE_EQUAL(t->power_w, (double)seq, 1e-9);
+            seq = t->telemetry_seq;
+        }
+        der__v1__telemetry__free_unpacked(t, NULL);
+        spool_pop(s);
+        n++;
+    }
+    CU_ASSERT_EQUAL(n, 100);
+    CU_ASSERT_EQUAL(seq, 50);
+    spool_close(s);
+    rmdir_all(dir);
+}
+
+static void test_uplink_period_and_legacy(void)
+{
+    struct uplink *u = offline_uplink(64, NULL, 1);
+    if (!u)
+        return;
+    static struct procimg img;
+    fill_image(&img);
+    /* legacy: only the primary asset, one message per publish */
+    CU_ASSERT_EQUAL(uplink_publish(u, &img, NULL, 0), 1);
+    uplink_free(u);
+}
+
+static void test_uplink_cfg(void)
+{
+    struct uplink_cfg c;
+    char err[256];
+    cJSON *o = cJSON_Parse("{\"target\": \"127.0.0.1:50051\", \"keepalive_time\": \"2s\","
+                           " \"spool_dir\": \"/tmp/x\", \"legacy\": true, \"queue_len\": 16}");
+    CU_ASSERT_EQUAL(uplink_cfg_load(o, "uplink", &c, err, sizeof err), 0);
+    CU_ASSERT_STRING_EQUAL(c.target, "127.0.0.1:50051");
+    CU_ASSERT_EQUAL(c.keepalive_time_ms, 2000);
+    CU_ASSERT_EQUAL(c.legacy, 1);
+    CU_ASSERT_EQUAL(c.queue_len, 16);
+    CU_ASSERT_STRING_EQUAL(c.spool_dir, "/tmp/x");
+    CU_ASSERT_EQUAL(c.heartbeat_period_ms, 10000);
+    cJSON_Delete(o);
+    static const char *const bad[][2] = {
+        {"{\"keepalive_time\": \"soon\"}", "uplink.keepalive_time"},
+        {"{\"queue_len\": 1}", "uplink.queue_len"},
+        {"{\"target\": 5}", "uplink.target"},
+        {"{\"target\": \"nohostport\"}", "uplink.target"},
+        {"{\"tagret\": \"a:1\"}", "tagret"},
+        {"{\"backoff_initial\": \"10s\", \"backoff_max\": \"1s\"}", "uplink.backoff_max"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        o = cJSON_Parse(bad[i][0]);
+        err[0] = '\0';
+        CU_ASSERT_EQUAL(uplink_cfg_load(o, "uplink", &c, err, sizeof err), -EINVAL);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, bad[i][1]));
+        cJSON_Delete(o);
+    }
+}
+
+static void test_proto_telemetry_frame(void)
+{
+    static struct procimg img;
+    fill_image(&img);
+    img.dev[0].has_prev_setpoint = 1;
+    img.dev[0].prev_setpoint_w = -2000;
+    uint8_t *body, *msg;
+    size_t blen, mlen;
+    CU_ASSERT_EQUAL_FATAL(agentmsg_telemetry(&img.dev[0], "bat-1", NULL, 1234, 7, &body, &blen), 0);
+    CU_ASSERT_EQUAL_FATAL(agentmsg_frame(300, 5678, AGENTMSG_TELEMETRY, body, blen, &msg, &mlen),
+                          0);
+    Der__V1__AgentMessage *m = der__v1__agent_message__unpack(NULL, mlen, msg);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    CU_ASSERT_EQUAL(m->seq, 300);
+    CU_ASSERT_EQUAL(m->sent_ms, 5678);
+    CU_ASSERT_EQUAL_FATAL(m->body_case, DER__V1__AGENT_MESSAGE__BODY_TELEMETRY);
+    const Der__V1__Telemetry *t = m->telemetry;
+    CU_ASSERT_STRING_EQUAL(t->asset_id, "bat-1");
+    CU_ASSERT_EQUAL(t->ts_ms, 1234);
+    CU_ASSERT_EQUAL(t->telemetry_seq, 7);
+    CU_ASSERT_DOUBLE_EQUAL(t->power_w, 1500, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(t->setpoint_w, -2000, 1e-9);
+    CU_ASSERT(t->online);
+    CU_ASSERT_STRING_EQUAL(t->status, "ok");
+    CU_ASSERT_EQUAL_FATAL(t->details_case, DER__V1__TELEMETRY__DETAILS_STORAGE);
+    CU_ASSERT_DOUBLE_EQUAL(t->storage->soc, 0.42, 1e-12);
+    der__v1__agent_message__free_unpacked(m, NULL);
+    free(body);
+    free(msg);
+    /* no setpoint written yet: NaN on the wire */
+    CU_ASSERT_EQUAL_FATAL(agentmsg_telemetry(&img.dev[1], "", "stale", 1, 1, &body, &blen), 0);
+    Der__V1__Telemetry *t2 = der__v1__telemetry__unpack(NULL, blen, body);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t2);
+    CU_ASSERT(isnan(t2->setpoint_w));
+    CU_ASSERT_STRING_EQUAL(t2->asset_id, "");
+    CU_ASSERT_STRING_EQUAL(t2->status, "stale");
+    CU_ASSERT_EQUAL(t2->details_case, DER__V1__TELEMETRY__DETAILS_PV);
+    der__v1__telemetry__free_unpacked(t2, NULL);
+    free(body);
+}
+
+static void test_proto_ack_register(void)
+{
+    struct agentmsg_alloc al[2] = {{"bat-1", 2000.5}, {"bat-2", -1000}};
+    uint8_t *b;
+    size_t n;
+    CU_ASSERT_EQUAL_FATAL(agentmsg_ack("sp-9", AGENTMSG_ACK_APPLIED, "", al, 2, &b, &n), 0);
+    Der__V1__SetpointAck *a = der__v1__setpoint_ack__unpack(NULL, n, b);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_STRING_EQUAL(a->setpoint_id, "sp-9");
+    CU_ASSERT_EQUAL(a->state, DER__V1__SETPOINT_ACK__STATE__APPLIED);
+    CU_ASSERT_EQUAL_FATAL(a->n_allocations, 2);
+    CU_ASSERT_STRING_EQUAL(a->allocations[1]->asset_id, "bat-2");
+    CU_ASSERT_DOUBLE_EQUAL(a->allocations[0]->power_w, 2000.5, 1e-12);
+    der__v1__setpoint_ack__free_unpacked(a, NULL);
+    free(b);
+    CU_ASSERT_EQUAL_FATAL(
+        agentmsg_ack("sp-10", AGENTMSG_ACK_REJECTED, "unknown asset x", NULL, 0, &b, &n), 0);
+    a = der__v1__setpoint_ack__unpack(NULL, n, b);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_EQUAL(a->state, DER__V1__SETPOINT_ACK__STATE__REJECTED);
+    CU_ASSERT_STRING_EQUAL(a->detail, "unknown asset x");
+    der__v1__setpoint_ack__free_unpacked(a, NULL);
+    free(b);
+
+    struct agentmsg_asset as[2] = {{"bat-1", AGENTMSG_ASSET_BATTERY, 10000, -5000, 5000},
+                                   {"pv-1", AGENTMSG_ASSET_PV, 0, 0, 8000}};
+    for (int legacy = 0; legacy < 2; legacy++) {
+        CU_ASSERT_EQUAL_FATAL(
+            agentmsg_register("gw-1", "site-1", as, 2, "bat-1", "test", legacy, &b, &n), 0);
+        Der__V1__Register *r = der__v1__register__unpack(NULL, n, b);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+        CU_ASSERT_STRING_EQUAL(r->gateway_id, "gw-1");
+        CU_ASSERT_STRING_EQUAL(r->site_id, "site-1");
+        CU_ASSERT_STRING_EQUAL(r->primary_asset_id, "bat-1");
+        CU_ASSERT_EQUAL(r->n_assets, legacy ? 0 : 2);
+        if (!legacy && r->n_assets == 2) {
+            CU_ASSERT_EQUAL(r->assets[0]->type, DER__V1__ASSET_TYPE__ASSET_TYPE_BATTERY);
+            CU_ASSERT_DOUBLE_EQUAL(r->assets[0]->min_power_w, -5000, 1e-9);
+            CU_ASSERT_DOUBLE_EQUAL(r->assets[1]->max_power_w, 8000, 1e-9);
+        }
+        der__v1__register__free_unpacked(r, NULL);
+        free(b);
+    }
+}
+
+static void test_proto_parse_setpoint(void)
+{
+    Der__V1__HeadendMessage m = DER__V1__HEADEND_MESSAGE__INIT;
+    Der__V1__Setpoint s = DER__V1__SETPOINT__INIT;
+    s.setpoint_id = "sp-1";
+    s.target_case = DER__V1__SETPOINT__TARGET_SITE_ID;
+    s.site_id = "fleet";
+    s.power_w = -4000;
+    s.expires_ms = 1700000000000;
+    m.seq = 3;
+    m.body_case = DER__V1__HEADEND_MESSAGE__BODY_SETPOINT;
+    m.setpoint = &s;
+    uint8_t buf[600];
+    size_t n = der__v1__headend_message__pack(&m, buf);
+    static struct agentmsg_headend out;
+    CU_ASSERT_EQUAL_FATAL(agentmsg_parse_headend(buf, n, &out), 0);
+    CU_ASSERT_EQUAL(out.seq, 3);
+    CU_ASSERT_EQUAL(out.body, 11);
+    CU_ASSERT_STRING_EQUAL(out.setpoint.setpoint_id, "sp-1");
+    CU_ASSERT_EQUAL(out.setpoint.target, 's');
+    CU_ASSERT_STRING_EQUAL(out.setpoint.target_id, "fleet");
+    CU_ASSERT_DOUBLE_EQUAL(out.setpoint.power_w, -4000, 1e-9);
+    CU_ASSERT_EQUAL(out.setpoint.expires_ms, 1700000000000);
+    /* legacy: no target */
+    s.target_case = DER__V1__SETPOINT__TARGET__NOT_SET;
+    n = der__v1__headend_message__pack(&m, buf);
+    CU_ASSERT_EQUAL(agentmsg_parse_headend(buf, n, &out), 0);
+    CU_ASSERT_EQUAL(out.setpoint.target, 0);
+    /* an id longer than we keep is refused, not truncated */
+    char longid[300];
+    memset(longid, 'x', sizeof longid - 1);
+    longid[sizeof longid - 1] = '\0';
+    s.setpoint_id = longid;
+    n = der__v1__headend_message__pack(&m, buf);
+    CU_ASSERT_EQUAL(agentmsg_parse_headend(buf, n, &out), -EMSGSIZE);
+    static const uint8_t junk[] = {0xff, 0xff, 0xff};
+    CU_ASSERT_EQUAL(agentmsg_parse_headend(junk, sizeof junk, &out), -EBADMSG);
+}
+
+void test_register_uplink(void)
+{
+    CU_pSuite s = CU_add_suite("uplink", NULL, NULL);
+    CU_add_test(s, "dedupe: recent setpoint ids", test_idset_dedupe);
+    CU_add_test(s, "spool: order and reopen", test_spool_order_and_reopen);
+    CU_add_test(s, "spool: bounded, oldest dropped", test_spool_bounded_drops_oldest);
+    CU_add_test(s, "queue overflow while offline", test_uplink_queue_overflow);
+    CU_add_test(s, "offline telemetry spooled in order", test_uplink_offline_spools_in_order);
+    CU_add_test(s, "legacy: primary asset only", test_uplink_period_and_legacy);
+    CU_add_test(s, "configuration table", test_uplink_cfg);
+    CU_add_test(s, "proto: telemetry framed in an AgentMessage", test_proto_telemetry_frame);
+    CU_add_test(s, "proto: SetpointAck and Register", test_proto_ack_register);
+    CU_add_test(s, "proto: HeadendMessage setpoint", test_proto_parse_setpoint);
+}
