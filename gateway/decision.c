@@ -42,8 +42,16 @@ const char *decision_source_name(int source)
     return source >= 0 && source < DSRC_COUNT ? source_names[source] : "?";
 }
 
+static const char *const conflict_names[DC_END - DC_FIRST] = {
+    [DC_RESERVE - DC_FIRST] = "reserve",           [DC_PEAK_LIMIT - DC_FIRST] = "peak_limit",
+    [DC_EXPORT_LIMIT - DC_FIRST] = "export_limit", [DC_GRID_SERVICE - DC_FIRST] = "grid_service",
+    [DC_EV_BATTERY - DC_FIRST] = "ev_battery",
+};
+
 const char *decision_reason_name(int reason)
 {
+    if (reason >= DC_FIRST && reason < DC_END)
+        return conflict_names[reason - DC_FIRST];
     return reason >= 0 && reason < DR_COUNT ? reason_names[reason] : "?";
 }
 

@@ -46,6 +46,21 @@ enum decision_reason {
     DR_COUNT
 };
 
+/* Conflicts between stacked strategies (docs/strategies.md, Stacking): a constraint that
+ * overrode the site battery request of the strategies before it. Recorded like clamps
+ * (asset DECISION_SITE, from the request it overrode to what it set, "site:reserve:..." in
+ * decisions.csv) but they are not interlocks: their codes lie above DR_COUNT, so interlock
+ * counters that loop to DR_COUNT skip them. */
+enum decision_conflict {
+    DC_FIRST = 32,
+    DC_RESERVE = DC_FIRST, /* backup_power: energy held back for outages, or recharged */
+    DC_PEAK_LIMIT,         /* peak_shaving: discharge raised to hold the import limit */
+    DC_EXPORT_LIMIT,       /* self_consumption: charge raised to hold the export limit */
+    DC_GRID_SERVICE,       /* grid_services: frequency or demand response added */
+    DC_EV_BATTERY,         /* ev_charging: the battery may not discharge into the car */
+    DC_END
+};
+
 struct decision_request {
     int16_t asset; /* device index in the process image, or DECISION_SITE */
     uint8_t source;

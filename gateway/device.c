@@ -35,6 +35,8 @@ enum field {
     F_RATED,       /* W */
     F_PV_LIM_ENA,  /* 0/1 */
     F_PV_LIM_PCT,  /* 0..1 */
+    F_HZ,          /* Hz */
+    F_METER_EVT,   /* SunSpec 203 Evt bits */
 };
 
 struct row {
@@ -59,9 +61,14 @@ static const struct row pv_rows[] = {
     {704, "WMaxLimPctEna", F_PV_LIM_ENA, 1, 1},
     {704, "WMaxLimPct", F_PV_LIM_PCT, 0.01, 1},
 };
+/* Hz feeds frequency response (grid_services); Evt bit 2, M_EVENT_Power_Failure, tells that
+ * the grid side has no supply: the site runs as an island (backup_power). */
 static const struct row meter_rows[] = {
     {203, "W", F_POWER, 1, 1},
+    {203, "Hz", F_HZ, 1, 1},
+    {203, "Evt", F_METER_EVT, 1, 1},
 };
+#define METER_EVT_POWER_FAILURE (1u << 2) /* SunSpec model 203, symbol M_EVENT_Power_Failure */
 
 struct resolved {
     const struct row *row;
@@ -239,6 +246,12 @@ static void store(struct procimg_dev *o, enum field f, double v, const struct de
         break;
     case F_PV_LIM_PCT:
         o->pv_available_w = v; /* fraction until combined below */
+        break;
+    case F_HZ:
+        o->freq_hz = v;
+        break;
+    case F_METER_EVT:
+        o->islanded = v >= 0 && v <= 4294967295.0 && ((uint32_t)v & METER_EVT_POWER_FAILURE);
         break;
     }
 }
@@ -434,6 +447,10 @@ static void reset_fields(struct procimg_dev *o)
     o->temperature_c = o->voltage_v = o->max_charge_w = o->max_discharge_w = NAN;
     o->pv_available_w = o->pv_limit_w = NAN;
     o->evse_current_a = o->boiler_temperature_c = NAN;
+    o->freq_hz = o->evse_min_a = o->evse_max_a = o->evse_session_wh = o->evse_need_wh = NAN;
+    o->islanded = 0;
+    o->evse_phases = 0;
+    o->boiler_heat_demand = -1;
 }
 
 /* Fixed-map devices: one read of the map's poll block, fields decoded from the table. */

@@ -125,10 +125,16 @@ int devmap_decode(const struct devmap *m, const uint16_t *regs, size_t n,
         o->evse_current_a = get(m, regs, "Current");
         double phases = get(m, regs, "Phases");
         o->rated_w = get(m, regs, "MaxCurrent") * EVSE_VOLTAGE_V * (phases > 0 ? phases : 1);
+        o->evse_phases = phases == 1 || phases == 3 ? (int)phases : 0;
+        o->evse_min_a = get(m, regs, "MinCurrent");
+        o->evse_max_a = get(m, regs, "MaxCurrent");
+        o->evse_session_wh = get(m, regs, "SessionEnergy");
+        o->evse_need_wh = get(m, regs, "SessionNeedRemaining");
     } else {
         o->boiler_state = (int)get(m, regs, "State");
         o->boiler_temperature_c = get(m, regs, "TankTemp");
         o->rated_w = get(m, regs, "RatedPower");
+        o->boiler_heat_demand = (int)get(m, regs, "HeatDemand") != 0;
     }
     (void)cfg;
     return 0;

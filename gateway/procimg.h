@@ -48,13 +48,22 @@ struct procimg_dev {
     double pv_available_w; /* what the array could produce now */
     double pv_limit_w;     /* the active curtailment limit */
 
+    /* grid meter (SunSpec 203) */
+    double freq_hz;   /* measured frequency; NaN when not reported */
+    uint8_t islanded; /* the meter reports a power failure on the grid side (203 Evt bit 2) */
+
     /* evse */
     int evse_state; /* driver-defined state code (e.g. IEC 61851 A..F as 0..5) */
     double evse_current_a;
+    double evse_min_a, evse_max_a; /* the charger's current range; NaN unknown */
+    int evse_phases;               /* phases it charges on (0 unknown) */
+    double evse_session_wh;        /* energy delivered in the session */
+    double evse_need_wh;           /* energy the car still wants (0 without a car) */
 
     /* boiler */
     int boiler_state; /* driver-defined state code */
     double boiler_temperature_c;
+    int boiler_heat_demand; /* its thermostat wants heat (1), or not (0); -1 unknown */
 
     /* What the cycle last wrote to this device (the ramp limit is measured from it). */
     uint8_t has_prev_setpoint;
@@ -62,8 +71,13 @@ struct procimg_dev {
     int64_t prev_setpoint_ms;
 };
 
+/* Site inputs that are configuration, not measurements (calendar, tariffs, EV departures):
+ * gateway/sitectx.h. Owned by the site configuration; NULL when the cycle has none. */
+struct sitectx;
+
 struct procimg {
     int64_t now_ms;
+    const struct sitectx *ctx;
     size_t n_devices; /* devices in configuration order; indexes are stable within a run */
     struct procimg_dev dev[PROCIMG_MAX_DEVICES];
     double grid_w;   /* the grid meter's power, + import */
@@ -74,6 +88,57 @@ struct procimg {
 static inline int procimg_dev_usable(const struct procimg_dev *d)
 {
     return d->online && !d->stale;
+}
+
+/* EVSE states as devmap.c decodes them (IEC 61851 letter - 'A'). */
+enum {
+    PROCIMG_EVSE_A = 0,
+    PROCIMG_EVSE_B,
+    PROCIMG_EVSE_C,
+    PROCIMG_EVSE_D,
+    PROCIMG_EVSE_E,
+    PROCIMG_EVSE_F
+};
+/* Boiler states of the derloop map (docs/registers.md). */
+enum {
+    PROCIMG_BOILER_IDLE = 0,
+    PROCIMG_BOILER_STARTING,
+    PROCIMG_BOILER_RUNNING,
+    PROCIMG_BOILER_STOPPING,
+    PROCIMG_BOILER_FAULT
+};
+
+/* The usable grid meter, or NULL. */
+static inline const struct procimg_dev *procimg_grid_meter(const struct procimg *img)
+{
+    for (size_t i = 0; i < img->n_devices; i++)
+        if (img->dev[i].type == PROCIMG_METER_GRID && procimg_dev_usable(&img->dev[i]))
+            return &img->dev[i];
+    return NULL;
+}
+
+/* Sum of the measured power of the usable devices of one type (NaN readings skipped). */
+static inline double procimg_sum_w(const struct procimg *img, enum procimg_type t)
+{
+    double sum = 0;
+    for (size_t i = 0; i < img->n_devices; i++) {
+        const struct procimg_dev *d = &img->dev[i];
+        if (d->type == t && procimg_dev_usable(d) && isfinite(d->power_w))
+            sum += d->power_w;
+    }
+    return sum;
+}
+
+/* Usable energy of the usable batteries (Wh, unknown capacities count 0). */
+static inline double procimg_capacity_wh(const struct procimg *img)
+{
+    double sum = 0;
+    for (size_t i = 0; i < img->n_devices; i++) {
+        const struct procimg_dev *d = &img->dev[i];
+        if (d->type == PROCIMG_BATTERY && procimg_dev_usable(d) && d->capacity_wh > 0)
+            sum += d->capacity_wh;
+    }
+    return sum;
 }
 
 /* Capacity-weighted mean SoC of the usable batteries with a plausible reading (equal weights

@@ -201,11 +201,49 @@ static int parse_device(struct ctx *c, const cJSON *d, size_t i, struct device_c
     return 0;
 }
 
+/* The strategy-facing sections: the calendar, tariffs and departures (sitectx.c) and the
+ * shape of "constraints" (each strategy validates its own params when it is created). */
+static int validate_inputs(struct ctx *c, struct siteconf *sc)
+{
+    char sub[300];
+    int rc = sitectx_parse(&sc->ctx, sc->root, sub, sizeof sub);
+    if (rc) {
+        snprintf(c->err, c->errlen, "%s: %s", c->origin, sub);
+        return rc;
+    }
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(sc->root, "constraints");
+    if (!v)
+        return 0;
+    if (!cJSON_IsArray(v))
+        return fail(c, "constraints", v, "must be an array of {\"strategy\", \"params\"}");
+    static const char *const keys[] = {"strategy", "params", NULL};
+    size_t i = 0;
+    for (const cJSON *e = v->child; e; e = e->next, i++) {
+        char p[64];
+        snprintf(p, sizeof p, "constraints[%zu]", i);
+        if (!cJSON_IsObject(e))
+            return fail(c, p, e, "must be an object {\"strategy\", \"params\"}");
+        if ((rc = only_keys(c, p, e, keys)))
+            return rc;
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive(e, "strategy");
+        snprintf(p, sizeof p, "constraints[%zu].strategy", i);
+        if (!cJSON_IsString(n) || !n->valuestring[0])
+            return fail(c, p, n, "must be a strategy name");
+        const cJSON *pa = cJSON_GetObjectItemCaseSensitive(e, "params");
+        snprintf(p, sizeof p, "constraints[%zu].params", i);
+        if (pa && !cJSON_IsObject(pa))
+            return fail(c, p, pa, "must be an object");
+    }
+    sc->constraints = v;
+    return 0;
+}
+
 static int validate(struct ctx *c, struct siteconf *sc)
 {
     static const char *const keys[] = {"site_id", "gateway_id", "poll_period", "stale_after",
                                        "devices", "strategy", "params", "safety", "split",
-                                       "uplink", "description", NULL};
+                                       "uplink", "description", "start", "tariff",
+                                       "ev_departures", "constraints", NULL};
     const cJSON *root = sc->root;
     if (!cJSON_IsObject(root))
         return fail(c, "(root)", NULL, "must be a JSON object");
@@ -268,7 +306,7 @@ static int validate(struct ctx *c, struct siteconf *sc)
             return fail(c, objs[k], v, "must be an object");
         *dst[k] = v;
     }
-    return 0;
+    return validate_inputs(c, sc);
 }
 
 static void line_col(const char *text, const char *at, int *line, int *col)
@@ -349,6 +387,7 @@ void siteconf_free(struct siteconf *c)
 {
     if (!c)
         return;
+    sitectx_free(&c->ctx);
     cJSON_Delete(c->root);
     free(c);
 }

@@ -9,6 +9,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "gateway/sitectx.h"
+
 #define SITECONF_ID_MAX 48 /* as PROCIMG_ID_LEN: ids travel into the process image */
 #define SITECONF_MAX_DEVICES 64
 
@@ -46,6 +48,12 @@ struct siteconf {
     struct device_cfg devices[SITECONF_MAX_DEVICES];
     char strategy[32]; /* default "null" */
     const cJSON *params, *safety, *split, *uplink; /* inside root; NULL when absent */
+    /* Stacked strategies: an array of {"strategy": NAME, "params": {...}} run after the
+     * primary (docs/strategies.md, Stacking); inside root, NULL when absent. */
+    const cJSON *constraints;
+    /* "start", "tariff", "ev_departures": the calendar, prices and departures. der-gateway
+     * sets ctx.start_unix_ms from the wall clock when the file has no "start". */
+    struct sitectx ctx;
     cJSON *root;                              /* owned */
 };
 

@@ -228,8 +228,11 @@ int param_print_help(const struct param_field *f, size_t n, const char *prefix, 
 /* ---- registry ------------------------------------------------------------------------------ */
 
 static const struct strategy_ops *const registry[] = {
-    &strategy_null_ops,     &strategy_charge_ops, &strategy_discharge_ops,
-    &strategy_net_zero_ops, &strategy_manual_ops,
+    &strategy_null_ops,         &strategy_charge_ops,           &strategy_discharge_ops,
+    &strategy_net_zero_ops,     &strategy_manual_ops,           &strategy_peak_shaving_ops,
+    &strategy_time_of_use_ops,  &strategy_self_consumption_ops, &strategy_arbitrage_ops,
+    &strategy_backup_power_ops, &strategy_grid_services_ops,    &strategy_ev_charging_ops,
+    &strategy_boiler_ops,
 };
 
 size_t strategy_count(void)
@@ -258,6 +261,8 @@ struct strategy {
     const struct strategy_ops *ops;
     void *cfg;
     void *state;
+    size_t n_constraints;
+    struct strategy *constraint[STRATEGY_MAX_CONSTRAINTS];
 };
 
 struct strategy *strategy_new(const char *name, const cJSON *params, const char *path, char *err,
@@ -312,6 +317,8 @@ void strategy_free(struct strategy *s)
 {
     if (!s)
         return;
+    for (size_t i = 0; i < s->n_constraints; i++)
+        strategy_free(s->constraint[i]);
     if (s->ops->fini)
         s->ops->fini(s->state);
     free(s->state);
@@ -333,7 +340,115 @@ int strategy_decide(struct strategy *s, const struct procimg *img, int64_t now_m
                     struct decision *dm)
 {
     snprintf(dm->strategy, sizeof dm->strategy, "%s", s->ops->name);
-    return s->ops->decide(s->state, img, now_ms, dm);
+    int rc = s->ops->decide(s->state, img, now_ms, dm);
+    if (s->n_constraints == 0)
+        return rc;
+    /* The DecisionMetrics has one set of controller terms: the primary's. */
+    double keep[6] = {dm->target_w, dm->error_w, dm->p_w, dm->i_w, dm->d_w, dm->raw_w};
+    double lo = -INFINITY, hi = INFINITY; /* the constraints' windows so far */
+    for (size_t i = 0; i < s->n_constraints; i++) {
+        const struct strategy *c = s->constraint[i];
+        if (!c->ops->constrain) {
+            int crc = c->ops->decide(c->state, img, now_ms, dm);
+            rc = rc ? rc : crc;
+            continue;
+        }
+        struct strategy_window w = {-INFINITY, INFINITY, 0};
+        int crc = c->ops->constrain(c->state, img, now_ms, dm, &w);
+        rc = rc ? rc : crc;
+        if (crc || !(w.lo_w <= w.hi_w))
+            continue;
+        double nlo = fmax(lo, w.lo_w), nhi = fmin(hi, w.hi_w);
+        if (nlo > nhi) {
+            /* Disjoint: the earlier constraints win; this one's loss is on the record, from the
+             * edge of its window to where the earlier ones hold the request. */
+            double edge = w.hi_w < lo ? w.hi_w : w.lo_w;
+            double held = w.hi_w < lo ? lo : hi;
+            decision_clamp(dm, DECISION_SITE, w.conflict, edge, held);
+            continue;
+        }
+        lo = nlo;
+        hi = nhi;
+        strategy_narrow_site(dm, c->ops->source, lo, hi, w.conflict);
+    }
+    dm->target_w = keep[0];
+    dm->error_w = keep[1];
+    dm->p_w = keep[2];
+    dm->i_w = keep[3];
+    dm->d_w = keep[4];
+    dm->raw_w = keep[5];
+    return rc;
+}
+
+int strategy_add_constraints(struct strategy *s, const cJSON *arr, const char *path, char *err,
+                             size_t errlen)
+{
+    if (!arr || cJSON_IsNull(arr))
+        return 0;
+    if (!path)
+        path = "constraints";
+    if (!cJSON_IsArray(arr)) {
+        fail(err, errlen, "%s: must be an array", path);
+        return -EINVAL;
+    }
+    size_t i = 0;
+    for (const cJSON *e = arr->child; e; e = e->next, i++) {
+        char p[96], sub[256];
+        if (s->n_constraints >= STRATEGY_MAX_CONSTRAINTS) {
+            fail(err, errlen, "%s: at most %d constraints", path, STRATEGY_MAX_CONSTRAINTS);
+            return -EINVAL;
+        }
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(e, "strategy");
+        snprintf(p, sizeof p, "%s[%zu].params", path, i);
+        struct strategy *c =
+            strategy_new(cJSON_IsString(name) ? name->valuestring : NULL,
+                         cJSON_GetObjectItemCaseSensitive(e, "params"), p, sub, sizeof sub);
+        if (!c) {
+            fail(err, errlen, "%s[%zu]: %s", path, i, sub);
+            return -EINVAL;
+        }
+        s->constraint[s->n_constraints++] = c;
+    }
+    return 0;
+}
+
+size_t strategy_n_constraints(const struct strategy *s)
+{
+    return s->n_constraints;
+}
+
+double strategy_site_request(const struct decision *dm, int *source)
+{
+    double w = 0;
+    int src = DSRC_NONE;
+    for (size_t k = 0; k < dm->n_requests; k++) {
+        const struct decision_request *r = &dm->req[k];
+        if (r->asset == DECISION_SITE && r->source >= src) {
+            src = r->source;
+            w = r->power_w;
+        }
+    }
+    if (source)
+        *source = src;
+    return w;
+}
+
+double strategy_narrow_site(struct decision *dm, int source, double lo_w, double hi_w, int conflict)
+{
+    int src;
+    double w = strategy_site_request(dm, &src);
+    double to = w;
+    if (!isfinite(w))
+        to = 0;
+    if (to > hi_w)
+        to = hi_w;
+    if (to < lo_w)
+        to = lo_w;
+    if (to == w)
+        return w;
+    decision_request(dm, src > source ? src : source, DECISION_SITE, to);
+    decision_clamp(dm, DECISION_SITE, conflict, w, to);
+    return to;
 }
 
 int strategy_dispatch(struct strategy *s, int asset, double power_w, int64_t expires_ms)

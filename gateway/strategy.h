@@ -50,6 +50,13 @@ int param_print_help(const struct param_field *f, size_t n, const char *prefix, 
 
 /* ---- the strategy interface ---------------------------------------------------------------- */
 
+/* A constraint's bounds on the site battery request (W, + discharge), and the conflict code
+ * (enum decision_conflict) recorded when they change it. */
+struct strategy_window {
+    double lo_w, hi_w;
+    int conflict;
+};
+
 /* One strategy. The framework allocates cfg_size bytes of configuration (filled from fields)
  * and state_size bytes of zeroed state; init may keep pointers to cfg, which lives as long as
  * the state. decide reads the process image and writes to dm: its inputs and controller
@@ -72,6 +79,12 @@ struct strategy_ops {
      * the command holds until expires_ms (absolute, same clock as now_ms). */
     int (*dispatch)(void *state, int asset, double power_w, int64_t expires_ms);
     void (*fini)(void *state); /* optional: releases what init acquired */
+    /* Its behaviour as a constraint stacked after another strategy (optional; without it the
+     * strategy's decide runs, adding its own requests): it fills win with the bounds it puts
+     * on the site battery request (win comes as [-inf, +inf] with no conflict code) and may
+     * add requests for other devices; the stack intersects and applies the windows. */
+    int (*constrain)(void *state, const struct procimg *img, int64_t now_ms, struct decision *dm,
+                     struct strategy_window *win);
 };
 
 extern const struct strategy_ops strategy_null_ops;
@@ -79,6 +92,14 @@ extern const struct strategy_ops strategy_charge_ops;
 extern const struct strategy_ops strategy_discharge_ops;
 extern const struct strategy_ops strategy_net_zero_ops;
 extern const struct strategy_ops strategy_manual_ops;
+extern const struct strategy_ops strategy_peak_shaving_ops;
+extern const struct strategy_ops strategy_time_of_use_ops;
+extern const struct strategy_ops strategy_self_consumption_ops;
+extern const struct strategy_ops strategy_arbitrage_ops;
+extern const struct strategy_ops strategy_backup_power_ops;
+extern const struct strategy_ops strategy_grid_services_ops;
+extern const struct strategy_ops strategy_ev_charging_ops;
+extern const struct strategy_ops strategy_boiler_ops;
 
 /* The registry, in a fixed order. strategy_find returns NULL for an unknown name. */
 const struct strategy_ops *strategy_find(const char *name);
@@ -104,5 +125,33 @@ int strategy_decide(struct strategy *s, const struct procimg *img, int64_t now_m
 
 /* Forwards an operator/headend command; -ENOTSUP when the strategy takes none. */
 int strategy_dispatch(struct strategy *s, int asset, double power_w, int64_t expires_ms);
+
+/* ---- stacking (docs/strategies.md, Stacking) ------------------------------------------------ */
+
+#define STRATEGY_MAX_CONSTRAINTS 8
+
+/* Stacks constraints after s: arr is the site configuration's "constraints" array of
+ * {"strategy": NAME, "params": {...}} (NULL: none). Each is created like a strategy, with
+ * errors naming path[i].params. strategy_decide then runs s, then each constraint in order:
+ * its constrain op gives a window for the site battery request, intersected with the windows
+ * of the constraints before it (when they do not overlap, the earlier constraint wins and the
+ * later one's loss is recorded as its conflict), and the request is narrowed into the result
+ * (strategy_narrow_site); a strategy without constrain runs its decide. The controller terms
+ * (target_w, p_w, ...) of s are kept. Returns 0 or -EINVAL/-ENOMEM with err. */
+int strategy_add_constraints(struct strategy *s, const cJSON *arr, const char *path, char *err,
+                             size_t errlen);
+size_t strategy_n_constraints(const struct strategy *s);
+
+/* The site battery request the arbiter would pick from dm's requests so far (the highest
+ * class, the last of that class), and its class in *source; 0 W and DSRC_NONE when nobody
+ * asked (the batteries' default). */
+double strategy_site_request(const struct decision *dm, int *source);
+
+/* Narrows the site battery request into [lo_w, hi_w] (lo_w <= hi_w; +-INFINITY for no bound):
+ * when the current request lies outside, adds a site request clamped into the window at the
+ * higher of `source` and the current request's class (so the arbiter takes it) and records
+ * the conflict (code, enum decision_conflict) as a site clamp. Returns the resulting request. */
+double strategy_narrow_site(struct decision *dm, int source, double lo_w, double hi_w,
+                            int conflict);
 
 #endif

@@ -87,14 +87,18 @@ static void test_params_rejects(void)
 
 static void test_registry(void)
 {
-    const char *names[] = {"null", "charge", "discharge", "net_zero", "manual"};
-    CU_ASSERT_EQUAL(strategy_count(), 5);
-    for (size_t i = 0; i < 5; i++) {
+    const char *names[] = {"null",      "charge",       "discharge",     "net_zero",
+                           "manual",    "peak_shaving", "time_of_use",   "self_consumption",
+                           "arbitrage", "backup_power", "grid_services", "ev_charging",
+                           "boiler"};
+    size_t n = sizeof names / sizeof names[0];
+    CU_ASSERT_EQUAL(strategy_count(), n);
+    for (size_t i = 0; i < n && i < strategy_count(); i++) {
         CU_ASSERT_PTR_NOT_NULL(strategy_find(names[i]));
         CU_ASSERT_STRING_EQUAL(strategy_at(i)->name, names[i]);
     }
     CU_ASSERT_PTR_NULL(strategy_find("netzero"));
-    CU_ASSERT_PTR_NULL(strategy_at(5));
+    CU_ASSERT_PTR_NULL(strategy_at(n));
     char err[256];
     CU_ASSERT_PTR_NULL(strategy_new("netzero", NULL, "gateway.params", err, sizeof err));
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "unknown strategy \"netzero\""));
