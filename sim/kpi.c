@@ -132,6 +132,21 @@ static const struct kpi_def table[KPI_COUNT] = {
                             "steps where an invariant (balance, SoC range) failed"},
     [KPI_VIEW_MISMATCHES] = {"view_mismatches", "count", 0, KPI_LOWER,
                              "registers where the gateway's view differed from the simulator"},
+    [KPI_STEP_SIZE_W] = {"step_size_w", "W", 1, KPI_NEUTRAL,
+                         "the largest change of the sites' summed uncontrolled net load (load + "
+                         "evse + boiler - pv) from one step to the next, at least 100 W; null "
+                         "without one. The step_* KPIs describe how the grid answers it"},
+    [KPI_STEP_SETTLING_S] = {"step_settling_s", "s", 1, KPI_LOWER,
+                             "from the step until the summed grid power stays within +/- "
+                             "max(5 % of the step, 50 W) up to the next change of more than half "
+                             "the step (or the end of the run)"},
+    [KPI_STEP_OVERSHOOT_PCT] = {"step_overshoot_pct", "%", 2, KPI_LOWER,
+                                "the largest grid excursion opposite to the step after it, as a "
+                                "percentage of the step (a load step up that ends in export)"},
+    [KPI_STEP_RESIDUAL_RMS_W] = {"step_residual_rms_w", "W", 1, KPI_LOWER,
+                                 "RMS of the summed grid power from 5 minutes after the step to "
+                                 "the end of its window: what is left once the loop has settled "
+                                 "(large when it oscillates)"},
     [KPI_COST_REDUCTION_PCT] = {"cost_reduction_pct", "%", 3, KPI_HIGHER,
                                 "100 x (baseline net_cost - net_cost) / |baseline net_cost|; 0 "
                                 "when the baseline's net_cost is 0"},
@@ -174,6 +189,11 @@ struct kpi_acc {
     double last_win_w;
     double peak_win_w;
     double capacity_wh;
+    /* step response (KPI_STEP_*) */
+    double tick_net_w, prev_net_w;
+    int have_prev_net, step_open;
+    double step_w, step_overshoot_w, step_sq_w2;
+    int64_t step_t_ms, step_last_out_ms, step_sq_ms;
     uint32_t (*clamped)[CLAMP_SLOTS]; /* per site: reasons clamped in the previous cycle */
 };
 
@@ -235,6 +255,42 @@ void kpi_acc_site(struct kpi_acc *a, size_t site, const struct kpi_sample *s, in
     }
     a->v[KPI_BOILER_BELOW_MIN_S] += s->boilers_below_min * (dt_ms / 1000.0);
     a->tick_grid_w += s->grid_w;
+    a->tick_net_w += s->load_w + s->evse_w + s->boiler_w - s->pv_w;
+}
+
+/* The step response, streamed: a new largest step restarts the measurement; a later change
+ * of more than half of it ends the window (the loop is answering something else then). */
+static void step_response(struct kpi_acc *a, int64_t t_ms, int64_t dt_ms)
+{
+    double grid = a->tick_grid_w, net = a->tick_net_w;
+    if (a->have_prev_net) {
+        double d = net - a->prev_net_w;
+        if (fabs(d) >= 100 && fabs(d) > fabs(a->step_w)) {
+            a->step_w = d;
+            a->step_t_ms = t_ms - dt_ms;
+            a->step_last_out_ms = a->step_t_ms;
+            a->step_overshoot_w = 0;
+            a->step_sq_w2 = 0;
+            a->step_sq_ms = 0;
+            a->step_open = 1;
+        } else if (a->step_open && fabs(d) > fabs(a->step_w) / 2) {
+            a->step_open = 0;
+        }
+    }
+    a->prev_net_w = net;
+    a->have_prev_net = 1;
+    if (!a->step_open)
+        return;
+    double band = fmax(0.05 * fabs(a->step_w), 50.0);
+    if (fabs(grid) > band)
+        a->step_last_out_ms = t_ms;
+    double opposite = a->step_w > 0 ? -grid : grid;
+    if (opposite > a->step_overshoot_w)
+        a->step_overshoot_w = opposite;
+    if (t_ms - dt_ms >= a->step_t_ms + 5 * 60 * 1000) {
+        a->step_sq_w2 += grid * grid * (double)dt_ms;
+        a->step_sq_ms += dt_ms;
+    }
 }
 
 static void close_window(struct kpi_acc *a)
@@ -258,7 +314,9 @@ void kpi_acc_tick_end(struct kpi_acc *a, int64_t t_ms, int64_t dt_ms)
     /* a step belongs to the window holding its start */
     if ((t_ms - dt_ms) / WINDOW_MS != t_ms / WINDOW_MS)
         close_window(a);
+    step_response(a, t_ms, dt_ms);
     a->tick_grid_w = 0;
+    a->tick_net_w = 0;
 }
 
 double kpi_acc_window_import_w(const struct kpi_acc *a)
@@ -352,6 +410,12 @@ void kpi_acc_result(const struct kpi_acc *a, struct kpi_set *out)
         out->v[KPI_BATTERY_CHARGE_KWH] + out->v[KPI_BATTERY_DISCHARGE_KWH];
     out->v[KPI_BATTERY_EQUIVALENT_CYCLES] =
         a->capacity_wh > 0 ? out->v[KPI_BATTERY_THROUGHPUT_KWH] * 1000.0 / (2 * a->capacity_wh) : 0;
+    int step = a->step_w != 0;
+    out->v[KPI_STEP_SIZE_W] = step ? fabs(a->step_w) : NAN;
+    out->v[KPI_STEP_SETTLING_S] = step ? (a->step_last_out_ms - a->step_t_ms) / 1000.0 : NAN;
+    out->v[KPI_STEP_OVERSHOOT_PCT] = step ? 100.0 * a->step_overshoot_w / fabs(a->step_w) : NAN;
+    out->v[KPI_STEP_RESIDUAL_RMS_W] =
+        step && a->step_sq_ms > 0 ? sqrt(a->step_sq_w2 / (double)a->step_sq_ms) : NAN;
     for (int i = KPI_VS_FIRST; i < KPI_COUNT; i++)
         out->v[i] = NAN;
 }

@@ -55,6 +55,10 @@ enum kpi_id {
     KPI_BOILER_BELOW_MIN_S,
     KPI_CHECK_FAILURES,
     KPI_VIEW_MISMATCHES,
+    KPI_STEP_SIZE_W, /* the response of the site to its largest uncontrolled load step */
+    KPI_STEP_SETTLING_S,
+    KPI_STEP_OVERSHOOT_PCT,
+    KPI_STEP_RESIDUAL_RMS_W,
     KPI_VS_FIRST, /* deltas against the baseline */
     KPI_COST_REDUCTION_PCT = KPI_VS_FIRST,
     KPI_PEAK_REDUCTION_PCT,

@@ -155,6 +155,50 @@ static void test_vs_baseline(void)
     CU_ASSERT_EQUAL(run.v[KPI_PEAK_INSTANT_REDUCTION_PCT], 0); /* baseline peak 0 */
 }
 
+/* A 3 kW load step at 60 s answered by a battery with a 10 s time constant and a small
+ * overshoot: settling, overshoot and residual as defined in docs/kpis.md; then a second,
+ * smaller step closes the window. */
+static void test_step_response(void)
+{
+    struct kpi_acc *a = kpi_acc_new(1, 0.05, 0.95);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    int64_t t = 0;
+    for (int i = 0; i < 900; i++) {
+        double load = i < 60 ? 500 : i < 700 ? 3500 : 1000;
+        double grid = 0;
+        if (i >= 60 && i < 700) {
+            double k = i - 60;
+            /* 3 kW decaying with tau 10 s, then a 200 W export dip around 40-50 s */
+            grid = 3000 * exp(-k / 10.0) - (k >= 40 && k < 50 ? 200 : 0);
+        }
+        struct kpi_sample s = flat(grid, 0, 0);
+        s.load_w = load;
+        kpi_acc_site(a, 0, &s, 1000);
+        t += 1000;
+        kpi_acc_tick_end(a, t, 1000);
+    }
+    struct kpi_set k;
+    kpi_acc_result(a, &k);
+    CU_ASSERT(fabs(k.v[KPI_STEP_SIZE_W] - 3000) < 1e-9);
+    /* |grid| > 150 W until 3000 e^(-k/10) <= 150, i.e. k = 30 (29.96), and the dip to -200 W
+     * during 40..49: the last sample out of the band is k = 49, which ends at 60 + 50 s */
+    CU_ASSERT(fabs(k.v[KPI_STEP_SETTLING_S] - 50) < 1e-9);
+    CU_ASSERT(fabs(k.v[KPI_STEP_OVERSHOOT_PCT] - 100.0 * (200 - 3000 * exp(-4.9)) / 3000) < 1e-6);
+    /* residual from 5 min after the step (k >= 300) to the end of the window (k < 640): ~0 W */
+    CU_ASSERT(k.v[KPI_STEP_RESIDUAL_RMS_W] < 1);
+    kpi_acc_free(a);
+    /* without a step of 100 W or more the step KPIs are null */
+    a = kpi_acc_new(1, 0.05, 0.95);
+    for (t = 1000; t <= 100000; t += 1000) {
+        struct kpi_sample s = flat(10, 0, 0);
+        kpi_acc_site(a, 0, &s, 1000);
+        kpi_acc_tick_end(a, t, 1000);
+    }
+    kpi_acc_result(a, &k);
+    CU_ASSERT(isnan(k.v[KPI_STEP_SIZE_W]) && isnan(k.v[KPI_STEP_SETTLING_S]));
+    kpi_acc_free(a);
+}
+
 static void test_table_and_json(void)
 {
     for (int i = 0; i < KPI_COUNT; i++) {
@@ -201,5 +245,6 @@ void test_register_kpi(void)
     CU_add_test(s, "battery throughput and SoC limits", test_battery_and_soc);
     CU_add_test(s, "interlocks counted on rising edges", test_interlock_edges);
     CU_add_test(s, "deltas against the baseline", test_vs_baseline);
+    CU_add_test(s, "step response", test_step_response);
     CU_add_test(s, "table and sorted JSON members", test_table_and_json);
 }
