@@ -5,6 +5,7 @@
  * with separators that cannot occur in a number. Asset ids are sanitised on output (any of
  * , ; : = @ > " or a control character becomes '_') so a strange id cannot break the row. */
 #include "gateway/decision.h"
+#include "gateway/fmtnum.h"
 
 #include <errno.h>
 #include <math.h>
@@ -150,6 +151,25 @@ static void put(struct out *o, const char *fmt, ...)
     o->pos += (size_t)n;
 }
 
+/* Appends a string without printf (the CSV rows are written every cycle of long runs). */
+static void put_str(struct out *o, const char *str, size_t n)
+{
+    if (o->overflow || o->pos + n >= o->len) {
+        o->overflow = 1;
+        o->pos = o->len;
+        return;
+    }
+    memcpy(o->buf + o->pos, str, n);
+    o->pos += n;
+    o->buf[o->pos] = '\0';
+}
+
+static void put_fixed(struct out *o, double v, int decimals)
+{
+    char tmp[FMTNUM_MAX];
+    put_str(o, tmp, fmt_fixed(tmp, v, decimals));
+}
+
 static void put_id(struct out *o, const char *id)
 {
     char clean[PROCIMG_ID_LEN];
@@ -159,7 +179,7 @@ static void put_id(struct out *o, const char *id)
         clean[i] = (ch < 0x20 || ch == 0x7f || strchr(",;:=@>\"", ch)) ? '_' : (char)ch;
     }
     clean[i] = '\0';
-    put(o, "%s", clean);
+    put_str(o, clean, i);
 }
 
 /* NaN prints as "nan" on glibc with any precision; spelled out here so the output does not
@@ -167,14 +187,14 @@ static void put_id(struct out *o, const char *id)
 static void put_num(struct out *o, double v)
 {
     if (isnan(v))
-        put(o, "nan");
+        put_str(o, "nan", 3);
     else
-        put(o, "%.3f", v);
+        put_fixed(o, v, 3);
 }
 
 static void put_w(struct out *o, double v)
 {
-    put(o, ",");
+    put_str(o, ",", 1);
     put_num(o, v);
 }
 
@@ -202,10 +222,11 @@ int decision_csv_row(const struct decision *dm, char *buf, size_t len)
     put(&o, "%lld,", (long long)dm->now_ms);
     put_id(&o, dm->strategy);
     put_w(&o, dm->grid_w);
+    put_str(&o, ",", 1);
     if (isnan(dm->soc))
-        put(&o, ",nan");
+        put_str(&o, "nan", 3);
     else
-        put(&o, ",%.6f", dm->soc);
+        put_fixed(&o, dm->soc, 6);
     put_w(&o, dm->battery_w);
     put_w(&o, dm->pv_w);
     put_w(&o, dm->target_w);

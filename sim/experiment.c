@@ -26,21 +26,6 @@ const char *experiment_strategy(const struct scenario *sc)
     return cJSON_IsString(s) ? s->valuestring : "null";
 }
 
-static int hash_file(struct sha256 *h, const char *dir, const char *name)
-{
-    char path[1200], buf[65536];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return -errno;
-    sha256_update(h, name, strlen(name) + 1);
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-        sha256_update(h, buf, n);
-    fclose(f);
-    return 0;
-}
-
 static void json_string(FILE *f, const char *s)
 {
     fputc('"', f);
@@ -182,16 +167,13 @@ int experiment_run(const struct scenario *sc, const struct experiment_opts *o,
         snprintf(err, errlen, "%s/kpis.json: cannot write: %s", o->run.out_dir, strerror(-rc));
         return rc;
     }
-    struct sha256 h;
+    /* the run's three files are already in its hash state: add kpis.json */
+    struct sha256 h = res->run.digest_ctx;
     uint8_t d[32];
-    sha256_init(&h);
-    static const char *const digested[] = {"timeseries.csv", "decisions.csv", "events.log",
-                                           "kpis.json"};
-    for (size_t i = 0; i < sizeof digested / sizeof digested[0]; i++)
-        if (hash_file(&h, o->run.out_dir, digested[i]) != 0) {
-            snprintf(err, errlen, "%s: cannot read the outputs back", o->run.out_dir);
-            return -EIO;
-        }
+    if (runner_hash_file(&h, o->run.out_dir, "kpis.json") != 0) {
+        snprintf(err, errlen, "%s: cannot read the outputs back", o->run.out_dir);
+        return -EIO;
+    }
     sha256_final(&h, d);
     sha256_to_hex(d, res->digest);
 

@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include "gateway/controller.h"
+#include "gateway/sha256.h"
 #include "sim/kpi.h"
 #include "sim/scenario.h"
 
@@ -42,6 +43,7 @@ struct runner_opts {
 
 struct runner_result {
     char digest[65];       /* SHA-256 of the three output files */
+    struct sha256 digest_ctx; /* the hash state after them (not final): extend it, no re-read */
     struct kpi_set kpis;   /* vs_baseline entries NaN */
     int64_t ticks;         /* steps run */
     uint64_t cycles;       /* gateway cycles, all sites */
@@ -56,5 +58,8 @@ struct runner_result {
  * -errno with err filled when it could not run (bad gateway section, I/O error, ...). */
 int runner_run(const struct scenario *sc, const struct runner_opts *o, struct runner_result *res,
                char *err, size_t errlen);
+
+/* Feeds "name\0" and the file dir/name into h (the digest's framing). 0 or -errno. */
+int runner_hash_file(struct sha256 *h, const char *dir, const char *name);
 
 #endif
