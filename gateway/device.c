@@ -538,6 +538,24 @@ const uint16_t *device_mirror(const struct device *d, uint16_t *start, size_t *c
     return d->mirror;
 }
 
+size_t device_polled_blocks(const struct device *d, uint16_t *addr, uint16_t *n, size_t max)
+{
+    if (!d->discovered)
+        return 0;
+    if (d->map) {
+        if (max > 0) {
+            addr[0] = 0;
+            n[0] = (uint16_t)d->mirror_count;
+        }
+        return 1;
+    }
+    for (size_t i = 0; i < d->n_blocks && i < max; i++) {
+        addr[i] = d->blocks[i].addr;
+        n[i] = d->blocks[i].n;
+    }
+    return d->n_blocks;
+}
+
 const struct device_cfg *device_cfg(const struct device *d)
 {
     return &d->cfg;

@@ -42,6 +42,11 @@ uint64_t device_transactions(const struct device *d);
 const uint16_t *device_mirror(const struct device *d, uint16_t *start, size_t *count,
                               const uint8_t **valid);
 
+/* The register blocks every poll reads (absolute addresses), at most max of them: the part of
+ * the mirror that device_mirror's valid[] marks. Returns how many there are (0 before the
+ * first discovery). */
+size_t device_polled_blocks(const struct device *d, uint16_t *addr, uint16_t *n, size_t max);
+
 const struct device_cfg *device_cfg(const struct device *d);
 
 #endif

@@ -9,34 +9,52 @@
 
 #define EVSE_VOLTAGE_V 230.0 /* per phase, the nominal low-voltage supply (IEC 60038) */
 
-static const struct devmap_point evse_points[] = {
-    {"MapId", 0, DM_U16, 0, 0},
-    {"MapVersion", 1, DM_U16, 0, 0},
-    {"State", 2, DM_U16, 0, 0},
-    {"Phases", 3, DM_U16, 0, 0},
-    {"MinCurrent", 4, DM_U16, -1, 0},
-    {"MaxCurrent", 5, DM_U16, -1, 0},
-    {"CurrentLimit", 6, DM_U16, -1, 1},
-    {"Enable", 7, DM_U16, 0, 1},
-    {"ActiveCurrentLimit", 8, DM_U16, -1, 0},
-    {"Power", 9, DM_I32, 0, 0},
-    {"Current", 11, DM_U16, -1, 0},
-    {"SessionEnergy", 12, DM_U32, 0, 0},
-    {"TotalEnergy", 14, DM_U32, 0, 0},
-    {"SessionNeedRemaining", 16, DM_U32, 0, 0},
-    {"FaultCode", 18, DM_U16, 0, 0},
-    {"FailsafeTimeout", 19, DM_U16, 0, 1},
-    {"FailsafeCurrent", 20, DM_U16, -1, 1},
+/* Point indexes, so the per-poll decoding needs no name lookups. */
+enum evse_pt {
+    EV_MAP_ID, EV_MAP_VERSION, EV_STATE, EV_PHASES, EV_MIN_CURRENT, EV_MAX_CURRENT,
+    EV_CURRENT_LIMIT, EV_ENABLE, EV_ACTIVE_LIMIT, EV_POWER, EV_CURRENT, EV_SESSION_ENERGY,
+    EV_TOTAL_ENERGY, EV_NEED, EV_FAULT, EV_FS_TIMEOUT, EV_FS_CURRENT, EV_N
+};
+enum boiler_pt {
+    BO_MAP_ID, BO_MAP_VERSION, BO_STATE, BO_TANK_TEMP, BO_TEMP_SETPOINT, BO_POWER, BO_POWER_LIMIT,
+    BO_SG_MODE, BO_COMMAND, BO_FAULT, BO_TEMP_MAX, BO_RATED, BO_ENERGY, BO_HEAT_DEMAND, BO_N
 };
 
-static const struct devmap_point boiler_points[] = {
-    {"MapId", 0, DM_U16, 0, 0},        {"MapVersion", 1, DM_U16, 0, 0},
-    {"State", 2, DM_U16, 0, 0},        {"TankTemp", 3, DM_I16, -1, 0},
-    {"TempSetpoint", 4, DM_I16, -1, 1}, {"Power", 5, DM_U16, 0, 0},
-    {"PowerLimit", 6, DM_U16, 0, 1},   {"SgReadyMode", 7, DM_U16, 0, 1},
-    {"Command", 8, DM_U16, 0, 1},      {"FaultCode", 9, DM_U16, 0, 0},
-    {"TempMax", 10, DM_I16, -1, 0},    {"RatedPower", 11, DM_U16, 0, 0},
-    {"Energy", 12, DM_U32, 0, 0},      {"HeatDemand", 14, DM_U16, 0, 0},
+static const struct devmap_point evse_points[EV_N] = {
+    [EV_MAP_ID] = {"MapId", 0, DM_U16, 0, 0},
+    [EV_MAP_VERSION] = {"MapVersion", 1, DM_U16, 0, 0},
+    [EV_STATE] = {"State", 2, DM_U16, 0, 0},
+    [EV_PHASES] = {"Phases", 3, DM_U16, 0, 0},
+    [EV_MIN_CURRENT] = {"MinCurrent", 4, DM_U16, -1, 0},
+    [EV_MAX_CURRENT] = {"MaxCurrent", 5, DM_U16, -1, 0},
+    [EV_CURRENT_LIMIT] = {"CurrentLimit", 6, DM_U16, -1, 1},
+    [EV_ENABLE] = {"Enable", 7, DM_U16, 0, 1},
+    [EV_ACTIVE_LIMIT] = {"ActiveCurrentLimit", 8, DM_U16, -1, 0},
+    [EV_POWER] = {"Power", 9, DM_I32, 0, 0},
+    [EV_CURRENT] = {"Current", 11, DM_U16, -1, 0},
+    [EV_SESSION_ENERGY] = {"SessionEnergy", 12, DM_U32, 0, 0},
+    [EV_TOTAL_ENERGY] = {"TotalEnergy", 14, DM_U32, 0, 0},
+    [EV_NEED] = {"SessionNeedRemaining", 16, DM_U32, 0, 0},
+    [EV_FAULT] = {"FaultCode", 18, DM_U16, 0, 0},
+    [EV_FS_TIMEOUT] = {"FailsafeTimeout", 19, DM_U16, 0, 1},
+    [EV_FS_CURRENT] = {"FailsafeCurrent", 20, DM_U16, -1, 1},
+};
+
+static const struct devmap_point boiler_points[BO_N] = {
+    [BO_MAP_ID] = {"MapId", 0, DM_U16, 0, 0},
+    [BO_MAP_VERSION] = {"MapVersion", 1, DM_U16, 0, 0},
+    [BO_STATE] = {"State", 2, DM_U16, 0, 0},
+    [BO_TANK_TEMP] = {"TankTemp", 3, DM_I16, -1, 0},
+    [BO_TEMP_SETPOINT] = {"TempSetpoint", 4, DM_I16, -1, 1},
+    [BO_POWER] = {"Power", 5, DM_U16, 0, 0},
+    [BO_POWER_LIMIT] = {"PowerLimit", 6, DM_U16, 0, 1},
+    [BO_SG_MODE] = {"SgReadyMode", 7, DM_U16, 0, 1},
+    [BO_COMMAND] = {"Command", 8, DM_U16, 0, 1},
+    [BO_FAULT] = {"FaultCode", 9, DM_U16, 0, 0},
+    [BO_TEMP_MAX] = {"TempMax", 10, DM_I16, -1, 0},
+    [BO_RATED] = {"RatedPower", 11, DM_U16, 0, 0},
+    [BO_ENERGY] = {"Energy", 12, DM_U32, 0, 0},
+    [BO_HEAT_DEMAND] = {"HeatDemand", 14, DM_U16, 0, 0},
 };
 
 static const struct devmap maps[] = {
@@ -107,34 +125,31 @@ int devmap_set(const struct devmap_point *p, uint16_t *regs, double v)
     return 0;
 }
 
-static double get(const struct devmap *m, const uint16_t *regs, const char *name)
-{
-    const struct devmap_point *p = devmap_point(m, name);
-    return p ? devmap_get(p, regs) : NAN;
-}
-
 int devmap_decode(const struct devmap *m, const uint16_t *regs, size_t n,
                   const struct device_cfg *cfg, struct procimg_dev *o)
 {
     if (n < m->count || regs[0] != m->map_id)
         return -EPROTO;
-    o->power_w = get(m, regs, "Power");
-    if (!strcmp(m->driver, "derloop-evse")) {
-        int letter = (int)get(m, regs, "State");
+    if (m->points == evse_points) {
+        const struct devmap_point *e = evse_points;
+        int letter = (int)devmap_get(&e[EV_STATE], regs);
+        double phases = devmap_get(&e[EV_PHASES], regs);
+        o->power_w = devmap_get(&e[EV_POWER], regs);
         o->evse_state = letter >= 'A' && letter <= 'F' ? letter - 'A' : -1;
-        o->evse_current_a = get(m, regs, "Current");
-        double phases = get(m, regs, "Phases");
-        o->rated_w = get(m, regs, "MaxCurrent") * EVSE_VOLTAGE_V * (phases > 0 ? phases : 1);
+        o->evse_current_a = devmap_get(&e[EV_CURRENT], regs);
+        o->evse_min_a = devmap_get(&e[EV_MIN_CURRENT], regs);
+        o->evse_max_a = devmap_get(&e[EV_MAX_CURRENT], regs);
+        o->rated_w = o->evse_max_a * EVSE_VOLTAGE_V * (phases > 0 ? phases : 1);
         o->evse_phases = phases == 1 || phases == 3 ? (int)phases : 0;
-        o->evse_min_a = get(m, regs, "MinCurrent");
-        o->evse_max_a = get(m, regs, "MaxCurrent");
-        o->evse_session_wh = get(m, regs, "SessionEnergy");
-        o->evse_need_wh = get(m, regs, "SessionNeedRemaining");
+        o->evse_session_wh = devmap_get(&e[EV_SESSION_ENERGY], regs);
+        o->evse_need_wh = devmap_get(&e[EV_NEED], regs);
     } else {
-        o->boiler_state = (int)get(m, regs, "State");
-        o->boiler_temperature_c = get(m, regs, "TankTemp");
-        o->rated_w = get(m, regs, "RatedPower");
-        o->boiler_heat_demand = (int)get(m, regs, "HeatDemand") != 0;
+        const struct devmap_point *b = boiler_points;
+        o->power_w = devmap_get(&b[BO_POWER], regs);
+        o->boiler_state = (int)devmap_get(&b[BO_STATE], regs);
+        o->boiler_temperature_c = devmap_get(&b[BO_TANK_TEMP], regs);
+        o->rated_w = devmap_get(&b[BO_RATED], regs);
+        o->boiler_heat_demand = (int)devmap_get(&b[BO_HEAT_DEMAND], regs) != 0;
     }
     (void)cfg;
     return 0;
