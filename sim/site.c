@@ -43,6 +43,7 @@ struct site {
     struct site_event *events;
     size_t next_event; /* events before this index have ended (or begun and never end) */
     struct site_balance bal;
+    int no_images; /* site_set_images(s, 0): physics alone, for the benchmark */
 };
 
 const struct site_cfg *site_cfg(const struct site *s)
@@ -324,7 +325,7 @@ void site_step(struct site *s, int64_t now_ms, int64_t dt_ms)
     if (s->next_event < s->n_events)
         run_events(s, now_ms);
 
-    for (size_t i = 0; i < s->n_assets; i++)
+    for (size_t i = 0; i < s->n_assets && !s->no_images; i++)
         if (s->assets[i].img)
             regmap_read_controls(&s->assets[i], now_ms);
 
@@ -366,11 +367,16 @@ void site_step(struct site *s, int64_t now_ms, int64_t dt_ms)
                        a->m.meter.p.role == METER_GRID ? b.grid_w : b.load_w);
     }
 
-    for (size_t i = 0; i < s->n_assets; i++) {
+    for (size_t i = 0; i < s->n_assets && !s->no_images; i++) {
         struct sim_asset *a = &s->assets[i];
         if (a->img && !a->frozen)
             regmap_publish(a, now_ms + dt_ms);
     }
+}
+
+void site_set_images(struct site *s, int on)
+{
+    s->no_images = !on;
 }
 
 /* ---- invariants ------------------------------------------------------------------------------ */

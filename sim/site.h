@@ -24,6 +24,10 @@ void site_free(struct site *s);
  * the images are refreshed (unless frozen). */
 void site_step(struct site *s, int64_t now_ms, int64_t dt_ms);
 
+/* on = 0: site_step leaves the register images alone (no control points read, nothing
+ * published): the physics alone, for the benchmark. Default on. */
+void site_set_images(struct site *s, int on);
+
 const struct site_cfg *site_cfg(const struct site *s);
 size_t site_n_assets(const struct site *s);
 struct sim_asset *site_asset(struct site *s, size_t i);
