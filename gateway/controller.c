@@ -193,8 +193,8 @@ static void read_devices(struct controller *c, int64_t now_ms, int *errors)
         if (rc) {
             (*errors)++;
             if (c->was_online[i] || rc != c->last_rc[i])
-                logf_(c, "site=%s asset=%s event=offline rc=%d reason=\"%s\"", site,
-                      o->asset_id, rc, bus_strerror(rc));
+                logf_(c, "site=%s asset=%s event=offline rc=%d reason=\"%s\"", site, o->asset_id,
+                      rc, bus_strerror(rc));
             c->was_online[i] = 0;
         } else if (!c->was_online[i]) {
             logf_(c, "site=%s asset=%s event=online", site, o->asset_id);

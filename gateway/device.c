@@ -20,23 +20,23 @@
 #define MIRROR_MAX 2048 /* registers mirrored per device (a battery image is about 420) */
 #define MAX_MODELS 16
 #define MAX_BLOCKS 8
-#define MAX_ROWS 16
+#define MAX_ROWS   16
 
 enum field {
-    F_POWER,       /* W, site sign */
-    F_SOC,         /* 0..1 */
-    F_SOC_MAX,     /* 0..1 */
-    F_SOC_MIN,     /* 0..1 */
-    F_TEMP,        /* °C */
-    F_VOLT,        /* V (battery DC) */
-    F_A_CHA_MAX,   /* A */
-    F_A_DIS_MAX,   /* A */
-    F_CAPACITY,    /* Wh */
-    F_RATED,       /* W */
-    F_PV_LIM_ENA,  /* 0/1 */
-    F_PV_LIM_PCT,  /* 0..1 */
-    F_HZ,          /* Hz */
-    F_METER_EVT,   /* SunSpec 203 Evt bits */
+    F_POWER,      /* W, site sign */
+    F_SOC,        /* 0..1 */
+    F_SOC_MAX,    /* 0..1 */
+    F_SOC_MIN,    /* 0..1 */
+    F_TEMP,       /* °C */
+    F_VOLT,       /* V (battery DC) */
+    F_A_CHA_MAX,  /* A */
+    F_A_DIS_MAX,  /* A */
+    F_CAPACITY,   /* Wh */
+    F_RATED,      /* W */
+    F_PV_LIM_ENA, /* 0/1 */
+    F_PV_LIM_PCT, /* 0..1 */
+    F_HZ,         /* Hz */
+    F_METER_EVT,  /* SunSpec 203 Evt bits */
 };
 
 struct row {
@@ -49,10 +49,14 @@ struct row {
 
 /* Battery: 701 W is documented positive for injection, i.e. discharge: the site sign. */
 static const struct row battery_rows[] = {
-    {701, "W", F_POWER, 1, 1},           {701, "TmpCab", F_TEMP, 1, 1},
-    {713, "SoC", F_SOC, 0.01, 1},        {713, "WHRtg", F_CAPACITY, 1, 0},
-    {802, "SoCMax", F_SOC_MAX, 0.01, 1}, {802, "SoCMin", F_SOC_MIN, 0.01, 1},
-    {802, "V", F_VOLT, 1, 1},            {802, "AChaMax", F_A_CHA_MAX, 1, 1},
+    {701, "W", F_POWER, 1, 1},
+    {701, "TmpCab", F_TEMP, 1, 1},
+    {713, "SoC", F_SOC, 0.01, 1},
+    {713, "WHRtg", F_CAPACITY, 1, 0},
+    {802, "SoCMax", F_SOC_MAX, 0.01, 1},
+    {802, "SoCMin", F_SOC_MIN, 0.01, 1},
+    {802, "V", F_VOLT, 1, 1},
+    {802, "AChaMax", F_A_CHA_MAX, 1, 1},
     {802, "ADisChaMax", F_A_DIS_MAX, 1, 1},
 };
 static const struct row pv_rows[] = {
@@ -162,8 +166,8 @@ static int sunspec_discover(struct device *d)
     int probe_rc = bus_read_counted(d, SUNSPEC_BASE_ADDR, 2, probe);
     if (probe_rc && (bus_rc_retryable(probe_rc) || probe_rc == BUS_EOPEN))
         return probe_rc;
-    int rc = sunspec_walk(walk_read, d, d->models, MAX_MODELS, &n_found, &base, d->mirror,
-                          MIRROR_MAX);
+    int rc =
+        sunspec_walk(walk_read, d, d->models, MAX_MODELS, &n_found, &base, d->mirror, MIRROR_MAX);
     if (rc)
         return rc == -ENOENT && probe_rc ? probe_rc : rc; /* the device's own answer */
     d->n_models = n_found;
@@ -372,8 +376,8 @@ static int sunspec_write_pv(struct device *d, double limit_w)
     sunspec_write_raw(ena, tmp, enable);
     sunspec_write_raw(pct, tmp, raw);
     d->transactions++;
-    int rc = bus_write(d->bus, d->cfg.unit_id, (uint16_t)(f->start + ena->offset), 2,
-                       tmp + ena->offset);
+    int rc =
+        bus_write(d->bus, d->cfg.unit_id, (uint16_t)(f->start + ena->offset), 2, tmp + ena->offset);
     if (rc == 0)
         memcpy(model + ena->offset, tmp + ena->offset, 2 * sizeof(uint16_t));
     return rc;
@@ -396,8 +400,7 @@ static enum procimg_type image_type(const struct device_cfg *c)
     return PROCIMG_BATTERY;
 }
 
-struct device *device_new(const struct device_cfg *cfg, struct bus *bus, char *err,
-                          size_t errlen)
+struct device *device_new(const struct device_cfg *cfg, struct bus *bus, char *err, size_t errlen)
 {
     struct device *d = calloc(1, sizeof *d);
     if (!d) {

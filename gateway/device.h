@@ -16,8 +16,7 @@
 struct device;
 
 /* Returns NULL with err filled when the configuration names no known driver. */
-struct device *device_new(const struct device_cfg *cfg, struct bus *bus, char *err,
-                          size_t errlen);
+struct device *device_new(const struct device_cfg *cfg, struct bus *bus, char *err, size_t errlen);
 void device_free(struct device *d);
 
 /* Reads the device at now_ms into out (asset id, type, measurements; online = 1 on success,

@@ -11,13 +11,41 @@
 
 /* Point indexes, so the per-poll decoding needs no name lookups. */
 enum evse_pt {
-    EV_MAP_ID, EV_MAP_VERSION, EV_STATE, EV_PHASES, EV_MIN_CURRENT, EV_MAX_CURRENT,
-    EV_CURRENT_LIMIT, EV_ENABLE, EV_ACTIVE_LIMIT, EV_POWER, EV_CURRENT, EV_SESSION_ENERGY,
-    EV_TOTAL_ENERGY, EV_NEED, EV_FAULT, EV_FS_TIMEOUT, EV_FS_CURRENT, EV_N
+    EV_MAP_ID,
+    EV_MAP_VERSION,
+    EV_STATE,
+    EV_PHASES,
+    EV_MIN_CURRENT,
+    EV_MAX_CURRENT,
+    EV_CURRENT_LIMIT,
+    EV_ENABLE,
+    EV_ACTIVE_LIMIT,
+    EV_POWER,
+    EV_CURRENT,
+    EV_SESSION_ENERGY,
+    EV_TOTAL_ENERGY,
+    EV_NEED,
+    EV_FAULT,
+    EV_FS_TIMEOUT,
+    EV_FS_CURRENT,
+    EV_N
 };
 enum boiler_pt {
-    BO_MAP_ID, BO_MAP_VERSION, BO_STATE, BO_TANK_TEMP, BO_TEMP_SETPOINT, BO_POWER, BO_POWER_LIMIT,
-    BO_SG_MODE, BO_COMMAND, BO_FAULT, BO_TEMP_MAX, BO_RATED, BO_ENERGY, BO_HEAT_DEMAND, BO_N
+    BO_MAP_ID,
+    BO_MAP_VERSION,
+    BO_STATE,
+    BO_TANK_TEMP,
+    BO_TEMP_SETPOINT,
+    BO_POWER,
+    BO_POWER_LIMIT,
+    BO_SG_MODE,
+    BO_COMMAND,
+    BO_FAULT,
+    BO_TEMP_MAX,
+    BO_RATED,
+    BO_ENERGY,
+    BO_HEAT_DEMAND,
+    BO_N
 };
 
 static const struct devmap_point evse_points[EV_N] = {
@@ -59,8 +87,7 @@ static const struct devmap_point boiler_points[BO_N] = {
 
 static const struct devmap maps[] = {
     {"derloop-evse", 0x4556, 21, sizeof evse_points / sizeof evse_points[0], evse_points},
-    {"derloop-boiler", 0x424F, 15, sizeof boiler_points / sizeof boiler_points[0],
-     boiler_points},
+    {"derloop-boiler", 0x424F, 15, sizeof boiler_points / sizeof boiler_points[0], boiler_points},
 };
 
 const struct devmap *devmap_find(const char *driver)

@@ -16,7 +16,7 @@ struct devmap_point {
     const char *name;
     uint16_t addr; /* 0-based PDU address */
     enum devmap_type type;
-    int8_t sf;     /* engineering value = raw * 10^sf */
+    int8_t sf; /* engineering value = raw * 10^sf */
     uint8_t writable;
 };
 

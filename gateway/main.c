@@ -102,8 +102,9 @@ int main(int argc, char **argv)
             break;
         case 'd':
             if (duration_parse(optarg, &duration_ms) != 0) {
-                fprintf(stderr, "der-gateway: --duration wants a duration such as 30s, got "
-                                "\"%s\"\n",
+                fprintf(stderr,
+                        "der-gateway: --duration wants a duration such as 30s, got "
+                        "\"%s\"\n",
                         optarg);
                 return 2;
             }
@@ -241,8 +242,8 @@ int main(int argc, char **argv)
             next = now + cfg->poll_period_ms;
     }
     snprintf(line, sizeof line, "event=stop site=%s cycles=%llu writes=%llu reason=%s",
-             cfg->site_id, (unsigned long long)cycles,
-             (unsigned long long)controller_writes(ctl), g_stop ? "signal" : "duration");
+             cfg->site_id, (unsigned long long)cycles, (unsigned long long)controller_writes(ctl),
+             g_stop ? "signal" : "duration");
     log_line(NULL, line);
     dispatch_free(disp);
     uplink_free(up);

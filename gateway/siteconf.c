@@ -102,11 +102,12 @@ const char *dev_type_name(enum dev_type t)
 
 static int parse_device(struct ctx *c, const cJSON *d, size_t i, struct device_cfg *out)
 {
-    static const char *const keys[] = {"asset_id", "type", "role", "driver", "host", "port",
-                                       "unit_id", "timeout", "invert_sign", "capacity_wh",
-                                       "max_charge_w", "max_discharge_w", "peak_w",
-                                       "min_current_a", "max_current_a", "phases", "rated_w",
-                                       NULL};
+    static const char *const keys[] = {"asset_id",    "type",          "role",
+                                       "driver",      "host",          "port",
+                                       "unit_id",     "timeout",       "invert_sign",
+                                       "capacity_wh", "max_charge_w",  "max_discharge_w",
+                                       "peak_w",      "min_current_a", "max_current_a",
+                                       "phases",      "rated_w",       NULL};
     char path[96], p[128];
     snprintf(path, sizeof path, "devices[%zu]", i);
     if (!cJSON_IsObject(d))
@@ -146,8 +147,8 @@ static int parse_device(struct ctx *c, const cJSON *d, size_t i, struct device_c
     const cJSON *drv = cJSON_GetObjectItemCaseSensitive(d, "driver");
     if (drv) {
         if (!cJSON_IsString(drv) || strcmp(drv->valuestring, def_driver))
-            return fail(c, AT("driver"), drv, "a %s uses driver \"%s\"",
-                        dev_type_name(out->type), def_driver);
+            return fail(c, AT("driver"), drv, "a %s uses driver \"%s\"", dev_type_name(out->type),
+                        def_driver);
     }
     strcpy(out->driver, def_driver);
     const cJSON *host = cJSON_GetObjectItemCaseSensitive(d, "host");
@@ -240,10 +241,10 @@ static int validate_inputs(struct ctx *c, struct siteconf *sc)
 
 static int validate(struct ctx *c, struct siteconf *sc)
 {
-    static const char *const keys[] = {"site_id", "gateway_id", "poll_period", "stale_after",
-                                       "devices", "strategy", "params", "safety", "split",
-                                       "uplink", "description", "start", "tariff",
-                                       "ev_departures", "constraints", NULL};
+    static const char *const keys[] = {"site_id", "gateway_id",    "poll_period", "stale_after",
+                                       "devices", "strategy",      "params",      "safety",
+                                       "split",   "uplink",        "description", "start",
+                                       "tariff",  "ev_departures", "constraints", NULL};
     const cJSON *root = sc->root;
     if (!cJSON_IsObject(root))
         return fail(c, "(root)", NULL, "must be a JSON object");

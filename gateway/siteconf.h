@@ -11,7 +11,7 @@
 
 #include "gateway/sitectx.h"
 
-#define SITECONF_ID_MAX 48 /* as PROCIMG_ID_LEN: ids travel into the process image */
+#define SITECONF_ID_MAX      48 /* as PROCIMG_ID_LEN: ids travel into the process image */
 #define SITECONF_MAX_DEVICES 64
 
 enum dev_type { DEV_BATTERY, DEV_PV, DEV_METER, DEV_EVSE, DEV_BOILER };
@@ -22,14 +22,14 @@ const char *dev_type_name(enum dev_type t);
 struct device_cfg {
     char asset_id[SITECONF_ID_MAX];
     enum dev_type type;
-    enum dev_role role;         /* meters only */
-    char driver[32];            /* "sunspec", "derloop-evse", "derloop-boiler" */
+    enum dev_role role; /* meters only */
+    char driver[32];    /* "sunspec", "derloop-evse", "derloop-boiler" */
     char host[128];
-    int port;                   /* 1..65535 */
-    int unit_id;                /* 0..255 */
-    int64_t timeout_ms;         /* response (and connect) timeout, default 500 */
-    int invert_sign;            /* meters: the device reports the opposite sign (203 leaves it to
-                                   vendors) */
+    int port;           /* 1..65535 */
+    int unit_id;        /* 0..255 */
+    int64_t timeout_ms; /* response (and connect) timeout, default 500 */
+    int invert_sign;    /* meters: the device reports the opposite sign (203 leaves it to
+                           vendors) */
     /* ratings (0 = unknown) */
     double capacity_wh, max_charge_w, max_discharge_w; /* battery */
     double peak_w;                                     /* pv */
@@ -46,7 +46,7 @@ struct siteconf {
     int64_t stale_after_ms;           /* data older than this is stale; default 3 poll periods */
     size_t n_devices;
     struct device_cfg devices[SITECONF_MAX_DEVICES];
-    char strategy[32]; /* default "null" */
+    char strategy[32];                             /* default "null" */
     const cJSON *params, *safety, *split, *uplink; /* inside root; NULL when absent */
     /* Stacked strategies: an array of {"strategy": NAME, "params": {...}} run after the
      * primary (docs/strategies.md, Stacking); inside root, NULL when absent. */
@@ -54,7 +54,7 @@ struct siteconf {
     /* "start", "tariff", "ev_departures": the calendar, prices and departures. der-gateway
      * sets ctx.start_unix_ms from the wall clock when the file has no "start". */
     struct sitectx ctx;
-    cJSON *root;                              /* owned */
+    cJSON *root; /* owned */
 };
 
 /* Parses and validates a configuration. origin names it in messages (a file path).

@@ -24,7 +24,8 @@ static void order_desc(const double *key, size_t *idx, size_t n)
         idx[i] = i;
     for (size_t i = 1; i < n; i++) {
         size_t v = idx[i], j = i;
-        while (j > 0 && (key[idx[j - 1]] < key[v] || (key[idx[j - 1]] == key[v] && idx[j - 1] > v))) {
+        while (j > 0 &&
+               (key[idx[j - 1]] < key[v] || (key[idx[j - 1]] == key[v] && idx[j - 1] > v))) {
             idx[j] = idx[j - 1];
             j--;
         }
@@ -149,8 +150,7 @@ int split_dispatch(const struct split_asset *a, size_t n, double total_w, double
         if (flags) {
             if (alloc_w[i] >= a[i].max_w - 1e-9 && a[i].max_w != a[i].min_w && alloc_w[i] != 0)
                 flags[i] |= SPLIT_AT_MAX;
-            else if (alloc_w[i] <= a[i].min_w + 1e-9 && a[i].max_w != a[i].min_w &&
-                     alloc_w[i] != 0)
+            else if (alloc_w[i] <= a[i].min_w + 1e-9 && a[i].max_w != a[i].min_w && alloc_w[i] != 0)
                 flags[i] |= SPLIT_AT_MIN;
         }
     }

@@ -15,8 +15,8 @@ struct split_asset {
 };
 
 enum split_flag {
-    SPLIT_AT_MIN = 1,   /* clamped to its minimum */
-    SPLIT_AT_MAX = 2,   /* clamped to its maximum */
+    SPLIT_AT_MIN = 1,     /* clamped to its minimum */
+    SPLIT_AT_MAX = 2,     /* clamped to its maximum */
     SPLIT_ROUNDED_UP = 4, /* received a remainder unit in the rounding */
 };
 

@@ -29,12 +29,12 @@ struct sim_asset {
         struct evse evse;
         struct boiler boiler;
     } m;
-    struct regimage *img;  /* owned (regmap_attach / regmap_detach); NULL for ASSET_LOAD
-                              unless it has a load meter map */
-    void *map_state;       /* owned by regmap */
+    struct regimage *img; /* owned (regmap_attach / regmap_detach); NULL for ASSET_LOAD
+                             unless it has a load meter map */
+    void *map_state;      /* owned by regmap */
     struct wirefault wire;
-    int frozen;            /* FAULT_FROZEN: regmap_publish is skipped */
-    int spike;             /* FAULT_SPIKE active */
+    int frozen; /* FAULT_FROZEN: regmap_publish is skipped */
+    int spike;  /* FAULT_SPIKE active */
     char spike_point[32];
     double spike_value;
 };

@@ -19,11 +19,11 @@ struct battery_params {
     double soc_low_band;    /* discharge derates linearly to 0 as SoC falls from this to 0 */
     double soc_high_band;   /* charge tapers linearly to 0 as SoC rises from this to 1 */
     double temp_init_c, temp_ambient_c;
-    double temp_tau_s;      /* thermal time constant, > 0 */
-    double temp_rise_c;     /* steady-state rise at full power: k_heat */
-    double temp_derate_c;   /* power limits derate linearly from here ... */
-    double temp_stop_c;     /* ... to zero here (and FAULT above it) */
-    double voltage_v;       /* nominal DC voltage, for currents in the register image */
+    double temp_tau_s;    /* thermal time constant, > 0 */
+    double temp_rise_c;   /* steady-state rise at full power: k_heat */
+    double temp_derate_c; /* power limits derate linearly from here ... */
+    double temp_stop_c;   /* ... to zero here (and FAULT above it) */
+    double voltage_v;     /* nominal DC voltage, for currents in the register image */
     struct response_params response;
 };
 
@@ -32,12 +32,12 @@ enum battery_state { BATTERY_STANDBY, BATTERY_RUNNING, BATTERY_THROTTLED, BATTER
 struct battery {
     struct battery_params p;
     enum battery_state state;
-    double energy_wh; /* stored energy */
-    double soc;       /* energy_wh / capacity_wh */
-    double setpoint_w;/* last commanded setpoint (+ discharge) */
-    double power_w;   /* delivered during the last step, after all limits */
+    double energy_wh;  /* stored energy */
+    double soc;        /* energy_wh / capacity_wh */
+    double setpoint_w; /* last commanded setpoint (+ discharge) */
+    double power_w;    /* delivered during the last step, after all limits */
     double temp_c;
-    int fault;        /* 0 = none; set by a scenario fault event, cleared by battery_reset */
+    int fault; /* 0 = none; set by a scenario fault event, cleared by battery_reset */
     double charged_wh, discharged_wh; /* AC side, accumulated */
     double loss_wh;                   /* conversion losses, accumulated */
     struct response resp;

@@ -10,15 +10,15 @@
 #include "sim/profile.h"
 
 struct boiler_params {
-    double rated_w;        /* heating element, > 0 */
-    double volume_l;       /* > 0 */
-    double ua_w_per_k;     /* tank loss coefficient */
-    double eta;            /* element efficiency (0, 1] */
+    double rated_w;    /* heating element, > 0 */
+    double volume_l;   /* > 0 */
+    double ua_w_per_k; /* tank loss coefficient */
+    double eta;        /* element efficiency (0, 1] */
     double temp_init_c, temp_ambient_c, temp_cold_c;
-    double setpoint_c;     /* thermostat target (default, writable) */
-    double hysteresis_k;   /* heats again below setpoint - hysteresis */
-    double temp_max_c;     /* over-temperature trip -> FAULT */
-    double temp_min_c;     /* comfort minimum (reported, for KPIs) */
+    double setpoint_c;   /* thermostat target (default, writable) */
+    double hysteresis_k; /* heats again below setpoint - hysteresis */
+    double temp_max_c;   /* over-temperature trip -> FAULT */
+    double temp_min_c;   /* comfort minimum (reported, for KPIs) */
     int64_t start_delay_ms, stop_delay_ms;
     const struct profile *draw; /* hot water drawn, L/h; NULL = none; not owned */
 };

@@ -11,14 +11,14 @@
 #include "sim/response.h"
 
 struct evse_params {
-    int phases;              /* 1 or 3 */
-    double min_current_a;    /* usually 6 */
-    double max_current_a;    /* e.g. 16 or 32 */
-    double voltage_v;        /* per phase, 230 */
-    double default_current_a;/* limit at start-up and after a reboot (0 = paused) */
-    int64_t failsafe_ms;     /* 0 = off; else fall back to failsafe_current_a without writes */
+    int phases;               /* 1 or 3 */
+    double min_current_a;     /* usually 6 */
+    double max_current_a;     /* e.g. 16 or 32 */
+    double voltage_v;         /* per phase, 230 */
+    double default_current_a; /* limit at start-up and after a reboot (0 = paused) */
+    int64_t failsafe_ms;      /* 0 = off; else fall back to failsafe_current_a without writes */
     double failsafe_current_a;
-    const struct profile *sessions; /* PROFILE_EV_SESSIONS; NULL = no car ever; not owned */
+    const struct profile *sessions;  /* PROFILE_EV_SESSIONS; NULL = no car ever; not owned */
     struct response_params response; /* on the delivered power */
 };
 
@@ -26,7 +26,7 @@ enum iec61851_state { IEC_A = 'A', IEC_B = 'B', IEC_C = 'C', IEC_E = 'E', IEC_F 
 
 struct evse {
     struct evse_params p;
-    char state;               /* enum iec61851_state */
+    char state; /* enum iec61851_state */
     int enabled;
     double current_limit_a;   /* commanded */
     double power_w;           /* delivered during the last step */
@@ -35,9 +35,9 @@ struct evse {
     int next_session;         /* scan cursor: sessions before it have departed */
     double session_energy_wh; /* delivered in this session */
     double total_energy_wh;
-    int sessions_done;        /* finished (departed), full or not */
-    int sessions_full;        /* finished with the need met (within 1 Wh) */
-    double shortfall_wh;      /* summed over finished sessions */
+    int sessions_done;   /* finished (departed), full or not */
+    int sessions_full;   /* finished with the need met (within 1 Wh) */
+    double shortfall_wh; /* summed over finished sessions */
     int fault;
     int64_t last_command_ms;
     struct response resp;

@@ -7,8 +7,9 @@
  * digested data, and a missing gnuplot must not change a run's identity.
  *
  * The baseline is the same scenario with the gateway section's strategy replaced and its
- * params and stacked constraints dropped (a baseline strategy runs on its defaults), always over the in-process
- * transport: both transports give identical results, and the in-process one is the fast one. */
+ * params and stacked constraints dropped (a baseline strategy runs on its defaults), always over
+ * the in-process transport: both transports give identical results, and the in-process one is the
+ * fast one. */
 #include "sim/experiment.h"
 
 #include <errno.h>

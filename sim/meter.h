@@ -12,17 +12,17 @@ enum meter_role { METER_GRID, METER_LOAD };
 
 struct meter_params {
     enum meter_role role;
-    int64_t refresh_ms;           /* 0 = every step */
-    double voltage_v;             /* line-to-neutral, e.g. 230 */
-    double nominal_hz;            /* 50 or 60 */
+    int64_t refresh_ms;              /* 0 = every step */
+    double voltage_v;                /* line-to-neutral, e.g. 230 */
+    double nominal_hz;               /* 50 or 60 */
     const struct profile *frequency; /* Hz; NULL = nominal; not owned */
-    int phases;                   /* 1 or 3 */
+    int phases;                      /* 1 or 3 */
 };
 
 struct meter {
     struct meter_params p;
-    double true_w;     /* the quantity measured, this step */
-    double shown_w;    /* what the meter displays (refreshed every refresh_ms) */
+    double true_w;  /* the quantity measured, this step */
+    double shown_w; /* what the meter displays (refreshed every refresh_ms) */
     double frequency_hz, voltage_v;
     double import_wh, export_wh; /* from true power */
     int64_t last_refresh_ms;

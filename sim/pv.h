@@ -10,12 +10,12 @@
 #include "sim/response.h"
 
 struct pv_params {
-    double peak_w;          /* DC rating at STC, > 0 */
-    double ac_max_w;        /* inverter AC rating (defaults to peak_w) */
-    double gamma_per_k;     /* power temperature coefficient, about -0.004 */
-    double noct_c;          /* about 45 */
+    double peak_w;      /* DC rating at STC, > 0 */
+    double ac_max_w;    /* inverter AC rating (defaults to peak_w) */
+    double gamma_per_k; /* power temperature coefficient, about -0.004 */
+    double noct_c;      /* about 45 */
     double temp_ambient_c;
-    double system_derate;   /* (0, 1], wiring and soiling losses */
+    double system_derate;             /* (0, 1], wiring and soiling losses */
     const struct profile *irradiance; /* W/m^2; not owned */
     struct response_params response;  /* applies to the curtailment limit, in W */
 };
@@ -29,7 +29,7 @@ struct pv {
     double power_w;     /* delivered during the last step */
     double energy_wh;
     double curtailed_wh;
-    int fault;          /* 0 = none; set by a fault event (power 0), cleared by pv_reset */
+    int fault;            /* 0 = none; set by a fault event (power 0), cleared by pv_reset */
     struct response resp; /* its output is the limit in W */
 };
 

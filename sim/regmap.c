@@ -169,10 +169,10 @@ struct codec {
 /* A row bound to its place in this asset's image. */
 struct resolved {
     struct codec c;
-    uint8_t touched;               /* an accepted write covered it since the last read */
-    uint8_t changed;               /* set by read_controls for the control code */
-    uint16_t model_off;            /* image index of the model's ID register (0: own map) */
-    uint64_t snap;                 /* ROW_CONTROL: the words at the last read_controls */
+    uint8_t touched;    /* an accepted write covered it since the last read */
+    uint8_t changed;    /* set by read_controls for the control code */
+    uint16_t model_off; /* image index of the model's ID register (0: own map) */
+    uint64_t snap;      /* ROW_CONTROL: the words at the last read_controls */
     const struct row *row;
     const struct sunspec_model *m; /* NULL for our own maps */
     struct sunspec_point p;        /* own-map rows get one built from the row */
@@ -1607,8 +1607,7 @@ static void codec_init(struct resolved *r)
     uint16_t na[4] = {0, 0, 0, 0};
     struct sunspec_point at0 = *p;
     at0.offset = 0;
-    if (p->size != k->words || sunspec_type_range(p->type, &lo, &hi) || lo != k->lo ||
-        hi != k->hi)
+    if (p->size != k->words || sunspec_type_range(p->type, &lo, &hi) || lo != k->lo || hi != k->hi)
         return;
     sunspec_write_na(&at0, na);
     uint64_t na_words = 0;

@@ -16,8 +16,8 @@ void rng_seed(struct rng *r, uint64_t seed, const char *stream);
 /* A child seed for a derived entity (e.g. replica k of a site), stable across builds. */
 uint64_t rng_derive_seed(uint64_t seed, const char *name);
 uint64_t rng_next(struct rng *r);
-double rng_uniform(struct rng *r);                /* [0, 1) with 53 random bits */
-double rng_normal(struct rng *r);                 /* standard normal (Box-Muller, one draw pair) */
+double rng_uniform(struct rng *r); /* [0, 1) with 53 random bits */
+double rng_normal(struct rng *r);  /* standard normal (Box-Muller, one draw pair) */
 double rng_exponential(struct rng *r, double mean); /* mean > 0 */
 
 #endif

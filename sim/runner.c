@@ -304,8 +304,9 @@ static void write_timeseries(struct runner *r, struct rsite *rs, int64_t t)
     }
     /* fmt_fixed instead of fprintf: this line is written every tick of every site */
     char line[512], *p = line;
-    const double v[] = {b.grid_w,  b.load_w,   b.pv_w,   b.battery_w, b.evse_w, b.boiler_w,
-                        cap > 0 ? soc_e / cap : NAN, bat_set, bat_temp,   pv_lim};
+    const double v[] = {
+        b.grid_w, b.load_w, b.pv_w, b.battery_w, b.evse_w, b.boiler_w, cap > 0 ? soc_e / cap : NAN,
+        bat_set,  bat_temp, pv_lim};
     p += fmt_fixed(p, t / 1000.0, 3);
     *p++ = ',';
     p += snprintf(p, SCN_ID_MAX + 1, "%s", site_cfg(rs->site)->id);

@@ -42,12 +42,12 @@ struct runner_opts {
 };
 
 struct runner_result {
-    char digest[65];       /* SHA-256 of the three output files */
+    char digest[65];          /* SHA-256 of the three output files */
     struct sha256 digest_ctx; /* the hash state after them (not final): extend it, no re-read */
-    struct kpi_set kpis;   /* vs_baseline entries NaN */
-    int64_t ticks;         /* steps run */
-    uint64_t cycles;       /* gateway cycles, all sites */
-    uint64_t transactions; /* register reads and writes by the gateways */
+    struct kpi_set kpis;      /* vs_baseline entries NaN */
+    int64_t ticks;            /* steps run */
+    uint64_t cycles;          /* gateway cycles, all sites */
+    uint64_t transactions;    /* register reads and writes by the gateways */
     uint64_t setpoint_writes;
     unsigned check_failures;  /* balance, SoC range */
     unsigned view_mismatches; /* gateway view != simulator register */

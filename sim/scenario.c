@@ -1210,8 +1210,7 @@ static int only_for(struct ld *L, const cJSON *o, const char *path, const char *
 static int parse_dispatch(struct ld *L, const cJSON *o, const char *path, struct event *e,
                           int n_file_sites, const char *only_site)
 {
-    static const char *const keys[] = {"at", "type", "site", "asset", "power_w", "mw", "ttl",
-                                       NULL};
+    static const char *const keys[] = {"at", "type", "site", "asset", "power_w", "mw", "ttl", NULL};
     char p[PATH_MAX_LEN];
     const char *site;
     int rc;
@@ -1241,8 +1240,8 @@ static int parse_dispatch(struct ld *L, const cJSON *o, const char *path, struct
             return fail(L, pkey(p, path, "asset"), item(o, "asset"),
                         "no asset \"%s\" in site \"%s\"", e->asset_id, sc->base_id);
         if (a->type == ASSET_METER || a->type == ASSET_LOAD)
-            return fail(L, pkey(p, path, "asset"), item(o, "asset"),
-                        "a %s cannot be dispatched", asset_type_name(a->type));
+            return fail(L, pkey(p, path, "asset"), item(o, "asset"), "a %s cannot be dispatched",
+                        asset_type_name(a->type));
     }
     if (!!item(o, "power_w") == !!item(o, "mw"))
         return fail(L, pkey(p, path, "power_w"), NULL, "exactly one of power_w or mw is required");
@@ -1454,10 +1453,9 @@ static int syntax_error(struct ld *L, const char *buf, size_t len, const char *a
 
 static int parse_top(struct ld *L, const cJSON *root)
 {
-    static const char *const keys[] = {"name",     "description", "seed",     "start",
-                                       "duration", "step",        "profiles", "sites",
-                                       "gateway",  "events",      "expect",   "headend",
-                                       NULL};
+    static const char *const keys[] = {"name",   "description", "seed",  "start",   "duration",
+                                       "step",   "profiles",    "sites", "gateway", "events",
+                                       "expect", "headend",     NULL};
     struct scenario *s = L->s;
     const char *desc, *start;
     double seed;
@@ -1487,8 +1485,8 @@ static int parse_top(struct ld *L, const cJSON *root)
                     item(root, "step")->valuestring);
     const cJSON *gw = item(root, "gateway"), *ex = item(root, "expect"),
                 *he = item(root, "headend");
-    if ((gw && (rc = need_object(L, gw, "gateway"))) || (ex && (rc = need_object(L, ex, "expect"))) ||
-        (he && (rc = need_object(L, he, "headend"))))
+    if ((gw && (rc = need_object(L, gw, "gateway"))) ||
+        (ex && (rc = need_object(L, ex, "expect"))) || (he && (rc = need_object(L, he, "headend"))))
         return rc;
     static const char *const no_keys[] = {NULL}; /* "headend": {} has no settings yet */
     if (he && (rc = check_keys(L, he, "headend", no_keys, NULL)))

@@ -39,11 +39,11 @@ struct asset_cfg {
 };
 
 struct site_cfg {
-    char id[SCN_ID_MAX];   /* replicas: "<id>-<k>" with k from 1, zero-padded to the width of N */
+    char id[SCN_ID_MAX]; /* replicas: "<id>-<k>" with k from 1, zero-padded to the width of N */
     char base_id[SCN_ID_MAX]; /* the id in the file */
-    int replica;           /* 0-based */
-    int port;              /* 0 = the server picks (port_base + site index when given) */
-    uint64_t seed;         /* derived: rng_derive_seed(scenario seed, site id) */
+    int replica;              /* 0-based */
+    int port;                 /* 0 = the server picks (port_base + site index when given) */
+    uint64_t seed;            /* derived: rng_derive_seed(scenario seed, site id) */
     const struct profile *import_price, *export_price; /* optional, not owned */
     size_t n_assets;
     struct asset_cfg *assets; /* file order */
@@ -70,38 +70,38 @@ struct event {
     int64_t at_ms, duration_ms; /* duration 0 = until the end of the run */
     int seq;                    /* position in the file: ties at the same instant keep it */
     enum event_type type;
-    char site_id[SCN_ID_MAX];   /* base id: applies to every replica of that site */
+    char site_id[SCN_ID_MAX]; /* base id: applies to every replica of that site */
     char asset_id[SCN_ID_MAX];
     enum fault_kind fault;
-    int code;                   /* FAULT_EXCEPTION: Modbus exception code 1-11 */
-    int64_t delay_ms;           /* FAULT_SLOW */
-    char point[32];             /* FAULT_SPIKE: SunSpec point name or map point; "" = power */
-    double value;               /* FAULT_SPIKE */
+    int code;         /* FAULT_EXCEPTION: Modbus exception code 1-11 */
+    int64_t delay_ms; /* FAULT_SLOW */
+    char point[32];   /* FAULT_SPIKE: SunSpec point name or map point; "" = power */
+    double value;     /* FAULT_SPIKE */
     /* EVENT_DISPATCH: asset_id "" = the whole site (split among its batteries) */
-    double power_w;             /* site signs ("mw" in the file is converted) */
-    int64_t ttl_ms;             /* a whole number of seconds, > 0 */
+    double power_w; /* site signs ("mw" in the file is converted) */
+    int64_t ttl_ms; /* a whole number of seconds, > 0 */
 };
 
 struct scenario {
     char path[512];
     char name[SCN_ID_MAX];
     char description[256];
-    char sha256[65];              /* of the file as read (before overrides), hex */
+    char sha256[65]; /* of the file as read (before overrides), hex */
     uint64_t seed;
     int64_t start_unix_ms;
     int64_t duration_ms, step_ms; /* duration a multiple of step */
     size_t n_profiles;
     struct profile *profiles;
-    size_t n_sites;               /* after replication */
+    size_t n_sites; /* after replication */
     struct site_cfg *sites;
     size_t n_events;
-    struct event *events;         /* faults only, sorted by (at_ms, seq) */
+    struct event *events; /* faults only, sorted by (at_ms, seq) */
     size_t n_dispatches;
-    struct event *dispatches;     /* EVENT_DISPATCH events, sorted by (at_ms, seq) */
-    cJSON *headend;               /* the "headend" object (the real headend in the loop); NULL */
-    cJSON *gateway;               /* the "gateway" object as written (validated by the gateway) */
-    cJSON *expect;                /* the "expect" object as written */
-    cJSON *root;                  /* the whole document after --set overrides */
+    struct event *dispatches; /* EVENT_DISPATCH events, sorted by (at_ms, seq) */
+    cJSON *headend;           /* the "headend" object (the real headend in the loop); NULL */
+    cJSON *gateway;           /* the "gateway" object as written (validated by the gateway) */
+    cJSON *expect;            /* the "expect" object as written */
+    cJSON *root;              /* the whole document after --set overrides */
 };
 
 /* Loads and validates `path`. overrides: "json.path=value" strings applied to the document

@@ -63,8 +63,7 @@ static const char *dial_host(const char *bind)
 /* The gateway's site configuration (docs/gateway-config.md), built by sitecfg.c. */
 static cJSON *site_config_json(struct serve *sv, size_t i)
 {
-    return sitecfg_json(sv->sc, sv->sites[i], dial_host(sv->bind), sv->ports[i],
-                        "der-sim serve");
+    return sitecfg_json(sv->sc, sv->sites[i], dial_host(sv->bind), sv->ports[i], "der-sim serve");
 }
 
 /* Writes <dir>/<site_id>.json through a temporary file and a rename, so a reader never sees

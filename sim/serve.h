@@ -11,16 +11,16 @@
 #include "sim/scenario.h"
 
 struct serve_opts {
-    double speed;            /* simulated seconds per wall second, > 0 (default 1) */
-    const char *bind_addr;   /* default "127.0.0.1" */
-    int port_base;           /* 0 = each site's "port" from the file, else any free port;
-                                > 0 = site i listens on port_base + i;
-                                < 0 = any free port for every site, whatever the file says */
-    const char *config_dir;  /* where site configurations are written; NULL = don't */
-    int loop;                /* 1 = restart the scenario clock at the end instead of stopping
-                                (as implemented: the sites stop stepping and their last state
-                                stays on the wire until *stop; docs/gateway-config.md) */
-    FILE *out;               /* endpoints and progress (stdout) */
+    double speed;           /* simulated seconds per wall second, > 0 (default 1) */
+    const char *bind_addr;  /* default "127.0.0.1" */
+    int port_base;          /* 0 = each site's "port" from the file, else any free port;
+                               > 0 = site i listens on port_base + i;
+                               < 0 = any free port for every site, whatever the file says */
+    const char *config_dir; /* where site configurations are written; NULL = don't */
+    int loop;               /* 1 = restart the scenario clock at the end instead of stopping
+                               (as implemented: the sites stop stepping and their last state
+                               stays on the wire until *stop; docs/gateway-config.md) */
+    FILE *out;              /* endpoints and progress (stdout) */
 };
 
 /* Returns 0 on a clean stop, or -errno with a message printed to stderr. */

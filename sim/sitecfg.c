@@ -175,7 +175,8 @@ cJSON *sitecfg_json(const struct scenario *sc, struct site *site, const char *ho
     snprintf(desc, sizeof desc, "written by %s for scenario %s", writer, sc->name);
     cJSON_AddStringToObject(root, "site_id", cfg->id);
     cJSON_AddStringToObject(root, "description", desc);
-    cJSON_AddStringToObject(root, "poll_period", duration_format(sc->step_ms, period, sizeof period));
+    cJSON_AddStringToObject(root, "poll_period",
+                            duration_format(sc->step_ms, period, sizeof period));
     cJSON_AddItemToObject(root, "devices", devs);
     if (inputs_json(root, sc, site)) {
         cJSON_Delete(root);

@@ -54,7 +54,8 @@ static void test_matches_printf(void)
         }
     }
     CU_ASSERT_EQUAL(differ, 0);
-    CU_ASSERT(boundary < 2000); /* 1 %: halfway cases, frequent only where doubles run out of digits */
+    CU_ASSERT(boundary <
+              2000); /* 1 %: halfway cases, frequent only where doubles run out of digits */
 }
 
 void test_register_fmtnum(void)

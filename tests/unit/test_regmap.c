@@ -556,8 +556,8 @@ static void expect_words(struct sim_asset *a, uint16_t id, const char *point, do
     }
     int same = !memcmp(copy + p->offset, mr + p->offset, p->size * sizeof *copy);
     if (!same)
-        fprintf(stderr, "\n  %u.%s for %.17g: %04x, sunspec.c %04x\n", id, point, v,
-                mr[p->offset], copy[p->offset]);
+        fprintf(stderr, "\n  %u.%s for %.17g: %04x, sunspec.c %04x\n", id, point, v, mr[p->offset],
+                copy[p->offset]);
     CU_ASSERT(same);
 }
 
@@ -571,12 +571,12 @@ static void test_publish_matches_sunspec(void)
     char err[200];
     battery_asset(&a, &c);
     CU_ASSERT_EQUAL_FATAL(regmap_attach(&a, err, sizeof err), 0);
-    static const double powers[] = {0,       -0.0,     0.5,      -0.5,    1.5,      -1.5,
-                                    2.5,     -2.5,     0.49999999999999994, 4999.5, -3999.5,
-                                    32766.6, 32767.5,  -32767.5, 1e9,     -1e9,     123.456,
-                                    123.456, 7,        -7,       1e300,   -1e300};
-    static const double energies[] = {0,      0.4,    0.5,  1e6 + 0.5, 4294967295.0,
-                                      4294967296.5, 1e15, 9.3e18, 0.5};
+    static const double powers[] = {
+        0,      -0.0,    0.5,     -0.5,    1.5,      -1.5, 2.5,  -2.5,    0.49999999999999994,
+        4999.5, -3999.5, 32766.6, 32767.5, -32767.5, 1e9,  -1e9, 123.456, 123.456,
+        7,      -7,      1e300,   -1e300};
+    static const double energies[] = {0,    0.4,    0.5, 1e6 + 0.5, 4294967295.0, 4294967296.5,
+                                      1e15, 9.3e18, 0.5};
     static const double temps[] = {25, 25.04, 25.05, 25.15, -12.25, 3276.7, 3276.75, 1e5};
     int64_t now = 0;
     for (size_t i = 0; i < sizeof powers / sizeof powers[0]; i++) {

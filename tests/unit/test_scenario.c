@@ -483,10 +483,10 @@ static void test_dispatch_events(void)
 static void test_dispatch_event_errors(void)
 {
     const char *f = "scenarios/fleet-site.json";
-    expect_fail(f, "events=[{\"at\":\"1h\",\"type\":\"dispatch\"}]", -EINVAL,
-                "events[0].power_w", "exactly one of power_w or mw");
-    expect_fail(f, "events=[{\"at\":\"1h\",\"type\":\"dispatch\",\"mw\":1,\"power_w\":1}]",
-                -EINVAL, "events[0].power_w", NULL);
+    expect_fail(f, "events=[{\"at\":\"1h\",\"type\":\"dispatch\"}]", -EINVAL, "events[0].power_w",
+                "exactly one of power_w or mw");
+    expect_fail(f, "events=[{\"at\":\"1h\",\"type\":\"dispatch\",\"mw\":1,\"power_w\":1}]", -EINVAL,
+                "events[0].power_w", NULL);
     expect_fail(f, "events=[{\"at\":\"1h\",\"type\":\"dispatch\",\"mw\":1,\"ttl\":\"1500ms\"}]",
                 -EINVAL, "events[0].ttl", "whole seconds");
     expect_fail(f, "events=[{\"at\":\"1h\",\"type\":\"dispatch\",\"mw\":1,\"asset\":\"nope\"}]",
