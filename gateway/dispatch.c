@@ -167,7 +167,7 @@ void dispatch_after_cycle(struct dispatch *d, const struct decision *dm)
     const struct procimg *img = controller_image(d->ctl);
     for (size_t k = 0; k < d->n; k++) {
         const struct pending *p = &d->p[k];
-        struct agentmsg_alloc al[PROCIMG_MAX_DEVICES];
+        struct agentmsg_alloc al[PROCIMG_MAX_DEVICES] = {0};
         size_t n = 0;
         int state = AGENTMSG_ACK_APPLIED;
         const char *detail = "";

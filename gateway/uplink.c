@@ -905,7 +905,7 @@ int uplink_publish(struct uplink *u, const struct procimg *img, const struct dec
             continue;
         uint8_t *buf;
         size_t len;
-        char status[64];
+        char status[64] = "";
         const char *clamp = clamp_of(dm, i);
         if (clamp) /* the status says why the setpoint is not what was asked */
             snprintf(status, sizeof status, "%s clamped=%s",

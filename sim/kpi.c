@@ -449,7 +449,7 @@ static int by_name(const void *x, const void *y)
 
 void kpi_write_members(FILE *f, const struct kpi_set *k, int first, int last, int indent)
 {
-    int ids[KPI_COUNT], n = 0;
+    int ids[KPI_COUNT] = {0}, n = 0;
     for (int i = first; i < last && i < KPI_COUNT; i++)
         ids[n++] = i;
     qsort(ids, (size_t)n, sizeof ids[0], by_name);

@@ -63,6 +63,7 @@ struct plot_rec {
 
 static double field(const struct plot_point *p, size_t i)
 {
+    /* cppcheck-suppress invalidPointerCast ; off is an offsetof() of a double member */
     return *(const double *)((const char *)p + columns[i].off);
 }
 

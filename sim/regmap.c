@@ -1699,7 +1699,10 @@ static int encode(enum enc enc, int sf, double v, uint64_t *words)
     if (!isfinite(v))
         return 1;
     /* x / 10^0 is x, so only a positive sf needs the division sunspec.c makes. */
-    double x = round_half_away(sf <= 0 ? v * pow10_tab[-sf] : v / pow10_tab[sf]);
+    /* |sf| <= SF_LIMIT here: codec_sf sends anything wider to the slow path */
+    double x =
+        round_half_away(sf <= 0 ? v * pow10_tab[-sf]
+                                : v / pow10_tab[sf]); // cppcheck-suppress arrayIndexOutOfBoundsCond
     int64_t raw;
     if (k->is_acc && v >= 0) {
         if (x >= 9.2e18) /* past what sunspec_unscale converts */
@@ -2549,15 +2552,16 @@ static void md_sunspec(FILE *out, const struct asset_map *map)
     struct sunspec_found layout[MAX_MODELS];
     uint16_t total = 0;
     sunspec_layout(map->models, map->n_models, map->base, layout, &total);
-    fprintf(out, "Image: %u registers from %u (marker `SunS` at %u, end model at %u).\n\n", total,
-            map->base, map->base, map->base + total - 2);
+    fprintf(out, "Image: %u registers from %u (marker `SunS` at %u, end model at %u).\n\n",
+            (unsigned)total, (unsigned)map->base, (unsigned)map->base,
+            (unsigned)(map->base + total - 2));
     fprintf(out, "| model | name | ID at | L | points from |\n|---|---|---|---|---|\n");
     for (size_t k = 0; k < map->n_models; k++) {
         const struct sunspec_model *m = sunspec_model_find(layout[k].id);
         fprintf(out, "| %u | %s | %u | %u | %u |\n", m->id, m->name, layout[k].start, m->length,
                 layout[k].start + 2);
     }
-    fprintf(out, "| 0xFFFF | end | %u | 0 | |\n\n", map->base + total - 2);
+    fprintf(out, "| 0xFFFF | end | %u | 0 | |\n\n", (unsigned)(map->base + total - 2));
     fprintf(out, "| address | model | point | type | units | scale | access | content |\n"
                  "|---|---|---|---|---|---|---|---|\n");
     for (size_t k = 0; k < map->n_models; k++) {
