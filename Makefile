@@ -41,7 +41,7 @@ DEB_PKGS := gcc make pkg-config libmodbus-dev libcjson-dev libcunit1-dev \
             libgrpc-dev libprotobuf-c-dev protobuf-c-compiler \
             libmicrohttpd-dev libsqlite3-dev libpq-dev \
             python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc \
-            gnuplot-nox chromium chromium-driver libglpk-dev
+            gnuplot-nox chromium chromium-driver libglpk-dev cppcheck clang-format
 
 PKGS    := libmodbus libcjson libprotobuf-c grpc
 HE_PKGS := libmicrohttpd sqlite3 libpq
