@@ -56,7 +56,7 @@ CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Werror=implicit-function-declaratio
            -Wshadow -Wno-unused-parameter -ffp-contract=off -fno-fast-math -MMD -MP \
            $(SANFLAGS) $(PKG_CFLAGS) $(HE_CFLAGS) -I. -I$(GEN)
 LDFLAGS += $(SANFLAGS)
-LDLIBS  += $(PKG_LIBS) -lm -lpthread
+LDLIBS  += $(PKG_LIBS) -lglpk -lm -lpthread
 
 # ---- sources ---------------------------------------------------------------------------------
 GW_SRC   := $(filter-out gateway/main.c gateway/sunspec_gen.c,$(wildcard gateway/*.c))

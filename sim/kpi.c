@@ -6,6 +6,7 @@
  * and their prices are metered per site (each site has its own connection point); peaks are
  * taken over the sum of the sites, the load the scenario puts on the grid as a whole. */
 #include "sim/kpi.h"
+#include "sim/optimum.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -143,6 +144,18 @@ static const struct kpi_def table[KPI_COUNT] = {
     [KPI_STEP_OVERSHOOT_PCT] = {"step_overshoot_pct", "%", 2, KPI_LOWER,
                                 "the largest grid excursion opposite to the step after it, as a "
                                 "percentage of the step (a load step up that ends in export)"},
+    [KPI_OPTIMAL_SAVINGS] = {"optimal_savings", "currency", 4, KPI_NEUTRAL,
+                             "what a controller with perfect knowledge of the whole run could save "
+                             "with the same batteries: the idle-battery cost minus the minimum "
+                             "cost of a linear program (GLPK) over 15-minute interval means of the "
+                             "net load and prices, with the batteries' limits, efficiencies, the "
+                             "gateway's SoC window and an end SoC no lower than the start "
+                             "(docs/kpis.md, sim/optimum.h); null for several sites, no battery or "
+                             "no price"},
+    [KPI_OPTIMAL_PEAK_15M_KW] = {"optimal_peak_15m_kw", "kW", 3, KPI_NEUTRAL,
+                                 "the lowest 15-minute import peak the same batteries could hold "
+                                 "with perfect foresight (the same linear program, minimising the "
+                                 "peak); null as optimal_savings"},
     [KPI_STEP_RESIDUAL_RMS_W] = {"step_residual_rms_w", "W", 1, KPI_LOWER,
                                  "RMS of the summed grid power from 5 minutes after the step to "
                                  "the end of its window: what is left once the loop has settled "
@@ -161,6 +174,11 @@ static const struct kpi_def table[KPI_COUNT] = {
                                    "self_consumption_ratio - baseline self_consumption_ratio"},
     [KPI_SELF_SUFFICIENCY_GAIN] = {"self_sufficiency_gain", "1", 4, KPI_HIGHER,
                                    "self_sufficiency_ratio - baseline self_sufficiency_ratio"},
+    [KPI_SAVINGS_VS_OPTIMAL_PCT] = {"savings_vs_optimal_pct", "%", 2, KPI_HIGHER,
+                                    "100 x (baseline net_cost - net_cost) / optimal_savings: the "
+                                    "share of the perfect-foresight savings the strategy reached; "
+                                    "100 when nothing could be saved and nothing was lost; null "
+                                    "without optimal_savings"},
 };
 
 const struct kpi_def *kpi_def(int id)
@@ -190,10 +208,16 @@ struct kpi_acc {
     double peak_win_w;
     double capacity_wh;
     /* step response (KPI_STEP_*) */
-    double tick_net_w, prev_net_w;
+    double tick_net_w, prev_net_w, tick_imp_price, tick_exp_price;
     int have_prev_net, step_open;
     double step_w, step_overshoot_w, step_sq_w2;
     int64_t step_t_ms, step_last_out_ms, step_sq_ms;
+    /* 15-minute interval means for the optimum: net load, prices (site 0's) */
+    size_t n_iv, cap_iv;
+    double *iv_net_wh, *iv_imp, *iv_exp; /* sums over the interval: Wh, price x ms */
+    int64_t *iv_ms;
+    int prices_seen;
+    double opt_savings, opt_peak_w;
     uint32_t (*clamped)[CLAMP_SLOTS]; /* per site: reasons clamped in the previous cycle */
 };
 
@@ -212,6 +236,8 @@ struct kpi_acc *kpi_acc_new(size_t n_sites, double soc_floor, double soc_ceiling
     a->soc_ceiling = soc_ceiling;
     a->v[KPI_SOC_MIN] = NAN;
     a->v[KPI_SOC_MAX] = NAN;
+    a->opt_savings = NAN;
+    a->opt_peak_w = NAN;
     return a;
 }
 
@@ -220,12 +246,15 @@ void kpi_acc_free(struct kpi_acc *a)
     if (!a)
         return;
     free(a->clamped);
+    free(a->iv_net_wh);
+    free(a->iv_imp);
+    free(a->iv_exp);
+    free(a->iv_ms);
     free(a);
 }
 
 void kpi_acc_site(struct kpi_acc *a, size_t site, const struct kpi_sample *s, int64_t dt_ms)
 {
-    (void)site;
     const double h = (double)dt_ms * WH_PER_W_MS; /* W -> Wh over this step */
     double imp = s->grid_w > 0 ? s->grid_w : 0, exp = s->grid_w < 0 ? -s->grid_w : 0;
     a->v[KPI_ENERGY_IMPORT_KWH] += imp * h;
@@ -256,6 +285,10 @@ void kpi_acc_site(struct kpi_acc *a, size_t site, const struct kpi_sample *s, in
     a->v[KPI_BOILER_BELOW_MIN_S] += s->boilers_below_min * (dt_ms / 1000.0);
     a->tick_grid_w += s->grid_w;
     a->tick_net_w += s->load_w + s->evse_w + s->boiler_w - s->pv_w;
+    if (site == 0) {
+        a->tick_imp_price = s->import_price;
+        a->tick_exp_price = s->export_price;
+    }
 }
 
 /* The step response, streamed: a new largest step restarts the measurement; a later change
@@ -304,6 +337,89 @@ static void close_window(struct kpi_acc *a)
     a->win_ms = 0;
 }
 
+/* The 15-minute interval means the optimum works on (the step belongs to the interval that
+ * holds its start, as for the peak windows). */
+static void interval_add(struct kpi_acc *a, int64_t t_ms, int64_t dt_ms)
+{
+    size_t k = (size_t)((t_ms - dt_ms) / WINDOW_MS);
+    if (k >= a->n_iv) {
+        if (k >= a->cap_iv) {
+            size_t cap = a->cap_iv ? a->cap_iv * 2 : 128;
+            while (cap <= k)
+                cap *= 2;
+            double *n1 = realloc(a->iv_net_wh, cap * sizeof *n1);
+            if (n1)
+                a->iv_net_wh = n1;
+            double *n2 = realloc(a->iv_imp, cap * sizeof *n2);
+            if (n2)
+                a->iv_imp = n2;
+            double *n3 = realloc(a->iv_exp, cap * sizeof *n3);
+            if (n3)
+                a->iv_exp = n3;
+            int64_t *n4 = realloc(a->iv_ms, cap * sizeof *n4);
+            if (n4)
+                a->iv_ms = n4;
+            if (!n1 || !n2 || !n3 || !n4)
+                return; /* out of memory: the optimum will be null */
+            a->cap_iv = cap;
+        }
+        for (size_t i = a->n_iv; i <= k; i++) {
+            a->iv_net_wh[i] = a->iv_imp[i] = a->iv_exp[i] = 0;
+            a->iv_ms[i] = 0;
+        }
+        a->n_iv = k + 1;
+    }
+    a->iv_net_wh[k] += a->tick_net_w * (double)dt_ms * WH_PER_W_MS;
+    a->iv_imp[k] += (isnan(a->tick_imp_price) ? 0 : a->tick_imp_price) * (double)dt_ms;
+    a->iv_exp[k] += (isnan(a->tick_exp_price) ? 0 : a->tick_exp_price) * (double)dt_ms;
+    a->prices_seen |= !isnan(a->tick_imp_price) || !isnan(a->tick_exp_price);
+    a->iv_ms[k] += dt_ms;
+}
+
+int kpi_acc_optimum(struct kpi_acc *a, const struct optimum_battery *b, size_t n_batteries,
+                    char *err, size_t errlen)
+{
+    if (a->n_sites != 1 || n_batteries == 0 || n_batteries > OPTIMUM_MAX_BATTERIES ||
+        !a->prices_seen || a->n_iv == 0 || a->n_iv > OPTIMUM_MAX_INTERVALS)
+        return 0;
+    size_t n = a->n_iv;
+    double *net = malloc(n * sizeof *net), *imp = malloc(n * sizeof *imp),
+           *exp_ = malloc(n * sizeof *exp_);
+    int rc = -ENOMEM;
+    if (!net || !imp || !exp_) {
+        snprintf(err, errlen, "optimum: out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        double ms = a->iv_ms[i] > 0 ? (double)a->iv_ms[i] : 1;
+        net[i] = a->iv_net_wh[i] / (ms * WH_PER_W_MS);
+        imp[i] = a->iv_imp[i] / ms;
+        exp_[i] = a->iv_exp[i] / ms;
+    }
+    struct optimum_problem pb = {.objective = OPTIMUM_MIN_COST,
+                                 .n = n,
+                                 .dt_s = WINDOW_MS / 1000.0,
+                                 .last_dt_s = a->iv_ms[n - 1] / 1000.0,
+                                 .net_load_w = net,
+                                 .import_price = imp,
+                                 .export_price = exp_,
+                                 .batteries = b,
+                                 .n_batteries = n_batteries};
+    struct optimum_result res;
+    if ((rc = optimum_solve(&pb, &res, NULL, err, errlen)) != 0)
+        goto out;
+    a->opt_savings = res.optimal_savings;
+    pb.objective = OPTIMUM_MIN_PEAK;
+    if ((rc = optimum_solve(&pb, &res, NULL, err, errlen)) != 0)
+        goto out;
+    a->opt_peak_w = res.peak_w;
+out:
+    free(net);
+    free(imp);
+    free(exp_);
+    return rc;
+}
+
 void kpi_acc_tick_end(struct kpi_acc *a, int64_t t_ms, int64_t dt_ms)
 {
     double imp = a->tick_grid_w > 0 ? a->tick_grid_w : 0;
@@ -315,6 +431,7 @@ void kpi_acc_tick_end(struct kpi_acc *a, int64_t t_ms, int64_t dt_ms)
     if ((t_ms - dt_ms) / WINDOW_MS != t_ms / WINDOW_MS)
         close_window(a);
     step_response(a, t_ms, dt_ms);
+    interval_add(a, t_ms, dt_ms);
     a->tick_grid_w = 0;
     a->tick_net_w = 0;
 }
@@ -410,6 +527,8 @@ void kpi_acc_result(const struct kpi_acc *a, struct kpi_set *out)
         out->v[KPI_BATTERY_CHARGE_KWH] + out->v[KPI_BATTERY_DISCHARGE_KWH];
     out->v[KPI_BATTERY_EQUIVALENT_CYCLES] =
         a->capacity_wh > 0 ? out->v[KPI_BATTERY_THROUGHPUT_KWH] * 1000.0 / (2 * a->capacity_wh) : 0;
+    out->v[KPI_OPTIMAL_SAVINGS] = a->opt_savings;
+    out->v[KPI_OPTIMAL_PEAK_15M_KW] = a->opt_peak_w / 1000.0;
     int step = a->step_w != 0;
     out->v[KPI_STEP_SIZE_W] = step ? fabs(a->step_w) : NAN;
     out->v[KPI_STEP_SETTLING_S] = step ? (a->step_last_out_ms - a->step_t_ms) / 1000.0 : NAN;
@@ -438,6 +557,11 @@ void kpi_vs_baseline(struct kpi_set *run, const struct kpi_set *base)
         r[KPI_SELF_CONSUMPTION_RATIO] - b[KPI_SELF_CONSUMPTION_RATIO];
     run->v[KPI_SELF_SUFFICIENCY_GAIN] =
         r[KPI_SELF_SUFFICIENCY_RATIO] - b[KPI_SELF_SUFFICIENCY_RATIO];
+    run->v[KPI_SAVINGS_VS_OPTIMAL_PCT] =
+        isnan(r[KPI_OPTIMAL_SAVINGS])
+            ? NAN
+            : optimum_savings_vs_optimal_pct(b[KPI_NET_COST] - r[KPI_NET_COST],
+                                             r[KPI_OPTIMAL_SAVINGS]);
 }
 
 /* ---- output ---------------------------------------------------------------------------------- */

@@ -59,6 +59,8 @@ enum kpi_id {
     KPI_STEP_SETTLING_S,
     KPI_STEP_OVERSHOOT_PCT,
     KPI_STEP_RESIDUAL_RMS_W,
+    KPI_OPTIMAL_SAVINGS, /* the perfect-foresight optimum (sim/optimum.h) */
+    KPI_OPTIMAL_PEAK_15M_KW,
     KPI_VS_FIRST, /* deltas against the baseline */
     KPI_COST_REDUCTION_PCT = KPI_VS_FIRST,
     KPI_PEAK_REDUCTION_PCT,
@@ -66,6 +68,7 @@ enum kpi_id {
     KPI_IMPORT_REDUCTION_KWH,
     KPI_SELF_CONSUMPTION_GAIN,
     KPI_SELF_SUFFICIENCY_GAIN,
+    KPI_SAVINGS_VS_OPTIMAL_PCT,
     KPI_COUNT
 };
 
@@ -135,6 +138,14 @@ void kpi_acc_bus(struct kpi_acc *a, const struct bus_stats *st);
 void kpi_acc_counters(struct kpi_acc *a, uint64_t writes, uint64_t cycles, unsigned checks,
                       unsigned view_mismatches);
 void kpi_acc_result(const struct kpi_acc *a, struct kpi_set *out);
+
+/* The perfect-foresight optimum over the run's 15-minute intervals (sim/optimum.h): the
+ * batteries of a single-site run and the gateway's SoC window; sets optimal_savings and
+ * optimal_peak_15m_kw (null when there is more than one site, no battery, or no price).
+ * Returns 0, or -errno with err when the solver failed (the KPIs stay null). */
+struct optimum_battery;
+int kpi_acc_optimum(struct kpi_acc *a, const struct optimum_battery *b, size_t n_batteries,
+                    char *err, size_t errlen);
 
 /* Fills the KPI_VS_* entries of run from run and base (formulas in the table). */
 void kpi_vs_baseline(struct kpi_set *run, const struct kpi_set *base);

@@ -29,6 +29,7 @@
 #include "sim/bus_inproc.h"
 #include "sim/headend_loop.h"
 #include "sim/mbserver.h"
+#include "sim/optimum.h"
 #include "sim/plot.h"
 #include "sim/rtclock.h"
 #include "sim/site.h"
@@ -473,6 +474,30 @@ static void check_view(struct runner *r, struct rsite *rs, int64_t t)
     }
 }
 
+/* The perfect-foresight reference for the KPIs (single-site runs): the site's batteries as the
+ * simulator models them, inside the gateway's SoC window so that both play by one rule. */
+static void optimum(struct runner *r)
+{
+    if (r->n != 1)
+        return;
+    const struct site_cfg *cfg = site_cfg(r->s[0].site);
+    struct optimum_battery ob[OPTIMUM_MAX_BATTERIES];
+    size_t nb = 0;
+    for (size_t k = 0; k < cfg->n_assets; k++) {
+        if (cfg->assets[k].type != ASSET_BATTERY)
+            continue;
+        if (nb == OPTIMUM_MAX_BATTERIES)
+            return;
+        optimum_battery_from_params(&ob[nb], &cfg->assets[k].u.battery);
+        ob[nb].soc_min = r->safety.soc_floor;
+        ob[nb].soc_max = r->safety.soc_ceiling;
+        nb++;
+    }
+    char err[256];
+    if (kpi_acc_optimum(r->kpi, ob, nb, err, sizeof err) != 0)
+        fprintf(r->ev, "t=%.3f event=optimum_failed reason=\"%s\"\n", r->now_ms / 1000.0, err);
+}
+
 int runner_hash_file(struct sha256 *h, const char *dir, const char *name)
 {
     char path[1200], buf[65536];
@@ -668,6 +693,7 @@ int runner_run(const struct scenario *sc, const struct runner_opts *o, struct ru
     }
     kpi_acc_counters(r.kpi, res->setpoint_writes, res->cycles, res->check_failures,
                      res->view_mismatches);
+    optimum(&r);
     kpi_acc_result(r.kpi, &res->kpis);
     fprintf(r.ev,
             "t=%.3f event=run_end ticks=%lld cycles=%llu writes=%llu check_failures=%u "
