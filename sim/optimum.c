@@ -77,7 +77,6 @@
  * method grows about linearly (banded normal equations) and takes over; it agrees with the
  * simplex to about 1e-9 of the cost and 1e-6 of the peak (bench_optimum, notes in the report). */
 #define SIMPLEX_MAX_CELLS 3000
-#define PEAK_FANOUT       32
 /* Slack on the minimum peak when it becomes the bound of the cost stage: the solvers'
  * feasibility tolerance (1e-7 simplex, about 1e-8 x scale interior point), not a margin. */
 #define PEAK_SLACK_REL(interior) ((interior) ? 1e-6 : 1e-9)
@@ -267,22 +266,17 @@ static int build(struct lp *l, int with_peak)
     size_t derate_rows = 0;
     for (size_t k = 0; k < nb; k++)
         derate_rows += (pb->batteries[k].soc_low_band > 0.0) + high_band_on(&pb->batteries[k]);
-    /* The peak is a tree of columns: each interval's import <= its leaf, each node <= its
-     * parent, the root is P. The simplex takes a single column (fan-out n). The interior-point
-     * method factorises A D A', which one column in every row would make dense, and it does
-     * not converge on a year-long chain P[t] = P[t-1]; a tree of fan-out PEAK_FANOUT keeps the
-     * factor sparse and the path short (a year at 15 min: depth 4). */
-    size_t fan = l->interior ? PEAK_FANOUT : n, nodes = 0;
-    for (size_t w = n; with_peak;) {
-        w = (w + fan - 1) / fan;
-        nodes += w;
-        if (w == 1)
-            break;
-    }
-    size_t m = n * rows_per_t + (n - 1) * derate_rows + (nodes ? nodes - 1 : 0);
-    size_t cols = n * l->stride + nodes;
-    /* nonzeros: balance 2 + 2 nb, energy 4 nb, derate 2 each, leaf 2, tree 2 per node */
-    size_t nnz = n * (2 + 2 * nb + 4 * nb + 2 * derate_rows + 2) + 2 * nodes;
+    /* The interior-point method factorises A D A': one peak column in every row would make
+     * that dense, so there the peak is a chain P[t] = P[t-1] of n columns (still sparse).
+     * Measured: the chain converges up to half a year at 15 min (17,280 intervals, 2 s); at a
+     * year the first stage stops with GLP_ENOCVG and the simplex takes over (minutes). A tree
+     * of columns (fan-out 4 or 32) got the first stage through a year but made the second
+     * unstable (GLP_EINSTAB) already at 90 days, so the chain stays. */
+    size_t peak_cols = with_peak ? (l->interior ? n : 1) : 0;
+    size_t m = n * rows_per_t + (n - 1) * derate_rows + (peak_cols ? peak_cols - 1 : 0);
+    size_t cols = n * l->stride + peak_cols;
+    /* nonzeros: balance 2 + 2 nb, energy 4, derate 2, peak 2, chain 2 */
+    size_t nnz = n * (2 + 2 * nb + 4 * nb + 2 * derate_rows + 4);
     int *ia = malloc((nnz + 1) * sizeof *ia);
     int *ja = malloc((nnz + 1) * sizeof *ja);
     double *ar = malloc((nnz + 1) * sizeof *ar);
@@ -296,10 +290,9 @@ static int build(struct lp *l, int with_peak)
     glp_set_obj_dir(g, GLP_MIN);
     glp_add_rows(g, (int)m);
     glp_add_cols(g, (int)cols);
-    int tree = (int)(n * l->stride + 1);                 /* first node column */
-    l->peak_col = with_peak ? tree + (int)nodes - 1 : 0; /* the root */
-    for (size_t j = 0; j < nodes; j++)
-        glp_set_col_bnds(g, tree + (int)j, GLP_LO, 0.0, 0.0);
+    l->peak_col = with_peak ? (int)(n * l->stride + 1) : 0;
+    for (size_t j = 0; j < peak_cols; j++)
+        glp_set_col_bnds(g, l->peak_col + (int)j, GLP_LO, 0.0, 0.0);
 
     size_t z = 0;
     int row = 0;
@@ -322,9 +315,15 @@ static int build(struct lp *l, int with_peak)
             NZ(row, col_c(l, t, k), -1.0);
         }
         if (with_peak) {
+            int pc = l->peak_col + (peak_cols > 1 ? (int)t : 0);
             glp_set_row_bnds(g, ++row, GLP_UP, 0.0, 0.0);
             NZ(row, col_gi(l, t), 1.0);
-            NZ(row, tree + (int)(t / fan), -1.0);
+            NZ(row, pc, -1.0);
+            if (peak_cols > 1 && t > 0) {
+                glp_set_row_bnds(g, ++row, GLP_FX, 0.0, 0.0);
+                NZ(row, pc, 1.0);
+                NZ(row, pc - 1, -1.0);
+            }
         }
         for (size_t k = 0; k < nb; k++) {
             const struct optimum_battery *b = &pb->batteries[k];
@@ -364,16 +363,6 @@ static int build(struct lp *l, int with_peak)
                 NZ(row, col_e(l, t - 1, k), top / cap);
             }
         }
-    }
-    /* the tree above the leaves, level by level */
-    for (size_t first = 0, w = with_peak ? (n + fan - 1) / fan : 1; w > 1;) {
-        for (size_t j = 0; j < w; j++) {
-            glp_set_row_bnds(g, ++row, GLP_UP, 0.0, 0.0);
-            NZ(row, tree + (int)(first + j), 1.0);
-            NZ(row, tree + (int)(first + w + j / fan), -1.0);
-        }
-        first += w;
-        w = (w + fan - 1) / fan;
     }
 #undef NZ
     glp_load_matrix(g, (int)z, ia, ja, ar);

@@ -10,8 +10,10 @@
 
 #include "sim/battery.h"
 
-/* A year at 15 minutes (leap year: 366 x 96) or a day at 2.5 s; the LP has about 3 + 3 x
- * batteries columns per interval, and a year at 15 min solves in seconds (bench_optimum). */
+/* A year at 15 minutes (leap year: 366 x 96) or a day at 2.5 s; the LP has 2 + 3 x batteries
+ * columns per interval. Minimum cost over a year at 15 min takes about 2 s; minimum peak about
+ * 1 s up to half a year, minutes for a year (bench_optimum; the reasons in optimum.c). With
+ * negative prices the one-direction guard adds a MIP, whose time grows with the binaries. */
 #define OPTIMUM_MAX_INTERVALS 35136
 #define OPTIMUM_MAX_BATTERIES 8
 /* Savings below this (currency) count as "nothing to save" in optimum_savings_vs_optimal_pct. */
