@@ -984,14 +984,12 @@ static int check_evse(struct ld *L, struct asset_cfg *a, const cJSON *o, const c
     if (isnan(e->failsafe_current_a))
         e->failsafe_current_a = e->min_current_a;
     /* 0 pauses; anything else must be a current the charger can actually signal. */
-    if (e->default_current_a != 0 &&
-        (e->default_current_a < e->min_current_a || e->default_current_a > e->max_current_a))
-        return fail(L, pkey(p, path, "default_current_a"), item(o, "default_current_a"),
-                    "must be 0 or in [%g, %g]", e->min_current_a, e->max_current_a);
-    if (e->failsafe_current_a != 0 &&
-        (e->failsafe_current_a < e->min_current_a || e->failsafe_current_a > e->max_current_a))
-        return fail(L, pkey(p, path, "failsafe_current_a"), item(o, "failsafe_current_a"),
-                    "must be 0 or in [%g, %g]", e->min_current_a, e->max_current_a);
+    static const char *const keys[] = {"default_current_a", "failsafe_current_a"};
+    const double vals[] = {e->default_current_a, e->failsafe_current_a};
+    for (size_t k = 0; k < 2; k++)
+        if (vals[k] != 0 && (vals[k] < e->min_current_a || vals[k] > e->max_current_a))
+            return fail(L, pkey(p, path, keys[k]), item(o, keys[k]), "must be 0 or in [%g, %g]",
+                        e->min_current_a, e->max_current_a);
     return 0;
 }
 
