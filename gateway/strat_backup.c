@@ -7,7 +7,7 @@
  * Evt bit M_EVENT_Power_Failure, procimg_dev.islanded) - the reserve is there to be spent:
  * the batteries are asked for the site's whole net load, load + EVSE + boiler - PV, down to
  * the safety floor (a grid-forming inverter follows the load by itself; the request keeps
- * the gateway's view in step with it). The outage itself is simulated by a later task.
+ * the gateway's view in step with it). The simulator's grid_outage event raises the flag.
  *
  * As a constraint stacked after another strategy it narrows the site battery request: no
  * discharge at or below reserve_soc, at least the recharge while recharging, and the island

@@ -7,7 +7,11 @@
  *      the energy that is there (or the room that is left) in this step;
  *   3. energy, losses and AC counters move with the clamped power;
  *   4. the temperature follows its first-order lag, integrated exactly.
- * A fault (injected, or the temperature at or above temp_stop_c) forces the power to 0. */
+ * A fault (injected, or the temperature at or above temp_stop_c) forces the power to 0.
+ *
+ * On an islanded site (site.c) the inverter is grid-forming: battery_step_island takes the
+ * power the site's balance asks of it instead of the setpoint, inside the same limits
+ * (battery_step_limits), and steps 3 and 4 are the same. */
 #include "sim/battery.h"
 
 #include <math.h>
@@ -110,31 +114,29 @@ static void move_temperature(struct battery *b, double p_w, double dt_s)
     b->temp_c = t_ss + (b->temp_c - t_ss) * exp(-dt_s / b->p.temp_tau_s);
 }
 
-void battery_step(struct battery *b, int64_t now_ms, int64_t dt_ms)
+/* The power limits over the next dt: the derated limits at `now`, and never more energy than
+ * is there, nor more than the room left, in one step. Both 0 in FAULT. */
+void battery_step_limits(const struct battery *b, int64_t dt_ms, double *dis_w, double *chg_w)
+{
+    double dt_h = (double)dt_ms / 1000.0 / 3600.0; /* as apply_power: the same rounding */
+    double dis = battery_discharge_limit_w(b), chg = battery_charge_limit_w(b);
+    if (dt_h > 0.0) {
+        double dis_e = b->energy_wh * b->p.eta_discharge / dt_h;
+        double chg_e = (b->p.capacity_wh - b->energy_wh) / (b->p.eta_charge * dt_h);
+        if (dis_e < dis)
+            dis = dis_e;
+        if (chg_e < chg)
+            chg = chg_e;
+    }
+    *dis_w = dis;
+    *chg_w = chg;
+}
+
+/* Energy, state and temperature for the power p actually applied; `want` is what the
+ * controller asked for (a clamp by more than THROTTLE_EPS_W is THROTTLED). */
+static void apply_power(struct battery *b, double p, double want, int64_t dt_ms)
 {
     double dt_s = (double)dt_ms / 1000.0, dt_h = dt_s / 3600.0;
-    double want = response_step(&b->resp, now_ms, dt_ms);
-    double p = want;
-
-    if (faulted(b)) {
-        p = 0.0;
-    } else {
-        double dis = battery_discharge_limit_w(b), chg = battery_charge_limit_w(b);
-        if (dt_h > 0.0) {
-            /* Never more energy than is there, nor more than the room left, in one step. */
-            double dis_e = b->energy_wh * b->p.eta_discharge / dt_h;
-            double chg_e = (b->p.capacity_wh - b->energy_wh) / (b->p.eta_charge * dt_h);
-            if (dis_e < dis)
-                dis = dis_e;
-            if (chg_e < chg)
-                chg = chg_e;
-        }
-        if (p > dis)
-            p = dis;
-        if (p < -chg)
-            p = -chg;
-    }
-
     move_energy(b, p, dt_h);
     b->power_w = p;
     if (faulted(b))
@@ -146,6 +148,47 @@ void battery_step(struct battery *b, int64_t now_ms, int64_t dt_ms)
     else
         b->state = BATTERY_STANDBY;
     move_temperature(b, p, dt_s);
+}
+
+void battery_step(struct battery *b, int64_t now_ms, int64_t dt_ms)
+{
+    double want = response_step(&b->resp, now_ms, dt_ms);
+    double p = want;
+
+    if (faulted(b)) {
+        p = 0.0;
+    } else {
+        double dis, chg;
+        battery_step_limits(b, dt_ms, &dis, &chg);
+        if (p > dis)
+            p = dis;
+        if (p < -chg)
+            p = -chg;
+    }
+    apply_power(b, p, want, dt_ms);
+}
+
+/* Grid-forming: the site's balance sets the power. The setpoint's response model still
+ * advances (its output unused), so that at the end of the island the inverter goes back to
+ * the setpoint the controller holds, through the same latency and ramp state. Not THROTTLED:
+ * there is no setpoint to fall short of. */
+void battery_step_island(struct battery *b, int64_t now_ms, int64_t dt_ms, double p_w)
+{
+    (void)response_step(&b->resp, now_ms, dt_ms);
+    double dis, chg;
+    battery_step_limits(b, dt_ms, &dis, &chg);
+    if (faulted(b))
+        p_w = 0.0;
+    if (p_w > dis)
+        p_w = dis;
+    if (p_w < -chg)
+        p_w = -chg;
+    apply_power(b, p_w, p_w, dt_ms);
+}
+
+int battery_faulted(const struct battery *b)
+{
+    return faulted(b);
 }
 
 void battery_reset(struct battery *b)

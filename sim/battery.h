@@ -48,6 +48,14 @@ void battery_command(struct battery *b, int64_t now_ms, double setpoint_w);
 /* Advances by dt: the power applied over [now, now + dt) is the response output clamped to
  * the limits at `now`; the SoC never leaves [0, 1]. */
 void battery_step(struct battery *b, int64_t now_ms, int64_t dt_ms);
+/* Grid-forming step of an islanded site: the power is p_w (+ discharge) as the site's balance
+ * sets it, clamped to battery_step_limits (0 in FAULT); the setpoint's response model advances
+ * but its output is not applied. */
+void battery_step_island(struct battery *b, int64_t now_ms, int64_t dt_ms, double p_w);
+/* What the battery can deliver (dis_w) and absorb (chg_w) over the next dt_ms: the derated
+ * limits, the energy that is there and the room that is left; both >= 0, 0 in FAULT. */
+void battery_step_limits(const struct battery *b, int64_t dt_ms, double *dis_w, double *chg_w);
+int battery_faulted(const struct battery *b);              /* injected fault or over temp_stop_c */
 double battery_discharge_limit_w(const struct battery *b); /* current limits, >= 0 */
 double battery_charge_limit_w(const struct battery *b);
 void battery_reset(struct battery *b); /* device reboot: setpoint 0, fault cleared, energy kept */

@@ -131,7 +131,10 @@ static int run_baseline(const struct scenario *sc, const struct experiment_opts 
     b.headend = NULL; /* operator dispatches still apply, straight to the controller */
     char dir[1100], sub[1024];
     snprintf(dir, sizeof dir, "%s/baseline", o->run.out_dir);
-    struct runner_opts ro = {.transport = RUNNER_INPROC, .out_dir = dir, .plot_data = 1};
+    struct runner_opts ro = {.transport = RUNNER_INPROC,
+                             .out_dir = dir,
+                             .plot_data = 1,
+                             .kpi_gateway = sc->gateway}; /* the same frequency requirement */
     int rc = runner_run(&b, &ro, &res->baseline_run, sub, sizeof sub);
     cJSON_Delete(gw);
     if (rc) {

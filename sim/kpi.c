@@ -129,6 +129,15 @@ static const struct kpi_def table[KPI_COUNT] = {
     [KPI_BOILER_BELOW_MIN_S] = {"boiler_below_min_s", "s", 3, KPI_LOWER,
                                 "sum over boilers of the time the tank was below its comfort "
                                 "minimum temp_min_c (boiler comfort)"},
+    [KPI_OUTAGE_S] = {"outage_s", "s", 3, KPI_NEUTRAL,
+                      "sum over sites of the time islanded by a grid_outage event"},
+    [KPI_UNSERVED_ENERGY_KWH] = {"unserved_energy_kwh", "kWh", 3, KPI_LOWER,
+                                 "sum of unserved_w x dt: demand (load + evse + boiler) the "
+                                 "islanded sites' batteries and PV could not supply (load shed); "
+                                 "0 without outages"},
+    [KPI_ISLAND_SUPPLY_PCT] = {"island_supply_pct", "%", 2, KPI_HIGHER,
+                               "100 x (1 - unserved energy / demand energy), both summed over "
+                               "the islanded steps; null without an outage or demand in one"},
     [KPI_CHECK_FAILURES] = {"check_failures", "count", 0, KPI_LOWER,
                             "steps where an invariant (balance, SoC range) failed"},
     [KPI_VIEW_MISMATCHES] = {"view_mismatches", "count", 0, KPI_LOWER,
@@ -144,6 +153,36 @@ static const struct kpi_def table[KPI_COUNT] = {
     [KPI_STEP_OVERSHOOT_PCT] = {"step_overshoot_pct", "%", 2, KPI_LOWER,
                                 "the largest grid excursion opposite to the step after it, as a "
                                 "percentage of the step (a load step up that ends in export)"},
+    [KPI_FCR_ACTIVATION_S] = {"fcr_activation_s", "s", 1, KPI_LOWER,
+                              "FCR (droop) activation time against the gateway's grid_services "
+                              "fcr_* parameters: an excursion is a run of steps with the grid "
+                              "frequency outside nominal +/- fcr_deadband_hz on one side; it "
+                              "counts once the droop requirement R = fcr_power_w x min((|df| - "
+                              "deadband) / (fcr_full_hz - deadband), 1) reaches 50 % of "
+                              "fcr_power_w, and from that step the time until the battery power's "
+                              "change since the step before the excursion first delivers 90 % of "
+                              "R in the required direction (steps' starts, so at the step's "
+                              "resolution). A response that never comes counts as the time from "
+                              "then to the excursion's end (at least that late). Worst over "
+                              "excursions and sites; null without a qualifying excursion. "
+                              "ENTSO-E FCR: full activation within 30 s"},
+    [KPI_FCR_ENERGY_PCT] = {"fcr_energy_pct", "%", 2, KPI_HIGHER,
+                            "100 x the droop energy delivered / required over every step outside "
+                            "the deadband: each step's delivery is the battery power's change "
+                            "since the excursion began, in the required direction, capped at R "
+                            "(lateness is not made up by overshoot); null without such a step"},
+    [KPI_FFR_ACTIVATION_S] = {"ffr_activation_s", "s", 1, KPI_LOWER,
+                              "FFR activation time against the gateway's grid_services ffr_* "
+                              "parameters: a trigger is a step with the grid frequency at or "
+                              "below ffr_trigger_hz while the reserve is armed (never triggered, "
+                              "or ffr_duration + ffr_rearm since the last trigger); the time from "
+                              "it until the battery discharges at least 90 % of ffr_power_w more "
+                              "than before the disturbance (the step before the trigger, or before "
+                              "the FCR excursion it belongs to: a droop already under way counts "
+                              "toward the change rather than raising the bar). Never within "
+                              "ffr_duration counts as ffr_duration. Worst over triggers and sites; "
+                              "null without a trigger. Nordic FFR: full activation within 1.3 s at "
+                              "49.7 Hz"},
     [KPI_OPTIMAL_SAVINGS] = {"optimal_savings", "currency", 4, KPI_NEUTRAL,
                              "what a controller with perfect knowledge of the whole run could save "
                              "with the same batteries: the idle-battery cost minus the minimum "
@@ -156,6 +195,12 @@ static const struct kpi_def table[KPI_COUNT] = {
                                  "the lowest 15-minute import peak the same batteries could hold "
                                  "with perfect foresight (the same linear program, minimising the "
                                  "peak); null as optimal_savings"},
+    [KPI_END_ENERGY_VALUE] = {"end_energy_value", "currency", 4, KPI_NEUTRAL,
+                              "the batteries' stored energy at the end of the run minus at its "
+                              "start, valued at the run's lowest 15-minute import price: a "
+                              "surplus times the discharge efficiency, a deficit over the charge "
+                              "efficiency (what refilling it would cost at best); null as "
+                              "optimal_savings"},
     [KPI_STEP_RESIDUAL_RMS_W] = {"step_residual_rms_w", "W", 1, KPI_LOWER,
                                  "RMS of the summed grid power from 5 minutes after the step to "
                                  "the end of its window: what is left once the loop has settled "
@@ -174,11 +219,18 @@ static const struct kpi_def table[KPI_COUNT] = {
                                    "self_consumption_ratio - baseline self_consumption_ratio"},
     [KPI_SELF_SUFFICIENCY_GAIN] = {"self_sufficiency_gain", "1", 4, KPI_HIGHER,
                                    "self_sufficiency_ratio - baseline self_sufficiency_ratio"},
-    [KPI_SAVINGS_VS_OPTIMAL_PCT] = {"savings_vs_optimal_pct", "%", 2, KPI_HIGHER,
-                                    "100 x (baseline net_cost - net_cost) / optimal_savings: the "
-                                    "share of the perfect-foresight savings the strategy reached; "
-                                    "100 when nothing could be saved and nothing was lost; null "
-                                    "without optimal_savings"},
+    [KPI_SAVINGS_VS_OPTIMAL_PCT] =
+        {"savings_vs_optimal_pct", "%", 2, KPI_HIGHER,
+         "100 x ((baseline net_cost - baseline end_energy_value) - "
+         "(net_cost - end_energy_value)) / optimal_savings: the share of "
+         "the perfect-foresight savings the strategy reached, with the "
+         "stored energy it used up (or left) valued like the optimum's "
+         "end (an end_energy_value that is null counts 0); "
+         "100 when nothing could be saved and nothing was lost; null "
+         "without optimal_savings"},
+    [KPI_UNSERVED_REDUCTION_KWH] = {"unserved_reduction_kwh", "kWh", 3, KPI_HIGHER,
+                                    "baseline unserved_energy_kwh - unserved_energy_kwh: the load "
+                                    "the strategy kept supplied through the outages"},
 };
 
 const struct kpi_def *kpi_def(int id)
@@ -192,6 +244,113 @@ int kpi_find(const char *name)
         if (!strcmp(table[i].name, name))
             return i;
     return -1;
+}
+
+/* ---- frequency response (KPI_FCR_*, KPI_FFR_*) ---------------------------------------------- */
+
+/* An FCR excursion counts for the activation time once it asks for this share of fcr_power_w
+ * (a small excursion's response is lost in the noise), and a response counts as activated at
+ * this share of what is asked: the 90 % criterion of step-response tests (ENTSO-E's FCR
+ * prequalification measures full activation; Nordic FFR likewise) with room for the ramp's
+ * and the quantisation's last watts. */
+#define FR_QUALIFY 0.5
+#define FR_REACHED 0.9
+
+/* One site's frequency response, measured against its requirement. Times are the starts of the
+ * site's steps, counted from the run's start. */
+struct fr_site {
+    struct kpi_freq_params p;
+    int on; /* a requirement was set */
+    int64_t t_ms;
+    double prev_bat_w; /* battery_w of the previous step */
+    int have_prev;
+    int fcr_sign, fcr_done; /* +1 under-frequency (discharge), -1 over, 0 no open excursion */
+    double fcr_p0_w;        /* battery_w before the excursion */
+    int64_t fcr_q_ms;       /* the step it qualified, -1 before */
+    double fcr_worst_s, fcr_req_wh, fcr_del_wh;
+    int ffr_seen, ffr_open, ffr_done;
+    int64_t ffr_t_ms; /* the last trigger */
+    double ffr_p0_w, ffr_worst_s;
+};
+
+static void fr_fcr_close(struct fr_site *f, int64_t end_ms)
+{
+    if (f->fcr_sign && f->fcr_q_ms >= 0 && !f->fcr_done)
+        f->fcr_worst_s = fmax(f->fcr_worst_s, (end_ms - f->fcr_q_ms) / 1000.0);
+    f->fcr_sign = 0;
+}
+
+static void fr_ffr_close(struct fr_site *f, int64_t end_ms)
+{
+    if (f->ffr_open && !f->ffr_done)
+        f->ffr_worst_s = fmax(f->ffr_worst_s, (end_ms - f->ffr_t_ms) / 1000.0);
+    f->ffr_open = 0;
+}
+
+static void fr_fcr(struct fr_site *f, double freq_hz, double bat_w, double prev_w, int64_t t,
+                   int64_t dt_ms)
+{
+    const struct kpi_freq_params *p = &f->p;
+    double df = freq_hz - p->nominal_hz, span = p->fcr_full_hz - p->fcr_deadband_hz;
+    double mag = fabs(df) - p->fcr_deadband_hz;
+    mag = span > 0 ? mag / span : mag > 0;
+    int sign = isfinite(freq_hz) && mag > 0 ? (df < 0 ? 1 : -1) : 0;
+    if (sign != f->fcr_sign) {
+        /* straight from one side to the other: the response is still measured from the power
+         * before any of it */
+        double p0 = f->fcr_sign ? f->fcr_p0_w : prev_w;
+        fr_fcr_close(f, t);
+        f->fcr_sign = sign;
+        f->fcr_p0_w = p0;
+        f->fcr_q_ms = -1;
+        f->fcr_done = 0;
+    }
+    if (!sign)
+        return;
+    double req = p->fcr_power_w * fmin(mag, 1), got = sign * (bat_w - f->fcr_p0_w);
+    f->fcr_req_wh += req * (double)dt_ms * WH_PER_W_MS;
+    f->fcr_del_wh += fmin(fmax(got, 0), req) * (double)dt_ms * WH_PER_W_MS;
+    if (f->fcr_q_ms < 0 && req >= FR_QUALIFY * p->fcr_power_w)
+        f->fcr_q_ms = t;
+    if (f->fcr_q_ms >= 0 && !f->fcr_done && got >= FR_REACHED * req) {
+        f->fcr_done = 1;
+        f->fcr_worst_s = fmax(f->fcr_worst_s, (t - f->fcr_q_ms) / 1000.0);
+    }
+}
+
+static void fr_ffr(struct fr_site *f, double freq_hz, double bat_w, double prev_w, int64_t t)
+{
+    const struct kpi_freq_params *p = &f->p;
+    if (f->ffr_open && t >= f->ffr_t_ms + p->ffr_duration_ms)
+        fr_ffr_close(f, f->ffr_t_ms + p->ffr_duration_ms);
+    int armed = !f->ffr_seen || t >= f->ffr_t_ms + p->ffr_duration_ms + p->ffr_rearm_ms;
+    if (armed && freq_hz <= p->ffr_trigger_hz) { /* NaN compares false */
+        f->ffr_seen = f->ffr_open = 1;
+        f->ffr_done = 0;
+        f->ffr_t_ms = t;
+        /* from the power before the disturbance: an FCR droop already under way when the
+         * frequency reaches the trigger is part of the change, not a new baseline */
+        f->ffr_p0_w = f->fcr_sign > 0 ? f->fcr_p0_w : prev_w;
+    }
+    if (f->ffr_open && !f->ffr_done && bat_w - f->ffr_p0_w >= FR_REACHED * p->ffr_power_w) {
+        f->ffr_done = 1;
+        f->ffr_worst_s = fmax(f->ffr_worst_s, (t - f->ffr_t_ms) / 1000.0);
+    }
+}
+
+static void fr_step(struct fr_site *f, const struct kpi_sample *s, int64_t dt_ms)
+{
+    int64_t t = f->t_ms;
+    double prev = f->have_prev ? f->prev_bat_w : s->battery_w;
+    f->t_ms += dt_ms;
+    f->prev_bat_w = s->battery_w;
+    f->have_prev = 1;
+    if (!f->on)
+        return;
+    if (f->p.fcr_power_w > 0)
+        fr_fcr(f, s->freq_hz, s->battery_w, prev, t, dt_ms);
+    if (f->p.ffr_power_w > 0)
+        fr_ffr(f, s->freq_hz, s->battery_w, prev, t);
 }
 
 /* ---- the accumulator ------------------------------------------------------------------------- */
@@ -217,8 +376,11 @@ struct kpi_acc {
     double *iv_net_wh, *iv_imp, *iv_exp; /* sums over the interval: Wh, price x ms */
     int64_t *iv_ms;
     int prices_seen;
-    double opt_savings, opt_peak_w;
+    double opt_savings, opt_peak_w, end_value;
+    double soc_last; /* site 0's capacity-weighted SoC after the last step (NaN: none) */
     uint32_t (*clamped)[CLAMP_SLOTS]; /* per site: reasons clamped in the previous cycle */
+    struct fr_site *fr;               /* per site: frequency response */
+    double island_demand_wh;          /* demand during islanded steps (KPI_ISLAND_SUPPLY_PCT) */
 };
 
 struct kpi_acc *kpi_acc_new(size_t n_sites, double soc_floor, double soc_ceiling)
@@ -227,7 +389,10 @@ struct kpi_acc *kpi_acc_new(size_t n_sites, double soc_floor, double soc_ceiling
     if (!a)
         return NULL;
     a->clamped = calloc(n_sites ? n_sites : 1, sizeof *a->clamped);
-    if (!a->clamped) {
+    a->fr = calloc(n_sites ? n_sites : 1, sizeof *a->fr);
+    if (!a->clamped || !a->fr) {
+        free(a->clamped);
+        free(a->fr);
         free(a);
         return NULL;
     }
@@ -238,6 +403,8 @@ struct kpi_acc *kpi_acc_new(size_t n_sites, double soc_floor, double soc_ceiling
     a->v[KPI_SOC_MAX] = NAN;
     a->opt_savings = NAN;
     a->opt_peak_w = NAN;
+    a->end_value = NAN;
+    a->soc_last = NAN;
     return a;
 }
 
@@ -246,6 +413,7 @@ void kpi_acc_free(struct kpi_acc *a)
     if (!a)
         return;
     free(a->clamped);
+    free(a->fr);
     free(a->iv_net_wh);
     free(a->iv_imp);
     free(a->iv_exp);
@@ -253,8 +421,23 @@ void kpi_acc_free(struct kpi_acc *a)
     free(a);
 }
 
+void kpi_acc_freq_params(struct kpi_acc *a, size_t site, const struct kpi_freq_params *p)
+{
+    if (site >= a->n_sites)
+        return;
+    struct fr_site *f = &a->fr[site];
+    f->p = *p;
+    f->on = 1;
+    f->fcr_worst_s = NAN;
+    f->ffr_worst_s = NAN;
+}
+
 void kpi_acc_site(struct kpi_acc *a, size_t site, const struct kpi_sample *s, int64_t dt_ms)
 {
+    if (site == 0 && isfinite(s->soc_mean))
+        a->soc_last = s->soc_mean;
+    if (site < a->n_sites)
+        fr_step(&a->fr[site], s, dt_ms);
     const double h = (double)dt_ms * WH_PER_W_MS; /* W -> Wh over this step */
     double imp = s->grid_w > 0 ? s->grid_w : 0, exp = s->grid_w < 0 ? -s->grid_w : 0;
     a->v[KPI_ENERGY_IMPORT_KWH] += imp * h;
@@ -283,6 +466,11 @@ void kpi_acc_site(struct kpi_acc *a, size_t site, const struct kpi_sample *s, in
             a->v[KPI_SOC_OUTSIDE_LIMITS_S] += dt_ms / 1000.0;
     }
     a->v[KPI_BOILER_BELOW_MIN_S] += s->boilers_below_min * (dt_ms / 1000.0);
+    if (s->islanded) {
+        a->v[KPI_OUTAGE_S] += dt_ms / 1000.0;
+        a->v[KPI_UNSERVED_ENERGY_KWH] += s->unserved_w * h;
+        a->island_demand_wh += (s->load_w + s->evse_w + s->boiler_w) * h;
+    }
     a->tick_grid_w += s->grid_w;
     a->tick_net_w += s->load_w + s->evse_w + s->boiler_w - s->pv_w;
     if (site == 0) {
@@ -376,6 +564,27 @@ static void interval_add(struct kpi_acc *a, int64_t t_ms, int64_t dt_ms)
     a->iv_ms[k] += dt_ms;
 }
 
+/* KPI_END_ENERGY_VALUE: the optimum must end with at least its start energy, a strategy need
+ * not; valuing the difference at the cheapest import price of the run (a refill cannot cost
+ * less, a surplus displaces at least that) makes the two comparable. */
+static void end_value(struct kpi_acc *a, const struct optimum_battery *b, size_t nb,
+                      const double *imp, size_t n)
+{
+    double cap = 0, e0 = 0, eta_c = 0, eta_d = 0, p_min = INFINITY;
+    for (size_t k = 0; k < nb; k++) {
+        cap += b[k].capacity_wh;
+        e0 += b[k].soc_init * b[k].capacity_wh;
+        eta_c += b[k].eta_charge * b[k].capacity_wh;
+        eta_d += b[k].eta_discharge * b[k].capacity_wh;
+    }
+    for (size_t i = 0; i < n; i++)
+        p_min = fmin(p_min, imp[i]);
+    if (!(cap > 0) || !isfinite(a->soc_last) || !isfinite(p_min))
+        return;
+    double d_wh = a->soc_last * cap - e0;
+    a->end_value = (d_wh > 0 ? d_wh * eta_d / cap : d_wh / (eta_c / cap)) * p_min / 1000.0;
+}
+
 int kpi_acc_optimum(struct kpi_acc *a, const struct optimum_battery *b, size_t n_batteries,
                     char *err, size_t errlen)
 {
@@ -409,6 +618,7 @@ int kpi_acc_optimum(struct kpi_acc *a, const struct optimum_battery *b, size_t n
     if ((rc = optimum_solve(&pb, &res, NULL, err, errlen)) != 0)
         goto out;
     a->opt_savings = res.optimal_savings;
+    end_value(a, b, n_batteries, imp, n);
     pb.objective = OPTIMUM_MIN_PEAK;
     if ((rc = optimum_solve(&pb, &res, NULL, err, errlen)) != 0)
         goto out;
@@ -529,12 +739,32 @@ void kpi_acc_result(const struct kpi_acc *a, struct kpi_set *out)
         a->capacity_wh > 0 ? out->v[KPI_BATTERY_THROUGHPUT_KWH] * 1000.0 / (2 * a->capacity_wh) : 0;
     out->v[KPI_OPTIMAL_SAVINGS] = a->opt_savings;
     out->v[KPI_OPTIMAL_PEAK_15M_KW] = a->opt_peak_w / 1000.0;
+    out->v[KPI_END_ENERGY_VALUE] = a->end_value;
     int step = a->step_w != 0;
     out->v[KPI_STEP_SIZE_W] = step ? fabs(a->step_w) : NAN;
     out->v[KPI_STEP_SETTLING_S] = step ? (a->step_last_out_ms - a->step_t_ms) / 1000.0 : NAN;
     out->v[KPI_STEP_OVERSHOOT_PCT] = step ? 100.0 * a->step_overshoot_w / fabs(a->step_w) : NAN;
     out->v[KPI_STEP_RESIDUAL_RMS_W] =
         step && a->step_sq_ms > 0 ? sqrt(a->step_sq_w2 / (double)a->step_sq_ms) : NAN;
+    double fcr_req = 0, fcr_del = 0;
+    out->v[KPI_FCR_ACTIVATION_S] = out->v[KPI_FFR_ACTIVATION_S] = NAN;
+    for (size_t i = 0; i < a->n_sites; i++) {
+        struct fr_site f = a->fr[i]; /* closing what is still open must not change a */
+        if (!f.on)
+            continue;
+        fr_fcr_close(&f, f.t_ms);
+        fr_ffr_close(&f, f.t_ms);
+        out->v[KPI_FCR_ACTIVATION_S] = fmax(out->v[KPI_FCR_ACTIVATION_S], f.fcr_worst_s);
+        out->v[KPI_FFR_ACTIVATION_S] = fmax(out->v[KPI_FFR_ACTIVATION_S], f.ffr_worst_s);
+        fcr_req += f.fcr_req_wh;
+        fcr_del += f.fcr_del_wh;
+    }
+    out->v[KPI_FCR_ENERGY_PCT] = fcr_req > 0 ? 100.0 * fcr_del / fcr_req : NAN;
+    out->v[KPI_UNSERVED_ENERGY_KWH] /= 1000.0;
+    out->v[KPI_ISLAND_SUPPLY_PCT] =
+        a->island_demand_wh > 0
+            ? 100.0 * (1.0 - a->v[KPI_UNSERVED_ENERGY_KWH] / a->island_demand_wh)
+            : NAN;
     for (int i = KPI_VS_FIRST; i < KPI_COUNT; i++)
         out->v[i] = NAN;
 }
@@ -542,6 +772,11 @@ void kpi_acc_result(const struct kpi_acc *a, struct kpi_set *out)
 static double pct_reduction(double base, double run)
 {
     return base != 0 ? 100.0 * (base - run) / fabs(base) : 0;
+}
+
+static double zero_nan(double v)
+{
+    return isnan(v) ? 0 : v;
 }
 
 void kpi_vs_baseline(struct kpi_set *run, const struct kpi_set *base)
@@ -560,8 +795,11 @@ void kpi_vs_baseline(struct kpi_set *run, const struct kpi_set *base)
     run->v[KPI_SAVINGS_VS_OPTIMAL_PCT] =
         isnan(r[KPI_OPTIMAL_SAVINGS])
             ? NAN
-            : optimum_savings_vs_optimal_pct(b[KPI_NET_COST] - r[KPI_NET_COST],
-                                             r[KPI_OPTIMAL_SAVINGS]);
+            : optimum_savings_vs_optimal_pct(
+                  (b[KPI_NET_COST] - zero_nan(b[KPI_END_ENERGY_VALUE])) -
+                      (r[KPI_NET_COST] - zero_nan(r[KPI_END_ENERGY_VALUE])),
+                  r[KPI_OPTIMAL_SAVINGS]);
+    run->v[KPI_UNSERVED_REDUCTION_KWH] = b[KPI_UNSERVED_ENERGY_KWH] - r[KPI_UNSERVED_ENERGY_KWH];
 }
 
 /* ---- output ---------------------------------------------------------------------------------- */

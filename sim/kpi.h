@@ -53,15 +53,22 @@ enum kpi_id {
     KPI_EV_SESSIONS_FULL,
     KPI_BOILER_ENERGY_KWH,
     KPI_BOILER_BELOW_MIN_S,
+    KPI_OUTAGE_S, /* grid outages: the sites islanded (sim/site.h) */
+    KPI_UNSERVED_ENERGY_KWH,
+    KPI_ISLAND_SUPPLY_PCT,
     KPI_CHECK_FAILURES,
     KPI_VIEW_MISMATCHES,
     KPI_STEP_SIZE_W, /* the response of the site to its largest uncontrolled load step */
     KPI_STEP_SETTLING_S,
     KPI_STEP_OVERSHOOT_PCT,
     KPI_STEP_RESIDUAL_RMS_W,
+    KPI_FCR_ACTIVATION_S, /* frequency response against the gateway's grid_services contract */
+    KPI_FCR_ENERGY_PCT,
+    KPI_FFR_ACTIVATION_S,
     KPI_OPTIMAL_SAVINGS, /* the perfect-foresight optimum (sim/optimum.h) */
     KPI_OPTIMAL_PEAK_15M_KW,
-    KPI_VS_FIRST, /* deltas against the baseline */
+    KPI_END_ENERGY_VALUE, /* the end-of-run stored energy against the start, valued */
+    KPI_VS_FIRST,         /* deltas against the baseline */
     KPI_COST_REDUCTION_PCT = KPI_VS_FIRST,
     KPI_PEAK_REDUCTION_PCT,
     KPI_PEAK_INSTANT_REDUCTION_PCT,
@@ -69,6 +76,7 @@ enum kpi_id {
     KPI_SELF_CONSUMPTION_GAIN,
     KPI_SELF_SUFFICIENCY_GAIN,
     KPI_SAVINGS_VS_OPTIMAL_PCT,
+    KPI_UNSERVED_REDUCTION_KWH,
     KPI_COUNT
 };
 
@@ -104,6 +112,9 @@ struct kpi_sample {
     int boilers_below_min;             /* boilers under their comfort minimum */
     double boiler_temp_c;              /* the first boiler's tank, NaN = none (plots) */
     double ev_cars;                    /* cars present at the site's chargers (plots) */
+    int islanded;                      /* a grid outage was active during the step */
+    double unserved_w;                 /* demand not supplied (load shed) while islanded */
+    double freq_hz; /* the grid frequency during the step (grid meter); NaN = no grid meter */
 };
 
 /* End-of-run figures of one site that its models accumulate themselves. */
@@ -119,6 +130,18 @@ struct kpi_acc;
 /* n_sites sites; SoC outside [soc_floor, soc_ceiling] counts as outside the limits. */
 struct kpi_acc *kpi_acc_new(size_t n_sites, double soc_floor, double soc_ceiling);
 void kpi_acc_free(struct kpi_acc *a);
+
+/* The frequency-response requirement a site is judged by (the fcr_* and ffr_* KPIs): the
+ * grid_services parameters of the gateway's configuration (gateway/strat_gridsvc.c) and the
+ * grid's nominal frequency. A power of 0 means no such service; a site without a call has no
+ * requirement. */
+struct kpi_freq_params {
+    double nominal_hz;
+    double fcr_power_w, fcr_deadband_hz, fcr_full_hz;
+    double ffr_power_w, ffr_trigger_hz;
+    int64_t ffr_duration_ms, ffr_rearm_ms;
+};
+void kpi_acc_freq_params(struct kpi_acc *a, size_t site, const struct kpi_freq_params *p);
 
 /* One site's sample for the step [t_ms - dt_ms, t_ms). Call for every site, then
  * kpi_acc_tick_end, which closes the site sum (peaks are the whole scenario's). */

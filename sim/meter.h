@@ -1,6 +1,7 @@
 /* meter: a grid (or load) meter. It shows the true power it measures only every refresh_ms
  * (holding the old value in between, as real meters do), with frequency and voltage, and
- * accumulates import and export energy. Grid sign: + import, - export. docs/physics.md. */
+ * accumulates import and export energy. Grid sign: + import, - export. A grid meter of an
+ * islanded site (site.c sets `islanded`) shows the power failure event. docs/physics.md. */
 #ifndef DERLOOP_METER_H
 #define DERLOOP_METER_H
 
@@ -9,6 +10,9 @@
 #include "sim/profile.h"
 
 enum meter_role { METER_GRID, METER_LOAD };
+
+/* SunSpec model 203 Evt bit 2, M_EVENT_Power_Failure: the grid side has no power. */
+#define METER_EVT_POWER_FAILURE (1u << 2)
 
 struct meter_params {
     enum meter_role role;
@@ -26,10 +30,13 @@ struct meter {
     double frequency_hz, voltage_v;
     double import_wh, export_wh; /* from true power */
     int64_t last_refresh_ms;
+    int islanded; /* input, set by the site before meter_step: the grid is out */
+    uint32_t evt; /* SunSpec 203 Evt as shown (refreshed with the power) */
 };
 
 void meter_init(struct meter *m, const struct meter_params *p);
-/* true_w is what flowed during [now, now + dt). */
+/* true_w is what flowed during [now, now + dt). While `islanded` (grid role only) the shown
+ * Evt has METER_EVT_POWER_FAILURE and the frequency reads nominal: the island's own. */
 void meter_step(struct meter *m, int64_t now_ms, int64_t dt_ms, double true_w);
 
 #endif

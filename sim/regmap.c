@@ -689,6 +689,13 @@ static double v_m_hz(const struct sim_asset *a, const struct regmap_state *st)
     return a->m.meter.frequency_hz > 0.0 ? a->m.meter.frequency_hz : a->m.meter.p.nominal_hz;
 }
 
+/* 203 Evt: the meter's shown events (meter.c sets M_EVENT_Power_Failure in an outage). */
+static double v_m_evt(const struct sim_asset *a, const struct regmap_state *st)
+{
+    (void)st;
+    return a->m.meter.evt;
+}
+
 static double v_m_imp(const struct sim_asset *a, const struct regmap_state *st)
 {
     (void)st;
@@ -1409,7 +1416,7 @@ static const struct row meter_rows[] = {
      .point = "Hz",
      .kind = ROW_MEASURE,
      .get = v_m_hz,
-     .doc = "frequency (profile or nominal)"},
+     .doc = "frequency (profile or nominal; nominal while islanded)"},
     SF_CONST(203, "Hz_SF", -2),
     {.model = 203,
      .point = "W",
@@ -1440,7 +1447,12 @@ static const struct row meter_rows[] = {
      .get = v_m_imp,
      .doc = "grid role: energy imported; load role: energy consumed (acc32, rolls over)"},
     SF_CONST(203, "TotWh_SF", 0),
-    {.model = 203, .point = "Evt", .kind = ROW_STATIC, .c = 0, .doc = "0"},
+    {.model = 203,
+     .point = "Evt",
+     .kind = ROW_MEASURE,
+     .get = v_m_evt,
+     .doc = "grid role: bit 2 M_EVENT_Power_Failure while the site is islanded (a "
+            "`grid_outage` event), else 0; load role: 0"},
 };
 
 #define OWN(a_, n_, sz, ty, s_, w_, u_)                                                            \

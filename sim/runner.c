@@ -26,6 +26,7 @@
 #include "gateway/safety.h"
 #include "gateway/sha256.h"
 #include "gateway/siteconf.h"
+#include "gateway/strategy.h"
 #include "sim/bus_inproc.h"
 #include "sim/headend_loop.h"
 #include "sim/mbserver.h"
@@ -265,6 +266,23 @@ static void log_events(struct runner *r, int64_t t)
             }
         }
     }
+    /* Grid outages: the first tick at or after the start, and after the end (site.c's rule). */
+    for (size_t e = 0; e < sc->n_outages; e++) {
+        const struct event *ev = &sc->outages[e];
+        int64_t end = ev->at_ms + ev->duration_ms;
+        int begin = t >= ev->at_ms && t - sc->step_ms < ev->at_ms;
+        int over = t >= end && t - sc->step_ms < end;
+        for (size_t i = 0; (begin || over) && i < r->n; i++) {
+            if (strcmp(site_cfg(r->s[i].site)->base_id, ev->site_id))
+                continue;
+            if (begin)
+                fprintf(r->ev, "t=%.3f site=%s event=grid_outage_begin duration_s=%.3f\n",
+                        t / 1000.0, site_cfg(r->s[i].site)->id, ev->duration_ms / 1000.0);
+            else
+                fprintf(r->ev, "t=%.3f site=%s event=grid_outage_end\n", t / 1000.0,
+                        site_cfg(r->s[i].site)->id);
+        }
+    }
 }
 
 static void write_timeseries(struct runner *r, struct rsite *rs, int64_t t)
@@ -321,6 +339,8 @@ static void write_timeseries(struct runner *r, struct rsite *rs, int64_t t)
     p += fmt_fixed(p, ev_a, 3);
     p += snprintf(p, 16, ",%s,", bo_state);
     p += fmt_fixed(p, bo_t, 3);
+    p += snprintf(p, 4, ",%d,", b.islanded);
+    p += fmt_fixed(p, b.unserved_w, 3);
     *p++ = '\n';
     fwrite(line, 1, (size_t)(p - line), r->ts);
 }
@@ -342,7 +362,10 @@ static void sample_site(struct rsite *rs, int64_t t, struct kpi_sample *k)
                              .soc_lo = NAN,
                              .soc_hi = NAN,
                              .soc_mean = NAN,
-                             .boiler_temp_c = NAN};
+                             .boiler_temp_c = NAN,
+                             .freq_hz = NAN,
+                             .islanded = b.islanded,
+                             .unserved_w = b.unserved_w};
     k->import_price = cfg->import_price ? profile_value(cfg->import_price, t) : NAN;
     k->export_price = cfg->export_price ? profile_value(cfg->export_price, t) : NAN;
     for (size_t i = 0; i < site_n_assets(rs->site); i++) {
@@ -366,12 +389,88 @@ static void sample_site(struct rsite *rs, int64_t t, struct kpi_sample *k)
         case ASSET_EVSE:
             k->ev_cars += a->m.evse.session >= 0;
             break;
+        case ASSET_METER:
+            /* the true frequency during the step, not the meter's held display: the KPIs time
+             * the whole chain from the grid to the battery, the meter's refresh included */
+            if (a->m.meter.p.role == METER_GRID && isnan(k->freq_hz))
+                k->freq_hz = a->m.meter.p.frequency ? profile_value(a->m.meter.p.frequency, t)
+                                                    : a->m.meter.p.nominal_hz;
+            break;
         default:
             break;
         }
     }
     if (cap > 0)
         k->soc_mean = soc_e / cap;
+}
+
+/* A double or duration member of a strategy's configuration, by its parameter name. */
+static double param_value(const struct strategy_ops *ops, const void *cfg, const char *name)
+{
+    for (size_t i = 0; i < ops->n_fields; i++) {
+        const struct param_field *f = &ops->fields[i];
+        const char *at = (const char *)cfg + f->offset;
+        if (strcmp(f->name, name))
+            continue;
+        if (f->type == PARAM_DOUBLE) {
+            double v;
+            memcpy(&v, at, sizeof v);
+            return v;
+        }
+        if (f->type == PARAM_DURATION_MS) {
+            int64_t v;
+            memcpy(&v, at, sizeof v);
+            return (double)v;
+        }
+    }
+    return NAN;
+}
+
+/* The frequency-response requirement the KPIs hold site i to: the grid_services parameters of
+ * the gateway section (the primary strategy or a stacked constraint; defaults filled in as
+ * the gateway would), around the nominal frequency of the site's grid meter (the grid's, not
+ * what the gateway believes). A baseline run is judged by the original scenario's section
+ * (runner_opts.kpi_gateway), so a baseline that does nothing shows as never activating. */
+static void freq_requirement(struct runner *r, size_t i)
+{
+    const cJSON *gw = r->o->kpi_gateway ? r->o->kpi_gateway : r->sc->gateway, *params = NULL, *c;
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(gw, "strategy");
+    int found = cJSON_IsString(st) && !strcmp(st->valuestring, "grid_services");
+    if (found)
+        params = cJSON_GetObjectItemCaseSensitive(gw, "params");
+    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(gw, "constraints"))
+    {
+        st = cJSON_GetObjectItemCaseSensitive(c, "strategy");
+        if (!found && cJSON_IsString(st) && !strcmp(st->valuestring, "grid_services")) {
+            params = cJSON_GetObjectItemCaseSensitive(c, "params");
+            found = 1;
+        }
+    }
+    const struct sim_asset *meter = NULL;
+    for (size_t k = 0; k < site_n_assets(r->s[i].site) && !meter; k++) {
+        const struct sim_asset *a = site_asset(r->s[i].site, k);
+        if (a->type == ASSET_METER && a->m.meter.p.role == METER_GRID)
+            meter = a;
+    }
+    if (!found || !meter)
+        return;
+    const struct strategy_ops *ops = &strategy_grid_services_ops;
+    void *cfg = calloc(1, ops->cfg_size);
+    char err[256];
+    if (!cfg || param_load(ops->fields, ops->n_fields, params, "params", cfg, err, sizeof err)) {
+        free(cfg);
+        return; /* a bad section fails in controller_new, with a better message */
+    }
+    struct kpi_freq_params fp = {.nominal_hz = meter->m.meter.p.nominal_hz};
+    fp.fcr_power_w = param_value(ops, cfg, "fcr_power_w");
+    fp.fcr_deadband_hz = param_value(ops, cfg, "fcr_deadband_hz");
+    fp.fcr_full_hz = param_value(ops, cfg, "fcr_full_hz");
+    fp.ffr_power_w = param_value(ops, cfg, "ffr_power_w");
+    fp.ffr_trigger_hz = param_value(ops, cfg, "ffr_trigger_hz");
+    fp.ffr_duration_ms = (int64_t)param_value(ops, cfg, "ffr_duration");
+    fp.ffr_rearm_ms = (int64_t)param_value(ops, cfg, "ffr_rearm");
+    kpi_acc_freq_params(r->kpi, i, &fp);
+    free(cfg);
 }
 
 /* What the models accumulated themselves, at the end of the run. */
@@ -593,6 +692,7 @@ int runner_run(const struct scenario *sc, const struct runner_opts *o, struct ru
         r.cur_site = i;
         if ((rc = open_site(&r, i, err, errlen)) != 0)
             goto out;
+        freq_requirement(&r, i);
     }
     if (o->transport == RUNNER_TCP) {
         /* Every request wakes the server thread and every reply the gateway: on two cores
@@ -621,7 +721,7 @@ int runner_run(const struct scenario *sc, const struct runner_opts *o, struct ru
 
     fprintf(r.ts, "time_s,site,grid_w,load_w,pv_w,battery_w,evse_w,boiler_w,soc,"
                   "battery_setpoint_w,battery_temp_c,pv_limit_pct,evse_state,evse_current_a,"
-                  "boiler_state,boiler_temp_c\n");
+                  "boiler_state,boiler_temp_c,islanded,unserved_w\n");
     char row[8192];
     decision_csv_header(row, sizeof row);
     fprintf(r.dec, "site,%s", row);

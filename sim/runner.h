@@ -39,6 +39,10 @@ struct runner_opts {
     int no_pin;          /* tcp: do not pin the process to one CPU (see runner.c) */
     int plot_data;       /* also write plots/data.csv (undigested: see plot.h) */
     const struct runner_hook *hook; /* NULL = none */
+    /* The gateway section whose grid_services parameters the frequency-response KPIs judge
+     * by; NULL = the scenario's own. A baseline run passes the original scenario's, so that
+     * its batteries are held to the same requirement. */
+    const cJSON *kpi_gateway;
 };
 
 struct runner_result {

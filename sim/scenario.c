@@ -1192,6 +1192,27 @@ static const struct site_cfg *file_site(const struct scenario *s, const char *ba
     return NULL;
 }
 
+/* The event's "site": a file site id, optional when the file has only one site. */
+static int event_site(struct ld *L, const cJSON *o, const char *path, int n_file_sites,
+                      const char *only_site, const struct site_cfg **out)
+{
+    char p[PATH_MAX_LEN];
+    const char *site;
+    int rc;
+    if ((rc = get_str(L, o, path, "site", 0, &site)))
+        return rc;
+    if (!site) {
+        if (n_file_sites != 1)
+            return fail(L, pkey(p, path, "site"), NULL,
+                        "required when the file has more than one site");
+        site = only_site;
+    }
+    *out = file_site(L->s, site);
+    if (!*out)
+        return fail(L, pkey(p, path, "site"), item(o, "site"), "no site \"%s\"", site);
+    return 0;
+}
+
 /* Keys that belong to one fault kind only: present with another kind is an error. */
 static int only_for(struct ld *L, const cJSON *o, const char *path, const char *key,
                     enum fault_kind want, enum fault_kind got)
@@ -1210,22 +1231,13 @@ static int parse_dispatch(struct ld *L, const cJSON *o, const char *path, struct
 {
     static const char *const keys[] = {"at", "type", "site", "asset", "power_w", "mw", "ttl", NULL};
     char p[PATH_MAX_LEN];
-    const char *site;
+    const struct site_cfg *sc;
     int rc;
     if ((rc = check_keys(L, o, path, keys, NULL)))
         return rc;
     e->type = EVENT_DISPATCH;
-    if ((rc = get_str(L, o, path, "site", 0, &site)))
+    if ((rc = event_site(L, o, path, n_file_sites, only_site, &sc)))
         return rc;
-    if (!site) {
-        if (n_file_sites != 1)
-            return fail(L, pkey(p, path, "site"), NULL,
-                        "required when the file has more than one site");
-        site = only_site;
-    }
-    const struct site_cfg *sc = file_site(L->s, site);
-    if (!sc)
-        return fail(L, pkey(p, path, "site"), item(o, "site"), "no site \"%s\"", site);
     snprintf(e->site_id, sizeof e->site_id, "%s", sc->base_id);
     if (item(o, "asset")) {
         if ((rc = get_id(L, o, path, "asset", e->asset_id, sizeof e->asset_id)))
@@ -1257,6 +1269,29 @@ static int parse_dispatch(struct ld *L, const cJSON *o, const char *path, struct
     return 0;
 }
 
+/* {"at", "type": "grid_outage", "site" (absent = the only site), "duration"}: the site's grid
+ * connection fails at `at` for `duration` (>= step; it may run past the end of the run) and every
+ * replica of the site islands. A whole-site event: naming an asset is an error. */
+static int parse_outage(struct ld *L, const cJSON *o, const char *path, struct event *e,
+                        int n_file_sites, const char *only_site)
+{
+    static const char *const keys[] = {"at", "type", "site", "duration", NULL};
+    char p[PATH_MAX_LEN];
+    const struct site_cfg *sc;
+    int rc;
+    if (item(o, "asset"))
+        return fail(L, pkey(p, path, "asset"), item(o, "asset"),
+                    "a grid_outage islands the whole site: name the site, not an asset");
+    /* At least one step, so that some step starts inside it (site.c samples at step starts). */
+    if ((rc = check_keys(L, o, path, keys, NULL)) ||
+        (rc = get_dur(L, o, path, "duration", 0, L->s->step_ms, B_REQ | B_MIN, &e->duration_ms)) ||
+        (rc = event_site(L, o, path, n_file_sites, only_site, &sc)))
+        return rc;
+    e->type = EVENT_GRID_OUTAGE;
+    snprintf(e->site_id, sizeof e->site_id, "%s", sc->base_id);
+    return 0;
+}
+
 static int parse_event(struct ld *L, const cJSON *o, int i, struct event *e, int n_file_sites,
                        const char *only_site)
 {
@@ -1264,7 +1299,7 @@ static int parse_event(struct ld *L, const cJSON *o, int i, struct event *e, int
                                        "code", "delay",    "point", "value", NULL};
     struct scenario *s = L->s;
     char path[PATH_MAX_LEN], p[PATH_MAX_LEN];
-    const char *type, *site, *fault, *point;
+    const char *type, *fault, *point;
     int rc;
     pidx(path, "events", i);
     e->seq = i;
@@ -1276,23 +1311,18 @@ static int parse_event(struct ld *L, const cJSON *o, int i, struct event *e, int
         return fail(L, pkey(p, path, "at"), item(o, "at"), "must be before the end of the run");
     if (strcmp(type, "dispatch") == 0)
         return parse_dispatch(L, o, path, e, n_file_sites, only_site);
+    if (strcmp(type, "grid_outage") == 0)
+        return parse_outage(L, o, path, e, n_file_sites, only_site);
     if (strcmp(type, "fault") != 0)
-        return fail(L, pkey(p, path, "type"), item(o, "type"), "must be \"fault\" or \"dispatch\"");
+        return fail(L, pkey(p, path, "type"), item(o, "type"),
+                    "must be \"fault\", \"dispatch\" or \"grid_outage\"");
     if ((rc = check_keys(L, o, path, keys, NULL)) ||
         (rc = get_dur(L, o, path, "duration", 0, 0, 0, &e->duration_ms)))
         return rc;
     e->type = EVENT_FAULT;
-    if ((rc = get_str(L, o, path, "site", 0, &site)))
+    const struct site_cfg *sc;
+    if ((rc = event_site(L, o, path, n_file_sites, only_site, &sc)))
         return rc;
-    if (!site) {
-        if (n_file_sites != 1)
-            return fail(L, pkey(p, path, "site"), NULL,
-                        "required when the file has more than one site");
-        site = only_site;
-    }
-    const struct site_cfg *sc = file_site(s, site);
-    if (!sc)
-        return fail(L, pkey(p, path, "site"), item(o, "site"), "no site \"%s\"", site);
     snprintf(e->site_id, sizeof e->site_id, "%s", sc->base_id);
     if ((rc = get_id(L, o, path, "asset", e->asset_id, sizeof e->asset_id)))
         return rc;
@@ -1356,6 +1386,30 @@ static int event_cmp(const void *a, const void *b)
     return (x->seq > y->seq) - (x->seq < y->seq);
 }
 
+/* One site cannot lose its grid twice at once: overlapping outages are a mistake in the file,
+ * not a merge (as for cloud events). Outages are sorted by start, so the later one of an
+ * overlapping pair is named, with the earlier one's span. */
+static int check_outages(struct ld *L)
+{
+    const struct scenario *s = L->s;
+    for (size_t k = 1; k < s->n_outages; k++) {
+        const struct event *e = &s->outages[k];
+        for (size_t j = 0; j < k; j++) {
+            const struct event *o = &s->outages[j];
+            if (strcmp(o->site_id, e->site_id) != 0 || e->at_ms >= o->at_ms + o->duration_ms)
+                continue;
+            char path[PATH_MAX_LEN], p[PATH_MAX_LEN], from[32], to[32];
+            pidx(path, "events", e->seq);
+            cJSON *at = cJSON_GetArrayItem(item(s->root, "events"), e->seq);
+            return fail(L, pkey(p, path, "at"), item(at, "at"),
+                        "overlaps the grid outage of site \"%s\" at events[%d] (%s to %s)",
+                        e->site_id, o->seq, duration_format(o->at_ms, from, sizeof from),
+                        duration_format(o->at_ms + o->duration_ms, to, sizeof to));
+        }
+    }
+    return 0;
+}
+
 static int parse_events(struct ld *L, const cJSON *arr, const cJSON *sites)
 {
     struct scenario *s = L->s;
@@ -1368,7 +1422,8 @@ static int parse_events(struct ld *L, const cJSON *arr, const cJSON *sites)
         return 0;
     s->events = calloc(n, sizeof *s->events);
     s->dispatches = calloc(n, sizeof *s->dispatches);
-    if (!s->events || !s->dispatches)
+    s->outages = calloc(n, sizeof *s->outages);
+    if (!s->events || !s->dispatches || !s->outages)
         return -ENOMEM;
     int n_file_sites = cJSON_GetArraySize(sites), i = 0, rc;
     const char *only = s->sites[0].base_id;
@@ -1380,13 +1435,16 @@ static int parse_events(struct ld *L, const cJSON *arr, const cJSON *sites)
         /* Dispatches go to the gateway, not to the devices: site.c never sees them. */
         if (e.type == EVENT_DISPATCH)
             s->dispatches[s->n_dispatches++] = e;
+        else if (e.type == EVENT_GRID_OUTAGE)
+            s->outages[s->n_outages++] = e;
         else
             s->events[s->n_events++] = e;
     }
     /* (at, seq) is a total order, so qsort is as good as a stable sort here. */
     qsort(s->events, s->n_events, sizeof *s->events, event_cmp);
     qsort(s->dispatches, s->n_dispatches, sizeof *s->dispatches, event_cmp);
-    return 0;
+    qsort(s->outages, s->n_outages, sizeof *s->outages, event_cmp);
+    return check_outages(L);
 }
 
 /* ---- top level ----------------------------------------------------------------------------- */
@@ -1567,6 +1625,7 @@ void scenario_free(struct scenario *s)
     free(s->sites);
     free(s->events);
     free(s->dispatches);
+    free(s->outages);
     cJSON_Delete(s->headend);
     cJSON_Delete(s->gateway);
     cJSON_Delete(s->expect);

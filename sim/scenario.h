@@ -50,8 +50,9 @@ struct site_cfg {
 };
 
 enum event_type {
-    EVENT_FAULT,    /* a device or wire fault on one asset for a duration */
-    EVENT_DISPATCH, /* an operator dispatch (through the headend when the scenario has one) */
+    EVENT_FAULT,       /* a device or wire fault on one asset for a duration */
+    EVENT_DISPATCH,    /* an operator dispatch (through the headend when the scenario has one) */
+    EVENT_GRID_OUTAGE, /* the site's grid connection fails for a duration: the site islands */
 };
 
 enum fault_kind {
@@ -98,10 +99,13 @@ struct scenario {
     struct event *events; /* faults only, sorted by (at_ms, seq) */
     size_t n_dispatches;
     struct event *dispatches; /* EVENT_DISPATCH events, sorted by (at_ms, seq) */
-    cJSON *headend;           /* the "headend" object (the real headend in the loop); NULL */
-    cJSON *gateway;           /* the "gateway" object as written (validated by the gateway) */
-    cJSON *expect;            /* the "expect" object as written */
-    cJSON *root;              /* the whole document after --set overrides */
+    size_t n_outages;
+    struct event *outages; /* EVENT_GRID_OUTAGE events, sorted by (at_ms, seq); site_id and
+                              duration_ms (> 0) only; never two of one site overlapping */
+    cJSON *headend;        /* the "headend" object (the real headend in the loop); NULL */
+    cJSON *gateway;        /* the "gateway" object as written (validated by the gateway) */
+    cJSON *expect;         /* the "expect" object as written */
+    cJSON *root;           /* the whole document after --set overrides */
 };
 
 /* Loads and validates `path`. overrides: "json.path=value" strings applied to the document

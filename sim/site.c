@@ -8,6 +8,9 @@
  *   3. every model steps, in file order;
  *   4. the balance grid = load + evse + boiler - pv - battery is formed and the meters see it;
  *   5. the images are refreshed with the new measurements (a frozen image is not).
+ * While a grid outage is active (island_step) step 3 differs: every model but the batteries
+ * steps, then the batteries form the grid and take the balance in place of their setpoints,
+ * PV is curtailed by a surplus they cannot absorb, and a shortfall is unserved load; grid is 0.
  *
  * Fault effects are levels, not toggles: when an event ends, the field it set goes back to its
  * default and every other event still active on that asset is applied again, so overlapping
@@ -42,6 +45,9 @@ struct site {
     size_t n_events;
     struct site_event *events;
     size_t next_event; /* events before this index have ended (or begun and never end) */
+    size_t n_outages;
+    const struct event **outages; /* the site's grid outages: sorted, never overlapping */
+    size_t next_outage;           /* outages before this index have ended */
     struct site_balance bal;
     int no_images; /* site_set_images(s, 0): physics alone, for the benchmark */
 };
@@ -152,6 +158,16 @@ struct site *site_new(const struct scenario *sc, size_t site_index, char *err, s
         }
         s->events[s->n_events++] = (struct site_event){ev, a, EV_PENDING};
     }
+
+    n = 0;
+    for (size_t i = 0; i < sc->n_outages; i++)
+        n += strcmp(sc->outages[i].site_id, s->cfg->base_id) == 0;
+    s->outages = calloc(n ? n : 1, sizeof *s->outages);
+    if (!s->outages)
+        goto nomem;
+    for (size_t i = 0; i < sc->n_outages; i++)
+        if (strcmp(sc->outages[i].site_id, s->cfg->base_id) == 0)
+            s->outages[s->n_outages++] = &sc->outages[i];
     return s;
 
 nomem:
@@ -166,6 +182,7 @@ void site_free(struct site *s)
     if (!s)
         return;
     free(s->events);
+    free(s->outages);
     for (size_t i = s->n_assets; i-- > 0;)
         regmap_detach(&s->assets[i]);
     free(s->assets);
@@ -318,19 +335,142 @@ static void run_events(struct site *s, int64_t now_ms)
         s->next_event++;
 }
 
+/* ---- grid outages (islanding) --------------------------------------------------------------- */
+
+/* Whether the step starting at now is islanded: an outage begins at the first step with
+ * now >= at and ends at the first step with now >= at + duration, like a fault event. The
+ * site's outages are sorted and disjoint, so only the one at the cursor can be active. */
+static int outage_active(struct site *s, int64_t now_ms)
+{
+    while (s->next_outage < s->n_outages) {
+        const struct event *o = s->outages[s->next_outage];
+        if (now_ms < o->at_ms + o->duration_ms)
+            return now_ms >= o->at_ms;
+        s->next_outage++;
+    }
+    return 0;
+}
+
+/* Takes x_w off a PV inverter's output for this step and books it as curtailed: the island
+ * cannot take it (pv.c has already stepped with its own limit). */
+static void pv_island_curtail(struct pv *v, double x_w, int64_t dt_ms)
+{
+    double dt_h = (double)dt_ms / 3600000.0;
+    if (x_w > v->power_w)
+        x_w = v->power_w;
+    if (!(x_w > 0.0))
+        return;
+    v->power_w -= x_w;
+    v->energy_wh -= x_w * dt_h;
+    v->curtailed_wh += x_w * dt_h;
+}
+
+/* The islanded step (docs/physics.md, "Grid outages"). Every model but the batteries steps
+ * first, in file order; then the batteries that are not in FAULT form the grid and share the
+ * net load (load + evse + boiler - pv) in proportion to what each can deliver (or absorb)
+ * this step. The simplifications, all deterministic:
+ *   - no frequency or voltage dynamics: the inverter follows the balance within the step;
+ *   - a shortfall is shed exactly (an ideal load-shedding panel): the consuming models are not
+ *     told, so a car still charges and a tank still heats; unserved_w books the difference;
+ *   - a surplus the batteries cannot absorb is curtailed from the PV inverters in proportion
+ *     to their output (frequency-watt curtailment of a real island, instantaneous here);
+ *   - without a working battery there is no grid to follow: PV trips (anti-islanding, booked
+ *     as curtailed) and the whole demand is unserved. */
+static void island_step(struct site *s, int64_t now_ms, int64_t dt_ms, struct site_balance *b)
+{
+    double dis_total = 0.0, chg_total = 0.0;
+    int formers = 0;
+    for (size_t i = 0; i < s->n_assets; i++) {
+        struct sim_asset *a = &s->assets[i];
+        double dis, chg;
+        switch (a->type) {
+        case ASSET_BATTERY:
+            if (battery_faulted(&a->m.battery))
+                break;
+            formers++;
+            battery_step_limits(&a->m.battery, dt_ms, &dis, &chg);
+            dis_total += dis;
+            chg_total += chg;
+            break;
+        case ASSET_PV:
+            pv_step(&a->m.pv, now_ms, dt_ms);
+            b->pv_w += a->m.pv.power_w;
+            break;
+        case ASSET_LOAD:
+            load_step(&a->m.load, now_ms, dt_ms);
+            b->load_w += a->m.load.power_w;
+            break;
+        case ASSET_EVSE:
+            evse_step(&a->m.evse, now_ms, dt_ms);
+            b->evse_w += a->m.evse.power_w;
+            break;
+        case ASSET_BOILER:
+            boiler_step(&a->m.boiler, now_ms, dt_ms);
+            b->boiler_w += a->m.boiler.power_w;
+            break;
+        case ASSET_METER:
+            break;
+        }
+    }
+    double demand = b->load_w + b->evse_w + b->boiler_w;
+    double net = demand - b->pv_w;
+    /* The share of the batteries' capability that the balance asks for (+ discharge, - charge),
+     * and the PV surplus that nothing can absorb. */
+    double share = 0.0, curtail = 0.0;
+    if (!formers)
+        curtail = b->pv_w;
+    else if (net > 0.0 && dis_total > 0.0)
+        share = net < dis_total ? net / dis_total : 1.0;
+    else if (net < 0.0 && chg_total > 0.0)
+        share = -net < chg_total ? net / chg_total : -1.0;
+    if (formers && net < 0.0 && -net > chg_total)
+        curtail = -net - chg_total;
+
+    if (curtail > 0.0 && b->pv_w > 0.0) {
+        double pv_before = b->pv_w, f = curtail / pv_before;
+        b->pv_w = 0.0;
+        for (size_t i = 0; i < s->n_assets; i++) {
+            struct sim_asset *a = &s->assets[i];
+            if (a->type != ASSET_PV)
+                continue;
+            pv_island_curtail(&a->m.pv, !formers ? a->m.pv.power_w : a->m.pv.power_w * f, dt_ms);
+            b->pv_w += a->m.pv.power_w;
+        }
+    }
+    for (size_t i = 0; i < s->n_assets; i++) {
+        struct sim_asset *a = &s->assets[i];
+        if (a->type != ASSET_BATTERY)
+            continue;
+        double p = 0.0, dis, chg;
+        if (share != 0.0 && !battery_faulted(&a->m.battery)) {
+            battery_step_limits(&a->m.battery, dt_ms, &dis, &chg);
+            p = share > 0.0 ? share * dis : share * chg;
+        }
+        battery_step_island(&a->m.battery, now_ms, dt_ms, p);
+        b->battery_w += a->m.battery.power_w;
+    }
+    /* What the batteries did not cover, when they could not (else exactly 0: the rounding of
+     * the shares is far inside the balance check's tolerance and must not book as load shed). */
+    double unserved = demand - b->pv_w - b->battery_w;
+    int short_of = !formers || net > dis_total;
+    b->unserved_w = short_of && unserved > 0.0 ? unserved : 0.0;
+    b->grid_w = 0.0;
+}
+
 /* ---- the step ------------------------------------------------------------------------------- */
 
 void site_step(struct site *s, int64_t now_ms, int64_t dt_ms)
 {
     if (s->next_event < s->n_events)
         run_events(s, now_ms);
+    int islanded = s->next_outage < s->n_outages && outage_active(s, now_ms);
 
     for (size_t i = 0; i < s->n_assets && !s->no_images; i++)
         if (s->assets[i].img)
             regmap_read_controls(&s->assets[i], now_ms);
 
     struct site_balance b = {0};
-    for (size_t i = 0; i < s->n_assets; i++) {
+    for (size_t i = 0; i < s->n_assets && !islanded; i++) {
         struct sim_asset *a = &s->assets[i];
         switch (a->type) {
         case ASSET_BATTERY:
@@ -357,14 +497,20 @@ void site_step(struct site *s, int64_t now_ms, int64_t dt_ms)
             break; /* after the balance */
         }
     }
-    b.grid_w = b.load_w + b.evse_w + b.boiler_w - b.pv_w - b.battery_w;
+    if (islanded)
+        island_step(s, now_ms, dt_ms, &b);
+    else
+        b.grid_w = b.load_w + b.evse_w + b.boiler_w - b.pv_w - b.battery_w;
+    b.islanded = islanded;
     s->bal = b;
 
     for (size_t i = 0; i < s->n_assets; i++) {
         struct sim_asset *a = &s->assets[i];
-        if (a->type == ASSET_METER)
-            meter_step(&a->m.meter, now_ms, dt_ms,
-                       a->m.meter.p.role == METER_GRID ? b.grid_w : b.load_w);
+        if (a->type != ASSET_METER)
+            continue;
+        a->m.meter.islanded = islanded;
+        meter_step(&a->m.meter, now_ms, dt_ms,
+                   a->m.meter.p.role == METER_GRID ? b.grid_w : b.load_w);
     }
 
     for (size_t i = 0; i < s->n_assets && !s->no_images; i++) {
@@ -429,13 +575,20 @@ int site_check(const struct site *s, char *err, size_t errlen)
             break;
         }
     }
-    double grid = sum.load_w + sum.evse_w + sum.boiler_w - sum.pv_w - sum.battery_w;
+    double grid =
+        sum.load_w + sum.evse_w + sum.boiler_w - sum.pv_w - sum.battery_w - s->bal.unserved_w;
     if (!(fabs(grid - s->bal.grid_w) <= BALANCE_TOL_W)) {
         snprintf(err, errlen,
                  "site %s: balance does not close: grid %.6f W, load %.6f + evse %.6f + boiler "
-                 "%.6f - pv %.6f - battery %.6f = %.6f W",
+                 "%.6f - pv %.6f - battery %.6f - unserved %.6f = %.6f W",
                  s->cfg->id, s->bal.grid_w, sum.load_w, sum.evse_w, sum.boiler_w, sum.pv_w,
-                 sum.battery_w, grid);
+                 sum.battery_w, s->bal.unserved_w, grid);
+        return -1;
+    }
+    if (s->bal.islanded ? s->bal.grid_w != 0.0 || !(s->bal.unserved_w >= 0.0)
+                        : s->bal.unserved_w != 0.0) {
+        snprintf(err, errlen, "site %s: %s with grid %.6f W and unserved %.6f W", s->cfg->id,
+                 s->bal.islanded ? "islanded" : "connected", s->bal.grid_w, s->bal.unserved_w);
         return -1;
     }
     for (size_t i = 0; i < s->n_assets; i++) {
