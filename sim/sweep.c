@@ -32,6 +32,30 @@ static const int main_kpis[] = {KPI_NET_COST, KPI_PEAK_IMPORT_15M_KW, KPI_SELF_C
 enum run_status { RUN_PENDING, RUN_PASS, RUN_FAIL, RUN_ERROR };
 static const char *const status_names[] = {"pending", "pass", "fail", "error"};
 
+/* The end of the value starting at v: the next comma outside JSON brackets and strings, or the
+ * terminating NUL, so "[1,2],[3,4]" is two values and "{\"a\":1,\"b\":2}" one. */
+static const char *value_end(const char *v)
+{
+    int depth = 0, quoted = 0;
+    for (; *v; v++) {
+        if (quoted) {
+            if (*v == '\\' && v[1])
+                v++;
+            else if (*v == '"')
+                quoted = 0;
+        } else if (*v == '"') {
+            quoted = 1;
+        } else if (*v == '[' || *v == '{') {
+            depth++;
+        } else if ((*v == ']' || *v == '}') && depth > 0) {
+            depth--;
+        } else if (*v == ',' && depth == 0) {
+            break;
+        }
+    }
+    return v;
+}
+
 int sweep_parse_param(const char *arg, struct sweep_param *p, char *err, size_t errlen)
 {
     const char *eq = strchr(arg, '=');
@@ -42,19 +66,36 @@ int sweep_parse_param(const char *arg, struct sweep_param *p, char *err, size_t 
     }
     memcpy(p->path, arg, (size_t)(eq - arg));
     for (const char *v = eq + 1;;) {
-        const char *end = strchr(v, ',');
-        size_t len = end ? (size_t)(end - v) : strlen(v);
+        const char *end = value_end(v);
+        size_t len = (size_t)(end - v);
         if (p->n >= SWEEP_MAX_VALUES || len == 0 || len >= sizeof p->value[0]) {
             snprintf(err, errlen, "--set %s: 1 to %d non-empty values under %zu characters",
                      p->path, SWEEP_MAX_VALUES, sizeof p->value[0]);
             return -EINVAL;
         }
         memcpy(p->value[p->n++], v, len);
-        if (!end)
+        if (!*end)
             break;
         v = end + 1;
     }
     return 0;
+}
+
+/* One CSV field: quoted (RFC 4180) when it holds a comma, a quote or a line break, as JSON
+ * values do. */
+static void csv_field(FILE *f, const char *s)
+{
+    if (!s[strcspn(s, ",\"\r\n")]) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"')
+            fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
 }
 
 /* The value index of parameter j in combination k. */
@@ -71,7 +112,10 @@ static pid_t spawn_run(const struct sweep_opts *o, size_t k, char *dir, size_t d
     char log[1200], sets[SWEEP_MAX_PARAMS][400];
     snprintf(dir, dirlen, "%s/runs/%04zu", o->out_dir, k);
     snprintf(log, sizeof log, "%s/runs/%04zu.log", o->out_dir, k);
-    const char *argv[16 + 2 * SWEEP_MAX_PARAMS + 2 * 64];
+    /* every fixed --set goes to every run (a fixed-size argv used to drop those past 64) */
+    const char **argv = malloc((16 + 2 * SWEEP_MAX_PARAMS + 2 * o->n_fixed) * sizeof *argv);
+    if (!argv)
+        return -ENOMEM;
     size_t a = 0;
     argv[a++] = o->exe;
     argv[a++] = "run";
@@ -82,7 +126,7 @@ static pid_t spawn_run(const struct sweep_opts *o, size_t k, char *dir, size_t d
     argv[a++] = "--no-report";
     argv[a++] = "--out";
     argv[a++] = dir;
-    for (size_t i = 0; i < o->n_fixed && i < 64; i++) {
+    for (size_t i = 0; i < o->n_fixed; i++) {
         argv[a++] = "--set";
         argv[a++] = o->fixed_sets[i];
     }
@@ -102,6 +146,7 @@ static pid_t spawn_run(const struct sweep_opts *o, size_t k, char *dir, size_t d
     pid_t pid;
     int rc = posix_spawn(&pid, o->exe, &fa, NULL, (char *const *)argv, environ);
     posix_spawn_file_actions_destroy(&fa);
+    free(argv);
     return rc ? -rc : pid;
 }
 
@@ -182,14 +227,36 @@ static int plot_param(const struct sweep_opts *o, size_t j, const char *csv, siz
     return plot_run_gnuplot(o->gnuplot, script, log);
 }
 
+/* Why run k produced no KPIs: the last line of its log that is not the "der-sim run:
+ * scenario=..." banner (e.g. "...: params.kp: must be in [0, 100], got -1"), or how it ended.
+ * buf: at least 1300 bytes (a log line and a log path). */
+static void run_error_reason(const struct sweep_opts *o, size_t k, int ws, char *buf, size_t len)
+{
+    char log[1200], line[1024];
+    snprintf(log, sizeof log, "%s/runs/%04zu.log", o->out_dir, k);
+    buf[0] = '\0';
+    FILE *f = fopen(log, "r");
+    while (f && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        if (line[0] && strncmp(line, "der-sim run: scenario=", 22))
+            snprintf(buf, len, "%s", line);
+    }
+    if (f)
+        fclose(f);
+    if (WIFSIGNALED(ws))
+        snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(ws), log);
+    else if (!buf[0])
+        snprintf(buf, len, "exit status %d and no kpis.json (%s)",
+                 WIFEXITED(ws) ? WEXITSTATUS(ws) : -1, log);
+}
+
 int sweep_run(const struct sweep_opts *o, FILE *out, char *err, size_t errlen)
 {
     size_t n = 1;
     for (size_t j = 0; j < o->n_params; j++)
         n *= o->params[j].n;
     if (!o->n_params || n > SWEEP_MAX_RUNS) {
-        snprintf(err, errlen, "sweep: 1 to %d combinations, got %zu", SWEEP_MAX_RUNS,
-                 o->n_params ? n : 0);
+        snprintf(err, errlen, "1 to %d combinations, got %zu", SWEEP_MAX_RUNS, o->n_params ? n : 0);
         return -EINVAL;
     }
     char path[1200];
@@ -211,14 +278,23 @@ int sweep_run(const struct sweep_opts *o, FILE *out, char *err, size_t errlen)
         return -ENOMEM;
     }
     fprintf(out, "sweep: %zu combinations, %d at a time, outputs in %s\n", n, o->jobs, o->out_dir);
-    size_t next = 0, running = 0, done = 0;
-    char dir[1200];
+    size_t next = 0, running = 0, done = 0, n_error = 0, first_error_run = 0;
+    char dir[1200], first_error[800] = "";
     while (done < n) {
         while (running < (size_t)o->jobs && next < n) {
             pid_t pid = spawn_run(o, next, dir, sizeof dir);
             if (pid < 0) {
                 st[next] = RUN_ERROR;
                 done++;
+                char combo[512];
+                combo_text(o, next, combo, sizeof combo);
+                fprintf(out, "run %04zu %s: error: cannot start: %s\n", next, combo,
+                        strerror((int)-pid));
+                if (!n_error++ || next < first_error_run) {
+                    snprintf(first_error, sizeof first_error, "run %04zu %s: cannot start: %s",
+                             next, combo, strerror((int)-pid));
+                    first_error_run = next;
+                }
             } else {
                 pids[next] = pid;
                 running++;
@@ -247,7 +323,21 @@ int sweep_run(const struct sweep_opts *o, FILE *out, char *err, size_t errlen)
             st[i] = !k[i] ? RUN_ERROR : code == 0 ? RUN_PASS : RUN_FAIL;
             char combo[512];
             combo_text(o, i, combo, sizeof combo);
-            fprintf(out, "run %04zu %s: %s\n", i, combo, status_names[st[i]]);
+            if (st[i] == RUN_ERROR) {
+                /* no KPIs: say why (an invalid value is only found by the run's gateway) */
+                char why[1400];
+                run_error_reason(o, i, ws, why, sizeof why);
+                fprintf(out, "run %04zu %s: error: %s\n", i, combo, why);
+                /* the message names the lowest such combination, whatever finished first */
+                if (!n_error++ || i < first_error_run) {
+                    first_error_run = i;
+                    if (snprintf(first_error, sizeof first_error, "run %04zu %s: %s", i, combo,
+                                 why) >= (int)sizeof first_error)
+                        first_error[sizeof first_error - 1] = '\0'; /* cut, still a message */
+                }
+            } else {
+                fprintf(out, "run %04zu %s: %s\n", i, combo, status_names[st[i]]);
+            }
             fflush(out);
         }
     }
@@ -275,8 +365,10 @@ int sweep_run(const struct sweep_opts *o, FILE *out, char *err, size_t errlen)
         goto out;
     }
     fputs("combo", f);
-    for (size_t j = 0; j < o->n_params; j++)
-        fprintf(f, ",%s", o->params[j].path);
+    for (size_t j = 0; j < o->n_params; j++) {
+        fputc(',', f);
+        csv_field(f, o->params[j].path);
+    }
     fputs(",status", f);
     for (size_t i = 0; i < N_MAIN; i++)
         fprintf(f, ",%s", kpi_def(main_kpis[i])->name);
@@ -286,8 +378,10 @@ int sweep_run(const struct sweep_opts *o, FILE *out, char *err, size_t errlen)
     fputc('\n', f);
     for (size_t i = 0; i < n; i++) {
         fprintf(f, "%zu", i);
-        for (size_t j = 0; j < o->n_params; j++)
-            fprintf(f, ",%s", o->params[j].value[value_of(o, i, j)]);
+        for (size_t j = 0; j < o->n_params; j++) {
+            fputc(',', f);
+            csv_field(f, o->params[j].value[value_of(o, i, j)]);
+        }
         fprintf(f, ",%s", status_names[st[i]]);
         for (size_t m = 0; m < N_MAIN + 1 + KPI_COUNT; m++) {
             int id = m < N_MAIN ? main_kpis[m] : m == N_MAIN ? o->optimise : (int)(m - N_MAIN - 1);
@@ -303,7 +397,7 @@ int sweep_run(const struct sweep_opts *o, FILE *out, char *err, size_t errlen)
 
     /* plots: one per parameter; the x column is the value when numeric, else its index */
     char note[256] = "";
-    for (size_t j = 0; j < o->n_params; j++) {
+    for (size_t j = 0; j < o->n_params && n_error < n; j++) { /* nothing to plot without KPIs */
         char xcsv[1200];
         snprintf(xcsv, sizeof xcsv, "%s/plots/param%zu.csv", o->out_dir, j);
         FILE *x = fopen(xcsv, "w");
@@ -434,11 +528,18 @@ int sweep_run(const struct sweep_opts *o, FILE *out, char *err, size_t errlen)
         fprintf(out, "best (%s %s): run %04d %s %s=%.*f\n", o->maximise ? "max" : "min",
                 kpi_def(o->optimise)->name, best, combo, kpi_def(o->optimise)->name,
                 kpi_def(o->optimise)->precision, json_kpi(k[best], o->optimise));
-    } else {
-        snprintf(err, errlen, "sweep: no run produced %s", kpi_def(o->optimise)->name);
-        best = -ENODATA;
     }
     fprintf(out, "table=%s/sweep.csv\nreport=%s\n", o->out_dir, path);
+    if (n_error) {
+        /* the tables are complete, but a sweep with a hole in it is not a success */
+        if (snprintf(err, errlen, "%zu of %zu runs produced no KPIs; first: %s", n_error, n,
+                     first_error) >= (int)errlen)
+            err[errlen - 1] = '\0'; /* cut, still a message */
+        best = -EIO;
+    } else if (best < 0) {
+        snprintf(err, errlen, "no run produced %s", kpi_def(o->optimise)->name);
+        best = -ENODATA;
+    }
 out:
     for (size_t i = 0; i < n; i++)
         cJSON_Delete(k[i]);

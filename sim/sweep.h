@@ -33,11 +33,14 @@ struct sweep_opts {
     const char *gnuplot; /* NULL = from PATH */
 };
 
-/* Parses "PATH=V1,V2,..." into p. Returns 0 or -EINVAL with err. */
+/* Parses "PATH=V1,V2,..." into p. Commas inside JSON brackets or strings do not separate
+ * values: "x=[1,2],[3,4]" is two values. Returns 0 or -EINVAL with err. */
 int sweep_parse_param(const char *arg, struct sweep_param *p, char *err, size_t errlen);
 
 /* Runs the grid; progress and the result lines go to out. Returns the index of the best
- * combination (>= 0), or -errno with err (-ENODATA when no run produced KPIs). */
+ * combination (>= 0), or -errno with err: -EIO when a run produced no KPIs (an invalid value,
+ * a crash; err names the first such combination and the error from its log; the tables are
+ * written all the same), -ENODATA when no run produced the optimised KPI. */
 int sweep_run(const struct sweep_opts *o, FILE *out, char *err, size_t errlen);
 
 #endif
