@@ -266,11 +266,16 @@ int controller_cycle(struct controller *c, int64_t now_ms, struct decision *out)
     struct decision *dm = out ? out : &local;
     int errors = 0;
     read_devices(c, now_ms, &errors);
+    double lo[PROCIMG_MAX_DEVICES], hi[PROCIMG_MAX_DEVICES];
+    safety_limits(&c->safety, &c->img, lo, hi);
+    for (size_t i = 0; i < c->img.n_devices; i++) {
+        c->img.dev[i].has_envelope = 1;
+        c->img.dev[i].envelope_lo_w = lo[i];
+        c->img.dev[i].envelope_hi_w = hi[i];
+    }
     decision_init(dm, &c->img, strategy_ops_of(c->strategy)->name);
     strategy_decide(c->strategy, &c->img, now_ms, dm);
     add_commands(c, now_ms, dm);
-    double lo[PROCIMG_MAX_DEVICES], hi[PROCIMG_MAX_DEVICES];
-    safety_limits(&c->safety, &c->img, lo, hi);
     arbiter_resolve(&c->arbiter, &c->img, lo, hi, dm);
     safety_apply(&c->safety, &c->img, dm);
     errors += write_setpoints(c, now_ms, dm);

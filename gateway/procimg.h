@@ -43,6 +43,12 @@ struct procimg_dev {
     double voltage_v;        /* battery (DC) voltage for current limits; NaN unknown */
     double max_charge_w;     /* device-reported limits, >= 0; NaN when not reported */
     double max_discharge_w;
+    /* The interlocks' static envelope this cycle (safety_limits: SoC window, temperature,
+     * ratings; not ramp or grid limits), W, lo <= 0 <= hi. The controller sets it before the
+     * strategies run, so they never ask for what safety will refuse; has_envelope 0: unknown
+     * (no limit assumed), as in unit tests that build an image by hand. */
+    uint8_t has_envelope;
+    double envelope_lo_w, envelope_hi_w;
 
     /* pv */
     double pv_available_w; /* what the array could produce now */
@@ -127,6 +133,22 @@ static inline double procimg_sum_w(const struct procimg *img, enum procimg_type 
             sum += d->power_w;
     }
     return sum;
+}
+
+/* The sum of the usable batteries' envelopes (W, lo <= 0 <= hi): what the site's batteries
+ * may do this cycle; -inf / +inf when a battery's envelope is unknown. */
+static inline void procimg_battery_envelope(const struct procimg *img, double *lo_w, double *hi_w)
+{
+    double lo = 0, hi = 0;
+    for (size_t i = 0; i < img->n_devices; i++) {
+        const struct procimg_dev *d = &img->dev[i];
+        if (d->type != PROCIMG_BATTERY || !procimg_dev_usable(d))
+            continue;
+        lo += d->has_envelope ? d->envelope_lo_w : -INFINITY;
+        hi += d->has_envelope ? d->envelope_hi_w : INFINITY;
+    }
+    *lo_w = lo;
+    *hi_w = hi;
 }
 
 /* Usable energy of the usable batteries (Wh, unknown capacities count 0). */

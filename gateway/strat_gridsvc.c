@@ -7,16 +7,18 @@
  *   charge for over-frequency. Continental Europe's FCR: 10 mHz deadband, full at 200 mHz;
  *   GB Dynamic Containment: 15 mHz, full at 500 mHz.
  * - FFR (fast frequency reserve, a trigger): when f falls to ffr_trigger_hz the batteries
- *   discharge ffr_power_w at once (the next cycle: with a 1 s poll period the activation time
- *   is one cycle, inside the Nordic 1.3 s at 49.7 Hz) for ffr_duration, then the reserve
+ *   discharge ffr_power_w at once (the next cycle: the activation time is the poll period
+ *   plus the inverter's latency - 2 s at a 1 s poll, so the Nordic 1.3 s at 49.7 Hz needs a
+ *   poll period of 0.5 s or less; ffr_activation_s measures it) for ffr_duration, then the reserve
  *   re-arms after ffr_rearm.
  * - Demand response: every day between dr_from and dr_to (UTC time of day) the import is
  *   reduced by dr_reduce_w below what it was at the event's start (the baseline): the
  *   batteries deliver whatever it takes to hold baseline - dr_reduce_w (but not to export).
  * Between activations the batteries drift back to soc_target at soc_recovery_w, so there is
  * headroom both ways. As a constraint the responses are added to the request of the
- * strategies before it (a `grid_service` conflict in decisions.csv). The branch taken is in
- * the strategy column: grid_services/fcr, /ffr, /dr, /recover, /idle. */
+ * strategies before it (a `grid_service` conflict in decisions.csv), and the FCR and FFR part
+ * is hidden from their grid loops (added_w), which would otherwise take it back. The branch taken
+ * is in the strategy column: grid_services/fcr, /ffr, /dr, /recover, /idle. */
 #include "gateway/strat_util.h"
 #include "gateway/strategy.h"
 
@@ -42,6 +44,7 @@ struct gs_state {
     int64_t ffr_since;
     int dr_active;
     double dr_baseline_w;
+    double added_w; /* as a constraint: the FCR + FFR response added in the last cycle */
 };
 
 #define F(m) offsetof(struct gs_cfg, m)
@@ -164,13 +167,23 @@ static int gs_decide(void *state, const struct procimg *img, int64_t now_ms, str
     return decision_request(dm, DSRC_SCHEDULED, DECISION_SITE, w);
 }
 
+static double gs_added_w(const void *state)
+{
+    return ((const struct gs_state *)state)->added_w;
+}
+
 static int gs_constrain(void *state, const struct procimg *img, int64_t now_ms, struct decision *dm,
                         struct strategy_window *win)
 {
     struct gs_state *s = state;
     struct gs_response r = gs_respond(s, img, now_ms);
-    double w = strategy_site_request(dm, NULL);
-    double want = fmax(w, r.dr_w) + r.fcr_w + r.ffr_w;
+    /* the response comes on top of what the batteries can actually do of the request (a
+     * charge request to a full battery is 0 W, and the droop must move the battery from 0) */
+    double w = strategy_site_request(dm, NULL), env_lo, env_hi;
+    procimg_battery_envelope(img, &env_lo, &env_hi);
+    double base = isfinite(w) ? strat_clamp(w, env_lo, env_hi) : w;
+    double want = fmax(base, r.dr_w) + r.fcr_w + r.ffr_w;
+    s->added_w = isfinite(want) ? r.fcr_w + r.ffr_w : 0;
     if (isfinite(want) && want != w) {
         win->lo_w = win->hi_w = want;
         win->conflict = DC_GRID_SERVICE;
@@ -191,4 +204,5 @@ const struct strategy_ops strategy_grid_services_ops = {
     .init = gs_init,
     .decide = gs_decide,
     .constrain = gs_constrain,
+    .added_w = gs_added_w,
 };

@@ -109,6 +109,10 @@ static inline double strat_follow(struct pid *p, const struct procimg *img, doub
         pid_reset(p);
         return 0;
     }
+    double env_lo, env_hi; /* no request beyond what the interlocks allow: no wind-up */
+    procimg_battery_envelope(img, &env_lo, &env_hi);
+    lo_w = fmax(lo_w, env_lo);
+    hi_w = fmin(hi_w, env_hi);
     p->cfg.out_min_w = lo_w < 0 ? lo_w : 0;
     p->cfg.out_max_w = hi_w > 0 ? hi_w : 0;
     double applied = strat_batteries_applied(img);

@@ -263,6 +263,7 @@ struct strategy {
     void *state;
     size_t n_constraints;
     struct strategy *constraint[STRATEGY_MAX_CONSTRAINTS];
+    struct procimg *view; /* the image without the additive responses (added_w), lazily */
 };
 
 struct strategy *strategy_new(const char *name, const cJSON *params, const char *path, char *err,
@@ -321,6 +322,7 @@ void strategy_free(struct strategy *s)
         strategy_free(s->constraint[i]);
     if (s->ops->fini)
         s->ops->fini(s->state);
+    free(s->view);
     free(s->state);
     free(s->cfg);
     free(s);
@@ -336,11 +338,35 @@ const void *strategy_cfg(const struct strategy *s)
     return s->cfg;
 }
 
+/* What the grid loops see: img, or - while additive constraints (grid_services) respond - a
+ * copy whose grid reading has their last response taken out (+ discharge lowers the import,
+ * so it is added back). Without memory for the copy the loops see the real grid. */
+static const struct procimg *strategy_loop_view(struct strategy *s, const struct procimg *img)
+{
+    double added = 0;
+    for (size_t i = 0; i < s->n_constraints; i++) {
+        const struct strategy *c = s->constraint[i];
+        if (c->ops->added_w)
+            added += c->ops->added_w(c->state);
+    }
+    if (added == 0 || !isfinite(added) || !img->grid_ok || !isfinite(img->grid_w))
+        return img;
+    if (!s->view && !(s->view = malloc(sizeof *s->view)))
+        return img;
+    *s->view = *img;
+    s->view->grid_w += added;
+    for (size_t i = 0; i < s->view->n_devices; i++)
+        if (s->view->dev[i].type == PROCIMG_METER_GRID && isfinite(s->view->dev[i].power_w))
+            s->view->dev[i].power_w += added;
+    return s->view;
+}
+
 int strategy_decide(struct strategy *s, const struct procimg *img, int64_t now_ms,
                     struct decision *dm)
 {
     snprintf(dm->strategy, sizeof dm->strategy, "%s", s->ops->name);
-    int rc = s->ops->decide(s->state, img, now_ms, dm);
+    const struct procimg *loop_img = strategy_loop_view(s, img);
+    int rc = s->ops->decide(s->state, loop_img, now_ms, dm);
     if (s->n_constraints == 0)
         return rc;
     /* The DecisionMetrics has one set of controller terms: the primary's. */
@@ -349,7 +375,7 @@ int strategy_decide(struct strategy *s, const struct procimg *img, int64_t now_m
     for (size_t i = 0; i < s->n_constraints; i++) {
         const struct strategy *c = s->constraint[i];
         if (!c->ops->constrain) {
-            int crc = c->ops->decide(c->state, img, now_ms, dm);
+            int crc = c->ops->decide(c->state, loop_img, now_ms, dm);
             rc = rc ? rc : crc;
             continue;
         }

@@ -85,6 +85,12 @@ struct strategy_ops {
      * add requests for other devices; the stack intersects and applies the windows. */
     int (*constrain)(void *state, const struct procimg *img, int64_t now_ms, struct decision *dm,
                      struct strategy_window *win);
+    /* An additive constraint's own response (optional): the power (W, + discharge) its last
+     * constrain added to the site battery request on top of what the strategies asked. The
+     * stack hides its effect from the grid loops: the primary and the stacked strategies
+     * without constrain see grid_w raised by it (so a self-consumption loop does not undo a
+     * frequency response); the windows see the real grid. */
+    double (*added_w)(const void *state);
 };
 
 extern const struct strategy_ops strategy_null_ops;
