@@ -763,6 +763,8 @@ int runner_run(const struct scenario *sc, const struct runner_opts *o, struct ru
                     dm0 = dm; /* 30 KB: only when the plots need it */
                 if (decision_csv_row(&dm, row, sizeof row) > 0)
                     fprintf(r.dec, "%s,%s", site_cfg(rs->site)->id, row);
+                if (o->hook && o->hook->after_cycle)
+                    o->hook->after_cycle(o->hook->ctx, i, rs->ctl, t1);
                 check_view(&r, rs, t1);
             }
             write_timeseries(&r, rs, t1);

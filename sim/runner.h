@@ -28,6 +28,9 @@ struct runner_hook {
     int (*start)(void *ctx, size_t n_sites, char *err, size_t errlen);
     int (*before_cycle)(void *ctx, size_t site, struct controller *ctl, int64_t now_ms, char *err,
                         size_t errlen);
+    /* Right after a site's gateway cycle, before the register-view check (optional; tests use
+     * it to corrupt the gateway's view and see the check catch it). */
+    void (*after_cycle)(void *ctx, size_t site, struct controller *ctl, int64_t now_ms);
     void (*stop)(void *ctx);
 };
 
