@@ -19,6 +19,7 @@
 #include "sim/runner.h"
 #include "sim/scenario.h"
 #include "sim/serve.h"
+#include "sim/sitecfg.h"
 #include "sim/sweep.h"
 #include "version.h"
 
@@ -56,9 +57,10 @@ static void usage_check(FILE *out)
 {
     fputs("usage: der-sim check [--set PATH=VALUE]... [--seed N] FILE...\n"
           "\n"
-          "Loads and validates each scenario file and prints a one-line summary, or the first\n"
-          "error with the file, the JSON path and the bad value. Exit status 1 if any file is\n"
-          "invalid.\n"
+          "Loads and validates each scenario file, its expectations and, for every site, the\n"
+          "gateway configuration a run would build (strategy, params, constraints, safety,\n"
+          "split, uplink), and prints a one-line summary, or the first error with the file, the\n"
+          "JSON path and the bad value. Nothing is run. Exit status 1 if any file is invalid.\n"
           "  -s, --set PATH=VALUE   override a value before validation (e.g. sites[0].port=1502)\n"
           "      --seed N           override the scenario's seed\n"
           "  -h, --help             this text\n",
@@ -192,7 +194,9 @@ static int cmd_check(int argc, char **argv)
         }
         struct expect_list el;
         char err[1024];
-        if (expect_parse(sc->expect, sc->path, &el, err, sizeof err) != 0) {
+        /* the expectations, then each site's gateway configuration as the run builds it */
+        if (expect_parse(sc->expect, sc->path, &el, err, sizeof err) != 0 ||
+            sitecfg_check(sc, err, sizeof err) != 0) {
             fprintf(stderr, "%s\n", err);
             scenario_free(sc);
             bad++;
@@ -412,7 +416,9 @@ static void usage_sweep(FILE *out)
           "Runs SCENARIO once per combination of the --set values (the first --set varies\n"
           "slowest), each in its own `der-sim run --transport inproc` process, up to -j at once.\n"
           "Writes sweep.csv and sweep.html (KPIs per combination, in combination order), a plot\n"
-          "of the main KPIs against each parameter, and names the best combination.\n"
+          "of the main KPIs against each parameter, and names the best combination. Every\n"
+          "combination is validated first, as `der-sim check` does: a bad value fails the sweep\n"
+          "before any run starts, naming the combination, the parameter and the value.\n"
           "  -s, --set PATH=V1,V2   values of one parameter (a single value applies to every run)\n"
           "  -j, --jobs N           runs in parallel (default: the number of CPUs)\n"
           "      --optimise KPI[:min|max]  the KPI that names the best combination (default\n"
@@ -449,8 +455,11 @@ static int cmd_sweep(int argc, char **argv)
                 return 2;
             }
             if (p.n == 1) {
-                if (so.n_fixed < MAX_SETS)
-                    fixed[so.n_fixed++] = optarg;
+                if (so.n_fixed >= MAX_SETS) {
+                    fprintf(stderr, "der-sim sweep: at most %d single-valued --set\n", MAX_SETS);
+                    return 2;
+                }
+                fixed[so.n_fixed++] = optarg;
             } else if (so.n_params >= SWEEP_MAX_PARAMS) {
                 fprintf(stderr, "der-sim sweep: at most %d swept parameters\n", SWEEP_MAX_PARAMS);
                 return 2;
@@ -506,30 +515,32 @@ static int cmd_sweep(int argc, char **argv)
     }
     if (so.maximise < 0)
         so.maximise = kpi_def(so.optimise)->better == KPI_HIGHER;
-    /* the scenario must load (with the first combination) before any child starts */
-    struct load_opts lo = {0};
-    for (size_t i = 0; i < so.n_fixed; i++)
-        add_set(&lo, fixed[i]);
-    char first[SWEEP_MAX_PARAMS][400];
-    for (size_t j = 0; j < so.n_params; j++) {
-        snprintf(first[j], sizeof first[j], "%s=%s", so.params[j].path, so.params[j].value[0]);
-        add_set(&lo, first[j]);
-    }
-    struct scenario *sc;
-    if (load(argv[optind], &lo, &sc) != 0)
-        return 1;
-    struct expect_list el;
-    if (expect_parse(sc->expect, sc->path, &el, err, sizeof err) != 0) {
-        fprintf(stderr, "%s\n", err);
-        scenario_free(sc);
+    /* every combination must load, with a valid gateway configuration, before any child
+     * starts; the first names the default output directory */
+    so.scenario = argv[optind];
+    so.fixed_sets = fixed;
+    if (sweep_check(&so, stderr, err, sizeof err) != 0) {
+        fprintf(stderr, "der-sim sweep: %s\n", err);
         return 1;
     }
     char dir[1024], exe[1024];
-    if (out)
+    if (out) {
         snprintf(dir, sizeof dir, "%s", out);
-    else
+    } else {
+        struct load_opts lo = {0};
+        for (size_t i = 0; i < so.n_fixed; i++)
+            add_set(&lo, fixed[i]);
+        char first[SWEEP_MAX_PARAMS][400];
+        for (size_t j = 0; j < so.n_params; j++) {
+            snprintf(first[j], sizeof first[j], "%s=%s", so.params[j].path, so.params[j].value[0]);
+            add_set(&lo, first[j]);
+        }
+        struct scenario *sc;
+        if (load(argv[optind], &lo, &sc) != 0)
+            return 1;
         snprintf(dir, sizeof dir, "reports/%s/sweep", sc->name);
-    scenario_free(sc);
+        scenario_free(sc);
+    }
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n <= 0) {
         fprintf(stderr, "der-sim sweep: cannot find my own executable\n");
@@ -545,9 +556,7 @@ static int cmd_sweep(int argc, char **argv)
             *p = '/';
         }
     so.exe = exe;
-    so.scenario = argv[optind];
     so.out_dir = dir;
-    so.fixed_sets = fixed;
     int rc = sweep_run(&so, stdout, err, sizeof err);
     if (rc < 0) {
         fprintf(stderr, "der-sim sweep: %s\n", err);

@@ -191,17 +191,10 @@ static int open_site(struct runner *r, size_t i, char *err, size_t errlen)
                 bus_inproc_add_unit(rs->inproc, a->cfg->unit_id, a->img, &a->wire);
         }
     }
-    /* the same configuration a real deployment would get from `der-sim serve` */
-    cJSON *json =
-        sitecfg_json(r->sc, rs->site, "127.0.0.1", rs->port > 0 ? rs->port : 1, "der-sim run");
-    char *text = json ? cJSON_PrintUnformatted(json) : NULL;
-    cJSON_Delete(json);
-    if (!text)
-        return -ENOMEM;
-    char origin[600], sub[800];
-    snprintf(origin, sizeof origin, "%s: gateway (site %s)", r->sc->path, site_cfg(rs->site)->id);
-    int rc = siteconf_parse(text, origin, &rs->conf, err, errlen);
-    free(text);
+    /* the same configuration a real deployment would get from `der-sim serve`, and the one
+     * `der-sim check` validates (sitecfg_check) */
+    char sub[800];
+    int rc = sitecfg_siteconf(r->sc, rs->site, rs->port > 0 ? rs->port : 1, &rs->conf, err, errlen);
     if (rc)
         return rc;
     struct controller_opts co = {.log = on_log, .log_ctx = r};

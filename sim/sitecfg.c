@@ -1,11 +1,16 @@
 /* sitecfg: see sitecfg.h. */
 #include "sim/sitecfg.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "gateway/caltime.h"
+#include "gateway/controller.h"
 #include "gateway/duration.h"
+#include "gateway/uplink.h"
+#include "sim/bus_inproc.h"
 
 static const char *driver_for(enum asset_type t)
 {
@@ -207,4 +212,84 @@ cJSON *sitecfg_json(const struct scenario *sc, struct site *site, const char *ho
         }
     }
     return root;
+}
+
+int sitecfg_siteconf(const struct scenario *sc, struct site *site, int port, struct siteconf **out,
+                     char *err, size_t errlen)
+{
+    *out = NULL;
+    cJSON *json = sitecfg_json(sc, site, "127.0.0.1", port, "der-sim run");
+    char *text = json ? cJSON_PrintUnformatted(json) : NULL;
+    cJSON_Delete(json);
+    if (!text) {
+        snprintf(err, errlen, "%s: gateway (site %s): out of memory", sc->path, site_cfg(site)->id);
+        return -ENOMEM;
+    }
+    char origin[600];
+    snprintf(origin, sizeof origin, "%s: gateway (site %s)", sc->path, site_cfg(site)->id);
+    int rc = siteconf_parse(text, origin, out, err, errlen);
+    free(text);
+    return rc;
+}
+
+/* The check's stand-in for every device's bus: the controller only keeps it, and nothing
+ * polls it before the controller is freed again. */
+static struct bus *idle_bus(void *ctx, const struct device_cfg *d, char *err, size_t errlen)
+{
+    (void)d;
+    (void)err;
+    (void)errlen;
+    return ctx;
+}
+
+static void no_log(void *ctx, const char *line)
+{
+    (void)ctx;
+    (void)line;
+}
+
+/* One site's configuration through the constructors that validate it at start: the
+ * controller (as runner.c builds it) and the uplink section (as gateway/main.c loads it). */
+static int check_conf(const struct siteconf *conf, struct bus *bus, char *err, size_t errlen)
+{
+    struct controller_opts co = {.open_bus = idle_bus, .bus_ctx = bus, .log = no_log};
+    char sub[800];
+    struct controller *ctl = controller_new(conf, &co, sub, sizeof sub);
+    if (!ctl) {
+        snprintf(err, errlen, "%s", sub);
+        return -EINVAL;
+    }
+    controller_free(ctl);
+    struct uplink_cfg uc;
+    if (uplink_cfg_load(conf->uplink, "uplink", &uc, sub, sizeof sub) != 0) {
+        snprintf(err, errlen, "%s: %s", conf->path, sub);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int sitecfg_check(const struct scenario *sc, char *err, size_t errlen)
+{
+    struct bus *bus = NULL;
+    int rc = bus_inproc_new(NULL, &bus);
+    if (rc) {
+        snprintf(err, errlen, "%s: in-process bus: %s", sc->path, strerror(-rc));
+        return rc;
+    }
+    for (size_t i = 0; i < sc->n_sites && !rc; i++) {
+        struct site *site = site_new(sc, i, err, errlen);
+        if (!site) {
+            rc = -EINVAL;
+            break;
+        }
+        struct siteconf *conf;
+        /* port 1 as in the runner's in-process runs: no socket is ever opened */
+        rc = sitecfg_siteconf(sc, site, 1, &conf, err, errlen);
+        if (!rc)
+            rc = check_conf(conf, bus, err, errlen);
+        siteconf_free(conf);
+        site_free(site);
+    }
+    bus_close(bus);
+    return rc;
 }

@@ -18,9 +18,12 @@
 #include <unistd.h>
 
 #include "sim/compare.h"
+#include "sim/expect.h"
 #include "sim/kpi.h"
 #include "sim/plot.h"
 #include "sim/report.h"
+#include "sim/scenario.h"
+#include "sim/sitecfg.h"
 
 extern char **environ;
 
@@ -159,6 +162,80 @@ static void combo_text(const struct sweep_opts *o, size_t k, char *buf, size_t l
                                  o->params[j].value[value_of(o, k, j)]);
 }
 
+/* The number of combinations, or 0 (with err) when there are none or too many. */
+static size_t n_combos(const struct sweep_opts *o, char *err, size_t errlen)
+{
+    size_t n = 1;
+    for (size_t j = 0; j < o->n_params; j++)
+        n *= o->params[j].n;
+    if (!o->n_params || n > SWEEP_MAX_RUNS) {
+        snprintf(err, errlen, "1 to %d combinations, got %zu", SWEEP_MAX_RUNS, o->n_params ? n : 0);
+        return 0;
+    }
+    return n;
+}
+
+/* Combination k as its run would load it: the scenario with the fixed --set values, then the
+ * combination's, then its expectations and each site's gateway configuration. */
+static int check_one(const struct sweep_opts *o, size_t k, const char **sets, char *err,
+                     size_t errlen)
+{
+    char combo[SWEEP_MAX_PARAMS][400];
+    size_t n = 0;
+    for (size_t i = 0; i < o->n_fixed; i++)
+        sets[n++] = o->fixed_sets[i];
+    for (size_t j = 0; j < o->n_params; j++) {
+        snprintf(combo[j], sizeof combo[j], "%s=%s", o->params[j].path,
+                 o->params[j].value[value_of(o, k, j)]);
+        sets[n++] = combo[j];
+    }
+    struct scenario *sc;
+    int rc = scenario_load(o->scenario, sets, n, &sc, err, errlen);
+    if (rc)
+        return rc;
+    struct expect_list el;
+    if ((rc = expect_parse(sc->expect, sc->path, &el, err, errlen)) == 0)
+        rc = sitecfg_check(sc, err, errlen);
+    scenario_free(sc);
+    return rc;
+}
+
+int sweep_check(const struct sweep_opts *o, FILE *out, char *err, size_t errlen)
+{
+    size_t n = n_combos(o, err, errlen), n_bad = 0;
+    if (!n)
+        return -EINVAL;
+    const char **sets = malloc((o->n_fixed + o->n_params + 1) * sizeof *sets);
+    if (!sets) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    int first_rc = 0;
+    for (size_t k = 0; k < n; k++) {
+        char why[1024], combo[512];
+        int rc = check_one(o, k, sets, why, sizeof why);
+        if (!rc)
+            continue;
+        combo_text(o, k, combo, sizeof combo);
+        fprintf(out, "run %04zu %s: invalid: %s\n", k, combo, why);
+        if (!n_bad++) {
+            first_rc = rc;
+            if (snprintf(err, errlen, "run %04zu %s: %s", k, combo, why) >= (int)errlen)
+                err[errlen - 1] = '\0'; /* cut, still a message */
+        }
+    }
+    free(sets);
+    if (n_bad) {
+        /* the first invalid combination in full, and how many there are */
+        char first[1600];
+        snprintf(first, sizeof first, "%s", err);
+        if (snprintf(err, errlen, "%zu of %zu combinations invalid, no run started; first: %s",
+                     n_bad, n, first) >= (int)errlen)
+            err[errlen - 1] = '\0'; /* cut, still a message */
+    }
+    return first_rc;
+}
+
 static double json_kpi(const cJSON *k, int id)
 {
     const cJSON *g =
@@ -252,13 +329,9 @@ static void run_error_reason(const struct sweep_opts *o, size_t k, int ws, char 
 
 int sweep_run(const struct sweep_opts *o, FILE *out, char *err, size_t errlen)
 {
-    size_t n = 1;
-    for (size_t j = 0; j < o->n_params; j++)
-        n *= o->params[j].n;
-    if (!o->n_params || n > SWEEP_MAX_RUNS) {
-        snprintf(err, errlen, "1 to %d combinations, got %zu", SWEEP_MAX_RUNS, o->n_params ? n : 0);
+    size_t n = n_combos(o, err, errlen);
+    if (!n)
         return -EINVAL;
-    }
     char path[1200];
     snprintf(path, sizeof path, "%s/runs", o->out_dir);
     if ((mkdir(o->out_dir, 0755) < 0 && errno != EEXIST) ||
@@ -324,7 +397,7 @@ int sweep_run(const struct sweep_opts *o, FILE *out, char *err, size_t errlen)
             char combo[512];
             combo_text(o, i, combo, sizeof combo);
             if (st[i] == RUN_ERROR) {
-                /* no KPIs: say why (an invalid value is only found by the run's gateway) */
+                /* no KPIs: say why (a crash, an I/O error: sweep_check caught bad values) */
                 char why[1400];
                 run_error_reason(o, i, ws, why, sizeof why);
                 fprintf(out, "run %04zu %s: error: %s\n", i, combo, why);

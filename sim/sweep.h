@@ -2,7 +2,8 @@
  * own `der-sim run` child process (in-process transport, up to `jobs` at once), and writes a
  * table of KPIs per combination (CSV and HTML, in combination order whatever the order of
  * completion), plots of the main KPIs against each parameter, and the best combination for
- * one KPI. The caller owns the options; results are files under out_dir. */
+ * one KPI. sweep_check validates every combination up front, so that a bad value fails the
+ * sweep before any run starts. The caller owns the options; results are files under out_dir. */
 #ifndef DERLOOP_SWEEP_H
 #define DERLOOP_SWEEP_H
 
@@ -37,10 +38,18 @@ struct sweep_opts {
  * values: "x=[1,2],[3,4]" is two values. Returns 0 or -EINVAL with err. */
 int sweep_parse_param(const char *arg, struct sweep_param *p, char *err, size_t errlen);
 
+/* Validates every combination before anything runs: the scenario loaded with the fixed
+ * --set values and the combination's (scenario_load), its expectations (expect_parse) and each
+ * site's gateway configuration as the run would build it (sitecfg_check). Writes one line per
+ * invalid combination to out ("run 0001 PATH=VALUE: invalid: MESSAGE"). Returns 0, or the
+ * first invalid combination's error (-EINVAL, -ENOENT, -ENOMEM) with err naming it, its
+ * values and the message, and how many combinations are invalid. */
+int sweep_check(const struct sweep_opts *o, FILE *out, char *err, size_t errlen);
+
 /* Runs the grid; progress and the result lines go to out. Returns the index of the best
- * combination (>= 0), or -errno with err: -EIO when a run produced no KPIs (an invalid value,
- * a crash; err names the first such combination and the error from its log; the tables are
- * written all the same), -ENODATA when no run produced the optimised KPI. */
+ * combination (>= 0), or -errno with err: -EIO when a run produced no KPIs (a crash, an error
+ * sweep_check cannot see; err names the first such combination and the error from its log;
+ * the tables are written all the same), -ENODATA when no run produced the optimised KPI. */
 int sweep_run(const struct sweep_opts *o, FILE *out, char *err, size_t errlen);
 
 #endif

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The command lines: --help on every binary and subcommand, `der-sim check` on good and broken
-# scenarios (the error names the file, the JSON path and the value), bad options exit 2, and
-# `der-gateway --check` names the bad field of a site configuration.
+# scenarios (the error names the file, the JSON path and the value), including a bad gateway
+# section (a strategy parameter, an unknown strategy, a constraint, safety, uplink), bad options
+# exit 2, and `der-gateway --check` names the bad field of a site configuration.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -43,6 +44,35 @@ set +e
 $B/der-sim check scenarios/reference-site.json --set 'sites[0].assets[1].capacity_kwh=0' 2> "$tmp/err"; rc=$?
 set -e
 [ "$rc" -eq 1 ] && grep -q 'capacity_kwh' "$tmp/err" || fail "--set value not validated: $(cat "$tmp/err")"
+
+# the gateway section is checked as the run builds it (strategy, params, constraints, safety):
+# check_gw NAME SCENARIO --set PATH=VALUE WORD...: exit 1, and stderr names the scenario file
+# and holds every WORD (the JSON path and the value)
+check_gw() {
+  local name=$1 scen=scenarios/$2.json set=$3; shift 3
+  local rc=0 w
+  $B/der-sim check --set "$set" "$scen" > "$tmp/$name.out" 2> "$tmp/$name.err" || rc=$?
+  [ "$rc" -eq 1 ] || fail "check $name: exit $rc, want 1: $(cat "$tmp/$name.out" "$tmp/$name.err")"
+  ! grep -q '^ok ' "$tmp/$name.out" || fail "check $name: printed ok"
+  for w in "$scen: gateway (site " "$@"; do
+    grep -qF -- "$w" "$tmp/$name.err" || fail "check $name: no \"$w\" in: $(cat "$tmp/$name.err")"
+  done
+}
+check_gw param-range peak-shaving gateway.params.import_limit_w=-1 \
+  'params.import_limit_w: must be in [0, 100000000], got -1'
+check_gw param-unknown peak-shaving gateway.params.import_limt_w=1 \
+  'params.import_limt_w: unknown parameter'
+check_gw strategy-unknown peak-shaving gateway.strategy=peak_shavng 'unknown strategy "peak_shavng"'
+check_gw constraint stacked 'gateway.constraints[1].params.import_limit_w=-5' \
+  'constraints[1].params.import_limit_w: must be in' 'got -5'
+check_gw safety peak-shaving 'gateway.safety={"soc_floor": 1.5}' \
+  'safety.soc_floor: must be in [0, 1], got 1.5'
+check_gw uplink peak-shaving 'gateway.uplink={"keepalive_time": "soon"}' \
+  'uplink.keepalive_time:' 'got "soon"'
+check_gw gateway-key peak-shaving 'gateway.paramz={}' 'unknown key "paramz"'
+# a good override of the same section still passes
+$B/der-sim check --set gateway.params.import_limit_w=6000 scenarios/peak-shaving.json \
+  | grep -q '^ok scenarios/peak-shaving.json: ' || fail "check with a valid gateway override"
 
 # bad options
 set +e

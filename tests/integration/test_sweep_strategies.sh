@@ -4,7 +4,8 @@
 # column with its values in grid order, the KPI columns, and whose main KPI moves the way the
 # physics says between the values (a lower peak limit, a lower peak; a higher reserve, a higher
 # SoC; ...). Then the failures: an out-of-range value, an unknown parameter and an unknown path
-# make the sweep exit 1 with a message naming them; JSON values with commas are one value each.
+# make the sweep exit 1, before any run starts, with a message naming the combination, the
+# parameter and the value; JSON values with commas are one value each.
 # The commands are the ones in docs/reports.md, "Sweeping a strategy".
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -195,10 +196,13 @@ expect_fail() {
   done
   echo "  $name: $(head -c 200 "$tmp/$name.err")"
 }
-# an out-of-range value, last or first: the run's gateway rejects it; the sweep names it
-expect_fail neg-last 'fcr_power_w' 'got -1' 'run 0001 gateway.params.fcr_power_w=-1' -- \
+# an out-of-range value, last or first: the check of every combination before any run (the
+# gateway configuration as the run builds it) rejects it and names it; nothing runs
+expect_fail neg-last 'fcr_power_w' 'got -1' 'run 0001 gateway.params.fcr_power_w=-1' \
+  'no run started' -- \
   scenarios/grid-services.json --set gateway.params.fcr_power_w=1000,-1 --set duration=10m
-grep -q '^1,-1,error,' "$tmp/neg-last/sweep.csv" || fail "neg-last: the table lacks the error row"
+[ ! -e "$tmp/neg-last/runs" ] && [ ! -e "$tmp/neg-last/sweep.csv" ] \
+  || fail "neg-last: runs started for an invalid grid: $(ls -R "$tmp/neg-last")"
 expect_fail neg-first 'reserve_soc' 'got 1.5' -- \
   scenarios/backup-power.json --set gateway.params.reserve_soc=1.5,0.5
 # an unknown parameter, an unknown path, a bad scenario value after the first
