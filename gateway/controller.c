@@ -116,7 +116,8 @@ struct controller *controller_new(const struct siteconf *cfg, const struct contr
     char sub[256];
     c->strategy = strategy_new(cfg->strategy, cfg->params, "params", sub, sizeof sub);
     if (!c->strategy) {
-        snprintf(err, errlen, "%s: %s", cfg->path, sub);
+        snprintf(err, errlen, "%s: %s%s", cfg->path,
+                 strategy_find(cfg->strategy) ? "" : "strategy: ", sub);
         goto fail;
     }
     if (strategy_add_constraints(c->strategy, cfg->constraints, "constraints", sub, sizeof sub)) {

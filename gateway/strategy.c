@@ -430,7 +430,11 @@ int strategy_add_constraints(struct strategy *s, const cJSON *arr, const char *p
             strategy_new(cJSON_IsString(name) ? name->valuestring : NULL,
                          cJSON_GetObjectItemCaseSensitive(e, "params"), p, sub, sizeof sub);
         if (!c) {
-            fail(err, errlen, "%s[%zu]: %s", path, i, sub);
+            /* a parameter error names its own path; an unknown strategy gets its key's */
+            if (cJSON_IsString(name) && strategy_find(name->valuestring))
+                fail(err, errlen, "%s", sub);
+            else
+                fail(err, errlen, "%s[%zu].strategy: %s", path, i, sub);
             return -EINVAL;
         }
         s->constraint[s->n_constraints++] = c;

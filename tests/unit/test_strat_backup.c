@@ -74,7 +74,12 @@ static void test_constraint(void)
     s = fx_make("null", NULL);
     c = cJSON_Parse("[{\"strategy\": \"backup_power\", \"params\": {\"reserve\": 1}}]");
     CU_ASSERT_EQUAL(strategy_add_constraints(s, c, "constraints", err, sizeof err), -EINVAL);
-    CU_ASSERT_PTR_NOT_NULL(strstr(err, "constraints[0]: constraints[0].params.reserve: unknown"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "constraints[0].params.reserve: unknown"));
+    CU_ASSERT_PTR_NULL(strstr(err, "constraints[0]: ")); /* the path once */
+    cJSON_Delete(c);
+    c = cJSON_Parse("[{\"strategy\": \"backup\"}]");
+    CU_ASSERT_EQUAL(strategy_add_constraints(s, c, "constraints", err, sizeof err), -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "constraints[0].strategy: unknown strategy \"backup\""));
     cJSON_Delete(c);
     strategy_free(s);
 }
