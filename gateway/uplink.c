@@ -738,6 +738,11 @@ struct uplink *uplink_new(const struct uplink_cfg *cfg, const struct uplink_iden
     if (opts)
         u->opts = *opts;
     u->rng = (u->opts.seed ? u->opts.seed : (uint64_t)wall_ms()) | 1;
+    /* telemetry_seq starts at the start time in Unix ms: below 1000 samples a second it keeps
+     * increasing across restarts (spooled samples of the last run carry lower ones) */
+    int64_t seq0 = wall_ms();
+    for (size_t i = 0; i < PROCIMG_MAX_DEVICES; i++)
+        u->tseq[i] = seq0 > 0 ? (uint64_t)seq0 : 0;
     pthread_mutex_init(&u->mu, NULL);
     pthread_cond_init(&u->cond, NULL);
     idset_init(&u->ids);

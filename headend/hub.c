@@ -377,7 +377,8 @@ static void on_telemetry(struct hub *h, struct session *s, const Der__V1__Teleme
     }
     h->c.telemetry++;
     struct asset_state *st = &h->assets[a->index];
-    struct store_telemetry *l = &st->latest;
+    struct store_telemetry rec, *l = &rec;
+    memset(l, 0, sizeof *l);
     snprintf(l->asset_id, sizeof(l->asset_id), "%s", a->id);
     l->ts_ms = t->ts_ms;
     l->received_ms = now_ms;
@@ -388,8 +389,12 @@ static void on_telemetry(struct hub *h, struct session *s, const Der__V1__Teleme
                                                                                   : NAN;
     l->online = t->online;
     snprintf(l->status, sizeof(l->status), "%s", t->status);
-    st->has_latest = 1;
-    st->lag_ms = (double)(now_ms - t->ts_ms);
+    /* the latest is the newest sample: a spool replayed after a reconnect is history only */
+    if (!st->has_latest || l->ts_ms >= st->latest.ts_ms) {
+        st->latest = rec;
+        st->has_latest = 1;
+        st->lag_ms = (double)(now_ms - t->ts_ms);
+    }
     st->messages++;
     if (st->win_start_ms == 0)
         st->win_start_ms = now_ms;

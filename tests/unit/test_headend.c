@@ -361,9 +361,20 @@ static void test_hub_protocol(void)
     const struct inventory *inv = hub_inventory(h);
     const struct asset_state *as = hub_asset_state(h, inventory_asset(inv, "s1-pv")->index);
     CU_ASSERT(as->has_latest && as->latest.power_w == 42 && as->lag_ms == 10);
+    /* an older sample (a spool replayed after a reconnect) is history, not the latest */
+    t.power_w = 7;
+    t.ts_ms = 500;
+    m.seq = 3;
+    CU_ASSERT_EQUAL(feed(h, s1, &m, 1000, &status), 0);
+    CU_ASSERT(as->latest.power_w == 42 && as->latest.ts_ms == 990 && as->lag_ms == 10);
+    t.power_w = 43;
+    t.ts_ms = 995;
+    m.seq = 4;
+    CU_ASSERT_EQUAL(feed(h, s1, &m, 1000, &status), 0);
+    CU_ASSERT(as->latest.power_w == 43 && as->lag_ms == 5);
     /* telemetry for an unclaimed asset is dropped */
     t.asset_id = "s2-bat";
-    m.seq = 3;
+    m.seq = 5;
     feed(h, s1, &m, 1000, &status);
     CU_ASSERT_FALSE(hub_asset_state(h, inventory_asset(inv, "s2-bat")->index)->has_latest);
     CU_ASSERT_EQUAL(hub_counters(h)->telemetry_rejected, 1);

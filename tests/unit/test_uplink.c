@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <CUnit/CUnit.h>
@@ -203,6 +204,7 @@ static void test_uplink_offline_spools_in_order(void)
 {
     char dir[64];
     tmpdir(dir, sizeof dir);
+    uint64_t started_ms = (uint64_t)time(NULL) * 1000 - 1000;
     struct uplink *u = offline_uplink(4, dir, 0);
     if (!u)
         return;
@@ -219,20 +221,25 @@ static void test_uplink_offline_spools_in_order(void)
     CU_ASSERT_EQUAL(st.queue_depth, 0);
     CU_ASSERT_EQUAL(st.telemetry_dropped, 0);
     uplink_free(u);
-    /* the records are Telemetry messages in publish order with telemetry_seq 1, 2, ... */
+    /* the records are Telemetry messages in publish order with telemetry_seq s0 + 1, s0 + 2,
+     * ...: s0 is the uplink's start time in Unix ms (it increases across restarts) */
     struct spool *s;
     CU_ASSERT_EQUAL_FATAL(spool_open(dir, "gw-test", 16777216, &s), 0);
     uint8_t buf[512];
     size_t len;
-    uint64_t seq = 0;
+    uint64_t seq = 0, seq0 = 0;
     int n = 0;
     while (spool_peek(s, buf, sizeof buf, &len) == 0) {
         Der__V1__Telemetry *t = der__v1__telemetry__unpack(NULL, len, buf);
         CU_ASSERT_PTR_NOT_NULL_FATAL(t);
         if (!strcmp(t->asset_id, "bat-1")) {
-            CU_ASSERT_EQUAL(t->telemetry_seq, seq + 1);
+            if (seq0 == 0) {
+                seq0 = t->telemetry_seq - 1;
+                CU_ASSERT(seq0 >= started_ms && seq0 <= ((uint64_t)time(NULL) + 1) * 1000);
+            }
+            CU_ASSERT_EQUAL(t->telemetry_seq, seq0 + seq + 1);
             CU_ASSERT_DOUBLE_EQUAL(t->power_w, (double)seq, 1e-9);
-            seq = t->telemetry_seq;
+            seq++;
         }
         der__v1__telemetry__free_unpacked(t, NULL);
         spool_pop(s);
