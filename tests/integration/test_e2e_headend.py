@@ -225,10 +225,15 @@ def test_fleet(sim, he, tmp):
     check(len(sessions) == 1 and None not in sessions,
           "one stream (one session) should carry every asset, sessions %s" % sessions)
     # a few cycles in: the first sample is taken before the physics has stepped
-    ok = wait_until(lambda: all((he.telemetry(x) or {}).get("telemetry_seq", 0) >= 3
-                                for x in assets), 8)
+    # (telemetry_seq starts at the gateway's start time in ms: count from the first seen)
+    ok = wait_until(lambda: all(he.telemetry(x) for x in assets), 8)
     check(ok, "telemetry missing for some asset: %s" %
           [x for x in assets if not he.telemetry(x)])
+    first = {x: he.telemetry(x)["telemetry_seq"] for x in assets}
+    ok = wait_until(lambda: all(he.telemetry(x)["telemetry_seq"] >= first[x] + 2
+                                for x in assets), 8)
+    check(ok, "telemetry stalled for some asset: %s" %
+          [x for x in assets if he.telemetry(x)["telemetry_seq"] < first[x] + 2])
     powers = {x: he.telemetry(x)["power_w"] for x in assets}
     check(len(set(round(p, 3) for p in powers.values())) >= 5,
           "telemetry should differ per asset: %s" % powers)
