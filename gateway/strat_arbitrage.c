@@ -172,19 +172,41 @@ static double arb_solve(struct arb_state *s, const struct arb_grid *g, double hu
         double h = (double)(s->t[k + 1] - s->t[k]) / 3600000.0;
         int up = (int)floor(c->power_w * h * g->eta / g->de + 1e-9);
         int down = (int)floor(c->power_w * h / g->eta / g->de + 1e-9);
+        /* The level values are concave (linear cash flows over a convex set of moves), so
+         * the best move is toward one target: up to jb, the first level that maximises the
+         * value less what buying up to it costs, or down to js, the last that maximises the
+         * value less what selling down to it earns (jb <= js while a kWh sold earns less than
+         * it costs to buy, cs <= cb); in between the battery holds. O(levels) a slot; when
+         * selling pays more than buying costs (negative prices), every move is tried. */
+        double cb = g->de / g->eta / 1000.0 * s->buy[k];
+        double cs = g->de * g->eta / 1000.0 * (s->sell[k] - hurdle);
+        int jb = 0, js = 0;
+        for (int j = 1; j <= ARB_LEVELS; j++) {
+            if (s->v[j] - j * cb > s->v[jb] - jb * cb + 1e-12)
+                jb = j;
+            if (s->v[j] - j * cs >= s->v[js] - js * cs - 1e-12)
+                js = j;
+        }
         for (int i = 0; i <= ARB_LEVELS; i++) {
-            int jlo = i - down < 0 ? 0 : i - down, jhi = i + up > ARB_LEVELS ? ARB_LEVELS : i + up;
-            double best = arb_flow(s, k, 0, g->eta, hurdle) + s->v[i];
-            int arg = i; /* ties: stay */
-            for (int j = jlo; j <= jhi; j++) {
-                double val = arb_flow(s, k, (j - i) * g->de, g->eta, hurdle) + s->v[j];
-                if (val > best + 1e-12) {
-                    best = val;
-                    arg = j;
+            int j = i;
+            if (jb > js) {
+                int jlo = i - down < 0 ? 0 : i - down;
+                int jhi = i + up > ARB_LEVELS ? ARB_LEVELS : i + up;
+                double best = s->v[i];
+                for (int m = jlo; m <= jhi; m++) {
+                    double val = s->v[m] - (m - i) * (m > i ? cb : cs);
+                    if (val > best + 1e-12) {
+                        best = val;
+                        j = m;
+                    }
                 }
+            } else if (i < jb) {
+                j = i + up < jb ? i + up : jb;
+            } else if (i > js) {
+                j = i - down > js ? i - down : js;
             }
-            s->vn[i] = best;
-            s->pol[k][i] = (uint8_t)arg;
+            s->vn[i] = s->v[j] - (j - i) * (j > i ? cb : cs);
+            s->pol[k][i] = (uint8_t)j;
         }
         for (int i = 0; i <= ARB_LEVELS; i++)
             s->v[i] = s->vn[i];
