@@ -2,19 +2,35 @@
  * expensive ones, never cycling for a loss. Prices come from the site's import tariff
  * (sitectx.h: time-of-use bands for weekdays and weekends, or a price series).
  *
- * Once a minute the strategy looks at the prices of the next `horizon` (sampled every
- * `scan_step`): p_now, the lowest p_min and the highest p_max. Then:
- *   - charge at charge_power_w when p_now is the horizon's lowest price and the round trip
- *     pays: p_max x eta_round_trip - p_now >= min_spread (up to charge_to_soc);
+ * Once a minute the strategy samples the prices of the next `horizon` every `scan_step` and
+ * works out, from the last sample back to now, where it would use stored energy and where it
+ * would refill. The two rules below are the same inequality read from either end, so the
+ * strategy never buys energy for a period in which it would then refuse to sell it:
+ *   - a sample "sells" (stored energy goes out there) when using a stored kWh beats keeping
+ *     it: if the battery will be refilled later in sight, at price r, when p x eta_round_trip
+ *     - r >= min_spread (selling and buying back pays the losses); if no refill is in sight,
+ *     when p - (the lowest price after it) >= min_spread (the energy would only displace a
+ *     cheaper purchase later; no round trip, so no loss to pay). Sunk cost is sunk: what the
+ *     energy cost does not matter, only what it can still earn. On a flat tariff nothing
+ *     sells: the battery holds, keeping the energy for whatever lies beyond the horizon;
+ *   - a sample is a refill when its price is the lowest from there to the horizon's end and a
+ *     later sample that sells pays for it: q x eta_round_trip - its price >= min_spread.
+ * Then, now:
+ *   - charge at charge_power_w when p_now is the horizon's lowest price, up to what the site
+ *     is expected to draw (expected_load_w) in the later periods that sell and pay for a
+ *     charge now (q x eta_round_trip - p_now >= min_spread), until the price is back down to
+ *     p_now (the next refill at that price) - so energy is only bought for a use that pays,
+ *     weekday or weekend, and not beyond charge_to_soc (full; resumes resume_band below);
  *   - discharge, covering the site's load but never exporting (NetZero's grid loop, discharge
- *     only), when selling stored energy now
- *     beats buying it back at the next cheap price: p_now x eta_round_trip - p_min >=
- *     min_spread, and the stored energy above discharge_min_soc exceeds what the site is
- *     expected to need (expected_load_w) in the dearer periods still ahead before the next
- *     cheap one - so a battery is not emptied at 0.32 just before a 0.40 evening band;
+ *     only), when now sells and the stored energy above discharge_min_soc exceeds what the site
+ *     is expected to need in the dearer periods still ahead before the next refill - so a
+ *     battery is not emptied at 0.32 just before a 0.40 evening (save_for_peak);
  *   - otherwise hold (0 W).
- * Each decision's branch is in decisions.csv's strategy column (time_of_use/charge, /discharge,
- * /hold, /save_for_peak, /no_price). Without a calendar or tariff the strategy holds. */
+ * The end of the look-ahead: prices beyond it are unknown, so a sample there neither sells nor
+ * pays for a charge until it comes into sight (the last sample never sells: nothing after it
+ * is known). Each decision's branch is in decisions.csv's strategy column (time_of_use/charge,
+ * /full, /discharge, /save_for_peak, /hold, /no_price). Without a calendar or tariff the
+ * strategy holds. */
 #include "gateway/strat_util.h"
 #include "gateway/strategy.h"
 
@@ -23,6 +39,7 @@
 
 #define PLAN_EVERY_MS 60000
 #define PRICE_EPS     1e-9
+#define MAX_SAMPLES   (7 * 24 * 60) /* the longest horizon (7 d) at the finest scan_step (1 min) */
 
 struct tou_cfg {
     double charge_power_w, max_discharge_w;
@@ -34,8 +51,11 @@ struct tou_cfg {
 };
 
 struct tou_plan {
-    double p_now, p_min, p_max;
-    double hold_wh; /* energy to keep for dearer periods before the next cheap one */
+    double p_now;
+    int charge_time; /* p_now is the lowest price in sight */
+    double need_wh;  /* expected draw in the later periods that pay for a charge now */
+    int sells;       /* using stored energy now beats keeping it */
+    double hold_wh;  /* energy to keep for dearer periods before the next refill */
 };
 
 struct tou_state {
@@ -44,7 +64,11 @@ struct tou_state {
     int64_t plan_at;
     int has_plan;
     struct tou_plan plan;
-    int full; /* charged to charge_to_soc; resumes resume_band below */
+    int full; /* charged to the target; resumes resume_band below */
+    /* the look-ahead, scratch for tou_make_plan: prices (NaN unknown), and whether stored
+     * energy would go out at each sample */
+    double q[MAX_SAMPLES];
+    unsigned char sells[MAX_SAMPLES];
 };
 
 #define F(m) offsetof(struct tou_cfg, m)
@@ -64,7 +88,7 @@ static const struct param_field tou_fields[] = {
     {"min_spread", PARAM_DOUBLE, F(min_spread), 0.01, 0, 100, "currency/kWh",
      "least gain per kWh after losses for a cycle to be worth it"},
     {"expected_load_w", PARAM_DOUBLE, F(expected_load_w), 500, 0, 1e7, "W",
-     "mean site load assumed when saving energy for dearer periods ahead"},
+     "mean site load assumed when sizing the charge and saving energy for dearer periods ahead"},
     {"horizon", PARAM_DURATION_MS, F(horizon_ms), 86400000, 3600000, 7 * 86400000LL, "ms",
      "how far ahead prices are compared"},
     {"scan_step", PARAM_DURATION_MS, F(scan_step_ms), 900000, 60000, 3600000, "ms",
@@ -82,24 +106,68 @@ static int tou_init(void *state, const void *cfg)
     return strat_follow_init(&s->pid, c->kp, c->ki_per_s);
 }
 
-static int tou_make_plan(const struct tou_cfg *c, const struct procimg *img, int64_t now_ms,
+/* The look-ahead, from the last sample back to now (see the top of the file): after_min is the
+ * lowest price after sample k, sell_max the highest price after k at which stored energy would
+ * go out, next_refill the first refill after k. Then, from now forward, the energy a charge now
+ * is for (need_wh) and the energy to keep for dearer periods (hold_wh). */
+static int tou_make_plan(struct tou_state *s, const struct procimg *img, int64_t now_ms,
                          struct tou_plan *p)
 {
-    p->p_now = sitectx_price(img->ctx, 0, now_ms);
-    if (isnan(p->p_now) || sitectx_price_range(img->ctx, 0, now_ms, c->horizon_ms, c->scan_step_ms,
-                                               &p->p_min, &p->p_max))
+    const struct tou_cfg *c = s->cfg;
+    int64_t n = (c->horizon_ms + c->scan_step_ms - 1) / c->scan_step_ms;
+    n = n < 1 ? 1 : n > MAX_SAMPLES ? MAX_SAMPLES : n;
+    for (int64_t k = 0; k < n; k++)
+        s->q[k] = sitectx_price(img->ctx, 0, now_ms + k * c->scan_step_ms);
+    p->p_now = s->q[0];
+    if (isnan(p->p_now))
         return -1;
-    p->hold_wh = 0;
-    double step_h = (double)c->scan_step_ms / 3600000.0;
-    for (int64_t t = now_ms + c->scan_step_ms; t < now_ms + c->horizon_ms; t += c->scan_step_ms) {
-        double q = sitectx_price(img->ctx, 0, t);
-        if (isnan(q))
+    double eta = c->eta_round_trip, spread = c->min_spread;
+    double after_min = INFINITY, sell_max = -INFINITY;
+    int64_t next_refill = -1, refill_after_now = -1;
+    for (int64_t k = n - 1; k >= 0; k--) {
+        double x = s->q[k];
+        s->sells[k] = 0;
+        if (k == 0)
+            refill_after_now = next_refill;
+        if (isnan(x))
             continue;
-        if (q <= p->p_min + PRICE_EPS)
-            break; /* the next cheap period: the battery can be refilled there */
-        if (q > p->p_now + PRICE_EPS)
-            p->hold_wh += c->expected_load_w * step_h;
+        if (next_refill >= 0)
+            s->sells[k] = x * eta - s->q[next_refill] >= spread;
+        else
+            s->sells[k] = x - after_min >= spread;
+        int cheapest = x <= after_min + PRICE_EPS;
+        int refill = cheapest && sell_max * eta - x >= spread;
+        if (k == 0)
+            p->charge_time = cheapest;
+        if (s->sells[k] && x > sell_max)
+            sell_max = x;
+        if (x < after_min)
+            after_min = x;
+        if (refill)
+            next_refill = k;
     }
+    p->sells = s->sells[0];
+    double step_wh = c->expected_load_w * (double)c->scan_step_ms / 3600000.0;
+    p->need_wh = 0;
+    if (p->charge_time) {
+        int rose = 0;
+        for (int64_t k = 1; k < n; k++) {
+            double x = s->q[k];
+            if (isnan(x))
+                continue;
+            if (x > p->p_now + PRICE_EPS)
+                rose = 1;
+            else if (rose)
+                break; /* as cheap as now again: the battery is refilled there */
+            if (s->sells[k] && x * eta - p->p_now >= spread)
+                p->need_wh += step_wh;
+        }
+    }
+    p->hold_wh = 0;
+    int64_t end = refill_after_now >= 0 ? refill_after_now : n;
+    for (int64_t k = 1; k < end; k++)
+        if (s->q[k] > p->p_now + PRICE_EPS) /* false for NaN */
+            p->hold_wh += step_wh;
     return 0;
 }
 
@@ -108,24 +176,29 @@ static int tou_decide(void *state, const struct procimg *img, int64_t now_ms, st
     struct tou_state *s = state;
     const struct tou_cfg *c = s->cfg;
     if (!s->has_plan || now_ms - s->plan_at >= PLAN_EVERY_MS || now_ms < s->plan_at) {
-        s->has_plan = tou_make_plan(c, img, now_ms, &s->plan) == 0;
+        s->has_plan = tou_make_plan(s, img, now_ms, &s->plan) == 0;
         s->plan_at = now_ms;
     }
     double soc = procimg_site_soc(img), base = strat_base_w(img), w = 0;
+    double cap_wh = procimg_capacity_wh(img);
     const struct tou_plan *p = &s->plan;
-    if (soc >= c->charge_to_soc)
+    int charging = s->has_plan && p->charge_time && p->need_wh > 0;
+    /* in a charge window, only what the paying periods ahead will draw (when the capacity is
+     * known); charge_to_soc caps it */
+    double target = c->charge_to_soc;
+    if (charging && cap_wh > 0 && c->discharge_min_soc + p->need_wh / cap_wh < target)
+        target = c->discharge_min_soc + p->need_wh / cap_wh;
+    if (soc >= target)
         s->full = 1;
-    else if (soc < c->charge_to_soc - c->resume_band)
+    else if (soc < target - c->resume_band)
         s->full = 0;
     if (!s->has_plan) {
         strat_mode(dm, "no_price");
-    } else if (p->p_now <= p->p_min + PRICE_EPS &&
-               p->p_max * c->eta_round_trip - p->p_now >= c->min_spread) {
+    } else if (charging) {
         w = s->full ? 0 : -c->charge_power_w;
         strat_mode(dm, s->full ? "full" : "charge");
-    } else if (p->p_now * c->eta_round_trip - p->p_min >= c->min_spread && !isnan(base) &&
-               soc > c->discharge_min_soc) {
-        double stored_wh = (soc - c->discharge_min_soc) * procimg_capacity_wh(img);
+    } else if (p->sells && !isnan(base) && soc > c->discharge_min_soc) {
+        double stored_wh = (soc - c->discharge_min_soc) * cap_wh;
         if (stored_wh > p->hold_wh) {
             w = strat_follow(&s->pid, img, 0, 0, c->max_discharge_w, now_ms, dm);
             strat_mode(dm, "discharge");
