@@ -39,7 +39,7 @@ LIB := $(BUILD)/lib
 DEB_PKGS := gcc make pkg-config libmodbus-dev libcjson-dev libcunit1-dev \
             mbpoll python3 python3-pymodbus \
             libgrpc-dev libprotobuf-c-dev protobuf-c-compiler \
-            libmicrohttpd-dev libsqlite3-dev libpq-dev \
+            libmicrohttpd-dev libsqlite3-dev libpq-dev postgresql \
             python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc \
             gnuplot-nox chromium chromium-driver libglpk-dev cppcheck clang-format
 

@@ -1,8 +1,8 @@
 /* store: the headend's durable records (sessions, telemetry, dispatches with their acks and
  * allocations) behind one small interface, a struct of function pointers per backend
- * (store_sqlite.c; PostgreSQL would be another file). Records are plain values copied in and
- * out; callbacks see records valid only during the call. A store is used by one thread at a
- * time (the headend serialises access with its lock). */
+ * (store_sqlite.c, store_pg.c). Records are plain values copied in and out; callbacks see
+ * records valid only during the call. A store is used by one thread at a time (the headend
+ * serialises access with its lock). */
 #ifndef HEADEND_STORE_H
 #define HEADEND_STORE_H
 
@@ -118,8 +118,8 @@ struct store {
     const struct store_ops *ops;
 };
 
-/* Opens the backend a location names: "postgres://..." or "postgresql://..." (when built
- * with it), ":memory:" or a file path (SQLite). err gets the reason on failure. */
+/* Opens the backend a location names: "postgres://..." or "postgresql://..." (PostgreSQL),
+ * ":memory:" or a file path (SQLite). err gets the reason on failure. */
 int store_open(const char *location, struct store **out, char *err, size_t errlen);
 void store_close(struct store *st);
 const char *dispatch_state_name(int state);
