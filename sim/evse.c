@@ -16,8 +16,19 @@
 
 /* The car's charge tapers from this fraction of its session need (CC-CV knee, physics.md). */
 #define TAPER_START 0.8
-/* A session counts as full when the need is met to within this (energy counter resolution). */
+/* The car's BMS ends the CV phase when the tapered charge falls to this fraction of what it
+ * would draw (the C/20-style termination): at 1 - 0.05 x (1 - TAPER_START) = 99 % of the need.
+ * The car then reports full and draws nothing more. */
+#define TERMINATE_FRAC 0.05
+/* A session counts as full when the car terminated, or the need is met to within this (energy
+ * counter resolution, for needs too small to taper). */
 #define FULL_TOLERANCE_WH 1.0
+
+static int session_full(double need_wh, double delivered_wh)
+{
+    double residual = need_wh * TERMINATE_FRAC * (1.0 - TAPER_START);
+    return need_wh - delivered_wh <= (residual > FULL_TOLERANCE_WH ? residual : FULL_TOLERANCE_WH);
+}
 
 static double effective_current_a(const struct evse *e, double amps);
 
@@ -67,9 +78,9 @@ static void depart(struct evse *e)
     const struct ev_session *s = session_at(e, e->session);
     double remaining = s->energy_wh - e->session_energy_wh;
     e->sessions_done++;
-    if (remaining <= FULL_TOLERANCE_WH)
-        e->sessions_full++;
-    if (remaining > 0.0)
+    if (session_full(s->energy_wh, e->session_energy_wh))
+        e->sessions_full++; /* full: what the termination leaves is not a shortfall */
+    else if (remaining > 0.0)
         e->shortfall_wh += remaining;
     e->session = -1;
     e->session_energy_wh = 0.0;
@@ -145,7 +156,7 @@ void evse_step(struct evse *e, int64_t now_ms, int64_t dt_ms)
         double frac = e->session_energy_wh / s->energy_wh;
         if (frac >= TAPER_START) {
             double f = (1.0 - frac) / (1.0 - TAPER_START);
-            p *= f > 0.0 ? f : 0.0;
+            p *= f > TERMINATE_FRAC ? f : 0.0; /* below it the car has terminated */
         }
     }
     if (dt_h > 0.0 && p * dt_h > remaining)

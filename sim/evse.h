@@ -36,7 +36,7 @@ struct evse {
     double session_energy_wh; /* delivered in this session */
     double total_energy_wh;
     int sessions_done;   /* finished (departed), full or not */
-    int sessions_full;   /* finished with the need met (within 1 Wh) */
+    int sessions_full;   /* finished full: the car terminated its charge (99 % of the need) */
     double shortfall_wh; /* summed over finished sessions */
     int fault;
     int64_t last_command_ms;

@@ -147,6 +147,35 @@ static void test_full_session(void)
     CU_ASSERT(e.shortfall_wh < 1.0);
 }
 
+/* The taper never reaches the need; the car terminates at 99 % (5 % of its power left), draws
+ * nothing more and is booked full with no shortfall. */
+static void test_termination(void)
+{
+    struct ev_session one = {.id = "t",
+                             .arrive_ms = 0,
+                             .depart_ms = 36000000,
+                             .energy_wh = 20000.0,
+                             .max_power_w = 11000.0,
+                             .phases = 3};
+    struct profile prof = {
+        .name = "t", .kind = PROFILE_EV_SESSIONS, .n_sessions = 1, .sessions = &one};
+    struct evse_params p = params();
+    p.sessions = &prof;
+    struct evse e;
+    evse_init(&e, &p);
+    int64_t t = 0;
+    for (; t < 18000000; t += 10000) /* 5 h: 80 % after 1.45 h, then 3 tau = 1.1 h */
+        evse_step(&e, t, 10000);
+    CU_ASSERT_EQUAL(e.power_w, 0.0);
+    CU_ASSERT_EQUAL(e.state, IEC_B);
+    CU_ASSERT(e.session_energy_wh >= 0.99 * 20000.0 - 1.0 && e.session_energy_wh < 20000.0);
+    for (; t <= 36000000; t += 60000)
+        evse_step(&e, t, 60000);
+    CU_ASSERT_EQUAL(e.sessions_done, 1);
+    CU_ASSERT_EQUAL(e.sessions_full, 1);
+    CU_ASSERT_EQUAL(e.shortfall_wh, 0.0);
+}
+
 static void test_failsafe(void)
 {
     struct evse_params p = params();
@@ -190,6 +219,7 @@ void test_register_evse(void)
     CU_add_test(s, "current steps", test_current_steps);
     CU_add_test(s, "taper and shortfall", test_taper_and_shortfall);
     CU_add_test(s, "full session", test_full_session);
+    CU_add_test(s, "termination at 99 %", test_termination);
     CU_add_test(s, "failsafe", test_failsafe);
     CU_add_test(s, "latency", test_latency);
 }
