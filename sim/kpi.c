@@ -8,7 +8,9 @@
 #include "sim/kpi.h"
 #include "sim/optimum.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -189,18 +191,26 @@ static const struct kpi_def table[KPI_COUNT] = {
                              "cost of a linear program (GLPK) over 15-minute interval means of the "
                              "net load and prices, with the batteries' limits, efficiencies, the "
                              "gateway's SoC window and an end SoC no lower than the start "
-                             "(docs/kpis.md, sim/optimum.h); null for several sites, no battery or "
-                             "no price"},
+                             "(docs/kpis.md, sim/optimum.h). Solved per site with its own net "
+                             "load, prices and batteries and summed over the sites (energy cost "
+                             "is separable: nothing is shared); a site without battery or price "
+                             "adds 0. Null when no site has both, when a site has more than 8 "
+                             "batteries or cannot be solved, or over 35136 intervals or 4194304 "
+                             "sites x intervals (events.log says which)"},
     [KPI_OPTIMAL_PEAK_15M_KW] = {"optimal_peak_15m_kw", "kW", 3, KPI_NEUTRAL,
-                                 "the lowest 15-minute import peak the same batteries could hold "
-                                 "with perfect foresight (the same linear program, minimising the "
-                                 "peak); null as optimal_savings"},
+                                 "the lowest 15-minute import peak of the sites' sum (as "
+                                 "peak_import_15m_kw) the same batteries could hold with perfect "
+                                 "foresight: one linear program over the summed net load with "
+                                 "every site's batteries, minimising the peak (the fleet's peak "
+                                 "is not the sum of the sites' own); null as optimal_savings, "
+                                 "and when the sites have more than 8 batteries in all"},
     [KPI_END_ENERGY_VALUE] = {"end_energy_value", "currency", 4, KPI_NEUTRAL,
                               "the batteries' stored energy at the end of the run minus at its "
                               "start, valued at the run's lowest 15-minute import price: a "
                               "surplus times the discharge efficiency, a deficit over the charge "
-                              "efficiency (what refilling it would cost at best); null as "
-                              "optimal_savings"},
+                              "efficiency (what refilling it would cost at best); per site with "
+                              "its own batteries and lowest price, summed over the sites that "
+                              "optimal_savings solves; null as optimal_savings"},
     [KPI_STEP_RESIDUAL_RMS_W] = {"step_residual_rms_w", "W", 1, KPI_LOWER,
                                  "RMS of the summed grid power from 5 minutes after the step to "
                                  "the end of its window: what is left once the loop has settled "
@@ -355,6 +365,12 @@ static void fr_step(struct fr_site *f, const struct kpi_sample *s, int64_t dt_ms
 
 /* ---- the accumulator ------------------------------------------------------------------------- */
 
+/* What the optimum needs of a site beyond its intervals. */
+struct opt_site {
+    double soc_last; /* capacity-weighted SoC after the last step (NaN: none) */
+    int prices_seen; /* some step had an import or export price */
+};
+
 struct kpi_acc {
     size_t n_sites;
     double soc_floor, soc_ceiling;
@@ -367,17 +383,22 @@ struct kpi_acc {
     double peak_win_w;
     double capacity_wh;
     /* step response (KPI_STEP_*) */
-    double tick_net_w, prev_net_w, tick_imp_price, tick_exp_price;
+    double tick_net_w, prev_net_w;
     int have_prev_net, step_open;
     double step_w, step_overshoot_w, step_sq_w2;
     int64_t step_t_ms, step_last_out_ms, step_sq_ms;
-    /* 15-minute interval means for the optimum: net load, prices (site 0's) */
+    /* 15-minute interval sums for the optimum, per site and interval: n_iv rows of n_sites,
+     * row-major (interval k, site i at k * n_sites + i), so a new interval appends rows */
     size_t n_iv, cap_iv;
     double *iv_net_wh, *iv_imp, *iv_exp; /* sums over the interval: Wh, price x ms */
-    int64_t *iv_ms;
-    int prices_seen;
-    double opt_savings, opt_peak_w, end_value;
-    double soc_last; /* site 0's capacity-weighted SoC after the last step (NaN: none) */
+    int64_t *iv_ms;    /* per interval: its covered length (the sites step together) */
+    int64_t tick_t_ms; /* the start of the current step: the end of the last tick */
+    int iv_dropped;    /* -E2BIG or -ENOMEM: past the store's bound, nothing kept */
+    struct opt_site *os;
+    /* the optimum: sums over the sites solved; kpi_acc_result decides what is null */
+    size_t opt_sites, end_sites;
+    int opt_failed;
+    double opt_savings, end_value, opt_peak_w;
     uint32_t (*clamped)[CLAMP_SLOTS]; /* per site: reasons clamped in the previous cycle */
     struct fr_site *fr;               /* per site: frequency response */
     double island_demand_wh;          /* demand during islanded steps (KPI_ISLAND_SUPPLY_PCT) */
@@ -390,21 +411,22 @@ struct kpi_acc *kpi_acc_new(size_t n_sites, double soc_floor, double soc_ceiling
         return NULL;
     a->clamped = calloc(n_sites ? n_sites : 1, sizeof *a->clamped);
     a->fr = calloc(n_sites ? n_sites : 1, sizeof *a->fr);
-    if (!a->clamped || !a->fr) {
+    a->os = calloc(n_sites ? n_sites : 1, sizeof *a->os);
+    if (!a->clamped || !a->fr || !a->os) {
         free(a->clamped);
         free(a->fr);
+        free(a->os);
         free(a);
         return NULL;
     }
+    for (size_t i = 0; i < n_sites; i++)
+        a->os[i].soc_last = NAN;
     a->n_sites = n_sites;
     a->soc_floor = soc_floor;
     a->soc_ceiling = soc_ceiling;
     a->v[KPI_SOC_MIN] = NAN;
     a->v[KPI_SOC_MAX] = NAN;
-    a->opt_savings = NAN;
     a->opt_peak_w = NAN;
-    a->end_value = NAN;
-    a->soc_last = NAN;
     return a;
 }
 
@@ -414,6 +436,7 @@ void kpi_acc_free(struct kpi_acc *a)
         return;
     free(a->clamped);
     free(a->fr);
+    free(a->os);
     free(a->iv_net_wh);
     free(a->iv_imp);
     free(a->iv_exp);
@@ -432,12 +455,92 @@ void kpi_acc_freq_params(struct kpi_acc *a, size_t site, const struct kpi_freq_p
     f->ffr_worst_s = NAN;
 }
 
+/* ---- the interval store of the optimum ------------------------------------------------------- */
+
+/* Makes room for interval k, zeroed. The store grows by doubling up to its bound: no more
+ * intervals than the optimum accepts, no more than KPI_OPTIMUM_MAX_ENTRIES sites x intervals
+ * (a year of a fleet would take gigabytes). Past the bound, or out of memory, the store is
+ * dropped for the rest of the run and the optimum says why (kpi_acc_optimum). */
+static int iv_grow(struct kpi_acc *a, size_t k)
+{
+    if (a->iv_dropped)
+        return a->iv_dropped;
+    size_t sites = a->n_sites ? a->n_sites : 1;
+    size_t max = KPI_OPTIMUM_MAX_ENTRIES / sites;
+    if (max > OPTIMUM_MAX_INTERVALS)
+        max = OPTIMUM_MAX_INTERVALS;
+    int rc = -E2BIG;
+    if (k >= max)
+        goto drop;
+    if (k >= a->cap_iv) {
+        size_t cap = a->cap_iv ? a->cap_iv * 2 : 128;
+        while (cap <= k)
+            cap *= 2;
+        if (cap > max)
+            cap = max;
+        rc = -ENOMEM;
+        double *n1 = realloc(a->iv_net_wh, cap * sites * sizeof *n1);
+        if (!n1)
+            goto drop;
+        a->iv_net_wh = n1;
+        double *n2 = realloc(a->iv_imp, cap * sites * sizeof *n2);
+        if (!n2)
+            goto drop;
+        a->iv_imp = n2;
+        double *n3 = realloc(a->iv_exp, cap * sites * sizeof *n3);
+        if (!n3)
+            goto drop;
+        a->iv_exp = n3;
+        int64_t *n4 = realloc(a->iv_ms, cap * sizeof *n4);
+        if (!n4)
+            goto drop;
+        a->iv_ms = n4;
+        a->cap_iv = cap;
+    }
+    size_t from = a->n_iv * sites, to = (k + 1) * sites;
+    memset(a->iv_net_wh + from, 0, (to - from) * sizeof *a->iv_net_wh);
+    memset(a->iv_imp + from, 0, (to - from) * sizeof *a->iv_imp);
+    memset(a->iv_exp + from, 0, (to - from) * sizeof *a->iv_exp);
+    memset(a->iv_ms + a->n_iv, 0, (k + 1 - a->n_iv) * sizeof *a->iv_ms);
+    a->n_iv = k + 1;
+    return 0;
+drop:
+    free(a->iv_net_wh);
+    free(a->iv_imp);
+    free(a->iv_exp);
+    free(a->iv_ms);
+    a->iv_net_wh = a->iv_imp = a->iv_exp = NULL;
+    a->iv_ms = NULL;
+    a->n_iv = a->cap_iv = 0;
+    a->iv_dropped = rc;
+    return rc;
+}
+
+/* One site's step in its 15-minute interval: the one holding the step's start, as for the peak
+ * windows. Summed per site in tick order, so a single site's sums are the same as they were
+ * when only site 0 was kept (a run's digest covers kpis.json). */
+static void interval_site(struct kpi_acc *a, size_t site, const struct kpi_sample *s, int64_t dt_ms)
+{
+    struct opt_site *o = &a->os[site];
+    if (isfinite(s->soc_mean))
+        o->soc_last = s->soc_mean;
+    o->prices_seen |= !isnan(s->import_price) || !isnan(s->export_price);
+    size_t k = (size_t)(a->tick_t_ms / WINDOW_MS);
+    if (k >= a->n_iv && iv_grow(a, k) != 0)
+        return;
+    size_t i = k * a->n_sites + site;
+    a->iv_net_wh[i] +=
+        (s->load_w + s->evse_w + s->boiler_w - s->pv_w) * (double)dt_ms * WH_PER_W_MS;
+    a->iv_imp[i] += (isnan(s->import_price) ? 0 : s->import_price) * (double)dt_ms;
+    a->iv_exp[i] += (isnan(s->export_price) ? 0 : s->export_price) * (double)dt_ms;
+}
+
 void kpi_acc_site(struct kpi_acc *a, size_t site, const struct kpi_sample *s, int64_t dt_ms)
 {
-    if (site == 0 && isfinite(s->soc_mean))
-        a->soc_last = s->soc_mean;
-    if (site < a->n_sites)
+    if (site < a->n_sites) {
         fr_step(&a->fr[site], s, dt_ms);
+        interval_site(a, site, s, dt_ms);
+    }
     const double h = (double)dt_ms * WH_PER_W_MS; /* W -> Wh over this step */
     double imp = s->grid_w > 0 ? s->grid_w : 0, exp = s->grid_w < 0 ? -s->grid_w : 0;
     a->v[KPI_ENERGY_IMPORT_KWH] += imp * h;
@@ -473,10 +576,6 @@ void kpi_acc_site(struct kpi_acc *a, size_t site, const struct kpi_sample *s, in
     }
     a->tick_grid_w += s->grid_w;
     a->tick_net_w += s->load_w + s->evse_w + s->boiler_w - s->pv_w;
-    if (site == 0) {
-        a->tick_imp_price = s->import_price;
-        a->tick_exp_price = s->export_price;
-    }
 }
 
 /* The step response, streamed: a new largest step restarts the measurement; a later change
@@ -525,50 +624,52 @@ static void close_window(struct kpi_acc *a)
     a->win_ms = 0;
 }
 
-/* The 15-minute interval means the optimum works on (the step belongs to the interval that
- * holds its start, as for the peak windows). */
-static void interval_add(struct kpi_acc *a, int64_t t_ms, int64_t dt_ms)
+void kpi_acc_tick_end(struct kpi_acc *a, int64_t t_ms, int64_t dt_ms)
 {
-    size_t k = (size_t)((t_ms - dt_ms) / WINDOW_MS);
-    if (k >= a->n_iv) {
-        if (k >= a->cap_iv) {
-            size_t cap = a->cap_iv ? a->cap_iv * 2 : 128;
-            while (cap <= k)
-                cap *= 2;
-            double *n1 = realloc(a->iv_net_wh, cap * sizeof *n1);
-            if (n1)
-                a->iv_net_wh = n1;
-            double *n2 = realloc(a->iv_imp, cap * sizeof *n2);
-            if (n2)
-                a->iv_imp = n2;
-            double *n3 = realloc(a->iv_exp, cap * sizeof *n3);
-            if (n3)
-                a->iv_exp = n3;
-            int64_t *n4 = realloc(a->iv_ms, cap * sizeof *n4);
-            if (n4)
-                a->iv_ms = n4;
-            if (!n1 || !n2 || !n3 || !n4)
-                return; /* out of memory: the optimum will be null */
-            a->cap_iv = cap;
-        }
-        for (size_t i = a->n_iv; i <= k; i++) {
-            a->iv_net_wh[i] = a->iv_imp[i] = a->iv_exp[i] = 0;
-            a->iv_ms[i] = 0;
-        }
-        a->n_iv = k + 1;
-    }
-    a->iv_net_wh[k] += a->tick_net_w * (double)dt_ms * WH_PER_W_MS;
-    a->iv_imp[k] += (isnan(a->tick_imp_price) ? 0 : a->tick_imp_price) * (double)dt_ms;
-    a->iv_exp[k] += (isnan(a->tick_exp_price) ? 0 : a->tick_exp_price) * (double)dt_ms;
-    a->prices_seen |= !isnan(a->tick_imp_price) || !isnan(a->tick_exp_price);
-    a->iv_ms[k] += dt_ms;
+    double imp = a->tick_grid_w > 0 ? a->tick_grid_w : 0;
+    if (imp > a->v[KPI_PEAK_IMPORT_KW])
+        a->v[KPI_PEAK_IMPORT_KW] = imp;
+    a->win_import_wh += imp * (double)dt_ms * WH_PER_W_MS;
+    a->win_ms += dt_ms;
+    /* a step belongs to the window holding its start */
+    if ((t_ms - dt_ms) / WINDOW_MS != t_ms / WINDOW_MS)
+        close_window(a);
+    step_response(a, t_ms, dt_ms);
+    size_t k = (size_t)(a->tick_t_ms / WINDOW_MS);
+    if (k < a->n_iv || iv_grow(a, k) == 0)
+        a->iv_ms[k] += dt_ms;
+    a->tick_t_ms = t_ms;
+    a->tick_grid_w = 0;
+    a->tick_net_w = 0;
 }
 
-/* KPI_END_ENERGY_VALUE: the optimum must end with at least its start energy, a strategy need
- * not; valuing the difference at the cheapest import price of the run (a refill cannot cost
- * less, a surplus displaces at least that) makes the two comparable. */
-static void end_value(struct kpi_acc *a, const struct optimum_battery *b, size_t nb,
-                      const double *imp, size_t n)
+/* ---- the perfect-foresight optimum ----------------------------------------------------------- */
+
+/* Site `site`'s interval means (site SIZE_MAX: the sum of every site's net load, no prices). */
+static void iv_means(const struct kpi_acc *a, size_t site, double *net, double *imp, double *exp_)
+{
+    for (size_t k = 0; k < a->n_iv; k++) {
+        double ms = a->iv_ms[k] > 0 ? (double)a->iv_ms[k] : 1;
+        const size_t row = k * a->n_sites;
+        if (site == SIZE_MAX) {
+            double wh = 0;
+            for (size_t i = 0; i < a->n_sites; i++)
+                wh += a->iv_net_wh[row + i];
+            net[k] = wh / (ms * WH_PER_W_MS);
+            continue;
+        }
+        net[k] = a->iv_net_wh[row + site] / (ms * WH_PER_W_MS);
+        imp[k] = a->iv_imp[row + site] / ms;
+        exp_[k] = a->iv_exp[row + site] / ms;
+    }
+}
+
+/* KPI_END_ENERGY_VALUE of one site: the optimum must end with at least its start energy, a
+ * strategy need not; valuing the difference at the site's cheapest import price of the run (a
+ * refill cannot cost less, a surplus displaces at least that) makes the two comparable. NaN
+ * when the site has no SoC to value. */
+static double end_value(double soc_last, const struct optimum_battery *b, size_t nb,
+                        const double *imp, size_t n)
 {
     double cap = 0, e0 = 0, eta_c = 0, eta_d = 0, p_min = INFINITY;
     for (size_t k = 0; k < nb; k++) {
@@ -579,17 +680,39 @@ static void end_value(struct kpi_acc *a, const struct optimum_battery *b, size_t
     }
     for (size_t i = 0; i < n; i++)
         p_min = fmin(p_min, imp[i]);
-    if (!(cap > 0) || !isfinite(a->soc_last) || !isfinite(p_min))
-        return;
-    double d_wh = a->soc_last * cap - e0;
-    a->end_value = (d_wh > 0 ? d_wh * eta_d / cap : d_wh / (eta_c / cap)) * p_min / 1000.0;
+    if (!(cap > 0) || !isfinite(soc_last) || !isfinite(p_min))
+        return NAN;
+    double d_wh = soc_last * cap - e0;
+    return (d_wh > 0 ? d_wh * eta_d / cap : d_wh / (eta_c / cap)) * p_min / 1000.0;
 }
 
-int kpi_acc_optimum(struct kpi_acc *a, const struct optimum_battery *b, size_t n_batteries,
-                    char *err, size_t errlen)
+static int opt_fail(struct kpi_acc *a, int rc)
 {
-    if (a->n_sites != 1 || n_batteries == 0 || n_batteries > OPTIMUM_MAX_BATTERIES ||
-        !a->prices_seen || a->n_iv == 0 || a->n_iv > OPTIMUM_MAX_INTERVALS)
+    a->opt_failed = 1;
+    return rc;
+}
+
+int kpi_acc_optimum(struct kpi_acc *a, size_t site, const struct optimum_battery *b,
+                    size_t n_batteries, char *err, size_t errlen)
+{
+    if (a->opt_failed || site >= a->n_sites || n_batteries == 0 || !a->os[site].prices_seen)
+        return 0; /* nothing to save here */
+    if (n_batteries > OPTIMUM_MAX_BATTERIES) {
+        snprintf(err, errlen, "optimum: %zu batteries at the site, at most %d", n_batteries,
+                 OPTIMUM_MAX_BATTERIES);
+        return opt_fail(a, -E2BIG);
+    }
+    if (a->iv_dropped == -E2BIG)
+        snprintf(err, errlen,
+                 "optimum: %zu sites x %lld 15-minute intervals, over %d intervals or %u "
+                 "sites x intervals",
+                 a->n_sites, (long long)((a->tick_t_ms + WINDOW_MS - 1) / WINDOW_MS),
+                 OPTIMUM_MAX_INTERVALS, KPI_OPTIMUM_MAX_ENTRIES);
+    else if (a->iv_dropped)
+        snprintf(err, errlen, "optimum: out of memory for the 15-minute intervals");
+    if (a->iv_dropped)
+        return opt_fail(a, a->iv_dropped);
+    if (a->n_iv == 0)
         return 0;
     size_t n = a->n_iv;
     double *net = malloc(n * sizeof *net), *imp = malloc(n * sizeof *imp),
@@ -599,12 +722,7 @@ int kpi_acc_optimum(struct kpi_acc *a, const struct optimum_battery *b, size_t n
         snprintf(err, errlen, "optimum: out of memory");
         goto out;
     }
-    for (size_t i = 0; i < n; i++) {
-        double ms = a->iv_ms[i] > 0 ? (double)a->iv_ms[i] : 1;
-        net[i] = a->iv_net_wh[i] / (ms * WH_PER_W_MS);
-        imp[i] = a->iv_imp[i] / ms;
-        exp_[i] = a->iv_exp[i] / ms;
-    }
+    iv_means(a, site, net, imp, exp_);
     struct optimum_problem pb = {.objective = OPTIMUM_MIN_COST,
                                  .n = n,
                                  .dt_s = WINDOW_MS / 1000.0,
@@ -617,33 +735,55 @@ int kpi_acc_optimum(struct kpi_acc *a, const struct optimum_battery *b, size_t n
     struct optimum_result res;
     if ((rc = optimum_solve(&pb, &res, NULL, err, errlen)) != 0)
         goto out;
-    a->opt_savings = res.optimal_savings;
-    end_value(a, b, n_batteries, imp, n);
-    pb.objective = OPTIMUM_MIN_PEAK;
-    if ((rc = optimum_solve(&pb, &res, NULL, err, errlen)) != 0)
+    a->opt_savings += res.optimal_savings;
+    a->opt_sites++;
+    double ev = end_value(a->os[site].soc_last, b, n_batteries, imp, n);
+    if (isfinite(ev)) {
+        a->end_value += ev;
+        a->end_sites++;
+    }
+out:
+    free(net);
+    free(imp);
+    free(exp_);
+    return rc ? opt_fail(a, rc) : 0;
+}
+
+int kpi_acc_optimum_peak(struct kpi_acc *a, const struct optimum_battery *b, size_t n_batteries,
+                         char *err, size_t errlen)
+{
+    if (a->opt_failed || a->opt_sites == 0 || n_batteries == 0 ||
+        n_batteries > OPTIMUM_MAX_BATTERIES || a->n_iv == 0)
+        return 0;
+    size_t n = a->n_iv;
+    /* one site: its prices too, for the cheapest schedule that holds the peak (the peak is the
+     * same without; the solve is the one single-site runs have always had) */
+    int one = a->n_sites == 1;
+    double *net = malloc(n * sizeof *net), *imp = one ? malloc(n * sizeof *imp) : NULL,
+           *exp_ = one ? malloc(n * sizeof *exp_) : NULL;
+    int rc = -ENOMEM;
+    if (!net || (one && (!imp || !exp_))) {
+        snprintf(err, errlen, "optimum: out of memory");
         goto out;
-    a->opt_peak_w = res.peak_w;
+    }
+    iv_means(a, one ? 0 : SIZE_MAX, net, imp, exp_);
+    struct optimum_problem pb = {.objective = OPTIMUM_MIN_PEAK,
+                                 .n = n,
+                                 .dt_s = WINDOW_MS / 1000.0,
+                                 .last_dt_s = a->iv_ms[n - 1] / 1000.0,
+                                 .net_load_w = net,
+                                 .import_price = imp,
+                                 .export_price = exp_,
+                                 .batteries = b,
+                                 .n_batteries = n_batteries};
+    struct optimum_result res;
+    if ((rc = optimum_solve(&pb, &res, NULL, err, errlen)) == 0)
+        a->opt_peak_w = res.peak_w;
 out:
     free(net);
     free(imp);
     free(exp_);
     return rc;
-}
-
-void kpi_acc_tick_end(struct kpi_acc *a, int64_t t_ms, int64_t dt_ms)
-{
-    double imp = a->tick_grid_w > 0 ? a->tick_grid_w : 0;
-    if (imp > a->v[KPI_PEAK_IMPORT_KW])
-        a->v[KPI_PEAK_IMPORT_KW] = imp;
-    a->win_import_wh += imp * (double)dt_ms * WH_PER_W_MS;
-    a->win_ms += dt_ms;
-    /* a step belongs to the window holding its start */
-    if ((t_ms - dt_ms) / WINDOW_MS != t_ms / WINDOW_MS)
-        close_window(a);
-    step_response(a, t_ms, dt_ms);
-    interval_add(a, t_ms, dt_ms);
-    a->tick_grid_w = 0;
-    a->tick_net_w = 0;
 }
 
 double kpi_acc_window_import_w(const struct kpi_acc *a)
@@ -737,9 +877,10 @@ void kpi_acc_result(const struct kpi_acc *a, struct kpi_set *out)
         out->v[KPI_BATTERY_CHARGE_KWH] + out->v[KPI_BATTERY_DISCHARGE_KWH];
     out->v[KPI_BATTERY_EQUIVALENT_CYCLES] =
         a->capacity_wh > 0 ? out->v[KPI_BATTERY_THROUGHPUT_KWH] * 1000.0 / (2 * a->capacity_wh) : 0;
-    out->v[KPI_OPTIMAL_SAVINGS] = a->opt_savings;
-    out->v[KPI_OPTIMAL_PEAK_15M_KW] = a->opt_peak_w / 1000.0;
-    out->v[KPI_END_ENERGY_VALUE] = a->end_value;
+    int opt = !a->opt_failed && a->opt_sites > 0;
+    out->v[KPI_OPTIMAL_SAVINGS] = opt ? a->opt_savings : NAN;
+    out->v[KPI_OPTIMAL_PEAK_15M_KW] = opt ? a->opt_peak_w / 1000.0 : NAN;
+    out->v[KPI_END_ENERGY_VALUE] = opt && a->end_sites > 0 ? a->end_value : NAN;
     int step = a->step_w != 0;
     out->v[KPI_STEP_SIZE_W] = step ? fabs(a->step_w) : NAN;
     out->v[KPI_STEP_SETTLING_S] = step ? (a->step_last_out_ms - a->step_t_ms) / 1000.0 : NAN;

@@ -144,7 +144,8 @@ struct kpi_freq_params {
 void kpi_acc_freq_params(struct kpi_acc *a, size_t site, const struct kpi_freq_params *p);
 
 /* One site's sample for the step [t_ms - dt_ms, t_ms). Call for every site, then
- * kpi_acc_tick_end, which closes the site sum (peaks are the whole scenario's). */
+ * kpi_acc_tick_end, which closes the site sum (peaks are the whole scenario's). Steps follow one
+ * another from t = 0: a step starts where the last kpi_acc_tick_end ended. */
 void kpi_acc_site(struct kpi_acc *a, size_t site, const struct kpi_sample *s, int64_t dt_ms);
 void kpi_acc_tick_end(struct kpi_acc *a, int64_t t_ms, int64_t dt_ms);
 
@@ -162,13 +163,30 @@ void kpi_acc_counters(struct kpi_acc *a, uint64_t writes, uint64_t cycles, unsig
                       unsigned view_mismatches);
 void kpi_acc_result(const struct kpi_acc *a, struct kpi_set *out);
 
-/* The perfect-foresight optimum over the run's 15-minute intervals (sim/optimum.h): the
- * batteries of a single-site run and the gateway's SoC window; sets optimal_savings and
- * optimal_peak_15m_kw (null when there is more than one site, no battery, or no price).
- * Returns 0, or -errno with err when the solver failed (the KPIs stay null). */
+/* The perfect-foresight optimum over the run's 15-minute intervals (sim/optimum.h). Energy cost
+ * is separable across sites (each has its own connection point, prices and batteries; nothing
+ * is shared), so the fleet's optimum is the sum of the sites' own: call kpi_acc_optimum once for
+ * every site with that site's batteries (in the gateway's SoC window). It solves the site's
+ * minimum-cost LP and adds its savings to optimal_savings and its stored-energy change to
+ * end_energy_value. A site without a battery or without a price adds 0; both KPIs stay null
+ * when no site has both. Returns 0, or -errno with err, and then both stay null whatever the
+ * other sites add: -E2BIG over the optimum's limits (more than OPTIMUM_MAX_BATTERIES batteries
+ * at the site, more than OPTIMUM_MAX_INTERVALS intervals, or more than KPI_OPTIMUM_MAX_ENTRIES
+ * sites x intervals, beyond which the accumulator keeps no intervals at all), or the solver's
+ * error. */
+#define KPI_OPTIMUM_MAX_ENTRIES (4u << 20) /* 3 doubles each: 96 MB at most */
 struct optimum_battery;
-int kpi_acc_optimum(struct kpi_acc *a, const struct optimum_battery *b, size_t n_batteries,
-                    char *err, size_t errlen);
+int kpi_acc_optimum(struct kpi_acc *a, size_t site, const struct optimum_battery *b,
+                    size_t n_batteries, char *err, size_t errlen);
+
+/* After every site's kpi_acc_optimum: optimal_peak_15m_kw, the lowest 15-minute peak of the
+ * sites' summed import (as peak_import_15m_kw) with perfect foresight. The peak of a sum is not
+ * the sum of the sites' peaks, but with no shared limit it is one LP over the summed net load
+ * and every battery of every site together: b and n_batteries are all of them. Null when
+ * optimal_savings is, or with more than OPTIMUM_MAX_BATTERIES batteries in all (a fleet).
+ * Returns 0, or -errno with err when the solver failed (the KPI stays null). */
+int kpi_acc_optimum_peak(struct kpi_acc *a, const struct optimum_battery *b, size_t n_batteries,
+                         char *err, size_t errlen);
 
 /* Fills the KPI_VS_* entries of run from run and base (formulas in the table). */
 void kpi_vs_baseline(struct kpi_set *run, const struct kpi_set *base);

@@ -1,6 +1,8 @@
 /* Unit tests for sim/kpi.c: energies, prices and ratios from hand-made samples, the 15-minute
  * peak against the instant one, interlock activations counted on rising edges, the baseline
- * deltas, and kpis.json members sorted with fixed precision. */
+ * deltas, the optimum of several sites against the sum of their own, and kpis.json members
+ * sorted with fixed precision. */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +11,7 @@
 #include <CUnit/CUnit.h>
 
 #include "sim/kpi.h"
+#include "sim/optimum.h"
 
 static struct kpi_sample flat(double grid_w, double pv_w, double battery_w)
 {
@@ -199,6 +202,207 @@ static void test_step_response(void)
     kpi_acc_free(a);
 }
 
+/* ---- the optimum of several sites ---------------------------------------------------------- */
+
+#define OPT_DT_MS   (5 * 60 * 1000)
+#define OPT_TICKS   288 /* a day */
+#define OPT_NO_BATT 2   /* the site without battery or price */
+
+/* Three sites that differ in everything: A has PV, an evening peak, a two-level tariff and a
+ * feed-in price, and ends below its start SoC; B has a morning peak, another tariff, no export
+ * price and ends above its start; C has neither battery nor price. */
+static struct kpi_sample opt_sample(int site, int i)
+{
+    double h = i * (OPT_DT_MS / 3600000.0);
+    struct kpi_sample s = {.soc_lo = NAN, .soc_hi = NAN, .soc_mean = NAN, .boiler_temp_c = NAN};
+    if (site == 0) {
+        s.load_w = 1500 + (h >= 17 && h < 21 ? 1000 : 0);
+        s.pv_w = h > 6 && h < 18 ? 3000 * sin(M_PI * (h - 6) / 12) : 0;
+        s.import_price = h < 7 ? 0.20 : 0.35;
+        s.export_price = 0.08;
+        s.soc_mean = 0.5 - 0.2 * i / (OPT_TICKS - 1);
+    } else if (site == 1) {
+        s.load_w = 800 + (h >= 7 && h < 9 ? 2500 : 0);
+        s.import_price = h < 6 || h >= 22 ? 0.15 : 0.30;
+        s.export_price = NAN;
+        s.soc_mean = 0.4 + 0.3 * i / (OPT_TICKS - 1);
+    } else {
+        s.load_w = 1000;
+        s.import_price = s.export_price = NAN;
+    }
+    s.grid_w = s.load_w - s.pv_w;
+    s.soc_lo = s.soc_hi = s.soc_mean;
+    return s;
+}
+
+/* Feeds sites[j] as the accumulator's site j; sum: one site that is all of them together. */
+static struct kpi_acc *opt_feed(const int *sites, size_t n, int sum)
+{
+    struct kpi_acc *a = kpi_acc_new(sum ? 1 : n, 0.1, 0.9);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    for (int i = 0; i < OPT_TICKS; i++) {
+        struct kpi_sample t = opt_sample(sites[0], i);
+        for (size_t j = 0; j < n; j++) {
+            struct kpi_sample s = opt_sample(sites[j], i);
+            if (!sum) {
+                kpi_acc_site(a, j, &s, OPT_DT_MS);
+            } else if (j > 0) {
+                t.load_w += s.load_w;
+                t.pv_w += s.pv_w;
+                t.grid_w += s.grid_w;
+            }
+        }
+        if (sum)
+            kpi_acc_site(a, 0, &t, OPT_DT_MS);
+        kpi_acc_tick_end(a, (int64_t)(i + 1) * OPT_DT_MS, OPT_DT_MS);
+    }
+    return a;
+}
+
+static struct optimum_battery opt_battery(double cap_kwh, double kw, double eta, double soc0)
+{
+    struct optimum_battery b = {.capacity_wh = cap_kwh * 1000,
+                                .soc_init = soc0,
+                                .soc_min = 0.1,
+                                .soc_max = 0.9,
+                                .max_charge_w = kw * 1000,
+                                .max_discharge_w = kw * 1000,
+                                .eta_charge = eta,
+                                .eta_discharge = eta};
+    return b;
+}
+
+/* The batteries of site `site` (none for C) into b; returns how many. */
+static size_t opt_batteries(int site, struct optimum_battery *b)
+{
+    if (site == 0) {
+        b[0] = opt_battery(10, 5, 0.95, 0.5);
+        return 1;
+    }
+    if (site == 1) {
+        b[0] = opt_battery(5, 3, 0.90, 0.4);
+        b[1] = opt_battery(3, 2, 0.92, 0.4);
+        return 2;
+    }
+    return 0;
+}
+
+/* Solves every site of a with its own batteries, then the peak over all of them. */
+static int opt_solve(struct kpi_acc *a, const int *sites, size_t n, struct kpi_set *k)
+{
+    struct optimum_battery all[OPTIMUM_MAX_BATTERIES], b[OPTIMUM_MAX_BATTERIES];
+    size_t n_all = 0;
+    char err[256] = "";
+    for (size_t j = 0; j < n; j++) {
+        size_t nb = opt_batteries(sites[j], b);
+        int rc = kpi_acc_optimum(a, j, b, nb, err, sizeof err);
+        if (rc)
+            return rc;
+        memcpy(all + n_all, b, nb * sizeof *b);
+        n_all += nb;
+    }
+    int rc = kpi_acc_optimum_peak(a, all, n_all, err, sizeof err);
+    kpi_acc_result(a, k);
+    return rc;
+}
+
+/* Cost is separable across sites: two sites' optimal_savings and end_energy_value are the sums
+ * of each site's own; a third site without battery or price adds 0; the peak of the fleet is
+ * the peak of one site with the summed load and all the batteries. */
+static void test_optimum_sites(void)
+{
+    const int a_only[] = {0}, b_only[] = {1}, both[] = {0, 1}, three[] = {0, 1, OPT_NO_BATT};
+    struct kpi_set ka, kb, k2, k3, ksum;
+    struct kpi_acc *a = opt_feed(a_only, 1, 0), *b = opt_feed(b_only, 1, 0);
+    struct kpi_acc *ab = opt_feed(both, 2, 0), *abc = opt_feed(three, 3, 0);
+    struct kpi_acc *sum = opt_feed(both, 2, 1);
+    CU_ASSERT_EQUAL(opt_solve(a, a_only, 1, &ka), 0);
+    CU_ASSERT_EQUAL(opt_solve(b, b_only, 1, &kb), 0);
+    CU_ASSERT_EQUAL(opt_solve(ab, both, 2, &k2), 0);
+    CU_ASSERT_EQUAL(opt_solve(abc, three, 3, &k3), 0);
+    /* the summed site: A's prices, all three batteries (only its peak is compared) */
+    struct optimum_battery all[3];
+    opt_batteries(0, all);
+    opt_batteries(1, all + 1);
+    char err[256];
+    CU_ASSERT_EQUAL(kpi_acc_optimum(sum, 0, all, 3, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(kpi_acc_optimum_peak(sum, all, 3, err, sizeof err), 0);
+    kpi_acc_result(sum, &ksum);
+
+    /* both sites have something to save, and different amounts */
+    CU_ASSERT(ka.v[KPI_OPTIMAL_SAVINGS] > 0.1 && kb.v[KPI_OPTIMAL_SAVINGS] > 0.1);
+    CU_ASSERT(fabs(ka.v[KPI_OPTIMAL_SAVINGS] - kb.v[KPI_OPTIMAL_SAVINGS]) > 0.01);
+    CU_ASSERT_DOUBLE_EQUAL(k2.v[KPI_OPTIMAL_SAVINGS],
+                           ka.v[KPI_OPTIMAL_SAVINGS] + kb.v[KPI_OPTIMAL_SAVINGS], 1e-9);
+    /* A ends below its start (a deficit, negative), B above (a surplus, positive) */
+    CU_ASSERT(ka.v[KPI_END_ENERGY_VALUE] < 0 && kb.v[KPI_END_ENERGY_VALUE] > 0);
+    CU_ASSERT_DOUBLE_EQUAL(k2.v[KPI_END_ENERGY_VALUE],
+                           ka.v[KPI_END_ENERGY_VALUE] + kb.v[KPI_END_ENERGY_VALUE], 1e-12);
+    /* B's surplus: 0.3 x 8 kWh x the capacity-weighted discharge efficiency at 0.15 */
+    CU_ASSERT_DOUBLE_EQUAL(kb.v[KPI_END_ENERGY_VALUE], 0.3 * 8 * ((5 * 0.90 + 3 * 0.92) / 8) * 0.15,
+                           1e-12);
+    CU_ASSERT_EQUAL(k3.v[KPI_OPTIMAL_SAVINGS], k2.v[KPI_OPTIMAL_SAVINGS]);
+    CU_ASSERT_EQUAL(k3.v[KPI_END_ENERGY_VALUE], k2.v[KPI_END_ENERGY_VALUE]);
+    /* the fleet's peak is one LP over the sum: not the sum of the sites' own peaks */
+    CU_ASSERT(isfinite(k2.v[KPI_OPTIMAL_PEAK_15M_KW]));
+    CU_ASSERT_DOUBLE_EQUAL(k2.v[KPI_OPTIMAL_PEAK_15M_KW], ksum.v[KPI_OPTIMAL_PEAK_15M_KW], 1e-6);
+    CU_ASSERT(k2.v[KPI_OPTIMAL_PEAK_15M_KW] <
+              ka.v[KPI_OPTIMAL_PEAK_15M_KW] + kb.v[KPI_OPTIMAL_PEAK_15M_KW] - 0.01);
+    CU_ASSERT(k3.v[KPI_OPTIMAL_PEAK_15M_KW] > k2.v[KPI_OPTIMAL_PEAK_15M_KW]); /* + C's 1 kW */
+    /* savings_vs_optimal_pct follows from the sums */
+    struct kpi_set base = k2;
+    base.v[KPI_NET_COST] += k2.v[KPI_OPTIMAL_SAVINGS] / 2;
+    base.v[KPI_END_ENERGY_VALUE] = NAN;
+    struct kpi_set run = k2;
+    run.v[KPI_END_ENERGY_VALUE] = 0;
+    kpi_vs_baseline(&run, &base);
+    CU_ASSERT_DOUBLE_EQUAL(run.v[KPI_SAVINGS_VS_OPTIMAL_PCT], 50.0, 1e-9);
+    kpi_acc_free(a);
+    kpi_acc_free(b);
+    kpi_acc_free(ab);
+    kpi_acc_free(abc);
+    kpi_acc_free(sum);
+}
+
+/* Null when no site has both a battery and a price, and when one site cannot be solved: a sum
+ * that leaves a site out would understate the optimum. */
+static void test_optimum_sites_null(void)
+{
+    const int none[] = {OPT_NO_BATT, OPT_NO_BATT}, both[] = {0, 1};
+    struct kpi_set k;
+    struct kpi_acc *a = opt_feed(none, 2, 0);
+    CU_ASSERT_EQUAL(opt_solve(a, none, 2, &k), 0);
+    CU_ASSERT(isnan(k.v[KPI_OPTIMAL_SAVINGS]) && isnan(k.v[KPI_END_ENERGY_VALUE]) &&
+              isnan(k.v[KPI_OPTIMAL_PEAK_15M_KW]));
+    kpi_acc_free(a);
+    /* the second site has one battery more than the optimum takes */
+    a = opt_feed(both, 2, 0);
+    struct optimum_battery b[OPTIMUM_MAX_BATTERIES + 1];
+    char err[256];
+    CU_ASSERT_EQUAL(kpi_acc_optimum(a, 0, b, opt_batteries(0, b), err, sizeof err), 0);
+    for (size_t i = 0; i <= OPTIMUM_MAX_BATTERIES; i++)
+        b[i] = opt_battery(1, 1, 0.9, 0.5);
+    CU_ASSERT_EQUAL(kpi_acc_optimum(a, 1, b, OPTIMUM_MAX_BATTERIES + 1, err, sizeof err), -E2BIG);
+    CU_ASSERT_EQUAL(kpi_acc_optimum_peak(a, b, 1, err, sizeof err), 0);
+    kpi_acc_result(a, &k);
+    CU_ASSERT(isnan(k.v[KPI_OPTIMAL_SAVINGS]) && isnan(k.v[KPI_END_ENERGY_VALUE]) &&
+              isnan(k.v[KPI_OPTIMAL_PEAK_15M_KW]));
+    kpi_acc_free(a);
+    /* a run of one site longer than the optimum's intervals keeps none: -E2BIG, null */
+    a = kpi_acc_new(1, 0.1, 0.9);
+    struct kpi_sample s = opt_sample(0, 0);
+    const int64_t iv_ms = 15 * 60 * 1000;
+    for (int64_t i = 0; i <= OPTIMUM_MAX_INTERVALS; i++) {
+        kpi_acc_site(a, 0, &s, iv_ms);
+        kpi_acc_tick_end(a, (i + 1) * iv_ms, iv_ms);
+    }
+    CU_ASSERT_EQUAL(kpi_acc_optimum(a, 0, b, 1, err, sizeof err), -E2BIG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "35137 15-minute intervals"));
+    kpi_acc_result(a, &k);
+    CU_ASSERT(isnan(k.v[KPI_OPTIMAL_SAVINGS]));
+    kpi_acc_free(a);
+}
+
 static void test_table_and_json(void)
 {
     for (int i = 0; i < KPI_COUNT; i++) {
@@ -246,5 +450,7 @@ void test_register_kpi(void)
     CU_add_test(s, "interlocks counted on rising edges", test_interlock_edges);
     CU_add_test(s, "deltas against the baseline", test_vs_baseline);
     CU_add_test(s, "step response", test_step_response);
+    CU_add_test(s, "optimum of several sites: the sum of each", test_optimum_sites);
+    CU_add_test(s, "optimum of several sites: null", test_optimum_sites_null);
     CU_add_test(s, "table and sorted JSON members", test_table_and_json);
 }
