@@ -1,4 +1,5 @@
-/* store: backend selection and the dispatch state names shared by every backend. */
+/* store: backend selection, the dispatch state names and the expiry step shared by every
+ * backend. */
 #include "headend/store.h"
 
 #include <errno.h>
@@ -34,6 +35,16 @@ int dispatch_state_final(int state)
 {
     return state == DISPATCH_APPLIED || state == DISPATCH_REJECTED || state == DISPATCH_EXPIRED ||
            state == DISPATCH_FAILED;
+}
+
+int store_expire_one(const struct store_dispatch *d, void *arg)
+{
+    struct store_expire_ctx *x = arg;
+    int e = x->st->ops->dispatch_set_state(x->st, d->id, DISPATCH_EXPIRED,
+                                           "ttl elapsed at the headend", x->now_ms, 0);
+    if (e)
+        return e;
+    return x->cb ? x->cb(d, x->ctx) : 0;
 }
 
 int store_open(const char *location, struct store **out, char *err, size_t errlen)

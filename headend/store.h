@@ -127,6 +127,16 @@ const char *dispatch_state_name(int state);
 int dispatch_state_parse(const char *name);
 int dispatch_state_final(int state);
 
+/* For backends' dispatch_expire: a store_dispatch_cb that sets each due dispatch EXPIRED
+ * through x->st's own ops, then hands it to x->cb (which may be NULL). */
+struct store_expire_ctx {
+    struct store *st;
+    int64_t now_ms;
+    store_dispatch_cb cb;
+    void *ctx;
+};
+int store_expire_one(const struct store_dispatch *d, void *x);
+
 /* Backends. */
 int store_sqlite_open(const char *path, struct store **out, char *err, size_t errlen);
 int store_pg_open(const char *conninfo, struct store **out, char *err, size_t errlen);

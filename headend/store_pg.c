@@ -987,32 +987,15 @@ static int pg_dispatch_pending(struct store *st, const char *site_id, int64_t no
     return e;
 }
 
-struct expire_ctx {
-    struct store *st;
-    int64_t now_ms;
-    store_dispatch_cb cb;
-    void *ctx;
-};
-
-static int expire_one(const struct store_dispatch *d, void *arg)
-{
-    struct expire_ctx *x = arg;
-    int e = pg_dispatch_set_state(x->st, d->id, DISPATCH_EXPIRED, "ttl elapsed at the headend",
-                                  x->now_ms, 0);
-    if (e)
-        return e;
-    return x->cb ? x->cb(d, x->ctx) : 0;
-}
-
 static int pg_dispatch_expire(struct store *st, int64_t now_ms, store_dispatch_cb cb, void *ctx)
 {
     struct params p = {.n = 0};
     p_int(&p, now_ms);
     PGresult *r;
     int e = run(impl(st), "dispatch_expire", S_DISP_DUE, NULL, p.n, p.v, &r);
-    struct expire_ctx x = {st, now_ms, cb, ctx};
+    struct store_expire_ctx x = {st, now_ms, cb, ctx};
     if (!e)
-        e = each_dispatch(r, expire_one, &x);
+        e = each_dispatch(r, store_expire_one, &x);
     PQclear(r);
     return e;
 }

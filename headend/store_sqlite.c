@@ -440,29 +440,12 @@ static int sq_dispatch_pending(struct store *st, const char *site_id, int64_t no
     return collect_dispatch(q, cb, ctx);
 }
 
-struct expire_ctx {
-    struct store *st;
-    int64_t now_ms;
-    store_dispatch_cb cb;
-    void *ctx;
-};
-
-static int expire_one(const struct store_dispatch *d, void *arg)
-{
-    struct expire_ctx *x = arg;
-    int e = sq_dispatch_set_state(x->st, d->id, DISPATCH_EXPIRED, "ttl elapsed at the headend",
-                                  x->now_ms, 0);
-    if (e)
-        return e;
-    return x->cb ? x->cb(d, x->ctx) : 0;
-}
-
 static int sq_dispatch_expire(struct store *st, int64_t now_ms, store_dispatch_cb cb, void *ctx)
 {
     sqlite3_stmt *q = stmt(impl(st), S_DISP_DUE);
     sqlite3_bind_int64(q, 1, now_ms);
-    struct expire_ctx x = {st, now_ms, cb, ctx};
-    return collect_dispatch(q, expire_one, &x);
+    struct store_expire_ctx x = {st, now_ms, cb, ctx};
+    return collect_dispatch(q, store_expire_one, &x);
 }
 
 static int sq_ack_add(struct store *st, const char *id, const struct store_ack *a)
