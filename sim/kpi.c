@@ -185,6 +185,12 @@ static const struct kpi_def table[KPI_COUNT] = {
                               "ffr_duration counts as ffr_duration. Worst over triggers and sites; "
                               "null without a trigger. Nordic FFR: full activation within 1.3 s at "
                               "49.7 Hz"},
+    [KPI_FFR_SUPPORT_PCT] = {"ffr_support_pct", "%", 2, KPI_HIGHER,
+                             "FFR support against the same contract: the share of each trigger's "
+                             "support window (from activation to ffr_duration after the trigger) "
+                             "during which the battery held at least 90 % of ffr_power_w more "
+                             "discharge than before the disturbance; 0 for a trigger never "
+                             "activated. Lowest over triggers and sites; null without a trigger"},
     [KPI_OPTIMAL_SAVINGS] = {"optimal_savings", "currency", 4, KPI_NEUTRAL,
                              "what a controller with perfect knowledge of the whole run could save "
                              "with the same batteries: the idle-battery cost minus the minimum "
@@ -281,6 +287,8 @@ struct fr_site {
     int ffr_seen, ffr_open, ffr_done;
     int64_t ffr_t_ms; /* the last trigger */
     double ffr_p0_w, ffr_worst_s;
+    int64_t ffr_win_ms, ffr_held_ms; /* the support window since activation, and held in it */
+    double ffr_support_worst;
 };
 
 static void fr_fcr_close(struct fr_site *f, int64_t end_ms)
@@ -294,6 +302,12 @@ static void fr_ffr_close(struct fr_site *f, int64_t end_ms)
 {
     if (f->ffr_open && !f->ffr_done)
         f->ffr_worst_s = fmax(f->ffr_worst_s, (end_ms - f->ffr_t_ms) / 1000.0);
+    if (f->ffr_open) /* never activated: nothing of the window was held */
+        f->ffr_support_worst =
+            fmin(f->ffr_support_worst, !f->ffr_done ? 0.0
+                                       : f->ffr_win_ms > 0
+                                           ? 100.0 * (double)f->ffr_held_ms / (double)f->ffr_win_ms
+                                           : 100.0);
     f->ffr_open = 0;
 }
 
@@ -328,7 +342,8 @@ static void fr_fcr(struct fr_site *f, double freq_hz, double bat_w, double prev_
     }
 }
 
-static void fr_ffr(struct fr_site *f, double freq_hz, double bat_w, double prev_w, int64_t t)
+static void fr_ffr(struct fr_site *f, double freq_hz, double bat_w, double prev_w, int64_t t,
+                   int64_t dt_ms)
 {
     const struct kpi_freq_params *p = &f->p;
     if (f->ffr_open && t >= f->ffr_t_ms + p->ffr_duration_ms)
@@ -338,13 +353,19 @@ static void fr_ffr(struct fr_site *f, double freq_hz, double bat_w, double prev_
         f->ffr_seen = f->ffr_open = 1;
         f->ffr_done = 0;
         f->ffr_t_ms = t;
+        f->ffr_win_ms = f->ffr_held_ms = 0;
         /* from the power before the disturbance: an FCR droop already under way when the
          * frequency reaches the trigger is part of the change, not a new baseline */
         f->ffr_p0_w = f->fcr_sign > 0 ? f->fcr_p0_w : prev_w;
     }
-    if (f->ffr_open && !f->ffr_done && bat_w - f->ffr_p0_w >= FR_REACHED * p->ffr_power_w) {
+    int held = bat_w - f->ffr_p0_w >= FR_REACHED * p->ffr_power_w;
+    if (f->ffr_open && !f->ffr_done && held) {
         f->ffr_done = 1;
         f->ffr_worst_s = fmax(f->ffr_worst_s, (t - f->ffr_t_ms) / 1000.0);
+    }
+    if (f->ffr_open && f->ffr_done && t < f->ffr_t_ms + p->ffr_duration_ms) {
+        f->ffr_win_ms += dt_ms; /* the support window: activation to ffr_duration */
+        f->ffr_held_ms += held ? dt_ms : 0;
     }
 }
 
@@ -360,7 +381,7 @@ static void fr_step(struct fr_site *f, const struct kpi_sample *s, int64_t dt_ms
     if (f->p.fcr_power_w > 0)
         fr_fcr(f, s->freq_hz, s->battery_w, prev, t, dt_ms);
     if (f->p.ffr_power_w > 0)
-        fr_ffr(f, s->freq_hz, s->battery_w, prev, t);
+        fr_ffr(f, s->freq_hz, s->battery_w, prev, t, dt_ms);
 }
 
 /* ---- the accumulator ------------------------------------------------------------------------- */
@@ -453,6 +474,7 @@ void kpi_acc_freq_params(struct kpi_acc *a, size_t site, const struct kpi_freq_p
     f->on = 1;
     f->fcr_worst_s = NAN;
     f->ffr_worst_s = NAN;
+    f->ffr_support_worst = NAN;
 }
 
 /* ---- the interval store of the optimum ------------------------------------------------------- */
@@ -889,6 +911,7 @@ void kpi_acc_result(const struct kpi_acc *a, struct kpi_set *out)
         step && a->step_sq_ms > 0 ? sqrt(a->step_sq_w2 / (double)a->step_sq_ms) : NAN;
     double fcr_req = 0, fcr_del = 0;
     out->v[KPI_FCR_ACTIVATION_S] = out->v[KPI_FFR_ACTIVATION_S] = NAN;
+    out->v[KPI_FFR_SUPPORT_PCT] = NAN;
     for (size_t i = 0; i < a->n_sites; i++) {
         struct fr_site f = a->fr[i]; /* closing what is still open must not change a */
         if (!f.on)
@@ -897,6 +920,7 @@ void kpi_acc_result(const struct kpi_acc *a, struct kpi_set *out)
         fr_ffr_close(&f, f.t_ms);
         out->v[KPI_FCR_ACTIVATION_S] = fmax(out->v[KPI_FCR_ACTIVATION_S], f.fcr_worst_s);
         out->v[KPI_FFR_ACTIVATION_S] = fmax(out->v[KPI_FFR_ACTIVATION_S], f.ffr_worst_s);
+        out->v[KPI_FFR_SUPPORT_PCT] = fmin(out->v[KPI_FFR_SUPPORT_PCT], f.ffr_support_worst);
         fcr_req += f.fcr_req_wh;
         fcr_del += f.fcr_del_wh;
     }

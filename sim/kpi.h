@@ -65,6 +65,7 @@ enum kpi_id {
     KPI_FCR_ACTIVATION_S, /* frequency response against the gateway's grid_services contract */
     KPI_FCR_ENERGY_PCT,
     KPI_FFR_ACTIVATION_S,
+    KPI_FFR_SUPPORT_PCT,
     KPI_OPTIMAL_SAVINGS, /* the perfect-foresight optimum (sim/optimum.h) */
     KPI_OPTIMAL_PEAK_15M_KW,
     KPI_END_ENERGY_VALUE, /* the end-of-run stored energy against the start, valued */

@@ -1,8 +1,8 @@
 /* Unit tests for the frequency-response KPIs of sim/kpi.c (fcr_activation_s, fcr_energy_pct,
- * ffr_activation_s): synthetic frequency steps fed to the accumulator with an ideal, a delayed,
- * a ramped, a wrong-way and a missing battery response, the FFR trigger and its re-arm, the
- * reference power before the disturbance, several sites, and the null cases (no excursion,
- * no requirement). One-second steps, so times are whole seconds. */
+ * ffr_activation_s, ffr_support_pct): synthetic frequency steps fed to the accumulator with an
+ * ideal, a delayed, a ramped, a wrong-way and a missing battery response, the FFR trigger and its
+ * re-arm, the reference power before the disturbance, several sites, and the null cases (no
+ * excursion, no requirement). One-second steps, so times are whole seconds. */
 #include <math.h>
 
 #include <CUnit/CUnit.h>
@@ -170,6 +170,8 @@ static void test_ffr(void)
     struct kpi_set k = result(a);
     CU_ASSERT_DOUBLE_EQUAL(k.v[KPI_FFR_ACTIVATION_S], 2, 1e-9);
     CU_ASSERT(isnan(k.v[KPI_FCR_ACTIVATION_S]) && isnan(k.v[KPI_FCR_ENERGY_PCT]));
+    /* support: held 3 s of the 28 s from activation (12 s) to the duration's end (40 s) */
+    CU_ASSERT_DOUBLE_EQUAL(k.v[KPI_FFR_SUPPORT_PCT], 100.0 * 3 / 28, 1e-9);
 
     a = acc(1, &p);
     feed(a, 0, 10, 50.0, 0);
@@ -177,6 +179,16 @@ static void test_ffr(void)
     feed(a, 0, 60, 50.0, 0);
     k = result(a);
     CU_ASSERT_DOUBLE_EQUAL(k.v[KPI_FFR_ACTIVATION_S], 30, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(k.v[KPI_FFR_SUPPORT_PCT], 0, 1e-9); /* never activated */
+
+    /* held for the whole duration, even after the frequency recovered */
+    a = acc(1, &p);
+    feed(a, 0, 10, 50.0, 0);
+    feed(a, 0, 1, 49.6, 0);
+    feed(a, 0, 40, 50.0, 5000);
+    k = result(a);
+    CU_ASSERT_DOUBLE_EQUAL(k.v[KPI_FFR_ACTIVATION_S], 1, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(k.v[KPI_FFR_SUPPORT_PCT], 100, 1e-9);
 }
 
 /* A second dip during the re-arm time is not a trigger (the reserve is not armed); one after
