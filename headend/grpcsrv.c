@@ -29,6 +29,7 @@
 #define LOOP_DEADLINE_MS  20    /* the queue thread's timer resolution */
 #define MAX_QUEUED_SENDS  10000 /* per stream; setpoints stay durable in the store anyway */
 #define MAX_MESSAGE_BYTES (1 << 20)
+#define DRAIN_MAX         256 /* completions handled per lock hold */
 
 enum tag_kind {
     T_SLOT,
@@ -442,15 +443,16 @@ static void *loop(void *arg)
     for (;;) {
         grpc_event ev = grpc_completion_queue_next(g->cq, in_ms(LOOP_DEADLINE_MS), NULL);
         hub_lock(g->hub);
-        /* Drain what is ready under one lock hold, then run the timers once. */
-        for (int n = 0; ev.type == GRPC_OP_COMPLETE; n++) {
+        /* Drain what is ready under one lock hold (at most DRAIN_MAX, so REST keeps getting
+         * the lock), then run the timers once. Every event taken off the queue is handled
+         * exactly once, here and nowhere else: handling one twice decrements a stream's
+         * pending count twice and frees it with a batch still in flight. */
+        for (int n = 0; ev.type == GRPC_OP_COMPLETE;) {
             handle(g, ev.tag, ev.success);
-            if (n >= 256)
+            if (++n >= DRAIN_MAX)
                 break;
             ev = grpc_completion_queue_next(g->cq, gpr_inf_past(GPR_CLOCK_MONOTONIC), NULL);
         }
-        if (ev.type == GRPC_OP_COMPLETE)
-            handle(g, ev.tag, ev.success);
         hub_tick(g->hub, now_ms());
         if (atomic_load(&g->stop) && !g->shutdown_started) {
             g->shutdown_started = 1;
