@@ -38,7 +38,7 @@
 #include "headend/log.h"
 #include "headend/store.h"
 
-#define SCHEMA_VERSION       1
+#define SCHEMA_VERSION       2
 #define CONNECT_TIMEOUT_S    "5"
 #define STATEMENT_TIMEOUT_MS "5000"
 #define CALL_DEFAULT_MS      5000 /* when statement_timeout is off */
@@ -139,6 +139,14 @@ static const char schema[] =
     " power_w DOUBLE PRECISION, setpoint_w DOUBLE PRECISION, soc DOUBLE PRECISION,"
     " online INTEGER NOT NULL, status TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS telemetry_asset_ts ON telemetry(asset_id, ts_ms, id);"
+    /* Version 2: one row per (asset, telemetry_seq) (seq 0 = no sequence, never deduplicated);
+     * a version-1 database loses its duplicates once, then gets the key. */
+    "DELETE FROM telemetry a USING telemetry b WHERE a.seq > 0 AND a.asset_id = b.asset_id"
+    " AND a.seq = b.seq AND a.id > b.id AND NOT EXISTS (SELECT 1 FROM pg_indexes"
+    " WHERE indexname = 'telemetry_asset_seq');"
+    "CREATE UNIQUE INDEX IF NOT EXISTS telemetry_asset_seq ON telemetry(asset_id, seq)"
+    " WHERE seq > 0;"
+    "UPDATE meta SET value = 2 WHERE name = 'schema_version' AND value = 1;"
     "CREATE TABLE IF NOT EXISTS dispatch(id TEXT PRIMARY KEY, seq BIGINT NOT NULL,"
     " site_id TEXT NOT NULL, asset_id TEXT NOT NULL, power_w DOUBLE PRECISION NOT NULL,"
     " created_ms BIGINT NOT NULL, expires_ms BIGINT NOT NULL, updated_ms BIGINT NOT NULL,"
@@ -151,7 +159,7 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS dispatch_alloc(id BIGSERIAL, setpoint_id TEXT NOT NULL,"
     " asset_id TEXT NOT NULL, power_w DOUBLE PRECISION NOT NULL,"
     " PRIMARY KEY(setpoint_id, asset_id));"
-    "INSERT INTO meta(name, value) VALUES('schema_version', 1) ON CONFLICT(name) DO NOTHING;";
+    "INSERT INTO meta(name, value) VALUES('schema_version', 2) ON CONFLICT(name) DO NOTHING;";
 
 struct pg_store {
     struct store base;
@@ -626,6 +634,7 @@ static int run_cmd(struct pg_store *s, const char *op, int id, int n, const char
 }
 
 /* "INSERT ... VALUES ($1, ..., $9), ($10, ...)" for rows rows: placeholders, never values. */
+/* A replayed sample (same asset and telemetry_seq) is stored once (docs/protocol.md). */
 static void tel_insert_sql(char *buf, size_t cap, size_t rows)
 {
     size_t len = (size_t)snprintf(buf, cap, "%s", TEL_INSERT);
@@ -636,6 +645,8 @@ static void tel_insert_sql(char *buf, size_t cap, size_t rows)
                                     : i ? ", ("
                                         : "(",
                                     i * TEL_COLS + (size_t)j + 1, j == TEL_COLS - 1 ? ")" : "");
+    if (len < cap)
+        snprintf(buf + len, cap - len, " ON CONFLICT (asset_id, seq) WHERE seq > 0 DO NOTHING");
 }
 
 /* Writes rows as INSERTs of TEL_BATCH rows (prepared), the rest in one INSERT of its size. */

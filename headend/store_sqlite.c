@@ -48,7 +48,9 @@ static const char *const sql_text[S_COUNT] = {
     [S_SESSIONS_CLOSE] = "UPDATE sessions SET ended_ms = ?1, reason = ?2 WHERE ended_ms = 0",
     [S_SESSIONS_RECENT] = "SELECT id, gateway_id, site_id, peer, started_ms, ended_ms, reason "
                           "FROM sessions WHERE site_id = ?1 ORDER BY id DESC LIMIT ?2",
-    [S_TEL_ADD] = "INSERT INTO telemetry(asset_id, ts_ms, received_ms, seq, power_w, "
+    /* A replayed sample (same asset and telemetry_seq) is stored once: at-least-once delivery
+     * from the gateway becomes exactly-once rows here (docs/protocol.md). */
+    [S_TEL_ADD] = "INSERT OR IGNORE INTO telemetry(asset_id, ts_ms, received_ms, seq, power_w, "
                   "setpoint_w, soc, online, status) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [S_TEL_RANGE] = "SELECT asset_id, ts_ms, received_ms, seq, power_w, setpoint_w, soc, online, "
                     "status FROM telemetry WHERE asset_id = ?1 AND ts_ms BETWEEN ?2 AND ?3 "
@@ -94,6 +96,13 @@ static const char schema[] =
     " received_ms INTEGER NOT NULL, seq INTEGER NOT NULL, power_w REAL, setpoint_w REAL,"
     " soc REAL, online INTEGER NOT NULL, status TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS telemetry_asset_ts ON telemetry(asset_id, ts_ms);"
+    /* One row per (asset, telemetry_seq); seq 0 means "no sequence" (hand-written peers) and
+     * is never deduplicated. A database from before the key loses its duplicates once. */
+    "DELETE FROM telemetry WHERE seq > 0 AND rowid NOT IN (SELECT MIN(rowid) FROM telemetry"
+    " WHERE seq > 0 GROUP BY asset_id, seq) AND NOT EXISTS (SELECT 1 FROM sqlite_master"
+    " WHERE type = 'index' AND name = 'telemetry_asset_seq');"
+    "CREATE UNIQUE INDEX IF NOT EXISTS telemetry_asset_seq ON telemetry(asset_id, seq)"
+    " WHERE seq > 0;"
     "CREATE TABLE IF NOT EXISTS dispatch(id TEXT PRIMARY KEY, seq INTEGER NOT NULL,"
     " site_id TEXT NOT NULL, asset_id TEXT NOT NULL, power_w REAL NOT NULL,"
     " created_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,"
