@@ -46,6 +46,9 @@ int agentmsg_register(const char *gateway_id, const char *site_id,
     r.primary_asset_id = (char *)(primary_asset_id ? primary_asset_id : "");
     r.software = (char *)(software ? software : "");
     if (!legacy) {
+        /* keeps telemetry until the headend acknowledges its commit (docs/protocol.md); a
+         * legacy agent predates TelemetryAck and does not ask for it */
+        r.telemetry_acks = 1;
         for (size_t i = 0; i < n; i++) {
             der__v1__asset_info__init(&info[i]);
             info[i].asset_id = (char *)assets[i].asset_id;
@@ -221,6 +224,7 @@ int agentmsg_parse_headend(const uint8_t *buf, size_t len, struct agentmsg_heade
         const Der__V1__RegisterResult *r = m->register_result;
         out->n_accepted = r->n_accepted;
         out->n_rejected = r->n_rejected;
+        out->telemetry_acks = r->telemetry_acks;
         for (size_t i = 0; i < r->n_rejected && i < AGENTMSG_MAX_REJECT; i++) {
             snprintf(out->rejected[i].asset_id, sizeof out->rejected[i].asset_id, "%s",
                      r->rejected[i]->asset_id ? r->rejected[i]->asset_id : "");
@@ -231,6 +235,9 @@ int agentmsg_parse_headend(const uint8_t *buf, size_t len, struct agentmsg_heade
     }
     case DER__V1__HEADEND_MESSAGE__BODY_PING:
         out->ping_ms = m->ping->sent_ms;
+        break;
+    case DER__V1__HEADEND_MESSAGE__BODY_TELEMETRY_ACK:
+        out->ack_through = m->telemetry_ack->through_seq;
         break;
     default:
         break;

@@ -63,14 +63,16 @@ struct agentmsg_setpoint {
 
 struct agentmsg_headend {
     uint64_t seq;
-    int body; /* 10 RegisterResult, 11 Setpoint, 12 Ping, 0 none */
+    int body; /* 10 RegisterResult, 11 Setpoint, 12 Ping, 13 TelemetryAck, 0 none */
     struct agentmsg_setpoint setpoint;
     size_t n_accepted, n_rejected; /* counts in the message */
     struct {
         char asset_id[PROCIMG_ID_LEN];
         char reason[128];
     } rejected[AGENTMSG_MAX_REJECT]; /* the first AGENTMSG_MAX_REJECT of them */
+    int telemetry_acks;              /* RegisterResult: the headend will acknowledge telemetry */
     int64_t ping_ms;
+    uint64_t ack_through; /* TelemetryAck.through_seq */
 };
 
 /* Register: legacy = only primary_asset_id (no assets). Returns 0 or -ENOMEM/-EINVAL. */

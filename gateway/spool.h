@@ -21,12 +21,25 @@ void spool_close(struct spool *s);
 /* Appends a record. 0, -EMSGSIZE (too large for the bound), or -errno from the disk. */
 int spool_push(struct spool *s, const void *rec, size_t len);
 
+/* Reading for delivery: a send cursor walks the records oldest first without removing them;
+ * a record leaves the spool only when released (its delivery was acknowledged). Records are
+ * numbered (uint64, increasing, from the oldest present at open); numbers live in memory only.
+ * spool_next: the record at the cursor into buf, its number into *no, cursor moved on; 0,
+ * -ENOENT when the cursor is at the end, -EMSGSIZE when cap is too small (*len = the size
+ * needed; the cursor stays), -EIO. */
+int spool_next(struct spool *s, void *buf, size_t cap, size_t *len, uint64_t *no);
+/* Removes every record numbered below `end` (already dropped ones are skipped). */
+int spool_release(struct spool *s, uint64_t end);
+/* Moves the cursor back to the oldest record: what was sent but not released goes again. */
+void spool_rewind(struct spool *s);
+uint64_t spool_unsent(const struct spool *s); /* records at or after the cursor */
+
 /* The oldest record into buf: 0 with *len set, -ENOENT when empty, -EMSGSIZE when cap is too
- * small (*len = the size needed). It stays in the spool until spool_pop. */
+ * small (*len = the size needed). It stays in the spool until spool_pop releases it. */
 int spool_peek(struct spool *s, void *buf, size_t cap, size_t *len);
 int spool_pop(struct spool *s);
 
-uint64_t spool_records(const struct spool *s); /* waiting */
+uint64_t spool_records(const struct spool *s); /* waiting (sent or not), not released */
 uint64_t spool_bytes(const struct spool *s);   /* on disk, including consumed parts */
 uint64_t spool_dropped(const struct spool *s); /* records deleted to keep the bound */
 

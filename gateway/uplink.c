@@ -9,10 +9,17 @@
  * when its last operation has completed.
  *
  * Order on a stream: Register first; after RegisterResult, acks before heartbeats before
- * telemetry. Telemetry is sent in the order it was published: the memory queue holds only
- * what was published while the spool was empty, so it is always older than anything spooled,
- * and it is drained first. A message leaves its queue only when its send completed: one lost
- * with a breaking stream is sent again on the next (the headend keys telemetry by seq). */
+ * telemetry. Telemetry is sent in the order it was published.
+ *
+ * Delivery (docs/protocol.md): with a spool every sample goes to disk first (page cache: a
+ * kill -9 of the gateway loses nothing) and is read from there by a send cursor; without
+ * one it waits in the memory queue. A sent sample enters the window (stream seq, record)
+ * and leaves its store only when a TelemetryAck covers that seq, i.e. the headend has
+ * committed it; a headend that does not acknowledge (RegisterResult.telemetry_acks false)
+ * releases it when its send completes, as before. When a stream ends, the cursor goes back
+ * to the oldest unreleased sample and everything unacknowledged is sent again, in order, on
+ * the next stream; the headend's (asset, seq) key makes the repeat harmless. The window
+ * (ack_window) and a token bucket (replay_rate) pace a replay after a long outage. */
 #include "gateway/uplink.h"
 
 #include <errno.h>
@@ -63,6 +70,13 @@ const struct param_field uplink_fields[] = {
      2147483647, "bytes", "disk spool bound; the oldest telemetry is dropped beyond it"},
     {"queue_len", PARAM_INT, offsetof(struct uplink_cfg, queue_len), 1024, 4, 1048576, "",
      "messages in each memory queue (telemetry, acks, setpoints)"},
+    {"ack_window", PARAM_INT, offsetof(struct uplink_cfg, ack_window), 512, 16, 65536, "",
+     "telemetry messages sent and not yet acknowledged by the headend, at most"},
+    {"replay_rate", PARAM_INT, offsetof(struct uplink_cfg, replay_rate), 500, 1, 1000000, "1/s",
+     "telemetry messages sent per second at most (paces the replay after an outage)"},
+    {"ack_timeout", PARAM_DURATION_MS, offsetof(struct uplink_cfg, ack_timeout_ms), 30000, 1000,
+     3600000, "ms",
+     "no acknowledgement for this long with telemetry in flight: the stream is restarted"},
 };
 const size_t uplink_n_fields = sizeof uplink_fields / sizeof uplink_fields[0];
 
@@ -206,6 +220,11 @@ static struct qmsg *q_front(struct msgq *q)
     return q->n ? &q->m[q->head] : NULL;
 }
 
+static struct qmsg *q_at(struct msgq *q, size_t i)
+{
+    return i < q->n ? &q->m[(q->head + i) % q->cap] : NULL;
+}
+
 static void q_pop(struct msgq *q)
 {
     if (!q->n)
@@ -264,6 +283,16 @@ struct uplink {
     int64_t last_pub_ms;
     int published;
     uint64_t tseq[PROCIMG_MAX_DEVICES];
+    size_t tel_sent; /* memory-queue messages sent on this stream (a prefix of tel) */
+    /* The window: telemetry sent on this stream and not yet released, in send order. */
+    struct sent {
+        uint64_t seq; /* AgentMessage.seq it went out with */
+        uint64_t no;  /* spool record number, or memory-queue message id */
+        int spool;
+    } * win;
+    size_t win_head, win_n;
+    uint64_t mem_dropped_logged;
+    int64_t mem_drop_log_ms;
 
     /* ---- the uplink thread's own ---- */
     grpc_completion_queue *cq;
@@ -272,7 +301,9 @@ struct uplink {
     int pending;  /* operations of `call` not completed yet */
     int closing;  /* status received or cancelled: no new operations */
     uint64_t seq; /* AgentMessage.seq of the stream */
+    uint64_t seq_inflight;
     int reg_pending;
+    int acks_on; /* this stream's headend acknowledges telemetry */
     int inflight;
     enum src inflight_src;
     uint64_t inflight_id;
@@ -282,6 +313,9 @@ struct uplink {
     const char *error_string;
     grpc_byte_buffer *rx_buf, *tx_buf;
     int64_t t_start_ms, next_attempt_ms, connected_at_ms, next_hb_ms;
+    int64_t last_ack_ms; /* the window last moved (or became non-empty) */
+    double tokens;       /* replay_rate's bucket */
+    int64_t tokens_ms;
     unsigned failures, attempts;
     uint64_t rng;
     uint8_t *spool_buf;
@@ -338,6 +372,57 @@ static int64_t backoff_ms(struct uplink *u)
     if (b > u->cfg.backoff_max_ms)
         b = u->cfg.backoff_max_ms;
     return b / 2 + (int64_t)(next_rand(u) % (uint64_t)(b / 2 + 1));
+}
+
+/* ---- the delivery window ------------------------------------------------------------------- */
+
+/* Releases what the headend has acknowledged: every window entry sent with seq <= through
+ * (mu held). A memory-queue message that was dropped meanwhile is simply gone. */
+static void release_through(struct uplink *u, uint64_t through)
+{
+    size_t cap = (size_t)u->cfg.ack_window;
+    while (u->win_n && u->win[u->win_head].seq <= through) {
+        struct sent e = u->win[u->win_head];
+        u->win_head = (u->win_head + 1) % cap;
+        u->win_n--;
+        if (e.spool) {
+            if (spool_release(u->spool, e.no + 1) == 0)
+                u->st.spool_replayed++;
+        } else {
+            struct qmsg *q = q_front(&u->tel);
+            if (q && q->id == e.no) {
+                q_pop(&u->tel);
+                u->tel_sent--;
+            }
+        }
+        u->st.telemetry_acked++;
+    }
+    u->last_ack_ms = mono_ms();
+}
+
+/* The stream ended: whatever it did not get acknowledged goes again on the next (mu held). */
+static void rewind_window(struct uplink *u)
+{
+    u->win_head = u->win_n = 0;
+    u->tel_sent = 0;
+    if (u->spool)
+        spool_rewind(u->spool);
+}
+
+/* replay_rate's token bucket, refilled from the monotonic clock; holds 1/10 s of tokens
+ * (at least one) so a burst after an idle spell stays short. */
+static int take_token(struct uplink *u)
+{
+    int64_t now = mono_ms();
+    double rate = (double)u->cfg.replay_rate, cap = rate / 10.0 < 1.0 ? 1.0 : rate / 10.0;
+    u->tokens += (double)(now - u->tokens_ms) * rate / 1000.0;
+    u->tokens_ms = now;
+    if (u->tokens > cap)
+        u->tokens = cap;
+    if (u->tokens < 1.0)
+        return 0;
+    u->tokens -= 1.0;
+    return 1;
 }
 
 /* ---- the stream ----------------------------------------------------------------------------- */
@@ -408,6 +493,11 @@ static void end_call(struct uplink *u)
 {
     grpc_call_unref(u->call);
     u->call = NULL;
+    pthread_mutex_lock(&u->mu);
+    rewind_window(u);
+    u->st.acks = 0;
+    pthread_mutex_unlock(&u->mu);
+    u->acks_on = 0;
     grpc_metadata_array_destroy(&u->md_in);
     grpc_metadata_array_destroy(&u->md_trail);
     grpc_slice_unref(u->details);
@@ -515,19 +605,26 @@ static void on_message(struct uplink *u)
         return;
     }
     if (m.body == 10) {
+        u->acks_on = m.telemetry_acks && !u->cfg.legacy;
+        u->last_ack_ms = mono_ms();
         pthread_mutex_lock(&u->mu);
+        u->st.acks = u->acks_on;
         u->st.registered = 1;
         pthread_cond_broadcast(&u->cond);
         pthread_mutex_unlock(&u->mu);
         u->failures = 0;
         u->next_hb_ms = mono_ms() + u->cfg.heartbeat_period_ms;
-        logf_(u, "event=registered target=%s accepted=%zu rejected=%zu", u->cfg.target,
-              m.n_accepted, m.n_rejected);
+        logf_(u, "event=registered target=%s accepted=%zu rejected=%zu telemetry_acks=%s",
+              u->cfg.target, m.n_accepted, m.n_rejected, u->acks_on ? "yes" : "no");
         for (size_t i = 0; i < m.n_rejected && i < AGENTMSG_MAX_REJECT; i++)
             logf_(u, "asset=%s event=asset_rejected reason=\"%s\"", m.rejected[i].asset_id,
                   m.rejected[i].reason);
     } else if (m.body == 11) {
         on_setpoint(u, &m.setpoint);
+    } else if (m.body == 13 && u->acks_on) {
+        pthread_mutex_lock(&u->mu);
+        release_through(u, m.ack_through);
+        pthread_mutex_unlock(&u->mu);
     }
 }
 
@@ -560,19 +657,37 @@ static void pump(struct uplink *u)
                 src = SRC_NONE;
         } else if (mono_ms() >= u->next_hb_ms) {
             src = SRC_HEARTBEAT;
-        } else if ((q = q_front(&u->tel))) {
-            src = SRC_TELEMETRY;
-            mid = q->id;
-            if (agentmsg_frame(u->seq + 1, sent, AGENTMSG_TELEMETRY, q->buf, q->len, &framed,
-                               &flen))
-                src = SRC_NONE;
-        } else if (u->spool) {
+        } else if (u->win_n < (size_t)u->cfg.ack_window &&
+                   (u->tel_sent < u->tel.n || (u->spool && spool_unsent(u->spool))) &&
+                   take_token(u)) {
+            /* the memory queue is older than the spool: it only holds what the disk refused */
             size_t len;
-            if (spool_peek(u->spool, u->spool_buf, SPOOL_MAX_RECORD, &len) == 0) {
+            uint64_t no;
+            if ((q = q_at(&u->tel, u->tel_sent))) {
+                src = SRC_TELEMETRY;
+                mid = q->id;
+                if (agentmsg_frame(u->seq + 1, sent, AGENTMSG_TELEMETRY, q->buf, q->len, &framed,
+                                   &flen))
+                    src = SRC_NONE;
+                else
+                    u->tel_sent++;
+            } else if (spool_next(u->spool, u->spool_buf, SPOOL_MAX_RECORD, &len, &no) == 0) {
                 src = SRC_SPOOL;
+                mid = no;
                 if (agentmsg_frame(u->seq + 1, sent, AGENTMSG_TELEMETRY, u->spool_buf, len, &framed,
                                    &flen))
                     src = SRC_NONE;
+            }
+            if (src != SRC_NONE) {
+                if (u->win_n == 0)
+                    u->last_ack_ms = mono_ms();
+                size_t cap = (size_t)u->cfg.ack_window;
+                u->win[(u->win_head + u->win_n) % cap] =
+                    (struct sent){u->seq + 1, mid, src == SRC_SPOOL};
+                u->win_n++;
+            } else if (u->spool) {
+                /* out of memory after the cursor moved: send it again from the start */
+                rewind_window(u);
             }
         }
         pthread_mutex_unlock(&u->mu);
@@ -600,9 +715,13 @@ static void pump(struct uplink *u)
     if (start_op(u, &op, T_SEND)) {
         grpc_byte_buffer_destroy(u->tx_buf);
         u->tx_buf = NULL;
+        /* the window already counts it: end this stream, the next one sends it again */
+        if (src == SRC_TELEMETRY || src == SRC_SPOOL)
+            grpc_call_cancel(u->call, NULL);
         return;
     }
     u->seq++;
+    u->seq_inflight = u->seq;
     u->inflight = 1;
     u->inflight_src = src;
     u->inflight_id = mid;
@@ -629,14 +748,11 @@ static void on_sent(struct uplink *u, int ok)
         u->st.acks_sent++;
         break;
     case SRC_TELEMETRY:
-        if ((q = q_front(&u->tel)) && q->id == u->inflight_id)
-            q_pop(&u->tel);
-        u->st.telemetry_sent++;
-        break;
     case SRC_SPOOL:
-        if (spool_pop(u->spool) == 0) /* -ENOENT: dropped meanwhile to keep the bound */
-            u->st.spool_replayed++;
         u->st.telemetry_sent++;
+        /* a headend that does not acknowledge: a completed send is all we will know */
+        if (!u->acks_on)
+            release_through(u, u->seq_inflight);
         break;
     case SRC_HEARTBEAT:
         u->st.heartbeats++;
@@ -684,6 +800,29 @@ static void on_event(struct uplink *u, enum tag t, int ok)
         end_call(u);
 }
 
+/* A headend that acknowledges but has stopped doing so (store stuck, a half-dead proxy):
+ * restart the stream, so the window is sent again instead of stalling for ever. */
+static void check_acks(struct uplink *u)
+{
+    if (!u->call || u->closing || !u->acks_on)
+        return;
+    pthread_mutex_lock(&u->mu);
+    size_t n = u->win_n;
+    pthread_mutex_unlock(&u->mu);
+    int64_t idle = mono_ms() - u->last_ack_ms;
+    if (n == 0 || idle < u->cfg.ack_timeout_ms)
+        return;
+    logf_(u,
+          "event=ack_timeout window=%zu idle_ms=%lld reason=\"no TelemetryAck: restarting the "
+          "stream, the window is sent again\"",
+          n, (long long)idle);
+    pthread_mutex_lock(&u->mu);
+    u->st.ack_timeouts++;
+    pthread_mutex_unlock(&u->mu);
+    u->last_ack_ms = mono_ms();
+    grpc_call_cancel(u->call, NULL);
+}
+
 static void *run(void *arg)
 {
     struct uplink *u = arg;
@@ -697,6 +836,7 @@ static void *run(void *arg)
             NULL);
         if (ev.type == GRPC_OP_COMPLETE)
             on_event(u, (enum tag)(intptr_t)ev.tag, ev.success);
+        check_acks(u);
     }
     /* Stop: cancel the stream and wait (bounded) for its operations to finish. */
     if (u->call) {
@@ -750,7 +890,9 @@ struct uplink *uplink_new(const struct uplink_cfg *cfg, const struct uplink_iden
     u->rx_cap = (size_t)cfg->queue_len;
     u->rx = calloc(u->rx_cap, sizeof *u->rx);
     u->spool_buf = malloc(SPOOL_MAX_RECORD);
-    if (!u->rx || !u->spool_buf || q_init(&u->tel, (size_t)cfg->queue_len) ||
+    u->win = calloc((size_t)cfg->ack_window, sizeof *u->win);
+    u->tokens_ms = mono_ms();
+    if (!u->rx || !u->spool_buf || !u->win || q_init(&u->tel, (size_t)cfg->queue_len) ||
         q_init(&u->acks, (size_t)cfg->queue_len) ||
         agentmsg_register(id->gateway_id, id->site_id, id->assets, id->n_assets,
                           id->primary_asset_id, id->software, cfg->legacy, &u->reg, &u->reg_len)) {
@@ -816,6 +958,7 @@ fail:
     free(u->rx);
     free(u->reg);
     free(u->spool_buf);
+    free(u->win);
     pthread_mutex_destroy(&u->mu);
     pthread_cond_destroy(&u->cond);
     free(u);
@@ -855,36 +998,49 @@ void uplink_free(struct uplink *u)
         grpc_byte_buffer_destroy(u->rx_buf);
     grpc_shutdown();
     if (u->thread_started)
-        logf_(u, "event=stop telemetry_sent=%llu spooled=%llu dropped=%llu",
-              (unsigned long long)u->st.telemetry_sent, (unsigned long long)u->st.spooled,
+        logf_(u,
+              "event=stop telemetry_sent=%llu acked=%llu spooled=%llu unacked=%llu "
+              "dropped=%llu ack_timeouts=%llu",
+              (unsigned long long)u->st.telemetry_sent, (unsigned long long)u->st.telemetry_acked,
+              (unsigned long long)u->st.spooled,
+              (unsigned long long)(u->tel.n + (u->spool ? spool_records(u->spool) : 0)),
               (unsigned long long)(u->st.telemetry_dropped +
-                                   (u->spool ? spool_dropped(u->spool) : 0)));
+                                   (u->spool ? spool_dropped(u->spool) : 0)),
+              (unsigned long long)u->st.ack_timeouts);
     spool_close(u->spool);
     q_free(&u->tel);
     q_free(&u->acks);
     free(u->rx);
     free(u->reg);
     free(u->spool_buf);
+    free(u->win);
     pthread_mutex_destroy(&u->mu);
     pthread_cond_destroy(&u->cond);
     free(u);
 }
 
-/* One telemetry record into the queue or the spool (mu held; takes buf). */
-static void enqueue_telemetry(struct uplink *u, uint8_t *buf, size_t len)
+/* One telemetry record into the spool, or the memory queue without one (mu held; takes
+ * buf). Returns the records dropped to make room (the spool's oldest segment, or the memory
+ * queue's oldest message), for the caller to log once mu is released. */
+static uint64_t enqueue_telemetry(struct uplink *u, uint8_t *buf, size_t len)
 {
     u->st.telemetry_queued++;
-    if (u->spool && (spool_records(u->spool) > 0 || !u->st.registered || u->tel.n == u->tel.cap)) {
+    if (u->spool) {
+        uint64_t before = spool_dropped(u->spool);
         int rc = spool_push(u->spool, buf, len);
         if (rc == 0) {
             u->st.spooled++;
             free(buf);
-            return;
+            return spool_dropped(u->spool) - before;
         }
         /* the disk refused: fall back to memory (dropping the oldest there) */
     }
-    if (q_push(&u->tel, buf, len))
-        u->st.telemetry_dropped++;
+    if (!q_push(&u->tel, buf, len))
+        return 0;
+    u->st.telemetry_dropped++;
+    if (u->tel_sent) /* the dropped one was sent and waited for its ack */
+        u->tel_sent--;
+    return 1;
 }
 
 static const char *clamp_of(const struct decision *dm, size_t i)
@@ -893,6 +1049,28 @@ static const char *clamp_of(const struct decision *dm, size_t i)
         if (dm->clamp[k].asset == (int)i)
             return decision_reason_name(dm->clamp[k].reason);
     return NULL;
+}
+
+/* Dropped telemetry is logged when it happens: a spool segment at once (it is rare and
+ * large), single memory-queue messages at most every 10 s of controller time, with counts. */
+static void log_drop(struct uplink *u, uint64_t n, uint64_t total, int64_t now_ms)
+{
+    if (u->spool && !u->tel.n) {
+        logf_(u,
+              "event=telemetry_dropped records=%llu total=%llu reason=\"spool full "
+              "(spool_max_bytes %d): oldest segment deleted\"",
+              (unsigned long long)n, (unsigned long long)total, u->cfg.spool_max_bytes);
+        return;
+    }
+    u->mem_dropped_logged += n;
+    if (u->mem_drop_log_ms && now_ms - u->mem_drop_log_ms < 10000)
+        return;
+    logf_(u,
+          "event=telemetry_dropped records=%llu total=%llu reason=\"memory queue full "
+          "(queue_len %d)\"",
+          (unsigned long long)u->mem_dropped_logged, (unsigned long long)total, u->cfg.queue_len);
+    u->mem_dropped_logged = 0;
+    u->mem_drop_log_ms = now_ms;
 }
 
 int uplink_publish(struct uplink *u, const struct procimg *img, const struct decision *dm,
@@ -922,8 +1100,11 @@ int uplink_publish(struct uplink *u, const struct procimg *img, const struct dec
                                ++u->tseq[i], &buf, &len))
             continue;
         pthread_mutex_lock(&u->mu);
-        enqueue_telemetry(u, buf, len);
+        uint64_t dropped = enqueue_telemetry(u, buf, len);
+        uint64_t total = u->st.telemetry_dropped + (u->spool ? spool_dropped(u->spool) : 0);
         pthread_mutex_unlock(&u->mu);
+        if (dropped)
+            log_drop(u, dropped, total, now_ms);
         n++;
     }
     return n;
@@ -964,6 +1145,7 @@ void uplink_get_stats(struct uplink *u, struct uplink_stats *st)
     pthread_mutex_lock(&u->mu);
     *st = u->st;
     st->queue_depth = u->tel.n;
+    st->window = u->win_n;
     if (u->spool) {
         st->spool_records = spool_records(u->spool);
         st->spool_dropped = spool_dropped(u->spool);

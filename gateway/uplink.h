@@ -29,6 +29,12 @@ struct uplink_cfg {
     char spool_dir[512]; /* "" = no disk spool: when offline the oldest telemetry is dropped */
     int spool_max_bytes;
     int queue_len; /* telemetry messages, acks and setpoints each */
+    /* Delivery (docs/protocol.md): at most ack_window telemetry messages sent and not yet
+     * acknowledged, at most replay_rate of them a second, and a stream whose window has not
+     * moved for ack_timeout_ms is restarted (its unacknowledged samples go again). */
+    int ack_window;
+    int replay_rate;
+    int64_t ack_timeout_ms;
 };
 
 extern const struct param_field uplink_fields[];
@@ -67,9 +73,10 @@ struct uplink *uplink_new(const struct uplink_cfg *cfg, const struct uplink_iden
 void uplink_free(struct uplink *u);
 
 /* Telemetry of every device of img (only the primary asset in legacy mode), when the
- * telemetry period has passed since the last one at controller time now_ms. Queued while
- * the stream is up; spooled to disk when it is down or the queue is full (or, without a
- * spool, the oldest queued dropped). Returns the number of messages queued or spooled. */
+ * telemetry period has passed since the last one at controller time now_ms. With a spool
+ * every sample is written to it (so a killed gateway loses nothing) and kept until the
+ * headend acknowledges it; without one it waits in the memory queue (the oldest dropped
+ * when full). Returns the number of messages queued or spooled. */
 int uplink_publish(struct uplink *u, const struct procimg *img, const struct decision *dm,
                    int64_t now_ms);
 
@@ -88,6 +95,11 @@ struct uplink_stats {
     uint64_t connects, disconnects;
     uint64_t telemetry_queued, telemetry_sent, telemetry_dropped;
     uint64_t spooled, spool_replayed, spool_dropped, spool_records;
+    uint64_t telemetry_acked; /* released after the headend's ack (or a completed send to a
+                               * headend that does not acknowledge) */
+    uint64_t ack_timeouts;    /* streams restarted because acks stopped */
+    size_t window;            /* telemetry sent on the current stream, not yet acknowledged */
+    int acks;                 /* the current stream's headend acknowledges telemetry */
     uint64_t setpoints, setpoint_duplicates, setpoints_dropped;
     uint64_t acks_sent, acks_dropped, heartbeats;
     size_t queue_depth; /* telemetry waiting in memory */

@@ -3,7 +3,14 @@
  * the older one; Telemetry and Setpoint without asset_id mean the session's primary asset;
  * dispatches are stored first and sent when a stream serves their target, then replayed in
  * creation order after a reconnect until an ack moves them on or their TTL ends them.
- * Telemetry is buffered and written in one transaction per flush (telemetry-flush-ms). */
+ * Telemetry is buffered and written in one transaction per flush (telemetry-flush-ms).
+ *
+ * Delivery (docs/protocol.md): a gateway that asks for TelemetryAck gets, after each commit
+ * that holds its rows, the highest AgentMessage seq whose telemetry is now durable. Nothing
+ * is acknowledged before the commit, so a headend killed with rows in its buffer loses
+ * nothing: the gateway still has them and replays them; the store's (asset, seq) key turns
+ * the replay into no duplicate. A stream with many unacknowledged rows (a replay) flushes
+ * at once instead of waiting for the timer, so its window keeps moving. */
 #include "headend/hub.h"
 
 #include <errno.h>
@@ -21,6 +28,7 @@
 #define EXPIRE_EVERY_MS         200
 #define FLUSH_MAX_ROWS          20000
 #define LOG_REJECTS_PER_SESSION 5
+#define ACK_EAGER_ROWS          256 /* a session with this many unacknowledged rows flushes */
 
 struct hub {
     pthread_mutex_t lock;
@@ -34,6 +42,9 @@ struct hub {
     size_t streams;
     struct store_telemetry *batch;
     size_t n_batch, cap_batch;
+    struct session **ackq; /* sessions with telemetry awaiting its TelemetryAck */
+    size_t n_ackq, cap_ackq;
+    int flush_now;
     int64_t last_flush_ms, last_prune_ms, last_expire_ms;
 };
 
@@ -88,6 +99,7 @@ void hub_free(struct hub *h)
     free(h->assets);
     free(h->sites);
     free(h->batch);
+    free(h->ackq);
     inventory_free(h->inv);
     store_close(h->st);
     pthread_mutex_destroy(&h->lock);
@@ -115,6 +127,7 @@ int hub_stream_open(struct hub *h, const char *peer, const struct session_link_o
     s->link = link;
     s->started_ms = s->last_seen_ms = now_ms;
     s->site = SIZE_MAX;
+    s->ack_idx = SIZE_MAX;
     h->streams++;
     h->c.streams_opened++;
     *out = s;
@@ -148,8 +161,42 @@ static void end_session(struct hub *h, struct session *s, const char *reason, in
               reason);
 }
 
+/* The ack list: sessions whose telemetry waits for the next commit. O(1) in and out, so a
+ * closing stream leaves it without a scan. */
+static int ackq_add(struct hub *h, struct session *s, uint64_t seq)
+{
+    s->ack_due_seq = seq;
+    s->unacked_rows++;
+    if (s->ack_idx != SIZE_MAX)
+        return 0;
+    if (h->n_ackq == h->cap_ackq) {
+        size_t cap = h->cap_ackq ? h->cap_ackq * 2 : 64;
+        struct session **q = realloc(h->ackq, cap * sizeof(*q));
+        if (!q)
+            return -ENOMEM; /* no ack this time: the gateway replays, the key dedupes */
+        h->ackq = q;
+        h->cap_ackq = cap;
+    }
+    s->ack_idx = h->n_ackq;
+    h->ackq[h->n_ackq++] = s;
+    return 0;
+}
+
+static void ackq_remove(struct hub *h, struct session *s)
+{
+    size_t i = s->ack_idx;
+    if (i == SIZE_MAX)
+        return;
+    h->ackq[i] = h->ackq[--h->n_ackq];
+    h->ackq[i]->ack_idx = i;
+    s->ack_idx = SIZE_MAX;
+    s->ack_due_seq = 0;
+    s->unacked_rows = 0;
+}
+
 void hub_stream_closed(struct hub *h, struct session *s, const char *reason, int64_t now_ms)
 {
+    ackq_remove(h, s);
     if (!s->registered && !s->ended)
         log_event(LOG_INFO,
                   "event=disconnect gateway=- site=- peer=%s reason=\"%s\" "
@@ -269,6 +316,7 @@ static int on_register(struct hub *h, struct session *s, const Der__V1__Register
     }
     rr.accepted = accepted;
     rr.rejected = rejp;
+    rr.telemetry_acks = r->telemetry_acks;
 
     char why[160];
     int gw_rc = inventory_check_gateway(h->inv, r->gateway_id, site_id, why, sizeof(why));
@@ -323,6 +371,7 @@ static int on_register(struct hub *h, struct session *s, const Der__V1__Register
     snprintf(s->primary_asset, sizeof(s->primary_asset), "%s", pa->id);
     s->site = inventory_site(h->inv, site_id)->index;
     s->registered = 1;
+    s->tel_acks = r->telemetry_acks;
 
     struct session *old = NULL;
     registry_attach(h->reg, s, &old);
@@ -389,8 +438,19 @@ static void on_telemetry(struct hub *h, struct session *s, const Der__V1__Teleme
                                                                                   : NAN;
     l->online = t->online;
     snprintf(l->status, sizeof(l->status), "%s", t->status);
-    /* the latest is the newest sample: a spool replayed after a reconnect is history only */
-    if (!st->has_latest || l->ts_ms >= st->latest.ts_ms) {
+    /* the latest is the newest sample: a spool replayed after a reconnect is history only.
+     * A timestamp too far ahead (a gateway clock gone wrong, or a forged INT64_MAX) is kept
+     * as received but would otherwise stay "latest" for good, so it never becomes it. */
+    int future = t->ts_ms > now_ms + (int64_t)h->cfg.telemetry_future_ms;
+    if (future) {
+        h->c.telemetry_future++;
+        if (s->future_telemetry++ < LOG_REJECTS_PER_SESSION)
+            log_event(LOG_WARN,
+                      "event=telemetry_future gateway=%s site=%s asset=%s ts_ms=%lld "
+                      "ahead_ms=%lld reason=\"stored, not used as latest\"",
+                      s->gateway_id, s->site_id, a->id, (long long)t->ts_ms,
+                      (long long)(t->ts_ms - now_ms));
+    } else if (!st->has_latest || l->ts_ms >= st->latest.ts_ms) {
         st->latest = rec;
         st->has_latest = 1;
         st->lag_ms = (double)(now_ms - t->ts_ms);
@@ -416,7 +476,7 @@ static void on_telemetry(struct hub *h, struct session *s, const Der__V1__Teleme
     }
     h->batch[h->n_batch++] = *l;
     if (h->n_batch >= FLUSH_MAX_ROWS)
-        hub_flush(h);
+        h->flush_now = 1;
 }
 
 static int ack_state(Der__V1__SetpointAck__State s)
@@ -547,6 +607,9 @@ int hub_on_message(struct hub *h, struct session *s, const uint8_t *data, size_t
         break;
     case DER__V1__AGENT_MESSAGE__BODY_TELEMETRY:
         on_telemetry(h, s, m->telemetry, now_ms);
+        /* Refused samples are acknowledged too: they are final, a replay would not help. */
+        if (s->tel_acks && ackq_add(h, s, m->seq) == 0 && s->unacked_rows >= ACK_EAGER_ROWS)
+            h->flush_now = 1;
         break;
     case DER__V1__AGENT_MESSAGE__BODY_HEARTBEAT:
         break;
@@ -563,26 +626,56 @@ int hub_on_message(struct hub *h, struct session *s, const uint8_t *data, size_t
         h->sites[s->site].last_seen_ms = now_ms;
 done:
     der__v1__agent_message__free_unpacked(m, NULL);
+    if (h->flush_now)
+        hub_flush(h);
     return rc;
+}
+
+/* After a flush: each waiting session gets its TelemetryAck, or, when the rows did not
+ * reach the store, its stream is closed so the gateway replays them on the next one (an
+ * unacknowledged window would otherwise stall until the gateway's ack timeout). */
+static void ack_waiting(struct hub *h, int stored)
+{
+    while (h->n_ackq) {
+        struct session *s = h->ackq[h->n_ackq - 1];
+        uint64_t seq = s->ack_due_seq;
+        ackq_remove(h, s);
+        if (!stored) {
+            h->c.ack_closes++;
+            s->ops->close(s->link, GRPC_STATUS_UNAVAILABLE,
+                          "telemetry store unavailable: samples not acknowledged, replay them");
+            continue;
+        }
+        Der__V1__TelemetryAck ta = DER__V1__TELEMETRY_ACK__INIT;
+        ta.through_seq = seq;
+        Der__V1__HeadendMessage m = DER__V1__HEADEND_MESSAGE__INIT;
+        m.body_case = DER__V1__HEADEND_MESSAGE__BODY_TELEMETRY_ACK;
+        m.telemetry_ack = &ta;
+        if (send_msg(s, &m) == 0) /* a lost ack is covered by the next (cumulative) one */
+            h->c.telemetry_acks++;
+    }
 }
 
 int hub_flush(struct hub *h)
 {
-    if (h->n_batch == 0)
-        return 0;
-    struct store *st = h->st;
-    int e = st->ops->begin(st);
-    for (size_t i = 0; i < h->n_batch && !e; i++)
-        e = st->ops->telemetry_add(st, &h->batch[i]);
-    int ce = st->ops->commit(st);
-    if (e || ce) {
-        h->c.store_errors++;
-        log_event(LOG_ERROR, "event=store_error op=telemetry_flush rows=%zu error=%d", h->n_batch,
-                  e ? e : ce);
+    h->flush_now = 0;
+    int e = 0, ce = 0;
+    if (h->n_batch) {
+        struct store *st = h->st;
+        e = st->ops->begin(st);
+        for (size_t i = 0; i < h->n_batch && !e; i++)
+            e = st->ops->telemetry_add(st, &h->batch[i]);
+        ce = st->ops->commit(st);
+        if (e || ce) {
+            h->c.store_errors++;
+            log_event(LOG_ERROR, "event=store_error op=telemetry_flush rows=%zu error=%d",
+                      h->n_batch, e ? e : ce);
+        }
+        h->c.flushes++;
+        h->c.flushed_rows += h->n_batch;
+        h->n_batch = 0;
     }
-    h->c.flushes++;
-    h->c.flushed_rows += h->n_batch;
-    h->n_batch = 0;
+    ack_waiting(h, !e && !ce);
     return e ? e : ce;
 }
 

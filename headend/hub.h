@@ -36,6 +36,9 @@ struct hub_counters {
     uint64_t streams_opened, streams_closed, registrations, replaced;
     uint64_t claims_accepted, claims_rejected, register_denied;
     uint64_t telemetry, telemetry_rejected, malformed, protocol_errors;
+    uint64_t telemetry_future;           /* stored, but too far ahead to become "latest" */
+    uint64_t telemetry_acks, ack_closes; /* TelemetryAcks sent; streams closed unacked */
+    uint64_t ids_refused;                /* Register ids with control characters */
     uint64_t store_errors, flushes, flushed_rows, pruned_rows;
     uint64_t dispatch_created, dispatch_sent, dispatch_state[8]; /* index: state - 100 */
     double apply_latency_sum_s;
@@ -64,7 +67,9 @@ int hub_on_message(struct hub *h, struct session *s, const uint8_t *data, size_t
 void hub_stream_closed(struct hub *h, struct session *s, const char *reason, int64_t now_ms);
 /* Periodic work: telemetry flush, dispatch expiry, retention. Call often (>= every 100 ms). */
 void hub_tick(struct hub *h, int64_t now_ms);
-/* Writes the buffered telemetry now. */
+/* Writes the buffered telemetry now, in one transaction; then acknowledges it to every
+ * session that asked for TelemetryAck, or, when the store failed, closes those streams
+ * (UNAVAILABLE) so that their gateways replay the samples on a new stream. */
 int hub_flush(struct hub *h);
 
 /* REST side. Creates a dispatch for an asset (asset_idx) or a whole site (asset_idx ==

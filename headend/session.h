@@ -36,6 +36,14 @@ struct session {
     uint64_t out_seq; /* last HeadendMessage.seq sent */
     uint64_t seq_gaps;
     uint64_t rejected_telemetry;
+    uint64_t future_telemetry;
+    /* Telemetry acknowledgement (docs/protocol.md): asked for in Register; the AgentMessage
+     * seq to acknowledge after the next commit (0 = nothing), the rows received since the
+     * last ack, and the session's place in the hub's list awaiting an ack (SIZE_MAX = none). */
+    int tel_acks;
+    uint64_t ack_due_seq;
+    size_t unacked_rows;
+    size_t ack_idx;
     const struct session_link_ops *ops;
     void *link;
 };
