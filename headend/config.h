@@ -20,6 +20,11 @@ struct headend_config {
     int idle_timeout_ms;
     int presence_timeout_ms;
     int max_streams;
+    int register_timeout_ms;
+    int max_pending_per_peer;
+    int max_streams_per_connection;
+    int handshake_timeout_ms;
+    int telemetry_future_ms;
     int telemetry_retention_s;
     int telemetry_flush_ms;
     int dispatch_ttl_default_s;

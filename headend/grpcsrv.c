@@ -1,9 +1,26 @@
-/* grpcsrv: per stream, separate batches keep one of each operation outstanding: initial
- * metadata once, RECV_CLOSE_ON_SERVER (its `cancelled` flag is how a vanished gateway is
- * noticed), RECV_MESSAGE re-posted after each message, and SEND_MESSAGE fed from an
- * application queue with one send in flight. A stream is freed only when its close has
- * fired and no batch is pending. All stream state is guarded by the hub lock, which is also
- * what lets the REST thread start a send directly (no wakeup of this thread needed). */
+/* grpcsrv: the headend's gRPC transport (gRPC core's completion-queue API).
+ *
+ * Invariants of the stream lifecycle (docs/protocol.md has the rules they serve):
+ * - One thread (loop) takes events off the completion queue; each event is handled exactly
+ *   once. Every tag is a struct tag inside the object it completes for: a slot, an unknown
+ *   call, a stream (one tag per operation kind), or the server's shutdown.
+ * - Per stream, separate batches keep one of each operation outstanding: initial metadata
+ *   once, RECV_CLOSE_ON_SERVER (its `cancelled` flag is how a vanished gateway is noticed),
+ *   RECV_MESSAGE re-posted after each message, SEND_MESSAGE fed from an application queue
+ *   with one send in flight, and SEND_STATUS once (finish). `pending` counts the batches
+ *   started and not yet completed: +1 only in batch() when start_batch succeeded, -1 only in
+ *   on_stream_event.
+ * - A stream is freed (maybe_free) only when its close has fired and pending is 0; then no
+ *   event can still name it. Its hub session is ended at the close event (or at the free
+ *   when the close op could not even be started), exactly once.
+ * - All stream state is guarded by the hub lock: the REST thread starts sends directly
+ *   under it (no wakeup of this thread needed), and this thread holds it while handling.
+ * - Shutdown: shutdown_and_notify, a grace period, cancel_all_calls, then wait for the
+ *   shutdown tag and for every stream and unknown call to be freed before the server is
+ *   destroyed and the queue drained.
+ * Limits an anonymous client cannot exhaust: a stream must Register within
+ * register-timeout-ms or is closed; at most max-pending-per-peer unregistered streams per IP
+ * address (a newer one closes that address's oldest); max-streams in all. */
 #include "headend/grpcsrv.h"
 
 #include <errno.h>
@@ -68,7 +85,21 @@ struct stream {
     int status_started;
     grpc_slice status_details;
     char reason[200];
+    /* Until it registers: its place in the server's list (opening order) and its peer's. */
+    int64_t opened_ms;
+    struct peer *peer;
+    struct stream *gprev, *gnext, *pprev, *pnext;
 };
+
+/* An IP address with unregistered streams: how many, oldest first. */
+struct peer {
+    struct peer *next; /* hash chain */
+    char ip[64];
+    size_t n;
+    struct stream *head, *tail;
+};
+
+#define PEER_BUCKETS 1024
 
 struct slot {
     struct tag t;
@@ -95,6 +126,9 @@ struct grpcsrv {
     struct unknown *unknown; /* the posted request for unknown methods */
     size_t unknown_live;     /* answered unknown calls not yet completed */
     size_t live_streams;
+    struct stream *pend_head, *pend_tail; /* unregistered streams, oldest first */
+    struct peer *peers[PEER_BUCKETS];
+    uint64_t register_timeouts, peer_evictions;
     pthread_t thread;
     atomic_int stop;
     int shutdown_started, shutdown_done;
@@ -185,11 +219,14 @@ static int link_send(void *link, const Der__V1__HeadendMessage *msg)
     return 0;
 }
 
+static void pending_remove(struct grpcsrv *g, struct stream *s);
+
 static void finish(struct stream *s, int code, const char *reason)
 {
     if (s->status_started)
         return;
     s->status_started = 1;
+    pending_remove(s->g, s);
     snprintf(s->reason, sizeof(s->reason), "%s", reason);
     drop_queue(s);
     if (s->close_fired)
@@ -209,10 +246,145 @@ static void link_close(void *link, int code, const char *reason)
 
 static const struct session_link_ops link_ops = {.send = link_send, .close = link_close};
 
+/* "ipv4:1.2.3.4:5678" -> "ipv4:1.2.3.4", "ipv6:[::1]:5678" -> "ipv6:[::1]". */
+static void peer_ip(const char *peer, char *ip, size_t n)
+{
+    snprintf(ip, n, "%s", peer ? peer : "");
+    char *c = strrchr(ip, ':');
+    if (c && c > ip && strchr(ip, ':') != c)
+        *c = '\0';
+}
+
+static unsigned hash_ip(const char *ip)
+{
+    unsigned h = 2166136261u; /* FNV-1a */
+    for (; *ip; ip++)
+        h = (h ^ (unsigned char)*ip) * 16777619u;
+    return h % PEER_BUCKETS;
+}
+
+static struct peer *peer_get(struct grpcsrv *g, const char *ip, int create)
+{
+    unsigned b = hash_ip(ip);
+    for (struct peer *p = g->peers[b]; p; p = p->next)
+        if (!strcmp(p->ip, ip))
+            return p;
+    if (!create)
+        return NULL;
+    struct peer *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    snprintf(p->ip, sizeof(p->ip), "%s", ip);
+    p->next = g->peers[b];
+    g->peers[b] = p;
+    return p;
+}
+
+static void peer_drop(struct grpcsrv *g, struct peer *p)
+{
+    struct peer **pp = &g->peers[hash_ip(p->ip)];
+    while (*pp != p)
+        pp = &(*pp)->next;
+    *pp = p->next;
+    free(p);
+}
+
+/* Takes s off the unregistered lists (it registered, finished or is being freed). */
+static void pending_remove(struct grpcsrv *g, struct stream *s)
+{
+    if (!s->peer)
+        return;
+    if (s->gprev)
+        s->gprev->gnext = s->gnext;
+    else
+        g->pend_head = s->gnext;
+    if (s->gnext)
+        s->gnext->gprev = s->gprev;
+    else
+        g->pend_tail = s->gprev;
+    struct peer *p = s->peer;
+    if (s->pprev)
+        s->pprev->pnext = s->pnext;
+    else
+        p->head = s->pnext;
+    if (s->pnext)
+        s->pnext->pprev = s->pprev;
+    else
+        p->tail = s->pprev;
+    s->gprev = s->gnext = s->pprev = s->pnext = NULL;
+    s->peer = NULL;
+    if (--p->n == 0)
+        peer_drop(g, p);
+}
+
+/* A new stream waits for its Register on the lists; an address over its allowance loses its
+ * oldest waiting stream (not the new one: a real gateway registers within a round trip, so
+ * a flood from its own address cannot starve it). */
+static void pending_add(struct grpcsrv *g, struct stream *s, const char *peer)
+{
+    char ip[64];
+    peer_ip(peer, ip, sizeof(ip));
+    struct peer *p = peer_get(g, ip, 1);
+    if (!p)
+        return; /* out of memory: the register deadline is then not enforced for this one */
+    if (p->n >= (size_t)g->cfg.max_pending_per_peer && p->head) {
+        struct stream *old = p->head;
+        g->peer_evictions++;
+        if (g->peer_evictions <= 5 || g->peer_evictions % 1000 == 0)
+            log_event(LOG_WARN,
+                      "event=stream_evicted peer=%s pending=%zu total=%llu "
+                      "reason=\"too many unregistered streams from this address\"",
+                      p->ip, p->n, (unsigned long long)g->peer_evictions);
+        pending_remove(g, old);
+        finish(old, GRPC_STATUS_RESOURCE_EXHAUSTED,
+               "too many unregistered streams from this address");
+        if (!(p = peer_get(g, ip, 1)))
+            return;
+    }
+    s->opened_ms = now_ms();
+    s->peer = p;
+    s->gprev = g->pend_tail;
+    if (g->pend_tail)
+        g->pend_tail->gnext = s;
+    else
+        g->pend_head = s;
+    g->pend_tail = s;
+    s->pprev = p->tail;
+    if (p->tail)
+        p->tail->pnext = s;
+    else
+        p->head = s;
+    p->tail = s;
+    p->n++;
+}
+
+/* Closes the streams that did not register in time (the list is in opening order, so only
+ * its head needs looking at). */
+static void pending_expire(struct grpcsrv *g, int64_t now)
+{
+    size_t n = 0;
+    while (g->pend_head && now - g->pend_head->opened_ms >= g->cfg.register_timeout_ms) {
+        struct stream *s = g->pend_head;
+        pending_remove(g, s);
+        if (s->sess && s->sess->registered)
+            continue;
+        char why[96];
+        snprintf(why, sizeof(why), "no Register within %d ms", g->cfg.register_timeout_ms);
+        finish(s, GRPC_STATUS_DEADLINE_EXCEEDED, why);
+        n++;
+    }
+    if (n) {
+        g->register_timeouts += n;
+        log_event(LOG_WARN, "event=register_timeout streams=%zu total=%llu timeout_ms=%d", n,
+                  (unsigned long long)g->register_timeouts, g->cfg.register_timeout_ms);
+    }
+}
+
 static void maybe_free(struct stream *s)
 {
     if (s->pending > 0 || !s->close_fired)
         return;
+    pending_remove(s->g, s);
     if (s->sess)
         hub_stream_closed(s->g->hub, s->sess, s->reason[0] ? s->reason : "stream closed", now_ms());
     drop_queue(s);
@@ -264,6 +436,7 @@ static void stream_start(struct grpcsrv *g, grpc_call *call)
                   s->sess ? s->sess->peer : "-", g->cfg.max_streams);
         finish(s, GRPC_STATUS_RESOURCE_EXHAUSTED, "too many gateway streams");
     } else if (e == 0) {
+        pending_add(g, s, s->sess->peer);
         post_recv(s);
     }
     maybe_free(s);
@@ -298,6 +471,8 @@ static void on_recv(struct stream *s, int ok)
         grpc_slice_unref(sl);
     }
     grpc_byte_buffer_destroy(bb);
+    if (s->peer && s->sess && s->sess->registered)
+        pending_remove(s->g, s);
     if (rc < 0)
         finish(s, code, reason);
     else if (!s->status_started && !s->close_fired)
@@ -321,6 +496,7 @@ static void on_stream_event(struct stream *s, enum tag_kind kind, int ok)
         break;
     case T_CLOSE:
         s->close_fired = 1;
+        pending_remove(s->g, s);
         if (!s->reason[0])
             snprintf(s->reason, sizeof(s->reason), "%s",
                      s->cancelled ? "stream cancelled (gateway gone, reset or keepalive timeout)"
@@ -453,7 +629,9 @@ static void *loop(void *arg)
                 break;
             ev = grpc_completion_queue_next(g->cq, gpr_inf_past(GPR_CLOCK_MONOTONIC), NULL);
         }
-        hub_tick(g->hub, now_ms());
+        int64_t now = now_ms();
+        pending_expire(g, now);
+        hub_tick(g->hub, now);
         if (atomic_load(&g->stop) && !g->shutdown_started) {
             g->shutdown_started = 1;
             log_event(LOG_INFO, "event=shutdown streams=%zu grace_ms=%d reason=\"signal\"",
@@ -493,7 +671,7 @@ int grpcsrv_start(struct hub *h, const struct headend_config *cfg, struct grpcsr
     g->hub = h;
     g->cfg = *cfg;
     g->t_shutdown = (struct tag){T_SHUTDOWN, g};
-    grpc_arg args[8];
+    grpc_arg args[12];
     size_t na = 0;
     /* notes/grpc-core.md: the server must accept pings at the gateways' keepalive rate, also
      * on idle streams, or it sends GOAWAY "too_many_pings". */
@@ -504,6 +682,8 @@ int grpcsrv_start(struct hub *h, const struct headend_config *cfg, struct grpcsr
     set_int(&args[na++], GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
             cfg->min_ping_interval_ms);
     set_int(&args[na++], GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, MAX_MESSAGE_BYTES);
+    set_int(&args[na++], GRPC_ARG_MAX_CONCURRENT_STREAMS, cfg->max_streams_per_connection);
+    set_int(&args[na++], GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, cfg->handshake_timeout_ms);
     if (cfg->idle_timeout_ms > 0)
         set_int(&args[na++], GRPC_ARG_MAX_CONNECTION_IDLE_MS, cfg->idle_timeout_ms);
     grpc_channel_args ca = {na, args};
