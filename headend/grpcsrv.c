@@ -335,6 +335,7 @@ static void pending_add(struct grpcsrv *g, struct stream *s, const char *peer)
                       "event=stream_evicted peer=%s pending=%zu total=%llu "
                       "reason=\"too many unregistered streams from this address\"",
                       p->ip, p->n, (unsigned long long)g->peer_evictions);
+        hub_count_refusal(g->hub, HUB_PEER_EVICTION, 1);
         pending_remove(g, old);
         finish(old, GRPC_STATUS_RESOURCE_EXHAUSTED,
                "too many unregistered streams from this address");
@@ -375,6 +376,7 @@ static void pending_expire(struct grpcsrv *g, int64_t now)
     }
     if (n) {
         g->register_timeouts += n;
+        hub_count_refusal(g->hub, HUB_REGISTER_TIMEOUT, n);
         log_event(LOG_WARN, "event=register_timeout streams=%zu total=%llu timeout_ms=%d", n,
                   (unsigned long long)g->register_timeouts, g->cfg.register_timeout_ms);
     }

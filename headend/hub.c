@@ -691,6 +691,14 @@ static int log_expired(const struct store_dispatch *d, void *arg)
     return 0;
 }
 
+void hub_count_refusal(struct hub *h, enum hub_refusal what, uint64_t n)
+{
+    if (what == HUB_REGISTER_TIMEOUT)
+        h->c.register_timeouts += n;
+    else
+        h->c.peer_evictions += n;
+}
+
 void hub_tick(struct hub *h, int64_t now_ms)
 {
     if (now_ms - h->last_flush_ms >= h->cfg.telemetry_flush_ms) {

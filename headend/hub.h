@@ -39,6 +39,8 @@ struct hub_counters {
     uint64_t telemetry_future;           /* stored, but too far ahead to become "latest" */
     uint64_t telemetry_acks, ack_closes; /* TelemetryAcks sent; streams closed unacked */
     uint64_t ids_refused;                /* Register ids with control characters */
+    uint64_t register_timeouts;          /* streams closed without Register in time */
+    uint64_t peer_evictions;             /* unregistered streams closed for a newer one */
     uint64_t store_errors, flushes, flushed_rows, pruned_rows;
     uint64_t dispatch_created, dispatch_sent, dispatch_state[8]; /* index: state - 100 */
     double apply_latency_sum_s;
@@ -65,6 +67,9 @@ int hub_on_message(struct hub *h, struct session *s, const uint8_t *data, size_t
                    int64_t now_ms, int *grpc_status, char *reason, size_t reason_len);
 /* The stream is gone (or going): routes removed, session recorded as ended, s freed. */
 void hub_stream_closed(struct hub *h, struct session *s, const char *reason, int64_t now_ms);
+/* The transport's refusals, counted where /metrics reads them. */
+enum hub_refusal { HUB_REGISTER_TIMEOUT, HUB_PEER_EVICTION };
+void hub_count_refusal(struct hub *h, enum hub_refusal what, uint64_t n);
 /* Periodic work: telemetry flush, dispatch expiry, retention. Call often (>= every 100 ms). */
 void hub_tick(struct hub *h, int64_t now_ms);
 /* Writes the buffered telemetry now, in one transaction; then acknowledges it to every

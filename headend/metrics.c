@@ -59,6 +59,21 @@ int metrics_render(const struct hub *h, int64_t now_ms, char **out, size_t *len)
             c->telemetry);
     counter(f, "der_headend_telemetry_rejected_total",
             "Telemetry for assets the session does not serve.", c->telemetry_rejected);
+    counter(f, "der_headend_telemetry_future_total",
+            "Telemetry stamped beyond telemetry-future-ms ahead: stored, never latest.",
+            c->telemetry_future);
+    counter(f, "der_headend_telemetry_acks_total", "TelemetryAck messages sent (after commits).",
+            c->telemetry_acks);
+    counter(f, "der_headend_telemetry_ack_closes_total",
+            "Streams closed because their telemetry could not be committed.", c->ack_closes);
+    counter(f, "der_headend_ids_refused_total",
+            "Register messages refused for control characters in an id.", c->ids_refused);
+    counter(f, "der_headend_register_timeouts_total",
+            "Streams closed for not sending Register within register-timeout-ms.",
+            c->register_timeouts);
+    counter(f, "der_headend_peer_evictions_total",
+            "Unregistered streams closed because their address opened too many.",
+            c->peer_evictions);
     counter(f, "der_headend_malformed_messages_total", "Undecodable AgentMessages.", c->malformed);
     counter(f, "der_headend_protocol_errors_total", "Protocol violations.", c->protocol_errors);
     counter(f, "der_headend_store_errors_total", "Failed store operations.", c->store_errors);
