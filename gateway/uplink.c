@@ -943,9 +943,9 @@ struct uplink *uplink_new(const struct uplink_cfg *cfg, const struct uplink_iden
         goto fail_grpc;
     }
     u->thread_started = 1;
-    logf_(u, "event=start target=%s assets=%zu primary=%s legacy=%d spool=%s", cfg->target,
-          id->n_assets, id->primary_asset_id, cfg->legacy,
-          cfg->spool_dir[0] ? cfg->spool_dir : "-");
+    logf_(u, "event=start target=%s assets=%zu primary=%s legacy=%d spool=%s telemetry_seq0=%llu",
+          cfg->target, id->n_assets, id->primary_asset_id, cfg->legacy,
+          cfg->spool_dir[0] ? cfg->spool_dir : "-", (unsigned long long)u->tseq[0]);
     return u;
 fail_grpc:
     uplink_free(u);

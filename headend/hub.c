@@ -687,7 +687,9 @@ static int log_expired(const struct store_dispatch *d, void *arg)
               "event=dispatch_expired setpoint=%s site=%s asset=%s state_was=%s "
               "reason=\"ttl elapsed before %s\"",
               d->id, d->site_id, nz(d->asset_id), dispatch_state_name(d->state),
-              d->state == DISPATCH_QUEUED ? "any gateway served it" : "an ack");
+              d->state == DISPATCH_QUEUED ? "any gateway served it"
+              : d->state == DISPATCH_SENT ? "an ack"
+                                          : "a final ack (the gateway may have restarted)");
     return 0;
 }
 
