@@ -30,7 +30,7 @@ fi
 CFLAGS="-std=gnu11 -O1 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -ffp-contract=off
         -fno-fast-math $SAN $(pkg-config --cflags libcjson 2>/dev/null) -I. -I$BUILD/gen -I$tmp"
 # The safety tests run fewer random cases here than in the unit suite (each mutant runs them).
-CASES=${SAFETY_PROPERTY_CASES:-200000}
+CASES=${SAFETY_PROPERTY_CASES:-100000}
 LIBS="$BUILD/lib/libsim.a $BUILD/lib/libgateway.a $BUILD/lib/libproto.a
       $(pkg-config --libs libmodbus libcjson libprotobuf-c grpc 2>/dev/null) -lglpk -lcunit -lm -lpthread"
 
