@@ -35,15 +35,17 @@ int duration_parse(const char *s, int64_t *out_ms)
     if (!s || !*s || !out_ms)
         return -EINVAL;
     int64_t total = 0;
+    int too_long = 0; /* keep checking the syntax: garbage is -EINVAL however long it is */
     const char *p = s;
     while (*p) {
-        /* integer part and an optional fraction of up to 6 digits, kept exact as integers */
+        /* integer part and an optional fraction of up to 6 digits, kept exact as integers;
+         * the integer part saturates above DURATION_MAX_MS (any unit makes that too long) */
         int64_t ipart = 0, frac = 0, frac_div = 1;
         int digits = 0;
         while (*p >= '0' && *p <= '9') {
-            if (ipart > (INT64_MAX - 9) / 10)
-                return -EINVAL;
             ipart = ipart * 10 + (*p - '0');
+            if (ipart > DURATION_MAX_MS)
+                ipart = DURATION_MAX_MS + 1;
             p++;
             digits++;
         }
@@ -63,16 +65,19 @@ int duration_parse(const char *s, int64_t *out_ms)
         int64_t mul;
         if (unit_ms(&p, &mul) != 0)
             return -EINVAL;
-        if (ipart > INT64_MAX / mul)
-            return -EINVAL;
-        int64_t term = ipart * mul;
         if ((frac * mul) % frac_div != 0)
             return -EINVAL; /* finer than a millisecond */
-        term += frac * mul / frac_div;
-        if (term > INT64_MAX - total)
-            return -EINVAL;
-        total += term;
+        /* ipart <= DURATION_MAX_MS + 1 and frac * mul < 1e6 * 86400000: no overflow below */
+        if (too_long || ipart > DURATION_MAX_MS / mul) {
+            too_long = 1;
+            continue;
+        }
+        total += ipart * mul + frac * mul / frac_div;
+        if (total > DURATION_MAX_MS)
+            too_long = 1;
     }
+    if (too_long)
+        return -ERANGE;
     *out_ms = total;
     return 0;
 }

@@ -102,10 +102,11 @@ int main(int argc, char **argv)
             break;
         case 'd':
             if (duration_parse(optarg, &duration_ms) != 0) {
+                char max[32];
                 fprintf(stderr,
-                        "der-gateway: --duration wants a duration such as 30s, got "
+                        "der-gateway: --duration wants a duration such as 30s, at most %s, got "
                         "\"%s\"\n",
-                        optarg);
+                        duration_format(DURATION_MAX_MS, max, sizeof max), optarg);
                 return 2;
             }
             break;

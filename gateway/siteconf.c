@@ -75,7 +75,7 @@ static int get_num(struct ctx *c, const char *path, const cJSON *v, double lo, d
 
 static int get_int(struct ctx *c, const char *path, const cJSON *v, int lo, int hi, int *dst)
 {
-    double d;
+    double d = 0;
     int rc = get_num(c, path, v, lo, hi, &d);
     if (rc)
         return rc;
@@ -85,12 +85,19 @@ static int get_int(struct ctx *c, const char *path, const cJSON *v, int lo, int 
     return 0;
 }
 
-static int get_dur(struct ctx *c, const char *path, const cJSON *v, int64_t lo, int64_t *dst)
+/* A duration in [lo, hi] (docs/gateway-config.md says why each field's bounds). */
+static int get_dur(struct ctx *c, const char *path, const cJSON *v, int64_t lo, int64_t hi,
+                   int64_t *dst)
 {
-    if (!cJSON_IsString(v) || duration_parse(v->valuestring, dst) != 0)
+    char a[32], b[32];
+    int64_t ms = 0;
+    int rc = cJSON_IsString(v) ? duration_parse(v->valuestring, &ms) : -EINVAL;
+    if (rc == -EINVAL)
         return fail(c, path, v, "must be a duration such as \"500ms\", \"1s\" or \"2m\"");
-    if (*dst < lo)
-        return fail(c, path, v, "must be at least %lld ms", (long long)lo);
+    if (rc != 0 || ms < lo || ms > hi)
+        return fail(c, path, v, "must be in [%s, %s]", duration_format(lo, a, sizeof a),
+                    duration_format(hi, b, sizeof b));
+    *dst = ms;
     return 0;
 }
 
@@ -164,7 +171,8 @@ static int parse_device(struct ctx *c, const cJSON *d, size_t i, struct device_c
         return rc;
     const cJSON *v;
     if ((v = cJSON_GetObjectItemCaseSensitive(d, "timeout")) &&
-        (rc = get_dur(c, AT("timeout"), v, 10, &out->timeout_ms)))
+        (rc = get_dur(c, AT("timeout"), v, SITECONF_TIMEOUT_MIN_MS, SITECONF_TIMEOUT_MAX_MS,
+                      &out->timeout_ms)))
         return rc;
     if ((v = cJSON_GetObjectItemCaseSensitive(d, "invert_sign"))) {
         if (!cJSON_IsBool(v))
@@ -264,11 +272,11 @@ static int validate(struct ctx *c, struct siteconf *sc)
     }
     sc->poll_period_ms = 1000;
     if ((v = cJSON_GetObjectItemCaseSensitive(root, "poll_period")) &&
-        (rc = get_dur(c, "poll_period", v, 1, &sc->poll_period_ms)))
+        (rc = get_dur(c, "poll_period", v, 1, SITECONF_POLL_PERIOD_MAX_MS, &sc->poll_period_ms)))
         return rc;
     sc->stale_after_ms = 3 * sc->poll_period_ms;
     if ((v = cJSON_GetObjectItemCaseSensitive(root, "stale_after")) &&
-        (rc = get_dur(c, "stale_after", v, 1, &sc->stale_after_ms)))
+        (rc = get_dur(c, "stale_after", v, 1, SITECONF_STALE_AFTER_MAX_MS, &sc->stale_after_ms)))
         return rc;
     const cJSON *devs = cJSON_GetObjectItemCaseSensitive(root, "devices");
     if (!cJSON_IsArray(devs) || cJSON_GetArraySize(devs) < 1)

@@ -14,6 +14,14 @@
 #define SITECONF_ID_MAX      48 /* as PROCIMG_ID_LEN: ids travel into the process image */
 #define SITECONF_MAX_DEVICES 64
 
+/* Duration bounds (docs/gateway-config.md): a poll period of at most an hour (3 x it, the
+ * default stale_after, stays well inside int64), data stale after at most a day, a Modbus
+ * response timeout of 10 ms to a minute. */
+#define SITECONF_POLL_PERIOD_MAX_MS 3600000LL
+#define SITECONF_STALE_AFTER_MAX_MS 86400000LL
+#define SITECONF_TIMEOUT_MIN_MS     10LL
+#define SITECONF_TIMEOUT_MAX_MS     60000LL
+
 enum dev_type { DEV_BATTERY, DEV_PV, DEV_METER, DEV_EVSE, DEV_BOILER };
 enum dev_role { ROLE_NONE, ROLE_GRID, ROLE_LOAD };
 
@@ -27,7 +35,7 @@ struct device_cfg {
     char host[128];
     int port;           /* 1..65535 */
     int unit_id;        /* 0..255 */
-    int64_t timeout_ms; /* response (and connect) timeout, default 500 */
+    int64_t timeout_ms; /* response (and connect) timeout, default 500; 10 ms .. 1 min */
     int invert_sign;    /* meters: the device reports the opposite sign (203 leaves it to
                            vendors) */
     /* ratings (0 = unknown) */
@@ -42,8 +50,9 @@ struct siteconf {
     char path[512];
     char site_id[SITECONF_ID_MAX];
     char gateway_id[SITECONF_ID_MAX]; /* default "gw-<site_id>" */
-    int64_t poll_period_ms;           /* default 1000 */
-    int64_t stale_after_ms;           /* data older than this is stale; default 3 poll periods */
+    int64_t poll_period_ms;           /* default 1000; 1 ms .. 1 h */
+    int64_t stale_after_ms;           /* data older than this is stale; default 3 poll periods;
+                                         1 ms .. 1 d */
     size_t n_devices;
     struct device_cfg devices[SITECONF_MAX_DEVICES];
     char strategy[32];                             /* default "null" */

@@ -242,6 +242,116 @@ static void test_grid_limits(void)
     cfg.grid_import_max_w = cfg.grid_export_max_w = 1e9;
 }
 
+/* Three batteries 0-2 (5 kW each, SoC 0.5, measured power 0) and a grid meter 3. */
+static void site3(struct procimg *img)
+{
+    site(img);
+    img->n_devices = 4;
+    for (int i = 1; i < 3; i++) {
+        img->dev[i] = img->dev[0];
+        snprintf(img->dev[i].asset_id, sizeof img->dev[i].asset_id, "bat%d", i);
+    }
+    img->dev[3].type = PROCIMG_METER_GRID;
+    for (int i = 0; i < 3; i++)
+        img->dev[i].power_w = 0;
+}
+
+/* Runs per-battery requests through arbitration and safety into final[0..2]. */
+static void run3(const struct procimg *img, const double req[3], struct decision *dm,
+                 double final[3])
+{
+    static const struct arbiter_cfg acfg = {1};
+    decision_init(dm, img, "test");
+    for (int i = 0; i < 3; i++)
+        decision_request(dm, DSRC_MANUAL, i, req[i]);
+    arbiter_resolve(&acfg, img, NULL, NULL, dm);
+    CU_ASSERT_EQUAL(safety_apply(&cfg, img, dm), 0);
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT(dm->asset[i].set);
+        final[i] = dm->asset[i].final_w;
+    }
+}
+
+/* The grid limits with several batteries (docs/safety.md rows 15-16): in device order, each as
+ * far as its range allows, until the predicted grid is exactly at the limit. */
+static void test_grid_several_batteries(void)
+{
+    struct procimg img;
+    struct decision dm;
+    double f[3];
+    const double idle[3] = {0, 0, 0};
+    site3(&img);
+    cfg.grid_import_max_w = 3000;
+    cfg.grid_export_max_w = 1000;
+
+    /* exporting 12 kW: 11 kW more charge, the first two full, the third the rest */
+    img.grid_w = -12000;
+    run3(&img, idle, &dm, f);
+    CU_ASSERT_EQUAL(f[0], -5000.0);
+    CU_ASSERT_EQUAL(f[1], -5000.0);
+    CU_ASSERT_EQUAL(f[2], -1000.0);
+    CU_ASSERT(has(&dm, DR_GRID_EXPORT, 0, -1000));
+    CU_ASSERT_EQUAL(decision_count(&dm, DR_GRID_EXPORT), 3);
+
+    /* the first battery's ramp leaves it 2 kW of room: the others take the rest */
+    cfg.ramp_w_per_s = 2000;
+    img.dev[0].has_prev_setpoint = 1;
+    img.dev[0].prev_setpoint_w = 0;
+    img.dev[0].prev_setpoint_ms = img.now_ms - 1000;
+    run3(&img, idle, &dm, f);
+    CU_ASSERT_EQUAL(f[0], -2000.0);
+    CU_ASSERT_EQUAL(f[1], -5000.0);
+    CU_ASSERT_EQUAL(f[2], -4000.0);
+    /* a battery already charging 1 kW of its 2 kW ramp room: it has 1 kW left, not 2 */
+    const double some[3] = {-1000, 0, 0};
+    run3(&img, some, &dm, f);
+    CU_ASSERT_EQUAL(f[0], -2000.0);
+    CU_ASSERT_EQUAL(f[1], -5000.0);
+    CU_ASSERT_EQUAL(f[2], -4000.0);
+    cfg.ramp_w_per_s = 0;
+    img.dev[0].has_prev_setpoint = 0;
+
+    /* importing: the strategy's own charging counts (grid 9 kW + 2 kW = 11 kW), 8 kW more
+     * discharge, the first battery from -2 kW to +5 kW, the second the last 1 kW */
+    img.grid_w = 9000;
+    const double charging[3] = {-2000, 0, 0};
+    run3(&img, charging, &dm, f);
+    CU_ASSERT_EQUAL(f[0], 5000.0);
+    CU_ASSERT_EQUAL(f[1], 1000.0);
+    CU_ASSERT_EQUAL(f[2], 0.0);
+    CU_ASSERT(has(&dm, DR_GRID_IMPORT, -2000, 5000));
+    CU_ASSERT(has(&dm, DR_GRID_IMPORT, 0, 1000));
+
+    /* an offline battery is not in the prediction (its 3 kW reading cannot be trusted) and is
+     * not moved; a battery with no power reading is left out of the prediction but moves */
+    img.grid_w = 5000;
+    img.dev[0].online = 0;
+    img.dev[0].power_w = 3000;
+    img.dev[1].power_w = NAN;
+    run3(&img, idle, &dm, f);
+    CU_ASSERT_EQUAL(f[0], 0.0);
+    CU_ASSERT_EQUAL(f[1], 2000.0);
+    CU_ASSERT_EQUAL(f[2], 0.0);
+    site3(&img);
+
+    /* out of reach: every battery at its limit, nothing more */
+    img.grid_w = -40000;
+    run3(&img, idle, &dm, f);
+    CU_ASSERT_EQUAL(f[0], -5000.0);
+    CU_ASSERT_EQUAL(f[1], -5000.0);
+    CU_ASSERT_EQUAL(f[2], -5000.0);
+
+    /* liveness: requests inside every limit, grid inside its limits: unchanged, no clamp */
+    img.grid_w = 2000;
+    const double fine[3] = {1500, -700, 250.5};
+    run3(&img, fine, &dm, f);
+    CU_ASSERT_EQUAL(f[0], 1500.0);
+    CU_ASSERT_EQUAL(f[1], -700.0);
+    CU_ASSERT_EQUAL(f[2], 250.5);
+    CU_ASSERT_EQUAL(dm.n_clamps, 0);
+    cfg.grid_import_max_w = cfg.grid_export_max_w = 1e9;
+}
+
 static void test_other_devices(void)
 {
     struct procimg img;
@@ -326,6 +436,7 @@ void test_register_safety(void)
     CU_add_test(s, "power and current", test_power_current);
     CU_add_test(s, "ramp", test_ramp);
     CU_add_test(s, "grid import and export", test_grid_limits);
+    CU_add_test(s, "grid limits with several batteries", test_grid_several_batteries);
     CU_add_test(s, "pv, evse, boiler", test_other_devices);
     CU_add_test(s, "limits for the split", test_limits_for_split);
     CU_add_test(s, "config rules", test_config_rules);

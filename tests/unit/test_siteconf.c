@@ -93,6 +93,64 @@ static void test_bad(void)
                  "params: must be an object, got 3");
 }
 
+/* A one-battery site with extra top-level keys X and device keys Y (each "" or ",...") */
+#define SITE(X, Y) "{\"site_id\":\"s\"" X ",\"devices\":[{\"asset_id\":\"b\"," DEV Y "}]}"
+
+static void expect_ok(const char *text, int64_t poll_ms, int64_t stale_ms, int64_t timeout_ms)
+{
+    struct siteconf *c = NULL;
+    char err[512] = "";
+    CU_ASSERT_EQUAL(siteconf_parse(text, "ok.json", &c, err, sizeof err), 0);
+    if (!c) {
+        fprintf(stderr, "\n  unexpected error: %s\n", err);
+        CU_FAIL("a configuration inside the bounds was refused");
+        return;
+    }
+    CU_ASSERT_EQUAL(c->poll_period_ms, poll_ms);
+    CU_ASSERT_EQUAL(c->stale_after_ms, stale_ms);
+    CU_ASSERT_EQUAL(c->devices[0].timeout_ms, timeout_ms);
+    siteconf_free(c);
+}
+
+/* Every duration has an upper bound (docs/gateway-config.md): at the bound it loads, one
+ * millisecond above it is refused with the file, the field and the value; negative numbers,
+ * numbers without a unit and garbage are not durations; nothing overflows on the way (the
+ * issue's "3333333313333351s" made 3 x poll_period overflow). */
+static void test_duration_bounds(void)
+{
+    expect_ok(SITE(",\"poll_period\":\"1h\"", ""), 3600000, 10800000, 500);
+    expect_ok(SITE(",\"poll_period\":\"1ms\"", ""), 1, 3, 500);
+    expect_ok(SITE(",\"stale_after\":\"1d\"", ""), 1000, 86400000, 500);
+    expect_ok(SITE("", ",\"timeout\":\"1m\""), 1000, 3000, 60000);
+    expect_ok(SITE("", ",\"timeout\":\"10ms\""), 1000, 3000, 10);
+
+    expect_error(SITE(",\"poll_period\":\"3333333313333351s\"", ""),
+                 "bad.json: poll_period: must be in [1ms, 1h], got \"3333333313333351s\"");
+    expect_error(SITE(",\"poll_period\":\"3600001ms\"", ""),
+                 "bad.json: poll_period: must be in [1ms, 1h], got \"3600001ms\"");
+    expect_error(SITE(",\"poll_period\":\"0s\"", ""),
+                 "bad.json: poll_period: must be in [1ms, 1h], got \"0s\"");
+    expect_error(SITE(",\"poll_period\":\"99999999999999999999999999d\"", ""),
+                 "bad.json: poll_period: must be in [1ms, 1h]");
+    expect_error(SITE(",\"poll_period\":\"-1s\"", ""),
+                 "bad.json: poll_period: must be a duration such as \"500ms\", \"1s\" or "
+                 "\"2m\", got \"-1s\"");
+    expect_error(SITE(",\"poll_period\":1000", ""), "poll_period: must be a duration");
+    expect_error(SITE(",\"poll_period\":\"1s!\"", ""), "poll_period: must be a duration");
+    expect_error(SITE(",\"stale_after\":\"86400001ms\"", ""),
+                 "bad.json: stale_after: must be in [1ms, 1d], got \"86400001ms\"");
+    expect_error(SITE(",\"stale_after\":\"3333333313333351s\"", ""),
+                 "bad.json: stale_after: must be in [1ms, 1d], got \"3333333313333351s\"");
+    expect_error(SITE(",\"stale_after\":\"-5m\"", ""), "stale_after: must be a duration");
+    expect_error(SITE("", ",\"timeout\":\"60001ms\""),
+                 "bad.json: devices[0].timeout: must be in [10ms, 1m], got \"60001ms\"");
+    expect_error(SITE("", ",\"timeout\":\"9ms\""),
+                 "bad.json: devices[0].timeout: must be in [10ms, 1m], got \"9ms\"");
+    expect_error(SITE("", ",\"timeout\":\"3333333313333351s\""),
+                 "devices[0].timeout: must be in [10ms, 1m]");
+    expect_error(SITE("", ",\"timeout\":\"soon\""), "devices[0].timeout: must be a duration");
+}
+
 static void test_missing_file(void)
 {
     struct siteconf *c;
@@ -106,5 +164,6 @@ void test_register_siteconf(void)
     CU_pSuite s = CU_add_suite("siteconf", NULL, NULL);
     CU_add_test(s, "good configuration", test_good);
     CU_add_test(s, "bad configurations name the field", test_bad);
+    CU_add_test(s, "duration bounds", test_duration_bounds);
     CU_add_test(s, "missing file", test_missing_file);
 }
