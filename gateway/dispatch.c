@@ -114,6 +114,10 @@ int dispatch_setpoint(struct dispatch *d, const struct agentmsg_setpoint *sp, in
     if (sp->expires_ms <= 0)
         return finish(d, sp, AGENTMSG_ACK_REJECTED, "no expires_ms");
     int64_t left = sp->expires_ms - wall_ms;
+    /* A command is held at most a week (the headend's own TTL bound): a far-future or
+     * forged expires_ms (INT64_MAX) must not overflow the controller's deadline. */
+    if (left > DISPATCH_TTL_MAX_MS)
+        left = DISPATCH_TTL_MAX_MS;
     double power = sp->power_w;
     if (d->o.lockstep) {
         left = (int64_t)llround((double)left / 1000.0) * 1000;

@@ -15,6 +15,7 @@
 #include "gateway/decision.h"
 
 #define DISPATCH_MAX_PENDING 32
+#define DISPATCH_TTL_MAX_MS  (7LL * 86400 * 1000) /* a setpoint is held at most this long */
 
 struct dispatch_opts {
     const char *site_id;

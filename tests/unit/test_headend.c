@@ -323,6 +323,119 @@ static int do_register(struct hub *h, struct session *s, const char *gw, const c
     return feed(h, s, &m, now, &status);
 }
 
+static void send_tel(struct hub *h, struct session *s, uint64_t seq, const char *asset,
+                     uint64_t tseq, int64_t now)
+{
+    Der__V1__Telemetry t = DER__V1__TELEMETRY__INIT;
+    t.asset_id = (char *)asset;
+    t.ts_ms = now;
+    t.telemetry_seq = tseq;
+    t.power_w = (double)tseq;
+    t.online = 1;
+    Der__V1__AgentMessage m = DER__V1__AGENT_MESSAGE__INIT;
+    m.seq = seq;
+    m.body_case = DER__V1__AGENT_MESSAGE__BODY_TELEMETRY;
+    m.telemetry = &t;
+    int status = 0;
+    CU_ASSERT_EQUAL(feed(h, s, &m, now, &status), 0);
+}
+
+static int last_ack(const struct fake_link *f, uint64_t *through)
+{
+    int n = 0;
+    for (int i = 0; i < f->n; i++)
+        if (f->msgs[i]->body_case == DER__V1__HEADEND_MESSAGE__BODY_TELEMETRY_ACK) {
+            *through = f->msgs[i]->telemetry_ack->through_seq;
+            n++;
+        }
+    return n;
+}
+
+static int count_rows(struct hub *h, const char *asset)
+{
+    int n = 0;
+    struct store *st = hub_store(h);
+    st->ops->telemetry_range(st, asset, 0, INT64_MAX, 100000, (store_telemetry_cb)count_cb, &n);
+    return n;
+}
+
+/* TelemetryAck: asked for in Register, confirmed in RegisterResult, sent only after the rows
+ * are committed, cumulative, covering refused samples too; a replay adds no row; a stream
+ * with many rows waiting is flushed at once; a gateway that did not ask gets none. */
+static void test_hub_telemetry_acks(void)
+{
+    struct hub *h = make_hub();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    struct fake_link f = {0}, g = {0};
+    struct session *s, *s2;
+    hub_lock(h);
+    CU_ASSERT_EQUAL(hub_stream_open(h, "ipv4:127.0.0.1:1", &fake_ops, &f, 1000, &s), 0);
+    Der__V1__AssetInfo ai = DER__V1__ASSET_INFO__INIT, *aip = &ai;
+    ai.asset_id = "s1-bat";
+    Der__V1__Register r = DER__V1__REGISTER__INIT;
+    r.gateway_id = "gw1";
+    r.site_id = "s1";
+    r.n_assets = 1;
+    r.assets = &aip;
+    r.telemetry_acks = 1;
+    Der__V1__AgentMessage m = DER__V1__AGENT_MESSAGE__INIT;
+    m.seq = 1;
+    m.body_case = DER__V1__AGENT_MESSAGE__BODY_REGISTER;
+    m.register_ = &r;
+    int status = 0;
+    CU_ASSERT_EQUAL(feed(h, s, &m, 1000, &status), 0);
+    CU_ASSERT_FATAL(f.n == 1 && f.msgs[0]->register_result);
+    CU_ASSERT(f.msgs[0]->register_result->telemetry_acks);
+
+    uint64_t through = 0;
+    send_tel(h, s, 2, "s1-bat", 10, 1001);
+    send_tel(h, s, 3, "s1-bat", 11, 1002);
+    send_tel(h, s, 4, "s2-bat", 99, 1003); /* not this session's: refused, acked all the same */
+    CU_ASSERT_EQUAL(last_ack(&f, &through), 0); /* nothing before the commit */
+    CU_ASSERT_EQUAL(count_rows(h, "s1-bat"), 0);
+    CU_ASSERT_EQUAL(hub_flush(h), 0);
+    CU_ASSERT_EQUAL(last_ack(&f, &through), 1);
+    CU_ASSERT_EQUAL(through, 4);
+    CU_ASSERT_EQUAL(count_rows(h, "s1-bat"), 2);
+    CU_ASSERT_EQUAL(hub_flush(h), 0); /* nothing new: no second ack */
+    CU_ASSERT_EQUAL(last_ack(&f, &through), 1);
+
+    /* a replay of the same samples (a new stream would renumber; seq of the stream here) */
+    send_tel(h, s, 5, "s1-bat", 10, 1001);
+    send_tel(h, s, 6, "s1-bat", 11, 1002);
+    CU_ASSERT_EQUAL(hub_flush(h), 0);
+    CU_ASSERT_EQUAL(last_ack(&f, &through), 2);
+    CU_ASSERT_EQUAL(through, 6);
+    CU_ASSERT_EQUAL(count_rows(h, "s1-bat"), 2);
+
+    /* many rows waiting: flushed and acknowledged without the timer */
+    for (uint64_t i = 0; i < 300; i++)
+        send_tel(h, s, 7 + i, "s1-bat", 100 + i, 2000);
+    CU_ASSERT(last_ack(&f, &through) >= 3);
+    CU_ASSERT(through >= 7 + 255 - 1);
+    CU_ASSERT(count_rows(h, "s1-bat") >= 2 + 255);
+
+    /* a gateway that does not ask gets no TelemetryAck (old gateways) */
+    CU_ASSERT_EQUAL(hub_stream_open(h, "ipv4:127.0.0.1:2", &fake_ops, &g, 1000, &s2), 0);
+    CU_ASSERT_EQUAL(do_register(h, s2, "gw2", "s2", (const char *[]){"s2-bat"}, 1, NULL, 1000), 0);
+    CU_ASSERT_FATAL(g.n == 1 && g.msgs[0]->register_result);
+    CU_ASSERT(!g.msgs[0]->register_result->telemetry_acks);
+    send_tel(h, s2, 2, "s2-bat", 5, 1001);
+    CU_ASSERT_EQUAL(hub_flush(h), 0);
+    CU_ASSERT_EQUAL(last_ack(&g, &through), 0);
+    CU_ASSERT_EQUAL(count_rows(h, "s2-bat"), 1);
+
+    /* a closed stream leaves the ack list (no ack to a freed session) */
+    send_tel(h, s, 400, "s1-bat", 1000, 3000);
+    hub_stream_closed(h, s, "test", 3000);
+    CU_ASSERT_EQUAL(hub_flush(h), 0);
+    hub_stream_closed(h, s2, "test", 3000);
+    hub_unlock(h);
+    hub_free(h);
+    fake_clear(&f);
+    fake_clear(&g);
+}
+
 static void test_hub_protocol(void)
 {
     struct hub *h = make_hub();
@@ -639,6 +752,7 @@ void test_register_headend(void)
     CU_add_test(s, "routing registry", test_registry);
     CU_add_test(s, "store sqlite memory", test_store);
     CU_add_test(s, "hub protocol", test_hub_protocol);
+    CU_add_test(s, "hub telemetry acks", test_hub_telemetry_acks);
     CU_add_test(s, "rest validation", test_rest_validation);
     CU_add_test(s, "rest telemetry range", test_rest_range);
     CU_add_test(s, "proto round trip", test_proto_roundtrip);

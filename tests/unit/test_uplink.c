@@ -106,6 +106,110 @@ static void test_spool_order_and_reopen(void)
     rmdir_all(dir);
 }
 
+static uint32_t next_u32(struct spool *s, uint64_t *no)
+{
+    char buf[256];
+    size_t len;
+    uint32_t v = UINT32_MAX;
+    if (spool_next(s, buf, sizeof buf, &len, no) == 0 && len >= 4)
+        memcpy(&v, buf, 4);
+    return v;
+}
+
+/* The delivery cursor: records are read without being removed, released when acknowledged,
+ * sent again after a rewind; a restart resumes near the last release point; a drained spool
+ * leaves no segment behind. */
+static void test_spool_cursor_release_rewind(void)
+{
+    char dir[64];
+    tmpdir(dir, sizeof dir);
+    struct spool *s;
+    CU_ASSERT_EQUAL_FATAL(spool_open(dir, "gw", 64 * 1024, &s), 0);
+    uint8_t rec[40] = {0};
+    for (uint32_t i = 0; i < 1000; i++) { /* 44 bytes each: several segments */
+        memcpy(rec, &i, 4);
+        CU_ASSERT_EQUAL(spool_push(s, rec, sizeof rec), 0);
+    }
+    CU_ASSERT_EQUAL(spool_records(s), 1000);
+    CU_ASSERT_EQUAL(spool_dropped(s), 0);
+    uint64_t no, first;
+    for (uint32_t i = 0; i < 600; i++) { /* sent, nothing acknowledged */
+        CU_ASSERT_EQUAL(next_u32(s, &no), i);
+        if (i == 0)
+            first = no;
+        CU_ASSERT_EQUAL(no, first + i);
+    }
+    CU_ASSERT_EQUAL(spool_records(s), 1000);
+    CU_ASSERT_EQUAL(spool_unsent(s), 400);
+    CU_ASSERT_EQUAL(spool_release(s, first + 250), 0); /* the first 250 acknowledged */
+    CU_ASSERT_EQUAL(spool_records(s), 750);
+    CU_ASSERT_EQUAL(next_u32(s, &no), 600); /* the cursor is not moved by a release */
+    spool_rewind(s);                        /* the stream broke: 250.. go again */
+    CU_ASSERT_EQUAL(spool_unsent(s), 750);
+    CU_ASSERT_EQUAL(next_u32(s, &no), 250);
+    CU_ASSERT_EQUAL(no, first + 250);
+    CU_ASSERT_EQUAL(spool_release(s, first + 250), 0); /* an old ack again: no effect */
+    CU_ASSERT_EQUAL(spool_records(s), 750);
+    for (int k = 0; k < 300; k++) /* released in single steps too (POS_EVERY is passed) */
+        CU_ASSERT_EQUAL(spool_release(s, first + 251 + (uint64_t)k), 0);
+    CU_ASSERT_EQUAL(spool_records(s), 450);
+    spool_close(s); /* writes the release point */
+
+    /* a restart resumes at the written release point (not the oldest segment's start) */
+    CU_ASSERT_EQUAL_FATAL(spool_open(dir, "gw", 64 * 1024, &s), 0);
+    CU_ASSERT_EQUAL(spool_records(s), 450);
+    uint32_t v = next_u32(s, &no), last = v;
+    CU_ASSERT_EQUAL(v, 550);
+    while ((v = next_u32(s, &no)) != UINT32_MAX) {
+        CU_ASSERT_EQUAL(v, last + 1);
+        last = v;
+    }
+    CU_ASSERT_EQUAL(last, 999);
+    CU_ASSERT_EQUAL(spool_release(s, no + 1), 0); /* everything acknowledged */
+    CU_ASSERT_EQUAL(spool_records(s), 0);
+    spool_close(s);
+
+    /* drained: no segment is left to replay, and pushing starts fresh */
+    CU_ASSERT_EQUAL_FATAL(spool_open(dir, "gw", 64 * 1024, &s), 0);
+    CU_ASSERT_EQUAL(spool_records(s), 0);
+    CU_ASSERT_EQUAL(next_u32(s, &no), UINT32_MAX);
+    uint32_t x = 7;
+    memcpy(rec, &x, 4);
+    CU_ASSERT_EQUAL(spool_push(s, rec, sizeof rec), 0);
+    CU_ASSERT_EQUAL(next_u32(s, &no), 7);
+    spool_close(s);
+    rmdir_all(dir);
+}
+
+/* The bound drops the oldest segment even while its records are in flight: the cursor and
+ * the release point move past them, and the count says how many were lost. */
+static void test_spool_drop_while_in_flight(void)
+{
+    char dir[64];
+    tmpdir(dir, sizeof dir);
+    struct spool *s;
+    CU_ASSERT_EQUAL_FATAL(spool_open(dir, "gw", 8192, &s), 0);
+    uint8_t rec[60] = {0};
+    uint64_t no;
+    for (uint32_t i = 0; i < 10; i++) {
+        memcpy(rec, &i, 4);
+        CU_ASSERT_EQUAL(spool_push(s, rec, sizeof rec), 0);
+    }
+    CU_ASSERT_EQUAL(next_u32(s, &no), 0); /* in flight */
+    for (uint32_t i = 10; i < 400; i++) {
+        memcpy(rec, &i, 4);
+        CU_ASSERT_EQUAL(spool_push(s, rec, sizeof rec), 0);
+    }
+    CU_ASSERT(spool_dropped(s) > 0);
+    CU_ASSERT(spool_bytes(s) <= 8192);
+    CU_ASSERT_EQUAL(spool_release(s, no + 1), 0); /* its ack: already dropped, no harm */
+    CU_ASSERT_EQUAL(spool_dropped(s) + spool_records(s), 400);
+    uint32_t v = next_u32(s, &no);
+    CU_ASSERT_EQUAL(v, (uint32_t)spool_dropped(s)); /* the oldest survivor comes next */
+    spool_close(s);
+    rmdir_all(dir);
+}
+
 static void test_spool_bounded_drops_oldest(void)
 {
     char dir[64];
@@ -425,6 +529,8 @@ void test_register_uplink(void)
     CU_add_test(s, "dedupe: recent setpoint ids", test_idset_dedupe);
     CU_add_test(s, "spool: order and reopen", test_spool_order_and_reopen);
     CU_add_test(s, "spool: bounded, oldest dropped", test_spool_bounded_drops_oldest);
+    CU_add_test(s, "spool: cursor, release, rewind, restart", test_spool_cursor_release_rewind);
+    CU_add_test(s, "spool: drop while in flight", test_spool_drop_while_in_flight);
     CU_add_test(s, "queue overflow while offline", test_uplink_queue_overflow);
     CU_add_test(s, "offline telemetry spooled in order", test_uplink_offline_spools_in_order);
     CU_add_test(s, "legacy: primary asset only", test_uplink_period_and_legacy);
