@@ -107,8 +107,9 @@ static const char *const sql_text[S_COUNT] = {
     [S_DISP_STATE] = "UPDATE dispatch SET state = $2, detail = $3, updated_ms = $4, "
                      "session_id = CASE WHEN $5::bigint <> 0 THEN $5::bigint ELSE session_id END "
                      "WHERE id = $1",
-    [S_DISP_PENDING] = "SELECT " DISP_COLS " FROM dispatch "
-                       "WHERE state IN (0, 1, 101) AND site_id = $1 AND expires_ms > $2 ORDER BY seq",
+    [S_DISP_PENDING] =
+        "SELECT " DISP_COLS " FROM dispatch "
+        "WHERE state IN (0, 1, 101) AND site_id = $1 AND expires_ms > $2 ORDER BY seq",
     [S_DISP_DUE] = "SELECT " DISP_COLS " FROM dispatch "
                    "WHERE state IN (0, 1, 101) AND expires_ms <= $1 ORDER BY seq",
     [S_ACK_ADD] = "INSERT INTO dispatch_ack(setpoint_id, state, detail, at_ms) "

@@ -68,9 +68,10 @@ static const char *const sql_text[S_COUNT] = {
                    "updated_ms, state, detail, session_id FROM dispatch WHERE id = ?1",
     [S_DISP_STATE] = "UPDATE dispatch SET state = ?2, detail = ?3, updated_ms = ?4, "
                      "session_id = CASE WHEN ?5 != 0 THEN ?5 ELSE session_id END WHERE id = ?1",
-    [S_DISP_PENDING] = "SELECT id, seq, site_id, asset_id, power_w, created_ms, expires_ms, "
-                       "updated_ms, state, detail, session_id FROM dispatch "
-                       "WHERE state IN (0, 1, 101) AND site_id = ?1 AND expires_ms > ?2 ORDER BY seq",
+    [S_DISP_PENDING] =
+        "SELECT id, seq, site_id, asset_id, power_w, created_ms, expires_ms, "
+        "updated_ms, state, detail, session_id FROM dispatch "
+        "WHERE state IN (0, 1, 101) AND site_id = ?1 AND expires_ms > ?2 ORDER BY seq",
     [S_DISP_DUE] = "SELECT id, seq, site_id, asset_id, power_w, created_ms, expires_ms, "
                    "updated_ms, state, detail, session_id FROM dispatch "
                    "WHERE state IN (0, 1, 101) AND expires_ms <= ?1 ORDER BY seq",
