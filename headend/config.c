@@ -30,8 +30,10 @@ static const struct opt table[] = {
      "REST listen address host:port; port 0 picks a free port (printed on stdout)"},
     {"inventory", OPT_STR, F(inventory), "inventory.json", 0, 0,
      "assets file (JSON): sites, assets, limits and the gateways allowed per site"},
-    {"db", OPT_STR, F(db), "headend.db", 0, 0,
-     "store: SQLite file (WAL) or :memory:; DATABASE_URL=postgres://... overrides it"},
+    {"db", OPT_STR, F(db), "", 0, 0,
+     "store: SQLite file (WAL) or :memory:; DATABASE_URL=postgres://... overrides it; "
+     "default $STATE_DIRECTORY/headend.db, else $XDG_STATE_HOME/derloop/headend.db, else "
+     "~/.local/state/derloop/headend.db"},
     {"keepalive-time-ms", OPT_INT, F(keepalive_time_ms), "10000", 1000, 3600000,
      "interval of the headend's HTTP/2 keepalive pings to each gateway"},
     {"keepalive-timeout-ms", OPT_INT, F(keepalive_timeout_ms), "5000", 100, 600000,

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,35 @@ static void host_of(const char *listen, char *host, size_t len)
         n = len - 1;
     memcpy(host, listen, n);
     host[n] = 0;
+}
+
+/* Where the store goes without --db: a state directory, never the working directory (a
+ * quick start from the repository would leave headend.db in the checkout). systemd's
+ * StateDirectory= sets STATE_DIRECTORY (/var/lib/derloop); a user gets the XDG state home. */
+static const char *state_db_path(char *buf, size_t n)
+{
+    const char *sd = getenv("STATE_DIRECTORY"), *xdg = getenv("XDG_STATE_HOME");
+    const char *home = getenv("HOME");
+    char dir[CONFIG_STR_MAX + 16];
+    if (sd && sd[0])
+        snprintf(dir, sizeof(dir), "%s", sd);
+    else if (xdg && xdg[0])
+        snprintf(dir, sizeof(dir), "%s/derloop", xdg);
+    else if (home && home[0])
+        snprintf(dir, sizeof(dir), "%s/.local/state/derloop", home);
+    else
+        return NULL;
+    /* mkdir -p: each component in turn, existing ones are fine */
+    for (char *p = dir + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(dir, 0700);
+            *p = '/';
+        }
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+        return NULL;
+    snprintf(buf, n, "%s/headend.db", dir);
+    return buf;
 }
 
 int main(int argc, char **argv)
@@ -110,14 +140,23 @@ int main(int argc, char **argv)
         return 1;
     }
     const char *db = getenv("DATABASE_URL");
+    char state_db[CONFIG_STR_MAX + 32];
     if (!db || !db[0])
-        db = cfg.db;
+        db = cfg.db[0] ? cfg.db : state_db_path(state_db, sizeof(state_db));
+    if (!db) {
+        fprintf(stderr, "der-headend: --db: no state directory (set STATE_DIRECTORY, "
+                        "XDG_STATE_HOME or HOME, or pass --db FILE)\n");
+        inventory_free(inv);
+        return 2;
+    }
     struct store *st;
     if (store_open(db, &st, err, sizeof(err)) < 0) {
         fprintf(stderr, "der-headend: store: %s\n", err);
         inventory_free(inv);
         return 1;
     }
+    if (strncmp(db, "postgres", 8) != 0) /* a URL may hold a password: not logged */
+        log_event(LOG_INFO, "event=store_open path=%s", db);
     size_t n_sites = inventory_site_count(inv), n_assets = inventory_asset_count(inv);
     struct hub *hub;
     if (hub_new(&cfg, inv, st, wall_ms(), &hub) < 0) {
