@@ -75,7 +75,7 @@ static int get_num(struct ctx *c, const char *path, const cJSON *v, double lo, d
 
 static int get_int(struct ctx *c, const char *path, const cJSON *v, int lo, int hi, int *dst)
 {
-    double d;
+    double d = 0;
     int rc = get_num(c, path, v, lo, hi, &d);
     if (rc)
         return rc;

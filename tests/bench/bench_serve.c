@@ -407,6 +407,8 @@ static int bench_scale(enum mbserver_backend backend, const char *bname)
            100.0 * proc / wall);
     printf("  client errors               %llu of %llu\n", (unsigned long long)errors,
            (unsigned long long)(ok + errors));
+    printf("  client round trip (mean)    %.0f us per 125-register read\n",
+           ok + errors ? (double)busy / (double)(ok + errors) : 0.0);
     rc = 0;
     for (int t = 0; t < SCALE_CLIENT_THREADS; t++) {
         for (int i = 0; i < cl[t].n; i++)
