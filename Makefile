@@ -1,17 +1,32 @@
 # derloop: one Makefile for the simulator, the gateway and the headend.
 #
-#   make            build everything (build/bin/der-sim, ...)
+#   make            build everything (build/bin/der-sim, ...); needs no Python tooling
 #   make deps       install the missing Debian packages (apt-get; quiet when none is missing)
 #   make test       deps, build, unit tests, integration tests; ends with `N passed, N failed`
-#   make bench      benchmarks (figures printed, nothing asserted)
+#   make bench      benchmarks: prints the figures, a MISS line per missed target, fails on one
 #   make run        deps, build, run the reference scenario
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make SAN=1 ...  the same with AddressSanitizer + UndefinedBehaviorSanitizer (in build-san/)
+#
+# Variables (command line or environment):
+#   CC=clang        the compiler (default gcc); gcc and clang give the same digests (tested)
+#   OPT=-O3         optimisation (default -O2, -O1 with SAN=1); CFLAGS defaults to `$(OPT) -g`
+#   CFLAGS, CPPFLAGS, LDFLAGS, LDLIBS   the caller's additions: the flags the build needs
+#                   (-std=gnu11, the determinism contract -ffp-contract=off -fno-fast-math,
+#                   warnings and -Werror, -MMD -MP, includes, pkg-config, SANFLAGS) are always
+#                   added, the contract after CFLAGS so that it cannot be overridden
+#   HOSTCC          the compiler for the build-time generator (default gcc)
+#   BUILD=DIR       the build directory (default build/, build-san/ with SAN=1)
+#   V=1             show the full commands
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
-CC      ?= gcc
 SAN     ?= 0
+# make predefines CC=cc, so `CC ?= gcc` would never apply: replace only make's own default.
+ifeq ($(origin CC),default)
+CC      := gcc
+endif
+HOSTCC  ?= gcc
 
 ifeq ($(SAN),1)
 BUILD   ?= build-san
@@ -41,7 +56,12 @@ DEB_PKGS := gcc make pkg-config libmodbus-dev libcjson-dev libcunit1-dev \
             libgrpc-dev libprotobuf-c-dev protobuf-c-compiler \
             libmicrohttpd-dev libsqlite3-dev libpq-dev postgresql \
             python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc \
-            gnuplot-nox chromium chromium-driver libglpk-dev cppcheck clang-format
+            gnuplot-nox chromium chromium-driver libglpk-dev cppcheck clang-format \
+            python3-serial-asyncio clang llvm libclang-rt-14-dev
+# python3-serial-asyncio: python3-pymodbus imports it, but it is only a Recommends (and deps
+# installs with --no-install-recommends); tests/integration/test_python_deps.py checks that
+# every module the Python tests import comes from this list or its Depends. clang, llvm and
+# libclang-rt-14-dev (libFuzzer and the sanitizer runtimes): `make CC=clang`, the fuzzers.
 
 PKGS    := libmodbus libcjson libprotobuf-c grpc
 HE_PKGS := libmicrohttpd sqlite3 libpq
@@ -50,13 +70,17 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 HE_CFLAGS  = $(shell pkg-config --cflags $(HE_PKGS) 2>/dev/null)
 HE_LIBS    = $(shell pkg-config --libs $(HE_PKGS) 2>/dev/null)
 
-# -ffp-contract=off and no -ffast-math: the determinism contract (docs/determinism.md).
-CFLAGS  ?= $(OPT) -g
-CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Werror=implicit-function-declaration \
-           -Wshadow -Wno-unused-parameter -ffp-contract=off -fno-fast-math -MMD -MP \
-           $(SANFLAGS) $(PKG_CFLAGS) $(HE_CFLAGS) -I. -I$(GEN)
-LDFLAGS += $(SANFLAGS)
-LDLIBS  += $(PKG_LIBS) -lglpk -lm -lpthread
+# The caller's CFLAGS/CPPFLAGS/LDFLAGS/LDLIBS only add to what the build needs. The determinism
+# contract (docs/determinism.md: -ffp-contract=off, no -ffast-math) comes after CFLAGS, so that
+# no optimisation flag can switch it off.
+CFLAGS   ?= $(OPT) -g
+WARN     := -Wall -Wextra -Werror -Werror=implicit-function-declaration -Wshadow \
+            -Wno-unused-parameter
+CONTRACT := -std=gnu11 -ffp-contract=off -fno-fast-math
+ALL_CFLAGS = $(WARN) $(CFLAGS) $(CONTRACT) -MMD -MP $(SANFLAGS) -I. -I$(GEN) $(CPPFLAGS) \
+             $(PKG_CFLAGS) $(HE_CFLAGS)
+ALL_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
+ALL_LDLIBS  = $(PKG_LIBS) -lglpk -lm -lpthread $(LDLIBS)
 
 # ---- sources ---------------------------------------------------------------------------------
 GW_SRC   := $(filter-out gateway/main.c gateway/sunspec_gen.c,$(wildcard gateway/*.c))
@@ -80,7 +104,7 @@ SUNSPEC_JSON := $(sort $(wildcard gateway/sunspec/model_*.json))
 .DEFAULT_GOAL := all
 .SECONDARY: # keep intermediate objects (bench and test objects are not rebuilt every time)
 
-all: $(BIN)/der-sim $(BIN)/der-gateway $(BIN)/der-headend $(BENCH_BIN) $(GEN)/py/.stamp
+all: $(BIN)/der-sim $(BIN)/der-gateway $(BIN)/der-headend $(BENCH_BIN)
 
 # ---- dependencies ----------------------------------------------------------------------------
 deps:
@@ -99,18 +123,20 @@ deps:
 $(OBJ)/%.o: %.c | $(GEN)/sunspec_models.h $(PROTO_H)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC  $<")
-	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(OBJ)/gen/%.o: $(GEN)/%.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC  $<")
-	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 # The SunSpec model tables are generated from SunSpec's own JSON definitions at build time,
-# so the simulator's images and the gateway's decoder cannot drift (docs/registers.md).
+# so the simulator's images and the gateway's decoder cannot drift (docs/registers.md). The
+# generator runs on the build machine: HOSTCC, not CC.
 $(BUILD)/host/sunspec-gen: gateway/sunspec_gen.c
 	@mkdir -p $(dir $@)
-	$(CC) -std=gnu11 -O1 -g -Wall -Wextra -Werror $(PKG_CFLAGS) $< -o $@ $(PKG_LIBS)
+	$(HOSTCC) -std=gnu11 -O1 -g -Wall -Wextra -Werror $$(pkg-config --cflags libcjson) $< -o $@ \
+	  $$(pkg-config --libs libcjson)
 
 $(GEN)/sunspec_models.c $(GEN)/sunspec_models.h &: $(BUILD)/host/sunspec-gen $(SUNSPEC_JSON)
 	@mkdir -p $(GEN)
@@ -128,7 +154,8 @@ FORCE:
 $(OBJ)/sim/main.o: $(GEN)/version.h
 
 # The wire protocol: C messages with protoc-c (both sides link libproto.a), Python stubs for the
-# grpcio peer tests (notes: Debian's grpc_python_plugin, not python3-grpc-tools).
+# grpcio peer tests (Debian's grpc_python_plugin, not python3-grpc-tools); only the test targets
+# build the Python stubs, so `make` and `make install` do not need protoc's Python tooling.
 $(PROTO_C) $(PROTO_H) &: $(PROTO)
 	@mkdir -p $(GEN)
 	protoc-c --c_out=$(GEN) -I. $(PROTO)
@@ -150,7 +177,7 @@ $(LIB)/libheadend.a: $(HE_OBJ) $(PROTO_OBJ)
 $(BIN)/der-headend: $(OBJ)/headend/main.o $(LIB)/libheadend.a $(LIB)/libproto.a
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD  $@")
-	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(HE_LIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) $^ -o $@ $(ALL_LDLIBS) $(HE_LIBS)
 
 $(OBJ)/headend/main.o: $(GEN)/version.h
 
@@ -165,19 +192,19 @@ $(LIB)/libsim.a: $(SIM_OBJ)
 $(BIN)/der-sim: $(OBJ)/sim/main.o $(LIB)/libsim.a $(LIB)/libgateway.a $(LIB)/libproto.a
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD  $@")
-	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) $^ -o $@ $(ALL_LDLIBS)
 
 $(BIN)/der-gateway: $(OBJ)/gateway/main.o $(LIB)/libgateway.a $(LIB)/libproto.a
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD  $@")
-	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) $^ -o $@ $(ALL_LDLIBS)
 
 $(OBJ)/gateway/main.o: $(GEN)/version.h
 
 $(BIN)/%: $(OBJ)/tests/bench/%.o $(LIB)/libsim.a $(LIB)/libgateway.a $(LIB)/libheadend.a $(LIB)/libproto.a
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD  $@")
-	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(HE_LIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) $^ -o $@ $(ALL_LDLIBS) $(HE_LIBS)
 
 # Unit tests: every tests/unit/test_*.c defines `void test_register_NAME(void)`; the list of
 # suites is generated so that adding a test file needs no edit elsewhere.
@@ -194,17 +221,17 @@ $(OBJ)/tests/unit/main.o: $(GEN)/unit_suites.h
 $(BIN)/unit-tests: $(UNIT_OBJ) $(LIB)/libsim.a $(LIB)/libgateway.a $(LIB)/libheadend.a $(LIB)/libproto.a
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD  $@")
-	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(HE_LIBS) -lcunit
+	$(Q)$(CC) $(ALL_LDFLAGS) $^ -o $@ $(ALL_LDLIBS) $(HE_LIBS) -lcunit
 
 # ---- test, bench, run ------------------------------------------------------------------------
 test: deps
-	@$(MAKE) --no-print-directory all $(BIN)/unit-tests
+	@$(MAKE) --no-print-directory all $(BIN)/unit-tests $(GEN)/py/.stamp
 	@BUILD=$(BUILD) bash tests/run-all.sh
 
 unit: all $(BIN)/unit-tests
 	$(BIN)/unit-tests
 
-integration: all $(BIN)/unit-tests
+integration: all $(BIN)/unit-tests $(GEN)/py/.stamp
 	@BUILD=$(BUILD) bash tests/run-all.sh
 
 bench: deps

@@ -3,10 +3,18 @@
 # time limit), then every scenario in scenarios/ with its expectations (`der-sim run
 # --transport inproc --quiet`, one test per scenario), a summary table, and the closing line
 # `N passed, N failed` (unit tests counted one by one).
+#
+# Logs: each integration test's output and each scenario's outputs go to a directory of this
+# run, made by mktemp under $TMPDIR (so two runs never share one). Its path is printed at the
+# start. It is removed when every test passed, and kept when one failed (the failed tests'
+# logs and reports are there) or when KEEP_LOGS=1. SCENARIO_OUT=DIR puts the scenario outputs
+# in DIR instead (never removed).
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 export BUILD
+logs=$(mktemp -d -t derloop-tests.XXXXXX) || { echo "run-all: mktemp failed" >&2; exit 1; }
+echo "logs: $logs"
 pass=0 fail=0
 failed_names=()
 summary=()
@@ -29,8 +37,8 @@ for t in tests/integration/test_*.sh tests/integration/test_*.py; do
   name=$(basename "$t")
   start=$(date +%s)
   case "$t" in
-    *.py) timeout 300 /usr/bin/python3 "$t" > "/tmp/derloop-$name.log" 2>&1 ;;
-    *)    timeout 300 bash "$t" > "/tmp/derloop-$name.log" 2>&1 ;;
+    *.py) timeout 300 /usr/bin/python3 "$t" > "$logs/$name.log" 2>&1 ;;
+    *)    timeout 300 bash "$t" > "$logs/$name.log" 2>&1 ;;
   esac
   rc=$?
   secs=$(( $(date +%s) - start ))
@@ -39,14 +47,16 @@ for t in tests/integration/test_*.sh tests/integration/test_*.py; do
   else
     fail=$((fail + 1)); failed_names+=("$name"); echo "FAIL $name (exit $rc, ${secs}s)"
     summary+=("$name|FAIL|$secs")
-    sed 's/^/    | /' "/tmp/derloop-$name.log" | tail -n 40
+    sed 's/^/    | /' "$logs/$name.log" | tail -n 40
+    echo "    | log: $logs/$name.log"
   fi
 done
 
 echo "== scenarios"
 # Every scenario runs with its expectations; der-sim exits 1 when one fails. Outputs go to a
-# scratch directory (plots and report included, so a failure leaves a page to look at).
-scen_out=${SCENARIO_OUT:-$(mktemp -d /tmp/derloop-scenarios.XXXXXX)}
+# directory of this run (plots and report included, so a failure leaves a page to look at).
+scen_out=${SCENARIO_OUT:-$logs/scenarios}
+mkdir -p "$scen_out"
 for s in scenarios/*.json; do
   [ -e "$s" ] || continue
   name="scenario $(basename "$s" .json)"
@@ -75,5 +85,10 @@ for row in "${summary[@]}"; do
 done
 echo
 for n in "${failed_names[@]+"${failed_names[@]}"}"; do echo "failed: $n"; done
+if [ "$fail" -eq 0 ] && [ "${KEEP_LOGS:-0}" != 1 ]; then
+  rm -rf "$logs"
+else
+  echo "logs kept in $logs"
+fi
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

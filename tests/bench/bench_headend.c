@@ -4,7 +4,11 @@
  * messages per gateway per second for the load phase while another thread posts dispatches
  * through REST; every Setpoint is acked APPLIED at once. Prints telemetry ingested per second
  * (from the headend's own counters), dispatch-to-APPLIED latency p50/p99 and headend RSS per
- * stream. Usage: bench_headend [N [M [SECONDS [DISPATCHES]]]]  (default 1000 10 20 200). */
+ * stream. Usage: bench_headend [N [M [SECONDS [DISPATCHES]]]]  (default 1000 10 20 200).
+ * Targets (issue 5): the offered N x M messages/s (10,000 by default) ingested and stored
+ * (at least 99 % of it over the window: messages in flight at its edges), dispatch p99 under
+ * 50 ms, under 100 KB of headend RSS per stream after the load. A missed target prints a MISS
+ * line and makes the exit status 3 (bench.h). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -27,6 +31,7 @@
 #include <grpc/support/time.h>
 
 #include "proto/der/v1/agent.pb-c.h"
+#include "tests/bench/bench.h"
 
 #define MAX_ACKS 32
 
@@ -513,6 +518,12 @@ int main(int argc, char **argv)
            (tel1 - tel0) / secs, (rows1 - rows0) / secs, N * M, secs);
     printf("memory: headend RSS %ld KB after load: %.1f KB per stream\n", rss2,
            (double)(rss2 - rss0) / N);
+    bench_target("bench_headend", "telemetry messages/s ingested", (tel1 - tel0) / secs, "/s",
+                 ">=", 0.99 * N * M);
+    bench_target("bench_headend", "telemetry rows/s stored", (rows1 - rows0) / secs, "/s",
+                 ">=", 0.99 * N * M);
+    bench_target("bench_headend", "headend RSS per stream after load", (double)(rss2 - rss0) / N,
+                 "KB", "<", 100.0);
 
     int64_t *lat = calloc((size_t)DISPATCHES + 1, sizeof(int64_t));
     int nl = 0;
@@ -520,11 +531,16 @@ int main(int argc, char **argv)
         if (apply_us[k] > 0)
             lat[nl++] = apply_us[k];
     qsort(lat, (size_t)nl, sizeof(int64_t), cmp64);
-    if (nl)
+    if (nl) {
         printf("dispatch: %d/%d APPLIED; POST -> Setpoint at gateway -> APPLIED sent: p50 %.2f ms "
                "p99 %.2f ms max %.2f ms\n",
                nl, DISPATCHES, lat[nl / 2] / 1000.0, lat[(nl * 99) / 100 - (nl >= 100)] / 1000.0,
                lat[nl - 1] / 1000.0);
+        bench_target("bench_headend", "dispatch POST -> APPLIED p99",
+                     lat[(nl * 99) / 100 - (nl >= 100)] / 1000.0, "ms", "<", 50.0);
+    } else if (DISPATCHES) {
+        bench_no_figure("bench_headend", "dispatch POST -> APPLIED p99", "no dispatch APPLIED");
+    }
     /* The headend's own view: created_ms -> APPLIED ack recorded (ms resolution). */
     int n2 = 0;
     for (int i = 0; i < DISPATCHES; i++) {
@@ -585,5 +601,5 @@ int main(int argc, char **argv)
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", dir);
-    return 0;
+    return bench_exit(0);
 }

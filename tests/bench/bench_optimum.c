@@ -1,7 +1,8 @@
 /* bench_optimum: wall time of the perfect-foresight LP (sim/optimum.c) for a synthetic site at
  * 15-minute resolution over a day, a month and a year (35,040 intervals), cost and peak
- * objectives, one and two batteries. Figures only, nothing asserted. (A year of min peak is left
- * out: the interior point does not converge there and the simplex fallback takes minutes.) */
+ * objectives, one and two batteries. Figures only, no target; a solve that fails makes the exit
+ * status 1. (A year of min peak is left out: the interior point does not converge there and the
+ * simplex fallback takes minutes.) */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,8 +31,8 @@ static void synth(size_t n, double *net_w, double *p_imp, double *p_exp)
     }
 }
 
-static void bench(const char *label, size_t n, enum optimum_objective obj, size_t nb, double *net,
-                  double *pi, double *pe)
+static int bench(const char *label, size_t n, enum optimum_objective obj, size_t nb, double *net,
+                 double *pi, double *pe)
 {
     struct optimum_battery b[2];
     for (size_t k = 0; k < 2; k++) {
@@ -63,12 +64,13 @@ static void bench(const char *label, size_t n, enum optimum_objective obj, size_
     int rc = optimum_solve(&pb, &r, NULL, err, sizeof err);
     if (rc) {
         printf("%-40s failed: %d %s\n", label, rc, err);
-        return;
+        return 1;
     }
     printf("%-40s n=%-6zu batteries=%zu %8.3f s  baseline=%10.2f optimal=%10.2f "
            "savings=%9.2f peak=%7.1f kW (idle %7.1f) binaries=%zu\n",
            label, n, nb, r.solve_s, r.baseline_cost, r.optimal_cost, r.optimal_savings,
            r.peak_w / 1000.0, r.baseline_peak_w / 1000.0, r.n_binaries);
+    return 0;
 }
 
 int main(void)
@@ -80,14 +82,16 @@ int main(void)
         return 1;
     setvbuf(stdout, NULL, _IOLBF, 0); /* figures as they come, also into a pipe */
     synth(year, net, pi, pe);
-    bench("1 day at 15 min, min cost", PER_DAY, OPTIMUM_MIN_COST, 1, net, pi, pe);
-    bench("30 days at 15 min, min cost", 30 * PER_DAY, OPTIMUM_MIN_COST, 1, net, pi, pe);
-    bench("30 days at 15 min, min peak", 30 * PER_DAY, OPTIMUM_MIN_PEAK, 1, net, pi, pe);
-    bench("1 year at 15 min, min cost", year, OPTIMUM_MIN_COST, 1, net, pi, pe);
-    bench("1 year at 15 min, min cost, 2 batteries", year, OPTIMUM_MIN_COST, 2, net, pi, pe);
-    bench("90 days at 15 min, min peak", 90 * PER_DAY, OPTIMUM_MIN_PEAK, 1, net, pi, pe);
+    int failed = 0;
+    failed |= bench("1 day at 15 min, min cost", PER_DAY, OPTIMUM_MIN_COST, 1, net, pi, pe);
+    failed |= bench("30 days at 15 min, min cost", 30 * PER_DAY, OPTIMUM_MIN_COST, 1, net, pi, pe);
+    failed |= bench("30 days at 15 min, min peak", 30 * PER_DAY, OPTIMUM_MIN_PEAK, 1, net, pi, pe);
+    failed |= bench("1 year at 15 min, min cost", year, OPTIMUM_MIN_COST, 1, net, pi, pe);
+    failed |=
+        bench("1 year at 15 min, min cost, 2 batteries", year, OPTIMUM_MIN_COST, 2, net, pi, pe);
+    failed |= bench("90 days at 15 min, min peak", 90 * PER_DAY, OPTIMUM_MIN_PEAK, 1, net, pi, pe);
     free(net);
     free(pi);
     free(pe);
-    return 0;
+    return failed;
 }
