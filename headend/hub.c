@@ -82,7 +82,7 @@ int hub_new(const struct headend_config *cfg, struct inventory *inv, struct stor
         struct asset_state *a = &h->assets[i];
         if (st->ops->telemetry_latest(st, inventory_asset_at(inv, i)->id, &a->latest) == 0) {
             a->has_latest = 1;
-            a->lag_ms = (double)(a->latest.received_ms - a->latest.ts_ms);
+            a->lag_ms = (double)a->latest.received_ms - (double)a->latest.ts_ms;
         }
     }
     *out = h;
@@ -453,7 +453,7 @@ static void on_telemetry(struct hub *h, struct session *s, const Der__V1__Teleme
     } else if (!st->has_latest || l->ts_ms >= st->latest.ts_ms) {
         st->latest = rec;
         st->has_latest = 1;
-        st->lag_ms = (double)(now_ms - t->ts_ms);
+        st->lag_ms = (double)now_ms - (double)t->ts_ms; /* in double: ts_ms is untrusted */
     }
     st->messages++;
     if (st->win_start_ms == 0)
