@@ -89,8 +89,8 @@ static void add_register(struct stream *s, const char *gw, const char *site, con
     add(s, &m);
 }
 
-static void add_telemetry(struct stream *s, const char *asset, int64_t ts, uint64_t tseq,
-                          double p, int details)
+static void add_telemetry(struct stream *s, const char *asset, int64_t ts, uint64_t tseq, double p,
+                          int details)
 {
     Der__V1__Telemetry t = DER__V1__TELEMETRY__INIT;
     Der__V1__StorageDetails sd = DER__V1__STORAGE_DETAILS__INIT;
@@ -174,7 +174,10 @@ static void agentmsg_seeds(void)
     struct stream s = {0};
     add_register(&s, "gw1", "s1", all, 3, "s1-bat");
     for (int d = 0; d <= 5; d++)
-        add_telemetry(&s, d == 2 ? "s1-pv" : d == 3 ? "s1-meter" : "s1-bat",
+        add_telemetry(&s,
+                      d == 2   ? "s1-pv"
+                      : d == 3 ? "s1-meter"
+                               : "s1-bat",
                       1700000000000LL + d * 1000, (uint64_t)d + 1, 100.0 * d, d);
     add_telemetry(&s, "", 1700000009000LL, 9, 1, 0); /* the primary asset */
     add_heartbeat(&s);
