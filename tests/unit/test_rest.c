@@ -195,6 +195,24 @@ static void test_rest_body_ids(void)
     hub_free(h);
 }
 
+/* The REST limits block of the option table: defaults as docs/operations.md says, bounds. */
+static void test_rest_limit_options(void)
+{
+    struct headend_config c;
+    char err[256];
+    config_defaults(&c);
+    CU_ASSERT_EQUAL(c.http_max_connections, 256);
+    CU_ASSERT_EQUAL(c.http_max_per_ip, 32);
+    CU_ASSERT_EQUAL(c.http_timeout_s, 10);
+    CU_ASSERT_EQUAL(c.http_threads, 2);
+    CU_ASSERT_EQUAL(config_set(&c, "http-max-per-ip", "0", err, sizeof(err)), 0);
+    CU_ASSERT_EQUAL(c.http_max_per_ip, 0);
+    CU_ASSERT_EQUAL(config_set(&c, "http_timeout_s", "0", err, sizeof(err)), -ERANGE);
+    CU_ASSERT_EQUAL(config_set(&c, "http-threads", "17", err, sizeof(err)), -ERANGE);
+    CU_ASSERT_EQUAL(config_set(&c, "http-max-connections", "15", err, sizeof(err)), -ERANGE);
+    CU_ASSERT_EQUAL(config_check(&c, err, sizeof(err)), 0);
+}
+
 void test_register_rest(void)
 {
     CU_pSuite s = CU_add_suite("rest_hygiene", NULL, NULL);
@@ -202,4 +220,5 @@ void test_register_rest(void)
     CU_add_test(s, "ident_valid", test_ident);
     CU_add_test(s, "raw URL: decoding, control characters, ids", test_rest_raw_url);
     CU_add_test(s, "body ids: NUL and control characters", test_rest_body_ids);
+    CU_add_test(s, "REST limit options", test_rest_limit_options);
 }
