@@ -70,6 +70,17 @@ static const struct opt table[] = {
     {"shutdown-grace-ms", OPT_INT, F(shutdown_grace_ms), "1000", 0, 60000,
      "on SIGINT/SIGTERM, time given to streams before they are cancelled"},
     {"debug", OPT_BOOL, F(log_debug), "0", 0, 1, "log per-message debug lines"},
+    /* REST listener limits: idle or half-sent connections must not keep /healthz from
+     * answering. The minimum connections (16) is the maximum threads, as libmicrohttpd
+     * shares the connection limit out among its threads. */
+    {"http-max-connections", OPT_INT, F(http_max_connections), "256", 16, 65536,
+     "most concurrent REST connections; beyond it new ones wait in the listen backlog"},
+    {"http-max-per-ip", OPT_INT, F(http_max_per_ip), "32", 0, 65536,
+     "most concurrent REST connections from one IP address; 0 = no per-address limit"},
+    {"http-timeout-s", OPT_INT, F(http_timeout_s), "10", 1, 3600,
+     "a REST connection silent this long (idle or a request half sent) is closed"},
+    {"http-threads", OPT_INT, F(http_threads), "2", 1, 16,
+     "REST worker threads (each with its own epoll set)"},
 };
 
 #define NOPT (sizeof(table) / sizeof(table[0]))

@@ -32,6 +32,11 @@ struct headend_config {
     int dispatch_ttl_max_s;
     int shutdown_grace_ms;
     int log_debug;
+    /* REST listener limits (docs/operations.md, REST limits) */
+    int http_max_connections;
+    int http_max_per_ip;
+    int http_timeout_s;
+    int http_threads;
 };
 
 /* Fills every field with its default. */

@@ -1,7 +1,15 @@
 /* rest: routes and validation. Errors are JSON objects {"error": "...", "field": "..."}
  * naming the offending field (or "path" / "body"), 400 for bad input and 404 for unknown
  * ids. POST /dispatch: {asset_id | site_id, mw, ttl_s}; asset_id wins when both are given;
- * mw is megawatts in site signs (x 1e6 onto the wire's power_w). */
+ * mw is megawatts in site signs (x 1e6 onto the wire's power_w).
+ *
+ * Input hygiene: URLs are percent-decoded here, not by libmicrohttpd (its decoder writes a
+ * %00 into the path as a NUL, and the C string we were handed then named another resource):
+ * a path or query value that decodes to a control character is refused, and every id in a
+ * path or body must pass ident_valid. Request data written to the log goes through
+ * log_escape. The listener has a connection limit, a per-IP limit and an idle timeout, and
+ * a small thread pool, so idle or half-sent connections cannot keep /healthz from answering
+ * (docs/operations.md, REST limits). */
 #include "headend/rest.h"
 
 #include <arpa/inet.h>
@@ -17,6 +25,7 @@
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
 
+#include "headend/ident.h"
 #include "headend/log.h"
 #include "headend/metrics.h"
 
@@ -24,6 +33,7 @@
 #define RANGE_LIMIT_DEFAULT 10000
 #define RANGE_LIMIT_MAX     100000
 #define RECENT_SESSIONS     5
+#define MAX_ARGS            16 /* query parameters per request */
 
 static void set_json(struct rest_response *r, int status, cJSON *j)
 {
@@ -284,6 +294,59 @@ static int get_dispatch(struct hub *h, const char *id, struct rest_response *r)
     return 0;
 }
 
+/* Finds the first string in a JSON text that holds a NUL, raw or escaped as \u0000. cJSON
+ * decodes it into the value, and every C-string use of that value then stops at it:
+ * {"asset_id":"bat-1\u0000evil"} was dispatched to bat-1. Returns 1 with key set to the
+ * member of the top-level object the string is in (its raw text, cut to keylen - 1; "body"
+ * when the NUL is in a member name or outside any member), 0 when no string has one. Only
+ * strings matter here, so the scan just tells strings from the rest; it never reads past n
+ * and needs no valid JSON (cJSON has parsed the text already). */
+static int json_find_nul(const char *s, size_t n, char *key, size_t keylen)
+{
+    int depth = 0, object = 0, want_key = 0, have_key = 0;
+    size_t key_at = 0, key_len = 0;
+    for (size_t i = 0; s && i < n; i++) {
+        char c = s[i];
+        if (c == '"') {
+            size_t start = ++i;
+            int nul = 0;
+            for (; i < n && s[i] != '"'; i++) {
+                if (s[i] == 0) {
+                    nul = 1;
+                } else if (s[i] == '\\' && i + 1 < n) {
+                    if (s[i + 1] == 'u' && i + 5 < n && !memcmp(s + i + 2, "0000", 4))
+                        nul = 1;
+                    i++; /* the escaped character: \" does not end the string */
+                }
+            }
+            int is_key = depth == 1 && object && want_key;
+            if (is_key) {
+                key_at = start;
+                key_len = i - start;
+                have_key = 1;
+                want_key = 0;
+            }
+            if (nul) {
+                if (is_key || !have_key || depth < 1)
+                    snprintf(key, keylen, "body");
+                else
+                    snprintf(key, keylen, "%.*s", (int)key_len, s + key_at);
+                return 1;
+            }
+        } else if (c == '{' || c == '[') {
+            if (++depth == 1) {
+                object = c == '{';
+                want_key = object;
+            }
+        } else if (c == '}' || c == ']') {
+            depth--;
+        } else if (c == ',' && depth == 1) {
+            want_key = object;
+        }
+    }
+    return 0;
+}
+
 static int post_dispatch(struct hub *h, const char *body, size_t len, int64_t now_ms,
                          struct rest_response *r)
 {
@@ -293,6 +356,12 @@ static int post_dispatch(struct hub *h, const char *body, size_t len, int64_t no
     if (!j || !cJSON_IsObject(j)) {
         cJSON_Delete(j);
         return error(r, 400, "body", "the body must be a JSON object");
+    }
+    char key[INV_ID_MAX], why[96];
+    if (json_find_nul(body, len, key, sizeof(key))) {
+        cJSON_Delete(j);
+        return error(r, 400, key, "%s contains a NUL character (\\u0000): refused, not cut there",
+                     key);
     }
     const cJSON *ja = cJSON_GetObjectItemCaseSensitive(j, "asset_id");
     const cJSON *js = cJSON_GetObjectItemCaseSensitive(j, "site_id");
@@ -304,11 +373,15 @@ static int post_dispatch(struct hub *h, const char *body, size_t len, int64_t no
     if (ja && !cJSON_IsNull(ja)) {
         if (!cJSON_IsString(ja))
             rc = error(r, 400, "asset_id", "asset_id must be a string");
+        else if (ident_valid(ja->valuestring, strlen(ja->valuestring), why, sizeof(why)) < 0)
+            rc = error(r, 400, "asset_id", "asset_id %s", why);
         else if (!(a = inventory_asset(inv, ja->valuestring)))
             rc = error(r, 404, "asset_id", "unknown asset '%s'", ja->valuestring);
     } else if (js && !cJSON_IsNull(js)) {
         if (!cJSON_IsString(js))
             rc = error(r, 400, "site_id", "site_id must be a string");
+        else if (ident_valid(js->valuestring, strlen(js->valuestring), why, sizeof(why)) < 0)
+            rc = error(r, 400, "site_id", "site_id %s", why);
         else if (!(s = inventory_site(inv, js->valuestring)))
             rc = error(r, 404, "site_id", "unknown site '%s'", js->valuestring);
     } else {
@@ -375,10 +448,37 @@ out:
     return rc;
 }
 
-static int route(struct hub *h, const char *method, const char *path, rest_arg_fn arg, void *actx,
-                 const char *body, size_t len, int64_t now_ms, struct rest_response *r)
+/* Index of the first control character (C0, DEL; NUL included) in n bytes, or -1. */
+static long find_ctl(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7F)
+            return (long)i;
+    return -1;
+}
+
+/* An id taken from the path (plen bytes: it may hold a NUL that the decoder produced). */
+static int bad_path_id(struct rest_response *r, const char *field, const char *id, size_t len)
+{
+    char why[96];
+    if (ident_valid(id, len, why, sizeof(why)) == 0)
+        return 0;
+    error(r, 400, field, "%s in the path %s", field, why);
+    return 1;
+}
+
+static int route(struct hub *h, const char *method, const char *path, size_t plen, rest_arg_fn arg,
+                 void *actx, const char *body, size_t len, int64_t now_ms, struct rest_response *r)
 {
     int get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+    /* The two routes with an id in the path: the id gets the id rules (and its own field in
+     * the error); any other path must simply be free of control characters. */
+    int tele = plen > 11 && !memcmp(path, "/telemetry/", 11) && !memchr(path + 11, '/', plen - 11);
+    int disp = plen > 10 && !memcmp(path, "/dispatch/", 10) && !memchr(path + 10, '/', plen - 10);
+    long ctl = tele || disp ? -1 : find_ctl(path, plen);
+    if (ctl >= 0)
+        return error(r, 400, "path", "the path contains a control character (0x%02x) at byte %ld",
+                     (unsigned char)path[ctl], ctl);
     if (!strcmp(path, "/dispatch")) {
         if (strcmp(method, "POST") != 0)
             return error(r, 405, "method", "use POST /dispatch");
@@ -407,25 +507,183 @@ static int route(struct hub *h, const char *method, const char *path, rest_arg_f
         r->content_type = "text/plain; version=0.0.4";
         return 0;
     }
-    if (!strncmp(path, "/telemetry/", 11) && path[11] && !strchr(path + 11, '/'))
-        return get_telemetry(h, path + 11, arg, actx, now_ms, r);
-    if (!strncmp(path, "/dispatch/", 10) && path[10] && !strchr(path + 10, '/'))
-        return get_dispatch(h, path + 10, r);
+    if (tele)
+        return bad_path_id(r, "asset_id", path + 11, plen - 11)
+                   ? 0
+                   : get_telemetry(h, path + 11, arg, actx, now_ms, r);
+    if (disp)
+        return bad_path_id(r, "setpoint_id", path + 10, plen - 10) ? 0
+                                                                   : get_dispatch(h, path + 10, r);
     return error(r, 404, "path", "no such endpoint: %s", path);
+}
+
+static void out_of_memory(struct rest_response *resp)
+{
+    resp->status = 500;
+    resp->content_type = "application/json";
+    resp->body = strdup("{\"error\":\"out of memory\",\"field\":\"\"}");
+}
+
+static int handle_n(struct hub *h, const char *method, const char *path, size_t plen,
+                    rest_arg_fn arg, void *arg_ctx, const char *body, size_t body_len,
+                    int64_t now_ms, struct rest_response *resp)
+{
+    memset(resp, 0, sizeof(*resp));
+    hub_lock(h);
+    int rc = route(h, method, path, plen, arg, arg_ctx, body, body_len, now_ms, resp);
+    hub_unlock(h);
+    if (!resp->body)
+        out_of_memory(resp);
+    return rc;
 }
 
 int rest_handle(struct hub *h, const char *method, const char *path, rest_arg_fn arg, void *arg_ctx,
                 const char *body, size_t body_len, int64_t now_ms, struct rest_response *resp)
 {
-    memset(resp, 0, sizeof(*resp));
-    hub_lock(h);
-    int rc = route(h, method, path, arg, arg_ctx, body, body_len, now_ms, resp);
-    hub_unlock(h);
-    if (!resp->body) {
-        resp->status = 500;
-        resp->content_type = "application/json";
-        resp->body = strdup("{\"error\":\"out of memory\",\"field\":\"\"}");
+    return handle_n(h, method, path, strlen(path), arg, arg_ctx, body, body_len, now_ms, resp);
+}
+
+/* ---- the request as it came: percent-decoding and the query ----------------------------- */
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes n bytes into a new NUL-terminated string of *outlen bytes (which may hold
+ * NULs: the caller compares). A '%' without two hex digits stays as it is, as in
+ * libmicrohttpd's own decoder. NULL when out of memory. */
+static char *pct_decode(const char *s, size_t n, size_t *outlen)
+{
+    char *o = malloc(n + 1);
+    if (!o)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        int hi, lo;
+        if (s[i] == '%' && i + 2 < n && (hi = hexval(s[i + 1])) >= 0 &&
+            (lo = hexval(s[i + 2])) >= 0) {
+            o[k++] = (char)(hi << 4 | lo);
+            i += 2;
+        } else {
+            o[k++] = s[i];
+        }
     }
+    o[k] = 0;
+    *outlen = k;
+    return o;
+}
+
+/* Decoded query parameters; the strings are owned (args_free). */
+struct args {
+    size_t n;
+    char *key[MAX_ARGS], *val[MAX_ARGS]; /* val NULL for a bare `?key` */
+};
+
+static const char *args_get(void *ctx, const char *key)
+{
+    const struct args *a = ctx;
+    for (size_t i = 0; i < a->n; i++)
+        if (!strcmp(a->key[i], key))
+            return a->val[i] ? a->val[i] : "";
+    return NULL;
+}
+
+static void args_free(struct args *a)
+{
+    for (size_t i = 0; i < a->n; i++) {
+        free(a->key[i]);
+        free(a->val[i]);
+    }
+    a->n = 0;
+}
+
+/* Adds one raw (still encoded) parameter. 0, or an error response set in r. */
+static int args_add(struct args *a, const char *k, size_t kn, const char *v, size_t vn, int has_v,
+                    struct rest_response *r)
+{
+    if (a->n == MAX_ARGS) {
+        error(r, 400, "query", "more than %d query parameters", MAX_ARGS);
+        return -E2BIG;
+    }
+    size_t kl = 0, vl = 0;
+    char *key = pct_decode(k, kn, &kl), *val = has_v ? pct_decode(v, vn, &vl) : NULL;
+    if (!key || (has_v && !val)) {
+        free(key);
+        free(val);
+        out_of_memory(r);
+        return -ENOMEM;
+    }
+    a->key[a->n] = key;
+    a->val[a->n] = val;
+    a->n++;
+    long kc = find_ctl(key, kl), vc = val ? find_ctl(val, vl) : -1;
+    if (kc >= 0) {
+        error(r, 400, "query", "a query parameter name contains a control character (0x%02x)",
+              (unsigned char)key[kc]);
+        return -EINVAL;
+    }
+    if (vc >= 0) {
+        error(r, 400, key, "%s contains a control character (0x%02x) at byte %ld", key,
+              (unsigned char)val[vc], vc);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* Splits a raw query string (after '?') at '&' and '='. */
+static int args_parse(struct args *a, const char *q, size_t n, struct rest_response *r)
+{
+    size_t i = 0;
+    while (i < n) {
+        const char *amp = memchr(q + i, '&', n - i);
+        size_t end = amp ? (size_t)(amp - q) : n;
+        if (end > i) {
+            const char *eq = memchr(q + i, '=', end - i);
+            size_t kend = eq ? (size_t)(eq - q) : end;
+            int rc = args_add(a, q + i, kend - i, eq ? eq + 1 : NULL, eq ? end - kend - 1 : 0,
+                              eq != NULL, r);
+            if (rc < 0)
+                return rc;
+        }
+        i = end + 1;
+    }
+    return 0;
+}
+
+/* The decoded request: path refused if it does not decode, then routed. */
+static int handle_raw(struct hub *h, const char *method, const char *raw_path, size_t raw_len,
+                      struct args *a, const char *body, size_t body_len, int64_t now_ms,
+                      struct rest_response *resp)
+{
+    size_t plen;
+    char *path = pct_decode(raw_path, raw_len, &plen);
+    if (!path) {
+        out_of_memory(resp);
+        return -ENOMEM;
+    }
+    int rc = handle_n(h, method, path, plen, args_get, a, body, body_len, now_ms, resp);
+    free(path);
+    return rc;
+}
+
+int rest_handle_url(struct hub *h, const char *method, const char *url, size_t url_len,
+                    const char *body, size_t body_len, int64_t now_ms, struct rest_response *resp)
+{
+    memset(resp, 0, sizeof(*resp));
+    struct args a = {0};
+    const char *q = memchr(url, '?', url_len);
+    size_t plen = q ? (size_t)(q - url) : url_len;
+    int rc = q ? args_parse(&a, q + 1, url_len - plen - 1, resp) : 0;
+    if (rc == 0)
+        rc = handle_raw(h, method, url, plen, &a, body, body_len, now_ms, resp);
+    args_free(&a);
     return rc;
 }
 
@@ -442,9 +700,26 @@ struct upload {
     int too_big;
 };
 
-static const char *mhd_arg(void *ctx, const char *key)
+/* libmicrohttpd hands over the path and the query parameters as they came: we decode them
+ * (pct_decode), so that a %00 cannot cut a C string short unseen. */
+static size_t unescape_none(void *cls, struct MHD_Connection *c, char *s)
 {
-    return MHD_lookup_connection_value(ctx, MHD_GET_ARGUMENT_KIND, key);
+    return strlen(s);
+}
+
+struct collect {
+    struct args *a;
+    struct rest_response *r;
+    int rc;
+};
+
+static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    struct collect *col = cls;
+    col->rc =
+        args_add(col->a, key, strlen(key), value, value ? strlen(value) : 0, value != NULL, col->r);
+    return col->rc ? MHD_NO : MHD_YES;
 }
 
 static int64_t wall_ms(void)
@@ -489,7 +764,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         resp.content_type = "application/json";
         resp.body = strdup("{\"error\":\"body larger than 64 KiB\",\"field\":\"body\"}");
     } else {
-        rest_handle(rs->hub, method, url, mhd_arg, c, u->buf, u->len, wall_ms(), &resp);
+        struct args a = {0};
+        struct collect col = {&a, &resp, 0};
+        memset(&resp, 0, sizeof(resp));
+        MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect_arg, &col);
+        if (!col.rc)
+            handle_raw(rs->hub, method, url, strlen(url), &a, u->buf, u->len, wall_ms(), &resp);
+        else if (!resp.body)
+            out_of_memory(&resp);
+        args_free(&a);
     }
     size_t n = resp.body ? strlen(resp.body) : 0;
     struct MHD_Response *mr = MHD_create_response_from_buffer(n, resp.body ? resp.body : (char *)"",
@@ -501,9 +784,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     MHD_add_response_header(mr, "Content-Type", resp.content_type);
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)resp.status, mr);
     MHD_destroy_response(mr);
-    if (resp.status >= 400)
-        log_event(LOG_INFO, "event=http_error method=%s path=%s status=%d", method, url,
+    if (resp.status >= 400) {
+        /* The path as decoded (what was refused), escaped: a request line is no log line. */
+        size_t pl = 0;
+        char *dp = pct_decode(url, strlen(url), &pl);
+        char mb[64], pb[LOG_VALUE_MAX];
+        log_event(LOG_INFO, "event=http_error method=%s path=%s status=%d",
+                  log_escape(mb, sizeof(mb), method),
+                  dp ? log_escape_n(pb, sizeof(pb), dp, pl) : log_escape(pb, sizeof(pb), url),
                   resp.status);
+        free(dp);
+    }
     return ret;
 }
 
@@ -536,14 +827,29 @@ int rest_start(struct hub *h, const char *listen, struct rest **out, int *port, 
         snprintf(err, errlen, "http listen '%s': need an IPv4 address and a port", listen);
         return -EINVAL;
     }
+    hub_lock(h);
+    const struct headend_config *cfg = hub_config(h);
+    unsigned conn_limit = (unsigned)cfg->http_max_connections;
+    unsigned per_ip = (unsigned)cfg->http_max_per_ip;
+    unsigned timeout_s = (unsigned)cfg->http_timeout_s;
+    unsigned threads = (unsigned)cfg->http_threads;
+    hub_unlock(h);
     struct rest *r = calloc(1, sizeof(*r));
     if (!r)
         return -ENOMEM;
     r->hub = h;
-    r->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_INTERNAL_THREAD,
-                            (uint16_t)p, NULL, NULL, on_request, r, MHD_OPTION_SOCK_ADDR, &sa,
-                            MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
+    /* The limits that keep /healthz answering under idle or half-sent connections (the issue
+     * saw ~875 of them stop it): at most conn_limit connections (beyond it new ones wait in
+     * the kernel's backlog instead of taking descriptors the gRPC side needs), at most per_ip
+     * from one address (one client cannot take them all), and any connection silent for
+     * timeout_s seconds closed. A pool of threads, each with its own epoll set, so that one
+     * slow request (a long telemetry range) does not hold the others up. */
+    r->d = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, (uint16_t)p, NULL, NULL, on_request, r,
+        MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape_none, NULL, MHD_OPTION_CONNECTION_LIMIT, conn_limit,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
+        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_END);
     if (!r->d) {
         snprintf(err, errlen, "cannot listen on %s (HTTP)", listen);
         free(r);

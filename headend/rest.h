@@ -22,8 +22,16 @@ typedef const char *(*rest_arg_fn)(void *ctx, const char *key);
 int rest_handle(struct hub *h, const char *method, const char *path, rest_arg_fn arg, void *arg_ctx,
                 const char *body, size_t body_len, int64_t now_ms, struct rest_response *resp);
 
+/* The request as it came off the wire: url is the raw request target ("/telemetry/a%2Db?from=1",
+ * url_len bytes), percent-decoded here exactly as the listener does it; a path or query value
+ * that decodes to a control character (NUL included) is refused with 400. This is what the
+ * libmicrohttpd glue calls, and what tests/fuzz drives without sockets. */
+int rest_handle_url(struct hub *h, const char *method, const char *url, size_t url_len,
+                    const char *body, size_t body_len, int64_t now_ms, struct rest_response *resp);
+
 struct rest;
-/* Listens on cfg->http_listen (port 0 = any, returned in *port). 0 or -errno + err. */
+/* Listens on listen (port 0 = any, returned in *port) with the limits of hub_config(h):
+ * http_max_connections, http_max_per_ip, http_timeout_s, http_threads. 0 or -errno + err. */
 int rest_start(struct hub *h, const char *listen, struct rest **out, int *port, char *err,
                size_t errlen);
 void rest_stop(struct rest *r);

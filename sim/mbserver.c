@@ -442,17 +442,93 @@ static uint16_t be16(const uint8_t *p)
     return (uint16_t)(p[0] << 8 | p[1]);
 }
 
-static void reply_exception(struct mbserver *s, struct conn *c, const uint8_t *req, int code)
+int mbserver_frame_len(const uint8_t *buf, size_t len)
 {
-    /* libmodbus refuses codes past its table; a scenario's odd code becomes "server failure". */
+    if (len < MBAP_LEN)
+        return 0;
+    uint16_t proto = be16(buf + 2), mlen = be16(buf + 4);
+    if (proto != 0 || mlen < MBAP_LEN_MIN || mlen > MBAP_LEN_MAX)
+        return -EPROTO;
+    size_t flen = 6u + mlen;
+    return len < flen ? 0 : (int)flen;
+}
+
+/* The exception reply is formatted here, not by libmodbus: modbus_reply_exception computes
+ * the function byte as `function + 0x80` in an int and stores it in a byte, so a request with
+ * the high bit already set (0x80..0xFF) came back wrapped (0x83 -> 0x03, which reads as a
+ * normal reply with a garbage payload). We answer fc | 0x80 instead: for 0x01..0x7F that is
+ * the standard fc + 0x80 (Modbus application protocol 7); for fc >= 0x80 it is fc itself. No
+ * function code has the high bit set, so there is no standard answer; fc | 0x80 keeps the
+ * one property every client tests (high bit = exception) and still echoes the request. */
+size_t mbserver_format_exception(const uint8_t *req, int code, uint8_t out[MBSERVER_EXC_LEN])
+{
+    /* A scenario's odd code (outside 1..0x0B) becomes "server failure". */
     if (code < 1 || code >= MODBUS_EXCEPTION_MAX)
         code = MODBUS_EXCEPTION_SLAVE_OR_SERVER_FAILURE;
-    modbus_set_socket(s->ctx, c->fd);
-    if (modbus_reply_exception(s->ctx, req, (unsigned)code) < 0) {
+    out[0] = req[0]; /* transaction id */
+    out[1] = req[1];
+    out[2] = 0; /* protocol id */
+    out[3] = 0;
+    out[4] = 0; /* length: unit id, function, code */
+    out[5] = 3;
+    out[6] = req[MBAP_LEN - 1];
+    out[7] = (uint8_t)(req[MBAP_LEN] | 0x80);
+    out[8] = (uint8_t)code;
+    return MBSERVER_EXC_LEN;
+}
+
+static void reply_exception(struct mbserver *s, struct conn *c, const uint8_t *req, int code)
+{
+    uint8_t rsp[MBSERVER_EXC_LEN];
+    size_t n = mbserver_format_exception(req, code, rsp);
+    /* Nine bytes on a socket whose previous replies were all sent: a short write means the
+     * peer is not reading at all, which the client loop treats like a failed libmodbus send. */
+    if (send(c->fd, rsp, n, MSG_NOSIGNAL) != (ssize_t)n) {
         c->close_reason = "send_failed";
         return;
     }
     s->st.exceptions++;
+}
+
+int mbserver_check_request(struct regimage *img, const uint8_t *f, size_t flen)
+{
+    if (flen < MBAP_LEN + 1)
+        return MODBUS_EXCEPTION_ILLEGAL_DATA_VALUE;
+    const uint8_t *pdu = f + MBAP_LEN;
+    size_t plen = flen - MBAP_LEN;
+    switch (pdu[0]) {
+    case FC_READ_HOLDING:
+    case FC_READ_INPUT: {
+        if (plen != 5)
+            return MODBUS_EXCEPTION_ILLEGAL_DATA_VALUE;
+        uint16_t addr = be16(pdu + 1), n = be16(pdu + 3);
+        /* Modbus application protocol 6.3: quantity outside 1..125 is exception 3. */
+        if (n < 1 || n > MAX_READ)
+            return MODBUS_EXCEPTION_ILLEGAL_DATA_VALUE;
+        return regimage_check_read(img, addr, n);
+    }
+    case FC_WRITE_SINGLE: {
+        if (plen != 5)
+            return MODBUS_EXCEPTION_ILLEGAL_DATA_VALUE;
+        uint16_t addr = be16(pdu + 1), v = be16(pdu + 3);
+        return regimage_check_write(img, addr, 1, &v);
+    }
+    case FC_WRITE_MULTIPLE: {
+        if (plen < 6)
+            return MODBUS_EXCEPTION_ILLEGAL_DATA_VALUE;
+        uint16_t addr = be16(pdu + 1), n = be16(pdu + 3);
+        size_t bc = pdu[5];
+        /* 6.12: quantity 1..123 and byte count = 2 x quantity, else exception 3. */
+        if (n < 1 || n > MAX_WRITE || bc != 2u * n || plen != 6 + bc)
+            return MODBUS_EXCEPTION_ILLEGAL_DATA_VALUE;
+        uint16_t v[MAX_WRITE];
+        for (uint16_t i = 0; i < n; i++)
+            v[i] = be16(pdu + 6 + 2 * i);
+        return regimage_check_write(img, addr, n, v);
+    }
+    default: /* every other code, 0x80..0xFF included: exception 1 */
+        return MODBUS_EXCEPTION_ILLEGAL_FUNCTION;
+    }
 }
 
 /* Answers a request to a unit whose wire is healthy (or whose slow reply is due): the request
@@ -460,69 +536,27 @@ static void reply_exception(struct mbserver *s, struct conn *c, const uint8_t *r
 static void respond(struct mbserver *s, struct conn *c, const struct unit *u, const uint8_t *f,
                     size_t flen)
 {
-    const uint8_t *pdu = f + MBAP_LEN;
-    size_t plen = flen - MBAP_LEN;
     struct regimage *img = u->img;
     modbus_mapping_t *map = img->map, input_alias;
-    int code, write = 0;
-
-    switch (pdu[0]) {
-    case FC_READ_HOLDING:
-    case FC_READ_INPUT: {
-        if (plen != 5)
-            return reply_exception(s, c, f, MODBUS_EXCEPTION_ILLEGAL_DATA_VALUE);
-        uint16_t addr = be16(pdu + 1), n = be16(pdu + 3);
-        /* Modbus application protocol 6.3: quantity outside 1..125 is exception 3. */
-        if (n < 1 || n > MAX_READ)
-            return reply_exception(s, c, f, MODBUS_EXCEPTION_ILLEGAL_DATA_VALUE);
-        if ((code = regimage_check_read(img, addr, n)))
-            return reply_exception(s, c, f, code);
-        if (pdu[0] == FC_READ_INPUT) {
-            /* Input registers read the holding image: a mapping that aliases it. */
-            input_alias = *map;
-            input_alias.start_input_registers = map->start_registers;
-            input_alias.nb_input_registers = map->nb_registers;
-            input_alias.tab_input_registers = map->tab_registers;
-            map = &input_alias;
-        }
-        break;
+    int code = mbserver_check_request(img, f, flen);
+    if (code)
+        return reply_exception(s, c, f, code);
+    uint8_t fc = f[MBAP_LEN];
+    if (fc == FC_READ_INPUT) {
+        /* Input registers read the holding image: a mapping that aliases it. */
+        input_alias = *map;
+        input_alias.start_input_registers = map->start_registers;
+        input_alias.nb_input_registers = map->nb_registers;
+        input_alias.tab_input_registers = map->tab_registers;
+        map = &input_alias;
     }
-    case FC_WRITE_SINGLE: {
-        if (plen != 5)
-            return reply_exception(s, c, f, MODBUS_EXCEPTION_ILLEGAL_DATA_VALUE);
-        uint16_t addr = be16(pdu + 1), v = be16(pdu + 3);
-        if ((code = regimage_check_write(img, addr, 1, &v)))
-            return reply_exception(s, c, f, code);
-        write = 1;
-        break;
-    }
-    case FC_WRITE_MULTIPLE: {
-        if (plen < 6)
-            return reply_exception(s, c, f, MODBUS_EXCEPTION_ILLEGAL_DATA_VALUE);
-        uint16_t addr = be16(pdu + 1), n = be16(pdu + 3);
-        size_t bc = pdu[5];
-        /* 6.12: quantity 1..123 and byte count = 2 x quantity, else exception 3. */
-        if (n < 1 || n > MAX_WRITE || bc != 2u * n || plen != 6 + bc)
-            return reply_exception(s, c, f, MODBUS_EXCEPTION_ILLEGAL_DATA_VALUE);
-        uint16_t v[MAX_WRITE];
-        for (uint16_t i = 0; i < n; i++)
-            v[i] = be16(pdu + 6 + 2 * i);
-        if ((code = regimage_check_write(img, addr, n, v)))
-            return reply_exception(s, c, f, code);
-        write = 1;
-        break;
-    }
-    default:
-        return reply_exception(s, c, f, MODBUS_EXCEPTION_ILLEGAL_FUNCTION);
-    }
-
     modbus_set_socket(s->ctx, c->fd);
     if (modbus_reply(s->ctx, f, (int)flen, map) < 0) {
         c->close_reason = "send_failed";
         return;
     }
     s->st.replies++;
-    if (write)
+    if (fc == FC_WRITE_SINGLE || fc == FC_WRITE_MULTIPLE)
         img->writes++;
 }
 
@@ -572,20 +606,19 @@ static void process_buffer(struct mbserver *s, struct conn *c, int64_t now)
     size_t off = 0;
     while (!c->pending && !c->close_reason && c->len - off >= MBAP_LEN) {
         const uint8_t *f = c->buf + off;
-        uint16_t proto = be16(f + 2), mlen = be16(f + 4);
-        if (proto != 0 || mlen < MBAP_LEN_MIN || mlen > MBAP_LEN_MAX) {
+        int flen = mbserver_frame_len(f, c->len - off);
+        if (flen < 0) {
             s->st.bad_frames++;
             logf_(s, MBSERVER_LOG_WARN,
                   "event=bad_frame site=%s port=%d peer=%s protocol_id=%u length=%u",
-                  ep_name(s, c->ep), s->eps[c->ep].port, c->peer, proto, mlen);
+                  ep_name(s, c->ep), s->eps[c->ep].port, c->peer, be16(f + 2), be16(f + 4));
             c->close_reason = "bad_frame";
             break;
         }
-        size_t flen = 6u + mlen;
-        if (c->len - off < flen)
+        if (flen == 0)
             break;
-        handle_frame(s, c, f, flen, now);
-        off += flen;
+        handle_frame(s, c, f, (size_t)flen, now);
+        off += (size_t)flen;
     }
     if (off) {
         memmove(c->buf, c->buf + off, c->len - off);

@@ -54,4 +54,21 @@ int mbserver_set_endpoint_name(struct mbserver *s, int endpoint, const char *nam
 /* Currently connected clients, over all endpoints. */
 size_t mbserver_n_clients(const struct mbserver *s);
 
+/* The server's request handling as pure functions (unit tests and tests/fuzz use them; the
+ * server itself goes through exactly these). A frame is the MBAP header (7 bytes) + PDU. */
+#define MBSERVER_EXC_LEN 9
+/* Length of the frame at the start of buf: > 0 when it is all there, 0 when more bytes are
+ * needed, -EPROTO when the header is no Modbus TCP request (protocol id not 0, or MBAP length
+ * outside 2..254); the server closes such a client. */
+int mbserver_frame_len(const uint8_t *buf, size_t len);
+/* Checks a whole frame (flen from mbserver_frame_len) against a unit's image: 0 when libmodbus
+ * may answer it from img, else the exception code to answer (1 illegal function, also for
+ * every code 0x80..0xFF; 2 address or read-only; 3 quantity, byte count, size, or the image's
+ * validator). May call img->validate, never writes the image. */
+int mbserver_check_request(struct regimage *img, const uint8_t *frame, size_t flen);
+/* The exception reply to the frame req: MBAP with req's transaction and unit id, function byte
+ * req_fc | 0x80 (for 0x80..0xFF that is the request's own byte: see mbserver.c), then code
+ * (codes outside 1..0x0B become 4, server failure). Returns MBSERVER_EXC_LEN. */
+size_t mbserver_format_exception(const uint8_t *req, int code, uint8_t out[MBSERVER_EXC_LEN]);
+
 #endif

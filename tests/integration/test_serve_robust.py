@@ -76,8 +76,17 @@ def test_unknown_function(port, unit):
     except Exception as e:
         check(getattr(e, "code", None) == 3, "126 registers: %r, want exception 3" % e)
     check(time.monotonic() - t0 < 0.3, "illegal quantity answered slowly")
+    # Function codes with the high bit set: exception 1 with the request's own function byte
+    # (fc | 0x80 == fc), a 9-byte frame (libmodbus's formatter wrapped 0x83 into `03 01`).
+    for fc in (0x80, 0x83, 0x90, 0xFF):
+        c.send(struct.pack(">HHHB", fc, 0, 6, unit) + bytes([fc]) + struct.pack(">HH", 40000, 1))
+        f = c.recv_frame()
+        check(f is not None and len(f) == 9 and f[7] == fc and f[8] == 1,
+              "function 0x%02x: reply %r, want exception 1 with function byte 0x%02x"
+              % (fc, f, fc))
     c.close()
-    print("ok: unknown functions -> exception 1, 126 registers -> exception 3, at once")
+    print("ok: unknown functions (0x80..0xFF too) -> exception 1, 126 registers -> exception 3,"
+          " at once")
 
 
 def test_random_requests(port, units, n=3000, seed=1):
@@ -109,6 +118,7 @@ def test_random_requests(port, units, n=3000, seed=1):
         check(f is not None, "request %d (unit %d fc %d %r): connection closed" % (i, unit, fc, pdu))
         check(struct.unpack(">H", f[:2])[0] == tid, "request %d: transaction id mismatch" % i)
         check(f[6] == unit, "request %d: reply for unit %d, want %d" % (i, f[6], unit))
+        check(f[7] in (fc, fc | 0x80), "request %d: function byte 0x%02x for 0x%02x" % (i, f[7], fc))
         answered += 1
         exceptions += bool(f[7] & 0x80)
     c.close()

@@ -290,6 +290,36 @@ static void test_exceptions(void)
     CU_ASSERT_EQUAL(raw_exception(T.port, good2, sizeof(good2)), 0);
 }
 
+/* Function codes with the high bit set (0x80..0xFF) are answered exception 1 with the
+ * request's own function byte (fc | 0x80 == fc), a well-formed 9-byte frame: libmodbus's
+ * formatter wrapped the byte (0x83 was answered 03 01, read as a normal reply). */
+static void test_high_function_codes(void)
+{
+    wire_ok();
+    int fd = raw_connect(T.port);
+    CU_ASSERT_FATAL(fd >= 0);
+    static const uint8_t fcs[] = {0x80, 0x83, 0x90, 0xAB, 0xFF, 0x7F, 0x00};
+    for (size_t i = 0; i < sizeof(fcs); i++) {
+        uint8_t req[] = {0x42, (uint8_t)i, 0, 0, 0, 6, 1, fcs[i], 0x9C, 0x40, 0, 1};
+        CU_ASSERT_EQUAL_FATAL(write(fd, req, sizeof(req)), (ssize_t)sizeof(req));
+        uint8_t b[300];
+        CU_ASSERT_EQUAL_FATAL(raw_read_frame(fd, b, sizeof(b), 1000), 9);
+        CU_ASSERT_EQUAL(b[0], 0x42);
+        CU_ASSERT_EQUAL(b[1], i);
+        CU_ASSERT_EQUAL(b[5], 3);
+        CU_ASSERT_EQUAL(b[6], 1);
+        CU_ASSERT_EQUAL(b[7], fcs[i] | 0x80);
+        CU_ASSERT_EQUAL(b[8], 1); /* ILLEGAL FUNCTION */
+    }
+    /* The connection still serves a good request afterwards. */
+    const uint8_t good[] = {0, 9, 0, 0, 0, 6, 1, 0x03, 0x9C, 0x40, 0, 1};
+    CU_ASSERT_EQUAL(write(fd, good, sizeof(good)), (ssize_t)sizeof(good));
+    uint8_t b[64];
+    CU_ASSERT_EQUAL(raw_read_frame(fd, b, sizeof(b), 1000), 11);
+    CU_ASSERT_EQUAL(b[7], 0x03);
+    close(fd);
+}
+
 /* Garbage and a bad protocol id close that client only. */
 static void test_bad_frames(void)
 {
@@ -539,6 +569,49 @@ static void test_injected_clock(void)
     regimage_free(img);
 }
 
+/* The request checks as pure functions (what tests/fuzz drives). */
+static void test_pure_checks(void)
+{
+    const uint8_t good[] = {0, 1, 0, 0, 0, 6, 1, 0x03, 0, 10, 0, 2};
+    CU_ASSERT_EQUAL(mbserver_frame_len(good, 6), 0);
+    CU_ASSERT_EQUAL(mbserver_frame_len(good, 11), 0);
+    CU_ASSERT_EQUAL(mbserver_frame_len(good, 12), 12);
+    CU_ASSERT_EQUAL(mbserver_frame_len(good, 40), 12);
+    const uint8_t proto1[] = {0, 1, 0, 1, 0, 6, 1};
+    const uint8_t len1[] = {0, 1, 0, 0, 0, 1, 1};
+    const uint8_t len255[] = {0, 1, 0, 0, 0, 255, 1};
+    CU_ASSERT_EQUAL(mbserver_frame_len(proto1, 7), -EPROTO);
+    CU_ASSERT_EQUAL(mbserver_frame_len(len1, 7), -EPROTO);
+    CU_ASSERT_EQUAL(mbserver_frame_len(len255, 7), -EPROTO);
+
+    struct regimage *img = regimage_new(0, 20);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(img);
+    img->writable[5] = 1;
+    CU_ASSERT_EQUAL(mbserver_check_request(img, good, 12), 0);
+    uint8_t f[] = {0, 1, 0, 0, 0, 6, 1, 0x83, 0, 10, 0, 2};
+    CU_ASSERT_EQUAL(mbserver_check_request(img, f, 12), 1);
+    f[7] = 0xFF;
+    CU_ASSERT_EQUAL(mbserver_check_request(img, f, 12), 1);
+    f[7] = 0x06; /* write 2 to register 10: read-only */
+    CU_ASSERT_EQUAL(mbserver_check_request(img, f, 12), 2);
+    f[9] = 5;
+    CU_ASSERT_EQUAL(mbserver_check_request(img, f, 12), 0);
+    CU_ASSERT_EQUAL(mbserver_check_request(img, f, 11), 3); /* short PDU */
+    CU_ASSERT_EQUAL(img->writes, 0);                        /* checks never write */
+
+    uint8_t out[MBSERVER_EXC_LEN];
+    f[0] = 0xAB;
+    f[7] = 0x83;
+    CU_ASSERT_EQUAL(mbserver_format_exception(f, 1, out), 9);
+    const uint8_t want[] = {0xAB, 1, 0, 0, 0, 3, 1, 0x83, 1};
+    CU_ASSERT_EQUAL(memcmp(out, want, 9), 0);
+    f[7] = 0x03;
+    mbserver_format_exception(f, 99, out); /* odd code: server failure */
+    CU_ASSERT_EQUAL(out[7], 0x83);
+    CU_ASSERT_EQUAL(out[8], 4);
+    regimage_free(img);
+}
+
 void test_register_mbserver(void)
 {
     /* The same tests over both readiness backends. */
@@ -551,6 +624,7 @@ void test_register_mbserver(void)
         CU_add_test(s, "read a block", test_read_block);
         CU_add_test(s, "writes FC06 FC16, read-only and validator", test_writes);
         CU_add_test(s, "exceptions 1 2 3 0x0B", test_exceptions);
+        CU_add_test(s, "function codes 0x80..0xFF: exception 1", test_high_function_codes);
         CU_add_test(s, "bad frames close that client only", test_bad_frames);
         CU_add_test(s, "partial and pipelined frames", test_partial_and_pipelined);
         CU_add_test(s, "fault timeout and offline", test_fault_timeout_offline);
@@ -561,4 +635,5 @@ void test_register_mbserver(void)
     }
     CU_pSuite s2 = CU_add_suite("mbserver_clock", NULL, NULL);
     CU_add_test(s2, "injected clock", test_injected_clock);
+    CU_add_test(s2, "request checks as pure functions", test_pure_checks);
 }
