@@ -259,3 +259,6 @@ clean:
 	rm -rf build build-san
 
 -include $(shell find $(OBJ) -name '*.d' 2>/dev/null)
+
+# libFuzzer harnesses: make fuzz [FUZZ_S=600] [FUZZ_ONLY="rest modbus"] (tests/fuzz/README.md).
+include tests/fuzz/fuzz.mk

@@ -33,25 +33,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-/* KNOWN ISSUE 2 (tests/fuzz/known-issues.md), not fixed yet: siteconf.c sets the default
- * stale_after to 3 x poll_period in int64_t, which overflows for a poll_period over
- * INT64_MAX / 3 ms ("3333333313333351s": UBSan, gateway/siteconf.c). Such inputs are
- * skipped unless FUZZ_KNOWN=1, so that a run goes on looking for new findings. Remove this
- * guard with the fix (the issue asks for an upper bound on every duration). */
-static int known_issue(const char *text)
-{
-    const char *k = getenv("FUZZ_KNOWN");
-    if (k && !strcmp(k, "1"))
-        return 0;
-    cJSON *j = cJSON_Parse(text);
-    const cJSON *pp = cJSON_GetObjectItemCaseSensitive(j, "poll_period");
-    int64_t ms = 0;
-    int skip =
-        cJSON_IsString(pp) && duration_parse(pp->valuestring, &ms) == 0 && ms > INT64_MAX / 3;
-    cJSON_Delete(j);
-    return skip;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *text = malloc(size + 1);
@@ -59,10 +40,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     memcpy(text, data, size);
     text[size] = 0;
-    if (known_issue(text)) {
-        free(text);
-        return 0;
-    }
     struct siteconf *c = NULL;
     char err[1024];
     if (siteconf_parse(text, "fuzz", &c, err, sizeof(err)) == 0) {
