@@ -6,11 +6,13 @@ crashed the control plane). Each case failed before its fix:
 - SIGTERM with 600 streams open, STRESS_RUNS times in a row (default 50), every exit 0;
 - 5,000 anonymous streams that never Register: a gateway still registers at once, /healthz
   answers, and the anonymous ones are closed (per-address allowance, register deadline);
+  with 2,000 idle REST connections besides, a real der-gateway still registers;
 - telemetry stamped at INT64_MAX is stored but never becomes the asset's latest sample."""
 
 import asyncio
 import os
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -171,11 +173,88 @@ async def test_anonymous_flood(tmp):
         he.stop(signal.SIGKILL)
 
 
+def idle_rest(port, n, src="127.0.0.2"):
+    """n connections to the REST port from another loopback address, each a half-sent request
+    (the attacker of test_rest_limits.py); refused ones are fine, that is the limit working."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < n + 2000:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, n + 4000), hard))
+    socks = []
+    for _ in range(n):
+        c = socket.socket()
+        c.setblocking(False)
+        try:
+            c.bind((src, 0))
+            c.connect_ex(("127.0.0.1", port))
+        except OSError:
+            c.close()
+            continue
+        socks.append(c)
+    time.sleep(0.2)
+    for c in socks:
+        try:
+            c.send(b"GET /agents HTTP/1.1\r\nHost: x\r\n")
+        except OSError:
+            pass
+    return socks
+
+
+async def test_real_gateway_under_flood(tmp):
+    """The acceptance case: 5,000 anonymous gRPC streams and 2,000 idle REST connections at
+    once; a real der-gateway (against der-sim serve) still registers and /healthz answers
+    within 100 ms."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+    from dersim import DerSim
+    from test_e2e_headend import GATEWAY, SCENARIO, Proc, gateway_config
+    d = tempfile.mkdtemp(dir=tmp)
+    with DerSim(SCENARIO) as sim:
+        cfg = sim.config("fleet")
+        assets = [{"asset_id": x["asset_id"], "type": x["type"]} for x in cfg["devices"]]
+        inv = {"sites": [{"site_id": "fleet", "gateways": ["gw-fleet"], "assets": assets}]}
+        he = Headend(d, inventory=inv, args=["--register-timeout-ms", "3000"])
+        socks = []
+        gw = None
+        try:
+            chans, calls = await connect_many(he.grpc_port, 5000)
+            socks = idle_rest(he.http_port, 2000)
+            t0 = time.time()
+            st, _ = he.http("GET", "/healthz")
+            hz = time.time() - t0
+            check(st == 200 and hz < 0.1, "/healthz %r in %.0f ms" % (st, hz * 1000))
+            gcfg = gateway_config(sim, d, "fleet", "null")
+            t0 = time.time()
+            gw = Proc([GATEWAY, "-c", gcfg, "--headend", "127.0.0.1:%d" % he.grpc_port],
+                      "gateway", d)
+            for _ in range(100):
+                if "event=registered" in gw.log():
+                    break
+                await asyncio.sleep(0.05)
+            reg = time.time() - t0
+            check("event=registered" in gw.log(), "der-gateway did not register under the "
+                  "flood: %s" % gw.log()[-800:])
+            t0 = time.time()
+            st, _ = he.http("GET", "/healthz")
+            hz2 = time.time() - t0
+            check(st == 200 and hz2 < 0.1, "/healthz %r in %.0f ms" % (st, hz2 * 1000))
+            await close_all(chans, calls)
+            print("ok: 5,000 anonymous streams + 2,000 idle REST connections: der-gateway "
+                  "registered in %.0f ms, /healthz in %.1f / %.1f ms" %
+                  (reg * 1000, hz * 1000, hz2 * 1000))
+        finally:
+            for c in socks:
+                c.close()
+            if gw:
+                gw.stop(signal.SIGKILL)
+            he.stop(signal.SIGKILL)
+
+
 async def run_all():
     # One event loop for every grpc.aio channel: aio channels do not survive a second loop.
     with tempfile.TemporaryDirectory() as tmp:
         await test_cancel_flood(tmp)
         await test_anonymous_flood(tmp)
+        await test_real_gateway_under_flood(tmp)
         await test_sigterm_with_streams(tmp)
 
 
