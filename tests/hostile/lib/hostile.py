@@ -212,7 +212,14 @@ class EvilHeadend:
                                            ("grpc.max_receive_message_length", max_msg),
                                            ("grpc.http2.min_ping_interval_without_data_ms", 100),
                                            ("grpc.keepalive_permit_without_calls", 1)])
-        pbg.add_HeadendServicer_to_server(Servicer(), self.server)
+        servicer = Servicer()
+        # bytes yielded by a script go on the wire as they are (garbage HeadendMessages)
+        handler = grpc.method_handlers_generic_handler("der.v1.Headend", {
+            "Connect": grpc.stream_stream_rpc_method_handler(
+                servicer.Connect, request_deserializer=pb.AgentMessage.FromString,
+                response_serializer=lambda m: m if isinstance(m, bytes)
+                else m.SerializeToString())})
+        self.server.add_generic_rpc_handlers((handler,))
         self.port = self.server.add_insecure_port("127.0.0.1:0")
         self.server.start()
         self.target = "127.0.0.1:%d" % self.port
