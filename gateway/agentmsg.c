@@ -126,6 +126,15 @@ int agentmsg_telemetry(const struct procimg_dev *d, const char *asset_id, const 
     return pack(&t.base, out, len);
 }
 
+int agentmsg_telemetry_valid(const uint8_t *buf, size_t len)
+{
+    Der__V1__Telemetry *t = der__v1__telemetry__unpack(NULL, len, buf);
+    if (!t)
+        return 0;
+    der__v1__telemetry__free_unpacked(t, NULL);
+    return 1;
+}
+
 int agentmsg_heartbeat(int64_t uptime_ms, uint8_t **out, size_t *len)
 {
     Der__V1__Heartbeat h = DER__V1__HEARTBEAT__INIT;
@@ -185,14 +194,32 @@ int agentmsg_frame(uint64_t seq, int64_t sent_ms, int body, const uint8_t *body_
     return 0;
 }
 
+/* An id from the headend: bounded, and without control characters (a newline in a setpoint
+ * id would forge log lines and be echoed in acks and decisions). */
 static int copy_id(char *dst, size_t cap, const char *src)
 {
     if (!src)
         src = "";
-    if (strlen(src) >= cap)
+    size_t n = strlen(src);
+    if (n >= cap)
         return -EMSGSIZE;
-    memcpy(dst, src, strlen(src) + 1);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)src[i] < 0x20 || src[i] == 0x7f)
+            return -EINVAL;
+    memcpy(dst, src, n + 1);
     return 0;
+}
+
+/* Free text from the headend (a rejection reason) kept on one line: control characters
+ * become '?' and quotes '\'' so it stays one logfmt value. */
+static void copy_text(char *dst, size_t cap, const char *src)
+{
+    snprintf(dst, cap, "%s", src ? src : "");
+    for (char *p = dst; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+        else if (*p == '"')
+            *p = '\'';
 }
 
 int agentmsg_parse_headend(const uint8_t *buf, size_t len, struct agentmsg_headend *out)
@@ -226,10 +253,10 @@ int agentmsg_parse_headend(const uint8_t *buf, size_t len, struct agentmsg_heade
         out->n_rejected = r->n_rejected;
         out->telemetry_acks = r->telemetry_acks;
         for (size_t i = 0; i < r->n_rejected && i < AGENTMSG_MAX_REJECT; i++) {
-            snprintf(out->rejected[i].asset_id, sizeof out->rejected[i].asset_id, "%s",
-                     r->rejected[i]->asset_id ? r->rejected[i]->asset_id : "");
-            snprintf(out->rejected[i].reason, sizeof out->rejected[i].reason, "%s",
-                     r->rejected[i]->reason ? r->rejected[i]->reason : "");
+            copy_text(out->rejected[i].asset_id, sizeof out->rejected[i].asset_id,
+                      r->rejected[i]->asset_id);
+            copy_text(out->rejected[i].reason, sizeof out->rejected[i].reason,
+                      r->rejected[i]->reason);
         }
         break;
     }

@@ -86,6 +86,10 @@ int agentmsg_register(const char *gateway_id, const char *site_id,
 int agentmsg_telemetry(const struct procimg_dev *d, const char *asset_id, const char *status,
                        int64_t ts_ms, uint64_t telemetry_seq, uint8_t **out, size_t *len);
 
+/* Does buf decode as a Telemetry message? (A spool record a power cut left zero-filled does
+ * not; sending it would end every stream.) 1 or 0. */
+int agentmsg_telemetry_valid(const uint8_t *buf, size_t len);
+
 int agentmsg_heartbeat(int64_t uptime_ms, uint8_t **out, size_t *len);
 
 int agentmsg_ack(const char *setpoint_id, int state, const char *detail,
@@ -97,7 +101,7 @@ int agentmsg_frame(uint64_t seq, int64_t sent_ms, int body, const uint8_t *body_
                    size_t body_len, uint8_t **out, size_t *len);
 
 /* Parses a HeadendMessage. Returns 0, -EBADMSG when it is not one, -EMSGSIZE when an id is
- * longer than AGENTMSG_ID_LEN - 1. */
+ * longer than AGENTMSG_ID_LEN - 1, -EINVAL when an id holds a control character. */
 int agentmsg_parse_headend(const uint8_t *buf, size_t len, struct agentmsg_headend *out);
 
 #endif

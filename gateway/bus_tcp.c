@@ -348,10 +348,12 @@ int bus_tcp_new(const struct bus_tcp_config *cfg, struct bus **out)
         goto fail;
     uint32_t sec = (uint32_t)(cfg->timeout_ms / 1000);
     uint32_t usec = (uint32_t)(cfg->timeout_ms % 1000) * 1000;
-    /* The byte timeout bounds the gaps inside one reply; equal to the response timeout so a
-     * slow but steady device is not cut off mid-frame. */
+    /* No byte timeout (0, 0): libmodbus then holds the whole reply to the response timeout,
+     * so one call never takes longer than timeout_ms. With a byte timeout a device that
+     * trickles its reply a byte at a time, just under it, held the control thread for
+     * seconds per call and stalled every interlock of the site (docs/bus.md). */
     if (modbus_set_response_timeout(t->ctx, sec, usec) != 0 ||
-        modbus_set_byte_timeout(t->ctx, sec, usec) != 0 ||
+        modbus_set_byte_timeout(t->ctx, 0, 0) != 0 ||
         modbus_set_error_recovery(t->ctx, MODBUS_ERROR_RECOVERY_NONE) != 0)
         goto fail;
     *out = &t->base;

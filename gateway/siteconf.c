@@ -24,7 +24,10 @@ static int fail(struct ctx *c, const char *path, const cJSON *got, const char *f
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (got) {
+    if (got && cJSON_IsNumber(got) && !isfinite(got->valuedouble)) {
+        /* cJSON prints an overflowed number ("1e400") as null: say what it was */
+        snprintf(val, sizeof val, ", got a number beyond the range of a double");
+    } else if (got) {
         char *s = cJSON_PrintUnformatted(got);
         if (s) {
             snprintf(val, sizeof val, ", got %.80s", s);
@@ -284,7 +287,7 @@ static int validate(struct ctx *c, struct siteconf *sc)
     if (cJSON_GetArraySize(devs) > SITECONF_MAX_DEVICES)
         return fail(c, "devices", NULL, "at most %d devices, got %d", SITECONF_MAX_DEVICES,
                     cJSON_GetArraySize(devs));
-    size_t i = 0, grid_meters = 0;
+    size_t i = 0, grid_meters = 0, first_grid = 0;
     for (const cJSON *d = devs->child; d; d = d->next, i++) {
         if ((rc = parse_device(c, d, i, &sc->devices[i])))
             return rc;
@@ -295,11 +298,17 @@ static int validate(struct ctx *c, struct siteconf *sc)
                 return fail(c, p, cJSON_GetObjectItemCaseSensitive(d, "asset_id"),
                             "duplicate asset id (also devices[%zu])", k);
         }
-        grid_meters += sc->devices[i].role == ROLE_GRID;
+        if (sc->devices[i].role == ROLE_GRID && grid_meters++) {
+            char p[64];
+            snprintf(p, sizeof p, "devices[%zu].role", i);
+            return fail(c, p, cJSON_GetObjectItemCaseSensitive(d, "role"),
+                        "a second grid meter (devices[%zu] is one already): at most one",
+                        first_grid);
+        }
+        if (sc->devices[i].role == ROLE_GRID)
+            first_grid = i;
     }
     sc->n_devices = i;
-    if (grid_meters > 1)
-        return fail(c, "devices", NULL, "at most one grid meter, got %zu", grid_meters);
     strcpy(sc->strategy, "null");
     if ((v = cJSON_GetObjectItemCaseSensitive(root, "strategy"))) {
         if (!cJSON_IsString(v) || !v->valuestring[0] ||

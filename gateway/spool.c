@@ -49,6 +49,7 @@ struct spool {
     uint64_t dropped;
     uint32_t last_id;     /* the newest segment id ever used (ids never repeat) */
     unsigned pos_pending; /* releases since the release point was last written */
+    uint64_t disk_full;   /* segments dropped because the disk filled before the bound */
 };
 
 static void seg_path(const struct spool *s, uint32_t id, char *buf, size_t len)
@@ -306,11 +307,21 @@ int spool_push(struct spool *s, const void *rec, size_t len)
     }
     uint8_t h[4] = {(uint8_t)len, (uint8_t)(len >> 8), (uint8_t)(len >> 16), (uint8_t)(len >> 24)};
     struct iovec iov[2] = {{h, 4}, {(void *)rec, len}};
-    ssize_t w = writev(s->wfd, iov, 2);
-    if (w != (ssize_t)need) {
-        int e = w < 0 ? -errno : -EIO;
+    for (;;) {
+        ssize_t w = writev(s->wfd, iov, 2);
+        if (w == (ssize_t)need)
+            break;
+        int e = w < 0 ? -errno : -ENOSPC; /* a short write: the disk filled up */
         if (w > 0 && ftruncate(s->wfd, (off_t)g->bytes) < 0)
-            e = -errno; /* a torn record is also cut at the next open */
+            return -errno; /* a torn record is also cut at the next open */
+        /* A disk that fills before max_bytes is a smaller bound: the oldest segment goes, as
+         * it would at the bound, so the newest samples survive (never the one being written). */
+        if ((e == -ENOSPC || e == -EDQUOT) && s->n > 1) {
+            s->disk_full++;
+            remove_oldest(s, 1);
+            g = &s->seg[s->n - 1];
+            continue;
+        }
         return e;
     }
     g->bytes += need;
@@ -445,4 +456,9 @@ uint64_t spool_bytes(const struct spool *s)
 uint64_t spool_dropped(const struct spool *s)
 {
     return s->dropped;
+}
+
+uint64_t spool_disk_full(const struct spool *s)
+{
+    return s->disk_full;
 }

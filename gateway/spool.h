@@ -18,7 +18,8 @@ struct spool;
 int spool_open(const char *dir, const char *name, uint64_t max_bytes, struct spool **out);
 void spool_close(struct spool *s);
 
-/* Appends a record. 0, -EMSGSIZE (too large for the bound), or -errno from the disk. */
+/* Appends a record. 0, -EMSGSIZE (too large for the bound), or -errno from the disk. When
+ * the disk is full the oldest segments are deleted to make room, as at the bound. */
 int spool_push(struct spool *s, const void *rec, size_t len);
 
 /* Reading for delivery: a send cursor walks the records oldest first without removing them;
@@ -42,5 +43,9 @@ int spool_pop(struct spool *s);
 uint64_t spool_records(const struct spool *s); /* waiting (sent or not), not released */
 uint64_t spool_bytes(const struct spool *s);   /* on disk, including consumed parts */
 uint64_t spool_dropped(const struct spool *s); /* records deleted to keep the bound */
+/* Segments deleted because the disk was full (ENOSPC, EDQUOT) before max_bytes was reached:
+ * the disk is then the bound. A write that fails with only one segment left returns the
+ * error (the caller keeps the record in memory). */
+uint64_t spool_disk_full(const struct spool *s);
 
 #endif

@@ -40,6 +40,7 @@
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
 
+#include "gateway/duration.h"
 #include "gateway/idset.h"
 #include "gateway/spool.h"
 
@@ -145,7 +146,10 @@ int uplink_cfg_load(const cJSON *obj, const char *path, struct uplink_cfg *cfg, 
         return -EINVAL;
     }
     if (cfg->backoff_max_ms < cfg->backoff_initial_ms) {
-        snprintf(err, errlen, "%s.backoff_max: must be at least backoff_initial", path);
+        char a[32], b[32];
+        snprintf(err, errlen, "%s.backoff_max: must be at least backoff_initial (%s), got %s", path,
+                 duration_format(cfg->backoff_initial_ms, a, sizeof a),
+                 duration_format(cfg->backoff_max_ms, b, sizeof b));
         return -EINVAL;
     }
     return 0;
@@ -293,6 +297,8 @@ struct uplink {
     size_t win_head, win_n;
     uint64_t mem_dropped_logged;
     int64_t mem_drop_log_ms;
+    uint64_t disk_full_seen; /* spool_disk_full() when last logged */
+    int spool_err;           /* the last spool write error, 0 = writing (control thread) */
 
     /* ---- the uplink thread's own ---- */
     grpc_completion_queue *cq;
@@ -398,6 +404,23 @@ static void release_through(struct uplink *u, uint64_t through)
         u->st.telemetry_acked++;
     }
     u->last_ack_ms = mono_ms();
+}
+
+/* A spool record that does not decode (a power cut can leave a zero-filled one) would end
+ * every stream it is sent on and block all later samples: it is skipped and counted. It is
+ * released in order: at once when nothing is in flight (it is then the oldest), else with
+ * the last message in flight (mu held). */
+static void skip_corrupt(struct uplink *u, uint64_t no)
+{
+    u->st.spool_corrupt++;
+    if (u->win_n == 0) {
+        spool_release(u->spool, no + 1);
+        return;
+    }
+    size_t cap = (size_t)u->cfg.ack_window;
+    uint64_t last = u->win[(u->win_head + u->win_n - 1) % cap].seq;
+    u->win[(u->win_head + u->win_n) % cap] = (struct sent){last, no, 1};
+    u->win_n++;
 }
 
 /* The stream ended: whatever it did not get acknowledged goes again on the next (mu held). */
@@ -601,7 +624,9 @@ static void on_message(struct uplink *u)
     free(bytes);
     if (rc) {
         logf_(u, "event=bad_message reason=\"%s\"",
-              rc == -EMSGSIZE ? "id too long" : "not a HeadendMessage");
+              rc == -EMSGSIZE ? "id too long"
+              : rc == -EINVAL ? "control character in an id"
+                              : "not a HeadendMessage");
         return;
     }
     if (m.body == 10) {
@@ -637,7 +662,7 @@ static void pump(struct uplink *u)
     uint8_t *framed = NULL;
     size_t flen = 0;
     enum src src = SRC_NONE;
-    uint64_t mid = 0;
+    uint64_t mid = 0, corrupt = 0;
     int64_t sent = wall_ms();
     if (u->reg_pending) {
         if (agentmsg_frame(u->seq + 1, sent, AGENTMSG_REGISTER, u->reg, u->reg_len, &framed,
@@ -672,11 +697,16 @@ static void pump(struct uplink *u)
                 else
                     u->tel_sent++;
             } else if (spool_next(u->spool, u->spool_buf, SPOOL_MAX_RECORD, &len, &no) == 0) {
-                src = SRC_SPOOL;
-                mid = no;
-                if (agentmsg_frame(u->seq + 1, sent, AGENTMSG_TELEMETRY, u->spool_buf, len, &framed,
-                                   &flen))
-                    src = SRC_NONE;
+                if (!agentmsg_telemetry_valid(u->spool_buf, len)) {
+                    skip_corrupt(u, no);
+                    corrupt = no + 1;
+                } else {
+                    src = SRC_SPOOL;
+                    mid = no;
+                    if (agentmsg_frame(u->seq + 1, sent, AGENTMSG_TELEMETRY, u->spool_buf, len,
+                                       &framed, &flen))
+                        src = SRC_NONE;
+                }
             }
             if (src != SRC_NONE) {
                 if (u->win_n == 0)
@@ -685,12 +715,17 @@ static void pump(struct uplink *u)
                 u->win[(u->win_head + u->win_n) % cap] =
                     (struct sent){u->seq + 1, mid, src == SRC_SPOOL};
                 u->win_n++;
-            } else if (u->spool) {
+            } else if (u->spool && !corrupt) {
                 /* out of memory after the cursor moved: send it again from the start */
                 rewind_window(u);
             }
         }
         pthread_mutex_unlock(&u->mu);
+        if (corrupt)
+            logf_(u,
+                  "event=spool_corrupt record=%llu reason=\"not a Telemetry message (a torn "
+                  "or zeroed write): skipped\"",
+                  (unsigned long long)(corrupt - 1));
         if (src == SRC_HEARTBEAT) {
             uint8_t *hb;
             size_t hl;
@@ -1022,18 +1057,23 @@ void uplink_free(struct uplink *u)
 /* One telemetry record into the spool, or the memory queue without one (mu held; takes
  * buf). Returns the records dropped to make room (the spool's oldest segment, or the memory
  * queue's oldest message), for the caller to log once mu is released. */
-static uint64_t enqueue_telemetry(struct uplink *u, uint8_t *buf, size_t len)
+static uint64_t enqueue_telemetry(struct uplink *u, uint8_t *buf, size_t len, int *spool_rc,
+                                  int *from_spool)
 {
     u->st.telemetry_queued++;
+    *spool_rc = 0;
+    *from_spool = 0;
     if (u->spool) {
         uint64_t before = spool_dropped(u->spool);
         int rc = spool_push(u->spool, buf, len);
         if (rc == 0) {
             u->st.spooled++;
             free(buf);
+            *from_spool = 1;
             return spool_dropped(u->spool) - before;
         }
         /* the disk refused: fall back to memory (dropping the oldest there) */
+        *spool_rc = rc;
     }
     if (!q_push(&u->tel, buf, len))
         return 0;
@@ -1053,13 +1093,20 @@ static const char *clamp_of(const struct decision *dm, size_t i)
 
 /* Dropped telemetry is logged when it happens: a spool segment at once (it is rare and
  * large), single memory-queue messages at most every 10 s of controller time, with counts. */
-static void log_drop(struct uplink *u, uint64_t n, uint64_t total, int64_t now_ms)
+static void log_drop(struct uplink *u, uint64_t n, uint64_t total, int64_t now_ms, int from_spool)
 {
-    if (u->spool && !u->tel.n) {
+    if (from_spool) {
+        pthread_mutex_lock(&u->mu);
+        uint64_t full = spool_disk_full(u->spool);
+        int disk = full != u->disk_full_seen;
+        u->disk_full_seen = full;
+        pthread_mutex_unlock(&u->mu);
         logf_(u,
-              "event=telemetry_dropped records=%llu total=%llu reason=\"spool full "
-              "(spool_max_bytes %d): oldest segment deleted\"",
-              (unsigned long long)n, (unsigned long long)total, u->cfg.spool_max_bytes);
+              "event=telemetry_dropped records=%llu total=%llu reason=\"%s (spool_max_bytes %d): "
+              "oldest segment deleted\"",
+              (unsigned long long)n, (unsigned long long)total,
+              disk ? "disk full (ENOSPC) before the spool's bound" : "spool full",
+              u->cfg.spool_max_bytes);
         return;
     }
     u->mem_dropped_logged += n;
@@ -1071,6 +1118,20 @@ static void log_drop(struct uplink *u, uint64_t n, uint64_t total, int64_t now_m
           (unsigned long long)u->mem_dropped_logged, (unsigned long long)total, u->cfg.queue_len);
     u->mem_dropped_logged = 0;
     u->mem_drop_log_ms = now_ms;
+}
+
+/* The spool refused a write (disk full with nothing left to delete, I/O error): said once
+ * per episode, and again when it works again (control thread). */
+static void log_spool_error(struct uplink *u, int err)
+{
+    if (err && !u->spool_err)
+        logf_(u,
+              "event=spool_error error=\"%s\" reason=\"cannot write the spool: samples wait "
+              "in memory (queue_len %d) and are lost if the gateway stops\"",
+              strerror(-err), u->cfg.queue_len);
+    else if (!err && u->spool_err)
+        logf_(u, "event=spool_ok reason=\"the spool takes samples again\"");
+    u->spool_err = err;
 }
 
 int uplink_publish(struct uplink *u, const struct procimg *img, const struct decision *dm,
@@ -1100,11 +1161,14 @@ int uplink_publish(struct uplink *u, const struct procimg *img, const struct dec
                                ++u->tseq[i], &buf, &len))
             continue;
         pthread_mutex_lock(&u->mu);
-        uint64_t dropped = enqueue_telemetry(u, buf, len);
+        int spool_rc, from_spool;
+        uint64_t dropped = enqueue_telemetry(u, buf, len, &spool_rc, &from_spool);
         uint64_t total = u->st.telemetry_dropped + (u->spool ? spool_dropped(u->spool) : 0);
         pthread_mutex_unlock(&u->mu);
+        if (u->spool)
+            log_spool_error(u, spool_rc);
         if (dropped)
-            log_drop(u, dropped, total, now_ms);
+            log_drop(u, dropped, total, now_ms, from_spool);
         n++;
     }
     return n;

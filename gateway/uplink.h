@@ -98,6 +98,7 @@ struct uplink_stats {
     uint64_t telemetry_acked; /* released after the headend's ack (or a completed send to a
                                * headend that does not acknowledge) */
     uint64_t ack_timeouts;    /* streams restarted because acks stopped */
+    uint64_t spool_corrupt;   /* spool records that did not decode, skipped */
     size_t window;            /* telemetry sent on the current stream, not yet acknowledged */
     int acks;                 /* the current stream's headend acknowledges telemetry */
     uint64_t setpoints, setpoint_duplicates, setpoints_dropped;

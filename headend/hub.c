@@ -21,6 +21,7 @@
 
 #include <grpc/status.h>
 
+#include "headend/ident.h"
 #include "headend/log.h"
 
 #define RATE_WINDOW_MS          10000
@@ -28,7 +29,8 @@
 #define EXPIRE_EVERY_MS         200
 #define FLUSH_MAX_ROWS          20000
 #define LOG_REJECTS_PER_SESSION 5
-#define ACK_EAGER_ROWS          256 /* a session with this many unacknowledged rows flushes */
+#define ACK_EAGER_ROWS          256  /* a session with this many unacknowledged rows flushes */
+#define REGISTER_MAX_CLAIMS     4096 /* assets one Register may claim */
 
 struct hub {
     pthread_mutex_t lock;
@@ -286,8 +288,34 @@ static int on_register(struct hub *h, struct session *s, const Der__V1__Register
                  INV_ID_MAX);
         return -EINVAL;
     }
+    /* Ids are checked by the one rule (headend/ident.h) before anything is looked up or
+     * logged: a control character would otherwise reach the log and the store. */
+    char idwhy[96];
+    const char *bad =
+        ident_valid(r->gateway_id, strlen(r->gateway_id), idwhy, sizeof(idwhy)) ? "gateway_id"
+        : r->site_id[0] && ident_valid(r->site_id, strlen(r->site_id), idwhy, sizeof(idwhy))
+            ? "site_id"
+            : NULL;
+    if (bad) {
+        char gb[INV_ID_MAX * 4 + 8], sb[INV_ID_MAX * 4 + 8];
+        h->c.ids_refused++;
+        *grpc_status = GRPC_STATUS_INVALID_ARGUMENT;
+        snprintf(reason, reason_len, "Register %s %s", bad, idwhy);
+        log_event(LOG_WARN, "event=register_rejected gateway=%s site=%s peer=%s reason=\"%s\"",
+                  log_escape(gb, sizeof(gb), r->gateway_id), log_escape(sb, sizeof(sb), r->site_id),
+                  s->peer, reason);
+        return -EINVAL;
+    }
     /* Legacy single-asset agents send only primary_asset_id; their site follows from it. */
     size_t n_claims = r->n_assets ? r->n_assets : (r->primary_asset_id[0] ? 1 : 0);
+    /* A site has at most as many assets as the inventory lists: a Register claiming more is
+     * refused whole instead of answered (and logged) claim by claim. */
+    if (n_claims > REGISTER_MAX_CLAIMS) {
+        *grpc_status = GRPC_STATUS_INVALID_ARGUMENT;
+        snprintf(reason, reason_len, "Register claims %zu assets, at most %d", n_claims,
+                 REGISTER_MAX_CLAIMS);
+        return -EINVAL;
+    }
     const char *site_id = r->site_id;
     if (!site_id[0] && !r->n_assets) {
         const struct inv_asset *pa = inventory_asset(h->inv, r->primary_asset_id);
@@ -320,11 +348,17 @@ static int on_register(struct hub *h, struct session *s, const Der__V1__Register
 
     char why[160];
     int gw_rc = inventory_check_gateway(h->inv, r->gateway_id, site_id, why, sizeof(why));
+    size_t n_logged = 0;
     for (size_t i = 0; i < n_claims; i++) {
         const char *aid = r->n_assets ? r->assets[i]->asset_id : r->primary_asset_id;
         int rc = gw_rc < 0
                      ? gw_rc
                      : inventory_check_claim(h->inv, r->gateway_id, site_id, aid, why, sizeof(why));
+        if (rc == 0 && ident_valid(aid, strlen(aid), idwhy, sizeof(idwhy))) {
+            rc = -EINVAL;
+            snprintf(why, sizeof(why), "asset_id %s", idwhy);
+            h->c.ids_refused++;
+        }
         const struct inv_asset *a = inventory_asset(h->inv, aid);
         if (rc == 0 && session_serves(s, a->index)) {
             rc = -EEXIST;
@@ -332,10 +366,16 @@ static int on_register(struct hub *h, struct session *s, const Der__V1__Register
         }
         if (rc < 0) {
             add_rejected(&rr, rej, reasons, aid, why);
-            h->c.claims_rejected++;
-            log_event(LOG_WARN,
-                      "event=claim_rejected gateway=%s site=%s asset=%s peer=%s reason=\"%s\"",
-                      r->gateway_id, nz(site_id), nz(aid), s->peer, why);
+            /* logged for the first few claims of a Register; the rest only counted, so a
+             * Register from nobody cannot flood the log (event=register_rejected sums up) */
+            if (h->c.claims_rejected++, ++n_logged <= LOG_REJECTS_PER_SESSION) {
+                char ab[INV_ID_MAX * 4 + 8];
+                log_event(LOG_WARN,
+                          "event=claim_rejected gateway=%s site=%s asset=%s peer=%s "
+                          "reason=\"%s\"",
+                          r->gateway_id, nz(site_id), log_escape(ab, sizeof(ab), nz(aid)), s->peer,
+                          why);
+            }
             continue;
         }
         s->assets[s->n_assets++] = a->index;
@@ -351,8 +391,9 @@ static int on_register(struct hub *h, struct session *s, const Der__V1__Register
         *grpc_status = GRPC_STATUS_PERMISSION_DENIED;
         snprintf(reason, reason_len, "%s", why);
         h->c.register_denied++;
-        log_event(LOG_WARN, "event=register_rejected gateway=%s site=%s peer=%s reason=\"%s\"",
-                  r->gateway_id, nz(site_id), s->peer, why);
+        log_event(LOG_WARN,
+                  "event=register_rejected gateway=%s site=%s peer=%s claims=%zu reason=\"%s\"",
+                  r->gateway_id, nz(site_id), s->peer, n_claims, why);
     }
     Der__V1__HeadendMessage m = DER__V1__HEADEND_MESSAGE__INIT;
     m.body_case = DER__V1__HEADEND_MESSAGE__BODY_REGISTER_RESULT;
