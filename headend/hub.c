@@ -596,26 +596,84 @@ static void count_outcome(struct hub *h, int state, const struct store_dispatch 
     }
 }
 
+/* Allocations must name assets this session serves (for an asset setpoint: that asset), each
+ * once, with a power inside the asset's inventory limits. NaN means "not set" (the gateway
+ * reports an asset it left alone that way) and passes; infinities do not. 0 or the reason. */
+static int check_allocations(struct hub *h, struct session *s, const struct store_dispatch *d,
+                             const Der__V1__SetpointAck *a, char *why, size_t len)
+{
+    for (size_t i = 0; i < a->n_allocations; i++) {
+        const Der__V1__Allocation *al = a->allocations[i];
+        const char *aid = al->asset_id[0] ? al->asset_id : s->primary_asset;
+        const struct inv_asset *ia = inventory_asset(h->inv, aid);
+        if (!ia || !session_serves(s, ia->index)) {
+            snprintf(why, len, "allocation to asset %.63s, which this session does not serve", aid);
+            return -EPERM;
+        }
+        if (d->asset_id[0] && strcmp(d->asset_id, ia->id) != 0) {
+            snprintf(why, len, "allocation to asset %s; the setpoint targets asset %s", ia->id,
+                     d->asset_id);
+            return -EPERM;
+        }
+        for (size_t k = 0; k < i; k++) {
+            const char *other =
+                a->allocations[k]->asset_id[0] ? a->allocations[k]->asset_id : s->primary_asset;
+            if (!strcmp(other, ia->id)) {
+                snprintf(why, len, "asset %s allocated twice", ia->id);
+                return -EINVAL;
+            }
+        }
+        double p = al->power_w;
+        if (!isnan(p) && (p < ia->min_power_w - 1e-6 || p > ia->max_power_w + 1e-6)) {
+            snprintf(why, len, "allocation %.1f W to asset %s is outside its limits %.1f..%.1f W",
+                     p, ia->id, ia->min_power_w, ia->max_power_w);
+            return -ERANGE;
+        }
+    }
+    return 0;
+}
+
+/* An ack changes a dispatch only when it comes from the session the setpoint was last sent
+ * on (docs/protocol.md): the store records that session with every send, and a reconnecting
+ * gateway gets its open setpoints again at Register, before anything it sends is read, so
+ * its queued acks still arrive on "their" session. Acks that could only come from a peer
+ * that never got the setpoint (unknown id, another site, another session, allocations
+ * beyond what the session serves or the asset can do) are refused; harmless repeats (a
+ * final state, a second RECEIVED) are ignored as before. */
 static void on_ack(struct hub *h, struct session *s, const Der__V1__SetpointAck *a, int64_t now_ms)
 {
     struct store_dispatch d;
     int state = ack_state(a->state);
-    const char *why = NULL;
+    const char *ignored = NULL;
+    char refused[200] = "";
     if (state < 0)
-        why = "ack without a state";
+        ignored = "ack without a state";
     else if (h->st->ops->dispatch_get(h->st, a->setpoint_id, &d) < 0)
-        why = "unknown setpoint_id";
+        snprintf(refused, sizeof(refused), "unknown setpoint_id");
     else if (strcmp(d.site_id, s->site_id) != 0)
-        why = "setpoint of another site";
+        snprintf(refused, sizeof(refused), "setpoint of another site");
     else if (dispatch_state_final(d.state))
-        why = "setpoint already final";
+        ignored = "setpoint already final";
     else if (state == DISPATCH_RECEIVED && d.state == DISPATCH_RECEIVED)
-        why = "duplicate RECEIVED";
-    if (why) {
+        ignored = "duplicate RECEIVED";
+    else if (d.state == DISPATCH_QUEUED || s->id == 0 || d.session_id != s->id)
+        snprintf(refused, sizeof(refused), "setpoint never sent on this session");
+    else
+        check_allocations(h, s, &d, a, refused, sizeof(refused));
+    if (ignored) {
         log_event(LOG_WARN,
                   "event=ack_ignored gateway=%s site=%s setpoint=%s state=%d "
                   "reason=\"%s\"",
-                  s->gateway_id, s->site_id, nz(a->setpoint_id), (int)a->state, why);
+                  s->gateway_id, s->site_id, nz(a->setpoint_id), (int)a->state, ignored);
+        return;
+    }
+    if (refused[0]) {
+        h->c.acks_refused++;
+        log_event(LOG_WARN,
+                  "event=ack_refused gateway=%s site=%s peer=%s session=%lld setpoint=%s "
+                  "state=%d allocations=%zu reason=\"%s\"",
+                  s->gateway_id, s->site_id, s->peer, (long long)s->id, nz(a->setpoint_id),
+                  (int)a->state, a->n_allocations, refused);
         return;
     }
     struct store_ack rec = {.state = state, .at_ms = now_ms};

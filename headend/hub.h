@@ -39,6 +39,7 @@ struct hub_counters {
     uint64_t telemetry_future;           /* stored, but too far ahead to become "latest" */
     uint64_t telemetry_acks, ack_closes; /* TelemetryAcks sent; streams closed unacked */
     uint64_t ids_refused;                /* Register ids with control characters */
+    uint64_t acks_refused;               /* SetpointAcks refused (docs/protocol.md) */
     uint64_t register_timeouts;          /* streams closed without Register in time */
     uint64_t peer_evictions;             /* unregistered streams closed for a newer one */
     uint64_t store_errors, flushes, flushed_rows, pruned_rows;

@@ -721,6 +721,107 @@ static void test_hub_cert_identity(void)
     hub_free(h);
 }
 
+/* ---- acks are checked against what was sent ---- */
+static void send_ack(struct hub *h, struct session *s, const char *id, int state, const char *asset,
+                     double power_w, size_t n_alloc)
+{
+    Der__V1__Allocation al[2] = {DER__V1__ALLOCATION__INIT, DER__V1__ALLOCATION__INIT};
+    Der__V1__Allocation *alp[2] = {&al[0], &al[1]};
+    al[0].asset_id = al[1].asset_id = (char *)asset;
+    al[0].power_w = al[1].power_w = power_w;
+    Der__V1__SetpointAck ack = DER__V1__SETPOINT_ACK__INIT;
+    ack.setpoint_id = (char *)id;
+    ack.state = (Der__V1__SetpointAck__State)state;
+    ack.n_allocations = n_alloc;
+    ack.allocations = alp;
+    Der__V1__AgentMessage m = DER__V1__AGENT_MESSAGE__INIT;
+    m.seq = 9;
+    m.body_case = DER__V1__AGENT_MESSAGE__BODY_SETPOINT_ACK;
+    m.setpoint_ack = &ack;
+    int status = 0;
+    CU_ASSERT_EQUAL(feed(h, s, &m, 1500, &status), 0); /* refused acks never end the stream */
+}
+
+static int dstate(struct hub *h, const char *id)
+{
+    struct store_dispatch d;
+    return hub_store(h)->ops->dispatch_get(hub_store(h), id, &d) == 0 ? d.state : -1;
+}
+
+static int n_allocs(struct hub *h, const char *id)
+{
+    int n = 0;
+    hub_store(h)->ops->alloc_list(hub_store(h), id, (store_alloc_cb)count_cb, &n);
+    return n;
+}
+
+static void test_hub_ack_checks(void)
+{
+    enum { APPLIED = DER__V1__SETPOINT_ACK__STATE__APPLIED };
+    struct hub *h = make_hub();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    const struct inventory *inv = hub_inventory(h);
+    size_t bat = inventory_asset(inv, "s1-bat")->index;
+    struct fake_link f1 = {0}, f2 = {0}, f3 = {0};
+    struct session *s1, *s2, *s3;
+    hub_stream_open(h, "peer1", &fake_ops, &f1, 1000, &s1);
+    hub_stream_open(h, "peer2", &fake_ops, &f2, 1000, &s2);
+    const char *c1[] = {"s1-bat", "s1-pv"}, *c2[] = {"s2-bat"}, *c3[] = {"s1-pv"};
+    CU_ASSERT_EQUAL(do_register(h, s1, "gw1", "s1", c1, 2, NULL, 1000), 0);
+    CU_ASSERT_EQUAL(do_register(h, s2, "gw2", "s2", c2, 1, NULL, 1000), 0);
+    char a[STORE_ID_MAX], site[STORE_ID_MAX], q[STORE_ID_MAX];
+    int st;
+    CU_ASSERT_EQUAL(hub_dispatch(h, 0, bat, 1000, 60, 1100, a, &st), 0);
+    CU_ASSERT_EQUAL(st, DISPATCH_SENT);
+    CU_ASSERT_EQUAL(hub_dispatch(h, 0, SIZE_MAX, 2000, 60, 1100, site, &st), 0);
+
+    /* another site's gateway acks s1's setpoint: refused */
+    send_ack(h, s2, a, APPLIED, "s2-bat", 1000, 1);
+    CU_ASSERT_EQUAL(dstate(h, a), DISPATCH_SENT);
+    /* the site's own session, allocations it may not report: refused, nothing stored */
+    send_ack(h, s1, site, APPLIED, "s2-bat", 1000, 1); /* another site's asset */
+    send_ack(h, s1, site, APPLIED, "zz", 1000, 1);     /* an unknown asset */
+    send_ack(h, s1, site, APPLIED, "s1-pv", 9e9, 1);   /* 9 GW, max 1 MW */
+    send_ack(h, s1, site, APPLIED, "s1-pv", -1, 1);    /* below min 0 */
+    send_ack(h, s1, site, APPLIED, "s1-pv", INFINITY, 1);
+    send_ack(h, s1, site, APPLIED, "s1-pv", 100, 2); /* the same asset twice */
+    send_ack(h, s1, a, APPLIED, "s1-pv", 100, 1);    /* asset setpoint, another asset */
+    CU_ASSERT_EQUAL(dstate(h, site), DISPATCH_SENT);
+    CU_ASSERT_EQUAL(dstate(h, a), DISPATCH_SENT);
+    CU_ASSERT_EQUAL(n_allocs(h, site), 0);
+    CU_ASSERT_EQUAL(hub_counters(h)->acks_refused, 8);
+
+    /* gw1 reconnects serving only s1-pv: the site setpoint is sent again on the new session,
+     * the s1-bat one is not (its asset is not served) */
+    hub_stream_open(h, "peer3", &fake_ops, &f3, 1200, &s3);
+    CU_ASSERT_EQUAL(do_register(h, s3, "gw1", "s1", c3, 1, NULL, 1200), 0);
+    CU_ASSERT_EQUAL(f3.n, 2);
+    /* an ack for a setpoint never sent on this session (s1-bat's), or never sent at all */
+    CU_ASSERT_EQUAL(hub_dispatch(h, 0, bat, 500, 60, 1300, q, &st), 0);
+    CU_ASSERT_EQUAL(st, DISPATCH_QUEUED);
+    send_ack(h, s3, a, APPLIED, "s1-bat", 1000, 1);
+    send_ack(h, s3, q, APPLIED, "", 500, 0);
+    CU_ASSERT_EQUAL(dstate(h, a), DISPATCH_SENT);
+    CU_ASSERT_EQUAL(dstate(h, q), DISPATCH_QUEUED);
+    /* the old session's late ack for the site setpoint, now s3's: refused */
+    send_ack(h, s1, site, APPLIED, "s1-pv", 100, 1);
+    CU_ASSERT_EQUAL(dstate(h, site), DISPATCH_SENT);
+    CU_ASSERT_EQUAL(hub_counters(h)->acks_refused, 11);
+    /* the right session, within limits (the maximum itself): APPLIED */
+    send_ack(h, s3, site, APPLIED, "s1-pv", 1e6, 1);
+    CU_ASSERT_EQUAL(dstate(h, site), DISPATCH_APPLIED);
+    CU_ASSERT_EQUAL(n_allocs(h, site), 1);
+    CU_ASSERT_EQUAL(hub_counters(h)->acks_refused, 11);
+
+    hub_stream_closed(h, s1, "t", 2000);
+    hub_stream_closed(h, s2, "t", 2000);
+    hub_stream_closed(h, s3, "t", 2000);
+    fake_clear(&f1);
+    fake_clear(&f2);
+    fake_clear(&f3);
+    hub_free(h);
+}
+
 /* ---- REST validation ---- */
 static int post(struct hub *h, const char *body, char *field, size_t flen)
 {
@@ -901,6 +1002,7 @@ void test_register_headend(void)
     CU_add_test(s, "hub telemetry acks", test_hub_telemetry_acks);
     CU_add_test(s, "certificate identity rule", test_cert_identity_rule);
     CU_add_test(s, "hub certificate identity", test_hub_cert_identity);
+    CU_add_test(s, "hub ack checks", test_hub_ack_checks);
     CU_add_test(s, "rest validation", test_rest_validation);
     CU_add_test(s, "rest telemetry range", test_rest_range);
     CU_add_test(s, "proto round trip", test_proto_roundtrip);
