@@ -19,7 +19,14 @@
  * releases it when its send completes, as before. When a stream ends, the cursor goes back
  * to the oldest unreleased sample and everything unacknowledged is sent again, in order, on
  * the next stream; the headend's (asset, seq) key makes the repeat harmless. The window
- * (ack_window) and a token bucket (replay_rate) pace a replay after a long outage. */
+ * (ack_window) and a token bucket (replay_rate) pace a replay after a long outage.
+ *
+ * TLS (uplink.tls): the channel's credentials come from PEM files read when the uplink
+ * starts. uplink_reload only raises a flag; the uplink thread reads the files again and
+ * builds a new channel, which replaces the old one between streams (a registered stream is
+ * not cut for a certificate rotation; one still waiting to connect, e.g. refused for an
+ * expired certificate, is restarted on the new channel at once). Nothing of the delivery
+ * state above belongs to a channel, so a swap loses and repeats nothing. */
 #include "gateway/uplink.h"
 
 #include <errno.h>
@@ -113,6 +120,47 @@ static int target_ok(const char *t)
     return *end == '\0' && port >= 1 && port <= 65535;
 }
 
+/* uplink.tls: {"ca": PATH, "cert": PATH, "key": PATH, "server_name": NAME}. */
+static int load_tls(const cJSON *obj, const char *path, struct uplink_tls *t, char *err,
+                    size_t errlen)
+{
+    char p[64];
+    snprintf(p, sizeof p, "%s.tls", path);
+    if (!cJSON_IsObject(obj)) {
+        snprintf(err, errlen, "%s: must be an object {\"ca\", \"cert\", \"key\", \"server_name\"}",
+                 p);
+        return -EINVAL;
+    }
+    for (const cJSON *c = obj->child; c; c = c->next)
+        if (strcmp(c->string, "ca") && strcmp(c->string, "cert") && strcmp(c->string, "key") &&
+            strcmp(c->string, "server_name")) {
+            snprintf(err, errlen, "%s.%s: unknown key (ca, cert, key, server_name)", p, c->string);
+            return -EINVAL;
+        }
+    int rc = load_string(obj, p, "ca", t->ca, sizeof t->ca, err, errlen);
+    if (!rc)
+        rc = load_string(obj, p, "cert", t->cert, sizeof t->cert, err, errlen);
+    if (!rc)
+        rc = load_string(obj, p, "key", t->key, sizeof t->key, err, errlen);
+    if (!rc)
+        rc = load_string(obj, p, "server_name", t->server_name, sizeof t->server_name, err, errlen);
+    if (rc)
+        return rc;
+    /* no system roots: the headend's issuer is named explicitly, so a certificate bought for
+     * some other name cannot stand in for it */
+    if (!t->ca[0]) {
+        snprintf(err, errlen, "%s.ca: required (the PEM file of the CA that signed the headend)",
+                 p);
+        return -EINVAL;
+    }
+    if (!t->cert[0] != !t->key[0]) {
+        snprintf(err, errlen, "%s.%s: cert and key go together", p, t->cert[0] ? "key" : "cert");
+        return -EINVAL;
+    }
+    t->on = 1;
+    return 0;
+}
+
 int uplink_cfg_load(const cJSON *obj, const char *path, struct uplink_cfg *cfg, char *err,
                     size_t errlen)
 {
@@ -121,7 +169,7 @@ int uplink_cfg_load(const cJSON *obj, const char *path, struct uplink_cfg *cfg, 
         snprintf(err, errlen, "%s: must be an object", path);
         return -EINVAL;
     }
-    /* The table knows numbers and booleans; the two strings are taken out first. */
+    /* The table knows numbers and booleans; the strings and tls are taken out first. */
     cJSON *rest = obj ? cJSON_Duplicate(obj, 1) : NULL;
     if (obj && !rest) {
         snprintf(err, errlen, "%s: out of memory", path);
@@ -131,9 +179,13 @@ int uplink_cfg_load(const cJSON *obj, const char *path, struct uplink_cfg *cfg, 
     if (!rc)
         rc =
             load_string(obj, path, "spool_dir", cfg->spool_dir, sizeof cfg->spool_dir, err, errlen);
+    const cJSON *tls = obj ? cJSON_GetObjectItemCaseSensitive(obj, "tls") : NULL;
+    if (!rc && tls)
+        rc = load_tls(tls, path, &cfg->tls, err, errlen);
     if (!rc && rest) {
         cJSON_DeleteItemFromObjectCaseSensitive(rest, "target");
         cJSON_DeleteItemFromObjectCaseSensitive(rest, "spool_dir");
+        cJSON_DeleteItemFromObjectCaseSensitive(rest, "tls");
     }
     if (!rc)
         rc = param_load(uplink_fields, uplink_n_fields, rest, path, cfg, err, errlen);
@@ -270,6 +322,7 @@ struct uplink {
     pthread_t thread;
     int thread_started;
     atomic_int stop;
+    atomic_int reload; /* uplink_reload asked; the uplink thread reads the TLS files */
 
     /* ---- shared with the control thread, under mu ---- */
     pthread_mutex_t mu;
@@ -297,6 +350,7 @@ struct uplink {
     /* ---- the uplink thread's own ---- */
     grpc_completion_queue *cq;
     grpc_channel *chan;
+    grpc_channel *next_chan; /* reloaded credentials, used from the next stream on */
     grpc_call *call;
     int pending;  /* operations of `call` not completed yet */
     int closing;  /* status received or cancelled: no new operations */
@@ -504,6 +558,17 @@ static void end_call(struct uplink *u)
     if (u->error_string)
         gpr_free((void *)u->error_string);
     u->error_string = NULL;
+    if (u->next_chan) {
+        grpc_channel_destroy(u->chan);
+        u->chan = u->next_chan;
+        u->next_chan = NULL;
+        /* the new credentials get their attempt now, not after the old ones' backoff */
+        u->failures = 0;
+        u->next_attempt_ms = mono_ms();
+        logf_(u, "event=tls_channel target=%s reason=\"reloaded credentials in use\"",
+              u->cfg.target);
+        return;
+    }
     if (!atomic_load(&u->stop))
         u->next_attempt_ms = mono_ms() + backoff_ms(u);
 }
@@ -800,6 +865,137 @@ static void on_event(struct uplink *u, enum tag t, int ok)
         end_call(u);
 }
 
+/* ---- channel and credentials --------------------------------------------------------------- */
+
+#define PEM_MAX (1 << 20)
+
+/* A whole PEM file, NUL-terminated, for the caller to free; NULL with err naming the key. */
+static char *read_pem(const char *key, const char *file, char *err, size_t errlen)
+{
+    FILE *f = fopen(file, "rb");
+    if (!f) {
+        snprintf(err, errlen, "uplink.tls.%s: cannot read \"%s\": %s", key, file, strerror(errno));
+        return NULL;
+    }
+    char *buf = malloc(PEM_MAX + 1);
+    size_t n = buf ? fread(buf, 1, PEM_MAX + 1, f) : 0;
+    int bad = ferror(f);
+    fclose(f);
+    if (buf)
+        buf[n <= PEM_MAX ? n : PEM_MAX] = '\0';
+    if (!buf || bad || n == 0 || n > PEM_MAX || !strstr(buf, "-----BEGIN ")) {
+        snprintf(err, errlen, "uplink.tls.%s: \"%s\" is %s", key, file,
+                 !buf  ? "too big to hold (out of memory)"
+                 : bad ? "unreadable"
+                       : "not a PEM file (empty, over 1 MiB, or no -----BEGIN line)");
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+/* The channel to cfg->target, with TLS credentials from the files when uplink.tls is set.
+ * NULL with err when a file cannot be read (gRPC checks the PEM contents only at the first
+ * handshake, which then fails and is logged by gRPC core). */
+static grpc_channel *make_channel(const struct uplink_cfg *cfg, char *err, size_t errlen)
+{
+    grpc_arg args[] = {
+        {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIME_MS, {.integer = (int)cfg->keepalive_time_ms}},
+        {GRPC_ARG_INTEGER,
+         GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+         {.integer = (int)cfg->keepalive_timeout_ms}},
+        {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, {.integer = 1}},
+        /* else pings stop after two on an idle stream (notes/grpc-core.md) */
+        {GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, {.integer = 0}},
+        /* the channel's own TCP reconnects follow the configured backoff */
+        {GRPC_ARG_INTEGER,
+         GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+         {.integer = (int)cfg->backoff_initial_ms}},
+        {GRPC_ARG_INTEGER,
+         GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
+         {.integer = (int)cfg->backoff_max_ms}},
+        {GRPC_ARG_STRING,
+         GRPC_SSL_TARGET_NAME_OVERRIDE_ARG,
+         {.string = (char *)cfg->tls.server_name}},
+    };
+    size_t na = sizeof args / sizeof args[0];
+    if (!cfg->tls.on || !cfg->tls.server_name[0])
+        na--; /* the override is the last one */
+    grpc_channel_args ca = {na, args};
+    grpc_channel_credentials *creds = NULL;
+    if (!cfg->tls.on) {
+        creds = grpc_insecure_credentials_create();
+    } else {
+        char *root = read_pem("ca", cfg->tls.ca, err, errlen);
+        char *cert = root && cfg->tls.cert[0] ? read_pem("cert", cfg->tls.cert, err, errlen) : NULL;
+        char *key = cert ? read_pem("key", cfg->tls.key, err, errlen) : NULL;
+        if (root && (key || !cfg->tls.cert[0])) {
+            grpc_ssl_pem_key_cert_pair pair = {key, cert};
+            /* gRPC core copies the strings */
+            creds = grpc_ssl_credentials_create_ex(root, key ? &pair : NULL, NULL, NULL);
+            if (!creds)
+                snprintf(err, errlen, "uplink.tls: gRPC refused the credentials");
+        }
+        if (key)
+            memset(key, 0, strlen(key));
+        free(root);
+        free(cert);
+        free(key);
+    }
+    if (!creds)
+        return NULL;
+    grpc_channel *ch = grpc_channel_create(cfg->target, creds, &ca);
+    grpc_channel_credentials_release(creds);
+    if (!ch)
+        snprintf(err, errlen, "uplink.target: cannot create a channel to \"%s\"", cfg->target);
+    return ch;
+}
+
+/* SIGHUP: new credentials from the files, used from the next stream on (see the top). */
+static void do_reload(struct uplink *u)
+{
+    if (!u->cfg.tls.on) {
+        logf_(u, "event=tls_reload status=skipped reason=\"no uplink.tls: nothing to reload\"");
+        return;
+    }
+    char err[700];
+    grpc_channel *ch = make_channel(&u->cfg, err, sizeof err);
+    pthread_mutex_lock(&u->mu);
+    if (ch)
+        u->st.tls_reloads++;
+    else
+        u->st.tls_reload_failures++;
+    pthread_mutex_unlock(&u->mu);
+    if (!ch) {
+        for (char *p = err; *p; p++)
+            if (*p == '"')
+                *p = '\'';
+        logf_(u, "event=tls_reload status=failed reason=\"%s; the previous credentials stay\"",
+              err);
+        return;
+    }
+    if (u->next_chan) /* a second reload before the first was used */
+        grpc_channel_destroy(u->next_chan);
+    u->next_chan = ch;
+    pthread_mutex_lock(&u->mu);
+    int registered = u->st.registered;
+    pthread_mutex_unlock(&u->mu);
+    logf_(u, "event=tls_reload status=ok ca=%s cert=%s applies=\"%s\"", u->cfg.tls.ca,
+          u->cfg.tls.cert[0] ? u->cfg.tls.cert : "-",
+          !u->call     ? "now"
+          : registered ? "from the next stream"
+                       : "now (the stream was not connected)");
+    if (!u->call) {
+        grpc_channel_destroy(u->chan);
+        u->chan = u->next_chan;
+        u->next_chan = NULL;
+        u->failures = 0;
+        u->next_attempt_ms = mono_ms();
+    } else if (!registered && !u->closing) {
+        grpc_call_cancel(u->call, NULL); /* end_call swaps the channels */
+    }
+}
+
 /* A headend that acknowledges but has stopped doing so (store stuck, a half-dead proxy):
  * restart the stream, so the window is sent again instead of stalling for ever. */
 static void check_acks(struct uplink *u)
@@ -827,6 +1023,8 @@ static void *run(void *arg)
 {
     struct uplink *u = arg;
     while (!atomic_load(&u->stop)) {
+        if (atomic_exchange(&u->reload, 0))
+            do_reload(u);
         if (!u->call && mono_ms() >= u->next_attempt_ms)
             start_call(u);
         pump(u);
@@ -913,29 +1111,11 @@ struct uplink *uplink_new(const struct uplink_cfg *cfg, const struct uplink_iden
     }
 
     grpc_init();
-    grpc_arg args[] = {
-        {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIME_MS, {.integer = (int)cfg->keepalive_time_ms}},
-        {GRPC_ARG_INTEGER,
-         GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
-         {.integer = (int)cfg->keepalive_timeout_ms}},
-        {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, {.integer = 1}},
-        /* else pings stop after two on an idle stream (notes/grpc-core.md) */
-        {GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, {.integer = 0}},
-        /* the channel's own TCP reconnects follow the configured backoff */
-        {GRPC_ARG_INTEGER,
-         GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
-         {.integer = (int)cfg->backoff_initial_ms}},
-        {GRPC_ARG_INTEGER,
-         GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
-         {.integer = (int)cfg->backoff_max_ms}},
-    };
-    grpc_channel_args ca = {sizeof args / sizeof args[0], args};
-    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
-    u->chan = grpc_channel_create(cfg->target, creds, &ca);
-    grpc_channel_credentials_release(creds);
+    u->chan = make_channel(cfg, err, errlen);
     u->cq = grpc_completion_queue_create_for_next(NULL);
     if (!u->chan || !u->cq) {
-        snprintf(err, errlen, "uplink.target: cannot create a channel to \"%s\"", cfg->target);
+        if (u->chan)
+            snprintf(err, errlen, "uplink: out of memory");
         goto fail_grpc;
     }
     if (pthread_create(&u->thread, NULL, run, u) != 0) {
@@ -943,9 +1123,14 @@ struct uplink *uplink_new(const struct uplink_cfg *cfg, const struct uplink_iden
         goto fail_grpc;
     }
     u->thread_started = 1;
-    logf_(u, "event=start target=%s assets=%zu primary=%s legacy=%d spool=%s telemetry_seq0=%llu",
+    logf_(u,
+          "event=start target=%s assets=%zu primary=%s legacy=%d spool=%s telemetry_seq0=%llu "
+          "tls=%s",
           cfg->target, id->n_assets, id->primary_asset_id, cfg->legacy,
-          cfg->spool_dir[0] ? cfg->spool_dir : "-", (unsigned long long)u->tseq[0]);
+          cfg->spool_dir[0] ? cfg->spool_dir : "-", (unsigned long long)u->tseq[0],
+          !cfg->tls.on       ? "off"
+          : cfg->tls.cert[0] ? "mutual"
+                             : "server");
     return u;
 fail_grpc:
     uplink_free(u);
@@ -978,6 +1163,8 @@ void uplink_free(struct uplink *u)
     }
     if (u->chan)
         grpc_channel_destroy(u->chan);
+    if (u->next_chan)
+        grpc_channel_destroy(u->next_chan);
     if (u->cq) {
         grpc_completion_queue_shutdown(u->cq);
         int64_t end = mono_ms() + DRAIN_MS;
@@ -1017,6 +1204,11 @@ void uplink_free(struct uplink *u)
     pthread_mutex_destroy(&u->mu);
     pthread_cond_destroy(&u->cond);
     free(u);
+}
+
+void uplink_reload(struct uplink *u)
+{
+    atomic_store(&u->reload, 1);
 }
 
 /* One telemetry record into the spool, or the memory queue without one (mu held; takes
