@@ -398,6 +398,49 @@ static void test_uplink_cfg(void)
     }
 }
 
+/* A throwaway self-signed certificate naming gw-test (SAN URI, clientAuth, valid 2026..2126)
+ * with its key, and an unrelated key: test data only, made with openssl req/genpkey. */
+static const char TEST_CERT[] = "-----BEGIN CERTIFICATE-----\n"
+                                "MIIBujCCAWCgAwIBAgIUKa9QK+CQXoYOSp0Mtb+e5PO/8WUwCgYIKoZIzj0EAwIw\n"
+                                "EjEQMA4GA1UEAwwHZ3ctdGVzdDAgFw0yNjEyMDIwNjE5MDBaGA8yMTI2MTEwODA2\n"
+                                "MTkwMFowEjEQMA4GA1UEAwwHZ3ctdGVzdDBZMBMGByqGSM49AgEGCCqGSM49AwEH\n"
+                                "A0IABCeMmip6Lv0hUfdoxORG0vos+CyipCmGMEyyUdFG6oJPyGjK0j4O2M2y7uJ/\n"
+                                "+HNC+j+wvBZDVgSQ/uLaqUJMyGGjgZEwgY4wHQYDVR0OBBYEFHr72lleYikjv8hh\n"
+                                "8+803wbw7kChMB8GA1UdIwQYMBaAFHr72lleYikjv8hh8+803wbw7kChMA8GA1Ud\n"
+                                "EwEB/wQFMAMBAf8wJgYDVR0RBB8wHYYbdXJuOmRlcmxvb3A6Z2F0ZXdheTpndy10\n"
+                                "ZXN0MBMGA1UdJQQMMAoGCCsGAQUFBwMCMAoGCCqGSM49BAMCA0gAMEUCIE+Pm32D\n"
+                                "3ePn3arzixWXlFzLLG+UhH3O3jZh55QyOfqdAiEA1VgywDZ3mq0FQ1Neitlr5dBA\n"
+                                "2lu0QP0sSm+A3CweKwQ=\n"
+                                "-----END CERTIFICATE-----\n";
+static const char TEST_KEY[] = "-----BEGIN PRIVATE KEY-----\n"
+                               "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgDN+GdX0rOPQqcWGD\n"
+                               "uO9U8Lh6r6HJQGAmg//dOSWyt+qhRANCAAQnjJoqei79IVH3aMTkRtL6LPgsoqQp\n"
+                               "hjBMslHRRuqCT8hoytI+DtjNsu7if/hzQvo/sLwWQ1YEkP7i2qlCTMhh\n"
+                               "-----END PRIVATE KEY-----\n";
+static const char OTHER_KEY[] = "-----BEGIN PRIVATE KEY-----\n"
+                                "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgm7plXoZ4nnFlGrZ8\n"
+                                "4YyAbTscpdhaq4CCdf2mmVAUCwyhRANCAAQ5JbAJYHMETe9qwIWItoKjzeaPACZs\n"
+                                "9kYSx/uEU98Wq4Xe6P4dcETTz1xy+Jp6Y/ETLsJXex91XgHMx5OTAWL9\n"
+                                "-----END PRIVATE KEY-----\n";
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs(text, f);
+    CU_ASSERT_EQUAL(fclose(f), 0);
+}
+
+/* The uplink's log lines, kept for the test to look at. */
+static char tls_log[8192];
+
+static void keep_log(void *ctx, const char *line)
+{
+    (void)ctx;
+    size_t n = strlen(tls_log);
+    snprintf(tls_log + n, sizeof tls_log - n, "%s\n", line);
+}
+
 /* uplink.tls: parsing, and the files read when the uplink starts and on uplink_reload. */
 static void test_uplink_tls_cfg(void)
 {
@@ -457,26 +500,29 @@ static void test_uplink_tls_cfg(void)
     err[0] = '\0';
     CU_ASSERT_PTR_NULL(uplink_new(&c, &id, &uo, err, sizeof err));
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "uplink.tls.ca: cannot read"));
-    /* gRPC parses the PEM contents only at the handshake: a readable PEM block is enough here */
-    static const char pem[] = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
-    FILE *f = fopen(ca, "w");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-    fputs(pem, f);
-    fclose(f);
-    f = fopen(gw, "w");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-    fputs("not a certificate\n", f);
-    fclose(f);
-    err[0] = '\0';
-    CU_ASSERT_PTR_NULL(uplink_new(&c, &id, &uo, err, sizeof err));
-    CU_ASSERT_PTR_NOT_NULL(strstr(err, "uplink.tls.cert:"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(err, "not a PEM file"));
-    f = fopen(gw, "w");
-    fputs(pem, f);
-    fclose(f);
-    f = fopen(key, "w");
-    fputs("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", f);
-    fclose(f);
+    /* files that cannot work stop it too: no certificate, no key, another key */
+    static const char garbage[] = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+    static const struct {
+        const char *ca, *cert, *key, *want;
+    } cases[] = {
+        {TEST_CERT, "not a certificate\n", TEST_KEY, "uplink.tls.cert: \""},
+        {TEST_CERT, garbage, TEST_KEY, "uplink.tls.cert: no certificate"},
+        {TEST_CERT, TEST_CERT, garbage, "uplink.tls.key: no private key"},
+        {TEST_CERT, TEST_CERT, OTHER_KEY, "uplink.tls.key: not the key of uplink.tls.cert"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        write_text(ca, cases[i].ca);
+        write_text(gw, cases[i].cert);
+        write_text(key, cases[i].key);
+        err[0] = '\0';
+        CU_ASSERT_PTR_NULL(uplink_new(&c, &id, &uo, err, sizeof err));
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, cases[i].want));
+    }
+    /* a certificate that names another gateway starts, with a warning saying so */
+    write_text(key, TEST_KEY);
+    snprintf(id.gateway_id, sizeof id.gateway_id, "gw-other");
+    uo.log = keep_log;
+    tls_log[0] = '\0';
     struct uplink *u = uplink_new(&c, &id, &uo, err, sizeof err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(u);
     /* reload: read again (ok), then with the key gone (failed, the old credentials stay) */
@@ -501,7 +547,11 @@ static void test_uplink_tls_cfg(void)
     }
     CU_ASSERT_EQUAL(st.tls_reload_failures, 1);
     CU_ASSERT_EQUAL(st.tls_reloads, 1);
-    uplink_free(u);
+    uplink_free(u); /* the log is read once its thread has stopped */
+    CU_ASSERT_PTR_NOT_NULL(strstr(tls_log, "event=tls_cert status=warning"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(tls_log, "names gateway gw-test, this gateway is gw-other"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(tls_log, "event=tls_reload status=ok"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(tls_log, "event=tls_reload status=failed"));
     rmdir_all(dir);
 }
 
