@@ -254,7 +254,10 @@ void config_print_help(FILE *out)
                  : o->type == OPT_INT  ? " N"
                  : o->type == OPT_FLAG ? ""
                                        : " 0|1");
-        fprintf(out, "  %-30s %s (default: %s", lhs, o->help, o->def);
+        fprintf(out, "  %-30s %s (default: %s", lhs, o->help,
+                o->type == OPT_FLAG ? "off"
+                : o->def[0]         ? o->def
+                                    : "none");
         if (o->type == OPT_INT)
             fprintf(out, "; %ld..%ld", o->min, o->max);
         fputs(")\n", out);
@@ -266,7 +269,10 @@ void config_print_markdown(FILE *out)
     fputs("| option | default | range | meaning |\n|---|---|---|---|\n", out);
     for (size_t i = 0; i < NOPT; i++) {
         const struct opt *o = &table[i];
-        fprintf(out, "| `--%s` | `%s` | ", o->name, o->def);
+        if (o->type == OPT_FLAG || !o->def[0])
+            fprintf(out, "| `--%s` | %s | ", o->name, o->type == OPT_FLAG ? "off" : "none");
+        else
+            fprintf(out, "| `--%s` | `%s` | ", o->name, o->def);
         if (o->type == OPT_INT)
             fprintf(out, "%ld..%ld", o->min, o->max);
         fprintf(out, " | %s |\n", o->help);
