@@ -154,8 +154,8 @@ static int load_tls(const cJSON *obj, const char *path, struct uplink_tls *t, ch
         rc = load_string(obj, p, "server_name", t->server_name, sizeof t->server_name, err, errlen);
     if (rc)
         return rc;
-    /* no system roots: the headend's issuer is named explicitly, so a certificate bought for
-     * some other name cannot stand in for it */
+    /* no default roots: a fleet's headend is signed by the fleet's own CA, and what gRPC
+     * would fall back to (its roots file, or none on Debian) is not what to trust here */
     if (!t->ca[0]) {
         snprintf(err, errlen, "%s.ca: required (the PEM file of the CA that signed the headend)",
                  p);

@@ -466,6 +466,8 @@ static char *read_pem(const char *opt, const char *path, char *err, size_t errle
     size_t n = buf ? fread(buf, 1, PEM_MAX + 1, f) : 0;
     int bad = ferror(f);
     fclose(f);
+    if (buf)
+        buf[n <= PEM_MAX ? n : PEM_MAX] = '\0';
     if (!buf || bad || n == 0 || n > PEM_MAX || !strstr(buf, "-----BEGIN ")) {
         snprintf(err, errlen, "--%s %s: %s", opt, path,
                  !buf  ? "out of memory"
@@ -474,7 +476,6 @@ static char *read_pem(const char *opt, const char *path, char *err, size_t errle
         free(buf);
         return NULL;
     }
-    buf[n] = '\0';
     return buf;
 }
 
@@ -807,11 +808,12 @@ int grpcsrv_start(struct hub *h, const struct headend_config *cfg, struct grpcsr
         grpc_server_register_method(g->server, METHOD_CONNECT, NULL, GRPC_SRM_PAYLOAD_NONE, 0);
     g->mutual = cfg->tls_cert[0] && cfg->tls_client_ca[0];
     grpc_server_credentials *creds = server_creds(cfg, err, errlen);
+    int have_creds = creds != NULL;
     int p = creds ? grpc_server_add_http2_port(g->server, cfg->grpc_listen, creds) : 0;
     if (creds)
         grpc_server_credentials_release(creds);
     if (p == 0 || !g->method) {
-        if (creds)
+        if (have_creds)
             snprintf(err, errlen, "cannot listen on %s (gRPC)", cfg->grpc_listen);
         grpc_server_destroy(g->server);
         grpc_completion_queue_shutdown(g->cq);
@@ -820,7 +822,7 @@ int grpcsrv_start(struct hub *h, const struct headend_config *cfg, struct grpcsr
             ;
         grpc_completion_queue_destroy(g->cq);
         free(g);
-        return creds ? -EADDRINUSE : -EINVAL;
+        return have_creds ? -EADDRINUSE : -EINVAL;
     }
     *port = p;
     grpc_server_start(g->server);
