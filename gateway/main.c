@@ -1,8 +1,9 @@
 /* der-gateway: the site controller as a daemon. Loads a site configuration, then runs one
  * control cycle every poll period against the real devices (or `der-sim serve`) until SIGINT
- * or SIGTERM. With a headend (--headend or the configuration's "uplink.target") the uplink
- * thread streams telemetry and brings setpoints, which dispatch.c applies between cycles.
- * All control logic is in libgateway; this file owns the clock, signals and logs. */
+ * or SIGTERM (SIGHUP reloads the uplink's TLS files). With a headend (--headend or the
+ * configuration's "uplink.target") the uplink thread streams telemetry and brings setpoints, which
+ * dispatch.c applies between cycles. All control logic is in libgateway; this file owns the clock,
+ * signals and logs. */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -20,12 +21,14 @@
 #include "gateway/uplink.h"
 #include "version.h"
 
-static volatile sig_atomic_t g_stop;
+static volatile sig_atomic_t g_stop, g_hup;
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    g_stop = 1;
+    if (sig == SIGHUP)
+        g_hup = 1;
+    else
+        g_stop = 1;
 }
 
 static int64_t mono_ms(void)
@@ -57,7 +60,8 @@ static void usage(FILE *out)
           "\n"
           "The derloop site controller: polls the site's devices over Modbus TCP, runs the\n"
           "configured strategy, applies the safety interlocks and writes setpoints, once per\n"
-          "poll period (docs/gateway-config.md). Stops cleanly on SIGINT or SIGTERM.\n"
+          "poll period (docs/gateway-config.md). Stops cleanly on SIGINT or SIGTERM; SIGHUP\n"
+          "reloads the uplink's TLS certificate files.\n"
           "  -c, --config FILE      the site configuration (required)\n"
           "  -d, --duration D       stop after D (e.g. 30s, 2h); default: run until signalled\n"
           "  -v, --verbose          one line per cycle with the decision (CSV fields)\n"
@@ -69,7 +73,9 @@ static void usage(FILE *out)
           "\n"
           "The configuration's \"uplink\" object (docs/gateway-config.md):\n"
           "  uplink.target          HOST:PORT of the headend's gRPC listener (\"\" = none)\n"
-          "  uplink.spool_dir       directory of the telemetry spool (\"\" = memory only)\n",
+          "  uplink.spool_dir       directory of the telemetry spool (\"\" = memory only)\n"
+          "  uplink.tls             {\"ca\", \"cert\", \"key\", \"server_name\"}: TLS to the "
+          "headend\n",
           out);
     param_print_help(uplink_fields, uplink_n_fields, "uplink.", out);
 }
@@ -175,6 +181,9 @@ int main(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    /* SIGHUP reloads what can change under a running gateway: for now the uplink's TLS
+     * files (a certificate rotation); it used to end the process (the default action). */
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     char line[256];
@@ -219,6 +228,13 @@ int main(int argc, char **argv)
     static struct decision dm;
     char row[4096];
     while (!g_stop) {
+        if (g_hup) {
+            g_hup = 0;
+            log_line(NULL, up ? "event=sighup reason=\"reloading the uplink's TLS files\""
+                              : "event=sighup reason=\"nothing to reload (no uplink)\"");
+            if (up)
+                uplink_reload(up);
+        }
         int64_t now = mono_ms();
         if (duration_ms >= 0 && now - t0 >= duration_ms)
             break;

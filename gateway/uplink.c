@@ -19,7 +19,14 @@
  * releases it when its send completes, as before. When a stream ends, the cursor goes back
  * to the oldest unreleased sample and everything unacknowledged is sent again, in order, on
  * the next stream; the headend's (asset, seq) key makes the repeat harmless. The window
- * (ack_window) and a token bucket (replay_rate) pace a replay after a long outage. */
+ * (ack_window) and a token bucket (replay_rate) pace a replay after a long outage.
+ *
+ * TLS (uplink.tls): the channel's credentials come from PEM files read when the uplink
+ * starts. uplink_reload only raises a flag; the uplink thread reads the files again and
+ * builds a new channel, which replaces the old one between streams (a registered stream is
+ * not cut for a certificate rotation; one still waiting to connect, e.g. refused for an
+ * expired certificate, is restarted on the new channel at once). Nothing of the delivery
+ * state above belongs to a channel, so a swap loses and repeats nothing. */
 #include "gateway/uplink.h"
 
 #include <errno.h>
@@ -39,14 +46,22 @@
 #include <grpc/slice.h>
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "gateway/duration.h"
 #include "gateway/idset.h"
 #include "gateway/spool.h"
 
-#define METHOD   "/der.v1.Headend/Connect"
-#define TURN_MS  50   /* completion-queue deadline: how often queues are looked at */
-#define DRAIN_MS 2000 /* at most this long to finish a stream at shutdown */
+#define METHOD            "/der.v1.Headend/Connect"
+#define TURN_MS           50    /* completion-queue deadline: how often queues are looked at */
+#define DRAIN_MS          2000  /* at most this long to finish a stream at shutdown */
+#define WAIT_LOG_FIRST_MS 5000  /* a stream not up after this is logged ... */
+#define WAIT_LOG_EVERY_MS 60000 /* ... and again this often */
+#define CERT_URI_PREFIX   "urn:derloop:gateway:"
 
 /* ---- configuration -------------------------------------------------------------------------- */
 
@@ -114,6 +129,47 @@ static int target_ok(const char *t)
     return *end == '\0' && port >= 1 && port <= 65535;
 }
 
+/* uplink.tls: {"ca": PATH, "cert": PATH, "key": PATH, "server_name": NAME}. */
+static int load_tls(const cJSON *obj, const char *path, struct uplink_tls *t, char *err,
+                    size_t errlen)
+{
+    char p[64];
+    snprintf(p, sizeof p, "%s.tls", path);
+    if (!cJSON_IsObject(obj)) {
+        snprintf(err, errlen, "%s: must be an object {\"ca\", \"cert\", \"key\", \"server_name\"}",
+                 p);
+        return -EINVAL;
+    }
+    for (const cJSON *c = obj->child; c; c = c->next)
+        if (strcmp(c->string, "ca") && strcmp(c->string, "cert") && strcmp(c->string, "key") &&
+            strcmp(c->string, "server_name")) {
+            snprintf(err, errlen, "%s.%s: unknown key (ca, cert, key, server_name)", p, c->string);
+            return -EINVAL;
+        }
+    int rc = load_string(obj, p, "ca", t->ca, sizeof t->ca, err, errlen);
+    if (!rc)
+        rc = load_string(obj, p, "cert", t->cert, sizeof t->cert, err, errlen);
+    if (!rc)
+        rc = load_string(obj, p, "key", t->key, sizeof t->key, err, errlen);
+    if (!rc)
+        rc = load_string(obj, p, "server_name", t->server_name, sizeof t->server_name, err, errlen);
+    if (rc)
+        return rc;
+    /* no default roots: a fleet's headend is signed by the fleet's own CA, and what gRPC
+     * would fall back to (its roots file, or none on Debian) is not what to trust here */
+    if (!t->ca[0]) {
+        snprintf(err, errlen, "%s.ca: required (the PEM file of the CA that signed the headend)",
+                 p);
+        return -EINVAL;
+    }
+    if (!t->cert[0] != !t->key[0]) {
+        snprintf(err, errlen, "%s.%s: cert and key go together", p, t->cert[0] ? "key" : "cert");
+        return -EINVAL;
+    }
+    t->on = 1;
+    return 0;
+}
+
 int uplink_cfg_load(const cJSON *obj, const char *path, struct uplink_cfg *cfg, char *err,
                     size_t errlen)
 {
@@ -122,7 +178,7 @@ int uplink_cfg_load(const cJSON *obj, const char *path, struct uplink_cfg *cfg, 
         snprintf(err, errlen, "%s: must be an object", path);
         return -EINVAL;
     }
-    /* The table knows numbers and booleans; the two strings are taken out first. */
+    /* The table knows numbers and booleans; the strings and tls are taken out first. */
     cJSON *rest = obj ? cJSON_Duplicate(obj, 1) : NULL;
     if (obj && !rest) {
         snprintf(err, errlen, "%s: out of memory", path);
@@ -132,9 +188,13 @@ int uplink_cfg_load(const cJSON *obj, const char *path, struct uplink_cfg *cfg, 
     if (!rc)
         rc =
             load_string(obj, path, "spool_dir", cfg->spool_dir, sizeof cfg->spool_dir, err, errlen);
+    const cJSON *tls = obj ? cJSON_GetObjectItemCaseSensitive(obj, "tls") : NULL;
+    if (!rc && tls)
+        rc = load_tls(tls, path, &cfg->tls, err, errlen);
     if (!rc && rest) {
         cJSON_DeleteItemFromObjectCaseSensitive(rest, "target");
         cJSON_DeleteItemFromObjectCaseSensitive(rest, "spool_dir");
+        cJSON_DeleteItemFromObjectCaseSensitive(rest, "tls");
     }
     if (!rc)
         rc = param_load(uplink_fields, uplink_n_fields, rest, path, cfg, err, errlen);
@@ -274,6 +334,7 @@ struct uplink {
     pthread_t thread;
     int thread_started;
     atomic_int stop;
+    atomic_int reload; /* uplink_reload asked; the uplink thread reads the TLS files */
 
     /* ---- shared with the control thread, under mu ---- */
     pthread_mutex_t mu;
@@ -303,6 +364,7 @@ struct uplink {
     /* ---- the uplink thread's own ---- */
     grpc_completion_queue *cq;
     grpc_channel *chan;
+    grpc_channel *next_chan; /* reloaded credentials, used from the next stream on */
     grpc_call *call;
     int pending;  /* operations of `call` not completed yet */
     int closing;  /* status received or cancelled: no new operations */
@@ -320,7 +382,10 @@ struct uplink {
     grpc_byte_buffer *rx_buf, *tx_buf;
     int64_t t_start_ms, next_attempt_ms, connected_at_ms, next_hb_ms;
     int64_t last_ack_ms; /* the window last moved (or became non-empty) */
-    double tokens;       /* replay_rate's bucket */
+    int stream_up;       /* the current stream got the headend's initial metadata */
+    int64_t next_wait_log_ms;
+    char cert_problem[300]; /* what the last check of our own certificate found wrong */
+    double tokens;          /* replay_rate's bucket */
     int64_t tokens_ms;
     unsigned failures, attempts;
     uint64_t rng;
@@ -480,6 +545,8 @@ static void start_call(struct uplink *u)
         return;
     }
     u->attempts++;
+    u->stream_up = 0;
+    u->next_wait_log_ms = mono_ms() + WAIT_LOG_FIRST_MS;
     u->pending = 0;
     u->closing = 0;
     u->seq = 0;
@@ -527,6 +594,17 @@ static void end_call(struct uplink *u)
     if (u->error_string)
         gpr_free((void *)u->error_string);
     u->error_string = NULL;
+    if (u->next_chan) {
+        grpc_channel_destroy(u->chan);
+        u->chan = u->next_chan;
+        u->next_chan = NULL;
+        /* the new credentials get their attempt now, not after the old ones' backoff */
+        u->failures = 0;
+        u->next_attempt_ms = mono_ms();
+        logf_(u, "event=tls_channel target=%s reason=\"reloaded credentials in use\"",
+              u->cfg.target);
+        return;
+    }
     if (!atomic_load(&u->stop))
         u->next_attempt_ms = mono_ms() + backoff_ms(u);
 }
@@ -804,6 +882,7 @@ static void on_event(struct uplink *u, enum tag t, int ok)
     switch (t) {
     case T_RECV_MD:
         if (ok && !u->closing) {
+            u->stream_up = 1;
             pthread_mutex_lock(&u->mu);
             u->st.connected = 1;
             u->st.connects++;
@@ -835,6 +914,312 @@ static void on_event(struct uplink *u, enum tag t, int ok)
         end_call(u);
 }
 
+/* ---- channel and credentials --------------------------------------------------------------- */
+
+#define PEM_MAX (1 << 20)
+
+/* A whole PEM file, NUL-terminated, for the caller to free; NULL with err naming the key. */
+static char *read_pem(const char *key, const char *file, char *err, size_t errlen)
+{
+    FILE *f = fopen(file, "rb");
+    if (!f) {
+        snprintf(err, errlen, "uplink.tls.%s: cannot read \"%s\": %s", key, file, strerror(errno));
+        return NULL;
+    }
+    char *buf = malloc(PEM_MAX + 1);
+    size_t n = buf ? fread(buf, 1, PEM_MAX + 1, f) : 0;
+    int bad = ferror(f);
+    fclose(f);
+    if (buf)
+        buf[n <= PEM_MAX ? n : PEM_MAX] = '\0';
+    if (!buf || bad || n == 0 || n > PEM_MAX || !strstr(buf, "-----BEGIN ")) {
+        snprintf(err, errlen, "uplink.tls.%s: \"%s\" is %s", key, file,
+                 !buf  ? "too big to hold (out of memory)"
+                 : bad ? "unreadable"
+                       : "not a PEM file (empty, over 1 MiB, or no -----BEGIN line)");
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+/* ASN.1 time as ISO 8601 UTC. */
+static void asn1_iso(const ASN1_TIME *t, char *buf, size_t len)
+{
+    struct tm tm;
+    if (!t || ASN1_TIME_to_tm(t, &tm) != 1 || !strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm))
+        snprintf(buf, len, "?");
+}
+
+/* The gateway id a certificate names, by the headend's rule (docs/protocol.md): the SAN URI
+ * urn:derloop:gateway:ID, else the subject CN; "" when none. */
+static void cert_identity(X509 *x, char *out, size_t len)
+{
+    out[0] = '\0';
+    GENERAL_NAMES *names = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+    for (int i = 0; names && i < sk_GENERAL_NAME_num(names) && !out[0]; i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
+        if (g->type != GEN_URI)
+            continue;
+        const char *uri = (const char *)ASN1_STRING_get0_data(g->d.uniformResourceIdentifier);
+        int n = ASN1_STRING_length(g->d.uniformResourceIdentifier);
+        size_t plen = strlen(CERT_URI_PREFIX);
+        if (n > (int)plen && !strncmp(uri, CERT_URI_PREFIX, plen))
+            snprintf(out, len, "%.*s", n - (int)plen, uri + plen);
+    }
+    GENERAL_NAMES_free(names);
+    if (!out[0] &&
+        X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, out, (int)len) < 0)
+        out[0] = '\0';
+}
+
+/* Verifies cert against the CAs of the PEM text ca (client purpose). 1, or 0 with why. */
+static int cert_verifies(X509 *x, const char *ca, char *why, size_t len)
+{
+    X509_STORE *store = X509_STORE_new();
+    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    BIO *b = BIO_new_mem_buf(ca, -1);
+    STACK_OF(X509_INFO) *infos = b ? PEM_X509_INFO_read_bio(b, NULL, NULL, NULL) : NULL;
+    int ok = 0;
+    for (int i = 0; store && infos && i < sk_X509_INFO_num(infos); i++) {
+        X509_INFO *xi = sk_X509_INFO_value(infos, i);
+        if (xi->x509)
+            X509_STORE_add_cert(store, xi->x509);
+    }
+    if (store && ctx && X509_STORE_CTX_init(ctx, store, x, NULL) == 1) {
+        X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT);
+        ok = X509_verify_cert(ctx) == 1;
+        if (!ok)
+            snprintf(why, len, "%s", X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+    } else {
+        snprintf(why, len, "cannot set up the check");
+    }
+    sk_X509_INFO_pop_free(infos, X509_INFO_free);
+    BIO_free(b);
+    X509_STORE_CTX_free(ctx);
+    X509_STORE_free(store);
+    return ok;
+}
+
+/* What the gateway can tell about its own certificate before the headend refuses it: the
+ * headend rejects a bad client certificate during the TLS handshake, and gRPC gives the
+ * client no reason (with TLS 1.3 the gateway does not even see an error; its stream just
+ * waits), so the reason is worked out here, with the same OpenSSL gRPC uses. -EINVAL with
+ * note when the files cannot work at all (no certificate, no key, a key that is not the
+ * certificate's); 1 with the reason in note when the headend will refuse the certificate
+ * (expired, not yet valid, another gateway's identity, not issued by a CA in uplink.tls.ca:
+ * harmless when the headend trusts another CA for gateways); 0 when it looks right. */
+static int check_cert(const char *gateway_id, const char *ca, const char *cert, const char *key,
+                      char *note, size_t len, char *why, size_t whylen)
+{
+    why[0] = '\0';
+    BIO *b = BIO_new_mem_buf(cert, -1);
+    X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+    BIO_free(b);
+    if (!x) {
+        snprintf(note, len, "uplink.tls.cert: no certificate in the file");
+        ERR_clear_error();
+        return -EINVAL;
+    }
+    b = BIO_new_mem_buf(key, -1);
+    EVP_PKEY *k = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+    BIO_free(b);
+    int rc = 0;
+    if (!k) {
+        snprintf(note, len,
+                 "uplink.tls.key: no private key in the file (encrypted keys are not "
+                 "supported)");
+        rc = -EINVAL;
+    } else if (X509_check_private_key(x, k) != 1) {
+        snprintf(note, len, "uplink.tls.key: not the key of uplink.tls.cert");
+        rc = -EINVAL;
+    }
+    EVP_PKEY_free(k);
+    if (rc == 0) {
+        char id[128], na[32], nb[32], verr[120];
+        cert_identity(x, id, sizeof id);
+        asn1_iso(X509_get0_notAfter(x), na, sizeof na);
+        asn1_iso(X509_get0_notBefore(x), nb, sizeof nb);
+        if (X509_cmp_current_time(X509_get0_notAfter(x)) < 0)
+            snprintf(why, whylen, "expired at %s: the headend refuses the TLS handshake", na);
+        else if (X509_cmp_current_time(X509_get0_notBefore(x)) > 0)
+            snprintf(why, whylen, "not valid before %s: the headend refuses the TLS handshake", nb);
+        else if (!id[0])
+            snprintf(why, whylen,
+                     "names no gateway (no SAN URI " CERT_URI_PREFIX "ID, no CN): the headend "
+                     "refuses every Register");
+        else if (strcmp(id, gateway_id) != 0)
+            snprintf(why, whylen,
+                     "names gateway %.63s, this gateway is %s: the headend refuses its Register",
+                     id, gateway_id);
+        else if (!cert_verifies(x, ca, verr, sizeof verr))
+            snprintf(why, whylen,
+                     "not issued by a CA in uplink.tls.ca (%s): the headend refuses the TLS "
+                     "handshake unless its --tls-client-ca holds the issuer",
+                     verr);
+        snprintf(note, len, "identity=%s not_after=%s", id[0] ? id : "-", na);
+        rc = why[0] ? 1 : 0;
+    }
+    X509_free(x);
+    ERR_clear_error();
+    return rc;
+}
+
+/* The channel to cfg->target, with TLS credentials from the files when uplink.tls is set.
+ * NULL with err when a file cannot be read (gRPC checks the PEM contents only at the first
+ * handshake, which then fails and is logged by gRPC core). */
+static grpc_channel *make_channel(const struct uplink_cfg *cfg, const char *gateway_id, char *err,
+                                  size_t errlen, char *note, size_t notelen, char *why,
+                                  size_t whylen, int *cert_rc)
+{
+    note[0] = why[0] = '\0';
+    *cert_rc = 0;
+    grpc_arg args[] = {
+        {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIME_MS, {.integer = (int)cfg->keepalive_time_ms}},
+        {GRPC_ARG_INTEGER,
+         GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+         {.integer = (int)cfg->keepalive_timeout_ms}},
+        {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, {.integer = 1}},
+        /* else pings stop after two on an idle stream (notes/grpc-core.md) */
+        {GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, {.integer = 0}},
+        /* the channel's own TCP reconnects follow the configured backoff */
+        {GRPC_ARG_INTEGER,
+         GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+         {.integer = (int)cfg->backoff_initial_ms}},
+        {GRPC_ARG_INTEGER,
+         GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
+         {.integer = (int)cfg->backoff_max_ms}},
+        {GRPC_ARG_STRING,
+         GRPC_SSL_TARGET_NAME_OVERRIDE_ARG,
+         {.string = (char *)cfg->tls.server_name}},
+    };
+    size_t na = sizeof args / sizeof args[0];
+    if (!cfg->tls.on || !cfg->tls.server_name[0])
+        na--; /* the override is the last one */
+    grpc_channel_args ca = {na, args};
+    grpc_channel_credentials *creds = NULL;
+    if (!cfg->tls.on) {
+        creds = grpc_insecure_credentials_create();
+    } else {
+        char *root = read_pem("ca", cfg->tls.ca, err, errlen);
+        char *cert = root && cfg->tls.cert[0] ? read_pem("cert", cfg->tls.cert, err, errlen) : NULL;
+        char *key = cert ? read_pem("key", cfg->tls.key, err, errlen) : NULL;
+        if (cert && !key) { /* a key file that cannot be read: not a server-only setup */
+            free(cert);
+            cert = NULL;
+        }
+        if (key) {
+            *cert_rc = check_cert(gateway_id, root, cert, key, note, notelen, why, whylen);
+            if (*cert_rc < 0) {
+                snprintf(err, errlen, "%s", note);
+                memset(key, 0, strlen(key));
+                free(key);
+                key = NULL;
+                free(cert);
+                cert = NULL;
+            }
+        }
+        if (root && (key || !cfg->tls.cert[0])) {
+            grpc_ssl_pem_key_cert_pair pair = {key, cert};
+            /* gRPC core copies the strings */
+            creds = grpc_ssl_credentials_create_ex(root, key ? &pair : NULL, NULL, NULL);
+            if (!creds)
+                snprintf(err, errlen, "uplink.tls: gRPC refused the credentials");
+        }
+        if (key)
+            memset(key, 0, strlen(key));
+        free(root);
+        free(cert);
+        free(key);
+    }
+    if (!creds)
+        return NULL;
+    grpc_channel *ch = grpc_channel_create(cfg->target, creds, &ca);
+    grpc_channel_credentials_release(creds);
+    if (!ch)
+        snprintf(err, errlen, "uplink.target: cannot create a channel to \"%s\"", cfg->target);
+    return ch;
+}
+
+/* The result of check_cert, logged and kept for the connect_waiting line. */
+static void log_cert(struct uplink *u, const char *note, const char *why)
+{
+    if (!note[0])
+        return;
+    snprintf(u->cert_problem, sizeof u->cert_problem, "%s", why);
+    logf_(u, "event=tls_cert status=%s cert=%s %s%s%s%s", why[0] ? "warning" : "ok",
+          u->cfg.tls.cert, note, why[0] ? " reason=\"" : "", why, why[0] ? "\"" : "");
+}
+
+/* A stream that has not come up: with WAIT_FOR_READY gRPC keeps trying without a word, so
+ * say so now and then, with what may be wrong. */
+static void check_waiting(struct uplink *u)
+{
+    if (!u->call || u->closing || u->stream_up || mono_ms() < u->next_wait_log_ms)
+        return;
+    u->next_wait_log_ms = mono_ms() + WAIT_LOG_EVERY_MS;
+    if (!u->cfg.tls.on)
+        logf_(u,
+              "event=connect_waiting target=%s attempt=%u tls=off reason=\"no connection yet: "
+              "the headend is down or unreachable\"",
+              u->cfg.target, u->attempts);
+    else
+        logf_(u,
+              "event=connect_waiting target=%s attempt=%u tls=%s reason=\"no connection yet: "
+              "the headend is down or unreachable, or refused the TLS handshake (its log says "
+              "why)\" cert_problem=\"%s\"",
+              u->cfg.target, u->attempts, u->cfg.tls.cert[0] ? "mutual" : "server",
+              u->cert_problem[0] ? u->cert_problem : "none seen by the gateway");
+}
+
+/* SIGHUP: new credentials from the files, used from the next stream on (see the top). */
+static void do_reload(struct uplink *u)
+{
+    if (!u->cfg.tls.on) {
+        logf_(u, "event=tls_reload status=skipped reason=\"no uplink.tls: nothing to reload\"");
+        return;
+    }
+    char err[700], note[160], why[sizeof u->cert_problem];
+    int cert_rc;
+    grpc_channel *ch = make_channel(&u->cfg, u->id.gateway_id, err, sizeof err, note, sizeof note,
+                                    why, sizeof why, &cert_rc);
+    pthread_mutex_lock(&u->mu);
+    if (ch)
+        u->st.tls_reloads++;
+    else
+        u->st.tls_reload_failures++;
+    pthread_mutex_unlock(&u->mu);
+    if (!ch) {
+        for (char *p = err; *p; p++)
+            if (*p == '"')
+                *p = '\'';
+        logf_(u, "event=tls_reload status=failed reason=\"%s; the previous credentials stay\"",
+              err);
+        return;
+    }
+    log_cert(u, note, why);
+    if (u->next_chan) /* a second reload before the first was used */
+        grpc_channel_destroy(u->next_chan);
+    u->next_chan = ch;
+    pthread_mutex_lock(&u->mu);
+    int registered = u->st.registered;
+    pthread_mutex_unlock(&u->mu);
+    logf_(u, "event=tls_reload status=ok ca=%s cert=%s applies=\"%s\"", u->cfg.tls.ca,
+          u->cfg.tls.cert[0] ? u->cfg.tls.cert : "-",
+          !u->call     ? "now"
+          : registered ? "from the next stream"
+                       : "now (the stream was not connected)");
+    if (!u->call) {
+        grpc_channel_destroy(u->chan);
+        u->chan = u->next_chan;
+        u->next_chan = NULL;
+        u->failures = 0;
+        u->next_attempt_ms = mono_ms();
+    } else if (!registered && !u->closing) {
+        grpc_call_cancel(u->call, NULL); /* end_call swaps the channels */
+    }
+}
+
 /* A headend that acknowledges but has stopped doing so (store stuck, a half-dead proxy):
  * restart the stream, so the window is sent again instead of stalling for ever. */
 static void check_acks(struct uplink *u)
@@ -862,6 +1247,8 @@ static void *run(void *arg)
 {
     struct uplink *u = arg;
     while (!atomic_load(&u->stop)) {
+        if (atomic_exchange(&u->reload, 0))
+            do_reload(u);
         if (!u->call && mono_ms() >= u->next_attempt_ms)
             start_call(u);
         pump(u);
@@ -872,6 +1259,7 @@ static void *run(void *arg)
         if (ev.type == GRPC_OP_COMPLETE)
             on_event(u, (enum tag)(intptr_t)ev.tag, ev.success);
         check_acks(u);
+        check_waiting(u);
     }
     /* Stop: cancel the stream and wait (bounded) for its operations to finish. */
     if (u->call) {
@@ -948,29 +1336,14 @@ struct uplink *uplink_new(const struct uplink_cfg *cfg, const struct uplink_iden
     }
 
     grpc_init();
-    grpc_arg args[] = {
-        {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIME_MS, {.integer = (int)cfg->keepalive_time_ms}},
-        {GRPC_ARG_INTEGER,
-         GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
-         {.integer = (int)cfg->keepalive_timeout_ms}},
-        {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, {.integer = 1}},
-        /* else pings stop after two on an idle stream (notes/grpc-core.md) */
-        {GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, {.integer = 0}},
-        /* the channel's own TCP reconnects follow the configured backoff */
-        {GRPC_ARG_INTEGER,
-         GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
-         {.integer = (int)cfg->backoff_initial_ms}},
-        {GRPC_ARG_INTEGER,
-         GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
-         {.integer = (int)cfg->backoff_max_ms}},
-    };
-    grpc_channel_args ca = {sizeof args / sizeof args[0], args};
-    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
-    u->chan = grpc_channel_create(cfg->target, creds, &ca);
-    grpc_channel_credentials_release(creds);
+    char note[160], why[sizeof u->cert_problem];
+    int cert_rc;
+    u->chan = make_channel(cfg, id->gateway_id, err, errlen, note, sizeof note, why, sizeof why,
+                           &cert_rc);
     u->cq = grpc_completion_queue_create_for_next(NULL);
     if (!u->chan || !u->cq) {
-        snprintf(err, errlen, "uplink.target: cannot create a channel to \"%s\"", cfg->target);
+        if (u->chan)
+            snprintf(err, errlen, "uplink: out of memory");
         goto fail_grpc;
     }
     if (pthread_create(&u->thread, NULL, run, u) != 0) {
@@ -978,9 +1351,15 @@ struct uplink *uplink_new(const struct uplink_cfg *cfg, const struct uplink_iden
         goto fail_grpc;
     }
     u->thread_started = 1;
-    logf_(u, "event=start target=%s assets=%zu primary=%s legacy=%d spool=%s telemetry_seq0=%llu",
+    log_cert(u, note, why);
+    logf_(u,
+          "event=start target=%s assets=%zu primary=%s legacy=%d spool=%s telemetry_seq0=%llu "
+          "tls=%s",
           cfg->target, id->n_assets, id->primary_asset_id, cfg->legacy,
-          cfg->spool_dir[0] ? cfg->spool_dir : "-", (unsigned long long)u->tseq[0]);
+          cfg->spool_dir[0] ? cfg->spool_dir : "-", (unsigned long long)u->tseq[0],
+          !cfg->tls.on       ? "off"
+          : cfg->tls.cert[0] ? "mutual"
+                             : "server");
     return u;
 fail_grpc:
     uplink_free(u);
@@ -1013,6 +1392,8 @@ void uplink_free(struct uplink *u)
     }
     if (u->chan)
         grpc_channel_destroy(u->chan);
+    if (u->next_chan)
+        grpc_channel_destroy(u->next_chan);
     if (u->cq) {
         grpc_completion_queue_shutdown(u->cq);
         int64_t end = mono_ms() + DRAIN_MS;
@@ -1052,6 +1433,11 @@ void uplink_free(struct uplink *u)
     pthread_mutex_destroy(&u->mu);
     pthread_cond_destroy(&u->cond);
     free(u);
+}
+
+void uplink_reload(struct uplink *u)
+{
+    atomic_store(&u->reload, 1);
 }
 
 /* One telemetry record into the spool, or the memory queue without one (mu held; takes

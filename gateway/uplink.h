@@ -18,6 +18,16 @@
 #include "gateway/siteconf.h"
 #include "gateway/strategy.h"
 
+/* uplink.tls (docs/gateway-config.md): PEM files, read at start and again on uplink_reload.
+ * ca is required (the headend's issuer); cert and key go together (mutual TLS: the
+ * certificate names the gateway, docs/protocol.md); server_name, when set, is the name the
+ * headend's certificate is checked against instead of the target's host (tests). */
+struct uplink_tls {
+    int on;
+    char ca[512], cert[512], key[512];
+    char server_name[256];
+};
+
 /* The "uplink" section of a site configuration (docs/gateway-config.md). */
 struct uplink_cfg {
     char target[256];            /* "host:port" of the headend's gRPC listener; "" = no uplink */
@@ -35,14 +45,15 @@ struct uplink_cfg {
     int ack_window;
     int replay_rate;
     int64_t ack_timeout_ms;
+    struct uplink_tls tls; /* tls.on 0: plaintext */
 };
 
 extern const struct param_field uplink_fields[];
 extern const size_t uplink_n_fields;
 
-/* Defaults, then obj's members (NULL = defaults). The strings `target` and `spool_dir` are
- * checked here, the rest by the table; errors name path.key ("uplink.keepalive_time: ...").
- * Returns 0 or -EINVAL. */
+/* Defaults, then obj's members (NULL = defaults). The strings `target` and `spool_dir` and
+ * the object `tls` are checked here, the rest by the table; errors name path.key
+ * ("uplink.keepalive_time: ..."). Returns 0 or -EINVAL. */
 int uplink_cfg_load(const cJSON *obj, const char *path, struct uplink_cfg *cfg, char *err,
                     size_t errlen);
 
@@ -71,6 +82,13 @@ struct uplink *uplink_new(const struct uplink_cfg *cfg, const struct uplink_iden
                           const struct uplink_opts *opts, char *err, size_t errlen);
 /* Stops the thread (cancelling the stream, bounded to about two seconds) and frees all. */
 void uplink_free(struct uplink *u);
+
+/* Asks the uplink thread to read the uplink.tls files again (SIGHUP). It builds new
+ * credentials and a new channel; a registered stream keeps running on the old channel
+ * until it ends, a stream still waiting to connect is restarted on the new one at once.
+ * When a file cannot be read or parsed the old credentials stay and the failure is logged.
+ * Never blocks; without uplink.tls it only logs that there is nothing to reload. */
+void uplink_reload(struct uplink *u);
 
 /* Telemetry of every device of img (only the primary asset in legacy mode), when the
  * telemetry period has passed since the last one at controller time now_ms. With a spool
@@ -103,6 +121,7 @@ struct uplink_stats {
     int acks;                 /* the current stream's headend acknowledges telemetry */
     uint64_t setpoints, setpoint_duplicates, setpoints_dropped;
     uint64_t acks_sent, acks_dropped, heartbeats;
+    uint64_t tls_reloads, tls_reload_failures;
     size_t queue_depth; /* telemetry waiting in memory */
 };
 

@@ -37,6 +37,11 @@ struct headend_config {
     int http_max_per_ip;
     int http_timeout_s;
     int http_threads;
+    /* gRPC TLS (docs/operations.md, "Securing a deployment"): PEM files; "" = none. */
+    char tls_cert[CONFIG_STR_MAX];
+    char tls_key[CONFIG_STR_MAX];
+    char tls_client_ca[CONFIG_STR_MAX];
+    int insecure;
 };
 
 /* Fills every field with its default. */
@@ -45,8 +50,15 @@ void config_defaults(struct headend_config *c);
  * unknown name, -EINVAL / -ERANGE with a message in err for a bad value. */
 int config_set(struct headend_config *c, const char *name, const char *value, char *err,
                size_t errlen);
-/* Cross-field checks (ttl bounds ordered, keepalive vs ping interval). 0 or -EINVAL + err. */
+/* Cross-field checks (ttl bounds ordered, TLS files given together, no plaintext gRPC on a
+ * non-loopback address without --insecure). 0 or -EINVAL + err. */
 int config_check(const struct headend_config *c, char *err, size_t errlen);
+/* Is the host of a listen address ("host:port") a loopback one (127.0.0.0/8, ::1,
+ * localhost, a unix: socket)? An empty host, 0.0.0.0 and [::] are not. */
+int config_is_loopback(const char *listen);
+/* What the gRPC listener is: "mutual" (cert, key and client CA), "server" (cert and key) or
+ * "off". */
+const char *config_grpc_tls_mode(const struct headend_config *c);
 /* `--name VALUE  help (default: x)` lines for --help. */
 void config_print_help(FILE *out);
 /* The table as a Markdown table, for docs/operations.md (der-headend --config-doc). */
@@ -54,5 +66,7 @@ void config_print_markdown(FILE *out);
 /* Number of table rows and the name of row i (for getopt tables). */
 size_t config_count(void);
 const char *config_name(size_t i);
+/* Is row i an option without a value (--insecure)? */
+int config_is_flag(size_t i);
 
 #endif

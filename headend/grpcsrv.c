@@ -20,7 +20,12 @@
  *   destroyed and the queue drained.
  * Limits an anonymous client cannot exhaust: a stream must Register within
  * register-timeout-ms or is closed; at most max-pending-per-peer unregistered streams per IP
- * address (a newer one closes that address's oldest); max-streams in all. */
+ * address (a newer one closes that address's oldest); max-streams in all.
+ * TLS: with --tls-cert/--tls-key the port takes SSL server credentials; with --tls-client-ca
+ * too, a client certificate signed by that CA is required and verified by gRPC core during
+ * the handshake (a client without one never gets a stream), and each stream's session gets
+ * the gateway identity its certificate names, read once from the call's auth context before
+ * any message of the stream is handled (hub_identity_from_cert has the rule). */
 #include "headend/grpcsrv.h"
 
 #include <errno.h>
@@ -47,6 +52,9 @@
 #define MAX_QUEUED_SENDS  10000 /* per stream; setpoints stay durable in the store anyway */
 #define MAX_MESSAGE_BYTES (1 << 20)
 #define DRAIN_MAX         256 /* completions handled per lock hold */
+#define PEM_MAX           (1 << 20)
+#define CERT_URIS_MAX     16  /* SAN URIs looked at per certificate */
+#define CERT_VALUE_MAX    256 /* longer SAN URIs or CNs cannot name a gateway anyway */
 
 enum tag_kind {
     T_SLOT,
@@ -129,6 +137,7 @@ struct grpcsrv {
     struct stream *pend_head, *pend_tail; /* unregistered streams, oldest first */
     struct peer *peers[PEER_BUCKETS];
     uint64_t register_timeouts, peer_evictions;
+    int mutual; /* client certificates required and verified */
     pthread_t thread;
     atomic_int stop;
     int shutdown_started, shutdown_done;
@@ -403,6 +412,107 @@ static int post_recv(struct stream *s)
     return batch(s, &op, 1, &s->t_recv);
 }
 
+/* Copies an auth property's value (not NUL-terminated) into dst; 0 when it does not fit. */
+static int prop_copy(const grpc_auth_property *p, char *dst, size_t cap)
+{
+    if (p->value_length >= cap || memchr(p->value, '\0', p->value_length))
+        return 0;
+    memcpy(dst, p->value, p->value_length);
+    dst[p->value_length] = '\0';
+    return 1;
+}
+
+/* The stream's gateway identity from its verified client certificate. gRPC 1.51 exposes one
+ * "peer_uri" property per URI SAN (and every SAN of any type, untyped, as
+ * "x509_subject_alternative_name"), and the subject CN as "x509_common_name". */
+static void authenticate(struct grpcsrv *g, struct stream *s)
+{
+    char uris[CERT_URIS_MAX][CERT_VALUE_MAX], cn[CERT_VALUE_MAX] = "", id[INV_ID_MAX] = "";
+    char why[128] = "";
+    const char *up[CERT_URIS_MAX];
+    size_t n = 0;
+    grpc_auth_context *ctx = grpc_call_auth_context(s->call);
+    if (ctx) {
+        grpc_auth_property_iterator it =
+            grpc_auth_context_find_properties_by_name(ctx, GRPC_PEER_URI_PROPERTY_NAME);
+        const grpc_auth_property *p;
+        while ((p = grpc_auth_property_iterator_next(&it)) && n < CERT_URIS_MAX)
+            if (prop_copy(p, uris[n], sizeof(uris[n])))
+                up[n] = uris[n], n++;
+        it = grpc_auth_context_find_properties_by_name(ctx, GRPC_X509_CN_PROPERTY_NAME);
+        if ((p = grpc_auth_property_iterator_next(&it)))
+            prop_copy(p, cn, sizeof(cn));
+        grpc_auth_context_release(ctx);
+    }
+    if (!ctx)
+        snprintf(why, sizeof(why), "no client certificate on the stream");
+    else
+        hub_identity_from_cert(up, n, cn, id, sizeof(id), why, sizeof(why));
+    hub_stream_authenticate(g->hub, s->sess, id, why);
+    log_event(LOG_DEBUG, "event=tls_peer peer=%s cert_identity=%s cert_cn=%s san_uris=%zu%s%s%s",
+              s->sess->peer, id[0] ? id : "-", cn[0] ? cn : "-", n, why[0] ? " problem=\"" : "",
+              why, why[0] ? "\"" : "");
+}
+
+/* A whole PEM file into a NUL-terminated buffer the caller frees. */
+static char *read_pem(const char *opt, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "--%s %s: %s", opt, path, strerror(errno));
+        return NULL;
+    }
+    char *buf = malloc(PEM_MAX + 1);
+    size_t n = buf ? fread(buf, 1, PEM_MAX + 1, f) : 0;
+    int bad = ferror(f);
+    fclose(f);
+    if (buf)
+        buf[n <= PEM_MAX ? n : PEM_MAX] = '\0';
+    if (!buf || bad || n == 0 || n > PEM_MAX || !strstr(buf, "-----BEGIN ")) {
+        snprintf(err, errlen, "--%s %s: %s", opt, path,
+                 !buf  ? "out of memory"
+                 : bad ? "read error"
+                       : "not a PEM file (empty, over 1 MiB, or no -----BEGIN line)");
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+/* The listener's credentials from the configuration: insecure, TLS, or mutual TLS. NULL with
+ * err when a file cannot be read (gRPC itself only checks the PEM contents at the first
+ * handshake, so a wrong but readable file shows up as failed handshakes in the log). */
+static grpc_server_credentials *server_creds(const struct headend_config *cfg, char *err,
+                                             size_t errlen)
+{
+    if (!cfg->tls_cert[0])
+        return grpc_insecure_server_credentials_create();
+    char *cert = read_pem("tls-cert", cfg->tls_cert, err, errlen);
+    char *key = cert ? read_pem("tls-key", cfg->tls_key, err, errlen) : NULL;
+    char *ca = key && cfg->tls_client_ca[0]
+                   ? read_pem("tls-client-ca", cfg->tls_client_ca, err, errlen)
+                   : NULL;
+    grpc_server_credentials *c = NULL;
+    if (key && (ca || !cfg->tls_client_ca[0])) {
+        grpc_ssl_pem_key_cert_pair pair = {key, cert};
+        /* the strings are copied by gRPC core */
+        c = grpc_ssl_server_credentials_create_ex(
+            ca, &pair, 1,
+            ca ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+               : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
+            NULL);
+        if (!c)
+            snprintf(err, errlen, "cannot create TLS credentials from --tls-cert %s",
+                     cfg->tls_cert);
+    }
+    if (key)
+        memset(key, 0, strlen(key));
+    free(cert);
+    free(key);
+    free(ca);
+    return c;
+}
+
 static void stream_start(struct grpcsrv *g, grpc_call *call)
 {
     struct stream *s = calloc(1, sizeof(*s));
@@ -422,6 +532,8 @@ static void stream_start(struct grpcsrv *g, grpc_call *call)
     char *peer = grpc_call_get_peer(call);
     int rc = hub_stream_open(g->hub, peer, &link_ops, s, now_ms(), &s->sess);
     gpr_free(peer);
+    if (rc == 0 && g->mutual)
+        authenticate(g, s);
 
     grpc_op meta = {.op = GRPC_OP_SEND_INITIAL_METADATA};
     grpc_op close = {.op = GRPC_OP_RECV_CLOSE_ON_SERVER};
@@ -694,11 +806,15 @@ int grpcsrv_start(struct hub *h, const struct headend_config *cfg, struct grpcsr
     grpc_server_register_completion_queue(g->server, g->cq, NULL);
     g->method =
         grpc_server_register_method(g->server, METHOD_CONNECT, NULL, GRPC_SRM_PAYLOAD_NONE, 0);
-    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
-    int p = grpc_server_add_http2_port(g->server, cfg->grpc_listen, creds);
-    grpc_server_credentials_release(creds);
+    g->mutual = cfg->tls_cert[0] && cfg->tls_client_ca[0];
+    grpc_server_credentials *creds = server_creds(cfg, err, errlen);
+    int have_creds = creds != NULL;
+    int p = creds ? grpc_server_add_http2_port(g->server, cfg->grpc_listen, creds) : 0;
+    if (creds)
+        grpc_server_credentials_release(creds);
     if (p == 0 || !g->method) {
-        snprintf(err, errlen, "cannot listen on %s (gRPC)", cfg->grpc_listen);
+        if (have_creds)
+            snprintf(err, errlen, "cannot listen on %s (gRPC)", cfg->grpc_listen);
         grpc_server_destroy(g->server);
         grpc_completion_queue_shutdown(g->cq);
         while (grpc_completion_queue_next(g->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=
@@ -706,7 +822,7 @@ int grpcsrv_start(struct hub *h, const struct headend_config *cfg, struct grpcsr
             ;
         grpc_completion_queue_destroy(g->cq);
         free(g);
-        return -EADDRINUSE;
+        return have_creds ? -EADDRINUSE : -EINVAL;
     }
     *port = p;
     grpc_server_start(g->server);

@@ -136,6 +136,65 @@ int hub_stream_open(struct hub *h, const char *peer, const struct session_link_o
     return 0;
 }
 
+#define CERT_URI_PREFIX "urn:derloop:gateway:"
+
+/* An id as it may appear in a log line or a store row: the same bytes a Register could
+ * carry, minus what would make a key=value line ambiguous. */
+static int id_ok(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n >= INV_ID_MAX)
+        return 0;
+    for (const char *p = id; *p; p++)
+        if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f || *p == '"' || *p == '\\')
+            return 0;
+    return 1;
+}
+
+int hub_identity_from_cert(const char *const *uris, size_t n_uris, const char *cn, char *out,
+                           size_t outlen, char *why, size_t whylen)
+{
+    const char *found = NULL;
+    size_t plen = strlen(CERT_URI_PREFIX);
+    for (size_t i = 0; i < n_uris; i++) {
+        if (strncmp(uris[i], CERT_URI_PREFIX, plen) != 0)
+            continue;
+        const char *id = uris[i] + plen;
+        if (found && strcmp(found, id) != 0) {
+            snprintf(why, whylen, "certificate names two gateways (%.40s, %.40s)", found, id);
+            return -EPERM;
+        }
+        found = id;
+    }
+    const char *src = "SAN URI";
+    if (!found && cn && cn[0]) {
+        found = cn;
+        src = "CN";
+    }
+    if (!found) {
+        snprintf(why, whylen,
+                 "certificate names no gateway (no SAN URI " CERT_URI_PREFIX "ID, no CN)");
+        return -EPERM;
+    }
+    if (!id_ok(found) || strlen(found) >= outlen) {
+        snprintf(why, whylen, "certificate %s is not a gateway id (1..%d printable characters)",
+                 src, INV_ID_MAX - 1);
+        return -EPERM;
+    }
+    snprintf(out, outlen, "%s", found);
+    return 0;
+}
+
+void hub_stream_authenticate(struct hub *h, struct session *s, const char *identity,
+                             const char *problem)
+{
+    (void)h;
+    s->cert_auth = 1;
+    snprintf(s->cert_identity, sizeof(s->cert_identity), "%s", identity ? identity : "");
+    snprintf(s->cert_problem, sizeof(s->cert_problem), "%s",
+             problem && problem[0] ? problem : "certificate names no gateway");
+}
+
 static int send_msg(struct session *s, Der__V1__HeadendMessage *m)
 {
     m->seq = ++s->out_seq;
@@ -263,11 +322,11 @@ static int replay_one(const struct store_dispatch *d, void *arg)
 }
 
 static void add_rejected(Der__V1__RegisterResult *rr, Der__V1__RegisterResult__Rejected *rej,
-                         char (*reasons)[160], const char *asset_id, const char *reason)
+                         char (*reasons)[256], const char *asset_id, const char *reason)
 {
     size_t i = rr->n_rejected++;
     der__v1__register_result__rejected__init(&rej[i]);
-    snprintf(reasons[i], 160, "%s", reason);
+    snprintf(reasons[i], 256, "%s", reason);
     rej[i].asset_id = (char *)asset_id;
     rej[i].reason = reasons[i];
     rr->rejected[i] = &rej[i];
@@ -331,7 +390,7 @@ static int on_register(struct hub *h, struct session *s, const Der__V1__Register
     char **accepted = calloc(alloc_n, sizeof(char *));
     Der__V1__RegisterResult__Rejected *rej = calloc(alloc_n, sizeof(*rej));
     Der__V1__RegisterResult__Rejected **rejp = calloc(alloc_n, sizeof(*rejp));
-    char(*reasons)[160] = calloc(alloc_n, 160);
+    char(*reasons)[256] = calloc(alloc_n, 256);
     s->assets = calloc(alloc_n, sizeof(size_t));
     if (!accepted || !rej || !rejp || !reasons || !s->assets) {
         free(accepted);
@@ -346,9 +405,29 @@ static int on_register(struct hub *h, struct session *s, const Der__V1__Register
     rr.rejected = rejp;
     rr.telemetry_acks = r->telemetry_acks;
 
-    char why[160];
+    char why[256];
     int gw_rc = inventory_check_gateway(h->inv, r->gateway_id, site_id, why, sizeof(why));
     size_t n_logged = 0;
+    /* With mutual TLS the certificate says who the gateway is; the Register must agree. */
+    if (gw_rc == 0 && s->cert_auth && !s->cert_identity[0]) {
+        gw_rc = -EPERM;
+        snprintf(why, sizeof(why), "%s", s->cert_problem);
+    } else if (gw_rc == 0 && s->cert_auth && strcmp(r->gateway_id, s->cert_identity) != 0) {
+        gw_rc = -EPERM;
+        snprintf(why, sizeof(why), "gateway_id %.63s is not the client certificate's identity %s",
+                 r->gateway_id, s->cert_identity);
+    }
+    /* A live session is replaced only by its own gateway reconnecting: never by another
+     * identity, even one the site lists (it waits until the live session ends). */
+    const struct inv_site *isite = gw_rc == 0 ? inventory_site(h->inv, site_id) : NULL;
+    struct session *holder = isite ? registry_site(h->reg, isite->index) : NULL;
+    if (holder && holder != s && strcmp(holder->gateway_id, r->gateway_id) != 0) {
+        gw_rc = -EPERM;
+        snprintf(why, sizeof(why),
+                 "site %s is served by gateway %s on a live session, which another gateway "
+                 "cannot replace",
+                 site_id, holder->gateway_id);
+    }
     for (size_t i = 0; i < n_claims; i++) {
         const char *aid = r->n_assets ? r->assets[i]->asset_id : r->primary_asset_id;
         int rc = gw_rc < 0
@@ -392,8 +471,10 @@ static int on_register(struct hub *h, struct session *s, const Der__V1__Register
         snprintf(reason, reason_len, "%s", why);
         h->c.register_denied++;
         log_event(LOG_WARN,
-                  "event=register_rejected gateway=%s site=%s peer=%s claims=%zu reason=\"%s\"",
-                  r->gateway_id, nz(site_id), s->peer, n_claims, why);
+                  "event=register_rejected gateway=%s site=%s cert_identity=%s peer=%s "
+                  "claims=%zu reason=\"%s\"",
+                  r->gateway_id, nz(site_id), s->cert_auth ? nz(s->cert_identity) : "-", s->peer,
+                  n_claims, why);
     }
     Der__V1__HeadendMessage m = DER__V1__HEADEND_MESSAGE__INIT;
     m.body_case = DER__V1__HEADEND_MESSAGE__BODY_REGISTER_RESULT;
@@ -438,9 +519,10 @@ static int on_register(struct hub *h, struct session *s, const Der__V1__Register
     h->c.registrations++;
     log_event(LOG_INFO,
               "event=connect gateway=%s site=%s peer=%s session=%lld accepted=%zu rejected=%zu "
-              "primary=%s replaced=%s software=\"%s\"",
+              "primary=%s replaced=%s software=\"%s\" cert_identity=%s",
               s->gateway_id, s->site_id, s->peer, (long long)s->id, s->n_assets,
-              n_claims - s->n_assets, s->primary_asset, old ? "yes" : "no", s->software);
+              n_claims - s->n_assets, s->primary_asset, old ? "yes" : "no", s->software,
+              s->cert_auth ? s->cert_identity : "-");
 
     struct replay rp = {h, s, now_ms, 0};
     if (h->st->ops->dispatch_pending(h->st, s->site_id, now_ms, replay_one, &rp) < 0)
@@ -554,26 +636,84 @@ static void count_outcome(struct hub *h, int state, const struct store_dispatch 
     }
 }
 
+/* Allocations must name assets this session serves (for an asset setpoint: that asset), each
+ * once, with a power inside the asset's inventory limits. NaN means "not set" (the gateway
+ * reports an asset it left alone that way) and passes; infinities do not. 0 or the reason. */
+static int check_allocations(struct hub *h, struct session *s, const struct store_dispatch *d,
+                             const Der__V1__SetpointAck *a, char *why, size_t len)
+{
+    for (size_t i = 0; i < a->n_allocations; i++) {
+        const Der__V1__Allocation *al = a->allocations[i];
+        const char *aid = al->asset_id[0] ? al->asset_id : s->primary_asset;
+        const struct inv_asset *ia = inventory_asset(h->inv, aid);
+        if (!ia || !session_serves(s, ia->index)) {
+            snprintf(why, len, "allocation to asset %.63s, which this session does not serve", aid);
+            return -EPERM;
+        }
+        if (d->asset_id[0] && strcmp(d->asset_id, ia->id) != 0) {
+            snprintf(why, len, "allocation to asset %s; the setpoint targets asset %s", ia->id,
+                     d->asset_id);
+            return -EPERM;
+        }
+        for (size_t k = 0; k < i; k++) {
+            const char *other =
+                a->allocations[k]->asset_id[0] ? a->allocations[k]->asset_id : s->primary_asset;
+            if (!strcmp(other, ia->id)) {
+                snprintf(why, len, "asset %s allocated twice", ia->id);
+                return -EINVAL;
+            }
+        }
+        double p = al->power_w;
+        if (!isnan(p) && (p < ia->min_power_w - 1e-6 || p > ia->max_power_w + 1e-6)) {
+            snprintf(why, len, "allocation %.1f W to asset %s is outside its limits %.1f..%.1f W",
+                     p, ia->id, ia->min_power_w, ia->max_power_w);
+            return -ERANGE;
+        }
+    }
+    return 0;
+}
+
+/* An ack changes a dispatch only when it comes from the session the setpoint was last sent
+ * on (docs/protocol.md): the store records that session with every send, and a reconnecting
+ * gateway gets its open setpoints again at Register, before anything it sends is read, so
+ * its queued acks still arrive on "their" session. Acks that could only come from a peer
+ * that never got the setpoint (unknown id, another site, another session, allocations
+ * beyond what the session serves or the asset can do) are refused; harmless repeats (a
+ * final state, a second RECEIVED) are ignored as before. */
 static void on_ack(struct hub *h, struct session *s, const Der__V1__SetpointAck *a, int64_t now_ms)
 {
     struct store_dispatch d;
     int state = ack_state(a->state);
-    const char *why = NULL;
+    const char *ignored = NULL;
+    char refused[200] = "";
     if (state < 0)
-        why = "ack without a state";
+        ignored = "ack without a state";
     else if (h->st->ops->dispatch_get(h->st, a->setpoint_id, &d) < 0)
-        why = "unknown setpoint_id";
+        snprintf(refused, sizeof(refused), "unknown setpoint_id");
     else if (strcmp(d.site_id, s->site_id) != 0)
-        why = "setpoint of another site";
+        snprintf(refused, sizeof(refused), "setpoint of another site");
     else if (dispatch_state_final(d.state))
-        why = "setpoint already final";
+        ignored = "setpoint already final";
     else if (state == DISPATCH_RECEIVED && d.state == DISPATCH_RECEIVED)
-        why = "duplicate RECEIVED";
-    if (why) {
+        ignored = "duplicate RECEIVED";
+    else if (d.state == DISPATCH_QUEUED || s->id == 0 || d.session_id != s->id)
+        snprintf(refused, sizeof(refused), "setpoint never sent on this session");
+    else
+        check_allocations(h, s, &d, a, refused, sizeof(refused));
+    if (ignored) {
         log_event(LOG_WARN,
                   "event=ack_ignored gateway=%s site=%s setpoint=%s state=%d "
                   "reason=\"%s\"",
-                  s->gateway_id, s->site_id, nz(a->setpoint_id), (int)a->state, why);
+                  s->gateway_id, s->site_id, nz(a->setpoint_id), (int)a->state, ignored);
+        return;
+    }
+    if (refused[0]) {
+        h->c.acks_refused++;
+        log_event(LOG_WARN,
+                  "event=ack_refused gateway=%s site=%s peer=%s session=%lld setpoint=%s "
+                  "state=%d allocations=%zu reason=\"%s\"",
+                  s->gateway_id, s->site_id, s->peer, (long long)s->id, nz(a->setpoint_id),
+                  (int)a->state, a->n_allocations, refused);
         return;
     }
     struct store_ack rec = {.state = state, .at_ms = now_ms};

@@ -39,6 +39,7 @@ struct hub_counters {
     uint64_t telemetry_future;           /* stored, but too far ahead to become "latest" */
     uint64_t telemetry_acks, ack_closes; /* TelemetryAcks sent; streams closed unacked */
     uint64_t ids_refused;                /* Register ids with control characters */
+    uint64_t acks_refused;               /* SetpointAcks refused (docs/protocol.md) */
     uint64_t register_timeouts;          /* streams closed without Register in time */
     uint64_t peer_evictions;             /* unregistered streams closed for a newer one */
     uint64_t store_errors, flushes, flushed_rows, pruned_rows;
@@ -61,6 +62,16 @@ void hub_unlock(struct hub *h);
 /* Transport side. A new stream gets a session (not yet registered); 0 or -ENOMEM. */
 int hub_stream_open(struct hub *h, const char *peer, const struct session_link_ops *ops, void *link,
                     int64_t now_ms, struct session **out);
+/* The gateway identity of a client certificate (docs/protocol.md): the one SAN URI
+ * urn:derloop:gateway:ID among uris, else the common name cn (NULL or "" = none). 0 with the
+ * id in out, or -EPERM with the reason in why (no identity, several different ones, or not
+ * a valid id: 1..63 printable characters without space, quote or backslash). */
+int hub_identity_from_cert(const char *const *uris, size_t n_uris, const char *cn, char *out,
+                           size_t outlen, char *why, size_t whylen);
+/* The transport verified the stream's client certificate: identity is the gateway id it
+ * names, or NULL/"" with problem saying why it names none (its Registers are then refused). */
+void hub_stream_authenticate(struct hub *h, struct session *s, const char *identity,
+                             const char *problem);
 /* One received AgentMessage (serialized bytes). Returns 0, or a negative code with
  * *grpc_status and reason set: the caller then ends that stream with them. */
 int hub_on_message(struct hub *h, struct session *s, const uint8_t *data, size_t len,

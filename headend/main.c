@@ -90,7 +90,9 @@ int main(int argc, char **argv)
     if (!opts)
         return 1;
     for (size_t i = 0; i < nopt; i++)
-        opts[i] = (struct option){config_name(i), required_argument, NULL, 1000 + (int)i};
+        opts[i] =
+            (struct option){config_name(i), config_is_flag(i) ? no_argument : required_argument,
+                            NULL, 1000 + (int)i};
     opts[nopt] = (struct option){"help", no_argument, NULL, 'h'};
     opts[nopt + 1] = (struct option){"version", no_argument, NULL, 'V'};
     opts[nopt + 2] = (struct option){"config-doc", no_argument, NULL, 'D'};
@@ -117,7 +119,8 @@ int main(int argc, char **argv)
             free(opts);
             return 2;
         }
-        if (config_set(&cfg, config_name((size_t)(c - 1000)), optarg, err, sizeof(err)) < 0) {
+        if (config_set(&cfg, config_name((size_t)(c - 1000)), optarg ? optarg : "1", err,
+                       sizeof(err)) < 0) {
             fprintf(stderr, "der-headend: %s\n", err);
             free(opts);
             return 2;
@@ -189,9 +192,16 @@ int main(int argc, char **argv)
     host_of(cfg.http_listen, hhost, sizeof(hhost));
     log_event(LOG_INFO,
               "event=start version=%s commit=%s grpc=%s:%d http=%s:%d store=%s sites=%zu "
-              "assets=%zu keepalive_time_ms=%d keepalive_timeout_ms=%d",
+              "assets=%zu keepalive_time_ms=%d keepalive_timeout_ms=%d tls=%s insecure=%s",
               DERLOOP_VERSION, DERLOOP_COMMIT, ghost, grpc_port, hhost, http_port, st->ops->name,
-              n_sites, n_assets, cfg.keepalive_time_ms, cfg.keepalive_timeout_ms);
+              n_sites, n_assets, cfg.keepalive_time_ms, cfg.keepalive_timeout_ms,
+              config_grpc_tls_mode(&cfg), cfg.insecure ? "yes" : "no");
+    if (strcmp(config_grpc_tls_mode(&cfg), "mutual") != 0 && !config_is_loopback(cfg.grpc_listen))
+        log_event(LOG_WARN,
+                  "event=insecure_listen grpc=%s:%d tls=%s reason=\"--insecure: gateways are not "
+                  "authenticated, any client that reaches this address can register as any "
+                  "gateway\"",
+                  ghost, grpc_port, config_grpc_tls_mode(&cfg));
     printf("grpc=%s:%d http=%s:%d ready\n", ghost, grpc_port, hhost, http_port);
     fflush(stdout);
 

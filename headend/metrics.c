@@ -68,6 +68,9 @@ int metrics_render(const struct hub *h, int64_t now_ms, char **out, size_t *len)
             "Streams closed because their telemetry could not be committed.", c->ack_closes);
     counter(f, "der_headend_ids_refused_total",
             "Register messages refused for control characters in an id.", c->ids_refused);
+    counter(f, "der_headend_acks_refused_total",
+            "SetpointAcks refused: not sent on that session, or allocations it may not report.",
+            c->acks_refused);
     counter(f, "der_headend_register_timeouts_total",
             "Streams closed for not sending Register within register-timeout-ms.",
             c->register_timeouts);

@@ -30,6 +30,13 @@ struct session {
     size_t n_assets;
     int registered;
     int ended; /* detached and recorded; the stream may still be closing */
+    /* Mutual TLS (docs/protocol.md, "Gateway identity"): the transport verified a client
+     * certificate, and cert_identity is the gateway id it names ("" when it names no usable
+     * one: cert_problem says why, and every Register is refused). Register must claim exactly
+     * that id. cert_auth 0: no client certificate, the claim is taken as it is. */
+    int cert_auth;
+    char cert_identity[INV_ID_MAX];
+    char cert_problem[128];
     int64_t started_ms;
     int64_t last_seen_ms;
     uint64_t in_seq;  /* last AgentMessage.seq seen */

@@ -45,6 +45,7 @@ struct hsite {
 
 struct headend_loop {
     const struct scenario *sc;
+    const char *tls_dir; /* $DERLOOP_HEADEND_TLS: mutual TLS between headend and gateways */
     FILE *ev, *log;
     size_t next; /* the next dispatch event */
     pid_t child;
@@ -184,10 +185,23 @@ static int start_child(struct headend_loop *h, char *err, size_t errlen)
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
     posix_spawn_file_actions_addopen(&fa, 2, logp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    char cert[PATH_MAX], key[PATH_MAX], ca[PATH_MAX];
+    snprintf(cert, sizeof cert, "%s/headend.pem", h->tls_dir ? h->tls_dir : "");
+    snprintf(key, sizeof key, "%s/headend.key", h->tls_dir ? h->tls_dir : "");
+    snprintf(ca, sizeof ca, "%s/ca.pem", h->tls_dir ? h->tls_dir : "");
     char *argv[] = {bin, "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--db",
                     ":memory:", "--inventory", inv,
                     /* the uplink pings every second in the loop (see headend_loop_add_site) */
-                    "--min-ping-interval-ms", "1000", NULL};
+                    "--min-ping-interval-ms", "1000", NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    if (h->tls_dir) {
+        char **tail = &argv[11];
+        *tail++ = "--tls-cert";
+        *tail++ = cert;
+        *tail++ = "--tls-key";
+        *tail++ = key;
+        *tail++ = "--tls-client-ca";
+        *tail = ca;
+    }
     rc = posix_spawn(&h->child, bin, &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     close(pfd[1]);
@@ -235,8 +249,8 @@ static int start_child(struct headend_loop *h, char *err, size_t errlen)
         return rc;
     }
     if (h->log)
-        fprintf(h->log, "headend event=start grpc=127.0.0.1:%d http=127.0.0.1:%d pid=%d\n",
-                h->grpc_port, h->http_port, (int)h->child);
+        fprintf(h->log, "headend event=start grpc=127.0.0.1:%d http=127.0.0.1:%d pid=%d tls=%s\n",
+                h->grpc_port, h->http_port, (int)h->child, h->tls_dir ? h->tls_dir : "off");
     return 0;
 }
 
@@ -316,6 +330,10 @@ int headend_loop_new(const struct scenario *sc, FILE *ev, FILE *log, struct head
     h->sc = sc;
     h->ev = ev;
     h->log = log;
+    /* Not a scenario key: the scenario's hash is part of the digest, and TLS must not change
+     * what the run computes (tests/integration/test_tls.py compares the digests). */
+    const char *tls = getenv("DERLOOP_HEADEND_TLS");
+    h->tls_dir = tls && *tls ? tls : NULL;
     if (sc->headend) {
         snprintf(h->tmpdir, sizeof h->tmpdir, "/tmp/derloop-headend-XXXXXX");
         if (!mkdtemp(h->tmpdir)) {
@@ -356,6 +374,12 @@ int headend_loop_add_site(struct headend_loop *h, const char *site_id, const cha
         uc.keepalive_time_ms = 1000;
         uc.backoff_initial_ms = 50;
         uc.backoff_max_ms = 1000;
+        if (h->tls_dir) { /* each gateway's certificate names it: DIR/<gateway_id>.pem */
+            uc.tls.on = 1;
+            snprintf(uc.tls.ca, sizeof uc.tls.ca, "%s/ca.pem", h->tls_dir);
+            snprintf(uc.tls.cert, sizeof uc.tls.cert, "%s/%s.pem", h->tls_dir, s->ident.gateway_id);
+            snprintf(uc.tls.key, sizeof uc.tls.key, "%s/%s.key", h->tls_dir, s->ident.gateway_id);
+        }
         struct uplink_opts uo = {.log = to_log, .log_ctx = h, .seed = h->sc->seed + h->n + 1};
         s->up = uplink_new(&uc, &s->ident, &uo, err, errlen);
         if (!s->up)

@@ -3,7 +3,10 @@
  * the real der-headend runs as a child process (in-memory store, ports picked by the kernel),
  * each site's gateway gets an uplink to it, and every dispatch goes through POST /dispatch
  * and the gRPC stream; the runner waits (bounded) until the gateway has received it, so runs
- * stay deterministic. The caller owns the object; headend_loop_free stops the child. */
+ * stay deterministic. The caller owns the object; headend_loop_free stops the child.
+ * $DERLOOP_HEADEND_TLS=DIR runs the headend and the uplinks with mutual TLS: DIR holds
+ * ca.pem, headend.pem/headend.key (valid for 127.0.0.1) and <gateway_id>.pem/.key for each
+ * gateway (gw-<site id>, docs/scenario-format.md). */
 #ifndef DERLOOP_HEADEND_LOOP_H
 #define DERLOOP_HEADEND_LOOP_H
 

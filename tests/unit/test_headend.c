@@ -77,6 +77,39 @@ static void test_config(void)
     CU_ASSERT_EQUAL(config_set(&c, "dispatch-ttl-min-s", "100", err, sizeof(err)), 0);
     CU_ASSERT_EQUAL(config_set(&c, "dispatch-ttl-max-s", "50", err, sizeof(err)), 0);
     CU_ASSERT_EQUAL(config_check(&c, err, sizeof(err)), -EINVAL);
+
+    /* TLS files go together; plaintext gRPC only on loopback unless --insecure */
+    static const char *const loop[] = {"127.0.0.1:0", "127.1.2.3:5",      "localhost:50051",
+                                       "[::1]:1",     "ipv4:127.0.0.1:9", "unix:/run/x.sock"};
+    static const char *const open_[] = {
+        "0.0.0.0:50051",      "[::]:1", ":50051", "10.0.0.1:1", "headend.example:443",
+        "127.0.0.1.example:1"};
+    for (size_t i = 0; i < sizeof(loop) / sizeof(loop[0]); i++)
+        CU_ASSERT(config_is_loopback(loop[i]));
+    for (size_t i = 0; i < sizeof(open_) / sizeof(open_[0]); i++)
+        CU_ASSERT(!config_is_loopback(open_[i]));
+    config_defaults(&c);
+    CU_ASSERT_STRING_EQUAL(config_grpc_tls_mode(&c), "off");
+    CU_ASSERT_EQUAL(config_set(&c, "grpc-listen", "0.0.0.0:50051", err, sizeof(err)), 0);
+    CU_ASSERT_EQUAL(config_check(&c, err, sizeof(err)), -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "--insecure"));
+    config_set(&c, "tls-cert", "h.pem", err, sizeof(err));
+    CU_ASSERT_EQUAL(config_check(&c, err, sizeof(err)), -EINVAL); /* no key */
+    config_set(&c, "tls-key", "h.key", err, sizeof(err));
+    CU_ASSERT_STRING_EQUAL(config_grpc_tls_mode(&c), "server");
+    CU_ASSERT_EQUAL(config_check(&c, err, sizeof(err)), -EINVAL); /* server TLS is not enough */
+    config_set(&c, "tls-client-ca", "ca.pem", err, sizeof(err));
+    CU_ASSERT_STRING_EQUAL(config_grpc_tls_mode(&c), "mutual");
+    CU_ASSERT_EQUAL(config_check(&c, err, sizeof(err)), 0);
+    config_defaults(&c);
+    config_set(&c, "grpc-listen", "0.0.0.0:50051", err, sizeof(err));
+    CU_ASSERT_EQUAL(config_set(&c, "insecure", "1", err, sizeof(err)), 0);
+    CU_ASSERT_EQUAL(config_check(&c, err, sizeof(err)), 0);
+    config_defaults(&c);
+    config_set(&c, "tls-client-ca", "ca.pem", err, sizeof(err));
+    CU_ASSERT_EQUAL(config_check(&c, err, sizeof(err)), -EINVAL); /* a CA without a cert */
+    for (size_t i = 0; i < config_count(); i++)
+        CU_ASSERT_EQUAL(config_is_flag(i), !strcmp(config_name(i), "insecure"));
 }
 
 /* ---- inventory and claims ---- */
@@ -575,6 +608,220 @@ static void test_hub_protocol(void)
     hub_free(h);
 }
 
+/* ---- gateway identity (mutual TLS) and session replacement ---- */
+static void test_cert_identity_rule(void)
+{
+    char id[INV_ID_MAX], why[128];
+    const char *mixed[] = {"spiffe://x/y", "urn:derloop:gateway:gw-a", "https://gw.example"};
+    CU_ASSERT_EQUAL(
+        hub_identity_from_cert(mixed, 3, "cn-ignored", id, sizeof(id), why, sizeof(why)), 0);
+    CU_ASSERT_STRING_EQUAL(id, "gw-a"); /* the SAN URI wins over the CN */
+    CU_ASSERT_EQUAL(hub_identity_from_cert(mixed, 1, "gw-cn", id, sizeof(id), why, sizeof(why)), 0);
+    CU_ASSERT_STRING_EQUAL(id, "gw-cn"); /* no derloop URI: the CN */
+    const char *same[] = {"urn:derloop:gateway:gw-a", "urn:derloop:gateway:gw-a"};
+    CU_ASSERT_EQUAL(hub_identity_from_cert(same, 2, NULL, id, sizeof(id), why, sizeof(why)), 0);
+    const char *two[] = {"urn:derloop:gateway:gw-a", "urn:derloop:gateway:gw-b"};
+    CU_ASSERT_EQUAL(hub_identity_from_cert(two, 2, "gw-a", id, sizeof(id), why, sizeof(why)),
+                    -EPERM);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "two gateways"));
+    CU_ASSERT_EQUAL(hub_identity_from_cert(NULL, 0, "", id, sizeof(id), why, sizeof(why)), -EPERM);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "names no gateway"));
+    static const char *const bad[] = {
+        "urn:derloop:gateway:", "urn:derloop:gateway:a b", "urn:derloop:gateway:a\"b",
+        "urn:derloop:gateway:a\nb",
+        "urn:derloop:gateway:"
+        "0123456789012345678901234567890123456789012345678901234567890"
+        "123"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        CU_ASSERT_EQUAL(
+            hub_identity_from_cert(&bad[i], 1, "gw-cn", id, sizeof(id), why, sizeof(why)), -EPERM);
+        CU_ASSERT_PTR_NOT_NULL(strstr(why, "not a gateway id"));
+    }
+}
+
+static int register_status(struct hub *h, struct session *s, const char *gw, const char *site,
+                           const char *asset, int *status)
+{
+    Der__V1__AssetInfo ai = DER__V1__ASSET_INFO__INIT, *aip = &ai;
+    ai.asset_id = (char *)asset;
+    Der__V1__Register r = DER__V1__REGISTER__INIT;
+    r.gateway_id = (char *)gw;
+    r.site_id = (char *)site;
+    r.n_assets = 1;
+    r.assets = &aip;
+    Der__V1__AgentMessage m = DER__V1__AGENT_MESSAGE__INIT;
+    m.seq = 1;
+    m.body_case = DER__V1__AGENT_MESSAGE__BODY_REGISTER;
+    m.register_ = &r;
+    *status = 0;
+    return feed(h, s, &m, 1000, status);
+}
+
+/* The first rejection reason of the RegisterResult a fake link got ("" when none). */
+static const char *first_rejection(const struct fake_link *f)
+{
+    if (f->n < 1 || !f->msgs[0]->register_result || f->msgs[0]->register_result->n_rejected < 1)
+        return "";
+    return f->msgs[0]->register_result->rejected[0]->reason;
+}
+
+static void test_hub_cert_identity(void)
+{
+    struct hub *h = make_hub();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    struct fake_link f[6];
+    struct session *s[6];
+    memset(f, 0, sizeof(f));
+    int status;
+    for (int i = 0; i < 6; i++)
+        hub_stream_open(h, "ipv4:127.0.0.1:9", &fake_ops, &f[i], 1000, &s[i]);
+    /* a certificate for gw1 registers as gw1 */
+    hub_stream_authenticate(h, s[0], "gw1", NULL);
+    CU_ASSERT_EQUAL(register_status(h, s[0], "gw1", "s1", "s1-bat", &status), 0);
+    CU_ASSERT_PTR_EQUAL(registry_site(hub_registry(h), 0), s[0]);
+    /* gw1's certificate registering as gw2 (a gateway the inventory lists for s2) */
+    hub_stream_authenticate(h, s[1], "gw1", NULL);
+    CU_ASSERT_EQUAL(register_status(h, s[1], "gw2", "s2", "s2-bat", &status), -EPERM);
+    CU_ASSERT_EQUAL(status, 7); /* PERMISSION_DENIED */
+    CU_ASSERT_FATAL(f[1].n == 1 && f[1].msgs[0]->register_result);
+    CU_ASSERT_EQUAL(f[1].msgs[0]->register_result->n_accepted, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(first_rejection(&f[1]), "certificate's identity gw1"));
+    CU_ASSERT_PTR_NULL(registry_site(hub_registry(h), 1));
+    /* a verified certificate that names no gateway: every Register is refused */
+    hub_stream_authenticate(h, s[2], "", "certificate names no gateway (test)");
+    CU_ASSERT_EQUAL(register_status(h, s[2], "gw2", "s2", "s2-bat", &status), -EPERM);
+    CU_ASSERT_PTR_NOT_NULL(strstr(first_rejection(&f[2]), "names no gateway (test)"));
+    /* gw2 (certificate gw2) serves s2; gw2b, also listed for s2, cannot replace that live
+     * session, with or without a certificate */
+    hub_stream_authenticate(h, s[3], "gw2", NULL);
+    CU_ASSERT_EQUAL(register_status(h, s[3], "gw2", "s2", "s2-bat", &status), 0);
+    hub_stream_authenticate(h, s[4], "gw2b", NULL);
+    CU_ASSERT_EQUAL(register_status(h, s[4], "gw2b", "s2", "s2-bat", &status), -EPERM);
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(first_rejection(&f[4]), "served by gateway gw2 on a live session"));
+    CU_ASSERT_EQUAL(register_status(h, s[5], "gw2b", "s2", "s2-bat", &status), -EPERM);
+    CU_ASSERT_PTR_EQUAL(registry_site(hub_registry(h), 1), s[3]);
+    CU_ASSERT_EQUAL(f[3].closed_status, 0); /* gw2's stream untouched */
+    /* once gw2's session has ended, gw2b may serve the site */
+    hub_stream_closed(h, s[3], "gone", 2000);
+    struct fake_link g = {0};
+    struct session *s6;
+    hub_stream_open(h, "ipv4:127.0.0.1:9", &fake_ops, &g, 2000, &s6);
+    hub_stream_authenticate(h, s6, "gw2b", NULL);
+    CU_ASSERT_EQUAL(register_status(h, s6, "gw2b", "s2", "s2-bat", &status), 0);
+    CU_ASSERT_PTR_EQUAL(registry_site(hub_registry(h), 1), s6);
+    CU_ASSERT_EQUAL(hub_counters(h)->register_denied, 4);
+    for (int i = 0; i < 6; i++) {
+        if (i != 3)
+            hub_stream_closed(h, s[i], "t", 3000);
+        fake_clear(&f[i]);
+    }
+    hub_stream_closed(h, s6, "t", 3000);
+    fake_clear(&g);
+    hub_free(h);
+}
+
+/* ---- acks are checked against what was sent ---- */
+static void send_ack(struct hub *h, struct session *s, const char *id, int state, const char *asset,
+                     double power_w, size_t n_alloc)
+{
+    Der__V1__Allocation al[2] = {DER__V1__ALLOCATION__INIT, DER__V1__ALLOCATION__INIT};
+    Der__V1__Allocation *alp[2] = {&al[0], &al[1]};
+    al[0].asset_id = al[1].asset_id = (char *)asset;
+    al[0].power_w = al[1].power_w = power_w;
+    Der__V1__SetpointAck ack = DER__V1__SETPOINT_ACK__INIT;
+    ack.setpoint_id = (char *)id;
+    ack.state = (Der__V1__SetpointAck__State)state;
+    ack.n_allocations = n_alloc;
+    ack.allocations = alp;
+    Der__V1__AgentMessage m = DER__V1__AGENT_MESSAGE__INIT;
+    m.seq = 9;
+    m.body_case = DER__V1__AGENT_MESSAGE__BODY_SETPOINT_ACK;
+    m.setpoint_ack = &ack;
+    int status = 0;
+    CU_ASSERT_EQUAL(feed(h, s, &m, 1500, &status), 0); /* refused acks never end the stream */
+}
+
+static int dstate(struct hub *h, const char *id)
+{
+    struct store_dispatch d;
+    return hub_store(h)->ops->dispatch_get(hub_store(h), id, &d) == 0 ? d.state : -1;
+}
+
+static int n_allocs(struct hub *h, const char *id)
+{
+    int n = 0;
+    hub_store(h)->ops->alloc_list(hub_store(h), id, (store_alloc_cb)count_cb, &n);
+    return n;
+}
+
+static void test_hub_ack_checks(void)
+{
+    enum { APPLIED = DER__V1__SETPOINT_ACK__STATE__APPLIED };
+    struct hub *h = make_hub();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    const struct inventory *inv = hub_inventory(h);
+    size_t bat = inventory_asset(inv, "s1-bat")->index;
+    struct fake_link f1 = {0}, f2 = {0}, f3 = {0};
+    struct session *s1, *s2, *s3;
+    hub_stream_open(h, "peer1", &fake_ops, &f1, 1000, &s1);
+    hub_stream_open(h, "peer2", &fake_ops, &f2, 1000, &s2);
+    const char *c1[] = {"s1-bat", "s1-pv"}, *c2[] = {"s2-bat"}, *c3[] = {"s1-pv"};
+    CU_ASSERT_EQUAL(do_register(h, s1, "gw1", "s1", c1, 2, NULL, 1000), 0);
+    CU_ASSERT_EQUAL(do_register(h, s2, "gw2", "s2", c2, 1, NULL, 1000), 0);
+    char a[STORE_ID_MAX], site[STORE_ID_MAX], q[STORE_ID_MAX];
+    int st;
+    CU_ASSERT_EQUAL(hub_dispatch(h, 0, bat, 1000, 60, 1100, a, &st), 0);
+    CU_ASSERT_EQUAL(st, DISPATCH_SENT);
+    CU_ASSERT_EQUAL(hub_dispatch(h, 0, SIZE_MAX, 2000, 60, 1100, site, &st), 0);
+
+    /* another site's gateway acks s1's setpoint: refused */
+    send_ack(h, s2, a, APPLIED, "s2-bat", 1000, 1);
+    CU_ASSERT_EQUAL(dstate(h, a), DISPATCH_SENT);
+    /* the site's own session, allocations it may not report: refused, nothing stored */
+    send_ack(h, s1, site, APPLIED, "s2-bat", 1000, 1); /* another site's asset */
+    send_ack(h, s1, site, APPLIED, "zz", 1000, 1);     /* an unknown asset */
+    send_ack(h, s1, site, APPLIED, "s1-pv", 9e9, 1);   /* 9 GW, max 1 MW */
+    send_ack(h, s1, site, APPLIED, "s1-pv", -1, 1);    /* below min 0 */
+    send_ack(h, s1, site, APPLIED, "s1-pv", INFINITY, 1);
+    send_ack(h, s1, site, APPLIED, "s1-pv", 100, 2); /* the same asset twice */
+    send_ack(h, s1, a, APPLIED, "s1-pv", 100, 1);    /* asset setpoint, another asset */
+    CU_ASSERT_EQUAL(dstate(h, site), DISPATCH_SENT);
+    CU_ASSERT_EQUAL(dstate(h, a), DISPATCH_SENT);
+    CU_ASSERT_EQUAL(n_allocs(h, site), 0);
+    CU_ASSERT_EQUAL(hub_counters(h)->acks_refused, 8);
+
+    /* gw1 reconnects serving only s1-pv: the site setpoint is sent again on the new session,
+     * the s1-bat one is not (its asset is not served) */
+    hub_stream_open(h, "peer3", &fake_ops, &f3, 1200, &s3);
+    CU_ASSERT_EQUAL(do_register(h, s3, "gw1", "s1", c3, 1, NULL, 1200), 0);
+    CU_ASSERT_EQUAL(f3.n, 2);
+    /* an ack for a setpoint never sent on this session (s1-bat's), or never sent at all */
+    CU_ASSERT_EQUAL(hub_dispatch(h, 0, bat, 500, 60, 1300, q, &st), 0);
+    CU_ASSERT_EQUAL(st, DISPATCH_QUEUED);
+    send_ack(h, s3, a, APPLIED, "s1-bat", 1000, 1);
+    send_ack(h, s3, q, APPLIED, "", 500, 0);
+    CU_ASSERT_EQUAL(dstate(h, a), DISPATCH_SENT);
+    CU_ASSERT_EQUAL(dstate(h, q), DISPATCH_QUEUED);
+    /* the old session's late ack for the site setpoint, now s3's: refused */
+    send_ack(h, s1, site, APPLIED, "s1-pv", 100, 1);
+    CU_ASSERT_EQUAL(dstate(h, site), DISPATCH_SENT);
+    CU_ASSERT_EQUAL(hub_counters(h)->acks_refused, 11);
+    /* the right session, within limits (the maximum itself): APPLIED */
+    send_ack(h, s3, site, APPLIED, "s1-pv", 1e6, 1);
+    CU_ASSERT_EQUAL(dstate(h, site), DISPATCH_APPLIED);
+    CU_ASSERT_EQUAL(n_allocs(h, site), 1);
+    CU_ASSERT_EQUAL(hub_counters(h)->acks_refused, 11);
+
+    hub_stream_closed(h, s1, "t", 2000);
+    hub_stream_closed(h, s2, "t", 2000);
+    hub_stream_closed(h, s3, "t", 2000);
+    fake_clear(&f1);
+    fake_clear(&f2);
+    fake_clear(&f3);
+    hub_free(h);
+}
+
 /* ---- REST validation ---- */
 static int post(struct hub *h, const char *body, char *field, size_t flen)
 {
@@ -753,6 +1000,9 @@ void test_register_headend(void)
     CU_add_test(s, "store sqlite memory", test_store);
     CU_add_test(s, "hub protocol", test_hub_protocol);
     CU_add_test(s, "hub telemetry acks", test_hub_telemetry_acks);
+    CU_add_test(s, "certificate identity rule", test_cert_identity_rule);
+    CU_add_test(s, "hub certificate identity", test_hub_cert_identity);
+    CU_add_test(s, "hub ack checks", test_hub_ack_checks);
     CU_add_test(s, "rest validation", test_rest_validation);
     CU_add_test(s, "rest telemetry range", test_rest_range);
     CU_add_test(s, "proto round trip", test_proto_roundtrip);

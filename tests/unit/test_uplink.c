@@ -132,7 +132,7 @@ static void test_spool_cursor_release_rewind(void)
     }
     CU_ASSERT_EQUAL(spool_records(s), 1000);
     CU_ASSERT_EQUAL(spool_dropped(s), 0);
-    uint64_t no, first;
+    uint64_t no = 0, first = 0;
     for (uint32_t i = 0; i < 600; i++) { /* sent, nothing acknowledged */
         CU_ASSERT_EQUAL(next_u32(s, &no), i);
         if (i == 0)
@@ -398,6 +398,163 @@ static void test_uplink_cfg(void)
     }
 }
 
+/* A throwaway self-signed certificate naming gw-test (SAN URI, clientAuth, valid 2026..2126)
+ * with its key, and an unrelated key: test data only, made with openssl req/genpkey. */
+static const char TEST_CERT[] = "-----BEGIN CERTIFICATE-----\n"
+                                "MIIBujCCAWCgAwIBAgIUKa9QK+CQXoYOSp0Mtb+e5PO/8WUwCgYIKoZIzj0EAwIw\n"
+                                "EjEQMA4GA1UEAwwHZ3ctdGVzdDAgFw0yNjEyMDIwNjE5MDBaGA8yMTI2MTEwODA2\n"
+                                "MTkwMFowEjEQMA4GA1UEAwwHZ3ctdGVzdDBZMBMGByqGSM49AgEGCCqGSM49AwEH\n"
+                                "A0IABCeMmip6Lv0hUfdoxORG0vos+CyipCmGMEyyUdFG6oJPyGjK0j4O2M2y7uJ/\n"
+                                "+HNC+j+wvBZDVgSQ/uLaqUJMyGGjgZEwgY4wHQYDVR0OBBYEFHr72lleYikjv8hh\n"
+                                "8+803wbw7kChMB8GA1UdIwQYMBaAFHr72lleYikjv8hh8+803wbw7kChMA8GA1Ud\n"
+                                "EwEB/wQFMAMBAf8wJgYDVR0RBB8wHYYbdXJuOmRlcmxvb3A6Z2F0ZXdheTpndy10\n"
+                                "ZXN0MBMGA1UdJQQMMAoGCCsGAQUFBwMCMAoGCCqGSM49BAMCA0gAMEUCIE+Pm32D\n"
+                                "3ePn3arzixWXlFzLLG+UhH3O3jZh55QyOfqdAiEA1VgywDZ3mq0FQ1Neitlr5dBA\n"
+                                "2lu0QP0sSm+A3CweKwQ=\n"
+                                "-----END CERTIFICATE-----\n";
+static const char TEST_KEY[] = "-----BEGIN PRIVATE KEY-----\n"
+                               "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgDN+GdX0rOPQqcWGD\n"
+                               "uO9U8Lh6r6HJQGAmg//dOSWyt+qhRANCAAQnjJoqei79IVH3aMTkRtL6LPgsoqQp\n"
+                               "hjBMslHRRuqCT8hoytI+DtjNsu7if/hzQvo/sLwWQ1YEkP7i2qlCTMhh\n"
+                               "-----END PRIVATE KEY-----\n";
+static const char OTHER_KEY[] = "-----BEGIN PRIVATE KEY-----\n"
+                                "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgm7plXoZ4nnFlGrZ8\n"
+                                "4YyAbTscpdhaq4CCdf2mmVAUCwyhRANCAAQ5JbAJYHMETe9qwIWItoKjzeaPACZs\n"
+                                "9kYSx/uEU98Wq4Xe6P4dcETTz1xy+Jp6Y/ETLsJXex91XgHMx5OTAWL9\n"
+                                "-----END PRIVATE KEY-----\n";
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs(text, f);
+    CU_ASSERT_EQUAL(fclose(f), 0);
+}
+
+/* The uplink's log lines, kept for the test to look at. */
+static char tls_log[8192];
+
+static void keep_log(void *ctx, const char *line)
+{
+    (void)ctx;
+    size_t n = strlen(tls_log);
+    snprintf(tls_log + n, sizeof tls_log - n, "%s\n", line);
+}
+
+/* uplink.tls: parsing, and the files read when the uplink starts and on uplink_reload. */
+static void test_uplink_tls_cfg(void)
+{
+    struct uplink_cfg c;
+    char err[700];
+    cJSON *o = cJSON_Parse("{\"target\": \"127.0.0.1:1\", \"tls\": {\"ca\": \"ca.pem\", \"cert\": "
+                           "\"gw.pem\", \"key\": \"gw.key\", \"server_name\": \"headend.test\"}}");
+    CU_ASSERT_EQUAL(uplink_cfg_load(o, "uplink", &c, err, sizeof err), 0);
+    CU_ASSERT(c.tls.on);
+    CU_ASSERT_STRING_EQUAL(c.tls.ca, "ca.pem");
+    CU_ASSERT_STRING_EQUAL(c.tls.cert, "gw.pem");
+    CU_ASSERT_STRING_EQUAL(c.tls.key, "gw.key");
+    CU_ASSERT_STRING_EQUAL(c.tls.server_name, "headend.test");
+    cJSON_Delete(o);
+    o = cJSON_Parse("{\"tls\": {\"ca\": \"ca.pem\"}}"); /* server-only TLS */
+    CU_ASSERT_EQUAL(uplink_cfg_load(o, "uplink", &c, err, sizeof err), 0);
+    CU_ASSERT(c.tls.on && !c.tls.cert[0] && !c.tls.server_name[0]);
+    cJSON_Delete(o);
+    CU_ASSERT_EQUAL(uplink_cfg_load(NULL, "uplink", &c, err, sizeof err), 0);
+    CU_ASSERT_FALSE(c.tls.on);
+    static const char *const bad[][2] = {
+        {"{\"tls\": \"ca.pem\"}", "uplink.tls: must be an object"},
+        {"{\"tls\": {}}", "uplink.tls.ca: required"},
+        {"{\"tls\": {\"cert\": \"c\", \"key\": \"k\"}}", "uplink.tls.ca: required"},
+        {"{\"tls\": {\"ca\": \"a\", \"cert\": \"c\"}}", "uplink.tls.key: cert and key"},
+        {"{\"tls\": {\"ca\": \"a\", \"key\": \"k\"}}", "uplink.tls.cert: cert and key"},
+        {"{\"tls\": {\"ca\": 5}}", "uplink.tls.ca: must be a string"},
+        {"{\"tls\": {\"ca\": \"a\", \"crt\": \"c\"}}", "uplink.tls.crt: unknown key"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        o = cJSON_Parse(bad[i][0]);
+        err[0] = '\0';
+        CU_ASSERT_EQUAL(uplink_cfg_load(o, "uplink", &c, err, sizeof err), -EINVAL);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, bad[i][1]));
+        cJSON_Delete(o);
+    }
+
+    /* the files: unreadable or not PEM stop uplink_new with the key named */
+    char dir[64], ca[128], gw[128], key[128];
+    tmpdir(dir, sizeof dir);
+    snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+    snprintf(gw, sizeof gw, "%s/gw.pem", dir);
+    snprintf(key, sizeof key, "%s/gw.key", dir);
+    CU_ASSERT_EQUAL(uplink_cfg_load(NULL, "uplink", &c, err, sizeof err), 0);
+    snprintf(c.target, sizeof c.target, "127.0.0.1:1");
+    c.tls.on = 1;
+    snprintf(c.tls.ca, sizeof c.tls.ca, "%s", ca);
+    snprintf(c.tls.cert, sizeof c.tls.cert, "%s", gw);
+    snprintf(c.tls.key, sizeof c.tls.key, "%s", key);
+    static struct uplink_identity id;
+    memset(&id, 0, sizeof id);
+    snprintf(id.gateway_id, sizeof id.gateway_id, "gw-test");
+    snprintf(id.site_id, sizeof id.site_id, "site");
+    id.n_assets = 1;
+    snprintf(id.assets[0].asset_id, PROCIMG_ID_LEN, "bat-1");
+    struct uplink_opts uo = {.log = quiet, .seed = 1};
+    err[0] = '\0';
+    CU_ASSERT_PTR_NULL(uplink_new(&c, &id, &uo, err, sizeof err));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "uplink.tls.ca: cannot read"));
+    /* files that cannot work stop it too: no certificate, no key, another key */
+    static const char garbage[] = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+    static const struct {
+        const char *ca, *cert, *key, *want;
+    } cases[] = {
+        {TEST_CERT, "not a certificate\n", TEST_KEY, "uplink.tls.cert: \""},
+        {TEST_CERT, garbage, TEST_KEY, "uplink.tls.cert: no certificate"},
+        {TEST_CERT, TEST_CERT, garbage, "uplink.tls.key: no private key"},
+        {TEST_CERT, TEST_CERT, OTHER_KEY, "uplink.tls.key: not the key of uplink.tls.cert"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        write_text(ca, cases[i].ca);
+        write_text(gw, cases[i].cert);
+        write_text(key, cases[i].key);
+        err[0] = '\0';
+        CU_ASSERT_PTR_NULL(uplink_new(&c, &id, &uo, err, sizeof err));
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, cases[i].want));
+    }
+    /* a certificate that names another gateway starts, with a warning saying so */
+    write_text(key, TEST_KEY);
+    snprintf(id.gateway_id, sizeof id.gateway_id, "gw-other");
+    uo.log = keep_log;
+    tls_log[0] = '\0';
+    struct uplink *u = uplink_new(&c, &id, &uo, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(u);
+    /* reload: read again (ok), then with the key gone (failed, the old credentials stay) */
+    struct uplink_stats st;
+    uplink_reload(u);
+    for (int i = 0; i < 1000; i++) { /* 10 s at most: slow under sanitizers */
+        uplink_get_stats(u, &st);
+        if (st.tls_reloads)
+            break;
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+    }
+    CU_ASSERT_EQUAL(st.tls_reloads, 1);
+    CU_ASSERT_EQUAL(unlink(key), 0);
+    uplink_reload(u);
+    for (int i = 0; i < 1000; i++) {
+        uplink_get_stats(u, &st);
+        if (st.tls_reload_failures)
+            break;
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+    }
+    CU_ASSERT_EQUAL(st.tls_reload_failures, 1);
+    CU_ASSERT_EQUAL(st.tls_reloads, 1);
+    uplink_free(u); /* the log is read once its thread has stopped */
+    CU_ASSERT_PTR_NOT_NULL(strstr(tls_log, "event=tls_cert status=warning"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(tls_log, "names gateway gw-test, this gateway is gw-other"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(tls_log, "event=tls_reload status=ok"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(tls_log, "event=tls_reload status=failed"));
+    rmdir_all(dir);
+}
+
 static void test_proto_telemetry_frame(void)
 {
     static struct procimg img;
@@ -535,6 +692,7 @@ void test_register_uplink(void)
     CU_add_test(s, "offline telemetry spooled in order", test_uplink_offline_spools_in_order);
     CU_add_test(s, "legacy: primary asset only", test_uplink_period_and_legacy);
     CU_add_test(s, "configuration table", test_uplink_cfg);
+    CU_add_test(s, "tls configuration and reload", test_uplink_tls_cfg);
     CU_add_test(s, "proto: telemetry framed in an AgentMessage", test_proto_telemetry_frame);
     CU_add_test(s, "proto: SetpointAck and Register", test_proto_ack_register);
     CU_add_test(s, "proto: HeadendMessage setpoint", test_proto_parse_setpoint);
