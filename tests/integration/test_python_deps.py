@@ -26,7 +26,8 @@ BUILD = os.path.join(ROOT, os.environ.get("BUILD", "build"))
 GEN_PY = os.path.join(BUILD, "gen", "py")
 # the directories the tests put on sys.path, in their order
 TEST_PATH = [os.path.join(ROOT, "tests", "integration", "lib"),
-             os.path.join(ROOT, "tests", "integration"), GEN_PY]
+             os.path.join(ROOT, "tests", "integration"),
+             os.path.join(ROOT, "tests", "hostile", "lib"), GEN_PY]
 
 
 def fail(msg):
