@@ -90,7 +90,12 @@ static void value_text(const struct param_field *f, double v, char *buf, size_t 
         snprintf(buf, len, "%s", v != 0 ? "true" : "false");
         break;
     case PARAM_DURATION_MS:
-        snprintf(buf, len, "%s", duration_format((int64_t)v, d, sizeof d));
+        /* an out-of-range number (1e30) is shown as the number: converting it would be
+         * undefined behaviour (found by the siteconf fuzzer) */
+        if (v >= 0 && v <= (double)DURATION_MAX_MS)
+            snprintf(buf, len, "%s", duration_format((int64_t)v, d, sizeof d));
+        else
+            snprintf(buf, len, "%.10g ms", v);
         break;
     default:
         snprintf(buf, len, "%.10g", v);
