@@ -54,7 +54,7 @@ LIB := $(BUILD)/lib
 DEB_PKGS := gcc make pkg-config libmodbus-dev libcjson-dev libcunit1-dev \
             mbpoll python3 python3-pymodbus \
             libgrpc-dev libprotobuf-c-dev protobuf-c-compiler \
-            libmicrohttpd-dev libsqlite3-dev libpq-dev postgresql \
+            libmicrohttpd-dev libgnutls28-dev libsqlite3-dev libpq-dev postgresql \
             python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc \
             gnuplot-nox chromium chromium-driver libglpk-dev cppcheck clang-format \
             python3-serial-asyncio clang llvm libclang-rt-14-dev
@@ -64,7 +64,7 @@ DEB_PKGS := gcc make pkg-config libmodbus-dev libcjson-dev libcunit1-dev \
 # libclang-rt-14-dev (libFuzzer and the sanitizer runtimes): `make CC=clang`, the fuzzers.
 
 PKGS    := libmodbus libcjson libprotobuf-c grpc
-HE_PKGS := libmicrohttpd sqlite3 libpq
+HE_PKGS := libmicrohttpd sqlite3 libpq gnutls
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 HE_CFLAGS  = $(shell pkg-config --cflags $(HE_PKGS) 2>/dev/null)

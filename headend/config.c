@@ -10,7 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum opt_type { OPT_STR, OPT_INT, OPT_BOOL };
+enum opt_type {
+    OPT_STR,
+    OPT_INT,
+    OPT_BOOL,
+    OPT_FLAG /* no value on the command line: given = 1 */
+};
 
 struct opt {
     const char *name;
@@ -81,6 +86,20 @@ static const struct opt table[] = {
      "a REST connection silent this long (idle or a request half sent) is closed"},
     {"http-threads", OPT_INT, F(http_threads), "2", 1, 16,
      "REST worker threads (each with its own epoll set)"},
+    /* REST security: HTTPS, bearer tokens, the rate limit of state-changing requests. */
+    {"http-tls-cert", OPT_STR, F(http_tls_cert), "", 0, 0,
+     "PEM certificate (chain) of the REST listener; with --http-tls-key it serves HTTPS only"},
+    {"http-tls-key", OPT_STR, F(http_tls_key), "", 0, 0, "PEM private key of --http-tls-cert"},
+    {"auth", OPT_FLAG, F(auth), "0", 0, 1,
+     "REST asks for a bearer token even while the store holds none (it always does once a "
+     "token exists, and on a non-loopback address)"},
+    {"http-post-per-min", OPT_INT, F(http_post_per_min), "60", 1, 1000000,
+     "state-changing REST requests (POST, DELETE) a token may make per minute; beyond it 429"},
+    {"http-post-burst", OPT_INT, F(http_post_burst), "10", 1, 1000000,
+     "state-changing REST requests a token may make at once before the per-minute rate applies"},
+    {"insecure", OPT_FLAG, F(insecure), "0", 0, 1,
+     "allow plain HTTP (REST without --http-tls-cert) on a non-loopback address: tokens and "
+     "requests then cross the network in clear"},
 };
 
 #define NOPT (sizeof(table) / sizeof(table[0]))
@@ -93,6 +112,11 @@ size_t config_count(void)
 const char *config_name(size_t i)
 {
     return i < NOPT ? table[i].name : NULL;
+}
+
+int config_is_flag(size_t i)
+{
+    return i < NOPT && table[i].type == OPT_FLAG;
 }
 
 static const struct opt *lookup(const char *name)
@@ -121,7 +145,7 @@ static int apply(struct headend_config *c, const struct opt *o, const char *valu
         strcpy(field, value);
         return 0;
     }
-    if (o->type == OPT_BOOL) {
+    if (o->type == OPT_BOOL || o->type == OPT_FLAG) {
         int b;
         if (!strcmp(value, "1") || !strcmp(value, "true") || !strcmp(value, "yes"))
             b = 1;
@@ -186,7 +210,33 @@ int config_check(const struct headend_config *c, char *err, size_t errlen)
         snprintf(err, errlen, "listen addresses are host:port");
         return -EINVAL;
     }
+    if (!c->http_tls_cert[0] != !c->http_tls_key[0]) {
+        snprintf(err, errlen, "--http-tls-cert and --http-tls-key go together");
+        return -EINVAL;
+    }
     return 0;
+}
+
+int config_is_loopback(const char *listen)
+{
+    if (!strncmp(listen, "unix:", 5) || !strncmp(listen, "unix-abstract:", 14))
+        return 1;
+    if (!strncmp(listen, "ipv4:", 5) || !strncmp(listen, "ipv6:", 5))
+        listen += 5;
+    const char *colon = strrchr(listen, ':');
+    size_t n = colon ? (size_t)(colon - listen) : strlen(listen);
+    char host[CONFIG_STR_MAX];
+    if (n >= sizeof(host))
+        return 0;
+    memcpy(host, listen, n);
+    host[n] = '\0';
+    if (!strcmp(host, "localhost") || !strcmp(host, "[::1]") || !strcmp(host, "::1"))
+        return 1;
+    /* 127.0.0.0/8, written as four decimal numbers */
+    unsigned a, b, cc, d;
+    char extra;
+    return sscanf(host, "%u.%u.%u.%u%c", &a, &b, &cc, &d, &extra) == 4 && a == 127 && b < 256 &&
+           cc < 256 && d < 256;
 }
 
 void config_print_help(FILE *out)
@@ -194,11 +244,15 @@ void config_print_help(FILE *out)
     for (size_t i = 0; i < NOPT; i++) {
         const struct opt *o = &table[i];
         char lhs[64];
-        snprintf(lhs, sizeof(lhs), "--%s %s", o->name,
-                 o->type == OPT_STR   ? "TEXT"
-                 : o->type == OPT_INT ? "N"
-                                      : "0|1");
-        fprintf(out, "  %-30s %s (default: %s", lhs, o->help, o->def);
+        snprintf(lhs, sizeof(lhs), "--%s%s", o->name,
+                 o->type == OPT_STR    ? " TEXT"
+                 : o->type == OPT_INT  ? " N"
+                 : o->type == OPT_FLAG ? ""
+                                       : " 0|1");
+        fprintf(out, "  %-30s %s (default: %s", lhs, o->help,
+                o->type == OPT_FLAG ? "off"
+                : o->def[0]         ? o->def
+                                    : "none");
         if (o->type == OPT_INT)
             fprintf(out, "; %ld..%ld", o->min, o->max);
         fputs(")\n", out);
@@ -210,7 +264,10 @@ void config_print_markdown(FILE *out)
     fputs("| option | default | range | meaning |\n|---|---|---|---|\n", out);
     for (size_t i = 0; i < NOPT; i++) {
         const struct opt *o = &table[i];
-        fprintf(out, "| `--%s` | `%s` | ", o->name, o->def);
+        if (o->type == OPT_FLAG || !o->def[0])
+            fprintf(out, "| `--%s` | %s | ", o->name, o->type == OPT_FLAG ? "off" : "none");
+        else
+            fprintf(out, "| `--%s` | `%s` | ", o->name, o->def);
         if (o->type == OPT_INT)
             fprintf(out, "%ld..%ld", o->min, o->max);
         fprintf(out, " | %s |\n", o->help);

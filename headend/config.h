@@ -37,6 +37,14 @@ struct headend_config {
     int http_max_per_ip;
     int http_timeout_s;
     int http_threads;
+    /* REST security (docs/operations.md, "Securing a deployment"): HTTPS, tokens, the rate
+     * limit of state-changing requests per token. */
+    char http_tls_cert[CONFIG_STR_MAX];
+    char http_tls_key[CONFIG_STR_MAX];
+    int auth;
+    int http_post_per_min;
+    int http_post_burst;
+    int insecure;
 };
 
 /* Fills every field with its default. */
@@ -47,6 +55,9 @@ int config_set(struct headend_config *c, const char *name, const char *value, ch
                size_t errlen);
 /* Cross-field checks (ttl bounds ordered, keepalive vs ping interval). 0 or -EINVAL + err. */
 int config_check(const struct headend_config *c, char *err, size_t errlen);
+/* Is the host of a listen address ("host:port") a loopback one (127.0.0.0/8, ::1,
+ * localhost, a unix: socket)? An empty host, 0.0.0.0 and [::] are not. */
+int config_is_loopback(const char *listen);
 /* `--name VALUE  help (default: x)` lines for --help. */
 void config_print_help(FILE *out);
 /* The table as a Markdown table, for docs/operations.md (der-headend --config-doc). */
@@ -54,5 +65,7 @@ void config_print_markdown(FILE *out);
 /* Number of table rows and the name of row i (for getopt tables). */
 size_t config_count(void);
 const char *config_name(size_t i);
+/* Is row i an option without a value (--insecure)? */
+int config_is_flag(size_t i);
 
 #endif
