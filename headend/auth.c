@@ -350,7 +350,7 @@ int auth_check(struct auth *a, struct store *st, const char *authorization, cons
         v->role = 0;
         return refuse(v, 401, CHALLENGE_INVALID, "token with an unknown role");
     }
-    if (now_ms - rec.last_used_ms >= TOUCH_EVERY_MS)
+    if (!rec.last_used_ms || now_ms - rec.last_used_ms >= TOUCH_EVERY_MS)
         st->ops->token_touch(st, rec.id, now_ms); /* best effort: a failure refuses nothing */
     /* The rate limit comes before the role check, so that refused attempts are bounded too
      * (each of them is written to the audit trail). */
