@@ -309,18 +309,11 @@ static int refuse(struct auth_verdict *v, int status, const char *challenge, con
 #define CHALLENGE         "Bearer realm=\"derloop\""
 #define CHALLENGE_INVALID "Bearer realm=\"derloop\", error=\"invalid_token\""
 
-int auth_check(struct auth *a, struct store *st, const char *authorization, const char *method,
-               const char *path, size_t plen, int64_t now_ms, struct auth_verdict *v)
+/* Who holds this Authorization header: v->who, v->role and v->token_id set, or a refusal
+ * (401, or 500 when the store cannot be read). */
+static int identify(struct store *st, const char *authorization, int64_t now_ms,
+                    struct auth_verdict *v)
 {
-    memset(v, 0, sizeof(*v));
-    v->required = auth_required_role(method, path, plen);
-    if (v->required == AUTH_PUBLIC)
-        return 0;
-    if (!auth_enforced(a, st, now_ms)) {
-        snprintf(v->who, sizeof(v->who), "%s", AUTH_OPEN_WHO);
-        v->role = AUTH_ADMIN;
-        return 0;
-    }
     if (!authorization || !authorization[0])
         return refuse(v, 401, CHALLENGE, "no bearer token (Authorization: Bearer TOKEN)");
     /* RFC 6750: the scheme is case-insensitive, then one or more spaces. */
@@ -352,10 +345,37 @@ int auth_check(struct auth *a, struct store *st, const char *authorization, cons
     }
     if (!rec.last_used_ms || now_ms - rec.last_used_ms >= TOUCH_EVERY_MS)
         st->ops->token_touch(st, rec.id, now_ms); /* best effort: a failure refuses nothing */
+    return 0;
+}
+
+int auth_check(struct auth *a, struct store *st, const char *authorization, const char *method,
+               const char *path, size_t plen, int64_t now_ms, struct auth_verdict *v)
+{
+    memset(v, 0, sizeof(*v));
+    v->required = auth_required_role(method, path, plen);
+    if (!auth_enforced(a, st, now_ms)) {
+        snprintf(v->who, sizeof(v->who), "%s", AUTH_OPEN_WHO);
+        v->role = AUTH_ADMIN;
+        return 0;
+    }
+    if (v->required == AUTH_PUBLIC) {
+        /* Served to anyone; a valid token only tells the route that the caller may see more
+         * (who stays "" otherwise). A bad one is not refused here. */
+        struct auth_verdict t;
+        memset(&t, 0, sizeof(t));
+        if (authorization && identify(st, authorization, now_ms, &t) == 0) {
+            snprintf(v->who, sizeof(v->who), "%s", t.who);
+            v->role = t.role;
+        }
+        return 0;
+    }
+    int e = identify(st, authorization, now_ms, v);
+    if (e)
+        return e;
     /* The rate limit comes before the role check, so that refused attempts are bounded too
      * (each of them is written to the audit trail). */
     if (auth_changes_state(method)) {
-        struct auth_bucket *b = bucket_of(a, rec.id);
+        struct auth_bucket *b = bucket_of(a, v->token_id);
         if (!b)
             return refuse(v, 500, NULL, "out of memory");
         if (auth_bucket_take(b, a->cfg.post_per_min, a->cfg.post_burst, now_ms, &v->retry_after_s) <

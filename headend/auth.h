@@ -84,7 +84,8 @@ int auth_enforced(struct auth *a, struct store *st, int64_t now_ms);
 
 #define AUTH_OPEN_WHO "anonymous" /* who, in open mode */
 
-/* What the gate says about one request. status 0: allowed (who and role say as whom); else
+/* What the gate says about one request. status 0: allowed (who and role say as whom; for a
+ * public path who is "" unless the request carried a valid token or the API is open); else
  * the HTTP status to answer (401, 403, 429, or 500 when the store could not be read) with
  * reason, and for 401 a WWW-Authenticate challenge, for 429 retry_after_s. */
 struct auth_verdict {

@@ -343,8 +343,19 @@ static void test_rest_gate(void)
     r = call(h, a, NULL, "GET", "/no-such-path", NULL, 1000); /* 401, not 404 */
     CU_ASSERT_EQUAL(r.status, 401);
     cJSON_Delete(r.j);
+    /* /healthz: liveness for anyone, the rest (gateways, streams, store) for a token. */
     r = call(h, a, NULL, "GET", "/healthz", NULL, 1000);
     CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_STRING_EQUAL(str(r.j, "status"), "ok");
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(r.j), 1);
+    cJSON_Delete(r.j);
+    r = call(h, a, "dlp_bad", "GET", "/healthz", NULL, 1000);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(r.j), 1);
+    cJSON_Delete(r.j);
+    r = call(h, a, tv, "GET", "/healthz", NULL, 1000);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_STRING_EQUAL(str(r.j, "store"), "sqlite");
     cJSON_Delete(r.j);
     /* A bad query string from an unknown caller: 401 first. */
     r = call(h, a, NULL, "GET", "/telemetry/s1-bat?from=%00", NULL, 1000);
