@@ -54,17 +54,19 @@ LIB := $(BUILD)/lib
 DEB_PKGS := gcc make pkg-config libmodbus-dev libcjson-dev libcunit1-dev \
             mbpoll python3 python3-pymodbus \
             libgrpc-dev libprotobuf-c-dev protobuf-c-compiler \
-            libmicrohttpd-dev libsqlite3-dev libpq-dev postgresql \
+            libmicrohttpd-dev libgnutls28-dev libsqlite3-dev libpq-dev postgresql \
             python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc \
             gnuplot-nox chromium chromium-driver libglpk-dev cppcheck clang-format \
-            python3-serial-asyncio clang llvm libclang-rt-14-dev
+            python3-serial-asyncio clang llvm libclang-rt-14-dev curl openssl
 # python3-serial-asyncio: python3-pymodbus imports it, but it is only a Recommends (and deps
 # installs with --no-install-recommends); tests/integration/test_python_deps.py checks that
 # every module the Python tests import comes from this list or its Depends. clang, llvm and
 # libclang-rt-14-dev (libFuzzer and the sanitizer runtimes): `make CC=clang`, the fuzzers.
+# libgnutls28-dev: SHA-256 of the REST tokens (headend/auth.c; libmicrohttpd's TLS library);
+# curl and openssl: tests/integration/test_rest_auth.py (HTTPS against a CA the test makes).
 
 PKGS    := libmodbus libcjson libprotobuf-c grpc
-HE_PKGS := libmicrohttpd sqlite3 libpq
+HE_PKGS := libmicrohttpd sqlite3 libpq gnutls
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 HE_CFLAGS  = $(shell pkg-config --cflags $(HE_PKGS) 2>/dev/null)

@@ -93,9 +93,20 @@ static const struct opt table[] = {
      "PEM CA certificate(s) of the gateways: mutual TLS, each gateway needs a certificate "
      "signed by it, and its identity (SAN URI urn:derloop:gateway:ID, else the CN) must be "
      "the gateway_id it registers"},
+    /* REST security: HTTPS, bearer tokens, the rate limit of state-changing requests. */
+    {"http-tls-cert", OPT_STR, F(http_tls_cert), "", 0, 0,
+     "PEM certificate (chain) of the REST listener; with --http-tls-key it serves HTTPS only"},
+    {"http-tls-key", OPT_STR, F(http_tls_key), "", 0, 0, "PEM private key of --http-tls-cert"},
+    {"auth", OPT_FLAG, F(auth), "0", 0, 1,
+     "REST asks for a bearer token even while the store holds none (it always does once a "
+     "token exists, and on a non-loopback address)"},
+    {"http-post-per-min", OPT_INT, F(http_post_per_min), "60", 1, 1000000,
+     "state-changing REST requests (POST, DELETE) a token may make per minute; beyond it 429"},
+    {"http-post-burst", OPT_INT, F(http_post_burst), "10", 1, 1000000,
+     "state-changing REST requests a token may make at once before the per-minute rate applies"},
     {"insecure", OPT_FLAG, F(insecure), "0", 0, 1,
-     "allow gRPC on a non-loopback address without mutual TLS (anyone who reaches the port "
-     "can register as any gateway)"},
+     "allow, on a non-loopback address, gRPC without mutual TLS (anyone who reaches the port can "
+     "register as any gateway) and REST without HTTPS (tokens cross the network in clear)"},
 };
 
 #define NOPT (sizeof(table) / sizeof(table[0]))
@@ -223,6 +234,10 @@ int config_check(const struct headend_config *c, char *err, size_t errlen)
                  "--grpc-listen %s is not a loopback address: give --tls-cert, --tls-key and "
                  "--tls-client-ca (mutual TLS), or --insecure to accept any gateway's claim",
                  c->grpc_listen);
+        return -EINVAL;
+    }
+    if (!c->http_tls_cert[0] != !c->http_tls_key[0]) {
+        snprintf(err, errlen, "--http-tls-cert and --http-tls-key go together");
         return -EINVAL;
     }
     return 0;

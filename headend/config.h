@@ -41,6 +41,13 @@ struct headend_config {
     char tls_cert[CONFIG_STR_MAX];
     char tls_key[CONFIG_STR_MAX];
     char tls_client_ca[CONFIG_STR_MAX];
+    /* REST security (docs/operations.md, "Securing a deployment"): HTTPS, tokens, the rate
+     * limit of state-changing requests per token. */
+    char http_tls_cert[CONFIG_STR_MAX];
+    char http_tls_key[CONFIG_STR_MAX];
+    int auth;
+    int http_post_per_min;
+    int http_post_burst;
     int insecure;
 };
 

@@ -906,6 +906,12 @@ void hub_tick(struct hub *h, int64_t now_ms)
 int hub_dispatch(struct hub *h, size_t site_idx, size_t asset_idx, double power_w, int ttl_s,
                  int64_t now_ms, char id[STORE_ID_MAX], int *state)
 {
+    return hub_dispatch_by(h, NULL, site_idx, asset_idx, power_w, ttl_s, now_ms, id, state);
+}
+
+int hub_dispatch_by(struct hub *h, const char *who, size_t site_idx, size_t asset_idx,
+                    double power_w, int ttl_s, int64_t now_ms, char id[STORE_ID_MAX], int *state)
+{
     const struct inv_site *site = inventory_site_at(h->inv, site_idx);
     const struct inv_asset *asset =
         asset_idx == SIZE_MAX ? NULL : inventory_asset_at(h->inv, asset_idx);
@@ -927,6 +933,8 @@ int hub_dispatch(struct hub *h, size_t site_idx, size_t asset_idx, double power_
     snprintf(d.site_id, sizeof(d.site_id), "%s", site->id);
     if (asset)
         snprintf(d.asset_id, sizeof(d.asset_id), "%s", asset->id);
+    if (who)
+        snprintf(d.requested_by, sizeof(d.requested_by), "%s", who);
     if ((e = h->st->ops->dispatch_add(h->st, &d)) < 0) {
         h->c.store_errors++;
         return e;

@@ -93,6 +93,9 @@ int hub_flush(struct hub *h);
  * id receives the setpoint_id. 0 or -errno. */
 int hub_dispatch(struct hub *h, size_t site_idx, size_t asset_idx, double power_w, int ttl_s,
                  int64_t now_ms, char id[STORE_ID_MAX], int *state);
+/* The same, recording who asked (the REST caller's token name) with the dispatch. */
+int hub_dispatch_by(struct hub *h, const char *who, size_t site_idx, size_t asset_idx,
+                    double power_w, int ttl_s, int64_t now_ms, char id[STORE_ID_MAX], int *state);
 
 /* Read accessors (lock held; pointers valid until unlocked). */
 const struct headend_config *hub_config(const struct hub *h);

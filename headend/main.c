@@ -19,6 +19,7 @@
 #include "headend/log.h"
 #include "headend/rest.h"
 #include "headend/store.h"
+#include "headend/tokencmd.h"
 #include "version.h"
 
 static void usage(FILE *out)
@@ -27,7 +28,8 @@ static void usage(FILE *out)
           "The derloop headend: gRPC server for site gateways, REST API, store.\n\n"
           "  --help                         this text\n"
           "  --version                      print the version and exit\n"
-          "  --config-doc                   print the option table as Markdown and exit\n",
+          "  --config-doc                   print the option table as Markdown and exit\n"
+          "  token add|list|revoke ...      manage REST tokens (der-headend token --help)\n",
           out);
     config_print_help(out);
     fputs("\nEnvironment: DATABASE_URL=postgres://... selects the PostgreSQL store.\n"
@@ -81,8 +83,17 @@ static const char *state_db_path(char *buf, size_t n)
     return buf;
 }
 
+/* `der-headend token add|list|revoke ...` (headend/tokencmd.c): on the store the server would
+ * open (DATABASE_URL, else --db, else the state directory), without starting any server. */
+static int token_main(int argc, char **argv)
+{
+    return tokencmd_run(argc, argv, getenv("DATABASE_URL"), state_db_path, stdout, stderr);
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "token"))
+        return token_main(argc - 1, argv + 1);
     struct headend_config cfg;
     config_defaults(&cfg);
     size_t nopt = config_count();

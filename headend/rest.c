@@ -9,7 +9,13 @@
  * path or body must pass ident_valid. Request data written to the log goes through
  * log_escape. The listener has a connection limit, a per-IP limit and an idle timeout, and
  * a small thread pool, so idle or half-sent connections cannot keep /healthz from answering
- * (docs/operations.md, REST limits). */
+ * (docs/operations.md, REST limits).
+ *
+ * Security (docs/operations.md, "Securing a deployment"): every request passes the gate of
+ * headend/auth.c (bearer token, role, rate limit) before it is routed, so that a caller
+ * without a token learns nothing, not even which paths exist; every state-changing request
+ * that passed authentication is written to the audit trail with its outcome. HTTPS is
+ * libmicrohttpd's (GnuTLS); plain HTTP on a non-loopback address needs --insecure. */
 #include "headend/rest.h"
 
 #include <arpa/inet.h>
@@ -25,6 +31,8 @@
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
 
+#include "headend/auth.h"
+#include "headend/config.h"
 #include "headend/ident.h"
 #include "headend/log.h"
 #include "headend/metrics.h"
@@ -34,6 +42,8 @@
 #define RANGE_LIMIT_MAX     100000
 #define RECENT_SESSIONS     5
 #define MAX_ARGS            16 /* query parameters per request */
+#define AUDIT_LIMIT_DEFAULT 1000
+#define PEM_MAX             (1 << 20) /* a certificate chain or key file, at most */
 
 static void set_json(struct rest_response *r, int status, cJSON *j)
 {
@@ -288,6 +298,10 @@ static int get_dispatch(struct hub *h, const char *id, struct rest_response *r)
     cJSON_AddNumberToObject(o, "expires_ms", (double)d.expires_ms);
     cJSON_AddNumberToObject(o, "updated_ms", (double)d.updated_ms);
     cJSON_AddStringToObject(o, "detail", d.detail);
+    if (d.requested_by[0])
+        cJSON_AddStringToObject(o, "requested_by", d.requested_by);
+    else
+        cJSON_AddNullToObject(o, "requested_by");
     st->ops->alloc_list(st, d.id, add_alloc, cJSON_AddArrayToObject(o, "allocations"));
     st->ops->acks_list(st, d.id, add_ack, cJSON_AddArrayToObject(o, "acks"));
     set_json(r, 200, o);
@@ -347,8 +361,8 @@ static int json_find_nul(const char *s, size_t n, char *key, size_t keylen)
     return 0;
 }
 
-static int post_dispatch(struct hub *h, const char *body, size_t len, int64_t now_ms,
-                         struct rest_response *r)
+static int post_dispatch(struct hub *h, const char *who, const char *body, size_t len,
+                         int64_t now_ms, struct rest_response *r)
 {
     const struct headend_config *cfg = hub_config(h);
     const struct inventory *inv = hub_inventory(h);
@@ -429,8 +443,8 @@ static int post_dispatch(struct hub *h, const char *body, size_t len, int64_t no
     }
     char id[STORE_ID_MAX];
     int state;
-    int e = hub_dispatch(h, a ? a->site : s->index, a ? a->index : SIZE_MAX, power_w, ttl, now_ms,
-                         id, &state);
+    int e = hub_dispatch_by(h, who, a ? a->site : s->index, a ? a->index : SIZE_MAX, power_w, ttl,
+                            now_ms, id, &state);
     if (e < 0) {
         rc = error(r, 500, "store", "could not record the dispatch (%s)", strerror(-e));
         goto out;
@@ -442,10 +456,161 @@ static int post_dispatch(struct hub *h, const char *body, size_t len, int64_t no
     cJSON_AddStringToObject(o, a ? "asset_id" : "site_id", a ? a->id : s->id);
     cJSON_AddNumberToObject(o, "power_w", power_w);
     cJSON_AddNumberToObject(o, "expires_ms", (double)(now_ms + (int64_t)ttl * 1000));
+    if (who)
+        cJSON_AddStringToObject(o, "requested_by", who);
     set_json(r, 202, o);
 out:
     cJSON_Delete(j);
     return rc;
+}
+
+/* ---- audit and tokens (admin) ------------------------------------------------------------ */
+
+static void add_ms_or_null(cJSON *o, const char *k, int64_t v)
+{
+    if (v)
+        cJSON_AddNumberToObject(o, k, (double)v);
+    else
+        cJSON_AddNullToObject(o, k);
+}
+
+static int add_audit(const struct store_audit *a, void *ctx)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "id", (double)a->id);
+    cJSON_AddNumberToObject(o, "at_ms", (double)a->at_ms);
+    cJSON_AddStringToObject(o, "who", a->who);
+    cJSON_AddStringToObject(o, "role", a->role);
+    cJSON_AddStringToObject(o, "peer", a->peer);
+    cJSON_AddStringToObject(o, "method", a->method);
+    cJSON_AddStringToObject(o, "path", a->path);
+    cJSON_AddStringToObject(o, "summary", a->summary);
+    cJSON_AddNumberToObject(o, "status", a->status);
+    cJSON_AddStringToObject(o, "detail", a->detail);
+    cJSON_AddItemToArray(ctx, o);
+    return 0;
+}
+
+static int get_audit(struct hub *h, rest_arg_fn arg, void *actx, int64_t now_ms,
+                     struct rest_response *r)
+{
+    const char *from_s = arg ? arg(actx, "from") : NULL;
+    const char *to_s = arg ? arg(actx, "to") : NULL;
+    const char *limit_s = arg ? arg(actx, "limit") : NULL;
+    int64_t from = 0, to = now_ms + 86400000LL, limit = AUDIT_LIMIT_DEFAULT;
+    if (from_s && parse_ms(from_s, &from) < 0)
+        return error(r, 400, "from", "from must be Unix milliseconds (an integer)");
+    if (to_s && parse_ms(to_s, &to) < 0)
+        return error(r, 400, "to", "to must be Unix milliseconds (an integer)");
+    if (from > to)
+        return error(r, 400, "from", "from is after to");
+    if (limit_s && (parse_ms(limit_s, &limit) < 0 || limit < 1 || limit > RANGE_LIMIT_MAX))
+        return error(r, 400, "limit", "limit must be an integer in 1..%d", RANGE_LIMIT_MAX);
+    struct store *st = hub_store(h);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "from", (double)from);
+    cJSON_AddNumberToObject(o, "to", (double)to);
+    cJSON *entries = cJSON_AddArrayToObject(o, "entries");
+    if (st->ops->audit_range(st, from, to, (int)limit, add_audit, entries) < 0) {
+        cJSON_Delete(o);
+        return error(r, 500, "store", "store query failed");
+    }
+    cJSON_AddNumberToObject(o, "count", cJSON_GetArraySize(entries));
+    set_json(r, 200, o);
+    return 0;
+}
+
+/* A token as GET /tokens and `der-headend token list` show it: never the salt or hash. */
+static int add_token(const struct store_token *t, void *ctx)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", t->name);
+    cJSON_AddStringToObject(o, "role", t->role);
+    cJSON_AddStringToObject(o, "id", t->id);
+    cJSON_AddNumberToObject(o, "created_ms", (double)t->created_ms);
+    add_ms_or_null(o, "last_used_ms", t->last_used_ms);
+    add_ms_or_null(o, "revoked_ms", t->revoked_ms);
+    cJSON_AddItemToArray(ctx, o);
+    return 0;
+}
+
+static int get_tokens(struct hub *h, struct rest_response *r)
+{
+    struct store *st = hub_store(h);
+    cJSON *arr = cJSON_CreateArray();
+    if (st->ops->token_list(st, add_token, arr) < 0) {
+        cJSON_Delete(arr);
+        return error(r, 500, "store", "store query failed");
+    }
+    set_json(r, 200, arr);
+    return 0;
+}
+
+/* POST /tokens {"name", "role"}: the new token is in this answer and nowhere else. */
+static int post_tokens(struct hub *h, const char *body, size_t len, int64_t now_ms,
+                       struct rest_response *r)
+{
+    char key[INV_ID_MAX], why[96];
+    cJSON *j = cJSON_ParseWithLength(body ? body : "", len);
+    if (!j || !cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        return error(r, 400, "body", "the body must be a JSON object {\"name\", \"role\"}");
+    }
+    if (json_find_nul(body, len, key, sizeof(key))) {
+        cJSON_Delete(j);
+        return error(r, 400, key, "%s contains a NUL character (\\u0000)", key);
+    }
+    const cJSON *jn = cJSON_GetObjectItemCaseSensitive(j, "name");
+    const cJSON *jr = cJSON_GetObjectItemCaseSensitive(j, "role");
+    int role = cJSON_IsString(jr) ? auth_role_parse(jr->valuestring) : -EINVAL;
+    int rc = 0;
+    if (!cJSON_IsString(jn))
+        rc = error(r, 400, "name", "name is required (a string)");
+    else if (ident_valid(jn->valuestring, strlen(jn->valuestring), why, sizeof(why)) < 0)
+        rc = error(r, 400, "name", "name %s", why);
+    else if (role < 0)
+        rc = error(r, 400, "role", "role must be viewer, operator or admin");
+    if (r->body) {
+        cJSON_Delete(j);
+        return rc;
+    }
+    struct store_token rec;
+    char token[AUTH_TOKEN_MAX];
+    struct store *st = hub_store(h);
+    int e = auth_token_new(jn->valuestring, role, now_ms, &rec, token);
+    if (!e)
+        e = st->ops->token_add(st, &rec);
+    if (e == -EEXIST)
+        rc = error(r, 409, "name", "a token named '%s' exists (revoke it first)", rec.name);
+    else if (e < 0)
+        rc = error(r, 500, "store", "could not make the token (%s)", strerror(-e));
+    else {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", rec.name);
+        cJSON_AddStringToObject(o, "role", rec.role);
+        cJSON_AddStringToObject(o, "id", rec.id);
+        cJSON_AddStringToObject(o, "token", token);
+        set_json(r, 201, o);
+        r->no_store = 1;
+    }
+    explicit_bzero(token, sizeof(token));
+    cJSON_Delete(j);
+    return rc;
+}
+
+static int delete_token(struct hub *h, const char *name, int64_t now_ms, struct rest_response *r)
+{
+    struct store *st = hub_store(h);
+    int e = st->ops->token_revoke(st, name, now_ms);
+    if (e == -ENOENT)
+        return error(r, 404, "name", "no token named '%s' that is not revoked", name);
+    if (e < 0)
+        return error(r, 500, "store", "could not revoke the token (%s)", strerror(-e));
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", name);
+    cJSON_AddNumberToObject(o, "revoked_ms", (double)now_ms);
+    set_json(r, 200, o);
+    return 0;
 }
 
 /* Index of the first control character (C0, DEL; NUL included) in n bytes, or -1. */
@@ -467,28 +632,40 @@ static int bad_path_id(struct rest_response *r, const char *field, const char *i
     return 1;
 }
 
-static int route(struct hub *h, const char *method, const char *path, size_t plen, rest_arg_fn arg,
-                 void *actx, const char *body, size_t len, int64_t now_ms, struct rest_response *r)
+/* who: the caller as the gate named it (NULL without a gate: rest_handle, rest_handle_url). */
+static int route(struct hub *h, const char *who, const char *method, const char *path, size_t plen,
+                 rest_arg_fn arg, void *actx, const char *body, size_t len, int64_t now_ms,
+                 struct rest_response *r)
 {
     int get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
-    /* The two routes with an id in the path: the id gets the id rules (and its own field in
-     * the error); any other path must simply be free of control characters. */
+    /* The routes with an id in the path: the id gets the id rules (and its own field in the
+     * error); any other path must simply be free of control characters. */
     int tele = plen > 11 && !memcmp(path, "/telemetry/", 11) && !memchr(path + 11, '/', plen - 11);
     int disp = plen > 10 && !memcmp(path, "/dispatch/", 10) && !memchr(path + 10, '/', plen - 10);
-    long ctl = tele || disp ? -1 : find_ctl(path, plen);
+    int tok = plen > 8 && !memcmp(path, "/tokens/", 8) && !memchr(path + 8, '/', plen - 8);
+    long ctl = tele || disp || tok ? -1 : find_ctl(path, plen);
     if (ctl >= 0)
         return error(r, 400, "path", "the path contains a control character (0x%02x) at byte %ld",
                      (unsigned char)path[ctl], ctl);
     if (!strcmp(path, "/dispatch")) {
         if (strcmp(method, "POST") != 0)
             return error(r, 405, "method", "use POST /dispatch");
-        return post_dispatch(h, body, len, now_ms, r);
+        return post_dispatch(h, who, body, len, now_ms, r);
     }
+    if (!strcmp(path, "/tokens") && !strcmp(method, "POST"))
+        return post_tokens(h, body, len, now_ms, r);
+    if (tok && !strcmp(method, "DELETE"))
+        return bad_path_id(r, "name", path + 8, plen - 8) ? 0
+                                                          : delete_token(h, path + 8, now_ms, r);
     if (!get)
         return error(r, 405, "method", "%s is not served on %s", method, path);
     if (!strcmp(path, "/healthz")) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "status", "ok");
+        if (who && !who[0]) { /* no token, while tokens are asked for: liveness only */
+            set_json(r, 200, o);
+            return 0;
+        }
         cJSON_AddNumberToObject(o, "gateways", (double)registry_sessions(hub_registry(h)));
         cJSON_AddNumberToObject(o, "streams", (double)hub_streams(h));
         cJSON_AddStringToObject(o, "store", hub_store(h)->ops->name);
@@ -499,6 +676,10 @@ static int route(struct hub *h, const char *method, const char *path, size_t ple
         return get_assets(h, r);
     if (!strcmp(path, "/agents"))
         return get_agents(h, now_ms, r);
+    if (!strcmp(path, "/audit"))
+        return get_audit(h, arg, actx, now_ms, r);
+    if (!strcmp(path, "/tokens"))
+        return get_tokens(h, r);
     if (!strcmp(path, "/metrics")) {
         size_t n;
         if (metrics_render(h, now_ms, &r->body, &n) < 0)
@@ -530,7 +711,7 @@ static int handle_n(struct hub *h, const char *method, const char *path, size_t 
 {
     memset(resp, 0, sizeof(*resp));
     hub_lock(h);
-    int rc = route(h, method, path, plen, arg, arg_ctx, body, body_len, now_ms, resp);
+    int rc = route(h, NULL, method, path, plen, arg, arg_ctx, body, body_len, now_ms, resp);
     hub_unlock(h);
     if (!resp->body)
         out_of_memory(resp);
@@ -657,34 +838,199 @@ static int args_parse(struct args *a, const char *q, size_t n, struct rest_respo
     return 0;
 }
 
-/* The decoded request: path refused if it does not decode, then routed. */
-static int handle_raw(struct hub *h, const char *method, const char *raw_path, size_t raw_len,
-                      struct args *a, const char *body, size_t body_len, int64_t now_ms,
+/* ---- the gate, the audit trail and the log ------------------------------------------------ */
+
+/* One request as it came, with who sent it. auth NULL: no gate and no audit trail (rest_handle,
+ * rest_handle_url: the unit tests and fuzzers drive the routes directly). */
+struct call {
+    struct auth *auth;
+    const char *authorization; /* the header, or NULL */
+    const char *peer;          /* "ip:port", or NULL */
+    int log;                   /* write refusals and errors to the log */
+    const char *raw_path;      /* as received, for the audit trail */
+    size_t raw_len;
+    struct auth_verdict v;
+};
+
+/* n bytes of s into out (len bytes), cut at a UTF-8 character boundary with "..." when they do
+ * not fit. */
+static void cut_text(char *out, size_t len, const char *s, size_t n)
+{
+    if (n < len) {
+        memcpy(out, s, n);
+        out[n] = '\0';
+        return;
+    }
+    size_t k = len - 4;
+    while (k > 0 && ((unsigned char)s[k] & 0xC0) == 0x80)
+        k--;
+    memcpy(out, s, k);
+    memcpy(out + k, "...", 4);
+}
+
+/* The body as the audit trail keeps it: compact JSON (so whitespace does not use the room),
+ * shortened; a body that is not JSON is described, not copied. No endpoint takes a secret in
+ * its body (POST /tokens returns one, it does not receive one). */
+static void summarize(const char *body, size_t len, char *out, size_t outlen)
+{
+    if (!body || !len) {
+        snprintf(out, outlen, "(no body)");
+        return;
+    }
+    cJSON *j = cJSON_ParseWithLength(body, len);
+    char *txt = j ? cJSON_PrintUnformatted(j) : NULL;
+    cJSON_Delete(j);
+    if (txt)
+        cut_text(out, outlen, txt, strlen(txt));
+    else
+        snprintf(out, outlen, "(%zu bytes, not JSON)", len);
+    free(txt);
+}
+
+/* What came of it, from the answer: the error, or what was made or changed. */
+static void outcome(const struct rest_response *r, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    cJSON *j = r->body ? cJSON_Parse(r->body) : NULL;
+    static const char *const keys[] = {"error", "setpoint_id", "name"};
+    for (size_t i = 0; j && i < sizeof(keys) / sizeof(keys[0]); i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, keys[i]);
+        if (!cJSON_IsString(v))
+            continue;
+        if (i == 0)
+            cut_text(out, outlen, v->valuestring, strlen(v->valuestring));
+        else
+            snprintf(out, outlen, "%s=%s", keys[i], v->valuestring);
+        break;
+    }
+    cJSON_Delete(j);
+}
+
+/* One row of the audit trail (lock held). A store that fails is logged: the request has been
+ * served already, and its log line stays. */
+static void audit(struct store *st, const struct call *c, const char *method, const char *body,
+                  size_t len, int64_t now_ms, const struct rest_response *r)
+{
+    struct store_audit a = {.at_ms = now_ms, .status = r->status};
+    snprintf(a.who, sizeof(a.who), "%s", c->v.who);
+    snprintf(a.role, sizeof(a.role), "%s", c->v.role ? auth_role_name(c->v.role) : "");
+    snprintf(a.peer, sizeof(a.peer), "%s", c->peer ? c->peer : "");
+    snprintf(a.method, sizeof(a.method), "%s", method);
+    cut_text(a.path, sizeof(a.path), c->raw_path, strnlen(c->raw_path, c->raw_len));
+    summarize(body, len, a.summary, sizeof(a.summary));
+    outcome(r, a.detail, sizeof(a.detail));
+    int e = st->ops->audit_add(st, &a);
+    if (e < 0) {
+        char wb[LOG_VALUE_MAX], pb[LOG_VALUE_MAX];
+        log_event(LOG_ERROR, "event=audit_error who=%s path=%s status=%d error=\"%s\"",
+                  log_escape(wb, sizeof(wb), a.who), log_escape(pb, sizeof(pb), a.path), a.status,
+                  strerror(-e));
+    }
+}
+
+static void refusal(struct rest_response *r, const struct auth_verdict *v)
+{
+    error(r, v->status, v->status == 403 ? "role" : "authorization", "%s", v->reason);
+    r->www_authenticate =
+        v->status == 403 ? "Bearer realm=\"derloop\", error=\"insufficient_scope\"" : v->challenge;
+    r->retry_after_s = v->retry_after_s;
+}
+
+/* Refusals by the gate at warn (who tried, from where, why); other errors as before. Every
+ * value from outside goes through log_escape. */
+static void log_outcome(const struct call *c, const char *method, const char *path, size_t plen,
+                        const struct rest_response *r)
+{
+    char mb[64], pb[LOG_VALUE_MAX], wb[LOG_VALUE_MAX], peer[LOG_VALUE_MAX], why[LOG_VALUE_MAX];
+    log_escape(mb, sizeof(mb), method);
+    log_escape_n(pb, sizeof(pb), path, plen);
+    log_escape(peer, sizeof(peer), c->peer);
+    if (c->auth && c->v.status) {
+        char tb[AUTH_ID_HEX + 8];
+        snprintf(tb, sizeof(tb), "id:%s", c->v.token_id);
+        log_escape(wb, sizeof(wb), c->v.who[0] ? c->v.who : c->v.token_id[0] ? tb : NULL);
+        log_event(LOG_WARN,
+                  "event=auth_refused status=%d method=%s path=%s peer=%s token=%s role=%s "
+                  "reason=%s",
+                  c->v.status, mb, pb, peer, wb, c->v.role ? auth_role_name(c->v.role) : "-",
+                  log_escape(why, sizeof(why), c->v.reason));
+    } else if (r->status >= 400) {
+        log_event(LOG_INFO, "event=http_error method=%s path=%s status=%d who=%s peer=%s", mb, pb,
+                  r->status, log_escape(wb, sizeof(wb), c->auth ? c->v.who : NULL), peer);
+    }
+}
+
+/* The decoded request through the gate, then routed (unless pre holds an answer already: a
+ * bad query string), then written to the audit trail when it may change state and passed
+ * authentication (403s included: who tried what is worth keeping; 401s and 429s are only
+ * logged, so that neither an anonymous flood nor a throttled one can fill the store). */
+static int handle_raw(struct hub *h, struct call *c, const char *method, struct args *a, int pre_rc,
+                      struct rest_response *pre, const char *body, size_t body_len, int64_t now_ms,
                       struct rest_response *resp)
 {
     size_t plen;
-    char *path = pct_decode(raw_path, raw_len, &plen);
+    memset(resp, 0, sizeof(*resp));
+    char *path = pct_decode(c->raw_path, c->raw_len, &plen);
     if (!path) {
+        free(pre->body);
         out_of_memory(resp);
         return -ENOMEM;
     }
-    int rc = handle_n(h, method, path, plen, args_get, a, body, body_len, now_ms, resp);
+    int rc = 0;
+    hub_lock(h);
+    struct store *st = hub_store(h);
+    if (c->auth && auth_check(c->auth, st, c->authorization, method, path, plen, now_ms, &c->v)) {
+        free(pre->body);
+        refusal(resp, &c->v);
+    } else if (pre_rc < 0) {
+        *resp = *pre;
+        rc = pre_rc;
+    } else {
+        rc = route(h, c->auth ? c->v.who : NULL, method, path, plen, args_get, a, body, body_len,
+                   now_ms, resp);
+    }
+    if (!resp->body)
+        out_of_memory(resp);
+    if (c->auth && auth_changes_state(method) && (c->v.status == 0 || c->v.status == 403))
+        audit(st, c, method, body, body_len, now_ms, resp);
+    hub_unlock(h);
+    if (c->log)
+        log_outcome(c, method, path, plen, resp);
     free(path);
+    return rc;
+}
+
+static int handle_url(struct hub *h, struct call *c, const char *method, const char *url,
+                      size_t url_len, const char *body, size_t body_len, int64_t now_ms,
+                      struct rest_response *resp)
+{
+    struct rest_response pre = {0};
+    struct args a = {0};
+    const char *q = memchr(url, '?', url_len);
+    c->raw_path = url;
+    c->raw_len = q ? (size_t)(q - url) : url_len;
+    int pre_rc = q ? args_parse(&a, q + 1, url_len - c->raw_len - 1, &pre) : 0;
+    int rc = handle_raw(h, c, method, &a, pre_rc, &pre, body, body_len, now_ms, resp);
+    args_free(&a);
     return rc;
 }
 
 int rest_handle_url(struct hub *h, const char *method, const char *url, size_t url_len,
                     const char *body, size_t body_len, int64_t now_ms, struct rest_response *resp)
 {
-    memset(resp, 0, sizeof(*resp));
-    struct args a = {0};
-    const char *q = memchr(url, '?', url_len);
-    size_t plen = q ? (size_t)(q - url) : url_len;
-    int rc = q ? args_parse(&a, q + 1, url_len - plen - 1, resp) : 0;
-    if (rc == 0)
-        rc = handle_raw(h, method, url, plen, &a, body, body_len, now_ms, resp);
-    args_free(&a);
-    return rc;
+    struct call c = {0};
+    return handle_url(h, &c, method, url, url_len, body, body_len, now_ms, resp);
+}
+
+int rest_handle_client(struct hub *h, struct auth *auth, const struct rest_client *client,
+                       const char *method, const char *url, size_t url_len, const char *body,
+                       size_t body_len, int64_t now_ms, struct rest_response *resp)
+{
+    struct call c = {.auth = auth,
+                     .authorization = client ? client->authorization : NULL,
+                     .peer = client ? client->peer : NULL,
+                     .log = 1};
+    return handle_url(h, &c, method, url, url_len, body, body_len, now_ms, resp);
 }
 
 /* ---- libmicrohttpd glue ------------------------------------------------------------------ */
@@ -692,6 +1038,9 @@ int rest_handle_url(struct hub *h, const char *method, const char *url, size_t u
 struct rest {
     struct hub *hub;
     struct MHD_Daemon *d;
+    struct auth *auth;
+    char *tls_cert, *tls_key; /* PEM, kept while the daemon runs; the key wiped at stop */
+    size_t tls_key_len;
 };
 
 struct upload {
@@ -729,6 +1078,21 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* "ip:port" of the connection's peer (IPv4: the listener binds an IPv4 address). */
+static void peer_of(struct MHD_Connection *c, char *out, size_t len)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    char ip[INET_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)ci->client_addr;
+        inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
+        port = ntohs(sin->sin_port);
+    }
+    snprintf(out, len, "%s:%u", ip, port);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_size, void **con_cls)
@@ -758,20 +1122,30 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     struct rest_response resp;
+    memset(&resp, 0, sizeof(resp));
     if (u->too_big) {
-        memset(&resp, 0, sizeof(resp));
         resp.status = 413;
         resp.content_type = "application/json";
         resp.body = strdup("{\"error\":\"body larger than 64 KiB\",\"field\":\"body\"}");
+        char mb[64], pb[LOG_VALUE_MAX];
+        log_event(LOG_INFO, "event=http_error method=%s path=%s status=413",
+                  log_escape(mb, sizeof(mb), method), log_escape(pb, sizeof(pb), url));
     } else {
+        char peer[64];
+        peer_of(c, peer, sizeof(peer));
+        struct call call = {.auth = rs->auth,
+                            .authorization =
+                                MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"),
+                            .peer = peer,
+                            .log = 1,
+                            .raw_path = url,
+                            .raw_len = strlen(url)};
+        struct rest_response pre;
         struct args a = {0};
-        struct collect col = {&a, &resp, 0};
-        memset(&resp, 0, sizeof(resp));
+        struct collect col = {&a, &pre, 0};
+        memset(&pre, 0, sizeof(pre));
         MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect_arg, &col);
-        if (!col.rc)
-            handle_raw(rs->hub, method, url, strlen(url), &a, u->buf, u->len, wall_ms(), &resp);
-        else if (!resp.body)
-            out_of_memory(&resp);
+        handle_raw(rs->hub, &call, method, &a, col.rc, &pre, u->buf, u->len, wall_ms(), &resp);
         args_free(&a);
     }
     size_t n = resp.body ? strlen(resp.body) : 0;
@@ -782,19 +1156,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_NO;
     }
     MHD_add_response_header(mr, "Content-Type", resp.content_type);
+    if (resp.www_authenticate)
+        MHD_add_response_header(mr, "WWW-Authenticate", resp.www_authenticate);
+    if (resp.retry_after_s > 0) {
+        char ra[16];
+        snprintf(ra, sizeof(ra), "%d", resp.retry_after_s);
+        MHD_add_response_header(mr, "Retry-After", ra);
+    }
+    if (resp.no_store)
+        MHD_add_response_header(mr, "Cache-Control", "no-store");
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)resp.status, mr);
     MHD_destroy_response(mr);
-    if (resp.status >= 400) {
-        /* The path as decoded (what was refused), escaped: a request line is no log line. */
-        size_t pl = 0;
-        char *dp = pct_decode(url, strlen(url), &pl);
-        char mb[64], pb[LOG_VALUE_MAX];
-        log_event(LOG_INFO, "event=http_error method=%s path=%s status=%d",
-                  log_escape(mb, sizeof(mb), method),
-                  dp ? log_escape_n(pb, sizeof(pb), dp, pl) : log_escape(pb, sizeof(pb), url),
-                  resp.status);
-        free(dp);
-    }
     return ret;
 }
 
@@ -807,6 +1179,78 @@ static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
         free(u);
     }
     *con_cls = NULL;
+}
+
+/* A whole PEM file into a NUL-terminated buffer (libmicrohttpd takes PEM from memory). */
+static int read_pem(const char *path, const char *what, char **out, size_t *outlen, char *err,
+                    size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        int e = errno;
+        snprintf(err, errlen, "%s %s: %s", what, path, strerror(e));
+        return -e;
+    }
+    char *buf = malloc(PEM_MAX + 1);
+    size_t n = buf ? fread(buf, 1, PEM_MAX + 1, f) : 0;
+    int bad = ferror(f);
+    fclose(f);
+    if (!buf || bad || n == 0 || n > PEM_MAX || !strstr(buf, "-----BEGIN ")) {
+        if (buf)
+            explicit_bzero(buf, PEM_MAX + 1);
+        free(buf);
+        snprintf(err, errlen, "%s %s: %s", what, path,
+                 !buf  ? "out of memory"
+                 : bad ? "read error"
+                       : "not a PEM file (no -----BEGIN line, empty, or over 1 MiB)");
+        return !buf ? -ENOMEM : -EINVAL;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *outlen = n;
+    return 0;
+}
+
+static void free_tls(struct rest *r)
+{
+    free(r->tls_cert);
+    if (r->tls_key)
+        explicit_bzero(r->tls_key, r->tls_key_len);
+    free(r->tls_key);
+    r->tls_cert = r->tls_key = NULL;
+}
+
+/* What the start says about REST security: HTTPS or not, tokens or open access, --insecure. */
+static void log_security(struct rest *r, const struct headend_config *cfg, const char *host,
+                         int port, int loopback, int64_t now_ms)
+{
+    int64_t tokens = 0;
+    hub_lock(r->hub);
+    struct store *st = hub_store(r->hub);
+    int enforced = auth_enforced(r->auth, st, now_ms);
+    int counted = st->ops->token_count(st, &tokens) == 0;
+    hub_unlock(r->hub);
+    const char *tls = cfg->http_tls_cert[0] ? "https" : "off";
+    log_event(LOG_INFO, "event=http_security http=%s:%d tls=%s auth=%s tokens=%lld insecure=%s",
+              host, port, tls, enforced ? "tokens" : "open", counted ? (long long)tokens : -1LL,
+              !loopback && !cfg->http_tls_cert[0] ? "yes" : "no");
+    if (!enforced)
+        log_event(LOG_WARN,
+                  "event=auth_open http=%s:%d reason=\"no REST token in the store and no --auth: "
+                  "every request from this host is served without credentials (loopback only); "
+                  "der-headend token add --name NAME --role admin turns tokens on\"",
+                  host, port);
+    else if (counted && tokens == 0)
+        log_event(LOG_WARN,
+                  "event=auth_no_tokens http=%s:%d reason=\"tokens are required but the store "
+                  "holds none: every request but /healthz answers 401 until der-headend token "
+                  "add makes one\"",
+                  host, port);
+    if (!loopback && !cfg->http_tls_cert[0])
+        log_event(LOG_WARN,
+                  "event=insecure listener=http http=%s:%d reason=\"plain HTTP on a non-loopback "
+                  "address (--insecure): tokens and requests cross the network in clear\"",
+                  host, port);
 }
 
 int rest_start(struct hub *h, const char *listen, struct rest **out, int *port, char *err,
@@ -828,35 +1272,83 @@ int rest_start(struct hub *h, const char *listen, struct rest **out, int *port, 
         return -EINVAL;
     }
     hub_lock(h);
-    const struct headend_config *cfg = hub_config(h);
-    unsigned conn_limit = (unsigned)cfg->http_max_connections;
-    unsigned per_ip = (unsigned)cfg->http_max_per_ip;
-    unsigned timeout_s = (unsigned)cfg->http_timeout_s;
-    unsigned threads = (unsigned)cfg->http_threads;
+    struct headend_config cfg = *hub_config(h);
     hub_unlock(h);
+    int loopback = config_is_loopback(listen);
+    int tls = cfg.http_tls_cert[0] != '\0';
+    /* The same rule as gRPC: whoever can reach a non-loopback port could read the tokens off
+     * plain HTTP, so that needs HTTPS or an explicit --insecure. */
+    if (!loopback && !tls && !cfg.insecure) {
+        snprintf(err, errlen,
+                 "--http-listen %s is not a loopback address: give --http-tls-cert and "
+                 "--http-tls-key (HTTPS), or --insecure to serve plain HTTP there",
+                 listen);
+        return -EPERM;
+    }
+    if (tls && !MHD_is_feature_supported(MHD_FEATURE_TLS)) {
+        snprintf(err, errlen, "this libmicrohttpd is built without TLS: no HTTPS");
+        return -ENOTSUP;
+    }
     struct rest *r = calloc(1, sizeof(*r));
     if (!r)
         return -ENOMEM;
     r->hub = h;
+    /* Tokens are always asked for on a non-loopback address: open access is for a developer's
+     * own machine only. */
+    struct auth_config ac = {.required = cfg.auth || !loopback,
+                             .post_per_min = cfg.http_post_per_min,
+                             .post_burst = cfg.http_post_burst};
+    int e = auth_new(&ac, &r->auth);
+    size_t cert_len = 0;
+    if (!e && tls)
+        e = read_pem(cfg.http_tls_cert, "--http-tls-cert", &r->tls_cert, &cert_len, err, errlen);
+    if (!e && tls)
+        e = read_pem(cfg.http_tls_key, "--http-tls-key", &r->tls_key, &r->tls_key_len, err, errlen);
+    if (e < 0) {
+        if (e == -ENOMEM)
+            snprintf(err, errlen, "out of memory");
+        free_tls(r);
+        auth_free(r->auth);
+        free(r);
+        return e;
+    }
     /* The limits that keep /healthz answering under idle or half-sent connections (the issue
      * saw ~875 of them stop it): at most conn_limit connections (beyond it new ones wait in
      * the kernel's backlog instead of taking descriptors the gRPC side needs), at most per_ip
      * from one address (one client cannot take them all), and any connection silent for
      * timeout_s seconds closed. A pool of threads, each with its own epoll set, so that one
-     * slow request (a long telemetry range) does not hold the others up. */
+     * slow request (a long telemetry range) does not hold the others up. With HTTPS, the
+     * certificate and key go in from memory; a plain-HTTP request on that port fails the TLS
+     * handshake and gets no answer. */
+    struct MHD_OptionItem opts[] = {
+        {MHD_OPTION_SOCK_ADDR, 0, &sa},
+        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_done, NULL},
+        {MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)unescape_none, NULL},
+        {MHD_OPTION_CONNECTION_LIMIT, cfg.http_max_connections, NULL},
+        {MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg.http_max_per_ip, NULL},
+        {MHD_OPTION_CONNECTION_TIMEOUT, cfg.http_timeout_s, NULL},
+        {MHD_OPTION_THREAD_POOL_SIZE, cfg.http_threads, NULL},
+        {tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, r->tls_cert},
+        {tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, r->tls_key},
+        {MHD_OPTION_END, 0, NULL},
+    };
     r->d = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, (uint16_t)p, NULL, NULL, on_request, r,
-        MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL,
-        MHD_OPTION_UNESCAPE_CALLBACK, unescape_none, NULL, MHD_OPTION_CONNECTION_LIMIT, conn_limit,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
-        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_END);
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | (tls ? MHD_USE_TLS : 0), (uint16_t)p,
+        NULL, NULL, on_request, r, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
     if (!r->d) {
-        snprintf(err, errlen, "cannot listen on %s (HTTP)", listen);
+        snprintf(err, errlen,
+                 tls ? "cannot listen on %s (HTTPS: the port is taken, or the certificate and key "
+                       "do not load or do not match)"
+                     : "cannot listen on %s (HTTP)",
+                 listen);
+        free_tls(r);
+        auth_free(r->auth);
         free(r);
         return -EADDRINUSE;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(r->d, MHD_DAEMON_INFO_BIND_PORT);
     *port = info ? info->port : (int)p;
+    log_security(r, &cfg, host, *port, loopback, wall_ms());
     *out = r;
     return 0;
 }
@@ -866,5 +1358,7 @@ void rest_stop(struct rest *r)
     if (!r)
         return;
     MHD_stop_daemon(r->d);
+    free_tls(r);
+    auth_free(r->auth);
     free(r);
 }

@@ -1,8 +1,8 @@
 /* store: the headend's durable records (sessions, telemetry, dispatches with their acks and
- * allocations) behind one small interface, a struct of function pointers per backend
- * (store_sqlite.c, store_pg.c). Records are plain values copied in and out; callbacks see
- * records valid only during the call. A store is used by one thread at a time (the headend
- * serialises access with its lock). */
+ * allocations, REST tokens and the audit trail) behind one small interface, a struct of function
+ * pointers per backend (store_sqlite.c, store_pg.c). Records are plain values copied in and out;
+ * callbacks see records valid only during the call. A store is used by one thread at a time (the
+ * headend serialises access with its lock). */
 #ifndef HEADEND_STORE_H
 #define HEADEND_STORE_H
 
@@ -57,7 +57,8 @@ struct store_dispatch {
     int64_t updated_ms;
     int state; /* enum dispatch_state */
     char detail[STORE_TEXT_MAX];
-    int64_t session_id; /* the session it was last sent on; 0 = never sent */
+    int64_t session_id;              /* the session it was last sent on; 0 = never sent */
+    char requested_by[STORE_ID_MAX]; /* the REST caller (token name); "" = not recorded */
 };
 
 struct store_alloc {
@@ -71,12 +72,43 @@ struct store_ack {
     int64_t at_ms;
 };
 
+#define STORE_ROLE_MAX 16
+#define STORE_HEX_MAX  72 /* a SHA-256 in hex (64) and its NUL */
+
+/* A REST bearer token (headend/auth.h): never the secret, only a salted hash of it. */
+struct store_token {
+    char id[STORE_ID_MAX];   /* the public part of the token, the lookup key */
+    char name[STORE_ID_MAX]; /* unique among tokens not revoked */
+    char role[STORE_ROLE_MAX];
+    char salt[STORE_HEX_MAX]; /* hex */
+    char hash[STORE_HEX_MAX]; /* hex SHA-256(salt || secret) */
+    int64_t created_ms;
+    int64_t last_used_ms; /* 0 = never */
+    int64_t revoked_ms;   /* 0 = valid */
+};
+
+/* One state-changing REST request: who, when, from where, what, and how it ended. */
+struct store_audit {
+    int64_t id; /* assigned by audit_add; the order of arrival */
+    int64_t at_ms;
+    char who[STORE_ID_MAX]; /* token name */
+    char role[STORE_ROLE_MAX];
+    char peer[STORE_ID_MAX];
+    char method[STORE_ROLE_MAX];
+    char path[STORE_TEXT_MAX];
+    char summary[STORE_TEXT_MAX]; /* the body, shortened */
+    int status;
+    char detail[STORE_TEXT_MAX]; /* the error, or what was made (setpoint_id=...) */
+};
+
 struct store;
 typedef int (*store_session_cb)(const struct store_session *s, void *ctx);
 typedef int (*store_telemetry_cb)(const struct store_telemetry *t, void *ctx);
 typedef int (*store_dispatch_cb)(const struct store_dispatch *d, void *ctx);
 typedef int (*store_alloc_cb)(const struct store_alloc *a, void *ctx);
 typedef int (*store_ack_cb)(const struct store_ack *a, void *ctx);
+typedef int (*store_token_cb)(const struct store_token *t, void *ctx);
+typedef int (*store_audit_cb)(const struct store_audit *a, void *ctx);
 
 /* Every op returns 0 or -errno (-ENOENT when a looked-up record is absent). Callbacks return
  * 0 to go on or non-zero to stop (the op then returns that value). */
@@ -112,6 +144,21 @@ struct store_ops {
     int (*acks_list)(struct store *st, const char *id, store_ack_cb cb, void *ctx);
     int (*alloc_set)(struct store *st, const char *id, const struct store_alloc *a, size_t n);
     int (*alloc_list)(struct store *st, const char *id, store_alloc_cb cb, void *ctx);
+    /* -EEXIST when a token not revoked has the same name (or the id is taken). */
+    int (*token_add)(struct store *st, const struct store_token *t);
+    /* By id, revoked ones included. */
+    int (*token_get)(struct store *st, const char *id, struct store_token *out);
+    /* Oldest first, revoked ones included. */
+    int (*token_list)(struct store *st, store_token_cb cb, void *ctx);
+    /* Revokes the token of that name that is not revoked yet; -ENOENT when there is none. */
+    int (*token_revoke)(struct store *st, const char *name, int64_t now_ms);
+    int (*token_touch)(struct store *st, const char *id, int64_t now_ms);
+    /* Tokens ever made (revoked ones included). */
+    int (*token_count)(struct store *st, int64_t *n);
+    int (*audit_add)(struct store *st, struct store_audit *a);
+    /* at_ms in [from_ms, to_ms], oldest first, at most limit rows. */
+    int (*audit_range)(struct store *st, int64_t from_ms, int64_t to_ms, int limit,
+                       store_audit_cb cb, void *ctx);
 };
 
 struct store {

@@ -38,7 +38,7 @@
 #include "headend/log.h"
 #include "headend/store.h"
 
-#define SCHEMA_VERSION       2
+#define SCHEMA_VERSION       3
 #define CONNECT_TIMEOUT_S    "5"
 #define STATEMENT_TIMEOUT_MS "5000"
 #define CALL_DEFAULT_MS      5000 /* when statement_timeout is off */
@@ -70,6 +70,14 @@ enum stmt_id {
     S_ALLOC_DEL,
     S_ALLOC_ADD,
     S_ALLOC_LIST,
+    S_TOKEN_ADD,
+    S_TOKEN_GET,
+    S_TOKEN_LIST,
+    S_TOKEN_REVOKE,
+    S_TOKEN_TOUCH,
+    S_TOKEN_COUNT,
+    S_AUDIT_ADD,
+    S_AUDIT_RANGE,
     S_COUNT
 };
 
@@ -78,7 +86,9 @@ enum stmt_id {
     "status) VALUES "
 #define DISP_COLS                                                                                  \
     "id, seq, site_id, asset_id, power_w, created_ms, expires_ms, updated_ms, state, detail, "     \
-    "session_id"
+    "session_id, requested_by"
+#define TOKEN_COLS "id, name, role, salt, hash, created_ms, last_used_ms, revoked_ms"
+#define AUDIT_COLS "id, at_ms, who, role, peer, method, path, summary, status, detail"
 #define TEL_SELECT                                                                                 \
     "SELECT asset_id, ts_ms, received_ms, seq, power_w, setpoint_w, soc, online, status "          \
     "FROM telemetry "
@@ -102,7 +112,7 @@ static const char *const sql_text[S_COUNT] = {
                     "WHERE received_ms >= $1 ORDER BY id LIMIT 1), "
                     "(SELECT MAX(id) + 1 FROM telemetry))",
     [S_DISP_ADD] = "INSERT INTO dispatch(" DISP_COLS ") "
-                   "VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                   "VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     [S_DISP_GET] = "SELECT " DISP_COLS " FROM dispatch WHERE id = $1",
     [S_DISP_STATE] = "UPDATE dispatch SET state = $2, detail = $3, updated_ms = $4, "
                      "session_id = CASE WHEN $5::bigint <> 0 THEN $5::bigint ELSE session_id END "
@@ -123,6 +133,16 @@ static const char *const sql_text[S_COUNT] = {
                     "DO UPDATE SET power_w = excluded.power_w, id = DEFAULT",
     [S_ALLOC_LIST] = "SELECT asset_id, power_w FROM dispatch_alloc WHERE setpoint_id = $1 "
                      "ORDER BY id",
+    [S_TOKEN_ADD] = "INSERT INTO tokens(" TOKEN_COLS ") VALUES($1, $2, $3, $4, $5, $6, 0, 0)",
+    [S_TOKEN_GET] = "SELECT " TOKEN_COLS " FROM tokens WHERE id = $1",
+    [S_TOKEN_LIST] = "SELECT " TOKEN_COLS " FROM tokens ORDER BY created_ms, seq",
+    [S_TOKEN_REVOKE] = "UPDATE tokens SET revoked_ms = $2 WHERE name = $1 AND revoked_ms = 0",
+    [S_TOKEN_TOUCH] = "UPDATE tokens SET last_used_ms = $2 WHERE id = $1",
+    [S_TOKEN_COUNT] = "SELECT count(*) FROM tokens",
+    [S_AUDIT_ADD] = "INSERT INTO audit(at_ms, who, role, peer, method, path, summary, status, "
+                    "detail) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+    [S_AUDIT_RANGE] = "SELECT " AUDIT_COLS " FROM audit WHERE at_ms BETWEEN $1 AND $2 "
+                      "ORDER BY at_ms, id LIMIT $3",
 };
 
 /* The tables of store_sqlite.c with PostgreSQL types. The advisory lock serialises two
@@ -160,7 +180,21 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS dispatch_alloc(id BIGSERIAL, setpoint_id TEXT NOT NULL,"
     " asset_id TEXT NOT NULL, power_w DOUBLE PRECISION NOT NULL,"
     " PRIMARY KEY(setpoint_id, asset_id));"
-    "INSERT INTO meta(name, value) VALUES('schema_version', 2) ON CONFLICT(name) DO NOTHING;";
+    /* Version 3: REST tokens (a salted hash, never the secret; a name is unique among the
+     * tokens not revoked), the audit trail, and who asked for each dispatch (rows from before
+     * have ''). A version-2 database gets them here. */
+    "CREATE TABLE IF NOT EXISTS tokens(id TEXT PRIMARY KEY, seq BIGSERIAL, name TEXT NOT NULL,"
+    " role TEXT NOT NULL, salt TEXT NOT NULL, hash TEXT NOT NULL, created_ms BIGINT NOT NULL,"
+    " last_used_ms BIGINT NOT NULL DEFAULT 0, revoked_ms BIGINT NOT NULL DEFAULT 0);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS tokens_name ON tokens(name) WHERE revoked_ms = 0;"
+    "CREATE TABLE IF NOT EXISTS audit(id BIGSERIAL PRIMARY KEY, at_ms BIGINT NOT NULL,"
+    " who TEXT NOT NULL, role TEXT NOT NULL, peer TEXT NOT NULL, method TEXT NOT NULL,"
+    " path TEXT NOT NULL, summary TEXT NOT NULL, status INTEGER NOT NULL,"
+    " detail TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS audit_at ON audit(at_ms, id);"
+    "ALTER TABLE dispatch ADD COLUMN IF NOT EXISTS requested_by TEXT NOT NULL DEFAULT '';"
+    "UPDATE meta SET value = 3 WHERE name = 'schema_version' AND value = 2;"
+    "INSERT INTO meta(name, value) VALUES('schema_version', 3) ON CONFLICT(name) DO NOTHING;";
 
 struct pg_store {
     struct store base;
@@ -319,14 +353,14 @@ static int tx_fail(struct pg_store *s, int e)
 struct params {
     const char *v[12];
     char num[12][32];
-    char text[4][STORE_TEXT_MAX]; /* repaired UTF-8 (rare) */
+    char text[8][STORE_TEXT_MAX]; /* repaired UTF-8 (rare) */
     int n, n_text;
 };
 
 static void p_text(struct params *p, const char *t)
 {
     t = t ? t : "";
-    if (p->n_text < 4 && utf8_clean(t, p->text[p->n_text], sizeof(p->text[0])) != t)
+    if (p->n_text < 8 && utf8_clean(t, p->text[p->n_text], sizeof(p->text[0])) != t)
         t = p->text[p->n_text++];
     p->v[p->n++] = t;
 }
@@ -923,6 +957,7 @@ static int pg_dispatch_add(struct store *st, const struct store_dispatch *d)
     p_int(&p, d->state);
     p_text(&p, d->detail);
     p_int(&p, d->session_id);
+    p_text(&p, d->requested_by);
     return run_cmd(impl(st), "dispatch_add", S_DISP_ADD, p.n, p.v);
 }
 
@@ -939,6 +974,7 @@ static void read_dispatch(const PGresult *r, int i, struct store_dispatch *d)
     d->state = (int)g_int(r, i, 8);
     g_text(r, i, 9, d->detail, sizeof(d->detail));
     d->session_id = g_int(r, i, 10);
+    g_text(r, i, 11, d->requested_by, sizeof(d->requested_by));
 }
 
 static int pg_dispatch_get(struct store *st, const char *id, struct store_dispatch *out)
@@ -1074,6 +1110,135 @@ static int pg_alloc_list(struct store *st, const char *id, store_alloc_cb cb, vo
     return stop;
 }
 
+static int pg_token_add(struct store *st, const struct store_token *t)
+{
+    struct params p = {.n = 0};
+    p_text(&p, t->id);
+    p_text(&p, t->name);
+    p_text(&p, t->role);
+    p_text(&p, t->salt);
+    p_text(&p, t->hash);
+    p_int(&p, t->created_ms);
+    return run_cmd(impl(st), "token_add", S_TOKEN_ADD, p.n, p.v);
+}
+
+static void read_token(const PGresult *r, int i, struct store_token *t)
+{
+    g_text(r, i, 0, t->id, sizeof(t->id));
+    g_text(r, i, 1, t->name, sizeof(t->name));
+    g_text(r, i, 2, t->role, sizeof(t->role));
+    g_text(r, i, 3, t->salt, sizeof(t->salt));
+    g_text(r, i, 4, t->hash, sizeof(t->hash));
+    t->created_ms = g_int(r, i, 5);
+    t->last_used_ms = g_int(r, i, 6);
+    t->revoked_ms = g_int(r, i, 7);
+}
+
+static int pg_token_get(struct store *st, const char *id, struct store_token *out)
+{
+    struct params p = {.n = 0};
+    p_text(&p, id);
+    PGresult *r;
+    int e = run(impl(st), "token_get", S_TOKEN_GET, NULL, p.n, p.v, &r);
+    if (!e && PQntuples(r) == 0)
+        e = -ENOENT;
+    else if (!e)
+        read_token(r, 0, out);
+    PQclear(r);
+    return e;
+}
+
+static int pg_token_list(struct store *st, store_token_cb cb, void *ctx)
+{
+    PGresult *r;
+    int stop = run(impl(st), "token_list", S_TOKEN_LIST, NULL, 0, NULL, &r);
+    for (int i = 0; !stop && i < PQntuples(r); i++) {
+        struct store_token t;
+        read_token(r, i, &t);
+        stop = cb(&t, ctx);
+    }
+    PQclear(r);
+    return stop;
+}
+
+static int pg_token_revoke(struct store *st, const char *name, int64_t now_ms)
+{
+    struct params p = {.n = 0};
+    p_text(&p, name);
+    p_int(&p, now_ms);
+    PGresult *r;
+    int e = run(impl(st), "token_revoke", S_TOKEN_REVOKE, NULL, p.n, p.v, &r);
+    if (!e && strtoll(PQcmdTuples(r), NULL, 10) == 0)
+        e = -ENOENT;
+    PQclear(r);
+    return e;
+}
+
+static int pg_token_touch(struct store *st, const char *id, int64_t now_ms)
+{
+    struct params p = {.n = 0};
+    p_text(&p, id);
+    p_int(&p, now_ms);
+    return run_cmd(impl(st), "token_touch", S_TOKEN_TOUCH, p.n, p.v);
+}
+
+static int pg_token_count(struct store *st, int64_t *n)
+{
+    PGresult *r;
+    int e = run(impl(st), "token_count", S_TOKEN_COUNT, NULL, 0, NULL, &r);
+    if (!e)
+        *n = g_int(r, 0, 0);
+    PQclear(r);
+    return e;
+}
+
+static int pg_audit_add(struct store *st, struct store_audit *a)
+{
+    struct params p = {.n = 0};
+    p_int(&p, a->at_ms);
+    p_text(&p, a->who);
+    p_text(&p, a->role);
+    p_text(&p, a->peer);
+    p_text(&p, a->method);
+    p_text(&p, a->path);
+    p_text(&p, a->summary);
+    p_int(&p, a->status);
+    p_text(&p, a->detail);
+    PGresult *r;
+    int e = run(impl(st), "audit_add", S_AUDIT_ADD, NULL, p.n, p.v, &r);
+    if (!e)
+        a->id = g_int(r, 0, 0);
+    PQclear(r);
+    return e;
+}
+
+static int pg_audit_range(struct store *st, int64_t from_ms, int64_t to_ms, int limit,
+                          store_audit_cb cb, void *ctx)
+{
+    struct params p = {.n = 0};
+    p_int(&p, from_ms);
+    p_int(&p, to_ms);
+    p_limit(&p, limit);
+    PGresult *r;
+    int stop = run(impl(st), "audit_range", S_AUDIT_RANGE, NULL, p.n, p.v, &r);
+    for (int i = 0; !stop && i < PQntuples(r); i++) {
+        struct store_audit a;
+        a.id = g_int(r, i, 0);
+        a.at_ms = g_int(r, i, 1);
+        g_text(r, i, 2, a.who, sizeof(a.who));
+        g_text(r, i, 3, a.role, sizeof(a.role));
+        g_text(r, i, 4, a.peer, sizeof(a.peer));
+        g_text(r, i, 5, a.method, sizeof(a.method));
+        g_text(r, i, 6, a.path, sizeof(a.path));
+        g_text(r, i, 7, a.summary, sizeof(a.summary));
+        a.status = (int)g_int(r, i, 8);
+        g_text(r, i, 9, a.detail, sizeof(a.detail));
+        stop = cb(&a, ctx);
+    }
+    PQclear(r);
+    return stop;
+}
+
 static const struct store_ops pg_ops = {
     .name = "postgresql",
     .close = pg_close,
@@ -1097,6 +1262,14 @@ static const struct store_ops pg_ops = {
     .acks_list = pg_acks_list,
     .alloc_set = pg_alloc_set,
     .alloc_list = pg_alloc_list,
+    .token_add = pg_token_add,
+    .token_get = pg_token_get,
+    .token_list = pg_token_list,
+    .token_revoke = pg_token_revoke,
+    .token_touch = pg_token_touch,
+    .token_count = pg_token_count,
+    .audit_add = pg_audit_add,
+    .audit_range = pg_audit_range,
 };
 
 /* Creates the tables (in one transaction) and checks the schema version. */

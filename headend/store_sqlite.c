@@ -35,8 +35,22 @@ enum stmt_id {
     S_ALLOC_DEL,
     S_ALLOC_ADD,
     S_ALLOC_LIST,
+    S_TOKEN_ADD,
+    S_TOKEN_GET,
+    S_TOKEN_LIST,
+    S_TOKEN_REVOKE,
+    S_TOKEN_TOUCH,
+    S_TOKEN_COUNT,
+    S_AUDIT_ADD,
+    S_AUDIT_RANGE,
     S_COUNT
 };
+
+#define DISP_COLS                                                                                  \
+    "id, seq, site_id, asset_id, power_w, created_ms, expires_ms, updated_ms, state, detail, "     \
+    "session_id, requested_by"
+#define TOKEN_COLS "id, name, role, salt, hash, created_ms, last_used_ms, revoked_ms"
+#define AUDIT_COLS "id, at_ms, who, role, peer, method, path, summary, status, detail"
 
 static const char *const sql_text[S_COUNT] = {
     [S_COUNTER_GET] = "SELECT value FROM meta WHERE name = ?1",
@@ -61,19 +75,15 @@ static const char *const sql_text[S_COUNT] = {
     [S_TEL_PRUNE] = "DELETE FROM telemetry WHERE rowid < COALESCE((SELECT rowid FROM telemetry "
                     "WHERE received_ms >= ?1 ORDER BY rowid LIMIT 1), "
                     "(SELECT MAX(rowid) + 1 FROM telemetry))",
-    [S_DISP_ADD] = "INSERT INTO dispatch(id, seq, site_id, asset_id, power_w, created_ms, "
-                   "expires_ms, updated_ms, state, detail, session_id) "
-                   "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    [S_DISP_GET] = "SELECT id, seq, site_id, asset_id, power_w, created_ms, expires_ms, "
-                   "updated_ms, state, detail, session_id FROM dispatch WHERE id = ?1",
+    [S_DISP_ADD] = "INSERT INTO dispatch(" DISP_COLS ") "
+                   "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    [S_DISP_GET] = "SELECT " DISP_COLS " FROM dispatch WHERE id = ?1",
     [S_DISP_STATE] = "UPDATE dispatch SET state = ?2, detail = ?3, updated_ms = ?4, "
                      "session_id = CASE WHEN ?5 != 0 THEN ?5 ELSE session_id END WHERE id = ?1",
     [S_DISP_PENDING] =
-        "SELECT id, seq, site_id, asset_id, power_w, created_ms, expires_ms, "
-        "updated_ms, state, detail, session_id FROM dispatch "
+        "SELECT " DISP_COLS " FROM dispatch "
         "WHERE state IN (0, 1, 101) AND site_id = ?1 AND expires_ms > ?2 ORDER BY seq",
-    [S_DISP_DUE] = "SELECT id, seq, site_id, asset_id, power_w, created_ms, expires_ms, "
-                   "updated_ms, state, detail, session_id FROM dispatch "
+    [S_DISP_DUE] = "SELECT " DISP_COLS " FROM dispatch "
                    "WHERE state IN (0, 1, 101) AND expires_ms <= ?1 ORDER BY seq",
     [S_ACK_ADD] = "INSERT INTO dispatch_ack(setpoint_id, state, detail, at_ms) "
                   "VALUES(?1, ?2, ?3, ?4)",
@@ -84,6 +94,16 @@ static const char *const sql_text[S_COUNT] = {
                     "VALUES(?1, ?2, ?3)",
     [S_ALLOC_LIST] = "SELECT asset_id, power_w FROM dispatch_alloc WHERE setpoint_id = ?1 "
                      "ORDER BY rowid",
+    [S_TOKEN_ADD] = "INSERT INTO tokens(" TOKEN_COLS ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, 0, 0)",
+    [S_TOKEN_GET] = "SELECT " TOKEN_COLS " FROM tokens WHERE id = ?1",
+    [S_TOKEN_LIST] = "SELECT " TOKEN_COLS " FROM tokens ORDER BY created_ms, rowid",
+    [S_TOKEN_REVOKE] = "UPDATE tokens SET revoked_ms = ?2 WHERE name = ?1 AND revoked_ms = 0",
+    [S_TOKEN_TOUCH] = "UPDATE tokens SET last_used_ms = ?2 WHERE id = ?1",
+    [S_TOKEN_COUNT] = "SELECT count(*) FROM tokens",
+    [S_AUDIT_ADD] = "INSERT INTO audit(at_ms, who, role, peer, method, path, summary, status, "
+                    "detail) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    [S_AUDIT_RANGE] = "SELECT " AUDIT_COLS " FROM audit WHERE at_ms BETWEEN ?1 AND ?2 "
+                      "ORDER BY at_ms, id LIMIT ?3",
 };
 
 static const char schema[] =
@@ -107,13 +127,33 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS dispatch(id TEXT PRIMARY KEY, seq INTEGER NOT NULL,"
     " site_id TEXT NOT NULL, asset_id TEXT NOT NULL, power_w REAL NOT NULL,"
     " created_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,"
-    " state INTEGER NOT NULL, detail TEXT NOT NULL, session_id INTEGER NOT NULL);"
+    " state INTEGER NOT NULL, detail TEXT NOT NULL, session_id INTEGER NOT NULL,"
+    " requested_by TEXT NOT NULL DEFAULT '');"
     "CREATE INDEX IF NOT EXISTS dispatch_open ON dispatch(state, site_id, seq);"
     "CREATE TABLE IF NOT EXISTS dispatch_ack(setpoint_id TEXT NOT NULL, state INTEGER NOT NULL,"
     " detail TEXT NOT NULL, at_ms INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS dispatch_ack_id ON dispatch_ack(setpoint_id);"
     "CREATE TABLE IF NOT EXISTS dispatch_alloc(setpoint_id TEXT NOT NULL,"
-    " asset_id TEXT NOT NULL, power_w REAL NOT NULL, PRIMARY KEY(setpoint_id, asset_id));";
+    " asset_id TEXT NOT NULL, power_w REAL NOT NULL, PRIMARY KEY(setpoint_id, asset_id));"
+    /* REST tokens (never the secret: a salted hash of it) and the audit trail of every
+     * state-changing request. A name is unique among the tokens not revoked, so a name can
+     * be given to a new token once the old one is revoked. */
+    "CREATE TABLE IF NOT EXISTS tokens(id TEXT PRIMARY KEY, name TEXT NOT NULL,"
+    " role TEXT NOT NULL, salt TEXT NOT NULL, hash TEXT NOT NULL, created_ms INTEGER NOT NULL,"
+    " last_used_ms INTEGER NOT NULL DEFAULT 0, revoked_ms INTEGER NOT NULL DEFAULT 0);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS tokens_name ON tokens(name) WHERE revoked_ms = 0;"
+    "CREATE TABLE IF NOT EXISTS audit(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " at_ms INTEGER NOT NULL, who TEXT NOT NULL, role TEXT NOT NULL, peer TEXT NOT NULL,"
+    " method TEXT NOT NULL, path TEXT NOT NULL, summary TEXT NOT NULL, status INTEGER NOT NULL,"
+    " detail TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS audit_at ON audit(at_ms, id);";
+
+/* A database from before dispatch.requested_by gets the column (SQLite has no ADD COLUMN IF
+ * NOT EXISTS, hence the look at the table first). */
+static const char has_requested_by[] =
+    "SELECT 1 FROM pragma_table_info('dispatch') WHERE name = 'requested_by'";
+static const char add_requested_by[] =
+    "ALTER TABLE dispatch ADD COLUMN requested_by TEXT NOT NULL DEFAULT ''";
 
 struct sqlite_store {
     struct store base;
@@ -371,6 +411,7 @@ static int sq_dispatch_add(struct store *st, const struct store_dispatch *d)
     sqlite3_bind_int(q, 9, d->state);
     bind_text(q, 10, d->detail);
     sqlite3_bind_int64(q, 11, d->session_id);
+    bind_text(q, 12, d->requested_by);
     return exec_done(q);
 }
 
@@ -387,6 +428,7 @@ static void read_dispatch(sqlite3_stmt *q, struct store_dispatch *d)
     d->state = sqlite3_column_int(q, 8);
     col_text(q, 9, d->detail, sizeof(d->detail));
     d->session_id = sqlite3_column_int64(q, 10);
+    col_text(q, 11, d->requested_by, sizeof(d->requested_by));
 }
 
 static int sq_dispatch_get(struct store *st, const char *id, struct store_dispatch *out)
@@ -518,6 +560,127 @@ static int sq_alloc_list(struct store *st, const char *id, store_alloc_cb cb, vo
     return stop;
 }
 
+static int sq_token_add(struct store *st, const struct store_token *t)
+{
+    sqlite3_stmt *q = stmt(impl(st), S_TOKEN_ADD);
+    bind_text(q, 1, t->id);
+    bind_text(q, 2, t->name);
+    bind_text(q, 3, t->role);
+    bind_text(q, 4, t->salt);
+    bind_text(q, 5, t->hash);
+    sqlite3_bind_int64(q, 6, t->created_ms);
+    return exec_done(q);
+}
+
+static void read_token(sqlite3_stmt *q, struct store_token *t)
+{
+    col_text(q, 0, t->id, sizeof(t->id));
+    col_text(q, 1, t->name, sizeof(t->name));
+    col_text(q, 2, t->role, sizeof(t->role));
+    col_text(q, 3, t->salt, sizeof(t->salt));
+    col_text(q, 4, t->hash, sizeof(t->hash));
+    t->created_ms = sqlite3_column_int64(q, 5);
+    t->last_used_ms = sqlite3_column_int64(q, 6);
+    t->revoked_ms = sqlite3_column_int64(q, 7);
+}
+
+static int sq_token_get(struct store *st, const char *id, struct store_token *out)
+{
+    sqlite3_stmt *q = stmt(impl(st), S_TOKEN_GET);
+    bind_text(q, 1, id);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW)
+        read_token(q, out);
+    sqlite3_reset(q);
+    return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : err_of(rc);
+}
+
+static int sq_token_list(struct store *st, store_token_cb cb, void *ctx)
+{
+    sqlite3_stmt *q = stmt(impl(st), S_TOKEN_LIST);
+    int rc, stop = 0;
+    while (!stop && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        struct store_token t;
+        read_token(q, &t);
+        stop = cb(&t, ctx);
+    }
+    sqlite3_reset(q);
+    return stop;
+}
+
+static int sq_token_revoke(struct store *st, const char *name, int64_t now_ms)
+{
+    struct sqlite_store *s = impl(st);
+    sqlite3_stmt *q = stmt(s, S_TOKEN_REVOKE);
+    bind_text(q, 1, name);
+    sqlite3_bind_int64(q, 2, now_ms);
+    int e = exec_done(q);
+    return e ? e : sqlite3_changes(s->db) ? 0 : -ENOENT;
+}
+
+static int sq_token_touch(struct store *st, const char *id, int64_t now_ms)
+{
+    sqlite3_stmt *q = stmt(impl(st), S_TOKEN_TOUCH);
+    bind_text(q, 1, id);
+    sqlite3_bind_int64(q, 2, now_ms);
+    return exec_done(q);
+}
+
+static int sq_token_count(struct store *st, int64_t *n)
+{
+    sqlite3_stmt *q = stmt(impl(st), S_TOKEN_COUNT);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW)
+        *n = sqlite3_column_int64(q, 0);
+    sqlite3_reset(q);
+    return rc == SQLITE_ROW ? 0 : err_of(rc ? rc : SQLITE_ERROR);
+}
+
+static int sq_audit_add(struct store *st, struct store_audit *a)
+{
+    struct sqlite_store *s = impl(st);
+    sqlite3_stmt *q = stmt(s, S_AUDIT_ADD);
+    sqlite3_bind_int64(q, 1, a->at_ms);
+    bind_text(q, 2, a->who);
+    bind_text(q, 3, a->role);
+    bind_text(q, 4, a->peer);
+    bind_text(q, 5, a->method);
+    bind_text(q, 6, a->path);
+    bind_text(q, 7, a->summary);
+    sqlite3_bind_int(q, 8, a->status);
+    bind_text(q, 9, a->detail);
+    int e = exec_done(q);
+    if (e == 0)
+        a->id = sqlite3_last_insert_rowid(s->db);
+    return e;
+}
+
+static int sq_audit_range(struct store *st, int64_t from_ms, int64_t to_ms, int limit,
+                          store_audit_cb cb, void *ctx)
+{
+    sqlite3_stmt *q = stmt(impl(st), S_AUDIT_RANGE);
+    sqlite3_bind_int64(q, 1, from_ms);
+    sqlite3_bind_int64(q, 2, to_ms);
+    sqlite3_bind_int(q, 3, limit);
+    int rc, stop = 0;
+    while (!stop && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        struct store_audit a;
+        a.id = sqlite3_column_int64(q, 0);
+        a.at_ms = sqlite3_column_int64(q, 1);
+        col_text(q, 2, a.who, sizeof(a.who));
+        col_text(q, 3, a.role, sizeof(a.role));
+        col_text(q, 4, a.peer, sizeof(a.peer));
+        col_text(q, 5, a.method, sizeof(a.method));
+        col_text(q, 6, a.path, sizeof(a.path));
+        col_text(q, 7, a.summary, sizeof(a.summary));
+        a.status = sqlite3_column_int(q, 8);
+        col_text(q, 9, a.detail, sizeof(a.detail));
+        stop = cb(&a, ctx);
+    }
+    sqlite3_reset(q);
+    return stop;
+}
+
 static const struct store_ops sqlite_ops = {
     .name = "sqlite",
     .close = sq_close,
@@ -541,7 +704,31 @@ static const struct store_ops sqlite_ops = {
     .acks_list = sq_acks_list,
     .alloc_set = sq_alloc_set,
     .alloc_list = sq_alloc_list,
+    .token_add = sq_token_add,
+    .token_get = sq_token_get,
+    .token_list = sq_token_list,
+    .token_revoke = sq_token_revoke,
+    .token_touch = sq_token_touch,
+    .token_count = sq_token_count,
+    .audit_add = sq_audit_add,
+    .audit_range = sq_audit_range,
 };
+
+/* Schema changes a table created by an older build needs (run after the schema). */
+static int migrate(sqlite3 *db)
+{
+    sqlite3_stmt *q;
+    int rc = sqlite3_prepare_v2(db, has_requested_by, -1, &q, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    if (rc == SQLITE_ROW)
+        return SQLITE_OK;
+    if (rc != SQLITE_DONE)
+        return rc;
+    return sqlite3_exec(db, add_requested_by, NULL, NULL, NULL);
+}
 
 int store_sqlite_open(const char *path, struct store **out, char *err, size_t errlen)
 {
@@ -565,6 +752,8 @@ int store_sqlite_open(const char *path, struct store **out, char *err, size_t er
     rc = sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(s->db, schema, NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = migrate(s->db);
     for (int i = 0; i < S_COUNT && rc == SQLITE_OK; i++)
         rc = sqlite3_prepare_v3(s->db, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[i],
                                 NULL);

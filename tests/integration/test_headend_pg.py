@@ -8,10 +8,15 @@ offline site survives a headend restart and is delivered on reconnect. PostgreSQ
 mid-run: the headend keeps running, logs the outage once, answers 500 on what needs the store
 and serves what it holds in memory, then recovers by itself when PostgreSQL is back. A bad
 DATABASE_URL (refused port; a server that never answers) stops the start within the connect
-timeout with a message naming DATABASE_URL and the reason, the password masked. The cluster
-is always stopped and its directory removed."""
+timeout with a message naming DATABASE_URL and the reason, the password masked. REST tokens
+and the audit trail on PostgreSQL: a version-2 database (no tokens, audit or
+dispatch.requested_by) is migrated to version 3 at start; `der-headend token add` with
+DATABASE_URL writes a salted hash there and turns tokens on in the running headend; an
+operator's dispatch carries requested_by; the audit rows are in PostgreSQL and served by GET
+/audit; a revoked token is refused. The cluster is always stopped and its directory removed."""
 
 import glob
+import json
 import os
 import pwd
 import re
@@ -22,6 +27,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_headend_peer import (BUILD, Fail, Gateway, Headend, check, pb,  # noqa: E402
@@ -165,8 +172,10 @@ def test_store(pg, he):
     st, h = he.http("GET", "/healthz")
     check(st == 200 and h.get("store") == "postgresql", "healthz: %r" % (h,))
     tables = pg.psql("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
-    check(tables == ["dispatch", "dispatch_ack", "dispatch_alloc", "meta", "sessions",
-                     "telemetry"], "tables: %r" % tables)
+    check(tables == ["audit", "dispatch", "dispatch_ack", "dispatch_alloc", "meta", "sessions",
+                     "telemetry", "tokens"], "tables: %r" % tables)
+    check(pg.psql("SELECT value FROM meta WHERE name = 'schema_version'") == ["3"],
+          "schema version: %r" % pg.psql("SELECT * FROM meta"))
     gw = Gateway(he.grpc_port)
     rr = gw.register("gw-a", "site-a", ["a-bat", "a-pv"], primary="a-bat")
     check(sorted(rr.accepted) == ["a-bat", "a-pv"], "register: %r" % (rr,))
@@ -294,6 +303,78 @@ def test_outage(pg, he, last_id):
     gw.close()
 
 
+def http_as(he, token, method, path, body=None):
+    """A REST request with a bearer token: (status, JSON)."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request("http://127.0.0.1:%d%s" % (he.http_port, path), data=data,
+                                 method=method, headers={"Authorization": "Bearer " + token}
+                                 if token else {})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, json.loads(r.read().decode())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read().decode())
+
+
+def token_add(name, role):
+    p = subprocess.run([HEADEND, "token", "add", "--name", name, "--role", role],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=20)
+    out = p.stdout.decode().strip()
+    check(p.returncode == 0 and re.fullmatch(r"dlp_[0-9a-f]{12}_[0-9a-f]{64}", out),
+          "token add (DATABASE_URL): %d %r %r" % (p.returncode, out, p.stderr))
+    return out
+
+
+def test_auth(pg, he, old_id):
+    """Version 2 -> 3 in place; tokens, requested_by and the audit trail in PostgreSQL."""
+    check(he.stop(signal.SIGTERM) == 0, "SIGTERM before the downgrade")
+    # What a version-2 database looked like: no tokens, no audit, no requested_by.
+    pg.psql("DROP TABLE tokens; DROP TABLE audit; ALTER TABLE dispatch DROP COLUMN requested_by;"
+            " UPDATE meta SET value = 2 WHERE name = 'schema_version'")
+    he.start()
+    check(pg.psql("SELECT value FROM meta WHERE name = 'schema_version'") == ["3"],
+          "not migrated to version 3")
+    cols = pg.psql("SELECT column_name FROM information_schema.columns WHERE table_name = "
+                   "'dispatch' AND column_name = 'requested_by'")
+    check(cols == ["requested_by"] and len(pg.psql("SELECT 1 FROM tokens")) == 0,
+          "version 3 tables: %r" % cols)
+    st, d = he.http("GET", "/dispatch/" + old_id)
+    check(st == 200 and d["requested_by"] is None, "old dispatch after migration: %r" % (d,))
+    print("ok: a version-2 database migrated to version 3 at start (tokens, audit, "
+          "dispatch.requested_by; old dispatches keep theirs empty)")
+
+    admin = token_add("pg-root", "admin")
+    oper = token_add("pg-ops", "operator")
+    rows = pg.psql("SELECT name, role, length(salt), length(hash) FROM tokens ORDER BY name")
+    check(rows == ["pg-ops|operator|32|64", "pg-root|admin|32|64"], "token rows: %r" % rows)
+    dump = "\n".join(pg.psql("SELECT id || salt || hash FROM tokens"))
+    check(admin.split("_")[2] not in dump and oper.split("_")[2] not in dump,
+          "a secret is in PostgreSQL")
+    check(wait_for(lambda: http_as(he, None, "GET", "/assets")[0] == 401, 3),
+          "tokens in PostgreSQL did not turn tokens on")
+    st, d = http_as(he, oper, "POST", "/dispatch", {"asset_id": "a-bat", "mw": 0.3, "ttl_s": 30})
+    check(st == 202 and d["requested_by"] == "pg-ops", "operator POST: %d %r" % (st, d))
+    check(pg.psql("SELECT requested_by FROM dispatch WHERE id = '%s'" % d["setpoint_id"])
+          == ["pg-ops"], "requested_by not in PostgreSQL")
+    st, _ = http_as(he, oper, "GET", "/audit")
+    check(st == 403, "operator GET /audit: %d" % st)
+    st, a = http_as(he, admin, "GET", "/audit")
+    rows = pg.psql("SELECT who, method, path, status FROM audit ORDER BY id")
+    check(rows == ["cli|CLI|token add pg-root|201", "cli|CLI|token add pg-ops|201",
+                   "pg-ops|POST|/dispatch|202"], "audit rows in PostgreSQL: %r" % rows)
+    check(st == 200 and [e["who"] for e in a["entries"]] == ["cli", "cli", "pg-ops"]
+          and a["entries"][2]["detail"] == "setpoint_id=" + d["setpoint_id"],
+          "GET /audit: %d %r" % (st, a))
+    p = subprocess.run([HEADEND, "token", "revoke", "pg-ops"], stderr=subprocess.PIPE,
+                       timeout=20)
+    check(p.returncode == 0, "token revoke: %r" % p.stderr)
+    check(http_as(he, oper, "GET", "/assets")[0] == 401, "revoked token accepted")
+    check(pg.psql("SELECT revoked_ms > 0 FROM tokens WHERE name = 'pg-ops'") == ["t"],
+          "revocation not in PostgreSQL")
+    print("ok: tokens (salted hashes), requested_by and the audit trail in PostgreSQL; "
+          "revoked token 401")
+
+
 def main():
     def on_term(sig, frame):
         raise SystemExit("terminated by signal %d" % sig)
@@ -313,7 +394,8 @@ def main():
         gw, sp_id = test_store(pg, he)
         last = test_restart(pg, he, gw, sp_id)
         test_outage(pg, he, last)
-        check(he.stop(signal.SIGTERM) == 0, "SIGTERM exit status after the outage")
+        test_auth(pg, he, sp_id)
+        check(he.stop(signal.SIGTERM) == 0, "SIGTERM exit status at the end")
     except BaseException:
         if he:
             print("--- der-headend log\n" + he.logtext()[-4000:])

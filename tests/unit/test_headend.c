@@ -109,7 +109,8 @@ static void test_config(void)
     config_set(&c, "tls-client-ca", "ca.pem", err, sizeof(err));
     CU_ASSERT_EQUAL(config_check(&c, err, sizeof(err)), -EINVAL); /* a CA without a cert */
     for (size_t i = 0; i < config_count(); i++)
-        CU_ASSERT_EQUAL(config_is_flag(i), !strcmp(config_name(i), "insecure"));
+        CU_ASSERT_EQUAL(config_is_flag(i),
+                        !strcmp(config_name(i), "insecure") || !strcmp(config_name(i), "auth"));
 }
 
 /* ---- inventory and claims ---- */
