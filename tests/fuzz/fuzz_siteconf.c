@@ -2,6 +2,7 @@
  * siteconf_parse, then the constructors that validate the rest at start (controller_new:
  * strategy, params, constraints, safety, split and device drivers, over an in-process bus
  * that is never polled; uplink_cfg_load: the uplink section). */
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -33,11 +34,30 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
+/* KNOWN ISSUE 3 (tests/fuzz/known-issues.md), not fixed yet: a duration parameter given as a
+ * JSON number outside its range is formatted for the error message by casting the double to
+ * int64_t (gateway/strategy.c value_text, shared by every param_load table: strategies,
+ * safety, arbiter, uplink), undefined from 2^63 on ("window": 1e30). True when any number in
+ * the document is that large. */
+static int huge_number(const cJSON *j)
+{
+    if (cJSON_IsNumber(j))
+        return fabs(j->valuedouble) >= 9.2e18;
+    const cJSON *v;
+    cJSON_ArrayForEach(v, j)
+    {
+        if (huge_number(v))
+            return 1;
+    }
+    return 0;
+}
+
 /* KNOWN ISSUE 2 (tests/fuzz/known-issues.md), not fixed yet: siteconf.c sets the default
  * stale_after to 3 x poll_period in int64_t, which overflows for a poll_period over
- * INT64_MAX / 3 ms ("3333333313333351s": UBSan, gateway/siteconf.c). Such inputs are
- * skipped unless FUZZ_KNOWN=1, so that a run goes on looking for new findings. Remove this
- * guard with the fix (the issue asks for an upper bound on every duration). */
+ * INT64_MAX / 3 ms ("3333333313333351s": UBSan, gateway/siteconf.c). Inputs that would only
+ * find issue 2 or 3 again are skipped unless FUZZ_KNOWN=1, so that a run goes on looking for
+ * new findings. Remove the guards with the fixes (the issue asks for an upper bound on every
+ * duration). */
 static int known_issue(const char *text)
 {
     const char *k = getenv("FUZZ_KNOWN");
@@ -48,6 +68,7 @@ static int known_issue(const char *text)
     int64_t ms = 0;
     int skip =
         cJSON_IsString(pp) && duration_parse(pp->valuestring, &ms) == 0 && ms > INT64_MAX / 3;
+    skip = skip || huge_number(j);
     cJSON_Delete(j);
     return skip;
 }
