@@ -2,6 +2,7 @@
  * siteconf_parse, then the constructors that validate the rest at start (controller_new:
  * strategy, params, constraints, safety, split and device drivers, over an in-process bus
  * that is never polled; uplink_cfg_load: the uplink section). */
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>

@@ -13,15 +13,17 @@ fi
 mk=(-f Makefile)
 grep -q 'tests/fuzz/fuzz.mk' Makefile || mk+=(-f tests/fuzz/fuzz.mk)
 start=$(date +%s)
+work=$(mktemp -d "${TMPDIR:-/tmp}/derloop-fuzz-smoke.XXXXXX")
+trap 'rm -rf "$work"' EXIT
 # Not under the caller's make: its jobserver is not ours to share.
 if ! env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make --no-print-directory -s -j2 "${mk[@]}" \
-       BUILD="$BUILD" FUZZ_OPT=-O0 fuzz-build; then
+       BUILD="$BUILD" FUZZ_OPT=-O0 fuzz-build > "$work/build.log" 2>&1; then
+  tail -n 30 "$work/build.log"
   echo "FAIL: the fuzz harnesses do not build"; exit 1
 fi
 echo "built in $(( $(date +%s) - start )) s"
-corpus=$(mktemp -d "${TMPDIR:-/tmp}/derloop-fuzz-smoke.XXXXXX")
-trap 'rm -rf "$corpus"' EXIT
-FUZZ_CORPUS=$corpus bash tests/fuzz/run.sh "$BUILD/fuzz/O0" "${FUZZ_SMOKE_S:-3}"
+mkdir -p "$work/corpus"
+FUZZ_CORPUS=$work/corpus bash tests/fuzz/run.sh "$BUILD/fuzz/O0" "${FUZZ_SMOKE_S:-3}"
 rc=$?
 echo "total $(( $(date +%s) - start )) s"
 [ "$rc" -eq 0 ] && echo "PASS: every harness ran clean" || echo "FAIL: a harness found something"
