@@ -53,7 +53,7 @@ LIB := $(BUILD)/lib
 # Debian packages the project needs to build and test. `make deps` installs the missing ones.
 DEB_PKGS := gcc make pkg-config libmodbus-dev libcjson-dev libcunit1-dev \
             mbpoll python3 python3-pymodbus \
-            libgrpc-dev libprotobuf-c-dev protobuf-c-compiler \
+            libgrpc-dev libssl-dev libprotobuf-c-dev protobuf-c-compiler \
             libmicrohttpd-dev libgnutls28-dev libsqlite3-dev libpq-dev postgresql \
             python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc \
             gnuplot-nox chromium chromium-driver libglpk-dev cppcheck clang-format \
@@ -64,6 +64,8 @@ DEB_PKGS := gcc make pkg-config libmodbus-dev libcjson-dev libcunit1-dev \
 # libclang-rt-14-dev (libFuzzer and the sanitizer runtimes): `make CC=clang`, the fuzzers.
 # libgnutls28-dev: SHA-256 of the REST tokens (headend/auth.c; libmicrohttpd's TLS library);
 # curl and openssl: tests/integration/test_rest_auth.py (HTTPS against a CA the test makes).
+# libssl-dev: the gateway checks its own TLS certificate (gateway/uplink.c; also a Depends of
+# libgrpc-dev, named here because the code includes it directly).
 
 PKGS    := libmodbus libcjson libprotobuf-c grpc
 HE_PKGS := libmicrohttpd sqlite3 libpq gnutls
