@@ -64,7 +64,7 @@ DEB_PKGS := gcc make pkg-config libmodbus-dev libcjson-dev libcunit1-dev \
 # libclang-rt-14-dev (libFuzzer and the sanitizer runtimes): `make CC=clang`, the fuzzers.
 # libgnutls28-dev: SHA-256 of the REST tokens (headend/auth.c; libmicrohttpd's TLS library);
 # curl and openssl: tests/integration/test_rest_auth.py (HTTPS against a CA the test makes).
-# libssl-dev: the gateway checks its own TLS certificate (gateway/uplink.c; also a Depends of
+# libssl-dev: the gateway checks its own TLS certificate (gateway/uplink/uplink.c; also a Depends of
 # libgrpc-dev, named here because the code includes it directly).
 
 PKGS    := libmodbus libcjson libprotobuf-c grpc
@@ -87,8 +87,12 @@ ALL_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
 ALL_LDLIBS  = $(PKG_LIBS) -lglpk -lm -lpthread $(LDLIBS)
 
 # ---- sources ---------------------------------------------------------------------------------
-GW_SRC   := $(filter-out gateway/main.c gateway/sunspec_gen.c,$(wildcard gateway/*.c))
-SIM_SRC  := $(filter-out sim/main.c,$(wildcard sim/*.c))
+# The tree and which folder may include which: docs/architecture.md (checked by
+# tests/integration/test_layout.sh). common/ is linked into every binary; reports/ (what turns
+# runs into judgements) goes into libsim.a with the simulator.
+COMMON_SRC := $(wildcard common/*.c)
+GW_SRC   := $(filter-out gateway/main.c gateway/devices/sunspec_gen.c,$(wildcard gateway/*/*.c))
+SIM_SRC  := $(wildcard sim/*/*.c) $(wildcard reports/*.c)
 HE_SRC   := $(filter-out headend/main.c,$(wildcard headend/*.c))
 HE_OBJ   := $(HE_SRC:%.c=$(OBJ)/%.o)
 PROTO    := proto/der/v1/agent.proto
@@ -97,12 +101,13 @@ PROTO_H  := $(GEN)/proto/der/v1/agent.pb-c.h
 PROTO_OBJ := $(OBJ)/gen/proto/der/v1/agent.pb-c.o
 GW_OBJ   := $(GW_SRC:%.c=$(OBJ)/%.o) $(OBJ)/gen/sunspec_models.o
 SIM_OBJ  := $(SIM_SRC:%.c=$(OBJ)/%.o)
+COMMON_OBJ := $(COMMON_SRC:%.c=$(OBJ)/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(OBJ)/%.o) $(OBJ)/tests/unit/main.o
 BENCH_SRC := $(wildcard tests/bench/*.c)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BIN)/%)
 
-SUNSPEC_JSON := $(sort $(wildcard gateway/sunspec/model_*.json))
+SUNSPEC_JSON := $(sort $(wildcard gateway/devices/sunspec/model_*.json))
 
 .PHONY: all deps test unit integration bench run install clean format lint FORCE
 .DEFAULT_GOAL := all
@@ -137,7 +142,7 @@ $(OBJ)/gen/%.o: $(GEN)/%.c
 # The SunSpec model tables are generated from SunSpec's own JSON definitions at build time,
 # so the simulator's images and the gateway's decoder cannot drift (docs/registers.md). The
 # generator runs on the build machine: HOSTCC, not CC.
-$(BUILD)/host/sunspec-gen: gateway/sunspec_gen.c
+$(BUILD)/host/sunspec-gen: gateway/devices/sunspec_gen.c
 	@mkdir -p $(dir $@)
 	$(HOSTCC) -std=gnu11 -O1 -g -Wall -Wextra -Werror $$(pkg-config --cflags libcjson) $< -o $@ \
 	  $$(pkg-config --libs libcjson)
@@ -178,12 +183,16 @@ $(LIB)/libheadend.a: $(HE_OBJ) $(PROTO_OBJ)
 	@mkdir -p $(dir $@)
 	$(Q)$(AR) rcs $@ $(HE_OBJ)
 
-$(BIN)/der-headend: $(OBJ)/headend/main.o $(LIB)/libheadend.a $(LIB)/libproto.a
+$(BIN)/der-headend: $(OBJ)/headend/main.o $(LIB)/libheadend.a $(LIB)/libcommon.a $(LIB)/libproto.a
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD  $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) $^ -o $@ $(ALL_LDLIBS) $(HE_LIBS)
 
 $(OBJ)/headend/main.o: $(GEN)/version.h
+
+$(LIB)/libcommon.a: $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	$(Q)$(AR) rcs $@ $^
 
 $(LIB)/libgateway.a: $(GW_OBJ)
 	@mkdir -p $(dir $@)
@@ -193,19 +202,19 @@ $(LIB)/libsim.a: $(SIM_OBJ)
 	@mkdir -p $(dir $@)
 	$(Q)$(AR) rcs $@ $^
 
-$(BIN)/der-sim: $(OBJ)/sim/main.o $(LIB)/libsim.a $(LIB)/libgateway.a $(LIB)/libproto.a
+$(BIN)/der-sim: $(OBJ)/sim/main.o $(LIB)/libsim.a $(LIB)/libgateway.a $(LIB)/libcommon.a $(LIB)/libproto.a
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD  $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) $^ -o $@ $(ALL_LDLIBS)
 
-$(BIN)/der-gateway: $(OBJ)/gateway/main.o $(LIB)/libgateway.a $(LIB)/libproto.a
+$(BIN)/der-gateway: $(OBJ)/gateway/main.o $(LIB)/libgateway.a $(LIB)/libcommon.a $(LIB)/libproto.a
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD  $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) $^ -o $@ $(ALL_LDLIBS)
 
 $(OBJ)/gateway/main.o: $(GEN)/version.h
 
-$(BIN)/%: $(OBJ)/tests/bench/%.o $(LIB)/libsim.a $(LIB)/libgateway.a $(LIB)/libheadend.a $(LIB)/libproto.a
+$(BIN)/%: $(OBJ)/tests/bench/%.o $(LIB)/libsim.a $(LIB)/libgateway.a $(LIB)/libheadend.a $(LIB)/libcommon.a $(LIB)/libproto.a
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD  $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) $^ -o $@ $(ALL_LDLIBS) $(HE_LIBS)
@@ -222,7 +231,7 @@ $(GEN)/unit_suites.h: $(UNIT_SRC)
 
 $(OBJ)/tests/unit/main.o: $(GEN)/unit_suites.h
 
-$(BIN)/unit-tests: $(UNIT_OBJ) $(LIB)/libsim.a $(LIB)/libgateway.a $(LIB)/libheadend.a $(LIB)/libproto.a
+$(BIN)/unit-tests: $(UNIT_OBJ) $(LIB)/libsim.a $(LIB)/libgateway.a $(LIB)/libheadend.a $(LIB)/libcommon.a $(LIB)/libproto.a
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD  $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) $^ -o $@ $(ALL_LDLIBS) $(HE_LIBS) -lcunit
@@ -257,7 +266,7 @@ format:
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --inline-suppr \
-	  --suppress=missingIncludeSystem -I. -I$(GEN) gateway sim headend tests/unit
+	  --suppress=missingIncludeSystem -I. -I$(GEN) common gateway sim reports headend tests/unit
 
 clean:
 	rm -rf build build-san

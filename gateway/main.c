@@ -13,12 +13,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "gateway/caltime.h"
-#include "gateway/controller.h"
-#include "gateway/dispatch.h"
-#include "gateway/duration.h"
-#include "gateway/siteconf.h"
-#include "gateway/uplink.h"
+#include "common/caltime.h"
+#include "gateway/control/controller.h"
+#include "gateway/uplink/dispatch.h"
+#include "common/duration.h"
+#include "gateway/control/siteconf.h"
+#include "gateway/uplink/uplink.h"
 #include "version.h"
 
 static volatile sig_atomic_t g_stop, g_hup;

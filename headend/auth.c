@@ -1,7 +1,7 @@
 /* auth: tokens, roles, the rate limit and the gate of the REST API.
  *
  * Hashing: SHA-256 from GnuTLS (gnutls_hash_fast). The headend must not include gateway/
- * (docs/architecture.md: the headend meets the gateway only on the wire), so gateway/sha256.c
+ * (docs/architecture.md: the headend meets the gateway only on the wire), so common/sha256.c
  * is out of reach; GnuTLS is the TLS library libmicrohttpd is built with, already in the
  * process for HTTPS, and a vetted implementation beats a second local copy. A plain salted
  * hash (not a slow password hash) is enough because the secret is 32 random bytes, not

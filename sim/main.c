@@ -9,18 +9,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "gateway/caltime.h"
-#include "gateway/duration.h"
-#include "sim/compare.h"
-#include "sim/experiment.h"
-#include "sim/kpi.h"
-#include "sim/regmap.h"
-#include "sim/rtclock.h"
-#include "sim/runner.h"
-#include "sim/scenario.h"
-#include "sim/serve.h"
-#include "sim/sitecfg.h"
-#include "sim/sweep.h"
+#include "common/caltime.h"
+#include "common/duration.h"
+#include "reports/compare.h"
+#include "reports/experiment.h"
+#include "reports/kpi.h"
+#include "sim/wire/regmap.h"
+#include "common/rtclock.h"
+#include "sim/run/runner.h"
+#include "sim/scenario/scenario.h"
+#include "sim/run/serve.h"
+#include "sim/run/sitecfg.h"
+#include "reports/sweep.h"
 #include "version.h"
 
 #define MAX_SETS 256

@@ -14,8 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "sim/runner.h"
-#include "sim/scenario.h"
+#include "sim/run/runner.h"
+#include "sim/scenario/scenario.h"
 #include "tests/bench/bench.h"
 
 static double now_s(void)

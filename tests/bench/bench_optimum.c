@@ -1,4 +1,4 @@
-/* bench_optimum: wall time of the perfect-foresight LP (sim/optimum.c) for a synthetic site at
+/* bench_optimum: wall time of the perfect-foresight LP (reports/optimum.c) for a synthetic site at
  * 15-minute resolution over a day, a month and a year (35,040 intervals), cost and peak
  * objectives, one and two batteries. Figures only, no target; a solve that fails makes the exit
  * status 1. (A year of min peak is left out: the interior point does not converge there and the
@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "sim/optimum.h"
+#include "reports/optimum.h"
 
 #define DT_S    900.0
 #define PER_DAY 96

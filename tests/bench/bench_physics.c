@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "sim/scenario.h"
-#include "sim/site.h"
+#include "sim/scenario/scenario.h"
+#include "sim/run/site.h"
 #include "tests/bench/bench.h"
 
 static double now_s(void)

@@ -25,8 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "sim/mbserver.h"
-#include "sim/rtclock.h"
+#include "sim/wire/mbserver.h"
+#include "common/rtclock.h"
 #include "tests/bench/bench.h"
 
 #define TPS_WINDOW_MS        1500

@@ -30,7 +30,7 @@ FUZZ_SAN   := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-
 FUZZ_CFLAGS = -std=gnu11 -gline-tables-only $(FUZZ_OPT) -Wall -Wextra -Werror -Wno-unused-parameter $(FUZZ_SAN) \
               -fsanitize=fuzzer-no-link $(PKG_CFLAGS) $(HE_CFLAGS) -I. -I$(GEN) -MMD -MP
 FUZZ_LIBS   = $(PKG_LIBS) $(HE_LIBS) -lglpk -lm -lpthread
-FUZZ_SRC    = $(SIM_SRC) $(GW_SRC) $(HE_SRC)
+FUZZ_SRC    = $(SIM_SRC) $(GW_SRC) $(HE_SRC) $(COMMON_SRC)
 FUZZ_OBJ    = $(FUZZ_SRC:%.c=$(FUZZ_DIR)/obj/%.o) $(FUZZ_DIR)/obj/gen/sunspec_models.o \
               $(FUZZ_DIR)/obj/gen/agent.pb-c.o
 FUZZ_BINS   = $(FUZZ_NAMES:%=$(FUZZ_DIR)/bin/fuzz_%) $(FUZZ_DIR)/bin/fuzz_seeds

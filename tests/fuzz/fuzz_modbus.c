@@ -16,8 +16,8 @@
 
 #include <modbus/modbus.h>
 
-#include "sim/mbserver.h"
-#include "sim/regimage.h"
+#include "sim/wire/mbserver.h"
+#include "sim/wire/regimage.h"
 
 static struct regimage *img[2];
 static modbus_t *ctx;

@@ -10,11 +10,11 @@
 
 #include <cjson/cJSON.h>
 
-#include "gateway/controller.h"
-#include "gateway/duration.h"
-#include "gateway/siteconf.h"
-#include "gateway/uplink.h"
-#include "sim/bus_inproc.h"
+#include "gateway/control/controller.h"
+#include "common/duration.h"
+#include "gateway/control/siteconf.h"
+#include "gateway/uplink/uplink.h"
+#include "sim/wire/bus_inproc.h"
 
 static struct bus *bus;
 

@@ -20,9 +20,9 @@
 #include <cjson/cJSON.h>
 
 #include "proto/der/v1/agent.pb-c.h"
-#include "sim/scenario.h"
-#include "sim/site.h"
-#include "sim/sitecfg.h"
+#include "sim/scenario/scenario.h"
+#include "sim/run/site.h"
+#include "sim/run/sitecfg.h"
 
 static const char *outdir;
 static int failed;

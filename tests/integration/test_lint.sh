@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
 cppcheck --quiet --error-exitcode=1 --enable=warning,portability --inline-suppr \
-  --suppress=missingIncludeSystem -I. -I"$BUILD/gen" -j2 gateway sim headend tests/unit
+  --suppress=missingIncludeSystem -I. -I"$BUILD/gen" -j2 common gateway sim reports headend tests/unit
 echo "cppcheck: clean"
-files=$(git ls-files '*.c' '*.h' 2>/dev/null || find gateway sim headend tests -name '*.[ch]')
+files=$(git ls-files '*.c' '*.h' 2>/dev/null || find common gateway sim reports headend tests -name '*.[ch]')
 clang-format --dry-run --Werror $files
 echo "clang-format: clean ($(echo "$files" | wc -w) files)"

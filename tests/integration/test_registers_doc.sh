@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# docs/registers.md is generated from sim/regmap.c and the SunSpec tables: it must match what
+# docs/registers.md is generated from sim/wire/regmap.c and the SunSpec tables: it must match what
 # `der-sim registers` prints, so that the documented maps are the served maps.
 set -u
 cd "$(dirname "$0")/../.."

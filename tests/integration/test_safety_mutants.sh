@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Mutation check of the safety interlocks: every mutant of gateway/safety.c listed in
+# Mutation check of the safety interlocks: every mutant of gateway/control/safety.c listed in
 # tests/mutation/safety-mutants.txt must be killed by the safety unit tests
 # (tests/unit/test_safety*.c), and the unmutated safety.c must pass them. For each mutant a
 # scratch copy of safety.c is mutated and compiled alone, and linked with the safety tests
@@ -12,12 +12,12 @@ cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
 JOBS=${JOBS:-2}
 MUTANTS=${MUTANTS:-tests/mutation/safety-mutants.txt}
-SRC=gateway/safety.c
+SRC=gateway/control/safety.c
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-for a in libgateway libsim libproto; do
+for a in libgateway libsim libcommon libproto; do
   [ -f "$BUILD/lib/$a.a" ] || fail "$BUILD/lib/$a.a missing: build first (make all $BUILD/bin/unit-tests)"
 done
 [ -f "$MUTANTS" ] || fail "no mutant list $MUTANTS"
@@ -31,7 +31,7 @@ CFLAGS="-std=gnu11 -O1 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -ffp
         -fno-fast-math $SAN $(pkg-config --cflags libcjson 2>/dev/null) -I. -I$BUILD/gen -I$tmp"
 # The safety tests run fewer random cases here than in the unit suite (each mutant runs them).
 CASES=${SAFETY_PROPERTY_CASES:-100000}
-LIBS="$BUILD/lib/libsim.a $BUILD/lib/libgateway.a $BUILD/lib/libproto.a
+LIBS="$BUILD/lib/libsim.a $BUILD/lib/libgateway.a $BUILD/lib/libcommon.a $BUILD/lib/libproto.a
       $(pkg-config --libs libmodbus libcjson libprotobuf-c grpc 2>/dev/null) -lglpk -lcunit -lm -lpthread"
 
 # ---- the safety tests, compiled once ----
@@ -54,12 +54,12 @@ for t in "${tests[@]}" tests/mutation/safety_runner.c; do
   objs+=("$o")
 done
 
-# build_run DIR: compiles DIR/gateway/safety.c, links the safety tests with it, runs them.
+# build_run DIR: compiles DIR/gateway/control/safety.c, links the safety tests with it, runs them.
 # Writes DIR/result: killed, survived or "build failed".
 build_run() {
   local dir=$1
   # shellcheck disable=SC2086
-  if ! $CC $CFLAGS -c "$dir/gateway/safety.c" -o "$dir/safety.o" > "$dir/build.log" 2>&1 ||
+  if ! $CC $CFLAGS -c "$dir/gateway/control/safety.c" -o "$dir/safety.o" > "$dir/build.log" 2>&1 ||
      ! $CC $SAN "$dir/safety.o" "${objs[@]}" $LIBS -o "$dir/safety-tests" >> "$dir/build.log" 2>&1; then
     echo "build failed" > "$dir/result"
     return
@@ -72,8 +72,8 @@ build_run() {
 }
 
 # ---- the original must pass ----
-mkdir -p "$tmp/original/gateway"
-cp "$SRC" "$tmp/original/gateway/safety.c"
+mkdir -p "$tmp/original/gateway/control"
+cp "$SRC" "$tmp/original/gateway/control/safety.c"
 build_run "$tmp/original"
 if [ "$(cat "$tmp/original/result")" != survived ]; then
   cat "$tmp/original/build.log" "$tmp/original/run.log" 2>/dev/null | tail -n 40
@@ -108,11 +108,11 @@ done < "$MUTANTS"
 [ -z "$cur" ] || [ "$want" = - ] || bad_format "mutant $cur: a '-' line without its '+'"
 [ "${#names[@]}" -gt 0 ] || fail "no mutants in $MUTANTS"
 
-# apply NAME: writes the mutated copy to $tmp/m/NAME/gateway/safety.c, or returns 1 with a
+# apply NAME: writes the mutated copy to $tmp/m/NAME/gateway/control/safety.c, or returns 1 with a
 # reason in $tmp/m/NAME/result when a TEXT does not occur exactly once.
 apply() {
   local name=$1 dir=$tmp/m/$1 k old new rest
-  mkdir -p "$dir/gateway"
+  mkdir -p "$dir/gateway/control"
   local text
   text=$(cat "$SRC"; echo .)
   text=${text%.}
@@ -127,8 +127,8 @@ apply() {
     esac
     text=${text/"$old"/"$new"}
   done
-  printf '%s' "$text" > "$dir/gateway/safety.c"
-  cmp -s "$SRC" "$dir/gateway/safety.c" && { echo "does not apply: no change" > "$dir/result"; return 1; }
+  printf '%s' "$text" > "$dir/gateway/control/safety.c"
+  cmp -s "$SRC" "$dir/gateway/control/safety.c" && { echo "does not apply: no change" > "$dir/result"; return 1; }
   return 0
 }
 

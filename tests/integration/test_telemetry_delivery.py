@@ -59,7 +59,7 @@ def rows(db, lo, hi):
 
 
 def write_spool(path, assets, n, seq0, ts0):
-    """A spool segment as gateway/spool.c writes it: 4-byte little-endian length + Telemetry."""
+    """A spool segment as gateway/uplink/spool.c writes it: 4-byte little-endian length + Telemetry."""
     with open(path, "wb") as f:
         for i in range(n):
             t = pb.Telemetry(asset_id=assets[i % len(assets)], ts_ms=ts0 + i * 10,

@@ -120,7 +120,7 @@ def make_pki(d):
     k.leaf("ca2", "rogue-gw-a", "gw-a", "URI:urn:derloop:gateway:gw-a")
     k.leaf("ca", "expired-gw-a", "gw-a", "URI:urn:derloop:gateway:gw-a",
            dates=("20200101000000Z", "20200102000000Z"))
-    # the layout $DERLOOP_HEADEND_TLS wants (sim/headend_loop.h)
+    # the layout $DERLOOP_HEADEND_TLS wants (sim/run/headend_loop.h)
     loop = os.path.join(d, "loop")
     os.makedirs(loop)
     for src, dst in (("ca.pem", "ca.pem"), ("headend.pem", "headend.pem"),

@@ -9,9 +9,9 @@
 
 #include <CUnit/CUnit.h>
 
-#include "gateway/caltime.h"
-#include "gateway/sitectx.h"
-#include "gateway/strategy.h"
+#include "common/caltime.h"
+#include "gateway/control/sitectx.h"
+#include "gateway/strategies/strategy.h"
 
 /* An empty site. */
 static inline void fx_init(struct procimg *img)

@@ -1,4 +1,4 @@
-/* Unit tests for the arbiter (gateway/arbiter.c): priority classes, asset over site, last
+/* Unit tests for the arbiter (gateway/control/arbiter.c): priority classes, asset over site, last
  * request wins within a class, the site split over unclaimed usable batteries, defaults. */
 #include <errno.h>
 #include <math.h>
@@ -7,7 +7,7 @@
 
 #include <CUnit/CUnit.h>
 
-#include "gateway/arbiter.h"
+#include "gateway/control/arbiter.h"
 
 /* Batteries 0..2 (capacities 10, 10, 20 kWh, 5 kW each), pv 3. */
 static void site(struct procimg *img)

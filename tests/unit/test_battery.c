@@ -1,10 +1,10 @@
-/* Unit tests for sim/battery.c: energy books with efficiencies, SoC derate and bounds,
+/* Unit tests for sim/physics/battery.c: energy books with efficiencies, SoC derate and bounds,
  * temperature rise, derate and stop, response in front of the limits, faults and reset. */
 #include <math.h>
 
 #include <CUnit/CUnit.h>
 
-#include "sim/battery.h"
+#include "sim/physics/battery.h"
 
 static struct battery_params params(void)
 {

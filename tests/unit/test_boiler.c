@@ -1,4 +1,4 @@
-/* Unit tests for sim/boiler.c: state machine with delays, exact thermostat crossing (no
+/* Unit tests for sim/physics/boiler.c: state machine with delays, exact thermostat crossing (no
  * overshoot with a one-minute step), losses, draw, over-temperature FAULT and RESET, injected
  * faults, SG-Ready modes. */
 #include <math.h>
@@ -6,7 +6,7 @@
 
 #include <CUnit/CUnit.h>
 
-#include "sim/boiler.h"
+#include "sim/physics/boiler.h"
 
 #define C_WATER 4186.0
 

@@ -1,11 +1,11 @@
-/* Unit tests for the circuit breaker (gateway/breaker.c) under injected time: opening after N
+/* Unit tests for the circuit breaker (gateway/bus/breaker.c) under injected time: opening after N
  * consecutive failures, the single half-open probe, closing on success, the doubling open
  * period and its cap, and the defaults. */
 #include <errno.h>
 
 #include <CUnit/CUnit.h>
 
-#include "gateway/breaker.h"
+#include "gateway/bus/breaker.h"
 
 static void fail_n(struct breaker *b, int64_t now, int n)
 {

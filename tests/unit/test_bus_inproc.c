@@ -1,4 +1,4 @@
-/* Unit tests for the in-process register bus (sim/bus_inproc.c): round trips on hand-built
+/* Unit tests for the in-process register bus (sim/wire/bus_inproc.c): round trips on hand-built
  * register images, the server's exception codes (read-only, validator, out of range, unknown
  * unit), wire faults, the writes counter, breakers on injected time; and a parity test that
  * runs one sequence of calls through this bus and through bus_tcp against the simulator's own
@@ -12,9 +12,9 @@
 
 #include <CUnit/CUnit.h>
 
-#include "gateway/bus_tcp.h"
-#include "sim/bus_inproc.h"
-#include "sim/mbserver.h"
+#include "gateway/bus/bus_tcp.h"
+#include "sim/wire/bus_inproc.h"
+#include "sim/wire/mbserver.h"
 
 #define START 1000
 #define COUNT 40

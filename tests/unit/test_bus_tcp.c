@@ -1,4 +1,4 @@
-/* Unit tests for the Modbus TCP register bus (gateway/bus_tcp.c) against a small test server in
+/* Unit tests for the Modbus TCP register bus (gateway/bus/bus_tcp.c) against a small test server in
  * this file (a thread per connection on 127.0.0.1, an ephemeral port, libmodbus formatting the
  * normal replies) that can misbehave on purpose: never answer, answer with an exception, drop
  * the connection, answer late. Timeouts are 50-100 ms so the whole file runs in about a second. */
@@ -18,7 +18,7 @@
 #include <CUnit/CUnit.h>
 #include <modbus.h>
 
-#include "gateway/bus_tcp.h"
+#include "gateway/bus/bus_tcp.h"
 
 #define START 40000
 #define COUNT 100

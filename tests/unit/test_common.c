@@ -5,10 +5,10 @@
 
 #include <CUnit/CUnit.h>
 
-#include "gateway/caltime.h"
-#include "gateway/duration.h"
-#include "gateway/sha256.h"
-#include "sim/rng.h"
+#include "common/caltime.h"
+#include "common/duration.h"
+#include "common/sha256.h"
+#include "sim/physics/rng.h"
 
 static void test_duration_parse(void)
 {

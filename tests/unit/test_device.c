@@ -1,5 +1,5 @@
-/* Unit tests for the gateway's device drivers (gateway/device.c) and control cycle
- * (gateway/controller.c) against the simulator's own register images through the in-process
+/* Unit tests for the gateway's device drivers (gateway/devices/device.c) and control cycle
+ * (gateway/control/controller.c) against the simulator's own register images through the in-process
  * bus: what the gateway reads must be what the models hold, and what it writes must reach them. */
 #include <errno.h>
 #include <math.h>
@@ -8,12 +8,12 @@
 
 #include <CUnit/CUnit.h>
 
-#include "gateway/controller.h"
-#include "gateway/device.h"
-#include "sim/bus_inproc.h"
-#include "sim/scenario.h"
-#include "sim/site.h"
-#include "sim/sitecfg.h"
+#include "gateway/control/controller.h"
+#include "gateway/devices/device.h"
+#include "sim/wire/bus_inproc.h"
+#include "sim/scenario/scenario.h"
+#include "sim/run/site.h"
+#include "sim/run/sitecfg.h"
 
 struct rig {
     struct scenario *sc;

@@ -1,4 +1,4 @@
-/* Unit tests for the duration parser's bounds (gateway/duration.c): every result lies in
+/* Unit tests for the duration parser's bounds (common/duration.c): every result lies in
  * [0, DURATION_MAX_MS], longer inputs are -ERANGE however many digits they have, garbage is
  * -EINVAL whatever its length, and nothing overflows on the way (UBSan in make test SAN=1). */
 #include <errno.h>
@@ -7,8 +7,8 @@
 
 #include <CUnit/CUnit.h>
 
-#include "gateway/duration.h"
-#include "sim/rng.h"
+#include "common/duration.h"
+#include "sim/physics/rng.h"
 
 /* Small multiples and sums (3 poll periods, an instant plus a duration) and the conversion of
  * one duration to nanoseconds all stay inside int64_t. */

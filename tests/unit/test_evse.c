@@ -1,10 +1,10 @@
-/* Unit tests for sim/evse.c: IEC 61851 states, pause, minimum current, 1 A steps, taper,
+/* Unit tests for sim/physics/evse.c: IEC 61851 states, pause, minimum current, 1 A steps, taper,
  * departure with a shortfall, failsafe current, faults, response latency. */
 #include <math.h>
 
 #include <CUnit/CUnit.h>
 
-#include "sim/evse.h"
+#include "sim/physics/evse.h"
 
 /* Car 1: 10:00-12:00 wants 22 kWh at up to 11 kW on 3 phases; car 2: 13:00-13:30, 1 phase. */
 static struct ev_session sessions[] = {

@@ -1,4 +1,4 @@
-/* Unit tests for sim/expect.c: bounds parsed and judged (min, max, eq with its default and
+/* Unit tests for reports/expect.c: bounds parsed and judged (min, max, eq with its default and
  * explicit tolerance), unknown KPIs and keys rejected with the file and path, a vs_baseline
  * expectation failing without a baseline, and the baseline strategy's name. */
 #include <errno.h>
@@ -7,7 +7,7 @@
 
 #include <CUnit/CUnit.h>
 
-#include "sim/expect.h"
+#include "reports/expect.h"
 
 static int parse(const char *json, struct expect_list *l, char *err, size_t errlen)
 {

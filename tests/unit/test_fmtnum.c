@@ -1,12 +1,12 @@
-/* Unit tests for gateway/fmtnum.c: equal to printf's %.Nf away from rounding boundaries. */
+/* Unit tests for common/fmtnum.c: equal to printf's %.Nf away from rounding boundaries. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <CUnit/CUnit.h>
 
-#include "gateway/fmtnum.h"
-#include "sim/rng.h"
+#include "common/fmtnum.h"
+#include "sim/physics/rng.h"
 
 static void test_fixed_cases(void)
 {

@@ -1,4 +1,4 @@
-/* Unit tests for the frequency-response KPIs of sim/kpi.c (fcr_activation_s, fcr_energy_pct,
+/* Unit tests for the frequency-response KPIs of reports/kpi.c (fcr_activation_s, fcr_energy_pct,
  * ffr_activation_s, ffr_support_pct): synthetic frequency steps fed to the accumulator with an
  * ideal, a delayed, a ramped, a wrong-way and a missing battery response, the FFR trigger and its
  * re-arm, the reference power before the disturbance, several sites, and the null cases (no
@@ -7,7 +7,7 @@
 
 #include <CUnit/CUnit.h>
 
-#include "sim/kpi.h"
+#include "reports/kpi.h"
 
 #define DT_MS 1000
 

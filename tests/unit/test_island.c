@@ -1,8 +1,8 @@
-/* Unit tests for grid outages (islanding): the `grid_outage` event in sim/scenario.c, the island
- * physics of sim/site.c (grid 0, the batteries follow the balance, a shortfall is unserved, a
- * surplus curtails PV, no battery means a blackout), the grid meter's SunSpec 203 Evt bit and
- * the outage KPIs of sim/kpi.c. The fixture tests/data/island/island.json islands its one site
- * from 10 s to 30 s; overrides vary the assets. */
+/* Unit tests for grid outages (islanding): the `grid_outage` event in sim/scenario/scenario.c, the
+ * island physics of sim/run/site.c (grid 0, the batteries follow the balance, a shortfall is
+ * unserved, a surplus curtails PV, no battery means a blackout), the grid meter's SunSpec 203 Evt
+ * bit and the outage KPIs of reports/kpi.c. The fixture tests/data/island/island.json islands its
+ * one site from 10 s to 30 s; overrides vary the assets. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -10,11 +10,11 @@
 
 #include <CUnit/CUnit.h>
 
-#include "gateway/sunspec.h"
-#include "sim/kpi.h"
-#include "sim/regimage.h"
-#include "sim/scenario.h"
-#include "sim/site.h"
+#include "gateway/devices/sunspec.h"
+#include "reports/kpi.h"
+#include "sim/wire/regimage.h"
+#include "sim/scenario/scenario.h"
+#include "sim/run/site.h"
 
 #define ISLAND "tests/data/island/island.json"
 #define TOL_W  1e-6

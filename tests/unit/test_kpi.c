@@ -1,4 +1,4 @@
-/* Unit tests for sim/kpi.c: energies, prices and ratios from hand-made samples, the 15-minute
+/* Unit tests for reports/kpi.c: energies, prices and ratios from hand-made samples, the 15-minute
  * peak against the instant one, interlock activations counted on rising edges, the baseline
  * deltas, the optimum of several sites against the sum of their own, and kpis.json members
  * sorted with fixed precision. */
@@ -10,8 +10,8 @@
 
 #include <CUnit/CUnit.h>
 
-#include "sim/kpi.h"
-#include "sim/optimum.h"
+#include "reports/kpi.h"
+#include "reports/optimum.h"
 
 static struct kpi_sample flat(double grid_w, double pv_w, double battery_w)
 {

@@ -1,10 +1,10 @@
-/* Unit tests for sim/load.c: profile and base, AR(1) noise deterministic per seed and stream,
- * never negative, energy. */
+/* Unit tests for sim/physics/load.c: profile and base, AR(1) noise deterministic per seed and
+ * stream, never negative, energy. */
 #include <math.h>
 
 #include <CUnit/CUnit.h>
 
-#include "sim/load.h"
+#include "sim/physics/load.h"
 
 static int64_t l_t[2] = {0, 3600000};
 static double l_v[2] = {1000.0, 3000.0};

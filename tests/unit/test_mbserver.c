@@ -1,4 +1,4 @@
-/* Unit tests for sim/mbserver.c: a server on 127.0.0.1 (any free port) in its own thread,
+/* Unit tests for sim/wire/mbserver.c: a server on 127.0.0.1 (any free port) in its own thread,
  * libmodbus clients and raw sockets in the test thread. Unit 1 is a 100-register image at
  * 40000 with registers 40010..40019 writable and a validator refusing values over 1000;
  * unit 2 is a read-only image at 0; unit 1's wire fault is set per test. */
@@ -14,8 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "sim/mbserver.h"
-#include "sim/rtclock.h"
+#include "sim/wire/mbserver.h"
+#include "common/rtclock.h"
 
 static struct {
     struct mbserver *s;

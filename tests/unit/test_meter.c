@@ -1,7 +1,8 @@
-/* Unit tests for sim/meter.c: refresh period (held values), first step, frequency, energy. */
+/* Unit tests for sim/physics/meter.c: refresh period (held values), first step, frequency, energy.
+ */
 #include <CUnit/CUnit.h>
 
-#include "sim/meter.h"
+#include "sim/physics/meter.h"
 
 static int64_t f_t[2] = {0, 10000};
 static double f_v[2] = {50.0, 49.8};

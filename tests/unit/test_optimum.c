@@ -1,4 +1,4 @@
-/* Unit tests for sim/optimum.c: small horizons whose optimum is computed by hand in each test
+/* Unit tests for reports/optimum.c: small horizons whose optimum is computed by hand in each test
  * (two-price day, a spread that does not pay the losses, peak shaving flat to the average and
  * energy-limited, an import limit that cannot be held, soc_final, two batteries, the SoC derate,
  * negative prices without loss dumping), plus the aggregation and percentage helpers. */
@@ -8,7 +8,7 @@
 
 #include <CUnit/CUnit.h>
 
-#include "sim/optimum.h"
+#include "reports/optimum.h"
 
 #define HOURS     24
 #define COST_TOL  1e-6 /* currency */

@@ -1,11 +1,11 @@
-/* Unit tests for the PID (gateway/pid.c): convergence on a simple plant, deadband, rate
+/* Unit tests for the PID (gateway/strategies/pid.c): convergence on a simple plant, deadband, rate
  * limit, quantisation, anti-windup, integral decay, sign hysteresis, bad configurations. */
 #include <errno.h>
 #include <math.h>
 
 #include <CUnit/CUnit.h>
 
-#include "gateway/pid.h"
+#include "gateway/strategies/pid.h"
 
 static struct pid_cfg base_cfg(void)
 {

@@ -1,5 +1,6 @@
-/* Unit tests for sim/profile.c (and the profile parts of the scenario loader): interpolation,
- * repeat and clamping, CSV time formats, tariffs, the clear-sky sun, seeded clouds, EV counts. */
+/* Unit tests for sim/physics/profile.c (and the profile parts of the scenario loader):
+ * interpolation, repeat and clamping, CSV time formats, tariffs, the clear-sky sun, seeded clouds,
+ * EV counts. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -7,9 +8,9 @@
 
 #include <CUnit/CUnit.h>
 
-#include "gateway/caltime.h"
-#include "sim/profile.h"
-#include "sim/scenario.h"
+#include "common/caltime.h"
+#include "sim/physics/profile.h"
+#include "sim/scenario/scenario.h"
 
 #define DIR  "tests/data/scenarios/"
 #define H_MS 3600000LL

@@ -1,10 +1,10 @@
-/* Unit tests for sim/pv.c: irradiance and temperature model, night, AC clipping,
+/* Unit tests for sim/physics/pv.c: irradiance and temperature model, night, AC clipping,
  * curtailment through the response model, energy and curtailment counters, faults. */
 #include <math.h>
 
 #include <CUnit/CUnit.h>
 
-#include "sim/pv.h"
+#include "sim/physics/pv.h"
 
 /* A constant series profile. */
 static int64_t g_t[1] = {0};

@@ -1,7 +1,7 @@
-/* Unit tests for sim/regimage.c: the request checks that guard modbus_reply. */
+/* Unit tests for sim/wire/regimage.c: the request checks that guard modbus_reply. */
 #include <CUnit/CUnit.h>
 
-#include "sim/regimage.h"
+#include "sim/wire/regimage.h"
 
 static int refuse_over_1000(void *ctx, uint16_t addr, uint16_t n, const uint16_t *v)
 {

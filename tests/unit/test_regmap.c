@@ -1,6 +1,6 @@
-/* Unit tests for sim/regmap.c: images built for hand-made assets, decoded back through
- * gateway/sunspec.c; writes checked as the Modbus server checks them (regimage_check_write),
- * then applied as libmodbus would apply them. */
+/* Unit tests for sim/wire/regmap.c: images built for hand-made assets, decoded back through
+ * gateway/devices/sunspec.c; writes checked as the Modbus server checks them
+ * (regimage_check_write), then applied as libmodbus would apply them. */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -8,8 +8,8 @@
 
 #include <CUnit/CUnit.h>
 
-#include "gateway/sunspec.h"
-#include "sim/regmap.h"
+#include "gateway/devices/sunspec.h"
+#include "sim/wire/regmap.h"
 
 static struct asset_cfg cfg_of(const char *id, enum asset_type t, int unit)
 {
@@ -563,7 +563,7 @@ static void expect_words(struct sim_asset *a, uint16_t id, const char *point, do
 
 /* Publish encodes on a fast path and writes only words that change; every value, rounding
  * halfway cases, saturation, accumulators past their width and a spiked scale factor
- * included, must come out as gateway/sunspec.c encodes it. */
+ * included, must come out as gateway/devices/sunspec.c encodes it. */
 static void test_publish_matches_sunspec(void)
 {
     struct sim_asset a;

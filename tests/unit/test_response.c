@@ -1,9 +1,9 @@
-/* Unit tests for sim/response.c: latency FIFO, ramp limit, quantisation, reset. */
+/* Unit tests for sim/physics/response.c: latency FIFO, ramp limit, quantisation, reset. */
 #include <math.h>
 
 #include <CUnit/CUnit.h>
 
-#include "sim/response.h"
+#include "sim/physics/response.h"
 
 static void test_latency(void)
 {

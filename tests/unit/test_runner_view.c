@@ -1,4 +1,4 @@
-/* Unit test for the lockstep runner's register-view check (sim/runner.c): a gateway whose view
+/* Unit test for the lockstep runner's register-view check (sim/run/runner.c): a gateway whose view
  * of a polled register differs from the simulator's image after a cycle - what a decoding or
  * addressing bug would look like - is counted in view_mismatches and logged; an untouched run
  * counts none. Runs tests/data/island/island.json (one minute, in process) into a temp dir. */
@@ -8,10 +8,10 @@
 
 #include <CUnit/CUnit.h>
 
-#include "gateway/controller.h"
-#include "gateway/device.h"
-#include "sim/runner.h"
-#include "sim/scenario.h"
+#include "gateway/control/controller.h"
+#include "gateway/devices/device.h"
+#include "sim/run/runner.h"
+#include "sim/scenario/scenario.h"
 
 struct corrupt {
     int64_t at_ms; /* the cycle after which the first polled register is flipped */

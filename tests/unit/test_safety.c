@@ -1,5 +1,5 @@
-/* Unit tests for the safety interlocks (gateway/safety.c), one per interlock with its reason
- * code, the device safe states, the configuration rules, and the DecisionMetrics CSV row. */
+/* Unit tests for the safety interlocks (gateway/control/safety.c), one per interlock with its
+ * reason code, the device safe states, the configuration rules, and the DecisionMetrics CSV row. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -7,8 +7,8 @@
 
 #include <CUnit/CUnit.h>
 
-#include "gateway/arbiter.h"
-#include "gateway/safety.h"
+#include "gateway/control/arbiter.h"
+#include "gateway/control/safety.h"
 
 static struct safety_cfg cfg;
 

@@ -1,24 +1,21 @@
 /* Property test of the safety interlocks against an oracle written from docs/safety.md (not
- * from gateway/safety.c). Random cycles (seeded, sim/rng.h) of configurations, device states
- * (SoC anywhere, implausible readings, stale and offline devices, limits, temperatures,
- * previous setpoints, several batteries) and requests (NaN, Inf, absurd values, values inside,
- * at and outside every limit). A quarter of the cycles go through the arbiter (site and asset
- * requests, the split); the others hand safety per-asset requests chosen around the oracle's
- * limits. Every controllable device is checked against named properties:
- *   set        who is written: batteries always, meters never, pv and boiler released in their
- *              safe state, an evse that was commanded paused at 0 W (Safe states)
- *   safe_state offline, stale, implausible SoC, temp_stop: exactly 0 W
- *   interlock  the final setpoint lies inside each interlock's own range (rows 5-13)
- *   ramp       inside the window around the last setpoint, or at the hard edge nearest to it
- *   nearest    no over-clamping: a battery that no grid correction moves ends at the point of
- *              its allowed range nearest to the request; pv, evse, boiler at the request
- *              clamped into [0, rated]
- *   liveness   a request inside every limit passes unchanged, bit for bit, with no clamp
- *   grid_*     the grid limits with several batteries: the predicted grid lands exactly at the
- *              limit when the batteries have the headroom (neither beyond nor short of it),
- *              else every battery is at its bound; batteries move only in the correcting
- *              direction and in device order; none moves when the grid is inside its limits
- *   clamps     the clamp records chain from the request to the final value in the order of the
+ * from gateway/control/safety.c). Random cycles (seeded, sim/physics/rng.h) of configurations,
+ * device states (SoC anywhere, implausible readings, stale and offline devices, limits,
+ * temperatures, previous setpoints, several batteries) and requests (NaN, Inf, absurd values,
+ * values inside, at and outside every limit). A quarter of the cycles go through the arbiter (site
+ * and asset requests, the split); the others hand safety per-asset requests chosen around the
+ * oracle's limits. Every controllable device is checked against named properties: set        who is
+ * written: batteries always, meters never, pv and boiler released in their safe state, an evse that
+ * was commanded paused at 0 W (Safe states) safe_state offline, stale, implausible SoC, temp_stop:
+ * exactly 0 W interlock  the final setpoint lies inside each interlock's own range (rows 5-13) ramp
+ * inside the window around the last setpoint, or at the hard edge nearest to it nearest    no
+ * over-clamping: a battery that no grid correction moves ends at the point of its allowed range
+ * nearest to the request; pv, evse, boiler at the request clamped into [0, rated] liveness   a
+ * request inside every limit passes unchanged, bit for bit, with no clamp grid_*     the grid
+ * limits with several batteries: the predicted grid lands exactly at the limit when the batteries
+ * have the headroom (neither beyond nor short of it), else every battery is at its bound; batteries
+ * move only in the correcting direction and in device order; none moves when the grid is inside its
+ * limits clamps     the clamp records chain from the request to the final value in the order of the
  *              table, the first naming the first interlock that bit, grid clamps the right limit
  *   oracle     the final setpoint equals the oracle's
  * The oracle builds each interlock's range from the page's table and intersects them, applies
@@ -30,9 +27,9 @@
 
 #include <CUnit/CUnit.h>
 
-#include "gateway/arbiter.h"
-#include "gateway/safety.h"
-#include "sim/rng.h"
+#include "gateway/control/arbiter.h"
+#include "gateway/control/safety.h"
+#include "sim/physics/rng.h"
 
 #ifndef SAFETY_PROPERTY_CASES
 #define SAFETY_PROPERTY_CASES 400000

@@ -1,5 +1,5 @@
-/* Unit tests for sim/scenario.c: good files load with defaults, unit conversions, replicas and
- * sorted events; bad files and bad overrides fail with the file, the JSON path and the value.
+/* Unit tests for sim/scenario/scenario.c: good files load with defaults, unit conversions, replicas
+ * and sorted events; bad files and bad overrides fail with the file, the JSON path and the value.
  * Fixtures in tests/data/scenarios/; paths are relative to the repository root. */
 #include <errno.h>
 #include <math.h>
@@ -8,9 +8,9 @@
 
 #include <CUnit/CUnit.h>
 
-#include "gateway/caltime.h"
-#include "sim/rng.h"
-#include "sim/scenario.h"
+#include "common/caltime.h"
+#include "sim/physics/rng.h"
+#include "sim/scenario/scenario.h"
 
 #define DIR "tests/data/scenarios/"
 

@@ -1,4 +1,4 @@
-/* Unit tests for sim/site.c over the fixtures in tests/data/site/: the balance closes at every
+/* Unit tests for sim/run/site.c over the fixtures in tests/data/site/: the balance closes at every
  * step, fault events begin and end at the right steps (overlaps included), an offline spell
  * ends in a reboot, replicas draw from their own streams, and two runs are bit-identical. */
 #include <math.h>
@@ -7,8 +7,8 @@
 
 #include <CUnit/CUnit.h>
 
-#include "sim/scenario.h"
-#include "sim/site.h"
+#include "sim/scenario/scenario.h"
+#include "sim/run/site.h"
 
 #define FULL    "tests/data/site/full.json"
 #define MINIMAL "tests/data/site/minimal.json"

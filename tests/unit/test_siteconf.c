@@ -1,11 +1,11 @@
-/* Unit tests for the gateway's site configuration loader (gateway/siteconf.c). */
+/* Unit tests for the gateway's site configuration loader (gateway/control/siteconf.c). */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <CUnit/CUnit.h>
 
-#include "gateway/siteconf.h"
+#include "gateway/control/siteconf.h"
 
 static const char *good =
     "{\"site_id\":\"ref\",\"poll_period\":\"500ms\",\"strategy\":\"net_zero\","

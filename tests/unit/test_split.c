@@ -1,12 +1,12 @@
-/* Unit tests for the site dispatch split (gateway/split.c): the hard cases named in issue 3 and
- * a randomized property check (limits always held, total preserved whenever feasible). */
+/* Unit tests for the site dispatch split (gateway/control/split.c): the hard cases named in issue 3
+ * and a randomized property check (limits always held, total preserved whenever feasible). */
 #include <math.h>
 #include <stdint.h>
 
 #include <CUnit/CUnit.h>
 
-#include "gateway/split.h"
-#include "sim/rng.h"
+#include "gateway/control/split.h"
+#include "sim/physics/rng.h"
 
 #define NEAR(a, b) CU_ASSERT(fabs((a) - (b)) < 1e-6)
 

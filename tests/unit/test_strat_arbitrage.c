@@ -1,4 +1,4 @@
-/* Unit tests for the Arbitrage strategy (gateway/strat_arbitrage.c): buying in cheap and
+/* Unit tests for the Arbitrage strategy (gateway/strategies/strat_arbitrage.c): buying in cheap and
  * selling in dear slots, the spread after losses, two cycles for two peaks, steering to the
  * planned energy, and the daily cycle budget. */
 #include <math.h>

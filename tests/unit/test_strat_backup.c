@@ -1,5 +1,5 @@
-/* Unit tests for the BackupPower strategy (gateway/strat_backup.c): recharge with hysteresis,
- * the island supply, and the reserve as a constraint. */
+/* Unit tests for the BackupPower strategy (gateway/strategies/strat_backup.c): recharge with
+ * hysteresis, the island supply, and the reserve as a constraint. */
 #include <errno.h>
 #include <math.h>
 #include <string.h>

@@ -1,5 +1,5 @@
-/* Unit tests for the Boiler strategy (gateway/strat_boiler.c): surplus in steps, the minimum
- * temperature, min on/off times and the boiler's state machine. */
+/* Unit tests for the Boiler strategy (gateway/strategies/strat_boiler.c): surplus in steps, the
+ * minimum temperature, min on/off times and the boiler's state machine. */
 #include <math.h>
 #include <string.h>
 

@@ -1,5 +1,5 @@
-/* Unit tests for the EVCharging strategy (gateway/strat_ev.c): surplus start/stop hysteresis,
- * whole amps, departure deadlines, sharing, and the battery kept out of the car. */
+/* Unit tests for the EVCharging strategy (gateway/strategies/strat_ev.c): surplus start/stop
+ * hysteresis, whole amps, departure deadlines, sharing, and the battery kept out of the car. */
 #include <errno.h>
 #include <math.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-/* Unit tests for the GridServices strategy (gateway/strat_gridsvc.c): FCR droop with its
+/* Unit tests for the GridServices strategy (gateway/strategies/strat_gridsvc.c): FCR droop with its
  * deadband, the FFR trigger, duration and re-arm, demand response and SoC recovery; stacked
  * after a grid loop: on top of what the battery can do, hidden from the loop. */
 #include <math.h>

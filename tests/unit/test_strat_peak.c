@@ -1,4 +1,5 @@
-/* Unit tests for the PeakShaving strategy (gateway/strat_peak.c) on hand-built images. */
+/* Unit tests for the PeakShaving strategy (gateway/strategies/strat_peak.c) on hand-built images.
+ */
 #include <errno.h>
 #include <math.h>
 #include <string.h>

@@ -1,5 +1,5 @@
-/* Unit tests for the SelfConsumption strategy (gateway/strat_selfcons.c): absorb, cover, the
- * SoC floor and PV curtailment at the export limit. */
+/* Unit tests for the SelfConsumption strategy (gateway/strategies/strat_selfcons.c): absorb, cover,
+ * the SoC floor and PV curtailment at the export limit. */
 #include <math.h>
 #include <string.h>
 

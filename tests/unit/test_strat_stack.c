@@ -1,4 +1,4 @@
-/* Unit tests for the site inputs (gateway/sitectx.c: calendar, tariffs, departures, their
+/* Unit tests for the site inputs (gateway/control/sitectx.c: calendar, tariffs, departures, their
  * errors) and for stacking (strategy.c: windows, precedence, conflicts, kept controller terms). */
 #include <errno.h>
 #include <math.h>
@@ -6,7 +6,7 @@
 
 #include <CUnit/CUnit.h>
 
-#include "gateway/siteconf.h"
+#include "gateway/control/siteconf.h"
 #include "strat_fixture.h"
 
 #define H (3600 * 1000LL)

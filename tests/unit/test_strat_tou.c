@@ -1,5 +1,5 @@
-/* Unit tests for the TimeOfUse strategy (gateway/strat_tou.c): bands, weekday/weekend, the
- * round-trip rule, saving energy for the dearer band, and the consistency of the charge and
+/* Unit tests for the TimeOfUse strategy (gateway/strategies/strat_tou.c): bands, weekday/weekend,
+ * the round-trip rule, saving energy for the dearer band, and the consistency of the charge and
  * discharge rules: energy is bought only for a period in which it will be let out at a price
  * that pays the losses (the sweep of eta_round_trip on scenarios/time-of-use.json found it
  * charging on Friday night for an evening whose discharge it then refused, comparing with the

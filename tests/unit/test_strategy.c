@@ -1,6 +1,6 @@
-/* Unit tests for the strategy framework (gateway/strategy.c): parameter tables (defaults,
- * unknown keys, bounds, types, durations, messages), the registry, each strategy's decide,
- * and that docs/strategies.md carries the tables generated from the code. */
+/* Unit tests for the strategy framework (gateway/strategies/strategy.c): parameter tables
+ * (defaults, unknown keys, bounds, types, durations, messages), the registry, each strategy's
+ * decide, and that docs/strategies.md carries the tables generated from the code. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -9,9 +9,9 @@
 
 #include <CUnit/CUnit.h>
 
-#include "gateway/arbiter.h"
-#include "gateway/safety.h"
-#include "gateway/strategy.h"
+#include "gateway/control/arbiter.h"
+#include "gateway/control/safety.h"
+#include "gateway/strategies/strategy.h"
 
 struct tcfg {
     double kp;

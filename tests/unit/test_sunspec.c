@@ -1,12 +1,12 @@
-/* Unit tests for gateway/sunspec.c and the tables generated from SunSpec's JSON: offsets and
- * lengths against the definitions, encoding round trips, sentinels, discovery and layout. */
+/* Unit tests for gateway/devices/sunspec.c and the tables generated from SunSpec's JSON: offsets
+ * and lengths against the definitions, encoding round trips, sentinels, discovery and layout. */
 #include <errno.h>
 #include <math.h>
 #include <string.h>
 
 #include <CUnit/CUnit.h>
 
-#include "gateway/sunspec.h"
+#include "gateway/devices/sunspec.h"
 
 static const struct sunspec_point *pt(uint16_t model, const char *name)
 {

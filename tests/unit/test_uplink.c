@@ -1,7 +1,8 @@
 /* Unit tests for the uplink's parts that need no headend: the recent-id set that makes a
- * repeated setpoint apply once (gateway/idset.c), the bounded disk spool (gateway/spool.c),
- * the uplink's memory queue and spool while offline, its configuration table, and protobuf
- * round trips of every message the gateway builds (gateway/agentmsg.c). */
+ * repeated setpoint apply once (gateway/uplink/idset.c), the bounded disk spool
+ * (gateway/uplink/spool.c), the uplink's memory queue and spool while offline, its configuration
+ * table, and protobuf round trips of every message the gateway builds (gateway/uplink/agentmsg.c).
+ */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -12,10 +13,10 @@
 
 #include <CUnit/CUnit.h>
 
-#include "gateway/agentmsg.h"
-#include "gateway/idset.h"
-#include "gateway/spool.h"
-#include "gateway/uplink.h"
+#include "gateway/uplink/agentmsg.h"
+#include "gateway/uplink/idset.h"
+#include "gateway/uplink/spool.h"
+#include "gateway/uplink/uplink.h"
 #include "proto/der/v1/agent.pb-c.h"
 
 static void test_idset_dedupe(void)

@@ -1,6 +1,6 @@
 """Helpers for the integration tests of `der-sim serve`: start and stop the real binary, read
 the endpoints it prints, a small raw Modbus TCP client (for byte-exact and timing tests), and
-SunSpec point offsets taken from SunSpec's own model definitions (gateway/sunspec/).
+SunSpec point offsets taken from SunSpec's own model definitions (gateway/devices/sunspec/).
 
 Everything binds and connects to 127.0.0.1 only. A DerSim is a context manager: leaving it
 kills the process whatever happened."""

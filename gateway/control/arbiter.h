@@ -1,0 +1,34 @@
+/* arbiter: picks one request per asset from everything asked this cycle. Priorities, highest
+ * first: safety > manual (operator, headend) > scheduled > optimisation; a request for an
+ * asset beats a site request of the same priority; site requests are split among the site's
+ * usable batteries that no higher request claimed (split.h). Pure function over caller-owned
+ * values; the outcome is written into the DecisionMetrics (docs/strategies.md). */
+#ifndef DERLOOP_ARBITER_H
+#define DERLOOP_ARBITER_H
+
+#include <cjson/cJSON.h>
+
+#include "gateway/control/decision.h"
+#include "gateway/control/procimg.h"
+#include "gateway/strategies/strategy.h"
+
+struct arbiter_cfg {
+    double split_resolution_w; /* rounding unit of the site split (largest remainder) */
+};
+
+extern const struct param_field arbiter_fields[];
+extern const size_t arbiter_n_fields;
+
+/* Defaults then obj's members (NULL: defaults); errors name path.key (param_load). */
+int arbiter_cfg_load(const cJSON *obj, const char *path, struct arbiter_cfg *cfg, char *err,
+                     size_t errlen);
+
+/* Resolves dm->req into dm->asset[i].requested_w and .source. lo_w/hi_w (n_devices entries
+ * each, or NULL) are the limits the split respects, normally safety_limits(); without them
+ * the devices' reported power limits are used. Batteries nobody asked for get 0 W
+ * (DSRC_NONE); other devices nobody asked for get NaN (left alone). Returns 0, or -EINVAL
+ * for a bad argument. */
+int arbiter_resolve(const struct arbiter_cfg *cfg, const struct procimg *img, const double *lo_w,
+                    const double *hi_w, struct decision *dm);
+
+#endif

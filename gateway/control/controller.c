@@ -1,0 +1,341 @@
+/* controller: see controller.h.
+ *
+ * Writes go out only when a final setpoint differs from the last one written by more than
+ * half a watt (the finest resolution of the registers we drive), or when a device came back
+ * online (it may have rebooted and forgotten its setpoint). A device that safety releases is
+ * sent one "release" write (NaN) and then left alone. */
+#include "gateway/control/controller.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway/control/arbiter.h"
+#include "gateway/bus/bus_tcp.h"
+#include "gateway/control/safety.h"
+#include "gateway/strategies/strategy.h"
+
+#define WRITE_EPSILON_W 0.5
+
+struct endpoint {
+    char host[128];
+    int port;
+    struct bus *bus;
+};
+
+struct command {
+    int active;
+    double power_w;
+    int64_t expires_ms;
+};
+
+struct controller {
+    const struct siteconf *cfg;
+    struct controller_opts opts;
+    struct strategy *strategy;
+    struct arbiter_cfg arbiter;
+    struct safety_cfg safety;
+
+    size_t n_dev;
+    struct device *dev[SITECONF_MAX_DEVICES];
+    struct bus *bus[SITECONF_MAX_DEVICES]; /* per device, not owned (endpoints own) */
+    size_t n_endpoints;
+    struct endpoint endpoints[SITECONF_MAX_DEVICES];
+
+    struct procimg img;
+    struct command site_cmd;
+    struct command cmd[PROCIMG_MAX_DEVICES];
+    uint8_t written[PROCIMG_MAX_DEVICES];  /* a setpoint (or release) was written */
+    uint8_t released[PROCIMG_MAX_DEVICES]; /* the last write was a release */
+    uint8_t was_online[PROCIMG_MAX_DEVICES];
+    int last_rc[PROCIMG_MAX_DEVICES];
+    int write_rc[PROCIMG_MAX_DEVICES]; /* of the last cycle's write, 0 = none failed */
+    uint64_t writes;
+};
+
+static void logf_(struct controller *c, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (c->opts.log)
+        c->opts.log(c->opts.log_ctx, line);
+    else
+        fprintf(stderr, "%s\n", line);
+}
+
+static void bus_log(void *ctx, const char *line)
+{
+    struct controller *c = ctx;
+    logf_(c, "site=%s %s", c->cfg->site_id, line);
+}
+
+static struct bus *tcp_bus(struct controller *c, const struct device_cfg *d, char *err,
+                           size_t errlen)
+{
+    for (size_t i = 0; i < c->n_endpoints; i++)
+        if (!strcmp(c->endpoints[i].host, d->host) && c->endpoints[i].port == d->port)
+            return c->endpoints[i].bus;
+    struct endpoint *e = &c->endpoints[c->n_endpoints];
+    struct bus_tcp_config bc;
+    bus_tcp_config_default(&bc, d->host, d->port);
+    bc.timeout_ms = (int)d->timeout_ms;
+    bc.name = c->cfg->site_id;
+    bc.log = bus_log;
+    bc.log_ctx = c;
+    if (c->opts.clock.now_ms)
+        bc.clock = c->opts.clock;
+    int rc = bus_tcp_new(&bc, &e->bus);
+    if (rc) {
+        snprintf(err, errlen, "%s: cannot create a Modbus TCP bus to %s:%d: %s", d->asset_id,
+                 d->host, d->port, strerror(-rc));
+        return NULL;
+    }
+    snprintf(e->host, sizeof e->host, "%s", d->host);
+    e->port = d->port;
+    c->n_endpoints++;
+    return e->bus;
+}
+
+struct controller *controller_new(const struct siteconf *cfg, const struct controller_opts *opts,
+                                  char *err, size_t errlen)
+{
+    struct controller *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(err, errlen, "%s: out of memory", cfg->path);
+        return NULL;
+    }
+    c->cfg = cfg;
+    if (opts)
+        c->opts = *opts;
+    char sub[256];
+    c->strategy = strategy_new(cfg->strategy, cfg->params, "params", sub, sizeof sub);
+    if (!c->strategy) {
+        snprintf(err, errlen, "%s: %s%s", cfg->path,
+                 strategy_find(cfg->strategy) ? "" : "strategy: ", sub);
+        goto fail;
+    }
+    if (strategy_add_constraints(c->strategy, cfg->constraints, "constraints", sub, sizeof sub)) {
+        snprintf(err, errlen, "%s: %s", cfg->path, sub);
+        goto fail;
+    }
+    if (safety_cfg_load(cfg->safety, "safety", &c->safety, sub, sizeof sub) ||
+        arbiter_cfg_load(cfg->split, "split", &c->arbiter, sub, sizeof sub)) {
+        snprintf(err, errlen, "%s: %s", cfg->path, sub);
+        goto fail;
+    }
+    if (cfg->n_devices > PROCIMG_MAX_DEVICES) {
+        snprintf(err, errlen, "%s: devices: at most %d, got %zu", cfg->path, PROCIMG_MAX_DEVICES,
+                 cfg->n_devices);
+        goto fail;
+    }
+    for (size_t i = 0; i < cfg->n_devices; i++) {
+        const struct device_cfg *d = &cfg->devices[i];
+        struct bus *b = c->opts.open_bus ? c->opts.open_bus(c->opts.bus_ctx, d, sub, sizeof sub)
+                                         : tcp_bus(c, d, sub, sizeof sub);
+        if (!b) {
+            snprintf(err, errlen, "%s: devices[%zu]: %s", cfg->path, i, sub);
+            goto fail;
+        }
+        if (!c->opts.open_bus)
+            bus_tcp_set_device(b, d->unit_id, d->asset_id);
+        c->bus[i] = b;
+        c->dev[i] = device_new(d, b, sub, sizeof sub);
+        if (!c->dev[i]) {
+            snprintf(err, errlen, "%s: devices[%zu]: %s", cfg->path, i, sub);
+            goto fail;
+        }
+        c->n_dev++;
+        c->was_online[i] = 1; /* so that a device absent from the start is logged once */
+    }
+    c->img.n_devices = c->n_dev;
+    c->img.ctx = &cfg->ctx; /* calendar, tariffs, departures for the strategies */
+    for (size_t i = 0; i < c->n_dev; i++) {
+        struct procimg_dev *o = &c->img.dev[i];
+        snprintf(o->asset_id, sizeof o->asset_id, "%s", cfg->devices[i].asset_id);
+        o->last_ok_ms = -1;
+        o->power_w = o->soc = o->soc_min = o->soc_max = NAN;
+        o->temperature_c = o->voltage_v = o->max_charge_w = o->max_discharge_w = NAN;
+        o->capacity_wh = o->rated_w = o->pv_available_w = o->pv_limit_w = NAN;
+        o->evse_current_a = o->boiler_temperature_c = NAN;
+    }
+    return c;
+fail:
+    controller_free(c);
+    return NULL;
+}
+
+void controller_free(struct controller *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->n_dev; i++)
+        device_free(c->dev[i]);
+    for (size_t i = 0; i < c->n_endpoints; i++)
+        bus_close(c->endpoints[i].bus);
+    strategy_free(c->strategy);
+    free(c);
+}
+
+static void read_devices(struct controller *c, int64_t now_ms, int *errors)
+{
+    const char *site = c->cfg->site_id;
+    c->img.now_ms = now_ms;
+    c->img.grid_ok = 0;
+    c->img.grid_w = NAN;
+    for (size_t i = 0; i < c->n_dev; i++) {
+        struct procimg_dev *o = &c->img.dev[i];
+        int rc = device_poll(c->dev[i], now_ms, o);
+        if (rc) {
+            (*errors)++;
+            if (c->was_online[i] || rc != c->last_rc[i])
+                logf_(c, "site=%s asset=%s event=offline rc=%d reason=\"%s\"", site, o->asset_id,
+                      rc, bus_strerror(rc));
+            c->was_online[i] = 0;
+        } else if (!c->was_online[i]) {
+            logf_(c, "site=%s asset=%s event=online", site, o->asset_id);
+            c->was_online[i] = 1;
+            c->written[i] = 0; /* it may have rebooted: send its setpoint again */
+        }
+        c->last_rc[i] = rc;
+        o->stale = o->last_ok_ms < 0 || now_ms - o->last_ok_ms > c->cfg->stale_after_ms;
+        if (o->type == PROCIMG_METER_GRID && procimg_dev_usable(o) && isfinite(o->power_w)) {
+            c->img.grid_w = o->power_w;
+            c->img.grid_ok = 1;
+        }
+    }
+}
+
+static void add_commands(struct controller *c, int64_t now_ms, struct decision *dm)
+{
+    if (c->site_cmd.active && now_ms >= c->site_cmd.expires_ms)
+        c->site_cmd.active = 0;
+    if (c->site_cmd.active)
+        decision_request(dm, DSRC_MANUAL, DECISION_SITE, c->site_cmd.power_w);
+    for (size_t i = 0; i < c->n_dev; i++) {
+        struct command *k = &c->cmd[i];
+        if (k->active && now_ms >= k->expires_ms)
+            k->active = 0;
+        if (k->active)
+            decision_request(dm, DSRC_MANUAL, (int)i, k->power_w);
+    }
+}
+
+static int write_setpoints(struct controller *c, int64_t now_ms, const struct decision *dm)
+{
+    int errors = 0;
+    memset(c->write_rc, 0, sizeof c->write_rc);
+    for (size_t i = 0; i < c->n_dev && i < dm->n_assets; i++) {
+        struct procimg_dev *o = &c->img.dev[i];
+        const struct decision_asset *a = &dm->asset[i];
+        if (!o->online)
+            continue;
+        double w = a->set ? a->final_w : NAN;
+        if (!a->set && (!c->written[i] || c->released[i]))
+            continue; /* nothing of ours to undo */
+        if (a->set && c->written[i] && !c->released[i] && o->has_prev_setpoint &&
+            fabs(w - o->prev_setpoint_w) <= WRITE_EPSILON_W)
+            continue;
+        if (o->type == PROCIMG_METER_GRID || o->type == PROCIMG_METER_LOAD)
+            continue;
+        int rc = device_write(c->dev[i], w, now_ms);
+        if (rc) {
+            errors++;
+            c->write_rc[i] = rc;
+            logf_(c, "site=%s asset=%s event=write_failed setpoint_w=%.1f reason=\"%s\"",
+                  c->cfg->site_id, o->asset_id, w, bus_strerror(rc));
+            continue;
+        }
+        c->writes++;
+        c->written[i] = 1;
+        c->released[i] = !a->set;
+        o->has_prev_setpoint = a->set;
+        o->prev_setpoint_w = a->set ? w : 0;
+        o->prev_setpoint_ms = now_ms;
+    }
+    return errors;
+}
+
+int controller_cycle(struct controller *c, int64_t now_ms, struct decision *out)
+{
+    struct decision local = {0};
+    struct decision *dm = out ? out : &local;
+    int errors = 0;
+    read_devices(c, now_ms, &errors);
+    double lo[PROCIMG_MAX_DEVICES], hi[PROCIMG_MAX_DEVICES];
+    safety_limits(&c->safety, &c->img, lo, hi);
+    for (size_t i = 0; i < c->img.n_devices; i++) {
+        c->img.dev[i].has_envelope = 1;
+        c->img.dev[i].envelope_lo_w = lo[i];
+        c->img.dev[i].envelope_hi_w = hi[i];
+    }
+    decision_init(dm, &c->img, strategy_ops_of(c->strategy)->name);
+    strategy_decide(c->strategy, &c->img, now_ms, dm);
+    add_commands(c, now_ms, dm);
+    arbiter_resolve(&c->arbiter, &c->img, lo, hi, dm);
+    safety_apply(&c->safety, &c->img, dm);
+    errors += write_setpoints(c, now_ms, dm);
+    return -errors;
+}
+
+int controller_command(struct controller *c, const char *asset_id, double power_w,
+                       int64_t expires_ms)
+{
+    struct command *k = NULL;
+    if (!asset_id) {
+        k = &c->site_cmd;
+    } else {
+        for (size_t i = 0; i < c->n_dev; i++)
+            if (!strcmp(c->img.dev[i].asset_id, asset_id))
+                k = &c->cmd[i];
+    }
+    if (!k)
+        return -ENOENT;
+    k->active = 1;
+    k->power_w = power_w;
+    k->expires_ms = expires_ms;
+    return 0;
+}
+
+const struct procimg *controller_image(const struct controller *c)
+{
+    return &c->img;
+}
+
+size_t controller_n_devices(const struct controller *c)
+{
+    return c->n_dev;
+}
+
+struct device *controller_device(struct controller *c, size_t i)
+{
+    return i < c->n_dev ? c->dev[i] : NULL;
+}
+
+const char *controller_strategy(const struct controller *c)
+{
+    return strategy_ops_of(c->strategy)->name;
+}
+
+uint64_t controller_transactions(const struct controller *c)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < c->n_dev; i++)
+        n += device_transactions(c->dev[i]);
+    return n;
+}
+
+uint64_t controller_writes(const struct controller *c)
+{
+    return c->writes;
+}
+
+int controller_write_rc(const struct controller *c, size_t i)
+{
+    return i < c->n_dev ? c->write_rc[i] : 0;
+}

@@ -1,0 +1,107 @@
+/* agentmsg: the gateway's side of the wire protocol (proto/der/v1/agent.proto) in plain C.
+ * Builds the protobuf bytes of what the agent sends (Register, Telemetry, Heartbeat,
+ * SetpointAck) and frames a body into an AgentMessage; parses a HeadendMessage into plain
+ * structs. Every byte buffer it returns is malloc'd and owned by the caller (free). */
+#ifndef DERLOOP_AGENTMSG_H
+#define DERLOOP_AGENTMSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gateway/control/procimg.h"
+
+#define AGENTMSG_ID_LEN     128 /* setpoint ids and asset ids, with the NUL */
+#define AGENTMSG_MAX_ASSETS 64
+#define AGENTMSG_MAX_REJECT 16 /* rejected assets kept from one RegisterResult */
+
+/* AgentMessage body fields (the proto's field numbers). */
+enum agentmsg_body {
+    AGENTMSG_REGISTER = 10,
+    AGENTMSG_TELEMETRY = 11,
+    AGENTMSG_HEARTBEAT = 12,
+    AGENTMSG_ACK = 13,
+};
+
+/* SetpointAck.State, same values as the proto. */
+enum agentmsg_ack_state {
+    AGENTMSG_ACK_RECEIVED = 1,
+    AGENTMSG_ACK_APPLIED = 2,
+    AGENTMSG_ACK_REJECTED = 3,
+    AGENTMSG_ACK_EXPIRED = 4,
+    AGENTMSG_ACK_FAILED = 5,
+};
+const char *agentmsg_ack_name(int state); /* "RECEIVED", ... */
+
+/* AssetType values of the proto. */
+enum agentmsg_asset_type {
+    AGENTMSG_ASSET_BATTERY = 1,
+    AGENTMSG_ASSET_PV = 2,
+    AGENTMSG_ASSET_METER = 3,
+    AGENTMSG_ASSET_EVSE = 4,
+    AGENTMSG_ASSET_BOILER = 5,
+};
+
+struct agentmsg_asset {
+    char asset_id[PROCIMG_ID_LEN];
+    int type; /* enum agentmsg_asset_type */
+    double capacity_wh, min_power_w, max_power_w;
+};
+
+struct agentmsg_alloc {
+    char asset_id[PROCIMG_ID_LEN];
+    double power_w;
+};
+
+/* A Setpoint as received. target: 0 none (legacy: the primary asset), 'a' asset, 's' site. */
+struct agentmsg_setpoint {
+    char setpoint_id[AGENTMSG_ID_LEN];
+    int target;
+    char target_id[AGENTMSG_ID_LEN];
+    double power_w;
+    int64_t expires_ms; /* Unix ms */
+};
+
+struct agentmsg_headend {
+    uint64_t seq;
+    int body; /* 10 RegisterResult, 11 Setpoint, 12 Ping, 13 TelemetryAck, 0 none */
+    struct agentmsg_setpoint setpoint;
+    size_t n_accepted, n_rejected; /* counts in the message */
+    struct {
+        char asset_id[PROCIMG_ID_LEN];
+        char reason[128];
+    } rejected[AGENTMSG_MAX_REJECT]; /* the first AGENTMSG_MAX_REJECT of them */
+    int telemetry_acks;              /* RegisterResult: the headend will acknowledge telemetry */
+    int64_t ping_ms;
+    uint64_t ack_through; /* TelemetryAck.through_seq */
+};
+
+/* Register: legacy = only primary_asset_id (no assets). Returns 0 or -ENOMEM/-EINVAL. */
+int agentmsg_register(const char *gateway_id, const char *site_id,
+                      const struct agentmsg_asset *assets, size_t n, const char *primary_asset_id,
+                      const char *software, int legacy, uint8_t **out, size_t *len);
+
+/* Telemetry of one device of the process image. asset_id "" = the primary asset (legacy).
+ * setpoint_w is the last setpoint written (NaN when none). status NULL = "ok", "stale" or
+ * "offline" from the image. */
+int agentmsg_telemetry(const struct procimg_dev *d, const char *asset_id, const char *status,
+                       int64_t ts_ms, uint64_t telemetry_seq, uint8_t **out, size_t *len);
+
+/* Does buf decode as a Telemetry message? (A spool record a power cut left zero-filled does
+ * not; sending it would end every stream.) 1 or 0. */
+int agentmsg_telemetry_valid(const uint8_t *buf, size_t len);
+
+int agentmsg_heartbeat(int64_t uptime_ms, uint8_t **out, size_t *len);
+
+int agentmsg_ack(const char *setpoint_id, int state, const char *detail,
+                 const struct agentmsg_alloc *allocs, size_t n, uint8_t **out, size_t *len);
+
+/* An AgentMessage {seq, sent_ms, body field = body bytes}: the body is embedded as it is, so
+ * a spooled Telemetry is framed again without being decoded. */
+int agentmsg_frame(uint64_t seq, int64_t sent_ms, int body, const uint8_t *body_bytes,
+                   size_t body_len, uint8_t **out, size_t *len);
+
+/* Parses a HeadendMessage. Returns 0, -EBADMSG when it is not one, -EMSGSIZE when an id is
+ * longer than AGENTMSG_ID_LEN - 1, -EINVAL when an id holds a control character. */
+int agentmsg_parse_headend(const uint8_t *buf, size_t len, struct agentmsg_headend *out);
+
+#endif

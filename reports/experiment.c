@@ -1,0 +1,203 @@
+/* experiment: see experiment.h.
+ *
+ * kpis.json is part of the digest, so everything in it is a function of the scenario, its
+ * seed and the build: fixed precision, keys sorted, no wall time, no paths. It carries the
+ * digest of the three other outputs (it cannot carry its own); the digest `der-sim run`
+ * prints covers all four. Plots and report.html are not digested: they are drawn from the
+ * digested data, and a missing gnuplot must not change a run's identity.
+ *
+ * The baseline is the same scenario with the gateway section's strategy replaced and its
+ * params and stacked constraints dropped (a baseline strategy runs on its defaults), always over
+ * the in-process transport: both transports give identical results, and the in-process one is the
+ * fast one. */
+#include "reports/experiment.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/sha256.h"
+#include "reports/plot.h"
+#include "reports/report.h"
+
+const char *experiment_strategy(const struct scenario *sc)
+{
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(sc->gateway, "strategy");
+    return cJSON_IsString(s) ? s->valuestring : "null";
+}
+
+static void json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+/* Expectation names are KPI names; sorted like every other object of the file. */
+static int by_kpi_name(const void *a, const void *b)
+{
+    const struct expectation *x = a, *y = b;
+    return strcmp(kpi_def(x->kpi)->name, kpi_def(y->kpi)->name);
+}
+
+static int write_kpis(const char *dir, const struct scenario *sc,
+                      const struct experiment_result *res)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/kpis.json", dir);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -errno;
+    fputs("{\n  \"baseline\": ", f);
+    if (res->have_baseline) {
+        fputs("{\n    \"kpis\": {\n", f);
+        kpi_write_members(f, &res->baseline, 0, KPI_VS_FIRST, 6);
+        fputs("    },\n    \"strategy\": ", f);
+        json_string(f, res->baseline_strategy);
+        fputs("\n  },\n", f);
+    } else {
+        fputs("null,\n", f);
+    }
+    fprintf(f, "  \"digest_outputs\": \"%s\",\n  \"expectations\": {", res->run.digest);
+    struct expectation sorted[EXPECT_MAX];
+    size_t n = res->expect.n;
+    memcpy(sorted, res->expect.e, n * sizeof sorted[0]);
+    qsort(sorted, n, sizeof sorted[0], by_kpi_name);
+    for (size_t i = 0; i < n; i++) {
+        size_t j = 0; /* the result of this expectation, by its position in the file */
+        while (j < n && res->expect.e[j].kpi != sorted[i].kpi)
+            j++;
+        const struct kpi_def *d = kpi_def(sorted[i].kpi);
+        char b[128];
+        expect_bounds_text(&sorted[i], b, sizeof b);
+        fprintf(f, "%s\n    \"%s\": {\"bounds\": ", i ? "," : "", d->name);
+        json_string(f, b);
+        fprintf(f, ", \"pass\": %s, \"value\": ", res->results[j].pass ? "true" : "false");
+        if (isfinite(res->results[j].value))
+            fprintf(f, "%.*f}", d->precision, res->results[j].value);
+        else
+            fputs("null}", f);
+    }
+    fprintf(f, "%s},\n  \"kpis\": {\n", n ? "\n  " : "");
+    kpi_write_members(f, &res->kpis, 0, KPI_VS_FIRST, 4);
+    fputs("  },\n  \"notes\": [", f);
+    int notes = 0;
+    if (!res->kpis.v[KPI_PRICES_KNOWN]) {
+        fputs("\n    \"no site names import_price or export_price: the cost KPIs are 0\"", f);
+        notes++;
+    }
+    if (!res->have_baseline) {
+        fprintf(f, "%s\n    \"the baseline was not run: vs_baseline is null\"", notes ? "," : "");
+        notes++;
+    }
+    fprintf(f, "%s],\n  \"scenario\": {\"duration_s\": %.3f, \"name\": ", notes ? "\n  " : "",
+            sc->duration_ms / 1000.0);
+    json_string(f, sc->name);
+    fprintf(f,
+            ", \"seed\": %llu, \"sha256\": \"%s\", \"sites\": %zu, \"step_s\": %.3f, "
+            "\"strategy\": ",
+            (unsigned long long)sc->seed, sc->sha256, sc->n_sites, sc->step_ms / 1000.0);
+    json_string(f, experiment_strategy(sc));
+    fputs("},\n  \"vs_baseline\": {\n", f);
+    kpi_write_members(f, &res->kpis, KPI_VS_FIRST, KPI_COUNT, 4);
+    fputs("  }\n}\n", f);
+    return fclose(f) ? -EIO : 0;
+}
+
+static int run_baseline(const struct scenario *sc, const struct experiment_opts *o,
+                        struct experiment_result *res, char *err, size_t errlen)
+{
+    cJSON *gw = sc->gateway ? cJSON_Duplicate(sc->gateway, 1) : cJSON_CreateObject();
+    if (!gw)
+        return -ENOMEM;
+    cJSON_DeleteItemFromObjectCaseSensitive(gw, "strategy");
+    cJSON_DeleteItemFromObjectCaseSensitive(gw, "params");
+    cJSON_DeleteItemFromObjectCaseSensitive(gw, "constraints"); /* stacked strategies too */
+    if (!cJSON_AddStringToObject(gw, "strategy", res->expect.baseline_strategy)) {
+        cJSON_Delete(gw);
+        return -ENOMEM;
+    }
+    struct scenario b = *sc; /* shares the profiles and sites: the runner only reads them */
+    b.gateway = gw;
+    b.headend = NULL; /* operator dispatches still apply, straight to the controller */
+    char dir[1100], sub[1024];
+    snprintf(dir, sizeof dir, "%s/baseline", o->run.out_dir);
+    struct runner_opts ro = {.transport = RUNNER_INPROC,
+                             .out_dir = dir,
+                             .plot_data = 1,
+                             .kpi_gateway = sc->gateway}; /* the same frequency requirement */
+    int rc = runner_run(&b, &ro, &res->baseline_run, sub, sizeof sub);
+    cJSON_Delete(gw);
+    if (rc) {
+        snprintf(err, errlen, "baseline (strategy %s): %s", res->expect.baseline_strategy, sub);
+        return rc;
+    }
+    res->baseline = res->baseline_run.kpis;
+    res->have_baseline = 1;
+    return 0;
+}
+
+int experiment_run(const struct scenario *sc, const struct experiment_opts *o,
+                   struct experiment_result *res, char *err, size_t errlen)
+{
+    memset(res, 0, sizeof *res);
+    res->plots_rc = 1;
+    int rc = expect_parse(sc->expect, sc->path, &res->expect, err, errlen);
+    if (rc)
+        return rc;
+    snprintf(res->baseline_strategy, sizeof res->baseline_strategy, "%s",
+             res->expect.baseline_strategy);
+    struct runner_opts ro = o->run;
+    ro.plot_data = !o->no_plots || !o->no_report;
+    if ((rc = runner_run(sc, &ro, &res->run, err, errlen)) != 0)
+        return rc;
+    res->kpis = res->run.kpis;
+    if (!o->no_baseline) {
+        if ((rc = run_baseline(sc, o, res, err, errlen)) != 0)
+            return rc;
+        kpi_vs_baseline(&res->kpis, &res->baseline);
+    }
+    res->failed = expect_eval(&res->expect, &res->kpis, res->results);
+    if ((rc = write_kpis(o->run.out_dir, sc, res)) != 0) {
+        snprintf(err, errlen, "%s/kpis.json: cannot write: %s", o->run.out_dir, strerror(-rc));
+        return rc;
+    }
+    /* the run's three files are already in its hash state: add kpis.json */
+    struct sha256 h = res->run.digest_ctx;
+    uint8_t d[32];
+    if (runner_hash_file(&h, o->run.out_dir, "kpis.json") != 0) {
+        snprintf(err, errlen, "%s: cannot read the outputs back", o->run.out_dir);
+        return -EIO;
+    }
+    sha256_final(&h, d);
+    sha256_to_hex(d, res->digest);
+
+    char title[256], bdir[1100];
+    snprintf(title, sizeof title, "%s (%s)", sc->name, experiment_strategy(sc));
+    snprintf(bdir, sizeof bdir, "%s/baseline", o->run.out_dir);
+    if (!o->no_plots) {
+        struct plot_opts po = {.title = title,
+                               .duration_s = sc->duration_ms / 1000.0,
+                               .peak_15m_kw = res->kpis.v[KPI_PEAK_IMPORT_15M_KW],
+                               .baseline_dir = res->have_baseline ? bdir : NULL,
+                               .gnuplot = o->gnuplot};
+        res->plots_rc = plot_render(o->run.out_dir, &po, res->plot_msg, sizeof res->plot_msg);
+    }
+    if (!o->no_report) {
+        snprintf(res->report_path, sizeof res->report_path, "%s/report.html", o->run.out_dir);
+        if ((rc = report_write(res->report_path, o->run.out_dir, sc, res, err, errlen)) != 0) {
+            res->report_path[0] = '\0';
+            return rc;
+        }
+    }
+    return 0;
+}

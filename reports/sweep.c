@@ -1,0 +1,623 @@
+/* sweep: see sweep.h.
+ *
+ * Each combination is a separate process: runs share nothing, a crash costs one row, and N
+ * cores run N combinations. Combination k numbers the grid with the first --set varying
+ * slowest, like nested loops written in the order of the command line; the tables follow k,
+ * never the order in which children finish, so a sweep's outputs are deterministic. */
+#define _GNU_SOURCE
+#include "reports/sweep.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "reports/compare.h"
+#include "reports/expect.h"
+#include "reports/kpi.h"
+#include "reports/plot.h"
+#include "reports/report.h"
+#include "sim/scenario/scenario.h"
+#include "sim/run/sitecfg.h"
+
+extern char **environ;
+
+/* The KPIs every sweep shows and plots (plus the one being optimised). */
+static const int main_kpis[] = {KPI_NET_COST, KPI_PEAK_IMPORT_15M_KW, KPI_SELF_CONSUMPTION_RATIO,
+                                KPI_INTERLOCK_TOTAL};
+#define N_MAIN (sizeof main_kpis / sizeof main_kpis[0])
+
+enum run_status { RUN_PENDING, RUN_PASS, RUN_FAIL, RUN_ERROR };
+static const char *const status_names[] = {"pending", "pass", "fail", "error"};
+
+/* The end of the value starting at v: the next comma outside JSON brackets and strings, or the
+ * terminating NUL, so "[1,2],[3,4]" is two values and "{\"a\":1,\"b\":2}" one. */
+static const char *value_end(const char *v)
+{
+    int depth = 0, quoted = 0;
+    for (; *v; v++) {
+        if (quoted) {
+            if (*v == '\\' && v[1])
+                v++;
+            else if (*v == '"')
+                quoted = 0;
+        } else if (*v == '"') {
+            quoted = 1;
+        } else if (*v == '[' || *v == '{') {
+            depth++;
+        } else if ((*v == ']' || *v == '}') && depth > 0) {
+            depth--;
+        } else if (*v == ',' && depth == 0) {
+            break;
+        }
+    }
+    return v;
+}
+
+int sweep_parse_param(const char *arg, struct sweep_param *p, char *err, size_t errlen)
+{
+    const char *eq = strchr(arg, '=');
+    memset(p, 0, sizeof *p);
+    if (!eq || eq == arg || (size_t)(eq - arg) >= sizeof p->path || !eq[1]) {
+        snprintf(err, errlen, "--set wants PATH=V1,V2,..., got \"%s\"", arg);
+        return -EINVAL;
+    }
+    memcpy(p->path, arg, (size_t)(eq - arg));
+    for (const char *v = eq + 1;;) {
+        const char *end = value_end(v);
+        size_t len = (size_t)(end - v);
+        if (p->n >= SWEEP_MAX_VALUES || len == 0 || len >= sizeof p->value[0]) {
+            snprintf(err, errlen, "--set %s: 1 to %d non-empty values under %zu characters",
+                     p->path, SWEEP_MAX_VALUES, sizeof p->value[0]);
+            return -EINVAL;
+        }
+        memcpy(p->value[p->n++], v, len);
+        if (!*end)
+            break;
+        v = end + 1;
+    }
+    return 0;
+}
+
+/* One CSV field: quoted (RFC 4180) when it holds a comma, a quote or a line break, as JSON
+ * values do. */
+static void csv_field(FILE *f, const char *s)
+{
+    if (!s[strcspn(s, ",\"\r\n")]) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"')
+            fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+/* The value index of parameter j in combination k. */
+static size_t value_of(const struct sweep_opts *o, size_t k, size_t j)
+{
+    size_t stride = 1;
+    for (size_t q = j + 1; q < o->n_params; q++)
+        stride *= o->params[q].n;
+    return (k / stride) % o->params[j].n;
+}
+
+static pid_t spawn_run(const struct sweep_opts *o, size_t k, char *dir, size_t dirlen)
+{
+    char log[1200], sets[SWEEP_MAX_PARAMS][400];
+    snprintf(dir, dirlen, "%s/runs/%04zu", o->out_dir, k);
+    snprintf(log, sizeof log, "%s/runs/%04zu.log", o->out_dir, k);
+    /* every fixed --set goes to every run (a fixed-size argv used to drop those past 64) */
+    const char **argv = malloc((16 + 2 * SWEEP_MAX_PARAMS + 2 * o->n_fixed) * sizeof *argv);
+    if (!argv)
+        return -ENOMEM;
+    size_t a = 0;
+    argv[a++] = o->exe;
+    argv[a++] = "run";
+    argv[a++] = "--transport";
+    argv[a++] = "inproc";
+    argv[a++] = "--quiet";
+    argv[a++] = "--no-plots";
+    argv[a++] = "--no-report";
+    argv[a++] = "--out";
+    argv[a++] = dir;
+    for (size_t i = 0; i < o->n_fixed; i++) {
+        argv[a++] = "--set";
+        argv[a++] = o->fixed_sets[i];
+    }
+    for (size_t j = 0; j < o->n_params; j++) {
+        snprintf(sets[j], sizeof sets[j], "%s=%s", o->params[j].path,
+                 o->params[j].value[value_of(o, k, j)]);
+        argv[a++] = "--set";
+        argv[a++] = sets[j];
+    }
+    argv[a++] = o->scenario;
+    argv[a] = NULL;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    pid_t pid;
+    int rc = posix_spawn(&pid, o->exe, &fa, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    free(argv);
+    return rc ? -rc : pid;
+}
+
+static void combo_text(const struct sweep_opts *o, size_t k, char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t j = 0; j < o->n_params && used < len; j++)
+        used += (size_t)snprintf(buf + used, len - used, "%s%s=%s", j ? " " : "", o->params[j].path,
+                                 o->params[j].value[value_of(o, k, j)]);
+}
+
+/* The number of combinations, or 0 (with err) when there are none or too many. */
+static size_t n_combos(const struct sweep_opts *o, char *err, size_t errlen)
+{
+    size_t n = 1;
+    for (size_t j = 0; j < o->n_params; j++)
+        n *= o->params[j].n;
+    if (!o->n_params || n > SWEEP_MAX_RUNS) {
+        snprintf(err, errlen, "1 to %d combinations, got %zu", SWEEP_MAX_RUNS, o->n_params ? n : 0);
+        return 0;
+    }
+    return n;
+}
+
+/* Combination k as its run would load it: the scenario with the fixed --set values, then the
+ * combination's, then its expectations and each site's gateway configuration. */
+static int check_one(const struct sweep_opts *o, size_t k, const char **sets, char *err,
+                     size_t errlen)
+{
+    char combo[SWEEP_MAX_PARAMS][400];
+    size_t n = 0;
+    for (size_t i = 0; i < o->n_fixed; i++)
+        sets[n++] = o->fixed_sets[i];
+    for (size_t j = 0; j < o->n_params; j++) {
+        snprintf(combo[j], sizeof combo[j], "%s=%s", o->params[j].path,
+                 o->params[j].value[value_of(o, k, j)]);
+        sets[n++] = combo[j];
+    }
+    struct scenario *sc;
+    int rc = scenario_load(o->scenario, sets, n, &sc, err, errlen);
+    if (rc)
+        return rc;
+    struct expect_list el;
+    if ((rc = expect_parse(sc->expect, sc->path, &el, err, errlen)) == 0)
+        rc = sitecfg_check(sc, err, errlen);
+    scenario_free(sc);
+    return rc;
+}
+
+int sweep_check(const struct sweep_opts *o, FILE *out, char *err, size_t errlen)
+{
+    size_t n = n_combos(o, err, errlen), n_bad = 0;
+    if (!n)
+        return -EINVAL;
+    const char **sets = malloc((o->n_fixed + o->n_params + 1) * sizeof *sets);
+    if (!sets) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    int first_rc = 0;
+    for (size_t k = 0; k < n; k++) {
+        char why[1024], combo[512];
+        int rc = check_one(o, k, sets, why, sizeof why);
+        if (!rc)
+            continue;
+        combo_text(o, k, combo, sizeof combo);
+        fprintf(out, "run %04zu %s: invalid: %s\n", k, combo, why);
+        if (!n_bad++) {
+            first_rc = rc;
+            if (snprintf(err, errlen, "run %04zu %s: %s", k, combo, why) >= (int)errlen)
+                err[errlen - 1] = '\0'; /* cut, still a message */
+        }
+    }
+    free(sets);
+    if (n_bad) {
+        /* the first invalid combination in full, and how many there are */
+        char first[1600];
+        snprintf(first, sizeof first, "%s", err);
+        if (snprintf(err, errlen, "%zu of %zu combinations invalid, no run started; first: %s",
+                     n_bad, n, first) >= (int)errlen)
+            err[errlen - 1] = '\0'; /* cut, still a message */
+    }
+    return first_rc;
+}
+
+static double json_kpi(const cJSON *k, int id)
+{
+    const cJSON *g =
+        cJSON_GetObjectItemCaseSensitive(k, kpi_is_vs_baseline(id) ? "vs_baseline" : "kpis");
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(g, kpi_def(id)->name);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+/* The main KPIs against parameter j, one panel each; returns 0, -ENOENT or -EIO. */
+static int plot_param(const struct sweep_opts *o, size_t j, const char *csv, size_t n_runs)
+{
+    char script[1200], log[1200];
+    snprintf(script, sizeof script, "%s/plots/param%zu.gp", o->out_dir, j);
+    snprintf(log, sizeof log, "%s/plots/gnuplot.log", o->out_dir);
+    FILE *f = fopen(script, "w");
+    if (!f)
+        return -EIO;
+    /* numeric values are plotted at their value, others at their position with a label */
+    int numeric = 1;
+    for (size_t v = 0; v < o->params[j].n; v++) {
+        char *end;
+        strtod(o->params[j].value[v], &end);
+        numeric &= *end == '\0';
+    }
+    int kpis[N_MAIN + 1];
+    size_t nk = 0;
+    for (size_t i = 0; i < N_MAIN; i++)
+        kpis[nk++] = main_kpis[i];
+    if (o->optimise != kpis[0] && o->optimise != kpis[1] && o->optimise != kpis[2] &&
+        o->optimise != kpis[3])
+        kpis[nk++] = o->optimise;
+    fputs("set datafile separator ','\nset datafile missing ''\nset grid\nset key off\n", f);
+    if (!numeric) {
+        fputs("set xtics (", f);
+        for (size_t v = 0; v < o->params[j].n; v++) {
+            fprintf(f, "%s", v ? ", " : "");
+            plot_quote(f, o->params[j].value[v]);
+            fprintf(f, " %zu", v);
+        }
+        fputs(")\n", f);
+    }
+    for (int svg = 0; svg <= 1; svg++) {
+        fputs(svg ? "set terminal svg size 1100,700 font 'sans,11' background '#ffffff'\nset "
+                    "termoption noenhanced\n"
+                  : "if (strstrt(GPVAL_TERMINALS, ' pngcairo ') > 0) {\n  set terminal pngcairo "
+                    "size 1100,700 font 'sans,10' background '#ffffff'\n} else {\n  set terminal "
+                    "png size 1100,700\n}\nset termoption noenhanced\n",
+              f);
+        fprintf(f, "set output '%s/plots/param%zu.%s'\nset multiplot layout 2,%zu title ",
+                o->out_dir, j, svg ? "svg" : "png", (nk + 1) / 2);
+        char title[400];
+        snprintf(title, sizeof title, "KPIs against %s (%zu runs)", o->params[j].path, n_runs);
+        plot_quote(f, title);
+        fputc('\n', f);
+        for (size_t i = 0; i < nk; i++) {
+            const struct kpi_def *d = kpi_def(kpis[i]);
+            fputs("set xlabel ", f);
+            plot_quote(f, o->params[j].path);
+            fprintf(f, "\nset ylabel '%s (%s)'\n", d->name, d->unit);
+            /* plots/paramJ.csv: x, then the KPIs in this order */
+            fprintf(f, "plot '%s' skip 1 using 1:%zu with points pt 7 ps 1.2\n", csv, i + 2);
+        }
+        fputs("unset multiplot\n", f);
+    }
+    fclose(f);
+    return plot_run_gnuplot(o->gnuplot, script, log);
+}
+
+/* Why run k produced no KPIs: the last line of its log that is not the "der-sim run:
+ * scenario=..." banner (e.g. "...: params.kp: must be in [0, 100], got -1"), or how it ended.
+ * buf: at least 1300 bytes (a log line and a log path). */
+static void run_error_reason(const struct sweep_opts *o, size_t k, int ws, char *buf, size_t len)
+{
+    char log[1200], line[1024];
+    snprintf(log, sizeof log, "%s/runs/%04zu.log", o->out_dir, k);
+    buf[0] = '\0';
+    FILE *f = fopen(log, "r");
+    while (f && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        if (line[0] && strncmp(line, "der-sim run: scenario=", 22))
+            snprintf(buf, len, "%s", line);
+    }
+    if (f)
+        fclose(f);
+    if (WIFSIGNALED(ws))
+        snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(ws), log);
+    else if (!buf[0])
+        snprintf(buf, len, "exit status %d and no kpis.json (%s)",
+                 WIFEXITED(ws) ? WEXITSTATUS(ws) : -1, log);
+}
+
+int sweep_run(const struct sweep_opts *o, FILE *out, char *err, size_t errlen)
+{
+    size_t n = n_combos(o, err, errlen);
+    if (!n)
+        return -EINVAL;
+    char path[1200];
+    snprintf(path, sizeof path, "%s/runs", o->out_dir);
+    if ((mkdir(o->out_dir, 0755) < 0 && errno != EEXIST) ||
+        (mkdir(path, 0755) < 0 && errno != EEXIST)) {
+        snprintf(err, errlen, "%s: cannot create: %s", path, strerror(errno));
+        return -errno;
+    }
+    snprintf(path, sizeof path, "%s/plots", o->out_dir);
+    mkdir(path, 0755);
+    enum run_status *st = calloc(n, sizeof *st);
+    pid_t *pids = calloc(n, sizeof *pids);
+    cJSON **k = calloc(n, sizeof *k);
+    if (!st || !pids || !k) {
+        free(st);
+        free(pids);
+        free(k);
+        return -ENOMEM;
+    }
+    fprintf(out, "sweep: %zu combinations, %d at a time, outputs in %s\n", n, o->jobs, o->out_dir);
+    size_t next = 0, running = 0, done = 0, n_error = 0, first_error_run = 0;
+    char dir[1200], first_error[800] = "";
+    while (done < n) {
+        while (running < (size_t)o->jobs && next < n) {
+            pid_t pid = spawn_run(o, next, dir, sizeof dir);
+            if (pid < 0) {
+                st[next] = RUN_ERROR;
+                done++;
+                char combo[512];
+                combo_text(o, next, combo, sizeof combo);
+                fprintf(out, "run %04zu %s: error: cannot start: %s\n", next, combo,
+                        strerror((int)-pid));
+                if (!n_error++ || next < first_error_run) {
+                    snprintf(first_error, sizeof first_error, "run %04zu %s: cannot start: %s",
+                             next, combo, strerror((int)-pid));
+                    first_error_run = next;
+                }
+            } else {
+                pids[next] = pid;
+                running++;
+            }
+            next++;
+        }
+        if (!running)
+            continue;
+        int ws;
+        pid_t pid = waitpid(-1, &ws, 0);
+        if (pid < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (pids[i] != pid)
+                continue;
+            pids[i] = 0;
+            running--;
+            done++;
+            int code = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
+            snprintf(dir, sizeof dir, "%s/runs/%04zu", o->out_dir, i);
+            char sub[256];
+            k[i] = compare_load_kpis(dir, sub, sizeof sub);
+            st[i] = !k[i] ? RUN_ERROR : code == 0 ? RUN_PASS : RUN_FAIL;
+            char combo[512];
+            combo_text(o, i, combo, sizeof combo);
+            if (st[i] == RUN_ERROR) {
+                /* no KPIs: say why (a crash, an I/O error: sweep_check caught bad values) */
+                char why[1400];
+                run_error_reason(o, i, ws, why, sizeof why);
+                fprintf(out, "run %04zu %s: error: %s\n", i, combo, why);
+                /* the message names the lowest such combination, whatever finished first */
+                if (!n_error++ || i < first_error_run) {
+                    first_error_run = i;
+                    if (snprintf(first_error, sizeof first_error, "run %04zu %s: %s", i, combo,
+                                 why) >= (int)sizeof first_error)
+                        first_error[sizeof first_error - 1] = '\0'; /* cut, still a message */
+                }
+            } else {
+                fprintf(out, "run %04zu %s: %s\n", i, combo, status_names[st[i]]);
+            }
+            fflush(out);
+        }
+    }
+
+    /* the best combination */
+    int best = -1;
+    for (size_t i = 0; i < n; i++) {
+        if (!k[i])
+            continue;
+        double v = json_kpi(k[i], o->optimise);
+        if (isnan(v))
+            continue;
+        double b = best >= 0 ? json_kpi(k[best], o->optimise) : NAN;
+        if (best < 0 || (o->maximise ? v > b : v < b))
+            best = (int)i;
+    }
+
+    /* sweep.csv */
+    char csv[1200];
+    snprintf(csv, sizeof csv, "%s/sweep.csv", o->out_dir);
+    FILE *f = fopen(csv, "w");
+    if (!f) {
+        snprintf(err, errlen, "%s: cannot write: %s", csv, strerror(errno));
+        best = -errno;
+        goto out;
+    }
+    fputs("combo", f);
+    for (size_t j = 0; j < o->n_params; j++) {
+        fputc(',', f);
+        csv_field(f, o->params[j].path);
+    }
+    fputs(",status", f);
+    for (size_t i = 0; i < N_MAIN; i++)
+        fprintf(f, ",%s", kpi_def(main_kpis[i])->name);
+    fprintf(f, ",optimise:%s", kpi_def(o->optimise)->name);
+    for (int id = 0; id < KPI_COUNT; id++)
+        fprintf(f, ",%s", kpi_def(id)->name);
+    fputc('\n', f);
+    for (size_t i = 0; i < n; i++) {
+        fprintf(f, "%zu", i);
+        for (size_t j = 0; j < o->n_params; j++) {
+            fputc(',', f);
+            csv_field(f, o->params[j].value[value_of(o, i, j)]);
+        }
+        fprintf(f, ",%s", status_names[st[i]]);
+        for (size_t m = 0; m < N_MAIN + 1 + KPI_COUNT; m++) {
+            int id = m < N_MAIN ? main_kpis[m] : m == N_MAIN ? o->optimise : (int)(m - N_MAIN - 1);
+            double v = k[i] ? json_kpi(k[i], id) : NAN;
+            if (isfinite(v))
+                fprintf(f, ",%.*f", kpi_def(id)->precision, v);
+            else
+                fputc(',', f);
+        }
+        fputc('\n', f);
+    }
+    fclose(f);
+
+    /* plots: one per parameter; the x column is the value when numeric, else its index */
+    char note[256] = "";
+    for (size_t j = 0; j < o->n_params && n_error < n; j++) { /* nothing to plot without KPIs */
+        char xcsv[1200];
+        snprintf(xcsv, sizeof xcsv, "%s/plots/param%zu.csv", o->out_dir, j);
+        FILE *x = fopen(xcsv, "w");
+        if (!x)
+            continue;
+        int numeric = 1;
+        for (size_t v = 0; v < o->params[j].n; v++) {
+            char *end;
+            strtod(o->params[j].value[v], &end);
+            numeric &= *end == '\0';
+        }
+        fputs("x", x);
+        for (size_t m = 0; m < N_MAIN + 1; m++)
+            fprintf(x, ",%s", kpi_def(m < N_MAIN ? main_kpis[m] : o->optimise)->name);
+        fputc('\n', x);
+        for (size_t i = 0; i < n; i++) {
+            size_t vi = value_of(o, i, j);
+            if (numeric)
+                fprintf(x, "%s", o->params[j].value[vi]);
+            else
+                fprintf(x, "%zu", vi);
+            for (size_t m = 0; m < N_MAIN + 1; m++) {
+                int id = m < N_MAIN ? main_kpis[m] : o->optimise;
+                double v = k[i] ? json_kpi(k[i], id) : NAN;
+                if (isfinite(v))
+                    fprintf(x, ",%.6g", v);
+                else
+                    fputc(',', x);
+            }
+            fputc('\n', x);
+        }
+        fclose(x);
+        int rc = plot_param(o, j, xcsv, n);
+        if (rc == -ENOENT) {
+            snprintf(note, sizeof note,
+                     "plots: gnuplot not found in PATH (Debian: apt-get "
+                     "install gnuplot-nox); the tables are complete");
+            break;
+        }
+        if (rc)
+            snprintf(note, sizeof note, "plots: gnuplot failed (see plots/gnuplot.log)");
+    }
+    if (note[0])
+        fprintf(out, "%s\n", note);
+
+    /* sweep.html */
+    snprintf(path, sizeof path, "%s/sweep.html", o->out_dir);
+    f = fopen(path, "w");
+    if (!f) {
+        snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
+        best = -errno;
+        goto out;
+    }
+    report_page_begin(f, "der-sim sweep");
+    fputs("<h1>der-sim sweep: ", f);
+    report_escape(f, o->scenario);
+    fprintf(f,
+            "</h1>\n<section id=\"best\">\n<h2>Best combination</h2>\n<p>Optimising "
+            "<code>%s</code> (%s): ",
+            kpi_def(o->optimise)->name, o->maximise ? "max" : "min");
+    if (best >= 0) {
+        char combo[512];
+        combo_text(o, (size_t)best, combo, sizeof combo);
+        fprintf(f, "run %04d, <code>", best);
+        report_escape(f, combo);
+        fprintf(f, "</code>, %s = %.*f %s</p>\n", kpi_def(o->optimise)->name,
+                kpi_def(o->optimise)->precision, json_kpi(k[best], o->optimise),
+                kpi_def(o->optimise)->unit);
+    } else {
+        fputs("no run produced a value</p>\n", f);
+    }
+    fputs("</section>\n<section id=\"table\">\n<h2>KPIs per combination</h2>\n<table>\n<tr>"
+          "<th>run</th>",
+          f);
+    for (size_t j = 0; j < o->n_params; j++) {
+        fputs("<th>", f);
+        report_escape(f, o->params[j].path);
+        fputs("</th>", f);
+    }
+    fputs("<th>expectations</th>", f);
+    for (size_t m = 0; m < N_MAIN + 1; m++)
+        fprintf(f, "<th>%s%s</th>", m == N_MAIN ? "optimised: " : "",
+                kpi_def(m < N_MAIN ? main_kpis[m] : o->optimise)->name);
+    fputs("</tr>\n", f);
+    for (size_t i = 0; i < n; i++) {
+        fprintf(f, "<tr%s><td>%04zu</td>", (int)i == best ? " class=\"pass\"" : "", i);
+        for (size_t j = 0; j < o->n_params; j++) {
+            fputs("<td>", f);
+            report_escape(f, o->params[j].value[value_of(o, i, j)]);
+            fputs("</td>", f);
+        }
+        fprintf(f, "<td class=\"%s\">%s</td>", st[i] == RUN_PASS ? "pass" : "fail",
+                status_names[st[i]]);
+        for (size_t m = 0; m < N_MAIN + 1; m++) {
+            int id = m < N_MAIN ? main_kpis[m] : o->optimise;
+            double v = k[i] ? json_kpi(k[i], id) : NAN;
+            if (isfinite(v))
+                fprintf(f, "<td class=\"num\">%.*f</td>", kpi_def(id)->precision, v);
+            else
+                fputs("<td class=\"num\">-</td>", f);
+        }
+        fputs("</tr>\n", f);
+    }
+    fputs("</table>\n<p class=\"note\">Every KPI of every run: sweep.csv; each run's outputs "
+          "and kpis.json: runs/NNNN/.</p>\n</section>\n<section id=\"plots\">\n<h2>KPIs against "
+          "each parameter</h2>\n",
+          f);
+    if (note[0]) {
+        fputs("<p class=\"note\">", f);
+        report_escape(f, note);
+        fputs("</p>\n", f);
+    }
+    for (size_t j = 0; j < o->n_params; j++) {
+        char png[1200];
+        snprintf(png, sizeof png, "%s/plots/param%zu.png", o->out_dir, j);
+        if (access(png, R_OK) == 0) {
+            fputs("<figure>\n", f);
+            report_embed_png(f, png, o->params[j].path);
+            fputs("\n</figure>\n", f);
+        }
+    }
+    fputs("</section>\n", f);
+    report_page_end(f);
+    fclose(f);
+    if (best >= 0) {
+        char combo[512];
+        combo_text(o, (size_t)best, combo, sizeof combo);
+        fprintf(out, "best (%s %s): run %04d %s %s=%.*f\n", o->maximise ? "max" : "min",
+                kpi_def(o->optimise)->name, best, combo, kpi_def(o->optimise)->name,
+                kpi_def(o->optimise)->precision, json_kpi(k[best], o->optimise));
+    }
+    fprintf(out, "table=%s/sweep.csv\nreport=%s\n", o->out_dir, path);
+    if (n_error) {
+        /* the tables are complete, but a sweep with a hole in it is not a success */
+        if (snprintf(err, errlen, "%zu of %zu runs produced no KPIs; first: %s", n_error, n,
+                     first_error) >= (int)errlen)
+            err[errlen - 1] = '\0'; /* cut, still a message */
+        best = -EIO;
+    } else if (best < 0) {
+        snprintf(err, errlen, "no run produced %s", kpi_def(o->optimise)->name);
+        best = -ENODATA;
+    }
+out:
+    for (size_t i = 0; i < n; i++)
+        cJSON_Delete(k[i]);
+    free(k);
+    free(pids);
+    free(st);
+    return best;
+}

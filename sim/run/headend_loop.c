@@ -1,0 +1,514 @@
+/* headend_loop: see headend_loop.h.
+ *
+ * Determinism: what reaches the digested files must not depend on delivery latency. The
+ * dispatcher runs in lockstep mode (gateway/uplink/dispatch.h): the remaining lifetime of a
+ * setpoint is rounded to whole seconds (the REST API's ttl_s is whole seconds, and a delivery takes
+ * milliseconds) and the power to 1 mW (the REST API carries megawatts); the setpoint is applied
+ * at the same cycle whichever path it took, and the one line written to events.log names
+ * neither the setpoint id nor any port. Everything else goes to the undigested log. */
+#define _GNU_SOURCE
+#include "sim/run/headend_loop.h"
+#include "common/rtclock.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "gateway/uplink/dispatch.h"
+#include "gateway/uplink/uplink.h"
+
+extern char **environ;
+
+#define MAX_SITES 256
+
+struct hsite {
+    char id[SCN_ID_MAX], base_id[SCN_ID_MAX];
+    struct controller *ctl;
+    struct dispatch *disp;
+    struct uplink *up;
+    struct uplink_identity ident;
+};
+
+struct headend_loop {
+    const struct scenario *sc;
+    const char *tls_dir; /* $DERLOOP_HEADEND_TLS: mutual TLS between headend and gateways */
+    FILE *ev, *log;
+    size_t next; /* the next dispatch event */
+    pid_t child;
+    int grpc_port, http_port;
+    char tmpdir[64];
+    size_t n;
+    struct hsite *s;
+};
+
+/* The headend stamps expiries in Unix time: converting them needs the wall clock (rtclock.c,
+ * the one place that reads it); the result is rounded so it never reaches the outputs. */
+static int64_t wall_ms(void)
+{
+    return rtclock_wall_ms();
+}
+
+static void to_log(void *ctx, const char *line)
+{
+    struct headend_loop *h = ctx;
+    if (h->log)
+        fprintf(h->log, "%s\n", line);
+}
+
+static void ack_to_uplink(void *ctx, const char *id, int state, const char *detail,
+                          const struct agentmsg_alloc *a, size_t n)
+{
+    uplink_ack(ctx, id, state, detail, a, n);
+}
+
+/* ---- the child ------------------------------------------------------------------------------ */
+
+static int write_inventory(struct headend_loop *h, const char *path, char *err, size_t errlen)
+{
+    const struct scenario *sc = h->sc;
+    cJSON *root = cJSON_CreateObject(), *sites = cJSON_AddArrayToObject(root, "sites");
+    for (size_t i = 0; i < sc->n_sites; i++) {
+        const struct site_cfg *c = &sc->sites[i];
+        cJSON *s = cJSON_CreateObject();
+        char gw[SCN_ID_MAX + 8];
+        cJSON_AddStringToObject(s, "site_id", c->id);
+        snprintf(gw, sizeof gw, "gw-%s", c->id);
+        cJSON *g = cJSON_AddArrayToObject(s, "gateways");
+        cJSON_AddItemToArray(g, cJSON_CreateString(gw));
+        cJSON *as = cJSON_AddArrayToObject(s, "assets");
+        for (size_t k = 0; k < c->n_assets; k++) {
+            const struct asset_cfg *a = &c->assets[k];
+            if (a->type == ASSET_LOAD) /* no register image, no device */
+                continue;
+            for (size_t j = 0; j < i; j++)
+                for (size_t m = 0; m < sc->sites[j].n_assets; m++)
+                    if (!strcmp(sc->sites[j].assets[m].id, a->id)) {
+                        snprintf(err, errlen,
+                                 "headend: asset id \"%s\" is in sites %s and %s; the headend "
+                                 "needs ids unique across sites (no replicas)",
+                                 a->id, sc->sites[j].id, c->id);
+                        cJSON_Delete(root);
+                        return -EINVAL;
+                    }
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "asset_id", a->id);
+            cJSON_AddStringToObject(o, "type", asset_type_name(a->type));
+            double lo = 0, hi = 0;
+            switch (a->type) {
+            case ASSET_BATTERY:
+                cJSON_AddNumberToObject(o, "capacity_wh", a->u.battery.capacity_wh);
+                lo = -a->u.battery.max_charge_w;
+                hi = a->u.battery.max_discharge_w;
+                break;
+            case ASSET_PV:
+                hi = a->u.pv.peak_w;
+                break;
+            case ASSET_EVSE:
+                hi = a->u.evse.max_current_a * 230.0 * a->u.evse.phases;
+                break;
+            case ASSET_BOILER:
+                hi = a->u.boiler.rated_w;
+                break;
+            default:
+                break;
+            }
+            cJSON_AddNumberToObject(o, "min_power_w", lo);
+            cJSON_AddNumberToObject(o, "max_power_w", hi);
+            cJSON_AddItemToArray(as, o);
+        }
+        cJSON_AddItemToArray(sites, s);
+    }
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    FILE *f = text ? fopen(path, "w") : NULL;
+    int ok = f && fputs(text, f) >= 0;
+    if (f && fclose(f))
+        ok = 0;
+    free(text);
+    if (!ok) {
+        snprintf(err, errlen, "headend: cannot write %s", path);
+        return -EIO;
+    }
+    return 0;
+}
+
+static void headend_bin(char *buf, size_t len)
+{
+    const char *env = getenv("DERLOOP_HEADEND_BIN");
+    if (env && *env) {
+        snprintf(buf, len, "%s", env);
+        return;
+    }
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) {
+        snprintf(buf, len, "der-headend");
+        return;
+    }
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    if (slash)
+        *slash = '\0';
+    snprintf(buf, len, "%s/der-headend", self);
+}
+
+/* Starts the headend and reads `grpc=HOST:PORT http=HOST:PORT ready` from its stdout. */
+static int start_child(struct headend_loop *h, char *err, size_t errlen)
+{
+    char bin[PATH_MAX + 16], inv[128], logp[128];
+    headend_bin(bin, sizeof bin);
+    snprintf(inv, sizeof inv, "%s/inventory.json", h->tmpdir);
+    snprintf(logp, sizeof logp, "%s/headend.log", h->tmpdir);
+    int rc = write_inventory(h, inv, err, errlen);
+    if (rc)
+        return rc;
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) < 0) {
+        snprintf(err, errlen, "headend: pipe: %s", strerror(errno));
+        return -errno;
+    }
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
+    posix_spawn_file_actions_addopen(&fa, 2, logp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    char cert[PATH_MAX], key[PATH_MAX], ca[PATH_MAX];
+    snprintf(cert, sizeof cert, "%s/headend.pem", h->tls_dir ? h->tls_dir : "");
+    snprintf(key, sizeof key, "%s/headend.key", h->tls_dir ? h->tls_dir : "");
+    snprintf(ca, sizeof ca, "%s/ca.pem", h->tls_dir ? h->tls_dir : "");
+    char *argv[] = {bin, "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--db",
+                    ":memory:", "--inventory", inv,
+                    /* the uplink pings every second in the loop (see headend_loop_add_site) */
+                    "--min-ping-interval-ms", "1000", NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    if (h->tls_dir) {
+        char **tail = &argv[11];
+        *tail++ = "--tls-cert";
+        *tail++ = cert;
+        *tail++ = "--tls-key";
+        *tail++ = key;
+        *tail++ = "--tls-client-ca";
+        *tail = ca;
+    }
+    rc = posix_spawn(&h->child, bin, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(pfd[1]);
+    if (rc) {
+        close(pfd[0]);
+        h->child = 0;
+        snprintf(err, errlen, "headend: cannot start %s: %s", bin, strerror(rc));
+        return -rc;
+    }
+    char buf[512];
+    size_t got = 0;
+    int64_t end = wall_ms() + 10000;
+    rc = -ETIMEDOUT;
+    while (wall_ms() < end && got < sizeof buf - 1) {
+        struct pollfd p = {pfd[0], POLLIN, 0};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        ssize_t n = read(pfd[0], buf + got, sizeof buf - 1 - got);
+        if (n <= 0) {
+            rc = -EPIPE;
+            break;
+        }
+        got += (size_t)n;
+        buf[got] = '\0';
+        char *ready = strstr(buf, " ready");
+        if (!ready)
+            continue;
+        char *g = strstr(buf, "grpc="), *t = strstr(buf, "http=");
+        char *gc = g ? strchr(g, ' ') : NULL;
+        if (g && t && gc) {
+            *gc = '\0';
+            h->grpc_port = atoi(strrchr(g, ':') + 1);
+            char *tc = strchr(t, ' ');
+            if (tc)
+                *tc = '\0';
+            h->http_port = atoi(strrchr(t, ':') + 1);
+            rc = h->grpc_port > 0 && h->http_port > 0 ? 0 : -EPROTO;
+        }
+        break;
+    }
+    close(pfd[0]); /* the headend's later stdout lines go nowhere: it must not block on them */
+    if (rc) {
+        snprintf(err, errlen, "headend: %s did not print its ready line (%s); its log: %s", bin,
+                 strerror(-rc), logp);
+        return rc;
+    }
+    if (h->log)
+        fprintf(h->log, "headend event=start grpc=127.0.0.1:%d http=127.0.0.1:%d pid=%d tls=%s\n",
+                h->grpc_port, h->http_port, (int)h->child, h->tls_dir ? h->tls_dir : "off");
+    return 0;
+}
+
+static void stop_child(struct headend_loop *h)
+{
+    if (h->child <= 0)
+        return;
+    kill(h->child, SIGTERM);
+    for (int i = 0; i < 300; i++) { /* 3 s of grace */
+        if (waitpid(h->child, NULL, WNOHANG) == h->child) {
+            h->child = 0;
+            return;
+        }
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+    }
+    kill(h->child, SIGKILL);
+    waitpid(h->child, NULL, 0);
+    h->child = 0;
+}
+
+/* ---- a tiny HTTP/1.1 client ----------------------------------------------------------------- */
+
+/* POST path with a JSON body to 127.0.0.1:port; the reply body into out. Returns the HTTP
+ * status or -errno. One request per connection (Connection: close), 5 s timeouts. */
+static int http_post(int port, const char *path, const char *body, char *out, size_t outlen)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    char req[2048];
+    int n = snprintf(req, sizeof req,
+                     "POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                     path, port, strlen(body), body);
+    if (n < 0 || (size_t)n >= sizeof req || send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
+        close(fd);
+        return -EIO;
+    }
+    char resp[8192];
+    size_t got = 0;
+    ssize_t r;
+    while (got < sizeof resp - 1 && (r = recv(fd, resp + got, sizeof resp - 1 - got, 0)) > 0)
+        got += (size_t)r;
+    close(fd);
+    resp[got] = '\0';
+    int status;
+    if (sscanf(resp, "HTTP/1.%*d %d", &status) != 1)
+        return -EPROTO;
+    const char *b = strstr(resp, "\r\n\r\n");
+    snprintf(out, outlen, "%s", b ? b + 4 : "");
+    return status;
+}
+
+/* ---- the loop ------------------------------------------------------------------------------- */
+
+int headend_loop_new(const struct scenario *sc, FILE *ev, FILE *log, struct headend_loop **out,
+                     char *err, size_t errlen)
+{
+    *out = NULL;
+    struct headend_loop *h = calloc(1, sizeof *h);
+    if (!h || !(h->s = calloc(sc->n_sites ? sc->n_sites : 1, sizeof *h->s))) {
+        free(h);
+        snprintf(err, errlen, "headend loop: out of memory");
+        return -ENOMEM;
+    }
+    h->sc = sc;
+    h->ev = ev;
+    h->log = log;
+    /* Not a scenario key: the scenario's hash is part of the digest, and TLS must not change
+     * what the run computes (tests/integration/test_tls.py compares the digests). */
+    const char *tls = getenv("DERLOOP_HEADEND_TLS");
+    h->tls_dir = tls && *tls ? tls : NULL;
+    if (sc->headend) {
+        snprintf(h->tmpdir, sizeof h->tmpdir, "/tmp/derloop-headend-XXXXXX");
+        if (!mkdtemp(h->tmpdir)) {
+            snprintf(err, errlen, "headend: mkdtemp: %s", strerror(errno));
+            h->tmpdir[0] = '\0';
+            headend_loop_free(h);
+            return -EIO;
+        }
+        int rc = start_child(h, err, errlen);
+        if (rc) {
+            headend_loop_free(h);
+            return rc;
+        }
+    }
+    *out = h;
+    return 0;
+}
+
+int headend_loop_add_site(struct headend_loop *h, const char *site_id, const char *base_id,
+                          const struct siteconf *conf, struct controller *ctl, char *err,
+                          size_t errlen)
+{
+    if (h->n >= h->sc->n_sites) {
+        snprintf(err, errlen, "headend loop: more sites than the scenario has");
+        return -EINVAL;
+    }
+    struct hsite *s = &h->s[h->n];
+    snprintf(s->id, sizeof s->id, "%s", site_id);
+    snprintf(s->base_id, sizeof s->base_id, "%s", base_id);
+    s->ctl = ctl;
+    uplink_identity_from_site(conf, "der-sim run", &s->ident);
+    if (h->child > 0) {
+        struct uplink_cfg uc;
+        if (uplink_cfg_load(NULL, "uplink", &uc, err, errlen))
+            return -EINVAL;
+        snprintf(uc.target, sizeof uc.target, "127.0.0.1:%d", h->grpc_port);
+        uc.telemetry_period_ms = 60000; /* controller time: a day is 1440 samples per asset */
+        uc.keepalive_time_ms = 1000;
+        uc.backoff_initial_ms = 50;
+        uc.backoff_max_ms = 1000;
+        if (h->tls_dir) { /* each gateway's certificate names it: DIR/<gateway_id>.pem */
+            uc.tls.on = 1;
+            snprintf(uc.tls.ca, sizeof uc.tls.ca, "%s/ca.pem", h->tls_dir);
+            snprintf(uc.tls.cert, sizeof uc.tls.cert, "%s/%s.pem", h->tls_dir, s->ident.gateway_id);
+            snprintf(uc.tls.key, sizeof uc.tls.key, "%s/%s.key", h->tls_dir, s->ident.gateway_id);
+        }
+        struct uplink_opts uo = {.log = to_log, .log_ctx = h, .seed = h->sc->seed + h->n + 1};
+        s->up = uplink_new(&uc, &s->ident, &uo, err, errlen);
+        if (!s->up)
+            return -EINVAL;
+        if (uplink_wait_registered(s->up, HEADEND_LOOP_WAIT_MS)) {
+            snprintf(err, errlen, "headend: gateway %s not registered within %d ms",
+                     s->ident.gateway_id, HEADEND_LOOP_WAIT_MS);
+            uplink_free(s->up);
+            s->up = NULL;
+            return -ETIMEDOUT;
+        }
+    }
+    struct dispatch_opts d = {.site_id = site_id,
+                              .primary_asset_id = s->ident.primary_asset_id,
+                              .lockstep = 1,
+                              .ack = s->up ? ack_to_uplink : NULL,
+                              .ack_ctx = s->up,
+                              .log = to_log,
+                              .log_ctx = h};
+    s->disp = dispatch_new(ctl, &d);
+    if (!s->disp) {
+        snprintf(err, errlen, "headend loop: out of memory");
+        uplink_free(s->up);
+        s->up = NULL;
+        return -ENOMEM;
+    }
+    h->n++;
+    return 0;
+}
+
+/* Through the headend: POST, then feed what the uplink receives to the dispatcher until the
+ * setpoint with the returned id has been handled. */
+static int via_headend(struct headend_loop *h, struct hsite *s, const struct event *e,
+                       int64_t now_ms, char *err, size_t errlen)
+{
+    char body[512], reply[4096];
+    snprintf(body, sizeof body, "{\"%s\": \"%s\", \"mw\": %.17g, \"ttl_s\": %lld}",
+             e->asset_id[0] ? "asset_id" : "site_id", e->asset_id[0] ? e->asset_id : s->id,
+             e->power_w / 1e6, (long long)(e->ttl_ms / 1000));
+    int status = http_post(h->http_port, "/dispatch", body, reply, sizeof reply);
+    cJSON *j = status >= 200 && status < 300 ? cJSON_Parse(reply) : NULL;
+    const cJSON *id = j ? cJSON_GetObjectItemCaseSensitive(j, "setpoint_id") : NULL;
+    if (!cJSON_IsString(id)) {
+        snprintf(err, errlen, "headend: POST /dispatch %s: status %d: %.300s", body, status, reply);
+        cJSON_Delete(j);
+        return -EPROTO;
+    }
+    char want[AGENTMSG_ID_LEN];
+    snprintf(want, sizeof want, "%s", id->valuestring);
+    cJSON_Delete(j);
+    int64_t end = wall_ms() + HEADEND_LOOP_WAIT_MS;
+    struct agentmsg_setpoint sp;
+    while (wall_ms() < end) {
+        if (!uplink_poll_setpoint(s->up, &sp)) {
+            struct timespec ts = {0, 500000};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        dispatch_setpoint(s->disp, &sp, now_ms, wall_ms());
+        if (!strcmp(sp.setpoint_id, want))
+            return 0;
+    }
+    snprintf(err, errlen, "headend: setpoint %s did not reach gateway %s within %d ms", want,
+             s->ident.gateway_id, HEADEND_LOOP_WAIT_MS);
+    return -ETIMEDOUT;
+}
+
+int headend_loop_tick(struct headend_loop *h, int64_t t, int64_t now_ms, char *err, size_t errlen)
+{
+    const struct scenario *sc = h->sc;
+    for (; h->next < sc->n_dispatches && sc->dispatches[h->next].at_ms <= t; h->next++) {
+        const struct event *e = &sc->dispatches[h->next];
+        for (size_t i = 0; i < h->n; i++) {
+            struct hsite *s = &h->s[i];
+            if (strcmp(s->base_id, e->site_id))
+                continue;
+            fprintf(h->ev,
+                    "t=%.3f site=%s event=dispatch target=%s asset=%s power_w=%.3f "
+                    "ttl_s=%lld\n",
+                    now_ms / 1000.0, s->id, e->asset_id[0] ? "asset" : "site",
+                    e->asset_id[0] ? e->asset_id : "-", nearbyint(e->power_w * 1000.0) / 1000.0,
+                    (long long)(e->ttl_ms / 1000));
+            if (s->up) {
+                int rc = via_headend(h, s, e, now_ms, err, errlen);
+                if (rc)
+                    return rc;
+                continue;
+            }
+            struct agentmsg_setpoint sp;
+            memset(&sp, 0, sizeof sp);
+            snprintf(sp.setpoint_id, sizeof sp.setpoint_id, "scenario-%d", e->seq);
+            sp.target = e->asset_id[0] ? 'a' : 's';
+            snprintf(sp.target_id, sizeof sp.target_id, "%s", e->asset_id[0] ? e->asset_id : s->id);
+            sp.power_w = e->power_w;
+            sp.expires_ms = e->ttl_ms; /* on a clock that reads 0 now */
+            dispatch_setpoint(s->disp, &sp, now_ms, 0);
+        }
+    }
+    return 0;
+}
+
+void headend_loop_after_cycle(struct headend_loop *h, size_t site, const struct decision *dm,
+                              int64_t now_ms)
+{
+    if (site >= h->n)
+        return;
+    struct hsite *s = &h->s[site];
+    dispatch_after_cycle(s->disp, dm);
+    if (s->up)
+        uplink_publish(s->up, controller_image(s->ctl), dm, now_ms);
+}
+
+void headend_loop_free(struct headend_loop *h)
+{
+    if (!h)
+        return;
+    for (size_t i = 0; i < h->n; i++) {
+        dispatch_free(h->s[i].disp);
+        uplink_free(h->s[i].up);
+    }
+    stop_child(h);
+    if (h->tmpdir[0]) {
+        char p[128];
+        snprintf(p, sizeof p, "%s/inventory.json", h->tmpdir);
+        unlink(p);
+        snprintf(p, sizeof p, "%s/headend.log", h->tmpdir);
+        unlink(p);
+        rmdir(h->tmpdir);
+    }
+    free(h->s);
+    free(h);
+}

@@ -1,0 +1,844 @@
+/* runner: see runner.h.
+ *
+ * Determinism: everything written to the three digested files is a function of the scenario,
+ * its seed and the build. Transport-level log lines (TCP connects, peer ports) go to a
+ * separate, undigested log. The TCP transport's server thread only touches a register image
+ * while it answers a request, and requests happen only inside a gateway cycle, which is
+ * synchronous: physics never steps while a request is in flight. The gateway's breakers and
+ * backoff run on simulated time (and never sleep), so TCP and in-process runs make the same
+ * decisions. */
+#define _GNU_SOURCE /* sched_getcpu, sched_setaffinity */
+#include "sim/run/runner.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "gateway/bus/bus_tcp.h"
+#include "gateway/control/controller.h"
+#include "common/fmtnum.h"
+#include "gateway/control/safety.h"
+#include "common/sha256.h"
+#include "gateway/control/siteconf.h"
+#include "gateway/strategies/strategy.h"
+#include "sim/wire/bus_inproc.h"
+#include "sim/run/headend_loop.h"
+#include "sim/wire/mbserver.h"
+#include "reports/optimum.h"
+#include "reports/plot.h"
+#include "common/rtclock.h"
+#include "sim/run/site.h"
+#include "sim/run/sitecfg.h"
+
+#define MAX_REPORTED 20 /* check failures described one by one in events.log */
+
+struct runner;
+
+struct rsite {
+    struct runner *r;
+    struct site *site;
+    struct siteconf *conf;
+    struct controller *ctl;
+    struct bus *inproc; /* owned; RUNNER_INPROC only */
+    struct bus *tcp;    /* owned; RUNNER_TCP only: ours, so that its statistics are readable */
+    int port;
+    size_t n_dev;
+    struct sim_asset *asset_of[SITECONF_MAX_DEVICES]; /* the simulated twin of device i */
+};
+
+struct runner {
+    const struct scenario *sc;
+    const struct runner_opts *o;
+    struct rsite *s;
+    size_t n;
+    int64_t now_ms; /* simulated: the gateways' clock */
+    struct mbserver *srv;
+    pthread_t thread;
+    int thread_started;
+    atomic_int stop;
+    FILE *ts, *dec, *ev;
+    size_t cur_site; /* for log lines */
+    struct runner_result *res;
+    int8_t *ev_state;         /* per (event, site): 0 pending, 1 active, 2 ended */
+    struct safety_cfg safety; /* the gateway's limits, for the KPIs and plots */
+    struct kpi_acc *kpi;
+    struct plot_rec *plot;
+    struct headend_loop *hl; /* the scenario's dispatch events, through a headend or not */
+};
+
+static int64_t sim_now(void *ctx)
+{
+    return ((struct runner *)ctx)->now_ms;
+}
+
+static void on_log(void *ctx, const char *line)
+{
+    struct runner *r = ctx;
+    if (strstr(line, " bus=tcp ")) { /* transport detail: ports differ run to run */
+        if (r->o->log)
+            fprintf(r->o->log, "t=%.3f %s\n", r->now_ms / 1000.0, line);
+        return;
+    }
+    fprintf(r->ev, "t=%.3f %s\n", r->now_ms / 1000.0, line);
+}
+
+static struct bus *open_inproc(void *ctx, const struct device_cfg *d, char *err, size_t errlen)
+{
+    struct rsite *rs = ctx;
+    (void)d;
+    if (!rs->inproc)
+        snprintf(err, errlen, "no in-process bus");
+    return rs->inproc;
+}
+
+/* The TCP bus of a site, made here rather than by the controller so that the runner can read
+ * its statistics (bus_get_stats) for the KPIs; configured as controller.c would. */
+static void on_bus_log(void *ctx, const char *line)
+{
+    struct rsite *rs = ctx;
+    char buf[600];
+    snprintf(buf, sizeof buf, "site=%s %s", site_cfg(rs->site)->id, line);
+    on_log(rs->r, buf);
+}
+
+static struct bus *open_tcp(void *ctx, const struct device_cfg *d, char *err, size_t errlen)
+{
+    struct rsite *rs = ctx;
+    if (!rs->tcp) {
+        struct bus_tcp_config bc;
+        bus_tcp_config_default(&bc, d->host, d->port);
+        bc.timeout_ms = (int)d->timeout_ms;
+        bc.name = site_cfg(rs->site)->id;
+        bc.log = on_bus_log;
+        bc.log_ctx = rs;
+        bc.clock.now_ms = sim_now;
+        bc.clock.ctx = rs->r;
+        int rc = bus_tcp_new(&bc, &rs->tcp);
+        if (rc) {
+            snprintf(err, errlen, "%s: cannot create a Modbus TCP bus to %s:%d: %s", d->asset_id,
+                     d->host, d->port, strerror(-rc));
+            return NULL;
+        }
+    }
+    bus_tcp_set_device(rs->tcp, d->unit_id, d->asset_id);
+    return rs->tcp;
+}
+
+static void *server_main(void *arg)
+{
+    struct runner *r = arg;
+    while (!atomic_load(&r->stop))
+        mbserver_poll(r->srv, 20);
+    return NULL;
+}
+
+static int mkdir_p(const char *path)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+static int open_site(struct runner *r, size_t i, char *err, size_t errlen)
+{
+    struct rsite *rs = &r->s[i];
+    rs->r = r;
+    rs->site = site_new(r->sc, i, err, errlen);
+    if (!rs->site)
+        return -EINVAL;
+    if (r->o->transport == RUNNER_TCP) {
+        int ep = mbserver_listen(r->srv, "127.0.0.1", 0, &rs->port);
+        if (ep < 0) {
+            snprintf(err, errlen, "site %s: cannot listen on 127.0.0.1: %s", site_cfg(rs->site)->id,
+                     strerror(-ep));
+            return ep;
+        }
+        mbserver_set_endpoint_name(r->srv, ep, site_cfg(rs->site)->id);
+        for (size_t k = 0; k < site_n_assets(rs->site); k++) {
+            struct sim_asset *a = site_asset(rs->site, k);
+            if (a->img)
+                mbserver_add_unit(r->srv, ep, a->cfg->unit_id, a->img, &a->wire);
+        }
+    } else {
+        struct bus_inproc_config bc;
+        bus_inproc_config_default(&bc);
+        bc.clock.now_ms = sim_now;
+        bc.clock.ctx = r;
+        int rc = bus_inproc_new(&bc, &rs->inproc);
+        if (rc) {
+            snprintf(err, errlen, "in-process bus: %s", strerror(-rc));
+            return rc;
+        }
+        for (size_t k = 0; k < site_n_assets(rs->site); k++) {
+            struct sim_asset *a = site_asset(rs->site, k);
+            if (a->img)
+                bus_inproc_add_unit(rs->inproc, a->cfg->unit_id, a->img, &a->wire);
+        }
+    }
+    /* the same configuration a real deployment would get from `der-sim serve`, and the one
+     * `der-sim check` validates (sitecfg_check) */
+    char sub[800];
+    int rc = sitecfg_siteconf(r->sc, rs->site, rs->port > 0 ? rs->port : 1, &rs->conf, err, errlen);
+    if (rc)
+        return rc;
+    struct controller_opts co = {.log = on_log, .log_ctx = r};
+    co.clock.now_ms = sim_now;
+    co.clock.ctx = r;
+    co.open_bus = r->o->transport == RUNNER_INPROC ? open_inproc : open_tcp;
+    co.bus_ctx = rs;
+    rs->ctl = controller_new(rs->conf, &co, sub, sizeof sub);
+    if (!rs->ctl) {
+        snprintf(err, errlen, "%s", sub);
+        return -EINVAL;
+    }
+    rs->n_dev = controller_n_devices(rs->ctl);
+    for (size_t d = 0; d < rs->n_dev; d++)
+        rs->asset_of[d] =
+            site_find_asset(rs->site, device_cfg(controller_device(rs->ctl, d))->asset_id);
+    return headend_loop_add_site(r->hl, site_cfg(rs->site)->id, site_cfg(rs->site)->base_id,
+                                 rs->conf, rs->ctl, err, errlen);
+}
+
+static void close_all(struct runner *r)
+{
+    headend_loop_free(r->hl); /* stops the headend child before the gateways go */
+    if (r->thread_started) {
+        atomic_store(&r->stop, 1);
+        pthread_join(r->thread, NULL);
+    }
+    for (size_t i = 0; r->s && i < r->n; i++) {
+        controller_free(r->s[i].ctl);
+        siteconf_free(r->s[i].conf);
+        bus_close(r->s[i].inproc);
+        bus_close(r->s[i].tcp);
+    }
+    mbserver_free(r->srv);
+    for (size_t i = 0; r->s && i < r->n; i++)
+        site_free(r->s[i].site);
+    free(r->s);
+    free(r->ev_state);
+    kpi_acc_free(r->kpi);
+}
+
+/* Scenario events as they begin and end, with the same rule as site_step: at the first tick
+ * whose start is at or after the event's time. */
+static void log_events(struct runner *r, int64_t t)
+{
+    const struct scenario *sc = r->sc;
+    for (size_t e = 0; e < sc->n_events; e++) {
+        const struct event *ev = &sc->events[e];
+        for (size_t i = 0; i < r->n; i++) {
+            int8_t *st = &r->ev_state[e * r->n + i];
+            if (strcmp(site_cfg(r->s[i].site)->base_id, ev->site_id))
+                continue;
+            if (*st == 0 && t >= ev->at_ms) {
+                *st = 1;
+                fprintf(r->ev, "t=%.3f site=%s asset=%s event=fault_begin fault=%s\n", t / 1000.0,
+                        site_cfg(r->s[i].site)->id, ev->asset_id, fault_kind_name(ev->fault));
+            }
+            if (*st == 1 && ev->duration_ms > 0 && t >= ev->at_ms + ev->duration_ms) {
+                *st = 2;
+                fprintf(r->ev, "t=%.3f site=%s asset=%s event=fault_end fault=%s\n", t / 1000.0,
+                        site_cfg(r->s[i].site)->id, ev->asset_id, fault_kind_name(ev->fault));
+            }
+        }
+    }
+    /* Grid outages: the first tick at or after the start, and after the end (site.c's rule). */
+    for (size_t e = 0; e < sc->n_outages; e++) {
+        const struct event *ev = &sc->outages[e];
+        int64_t end = ev->at_ms + ev->duration_ms;
+        int begin = t >= ev->at_ms && t - sc->step_ms < ev->at_ms;
+        int over = t >= end && t - sc->step_ms < end;
+        for (size_t i = 0; (begin || over) && i < r->n; i++) {
+            if (strcmp(site_cfg(r->s[i].site)->base_id, ev->site_id))
+                continue;
+            if (begin)
+                fprintf(r->ev, "t=%.3f site=%s event=grid_outage_begin duration_s=%.3f\n",
+                        t / 1000.0, site_cfg(r->s[i].site)->id, ev->duration_ms / 1000.0);
+            else
+                fprintf(r->ev, "t=%.3f site=%s event=grid_outage_end\n", t / 1000.0,
+                        site_cfg(r->s[i].site)->id);
+        }
+    }
+}
+
+static void write_timeseries(struct runner *r, struct rsite *rs, int64_t t)
+{
+    struct site_balance b = site_balance(rs->site);
+    double soc_e = 0, cap = 0, bat_set = 0, bat_temp = NAN, pv_lim = NAN, ev_a = NAN, bo_t = NAN;
+    char ev_state = '-';
+    const char *bo_state = "-";
+    for (size_t k = 0; k < site_n_assets(rs->site); k++) {
+        const struct sim_asset *a = site_asset(rs->site, k);
+        switch (a->type) {
+        case ASSET_BATTERY:
+            soc_e += a->m.battery.energy_wh;
+            cap += a->m.battery.p.capacity_wh;
+            bat_set += a->m.battery.setpoint_w;
+            if (isnan(bat_temp) || a->m.battery.temp_c > bat_temp)
+                bat_temp = a->m.battery.temp_c;
+            break;
+        case ASSET_PV:
+            if (isnan(pv_lim))
+                pv_lim = a->m.pv.limit_pct;
+            break;
+        case ASSET_EVSE:
+            if (ev_state == '-') {
+                ev_state = a->m.evse.state;
+                ev_a = a->m.evse.current_a;
+            }
+            break;
+        case ASSET_BOILER:
+            if (isnan(bo_t)) {
+                bo_t = a->m.boiler.temp_c;
+                bo_state = boiler_state_name(a->m.boiler.state);
+            }
+            break;
+        default:
+            break;
+        }
+    }
+    /* fmt_fixed instead of fprintf: this line is written every tick of every site */
+    char line[512], *p = line;
+    const double v[] = {
+        b.grid_w, b.load_w, b.pv_w, b.battery_w, b.evse_w, b.boiler_w, cap > 0 ? soc_e / cap : NAN,
+        bat_set,  bat_temp, pv_lim};
+    p += fmt_fixed(p, t / 1000.0, 3);
+    *p++ = ',';
+    p += snprintf(p, SCN_ID_MAX + 1, "%s", site_cfg(rs->site)->id);
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        *p++ = ',';
+        p += fmt_fixed(p, v[i], i == 6 ? 6 : 3); /* SoC with 6 decimals, watts with 3 */
+    }
+    *p++ = ',';
+    *p++ = ev_state;
+    *p++ = ',';
+    p += fmt_fixed(p, ev_a, 3);
+    p += snprintf(p, 16, ",%s,", bo_state);
+    p += fmt_fixed(p, bo_t, 3);
+    p += snprintf(p, 4, ",%d,", b.islanded);
+    p += fmt_fixed(p, b.unserved_w, 3);
+    *p++ = '\n';
+    fwrite(line, 1, (size_t)(p - line), r->ts);
+}
+
+/* ---- KPIs and plot data ---------------------------------------------------------------------- */
+
+/* What the KPIs need of a site after the step [t, t + dt). */
+static void sample_site(struct rsite *rs, int64_t t, struct kpi_sample *k)
+{
+    struct site_balance b = site_balance(rs->site);
+    const struct site_cfg *cfg = site_cfg(rs->site);
+    double soc_e = 0, cap = 0;
+    *k = (struct kpi_sample){.grid_w = b.grid_w,
+                             .load_w = b.load_w,
+                             .pv_w = b.pv_w,
+                             .battery_w = b.battery_w,
+                             .evse_w = b.evse_w,
+                             .boiler_w = b.boiler_w,
+                             .soc_lo = NAN,
+                             .soc_hi = NAN,
+                             .soc_mean = NAN,
+                             .boiler_temp_c = NAN,
+                             .freq_hz = NAN,
+                             .islanded = b.islanded,
+                             .unserved_w = b.unserved_w};
+    k->import_price = cfg->import_price ? profile_value(cfg->import_price, t) : NAN;
+    k->export_price = cfg->export_price ? profile_value(cfg->export_price, t) : NAN;
+    for (size_t i = 0; i < site_n_assets(rs->site); i++) {
+        const struct sim_asset *a = site_asset(rs->site, i);
+        switch (a->type) {
+        case ASSET_BATTERY: {
+            double soc = a->m.battery.soc;
+            if (isnan(k->soc_lo) || soc < k->soc_lo)
+                k->soc_lo = soc;
+            if (isnan(k->soc_hi) || soc > k->soc_hi)
+                k->soc_hi = soc;
+            soc_e += a->m.battery.energy_wh;
+            cap += a->m.battery.p.capacity_wh;
+            break;
+        }
+        case ASSET_BOILER:
+            k->boilers_below_min += a->m.boiler.temp_c < a->m.boiler.p.temp_min_c;
+            if (isnan(k->boiler_temp_c))
+                k->boiler_temp_c = a->m.boiler.temp_c;
+            break;
+        case ASSET_EVSE:
+            k->ev_cars += a->m.evse.session >= 0;
+            break;
+        case ASSET_METER:
+            /* the true frequency during the step, not the meter's held display: the KPIs time
+             * the whole chain from the grid to the battery, the meter's refresh included */
+            if (a->m.meter.p.role == METER_GRID && isnan(k->freq_hz))
+                k->freq_hz = a->m.meter.p.frequency ? profile_value(a->m.meter.p.frequency, t)
+                                                    : a->m.meter.p.nominal_hz;
+            break;
+        default:
+            break;
+        }
+    }
+    if (cap > 0)
+        k->soc_mean = soc_e / cap;
+}
+
+/* A double or duration member of a strategy's configuration, by its parameter name. */
+static double param_value(const struct strategy_ops *ops, const void *cfg, const char *name)
+{
+    for (size_t i = 0; i < ops->n_fields; i++) {
+        const struct param_field *f = &ops->fields[i];
+        const char *at = (const char *)cfg + f->offset;
+        if (strcmp(f->name, name))
+            continue;
+        if (f->type == PARAM_DOUBLE) {
+            double v;
+            memcpy(&v, at, sizeof v);
+            return v;
+        }
+        if (f->type == PARAM_DURATION_MS) {
+            int64_t v;
+            memcpy(&v, at, sizeof v);
+            return (double)v;
+        }
+    }
+    return NAN;
+}
+
+/* The frequency-response requirement the KPIs hold site i to: the grid_services parameters of
+ * the gateway section (the primary strategy or a stacked constraint; defaults filled in as
+ * the gateway would), around the nominal frequency of the site's grid meter (the grid's, not
+ * what the gateway believes). A baseline run is judged by the original scenario's section
+ * (runner_opts.kpi_gateway), so a baseline that does nothing shows as never activating. */
+static void freq_requirement(struct runner *r, size_t i)
+{
+    const cJSON *gw = r->o->kpi_gateway ? r->o->kpi_gateway : r->sc->gateway, *params = NULL, *c;
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(gw, "strategy");
+    int found = cJSON_IsString(st) && !strcmp(st->valuestring, "grid_services");
+    if (found)
+        params = cJSON_GetObjectItemCaseSensitive(gw, "params");
+    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(gw, "constraints"))
+    {
+        st = cJSON_GetObjectItemCaseSensitive(c, "strategy");
+        if (!found && cJSON_IsString(st) && !strcmp(st->valuestring, "grid_services")) {
+            params = cJSON_GetObjectItemCaseSensitive(c, "params");
+            found = 1;
+        }
+    }
+    const struct sim_asset *meter = NULL;
+    for (size_t k = 0; k < site_n_assets(r->s[i].site) && !meter; k++) {
+        const struct sim_asset *a = site_asset(r->s[i].site, k);
+        if (a->type == ASSET_METER && a->m.meter.p.role == METER_GRID)
+            meter = a;
+    }
+    if (!found || !meter)
+        return;
+    const struct strategy_ops *ops = &strategy_grid_services_ops;
+    void *cfg = calloc(1, ops->cfg_size);
+    char err[256];
+    if (!cfg || param_load(ops->fields, ops->n_fields, params, "params", cfg, err, sizeof err)) {
+        free(cfg);
+        return; /* a bad section fails in controller_new, with a better message */
+    }
+    struct kpi_freq_params fp = {.nominal_hz = meter->m.meter.p.nominal_hz};
+    fp.fcr_power_w = param_value(ops, cfg, "fcr_power_w");
+    fp.fcr_deadband_hz = param_value(ops, cfg, "fcr_deadband_hz");
+    fp.fcr_full_hz = param_value(ops, cfg, "fcr_full_hz");
+    fp.ffr_power_w = param_value(ops, cfg, "ffr_power_w");
+    fp.ffr_trigger_hz = param_value(ops, cfg, "ffr_trigger_hz");
+    fp.ffr_duration_ms = (int64_t)param_value(ops, cfg, "ffr_duration");
+    fp.ffr_rearm_ms = (int64_t)param_value(ops, cfg, "ffr_rearm");
+    kpi_acc_freq_params(r->kpi, i, &fp);
+    free(cfg);
+}
+
+/* What the models accumulated themselves, at the end of the run. */
+static void site_totals(struct rsite *rs, int64_t duration_ms, struct kpi_site_totals *t)
+{
+    memset(t, 0, sizeof *t);
+    for (size_t i = 0; i < site_n_assets(rs->site); i++) {
+        const struct sim_asset *a = site_asset(rs->site, i);
+        if (a->type == ASSET_BATTERY) {
+            t->battery_capacity_wh += a->m.battery.p.capacity_wh;
+        } else if (a->type == ASSET_BOILER) {
+            t->boiler_energy_wh += a->m.boiler.energy_wh;
+        } else if (a->type == ASSET_EVSE) {
+            const struct evse *e = &a->m.evse;
+            t->ev_delivered_wh += e->total_energy_wh;
+            t->ev_shortfall_wh += e->shortfall_wh;
+            t->ev_sessions_done += e->sessions_done;
+            t->ev_sessions_full += e->sessions_full;
+            const struct profile *p = e->p.sessions;
+            for (size_t j = 0; p && j < p->n_sessions; j++)
+                if (p->sessions[j].arrive_ms < duration_ms)
+                    t->ev_requested_wh += p->sessions[j].energy_wh;
+        }
+    }
+}
+
+/* The plot row of a tick: powers summed over the sites, states and decision terms of the
+ * first site (plots show one site; the KPIs cover all). */
+static void plot_tick(struct runner *r, const struct kpi_sample *k, const struct decision *dm0,
+                      int64_t t1, int64_t step)
+{
+    struct plot_point p = {
+        .soc = k[0].soc_mean,
+        .soc_floor = r->safety.soc_floor,
+        .soc_ceiling = r->safety.soc_ceiling,
+        .grid_limit_w = r->safety.grid_import_max_w < 1e9 ? r->safety.grid_import_max_w : NAN,
+        .import_15m_w = kpi_acc_window_import_w(r->kpi),
+        .import_price = k[0].import_price,
+        .export_price = k[0].export_price,
+        .ev_cars = k[0].ev_cars,
+        .boiler_temp_c = k[0].boiler_temp_c,
+        .boiler_min_c = NAN,
+        .target_w = dm0->target_w,
+        .error_w = dm0->error_w,
+        .p_w = dm0->p_w,
+        .i_w = dm0->i_w,
+        .d_w = dm0->d_w,
+        .raw_w = dm0->raw_w};
+    for (size_t i = 0; i < r->n; i++) {
+        p.grid_w += k[i].grid_w;
+        p.pv_w += k[i].pv_w;
+        p.battery_w += k[i].battery_w;
+        p.load_w += k[i].load_w;
+        p.evse_w += k[i].evse_w;
+        p.boiler_w += k[i].boiler_w;
+    }
+    for (size_t a = 0; a < site_n_assets(r->s[0].site); a++) {
+        const struct sim_asset *as = site_asset(r->s[0].site, a);
+        if (as->type == ASSET_BOILER) {
+            p.boiler_min_c = as->m.boiler.p.temp_min_c;
+            break;
+        }
+    }
+    plot_rec_add(r->plot, t1, step, &p);
+}
+
+/* The gateway's view of every register it polls must equal the simulator's image right after
+ * a cycle (nothing moves in between). */
+static void check_view(struct runner *r, struct rsite *rs, int64_t t)
+{
+    const struct procimg *img = controller_image(rs->ctl);
+    for (size_t d = 0; d < rs->n_dev; d++) {
+        const struct sim_asset *a = rs->asset_of[d];
+        if (!a || !a->img || !img->dev[d].online || img->dev[d].last_ok_ms != t)
+            continue;
+        const struct device *dev = controller_device(rs->ctl, d);
+        uint16_t start, baddr[8], bn[8];
+        size_t count;
+        const uint16_t *m = device_mirror(dev, &start, &count, NULL);
+        size_t nb = m ? device_polled_blocks(dev, baddr, bn, 8) : 0;
+        const uint16_t *sim = a->img->map->tab_registers;
+        for (size_t k = 0; k < nb && k < 8; k++) {
+            long lo = (long)baddr[k] - a->img->start, hi = lo + bn[k];
+            if (lo < 0 || hi > a->img->count || (long)baddr[k] < start ||
+                (size_t)(baddr[k] - start) + bn[k] > count)
+                continue; /* outside the image: the device answers exception 2 there */
+            const uint16_t *mv = m + (baddr[k] - start);
+            if (!memcmp(mv, sim + lo, bn[k] * sizeof(uint16_t)))
+                continue; /* the common case, one memcmp a block */
+            for (long j = 0; j < bn[k]; j++) {
+                if (sim[lo + j] == mv[j] || r->res->view_mismatches++ >= MAX_REPORTED)
+                    continue;
+                fprintf(r->ev,
+                        "t=%.3f site=%s asset=%s event=check_failed check=register_view "
+                        "addr=%ld gateway=%u simulator=%u\n",
+                        t / 1000.0, site_cfg(rs->site)->id, a->cfg->id, (long)baddr[k] + j, mv[j],
+                        sim[lo + j]);
+            }
+        }
+    }
+}
+
+/* The perfect-foresight reference for the KPIs: every site's batteries as the simulator models
+ * them, inside the gateway's SoC window so that both play by one rule. Cost is separable across
+ * sites, so each site is solved alone and the accumulator adds the savings up; the peak of the
+ * sites' sum is one LP over all their batteries together, solved while they are few. The first
+ * failure ends it (the KPIs are null then). */
+static void optimum(struct runner *r)
+{
+    struct optimum_battery all[OPTIMUM_MAX_BATTERIES], ob[OPTIMUM_MAX_BATTERIES];
+    size_t n_all = 0;
+    char err[256];
+    for (size_t i = 0; i < r->n; i++) {
+        const struct site_cfg *cfg = site_cfg(r->s[i].site);
+        size_t nb = 0; /* past the limit kpi_acc_optimum refuses the site, reading none */
+        for (size_t k = 0; k < cfg->n_assets; k++) {
+            if (cfg->assets[k].type != ASSET_BATTERY || nb++ >= OPTIMUM_MAX_BATTERIES)
+                continue;
+            optimum_battery_from_params(&ob[nb - 1], &cfg->assets[k].u.battery);
+            ob[nb - 1].soc_min = r->safety.soc_floor;
+            ob[nb - 1].soc_max = r->safety.soc_ceiling;
+        }
+        if (kpi_acc_optimum(r->kpi, i, ob, nb, err, sizeof err) != 0) {
+            fprintf(r->ev, "t=%.3f site=%s event=optimum_failed reason=\"%s\"\n",
+                    r->now_ms / 1000.0, cfg->id, err);
+            return;
+        }
+        for (size_t k = 0; k < nb; k++, n_all++)
+            if (n_all < OPTIMUM_MAX_BATTERIES)
+                all[n_all] = ob[k];
+    }
+    if (n_all <= OPTIMUM_MAX_BATTERIES &&
+        kpi_acc_optimum_peak(r->kpi, all, n_all, err, sizeof err) != 0)
+        fprintf(r->ev, "t=%.3f event=optimum_failed objective=min_peak reason=\"%s\"\n",
+                r->now_ms / 1000.0, err);
+}
+
+int runner_hash_file(struct sha256 *h, const char *dir, const char *name)
+{
+    char path[1200], buf[65536];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -errno;
+    sha256_update(h, name, strlen(name) + 1);
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        sha256_update(h, buf, n);
+    fclose(f);
+    return 0;
+}
+
+static FILE *open_out(const char *dir, const char *name, char *err, size_t errlen)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
+    return f;
+}
+
+static void progress(struct runner *r, int64_t tick, int64_t ticks, int64_t t0_us, int done)
+{
+    double el = (rtclock_monotonic_us() - t0_us) / 1e6;
+    fprintf(stderr, "\r%s [%3d%%] t=%.0fs ticks=%lld %.0f ticks/s%s", r->sc->name,
+            (int)(100 * tick / (ticks ? ticks : 1)), (double)tick * r->sc->step_ms / 1000.0,
+            (long long)tick, el > 0 ? tick / el : 0.0, done ? "\n" : "");
+    fflush(stderr);
+}
+
+int runner_run(const struct scenario *sc, const struct runner_opts *o, struct runner_result *res,
+               char *err, size_t errlen)
+{
+    struct runner r = {.sc = sc, .o = o, .res = res, .n = sc->n_sites};
+    struct kpi_sample *ks = NULL;
+    int hook_started = 0;
+    memset(res, 0, sizeof *res);
+    int rc = mkdir_p(o->out_dir);
+    if (rc) {
+        snprintf(err, errlen, "%s: cannot create: %s", o->out_dir, strerror(-rc));
+        return rc;
+    }
+    r.s = calloc(r.n, sizeof *r.s);
+    r.ev_state = calloc(sc->n_events * r.n + 1, 1);
+    if (!r.s || !r.ev_state) {
+        rc = -ENOMEM;
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    /* the limits the KPIs judge SoC by: the gateway's own (defaults when it names none; a bad
+     * section fails in controller_new with a better message) */
+    if (safety_cfg_load(cJSON_GetObjectItemCaseSensitive(sc->gateway, "safety"), "safety",
+                        &r.safety, err, errlen) != 0)
+        safety_cfg_load(NULL, "safety", &r.safety, err, errlen);
+    r.kpi = kpi_acc_new(r.n, r.safety.soc_floor, r.safety.soc_ceiling);
+    ks = calloc(r.n, sizeof *ks);
+    static struct decision dm0; /* the first site's last cycle, for the plots */
+    if (!r.kpi || !ks) {
+        rc = -ENOMEM;
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    if (o->plot_data &&
+        !(r.plot = plot_rec_open(o->out_dir, plot_sample_ms(sc->duration_ms, sc->step_ms)))) {
+        rc = -errno;
+        snprintf(err, errlen, "%s/plots: cannot write: %s", o->out_dir, strerror(errno));
+        goto out;
+    }
+    decision_init(&dm0, &(struct procimg){0}, NULL);
+    if (!(r.ts = open_out(o->out_dir, "timeseries.csv", err, errlen)) ||
+        !(r.dec = open_out(o->out_dir, "decisions.csv", err, errlen)) ||
+        !(r.ev = open_out(o->out_dir, "events.log", err, errlen))) {
+        rc = -EIO;
+        goto out;
+    }
+    if (o->transport == RUNNER_TCP) {
+        r.srv = mbserver_new(NULL);
+        if (!r.srv) {
+            rc = -ENOMEM;
+            snprintf(err, errlen, "cannot create the Modbus server");
+            goto out;
+        }
+        mbserver_set_log(r.srv, o->log, o->log ? MBSERVER_LOG_CONN : MBSERVER_LOG_QUIET);
+    }
+    /* before any gRPC starts and before the CPU pin: it may spawn der-headend */
+    if ((rc = headend_loop_new(sc, r.ev, o->log, &r.hl, err, errlen)) != 0)
+        goto out;
+    for (size_t i = 0; i < r.n; i++) {
+        r.cur_site = i;
+        if ((rc = open_site(&r, i, err, errlen)) != 0)
+            goto out;
+        freq_requirement(&r, i);
+    }
+    if (o->transport == RUNNER_TCP) {
+        /* Every request wakes the server thread and every reply the gateway: on two cores
+         * that is a cross-core wake-up each way, about three times the cost of the same
+         * exchange on one core (notes/modbus.md: 85-100 us against 28 us per transaction).
+         * Lockstep I/O is strictly alternating, so one core loses nothing. */
+        int cpu = sched_getcpu();
+        if (!o->no_pin && cpu >= 0) {
+            cpu_set_t set;
+            CPU_ZERO(&set);
+            CPU_SET(cpu, &set);
+            sched_setaffinity(0, sizeof set, &set);
+        }
+        if (pthread_create(&r.thread, NULL, server_main, &r) != 0) {
+            rc = -EAGAIN;
+            snprintf(err, errlen, "cannot start the server thread");
+            goto out;
+        }
+        r.thread_started = 1;
+    }
+    if (o->hook) {
+        if (o->hook->start && (rc = o->hook->start(o->hook->ctx, r.n, err, errlen)) != 0)
+            goto out;
+        hook_started = 1;
+    }
+
+    fprintf(r.ts, "time_s,site,grid_w,load_w,pv_w,battery_w,evse_w,boiler_w,soc,"
+                  "battery_setpoint_w,battery_temp_c,pv_limit_pct,evse_state,evse_current_a,"
+                  "boiler_state,boiler_temp_c,islanded,unserved_w\n");
+    char row[8192];
+    decision_csv_header(row, sizeof row);
+    fprintf(r.dec, "site,%s", row);
+    fprintf(r.ev, "t=0.000 event=run_start scenario=%s seed=%llu sha256=%s sites=%zu\n", sc->name,
+            (unsigned long long)sc->seed, sc->sha256, sc->n_sites);
+
+    static struct decision dm;
+    const int64_t step = sc->step_ms, ticks = sc->duration_ms / sc->step_ms;
+    int64_t t0_us = rtclock_monotonic_us(), last_us = t0_us;
+    char msg[512];
+    for (int64_t k = 0; k < ticks; k++) {
+        int64_t t = k * step, t1 = t + step;
+        log_events(&r, t);
+        r.now_ms = t;
+        for (size_t i = 0; i < r.n; i++) {
+            site_step(r.s[i].site, t, step);
+            if (site_check(r.s[i].site, msg, sizeof msg) != 0 &&
+                res->check_failures++ < MAX_REPORTED)
+                fprintf(r.ev, "t=%.3f event=check_failed check=site %s\n", t1 / 1000.0, msg);
+            sample_site(&r.s[i], t, &ks[i]);
+            kpi_acc_site(r.kpi, i, &ks[i], step);
+        }
+        kpi_acc_tick_end(r.kpi, t1, step);
+        r.now_ms = t1;
+        if ((rc = headend_loop_tick(r.hl, t, t1, err, errlen)) != 0)
+            goto out;
+        for (size_t i = 0; i < r.n; i++) {
+            struct rsite *rs = &r.s[i];
+            r.cur_site = i;
+            if (o->hook && o->hook->before_cycle &&
+                (rc = o->hook->before_cycle(o->hook->ctx, i, rs->ctl, t1, err, errlen)) != 0)
+                goto out;
+            if (t1 % rs->conf->poll_period_ms == 0 || k == 0) {
+                controller_cycle(rs->ctl, t1, &dm);
+                headend_loop_after_cycle(r.hl, i, &dm, t1);
+                res->cycles++;
+                kpi_acc_decision(r.kpi, i, &dm);
+                if (i == 0 && r.plot)
+                    dm0 = dm; /* 30 KB: only when the plots need it */
+                if (decision_csv_row(&dm, row, sizeof row) > 0)
+                    fprintf(r.dec, "%s,%s", site_cfg(rs->site)->id, row);
+                if (o->hook && o->hook->after_cycle)
+                    o->hook->after_cycle(o->hook->ctx, i, rs->ctl, t1);
+                check_view(&r, rs, t1);
+            }
+            write_timeseries(&r, rs, t1);
+        }
+        if (r.plot)
+            plot_tick(&r, ks, &dm0, t1, step);
+        if (o->progress && (k & 255) == 0) {
+            int64_t now_us = rtclock_monotonic_us();
+            if (now_us - last_us > 500000) {
+                progress(&r, k, ticks, t0_us, 0);
+                last_us = now_us;
+            }
+        }
+    }
+    res->ticks = ticks;
+    for (size_t i = 0; i < r.n; i++) {
+        res->transactions += controller_transactions(r.s[i].ctl);
+        res->setpoint_writes += controller_writes(r.s[i].ctl);
+        struct kpi_site_totals tot;
+        site_totals(&r.s[i], sc->duration_ms, &tot);
+        kpi_acc_site_totals(r.kpi, &tot);
+        struct bus *b = r.s[i].inproc ? r.s[i].inproc : r.s[i].tcp;
+        if (b) {
+            struct bus_stats st;
+            bus_get_stats(b, &st);
+            kpi_acc_bus(r.kpi, &st);
+        }
+    }
+    kpi_acc_counters(r.kpi, res->setpoint_writes, res->cycles, res->check_failures,
+                     res->view_mismatches);
+    optimum(&r);
+    kpi_acc_result(r.kpi, &res->kpis);
+    fprintf(r.ev,
+            "t=%.3f event=run_end ticks=%lld cycles=%llu writes=%llu check_failures=%u "
+            "view_mismatches=%u\n",
+            r.now_ms / 1000.0, (long long)ticks, (unsigned long long)res->cycles,
+            (unsigned long long)res->setpoint_writes, res->check_failures, res->view_mismatches);
+    res->wall_s = (rtclock_monotonic_us() - t0_us) / 1e6;
+    if (o->progress)
+        progress(&r, ticks, ticks, t0_us, 1);
+    rc = 0;
+out:
+    if (hook_started && o->hook->stop)
+        o->hook->stop(o->hook->ctx);
+    close_all(&r);
+    free(ks);
+    int io = plot_rec_close(r.plot);
+    if (r.ts)
+        io |= fclose(r.ts);
+    if (r.dec)
+        io |= fclose(r.dec);
+    if (r.ev)
+        io |= fclose(r.ev);
+    if (rc == 0 && io) {
+        snprintf(err, errlen, "%s: write error", o->out_dir);
+        rc = -EIO;
+    }
+    if (rc == 0) {
+        struct sha256 h;
+        uint8_t d[32];
+        sha256_init(&h);
+        if (runner_hash_file(&h, o->out_dir, "timeseries.csv") ||
+            runner_hash_file(&h, o->out_dir, "decisions.csv") ||
+            runner_hash_file(&h, o->out_dir, "events.log")) {
+            snprintf(err, errlen, "%s: cannot read the outputs back", o->out_dir);
+            return -EIO;
+        }
+        res->digest_ctx = h; /* the caller may go on hashing more outputs */
+        sha256_final(&h, d);
+        sha256_to_hex(d, res->digest);
+    }
+    return rc;
+}

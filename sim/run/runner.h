@@ -1,0 +1,72 @@
+/* runner: the lockstep runner under `der-sim run`. Each tick steps the physics of every site,
+ * then runs one cycle of the real gateway library (controller.h) against the simulator's
+ * register images, over loopback Modbus TCP (mbserver in a second thread, all I/O synchronous)
+ * or the in-process bus; both must give byte-identical outputs. Writes timeseries.csv,
+ * decisions.csv and events.log into the output directory and their SHA-256 digest, feeds the
+ * KPI accumulator (kpi.h) every tick and optionally the plot data (plot.h). Checks the
+ * invariants every tick: the site balance, SoC range, and that the gateway's view of every
+ * register it polls equals the simulator's. The caller owns everything it passes in. */
+#ifndef DERLOOP_RUNNER_H
+#define DERLOOP_RUNNER_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "gateway/control/controller.h"
+#include "common/sha256.h"
+#include "reports/kpi.h"
+#include "sim/scenario/scenario.h"
+
+enum runner_transport { RUNNER_INPROC, RUNNER_TCP };
+
+/* An optional participant in every tick, called after the physics step and before the
+ * gateway cycles (e.g. a headend in the loop delivering dispatches through
+ * controller_command). start/stop may be NULL; a non-zero return from any of them stops the
+ * run with that code and the hook's message in err. */
+struct runner_hook {
+    void *ctx;
+    int (*start)(void *ctx, size_t n_sites, char *err, size_t errlen);
+    int (*before_cycle)(void *ctx, size_t site, struct controller *ctl, int64_t now_ms, char *err,
+                        size_t errlen);
+    /* Right after a site's gateway cycle, before the register-view check (optional; tests use
+     * it to corrupt the gateway's view and see the check catch it). */
+    void (*after_cycle)(void *ctx, size_t site, struct controller *ctl, int64_t now_ms);
+    void (*stop)(void *ctx);
+};
+
+struct runner_opts {
+    enum runner_transport transport;
+    const char *out_dir; /* created if missing */
+    int progress;        /* a progress line on stderr (when it is a terminal) */
+    FILE *log;           /* transport-level log lines (connects etc.); NULL = discarded */
+    int no_pin;          /* tcp: do not pin the process to one CPU (see runner.c) */
+    int plot_data;       /* also write plots/data.csv (undigested: see plot.h) */
+    const struct runner_hook *hook; /* NULL = none */
+    /* The gateway section whose grid_services parameters the frequency-response KPIs judge
+     * by; NULL = the scenario's own. A baseline run passes the original scenario's, so that
+     * its batteries are held to the same requirement. */
+    const cJSON *kpi_gateway;
+};
+
+struct runner_result {
+    char digest[65];          /* SHA-256 of the three output files */
+    struct sha256 digest_ctx; /* the hash state after them (not final): extend it, no re-read */
+    struct kpi_set kpis;      /* vs_baseline entries NaN */
+    int64_t ticks;            /* steps run */
+    uint64_t cycles;          /* gateway cycles, all sites */
+    uint64_t transactions;    /* register reads and writes by the gateways */
+    uint64_t setpoint_writes;
+    unsigned check_failures;  /* balance, SoC range */
+    unsigned view_mismatches; /* gateway view != simulator register */
+    double wall_s;
+};
+
+/* Runs the whole scenario. Returns 0 when it ran (check the result's failure counts), or
+ * -errno with err filled when it could not run (bad gateway section, I/O error, ...). */
+int runner_run(const struct scenario *sc, const struct runner_opts *o, struct runner_result *res,
+               char *err, size_t errlen);
+
+/* Feeds "name\0" and the file dir/name into h (the digest's framing). 0 or -errno. */
+int runner_hash_file(struct sha256 *h, const char *dir, const char *name);
+
+#endif
