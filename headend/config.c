@@ -1,6 +1,6 @@
 /* config: the headend's option table. Each row names a field of struct headend_config by
  * offset, so adding an option is adding a row (and a field); the parser, --help and the docs
- * table read the same rows. Keepalive defaults follow notes/grpc-core.md: the server's
+ * table read the same rows. Keepalive defaults follow docs/protocol.md: the server's
  * minimum ping interval must not exceed the gateways' keepalive time (gateway default 10 s),
  * else idle gateways get GOAWAY "too_many_pings". */
 #include "headend/config.h"

@@ -787,7 +787,7 @@ int grpcsrv_start(struct hub *h, const struct headend_config *cfg, struct grpcsr
     g->t_shutdown = (struct tag){T_SHUTDOWN, g};
     grpc_arg args[12];
     size_t na = 0;
-    /* notes/grpc-core.md: the server must accept pings at the gateways' keepalive rate, also
+    /* docs/protocol.md: the server must accept pings at the gateways' keepalive rate, also
      * on idle streams, or it sends GOAWAY "too_many_pings". */
     set_int(&args[na++], GRPC_ARG_KEEPALIVE_TIME_MS, cfg->keepalive_time_ms);
     set_int(&args[na++], GRPC_ARG_KEEPALIVE_TIMEOUT_MS, cfg->keepalive_timeout_ms);

@@ -1,4 +1,4 @@
-/* grpcsrv: the gRPC transport of the headend (gRPC core C API, notes/grpc-core.md). One
+/* grpcsrv: the gRPC transport of the headend (gRPC core C API, docs/protocol.md). One
  * thread owns the completion queue and drives every gateway stream; each stream feeds the
  * hub and gets a link the hub (and the REST thread, under the hub lock) uses to send.
  * Calls to any method other than /der.v1.Headend/Connect get UNIMPLEMENTED at once.

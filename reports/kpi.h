@@ -106,7 +106,7 @@ struct kpi_set {
 
 /* What the runner hands over for one site after one physics step of dt_ms ending at t_ms. */
 struct kpi_sample {
-    double grid_w, load_w, pv_w, battery_w, evse_w, boiler_w; /* site signs (BRIEF 3) */
+    double grid_w, load_w, pv_w, battery_w, evse_w, boiler_w; /* site signs (docs/physics.md) */
     double import_price, export_price; /* currency/kWh at the step's start; NaN = no price */
     double soc_lo, soc_hi;             /* lowest and highest battery SoC; NaN = no battery */
     double soc_mean;                   /* capacity-weighted SoC; NaN = no battery */

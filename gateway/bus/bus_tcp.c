@@ -9,7 +9,7 @@
  * and the next attempt reconnects. libmodbus 3.1.6 matches replies by reading the next frame on
  * the socket: a reply that arrives after the client gave up would otherwise be taken as the
  * answer to the following request, or desynchronise every later transaction id (libmodbus
- * #255, notes/modbus.md). A fresh connection cannot carry a stale reply. An exception is a
+ * #255, docs/bus.md). A fresh connection cannot carry a stale reply. An exception is a
  * complete, well-formed answer, so the stream is still in step and the connection stays.
  *
  * libmodbus's own error recovery stays off (MODBUS_ERROR_RECOVERY_NONE): with protocol

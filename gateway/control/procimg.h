@@ -1,5 +1,5 @@
 /* procimg: the process image, the site as one control cycle sees it. The cycle's reader fills
- * it (values already scaled, in the site sign convention of BRIEF section 3) and marks every
+ * it (values already scaled, in the site sign convention of docs/physics.md) and marks every
  * device online/stale; the control core (strategy, arbiter, safety) only reads it. A plain
  * value struct with fixed capacity: whoever declares it owns it, nothing inside is allocated. */
 #ifndef DERLOOP_PROCIMG_H

@@ -1,5 +1,5 @@
 /* strat_gridsvc: the GridServices strategy: frequency response and demand response with the
- * site's batteries (figures from notes/physics.md, "Grid services").
+ * site's batteries (figures from docs/physics.md, "Grid services").
  *
  * - FCR (frequency containment, proportional): from the grid meter's frequency f, deviation
  *   df = f - nominal_hz; inside +-fcr_deadband_hz nothing, beyond it the response grows

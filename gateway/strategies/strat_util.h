@@ -22,8 +22,8 @@ static inline double strat_clamp(double x, double lo, double hi)
     return x < lo ? lo : x > hi ? hi : x;
 }
 
-/* The grid power the site would have with its batteries at 0 W (grid + battery, BRIEF
- * section 3's balance): + the batteries would have to discharge this much to reach 0 W at
+/* The grid power the site would have with its batteries at 0 W (grid + battery, the site
+ * balance of docs/physics.md): + the batteries would have to discharge this much to reach 0 W at
  * the meter, - this much surplus is there to charge. NaN without a trustworthy grid meter. */
 static inline double strat_base_w(const struct procimg *img)
 {

@@ -3,7 +3,7 @@
  * Threads: the control thread calls publish/poll/ack, which only move bytes between bounded
  * queues under `mu`. The uplink thread is the only one that touches gRPC: it loops on the
  * completion queue with a 50 ms deadline (there is no alarm object in the C core to wake it,
- * notes/grpc-core.md), and on each turn starts a stream when due, sends the next message when
+ * docs/protocol.md), and on each turn starts a stream when due, sends the next message when
  * none is in flight (at most one SEND_MESSAGE may be outstanding per call) and handles one
  * completion. Each long-lived operation has its own batch and tag; a stream is freed only
  * when its last operation has completed.
@@ -1080,7 +1080,7 @@ static grpc_channel *make_channel(const struct uplink_cfg *cfg, const char *gate
          GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
          {.integer = (int)cfg->keepalive_timeout_ms}},
         {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, {.integer = 1}},
-        /* else pings stop after two on an idle stream (notes/grpc-core.md) */
+        /* else pings stop after two on an idle stream (docs/protocol.md) */
         {GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, {.integer = 0}},
         /* the channel's own TCP reconnects follow the configured backoff */
         {GRPC_ARG_INTEGER,

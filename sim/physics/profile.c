@@ -1,7 +1,7 @@
 /* profile: evaluation of a scenario's input series as pure functions of time, plus the two
  * builders that need more than JSON: CSV series and the seeded cloud process. Everything random
  * is drawn here once, at load time, so profile_value never changes its answer for a given t.
- * JSON validation lives in scenario.c; formulas in docs/scenario-format.md and notes/physics. */
+ * JSON validation lives in scenario.c; formulas in docs/scenario-format.md and docs/physics.md. */
 #include "sim/physics/profile.h"
 
 #include <ctype.h>

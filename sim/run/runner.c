@@ -701,7 +701,7 @@ int runner_run(const struct scenario *sc, const struct runner_opts *o, struct ru
     if (o->transport == RUNNER_TCP) {
         /* Every request wakes the server thread and every reply the gateway: on two cores
          * that is a cross-core wake-up each way, about three times the cost of the same
-         * exchange on one core (notes/modbus.md: 85-100 us against 28 us per transaction).
+         * exchange on one core (docs/bus.md: 85-100 us against 28 us per transaction).
          * Lockstep I/O is strictly alternating, so one core loses nothing. */
         int cpu = sched_getcpu();
         if (!o->no_pin && cpu >= 0) {

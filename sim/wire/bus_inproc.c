@@ -1,6 +1,6 @@
 /* bus_inproc: the register bus served from the simulator's images in the calling thread.
  *
- * Both transports must give identical results (BRIEF 2, 10): a lockstep run with this bus and
+ * Both transports must give identical results (docs/determinism.md): a lockstep run with this bus and
  * the same run over loopback TCP against mbserver must produce the same digest. So this file
  * follows mbserver's order of decisions exactly: unknown unit -> exception 0x0B; then the
  * unit's wire fault (no reply, an exception, a slow reply); then regimage_check_read or

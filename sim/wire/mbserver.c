@@ -2,7 +2,7 @@
  *
  * Shape: a flat array of connections (listening sockets and clients), waited on with epoll(7)
  * (the default) or poll(2) over a persistent pollfd array; never select: a thousand sites means
- * fds past FD_SETSIZE (notes/modbus.md). Both backends fill one ready list, so the serving code
+ * fds past FD_SETSIZE (docs/bus.md). Both backends fill one ready list, so the serving code
  * is shared; a connection closed during a pass is freed at its end.
  *
  * Each client has its own byte buffer. Frames are cut by the MBAP header here (7 bytes:
@@ -42,7 +42,7 @@
 #define FRAME_MAX    (6 + MBAP_LEN_MAX)
 /* Room for several pipelined frames per read; always holds at least one whole frame. */
 #define CLIENT_BUF 2048
-/* notes/modbus.md: with 16-64 clients connecting at once small backlogs refused connects. */
+/* docs/bus.md: with 16-64 clients connecting at once small backlogs refused connects. */
 #define LISTEN_BACKLOG 256
 #define ACCEPT_BURST   64
 /* How long accepting pauses when the process is out of descriptors. */

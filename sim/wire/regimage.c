@@ -3,7 +3,7 @@
  * The registers live in a libmodbus mapping placed at the image's start address, so that
  * modbus_reply can serve a request straight from it once mbserver has checked the request
  * here. The checks are deliberately ours, not libmodbus's: 3.1.6 stalls on some illegal
- * quantities and had overflows on crafted requests (notes/modbus.md). */
+ * quantities and had overflows on crafted requests (docs/bus.md). */
 #include "sim/wire/regimage.h"
 
 #include <stdlib.h>

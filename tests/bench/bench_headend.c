@@ -467,7 +467,7 @@ int main(int argc, char **argv)
     snprintf(bin, sizeof(bin), "%s/bin/der-headend", build);
     if (!mkdtemp(dir))
         return 1;
-    /* fork before grpc_init (notes/grpc-core.md). */
+    /* fork before grpc_init (docs/protocol.md). */
     if (start_headend(bin, dir) < 0) {
         fprintf(stderr, "bench_headend: could not start %s (log in %s)\n", bin, dir);
         return 1;

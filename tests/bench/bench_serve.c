@@ -10,7 +10,7 @@
  *    Reported: the server thread's CPU share of one core over the window. Target: < 25% with
  *    the default backend (epoll); the poll fallback is measured too, without a target.
  *    Clients here are raw sockets: libmodbus 3.1.6's client waits with select(), which breaks
- *    on descriptors >= 1024 (notes/modbus.md). */
+ *    on descriptors >= 1024 (docs/bus.md). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Static checks that keep the tree as STYLE.md wants it: cppcheck finds nothing (warnings and
+# Static checks that keep the tree as docs/architecture.md wants it: cppcheck finds nothing (warnings and
 # portability), and every C file is formatted with the project's .clang-format.
 set -euo pipefail
 cd "$(dirname "$0")/../.."

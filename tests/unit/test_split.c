@@ -173,6 +173,32 @@ static void test_property_random(void)
     CU_ASSERT_EQUAL(failures, 0);
 }
 
+/* The examples table of docs/split.md, row by row: a change that breaks one breaks the doc. */
+static void test_doc_examples(void)
+{
+    struct split_asset ab[] = {{10000, -5000, 5000}, {5000, -5000, 5000}};
+    struct split_asset ub[] = {{0, -5000, 5000}, {5000, -5000, 5000}};
+    static const struct {
+        int unknown;
+        double total, a, b, unallocated;
+    } rows[] = {
+        {0, 6000, 4000, 2000, 0},
+        {0, 9000, 5000, 4000, 0},
+        {0, 12000, 5000, 5000, 2000},
+        {1, 1000, 500, 500, 0},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        double w[2];
+        struct split_result r;
+        CU_ASSERT_EQUAL(split_dispatch(rows[i].unknown ? ub : ab, 2, rows[i].total, 0, w, NULL, &r),
+                        0);
+        NEAR(w[0], rows[i].a);
+        NEAR(w[1], rows[i].b);
+        NEAR(r.unallocated_w, rows[i].unallocated);
+        CU_ASSERT_EQUAL(r.equal_weights, rows[i].unknown);
+    }
+}
+
 void test_register_split(void)
 {
     CU_pSuite s = CU_add_suite("split", NULL, NULL);
@@ -185,4 +211,5 @@ void test_register_split(void)
     CU_add_test(s, "largest remainder rounding", test_largest_remainder);
     CU_add_test(s, "bad arguments", test_bad_arguments);
     CU_add_test(s, "random property: limits and total", test_property_random);
+    CU_add_test(s, "the examples of docs/split.md", test_doc_examples);
 }
