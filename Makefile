@@ -67,7 +67,7 @@ DEB_PKGS := gcc make pkg-config libmodbus-dev libcjson-dev libcunit1-dev \
             libmicrohttpd-dev libgnutls28-dev libsqlite3-dev libpq-dev postgresql \
             python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc \
             gnuplot-nox chromium chromium-driver libglpk-dev cppcheck clang-format \
-            python3-serial-asyncio clang llvm libclang-rt-14-dev curl openssl help2man
+            python3-serial-asyncio clang llvm libclang-rt-14-dev curl openssl help2man systemd
 # python3-serial-asyncio: python3-pymodbus imports it, but it is only a Recommends (and deps
 # installs with --no-install-recommends); tests/integration/test_python_deps.py checks that
 # every module the Python tests import comes from this list or its Depends. clang, llvm and
@@ -77,6 +77,7 @@ DEB_PKGS := gcc make pkg-config libmodbus-dev libcjson-dev libcunit1-dev \
 # libssl-dev: the gateway checks its own TLS certificate (gateway/uplink.c; also a Depends of
 # libgrpc-dev, named here because the code includes it directly).
 # help2man: the man pages of `make install` / `make man` are made from each binary's --help.
+# systemd: systemd-analyze and systemd-sysusers check the installed units (test_install.sh).
 
 PKGS    := libmodbus libcjson libprotobuf-c grpc
 HE_PKGS := libmicrohttpd sqlite3 libpq gnutls
