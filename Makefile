@@ -5,7 +5,9 @@
 #   make test       deps, build, unit tests, integration tests; ends with `N passed, N failed`
 #   make bench      benchmarks: prints the figures, a MISS line per missed target, fails on one
 #   make run        deps, build, run the reference scenario
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make install    binaries, man pages, systemd units, example configuration (docs/operations.md,
+#                   "Installing"); needs help2man; `make uninstall` removes them again
+#   make man        only the man pages, in $(BUILD)/man/ (help2man, from each binary's --help)
 #   make SAN=1 ...  the same with AddressSanitizer + UndefinedBehaviorSanitizer (in build-san/)
 #
 # Variables (command line or environment):
@@ -18,9 +20,17 @@
 #   HOSTCC          the compiler for the build-time generator (default gcc)
 #   BUILD=DIR       the build directory (default build/, build-san/ with SAN=1)
 #   V=1             show the full commands
+#   PREFIX=/usr/local DESTDIR=   where `make install` puts files: $(DESTDIR)$(BINDIR)/der-sim...
+#   BINDIR MANDIR SYSTEMDUNITDIR SYSUSERSDIR (under PREFIX), SYSCONFDIR=/etc, LOCALSTATEDIR=/var
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
+BINDIR  ?= $(PREFIX)/bin
+MANDIR  ?= $(PREFIX)/share/man
+SYSCONFDIR     ?= /etc
+LOCALSTATEDIR  ?= /var
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR    ?= $(PREFIX)/lib/sysusers.d
 SAN     ?= 0
 # make predefines CC=cc, so `CC ?= gcc` would never apply: replace only make's own default.
 ifeq ($(origin CC),default)
@@ -57,7 +67,7 @@ DEB_PKGS := gcc make pkg-config libmodbus-dev libcjson-dev libcunit1-dev \
             libmicrohttpd-dev libgnutls28-dev libsqlite3-dev libpq-dev postgresql \
             python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc \
             gnuplot-nox chromium chromium-driver libglpk-dev cppcheck clang-format \
-            python3-serial-asyncio clang llvm libclang-rt-14-dev curl openssl
+            python3-serial-asyncio clang llvm libclang-rt-14-dev curl openssl help2man systemd
 # python3-serial-asyncio: python3-pymodbus imports it, but it is only a Recommends (and deps
 # installs with --no-install-recommends); tests/integration/test_python_deps.py checks that
 # every module the Python tests import comes from this list or its Depends. clang, llvm and
@@ -66,6 +76,8 @@ DEB_PKGS := gcc make pkg-config libmodbus-dev libcjson-dev libcunit1-dev \
 # curl and openssl: tests/integration/test_rest_auth.py (HTTPS against a CA the test makes).
 # libssl-dev: the gateway checks its own TLS certificate (gateway/uplink/uplink.c; also a Depends of
 # libgrpc-dev, named here because the code includes it directly).
+# help2man: the man pages of `make install` / `make man` are made from each binary's --help.
+# systemd: systemd-analyze and systemd-sysusers check the installed units (test_install.sh).
 
 PKGS    := libmodbus libcjson libprotobuf-c grpc
 HE_PKGS := libmicrohttpd sqlite3 libpq gnutls
@@ -109,7 +121,7 @@ BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BIN)/%)
 
 SUNSPEC_JSON := $(sort $(wildcard gateway/devices/sunspec/model_*.json))
 
-.PHONY: all deps test unit integration bench run install clean format lint FORCE
+.PHONY: all deps test unit integration bench run install uninstall man clean format lint FORCE
 .DEFAULT_GOAL := all
 .SECONDARY: # keep intermediate objects (bench and test objects are not rebuilt every time)
 
@@ -257,9 +269,64 @@ run: deps
 	@set -e; out=$$($(BIN)/der-sim run scenarios/reference-site.json | tee /dev/stderr); \
 	  echo "$$out" | sed -n 's/^report=//p' | tail -n 1
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 0755 $(BIN)/der-sim $(BIN)/der-gateway $(BIN)/der-headend $(DESTDIR)$(PREFIX)/bin/
+# ---- install ---------------------------------------------------------------------------------
+# docs/operations.md, "Installing". Nothing here needs root but writing to DESTDIR; only a real
+# install (as root, no DESTDIR) also creates the derloop user and reloads systemd. The example
+# configuration never replaces a file already in SYSCONFDIR, and `make uninstall` removes it only
+# while it is still the example (an edited one is kept, and named).
+PROGS     := der-sim der-gateway der-headend
+MAN_PAGES := $(PROGS:%=$(BUILD)/man/%.1)
+UNITS     := der-headend.service der-gateway@.service
+ETC       := $(SYSCONFDIR)/derloop
+STATE     := $(LOCALSTATEDIR)/lib/derloop
+# the example configuration: installed name, then its source
+CONF      := $(ETC)/headend.env=packaging/headend.env \
+             $(ETC)/inventory.json=headend/examples/inventory.json \
+             $(ETC)/gateway/example.json=packaging/gateway-example.json
+SUBST     := sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+                 -e 's|@LOCALSTATEDIR@|$(LOCALSTATEDIR)|g'
+PKG       := $(BUILD)/pkg
+
+man: $(MAN_PAGES)
+
+# help2man runs each binary's --help and --version (and its subcommands' --help): the pages
+# cannot drift from the code. Only `make man` and `make install` need help2man, not `make`.
+$(BUILD)/man/%.1: $(BIN)/% packaging/help2man.sh
+	@mkdir -p $(dir $@)
+	@command -v help2man >/dev/null || { echo "help2man not found: make deps (or apt-get install help2man)" >&2; exit 1; }
+	@$(if $(Q),echo "  MAN $@")
+	$(Q)sh packaging/help2man.sh $< $@ $(VERSION)
+
+install: $(PROGS:%=$(BIN)/%) man
+	@rm -rf $(PKG) && mkdir -p $(PKG)
+	@for f in $(MAN_PAGES) $(UNITS:%=packaging/%.in) $(foreach c,$(CONF),$(word 2,$(subst =, ,$(c)))); do \
+	  $(SUBST) $$f > $(PKG)/$$(basename $$f .in) || exit 1; done
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(SYSTEMDUNITDIR) \
+	  $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(ETC)/gateway $(DESTDIR)$(STATE)
+	install -m 0755 $(PROGS:%=$(BIN)/%) $(DESTDIR)$(BINDIR)/
+	install -m 0644 $(PROGS:%=$(PKG)/%.1) $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 $(UNITS:%=$(PKG)/%) $(DESTDIR)$(SYSTEMDUNITDIR)/
+	install -m 0644 packaging/derloop.sysusers $(DESTDIR)$(SYSUSERSDIR)/derloop.conf
+	@for c in $(CONF); do dst=$(DESTDIR)$${c%%=*}; src=$(PKG)/$$(basename $${c#*=}); \
+	  mode=0644; case $$dst in *.env) mode=0600;; esac; \
+	  if [ -e $$dst ]; then echo "install: kept $$dst (exists; the example is $${c#*=})"; \
+	  else echo "install -m $$mode $$src $$dst"; install -m $$mode $$src $$dst || exit 1; fi; done
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then \
+	  if command -v systemd-sysusers >/dev/null; then \
+	    echo "systemd-sysusers $(SYSUSERSDIR)/derloop.conf"; systemd-sysusers $(SYSUSERSDIR)/derloop.conf; fi; \
+	  if [ -d /run/systemd/system ]; then echo "systemctl daemon-reload"; systemctl daemon-reload; fi; \
+	fi
+
+# Removes what install put there. Example configuration: removed while it is what install wrote
+# (so edited, it is kept); the state directory: only when empty (a store is never removed).
+uninstall:
+	rm -f $(PROGS:%=$(DESTDIR)$(BINDIR)/%) $(PROGS:%=$(DESTDIR)$(MANDIR)/man1/%.1) \
+	  $(UNITS:%=$(DESTDIR)$(SYSTEMDUNITDIR)/%) $(DESTDIR)$(SYSUSERSDIR)/derloop.conf
+	@for c in $(CONF); do dst=$(DESTDIR)$${c%%=*}; [ -e $$dst ] || continue; \
+	  if $(SUBST) $${c#*=} | cmp -s - $$dst; then echo "rm -f $$dst"; rm -f $$dst; \
+	  else echo "uninstall: kept $$dst (changed since install)"; fi; done
+	@for d in $(DESTDIR)$(ETC)/gateway $(DESTDIR)$(ETC) $(DESTDIR)$(STATE); do \
+	  [ ! -d $$d ] || rmdir $$d 2>/dev/null || echo "uninstall: kept $$d (not empty)"; done
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
