@@ -277,12 +277,13 @@ run: deps
 PROGS     := der-sim der-gateway der-headend
 MAN_PAGES := $(PROGS:%=$(BUILD)/man/%.1)
 UNITS     := der-headend.service der-gateway@.service
+UNIT_SRC  := headend/packaging/der-headend.service.in gateway/packaging/der-gateway@.service.in
 ETC       := $(SYSCONFDIR)/derloop
 STATE     := $(LOCALSTATEDIR)/lib/derloop
 # the example configuration: installed name, then its source
-CONF      := $(ETC)/headend.env=packaging/headend.env \
+CONF      := $(ETC)/headend.env=headend/packaging/headend.env \
              $(ETC)/inventory.json=headend/examples/inventory.json \
-             $(ETC)/gateway/example.json=packaging/gateway-example.json
+             $(ETC)/gateway/example.json=gateway/packaging/gateway-example.json
 SUBST     := sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
                  -e 's|@LOCALSTATEDIR@|$(LOCALSTATEDIR)|g'
 PKG       := $(BUILD)/pkg
@@ -291,22 +292,22 @@ man: $(MAN_PAGES)
 
 # help2man runs each binary's --help and --version (and its subcommands' --help): the pages
 # cannot drift from the code. Only `make man` and `make install` need help2man, not `make`.
-$(BUILD)/man/%.1: $(BIN)/% packaging/help2man.sh
+$(BUILD)/man/%.1: $(BIN)/% docs/man/help2man.sh
 	@mkdir -p $(dir $@)
 	@command -v help2man >/dev/null || { echo "help2man not found: make deps (or apt-get install help2man)" >&2; exit 1; }
 	@$(if $(Q),echo "  MAN $@")
-	$(Q)sh packaging/help2man.sh $< $@ $(VERSION)
+	$(Q)sh docs/man/help2man.sh $< $@ $(VERSION)
 
 install: $(PROGS:%=$(BIN)/%) man
 	@rm -rf $(PKG) && mkdir -p $(PKG)
-	@for f in $(MAN_PAGES) $(UNITS:%=packaging/%.in) $(foreach c,$(CONF),$(word 2,$(subst =, ,$(c)))); do \
+	@for f in $(MAN_PAGES) $(UNIT_SRC) $(foreach c,$(CONF),$(word 2,$(subst =, ,$(c)))); do \
 	  $(SUBST) $$f > $(PKG)/$$(basename $$f .in) || exit 1; done
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(SYSTEMDUNITDIR) \
 	  $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(ETC)/gateway $(DESTDIR)$(STATE)
 	install -m 0755 $(PROGS:%=$(BIN)/%) $(DESTDIR)$(BINDIR)/
 	install -m 0644 $(PROGS:%=$(PKG)/%.1) $(DESTDIR)$(MANDIR)/man1/
 	install -m 0644 $(UNITS:%=$(PKG)/%) $(DESTDIR)$(SYSTEMDUNITDIR)/
-	install -m 0644 packaging/derloop.sysusers $(DESTDIR)$(SYSUSERSDIR)/derloop.conf
+	install -m 0644 headend/packaging/derloop.sysusers $(DESTDIR)$(SYSUSERSDIR)/derloop.conf
 	@for c in $(CONF); do dst=$(DESTDIR)$${c%%=*}; src=$(PKG)/$$(basename $${c#*=}); \
 	  mode=0644; case $$dst in *.env) mode=0600;; esac; \
 	  if [ -e $$dst ]; then echo "install: kept $$dst (exists; the example is $${c#*=})"; \

@@ -1,5 +1,5 @@
 #!/bin/sh
-# packaging/help2man.sh BINARY OUT.1 VERSION: the man page of a derloop binary, made by help2man
+# docs/man/help2man.sh BINARY OUT.1 VERSION: the man page of a derloop binary, made by help2man
 # from the binary's own --help and --version (so it cannot drift from the code), plus the help
 # of its subcommands and a FILES section for the daemons (`make man`, `make install`).
 #
