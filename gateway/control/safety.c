@@ -237,8 +237,8 @@ static void ramp(const struct safety_cfg *c, const struct procimg *img, const st
 }
 
 /* Grid limits: predicts the grid power after this cycle's battery changes (each battery moves
- * the grid by minus its change, the site balance of docs/physics.md) and, if it would leave the limits,
- * moves batteries in index order inside what their envelopes still allow. */
+ * the grid by minus its change, the site balance of docs/physics.md) and, if it would leave the
+ * limits, moves batteries in index order inside what their envelopes still allow. */
 static void grid_limits(const struct safety_cfg *c, const struct procimg *img, struct decision *dm,
                         struct env *env)
 {

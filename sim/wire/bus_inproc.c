@@ -1,7 +1,7 @@
 /* bus_inproc: the register bus served from the simulator's images in the calling thread.
  *
- * Both transports must give identical results (docs/determinism.md): a lockstep run with this bus and
- * the same run over loopback TCP against mbserver must produce the same digest. So this file
+ * Both transports must give identical results (docs/determinism.md): a lockstep run with this bus
+ * and the same run over loopback TCP against mbserver must produce the same digest. So this file
  * follows mbserver's order of decisions exactly: unknown unit -> exception 0x0B; then the
  * unit's wire fault (no reply, an exception, a slow reply); then regimage_check_read or
  * regimage_check_write, whose exception codes the server answers too; then the copy, and
