@@ -46,6 +46,23 @@ static int event_site(struct scn_ld *L, const cJSON *o, const char *path, int n_
     return 0;
 }
 
+/* The event's "asset": the id of an asset of site sc, copied into e->asset_id. */
+static int event_asset(struct scn_ld *L, const cJSON *o, const char *path,
+                       const struct site_cfg *sc, struct event *e, const struct asset_cfg **out)
+{
+    char p[SCN_PATH_MAX];
+    int rc;
+    if ((rc = scn_get_id(L, o, path, "asset", e->asset_id, sizeof e->asset_id)))
+        return rc;
+    for (size_t k = 0; k < sc->n_assets; k++)
+        if (strcmp(sc->assets[k].id, e->asset_id) == 0) {
+            *out = &sc->assets[k];
+            return 0;
+        }
+    return scn_fail(L, scn_pkey(p, path, "asset"), scn_item(o, "asset"),
+                    "no asset \"%s\" in site \"%s\"", e->asset_id, sc->base_id);
+}
+
 /* Keys that belong to one fault kind only: present with another kind is an error. */
 static int only_for(struct scn_ld *L, const cJSON *o, const char *path, const char *key,
                     enum fault_kind want, enum fault_kind got)
@@ -73,15 +90,9 @@ static int parse_dispatch(struct scn_ld *L, const cJSON *o, const char *path, st
         return rc;
     snprintf(e->site_id, sizeof e->site_id, "%s", sc->base_id);
     if (scn_item(o, "asset")) {
-        if ((rc = scn_get_id(L, o, path, "asset", e->asset_id, sizeof e->asset_id)))
+        const struct asset_cfg *a;
+        if ((rc = event_asset(L, o, path, sc, e, &a)))
             return rc;
-        const struct asset_cfg *a = NULL;
-        for (size_t k = 0; k < sc->n_assets && !a; k++)
-            if (strcmp(sc->assets[k].id, e->asset_id) == 0)
-                a = &sc->assets[k];
-        if (!a)
-            return scn_fail(L, scn_pkey(p, path, "asset"), scn_item(o, "asset"),
-                            "no asset \"%s\" in site \"%s\"", e->asset_id, sc->base_id);
         if (a->type == ASSET_METER || a->type == ASSET_LOAD)
             return scn_fail(L, scn_pkey(p, path, "asset"), scn_item(o, "asset"),
                             "a %s cannot be dispatched", asset_type_name(a->type));
@@ -160,16 +171,9 @@ static int parse_event(struct scn_ld *L, const cJSON *o, int i, struct event *e,
     if ((rc = event_site(L, o, path, n_file_sites, only_site, &sc)))
         return rc;
     snprintf(e->site_id, sizeof e->site_id, "%s", sc->base_id);
-    if ((rc = scn_get_id(L, o, path, "asset", e->asset_id, sizeof e->asset_id)))
-        return rc;
-    const struct asset_cfg *a = NULL;
-    for (size_t k = 0; k < sc->n_assets && !a; k++)
-        if (strcmp(sc->assets[k].id, e->asset_id) == 0)
-            a = &sc->assets[k];
-    if (!a)
-        return scn_fail(L, scn_pkey(p, path, "asset"), scn_item(o, "asset"),
-                        "no asset \"%s\" in site \"%s\"", e->asset_id, sc->base_id);
-    if ((rc = scn_get_str(L, o, path, "fault", 1, &fault)))
+    const struct asset_cfg *a;
+    if ((rc = event_asset(L, o, path, sc, e, &a)) ||
+        (rc = scn_get_str(L, o, path, "fault", 1, &fault)))
         return rc;
     int kind = -1;
     for (int k = 0; k < 7; k++)

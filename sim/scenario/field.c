@@ -132,6 +132,15 @@ int scn_get_str(struct scn_ld *L, const cJSON *obj, const char *path, const char
     return 0;
 }
 
+/* 1 when the key is there (j); 0 when it is absent and optional (the caller takes its default);
+ * -EINVAL when it is absent and B_REQ. */
+static int given(struct scn_ld *L, const cJSON *j, const char *p, unsigned fl)
+{
+    if (j)
+        return 1;
+    return (fl & B_REQ) ? scn_fail(L, p, NULL, "required key missing") : 0;
+}
+
 static int check_num(struct scn_ld *L, const char *path, const cJSON *j, double v, double lo,
                      double hi, unsigned fl)
 {
@@ -160,12 +169,10 @@ int scn_get_num(struct scn_ld *L, const cJSON *obj, const char *path, const char
 {
     char p[SCN_PATH_MAX];
     const cJSON *j = scn_item(obj, key);
-    scn_pkey(p, path, key);
-    if (!j) {
-        if (fl & B_REQ)
-            return scn_fail(L, p, NULL, "required key missing");
+    int rc = given(L, j, scn_pkey(p, path, key), fl);
+    if (rc <= 0) {
         *out = dflt;
-        return 0;
+        return rc;
     }
     if (!cJSON_IsNumber(j))
         return scn_fail(L, p, j, "must be a number");
@@ -178,12 +185,10 @@ int scn_get_dur(struct scn_ld *L, const cJSON *obj, const char *path, const char
 {
     char p[SCN_PATH_MAX];
     const cJSON *j = scn_item(obj, key);
-    scn_pkey(p, path, key);
-    if (!j) {
-        if (fl & B_REQ)
-            return scn_fail(L, p, NULL, "required key missing");
+    int rc = given(L, j, scn_pkey(p, path, key), fl);
+    if (rc <= 0) {
         *out = dflt_ms;
-        return 0;
+        return rc;
     }
     if (!cJSON_IsString(j) || duration_parse(j->valuestring, out) != 0)
         return scn_fail(L, p, j, "must be a duration such as \"15m\", \"1h30m\" or \"250ms\"");
