@@ -113,6 +113,19 @@ int caltime_parse(const char *s, int64_t *unix_ms)
     return 0;
 }
 
+int caltime_parse_hhmm(const char *s, int end_of_day, int *minute)
+{
+    int h, m;
+    const char *p = s;
+    /* digits() stops at the first non-digit, so a short string never reads past its end. */
+    if (!s || digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &m) || *p != '\0')
+        return -EINVAL;
+    if (m > 59 || h > 24 || (h == 24 && (m != 0 || !end_of_day)))
+        return -EINVAL;
+    *minute = h * 60 + m;
+    return 0;
+}
+
 char *caltime_format(int64_t unix_ms, char *buf, int len)
 {
     struct caltm t;

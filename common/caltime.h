@@ -19,5 +19,10 @@ void caltime_split(int64_t unix_ms, struct caltm *out);
 /* ISO 8601 UTC with milliseconds, e.g. "2026-06-21T12:00:00.000Z"; buf needs 25 bytes. */
 char *caltime_format(int64_t unix_ms, char *buf, int len);
 int64_t caltime_from_civil(int year, int month, int day); /* days since 1970-01-01 */
+/* A time of day "HH:MM" (tariff bands, daily departures) to its minute of the day: exactly two
+ * digits, ':', two digits, "00:00" to "23:59", and "24:00" (1440, the end of the day) only when
+ * end_of_day is non-zero. Nothing else is taken: no sign, space, single digit or trailing text
+ * (" 7:30", "+7:30", "07:+5", "7:30" are all refused). Returns 0 or -EINVAL. */
+int caltime_parse_hhmm(const char *s, int end_of_day, int *minute);
 
 #endif

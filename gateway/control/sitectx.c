@@ -55,16 +55,15 @@ static int only_keys(const cJSON *obj, const char *path, const char *const *keys
     return 0;
 }
 
-/* "HH:MM" (00:00 .. 24:00) to minutes of the day; -1 when malformed. */
-static int hhmm(const cJSON *v)
+/* "HH:MM" to minutes of the day, strictly as caltime_parse_hhmm reads it (the scenario files'
+ * tariffs use the same parser, so a band the simulator accepts the gateway accepts too); -1
+ * when malformed or absent. */
+static int hhmm(const cJSON *v, int end_of_day)
 {
-    int h, m;
-    char tail;
-    if (!cJSON_IsString(v) || strlen(v->valuestring) != 5 ||
-        sscanf(v->valuestring, "%2d:%2d%c", &h, &m, &tail) != 2 || h < 0 || m < 0 || m > 59 ||
-        h * 60 + m > 1440)
+    int m;
+    if (!cJSON_IsString(v) || caltime_parse_hhmm(v->valuestring, end_of_day, &m))
         return -1;
-    return h * 60 + m;
+    return m;
 }
 
 static int parse_bands(const cJSON *arr, const char *path, struct tariff_band *out, size_t *n,
@@ -87,7 +86,15 @@ static int parse_bands(const cJSON *arr, const char *path, struct tariff_band *o
         const cJSON *f = cJSON_GetObjectItemCaseSensitive(b, "from");
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(b, "to");
         const cJSON *pr = cJSON_GetObjectItemCaseSensitive(b, "price");
-        int from = hhmm(f), to = hhmm(t);
+        int from = hhmm(f, 0), to = hhmm(t, 1);
+        if (from < 0) {
+            snprintf(p, sizeof p, "%s[%zu].from", path, i);
+            return fail(err, errlen, p, f, "must be \"HH:MM\"");
+        }
+        if (to < 0) {
+            snprintf(p, sizeof p, "%s[%zu].to", path, i);
+            return fail(err, errlen, p, t, "must be \"HH:MM\" or \"24:00\"");
+        }
         if (from != expect) {
             snprintf(p, sizeof p, "%s[%zu].from", path, i);
             return fail(err, errlen, p, f,
@@ -253,8 +260,8 @@ static int parse_departures(struct sitectx *c, const cJSON *arr, char *err, size
                 return fail(err, errlen, p, at, "must be an ISO instant");
         } else {
             snprintf(p, sizeof p, "ev_departures[%zu].daily", i);
-            e->minute_of_day = hhmm(daily);
-            if (e->minute_of_day < 0 || e->minute_of_day >= 1440)
+            e->minute_of_day = hhmm(daily, 0);
+            if (e->minute_of_day < 0)
                 return fail(err, errlen, p, daily, "must be \"HH:MM\" (UTC)");
             e->daily = 1;
         }

@@ -1,7 +1,8 @@
 /* scenario: one experiment loaded from a JSON file (docs/scenario-format.md): clock, seed,
  * profiles, sites with their assets, the gateway section, timed events and expectations.
  * scenario_load validates everything and names the file, JSON path and bad value on error.
- * The caller owns the returned scenario and frees it with scenario_free. */
+ * The caller owns the returned scenario and frees it with scenario_free. Its parts have their
+ * own headers (assetcfg.h: assets, event.h: events), included here for every user. */
 #ifndef DERLOOP_SCENARIO_H
 #define DERLOOP_SCENARIO_H
 
@@ -10,33 +11,9 @@
 
 #include <cjson/cJSON.h>
 
-#include "sim/physics/battery.h"
-#include "sim/physics/boiler.h"
-#include "sim/physics/evse.h"
-#include "sim/physics/load.h"
-#include "sim/physics/meter.h"
 #include "sim/physics/profile.h"
-#include "sim/physics/pv.h"
-
-#define SCN_ID_MAX 64
-
-enum asset_type { ASSET_BATTERY, ASSET_PV, ASSET_METER, ASSET_LOAD, ASSET_EVSE, ASSET_BOILER };
-
-const char *asset_type_name(enum asset_type t); /* "battery", "pv", "meter", ... */
-
-struct asset_cfg {
-    char id[SCN_ID_MAX];
-    enum asset_type type;
-    int unit_id; /* Modbus unit id, 1-247; default: 1 + index in the site */
-    union {
-        struct battery_params battery;
-        struct pv_params pv;
-        struct meter_params meter;
-        struct load_params load;
-        struct evse_params evse;
-        struct boiler_params boiler;
-    } u;
-};
+#include "sim/scenario/assetcfg.h"
+#include "sim/scenario/event.h"
 
 struct site_cfg {
     char id[SCN_ID_MAX]; /* replicas: "<id>-<k>" with k from 1, zero-padded to the width of N */
@@ -47,40 +24,6 @@ struct site_cfg {
     const struct profile *import_price, *export_price; /* optional, not owned */
     size_t n_assets;
     struct asset_cfg *assets; /* file order */
-};
-
-enum event_type {
-    EVENT_FAULT,       /* a device or wire fault on one asset for a duration */
-    EVENT_DISPATCH,    /* an operator dispatch (through the headend when the scenario has one) */
-    EVENT_GRID_OUTAGE, /* the site's grid connection fails for a duration: the site islands */
-};
-
-enum fault_kind {
-    FAULT_TIMEOUT,   /* the device does not answer at all */
-    FAULT_EXCEPTION, /* every request answered with exception `code` */
-    FAULT_FROZEN,    /* the register image stops updating (values held) */
-    FAULT_OFFLINE,   /* no answer, then a reboot at the end: controls reset to defaults */
-    FAULT_SLOW,      /* replies delayed by delay_ms */
-    FAULT_SPIKE,     /* a measurement point reads `value` (engineering units) */
-    FAULT_DEVICE,    /* the device itself trips (battery/boiler FAULT state, EVSE state F) */
-};
-
-const char *fault_kind_name(enum fault_kind k);
-
-struct event {
-    int64_t at_ms, duration_ms; /* duration 0 = until the end of the run */
-    int seq;                    /* position in the file: ties at the same instant keep it */
-    enum event_type type;
-    char site_id[SCN_ID_MAX]; /* base id: applies to every replica of that site */
-    char asset_id[SCN_ID_MAX];
-    enum fault_kind fault;
-    int code;         /* FAULT_EXCEPTION: Modbus exception code 1-11 */
-    int64_t delay_ms; /* FAULT_SLOW */
-    char point[32];   /* FAULT_SPIKE: SunSpec point name or map point; "" = power */
-    double value;     /* FAULT_SPIKE */
-    /* EVENT_DISPATCH: asset_id "" = the whole site (split among its batteries) */
-    double power_w; /* site signs ("mw" in the file is converted) */
-    int64_t ttl_ms; /* a whole number of seconds, > 0 */
 };
 
 struct scenario {

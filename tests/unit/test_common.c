@@ -1,6 +1,7 @@
 /* Unit tests for the small shared modules: duration, caltime, rng, sha256. */
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <CUnit/CUnit.h>
@@ -92,6 +93,35 @@ static void test_caltime(void)
     CU_ASSERT_EQUAL(c.sec, 59);
 }
 
+/* One strict "HH:MM" for the scenario tariffs and the gateway's site inputs. */
+static void test_caltime_hhmm(void)
+{
+    int m = -1;
+    CU_ASSERT_EQUAL(caltime_parse_hhmm("00:00", 0, &m), 0);
+    CU_ASSERT_EQUAL(m, 0);
+    CU_ASSERT_EQUAL(caltime_parse_hhmm("07:30", 0, &m), 0);
+    CU_ASSERT_EQUAL(m, 450);
+    CU_ASSERT_EQUAL(caltime_parse_hhmm("23:59", 0, &m), 0);
+    CU_ASSERT_EQUAL(m, 1439);
+    CU_ASSERT_EQUAL(caltime_parse_hhmm("24:00", 1, &m), 0); /* the end of the day, where allowed */
+    CU_ASSERT_EQUAL(m, 1440);
+    m = -1;
+    CU_ASSERT_EQUAL(caltime_parse_hhmm("24:00", 0, &m), -EINVAL);
+    static const char *const bad[] = {
+        " 7:30", "+7:30", "07:+5", /* what sscanf("%2d:%2d") used to take */
+        "7:30",  "07:3",  "07:300", "07:30 ", "0730",  "07-30",  "24:01",
+        "25:00", "07:60", "-1:00",  "",       "aa:bb", "07:30Z", "07: 5",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = caltime_parse_hhmm(bad[i], 1, &m);
+        if (rc != -EINVAL)
+            fprintf(stderr, "\n  caltime_parse_hhmm(\"%s\") took it\n", bad[i]);
+        CU_ASSERT_EQUAL(rc, -EINVAL);
+    }
+    CU_ASSERT_EQUAL(m, -1); /* untouched on error */
+    CU_ASSERT_EQUAL(caltime_parse_hhmm(NULL, 1, &m), -EINVAL);
+}
+
 static void test_rng_streams(void)
 {
     struct rng a, b, c;
@@ -164,6 +194,7 @@ void test_register_common(void)
     CU_add_test(s, "duration rejects", test_duration_bad);
     CU_add_test(s, "duration format", test_duration_format);
     CU_add_test(s, "caltime", test_caltime);
+    CU_add_test(s, "caltime HH:MM", test_caltime_hhmm);
     CU_add_test(s, "rng streams", test_rng_streams);
     CU_add_test(s, "rng distributions", test_rng_distributions);
     CU_add_test(s, "sha256 vectors", test_sha256);

@@ -1,6 +1,7 @@
-/* Unit tests for sim/scenario/scenario.c: good files load with defaults, unit conversions, replicas
- * and sorted events; bad files and bad overrides fail with the file, the JSON path and the value.
- * Fixtures in tests/data/scenarios/; paths are relative to the repository root. */
+/* Unit tests for the scenario loader (sim/scenario/): good files load with defaults, unit
+ * conversions, replicas and sorted events; bad files and bad overrides fail with the file, the JSON
+ * path and the value. Fixtures in tests/data/scenarios/; paths are relative to the repository root.
+ */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -501,6 +502,23 @@ static void test_dispatch_event_errors(void)
     expect_fail(f, "headend={\"port\":1}", -EINVAL, "headend", "port");
 }
 
+/* Tariff bands take "HH:MM" strictly (caltime_parse_hhmm), as the gateway does: the forms a
+ * sloppy parser would read as 07:30 or 07:05 are errors naming the band's field and the value. */
+static void test_tou_hhmm(void)
+{
+    const char *f = DIR "tou.json";
+    expect_fail(f, "profiles.flat.weekday[0].from=\" 7:30\"", -EINVAL,
+                "tou.json: profiles.flat.weekday[0].from: must be \"HH:MM\", got \" 7:30\"", NULL);
+    expect_fail(f, "profiles.flat.weekday[0].to=+7:30", -EINVAL,
+                "tou.json: profiles.flat.weekday[0].to: must be \"HH:MM\" or \"24:00\", "
+                "got \"+7:30\"",
+                NULL);
+    expect_fail(f, "profiles.flat.weekday[0].to=07:+5", -EINVAL,
+                "profiles.flat.weekday[0].to: must be \"HH:MM\" or \"24:00\", got \"07:+5\"", NULL);
+    expect_fail(f, "profiles.flat.weekday[1].from=\"24:00\"", -EINVAL,
+                "profiles.flat.weekday[1].from: must be \"HH:MM\", got \"24:00\"", NULL);
+}
+
 void test_register_scenario(void)
 {
     CU_pSuite su = CU_add_suite("scenario", NULL, NULL);
@@ -512,5 +530,6 @@ void test_register_scenario(void)
     CU_add_test(su, "dispatch event errors", test_dispatch_event_errors);
     CU_add_test(su, "bad files name path and value", test_bad_files);
     CU_add_test(su, "missing files", test_missing_files);
+    CU_add_test(su, "tariff bands: strict HH:MM", test_tou_hhmm);
     CU_add_test(su, "reference scenarios load", test_reference_scenarios);
 }

@@ -2,6 +2,7 @@
  * errors) and for stacking (strategy.c: windows, precedence, conflicts, kept controller terms). */
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <CUnit/CUnit.h>
@@ -75,6 +76,29 @@ static void test_sitectx_errors(void)
                     -EINVAL);
     CU_ASSERT_STRING_EQUAL(err, "tariff.import.weekday[1].from: must be \"HH:MM\" where the "
                                 "previous band ended (07:00), got \"08:00\"");
+    /* "HH:MM" is strict (caltime_parse_hhmm, as in the scenario files): these used to pass. */
+    static const struct {
+        const char *to0, *from1, *want;
+    } sloppy[] = {
+        {" 7:30", "07:30", "weekday[0].to: must be \"HH:MM\" or \"24:00\", got \" 7:30\""},
+        {"07:30", "+7:30", "weekday[1].from: must be \"HH:MM\", got \"+7:30\""},
+        {"07:+5", "07:05", "weekday[0].to: must be \"HH:MM\" or \"24:00\", got \"07:+5\""},
+    };
+    for (size_t i = 0; i < sizeof sloppy / sizeof sloppy[0]; i++) {
+        char json[256], want[128];
+        snprintf(json, sizeof json,
+                 "{\"tariff\": {\"import\": {\"type\": \"tou\", \"weekday\": [{\"from\": "
+                 "\"00:00\", \"to\": \"%s\", \"price\": 1}, {\"from\": \"%s\", \"to\": "
+                 "\"24:00\", \"price\": 2}]}}}",
+                 sloppy[i].to0, sloppy[i].from1);
+        snprintf(want, sizeof want, "tariff.import.%s", sloppy[i].want);
+        CU_ASSERT_EQUAL(parse_err(json, err, sizeof err), -EINVAL);
+        CU_ASSERT_STRING_EQUAL(err, want);
+    }
+    CU_ASSERT_EQUAL(parse_err("{\"ev_departures\": [{\"asset_id\": \"e1\", \"daily\": \" 7:30\"}]}",
+                              err, sizeof err),
+                    -EINVAL);
+    CU_ASSERT_STRING_EQUAL(err, "ev_departures[0].daily: must be \"HH:MM\" (UTC), got \" 7:30\"");
     CU_ASSERT_EQUAL(parse_err("{\"tariff\": {\"import\": {\"type\": \"series\", \"points\": "
                               "[[\"1h\", 1], [\"1h\", 2]]}}}",
                               err, sizeof err),

@@ -1,0 +1,289 @@
+/* event: the "events" array: faults on an asset, operator dispatches and grid outages, each
+ * checked against the sites it names (by file id: an event applies to every replica). The
+ * scenario owns three arrays, one per kind, each sorted by (at, position in the file). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/duration.h"
+#include "sim/scenario/sections.h"
+
+static const char *const fault_names[] = {"timeout", "exception", "frozen", "offline",
+                                          "slow",    "spike",     "device"};
+
+const char *fault_kind_name(enum fault_kind k)
+{
+    return (unsigned)k < 7 ? fault_names[k] : "?";
+}
+
+static const struct site_cfg *file_site(const struct scenario *s, const char *base_id)
+{
+    for (size_t i = 0; i < s->n_sites; i++)
+        if (s->sites[i].replica == 0 && strcmp(s->sites[i].base_id, base_id) == 0)
+            return &s->sites[i];
+    return NULL;
+}
+
+/* The event's "site": a file site id, optional when the file has only one site. */
+static int event_site(struct scn_ld *L, const cJSON *o, const char *path, int n_file_sites,
+                      const char *only_site, const struct site_cfg **out)
+{
+    char p[SCN_PATH_MAX];
+    const char *site;
+    int rc;
+    if ((rc = scn_get_str(L, o, path, "site", 0, &site)))
+        return rc;
+    if (!site) {
+        if (n_file_sites != 1)
+            return scn_fail(L, scn_pkey(p, path, "site"), NULL,
+                            "required when the file has more than one site");
+        site = only_site;
+    }
+    *out = file_site(L->s, site);
+    if (!*out)
+        return scn_fail(L, scn_pkey(p, path, "site"), scn_item(o, "site"), "no site \"%s\"", site);
+    return 0;
+}
+
+/* The event's "asset": the id of an asset of site sc, copied into e->asset_id. */
+static int event_asset(struct scn_ld *L, const cJSON *o, const char *path,
+                       const struct site_cfg *sc, struct event *e, const struct asset_cfg **out)
+{
+    char p[SCN_PATH_MAX];
+    int rc;
+    if ((rc = scn_get_id(L, o, path, "asset", e->asset_id, sizeof e->asset_id)))
+        return rc;
+    for (size_t k = 0; k < sc->n_assets; k++)
+        if (strcmp(sc->assets[k].id, e->asset_id) == 0) {
+            *out = &sc->assets[k];
+            return 0;
+        }
+    return scn_fail(L, scn_pkey(p, path, "asset"), scn_item(o, "asset"),
+                    "no asset \"%s\" in site \"%s\"", e->asset_id, sc->base_id);
+}
+
+/* Keys that belong to one fault kind only: present with another kind is an error. */
+static int only_for(struct scn_ld *L, const cJSON *o, const char *path, const char *key,
+                    enum fault_kind want, enum fault_kind got)
+{
+    char p[SCN_PATH_MAX];
+    if (got != want && scn_item(o, key))
+        return scn_fail(L, scn_pkey(p, path, key), scn_item(o, key),
+                        "only valid with \"fault\": \"%s\"", fault_names[want]);
+    return 0;
+}
+
+/* {"at", "type": "dispatch", "site", "asset" (absent = the site), "power_w" | "mw", "ttl"}:
+ * the TTL is whole seconds because the headend's REST API takes ttl_s. */
+static int parse_dispatch(struct scn_ld *L, const cJSON *o, const char *path, struct event *e,
+                          int n_file_sites, const char *only_site)
+{
+    static const char *const keys[] = {"at", "type", "site", "asset", "power_w", "mw", "ttl", NULL};
+    char p[SCN_PATH_MAX];
+    const struct site_cfg *sc;
+    int rc;
+    if ((rc = scn_check_keys(L, o, path, keys, NULL)))
+        return rc;
+    e->type = EVENT_DISPATCH;
+    if ((rc = event_site(L, o, path, n_file_sites, only_site, &sc)))
+        return rc;
+    snprintf(e->site_id, sizeof e->site_id, "%s", sc->base_id);
+    if (scn_item(o, "asset")) {
+        const struct asset_cfg *a;
+        if ((rc = event_asset(L, o, path, sc, e, &a)))
+            return rc;
+        if (a->type == ASSET_METER || a->type == ASSET_LOAD)
+            return scn_fail(L, scn_pkey(p, path, "asset"), scn_item(o, "asset"),
+                            "a %s cannot be dispatched", asset_type_name(a->type));
+    }
+    if (!!scn_item(o, "power_w") == !!scn_item(o, "mw"))
+        return scn_fail(L, scn_pkey(p, path, "power_w"), NULL,
+                        "exactly one of power_w or mw is required");
+    if (scn_item(o, "mw")) {
+        if ((rc = scn_get_num(L, o, path, "mw", 0, 0, 0, B_REQ, &e->power_w)))
+            return rc;
+        e->power_w *= 1e6;
+    } else if ((rc = scn_get_num(L, o, path, "power_w", 0, 0, 0, B_REQ, &e->power_w))) {
+        return rc;
+    }
+    if ((rc = scn_get_dur(L, o, path, "ttl", 900000, 1000, B_MIN, &e->ttl_ms)))
+        return rc;
+    if (e->ttl_ms % 1000)
+        return scn_fail(L, scn_pkey(p, path, "ttl"), scn_item(o, "ttl"), "must be whole seconds");
+    return 0;
+}
+
+/* {"at", "type": "grid_outage", "site" (absent = the only site), "duration"}: the site's grid
+ * connection fails at `at` for `duration` (>= step; it may run past the end of the run) and every
+ * replica of the site islands. A whole-site event: naming an asset is an error. */
+static int parse_outage(struct scn_ld *L, const cJSON *o, const char *path, struct event *e,
+                        int n_file_sites, const char *only_site)
+{
+    static const char *const keys[] = {"at", "type", "site", "duration", NULL};
+    char p[SCN_PATH_MAX];
+    const struct site_cfg *sc;
+    int rc;
+    if (scn_item(o, "asset"))
+        return scn_fail(L, scn_pkey(p, path, "asset"), scn_item(o, "asset"),
+                        "a grid_outage islands the whole site: name the site, not an asset");
+    /* At least one step, so that some step starts inside it (site.c samples at step starts). */
+    if ((rc = scn_check_keys(L, o, path, keys, NULL)) ||
+        (rc = scn_get_dur(L, o, path, "duration", 0, L->s->step_ms, B_REQ | B_MIN,
+                          &e->duration_ms)) ||
+        (rc = event_site(L, o, path, n_file_sites, only_site, &sc)))
+        return rc;
+    e->type = EVENT_GRID_OUTAGE;
+    snprintf(e->site_id, sizeof e->site_id, "%s", sc->base_id);
+    return 0;
+}
+
+static int parse_event(struct scn_ld *L, const cJSON *o, int i, struct event *e, int n_file_sites,
+                       const char *only_site)
+{
+    static const char *const keys[] = {"at",   "duration", "type",  "site",  "asset", "fault",
+                                       "code", "delay",    "point", "value", NULL};
+    struct scenario *s = L->s;
+    char path[SCN_PATH_MAX], p[SCN_PATH_MAX];
+    const char *type, *fault, *point;
+    int rc;
+    scn_pidx(path, "events", i);
+    e->seq = i;
+    if ((rc = scn_need_object(L, o, path)) ||
+        (rc = scn_get_dur(L, o, path, "at", 0, 0, B_REQ, &e->at_ms)) ||
+        (rc = scn_get_str(L, o, path, "type", 1, &type)))
+        return rc;
+    if (e->at_ms >= s->duration_ms)
+        return scn_fail(L, scn_pkey(p, path, "at"), scn_item(o, "at"),
+                        "must be before the end of the run");
+    if (strcmp(type, "dispatch") == 0)
+        return parse_dispatch(L, o, path, e, n_file_sites, only_site);
+    if (strcmp(type, "grid_outage") == 0)
+        return parse_outage(L, o, path, e, n_file_sites, only_site);
+    if (strcmp(type, "fault") != 0)
+        return scn_fail(L, scn_pkey(p, path, "type"), scn_item(o, "type"),
+                        "must be \"fault\", \"dispatch\" or \"grid_outage\"");
+    if ((rc = scn_check_keys(L, o, path, keys, NULL)) ||
+        (rc = scn_get_dur(L, o, path, "duration", 0, 0, 0, &e->duration_ms)))
+        return rc;
+    e->type = EVENT_FAULT;
+    const struct site_cfg *sc;
+    if ((rc = event_site(L, o, path, n_file_sites, only_site, &sc)))
+        return rc;
+    snprintf(e->site_id, sizeof e->site_id, "%s", sc->base_id);
+    const struct asset_cfg *a;
+    if ((rc = event_asset(L, o, path, sc, e, &a)) ||
+        (rc = scn_get_str(L, o, path, "fault", 1, &fault)))
+        return rc;
+    int kind = -1;
+    for (int k = 0; k < 7; k++)
+        if (strcmp(fault_names[k], fault) == 0)
+            kind = k;
+    if (kind < 0)
+        return scn_fail(L, scn_pkey(p, path, "fault"), scn_item(o, "fault"),
+                        "must be one of timeout, exception, frozen, offline, slow, spike, device");
+    e->fault = (enum fault_kind)kind;
+    if ((rc = only_for(L, o, path, "code", FAULT_EXCEPTION, e->fault)) ||
+        (rc = only_for(L, o, path, "delay", FAULT_SLOW, e->fault)) ||
+        (rc = only_for(L, o, path, "point", FAULT_SPIKE, e->fault)) ||
+        (rc = only_for(L, o, path, "value", FAULT_SPIKE, e->fault)))
+        return rc;
+    double code;
+    switch (e->fault) {
+    case FAULT_EXCEPTION:
+        if ((rc = scn_get_num(L, o, path, "code", 0, 1, 11, B_REQ | B_INT | B_MIN | B_MAX, &code)))
+            return rc;
+        e->code = (int)code;
+        break;
+    case FAULT_SLOW:
+        return scn_get_dur(L, o, path, "delay", 0, 0, B_REQ | B_MIN | B_MINX, &e->delay_ms);
+    case FAULT_SPIKE:
+        if ((rc = scn_get_str(L, o, path, "point", 0, &point)) ||
+            (rc = scn_get_num(L, o, path, "value", 0, 0, 0, B_REQ, &e->value)))
+            return rc;
+        if (point && strlen(point) >= sizeof e->point)
+            return scn_fail(L, scn_pkey(p, path, "point"), scn_item(o, "point"),
+                            "must be shorter than %zu characters", sizeof e->point);
+        snprintf(e->point, sizeof e->point, "%s", point ? point : "");
+        break;
+    case FAULT_DEVICE:
+        if (a->type == ASSET_METER || a->type == ASSET_LOAD)
+            return scn_fail(
+                L, scn_pkey(p, path, "fault"), scn_item(o, "fault"),
+                "\"device\" faults apply to battery, pv, evse and boiler, not %s \"%s\"",
+                asset_type_name(a->type), a->id);
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+static int event_cmp(const void *a, const void *b)
+{
+    const struct event *x = a, *y = b;
+    if (x->at_ms != y->at_ms)
+        return (x->at_ms > y->at_ms) - (x->at_ms < y->at_ms);
+    return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+/* One site cannot lose its grid twice at once: overlapping outages are a mistake in the file,
+ * not a merge (as for cloud events). Outages are sorted by start, so the later one of an
+ * overlapping pair is named, with the earlier one's span. */
+static int check_outages(struct scn_ld *L)
+{
+    const struct scenario *s = L->s;
+    for (size_t k = 1; k < s->n_outages; k++) {
+        const struct event *e = &s->outages[k];
+        for (size_t j = 0; j < k; j++) {
+            const struct event *o = &s->outages[j];
+            if (strcmp(o->site_id, e->site_id) != 0 || e->at_ms >= o->at_ms + o->duration_ms)
+                continue;
+            char path[SCN_PATH_MAX], p[SCN_PATH_MAX], from[32], to[32];
+            scn_pidx(path, "events", e->seq);
+            cJSON *at = cJSON_GetArrayItem(scn_item(s->root, "events"), e->seq);
+            return scn_fail(L, scn_pkey(p, path, "at"), scn_item(at, "at"),
+                            "overlaps the grid outage of site \"%s\" at events[%d] (%s to %s)",
+                            e->site_id, o->seq, duration_format(o->at_ms, from, sizeof from),
+                            duration_format(o->at_ms + o->duration_ms, to, sizeof to));
+        }
+    }
+    return 0;
+}
+
+int scn_parse_events(struct scn_ld *L, const cJSON *arr, const cJSON *sites)
+{
+    struct scenario *s = L->s;
+    if (!arr)
+        return 0;
+    if (!cJSON_IsArray(arr))
+        return scn_fail(L, "events", arr, "must be an array");
+    size_t n = (size_t)cJSON_GetArraySize(arr);
+    if (n == 0)
+        return 0;
+    s->events = calloc(n, sizeof *s->events);
+    s->dispatches = calloc(n, sizeof *s->dispatches);
+    s->outages = calloc(n, sizeof *s->outages);
+    if (!s->events || !s->dispatches || !s->outages)
+        return -ENOMEM;
+    int n_file_sites = cJSON_GetArraySize(sites), i = 0, rc;
+    const char *only = s->sites[0].base_id;
+    for (const cJSON *o = arr->child; o; o = o->next, i++) {
+        struct event e;
+        memset(&e, 0, sizeof e);
+        if ((rc = parse_event(L, o, i, &e, n_file_sites, only)))
+            return rc;
+        /* Dispatches go to the gateway, not to the devices: site.c never sees them. */
+        if (e.type == EVENT_DISPATCH)
+            s->dispatches[s->n_dispatches++] = e;
+        else if (e.type == EVENT_GRID_OUTAGE)
+            s->outages[s->n_outages++] = e;
+        else
+            s->events[s->n_events++] = e;
+    }
+    /* (at, seq) is a total order, so qsort is as good as a stable sort here. */
+    qsort(s->events, s->n_events, sizeof *s->events, event_cmp);
+    qsort(s->dispatches, s->n_dispatches, sizeof *s->dispatches, event_cmp);
+    qsort(s->outages, s->n_outages, sizeof *s->outages, event_cmp);
+    return check_outages(L);
+}
