@@ -277,7 +277,7 @@ run: deps
 PROGS     := der-sim der-gateway der-headend
 MAN_PAGES := $(PROGS:%=$(BUILD)/man/%.1)
 UNITS     := der-headend.service der-gateway@.service
-UNIT_SRC  := headend/packaging/der-headend.service.in gateway/packaging/der-gateway@.service.in
+UNIT_IN   := headend/packaging/der-headend.service.in gateway/packaging/der-gateway@.service.in
 ETC       := $(SYSCONFDIR)/derloop
 STATE     := $(LOCALSTATEDIR)/lib/derloop
 # the example configuration: installed name, then its source
@@ -300,7 +300,7 @@ $(BUILD)/man/%.1: $(BIN)/% docs/man/help2man.sh
 
 install: $(PROGS:%=$(BIN)/%) man
 	@rm -rf $(PKG) && mkdir -p $(PKG)
-	@for f in $(MAN_PAGES) $(UNIT_SRC) $(foreach c,$(CONF),$(word 2,$(subst =, ,$(c)))); do \
+	@for f in $(MAN_PAGES) $(UNIT_IN) $(foreach c,$(CONF),$(word 2,$(subst =, ,$(c)))); do \
 	  $(SUBST) $$f > $(PKG)/$$(basename $$f .in) || exit 1; done
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(SYSTEMDUNITDIR) \
 	  $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(ETC)/gateway $(DESTDIR)$(STATE)
