@@ -27,6 +27,8 @@ echo "$out" | grep -vE '^\s*$' | tail -n 40
 read -r _ _ ran upass ufail _ < <(echo "$out" | grep -E '^\s+tests\s' | head -1)
 ran=${ran:-0} upass=${upass:-0} ufail=${ufail:-0}
 if [ "$rc" -ne 0 ] && [ "$ufail" -eq 0 ]; then ufail=1; failed_names+=("unit-tests (exit $rc)"); fi
+# An empty suite list (a broken generated build/gen/unit_suites.h) must not pass as "0 failed".
+if [ "$ran" -eq 0 ] && [ "$ufail" -eq 0 ]; then ufail=1; failed_names+=("unit-tests ran no test"); fi
 [ "$ufail" -gt 0 ] && failed_names+=("unit-tests: $ufail failed")
 pass=$((pass + upass)); fail=$((fail + ufail))
 summary+=("unit-tests ($upass/$ran)|$([ "$ufail" -eq 0 ] && echo PASS || echo FAIL)|$(( $(date +%s) - start ))")
