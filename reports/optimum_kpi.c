@@ -192,6 +192,23 @@ static double end_value(double soc_last, const struct optimum_battery *b, size_t
     return (d_wh > 0 ? d_wh * eta_d / cap : d_wh / (eta_c / cap)) * p_min / 1000.0;
 }
 
+/* The LP over the stored intervals (their means in net, imp, exp_; prices may be NULL). */
+static int solve(const struct optimum_kpi *a, enum optimum_objective objective, const double *net,
+                 const double *imp, const double *exp_, const struct optimum_battery *b,
+                 size_t n_batteries, struct optimum_result *res, char *err, size_t errlen)
+{
+    struct optimum_problem pb = {.objective = objective,
+                                 .n = a->n_iv,
+                                 .dt_s = KPI_WINDOW_MS / 1000.0,
+                                 .last_dt_s = a->iv_ms[a->n_iv - 1] / 1000.0,
+                                 .net_load_w = net,
+                                 .import_price = imp,
+                                 .export_price = exp_,
+                                 .batteries = b,
+                                 .n_batteries = n_batteries};
+    return optimum_solve(&pb, res, NULL, err, errlen);
+}
+
 static int opt_fail(struct optimum_kpi *a, int rc)
 {
     a->opt_failed = 1;
@@ -229,17 +246,8 @@ int optimum_kpi_site_solve(struct optimum_kpi *a, size_t site, const struct opti
         goto out;
     }
     iv_means(a, site, net, imp, exp_);
-    struct optimum_problem pb = {.objective = OPTIMUM_MIN_COST,
-                                 .n = n,
-                                 .dt_s = KPI_WINDOW_MS / 1000.0,
-                                 .last_dt_s = a->iv_ms[n - 1] / 1000.0,
-                                 .net_load_w = net,
-                                 .import_price = imp,
-                                 .export_price = exp_,
-                                 .batteries = b,
-                                 .n_batteries = n_batteries};
     struct optimum_result res;
-    if ((rc = optimum_solve(&pb, &res, NULL, err, errlen)) != 0)
+    if ((rc = solve(a, OPTIMUM_MIN_COST, net, imp, exp_, b, n_batteries, &res, err, errlen)) != 0)
         goto out;
     a->opt_savings += res.optimal_savings;
     a->opt_sites++;
@@ -273,17 +281,8 @@ int optimum_kpi_peak(struct optimum_kpi *a, const struct optimum_battery *b, siz
         goto out;
     }
     iv_means(a, one ? 0 : SIZE_MAX, net, imp, exp_);
-    struct optimum_problem pb = {.objective = OPTIMUM_MIN_PEAK,
-                                 .n = n,
-                                 .dt_s = KPI_WINDOW_MS / 1000.0,
-                                 .last_dt_s = a->iv_ms[n - 1] / 1000.0,
-                                 .net_load_w = net,
-                                 .import_price = imp,
-                                 .export_price = exp_,
-                                 .batteries = b,
-                                 .n_batteries = n_batteries};
     struct optimum_result res;
-    if ((rc = optimum_solve(&pb, &res, NULL, err, errlen)) == 0)
+    if ((rc = solve(a, OPTIMUM_MIN_PEAK, net, imp, exp_, b, n_batteries, &res, err, errlen)) == 0)
         a->opt_peak_w = res.peak_w;
 out:
     free(net);
