@@ -18,10 +18,12 @@
 #include <string.h>
 
 #include "common/sha256.h"
+#include "reports/measure.h"
 #include "reports/plot.h"
 #include "reports/report.h"
 
-const char *experiment_strategy(const struct scenario *sc)
+/* The strategy the scenario's gateway section names ("null" when it names none). */
+static const char *experiment_strategy(const struct scenario *sc)
 {
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(sc->gateway, "strategy");
     return cJSON_IsString(s) ? s->valuestring : "null";
@@ -113,6 +115,23 @@ static int write_kpis(const char *dir, const struct scenario *sc,
     return fclose(f) ? -EIO : 0;
 }
 
+/* One run of sc measured (measure.h): its KPIs in kpis. 0 or -errno with err. */
+static int measured_run(const struct scenario *sc, const struct runner_opts *ro,
+                        const struct measure_opts *mo, struct runner_result *run,
+                        struct kpi_set *kpis, char *err, size_t errlen)
+{
+    struct measure *m = measure_new(sc, mo, err, errlen);
+    if (!m)
+        return -ENOMEM;
+    struct runner_opts o = *ro;
+    o.observer = measure_observer(m);
+    int rc = runner_run(sc, &o, run, err, errlen);
+    if (rc == 0)
+        rc = measure_end(m, kpis, err, errlen);
+    measure_free(m);
+    return rc;
+}
+
 static int run_baseline(const struct scenario *sc, const struct experiment_opts *o,
                         struct experiment_result *res, char *err, size_t errlen)
 {
@@ -131,17 +150,15 @@ static int run_baseline(const struct scenario *sc, const struct experiment_opts 
     b.headend = NULL; /* operator dispatches still apply, straight to the controller */
     char dir[1100], sub[1024];
     snprintf(dir, sizeof dir, "%s/baseline", o->run.out_dir);
-    struct runner_opts ro = {.transport = RUNNER_INPROC,
-                             .out_dir = dir,
-                             .plot_data = 1,
-                             .kpi_gateway = sc->gateway}; /* the same frequency requirement */
-    int rc = runner_run(&b, &ro, &res->baseline_run, sub, sizeof sub);
+    struct runner_opts ro = {.transport = RUNNER_INPROC, .out_dir = dir};
+    struct measure_opts mo = {.kpi_gateway = sc->gateway, /* the same frequency requirement */
+                              .plot_dir = dir};
+    int rc = measured_run(&b, &ro, &mo, &res->baseline_run, &res->baseline, sub, sizeof sub);
     cJSON_Delete(gw);
     if (rc) {
         snprintf(err, errlen, "baseline (strategy %s): %s", res->expect.baseline_strategy, sub);
         return rc;
     }
-    res->baseline = res->baseline_run.kpis;
     res->have_baseline = 1;
     return 0;
 }
@@ -156,11 +173,10 @@ int experiment_run(const struct scenario *sc, const struct experiment_opts *o,
         return rc;
     snprintf(res->baseline_strategy, sizeof res->baseline_strategy, "%s",
              res->expect.baseline_strategy);
-    struct runner_opts ro = o->run;
-    ro.plot_data = !o->no_plots || !o->no_report;
-    if ((rc = runner_run(sc, &ro, &res->run, err, errlen)) != 0)
+    snprintf(res->strategy, sizeof res->strategy, "%s", experiment_strategy(sc));
+    struct measure_opts mo = {.plot_dir = !o->no_plots || !o->no_report ? o->run.out_dir : NULL};
+    if ((rc = measured_run(sc, &o->run, &mo, &res->run, &res->kpis, err, errlen)) != 0)
         return rc;
-    res->kpis = res->run.kpis;
     if (!o->no_baseline) {
         if ((rc = run_baseline(sc, o, res, err, errlen)) != 0)
             return rc;

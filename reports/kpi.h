@@ -1,8 +1,9 @@
 /* kpi: the key performance indicators of a run, computed while it runs. One declarative table
  * names every KPI with its unit, precision and formula (docs/kpis.md is printed from it); an
- * accumulator is fed every tick with one sample per site and every gateway cycle's
- * DecisionMetrics, and turned into a kpi_set at the end. kpi_acc_new returns an accumulator
- * the caller owns (kpi_acc_free); kpi_set is a plain value. */
+ * accumulator (kpi_acc.c) is fed every tick with one sample per site and every gateway cycle's
+ * DecisionMetrics, and turned into a kpi_set at the end; the optimum's KPIs have their own
+ * accumulator (optimum_kpi.h). kpi_acc_new returns an accumulator the caller owns
+ * (kpi_acc_free); kpi_set is a plain value. */
 #ifndef DERLOOP_KPI_H
 #define DERLOOP_KPI_H
 
@@ -12,6 +13,10 @@
 
 #include "gateway/bus/bus.h"
 #include "gateway/control/decision.h"
+#include "gateway/strategies/strat_gridsvc.h"
+
+#define KPI_WH_PER_W_MS (1.0 / 3600000.0)
+#define KPI_WINDOW_MS   (15 * 60 * 1000) /* the billing interval of demand charges (EU/US norm) */
 
 /* Every KPI, in table order. KPI_VS_FIRST.. are the deltas against the baseline run. */
 enum kpi_id {
@@ -133,16 +138,10 @@ struct kpi_acc *kpi_acc_new(size_t n_sites, double soc_floor, double soc_ceiling
 void kpi_acc_free(struct kpi_acc *a);
 
 /* The frequency-response requirement a site is judged by (the fcr_* and ffr_* KPIs): the
- * grid_services parameters of the gateway's configuration (gateway/strategies/strat_gridsvc.c) and
- * the grid's nominal frequency. A power of 0 means no such service; a site without a call has no
- * requirement. */
-struct kpi_freq_params {
-    double nominal_hz;
-    double fcr_power_w, fcr_deadband_hz, fcr_full_hz;
-    double ffr_power_w, ffr_trigger_hz;
-    int64_t ffr_duration_ms, ffr_rearm_ms;
-};
-void kpi_acc_freq_params(struct kpi_acc *a, size_t site, const struct kpi_freq_params *p);
+ * grid_services contract of the gateway's configuration (gateway/strategies/strat_gridsvc.h)
+ * around the grid's nominal frequency (nominal_hz: the grid's, not what the gateway believes). A
+ * power of 0 means no such service; a site without a contract is not judged. */
+void kpi_acc_freq_params(struct kpi_acc *a, size_t site, const struct gridsvc_contract *p);
 
 /* One site's sample for the step [t_ms - dt_ms, t_ms). Call for every site, then
  * kpi_acc_tick_end, which closes the site sum (peaks are the whole scenario's). Steps follow one
@@ -162,32 +161,7 @@ void kpi_acc_site_totals(struct kpi_acc *a, const struct kpi_site_totals *t);
 void kpi_acc_bus(struct kpi_acc *a, const struct bus_stats *st);
 void kpi_acc_counters(struct kpi_acc *a, uint64_t writes, uint64_t cycles, unsigned checks,
                       unsigned view_mismatches);
-void kpi_acc_result(const struct kpi_acc *a, struct kpi_set *out);
-
-/* The perfect-foresight optimum over the run's 15-minute intervals (reports/optimum.h). Energy cost
- * is separable across sites (each has its own connection point, prices and batteries; nothing
- * is shared), so the fleet's optimum is the sum of the sites' own: call kpi_acc_optimum once for
- * every site with that site's batteries (in the gateway's SoC window). It solves the site's
- * minimum-cost LP and adds its savings to optimal_savings and its stored-energy change to
- * end_energy_value. A site without a battery or without a price adds 0; both KPIs stay null
- * when no site has both. Returns 0, or -errno with err, and then both stay null whatever the
- * other sites add: -E2BIG over the optimum's limits (more than OPTIMUM_MAX_BATTERIES batteries
- * at the site, more than OPTIMUM_MAX_INTERVALS intervals, or more than KPI_OPTIMUM_MAX_ENTRIES
- * sites x intervals, beyond which the accumulator keeps no intervals at all), or the solver's
- * error. */
-#define KPI_OPTIMUM_MAX_ENTRIES (4u << 20) /* 3 doubles each: 96 MB at most */
-struct optimum_battery;
-int kpi_acc_optimum(struct kpi_acc *a, size_t site, const struct optimum_battery *b,
-                    size_t n_batteries, char *err, size_t errlen);
-
-/* After every site's kpi_acc_optimum: optimal_peak_15m_kw, the lowest 15-minute peak of the
- * sites' summed import (as peak_import_15m_kw) with perfect foresight. The peak of a sum is not
- * the sum of the sites' peaks, but with no shared limit it is one LP over the summed net load
- * and every battery of every site together: b and n_batteries are all of them. Null when
- * optimal_savings is, or with more than OPTIMUM_MAX_BATTERIES batteries in all (a fleet).
- * Returns 0, or -errno with err when the solver failed (the KPI stays null). */
-int kpi_acc_optimum_peak(struct kpi_acc *a, const struct optimum_battery *b, size_t n_batteries,
-                         char *err, size_t errlen);
+void kpi_acc_result(const struct kpi_acc *a, struct kpi_set *out); /* optimum KPIs null */
 
 /* Fills the KPI_VS_* entries of run from run and base (formulas in the table). */
 void kpi_vs_baseline(struct kpi_set *run, const struct kpi_set *base);

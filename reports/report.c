@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "reports/experiment.h"
 #include "reports/plot.h"
 
 #define MAX_EVENT_ROWS 1000
@@ -139,7 +138,7 @@ static void section_summary(FILE *f, const char *dir, const struct scenario *sc,
         fputs(")", f);
     }
     fputs("</td></tr>\n<tr><th>strategy</th><td>", f);
-    report_escape(f, experiment_strategy(sc));
+    report_escape(f, res->strategy);
     fprintf(f,
             "</td></tr>\n<tr><th>events</th><td>%zu</td></tr>\n"
             "<tr><th>result</th><td class=\"%s\">%s: %zu of %zu expectations failed, %u "

@@ -8,11 +8,11 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "reports/result.h"
 #include "sim/scenario/scenario.h"
 
-struct experiment_result;
-
-/* Writes `path` for the run in `dir` (its events.log and plots/). 0 or -errno with err. */
+/* Writes `path` for the result of the run in `dir` (its events.log and plots/). 0 or -errno
+ * with err. */
 int report_write(const char *path, const char *dir, const struct scenario *sc,
                  const struct experiment_result *res, char *err, size_t errlen);
 

@@ -327,11 +327,34 @@ static void run_error_reason(const struct sweep_opts *o, size_t k, int ws, char 
                  WIFEXITED(ws) ? WEXITSTATUS(ws) : -1, log);
 }
 
-int sweep_run(const struct sweep_opts *o, FILE *out, char *err, size_t errlen)
+/* A sweep under way: per combination its status, child and KPIs (kpis.json, NULL for none),
+ * the errors, the best combination and what the plots said. */
+struct sweep {
+    const struct sweep_opts *o;
+    FILE *out;
+    size_t n;
+    enum run_status *st;
+    pid_t *pids;
+    cJSON **k;
+    size_t n_error, first_error_run;
+    char first_error[800];
+    int best;
+    char note[256]; /* about the plots, "" when they went well */
+};
+
+/* The m-th KPI a sweep shows: the main ones, then the one optimised. */
+static int shown_kpi(const struct sweep_opts *o, size_t m)
 {
-    size_t n = n_combos(o, err, errlen);
-    if (!n)
-        return -EINVAL;
+    return m < N_MAIN ? main_kpis[m] : o->optimise;
+}
+
+static double run_kpi(const struct sweep *sw, size_t i, int id)
+{
+    return sw->k[i] ? json_kpi(sw->k[i], id) : NAN;
+}
+
+static int make_dirs(const struct sweep_opts *o, char *err, size_t errlen)
+{
     char path[1200];
     snprintf(path, sizeof path, "%s/runs", o->out_dir);
     if ((mkdir(o->out_dir, 0755) < 0 && errno != EEXIST) ||
@@ -341,38 +364,70 @@ int sweep_run(const struct sweep_opts *o, FILE *out, char *err, size_t errlen)
     }
     snprintf(path, sizeof path, "%s/plots", o->out_dir);
     mkdir(path, 0755);
-    enum run_status *st = calloc(n, sizeof *st);
-    pid_t *pids = calloc(n, sizeof *pids);
-    cJSON **k = calloc(n, sizeof *k);
-    if (!st || !pids || !k) {
-        free(st);
-        free(pids);
-        free(k);
-        return -ENOMEM;
+    return 0;
+}
+
+/* Run i produced no KPIs, for the reason why: a line in out, and the message names the lowest
+ * such combination, whatever finished first. */
+static void run_failed(struct sweep *sw, size_t i, const char *why)
+{
+    char combo[512];
+    combo_text(sw->o, i, combo, sizeof combo);
+    sw->st[i] = RUN_ERROR;
+    fprintf(sw->out, "run %04zu %s: error: %s\n", i, combo, why);
+    if (!sw->n_error++ || i < sw->first_error_run) {
+        sw->first_error_run = i;
+        if (snprintf(sw->first_error, sizeof sw->first_error, "run %04zu %s: %s", i, combo, why) >=
+            (int)sizeof sw->first_error)
+            sw->first_error[sizeof sw->first_error - 1] = '\0'; /* cut, still a message */
     }
-    fprintf(out, "sweep: %zu combinations, %d at a time, outputs in %s\n", n, o->jobs, o->out_dir);
-    size_t next = 0, running = 0, done = 0, n_error = 0, first_error_run = 0;
-    char dir[1200], first_error[800] = "";
-    while (done < n) {
-        while (running < (size_t)o->jobs && next < n) {
-            pid_t pid = spawn_run(o, next, dir, sizeof dir);
+}
+
+/* The child pid ended with wait status ws: its KPIs and status. 1 when it was one of ours. */
+static int run_ended(struct sweep *sw, pid_t pid, int ws)
+{
+    for (size_t i = 0; i < sw->n; i++) {
+        if (sw->pids[i] != pid)
+            continue;
+        sw->pids[i] = 0;
+        int code = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
+        char dir[1200], sub[256];
+        snprintf(dir, sizeof dir, "%s/runs/%04zu", sw->o->out_dir, i);
+        sw->k[i] = compare_load_kpis(dir, sub, sizeof sub);
+        if (!sw->k[i]) {
+            /* no KPIs: say why (a crash, an I/O error: sweep_check caught bad values) */
+            char why[1400];
+            run_error_reason(sw->o, i, ws, why, sizeof why);
+            run_failed(sw, i, why);
+        } else {
+            sw->st[i] = code == 0 ? RUN_PASS : RUN_FAIL;
+            char combo[512];
+            combo_text(sw->o, i, combo, sizeof combo);
+            fprintf(sw->out, "run %04zu %s: %s\n", i, combo, status_names[sw->st[i]]);
+        }
+        fflush(sw->out);
+        return 1;
+    }
+    return 0;
+}
+
+/* Every combination, up to jobs children at once. */
+static void run_all(struct sweep *sw)
+{
+    size_t next = 0, running = 0, done = 0;
+    char dir[1200];
+    while (done < sw->n) {
+        for (; running < (size_t)sw->o->jobs && next < sw->n; next++) {
+            pid_t pid = spawn_run(sw->o, next, dir, sizeof dir);
             if (pid < 0) {
-                st[next] = RUN_ERROR;
+                char why[300];
+                snprintf(why, sizeof why, "cannot start: %s", strerror((int)-pid));
+                run_failed(sw, next, why);
                 done++;
-                char combo[512];
-                combo_text(o, next, combo, sizeof combo);
-                fprintf(out, "run %04zu %s: error: cannot start: %s\n", next, combo,
-                        strerror((int)-pid));
-                if (!n_error++ || next < first_error_run) {
-                    snprintf(first_error, sizeof first_error, "run %04zu %s: cannot start: %s",
-                             next, combo, strerror((int)-pid));
-                    first_error_run = next;
-                }
             } else {
-                pids[next] = pid;
+                sw->pids[next] = pid;
                 running++;
             }
-            next++;
         }
         if (!running)
             continue;
@@ -383,59 +438,38 @@ int sweep_run(const struct sweep_opts *o, FILE *out, char *err, size_t errlen)
                 continue;
             break;
         }
-        for (size_t i = 0; i < n; i++) {
-            if (pids[i] != pid)
-                continue;
-            pids[i] = 0;
+        if (run_ended(sw, pid, ws)) {
             running--;
             done++;
-            int code = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
-            snprintf(dir, sizeof dir, "%s/runs/%04zu", o->out_dir, i);
-            char sub[256];
-            k[i] = compare_load_kpis(dir, sub, sizeof sub);
-            st[i] = !k[i] ? RUN_ERROR : code == 0 ? RUN_PASS : RUN_FAIL;
-            char combo[512];
-            combo_text(o, i, combo, sizeof combo);
-            if (st[i] == RUN_ERROR) {
-                /* no KPIs: say why (a crash, an I/O error: sweep_check caught bad values) */
-                char why[1400];
-                run_error_reason(o, i, ws, why, sizeof why);
-                fprintf(out, "run %04zu %s: error: %s\n", i, combo, why);
-                /* the message names the lowest such combination, whatever finished first */
-                if (!n_error++ || i < first_error_run) {
-                    first_error_run = i;
-                    if (snprintf(first_error, sizeof first_error, "run %04zu %s: %s", i, combo,
-                                 why) >= (int)sizeof first_error)
-                        first_error[sizeof first_error - 1] = '\0'; /* cut, still a message */
-                }
-            } else {
-                fprintf(out, "run %04zu %s: %s\n", i, combo, status_names[st[i]]);
-            }
-            fflush(out);
         }
     }
+}
 
-    /* the best combination */
+static int find_best(const struct sweep *sw)
+{
+    const struct sweep_opts *o = sw->o;
     int best = -1;
-    for (size_t i = 0; i < n; i++) {
-        if (!k[i])
-            continue;
-        double v = json_kpi(k[i], o->optimise);
+    for (size_t i = 0; i < sw->n; i++) {
+        double v = run_kpi(sw, i, o->optimise);
         if (isnan(v))
             continue;
-        double b = best >= 0 ? json_kpi(k[best], o->optimise) : NAN;
+        double b = best >= 0 ? run_kpi(sw, (size_t)best, o->optimise) : NAN;
         if (best < 0 || (o->maximise ? v > b : v < b))
             best = (int)i;
     }
+    return best;
+}
 
-    /* sweep.csv */
+/* sweep.csv: every KPI of every run, the main ones first. */
+static int write_csv(const struct sweep *sw, char *err, size_t errlen)
+{
+    const struct sweep_opts *o = sw->o;
     char csv[1200];
     snprintf(csv, sizeof csv, "%s/sweep.csv", o->out_dir);
     FILE *f = fopen(csv, "w");
     if (!f) {
         snprintf(err, errlen, "%s: cannot write: %s", csv, strerror(errno));
-        best = -errno;
-        goto out;
+        return -errno;
     }
     fputs("combo", f);
     for (size_t j = 0; j < o->n_params; j++) {
@@ -449,16 +483,16 @@ int sweep_run(const struct sweep_opts *o, FILE *out, char *err, size_t errlen)
     for (int id = 0; id < KPI_COUNT; id++)
         fprintf(f, ",%s", kpi_def(id)->name);
     fputc('\n', f);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < sw->n; i++) {
         fprintf(f, "%zu", i);
         for (size_t j = 0; j < o->n_params; j++) {
             fputc(',', f);
             csv_field(f, o->params[j].value[value_of(o, i, j)]);
         }
-        fprintf(f, ",%s", status_names[st[i]]);
+        fprintf(f, ",%s", status_names[sw->st[i]]);
         for (size_t m = 0; m < N_MAIN + 1 + KPI_COUNT; m++) {
-            int id = m < N_MAIN ? main_kpis[m] : m == N_MAIN ? o->optimise : (int)(m - N_MAIN - 1);
-            double v = k[i] ? json_kpi(k[i], id) : NAN;
+            int id = m <= N_MAIN ? shown_kpi(o, m) : (int)(m - N_MAIN - 1);
+            double v = run_kpi(sw, i, id);
             if (isfinite(v))
                 fprintf(f, ",%.*f", kpi_def(id)->precision, v);
             else
@@ -467,81 +501,92 @@ int sweep_run(const struct sweep_opts *o, FILE *out, char *err, size_t errlen)
         fputc('\n', f);
     }
     fclose(f);
+    return 0;
+}
 
-    /* plots: one per parameter; the x column is the value when numeric, else its index */
-    char note[256] = "";
-    for (size_t j = 0; j < o->n_params && n_error < n; j++) { /* nothing to plot without KPIs */
+/* plots/paramJ.csv, the shown KPIs against parameter j: the x column is the value when every
+ * value is a number, else its index. 0 or -errno. */
+static int write_param_csv(const struct sweep *sw, size_t j, const char *path)
+{
+    const struct sweep_opts *o = sw->o;
+    FILE *x = fopen(path, "w");
+    if (!x)
+        return -errno;
+    int numeric = 1;
+    for (size_t v = 0; v < o->params[j].n; v++) {
+        char *end;
+        strtod(o->params[j].value[v], &end);
+        numeric &= *end == '\0';
+    }
+    fputs("x", x);
+    for (size_t m = 0; m < N_MAIN + 1; m++)
+        fprintf(x, ",%s", kpi_def(shown_kpi(o, m))->name);
+    fputc('\n', x);
+    for (size_t i = 0; i < sw->n; i++) {
+        size_t vi = value_of(o, i, j);
+        if (numeric)
+            fprintf(x, "%s", o->params[j].value[vi]);
+        else
+            fprintf(x, "%zu", vi);
+        for (size_t m = 0; m < N_MAIN + 1; m++) {
+            double v = run_kpi(sw, i, shown_kpi(o, m));
+            if (isfinite(v))
+                fprintf(x, ",%.6g", v);
+            else
+                fputc(',', x);
+        }
+        fputc('\n', x);
+    }
+    fclose(x);
+    return 0;
+}
+
+/* One plot per parameter (nothing to plot without KPIs); what went wrong in sw->note. */
+static void write_plots(struct sweep *sw)
+{
+    const struct sweep_opts *o = sw->o;
+    for (size_t j = 0; j < o->n_params && sw->n_error < sw->n; j++) {
         char xcsv[1200];
         snprintf(xcsv, sizeof xcsv, "%s/plots/param%zu.csv", o->out_dir, j);
-        FILE *x = fopen(xcsv, "w");
-        if (!x)
+        if (write_param_csv(sw, j, xcsv) != 0)
             continue;
-        int numeric = 1;
-        for (size_t v = 0; v < o->params[j].n; v++) {
-            char *end;
-            strtod(o->params[j].value[v], &end);
-            numeric &= *end == '\0';
-        }
-        fputs("x", x);
-        for (size_t m = 0; m < N_MAIN + 1; m++)
-            fprintf(x, ",%s", kpi_def(m < N_MAIN ? main_kpis[m] : o->optimise)->name);
-        fputc('\n', x);
-        for (size_t i = 0; i < n; i++) {
-            size_t vi = value_of(o, i, j);
-            if (numeric)
-                fprintf(x, "%s", o->params[j].value[vi]);
-            else
-                fprintf(x, "%zu", vi);
-            for (size_t m = 0; m < N_MAIN + 1; m++) {
-                int id = m < N_MAIN ? main_kpis[m] : o->optimise;
-                double v = k[i] ? json_kpi(k[i], id) : NAN;
-                if (isfinite(v))
-                    fprintf(x, ",%.6g", v);
-                else
-                    fputc(',', x);
-            }
-            fputc('\n', x);
-        }
-        fclose(x);
-        int rc = plot_param(o, j, xcsv, n);
+        int rc = plot_param(o, j, xcsv, sw->n);
         if (rc == -ENOENT) {
-            snprintf(note, sizeof note,
+            snprintf(sw->note, sizeof sw->note,
                      "plots: gnuplot not found in PATH (Debian: apt-get "
                      "install gnuplot-nox); the tables are complete");
             break;
         }
         if (rc)
-            snprintf(note, sizeof note, "plots: gnuplot failed (see plots/gnuplot.log)");
+            snprintf(sw->note, sizeof sw->note, "plots: gnuplot failed (see plots/gnuplot.log)");
     }
-    if (note[0])
-        fprintf(out, "%s\n", note);
+    if (sw->note[0])
+        fprintf(sw->out, "%s\n", sw->note);
+}
 
-    /* sweep.html */
-    snprintf(path, sizeof path, "%s/sweep.html", o->out_dir);
-    f = fopen(path, "w");
-    if (!f) {
-        snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
-        best = -errno;
-        goto out;
-    }
-    report_page_begin(f, "der-sim sweep");
-    fputs("<h1>der-sim sweep: ", f);
-    report_escape(f, o->scenario);
+static void html_best(FILE *f, const struct sweep *sw)
+{
+    const struct sweep_opts *o = sw->o;
     fprintf(f,
             "</h1>\n<section id=\"best\">\n<h2>Best combination</h2>\n<p>Optimising "
             "<code>%s</code> (%s): ",
             kpi_def(o->optimise)->name, o->maximise ? "max" : "min");
-    if (best >= 0) {
+    if (sw->best >= 0) {
         char combo[512];
-        combo_text(o, (size_t)best, combo, sizeof combo);
-        fprintf(f, "run %04d, <code>", best);
+        combo_text(o, (size_t)sw->best, combo, sizeof combo);
+        fprintf(f, "run %04d, <code>", sw->best);
         report_escape(f, combo);
         fprintf(f, "</code>, %s = %.*f %s</p>\n", kpi_def(o->optimise)->name,
-                kpi_def(o->optimise)->precision, json_kpi(k[best], o->optimise),
+                kpi_def(o->optimise)->precision, run_kpi(sw, (size_t)sw->best, o->optimise),
                 kpi_def(o->optimise)->unit);
     } else {
         fputs("no run produced a value</p>\n", f);
     }
+}
+
+static void html_table(FILE *f, const struct sweep *sw)
+{
+    const struct sweep_opts *o = sw->o;
     fputs("</section>\n<section id=\"table\">\n<h2>KPIs per combination</h2>\n<table>\n<tr>"
           "<th>run</th>",
           f);
@@ -553,20 +598,20 @@ int sweep_run(const struct sweep_opts *o, FILE *out, char *err, size_t errlen)
     fputs("<th>expectations</th>", f);
     for (size_t m = 0; m < N_MAIN + 1; m++)
         fprintf(f, "<th>%s%s</th>", m == N_MAIN ? "optimised: " : "",
-                kpi_def(m < N_MAIN ? main_kpis[m] : o->optimise)->name);
+                kpi_def(shown_kpi(o, m))->name);
     fputs("</tr>\n", f);
-    for (size_t i = 0; i < n; i++) {
-        fprintf(f, "<tr%s><td>%04zu</td>", (int)i == best ? " class=\"pass\"" : "", i);
+    for (size_t i = 0; i < sw->n; i++) {
+        fprintf(f, "<tr%s><td>%04zu</td>", (int)i == sw->best ? " class=\"pass\"" : "", i);
         for (size_t j = 0; j < o->n_params; j++) {
             fputs("<td>", f);
             report_escape(f, o->params[j].value[value_of(o, i, j)]);
             fputs("</td>", f);
         }
-        fprintf(f, "<td class=\"%s\">%s</td>", st[i] == RUN_PASS ? "pass" : "fail",
-                status_names[st[i]]);
+        fprintf(f, "<td class=\"%s\">%s</td>", sw->st[i] == RUN_PASS ? "pass" : "fail",
+                status_names[sw->st[i]]);
         for (size_t m = 0; m < N_MAIN + 1; m++) {
-            int id = m < N_MAIN ? main_kpis[m] : o->optimise;
-            double v = k[i] ? json_kpi(k[i], id) : NAN;
+            int id = shown_kpi(o, m);
+            double v = run_kpi(sw, i, id);
             if (isfinite(v))
                 fprintf(f, "<td class=\"num\">%.*f</td>", kpi_def(id)->precision, v);
             else
@@ -575,12 +620,17 @@ int sweep_run(const struct sweep_opts *o, FILE *out, char *err, size_t errlen)
         fputs("</tr>\n", f);
     }
     fputs("</table>\n<p class=\"note\">Every KPI of every run: sweep.csv; each run's outputs "
-          "and kpis.json: runs/NNNN/.</p>\n</section>\n<section id=\"plots\">\n<h2>KPIs against "
-          "each parameter</h2>\n",
+          "and kpis.json: runs/NNNN/.</p>\n</section>\n",
           f);
-    if (note[0]) {
+}
+
+static void html_plots(FILE *f, const struct sweep *sw)
+{
+    const struct sweep_opts *o = sw->o;
+    fputs("<section id=\"plots\">\n<h2>KPIs against each parameter</h2>\n", f);
+    if (sw->note[0]) {
         fputs("<p class=\"note\">", f);
-        report_escape(f, note);
+        report_escape(f, sw->note);
         fputs("</p>\n", f);
     }
     for (size_t j = 0; j < o->n_params; j++) {
@@ -593,31 +643,85 @@ int sweep_run(const struct sweep_opts *o, FILE *out, char *err, size_t errlen)
         }
     }
     fputs("</section>\n", f);
+}
+
+/* sweep.html at path: the best combination, the table, the plots. */
+static int write_html(const struct sweep *sw, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
+        return -errno;
+    }
+    report_page_begin(f, "der-sim sweep");
+    fputs("<h1>der-sim sweep: ", f);
+    report_escape(f, sw->o->scenario);
+    html_best(f, sw);
+    html_table(f, sw);
+    html_plots(f, sw);
     report_page_end(f);
     fclose(f);
-    if (best >= 0) {
+    return 0;
+}
+
+/* The result lines, and what the sweep returns: the best, or why there is none. */
+static int conclude(const struct sweep *sw, const char *html, char *err, size_t errlen)
+{
+    const struct sweep_opts *o = sw->o;
+    if (sw->best >= 0) {
         char combo[512];
-        combo_text(o, (size_t)best, combo, sizeof combo);
-        fprintf(out, "best (%s %s): run %04d %s %s=%.*f\n", o->maximise ? "max" : "min",
-                kpi_def(o->optimise)->name, best, combo, kpi_def(o->optimise)->name,
-                kpi_def(o->optimise)->precision, json_kpi(k[best], o->optimise));
+        combo_text(o, (size_t)sw->best, combo, sizeof combo);
+        fprintf(sw->out, "best (%s %s): run %04d %s %s=%.*f\n", o->maximise ? "max" : "min",
+                kpi_def(o->optimise)->name, sw->best, combo, kpi_def(o->optimise)->name,
+                kpi_def(o->optimise)->precision, run_kpi(sw, (size_t)sw->best, o->optimise));
     }
-    fprintf(out, "table=%s/sweep.csv\nreport=%s\n", o->out_dir, path);
-    if (n_error) {
+    fprintf(sw->out, "table=%s/sweep.csv\nreport=%s\n", o->out_dir, html);
+    if (sw->n_error) {
         /* the tables are complete, but a sweep with a hole in it is not a success */
-        if (snprintf(err, errlen, "%zu of %zu runs produced no KPIs; first: %s", n_error, n,
-                     first_error) >= (int)errlen)
+        if (snprintf(err, errlen, "%zu of %zu runs produced no KPIs; first: %s", sw->n_error, sw->n,
+                     sw->first_error) >= (int)errlen)
             err[errlen - 1] = '\0'; /* cut, still a message */
-        best = -EIO;
-    } else if (best < 0) {
-        snprintf(err, errlen, "no run produced %s", kpi_def(o->optimise)->name);
-        best = -ENODATA;
+        return -EIO;
     }
+    if (sw->best < 0) {
+        snprintf(err, errlen, "no run produced %s", kpi_def(o->optimise)->name);
+        return -ENODATA;
+    }
+    return sw->best;
+}
+
+int sweep_run(const struct sweep_opts *o, FILE *out, char *err, size_t errlen)
+{
+    struct sweep sw = {.o = o, .out = out, .n = n_combos(o, err, errlen)};
+    if (!sw.n)
+        return -EINVAL;
+    int rc = make_dirs(o, err, errlen);
+    if (rc)
+        return rc;
+    sw.st = calloc(sw.n, sizeof *sw.st);
+    sw.pids = calloc(sw.n, sizeof *sw.pids);
+    sw.k = calloc(sw.n, sizeof *sw.k);
+    if (!sw.st || !sw.pids || !sw.k) {
+        snprintf(err, errlen, "out of memory");
+        rc = -ENOMEM;
+        goto out;
+    }
+    fprintf(out, "sweep: %zu combinations, %d at a time, outputs in %s\n", sw.n, o->jobs,
+            o->out_dir);
+    run_all(&sw);
+    sw.best = find_best(&sw);
+    char html[1200];
+    snprintf(html, sizeof html, "%s/sweep.html", o->out_dir);
+    if ((rc = write_csv(&sw, err, errlen)) != 0)
+        goto out;
+    write_plots(&sw);
+    if ((rc = write_html(&sw, html, err, errlen)) == 0)
+        rc = conclude(&sw, html, err, errlen);
 out:
-    for (size_t i = 0; i < n; i++)
-        cJSON_Delete(k[i]);
-    free(k);
-    free(pids);
-    free(st);
-    return best;
+    for (size_t i = 0; sw.k && i < sw.n; i++)
+        cJSON_Delete(sw.k[i]);
+    free(sw.k);
+    free(sw.pids);
+    free(sw.st);
+    return rc;
 }

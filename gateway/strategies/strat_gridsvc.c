@@ -19,6 +19,7 @@
  * strategies before it (a `grid_service` conflict in decisions.csv), and the FCR and FFR part
  * is hidden from their grid loops (added_w), which would otherwise take it back. The branch taken
  * is in the strategy column: grid_services/fcr, /ffr, /dr, /recover, /idle. */
+#include "gateway/strategies/strat_gridsvc.h"
 #include "gateway/strategies/strat_util.h"
 #include "gateway/strategies/strategy.h"
 
@@ -206,3 +207,22 @@ const struct strategy_ops strategy_grid_services_ops = {
     .constrain = gs_constrain,
     .added_w = gs_added_w,
 };
+
+int gridsvc_contract_load(const cJSON *params, const char *path, struct gridsvc_contract *out,
+                          char *err, size_t errlen)
+{
+    struct gs_cfg c;
+    int rc = param_load(gs_fields, sizeof gs_fields / sizeof gs_fields[0], params, path, &c, err,
+                        errlen);
+    if (rc || (rc = gs_check(&c, path, err, errlen)) != 0)
+        return rc;
+    *out = (struct gridsvc_contract){.nominal_hz = c.nominal_hz,
+                                     .fcr_power_w = c.fcr_power_w,
+                                     .fcr_deadband_hz = c.fcr_deadband_hz,
+                                     .fcr_full_hz = c.fcr_full_hz,
+                                     .ffr_power_w = c.ffr_power_w,
+                                     .ffr_trigger_hz = c.ffr_trigger_hz,
+                                     .ffr_duration_ms = c.ffr_duration_ms,
+                                     .ffr_rearm_ms = c.ffr_rearm_ms};
+    return 0;
+}

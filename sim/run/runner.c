@@ -23,15 +23,11 @@
 #include "gateway/bus/bus_tcp.h"
 #include "gateway/control/controller.h"
 #include "common/fmtnum.h"
-#include "gateway/control/safety.h"
 #include "common/sha256.h"
 #include "gateway/control/siteconf.h"
-#include "gateway/strategies/strategy.h"
 #include "sim/wire/bus_inproc.h"
 #include "sim/run/headend_loop.h"
 #include "sim/wire/mbserver.h"
-#include "reports/optimum.h"
-#include "reports/plot.h"
 #include "common/rtclock.h"
 #include "sim/run/site.h"
 #include "sim/run/sitecfg.h"
@@ -65,11 +61,11 @@ struct runner {
     FILE *ts, *dec, *ev;
     size_t cur_site; /* for log lines */
     struct runner_result *res;
-    int8_t *ev_state;         /* per (event, site): 0 pending, 1 active, 2 ended */
-    struct safety_cfg safety; /* the gateway's limits, for the KPIs and plots */
-    struct kpi_acc *kpi;
-    struct plot_rec *plot;
+    int8_t *ev_state;        /* per (event, site): 0 pending, 1 active, 2 ended */
     struct headend_loop *hl; /* the scenario's dispatch events, through a headend or not */
+    struct decision *dm;     /* the last cycle's (30 KB: on the heap) */
+    int hook_started;
+    int64_t t0_us; /* wall clock at the first tick: progress and wall_s only */
 };
 
 static int64_t sim_now(void *ctx)
@@ -233,7 +229,7 @@ static void close_all(struct runner *r)
         site_free(r->s[i].site);
     free(r->s);
     free(r->ev_state);
-    kpi_acc_free(r->kpi);
+    free(r->dm);
 }
 
 /* Scenario events as they begin and end, with the same rule as site_step: at the first tick
@@ -338,198 +334,6 @@ static void write_timeseries(struct runner *r, struct rsite *rs, int64_t t)
     fwrite(line, 1, (size_t)(p - line), r->ts);
 }
 
-/* ---- KPIs and plot data ---------------------------------------------------------------------- */
-
-/* What the KPIs need of a site after the step [t, t + dt). */
-static void sample_site(struct rsite *rs, int64_t t, struct kpi_sample *k)
-{
-    struct site_balance b = site_balance(rs->site);
-    const struct site_cfg *cfg = site_cfg(rs->site);
-    double soc_e = 0, cap = 0;
-    *k = (struct kpi_sample){.grid_w = b.grid_w,
-                             .load_w = b.load_w,
-                             .pv_w = b.pv_w,
-                             .battery_w = b.battery_w,
-                             .evse_w = b.evse_w,
-                             .boiler_w = b.boiler_w,
-                             .soc_lo = NAN,
-                             .soc_hi = NAN,
-                             .soc_mean = NAN,
-                             .boiler_temp_c = NAN,
-                             .freq_hz = NAN,
-                             .islanded = b.islanded,
-                             .unserved_w = b.unserved_w};
-    k->import_price = cfg->import_price ? profile_value(cfg->import_price, t) : NAN;
-    k->export_price = cfg->export_price ? profile_value(cfg->export_price, t) : NAN;
-    for (size_t i = 0; i < site_n_assets(rs->site); i++) {
-        const struct sim_asset *a = site_asset(rs->site, i);
-        switch (a->type) {
-        case ASSET_BATTERY: {
-            double soc = a->m.battery.soc;
-            if (isnan(k->soc_lo) || soc < k->soc_lo)
-                k->soc_lo = soc;
-            if (isnan(k->soc_hi) || soc > k->soc_hi)
-                k->soc_hi = soc;
-            soc_e += a->m.battery.energy_wh;
-            cap += a->m.battery.p.capacity_wh;
-            break;
-        }
-        case ASSET_BOILER:
-            k->boilers_below_min += a->m.boiler.temp_c < a->m.boiler.p.temp_min_c;
-            if (isnan(k->boiler_temp_c))
-                k->boiler_temp_c = a->m.boiler.temp_c;
-            break;
-        case ASSET_EVSE:
-            k->ev_cars += a->m.evse.session >= 0;
-            break;
-        case ASSET_METER:
-            /* the true frequency during the step, not the meter's held display: the KPIs time
-             * the whole chain from the grid to the battery, the meter's refresh included */
-            if (a->m.meter.p.role == METER_GRID && isnan(k->freq_hz))
-                k->freq_hz = a->m.meter.p.frequency ? profile_value(a->m.meter.p.frequency, t)
-                                                    : a->m.meter.p.nominal_hz;
-            break;
-        default:
-            break;
-        }
-    }
-    if (cap > 0)
-        k->soc_mean = soc_e / cap;
-}
-
-/* A double or duration member of a strategy's configuration, by its parameter name. */
-static double param_value(const struct strategy_ops *ops, const void *cfg, const char *name)
-{
-    for (size_t i = 0; i < ops->n_fields; i++) {
-        const struct param_field *f = &ops->fields[i];
-        const char *at = (const char *)cfg + f->offset;
-        if (strcmp(f->name, name))
-            continue;
-        if (f->type == PARAM_DOUBLE) {
-            double v;
-            memcpy(&v, at, sizeof v);
-            return v;
-        }
-        if (f->type == PARAM_DURATION_MS) {
-            int64_t v;
-            memcpy(&v, at, sizeof v);
-            return (double)v;
-        }
-    }
-    return NAN;
-}
-
-/* The frequency-response requirement the KPIs hold site i to: the grid_services parameters of
- * the gateway section (the primary strategy or a stacked constraint; defaults filled in as
- * the gateway would), around the nominal frequency of the site's grid meter (the grid's, not
- * what the gateway believes). A baseline run is judged by the original scenario's section
- * (runner_opts.kpi_gateway), so a baseline that does nothing shows as never activating. */
-static void freq_requirement(struct runner *r, size_t i)
-{
-    const cJSON *gw = r->o->kpi_gateway ? r->o->kpi_gateway : r->sc->gateway, *params = NULL, *c;
-    const cJSON *st = cJSON_GetObjectItemCaseSensitive(gw, "strategy");
-    int found = cJSON_IsString(st) && !strcmp(st->valuestring, "grid_services");
-    if (found)
-        params = cJSON_GetObjectItemCaseSensitive(gw, "params");
-    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(gw, "constraints"))
-    {
-        st = cJSON_GetObjectItemCaseSensitive(c, "strategy");
-        if (!found && cJSON_IsString(st) && !strcmp(st->valuestring, "grid_services")) {
-            params = cJSON_GetObjectItemCaseSensitive(c, "params");
-            found = 1;
-        }
-    }
-    const struct sim_asset *meter = NULL;
-    for (size_t k = 0; k < site_n_assets(r->s[i].site) && !meter; k++) {
-        const struct sim_asset *a = site_asset(r->s[i].site, k);
-        if (a->type == ASSET_METER && a->m.meter.p.role == METER_GRID)
-            meter = a;
-    }
-    if (!found || !meter)
-        return;
-    const struct strategy_ops *ops = &strategy_grid_services_ops;
-    void *cfg = calloc(1, ops->cfg_size);
-    char err[256];
-    if (!cfg || param_load(ops->fields, ops->n_fields, params, "params", cfg, err, sizeof err)) {
-        free(cfg);
-        return; /* a bad section fails in controller_new, with a better message */
-    }
-    struct kpi_freq_params fp = {.nominal_hz = meter->m.meter.p.nominal_hz};
-    fp.fcr_power_w = param_value(ops, cfg, "fcr_power_w");
-    fp.fcr_deadband_hz = param_value(ops, cfg, "fcr_deadband_hz");
-    fp.fcr_full_hz = param_value(ops, cfg, "fcr_full_hz");
-    fp.ffr_power_w = param_value(ops, cfg, "ffr_power_w");
-    fp.ffr_trigger_hz = param_value(ops, cfg, "ffr_trigger_hz");
-    fp.ffr_duration_ms = (int64_t)param_value(ops, cfg, "ffr_duration");
-    fp.ffr_rearm_ms = (int64_t)param_value(ops, cfg, "ffr_rearm");
-    kpi_acc_freq_params(r->kpi, i, &fp);
-    free(cfg);
-}
-
-/* What the models accumulated themselves, at the end of the run. */
-static void site_totals(struct rsite *rs, int64_t duration_ms, struct kpi_site_totals *t)
-{
-    memset(t, 0, sizeof *t);
-    for (size_t i = 0; i < site_n_assets(rs->site); i++) {
-        const struct sim_asset *a = site_asset(rs->site, i);
-        if (a->type == ASSET_BATTERY) {
-            t->battery_capacity_wh += a->m.battery.p.capacity_wh;
-        } else if (a->type == ASSET_BOILER) {
-            t->boiler_energy_wh += a->m.boiler.energy_wh;
-        } else if (a->type == ASSET_EVSE) {
-            const struct evse *e = &a->m.evse;
-            t->ev_delivered_wh += e->total_energy_wh;
-            t->ev_shortfall_wh += e->shortfall_wh;
-            t->ev_sessions_done += e->sessions_done;
-            t->ev_sessions_full += e->sessions_full;
-            const struct profile *p = e->p.sessions;
-            for (size_t j = 0; p && j < p->n_sessions; j++)
-                if (p->sessions[j].arrive_ms < duration_ms)
-                    t->ev_requested_wh += p->sessions[j].energy_wh;
-        }
-    }
-}
-
-/* The plot row of a tick: powers summed over the sites, states and decision terms of the
- * first site (plots show one site; the KPIs cover all). */
-static void plot_tick(struct runner *r, const struct kpi_sample *k, const struct decision *dm0,
-                      int64_t t1, int64_t step)
-{
-    struct plot_point p = {
-        .soc = k[0].soc_mean,
-        .soc_floor = r->safety.soc_floor,
-        .soc_ceiling = r->safety.soc_ceiling,
-        .grid_limit_w = r->safety.grid_import_max_w < 1e9 ? r->safety.grid_import_max_w : NAN,
-        .import_15m_w = kpi_acc_window_import_w(r->kpi),
-        .import_price = k[0].import_price,
-        .export_price = k[0].export_price,
-        .ev_cars = k[0].ev_cars,
-        .boiler_temp_c = k[0].boiler_temp_c,
-        .boiler_min_c = NAN,
-        .target_w = dm0->target_w,
-        .error_w = dm0->error_w,
-        .p_w = dm0->p_w,
-        .i_w = dm0->i_w,
-        .d_w = dm0->d_w,
-        .raw_w = dm0->raw_w};
-    for (size_t i = 0; i < r->n; i++) {
-        p.grid_w += k[i].grid_w;
-        p.pv_w += k[i].pv_w;
-        p.battery_w += k[i].battery_w;
-        p.load_w += k[i].load_w;
-        p.evse_w += k[i].evse_w;
-        p.boiler_w += k[i].boiler_w;
-    }
-    for (size_t a = 0; a < site_n_assets(r->s[0].site); a++) {
-        const struct sim_asset *as = site_asset(r->s[0].site, a);
-        if (as->type == ASSET_BOILER) {
-            p.boiler_min_c = as->m.boiler.p.temp_min_c;
-            break;
-        }
-    }
-    plot_rec_add(r->plot, t1, step, &p);
-}
-
 /* The gateway's view of every register it polls must equal the simulator's image right after
  * a cycle (nothing moves in between). */
 static void check_view(struct runner *r, struct rsite *rs, int64_t t)
@@ -566,41 +370,6 @@ static void check_view(struct runner *r, struct rsite *rs, int64_t t)
     }
 }
 
-/* The perfect-foresight reference for the KPIs: every site's batteries as the simulator models
- * them, inside the gateway's SoC window so that both play by one rule. Cost is separable across
- * sites, so each site is solved alone and the accumulator adds the savings up; the peak of the
- * sites' sum is one LP over all their batteries together, solved while they are few. The first
- * failure ends it (the KPIs are null then). */
-static void optimum(struct runner *r)
-{
-    struct optimum_battery all[OPTIMUM_MAX_BATTERIES], ob[OPTIMUM_MAX_BATTERIES];
-    size_t n_all = 0;
-    char err[256];
-    for (size_t i = 0; i < r->n; i++) {
-        const struct site_cfg *cfg = site_cfg(r->s[i].site);
-        size_t nb = 0; /* past the limit kpi_acc_optimum refuses the site, reading none */
-        for (size_t k = 0; k < cfg->n_assets; k++) {
-            if (cfg->assets[k].type != ASSET_BATTERY || nb++ >= OPTIMUM_MAX_BATTERIES)
-                continue;
-            optimum_battery_from_params(&ob[nb - 1], &cfg->assets[k].u.battery);
-            ob[nb - 1].soc_min = r->safety.soc_floor;
-            ob[nb - 1].soc_max = r->safety.soc_ceiling;
-        }
-        if (kpi_acc_optimum(r->kpi, i, ob, nb, err, sizeof err) != 0) {
-            fprintf(r->ev, "t=%.3f site=%s event=optimum_failed reason=\"%s\"\n",
-                    r->now_ms / 1000.0, cfg->id, err);
-            return;
-        }
-        for (size_t k = 0; k < nb; k++, n_all++)
-            if (n_all < OPTIMUM_MAX_BATTERIES)
-                all[n_all] = ob[k];
-    }
-    if (n_all <= OPTIMUM_MAX_BATTERIES &&
-        kpi_acc_optimum_peak(r->kpi, all, n_all, err, sizeof err) != 0)
-        fprintf(r->ev, "t=%.3f event=optimum_failed objective=min_peak reason=\"%s\"\n",
-                r->now_ms / 1000.0, err);
-}
-
 int runner_hash_file(struct sha256 *h, const char *dir, const char *name)
 {
     char path[1200], buf[65536];
@@ -635,69 +404,79 @@ static void progress(struct runner *r, int64_t tick, int64_t ticks, int64_t t0_u
     fflush(stderr);
 }
 
-int runner_run(const struct scenario *sc, const struct runner_opts *o, struct runner_result *res,
-               char *err, size_t errlen)
+size_t runner_n_sites(const struct runner *r)
 {
-    struct runner r = {.sc = sc, .o = o, .res = res, .n = sc->n_sites};
-    struct kpi_sample *ks = NULL;
-    int hook_started = 0;
-    memset(res, 0, sizeof *res);
+    return r->n;
+}
+
+struct site *runner_site(struct runner *r, size_t i)
+{
+    return i < r->n ? r->s[i].site : NULL;
+}
+
+int runner_bus_stats(const struct runner *r, size_t i, struct bus_stats *st)
+{
+    struct bus *b = i < r->n ? (r->s[i].inproc ? r->s[i].inproc : r->s[i].tcp) : NULL;
+    if (!b)
+        return -ENOENT;
+    bus_get_stats(b, st);
+    return 0;
+}
+
+void runner_event(struct runner *r, const char *line)
+{
+    fprintf(r->ev, "t=%.3f %s\n", r->now_ms / 1000.0, line);
+}
+
+/* The output directory and files, the tables, the Modbus server, the headend loop. */
+static int open_run(struct runner *r, char *err, size_t errlen)
+{
+    const struct runner_opts *o = r->o;
     int rc = mkdir_p(o->out_dir);
     if (rc) {
         snprintf(err, errlen, "%s: cannot create: %s", o->out_dir, strerror(-rc));
         return rc;
     }
-    r.s = calloc(r.n, sizeof *r.s);
-    r.ev_state = calloc(sc->n_events * r.n + 1, 1);
-    if (!r.s || !r.ev_state) {
-        rc = -ENOMEM;
+    r->s = calloc(r->n, sizeof *r->s);
+    r->ev_state = calloc(r->sc->n_events * r->n + 1, 1);
+    r->dm = malloc(sizeof *r->dm);
+    if (!r->s || !r->ev_state || !r->dm) {
         snprintf(err, errlen, "out of memory");
-        goto out;
+        return -ENOMEM;
     }
-    /* the limits the KPIs judge SoC by: the gateway's own (defaults when it names none; a bad
-     * section fails in controller_new with a better message) */
-    if (safety_cfg_load(cJSON_GetObjectItemCaseSensitive(sc->gateway, "safety"), "safety",
-                        &r.safety, err, errlen) != 0)
-        safety_cfg_load(NULL, "safety", &r.safety, err, errlen);
-    r.kpi = kpi_acc_new(r.n, r.safety.soc_floor, r.safety.soc_ceiling);
-    ks = calloc(r.n, sizeof *ks);
-    static struct decision dm0; /* the first site's last cycle, for the plots */
-    if (!r.kpi || !ks) {
-        rc = -ENOMEM;
-        snprintf(err, errlen, "out of memory");
-        goto out;
-    }
-    if (o->plot_data &&
-        !(r.plot = plot_rec_open(o->out_dir, plot_sample_ms(sc->duration_ms, sc->step_ms)))) {
-        rc = -errno;
-        snprintf(err, errlen, "%s/plots: cannot write: %s", o->out_dir, strerror(errno));
-        goto out;
-    }
-    decision_init(&dm0, &(struct procimg){0}, NULL);
-    if (!(r.ts = open_out(o->out_dir, "timeseries.csv", err, errlen)) ||
-        !(r.dec = open_out(o->out_dir, "decisions.csv", err, errlen)) ||
-        !(r.ev = open_out(o->out_dir, "events.log", err, errlen))) {
-        rc = -EIO;
-        goto out;
-    }
+    if (!(r->ts = open_out(o->out_dir, "timeseries.csv", err, errlen)) ||
+        !(r->dec = open_out(o->out_dir, "decisions.csv", err, errlen)) ||
+        !(r->ev = open_out(o->out_dir, "events.log", err, errlen)))
+        return -EIO;
     if (o->transport == RUNNER_TCP) {
-        r.srv = mbserver_new(NULL);
-        if (!r.srv) {
-            rc = -ENOMEM;
+        r->srv = mbserver_new(NULL);
+        if (!r->srv) {
             snprintf(err, errlen, "cannot create the Modbus server");
-            goto out;
+            return -ENOMEM;
         }
-        mbserver_set_log(r.srv, o->log, o->log ? MBSERVER_LOG_CONN : MBSERVER_LOG_QUIET);
+        mbserver_set_log(r->srv, o->log, o->log ? MBSERVER_LOG_CONN : MBSERVER_LOG_QUIET);
     }
     /* before any gRPC starts and before the CPU pin: it may spawn der-headend */
-    if ((rc = headend_loop_new(sc, r.ev, o->log, &r.hl, err, errlen)) != 0)
-        goto out;
-    for (size_t i = 0; i < r.n; i++) {
-        r.cur_site = i;
-        if ((rc = open_site(&r, i, err, errlen)) != 0)
-            goto out;
-        freq_requirement(&r, i);
+    return headend_loop_new(r->sc, r->ev, o->log, &r->hl, err, errlen);
+}
+
+/* Every site and its gateway, then the observer, which may read them from now on. */
+static int open_sites(struct runner *r, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        r->cur_site = i;
+        int rc = open_site(r, i, err, errlen);
+        if (rc)
+            return rc;
     }
+    const struct runner_observer *ob = r->o->observer;
+    return ob && ob->start ? ob->start(ob->ctx, r, err, errlen) : 0;
+}
+
+/* TCP: the CPU pin and the server thread; then the hook. */
+static int start_run(struct runner *r, char *err, size_t errlen)
+{
+    const struct runner_opts *o = r->o;
     if (o->transport == RUNNER_TCP) {
         /* Every request wakes the server thread and every reply the gateway: on two cores
          * that is a cross-core wake-up each way, about three times the cost of the same
@@ -710,135 +489,182 @@ int runner_run(const struct scenario *sc, const struct runner_opts *o, struct ru
             CPU_SET(cpu, &set);
             sched_setaffinity(0, sizeof set, &set);
         }
-        if (pthread_create(&r.thread, NULL, server_main, &r) != 0) {
-            rc = -EAGAIN;
+        if (pthread_create(&r->thread, NULL, server_main, r) != 0) {
             snprintf(err, errlen, "cannot start the server thread");
-            goto out;
+            return -EAGAIN;
         }
-        r.thread_started = 1;
+        r->thread_started = 1;
     }
     if (o->hook) {
-        if (o->hook->start && (rc = o->hook->start(o->hook->ctx, r.n, err, errlen)) != 0)
-            goto out;
-        hook_started = 1;
+        int rc = o->hook->start ? o->hook->start(o->hook->ctx, r->n, err, errlen) : 0;
+        if (rc)
+            return rc;
+        r->hook_started = 1;
     }
+    return 0;
+}
 
-    fprintf(r.ts, "time_s,site,grid_w,load_w,pv_w,battery_w,evse_w,boiler_w,soc,"
-                  "battery_setpoint_w,battery_temp_c,pv_limit_pct,evse_state,evse_current_a,"
-                  "boiler_state,boiler_temp_c,islanded,unserved_w\n");
+static void write_headers(struct runner *r)
+{
+    const struct scenario *sc = r->sc;
+    fprintf(r->ts, "time_s,site,grid_w,load_w,pv_w,battery_w,evse_w,boiler_w,soc,"
+                   "battery_setpoint_w,battery_temp_c,pv_limit_pct,evse_state,evse_current_a,"
+                   "boiler_state,boiler_temp_c,islanded,unserved_w\n");
     char row[8192];
     decision_csv_header(row, sizeof row);
-    fprintf(r.dec, "site,%s", row);
-    fprintf(r.ev, "t=0.000 event=run_start scenario=%s seed=%llu sha256=%s sites=%zu\n", sc->name,
+    fprintf(r->dec, "site,%s", row);
+    fprintf(r->ev, "t=0.000 event=run_start scenario=%s seed=%llu sha256=%s sites=%zu\n", sc->name,
             (unsigned long long)sc->seed, sc->sha256, sc->n_sites);
+}
 
-    static struct decision dm;
-    const int64_t step = sc->step_ms, ticks = sc->duration_ms / sc->step_ms;
-    int64_t t0_us = rtclock_monotonic_us(), last_us = t0_us;
+/* The physics of every site for the step [t, t + step), its checks, and the observer. */
+static void step_sites(struct runner *r, int64_t t, int64_t step)
+{
+    const struct runner_observer *ob = r->o->observer;
     char msg[512];
+    r->now_ms = t;
+    for (size_t i = 0; i < r->n; i++) {
+        site_step(r->s[i].site, t, step);
+        if (site_check(r->s[i].site, msg, sizeof msg) != 0 &&
+            r->res->check_failures++ < MAX_REPORTED)
+            fprintf(r->ev, "t=%.3f event=check_failed check=site %s\n", (t + step) / 1000.0, msg);
+        if (ob && ob->site_step)
+            ob->site_step(ob->ctx, i, r->s[i].site, t, step);
+    }
+    if (ob && ob->tick_end)
+        ob->tick_end(ob->ctx, t + step, step);
+}
+
+/* Every site's gateway at t1 (the first tick cycles them all; then each on its poll period),
+ * the register view check after it, and every site's timeseries row. */
+static int cycle_sites(struct runner *r, int64_t k, int64_t t1, char *err, size_t errlen)
+{
+    const struct runner_opts *o = r->o;
+    const struct runner_observer *ob = o->observer;
+    char row[8192];
+    for (size_t i = 0; i < r->n; i++) {
+        struct rsite *rs = &r->s[i];
+        r->cur_site = i;
+        int rc = o->hook && o->hook->before_cycle
+                     ? o->hook->before_cycle(o->hook->ctx, i, rs->ctl, t1, err, errlen)
+                     : 0;
+        if (rc)
+            return rc;
+        if (t1 % rs->conf->poll_period_ms == 0 || k == 0) {
+            controller_cycle(rs->ctl, t1, r->dm);
+            headend_loop_after_cycle(r->hl, i, r->dm, t1);
+            r->res->cycles++;
+            if (ob && ob->cycle)
+                ob->cycle(ob->ctx, i, r->dm);
+            if (decision_csv_row(r->dm, row, sizeof row) > 0)
+                fprintf(r->dec, "%s,%s", site_cfg(rs->site)->id, row);
+            if (o->hook && o->hook->after_cycle)
+                o->hook->after_cycle(o->hook->ctx, i, rs->ctl, t1);
+            check_view(r, rs, t1);
+        }
+        write_timeseries(r, rs, t1);
+    }
+    return 0;
+}
+
+static int run_ticks(struct runner *r, char *err, size_t errlen)
+{
+    const struct runner_observer *ob = r->o->observer;
+    const int64_t step = r->sc->step_ms, ticks = r->sc->duration_ms / r->sc->step_ms;
+    int64_t last_us = r->t0_us = rtclock_monotonic_us();
     for (int64_t k = 0; k < ticks; k++) {
         int64_t t = k * step, t1 = t + step;
-        log_events(&r, t);
-        r.now_ms = t;
-        for (size_t i = 0; i < r.n; i++) {
-            site_step(r.s[i].site, t, step);
-            if (site_check(r.s[i].site, msg, sizeof msg) != 0 &&
-                res->check_failures++ < MAX_REPORTED)
-                fprintf(r.ev, "t=%.3f event=check_failed check=site %s\n", t1 / 1000.0, msg);
-            sample_site(&r.s[i], t, &ks[i]);
-            kpi_acc_site(r.kpi, i, &ks[i], step);
-        }
-        kpi_acc_tick_end(r.kpi, t1, step);
-        r.now_ms = t1;
-        if ((rc = headend_loop_tick(r.hl, t, t1, err, errlen)) != 0)
-            goto out;
-        for (size_t i = 0; i < r.n; i++) {
-            struct rsite *rs = &r.s[i];
-            r.cur_site = i;
-            if (o->hook && o->hook->before_cycle &&
-                (rc = o->hook->before_cycle(o->hook->ctx, i, rs->ctl, t1, err, errlen)) != 0)
-                goto out;
-            if (t1 % rs->conf->poll_period_ms == 0 || k == 0) {
-                controller_cycle(rs->ctl, t1, &dm);
-                headend_loop_after_cycle(r.hl, i, &dm, t1);
-                res->cycles++;
-                kpi_acc_decision(r.kpi, i, &dm);
-                if (i == 0 && r.plot)
-                    dm0 = dm; /* 30 KB: only when the plots need it */
-                if (decision_csv_row(&dm, row, sizeof row) > 0)
-                    fprintf(r.dec, "%s,%s", site_cfg(rs->site)->id, row);
-                if (o->hook && o->hook->after_cycle)
-                    o->hook->after_cycle(o->hook->ctx, i, rs->ctl, t1);
-                check_view(&r, rs, t1);
-            }
-            write_timeseries(&r, rs, t1);
-        }
-        if (r.plot)
-            plot_tick(&r, ks, &dm0, t1, step);
-        if (o->progress && (k & 255) == 0) {
+        log_events(r, t);
+        step_sites(r, t, step);
+        r->now_ms = t1;
+        int rc = headend_loop_tick(r->hl, t, t1, err, errlen);
+        if (rc || (rc = cycle_sites(r, k, t1, err, errlen)) != 0)
+            return rc;
+        if (ob && ob->tick_done)
+            ob->tick_done(ob->ctx, t1, step);
+        if (r->o->progress && (k & 255) == 0) {
             int64_t now_us = rtclock_monotonic_us();
             if (now_us - last_us > 500000) {
-                progress(&r, k, ticks, t0_us, 0);
+                progress(r, k, ticks, r->t0_us, 0);
                 last_us = now_us;
             }
         }
     }
-    res->ticks = ticks;
-    for (size_t i = 0; i < r.n; i++) {
-        res->transactions += controller_transactions(r.s[i].ctl);
-        res->setpoint_writes += controller_writes(r.s[i].ctl);
-        struct kpi_site_totals tot;
-        site_totals(&r.s[i], sc->duration_ms, &tot);
-        kpi_acc_site_totals(r.kpi, &tot);
-        struct bus *b = r.s[i].inproc ? r.s[i].inproc : r.s[i].tcp;
-        if (b) {
-            struct bus_stats st;
-            bus_get_stats(b, &st);
-            kpi_acc_bus(r.kpi, &st);
-        }
+    r->res->ticks = ticks;
+    return 0;
+}
+
+/* The run's totals, the observer's last word, run_end. */
+static void end_run(struct runner *r)
+{
+    struct runner_result *res = r->res;
+    const struct runner_observer *ob = r->o->observer;
+    for (size_t i = 0; i < r->n; i++) {
+        res->transactions += controller_transactions(r->s[i].ctl);
+        res->setpoint_writes += controller_writes(r->s[i].ctl);
     }
-    kpi_acc_counters(r.kpi, res->setpoint_writes, res->cycles, res->check_failures,
-                     res->view_mismatches);
-    optimum(&r);
-    kpi_acc_result(r.kpi, &res->kpis);
-    fprintf(r.ev,
+    if (ob && ob->finish)
+        ob->finish(ob->ctx, r, res);
+    fprintf(r->ev,
             "t=%.3f event=run_end ticks=%lld cycles=%llu writes=%llu check_failures=%u "
             "view_mismatches=%u\n",
-            r.now_ms / 1000.0, (long long)ticks, (unsigned long long)res->cycles,
+            r->now_ms / 1000.0, (long long)res->ticks, (unsigned long long)res->cycles,
             (unsigned long long)res->setpoint_writes, res->check_failures, res->view_mismatches);
-    res->wall_s = (rtclock_monotonic_us() - t0_us) / 1e6;
-    if (o->progress)
-        progress(&r, ticks, ticks, t0_us, 1);
-    rc = 0;
-out:
-    if (hook_started && o->hook->stop)
+    res->wall_s = (rtclock_monotonic_us() - r->t0_us) / 1e6;
+    if (r->o->progress)
+        progress(r, res->ticks, res->ticks, r->t0_us, 1);
+}
+
+/* Stops and frees everything; when the run completed, the digest of the three files. */
+static int close_run(struct runner *r, int rc, char *err, size_t errlen)
+{
+    const struct runner_opts *o = r->o;
+    if (r->hook_started && o->hook->stop)
         o->hook->stop(o->hook->ctx);
-    close_all(&r);
-    free(ks);
-    int io = plot_rec_close(r.plot);
-    if (r.ts)
-        io |= fclose(r.ts);
-    if (r.dec)
-        io |= fclose(r.dec);
-    if (r.ev)
-        io |= fclose(r.ev);
+    close_all(r);
+    int io = 0;
+    if (r->ts)
+        io |= fclose(r->ts);
+    if (r->dec)
+        io |= fclose(r->dec);
+    if (r->ev)
+        io |= fclose(r->ev);
     if (rc == 0 && io) {
         snprintf(err, errlen, "%s: write error", o->out_dir);
         rc = -EIO;
     }
-    if (rc == 0) {
-        struct sha256 h;
-        uint8_t d[32];
-        sha256_init(&h);
-        if (runner_hash_file(&h, o->out_dir, "timeseries.csv") ||
-            runner_hash_file(&h, o->out_dir, "decisions.csv") ||
-            runner_hash_file(&h, o->out_dir, "events.log")) {
-            snprintf(err, errlen, "%s: cannot read the outputs back", o->out_dir);
-            return -EIO;
-        }
-        res->digest_ctx = h; /* the caller may go on hashing more outputs */
-        sha256_final(&h, d);
-        sha256_to_hex(d, res->digest);
+    if (rc)
+        return rc;
+    struct sha256 h;
+    uint8_t d[32];
+    sha256_init(&h);
+    if (runner_hash_file(&h, o->out_dir, "timeseries.csv") ||
+        runner_hash_file(&h, o->out_dir, "decisions.csv") ||
+        runner_hash_file(&h, o->out_dir, "events.log")) {
+        snprintf(err, errlen, "%s: cannot read the outputs back", o->out_dir);
+        return -EIO;
     }
-    return rc;
+    r->res->digest_ctx = h; /* the caller may go on hashing more outputs */
+    sha256_final(&h, d);
+    sha256_to_hex(d, r->res->digest);
+    return 0;
+}
+
+int runner_run(const struct scenario *sc, const struct runner_opts *o, struct runner_result *res,
+               char *err, size_t errlen)
+{
+    struct runner r = {.sc = sc, .o = o, .res = res, .n = sc->n_sites};
+    memset(res, 0, sizeof *res);
+    int rc = open_run(&r, err, errlen);
+    if (rc == 0)
+        rc = open_sites(&r, err, errlen);
+    if (rc == 0)
+        rc = start_run(&r, err, errlen);
+    if (rc == 0) {
+        write_headers(&r);
+        rc = run_ticks(&r, err, errlen);
+    }
+    if (rc == 0)
+        end_run(&r);
+    return close_run(&r, rc, err, errlen);
 }

@@ -2,10 +2,11 @@
  * then runs one cycle of the real gateway library (controller.h) against the simulator's
  * register images, over loopback Modbus TCP (mbserver in a second thread, all I/O synchronous)
  * or the in-process bus; both must give byte-identical outputs. Writes timeseries.csv,
- * decisions.csv and events.log into the output directory and their SHA-256 digest, feeds the
- * KPI accumulator (kpi.h) every tick and optionally the plot data (plot.h). Checks the
+ * decisions.csv and events.log into the output directory and their SHA-256 digest. Checks the
  * invariants every tick: the site balance, SoC range, and that the gateway's view of every
- * register it polls equals the simulator's. The caller owns everything it passes in. */
+ * register it polls equals the simulator's. What the run means (KPIs, plots) is not measured
+ * here: an observer (reports/) is handed every site after every step and every decision. The
+ * caller owns everything it passes in. */
 #ifndef DERLOOP_RUNNER_H
 #define DERLOOP_RUNNER_H
 
@@ -14,7 +15,6 @@
 
 #include "gateway/control/controller.h"
 #include "common/sha256.h"
-#include "reports/kpi.h"
 #include "sim/scenario/scenario.h"
 
 enum runner_transport { RUNNER_INPROC, RUNNER_TCP };
@@ -34,24 +34,49 @@ struct runner_hook {
     void (*stop)(void *ctx);
 };
 
+struct runner;
+struct runner_result;
+struct site;      /* sim/run/site.h */
+struct bus_stats; /* gateway/bus/bus.h */
+
+/* An observer of the run, which reads and never changes it (reports/measure.h measures it).
+ * Every member may be NULL. start: once, every site open, before the first tick; a non-zero
+ * return stops the run with that code and err. Every tick: site_step for each site after its
+ * physics step [t_ms, t_ms + dt_ms) and check, tick_end after the last, then cycle after each
+ * gateway cycle of a site, then tick_done once every site has cycled. finish: once, after the
+ * last tick of a run that completed, with the run's counters; lines it logs through
+ * runner_event come before run_end in events.log (which is digested). */
+struct runner_observer {
+    void *ctx;
+    int (*start)(void *ctx, struct runner *r, char *err, size_t errlen);
+    void (*site_step)(void *ctx, size_t site, struct site *s, int64_t t_ms, int64_t dt_ms);
+    void (*tick_end)(void *ctx, int64_t t_ms, int64_t dt_ms); /* t_ms: the step's end */
+    void (*cycle)(void *ctx, size_t site, const struct decision *dm);
+    void (*tick_done)(void *ctx, int64_t t_ms, int64_t dt_ms);
+    void (*finish)(void *ctx, struct runner *r, const struct runner_result *res);
+};
+
+/* What an observer may read of the run during its calls. */
+size_t runner_n_sites(const struct runner *r);
+struct site *runner_site(struct runner *r, size_t i);
+/* The register bus statistics of site i's gateway; 0, or -ENOENT when it has no bus. */
+int runner_bus_stats(const struct runner *r, size_t i, struct bus_stats *st);
+/* A line in events.log at the current simulated time ("t=SECONDS " and the text). */
+void runner_event(struct runner *r, const char *line);
+
 struct runner_opts {
     enum runner_transport transport;
     const char *out_dir; /* created if missing */
     int progress;        /* a progress line on stderr (when it is a terminal) */
     FILE *log;           /* transport-level log lines (connects etc.); NULL = discarded */
     int no_pin;          /* tcp: do not pin the process to one CPU (see runner.c) */
-    int plot_data;       /* also write plots/data.csv (undigested: see plot.h) */
-    const struct runner_hook *hook; /* NULL = none */
-    /* The gateway section whose grid_services parameters the frequency-response KPIs judge
-     * by; NULL = the scenario's own. A baseline run passes the original scenario's, so that
-     * its batteries are held to the same requirement. */
-    const cJSON *kpi_gateway;
+    const struct runner_hook *hook;         /* NULL = none */
+    const struct runner_observer *observer; /* NULL = none */
 };
 
 struct runner_result {
     char digest[65];          /* SHA-256 of the three output files */
     struct sha256 digest_ctx; /* the hash state after them (not final): extend it, no re-read */
-    struct kpi_set kpis;      /* vs_baseline entries NaN */
     int64_t ticks;            /* steps run */
     uint64_t cycles;          /* gateway cycles, all sites */
     uint64_t transactions;    /* register reads and writes by the gateways */

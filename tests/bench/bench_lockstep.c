@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "reports/measure.h"
 #include "sim/run/runner.h"
 #include "sim/scenario/scenario.h"
 #include "tests/bench/bench.h"
@@ -96,8 +97,15 @@ static int run(const char *label, enum runner_transport tr, const char *duration
     }
     if (!mkdtemp(dir))
         return -1;
+    /* measured as der-sim run measures it (KPIs and the optimum, no plot data) */
+    struct measure *m = measure_new(sc, &(struct measure_opts){0}, err, sizeof err);
     struct runner_opts o = {.transport = tr, .out_dir = dir};
-    int rc = runner_run(sc, &o, res, err, sizeof err);
+    int rc = -ENOMEM;
+    if (m) {
+        o.observer = measure_observer(m);
+        rc = runner_run(sc, &o, res, err, sizeof err);
+    }
+    measure_free(m);
     scenario_free(sc);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

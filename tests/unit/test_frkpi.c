@@ -1,27 +1,32 @@
-/* Unit tests for the frequency-response KPIs of reports/kpi.c (fcr_activation_s, fcr_energy_pct,
- * ffr_activation_s, ffr_support_pct): synthetic frequency steps fed to the accumulator with an
- * ideal, a delayed, a ramped, a wrong-way and a missing battery response, the FFR trigger and its
- * re-arm, the reference power before the disturbance, several sites, and the null cases (no
- * excursion, no requirement). One-second steps, so times are whole seconds. */
+/* Unit tests for the frequency-response KPIs of reports/freqresp.c (fcr_activation_s,
+ * fcr_energy_pct, ffr_activation_s, ffr_support_pct): synthetic frequency steps fed to the
+ * accumulator with an ideal, a delayed, a ramped, a wrong-way and a missing battery response, the
+ * FFR trigger and its re-arm, the reference power before the disturbance, several sites, and the
+ * null cases (no excursion, no requirement). One-second steps, so times are whole seconds. */
+#include <errno.h>
 #include <math.h>
+#include <string.h>
 
 #include <CUnit/CUnit.h>
 
+#include <cjson/cJSON.h>
+
+#include "gateway/strategies/strat_gridsvc.h"
 #include "reports/kpi.h"
 
 #define DT_MS 1000
 
 /* Continental Europe's FCR shape and a Nordic-style FFR, as in scenarios/grid-services.json */
-static const struct kpi_freq_params req = {.nominal_hz = 50,
-                                           .fcr_power_w = 3000,
-                                           .fcr_deadband_hz = 0.01,
-                                           .fcr_full_hz = 0.2,
-                                           .ffr_power_w = 5000,
-                                           .ffr_trigger_hz = 49.7,
-                                           .ffr_duration_ms = 30000,
-                                           .ffr_rearm_ms = 900000};
+static const struct gridsvc_contract req = {.nominal_hz = 50,
+                                            .fcr_power_w = 3000,
+                                            .fcr_deadband_hz = 0.01,
+                                            .fcr_full_hz = 0.2,
+                                            .ffr_power_w = 5000,
+                                            .ffr_trigger_hz = 49.7,
+                                            .ffr_duration_ms = 30000,
+                                            .ffr_rearm_ms = 900000};
 
-static struct kpi_acc *acc(size_t n_sites, const struct kpi_freq_params *p)
+static struct kpi_acc *acc(size_t n_sites, const struct gridsvc_contract *p)
 {
     struct kpi_acc *a = kpi_acc_new(n_sites, 0.05, 0.95);
     CU_ASSERT_PTR_NOT_NULL_FATAL(a);
@@ -160,7 +165,7 @@ static void test_fcr_small_excursion(void)
 /* FFR: the trigger at 49.6 Hz, 5 kW two steps later; no response counts as ffr_duration. */
 static void test_ffr(void)
 {
-    struct kpi_freq_params p = req;
+    struct gridsvc_contract p = req;
     p.fcr_power_w = 0; /* FFR alone */
     struct kpi_acc *a = acc(1, &p);
     feed(a, 0, 10, 50.0, 0);
@@ -195,7 +200,7 @@ static void test_ffr(void)
  * it is, and its late answer is the worst. */
 static void test_ffr_rearm(void)
 {
-    struct kpi_freq_params p = req;
+    struct gridsvc_contract p = req;
     p.fcr_power_w = 0;
     p.ffr_rearm_ms = 60000;
     struct kpi_acc *a = acc(1, &p);
@@ -269,6 +274,37 @@ static void test_null(void)
     CU_ASSERT(isnan(k.v[KPI_FFR_ACTIVATION_S]));
 }
 
+/* The contract is read by the strategy's own table (gridsvc_contract_load): every parameter the
+ * KPIs judge by, by the name scenarios write, lands in its typed member. A parameter renamed
+ * in gateway/strategies/strat_gridsvc.c fails here (an unknown key), never as a null KPI. */
+static void test_contract_names(void)
+{
+    cJSON *p = cJSON_Parse("{\"nominal_hz\": 60, \"fcr_power_w\": 1234, \"fcr_deadband_hz\": 0.02, "
+                           "\"fcr_full_hz\": 0.3, \"ffr_power_w\": 4321, \"ffr_trigger_hz\": 49.6, "
+                           "\"ffr_duration\": \"20s\", \"ffr_rearm\": \"5m\"}");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    struct gridsvc_contract c;
+    char err[256] = "";
+    int rc = gridsvc_contract_load(p, "gateway.params", &c, err, sizeof err);
+    cJSON_Delete(p);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_EQUAL(c.nominal_hz, 60);
+    CU_ASSERT_EQUAL(c.fcr_power_w, 1234);
+    CU_ASSERT_EQUAL(c.fcr_deadband_hz, 0.02);
+    CU_ASSERT_EQUAL(c.fcr_full_hz, 0.3);
+    CU_ASSERT_EQUAL(c.ffr_power_w, 4321);
+    CU_ASSERT_EQUAL(c.ffr_trigger_hz, 49.6);
+    CU_ASSERT_EQUAL(c.ffr_duration_ms, 20000);
+    CU_ASSERT_EQUAL(c.ffr_rearm_ms, 300000);
+    /* defaults as the gateway fills them; a bad value names the path */
+    CU_ASSERT_EQUAL(gridsvc_contract_load(NULL, "gateway.params", &c, err, sizeof err), 0);
+    CU_ASSERT(c.fcr_power_w == 0 && c.ffr_power_w == 0 && c.fcr_full_hz == 0.2);
+    p = cJSON_Parse("{\"fcr_powr_w\": 1}");
+    CU_ASSERT_EQUAL(gridsvc_contract_load(p, "gateway.params", &c, err, sizeof err), -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "gateway.params.fcr_powr_w"));
+    cJSON_Delete(p);
+}
+
 void test_register_frkpi(void)
 {
     CU_pSuite s = CU_add_suite("frkpi", NULL, NULL);
@@ -284,4 +320,5 @@ void test_register_frkpi(void)
     CU_add_test(s, "FFR after FCR", test_ffr_after_fcr);
     CU_add_test(s, "several sites", test_sites);
     CU_add_test(s, "null cases", test_null);
+    CU_add_test(s, "grid_services contract by name", test_contract_names);
 }

@@ -1,7 +1,7 @@
-/* Unit tests for reports/kpi.c: energies, prices and ratios from hand-made samples, the 15-minute
- * peak against the instant one, interlock activations counted on rising edges, the baseline
- * deltas, the optimum of several sites against the sum of their own, and kpis.json members
- * sorted with fixed precision. */
+/* Unit tests for reports/kpi.c, kpi_acc.c and optimum_kpi.c: energies, prices and ratios from
+ * hand-made samples, the 15-minute peak against the instant one, interlock activations counted on
+ * rising edges, the baseline deltas, the optimum of several sites against the sum of their own, and
+ * kpis.json members sorted with fixed precision. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -12,6 +12,7 @@
 
 #include "reports/kpi.h"
 #include "reports/optimum.h"
+#include "reports/optimum_kpi.h"
 
 static struct kpi_sample flat(double grid_w, double pv_w, double battery_w)
 {
@@ -236,16 +237,16 @@ static struct kpi_sample opt_sample(int site, int i)
 }
 
 /* Feeds sites[j] as the accumulator's site j; sum: one site that is all of them together. */
-static struct kpi_acc *opt_feed(const int *sites, size_t n, int sum)
+static struct optimum_kpi *opt_feed(const int *sites, size_t n, int sum)
 {
-    struct kpi_acc *a = kpi_acc_new(sum ? 1 : n, 0.1, 0.9);
+    struct optimum_kpi *a = optimum_kpi_new(sum ? 1 : n);
     CU_ASSERT_PTR_NOT_NULL_FATAL(a);
     for (int i = 0; i < OPT_TICKS; i++) {
         struct kpi_sample t = opt_sample(sites[0], i);
         for (size_t j = 0; j < n; j++) {
             struct kpi_sample s = opt_sample(sites[j], i);
             if (!sum) {
-                kpi_acc_site(a, j, &s, OPT_DT_MS);
+                optimum_kpi_site(a, j, &s, OPT_DT_MS);
             } else if (j > 0) {
                 t.load_w += s.load_w;
                 t.pv_w += s.pv_w;
@@ -253,8 +254,8 @@ static struct kpi_acc *opt_feed(const int *sites, size_t n, int sum)
             }
         }
         if (sum)
-            kpi_acc_site(a, 0, &t, OPT_DT_MS);
-        kpi_acc_tick_end(a, (int64_t)(i + 1) * OPT_DT_MS, OPT_DT_MS);
+            optimum_kpi_site(a, 0, &t, OPT_DT_MS);
+        optimum_kpi_tick_end(a, (int64_t)(i + 1) * OPT_DT_MS, OPT_DT_MS);
     }
     return a;
 }
@@ -288,21 +289,22 @@ static size_t opt_batteries(int site, struct optimum_battery *b)
 }
 
 /* Solves every site of a with its own batteries, then the peak over all of them. */
-static int opt_solve(struct kpi_acc *a, const int *sites, size_t n, struct kpi_set *k)
+static int opt_solve(struct optimum_kpi *a, const int *sites, size_t n, struct kpi_set *k)
 {
     struct optimum_battery all[OPTIMUM_MAX_BATTERIES], b[OPTIMUM_MAX_BATTERIES];
     size_t n_all = 0;
     char err[256] = "";
     for (size_t j = 0; j < n; j++) {
         size_t nb = opt_batteries(sites[j], b);
-        int rc = kpi_acc_optimum(a, j, b, nb, err, sizeof err);
+        int rc = optimum_kpi_site_solve(a, j, b, nb, err, sizeof err);
         if (rc)
             return rc;
         memcpy(all + n_all, b, nb * sizeof *b);
         n_all += nb;
     }
-    int rc = kpi_acc_optimum_peak(a, all, n_all, err, sizeof err);
-    kpi_acc_result(a, k);
+    int rc = optimum_kpi_peak(a, all, n_all, err, sizeof err);
+    *k = (struct kpi_set){{0}};
+    optimum_kpi_result(a, k);
     return rc;
 }
 
@@ -313,9 +315,9 @@ static void test_optimum_sites(void)
 {
     const int a_only[] = {0}, b_only[] = {1}, both[] = {0, 1}, three[] = {0, 1, OPT_NO_BATT};
     struct kpi_set ka, kb, k2, k3, ksum;
-    struct kpi_acc *a = opt_feed(a_only, 1, 0), *b = opt_feed(b_only, 1, 0);
-    struct kpi_acc *ab = opt_feed(both, 2, 0), *abc = opt_feed(three, 3, 0);
-    struct kpi_acc *sum = opt_feed(both, 2, 1);
+    struct optimum_kpi *a = opt_feed(a_only, 1, 0), *b = opt_feed(b_only, 1, 0);
+    struct optimum_kpi *ab = opt_feed(both, 2, 0), *abc = opt_feed(three, 3, 0);
+    struct optimum_kpi *sum = opt_feed(both, 2, 1);
     CU_ASSERT_EQUAL(opt_solve(a, a_only, 1, &ka), 0);
     CU_ASSERT_EQUAL(opt_solve(b, b_only, 1, &kb), 0);
     CU_ASSERT_EQUAL(opt_solve(ab, both, 2, &k2), 0);
@@ -325,9 +327,9 @@ static void test_optimum_sites(void)
     opt_batteries(0, all);
     opt_batteries(1, all + 1);
     char err[256];
-    CU_ASSERT_EQUAL(kpi_acc_optimum(sum, 0, all, 3, err, sizeof err), 0);
-    CU_ASSERT_EQUAL(kpi_acc_optimum_peak(sum, all, 3, err, sizeof err), 0);
-    kpi_acc_result(sum, &ksum);
+    CU_ASSERT_EQUAL(optimum_kpi_site_solve(sum, 0, all, 3, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(optimum_kpi_peak(sum, all, 3, err, sizeof err), 0);
+    optimum_kpi_result(sum, &ksum);
 
     /* both sites have something to save, and different amounts */
     CU_ASSERT(ka.v[KPI_OPTIMAL_SAVINGS] > 0.1 && kb.v[KPI_OPTIMAL_SAVINGS] > 0.1);
@@ -357,11 +359,11 @@ static void test_optimum_sites(void)
     run.v[KPI_END_ENERGY_VALUE] = 0;
     kpi_vs_baseline(&run, &base);
     CU_ASSERT_DOUBLE_EQUAL(run.v[KPI_SAVINGS_VS_OPTIMAL_PCT], 50.0, 1e-9);
-    kpi_acc_free(a);
-    kpi_acc_free(b);
-    kpi_acc_free(ab);
-    kpi_acc_free(abc);
-    kpi_acc_free(sum);
+    optimum_kpi_free(a);
+    optimum_kpi_free(b);
+    optimum_kpi_free(ab);
+    optimum_kpi_free(abc);
+    optimum_kpi_free(sum);
 }
 
 /* Null when no site has both a battery and a price, and when one site cannot be solved: a sum
@@ -370,37 +372,38 @@ static void test_optimum_sites_null(void)
 {
     const int none[] = {OPT_NO_BATT, OPT_NO_BATT}, both[] = {0, 1};
     struct kpi_set k;
-    struct kpi_acc *a = opt_feed(none, 2, 0);
+    struct optimum_kpi *a = opt_feed(none, 2, 0);
     CU_ASSERT_EQUAL(opt_solve(a, none, 2, &k), 0);
     CU_ASSERT(isnan(k.v[KPI_OPTIMAL_SAVINGS]) && isnan(k.v[KPI_END_ENERGY_VALUE]) &&
               isnan(k.v[KPI_OPTIMAL_PEAK_15M_KW]));
-    kpi_acc_free(a);
+    optimum_kpi_free(a);
     /* the second site has one battery more than the optimum takes */
     a = opt_feed(both, 2, 0);
     struct optimum_battery b[OPTIMUM_MAX_BATTERIES + 1];
     char err[256];
-    CU_ASSERT_EQUAL(kpi_acc_optimum(a, 0, b, opt_batteries(0, b), err, sizeof err), 0);
+    CU_ASSERT_EQUAL(optimum_kpi_site_solve(a, 0, b, opt_batteries(0, b), err, sizeof err), 0);
     for (size_t i = 0; i <= OPTIMUM_MAX_BATTERIES; i++)
         b[i] = opt_battery(1, 1, 0.9, 0.5);
-    CU_ASSERT_EQUAL(kpi_acc_optimum(a, 1, b, OPTIMUM_MAX_BATTERIES + 1, err, sizeof err), -E2BIG);
-    CU_ASSERT_EQUAL(kpi_acc_optimum_peak(a, b, 1, err, sizeof err), 0);
-    kpi_acc_result(a, &k);
+    CU_ASSERT_EQUAL(optimum_kpi_site_solve(a, 1, b, OPTIMUM_MAX_BATTERIES + 1, err, sizeof err),
+                    -E2BIG);
+    CU_ASSERT_EQUAL(optimum_kpi_peak(a, b, 1, err, sizeof err), 0);
+    optimum_kpi_result(a, &k);
     CU_ASSERT(isnan(k.v[KPI_OPTIMAL_SAVINGS]) && isnan(k.v[KPI_END_ENERGY_VALUE]) &&
               isnan(k.v[KPI_OPTIMAL_PEAK_15M_KW]));
-    kpi_acc_free(a);
+    optimum_kpi_free(a);
     /* a run of one site longer than the optimum's intervals keeps none: -E2BIG, null */
-    a = kpi_acc_new(1, 0.1, 0.9);
+    a = optimum_kpi_new(1);
     struct kpi_sample s = opt_sample(0, 0);
     const int64_t iv_ms = 15 * 60 * 1000;
     for (int64_t i = 0; i <= OPTIMUM_MAX_INTERVALS; i++) {
-        kpi_acc_site(a, 0, &s, iv_ms);
-        kpi_acc_tick_end(a, (i + 1) * iv_ms, iv_ms);
+        optimum_kpi_site(a, 0, &s, iv_ms);
+        optimum_kpi_tick_end(a, (i + 1) * iv_ms, iv_ms);
     }
-    CU_ASSERT_EQUAL(kpi_acc_optimum(a, 0, b, 1, err, sizeof err), -E2BIG);
+    CU_ASSERT_EQUAL(optimum_kpi_site_solve(a, 0, b, 1, err, sizeof err), -E2BIG);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "35137 15-minute intervals"));
-    kpi_acc_result(a, &k);
+    optimum_kpi_result(a, &k);
     CU_ASSERT(isnan(k.v[KPI_OPTIMAL_SAVINGS]));
-    kpi_acc_free(a);
+    optimum_kpi_free(a);
 }
 
 static void test_table_and_json(void)
