@@ -492,6 +492,22 @@ static void on_config_report(struct hub *h, struct session *s, const Der__V1__Co
               applied ? "APPLIED" : "REJECTED", log_escape(db, sizeof(db), r->detail));
 }
 
+/* Register: who the stream is and which assets it gets. The rules, in the order applied:
+ * - a stream registers once; ids must pass ident_valid before anything is looked up or
+ *   logged (a control character would otherwise reach the log and the store);
+ * - the gateway must be one the inventory lists for the site (inventory_check_gateway), and
+ *   with mutual TLS it must be the gateway the client certificate names: a Register cannot
+ *   claim another identity than the one the handshake proved;
+ * - a site served by a live session is taken over only by the same gateway reconnecting
+ *   (its new stream replaces the old one, which is closed ABORTED); another gateway, even one
+ *   the site lists as a standby, is refused until the live session ends, so two gateways never
+ *   drive one site at once;
+ * - each claimed asset is checked on its own (inventory_check_claim: it exists, belongs to
+ *   that site); a refused claim is answered in RegisterResult.rejected with its reason and the
+ *   others are still accepted, because a gateway with one misconfigured device should keep
+ *   serving the rest; a Register with no accepted claim at all is PERMISSION_DENIED.
+ * The RegisterResult goes out before anything else on the stream, then the dispatches that
+ * wait for this site, then the desired configuration when the gateway runs another version. */
 static int on_register(struct hub *h, struct session *s, const Der__V1__Register *r, int64_t now_ms,
                        int *grpc_status, char *reason, size_t reason_len)
 {
