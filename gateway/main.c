@@ -1,9 +1,9 @@
 /* der-gateway: the site controller as a daemon. Loads a site configuration, then runs one
  * control cycle every poll period against the real devices (or `der-sim serve`) until SIGINT
- * or SIGTERM (SIGHUP reloads the uplink's TLS files). With a headend (--headend or the
- * configuration's "uplink.target") the uplink thread streams telemetry and brings setpoints, which
- * dispatch.c applies between cycles. All control logic is in libgateway; this file owns the clock,
- * signals and logs. */
+ * or SIGTERM (SIGHUP reloads the configuration file's policy and the uplink's TLS files). With a
+ * headend (--headend or the configuration's "uplink.target") the uplink thread streams telemetry
+ * and brings setpoints, which dispatch.c applies between cycles. All control logic is in
+ * libgateway; this file owns the clock, signals and logs. */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -14,8 +14,10 @@
 #include <time.h>
 
 #include "common/caltime.h"
+#include "gateway/control/confsync.h"
 #include "gateway/control/controller.h"
 #include "gateway/uplink/dispatch.h"
+#include "gateway/uplink/remote.h"
 #include "common/duration.h"
 #include "gateway/control/siteconf.h"
 #include "gateway/uplink/uplink.h"
@@ -61,7 +63,8 @@ static void usage(FILE *out)
           "The derloop site controller: polls the site's devices over Modbus TCP, runs the\n"
           "configured strategy, applies the safety interlocks and writes setpoints, once per\n"
           "poll period (docs/gateway-config.md). Stops cleanly on SIGINT or SIGTERM; SIGHUP\n"
-          "reloads the uplink's TLS certificate files.\n"
+          "reloads the file's strategy, params, constraints, safety and split, and the\n"
+          "uplink's TLS certificate files.\n"
           "  -c, --config FILE      the site configuration (required)\n"
           "  -d, --duration D       stop after D (e.g. 30s, 2h); default: run until signalled\n"
           "  -v, --verbose          one line per cycle with the decision (CSV fields)\n"
@@ -186,6 +189,16 @@ int main(int argc, char **argv)
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* confsync hook: the pushed configuration persisted next to the spool wins over the
+     * file's policy from the first cycle (gateway/control/confsync.h) */
+    struct confsync *cs = confsync_new(ctl, config, ucfg.spool_dir, log_line, NULL);
+    struct remote *rem = ucfg.target[0] ? remote_new(log_line, NULL) : NULL;
+    if (!cs || (ucfg.target[0] && !rem)) {
+        fprintf(stderr, "der-gateway: %s: out of memory\n", config);
+        return 1;
+    }
+    remote_set_version(rem, confsync_start(cs));
+
     char line[256];
     snprintf(line, sizeof line,
              "event=start site=%s gateway=%s devices=%zu strategy=%s poll_ms=%lld build=%s",
@@ -202,7 +215,7 @@ int main(int argc, char **argv)
         snprintf(software, sizeof software, "der-gateway %s (commit %s)", DERLOOP_VERSION,
                  DERLOOP_COMMIT);
         uplink_identity_from_site(cfg, software, &id);
-        struct uplink_opts uo = {.log = log_line, .seed = (uint64_t)wall_ms()};
+        struct uplink_opts uo = {.log = log_line, .seed = (uint64_t)wall_ms(), .remote = rem};
         up = uplink_new(&ucfg, &id, &uo, err, sizeof err);
         struct dispatch_opts dopt = {.site_id = cfg->site_id,
                                      .primary_asset_id = id.primary_asset_id,
@@ -213,6 +226,8 @@ int main(int argc, char **argv)
         if (!disp) {
             fprintf(stderr, "der-gateway: %s: %s\n", config, up ? "out of memory" : err);
             uplink_free(up);
+            remote_free(rem);
+            confsync_free(cs);
             controller_free(ctl);
             siteconf_free(cfg);
             return 1;
@@ -230,8 +245,10 @@ int main(int argc, char **argv)
     while (!g_stop) {
         if (g_hup) {
             g_hup = 0;
-            log_line(NULL, up ? "event=sighup reason=\"reloading the uplink's TLS files\""
-                              : "event=sighup reason=\"nothing to reload (no uplink)\"");
+            log_line(NULL, up ? "event=sighup reason=\"reloading the configuration file and the "
+                                "uplink's TLS files\""
+                              : "event=sighup reason=\"reloading the configuration file\"");
+            confsync_reload(cs, err, sizeof err); /* confsync hook: logs what it did */
             if (up)
                 uplink_reload(up);
         }
@@ -242,6 +259,13 @@ int main(int argc, char **argv)
             struct timespec ts = {(next - now) / 1000, ((next - now) % 1000) * 1000000};
             nanosleep(&ts, NULL); /* EINTR on a signal: the loop checks g_stop */
             continue;
+        }
+        uint64_t cver; /* confsync hook: a pushed configuration, between two cycles */
+        char *cjson;
+        while (remote_take_push(rem, &cver, &cjson)) {
+            int crc = confsync_push(cs, cver, cjson, err, sizeof err);
+            remote_report(rem, cver, crc == 0, crc ? err : "");
+            free(cjson);
         }
         struct agentmsg_setpoint sp;
         while (up && uplink_poll_setpoint(up, &sp))
@@ -264,6 +288,8 @@ int main(int argc, char **argv)
     log_line(NULL, line);
     dispatch_free(disp);
     uplink_free(up);
+    remote_free(rem); /* after the uplink, whose thread used it */
+    confsync_free(cs);
     controller_free(ctl);
     siteconf_free(cfg);
     return 0;

@@ -59,8 +59,16 @@ static const struct {
     int writes; /* -1: any method, 0: GET/HEAD, 1: the others */
     int role;
 } role_table[] = {
-    {"/healthz", 0, AUTH_PUBLIC}, {"/audit", -1, AUTH_ADMIN},      {"/tokens", -1, AUTH_ADMIN},
-    {"/tokens/", -1, AUTH_ADMIN}, {"/dispatch", 1, AUTH_OPERATOR},
+    {"/healthz", 0, AUTH_PUBLIC},
+    {"/audit", -1, AUTH_ADMIN},
+    {"/tokens", -1, AUTH_ADMIN},
+    {"/tokens/", -1, AUTH_ADMIN},
+    {"/dispatch", 1, AUTH_OPERATOR},
+    /* remote operations (docs/operations.md): PUT /sites/:id/config, POST
+     * /agents/:gateway/ping, POST /alerts/:id/ack; reading them is a viewer's */
+    {"/sites/", 1, AUTH_OPERATOR},
+    {"/agents/", 1, AUTH_OPERATOR},
+    {"/alerts/", 1, AUTH_OPERATOR},
 };
 
 int auth_required_role(const char *method, const char *path, size_t plen)

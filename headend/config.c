@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "headend/webhook.h"
+
 enum opt_type {
     OPT_STR,
     OPT_INT,
@@ -107,6 +109,33 @@ static const struct opt table[] = {
     {"insecure", OPT_FLAG, F(insecure), "0", 0, 1,
      "allow, on a non-loopback address, gRPC without mutual TLS (anyone who reaches the port can "
      "register as any gateway) and REST without HTTPS (tokens cross the network in clear)"},
+    /* Ping and alerts (docs/operations.md, "Alerts"): a rule's threshold 0 turns it off. */
+    {"ping-interval-ms", OPT_INT, F(ping_interval_ms), "30000", 0, 3600000,
+     "a Ping to every connected gateway this often (round-trip time in /agents and "
+     "/metrics); 0 = only on POST /agents/:gateway/ping"},
+    {"alert-eval-ms", OPT_INT, F(alert_eval_ms), "1000", 100, 60000,
+     "the alert rules are evaluated this often"},
+    {"alert-offline-after-s", OPT_INT, F(alert_offline_after_s), "60", 0, 86400,
+     "alert gateway_offline: a site seen before has had no live session for this long"},
+    {"alert-stale-after-s", OPT_INT, F(alert_stale_after_s), "60", 0, 86400,
+     "alert gateway_stale: a connected gateway has sent nothing for this long"},
+    {"alert-lag-max-ms", OPT_INT, F(alert_lag_max_ms), "30000", 0, 86400000,
+     "alert telemetry_lag: an asset's latest sample arrived this long after its timestamp"},
+    {"alert-soc-reserve-pct", OPT_INT, F(alert_soc_reserve_pct), "10", 0, 100,
+     "alert soc_low: a battery's state of charge below this (cleared 2 points above it)"},
+    {"alert-fault", OPT_BOOL, F(alert_fault), "1", 0, 1,
+     "alert asset_fault: an asset's latest status contains \"fault\""},
+    {"alert-dispatch", OPT_BOOL, F(alert_dispatch), "1", 0, 1,
+     "alert dispatch_failed: a dispatch ended FAILED or EXPIRED (cleared when acknowledged)"},
+    {"alert-history", OPT_INT, F(alert_history), "1000", 1, 1000000,
+     "cleared alerts kept for GET /alerts (in memory: a restart starts an empty history)"},
+    {"alert-webhook", OPT_STR, F(alert_webhook), "", 0, 0,
+     "http://HOST[:PORT]/PATH: every alert change is POSTed there as JSON (http only)"},
+    {"alert-webhook-timeout-ms", OPT_INT, F(alert_webhook_timeout_ms), "5000", 100, 60000,
+     "one webhook POST (connect, send, status line) must finish within this"},
+    {"alert-webhook-retries", OPT_INT, F(alert_webhook_retries), "5", 0, 100,
+     "a failed webhook POST is retried this many times (backoff from 0.5 s, doubling) and "
+     "then dropped"},
 };
 
 #define NOPT (sizeof(table) / sizeof(table[0]))
@@ -240,6 +269,11 @@ int config_check(const struct headend_config *c, char *err, size_t errlen)
         snprintf(err, errlen, "--http-tls-cert and --http-tls-key go together");
         return -EINVAL;
     }
+    char host[CONFIG_STR_MAX], path[CONFIG_STR_MAX];
+    int port;
+    if (c->alert_webhook[0] && webhook_parse_url(c->alert_webhook, host, sizeof(host), &port, path,
+                                                 sizeof(path), err, errlen))
+        return -EINVAL;
     return 0;
 }
 

@@ -49,6 +49,21 @@ struct headend_config {
     int http_post_per_min;
     int http_post_burst;
     int insecure;
+    /* Ping (docs/protocol.md): the headend's round-trip probe of each gateway; 0 = none. */
+    int ping_interval_ms;
+    /* Alerts (docs/operations.md, "Alerts"): the rules' thresholds (0 turns a rule off), how
+     * often they are evaluated, the cleared alerts kept, and the webhook. */
+    int alert_eval_ms;
+    int alert_offline_after_s;
+    int alert_stale_after_s;
+    int alert_lag_max_ms;
+    int alert_soc_reserve_pct;
+    int alert_fault;
+    int alert_dispatch;
+    int alert_history;
+    char alert_webhook[CONFIG_STR_MAX];
+    int alert_webhook_timeout_ms;
+    int alert_webhook_retries;
 };
 
 /* Fills every field with its default. */

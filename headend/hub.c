@@ -21,8 +21,10 @@
 
 #include <grpc/status.h>
 
+#include "gateway/control/confsync.h"
 #include "headend/ident.h"
 #include "headend/log.h"
+#include "headend/webhook.h"
 
 #define RATE_WINDOW_MS          10000
 #define PRUNE_EVERY_MS          10000
@@ -31,6 +33,8 @@
 #define LOG_REJECTS_PER_SESSION 5
 #define ACK_EAGER_ROWS          256  /* a session with this many unacknowledged rows flushes */
 #define REGISTER_MAX_CLAIMS     4096 /* assets one Register may claim */
+#define PING_CHECK_MS           1000 /* how often the periodic Pings are looked at */
+#define RTT_EWMA_WEIGHT         0.25 /* of the newest round trip in the moving average */
 
 struct hub {
     pthread_mutex_t lock;
@@ -48,11 +52,46 @@ struct hub {
     size_t n_ackq, cap_ackq;
     int flush_now;
     int64_t last_flush_ms, last_prune_ms, last_expire_ms;
+    int64_t last_ping_ms, last_alert_ms;
+    uint64_t next_nonce;
+    struct alert_limits limits;
+    struct alerts *alerts;
+    struct webhook *webhook; /* NULL without --alert-webhook */
 };
 
 static const char *nz(const char *s)
 {
     return s && s[0] ? s : "-";
+}
+
+/* Every alert change: a log line, and the webhook's body {"change", "alert"}. */
+static void on_alert(void *ctx, const struct alert *a, const char *change)
+{
+    struct hub *h = ctx;
+    char db[LOG_VALUE_MAX];
+    log_event(!strcmp(change, "raised") ? LOG_WARN : LOG_INFO,
+              "event=alert_%s id=%llu rule=%s site=%s subject=%s detail=%s", change,
+              (unsigned long long)a->id, alert_rule_name(a->rule), nz(a->site_id), a->subject,
+              log_escape(db, sizeof(db), a->detail));
+    if (!h->webhook)
+        return;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "change", change);
+    cJSON_AddItemToObject(o, "alert", alert_json(a));
+    char *body = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (body)
+        webhook_post(h->webhook, body);
+    cJSON_free(body);
+}
+
+static int restore_site(const struct store_session *rec, void *ctx)
+{
+    struct site_state *ss = ctx;
+    snprintf(ss->gateway_id, sizeof(ss->gateway_id), "%s", rec->gateway_id);
+    snprintf(ss->peer, sizeof(ss->peer), "%s", rec->peer);
+    ss->last_seen_ms = rec->ended_ms ? rec->ended_ms : rec->started_ms;
+    return 1;
 }
 
 int hub_new(const struct headend_config *cfg, struct inventory *inv, struct store *st,
@@ -78,7 +117,30 @@ int hub_new(const struct headend_config *cfg, struct inventory *inv, struct stor
         return -ENOMEM;
     }
     h->last_flush_ms = h->last_prune_ms = h->last_expire_ms = now_ms;
+    h->last_ping_ms = h->last_alert_ms = now_ms;
+    h->limits = (struct alert_limits){
+        .offline_after_ms = (int64_t)cfg->alert_offline_after_s * 1000,
+        .stale_after_ms = (int64_t)cfg->alert_stale_after_s * 1000,
+        .lag_max_ms = cfg->alert_lag_max_ms,
+        .soc_reserve = cfg->alert_soc_reserve_pct / 100.0,
+        .fault = cfg->alert_fault,
+        .dispatch = cfg->alert_dispatch,
+    };
+    h->alerts = alerts_new((size_t)cfg->alert_history, on_alert, h);
+    char werr[256];
+    if (!h->alerts || (cfg->alert_webhook[0] &&
+                       webhook_new(cfg->alert_webhook, cfg->alert_webhook_timeout_ms,
+                                   cfg->alert_webhook_retries, &h->webhook, werr, sizeof(werr)))) {
+        if (h->alerts)
+            log_event(LOG_ERROR, "event=webhook_error reason=\"%s\"", werr);
+        hub_free(h);
+        return -ENOMEM;
+    }
     st->ops->sessions_close_open(st, now_ms, "headend restarted");
+    /* Each site's last session, so that /agents and the offline alert know a gateway that
+     * was there before the restart (one indexed query per site). */
+    for (size_t i = 0; i < ns; i++)
+        st->ops->sessions_recent(st, inventory_site_at(inv, i)->id, 1, restore_site, &h->sites[i]);
     /* Restore what the store knows, so /telemetry and /agents survive a restart. */
     for (size_t i = 0; i < na; i++) {
         struct asset_state *a = &h->assets[i];
@@ -97,6 +159,8 @@ void hub_free(struct hub *h)
         return;
     if (h->st)
         hub_flush(h);
+    webhook_free(h->webhook);
+    alerts_free(h->alerts);
     registry_free(h->reg);
     free(h->assets);
     free(h->sites);
@@ -332,6 +396,118 @@ static void add_rejected(Der__V1__RegisterResult *rr, Der__V1__RegisterResult__R
     rr->rejected[i] = &rej[i];
 }
 
+static void set_reported(struct site_state *ss, int64_t version, const char *status,
+                         const char *detail, int64_t now_ms)
+{
+    ss->has_reported = 1;
+    ss->reported_version = version;
+    snprintf(ss->reported_status, sizeof(ss->reported_status), "%s", status);
+    snprintf(ss->reported_detail, sizeof(ss->reported_detail), "%s", detail);
+    ss->reported_ms = now_ms;
+}
+
+/* Sends the site's desired configuration to s when s takes pushes and runs another version.
+ * The gateway answers with a ConfigReport; until then the reported version stays the old one. */
+static void push_config(struct hub *h, struct session *s, int64_t now_ms)
+{
+    (void)now_ms;
+    if (!s->config_push)
+        return;
+    static struct store_config c; /* 16 KB; the hub's lock serialises every caller */
+    int e = h->st->ops->config_get(h->st, s->site_id, &c);
+    if (e == -ENOENT || (e == 0 && (uint64_t)c.version == s->config_version))
+        return;
+    if (e < 0) {
+        h->c.store_errors++;
+        return;
+    }
+    Der__V1__ConfigPush cp = DER__V1__CONFIG_PUSH__INIT;
+    cp.version = (uint64_t)c.version;
+    cp.json = c.json;
+    Der__V1__HeadendMessage m = DER__V1__HEADEND_MESSAGE__INIT;
+    m.body_case = DER__V1__HEADEND_MESSAGE__BODY_CONFIG_PUSH;
+    m.config_push = &cp;
+    if (send_msg(s, &m) == 0) {
+        h->c.config_pushes++;
+        log_event(LOG_INFO, "event=config_push gateway=%s site=%s version=%lld running=%llu",
+                  s->gateway_id, s->site_id, (long long)c.version,
+                  (unsigned long long)s->config_version);
+    }
+}
+
+static void send_ping(struct hub *h, struct session *s, int64_t now_ms)
+{
+    Der__V1__Ping p = DER__V1__PING__INIT;
+    p.nonce = ++h->next_nonce;
+    p.sent_ms = now_ms;
+    Der__V1__HeadendMessage m = DER__V1__HEADEND_MESSAGE__INIT;
+    m.body_case = DER__V1__HEADEND_MESSAGE__BODY_PING;
+    m.ping = &p;
+    s->ping_due_ms = now_ms + h->cfg.ping_interval_ms;
+    if (send_msg(s, &m) == 0) {
+        s->ping_nonce = p.nonce;
+        s->ping_sent_ms = now_ms;
+        h->c.pings_sent++;
+    }
+}
+
+/* Only the Pong of the last Ping counts: an older one would measure a longer round trip. */
+static void on_pong(struct hub *h, struct session *s, const Der__V1__Pong *p, int64_t now_ms)
+{
+    if (!s->ping_nonce || p->nonce != s->ping_nonce) {
+        h->c.pongs_unmatched++;
+        return;
+    }
+    struct site_state *ss = &h->sites[s->site];
+    double rtt = (double)(now_ms - s->ping_sent_ms);
+    ss->rtt_ewma_ms =
+        ss->has_rtt ? ss->rtt_ewma_ms + RTT_EWMA_WEIGHT * (rtt - ss->rtt_ewma_ms) : rtt;
+    ss->rtt_last_ms = rtt;
+    ss->rtt_at_ms = now_ms;
+    ss->has_rtt = 1;
+    s->ping_nonce = 0;
+    h->c.pongs++;
+    log_event(LOG_DEBUG, "event=pong gateway=%s site=%s rtt_ms=%.0f ewma_ms=%.1f", s->gateway_id,
+              s->site_id, rtt, ss->rtt_ewma_ms);
+}
+
+static void on_config_report(struct hub *h, struct session *s, const Der__V1__ConfigReport *r,
+                             int64_t now_ms)
+{
+    int applied = r->status == DER__V1__CONFIG_REPORT__STATUS__APPLIED;
+    struct site_state *ss = &h->sites[s->site];
+    if (applied) {
+        s->config_version = r->version;
+        h->c.config_applied++;
+    } else {
+        h->c.config_rejected++;
+    }
+    /* a refusal keeps the version that runs; the status and detail say what was refused */
+    set_reported(ss, applied ? (int64_t)r->version : ss->reported_version,
+                 applied ? "APPLIED" : "REJECTED", r->detail, now_ms);
+    char db[LOG_VALUE_MAX];
+    log_event(applied ? LOG_INFO : LOG_WARN,
+              "event=config_report gateway=%s site=%s version=%llu status=%s detail=%s",
+              s->gateway_id, s->site_id, (unsigned long long)r->version,
+              applied ? "APPLIED" : "REJECTED", log_escape(db, sizeof(db), r->detail));
+}
+
+/* Register: who the stream is and which assets it gets. The rules, in the order applied:
+ * - a stream registers once; ids must pass ident_valid before anything is looked up or
+ *   logged (a control character would otherwise reach the log and the store);
+ * - the gateway must be one the inventory lists for the site (inventory_check_gateway), and
+ *   with mutual TLS it must be the gateway the client certificate names: a Register cannot
+ *   claim another identity than the one the handshake proved;
+ * - a site served by a live session is taken over only by the same gateway reconnecting
+ *   (its new stream replaces the old one, which is closed ABORTED); another gateway, even one
+ *   the site lists as a standby, is refused until the live session ends, so two gateways never
+ *   drive one site at once;
+ * - each claimed asset is checked on its own (inventory_check_claim: it exists, belongs to
+ *   that site); a refused claim is answered in RegisterResult.rejected with its reason and the
+ *   others are still accepted, because a gateway with one misconfigured device should keep
+ *   serving the rest; a Register with no accepted claim at all is PERMISSION_DENIED.
+ * The RegisterResult goes out before anything else on the stream, then the dispatches that
+ * wait for this site, then the desired configuration when the gateway runs another version. */
 static int on_register(struct hub *h, struct session *s, const Der__V1__Register *r, int64_t now_ms,
                        int *grpc_status, char *reason, size_t reason_len)
 {
@@ -530,6 +706,18 @@ static int on_register(struct hub *h, struct session *s, const Der__V1__Register
     if (rp.sent)
         log_event(LOG_INFO, "event=dispatch_replay gateway=%s site=%s count=%d", s->gateway_id,
                   s->site_id, rp.sent);
+
+    /* The configuration it runs, and the desired one when that is another version (a gateway
+     * that was offline while an operator changed it, or one restarted from an old file). */
+    s->config_push = r->config_push;
+    s->config_version = r->config_version;
+    s->pong = r->pong;
+    if (r->config_push)
+        set_reported(ss, (int64_t)r->config_version, "RUNNING", "", now_ms);
+    push_config(h, s, now_ms);
+    /* the first round trip at the next check (within PING_CHECK_MS), so /agents soon has
+     * one; then every ping-interval-ms */
+    s->ping_due_ms = now_ms;
     return 0;
 }
 
@@ -576,6 +764,11 @@ static void on_telemetry(struct hub *h, struct session *s, const Der__V1__Teleme
     } else if (!st->has_latest || l->ts_ms >= st->latest.ts_ms) {
         st->latest = rec;
         st->has_latest = 1;
+        const char *ds =
+            t->details_case == DER__V1__TELEMETRY__DETAILS_BOILER && t->boiler ? t->boiler->state
+            : t->details_case == DER__V1__TELEMETRY__DETAILS_EVSE && t->evse   ? t->evse->state
+                                                                               : "";
+        snprintf(st->device_state, sizeof(st->device_state), "%s", ds);
         st->lag_ms = (double)now_ms - (double)t->ts_ms; /* in double: ts_ms is untrusted */
     }
     st->messages++;
@@ -742,6 +935,11 @@ static void on_ack(struct hub *h, struct session *s, const Der__V1__SetpointAck 
     if (e || ce)
         h->c.store_errors++;
     count_outcome(h, state, &d, now_ms);
+    if (state == DISPATCH_FAILED && h->limits.dispatch) {
+        char why[ALERT_TEXT_MAX];
+        snprintf(why, sizeof(why), "dispatch FAILED: %s", a->detail);
+        alerts_event(h->alerts, ALERT_DISPATCH_FAILED, d.site_id, d.id, d.power_w, why, now_ms);
+    }
     log_event(dispatch_state_final(state) && state != DISPATCH_APPLIED ? LOG_WARN : LOG_INFO,
               "event=dispatch_ack setpoint=%s gateway=%s site=%s state=%s allocations=%zu "
               "latency_ms=%lld detail=\"%s\"",
@@ -796,6 +994,12 @@ int hub_on_message(struct hub *h, struct session *s, const uint8_t *data, size_t
         break;
     case DER__V1__AGENT_MESSAGE__BODY_SETPOINT_ACK:
         on_ack(h, s, m->setpoint_ack, now_ms);
+        break;
+    case DER__V1__AGENT_MESSAGE__BODY_PONG:
+        on_pong(h, s, m->pong, now_ms);
+        break;
+    case DER__V1__AGENT_MESSAGE__BODY_CONFIG_REPORT:
+        on_config_report(h, s, m->config_report, now_ms);
         break;
     default:
         h->c.protocol_errors++;
@@ -860,10 +1064,21 @@ int hub_flush(struct hub *h)
     return e ? e : ce;
 }
 
+struct expiry {
+    struct hub *h;
+    int64_t now_ms;
+};
+
 static int log_expired(const struct store_dispatch *d, void *arg)
 {
-    struct hub *h = arg;
+    struct expiry *x = arg;
+    struct hub *h = x->h;
     h->c.dispatch_state[DISPATCH_EXPIRED - 100]++;
+    if (h->limits.dispatch)
+        alerts_event(h->alerts, ALERT_DISPATCH_FAILED, d->site_id, d->id, d->power_w,
+                     d->state == DISPATCH_QUEUED ? "dispatch EXPIRED before any gateway served it"
+                                                 : "dispatch EXPIRED without a final ack",
+                     x->now_ms);
     log_event(LOG_WARN,
               "event=dispatch_expired setpoint=%s site=%s asset=%s state_was=%s "
               "reason=\"ttl elapsed before %s\"",
@@ -882,6 +1097,48 @@ void hub_count_refusal(struct hub *h, enum hub_refusal what, uint64_t n)
         h->c.peer_evictions += n;
 }
 
+/* The condition rules over what the hub knows now (alerts.h): per site, the gateway's
+ * presence; per asset, its latest sample. */
+static void eval_alerts(struct hub *h, int64_t now_ms)
+{
+    const struct alert_limits *l = &h->limits;
+    char why[ALERT_TEXT_MAX];
+    double v;
+    for (size_t i = 0; i < inventory_site_count(h->inv); i++) {
+        const char *sid = inventory_site_at(h->inv, i)->id;
+        const struct site_state *ss = &h->sites[i];
+        const struct session *s = registry_site(h->reg, i);
+        int64_t seen = s ? s->last_seen_ms : ss->last_seen_ms;
+        int hold = alert_offline_holds(l, s != NULL, seen, now_ms, &v);
+        snprintf(why, sizeof(why), "gateway %s has had no live session for %.0f s",
+                 nz(ss->gateway_id), v / 1000.0);
+        alerts_observe(h->alerts, ALERT_GATEWAY_OFFLINE, sid, sid, hold, v, why, now_ms);
+        hold = alert_stale_holds(l, s != NULL, seen, now_ms, &v);
+        snprintf(why, sizeof(why), "gateway %s connected but silent for %.0f s",
+                 s ? s->gateway_id : "-", v / 1000.0);
+        alerts_observe(h->alerts, ALERT_GATEWAY_STALE, sid, sid, hold, v, why, now_ms);
+    }
+    for (size_t i = 0; i < inventory_asset_count(h->inv); i++) {
+        const struct inv_asset *a = inventory_asset_at(h->inv, i);
+        const char *sid = inventory_site_at(h->inv, a->site)->id;
+        const struct asset_state *st = &h->assets[i];
+        if (!st->has_latest)
+            continue;
+        int hold = alert_fault_holds(l, st->latest.status, st->device_state);
+        snprintf(why, sizeof(why), "status %s, device state %s", st->latest.status,
+                 nz(st->device_state));
+        alerts_observe(h->alerts, ALERT_ASSET_FAULT, sid, a->id, hold, NAN, why, now_ms);
+        int active = alerts_find(h->alerts, ALERT_SOC_LOW, a->id) != NULL;
+        hold = alert_soc_holds(l, st->latest.soc, active);
+        snprintf(why, sizeof(why), "state of charge %.1f %% below the reserve %.0f %%",
+                 st->latest.soc * 100.0, l->soc_reserve * 100.0);
+        alerts_observe(h->alerts, ALERT_SOC_LOW, sid, a->id, hold, st->latest.soc, why, now_ms);
+        hold = alert_lag_holds(l, registry_asset(h->reg, i) != NULL, st->lag_ms);
+        snprintf(why, sizeof(why), "latest sample arrived %.0f ms after its timestamp", st->lag_ms);
+        alerts_observe(h->alerts, ALERT_TELEMETRY_LAG, sid, a->id, hold, st->lag_ms, why, now_ms);
+    }
+}
+
 void hub_tick(struct hub *h, int64_t now_ms)
 {
     if (now_ms - h->last_flush_ms >= h->cfg.telemetry_flush_ms) {
@@ -890,8 +1147,21 @@ void hub_tick(struct hub *h, int64_t now_ms)
     }
     if (now_ms - h->last_expire_ms >= EXPIRE_EVERY_MS) {
         h->last_expire_ms = now_ms;
-        if (h->st->ops->dispatch_expire(h->st, now_ms, log_expired, h) < 0)
+        struct expiry x = {h, now_ms};
+        if (h->st->ops->dispatch_expire(h->st, now_ms, log_expired, &x) < 0)
             h->c.store_errors++;
+    }
+    if (h->cfg.ping_interval_ms > 0 && now_ms - h->last_ping_ms >= PING_CHECK_MS) {
+        h->last_ping_ms = now_ms;
+        for (size_t i = 0; i < inventory_site_count(h->inv); i++) {
+            struct session *s = registry_site(h->reg, i);
+            if (s && s->pong && now_ms >= s->ping_due_ms)
+                send_ping(h, s, now_ms);
+        }
+    }
+    if (now_ms - h->last_alert_ms >= h->cfg.alert_eval_ms) {
+        h->last_alert_ms = now_ms;
+        eval_alerts(h, now_ms);
     }
     if (now_ms - h->last_prune_ms >= PRUNE_EVERY_MS) {
         h->last_prune_ms = now_ms;
@@ -952,6 +1222,66 @@ int hub_dispatch_by(struct hub *h, const char *who, size_t site_idx, size_t asse
                   "reason=\"no stream serves the target\"",
                   d.id, d.site_id, nz(d.asset_id), power_w, ttl_s);
     return 0;
+}
+
+int hub_ping(struct hub *h, const char *gateway_id, int64_t now_ms, uint64_t *nonce)
+{
+    for (size_t i = 0; i < inventory_site_count(h->inv); i++) {
+        struct session *s = registry_site(h->reg, i);
+        if (s && s->pong && !strcmp(s->gateway_id, gateway_id)) {
+            send_ping(h, s, now_ms);
+            *nonce = s->ping_nonce;
+            return 0;
+        }
+    }
+    return -ENOENT;
+}
+
+int hub_config_put(struct hub *h, size_t site_idx, const char *json, const char *who,
+                   int64_t now_ms, int64_t *version, char *err, size_t errlen, char *field,
+                   size_t fieldlen)
+{
+    const struct inv_site *site = inventory_site_at(h->inv, site_idx);
+    if (!site)
+        return -ENOENT;
+    /* the gateway's own checks: a version stored here is one the gateway can run */
+    int e = confsync_check(json, err, errlen, field, fieldlen);
+    if (e)
+        return e;
+    static struct store_config c; /* 16 KB; the hub's lock serialises every caller */
+    memset(&c, 0, sizeof(c));
+    e = h->st->ops->config_get(h->st, site->id, &c);
+    if (e < 0 && e != -ENOENT) {
+        h->c.store_errors++;
+        return e;
+    }
+    c.version = e == -ENOENT ? 1 : c.version + 1;
+    snprintf(c.site_id, sizeof(c.site_id), "%s", site->id);
+    snprintf(c.updated_by, sizeof(c.updated_by), "%s", who ? who : "");
+    snprintf(c.json, sizeof(c.json), "%s", json);
+    c.updated_ms = now_ms;
+    if ((e = h->st->ops->config_put(h->st, &c)) < 0) {
+        if (e != -EAGAIN)
+            h->c.store_errors++;
+        return e;
+    }
+    *version = c.version;
+    log_event(LOG_INFO, "event=config_desired site=%s version=%lld by=%s", site->id,
+              (long long)c.version, nz(who));
+    struct session *s = registry_site(h->reg, site_idx);
+    if (s)
+        push_config(h, s, now_ms);
+    return 0;
+}
+
+struct alerts *hub_alerts(const struct hub *h)
+{
+    return h->alerts;
+}
+
+void hub_webhook_stats(const struct hub *h, struct webhook_stats *out)
+{
+    webhook_get_stats(h->webhook, out);
 }
 
 const struct headend_config *hub_config(const struct hub *h)

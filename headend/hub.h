@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "headend/alerts.h"
 #include "headend/config.h"
 #include "headend/inventory.h"
 #include "headend/session.h"
@@ -22,14 +23,30 @@ struct asset_state {
     uint64_t messages;
     int64_t win_start_ms;
     uint32_t win_count;
-    double rate_hz; /* over the last completed 10 s window */
+    double rate_hz;        /* over the last completed 10 s window */
+    char device_state[16]; /* the latest sample's boiler or EV charger state ("" = none) */
 };
 
-/* Per configured site: the last session seen, for /agents after a disconnect. */
+#define HUB_REPORT_MAX 512
+
+/* Per configured site: the last session seen, for /agents after a disconnect (restored from
+ * the store's sessions at start, so the offline alert survives a headend restart). */
 struct site_state {
     char gateway_id[INV_ID_MAX];
     char peer[INV_ID_MAX];
     int64_t last_seen_ms;
+    /* The configuration the gateway says it runs: from Register (status RUNNING) and each
+     * ConfigReport (APPLIED, REJECTED). In memory: after a headend restart it is known again
+     * at the gateway's next Register. */
+    int has_reported;
+    int64_t reported_version;
+    char reported_status[16];
+    char reported_detail[HUB_REPORT_MAX];
+    int64_t reported_ms;
+    /* Ping round trips (headend clock): the last one, and a moving average (1/4 weight). */
+    int has_rtt;
+    double rtt_last_ms, rtt_ewma_ms;
+    int64_t rtt_at_ms;
 };
 
 struct hub_counters {
@@ -47,6 +64,8 @@ struct hub_counters {
     double apply_latency_sum_s;
     uint64_t apply_latency_count;
     uint64_t apply_latency_bucket[8]; /* le 0.005 0.01 0.025 0.05 0.1 0.25 1 +Inf */
+    uint64_t pings_sent, pongs, pongs_unmatched;
+    uint64_t config_pushes, config_applied, config_rejected;
 };
 
 struct hub;
@@ -96,6 +115,24 @@ int hub_dispatch(struct hub *h, size_t site_idx, size_t asset_idx, double power_
 /* The same, recording who asked (the REST caller's token name) with the dispatch. */
 int hub_dispatch_by(struct hub *h, const char *who, size_t site_idx, size_t asset_idx,
                     double power_w, int ttl_s, int64_t now_ms, char id[STORE_ID_MAX], int *state);
+
+/* POST /agents/:gateway/ping: a Ping to the live session of that gateway now; its Pong
+ * updates the site's RTT. 0 with *nonce, or -ENOENT (no live session of that gateway). */
+int hub_ping(struct hub *h, const char *gateway_id, int64_t now_ms, uint64_t *nonce);
+
+/* PUT /sites/:id/config: validates json with the gateway's own checks (confsync_check), stores
+ * it as the site's next version (*version) and pushes it to the site's gateway when one is
+ * connected and takes pushes. -EINVAL with err and field (the offending one), -EAGAIN (another
+ * headend stored that version first), or a store error. */
+int hub_config_put(struct hub *h, size_t site_idx, const char *json, const char *who,
+                   int64_t now_ms, int64_t *version, char *err, size_t errlen, char *field,
+                   size_t fieldlen);
+
+/* GET/POST /alerts (lock held). */
+struct alerts *hub_alerts(const struct hub *h);
+/* The webhook's counters (zeros without --alert-webhook). */
+struct webhook_stats;
+void hub_webhook_stats(const struct hub *h, struct webhook_stats *out);
 
 /* Read accessors (lock held; pointers valid until unlocked). */
 const struct headend_config *hub_config(const struct hub *h);

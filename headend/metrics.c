@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "headend/webhook.h"
+
 static void counter(FILE *f, const char *name, const char *help, uint64_t v)
 {
     fprintf(f, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name, name,
@@ -149,5 +151,52 @@ int metrics_render(const struct hub *h, int64_t now_ms, char **out, size_t *len)
                 inventory_site_at(inv, a->site)->id,
                 (unsigned long long)hub_asset_state(h, i)->messages);
     }
+    /* Ping round trips, per site with its gateway (ids from the inventory and Register,
+     * which passed the id rules: no quote or newline reaches a label). */
+    fputs("# HELP der_headend_gateway_rtt_seconds Ping round trip, moving average (1/4 weight "
+          "of the newest).\n# TYPE der_headend_gateway_rtt_seconds gauge\n",
+          f);
+    for (size_t i = 0; i < inventory_site_count(inv); i++) {
+        const struct site_state *ss = hub_site_state(h, i);
+        if (ss->has_rtt)
+            fprintf(f, "der_headend_gateway_rtt_seconds{site=\"%s\",gateway=\"%s\"} %.4f\n",
+                    inventory_site_at(inv, i)->id, ss->gateway_id, ss->rtt_ewma_ms / 1000.0);
+    }
+    fputs("# HELP der_headend_gateway_rtt_last_seconds The last Ping round trip.\n"
+          "# TYPE der_headend_gateway_rtt_last_seconds gauge\n",
+          f);
+    for (size_t i = 0; i < inventory_site_count(inv); i++) {
+        const struct site_state *ss = hub_site_state(h, i);
+        if (ss->has_rtt)
+            fprintf(f, "der_headend_gateway_rtt_last_seconds{site=\"%s\",gateway=\"%s\"} %.4f\n",
+                    inventory_site_at(inv, i)->id, ss->gateway_id, ss->rtt_last_ms / 1000.0);
+    }
+    counter(f, "der_headend_pings_sent_total", "Ping messages sent.", c->pings_sent);
+    counter(f, "der_headend_pongs_total", "Pongs that matched the last Ping.", c->pongs);
+    counter(f, "der_headend_config_pushes_total", "ConfigPush messages sent.", c->config_pushes);
+    counter(f, "der_headend_config_applied_total", "ConfigReports APPLIED.", c->config_applied);
+    counter(f, "der_headend_config_rejected_total", "ConfigReports REJECTED.", c->config_rejected);
+
+    const struct alerts *al = hub_alerts(h);
+    fputs("# HELP der_headend_alerts_active Active alerts by rule.\n"
+          "# TYPE der_headend_alerts_active gauge\n",
+          f);
+    for (int r = 0; r < ALERT_RULES; r++)
+        fprintf(f, "der_headend_alerts_active{rule=\"%s\"} %zu\n", alert_rule_name(r),
+                alerts_active(al, r));
+    fputs("# HELP der_headend_alerts_raised_total Alerts raised by rule since start.\n"
+          "# TYPE der_headend_alerts_raised_total counter\n",
+          f);
+    for (int r = 0; r < ALERT_RULES; r++)
+        fprintf(f, "der_headend_alerts_raised_total{rule=\"%s\"} %llu\n", alert_rule_name(r),
+                (unsigned long long)alerts_raised(al, r));
+    struct webhook_stats ws;
+    hub_webhook_stats(h, &ws);
+    counter(f, "der_headend_alert_webhook_sent_total", "Alert changes the webhook took (2xx).",
+            ws.sent);
+    counter(f, "der_headend_alert_webhook_failures_total", "Webhook POSTs that failed.",
+            ws.failures);
+    counter(f, "der_headend_alert_webhook_dropped_total",
+            "Alert changes given up (retries spent or queue full).", ws.dropped);
     return fclose(f) == 0 ? 0 : -EIO;
 }

@@ -36,6 +36,7 @@
 #include "headend/ident.h"
 #include "headend/log.h"
 #include "headend/metrics.h"
+#include "headend/webhook.h"
 
 #define MAX_BODY            65536
 #define RANGE_LIMIT_DEFAULT 10000
@@ -179,6 +180,9 @@ static int get_agents(struct hub *h, int64_t now_ms, struct rest_response *r)
         else
             cJSON_AddNullToObject(o, "last_seen_ms");
         cJSON_AddBoolToObject(o, "stale", s && now_ms - s->last_seen_ms > presence_ms);
+        /* Ping round trips of the site's gateway (the last one survives a disconnect) */
+        add_num_or_null(o, "rtt_ms", ss->has_rtt ? ss->rtt_last_ms : NAN);
+        add_num_or_null(o, "rtt_ewma_ms", ss->has_rtt ? ss->rtt_ewma_ms : NAN);
         if (s)
             cJSON_AddNumberToObject(o, "session_id", (double)s->id);
         else
@@ -613,6 +617,197 @@ static int delete_token(struct hub *h, const char *name, int64_t now_ms, struct 
     return 0;
 }
 
+/* ---- remote operations: site configuration, ping, alerts -------------------------------- */
+
+/* Is s (n bytes) UTF-8 without NUL? The store keeps the text as it is, and PostgreSQL takes
+ * only valid UTF-8. */
+static int utf8_ok(const unsigned char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned c = s[i];
+        size_t k = c < 0x80                 ? 0
+                   : c >= 0xC2 && c <= 0xDF ? 1
+                   : (c & 0xF0) == 0xE0     ? 2
+                   : c >= 0xF0 && c <= 0xF4 ? 3
+                                            : SIZE_MAX;
+        if (c == 0 || k == SIZE_MAX || i + k >= n)
+            return 0;
+        for (size_t j = 1; j <= k; j++)
+            if ((s[i + j] & 0xC0) != 0x80)
+                return 0;
+        i += k;
+    }
+    return 1;
+}
+
+/* PUT /sites/:id/config: the body is the desired configuration; the gateway's checks decide
+ * (hub_config_put), and their message names the field. */
+static int put_site_config(struct hub *h, const char *who, const char *site_id, const char *body,
+                           size_t len, int64_t now_ms, struct rest_response *r)
+{
+    const struct inv_site *site = inventory_site(hub_inventory(h), site_id);
+    if (!site)
+        return error(r, 404, "site_id", "unknown site '%s'", site_id);
+    if (!body || !len || !utf8_ok((const unsigned char *)body, len))
+        return error(r, 400, "body", "the body must be a JSON object in UTF-8, without NUL");
+    cJSON *j = cJSON_ParseWithLength(body, len);
+    char *norm = j && cJSON_IsObject(j) ? cJSON_PrintUnformatted(j) : NULL;
+    cJSON_Delete(j);
+    if (!norm)
+        return error(r, 400, "body", "the body must be a JSON object (the desired configuration)");
+    if (strlen(norm) >= STORE_CONFIG_MAX) {
+        cJSON_free(norm);
+        return error(r, 413, "body", "the configuration is larger than %d bytes (compact JSON)",
+                     STORE_CONFIG_MAX - 1);
+    }
+    char err[1024], field[128];
+    int64_t version = 0;
+    int e = hub_config_put(h, site->index, norm, who, now_ms, &version, err, sizeof(err), field,
+                           sizeof(field));
+    cJSON_free(norm);
+    if (e == -EINVAL) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "error", err);
+        cJSON_AddStringToObject(o, "field", field[0] ? field : "body");
+        set_json(r, 400, o);
+        return 0;
+    }
+    if (e == -EAGAIN)
+        return error(r, 409, "version",
+                     "another headend stored a new version at the same time: "
+                     "read it and try again");
+    if (e < 0)
+        return error(r, 500, "store", "could not store the configuration (%s)", strerror(-e));
+    const struct session *s = registry_site(hub_registry(h), site->index);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "site_id", site->id);
+    cJSON_AddNumberToObject(o, "version", (double)version);
+    cJSON_AddBoolToObject(o, "pushed", s && s->config_push);
+    set_json(r, 200, o);
+    return 0;
+}
+
+static int get_site_config(struct hub *h, const char *site_id, struct rest_response *r)
+{
+    const struct inv_site *site = inventory_site(hub_inventory(h), site_id);
+    if (!site)
+        return error(r, 404, "site_id", "unknown site '%s'", site_id);
+    static struct store_config c; /* 16 KB; the hub's lock serialises every caller */
+    struct store *st = hub_store(h);
+    int e = st->ops->config_get(st, site->id, &c);
+    if (e < 0 && e != -ENOENT)
+        return error(r, 500, "store", "store query failed");
+    const struct site_state *ss = hub_site_state(h, site->index);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "site_id", site->id);
+    if (e == 0) {
+        cJSON *d = cJSON_AddObjectToObject(o, "desired");
+        cJSON_AddNumberToObject(d, "version", (double)c.version);
+        cJSON_AddItemToObject(d, "config", cJSON_Parse(c.json));
+        cJSON_AddNumberToObject(d, "updated_ms", (double)c.updated_ms);
+        cJSON_AddStringToObject(d, "updated_by", c.updated_by);
+    } else {
+        cJSON_AddNullToObject(o, "desired");
+    }
+    if (ss->has_reported) {
+        cJSON *p = cJSON_AddObjectToObject(o, "reported");
+        cJSON_AddNumberToObject(p, "version", (double)ss->reported_version);
+        cJSON_AddStringToObject(p, "status", ss->reported_status);
+        cJSON_AddStringToObject(p, "detail", ss->reported_detail);
+        cJSON_AddNumberToObject(p, "at_ms", (double)ss->reported_ms);
+        cJSON_AddStringToObject(p, "gateway_id", ss->gateway_id);
+    } else {
+        cJSON_AddNullToObject(o, "reported");
+    }
+    cJSON_AddBoolToObject(o, "in_sync",
+                          e == 0 && ss->has_reported && ss->reported_version == c.version);
+    set_json(r, 200, o);
+    return 0;
+}
+
+static int post_ping(struct hub *h, const char *gateway_id, int64_t now_ms, struct rest_response *r)
+{
+    uint64_t nonce = 0;
+    if (hub_ping(h, gateway_id, now_ms, &nonce) < 0)
+        return error(r, 404, "gateway_id", "gateway '%s' has no live session", gateway_id);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "gateway_id", gateway_id);
+    cJSON_AddNumberToObject(o, "nonce", (double)nonce);
+    cJSON_AddNumberToObject(o, "sent_ms", (double)now_ms);
+    set_json(r, 202, o);
+    return 0;
+}
+
+/* GET /alerts?state=active|cleared|all&rule=R&site=S&limit=N: active ones first. */
+static int get_alerts(struct hub *h, rest_arg_fn arg, void *actx, struct rest_response *r)
+{
+    const char *state = arg ? arg(actx, "state") : NULL;
+    const char *rule_s = arg ? arg(actx, "rule") : NULL;
+    const char *site = arg ? arg(actx, "site") : NULL;
+    const char *limit_s = arg ? arg(actx, "limit") : NULL;
+    int64_t limit = AUDIT_LIMIT_DEFAULT;
+    int rule = -1;
+    if (state && strcmp(state, "active") && strcmp(state, "cleared") && strcmp(state, "all"))
+        return error(r, 400, "state", "state must be active, cleared or all");
+    if (rule_s && (rule = alert_rule_parse(rule_s)) < 0)
+        return error(r, 400, "rule",
+                     "unknown rule (gateway_offline, gateway_stale, asset_fault, "
+                     "soc_low, dispatch_failed, telemetry_lag)");
+    if (limit_s && (parse_ms(limit_s, &limit) < 0 || limit < 1 || limit > RANGE_LIMIT_MAX))
+        return error(r, 400, "limit", "limit must be an integer in 1..%d", RANGE_LIMIT_MAX);
+    const struct alerts *al = hub_alerts(h);
+    cJSON *o = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(o, "alerts");
+    size_t n = 0;
+    for (size_t i = 0; i < alerts_count(al) && n < (size_t)limit; i++) {
+        const struct alert *a = alerts_at(al, i);
+        if ((state && !strcmp(state, "active") && !a->active) ||
+            (state && !strcmp(state, "cleared") && a->active) || (rule >= 0 && a->rule != rule) ||
+            (site && strcmp(site, a->site_id)))
+            continue;
+        cJSON_AddItemToArray(arr, alert_json(a));
+        n++;
+    }
+    cJSON *act = cJSON_AddObjectToObject(o, "active_by_rule");
+    for (int k = 0; k < ALERT_RULES; k++)
+        cJSON_AddNumberToObject(act, alert_rule_name(k), (double)alerts_active(al, k));
+    cJSON_AddNumberToObject(o, "count", (double)n);
+    set_json(r, 200, o);
+    return 0;
+}
+
+static int post_alert_ack(struct hub *h, const char *who, const char *id, int64_t now_ms,
+                          struct rest_response *r)
+{
+    int64_t n = 0;
+    if (parse_ms(id, &n) < 0 || n < 1)
+        return error(r, 400, "id", "an alert id is a positive integer");
+    struct alerts *al = hub_alerts(h);
+    int e = alerts_ack(al, (uint64_t)n, who, now_ms);
+    if (e == -ENOENT)
+        return error(r, 404, "id", "no alert %lld (active, or kept in the history)", (long long)n);
+    if (e == -EALREADY)
+        return error(r, 409, "id", "alert %lld was acknowledged already", (long long)n);
+    for (size_t i = 0; i < alerts_count(al); i++)
+        if (alerts_at(al, i)->id == (uint64_t)n) {
+            set_json(r, 200, alert_json(alerts_at(al, i)));
+            break;
+        }
+    return 0;
+}
+
+/* "PREFIX ID SUFFIX" with an id free of slashes: 1 with *id and *idlen pointing into path. */
+static int path_id(const char *path, size_t plen, const char *prefix, const char *suffix,
+                   const char **id, size_t *idlen)
+{
+    size_t a = strlen(prefix), b = strlen(suffix);
+    if (plen <= a + b || memcmp(path, prefix, a) || memcmp(path + plen - b, suffix, b))
+        return 0;
+    *id = path + a;
+    *idlen = plen - a - b;
+    return !memchr(*id, '/', *idlen);
+}
+
 /* Index of the first control character (C0, DEL; NUL included) in n bytes, or -1. */
 static long find_ctl(const char *s, size_t n)
 {
@@ -643,10 +838,30 @@ static int route(struct hub *h, const char *who, const char *method, const char 
     int tele = plen > 11 && !memcmp(path, "/telemetry/", 11) && !memchr(path + 11, '/', plen - 11);
     int disp = plen > 10 && !memcmp(path, "/dispatch/", 10) && !memchr(path + 10, '/', plen - 10);
     int tok = plen > 8 && !memcmp(path, "/tokens/", 8) && !memchr(path + 8, '/', plen - 8);
-    long ctl = tele || disp || tok ? -1 : find_ctl(path, plen);
+    const char *id = NULL;
+    size_t idlen = 0;
+    int sitecfg = path_id(path, plen, "/sites/", "/config", &id, &idlen);
+    int ping = !sitecfg && path_id(path, plen, "/agents/", "/ping", &id, &idlen);
+    int ack = !sitecfg && !ping && path_id(path, plen, "/alerts/", "/ack", &id, &idlen);
+    long ctl = tele || disp || tok || sitecfg || ping || ack ? -1 : find_ctl(path, plen);
     if (ctl >= 0)
         return error(r, 400, "path", "the path contains a control character (0x%02x) at byte %ld",
                      (unsigned char)path[ctl], ctl);
+    char idbuf[INV_ID_MAX];
+    if (sitecfg || ping || ack) {
+        if (bad_path_id(r, sitecfg ? "site_id" : ping ? "gateway_id" : "id", id, idlen))
+            return 0;
+        snprintf(idbuf, sizeof(idbuf), "%.*s", (int)idlen, id);
+    }
+    if (sitecfg && !strcmp(method, "PUT"))
+        return put_site_config(h, who, idbuf, body, len, now_ms, r);
+    if (sitecfg && !get)
+        return error(r, 405, "method", "use GET or PUT %s", path);
+    if (ping || ack) {
+        if (strcmp(method, "POST") != 0)
+            return error(r, 405, "method", "use POST %s", path);
+        return ping ? post_ping(h, idbuf, now_ms, r) : post_alert_ack(h, who, idbuf, now_ms, r);
+    }
     if (!strcmp(path, "/dispatch")) {
         if (strcmp(method, "POST") != 0)
             return error(r, 405, "method", "use POST /dispatch");
@@ -678,6 +893,10 @@ static int route(struct hub *h, const char *who, const char *method, const char 
         return get_agents(h, now_ms, r);
     if (!strcmp(path, "/audit"))
         return get_audit(h, arg, actx, now_ms, r);
+    if (!strcmp(path, "/alerts"))
+        return get_alerts(h, arg, actx, r);
+    if (sitecfg)
+        return get_site_config(h, idbuf, r);
     if (!strcmp(path, "/tokens"))
         return get_tokens(h, r);
     if (!strcmp(path, "/metrics")) {

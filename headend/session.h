@@ -51,6 +51,16 @@ struct session {
     uint64_t ack_due_seq;
     size_t unacked_rows;
     size_t ack_idx;
+    /* Remote configuration (docs/protocol.md, "Configuration"): the gateway takes ConfigPush
+     * (said in Register) and the version it runs (Register, then each APPLIED report). */
+    int config_push;
+    uint64_t config_version;
+    /* Ping, to gateways whose Register said they answer (pong): the nonce and headend time of
+     * the Ping awaiting its Pong (0 = none), and when the next periodic one is due. */
+    int pong;
+    uint64_t ping_nonce;
+    int64_t ping_sent_ms;
+    int64_t ping_due_ms;
     const struct session_link_ops *ops;
     void *link;
 };

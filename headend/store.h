@@ -1,8 +1,8 @@
 /* store: the headend's durable records (sessions, telemetry, dispatches with their acks and
- * allocations, REST tokens and the audit trail) behind one small interface, a struct of function
- * pointers per backend (store_sqlite.c, store_pg.c). Records are plain values copied in and out;
- * callbacks see records valid only during the call. A store is used by one thread at a time (the
- * headend serialises access with its lock). */
+ * allocations, REST tokens, the audit trail and each site's desired configuration) behind one small
+ * interface, a struct of function pointers per backend (store_sqlite.c, store_pg.c). Records are
+ * plain values copied in and out; callbacks see records valid only during the call. A store is used
+ * by one thread at a time (the headend serialises access with its lock). */
 #ifndef HEADEND_STORE_H
 #define HEADEND_STORE_H
 
@@ -101,6 +101,18 @@ struct store_audit {
     char detail[STORE_TEXT_MAX]; /* the error, or what was made (setpoint_id=...) */
 };
 
+#define STORE_CONFIG_MAX 16384 /* a desired configuration's JSON, with its NUL */
+
+/* A site's desired configuration (docs/operations.md, "Remote configuration"): the JSON the
+ * headend pushes to the site's gateway, and its version (1, 2, ... per site). */
+struct store_config {
+    char site_id[STORE_ID_MAX];
+    int64_t version;
+    int64_t updated_ms;
+    char updated_by[STORE_ID_MAX]; /* the REST caller (token name); "" = not recorded */
+    char json[STORE_CONFIG_MAX];
+};
+
 struct store;
 typedef int (*store_session_cb)(const struct store_session *s, void *ctx);
 typedef int (*store_telemetry_cb)(const struct store_telemetry *t, void *ctx);
@@ -159,6 +171,11 @@ struct store_ops {
     /* at_ms in [from_ms, to_ms], oldest first, at most limit rows. */
     int (*audit_range)(struct store *st, int64_t from_ms, int64_t to_ms, int limit,
                        store_audit_cb cb, void *ctx);
+    /* -ENOENT when the site has no desired configuration yet. */
+    int (*config_get)(struct store *st, const char *site_id, struct store_config *out);
+    /* Stores c when c->version is the stored version + 1 (1 for a site without one): two
+     * headends on one database cannot both make version N. -EAGAIN when another did. */
+    int (*config_put)(struct store *st, const struct store_config *c);
 };
 
 struct store {

@@ -38,7 +38,7 @@
 #include "headend/log.h"
 #include "headend/store.h"
 
-#define SCHEMA_VERSION       3
+#define SCHEMA_VERSION       4
 #define CONNECT_TIMEOUT_S    "5"
 #define STATEMENT_TIMEOUT_MS "5000"
 #define CALL_DEFAULT_MS      5000 /* when statement_timeout is off */
@@ -78,6 +78,8 @@ enum stmt_id {
     S_TOKEN_COUNT,
     S_AUDIT_ADD,
     S_AUDIT_RANGE,
+    S_CONFIG_GET,
+    S_CONFIG_PUT,
     S_COUNT
 };
 
@@ -143,6 +145,15 @@ static const char *const sql_text[S_COUNT] = {
                     "detail) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
     [S_AUDIT_RANGE] = "SELECT " AUDIT_COLS " FROM audit WHERE at_ms BETWEEN $1 AND $2 "
                       "ORDER BY at_ms, id LIMIT $3",
+    [S_CONFIG_GET] = "SELECT site_id, version, updated_ms, updated_by, json FROM site_config "
+                     "WHERE site_id = $1",
+    /* version N only over N - 1 (store.h): a concurrent headend's row is never overwritten */
+    [S_CONFIG_PUT] = "INSERT INTO site_config(site_id, version, updated_ms, updated_by, json) "
+                     "SELECT $1, $2::bigint, $3, $4, $5 WHERE $2::bigint = 1 + COALESCE((SELECT "
+                     "version FROM site_config WHERE site_id = $1), 0) ON CONFLICT(site_id) DO "
+                     "UPDATE SET version = excluded.version, updated_ms = excluded.updated_ms, "
+                     "updated_by = excluded.updated_by, json = excluded.json "
+                     "WHERE site_config.version = excluded.version - 1",
 };
 
 /* The tables of store_sqlite.c with PostgreSQL types. The advisory lock serialises two
@@ -194,7 +205,12 @@ static const char schema[] =
     "CREATE INDEX IF NOT EXISTS audit_at ON audit(at_ms, id);"
     "ALTER TABLE dispatch ADD COLUMN IF NOT EXISTS requested_by TEXT NOT NULL DEFAULT '';"
     "UPDATE meta SET value = 3 WHERE name = 'schema_version' AND value = 2;"
-    "INSERT INTO meta(name, value) VALUES('schema_version', 3) ON CONFLICT(name) DO NOTHING;";
+    /* Version 4: each site's desired configuration (docs/operations.md, "Remote
+     * configuration"), its latest version only; a version-3 database gets the table here. */
+    "CREATE TABLE IF NOT EXISTS site_config(site_id TEXT PRIMARY KEY, version BIGINT NOT NULL,"
+    " updated_ms BIGINT NOT NULL, updated_by TEXT NOT NULL, json TEXT NOT NULL);"
+    "UPDATE meta SET value = 4 WHERE name = 'schema_version' AND value = 3;"
+    "INSERT INTO meta(name, value) VALUES('schema_version', 4) ON CONFLICT(name) DO NOTHING;";
 
 struct pg_store {
     struct store base;
@@ -1182,6 +1198,41 @@ static int pg_token_touch(struct store *st, const char *id, int64_t now_ms)
     return run_cmd(impl(st), "token_touch", S_TOKEN_TOUCH, p.n, p.v);
 }
 
+static int pg_config_get(struct store *st, const char *site_id, struct store_config *out)
+{
+    struct params p = {.n = 0};
+    p_text(&p, site_id);
+    PGresult *r;
+    int e = run(impl(st), "config_get", S_CONFIG_GET, NULL, p.n, p.v, &r);
+    if (!e && PQntuples(r) == 0)
+        e = -ENOENT;
+    else if (!e) {
+        g_text(r, 0, 0, out->site_id, sizeof(out->site_id));
+        out->version = g_int(r, 0, 1);
+        out->updated_ms = g_int(r, 0, 2);
+        g_text(r, 0, 3, out->updated_by, sizeof(out->updated_by));
+        g_text(r, 0, 4, out->json, sizeof(out->json));
+    }
+    PQclear(r);
+    return e;
+}
+
+static int pg_config_put(struct store *st, const struct store_config *c)
+{
+    struct params p = {.n = 0};
+    p_text(&p, c->site_id);
+    p_int(&p, c->version);
+    p_int(&p, c->updated_ms);
+    p_text(&p, c->updated_by);
+    p.v[p.n++] = c->json; /* valid UTF-8 (cJSON printed it from a parsed document) */
+    PGresult *r;
+    int e = run(impl(st), "config_put", S_CONFIG_PUT, NULL, p.n, p.v, &r);
+    if (!e && strtoll(PQcmdTuples(r), NULL, 10) == 0)
+        e = -EAGAIN;
+    PQclear(r);
+    return e;
+}
+
 static int pg_token_count(struct store *st, int64_t *n)
 {
     PGresult *r;
@@ -1270,6 +1321,8 @@ static const struct store_ops pg_ops = {
     .token_count = pg_token_count,
     .audit_add = pg_audit_add,
     .audit_range = pg_audit_range,
+    .config_get = pg_config_get,
+    .config_put = pg_config_put,
 };
 
 /* Creates the tables (in one transaction) and checks the schema version. */

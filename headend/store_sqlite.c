@@ -43,6 +43,8 @@ enum stmt_id {
     S_TOKEN_COUNT,
     S_AUDIT_ADD,
     S_AUDIT_RANGE,
+    S_CONFIG_GET,
+    S_CONFIG_PUT,
     S_COUNT
 };
 
@@ -104,6 +106,14 @@ static const char *const sql_text[S_COUNT] = {
                     "detail) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [S_AUDIT_RANGE] = "SELECT " AUDIT_COLS " FROM audit WHERE at_ms BETWEEN ?1 AND ?2 "
                       "ORDER BY at_ms, id LIMIT ?3",
+    [S_CONFIG_GET] = "SELECT site_id, version, updated_ms, updated_by, json FROM site_config "
+                     "WHERE site_id = ?1",
+    /* version N only over N - 1: a concurrent writer's row is never overwritten */
+    [S_CONFIG_PUT] = "INSERT INTO site_config(site_id, version, updated_ms, updated_by, json) "
+                     "SELECT ?1, ?2, ?3, ?4, ?5 WHERE ?2 = 1 + COALESCE((SELECT version FROM "
+                     "site_config WHERE site_id = ?1), 0) ON CONFLICT(site_id) DO UPDATE SET "
+                     "version = excluded.version, updated_ms = excluded.updated_ms, "
+                     "updated_by = excluded.updated_by, json = excluded.json",
 };
 
 static const char schema[] =
@@ -146,7 +156,11 @@ static const char schema[] =
     " at_ms INTEGER NOT NULL, who TEXT NOT NULL, role TEXT NOT NULL, peer TEXT NOT NULL,"
     " method TEXT NOT NULL, path TEXT NOT NULL, summary TEXT NOT NULL, status INTEGER NOT NULL,"
     " detail TEXT NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS audit_at ON audit(at_ms, id);";
+    "CREATE INDEX IF NOT EXISTS audit_at ON audit(at_ms, id);"
+    /* Each site's desired configuration, the latest version only (the audit trail keeps who
+     * changed it when). */
+    "CREATE TABLE IF NOT EXISTS site_config(site_id TEXT PRIMARY KEY, version INTEGER NOT NULL,"
+    " updated_ms INTEGER NOT NULL, updated_by TEXT NOT NULL, json TEXT NOT NULL);";
 
 /* A database from before dispatch.requested_by gets the column (SQLite has no ADD COLUMN IF
  * NOT EXISTS, hence the look at the table first). */
@@ -681,6 +695,35 @@ static int sq_audit_range(struct store *st, int64_t from_ms, int64_t to_ms, int 
     return stop;
 }
 
+static int sq_config_get(struct store *st, const char *site_id, struct store_config *out)
+{
+    sqlite3_stmt *q = stmt(impl(st), S_CONFIG_GET);
+    bind_text(q, 1, site_id);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        col_text(q, 0, out->site_id, sizeof(out->site_id));
+        out->version = sqlite3_column_int64(q, 1);
+        out->updated_ms = sqlite3_column_int64(q, 2);
+        col_text(q, 3, out->updated_by, sizeof(out->updated_by));
+        col_text(q, 4, out->json, sizeof(out->json));
+    }
+    sqlite3_reset(q);
+    return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : err_of(rc);
+}
+
+static int sq_config_put(struct store *st, const struct store_config *c)
+{
+    struct sqlite_store *s = impl(st);
+    sqlite3_stmt *q = stmt(s, S_CONFIG_PUT);
+    bind_text(q, 1, c->site_id);
+    sqlite3_bind_int64(q, 2, c->version);
+    sqlite3_bind_int64(q, 3, c->updated_ms);
+    bind_text(q, 4, c->updated_by);
+    bind_text(q, 5, c->json);
+    int e = exec_done(q);
+    return e ? e : sqlite3_changes(s->db) ? 0 : -EAGAIN;
+}
+
 static const struct store_ops sqlite_ops = {
     .name = "sqlite",
     .close = sq_close,
@@ -712,6 +755,8 @@ static const struct store_ops sqlite_ops = {
     .token_count = sq_token_count,
     .audit_add = sq_audit_add,
     .audit_range = sq_audit_range,
+    .config_get = sq_config_get,
+    .config_put = sq_config_put,
 };
 
 /* Schema changes a table created by an older build needs (run after the schema). */

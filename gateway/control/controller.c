@@ -102,6 +102,60 @@ static struct bus *tcp_bus(struct controller *c, const struct device_cfg *d, cha
     return e->bus;
 }
 
+/* The strategy-facing sections, built in one place: controller_new and a configuration
+ * pushed or reloaded at run time (gateway/control/confsync.c) go through the same checks. */
+struct controller_policy {
+    struct strategy *strategy;
+    struct arbiter_cfg arbiter;
+    struct safety_cfg safety;
+};
+
+struct controller_policy *controller_policy_new(const struct siteconf *cfg, char *err,
+                                                size_t errlen)
+{
+    struct controller_policy *p = calloc(1, sizeof *p);
+    if (!p) {
+        snprintf(err, errlen, "%s: out of memory", cfg->path);
+        return NULL;
+    }
+    char sub[256];
+    p->strategy = strategy_new(cfg->strategy, cfg->params, "params", sub, sizeof sub);
+    if (!p->strategy) {
+        snprintf(err, errlen, "%s: %s%s", cfg->path,
+                 strategy_find(cfg->strategy) ? "" : "strategy: ", sub);
+        goto fail;
+    }
+    if (strategy_add_constraints(p->strategy, cfg->constraints, "constraints", sub, sizeof sub) ||
+        safety_cfg_load(cfg->safety, "safety", &p->safety, sub, sizeof sub) ||
+        arbiter_cfg_load(cfg->split, "split", &p->arbiter, sub, sizeof sub)) {
+        snprintf(err, errlen, "%s: %s", cfg->path, sub);
+        goto fail;
+    }
+    return p;
+fail:
+    controller_policy_free(p);
+    return NULL;
+}
+
+void controller_policy_free(struct controller_policy *p)
+{
+    if (!p)
+        return;
+    strategy_free(p->strategy);
+    free(p);
+}
+
+/* The new strategy starts from a fresh state (integrators, hysteresis): the old state
+ * belonged to other parameters. Devices, commands and written setpoints carry over. */
+void controller_set_policy(struct controller *c, struct controller_policy *p)
+{
+    strategy_free(c->strategy);
+    c->strategy = p->strategy;
+    c->arbiter = p->arbiter;
+    c->safety = p->safety;
+    free(p);
+}
+
 struct controller *controller_new(const struct siteconf *cfg, const struct controller_opts *opts,
                                   char *err, size_t errlen)
 {
@@ -114,21 +168,10 @@ struct controller *controller_new(const struct siteconf *cfg, const struct contr
     if (opts)
         c->opts = *opts;
     char sub[256];
-    c->strategy = strategy_new(cfg->strategy, cfg->params, "params", sub, sizeof sub);
-    if (!c->strategy) {
-        snprintf(err, errlen, "%s: %s%s", cfg->path,
-                 strategy_find(cfg->strategy) ? "" : "strategy: ", sub);
+    struct controller_policy *pol = controller_policy_new(cfg, err, errlen);
+    if (!pol)
         goto fail;
-    }
-    if (strategy_add_constraints(c->strategy, cfg->constraints, "constraints", sub, sizeof sub)) {
-        snprintf(err, errlen, "%s: %s", cfg->path, sub);
-        goto fail;
-    }
-    if (safety_cfg_load(cfg->safety, "safety", &c->safety, sub, sizeof sub) ||
-        arbiter_cfg_load(cfg->split, "split", &c->arbiter, sub, sizeof sub)) {
-        snprintf(err, errlen, "%s: %s", cfg->path, sub);
-        goto fail;
-    }
+    controller_set_policy(c, pol);
     if (cfg->n_devices > PROCIMG_MAX_DEVICES) {
         snprintf(err, errlen, "%s: devices: at most %d, got %zu", cfg->path, PROCIMG_MAX_DEVICES,
                  cfg->n_devices);

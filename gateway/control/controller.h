@@ -37,6 +37,18 @@ struct controller *controller_new(const struct siteconf *cfg, const struct contr
                                   char *err, size_t errlen);
 void controller_free(struct controller *c);
 
+/* The strategy-facing sections of a site configuration made running objects: the strategy
+ * with its stacked constraints, the safety interlocks and the split. controller_new builds
+ * its own this way; controller_set_policy swaps another in between two cycles (a pushed or
+ * reloaded configuration, gateway/control/confsync.h). policy_new: NULL with err naming the
+ * field ("ORIGIN: params.kp: ..."); the policy keeps no pointer into cfg. */
+struct controller_policy;
+struct controller_policy *controller_policy_new(const struct siteconf *cfg, char *err,
+                                                size_t errlen);
+void controller_policy_free(struct controller_policy *p);
+/* Takes p and frees the policy it replaces; devices, commands and written setpoints stay. */
+void controller_set_policy(struct controller *c, struct controller_policy *p);
+
 /* One cycle at now_ms. dm (may be NULL) receives the DecisionMetrics of the cycle. Returns 0,
  * or the number of device errors of this cycle as a negative number (the cycle still runs on
  * what it has: offline devices get their safe state). */

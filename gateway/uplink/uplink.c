@@ -54,6 +54,7 @@
 
 #include "common/duration.h"
 #include "gateway/uplink/idset.h"
+#include "gateway/uplink/remote.h" /* remote hook */
 #include "gateway/uplink/spool.h"
 
 #define METHOD            "/der.v1.Headend/Connect"
@@ -322,7 +323,7 @@ static void q_free(struct msgq *q)
 /* ---- the uplink ----------------------------------------------------------------------------- */
 
 enum tag { T_SEND_MD = 1, T_RECV_MD, T_STATUS, T_RECV, T_SEND };
-enum src { SRC_NONE, SRC_REGISTER, SRC_ACK, SRC_HEARTBEAT, SRC_TELEMETRY, SRC_SPOOL };
+enum src { SRC_NONE, SRC_REGISTER, SRC_ACK, SRC_HEARTBEAT, SRC_TELEMETRY, SRC_SPOOL, SRC_REMOTE };
 
 struct uplink {
     struct uplink_cfg cfg;
@@ -697,6 +698,10 @@ static void on_message(struct uplink *u)
     u->rx_buf = NULL;
     if (!bytes)
         return;
+    if (remote_on_headend(u->opts.remote, bytes, len)) { /* remote hook: Ping, ConfigPush */
+        free(bytes);
+        return;
+    }
     static struct agentmsg_headend m; /* only the uplink thread parses */
     int rc = agentmsg_parse_headend(bytes, len, &m);
     free(bytes);
@@ -743,15 +748,20 @@ static void pump(struct uplink *u)
     uint64_t mid = 0, corrupt = 0;
     int64_t sent = wall_ms();
     if (u->reg_pending) {
-        if (agentmsg_frame(u->seq + 1, sent, AGENTMSG_REGISTER, u->reg, u->reg_len, &framed,
-                           &flen) == 0)
+        uint8_t *reg = NULL; /* remote hook: Register with the running config version */
+        size_t rlen = 0;
+        if (remote_register(u->opts.remote, u->reg, u->reg_len, &reg, &rlen) == 0 &&
+            agentmsg_frame(u->seq + 1, sent, AGENTMSG_REGISTER, reg, rlen, &framed, &flen) == 0)
             src = SRC_REGISTER;
+        free(reg);
     } else {
         pthread_mutex_lock(&u->mu);
         int registered = u->st.registered;
         struct qmsg *q;
         if (!registered) {
             /* nothing but Register before RegisterResult */
+        } else if ((framed = remote_next(u->opts.remote, u->seq + 1, sent, &flen))) {
+            src = SRC_REMOTE; /* remote hook: Pong, ConfigReport */
         } else if ((q = q_front(&u->acks))) {
             body = AGENTMSG_ACK;
             src = SRC_ACK;

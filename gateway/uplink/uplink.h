@@ -69,10 +69,13 @@ struct uplink_identity {
 void uplink_identity_from_site(const struct siteconf *site, const char *software,
                                struct uplink_identity *id);
 
+struct remote;
+
 struct uplink_opts {
     void (*log)(void *ctx, const char *line); /* one line per event; NULL = stderr */
     void *log_ctx;
-    uint64_t seed; /* of the backoff jitter */
+    uint64_t seed;         /* of the backoff jitter */
+    struct remote *remote; /* Ping and ConfigPush (gateway/uplink/remote.h); NULL = none */
 };
 
 struct uplink;

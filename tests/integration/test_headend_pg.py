@@ -173,8 +173,8 @@ def test_store(pg, he):
     check(st == 200 and h.get("store") == "postgresql", "healthz: %r" % (h,))
     tables = pg.psql("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
     check(tables == ["audit", "dispatch", "dispatch_ack", "dispatch_alloc", "meta", "sessions",
-                     "telemetry", "tokens"], "tables: %r" % tables)
-    check(pg.psql("SELECT value FROM meta WHERE name = 'schema_version'") == ["3"],
+                     "site_config", "telemetry", "tokens"], "tables: %r" % tables)
+    check(pg.psql("SELECT value FROM meta WHERE name = 'schema_version'") == ["4"],
           "schema version: %r" % pg.psql("SELECT * FROM meta"))
     gw = Gateway(he.grpc_port)
     rr = gw.register("gw-a", "site-a", ["a-bat", "a-pv"], primary="a-bat")
@@ -326,22 +326,23 @@ def token_add(name, role):
 
 
 def test_auth(pg, he, old_id):
-    """Version 2 -> 3 in place; tokens, requested_by and the audit trail in PostgreSQL."""
+    """Version 2 -> 4 in place; tokens, requested_by, the audit trail and the sites' desired
+    configurations in PostgreSQL."""
     check(he.stop(signal.SIGTERM) == 0, "SIGTERM before the downgrade")
     # What a version-2 database looked like: no tokens, no audit, no requested_by.
     pg.psql("DROP TABLE tokens; DROP TABLE audit; ALTER TABLE dispatch DROP COLUMN requested_by;"
-            " UPDATE meta SET value = 2 WHERE name = 'schema_version'")
+            " DROP TABLE site_config; UPDATE meta SET value = 2 WHERE name = 'schema_version'")
     he.start()
-    check(pg.psql("SELECT value FROM meta WHERE name = 'schema_version'") == ["3"],
-          "not migrated to version 3")
+    check(pg.psql("SELECT value FROM meta WHERE name = 'schema_version'") == ["4"],
+          "not migrated to version 4")
     cols = pg.psql("SELECT column_name FROM information_schema.columns WHERE table_name = "
                    "'dispatch' AND column_name = 'requested_by'")
     check(cols == ["requested_by"] and len(pg.psql("SELECT 1 FROM tokens")) == 0,
           "version 3 tables: %r" % cols)
     st, d = he.http("GET", "/dispatch/" + old_id)
     check(st == 200 and d["requested_by"] is None, "old dispatch after migration: %r" % (d,))
-    print("ok: a version-2 database migrated to version 3 at start (tokens, audit, "
-          "dispatch.requested_by; old dispatches keep theirs empty)")
+    print("ok: a version-2 database migrated to version 4 at start (tokens, audit, "
+          "dispatch.requested_by, site_config; old dispatches keep theirs empty)")
 
     admin = token_add("pg-root", "admin")
     oper = token_add("pg-ops", "operator")
@@ -373,6 +374,13 @@ def test_auth(pg, he, old_id):
           "revocation not in PostgreSQL")
     print("ok: tokens (salted hashes), requested_by and the audit trail in PostgreSQL; "
           "revoked token 401")
+    # version 4: a site's desired configuration, one row per site with its version
+    for v in (1, 2):
+        st, r = http_as(he, admin, "PUT", "/sites/site-a/config", {"strategy": "charge"})
+        check(st == 200 and r["version"] == v, "PUT config v%d: %r %r" % (v, st, r))
+    check(pg.psql("SELECT version, updated_by FROM site_config WHERE site_id = 'site-a'")
+          == ["2|pg-root"], "site_config row: %r" % pg.psql("SELECT * FROM site_config"))
+    print("ok: desired configuration versions 1, 2 in PostgreSQL (site_config)")
 
 
 def main():

@@ -990,6 +990,120 @@ static void test_proto_roundtrip(void)
     CU_ASSERT_PTR_NULL(der__v1__headend_message__unpack(NULL, n - 3, buf));
 }
 
+/* A gateway that takes pushes and answers pings: Register with config_version/config_push/
+ * pong, its ConfigReports and Pongs. */
+static void send_remote(struct hub *h, struct session *s, uint64_t seq, int body, uint64_t a,
+                        int status, const char *detail, int64_t now)
+{
+    Der__V1__AgentMessage m = DER__V1__AGENT_MESSAGE__INIT;
+    Der__V1__Pong p = DER__V1__PONG__INIT;
+    Der__V1__ConfigReport r = DER__V1__CONFIG_REPORT__INIT;
+    m.seq = seq;
+    if (body == DER__V1__AGENT_MESSAGE__BODY_PONG) {
+        p.nonce = a;
+        m.pong = &p;
+    } else {
+        r.version = a;
+        r.status = (Der__V1__ConfigReport__Status)status;
+        r.detail = (char *)detail;
+        m.config_report = &r;
+    }
+    m.body_case = (Der__V1__AgentMessage__BodyCase)body;
+    int st = 0;
+    CU_ASSERT_EQUAL(feed(h, s, &m, now, &st), 0);
+}
+
+static void test_hub_remote(void)
+{
+    struct hub *h = make_hub();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    struct fake_link f = {0};
+    struct session *s;
+    hub_stream_open(h, "peer1", &fake_ops, &f, 1000, &s);
+    /* Register saying: runs version 0 (its file), takes pushes, answers pings */
+    Der__V1__AssetInfo ai = DER__V1__ASSET_INFO__INIT, *aip = &ai;
+    ai.asset_id = "s1-bat";
+    Der__V1__Register r = DER__V1__REGISTER__INIT;
+    r.gateway_id = "gw1";
+    r.site_id = "s1";
+    r.n_assets = 1;
+    r.assets = &aip;
+    r.config_push = 1;
+    r.pong = 1;
+    Der__V1__AgentMessage m = DER__V1__AGENT_MESSAGE__INIT;
+    m.seq = 1;
+    m.body_case = DER__V1__AGENT_MESSAGE__BODY_REGISTER;
+    m.register_ = &r;
+    int st = 0;
+    CU_ASSERT_EQUAL(feed(h, s, &m, 1000, &st), 0);
+    CU_ASSERT_EQUAL(f.n, 1); /* RegisterResult; no desired configuration yet */
+    const struct site_state *ss = hub_site_state(h, 0);
+    CU_ASSERT(ss->has_reported && ss->reported_version == 0);
+    CU_ASSERT_STRING_EQUAL(ss->reported_status, "RUNNING");
+
+    /* a bad configuration: refused with the field, nothing stored or sent */
+    char err[512], field[64];
+    int64_t v = 0;
+    CU_ASSERT_EQUAL(hub_config_put(h, 0, "{\"strategy\":\"charge\",\"params\":{\"power_w\":-1}}",
+                                   "ops", 1100, &v, err, sizeof(err), field, sizeof(field)),
+                    -EINVAL);
+    CU_ASSERT_STRING_EQUAL(field, "params.power_w");
+    CU_ASSERT_EQUAL(f.n, 1);
+    /* a good one: version 1, pushed at once */
+    const char *good = "{\"strategy\":\"charge\"}";
+    CU_ASSERT_EQUAL(
+        hub_config_put(h, 0, good, "ops", 1200, &v, err, sizeof(err), field, sizeof(field)), 0);
+    CU_ASSERT_EQUAL(v, 1);
+    CU_ASSERT_FATAL(f.n == 2 && f.msgs[1]->body_case == DER__V1__HEADEND_MESSAGE__BODY_CONFIG_PUSH);
+    CU_ASSERT_EQUAL(f.msgs[1]->config_push->version, 1);
+    CU_ASSERT_STRING_EQUAL(f.msgs[1]->config_push->json, good);
+    /* refused by the gateway: the running version stays, the reason is shown */
+    send_remote(h, s, 2, DER__V1__AGENT_MESSAGE__BODY_CONFIG_REPORT, 1,
+                DER__V1__CONFIG_REPORT__STATUS__REJECTED, "params.x: no", 1300);
+    CU_ASSERT_STRING_EQUAL(ss->reported_status, "REJECTED");
+    CU_ASSERT_EQUAL(ss->reported_version, 0);
+    CU_ASSERT_STRING_EQUAL(ss->reported_detail, "params.x: no");
+    CU_ASSERT_EQUAL(hub_counters(h)->config_rejected, 1);
+    /* applied */
+    send_remote(h, s, 3, DER__V1__AGENT_MESSAGE__BODY_CONFIG_REPORT, 1,
+                DER__V1__CONFIG_REPORT__STATUS__APPLIED, "", 1400);
+    CU_ASSERT_STRING_EQUAL(ss->reported_status, "APPLIED");
+    CU_ASSERT_EQUAL(ss->reported_version, 1);
+
+    /* ping: due at the first check after Register; only the last nonce's Pong counts */
+    hub_tick(h, 2100);
+    CU_ASSERT_FATAL(f.n == 3 && f.msgs[2]->body_case == DER__V1__HEADEND_MESSAGE__BODY_PING);
+    uint64_t nonce = f.msgs[2]->ping->nonce;
+    CU_ASSERT(nonce > 0);
+    send_remote(h, s, 4, DER__V1__AGENT_MESSAGE__BODY_PONG, nonce + 7, 0, NULL, 2130);
+    CU_ASSERT_FALSE(ss->has_rtt);
+    CU_ASSERT_EQUAL(hub_counters(h)->pongs_unmatched, 1);
+    send_remote(h, s, 5, DER__V1__AGENT_MESSAGE__BODY_PONG, nonce, 0, NULL, 2140);
+    CU_ASSERT(ss->has_rtt && ss->rtt_last_ms == 40 && ss->rtt_ewma_ms == 40);
+    uint64_t n2 = 0;
+    CU_ASSERT_EQUAL(hub_ping(h, "gw1", 3000, &n2), 0);
+    CU_ASSERT(n2 > nonce);
+    send_remote(h, s, 6, DER__V1__AGENT_MESSAGE__BODY_PONG, n2, 0, NULL, 3080);
+    CU_ASSERT_DOUBLE_EQUAL(ss->rtt_last_ms, 80, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(ss->rtt_ewma_ms, 40 + 0.25 * 40, 1e-9);
+    CU_ASSERT_EQUAL(hub_ping(h, "gw2", 3000, &n2), -ENOENT);
+
+    /* a reconnect at an older version gets the desired one again; at the same, nothing */
+    struct fake_link g = {0}, k = {0};
+    struct session *s2, *s3;
+    hub_stream_open(h, "peer2", &fake_ops, &g, 4000, &s2);
+    CU_ASSERT_EQUAL(feed(h, s2, &m, 4000, &st), 0);
+    CU_ASSERT(g.n == 2 && g.msgs[1]->body_case == DER__V1__HEADEND_MESSAGE__BODY_CONFIG_PUSH);
+    hub_stream_open(h, "peer3", &fake_ops, &k, 5000, &s3);
+    r.config_version = 1;
+    CU_ASSERT_EQUAL(feed(h, s3, &m, 5000, &st), 0);
+    CU_ASSERT_EQUAL(k.n, 1);
+    fake_clear(&f);
+    fake_clear(&g);
+    fake_clear(&k);
+    hub_free(h);
+}
+
 void test_register_headend(void)
 {
     CU_pSuite s = CU_add_suite("headend", NULL, NULL);
@@ -1004,6 +1118,7 @@ void test_register_headend(void)
     CU_add_test(s, "certificate identity rule", test_cert_identity_rule);
     CU_add_test(s, "hub certificate identity", test_hub_cert_identity);
     CU_add_test(s, "hub ack checks", test_hub_ack_checks);
+    CU_add_test(s, "hub remote configuration and ping", test_hub_remote);
     CU_add_test(s, "rest validation", test_rest_validation);
     CU_add_test(s, "rest telemetry range", test_rest_range);
     CU_add_test(s, "proto round trip", test_proto_roundtrip);

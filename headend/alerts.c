@@ -1,0 +1,285 @@
+/* alerts: see alerts.h.
+ *
+ * The active list is small (one entry per condition that holds) and searched linearly by
+ * (rule, subject); the history is a ring of cleared alerts. Notification happens inside the
+ * call that changed the alert, after the state is updated, so a webhook body always shows the
+ * alert as it now is. */
+#include "headend/alerts.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const char *const rule_names[ALERT_RULES] = {
+    "gateway_offline", "gateway_stale",   "asset_fault",
+    "soc_low",         "dispatch_failed", "telemetry_lag",
+};
+
+const char *alert_rule_name(int rule)
+{
+    return rule >= 0 && rule < ALERT_RULES ? rule_names[rule] : NULL;
+}
+
+int alert_rule_parse(const char *name)
+{
+    for (int r = 0; r < ALERT_RULES; r++)
+        if (name && !strcmp(name, rule_names[r]))
+            return r;
+    return -EINVAL;
+}
+
+/* ---- the predicates ----------------------------------------------------------------------- */
+
+int alert_offline_holds(const struct alert_limits *l, int connected, int64_t last_seen_ms,
+                        int64_t now_ms, double *value)
+{
+    *value = (double)(now_ms - last_seen_ms);
+    /* a site never seen (last_seen 0) is not watched: an inventory lists sites before their
+     * gateways are installed */
+    return l->offline_after_ms > 0 && !connected && last_seen_ms > 0 &&
+           now_ms - last_seen_ms >= l->offline_after_ms;
+}
+
+int alert_stale_holds(const struct alert_limits *l, int connected, int64_t last_seen_ms,
+                      int64_t now_ms, double *value)
+{
+    *value = (double)(now_ms - last_seen_ms);
+    return l->stale_after_ms > 0 && connected && now_ms - last_seen_ms >= l->stale_after_ms;
+}
+
+int alert_fault_holds(const struct alert_limits *l, const char *status, const char *device_state)
+{
+    if (!l->fault)
+        return 0;
+    if (device_state && (!strcmp(device_state, "FAULT") || !strcmp(device_state, "F")))
+        return 1;
+    if (!status)
+        return 0;
+    for (const char *p = status; *p; p++)
+        if (!strncasecmp(p, "fault", 5))
+            return 1;
+    return 0;
+}
+
+int alert_soc_holds(const struct alert_limits *l, double soc, int active)
+{
+    if (!(l->soc_reserve > 0) || !isfinite(soc))
+        return 0;
+    return soc < l->soc_reserve + (active ? ALERT_SOC_HYSTERESIS : 0.0);
+}
+
+int alert_lag_holds(const struct alert_limits *l, int connected, double lag_ms)
+{
+    return l->lag_max_ms > 0 && connected && isfinite(lag_ms) && lag_ms >= (double)l->lag_max_ms;
+}
+
+/* ---- the state ---------------------------------------------------------------------------- */
+
+struct alerts {
+    struct alert *active;
+    size_t n_active, cap_active;
+    struct alert *hist; /* ring */
+    size_t hist_cap, hist_head, hist_n;
+    uint64_t next_id;
+    uint64_t raised[ALERT_RULES];
+    alert_notify_fn notify;
+    void *ctx;
+};
+
+struct alerts *alerts_new(size_t history_max, alert_notify_fn notify, void *ctx)
+{
+    struct alerts *a = calloc(1, sizeof(*a));
+    if (!a)
+        return NULL;
+    a->hist_cap = history_max ? history_max : 1;
+    a->hist = calloc(a->hist_cap, sizeof(*a->hist));
+    if (!a->hist) {
+        free(a);
+        return NULL;
+    }
+    a->notify = notify;
+    a->ctx = ctx;
+    return a;
+}
+
+void alerts_free(struct alerts *a)
+{
+    if (!a)
+        return;
+    free(a->active);
+    free(a->hist);
+    free(a);
+}
+
+static struct alert *find(const struct alerts *a, int rule, const char *subject)
+{
+    for (size_t i = 0; i < a->n_active; i++)
+        if (a->active[i].rule == rule && !strcmp(a->active[i].subject, subject))
+            return &a->active[i];
+    return NULL;
+}
+
+const struct alert *alerts_find(const struct alerts *a, int rule, const char *subject)
+{
+    return find(a, rule, subject);
+}
+
+static void notify(struct alerts *a, const struct alert *al, const char *change)
+{
+    if (a->notify)
+        a->notify(a->ctx, al, change);
+}
+
+static int raise_one(struct alerts *a, int rule, const char *site_id, const char *subject,
+                     double value, const char *detail, int64_t now_ms)
+{
+    if (a->n_active == a->cap_active) {
+        size_t cap = a->cap_active ? a->cap_active * 2 : 16;
+        struct alert *n = realloc(a->active, cap * sizeof(*n));
+        if (!n)
+            return -ENOMEM;
+        a->active = n;
+        a->cap_active = cap;
+    }
+    struct alert *al = &a->active[a->n_active++];
+    memset(al, 0, sizeof(*al));
+    al->id = ++a->next_id;
+    al->rule = rule;
+    snprintf(al->site_id, sizeof(al->site_id), "%s", site_id ? site_id : "");
+    snprintf(al->subject, sizeof(al->subject), "%s", subject);
+    al->active = 1;
+    al->raised_ms = now_ms;
+    al->value = value;
+    snprintf(al->detail, sizeof(al->detail), "%s", detail ? detail : "");
+    a->raised[rule]++;
+    notify(a, al, "raised");
+    return 1;
+}
+
+/* Moves an active alert to the history (order of the active list kept: oldest first). */
+static void clear_one(struct alerts *a, struct alert *al, int64_t now_ms)
+{
+    al->active = 0;
+    al->cleared_ms = now_ms;
+    struct alert copy = *al;
+    size_t i = (size_t)(al - a->active);
+    memmove(&a->active[i], &a->active[i + 1], (a->n_active - i - 1) * sizeof(*al));
+    a->n_active--;
+    if (a->hist_n == a->hist_cap) {
+        a->hist_head = (a->hist_head + 1) % a->hist_cap;
+        a->hist_n--;
+    }
+    a->hist[(a->hist_head + a->hist_n) % a->hist_cap] = copy;
+    a->hist_n++;
+    notify(a, &copy, "cleared");
+}
+
+int alerts_observe(struct alerts *a, int rule, const char *site_id, const char *subject, int holds,
+                   double value, const char *detail, int64_t now_ms)
+{
+    struct alert *al = find(a, rule, subject);
+    if (holds && !al)
+        return raise_one(a, rule, site_id, subject, value, detail, now_ms);
+    if (!holds && al) {
+        clear_one(a, al, now_ms);
+        return -1;
+    }
+    if (al) {
+        al->value = value;
+        snprintf(al->detail, sizeof(al->detail), "%s", detail ? detail : "");
+    }
+    return 0;
+}
+
+int alerts_event(struct alerts *a, int rule, const char *site_id, const char *subject, double value,
+                 const char *detail, int64_t now_ms)
+{
+    if (find(a, rule, subject))
+        return 0;
+    return raise_one(a, rule, site_id, subject, value, detail, now_ms);
+}
+
+int alerts_ack(struct alerts *a, uint64_t id, const char *who, int64_t now_ms)
+{
+    struct alert *al = NULL;
+    for (size_t i = 0; i < a->n_active && !al; i++)
+        if (a->active[i].id == id)
+            al = &a->active[i];
+    for (size_t i = 0; i < a->hist_n && !al; i++)
+        if (a->hist[(a->hist_head + i) % a->hist_cap].id == id)
+            al = &a->hist[(a->hist_head + i) % a->hist_cap];
+    if (!al)
+        return -ENOENT;
+    if (al->acked_ms)
+        return -EALREADY;
+    al->acked_ms = now_ms;
+    snprintf(al->acked_by, sizeof(al->acked_by), "%s", who && who[0] ? who : "-");
+    notify(a, al, "acked");
+    if (al->active && al->rule == ALERT_DISPATCH_FAILED)
+        clear_one(a, al, now_ms); /* an event holds until someone has seen it */
+    return 0;
+}
+
+size_t alerts_count(const struct alerts *a)
+{
+    return a->n_active + a->hist_n;
+}
+
+const struct alert *alerts_at(const struct alerts *a, size_t i)
+{
+    if (i < a->n_active)
+        return &a->active[i];
+    i -= a->n_active;
+    if (i >= a->hist_n)
+        return NULL;
+    return &a->hist[(a->hist_head + a->hist_n - 1 - i) % a->hist_cap]; /* newest first */
+}
+
+size_t alerts_active(const struct alerts *a, int rule)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < a->n_active; i++)
+        n += a->active[i].rule == rule;
+    return n;
+}
+
+uint64_t alerts_raised(const struct alerts *a, int rule)
+{
+    return rule >= 0 && rule < ALERT_RULES ? a->raised[rule] : 0;
+}
+
+static void add_ms(cJSON *o, const char *k, int64_t v)
+{
+    if (v)
+        cJSON_AddNumberToObject(o, k, (double)v);
+    else
+        cJSON_AddNullToObject(o, k);
+}
+
+cJSON *alert_json(const struct alert *a)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    cJSON_AddNumberToObject(o, "id", (double)a->id);
+    cJSON_AddStringToObject(o, "rule", alert_rule_name(a->rule));
+    cJSON_AddStringToObject(o, "site_id", a->site_id);
+    cJSON_AddStringToObject(o, "subject", a->subject);
+    cJSON_AddStringToObject(o, "state", a->active ? "active" : "cleared");
+    add_ms(o, "raised_ms", a->raised_ms);
+    add_ms(o, "cleared_ms", a->cleared_ms);
+    add_ms(o, "acked_ms", a->acked_ms);
+    if (a->acked_ms)
+        cJSON_AddStringToObject(o, "acked_by", a->acked_by);
+    else
+        cJSON_AddNullToObject(o, "acked_by");
+    if (isfinite(a->value))
+        cJSON_AddNumberToObject(o, "value", a->value);
+    else
+        cJSON_AddNullToObject(o, "value");
+    cJSON_AddStringToObject(o, "detail", a->detail);
+    return o;
+}

@@ -1,0 +1,99 @@
+/* alerts: the headend's alert rules and their state (docs/operations.md, "Alerts"). A
+ * condition rule (gateway offline or stale, asset FAULT, SoC below the reserve, telemetry lag)
+ * is raised when its condition starts to hold and cleared when it stops; an event rule
+ * (a dispatch FAILED or EXPIRED) is raised once and cleared when an operator acknowledges it.
+ * Each change (raised, cleared, acked) goes to the notify callback (the webhook). Alerts live
+ * in memory: after a restart the condition rules raise again from what the headend knows
+ * (latest telemetry and sessions are restored from the store), events and history start
+ * empty. Pure data and functions of their arguments: the hub evaluates, tests call the same.
+ * Not thread-safe: the hub's lock covers it. */
+#ifndef HEADEND_ALERTS_H
+#define HEADEND_ALERTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+enum alert_rule {
+    ALERT_GATEWAY_OFFLINE,
+    ALERT_GATEWAY_STALE,
+    ALERT_ASSET_FAULT,
+    ALERT_SOC_LOW,
+    ALERT_DISPATCH_FAILED,
+    ALERT_TELEMETRY_LAG,
+    ALERT_RULES
+};
+
+/* "gateway_offline", ...; NULL out of range. alert_rule_parse: -EINVAL when unknown. */
+const char *alert_rule_name(int rule);
+int alert_rule_parse(const char *name);
+
+/* The rules' thresholds (headend/config.c options; 0 turns a rule off). */
+struct alert_limits {
+    int64_t offline_after_ms; /* no live session for this long */
+    int64_t stale_after_ms;   /* a live session silent this long */
+    int64_t lag_max_ms;       /* latest sample received this long after its timestamp */
+    double soc_reserve;       /* 0..1; cleared at soc_reserve + SOC_HYSTERESIS */
+    int fault;                /* asset status containing "fault" */
+    int dispatch;             /* dispatch FAILED or EXPIRED */
+};
+#define ALERT_SOC_HYSTERESIS 0.02
+
+#define ALERT_ID_MAX   64
+#define ALERT_TEXT_MAX 160
+
+struct alert {
+    uint64_t id; /* 1, 2, ... in order raised */
+    int rule;
+    char site_id[ALERT_ID_MAX];
+    char subject[ALERT_ID_MAX]; /* the site, asset or setpoint the alert is about */
+    int active;
+    int64_t raised_ms, cleared_ms, acked_ms; /* 0 = not (yet) */
+    char acked_by[ALERT_ID_MAX];
+    double value; /* what crossed the threshold: ms, SoC, ... (NaN when none) */
+    char detail[ALERT_TEXT_MAX];
+};
+
+/* The predicates, one per condition rule: does it hold now? *value gets the observed value.
+ * active: the alert is raised (the SoC rule clears only above the reserve + hysteresis). */
+int alert_offline_holds(const struct alert_limits *l, int connected, int64_t last_seen_ms,
+                        int64_t now_ms, double *value);
+int alert_stale_holds(const struct alert_limits *l, int connected, int64_t last_seen_ms,
+                      int64_t now_ms, double *value);
+/* FAULT: the status contains "fault" (any case), or the device state is FAULT (a boiler) or F
+ * (an EV charger's IEC 61851 error state). */
+int alert_fault_holds(const struct alert_limits *l, const char *status, const char *device_state);
+int alert_soc_holds(const struct alert_limits *l, double soc, int active);
+int alert_lag_holds(const struct alert_limits *l, int connected, double lag_ms);
+
+struct alerts;
+typedef void (*alert_notify_fn)(void *ctx, const struct alert *a, const char *change);
+
+/* history_max: cleared alerts kept for GET /alerts (the oldest dropped beyond it). */
+struct alerts *alerts_new(size_t history_max, alert_notify_fn notify, void *ctx);
+void alerts_free(struct alerts *a);
+
+/* A condition rule's observation: raises (1) on a rising edge, clears (-1) on a falling one,
+ * else 0 (an active alert gets its value and detail refreshed). -ENOMEM. */
+int alerts_observe(struct alerts *a, int rule, const char *site_id, const char *subject, int holds,
+                   double value, const char *detail, int64_t now_ms);
+/* An event rule: raised (1), or 0 when one for the same subject is active already. */
+int alerts_event(struct alerts *a, int rule, const char *site_id, const char *subject, double value,
+                 const char *detail, int64_t now_ms);
+/* Acknowledges alert id: 0, -ENOENT (no such alert), -EALREADY (acknowledged before). An
+ * event alert is cleared by it. */
+int alerts_ack(struct alerts *a, uint64_t id, const char *who, int64_t now_ms);
+/* The active alert of (rule, subject), or NULL. */
+const struct alert *alerts_find(const struct alerts *a, int rule, const char *subject);
+
+/* Active ones first (oldest first), then the history (newest first). */
+size_t alerts_count(const struct alerts *a);
+const struct alert *alerts_at(const struct alerts *a, size_t i);
+size_t alerts_active(const struct alerts *a, int rule);
+uint64_t alerts_raised(const struct alerts *a, int rule);
+
+/* The JSON of an alert (REST and webhook bodies). NULL on out of memory. */
+cJSON *alert_json(const struct alert *a);
+
+#endif
