@@ -44,7 +44,7 @@
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
 
-#include "headend/log.h"
+#include "common/log.h"
 
 #define METHOD_CONNECT    "/der.v1.Headend/Connect"
 #define N_SLOTS           64    /* registered-call requests kept posted */

@@ -22,7 +22,7 @@
 #include <grpc/status.h>
 
 #include "headend/ident.h"
-#include "headend/log.h"
+#include "common/log.h"
 
 #define RATE_WINDOW_MS          10000
 #define PRUNE_EVERY_MS          10000

@@ -34,7 +34,7 @@
 #include "headend/auth.h"
 #include "headend/config.h"
 #include "headend/ident.h"
-#include "headend/log.h"
+#include "common/log.h"
 #include "headend/metrics.h"
 
 #define MAX_BODY            65536
