@@ -485,7 +485,7 @@ def test_startup(pki, tmp):
         (["--grpc-listen", "127.0.0.1:0", "--tls-client-ca", pki.path("ca.pem")], 2,
          "--tls-client-ca needs --tls-cert"),
         (["--grpc-listen", "127.0.0.1:0", "--tls-cert", pki.path("nope.pem"), "--tls-key",
-          pki.path("headend.key")], 1, "nope.pem: No such file"),
+          pki.path("headend.key")], 1, "nope.pem\": No such file"),
     ]
     for extra, status, want in cases:
         p = subprocess.run(base + extra, capture_output=True, text=True, timeout=10)
