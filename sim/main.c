@@ -681,7 +681,10 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
-        printf("der-sim %s (commit %s)\n", DERLOOP_VERSION, DERLOOP_COMMIT);
+        if (argc > 2 && (!strcmp(argv[2], "-h") || !strcmp(argv[2], "--help")))
+            fputs("usage: der-sim version\n\nPrints the build's version and commit.\n", stdout);
+        else
+            printf("der-sim %s (commit %s)\n", DERLOOP_VERSION, DERLOOP_COMMIT);
         return 0;
     }
     /* getopt_long sees the subcommand's arguments as its own argv */
