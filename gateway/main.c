@@ -13,7 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "common/caltime.h"
+#include "common/log.h"
 #include "gateway/control/confsync.h"
 #include "gateway/control/controller.h"
 #include "gateway/uplink/dispatch.h"
@@ -47,13 +47,66 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Log lines: an ISO timestamp, then the event's key=value fields. */
+/* The level of a library's event (docs/operations.md, "Logs"): info unless listed here,
+ * by event name and, when set, a field the line must hold (the first row that matches). The
+ * controller, the bus, the dispatcher and the uplink name events; what counts as a failure is
+ * decided here, once. */
+static const struct {
+    const char *event, *field;
+    enum log_level level;
+} event_levels[] = {
+    {"offline", NULL, LOG_WARN},                /* controller: a device stopped answering */
+    {"write_failed", NULL, LOG_WARN},           /* controller: a setpoint write failed */
+    {"connect_failed", NULL, LOG_WARN},         /* bus, uplink */
+    {"disconnect", " reason=closed", LOG_INFO}, /* bus: closed at the gateway's stop */
+    {"disconnect", NULL, LOG_WARN},             /* bus: a Modbus connection lost */
+    {"bad_reply", NULL, LOG_WARN},              /* bus */
+    {"breaker_open", NULL, LOG_WARN},           /* bus */
+    {"setpoint_rejected", NULL, LOG_WARN},      /* dispatcher */
+    {"setpoint_failed", NULL, LOG_WARN},
+    {"setpoint_expired", NULL, LOG_WARN},
+    {"setpoint_ignored", NULL, LOG_WARN}, /* uplink */
+    {"disconnected", NULL, LOG_WARN},
+    {"connect_waiting", NULL, LOG_WARN},
+    {"asset_rejected", NULL, LOG_WARN},
+    {"bad_message", NULL, LOG_WARN},
+    {"ack_timeout", NULL, LOG_WARN},
+    {"spool_corrupt", NULL, LOG_WARN},
+    {"tls_cert", " status=warning", LOG_WARN},
+    {"tls_reload", " status=failed", LOG_ERROR},
+    {"telemetry_dropped", NULL, LOG_ERROR}, /* samples lost */
+    {"spool_error", NULL, LOG_ERROR},
+    {"error", NULL, LOG_ERROR},
+};
+
+static enum log_level level_of(const char *name, size_t len, const char *line)
+{
+    for (size_t i = 0; i < sizeof event_levels / sizeof event_levels[0]; i++)
+        if (strlen(event_levels[i].event) == len && !strncmp(event_levels[i].event, name, len) &&
+            (!event_levels[i].field || strstr(line, event_levels[i].field)))
+            return event_levels[i].level;
+    return LOG_INFO;
+}
+
+/* The libraries' log callback: their lines ("site=S asset=A event=NAME k=v ...") in the one
+ * format of every binary (common/log.h), the event and its fields first, then the fields that
+ * came before it (who: site, asset, bus endpoint). */
 static void log_line(void *ctx, const char *line)
 {
     (void)ctx;
-    char ts[32];
-    fprintf(stderr, "%s %s\n", caltime_format(wall_ms(), ts, sizeof ts), line);
-    fflush(stderr);
+    const char *ev = !strncmp(line, "event=", 6) ? line : strstr(line, " event=");
+    if (!ev) {
+        log_event(LOG_INFO, "%s", line);
+        return;
+    }
+    if (ev != line)
+        ev++;
+    const char *name = ev + 6;
+    enum log_level level = level_of(name, strcspn(name, " "), ev);
+    if (ev == line)
+        log_event(level, "%s", ev);
+    else
+        log_event(level, "%s %.*s", ev, (int)(ev - line - 1), line);
 }
 
 static void usage(FILE *out)
@@ -199,12 +252,10 @@ int main(int argc, char **argv)
     }
     remote_set_version(rem, confsync_start(cs));
 
-    char line[256];
-    snprintf(line, sizeof line,
-             "event=start site=%s gateway=%s devices=%zu strategy=%s poll_ms=%lld build=%s",
-             cfg->site_id, cfg->gateway_id, cfg->n_devices, controller_strategy(ctl),
-             (long long)cfg->poll_period_ms, DERLOOP_COMMIT);
-    log_line(NULL, line);
+    log_event(LOG_INFO,
+              "event=start site=%s gateway=%s devices=%zu strategy=%s poll_ms=%lld build=%s",
+              cfg->site_id, cfg->gateway_id, cfg->n_devices, controller_strategy(ctl),
+              (long long)cfg->poll_period_ms, DERLOOP_COMMIT);
 
     /* The uplink starts after the signal handlers (its thread inherits their mask). */
     struct uplink *up = NULL;
@@ -245,9 +296,9 @@ int main(int argc, char **argv)
     while (!g_stop) {
         if (g_hup) {
             g_hup = 0;
-            log_line(NULL, up ? "event=sighup reason=\"reloading the configuration file and the "
-                                "uplink's TLS files\""
-                              : "event=sighup reason=\"reloading the configuration file\"");
+            log_event(LOG_INFO, "event=sighup reason=\"%s\"",
+                      up ? "reloading the configuration file and the uplink's TLS files"
+                         : "reloading the configuration file");
             confsync_reload(cs, err, sizeof err); /* confsync hook: logs what it did */
             if (up)
                 uplink_reload(up);
@@ -282,10 +333,9 @@ int main(int argc, char **argv)
         if (next < now) /* a slow cycle: skip the missed periods instead of bursting */
             next = now + cfg->poll_period_ms;
     }
-    snprintf(line, sizeof line, "event=stop site=%s cycles=%llu writes=%llu reason=%s",
-             cfg->site_id, (unsigned long long)cycles, (unsigned long long)controller_writes(ctl),
-             g_stop ? "signal" : "duration");
-    log_line(NULL, line);
+    log_event(LOG_INFO, "event=stop site=%s cycles=%llu writes=%llu reason=%s", cfg->site_id,
+              (unsigned long long)cycles, (unsigned long long)controller_writes(ctl),
+              g_stop ? "signal" : "duration");
     dispatch_free(disp);
     uplink_free(up);
     remote_free(rem); /* after the uplink, whose thread used it */

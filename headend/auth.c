@@ -23,7 +23,7 @@
 #include <gnutls/gnutls.h>
 
 #include "headend/ident.h"
-#include "headend/log.h"
+#include "common/log.h"
 
 #define TOKEN_PREFIX     "dlp_"
 #define TOKEN_PREFIX_LEN 4

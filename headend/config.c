@@ -6,19 +6,25 @@
 #include "headend/config.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/duration.h"
+#include "common/log.h"
 #include "headend/webhook.h"
 
 enum opt_type {
     OPT_STR,
     OPT_INT,
     OPT_BOOL,
-    OPT_FLAG /* no value on the command line: given = 1 */
+    OPT_FLAG, /* no value on the command line: given = 1 */
+    OPT_MS,   /* a duration (common/duration.h: 500ms, 10s, 2m) kept in milliseconds */
+    OPT_S     /* a duration of whole seconds, kept in seconds */
 };
 
+/* min and max are in the field's unit (ms for OPT_MS, s for OPT_S). A duration option also
+ * answers to its old spelling, name + "-ms" (OPT_MS) or "-s" (OPT_S), taking a bare number in
+ * that unit: deprecated, it logs a warning (deployed command lines keep working). */
 struct opt {
     const char *name;
     enum opt_type type;
@@ -41,40 +47,40 @@ static const struct opt table[] = {
      "store: SQLite file (WAL) or :memory:; DATABASE_URL=postgres://... overrides it; "
      "default $STATE_DIRECTORY/headend.db, else $XDG_STATE_HOME/derloop/headend.db, else "
      "~/.local/state/derloop/headend.db"},
-    {"keepalive-time-ms", OPT_INT, F(keepalive_time_ms), "10000", 1000, 3600000,
+    {"keepalive-time", OPT_MS, F(keepalive_time_ms), "10s", 1000, 3600000,
      "interval of the headend's HTTP/2 keepalive pings to each gateway"},
-    {"keepalive-timeout-ms", OPT_INT, F(keepalive_timeout_ms), "5000", 100, 600000,
+    {"keepalive-timeout", OPT_MS, F(keepalive_timeout_ms), "5s", 100, 600000,
      "a gateway that does not answer a ping within this is disconnected"},
-    {"min-ping-interval-ms", OPT_INT, F(min_ping_interval_ms), "5000", 100, 3600000,
+    {"min-ping-interval", OPT_MS, F(min_ping_interval_ms), "5s", 100, 3600000,
      "smallest interval accepted between a gateway's pings (keep <= the gateways' keepalive)"},
-    {"idle-timeout-ms", OPT_INT, F(idle_timeout_ms), "120000", 0, INT_MAX,
+    {"idle-timeout", OPT_MS, F(idle_timeout_ms), "2m", 0, 2073600000,
      "close connections without any stream after this long; 0 = never"},
-    {"presence-timeout-ms", OPT_INT, F(presence_timeout_ms), "30000", 1000, 3600000,
+    {"presence-timeout", OPT_MS, F(presence_timeout_ms), "30s", 1000, 3600000,
      "a connected gateway silent (no heartbeat, telemetry or ack) this long is shown stale"},
     {"max-streams", OPT_INT, F(max_streams), "20000", 1, 1000000,
      "most concurrent gateway streams; beyond it new streams get RESOURCE_EXHAUSTED"},
-    {"register-timeout-ms", OPT_INT, F(register_timeout_ms), "5000", 100, 600000,
+    {"register-timeout", OPT_MS, F(register_timeout_ms), "5s", 100, 600000,
      "a stream that has not sent Register within this is closed (DEADLINE_EXCEEDED)"},
     {"max-pending-per-peer", OPT_INT, F(max_pending_per_peer), "64", 1, 1000000,
      "streams not yet registered from one IP address; a newer one closes the oldest"},
     {"max-streams-per-connection", OPT_INT, F(max_streams_per_connection), "100", 1, 1000000,
      "concurrent streams on one HTTP/2 connection (a gateway needs one)"},
-    {"handshake-timeout-ms", OPT_INT, F(handshake_timeout_ms), "10000", 100, 600000,
+    {"handshake-timeout", OPT_MS, F(handshake_timeout_ms), "10s", 100, 600000,
      "a connection that has not finished its HTTP/2 (and TLS) handshake within this is closed"},
-    {"telemetry-future-ms", OPT_INT, F(telemetry_future_ms), "300000", 0, 86400000,
+    {"telemetry-future", OPT_MS, F(telemetry_future_ms), "5m", 0, 86400000,
      "telemetry stamped further than this ahead of the headend's clock is stored, counted, "
      "and never becomes an asset's latest sample"},
-    {"telemetry-retention-s", OPT_INT, F(telemetry_retention_s), "86400", 60, 31622400,
+    {"telemetry-retention", OPT_S, F(telemetry_retention_s), "1d", 60, 31622400,
      "telemetry older than this is deleted from the store (checked every 10 s)"},
-    {"telemetry-flush-ms", OPT_INT, F(telemetry_flush_ms), "100", 1, 10000,
+    {"telemetry-flush", OPT_MS, F(telemetry_flush_ms), "100ms", 1, 10000,
      "telemetry is written to the store in one transaction at most this often"},
-    {"dispatch-ttl-default-s", OPT_INT, F(dispatch_ttl_default_s), "300", 1, 604800,
+    {"dispatch-ttl-default", OPT_S, F(dispatch_ttl_default_s), "5m", 1, 604800,
      "ttl_s of POST /dispatch when the request has none"},
-    {"dispatch-ttl-min-s", OPT_INT, F(dispatch_ttl_min_s), "1", 1, 604800,
+    {"dispatch-ttl-min", OPT_S, F(dispatch_ttl_min_s), "1s", 1, 604800,
      "smallest ttl_s accepted by POST /dispatch"},
-    {"dispatch-ttl-max-s", OPT_INT, F(dispatch_ttl_max_s), "86400", 1, 604800,
+    {"dispatch-ttl-max", OPT_S, F(dispatch_ttl_max_s), "1d", 1, 604800,
      "largest ttl_s accepted by POST /dispatch"},
-    {"shutdown-grace-ms", OPT_INT, F(shutdown_grace_ms), "1000", 0, 60000,
+    {"shutdown-grace", OPT_MS, F(shutdown_grace_ms), "1s", 0, 60000,
      "on SIGINT/SIGTERM, time given to streams before they are cancelled"},
     {"debug", OPT_BOOL, F(log_debug), "0", 0, 1, "log per-message debug lines"},
     /* REST listener limits: idle or half-sent connections must not keep /healthz from
@@ -84,7 +90,7 @@ static const struct opt table[] = {
      "most concurrent REST connections; beyond it new ones wait in the listen backlog"},
     {"http-max-per-ip", OPT_INT, F(http_max_per_ip), "32", 0, 65536,
      "most concurrent REST connections from one IP address; 0 = no per-address limit"},
-    {"http-timeout-s", OPT_INT, F(http_timeout_s), "10", 1, 3600,
+    {"http-timeout", OPT_S, F(http_timeout_s), "10s", 1, 3600,
      "a REST connection silent this long (idle or a request half sent) is closed"},
     {"http-threads", OPT_INT, F(http_threads), "2", 1, 16,
      "REST worker threads (each with its own epoll set)"},
@@ -110,16 +116,16 @@ static const struct opt table[] = {
      "allow, on a non-loopback address, gRPC without mutual TLS (anyone who reaches the port can "
      "register as any gateway) and REST without HTTPS (tokens cross the network in clear)"},
     /* Ping and alerts (docs/operations.md, "Alerts"): a rule's threshold 0 turns it off. */
-    {"ping-interval-ms", OPT_INT, F(ping_interval_ms), "30000", 0, 3600000,
+    {"ping-interval", OPT_MS, F(ping_interval_ms), "30s", 0, 3600000,
      "a Ping to every connected gateway this often (round-trip time in /agents and "
      "/metrics); 0 = only on POST /agents/:gateway/ping"},
-    {"alert-eval-ms", OPT_INT, F(alert_eval_ms), "1000", 100, 60000,
+    {"alert-eval", OPT_MS, F(alert_eval_ms), "1s", 100, 60000,
      "the alert rules are evaluated this often"},
-    {"alert-offline-after-s", OPT_INT, F(alert_offline_after_s), "60", 0, 86400,
+    {"alert-offline-after", OPT_S, F(alert_offline_after_s), "1m", 0, 86400,
      "alert gateway_offline: a site seen before has had no live session for this long"},
-    {"alert-stale-after-s", OPT_INT, F(alert_stale_after_s), "60", 0, 86400,
+    {"alert-stale-after", OPT_S, F(alert_stale_after_s), "1m", 0, 86400,
      "alert gateway_stale: a connected gateway has sent nothing for this long"},
-    {"alert-lag-max-ms", OPT_INT, F(alert_lag_max_ms), "30000", 0, 86400000,
+    {"alert-lag-max", OPT_MS, F(alert_lag_max_ms), "30s", 0, 86400000,
      "alert telemetry_lag: an asset's latest sample arrived this long after its timestamp"},
     {"alert-soc-reserve-pct", OPT_INT, F(alert_soc_reserve_pct), "10", 0, 100,
      "alert soc_low: a battery's state of charge below this (cleared 2 points above it)"},
@@ -131,7 +137,7 @@ static const struct opt table[] = {
      "cleared alerts kept for GET /alerts (in memory: a restart starts an empty history)"},
     {"alert-webhook", OPT_STR, F(alert_webhook), "", 0, 0,
      "http://HOST[:PORT]/PATH: every alert change is POSTed there as JSON (http only)"},
-    {"alert-webhook-timeout-ms", OPT_INT, F(alert_webhook_timeout_ms), "5000", 100, 60000,
+    {"alert-webhook-timeout", OPT_MS, F(alert_webhook_timeout_ms), "5s", 100, 60000,
      "one webhook POST (connect, send, status line) must finish within this"},
     {"alert-webhook-retries", OPT_INT, F(alert_webhook_retries), "5", 0, 100,
      "a failed webhook POST is retried this many times (backoff from 0.5 s, doubling) and "
@@ -139,6 +145,12 @@ static const struct opt table[] = {
 };
 
 #define NOPT (sizeof(table) / sizeof(table[0]))
+
+/* The unit of a duration option's field, in ms; 0 for the other types. */
+static int64_t unit_ms(const struct opt *o)
+{
+    return o->type == OPT_MS ? 1 : o->type == OPT_S ? 1000 : 0;
+}
 
 size_t config_count(void)
 {
@@ -150,29 +162,92 @@ const char *config_name(size_t i)
     return i < NOPT ? table[i].name : NULL;
 }
 
+const char *config_old_name(size_t i, char *buf, size_t len)
+{
+    if (i >= NOPT || !unit_ms(&table[i]))
+        return NULL;
+    snprintf(buf, len, "%s%s", table[i].name, table[i].type == OPT_MS ? "-ms" : "-s");
+    return buf;
+}
+
 int config_is_flag(size_t i)
 {
     return i < NOPT && table[i].type == OPT_FLAG;
 }
 
-static const struct opt *lookup(const char *name)
+/* The row of name (dashes or underscores); *old set when name is a duration option's old
+ * spelling (name + "-ms" or "-s"). */
+static const struct opt *lookup(const char *name, int *old)
 {
     char norm[64];
     size_t n = strlen(name);
+    *old = 0;
     if (n >= sizeof(norm))
         return NULL;
     for (size_t i = 0; i <= n; i++)
         norm[i] = name[i] == '_' ? '-' : name[i];
-    for (size_t i = 0; i < NOPT; i++)
+    for (size_t i = 0; i < NOPT; i++) {
+        size_t k = strlen(table[i].name);
         if (strcmp(table[i].name, norm) == 0)
             return &table[i];
+        if (unit_ms(&table[i]) && !strncmp(table[i].name, norm, k) &&
+            !strcmp(norm + k, table[i].type == OPT_MS ? "-ms" : "-s")) {
+            *old = 1;
+            return &table[i];
+        }
+    }
     return NULL;
 }
 
-static int apply(struct headend_config *c, const struct opt *o, const char *value, char *err,
-                 size_t errlen)
+/* A duration option's value: a duration (or a bare 0), or with `old` the old spelling's bare
+ * number in the field's unit. The value in the field's unit, in [min, max]. */
+static int parse_duration(const struct opt *o, const char *name, const char *value, int old,
+                          long *out, char *err, size_t errlen)
+{
+    int64_t unit = unit_ms(o), ms;
+    char a[32], b[32];
+    if (old) {
+        char *end;
+        errno = 0;
+        long v = strtol(value, &end, 10);
+        if (end == value || *end || errno) {
+            snprintf(err, errlen, "--%s: '%s' is not an integer", name, value);
+            return -EINVAL;
+        }
+        ms = v < 0 ? -1 : v > DURATION_MAX_MS / unit ? DURATION_MAX_MS + 1 : (int64_t)v * unit;
+    } else if (strcmp(value, "0") == 0) {
+        ms = 0;
+    } else if (duration_parse(value, &ms) != 0) {
+        snprintf(err, errlen, "--%s: '%s' is not a duration (such as 500ms, 10s, 2m, 1h30m)", name,
+                 value);
+        return -EINVAL;
+    } else if (ms % unit) {
+        snprintf(err, errlen, "--%s: '%s' is not a whole number of seconds", name, value);
+        return -EINVAL;
+    }
+    if (ms < (int64_t)o->min * unit || ms > (int64_t)o->max * unit) {
+        snprintf(err, errlen, "--%s: %s is outside [%s, %s]", name, value,
+                 duration_format((int64_t)o->min * unit, a, sizeof(a)),
+                 duration_format((int64_t)o->max * unit, b, sizeof(b)));
+        return -ERANGE;
+    }
+    *out = (long)(ms / unit);
+    return 0;
+}
+
+static int apply(struct headend_config *c, const struct opt *o, const char *name, const char *value,
+                 int old, char *err, size_t errlen)
 {
     char *field = (char *)c + o->offset;
+    if (unit_ms(o)) {
+        long v;
+        int rc = parse_duration(o, name, value, old, &v, err, errlen);
+        if (rc)
+            return rc;
+        int iv = (int)v;
+        memcpy(field, &iv, sizeof(iv));
+        return 0;
+    }
     if (o->type == OPT_STR) {
         if (strlen(value) >= CONFIG_STR_MAX) {
             snprintf(err, errlen, "--%s: longer than %d characters", o->name, CONFIG_STR_MAX - 1);
@@ -215,30 +290,37 @@ void config_defaults(struct headend_config *c)
     char err[128];
     memset(c, 0, sizeof(*c));
     for (size_t i = 0; i < NOPT; i++)
-        apply(c, &table[i], table[i].def, err, sizeof(err));
+        apply(c, &table[i], table[i].name, table[i].def, 0, err, sizeof(err));
 }
 
 int config_set(struct headend_config *c, const char *name, const char *value, char *err,
                size_t errlen)
 {
-    const struct opt *o = lookup(name);
+    int old;
+    const struct opt *o = lookup(name, &old);
     if (!o) {
         snprintf(err, errlen, "unknown option --%s", name);
         return -ENOENT;
     }
-    return apply(c, o, value, err, errlen);
+    int rc = apply(c, o, name, value, old, err, errlen);
+    if (rc == 0 && old)
+        log_event(LOG_WARN,
+                  "event=deprecated_option option=--%s use=--%s reason=\"--%s takes a duration "
+                  "(e.g. %s); the old spelling will go\"",
+                  name, o->name, o->name, o->def);
+    return rc;
 }
 
 int config_check(const struct headend_config *c, char *err, size_t errlen)
 {
     if (c->dispatch_ttl_min_s > c->dispatch_ttl_max_s) {
-        snprintf(err, errlen, "--dispatch-ttl-min-s %d exceeds --dispatch-ttl-max-s %d",
+        snprintf(err, errlen, "--dispatch-ttl-min %ds exceeds --dispatch-ttl-max %ds",
                  c->dispatch_ttl_min_s, c->dispatch_ttl_max_s);
         return -EINVAL;
     }
     if (c->dispatch_ttl_default_s < c->dispatch_ttl_min_s ||
         c->dispatch_ttl_default_s > c->dispatch_ttl_max_s) {
-        snprintf(err, errlen, "--dispatch-ttl-default-s %d is outside [%d, %d]",
+        snprintf(err, errlen, "--dispatch-ttl-default %ds is outside [%ds, %ds]",
                  c->dispatch_ttl_default_s, c->dispatch_ttl_min_s, c->dispatch_ttl_max_s);
         return -EINVAL;
     }
@@ -306,22 +388,38 @@ const char *config_grpc_tls_mode(const struct headend_config *c)
     return c->tls_client_ca[0] ? "mutual" : "server";
 }
 
+/* "1s..1h" for a duration option, "1..16" for a number; "" for the others. */
+static const char *range_text(const struct opt *o, char *buf, size_t len)
+{
+    char a[32], b[32];
+    int64_t u = unit_ms(o);
+    if (u)
+        snprintf(buf, len, "%s..%s", duration_format((int64_t)o->min * u, a, sizeof(a)),
+                 duration_format((int64_t)o->max * u, b, sizeof(b)));
+    else if (o->type == OPT_INT)
+        snprintf(buf, len, "%ld..%ld", o->min, o->max);
+    else
+        buf[0] = '\0';
+    return buf;
+}
+
 void config_print_help(FILE *out)
 {
     for (size_t i = 0; i < NOPT; i++) {
         const struct opt *o = &table[i];
-        char lhs[64];
+        char lhs[64], range[64];
         snprintf(lhs, sizeof(lhs), "--%s%s", o->name,
                  o->type == OPT_STR    ? " TEXT"
                  : o->type == OPT_INT  ? " N"
+                 : unit_ms(o)          ? " DURATION"
                  : o->type == OPT_FLAG ? ""
                                        : " 0|1");
         fprintf(out, "  %-30s %s (default: %s", lhs, o->help,
                 o->type == OPT_FLAG ? "off"
                 : o->def[0]         ? o->def
                                     : "none");
-        if (o->type == OPT_INT)
-            fprintf(out, "; %ld..%ld", o->min, o->max);
+        if (range_text(o, range, sizeof(range))[0])
+            fprintf(out, "; %s", range);
         fputs(")\n", out);
     }
 }
@@ -331,12 +429,11 @@ void config_print_markdown(FILE *out)
     fputs("| option | default | range | meaning |\n|---|---|---|---|\n", out);
     for (size_t i = 0; i < NOPT; i++) {
         const struct opt *o = &table[i];
+        char range[64];
         if (o->type == OPT_FLAG || !o->def[0])
             fprintf(out, "| `--%s` | %s | ", o->name, o->type == OPT_FLAG ? "off" : "none");
         else
             fprintf(out, "| `--%s` | `%s` | ", o->name, o->def);
-        if (o->type == OPT_INT)
-            fprintf(out, "%ld..%ld", o->min, o->max);
-        fprintf(out, " | %s |\n", o->help);
+        fprintf(out, "%s | %s |\n", range_text(o, range, sizeof(range)), o->help);
     }
 }

@@ -68,8 +68,10 @@ struct headend_config {
 
 /* Fills every field with its default. */
 void config_defaults(struct headend_config *c);
-/* Sets one option by its table name (dashes or underscores) from text. 0, -ENOENT for an
- * unknown name, -EINVAL / -ERANGE with a message in err for a bad value. */
+/* Sets one option by its table name (dashes or underscores) from text: a duration option takes
+ * common/duration.h's syntax (500ms, 10s, 2m), or under its old name a bare number (logs a
+ * deprecation warning). 0, -ENOENT for an unknown name, -EINVAL / -ERANGE with a message in
+ * err for a bad value. */
 int config_set(struct headend_config *c, const char *name, const char *value, char *err,
                size_t errlen);
 /* Cross-field checks (ttl bounds ordered, TLS files given together, no plaintext gRPC on a
@@ -88,6 +90,9 @@ void config_print_markdown(FILE *out);
 /* Number of table rows and the name of row i (for getopt tables). */
 size_t config_count(void);
 const char *config_name(size_t i);
+/* The old spelling of duration row i ("keepalive-time-ms", "http-timeout-s"), deprecated but
+ * accepted by config_set with a warning, written into buf; NULL when row i has none. */
+const char *config_old_name(size_t i, char *buf, size_t len);
 /* Is row i an option without a value (--insecure)? */
 int config_is_flag(size_t i);
 

@@ -44,7 +44,8 @@
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
 
-#include "headend/log.h"
+#include "common/log.h"
+#include "common/pem.h"
 
 #define METHOD_CONNECT    "/der.v1.Headend/Connect"
 #define N_SLOTS           64    /* registered-call requests kept posted */
@@ -52,7 +53,6 @@
 #define MAX_QUEUED_SENDS  10000 /* per stream; setpoints stay durable in the store anyway */
 #define MAX_MESSAGE_BYTES (1 << 20)
 #define DRAIN_MAX         256 /* completions handled per lock hold */
-#define PEM_MAX           (1 << 20)
 #define CERT_URIS_MAX     16  /* SAN URIs looked at per certificate */
 #define CERT_VALUE_MAX    256 /* longer SAN URIs or CNs cannot name a gateway anyway */
 
@@ -454,31 +454,6 @@ static void authenticate(struct grpcsrv *g, struct stream *s)
               why, why[0] ? "\"" : "");
 }
 
-/* A whole PEM file into a NUL-terminated buffer the caller frees. */
-static char *read_pem(const char *opt, const char *path, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "--%s %s: %s", opt, path, strerror(errno));
-        return NULL;
-    }
-    char *buf = malloc(PEM_MAX + 1);
-    size_t n = buf ? fread(buf, 1, PEM_MAX + 1, f) : 0;
-    int bad = ferror(f);
-    fclose(f);
-    if (buf)
-        buf[n <= PEM_MAX ? n : PEM_MAX] = '\0';
-    if (!buf || bad || n == 0 || n > PEM_MAX || !strstr(buf, "-----BEGIN ")) {
-        snprintf(err, errlen, "--%s %s: %s", opt, path,
-                 !buf  ? "out of memory"
-                 : bad ? "read error"
-                       : "not a PEM file (empty, over 1 MiB, or no -----BEGIN line)");
-        free(buf);
-        return NULL;
-    }
-    return buf;
-}
-
 /* The listener's credentials from the configuration: insecure, TLS, or mutual TLS. NULL with
  * err when a file cannot be read (gRPC itself only checks the PEM contents at the first
  * handshake, so a wrong but readable file shows up as failed handshakes in the log). */
@@ -487,10 +462,10 @@ static grpc_server_credentials *server_creds(const struct headend_config *cfg, c
 {
     if (!cfg->tls_cert[0])
         return grpc_insecure_server_credentials_create();
-    char *cert = read_pem("tls-cert", cfg->tls_cert, err, errlen);
-    char *key = cert ? read_pem("tls-key", cfg->tls_key, err, errlen) : NULL;
+    char *cert = pem_read("--tls-cert", cfg->tls_cert, err, errlen);
+    char *key = cert ? pem_read("--tls-key", cfg->tls_key, err, errlen) : NULL;
     char *ca = key && cfg->tls_client_ca[0]
-                   ? read_pem("tls-client-ca", cfg->tls_client_ca, err, errlen)
+                   ? pem_read("--tls-client-ca", cfg->tls_client_ca, err, errlen)
                    : NULL;
     grpc_server_credentials *c = NULL;
     if (key && (ca || !cfg->tls_client_ca[0])) {
@@ -505,10 +480,8 @@ static grpc_server_credentials *server_creds(const struct headend_config *cfg, c
             snprintf(err, errlen, "cannot create TLS credentials from --tls-cert %s",
                      cfg->tls_cert);
     }
-    if (key)
-        memset(key, 0, strlen(key));
     free(cert);
-    free(key);
+    pem_free(key);
     free(ca);
     return c;
 }

@@ -21,9 +21,9 @@
 
 #include <grpc/status.h>
 
+#include "common/log.h"
 #include "gateway/control/confsync.h"
 #include "headend/ident.h"
-#include "headend/log.h"
 #include "headend/webhook.h"
 
 #define RATE_WINDOW_MS          10000
@@ -716,7 +716,7 @@ static int on_register(struct hub *h, struct session *s, const Der__V1__Register
         set_reported(ss, (int64_t)r->config_version, "RUNNING", "", now_ms);
     push_config(h, s, now_ms);
     /* the first round trip at the next check (within PING_CHECK_MS), so /agents soon has
-     * one; then every ping-interval-ms */
+     * one; then every ping-interval */
     s->ping_due_ms = now_ms;
     return 0;
 }

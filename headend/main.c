@@ -16,7 +16,7 @@
 #include "headend/grpcsrv.h"
 #include "headend/hub.h"
 #include "headend/inventory.h"
-#include "headend/log.h"
+#include "common/log.h"
 #include "headend/rest.h"
 #include "headend/store.h"
 #include "headend/tokencmd.h"
@@ -32,7 +32,9 @@ static void usage(FILE *out)
           "  token add|list|revoke ...      manage REST tokens (der-headend token --help)\n",
           out);
     config_print_help(out);
-    fputs("\nEnvironment: DATABASE_URL=postgres://... selects the PostgreSQL store.\n"
+    fputs("\nDURATION: numbers with units ms, s, m, h, d (500ms, 10s, 1h30m). The old spellings\n"
+          "--NAME-ms N and --NAME-s N still work, deprecated (a warning is logged).\n"
+          "Environment: DATABASE_URL=postgres://... selects the PostgreSQL store.\n"
           "On stdout, once listening: grpc=HOST:PORT http=HOST:PORT ready\n",
           out);
 }
@@ -90,54 +92,67 @@ static int token_main(int argc, char **argv)
     return tokencmd_run(argc, argv, getenv("DATABASE_URL"), state_db_path, stdout, stderr);
 }
 
+/* The option table (headend/config.c) on the command line: -1 to go on, else the exit status
+ * (--help, --version, --config-doc: 0; a bad option: 2). */
+static int parse_options(int argc, char **argv, struct headend_config *cfg)
+{
+    config_defaults(cfg);
+    size_t nopt = config_count();
+    /* each row, a duration row's old spelling too, then --help, --version, --config-doc */
+    struct option *opts = calloc(2 * nopt + 4, sizeof(*opts));
+    char(*old)[64] = calloc(nopt, sizeof(*old));
+    int rc = -1;
+    if (!opts || !old) {
+        rc = 1;
+        goto out;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < nopt; i++) {
+        int arg = config_is_flag(i) ? no_argument : required_argument;
+        opts[n++] = (struct option){config_name(i), arg, NULL, 1000 + (int)i};
+        if (config_old_name(i, old[i], sizeof(old[i])))
+            opts[n++] = (struct option){old[i], arg, NULL, 1000 + (int)i};
+    }
+    opts[n] = (struct option){"help", no_argument, NULL, 'h'};
+    opts[n + 1] = (struct option){"version", no_argument, NULL, 'V'};
+    opts[n + 2] = (struct option){"config-doc", no_argument, NULL, 'D'};
+    char err[512];
+    int c, idx = -1;
+    while (rc < 0 && (c = getopt_long(argc, argv, "hV", opts, &idx)) != -1) {
+        if (c == 'h') {
+            usage(stdout);
+            rc = 0;
+        } else if (c == 'V') {
+            printf("der-headend %s (commit %s)\n", DERLOOP_VERSION, DERLOOP_COMMIT);
+            rc = 0;
+        } else if (c == 'D') {
+            config_print_markdown(stdout);
+            rc = 0;
+        } else if (c < 1000 || idx < 0) {
+            usage(stderr);
+            rc = 2;
+        } else if (config_set(cfg, opts[idx].name, optarg ? optarg : "1", err, sizeof(err)) < 0) {
+            /* the name as given: an old spelling takes its old value syntax (and warns) */
+            fprintf(stderr, "der-headend: %s\n", err);
+            rc = 2;
+        }
+        idx = -1;
+    }
+out:
+    free(opts);
+    free(old);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "token"))
         return token_main(argc - 1, argv + 1);
     struct headend_config cfg;
-    config_defaults(&cfg);
-    size_t nopt = config_count();
-    struct option *opts = calloc(nopt + 4, sizeof(*opts));
-    if (!opts)
-        return 1;
-    for (size_t i = 0; i < nopt; i++)
-        opts[i] =
-            (struct option){config_name(i), config_is_flag(i) ? no_argument : required_argument,
-                            NULL, 1000 + (int)i};
-    opts[nopt] = (struct option){"help", no_argument, NULL, 'h'};
-    opts[nopt + 1] = (struct option){"version", no_argument, NULL, 'V'};
-    opts[nopt + 2] = (struct option){"config-doc", no_argument, NULL, 'D'};
     char err[512];
-    int c;
-    while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
-        if (c == 'h') {
-            usage(stdout);
-            free(opts);
-            return 0;
-        }
-        if (c == 'V') {
-            printf("der-headend %s (commit %s)\n", DERLOOP_VERSION, DERLOOP_COMMIT);
-            free(opts);
-            return 0;
-        }
-        if (c == 'D') {
-            config_print_markdown(stdout);
-            free(opts);
-            return 0;
-        }
-        if (c < 1000) {
-            usage(stderr);
-            free(opts);
-            return 2;
-        }
-        if (config_set(&cfg, config_name((size_t)(c - 1000)), optarg ? optarg : "1", err,
-                       sizeof(err)) < 0) {
-            fprintf(stderr, "der-headend: %s\n", err);
-            free(opts);
-            return 2;
-        }
-    }
-    free(opts);
+    int rc0 = parse_options(argc, argv, &cfg);
+    if (rc0 >= 0)
+        return rc0;
     if (optind < argc) {
         fprintf(stderr, "der-headend: unexpected argument '%s' (see --help)\n", argv[optind]);
         return 2;

@@ -34,7 +34,8 @@
 #include "headend/auth.h"
 #include "headend/config.h"
 #include "headend/ident.h"
-#include "headend/log.h"
+#include "common/log.h"
+#include "common/pem.h"
 #include "headend/metrics.h"
 #include "headend/webhook.h"
 
@@ -44,7 +45,6 @@
 #define RECENT_SESSIONS     5
 #define MAX_ARGS            16 /* query parameters per request */
 #define AUDIT_LIMIT_DEFAULT 1000
-#define PEM_MAX             (1 << 20) /* a certificate chain or key file, at most */
 
 static void set_json(struct rest_response *r, int status, cJSON *j)
 {
@@ -1400,33 +1400,14 @@ static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
     *con_cls = NULL;
 }
 
-/* A whole PEM file into a NUL-terminated buffer (libmicrohttpd takes PEM from memory). */
+/* A whole PEM file (common/pem.c): libmicrohttpd takes PEM from memory. */
 static int read_pem(const char *path, const char *what, char **out, size_t *outlen, char *err,
                     size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        int e = errno;
-        snprintf(err, errlen, "%s %s: %s", what, path, strerror(e));
-        return -e;
-    }
-    char *buf = malloc(PEM_MAX + 1);
-    size_t n = buf ? fread(buf, 1, PEM_MAX + 1, f) : 0;
-    int bad = ferror(f);
-    fclose(f);
-    if (!buf || bad || n == 0 || n > PEM_MAX || !strstr(buf, "-----BEGIN ")) {
-        if (buf)
-            explicit_bzero(buf, PEM_MAX + 1);
-        free(buf);
-        snprintf(err, errlen, "%s %s: %s", what, path,
-                 !buf  ? "out of memory"
-                 : bad ? "read error"
-                       : "not a PEM file (no -----BEGIN line, empty, or over 1 MiB)");
-        return !buf ? -ENOMEM : -EINVAL;
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *outlen = n;
+    *out = pem_read(what, path, err, errlen);
+    if (!*out)
+        return -EINVAL;
+    *outlen = strlen(*out);
     return 0;
 }
 

@@ -35,7 +35,7 @@
 
 #include <libpq-fe.h>
 
-#include "headend/log.h"
+#include "common/log.h"
 #include "headend/store.h"
 
 #define SCHEMA_VERSION       4

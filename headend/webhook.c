@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "headend/log.h"
+#include "common/log.h"
 
 #define BACKOFF_FIRST_MS 500
 #define BACKOFF_MAX_MS   30000

@@ -11,6 +11,7 @@
 
 #include "common/caltime.h"
 #include "common/duration.h"
+#include "common/log.h"
 #include "reports/compare.h"
 #include "reports/experiment.h"
 #include "reports/kpi.h"
@@ -640,8 +641,8 @@ static int cmd_serve(int argc, char **argv)
     struct scenario *sc;
     if (load(argv[optind], &lo, &sc) != 0)
         return 1;
-    fprintf(stderr, "der-sim serve: scenario=%s seed=%llu sha256=%s build=%s\n", sc->name,
-            (unsigned long long)sc->seed, sc->sha256, DERLOOP_COMMIT);
+    log_event(LOG_INFO, "event=start scenario=%s seed=%llu sha256=%s build=%s", sc->name,
+              (unsigned long long)sc->seed, sc->sha256, DERLOOP_COMMIT);
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -680,7 +681,10 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
-        printf("der-sim %s (commit %s)\n", DERLOOP_VERSION, DERLOOP_COMMIT);
+        if (argc > 2 && (!strcmp(argv[2], "-h") || !strcmp(argv[2], "--help")))
+            fputs("usage: der-sim version\n\nPrints the build's version and commit.\n", stdout);
+        else
+            printf("der-sim %s (commit %s)\n", DERLOOP_VERSION, DERLOOP_COMMIT);
         return 0;
     }
     /* getopt_long sees the subcommand's arguments as its own argv */

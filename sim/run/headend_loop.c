@@ -192,7 +192,7 @@ static int start_child(struct headend_loop *h, char *err, size_t errlen)
     char *argv[] = {bin, "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--db",
                     ":memory:", "--inventory", inv,
                     /* the uplink pings every second in the loop (see headend_loop_add_site) */
-                    "--min-ping-interval-ms", "1000", NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+                    "--min-ping-interval", "1s", NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     if (h->tls_dir) {
         char **tail = &argv[11];
         *tail++ = "--tls-cert";

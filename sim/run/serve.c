@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "common/duration.h"
+#include "common/log.h"
 #include "gateway/control/siteconf.h"
 #include "sim/wire/mbserver.h"
 #include "common/rtclock.h"
@@ -94,14 +95,15 @@ static int write_site_config(struct serve *sv, size_t i)
     }
     if (rc < 0) {
         unlink(tmp);
-        fprintf(stderr, "serve site=%s config=%s error=\"%s\"\n", cfg->id, path, strerror(-rc));
+        log_event(LOG_ERROR, "event=config_failed site=%s config=%s error=\"%s\"", cfg->id, path,
+                  strerror(-rc));
         free(text);
         return rc;
     }
     struct siteconf *check = NULL;
     if (siteconf_parse(text, path, &check, err, sizeof(err)) != 0)
-        fprintf(stderr, "serve site=%s config=%s warning=\"gateway parser: %s\"\n", cfg->id, path,
-                err);
+        log_event(LOG_WARN, "event=config_warning site=%s config=%s reason=\"gateway parser: %s\"",
+                  cfg->id, path, err);
     siteconf_free(check);
     free(text);
     return 0;
@@ -129,7 +131,7 @@ static int open_site(struct serve *sv, size_t i)
     const struct site_cfg *cfg = &sv->sc->sites[i];
     sv->sites[i] = site_new(sv->sc, i, err, sizeof(err));
     if (!sv->sites[i]) {
-        fprintf(stderr, "serve site=%s error=\"%s\"\n", cfg->id, err);
+        log_event(LOG_ERROR, "event=site_failed site=%s error=\"%s\"", cfg->id, err);
         return -EINVAL;
     }
     int port = sv->o->port_base > 0   ? sv->o->port_base + (int)i
@@ -137,8 +139,8 @@ static int open_site(struct serve *sv, size_t i)
                                       : cfg->port;
     int ep = mbserver_listen(sv->srv, sv->bind, port, &sv->ports[i]);
     if (ep < 0) {
-        fprintf(stderr, "serve site=%s listen=%s:%d error=\"%s\"\n", cfg->id, sv->bind, port,
-                strerror(-ep));
+        log_event(LOG_ERROR, "event=listen_failed site=%s listen=%s:%d error=\"%s\"", cfg->id,
+                  sv->bind, port, strerror(-ep));
         return ep;
     }
     mbserver_set_endpoint_name(sv->srv, ep, cfg->id);
@@ -148,8 +150,9 @@ static int open_site(struct serve *sv, size_t i)
             continue;
         int rc = mbserver_add_unit(sv->srv, ep, a->cfg->unit_id, a->img, &a->wire);
         if (rc < 0) {
-            fprintf(stderr, "serve site=%s asset=%s unit_id=%d error=\"%s\"\n", cfg->id, a->cfg->id,
-                    a->cfg->unit_id, rc == -EEXIST ? "unit id used twice" : strerror(-rc));
+            log_event(LOG_ERROR, "event=unit_failed site=%s asset=%s unit_id=%d error=\"%s\"",
+                      cfg->id, a->cfg->id, a->cfg->unit_id,
+                      rc == -EEXIST ? "unit id used twice" : strerror(-rc));
             return rc;
         }
     }
@@ -171,13 +174,13 @@ static void progress(struct serve *sv, int64_t sim_ms, int64_t lag_ms)
     struct mbserver_stats st;
     mbserver_get_stats(sv->srv, &st);
     char t[32], d[32];
-    fprintf(stderr,
-            "serve sim_time=%s duration=%s requests=%llu exceptions=%llu dropped=%llu "
-            "clients=%zu lag_ms=%lld\n",
-            duration_format(sim_ms, t, sizeof(t)),
-            duration_format(sv->sc->duration_ms, d, sizeof(d)), (unsigned long long)st.requests,
-            (unsigned long long)st.exceptions, (unsigned long long)st.dropped,
-            mbserver_n_clients(sv->srv), (long long)lag_ms);
+    log_event(LOG_INFO,
+              "event=progress sim_time=%s duration=%s requests=%llu exceptions=%llu dropped=%llu "
+              "clients=%zu lag_ms=%lld",
+              duration_format(sim_ms, t, sizeof(t)),
+              duration_format(sv->sc->duration_ms, d, sizeof(d)), (unsigned long long)st.requests,
+              (unsigned long long)st.exceptions, (unsigned long long)st.dropped,
+              mbserver_n_clients(sv->srv), (long long)lag_ms);
 }
 
 static int run_loop(struct serve *sv, volatile sig_atomic_t *stop)
@@ -201,8 +204,7 @@ static int run_loop(struct serve *sv, volatile sig_atomic_t *stop)
                 done = 1;
                 if (!sv->o->loop)
                     return 0;
-                fprintf(stderr, "serve event=end sim_time_ms=%lld loop=hold\n",
-                        (long long)duration);
+                log_event(LOG_INFO, "event=end sim_time_ms=%lld loop=hold", (long long)duration);
             }
             if (rtclock_monotonic_us() - now_us > CATCHUP_SLICE_US)
                 break;
@@ -212,8 +214,8 @@ static int run_loop(struct serve *sv, volatile sig_atomic_t *stop)
         double behind_ms = done ? 0 : (double)(sim_ms - (next_ms - step)) / speed;
         if (behind_ms > LAG_REPORT_MS && now_us - last_lag_report_us > 1000000) {
             last_lag_report_us = now_us;
-            fprintf(stderr, "serve event=lagging sim_time_ms=%lld behind_wall_ms=%.0f\n",
-                    (long long)(next_ms - step), behind_ms);
+            log_event(LOG_WARN, "event=lagging sim_time_ms=%lld behind_wall_ms=%.0f",
+                      (long long)(next_ms - step), behind_ms);
         }
         if (show_progress && now_us - last_progress_us >= PROGRESS_EVERY_MS * 1000LL) {
             last_progress_us = now_us;
@@ -228,7 +230,7 @@ static int run_loop(struct serve *sv, volatile sig_atomic_t *stop)
         }
         int rc = mbserver_poll(sv->srv, timeout);
         if (rc < 0) {
-            fprintf(stderr, "serve event=poll_failed error=\"%s\"\n", strerror(-rc));
+            log_event(LOG_ERROR, "event=poll_failed error=\"%s\"", strerror(-rc));
             return rc;
         }
     }
@@ -244,7 +246,7 @@ int serve_run(const struct scenario *sc, const struct serve_opts *o, volatile si
     if (!stop)
         stop = &never;
     if (o->speed < 0 || !isfinite(o->speed)) {
-        fprintf(stderr, "serve error=\"speed must be > 0\" speed=%g\n", o->speed);
+        log_event(LOG_ERROR, "event=start_failed speed=%g error=\"speed must be > 0\"", o->speed);
         return -EINVAL;
     }
     int rc = -ENOMEM;
@@ -252,14 +254,15 @@ int serve_run(const struct scenario *sc, const struct serve_opts *o, volatile si
     sv.sites = calloc(sc->n_sites ? sc->n_sites : 1, sizeof(*sv.sites));
     sv.ports = calloc(sc->n_sites ? sc->n_sites : 1, sizeof(*sv.ports));
     if (!sv.srv || !sv.sites || !sv.ports) {
-        fprintf(stderr, "serve error=\"out of memory\"\n");
+        log_event(LOG_ERROR, "event=start_failed error=\"out of memory\"");
         goto out;
     }
     mbserver_set_log(sv.srv, stderr,
                      sc->n_sites > CONN_LOG_MAX_SITES ? MBSERVER_LOG_WARN : MBSERVER_LOG_CONN);
     if (o->config_dir && mkdir(o->config_dir, 0755) < 0 && errno != EEXIST) {
         rc = -errno;
-        fprintf(stderr, "serve config_dir=%s error=\"%s\"\n", o->config_dir, strerror(errno));
+        log_event(LOG_ERROR, "event=start_failed config_dir=%s error=\"%s\"", o->config_dir,
+                  strerror(errno));
         goto out;
     }
     for (size_t i = 0; i < sc->n_sites; i++) {

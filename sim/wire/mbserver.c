@@ -33,6 +33,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "common/rtclock.h"
 
 #define MBAP_LEN 7
@@ -125,14 +126,10 @@ static void logf_(const struct mbserver *s, int level, const char *fmt, ...)
 {
     if (level > s->log_level)
         return;
-    FILE *f = s->log ? s->log : stderr;
     va_list ap;
     va_start(ap, fmt);
-    fputs("mbserver ", f);
-    vfprintf(f, fmt, ap);
-    fputc('\n', f);
+    log_vevent_to(s->log, level == MBSERVER_LOG_WARN ? LOG_WARN : LOG_INFO, fmt, ap);
     va_end(ap);
-    fflush(f);
 }
 
 struct mbserver *mbserver_new(const struct mbserver_clock *clock)

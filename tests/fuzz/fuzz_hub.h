@@ -11,7 +11,7 @@
 #include "headend/config.h"
 #include "headend/hub.h"
 #include "headend/inventory.h"
-#include "headend/log.h"
+#include "common/log.h"
 #include "headend/store.h"
 
 /* Two sites; s1 has a battery (the primary), a pv and a meter, s2 one battery. */

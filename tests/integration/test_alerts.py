@@ -79,10 +79,10 @@ def metrics(he):
 
 
 def test_alerts(sim, tmp, rx):
-    e2e.HEADEND_ARGS += ["--alert-eval-ms", "200", "--alert-offline-after-s", "2",
+    e2e.HEADEND_ARGS += ["--alert-eval", "200ms", "--alert-offline-after", "2s",
                          "--alert-soc-reserve-pct", "99", "--dispatch-ttl-min-s", "1",
                          "--alert-webhook", "http://127.0.0.1:%d/hook" % rx.port,
-                         "--alert-webhook-timeout-ms", "1000", "--alert-webhook-retries", "5"]
+                         "--alert-webhook-timeout", "1s", "--alert-webhook-retries", "5"]
     he = e2e.Headend(tmp, inventory=e2e.write_inventory(sim, tmp), kind="real")
     cfgp = e2e.gateway_config(sim, tmp, "fleet", "null")
     gw = e2e.Proc([e2e.GATEWAY, "-c", cfgp, "--headend", he.grpc], "gateway", tmp)

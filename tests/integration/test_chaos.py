@@ -72,8 +72,8 @@ class Site:
         self.n += 1
         self.he = Proc([HEADEND, "--grpc-listen", "127.0.0.1:%d" % self.port,
                         "--http-listen", "127.0.0.1:0", "--inventory", self.inv, "--db", self.db,
-                        "--keepalive-time-ms", "1000", "--keepalive-timeout-ms", "1000",
-                        "--min-ping-interval-ms", "500"],
+                        "--keepalive-time", "1s", "--keepalive-timeout", "1s",
+                        "--min-ping-interval", "500ms"],
                        "headend-%d" % self.n, self.tmp, ready=" ready", timeout=10)
         self.http = "http://" + self.he.ready_line.split()[1].split("=", 1)[1]
 

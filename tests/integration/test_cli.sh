@@ -11,11 +11,35 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-for cmd in "der-sim --help" "der-sim check --help" "der-sim run --help" "der-sim serve --help" \
-           "der-sim registers --help" "der-gateway --help"; do
-  out=$($B/$cmd) || fail "$cmd exited non-zero"
-  grep -q '^usage:' <<<"$out" || fail "$cmd prints no usage"
+# -h and --help on every binary and every subcommand: usage on stdout, nothing on stderr, exit 0
+for cmd in "der-gateway" "der-headend" "der-headend token" "der-headend token add" \
+           "der-headend token list" "der-headend token revoke" "der-sim" "der-sim help" \
+           "der-sim version" "der-sim check" "der-sim run" "der-sim compare" "der-sim sweep" \
+           "der-sim serve" "der-sim kpis" "der-sim registers"; do
+  for h in -h --help; do
+    set -- $cmd
+    bin=$1; shift
+    out=$($B/$bin "$@" $h 2> "$tmp/help.err") || fail "$cmd $h exited non-zero"
+    grep -q '^usage:' <<<"$out" || fail "$cmd $h prints no usage on stdout"
+    [ ! -s "$tmp/help.err" ] || fail "$cmd $h wrote to stderr: $(cat "$tmp/help.err")"
+  done
 done
+set --
+
+# der-headend's durations: common/duration.h's syntax; the old -ms/-s spellings still work, with
+# a deprecation warning in the log format of every binary
+$B/der-headend --keepalive-time 2s --http-timeout 1m --config-doc > /dev/null 2> "$tmp/err" \
+  || fail "--keepalive-time 2s refused: $(cat "$tmp/err")"
+[ ! -s "$tmp/err" ] || fail "--keepalive-time 2s warned: $(cat "$tmp/err")"
+$B/der-headend --keepalive-time-ms 2000 --http-timeout-s 60 --config-doc > /dev/null 2> "$tmp/err" \
+  || fail "--keepalive-time-ms 2000 refused: $(cat "$tmp/err")"
+grep -qE '^[0-9T:.-]+Z level=warn event=deprecated_option option=--keepalive-time-ms use=--keepalive-time ' \
+  "$tmp/err" || fail "no deprecation warning for --keepalive-time-ms: $(cat "$tmp/err")"
+set +e
+$B/der-headend --keepalive-time 2000 --config-doc > /dev/null 2> "$tmp/err"; rc=$?
+set -e
+[ "$rc" -eq 2 ] && grep -q "keepalive-time: '2000' is not a duration" "$tmp/err" \
+  || fail "--keepalive-time 2000 (no unit): exit $rc, $(cat "$tmp/err")"
 $B/der-sim --version | grep -q '^der-sim ' || fail "der-sim --version"
 $B/der-gateway --version | grep -q '^der-gateway ' || fail "der-gateway --version"
 

@@ -32,8 +32,8 @@ HEADEND = os.path.join(ROOT, BUILD, "bin", "der-headend")
 FAKE = os.path.join(ROOT, "tests", "integration", "lib", "fake_headend.py")
 # How der-headend is started: in-memory store, any free ports (the headend prints them).
 HEADEND_ARGS = ["--grpc-listen", "127.0.0.1:%d", "--http-listen", "127.0.0.1:0", "--db", ":memory:",
-                "--keepalive-time-ms", "1000", "--keepalive-timeout-ms", "1000",
-                "--min-ping-interval-ms", "500"]
+                "--keepalive-time", "1s", "--keepalive-timeout", "1s",
+                "--min-ping-interval", "500ms"]
 KEEPALIVE_S = 1.0
 BATTERIES = {"bat-1": 20000, "bat-2": 10000, "bat-3": 10000, "bat-4": 5000}
 

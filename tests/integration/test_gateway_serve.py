@@ -4,6 +4,7 @@ device, charges two batteries at a fixed site power (split equally), and when on
 stops answering it keeps controlling the rest (the other battery takes the whole request);
 a PV inverter answering exception 4 and an EVSE that goes offline and reboots are logged and
 recovered; SIGTERM stops the gateway cleanly."""
+import re
 import json
 import os
 import signal
@@ -84,14 +85,18 @@ def main():
         errlog.seek(0)
         log = errlog.read()
         print(log[-2500:])
-        for needle in ["event=start site=rt", "bus=tcp endpoint=rt",
-                       " event=connect ",
-                       "asset=bat-2 event=offline", "timeout: no reply",
-                       "asset=pv-1 event=offline", "modbus exception 4",
-                       "asset=evse-1 event=offline", "asset=evse-1 event=online",
-                       "asset=bat-2 event=online", "asset=pv-1 event=online",
-                       "event=stop site=rt", "reason=signal"]:
+        for needle in ["level=info event=start site=rt", "bus=tcp endpoint=rt",
+                       "level=info event=connect ", "timeout: no reply", "modbus exception 4",
+                       "level=info event=stop site=rt", "reason=signal"]:
             check(needle in log, "gateway log mentions %r" % needle)
+        # the format of every binary: TIMESTAMP level=LEVEL event=NAME ..., who at the end
+        lines = log.splitlines()
+        for ev, asset, level in [("offline", "bat-2", "warn"), ("offline", "pv-1", "warn"),
+                                 ("offline", "evse-1", "warn"), ("online", "evse-1", "info"),
+                                 ("online", "bat-2", "info"), ("online", "pv-1", "info")]:
+            check(any(re.match(r"\d{4}-\d\d-\d\dT[\d:.]+Z level=%s event=%s\b.* site=rt asset=%s$"
+                               % (level, ev, asset), ln) for ln in lines),
+                  "gateway log has a level=%s event=%s line of %s" % (level, ev, asset))
     print("der-gateway against der-sim serve: ok")
 
 

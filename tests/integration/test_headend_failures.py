@@ -184,8 +184,8 @@ def test_rest_validation(he):
 def main():
     tmp = tempfile.mkdtemp(prefix="headend-fail-")
     ka_ms = 1000
-    he = Headend(tmp, ["--keepalive-time-ms", str(ka_ms), "--keepalive-timeout-ms", "1000",
-                       "--min-ping-interval-ms", "500"])
+    he = Headend(tmp, ["--keepalive-time", "%dms" % ka_ms, "--keepalive-timeout", "1s",
+                       "--min-ping-interval", "500ms"])
     good = None
     try:
         test_unknown_method(he)

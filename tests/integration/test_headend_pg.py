@@ -398,7 +398,7 @@ def main():
         print("ok: PostgreSQL %s cluster on 127.0.0.1:%d (%.1f s)" % (pg.version, pg.port,
                                                                       time.time() - t_start))
         os.environ["DATABASE_URL"] = pg.url
-        he = Headend(tmp, ["--telemetry-flush-ms", "50"])
+        he = Headend(tmp, ["--telemetry-flush", "50ms"])
         gw, sp_id = test_store(pg, he)
         last = test_restart(pg, he, gw, sp_id)
         test_outage(pg, he, last)

@@ -100,7 +100,7 @@ async def test_sigterm_with_streams(tmp):
     t0 = time.time()
     for i in range(RUNS):
         d = tempfile.mkdtemp(dir=tmp)
-        he = Headend(d, args=["--shutdown-grace-ms", "100", "--max-pending-per-peer", "1000"])
+        he = Headend(d, args=["--shutdown-grace", "100ms", "--max-pending-per-peer", "1000"])
         try:
             streams = await open_and_term(he, 600)
             check(streams is not None and streams >= 600,
@@ -129,7 +129,7 @@ def metric(he, name):
 
 async def test_anonymous_flood(tmp):
     d = tempfile.mkdtemp(dir=tmp)
-    he = Headend(d, args=["--register-timeout-ms", "1500"])
+    he = Headend(d, args=["--register-timeout", "1500ms"])
     try:
         chans, calls = await connect_many(he.grpc_port, 5000)
         t0 = time.time()
@@ -212,7 +212,7 @@ async def test_real_gateway_under_flood(tmp):
         cfg = sim.config("fleet")
         assets = [{"asset_id": x["asset_id"], "type": x["type"]} for x in cfg["devices"]]
         inv = {"sites": [{"site_id": "fleet", "gateways": ["gw-fleet"], "assets": assets}]}
-        he = Headend(d, inventory=inv, args=["--register-timeout-ms", "3000"])
+        he = Headend(d, inventory=inv, args=["--register-timeout", "3s"])
         socks = []
         gw = None
         try:

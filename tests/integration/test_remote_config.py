@@ -67,7 +67,7 @@ def write_json(path, obj):
 
 
 def test_remote(sim, tmp):
-    e2e.HEADEND_ARGS += ["--ping-interval-ms", "1000"]
+    e2e.HEADEND_ARGS += ["--ping-interval", "1s"]
     he = e2e.Headend(tmp, inventory=e2e.write_inventory(sim, tmp), kind="real")
     spool = os.path.join(tmp, "spool")
     os.mkdir(spool)

@@ -4,7 +4,7 @@ limits):
 - 2,000 idle or half-sent connections from one address (127.0.0.2, the attacker) do not keep
   /healthz from answering another address (127.0.0.1) within 100 ms; the headend runs with
   the common descriptor limit of 1,024 (the issue saw /healthz stop at ~875 connections); the
-  connections past --http-max-per-ip are closed at once, the rest after --http-timeout-s;
+  connections past --http-max-per-ip are closed at once, the rest after --http-timeout;
 - a request for /nope%0Alevel=error%20event=store_down writes exactly one log line, with the
   path escaped in it (no forged line, no forged field);
 - ids with a NUL or a control character, in a body or a URL, answer 400 naming the field,
@@ -125,7 +125,7 @@ def closed_by_peer(s):
 
 
 def test_connection_flood(tmp):
-    he = Headend(tmp, ["--http-max-per-ip", str(PER_IP), "--http-timeout-s", str(TIMEOUT_S),
+    he = Headend(tmp, ["--http-max-per-ip", str(PER_IP), "--http-timeout", "%ds" % TIMEOUT_S,
                        "--http-max-connections", "256"])
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     check(hard >= ATTACK + 200, "RLIMIT_NOFILE hard limit %d too low for the test" % hard)

@@ -41,8 +41,8 @@ def free_port():
 
 def start_headend(tmp, inv, db, port, name="headend"):
     return Proc([HEADEND, "--grpc-listen", "127.0.0.1:%d" % port, "--http-listen", "127.0.0.1:0",
-                 "--inventory", inv, "--db", db, "--keepalive-time-ms", "1000",
-                 "--keepalive-timeout-ms", "1000", "--min-ping-interval-ms", "500"],
+                 "--inventory", inv, "--db", db, "--keepalive-time", "1s",
+                 "--keepalive-timeout", "1s", "--min-ping-interval", "500ms"],
                 name, tmp, ready=" ready", timeout=8)
 
 

@@ -485,7 +485,7 @@ def test_startup(pki, tmp):
         (["--grpc-listen", "127.0.0.1:0", "--tls-client-ca", pki.path("ca.pem")], 2,
          "--tls-client-ca needs --tls-cert"),
         (["--grpc-listen", "127.0.0.1:0", "--tls-cert", pki.path("nope.pem"), "--tls-key",
-          pki.path("headend.key")], 1, "nope.pem: No such file"),
+          pki.path("headend.key")], 1, "nope.pem\": No such file"),
     ]
     for extra, status, want in cases:
         p = subprocess.run(base + extra, capture_output=True, text=True, timeout=10)
@@ -509,7 +509,7 @@ def main():
             _, conf_b = site_config(sim, tmp, "probe-b", "gw-b", "site-b", "b-", {})
             he = Headend(tmp, ["--tls-cert", pki.path("headend.pem"), "--tls-key",
                                pki.path("headend.key"), "--tls-client-ca", pki.path("ca.pem"),
-                               "--keepalive-time-ms", "1000", "--min-ping-interval-ms", "500"],
+                               "--keepalive-time", "1s", "--min-ping-interval", "500ms"],
                          db=":memory:", inventory=inventory(conf_a, conf_b))
             check("tls=mutual insecure=no" in he.logtext(), "start line: %s" % he.logtext())
             test_gateways(sim, he, pki, tmp)

@@ -16,7 +16,7 @@
 #include "headend/config.h"
 #include "headend/hub.h"
 #include "headend/inventory.h"
-#include "headend/log.h"
+#include "common/log.h"
 #include "headend/rest.h"
 #include "headend/store.h"
 

@@ -14,7 +14,7 @@
 #include "headend/hub.h"
 #include "headend/ident.h"
 #include "headend/inventory.h"
-#include "headend/log.h"
+#include "common/log.h"
 #include "headend/rest.h"
 #include "headend/store.h"
 

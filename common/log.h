@@ -1,14 +1,18 @@
-/* log: operator log lines on stderr, one line per event, key=value fields:
+/* log: operator log lines of all three binaries (der-headend, der-gateway, der-sim serve) on
+ * stderr, one line per event, key=value fields (docs/operations.md, "Logs"):
  *   2024-05-01T12:00:00.123Z level=info event=connect gateway=gw-1 site=s-1 peer=...
- * Thread-safe (one fprintf per line). Callers pass the fields after `event=`.
+ * Thread-safe (one fprintf per line). Callers pass the fields from `event=` on. Never used for
+ * simulated outputs (der-sim run's events.log has simulated times and is digested).
  *
  * Every value that came from outside (a peer, a URL, an id, a reason a gateway sent) goes
  * through log_escape first, so that it stays one value of one line: a request for
  * `/x%0Alevel=error event=store_down` must not forge a line or a field. */
-#ifndef HEADEND_LOG_H
-#define HEADEND_LOG_H
+#ifndef DERLOOP_LOG_H
+#define DERLOOP_LOG_H
 
+#include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
@@ -16,6 +20,9 @@ void log_set_level(enum log_level min);
 /* As a last line of defence, control characters left in the formatted line (a call site
  * that forgot log_escape) are replaced by '?': one call is always one line. */
 void log_event(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The same line to out instead of stderr (NULL = stderr). */
+void log_vevent_to(FILE *out, enum log_level level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 /* Room for any escaped value: longer values are cut (see log_escape). */
 #define LOG_VALUE_MAX 256

@@ -1,7 +1,7 @@
 /* log: a UTC timestamp, the level, then the caller's key=value fields on one line. stderr is
  * unbuffered, so each line leaves in one write even with two threads logging. Values from
  * outside are escaped by log_escape (logfmt style: bare when safe, else quoted). */
-#include "headend/log.h"
+#include "common/log.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,6 +18,14 @@ void log_set_level(enum log_level min)
 
 void log_event(enum log_level level, const char *fmt, ...)
 {
+    va_list ap;
+    va_start(ap, fmt);
+    log_vevent_to(stderr, level, fmt, ap);
+    va_end(ap);
+}
+
+void log_vevent_to(FILE *out, enum log_level level, const char *fmt, va_list ap)
+{
     if (level < min_level)
         return;
     struct timespec ts;
@@ -28,16 +36,15 @@ void log_event(enum log_level level, const char *fmt, ...)
     int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s ",
                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                      ts.tv_nsec / 1000000, level_names[level]);
-    va_list ap;
-    va_start(ap, fmt);
     if (n > 0 && (size_t)n < sizeof(line))
         vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
-    va_end(ap);
     /* One event, one line, whatever a caller passed unescaped. */
     for (char *p = line; *p; p++)
         if ((unsigned char)*p < 0x20 || *p == 0x7F)
             *p = '?';
-    fprintf(stderr, "%s\n", line);
+    fprintf(out ? out : stderr, "%s\n", line);
+    if (out && out != stderr) /* a file is buffered: the line should be there when read */
+        fflush(out);
 }
 
 /* Characters that need no quoting in a value: none of them can end the value (space), start
