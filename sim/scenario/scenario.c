@@ -24,14 +24,15 @@
 
 /* ---- names --------------------------------------------------------------------------------- */
 
-static const char *const asset_type_names[] = {"battery", "pv", "meter", "load", "evse", "boiler"};
 static const char *const fault_names[] = {"timeout", "exception", "frozen", "offline",
                                           "slow",    "spike",     "device"};
 static const char *const profile_kind_names[] = {"series", "clear_sky", "tou", "ev_sessions"};
 
 const char *asset_type_name(enum asset_type t)
 {
-    return (unsigned)t < 6 ? asset_type_names[t] : "?";
+    if (t == ASSET_LOAD)
+        return "load";
+    return devtype_json((int)t) ? devtype_json((int)t) : "?";
 }
 
 const char *fault_kind_name(enum fault_kind k)

@@ -9,6 +9,7 @@
 #include <CUnit/CUnit.h>
 
 #include "gateway/devices/sunspec.h"
+#include "reports/regdoc.h"
 #include "sim/wire/regmap.h"
 
 static struct asset_cfg cfg_of(const char *id, enum asset_type t, int unit)
@@ -527,7 +528,7 @@ static void test_load_and_markdown(void)
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-    CU_ASSERT_EQUAL(regmap_markdown(f), 0);
+    CU_ASSERT_EQUAL(regdoc_markdown(f), 0);
     fclose(f);
     CU_ASSERT_PTR_NOT_NULL(strstr(buf, "| 40301 | 704 | WSet | int32 | W | WSet_SF | RW |"));
     CU_ASSERT_PTR_NOT_NULL(strstr(buf, "## EVSE"));
