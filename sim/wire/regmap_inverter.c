@@ -452,6 +452,43 @@ static void pv_full_scale(const struct sim_asset *a, double fs[SFC_N])
 /* ---- the maps ----------------------------------------------------------------------------------
  */
 
+/* 701: the AC side both inverters show alike (nominal grid, unity power factor) */
+#define ROWS_701_AC                                                                                \
+    {.model = 701,                                                                                 \
+     .point = "VA",                                                                                \
+     .kind = ROW_MEASURE,                                                                          \
+     .get = v_ac_va,                                                                               \
+     .doc = "abs(W) (unity PF)"},                                                                  \
+        {.model = 701, .point = "Var", .kind = ROW_MEASURE, .c = 0, .doc = "0"},                   \
+        {.model = 701, .point = "PF", .kind = ROW_MEASURE, .c = 1, .doc = "1.0"},                  \
+        {.model = 701,                                                                             \
+         .point = "A",                                                                             \
+         .kind = ROW_MEASURE,                                                                      \
+         .get = v_ac_a,                                                                            \
+         .doc = "abs(W) / (3 x 230 V), per phase"},                                                \
+        {.model = 701, .point = "LLV", .kind = ROW_MEASURE, .c = AC_LL_V, .doc = "400 V nominal"}, \
+        {.model = 701, .point = "LNV", .kind = ROW_MEASURE, .c = AC_LN_V, .doc = "230 V nominal"}, \
+    {                                                                                              \
+        .model = 701, .point = "Hz", .kind = ROW_MEASURE, .c = AC_HZ, .doc = "50 Hz nominal"       \
+    }
+
+/* 701, 702, 704: the scale factors, alike for both inverters */
+#define ROWS_701_SF                                                                                \
+    SF_CHOSEN(701, "A_SF", SFC_AC_A16), SF_CONST(701, "V_SF", -1), SF_CONST(701, "Hz_SF", -2),     \
+        SF_CHOSEN(701, "W_SF", SFC_POWER16), SF_CONST(701, "PF_SF", -3),                           \
+        SF_CHOSEN(701, "VA_SF", SFC_POWER16), SF_CHOSEN(701, "Var_SF", SFC_POWER16),               \
+        SF_CONST(701, "TotWh_SF", 0), SF_CONST(701, "TotVarh_SF", 0), SF_CONST(701, "Tmp_SF", -1)
+
+#define ROWS_702_SF                                                                                \
+    SF_CHOSEN(702, "W_SF", SFC_RATING16), SF_CHOSEN(702, "VA_SF", SFC_RATING16),                   \
+        SF_CONST(702, "V_SF", -1), SF_CHOSEN(702, "A_SF", SFC_AC_A16), SF_CONST(702, "PF_SF", -3), \
+        SF_CHOSEN(702, "Var_SF", SFC_RATING16)
+
+#define ROWS_704_SF                                                                                \
+    SF_CONST(704, "PF_SF", -3), SF_CONST(704, "WMaxLimPct_SF", -1), SF_CONST(704, "WSet_SF", 0),   \
+        SF_CONST(704, "WSetPct_SF", -1), SF_CONST(704, "VarSet_SF", 0),                            \
+        SF_CONST(704, "VarSetPct_SF", -1)
+
 static const uint16_t battery_models[] = {1, 701, 702, 704, 713, 802};
 static const struct row battery_rows[] = {
     REGMAP_COMMON_ROWS,
@@ -482,17 +519,7 @@ static const struct row battery_rows[] = {
      .kind = ROW_MEASURE,
      .get = v_ac_w,
      .doc = "AC power, + discharge (injection), - charge (absorption)"},
-    {.model = 701, .point = "VA", .kind = ROW_MEASURE, .get = v_ac_va, .doc = "abs(W) (unity PF)"},
-    {.model = 701, .point = "Var", .kind = ROW_MEASURE, .c = 0, .doc = "0"},
-    {.model = 701, .point = "PF", .kind = ROW_MEASURE, .c = 1, .doc = "1.0"},
-    {.model = 701,
-     .point = "A",
-     .kind = ROW_MEASURE,
-     .get = v_ac_a,
-     .doc = "abs(W) / (3 x 230 V), per phase"},
-    {.model = 701, .point = "LLV", .kind = ROW_MEASURE, .c = AC_LL_V, .doc = "400 V nominal"},
-    {.model = 701, .point = "LNV", .kind = ROW_MEASURE, .c = AC_LN_V, .doc = "230 V nominal"},
-    {.model = 701, .point = "Hz", .kind = ROW_MEASURE, .c = AC_HZ, .doc = "50 Hz nominal"},
+    ROWS_701_AC,
     {.model = 701,
      .point = "TotWhInj",
      .kind = ROW_MEASURE,
@@ -513,16 +540,7 @@ static const struct row battery_rows[] = {
      .kind = ROW_MEASURE,
      .get = v_bat_temp,
      .doc = "battery temperature (the model's thermal state)"},
-    SF_CHOSEN(701, "A_SF", SFC_AC_A16),
-    SF_CONST(701, "V_SF", -1),
-    SF_CONST(701, "Hz_SF", -2),
-    SF_CHOSEN(701, "W_SF", SFC_POWER16),
-    SF_CONST(701, "PF_SF", -3),
-    SF_CHOSEN(701, "VA_SF", SFC_POWER16),
-    SF_CHOSEN(701, "Var_SF", SFC_POWER16),
-    SF_CONST(701, "TotWh_SF", 0),
-    SF_CONST(701, "TotVarh_SF", 0),
-    SF_CONST(701, "Tmp_SF", -1),
+    ROWS_701_SF,
     /* 702 DERCapacity */
     {.model = 702,
      .point = "WMaxRtg",
@@ -571,12 +589,7 @@ static const struct row battery_rows[] = {
      .get = v_bat_dis_rtg,
      .check = ck_bat_wmax,
      .doc = "default max_discharge_w; 0..WDisChaRteMaxRtg; caps discharge setpoints"},
-    SF_CHOSEN(702, "W_SF", SFC_RATING16),
-    SF_CHOSEN(702, "VA_SF", SFC_RATING16),
-    SF_CONST(702, "V_SF", -1),
-    SF_CHOSEN(702, "A_SF", SFC_AC_A16),
-    SF_CONST(702, "PF_SF", -3),
-    SF_CHOSEN(702, "Var_SF", SFC_RATING16),
+    ROWS_702_SF,
     /* 704 DERCtlAC */
     {.model = 704,
      .point = "WSetEna",
@@ -622,12 +635,7 @@ static const struct row battery_rows[] = {
      .kind = ROW_MEASURE,
      .get = v_rvrt_wset,
      .doc = "seconds left before the setpoint lapses (0 when no timer runs)"},
-    SF_CONST(704, "PF_SF", -3),
-    SF_CONST(704, "WMaxLimPct_SF", -1),
-    SF_CONST(704, "WSet_SF", 0),
-    SF_CONST(704, "WSetPct_SF", -1),
-    SF_CONST(704, "VarSet_SF", 0),
-    SF_CONST(704, "VarSetPct_SF", -1),
+    ROWS_704_SF,
     /* 713 DERStorageCapacity */
     {.model = 713, .point = "WHRtg", .kind = ROW_STATIC, .get = v_bat_wh_rtg, .doc = "capacity_wh"},
     {.model = 713,
@@ -785,17 +793,7 @@ static const struct row pv_rows[] = {
      .kind = ROW_MEASURE,
      .get = v_ac_w,
      .doc = "AC power, + production"},
-    {.model = 701, .point = "VA", .kind = ROW_MEASURE, .get = v_ac_va, .doc = "abs(W) (unity PF)"},
-    {.model = 701, .point = "Var", .kind = ROW_MEASURE, .c = 0, .doc = "0"},
-    {.model = 701, .point = "PF", .kind = ROW_MEASURE, .c = 1, .doc = "1.0"},
-    {.model = 701,
-     .point = "A",
-     .kind = ROW_MEASURE,
-     .get = v_ac_a,
-     .doc = "abs(W) / (3 x 230 V), per phase"},
-    {.model = 701, .point = "LLV", .kind = ROW_MEASURE, .c = AC_LL_V, .doc = "400 V nominal"},
-    {.model = 701, .point = "LNV", .kind = ROW_MEASURE, .c = AC_LN_V, .doc = "230 V nominal"},
-    {.model = 701, .point = "Hz", .kind = ROW_MEASURE, .c = AC_HZ, .doc = "50 Hz nominal"},
+    ROWS_701_AC,
     {.model = 701,
      .point = "TotWhInj",
      .kind = ROW_MEASURE,
@@ -812,16 +810,7 @@ static const struct row pv_rows[] = {
      .kind = ROW_MEASURE,
      .get = v_pv_cell,
      .doc = "cell temperature (NOCT model)"},
-    SF_CHOSEN(701, "A_SF", SFC_AC_A16),
-    SF_CONST(701, "V_SF", -1),
-    SF_CONST(701, "Hz_SF", -2),
-    SF_CHOSEN(701, "W_SF", SFC_POWER16),
-    SF_CONST(701, "PF_SF", -3),
-    SF_CHOSEN(701, "VA_SF", SFC_POWER16),
-    SF_CHOSEN(701, "Var_SF", SFC_POWER16),
-    SF_CONST(701, "TotWh_SF", 0),
-    SF_CONST(701, "TotVarh_SF", 0),
-    SF_CONST(701, "Tmp_SF", -1),
+    ROWS_701_SF,
     {.model = 702,
      .point = "WMaxRtg",
      .kind = ROW_STATIC,
@@ -839,12 +828,7 @@ static const struct row pv_rows[] = {
      .kind = ROW_STATIC,
      .get = v_pv_rated,
      .doc = "AC rating (writable, stored only)"},
-    SF_CHOSEN(702, "W_SF", SFC_RATING16),
-    SF_CHOSEN(702, "VA_SF", SFC_RATING16),
-    SF_CONST(702, "V_SF", -1),
-    SF_CHOSEN(702, "A_SF", SFC_AC_A16),
-    SF_CONST(702, "PF_SF", -3),
-    SF_CHOSEN(702, "Var_SF", SFC_RATING16),
+    ROWS_702_SF,
     {.model = 704,
      .point = "WMaxLimPctEna",
      .kind = ROW_CONTROL,
@@ -874,12 +858,7 @@ static const struct row pv_rows[] = {
      .kind = ROW_MEASURE,
      .get = v_rvrt_wmaxlim,
      .doc = "seconds left before the limit lapses (0 when no timer runs)"},
-    SF_CONST(704, "PF_SF", -3),
-    SF_CONST(704, "WMaxLimPct_SF", -1),
-    SF_CONST(704, "WSet_SF", 0),
-    SF_CONST(704, "WSetPct_SF", -1),
-    SF_CONST(704, "VarSet_SF", 0),
-    SF_CONST(704, "VarSetPct_SF", -1),
+    ROWS_704_SF,
 };
 
 const struct asset_map regmap_battery_map = {

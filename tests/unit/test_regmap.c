@@ -1,6 +1,6 @@
-/* Unit tests for sim/wire/regmap.c: images built for hand-made assets, decoded back through
- * gateway/devices/sunspec.c; writes checked as the Modbus server checks them
- * (regimage_check_write), then applied as libmodbus would apply them. */
+/* Unit tests for the simulator's register maps (sim/wire/regmap*.c): images built for hand-made
+ * assets, decoded back through gateway/devices/sunspec.c; writes checked as the Modbus server
+ * checks them (regimage_check_write), then applied as libmodbus would apply them. */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -562,9 +562,9 @@ static void expect_words(struct sim_asset *a, uint16_t id, const char *point, do
     CU_ASSERT(same);
 }
 
-/* Publish encodes on a fast path and writes only words that change; every value, rounding
- * halfway cases, saturation, accumulators past their width and a spiked scale factor
- * included, must come out as gateway/devices/sunspec.c encodes it. */
+/* Publish writes only the points whose value changed; every value, rounding halfway cases,
+ * saturation, accumulators past their width and a spiked scale factor included, must still
+ * come out as gateway/devices/sunspec.c encodes it on a fresh copy. */
 static void test_publish_matches_sunspec(void)
 {
     struct sim_asset a;
