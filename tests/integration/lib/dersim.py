@@ -18,7 +18,7 @@ import time
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 BUILD = os.environ.get("BUILD", "build")
 DERSIM = os.environ.get("DERSIM") or os.path.join(ROOT, BUILD, "bin", "der-sim")
-SUNSPEC_DIR = os.path.join(ROOT, "gateway", "sunspec")
+SUNSPEC_DIR = os.path.join(ROOT, "gateway", "devices", "sunspec")
 
 
 class Fail(Exception):
