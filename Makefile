@@ -111,7 +111,7 @@ PROTO    := proto/der/v1/agent.proto
 PROTO_C  := $(GEN)/proto/der/v1/agent.pb-c.c
 PROTO_H  := $(GEN)/proto/der/v1/agent.pb-c.h
 PROTO_OBJ := $(OBJ)/gen/proto/der/v1/agent.pb-c.o
-GW_OBJ   := $(GW_SRC:%.c=$(OBJ)/%.o) $(OBJ)/gen/sunspec_models.o
+GW_OBJ   := $(GW_SRC:%.c=$(OBJ)/%.o) $(OBJ)/gen/sunspec_models.o $(OBJ)/gen/devmap_maps.o
 SIM_OBJ  := $(SIM_SRC:%.c=$(OBJ)/%.o)
 COMMON_OBJ := $(COMMON_SRC:%.c=$(OBJ)/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -120,6 +120,7 @@ BENCH_SRC := $(wildcard tests/bench/*.c)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BIN)/%)
 
 SUNSPEC_JSON := $(sort $(wildcard gateway/devices/sunspec/model_*.json))
+DEVMAP_JSON  := $(sort $(wildcard gateway/devices/maps/*.json))
 
 .PHONY: all deps test unit integration bench run install uninstall man clean format lint FORCE
 .DEFAULT_GOAL := all
@@ -141,7 +142,7 @@ deps:
 	fi
 
 # ---- build rules -----------------------------------------------------------------------------
-$(OBJ)/%.o: %.c | $(GEN)/sunspec_models.h $(PROTO_H)
+$(OBJ)/%.o: %.c | $(GEN)/sunspec_models.h $(GEN)/devmap_maps.h $(PROTO_H)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC  $<")
 	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
@@ -162,6 +163,13 @@ $(BUILD)/host/sunspec-gen: gateway/devices/sunspec_gen.c
 $(GEN)/sunspec_models.c $(GEN)/sunspec_models.h &: $(BUILD)/host/sunspec-gen $(SUNSPEC_JSON)
 	@mkdir -p $(GEN)
 	$(BUILD)/host/sunspec-gen $(GEN)/sunspec_models.c $(GEN)/sunspec_models.h $(SUNSPEC_JSON)
+
+# The derloop EVSE and boiler maps: one description (gateway/devices/maps/*.json, in SunSpec's
+# format), the same generator, tables read by the gateway's drivers, the simulator's images and
+# docs/registers.md.
+$(GEN)/devmap_maps.c $(GEN)/devmap_maps.h &: $(BUILD)/host/sunspec-gen $(DEVMAP_JSON)
+	@mkdir -p $(GEN)
+	$(BUILD)/host/sunspec-gen --maps $(GEN)/devmap_maps.c $(GEN)/devmap_maps.h $(DEVMAP_JSON)
 
 # version.h carries the build's commit (the first log line of every run names it); rewritten
 # only when it changes, so an unchanged tree does not rebuild.

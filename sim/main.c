@@ -1,5 +1,5 @@
 /* der-sim: the simulator's command line. Each subcommand parses its options here and calls the
- * library (scenario, serve, regmap); nothing below main exits the process. */
+ * library (scenario, serve, regdoc); nothing below main exits the process. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -15,7 +15,7 @@
 #include "reports/compare.h"
 #include "reports/experiment.h"
 #include "reports/kpi.h"
-#include "sim/wire/regmap.h"
+#include "reports/regdoc.h"
 #include "common/rtclock.h"
 #include "sim/run/runner.h"
 #include "sim/scenario/scenario.h"
@@ -666,7 +666,7 @@ static int cmd_registers(int argc, char **argv)
               help ? stdout : stderr);
         return help ? 0 : 2;
     }
-    return regmap_markdown(stdout) == 0 ? 0 : 1;
+    return regdoc_markdown(stdout) == 0 ? 0 : 1;
 }
 
 int main(int argc, char **argv)

@@ -9,17 +9,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/devtype.h"
+
 #define PROCIMG_MAX_DEVICES 32
 #define PROCIMG_ID_LEN      48
 
+/* The device types of common/devtype.h (PROCIMG_BATTERY, ...), except that a meter shows in
+ * its role: PROCIMG_METER is the grid meter (PROCIMG_METER_GRID), a load-role meter is
+ * PROCIMG_METER_LOAD. */
+/* (clang-format would take the list and the next enumerator for one expression) */
+/* clang-format off */
 enum procimg_type {
-    PROCIMG_BATTERY = 0,
-    PROCIMG_PV,
-    PROCIMG_METER_GRID,
+#define PROCIMG_TYPE_(NAME, name, proto, driver) PROCIMG_##NAME,
+    DEVTYPE_LIST(PROCIMG_TYPE_)
+#undef PROCIMG_TYPE_
     PROCIMG_METER_LOAD,
-    PROCIMG_EVSE,
-    PROCIMG_BOILER,
+    PROCIMG_METER_GRID = PROCIMG_METER,
 };
+/* clang-format on */
 
 /* One device. Fields that do not apply to its type are ignored; a value the device does not
  * report is NaN (the interlocks say, per field, what NaN means). */

@@ -106,8 +106,7 @@ static int get_dur(struct ctx *c, const char *path, const cJSON *v, int64_t lo, 
 
 const char *dev_type_name(enum dev_type t)
 {
-    static const char *const names[] = {"battery", "pv", "meter", "evse", "boiler"};
-    return (unsigned)t < sizeof names / sizeof names[0] ? names[t] : "?";
+    return devtype_json((int)t) ? devtype_json((int)t) : "?";
 }
 
 static int parse_device(struct ctx *c, const cJSON *d, size_t i, struct device_cfg *out)
@@ -133,13 +132,13 @@ static int parse_device(struct ctx *c, const cJSON *d, size_t i, struct device_c
         return rc;
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(d, "type");
     int found = 0;
-    for (int k = DEV_BATTERY; k <= DEV_BOILER && cJSON_IsString(t); k++)
+    for (int k = 0; k < DEVTYPE_COUNT && cJSON_IsString(t); k++)
         if (!strcmp(t->valuestring, dev_type_name((enum dev_type)k))) {
             out->type = (enum dev_type)k;
             found = 1;
         }
     if (!found)
-        return fail(c, AT("type"), t, "must be one of battery, pv, meter, evse, boiler");
+        return fail(c, AT("type"), t, "must be one of %s", DEVTYPE_NAMES);
     const cJSON *role = cJSON_GetObjectItemCaseSensitive(d, "role");
     if (out->type == DEV_METER) {
         if (cJSON_IsString(role) && !strcmp(role->valuestring, "grid"))
@@ -151,9 +150,7 @@ static int parse_device(struct ctx *c, const cJSON *d, size_t i, struct device_c
     } else if (role) {
         return fail(c, AT("role"), role, "only meters have a role");
     }
-    const char *def_driver = out->type == DEV_EVSE     ? "derloop-evse"
-                             : out->type == DEV_BOILER ? "derloop-boiler"
-                                                       : "sunspec";
+    const char *def_driver = devtype_driver((int)out->type);
     const cJSON *drv = cJSON_GetObjectItemCaseSensitive(d, "driver");
     if (drv) {
         if (!cJSON_IsString(drv) || strcmp(drv->valuestring, def_driver))

@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "common/devtype.h"
 #include "gateway/control/sitectx.h"
 
 #define SITECONF_ID_MAX      48 /* as PROCIMG_ID_LEN: ids travel into the process image */
@@ -22,7 +23,12 @@
 #define SITECONF_TIMEOUT_MIN_MS     10LL
 #define SITECONF_TIMEOUT_MAX_MS     60000LL
 
-enum dev_type { DEV_BATTERY, DEV_PV, DEV_METER, DEV_EVSE, DEV_BOILER };
+/* The device types of common/devtype.h: DEV_BATTERY, ... */
+enum dev_type {
+#define DEV_TYPE_(NAME, name, proto, driver) DEV_##NAME,
+    DEVTYPE_LIST(DEV_TYPE_)
+#undef DEV_TYPE_
+};
 enum dev_role { ROLE_NONE, ROLE_GRID, ROLE_LOAD };
 
 const char *dev_type_name(enum dev_type t);

@@ -383,21 +383,13 @@ static int sunspec_write_pv(struct device *d, double limit_w)
     return rc;
 }
 
+/* The process image's types are the device types of common/devtype.h in the same order, but
+ * for a meter in the load role. */
 static enum procimg_type image_type(const struct device_cfg *c)
 {
-    switch (c->type) {
-    case DEV_BATTERY:
-        return PROCIMG_BATTERY;
-    case DEV_PV:
-        return PROCIMG_PV;
-    case DEV_METER:
-        return c->role == ROLE_GRID ? PROCIMG_METER_GRID : PROCIMG_METER_LOAD;
-    case DEV_EVSE:
-        return PROCIMG_EVSE;
-    case DEV_BOILER:
-        return PROCIMG_BOILER;
-    }
-    return PROCIMG_BATTERY;
+    if (c->type == DEV_METER && c->role != ROLE_GRID)
+        return PROCIMG_METER_LOAD;
+    return (enum procimg_type)c->type;
 }
 
 struct device *device_new(const struct device_cfg *cfg, struct bus *bus, char *err, size_t errlen)

@@ -1,6 +1,11 @@
-/* devmap: the small register maps of devices SunSpec does not cover (docs/registers.md: the
- * derloop EVSE and boiler maps), as data: each point's address, size, type, scale and
- * access. The gateway's drivers decode and encode with them; the tables are static. */
+/* devmap: the small register maps of devices SunSpec does not cover (the derloop EVSE and
+ * boiler maps of docs/registers.md), as data. Each map is described once, in
+ * gateway/devices/maps/NAME.json (SunSpec's format: name, address, type, scale, units, access,
+ * symbols, description), and compiled at build time into the tables below (build/gen/
+ * devmap_maps.{c,h}, by sunspec-gen --maps). The gateway's drivers decode and encode with them;
+ * the simulator serves its images from them; docs/registers.md prints them. Points are
+ * struct sunspec_point whose offset is the 0-based register address, so gateway/devices/
+ * sunspec.c encodes them. The tables are static. */
 #ifndef DERLOOP_DEVMAP_H
 #define DERLOOP_DEVMAP_H
 
@@ -9,31 +14,29 @@
 
 #include "gateway/control/procimg.h"
 #include "gateway/control/siteconf.h"
-
-enum devmap_type { DM_U16, DM_I16, DM_U32, DM_I32 };
-
-struct devmap_point {
-    const char *name;
-    uint16_t addr; /* 0-based PDU address */
-    enum devmap_type type;
-    int8_t sf; /* engineering value = raw * 10^sf */
-    uint8_t writable;
-};
+#include "gateway/devices/sunspec.h"
 
 struct devmap {
     const char *driver; /* "derloop-evse", "derloop-boiler" */
-    uint16_t map_id;    /* the value of register 0 */
-    uint16_t count;     /* registers from 0 */
-    size_t n_points;
-    const struct devmap_point *points;
+    const char *title;  /* its section of docs/registers.md: heading and introduction */
+    const char *intro;
+    uint16_t map_id;  /* the value of register 0 (MapId) */
+    uint16_t version; /* the value of register 1 (MapVersion) */
+    uint16_t count;   /* registers from 0 */
+    uint16_t n_points;
+    const struct sunspec_point *points; /* in address order; offset = PDU address */
+    const char *const *docs;            /* per point: what it holds */
 };
 
+size_t devmap_count(void);
+const struct devmap *devmap_at(size_t i); /* NULL past the end */
 const struct devmap *devmap_find(const char *driver);
-const struct devmap_point *devmap_point(const struct devmap *m, const char *name);
-/* Engineering value of a point from regs (the map from register 0). */
-double devmap_get(const struct devmap_point *p, const uint16_t *regs);
+const struct sunspec_point *devmap_point(const struct devmap *m, const char *name);
+/* Engineering value of a point from regs (the map from register 0): raw x 10^sf. A register
+ * holding the type's "not implemented" pattern reads as its raw number. */
+double devmap_get(const struct sunspec_point *p, const uint16_t *regs);
 /* Encodes v into regs; -ERANGE when it does not fit the type. */
-int devmap_set(const struct devmap_point *p, uint16_t *regs, double v);
+int devmap_set(const struct sunspec_point *p, uint16_t *regs, double v);
 
 /* Fills a process-image entry from the map's registers (n of them, from 0). Returns 0, or
  * -EPROTO when the map id does not match (not the device the configuration names). */

@@ -113,68 +113,63 @@ struct int_kind {
     int is_signed;
     int is_acc;
     uint64_t na;
+    /* The writable range in int64_t, "not implemented" excluded (accumulators keep 0: a
+     * counter at zero and "not implemented" share the pattern, as the standard has it). */
+    int64_t lo, hi;
+};
+
+/* The most negative pattern of a signed type is its "not implemented" value; all ones that of
+ * an unsigned one; accumulators use their full width. 64-bit ranges end at INT64_MAX. */
+#define INT_SIGNED(w, na)                                                                          \
+    {                                                                                              \
+        w, 1, 0, na, -(int64_t)((1ull << (16 * (w)-1)) - 1), (int64_t)((1ull << (16 * (w)-1)) - 1) \
+    }
+#define INT_UNSIGNED(w, na)                                                                        \
+    {                                                                                              \
+        w, 0, 0, na, 0, (w) == 4 ? INT64_MAX : (int64_t)((1ull << (16 * (w) % 64)) - 2)            \
+    }
+#define INT_ACC(w)                                                                                 \
+    {                                                                                              \
+        w, 0, 1, 0, 0, (w) == 4 ? INT64_MAX : (int64_t)((1ull << (16 * (w) % 64)) - 1)             \
+    }
+
+/* A table, not a switch: the simulator encodes every changed measurement of every image at
+ * every step through here (sim/wire/regmap.c). words == 0: not an integer type. */
+static const struct int_kind int_kinds[] = {
+    [SUNSPEC_INT16] = INT_SIGNED(1, 0x8000),
+    [SUNSPEC_SUNSSF] = INT_SIGNED(1, 0x8000),
+    [SUNSPEC_UINT16] = INT_UNSIGNED(1, 0xFFFF),
+    [SUNSPEC_ENUM16] = INT_UNSIGNED(1, 0xFFFF),
+    [SUNSPEC_BITFIELD16] = INT_UNSIGNED(1, 0xFFFF),
+    [SUNSPEC_RAW16] = INT_UNSIGNED(1, 0xFFFF),
+    [SUNSPEC_ACC16] = INT_ACC(1),
+    [SUNSPEC_COUNT] = INT_ACC(1),
+    [SUNSPEC_INT32] = INT_SIGNED(2, 0x80000000u),
+    [SUNSPEC_UINT32] = INT_UNSIGNED(2, 0xFFFFFFFFu),
+    [SUNSPEC_ENUM32] = INT_UNSIGNED(2, 0xFFFFFFFFu),
+    [SUNSPEC_BITFIELD32] = INT_UNSIGNED(2, 0xFFFFFFFFu),
+    [SUNSPEC_ACC32] = INT_ACC(2),
+    [SUNSPEC_IPADDR] = INT_ACC(2),
+    [SUNSPEC_INT64] = INT_SIGNED(4, 0x8000000000000000ull),
+    [SUNSPEC_UINT64] = INT_UNSIGNED(4, 0xFFFFFFFFFFFFFFFFull),
+    [SUNSPEC_BITFIELD64] = INT_UNSIGNED(4, 0xFFFFFFFFFFFFFFFFull),
+    [SUNSPEC_ACC64] = INT_ACC(4),
 };
 
 static int int_kind(enum sunspec_type t, struct int_kind *k)
 {
-    *k = (struct int_kind){0};
-    switch (t) {
-    case SUNSPEC_INT16:
-    case SUNSPEC_SUNSSF:
-        *k = (struct int_kind){1, 1, 0, 0x8000};
-        return 0;
-    case SUNSPEC_UINT16:
-    case SUNSPEC_ENUM16:
-    case SUNSPEC_BITFIELD16:
-    case SUNSPEC_RAW16:
-        *k = (struct int_kind){1, 0, 0, 0xFFFF};
-        return 0;
-    case SUNSPEC_ACC16:
-    case SUNSPEC_COUNT:
-        *k = (struct int_kind){1, 0, 1, 0};
-        return 0;
-    case SUNSPEC_INT32:
-        *k = (struct int_kind){2, 1, 0, 0x80000000u};
-        return 0;
-    case SUNSPEC_UINT32:
-    case SUNSPEC_ENUM32:
-    case SUNSPEC_BITFIELD32:
-        *k = (struct int_kind){2, 0, 0, 0xFFFFFFFFu};
-        return 0;
-    case SUNSPEC_ACC32:
-    case SUNSPEC_IPADDR:
-        *k = (struct int_kind){2, 0, 1, 0};
-        return 0;
-    case SUNSPEC_INT64:
-        *k = (struct int_kind){4, 1, 0, 0x8000000000000000ull};
-        return 0;
-    case SUNSPEC_UINT64:
-    case SUNSPEC_BITFIELD64:
-        *k = (struct int_kind){4, 0, 0, 0xFFFFFFFFFFFFFFFFull};
-        return 0;
-    case SUNSPEC_ACC64:
-        *k = (struct int_kind){4, 0, 1, 0};
-        return 0;
-    default:
+    if ((unsigned)t >= sizeof int_kinds / sizeof int_kinds[0] || !int_kinds[t].words) {
+        *k = (struct int_kind){0};
         return -EINVAL;
     }
+    *k = int_kinds[t];
+    return 0;
 }
 
-/* The writable range of a type in int64_t, "not implemented" excluded (accumulators keep 0:
- * a counter at zero and "not implemented" share the pattern, as the standard has it). */
 static void int_range(const struct int_kind *k, int64_t *lo, int64_t *hi)
 {
-    int bits = 16 * k->words;
-    if (k->is_signed) {
-        *hi = bits == 64 ? INT64_MAX : (int64_t)((1ull << (bits - 1)) - 1);
-        *lo = -*hi; /* the most negative pattern is the "not implemented" value */
-    } else {
-        *lo = 0;
-        uint64_t max = bits == 64 ? UINT64_MAX : (1ull << bits) - 1;
-        if (!k->is_acc)
-            max--; /* all ones is "not implemented" */
-        *hi = max > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)max;
-    }
+    *lo = k->lo;
+    *hi = k->hi;
 }
 
 int sunspec_type_range(enum sunspec_type t, int64_t *lo, int64_t *hi)
@@ -368,10 +363,15 @@ int sunspec_write_float(const struct sunspec_point *p, uint16_t *model, double v
 
 /* ---- scale factors --------------------------------------------------------------------- */
 
-/* 10^n for n in [0, 22] is exact in a double; dividing by it (rather than multiplying by
- * 10^-n) keeps 2300 * 10^-1 == 230 exactly. */
+/* 10^n for n in [0, 22] is exact in a double (a table: the products of tens it holds are
+ * exact); dividing by it (rather than multiplying by 10^-n) keeps 2300 * 10^-1 == 230 exactly. */
 static double pow10i(int n)
 {
+    static const double p[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                               1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                               1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    if (n >= 0 && n <= 22)
+        return p[n];
     double r = 1.0;
     while (n-- > 0)
         r *= 10.0;

@@ -1,10 +1,16 @@
-/* sunspec-gen: the build-time generator of the SunSpec model tables. It reads SunSpec's own
- * JSON model definitions (gateway/devices/sunspec/model_N.json), validates them, flattens groups
+/* sunspec-gen: the build-time generator of the register tables. It reads SunSpec's own JSON
+ * model definitions (gateway/devices/sunspec/model_N.json), validates them, flattens groups
  * ("PFWInj.PF"), resolves scale-factor links to point indexes, and writes a C file of static
  * const tables (types from gateway/devices/sunspec.h) plus a small header. Models come out sorted
  * by id and points in file order, so the output is byte-identical for the same inputs.
  *
+ * With --maps it reads the derloop device maps instead (gateway/devices/maps/NAME.json: the
+ * EVSE and boiler maps, written in SunSpec's own format so that one parser reads both) and
+ * writes the tables of gateway/devices/devmap.h: the one description of those maps that the
+ * gateway's drivers, the simulator's images and docs/registers.md all read.
+ *
  * Usage: sunspec-gen OUT.c OUT.h model_1.json model_701.json ...
+ *        sunspec-gen --maps OUT.c OUT.h maps/evse.json maps/boiler.json ...
  * Any unexpected content fails the build with "FILE: point NAME: message". */
 #include <ctype.h>
 #include <errno.h>
@@ -69,6 +75,7 @@ struct point {
     int sf_index; /* -1 none, -2 literal */
     int sf_literal;
     const char *units;
+    const char *desc; /* "" when none */
     int n_symbols;
     struct symbol *symbols;
 };
@@ -78,12 +85,19 @@ struct model {
     const char *file;
     char name[NAME_MAX_LEN];
     int length;
+    /* --maps only: the map's driver name, version and its section of docs/registers.md */
+    const char *driver, *title, *intro;
+    int version;
     int n_points;
     struct point *points;
     cJSON *root;
 };
 
 static const char *cur_file;
+/* --maps: our own device maps, which differ from SunSpec models in three ways: no ID/L header
+ * (MapId and MapVersion instead), literal scale factors only, and enumerations carried in
+ * uint16 points (as the devices they follow do). */
+static int maps_mode;
 
 static int fail(const char *point, const char *fmt, ...)
 {
@@ -150,7 +164,7 @@ static int parse_symbols(struct point *p, const cJSON *syms)
 {
     if (!cJSON_IsArray(syms))
         return fail(p->name, "\"symbols\" is not an array");
-    if (!p->type->symbolic)
+    if (!p->type->symbolic && !(maps_mode && p->type == find_type("uint16")))
         return fail(p->name, "symbols on a %s point", p->type->json);
     int n = cJSON_GetArraySize(syms);
     p->symbols = calloc(n ? (size_t)n : 1, sizeof *p->symbols);
@@ -229,6 +243,21 @@ static int parse_point(struct model *m, const cJSON *jp, const char *group, int 
                   strchr(units->valuestring, '\\')))
         return fail(p->name, "\"units\" is not a plain string");
     p->units = units ? units->valuestring : "";
+    const cJSON *desc = cJSON_GetObjectItemCaseSensitive(jp, "desc");
+    if (desc && !cJSON_IsString(desc))
+        return fail(p->name, "\"desc\" is not a string");
+    p->desc = desc ? desc->valuestring : "";
+    if (maps_mode) {
+        /* The address is the map's contract: stated in the file, checked against the sizes. */
+        long long addr;
+        if (!integral(cJSON_GetObjectItemCaseSensitive(jp, "address"), &addr))
+            return fail(p->name, "\"address\" missing or not an integer");
+        if (addr != p->offset)
+            return fail(p->name, "\"address\" %lld, but the points before it end at %d", addr,
+                        p->offset);
+        if (!desc || !*p->desc)
+            return fail(p->name, "no \"desc\" (docs/registers.md prints it)");
+    }
 
     p->sf_index = -1;
     const cJSON *sf = cJSON_GetObjectItemCaseSensitive(jp, "sf");
@@ -237,6 +266,8 @@ static int parse_point(struct model *m, const cJSON *jp, const char *group, int 
             return fail(p->name, "\"sf\" is neither a point name nor a number");
         if (literal_sf(sf, &p->sf_literal)) {
             p->sf_index = -2;
+        } else if (maps_mode) {
+            return fail(p->name, "\"sf\" must be a literal exponent in a device map");
         } else if (cJSON_IsString(sf) && valid_ident(sf->valuestring)) {
             snprintf(p->sf_name, sizeof p->sf_name, "%s", sf->valuestring);
         } else {
@@ -327,7 +358,8 @@ static int resolve_sf(struct model *m, struct point *p)
     }
 }
 
-static int load_model(struct model *m, const char *path)
+/* Reads and parses the JSON file at path into m->root. */
+static int read_json(struct model *m, const char *path)
 {
     cur_file = path;
     m->file = path;
@@ -364,7 +396,14 @@ static int load_model(struct model *m, const char *path)
     if (!m->root)
         return fail(NULL, "invalid JSON near \"%.30s\"",
                     cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() : "");
+    return 0;
+}
 
+static int load_model(struct model *m, const char *path)
+{
+    int rc = read_json(m, path);
+    if (rc)
+        return rc;
     long long id;
     if (!integral(cJSON_GetObjectItemCaseSensitive(m->root, "id"), &id) || id < 1 || id >= 0xFFFF)
         return fail(NULL, "\"id\" missing or not in [1, 65534]");
@@ -386,8 +425,7 @@ static int load_model(struct model *m, const char *path)
     if (!m->points)
         return -ENOMEM;
     int offset = 0;
-    int rc = parse_group(m, g, "", &offset, 1);
-    if (rc)
+    if ((rc = parse_group(m, g, "", &offset, 1)))
         return rc;
 
     struct point *idp = &m->points[0], *lp = &m->points[1];
@@ -421,56 +459,74 @@ static int by_id(const void *a, const void *b)
     return (x->id > y->id) - (x->id < y->id);
 }
 
+/* A point table and its symbol tables, named points_TAG and sym_TAG_N. */
+static void emit_points(FILE *c, const struct model *m, const char *tag)
+{
+    for (int i = 0; i < m->n_points; i++) {
+        struct point *p = &m->points[i];
+        if (!p->n_symbols)
+            continue;
+        fprintf(c, "static const struct sunspec_symbol sym_%s_%d[] = {\n", tag, i);
+        for (int s = 0; s < p->n_symbols; s++)
+            fprintf(c, "    {\"%s\", %lldu},\n", p->symbols[s].name, p->symbols[s].value);
+        fprintf(c, "};\n");
+    }
+    fprintf(c, "\nstatic const struct sunspec_point points_%s[] = {\n", tag);
+    for (int i = 0; i < m->n_points; i++) {
+        struct point *p = &m->points[i];
+        char syms[48] = "NULL";
+        if (p->n_symbols)
+            snprintf(syms, sizeof syms, "sym_%s_%d", tag, i);
+        fprintf(c, "    {\"%s\", %d, %d, %s, %d, %d, %d, %d, \"%s\", %d, %s},\n", p->name,
+                p->offset, p->size, p->type->c_enum, p->writable, p->mandatory, p->sf_index,
+                p->sf_index == -2 ? p->sf_literal : 0, p->units, p->n_symbols, syms);
+    }
+    fprintf(c, "};\n");
+}
+
+static int close_out(FILE *f, const char *path)
+{
+    int bad = ferror(f);
+    if (fclose(f) || bad) {
+        fprintf(stderr, "sunspec-gen: %s: write error\n", path);
+        return -EIO;
+    }
+    return 0;
+}
+
+static FILE *open_out(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        fprintf(stderr, "sunspec-gen: %s: %s\n", path, strerror(errno));
+    return f;
+}
+
 static int emit(const char *c_path, const char *h_path, struct model *models, int n)
 {
-    FILE *c = fopen(c_path, "w");
-    if (!c) {
-        fprintf(stderr, "sunspec-gen: %s: %s\n", c_path, strerror(errno));
-        return -errno;
-    }
+    FILE *c = open_out(c_path);
+    if (!c)
+        return -EIO;
     fprintf(
         c, "/* Generated by sunspec-gen (gateway/devices/sunspec_gen.c) from SunSpec's JSON model\n"
            " * definitions (gateway/devices/sunspec/, Apache-2.0). Do not edit. */\n"
            "#include \"sunspec_models.h\"\n\n");
     for (int k = 0; k < n; k++) {
-        struct model *m = &models[k];
-        for (int i = 0; i < m->n_points; i++) {
-            struct point *p = &m->points[i];
-            if (!p->n_symbols)
-                continue;
-            fprintf(c, "static const struct sunspec_symbol sym_%d_%d[] = {\n", m->id, i);
-            for (int s = 0; s < p->n_symbols; s++)
-                fprintf(c, "    {\"%s\", %lldu},\n", p->symbols[s].name, p->symbols[s].value);
-            fprintf(c, "};\n");
-        }
-        fprintf(c, "\nstatic const struct sunspec_point points_%d[] = {\n", m->id);
-        for (int i = 0; i < m->n_points; i++) {
-            struct point *p = &m->points[i];
-            char syms[48] = "NULL";
-            if (p->n_symbols)
-                snprintf(syms, sizeof syms, "sym_%d_%d", m->id, i);
-            fprintf(c, "    {\"%s\", %d, %d, %s, %d, %d, %d, %d, \"%s\", %d, %s},\n", p->name,
-                    p->offset, p->size, p->type->c_enum, p->writable, p->mandatory, p->sf_index,
-                    p->sf_index == -2 ? p->sf_literal : 0, p->units, p->n_symbols, syms);
-        }
-        fprintf(c, "};\n");
+        char tag[16];
+        snprintf(tag, sizeof tag, "%d", models[k].id);
+        emit_points(c, &models[k], tag);
     }
     fprintf(c, "\nconst struct sunspec_model sunspec_models[SUNSPEC_N_MODELS] = {\n");
     for (int k = 0; k < n; k++)
         fprintf(c, "    {%d, \"%s\", %d, %d, points_%d},\n", models[k].id, models[k].name,
                 models[k].length, models[k].n_points, models[k].id);
     fprintf(c, "};\n");
-    int bad = ferror(c);
-    if (fclose(c) || bad) {
-        fprintf(stderr, "sunspec-gen: %s: write error\n", c_path);
+    if (close_out(c, c_path))
         return -EIO;
-    }
 
-    FILE *h = fopen(h_path, "w");
-    if (!h) {
-        fprintf(stderr, "sunspec-gen: %s: %s\n", h_path, strerror(errno));
-        return -errno;
-    }
+    FILE *h = open_out(h_path);
+    if (!h)
+        return -EIO;
     fprintf(
         h,
         "/* Generated by sunspec-gen from gateway/devices/sunspec/model_*.json. Do not edit.\n"
@@ -480,21 +536,160 @@ static int emit(const char *c_path, const char *h_path, struct model *models, in
         "#define SUNSPEC_N_MODELS %d\n"
         "extern const struct sunspec_model sunspec_models[SUNSPEC_N_MODELS];\n\n#endif\n",
         n);
-    bad = ferror(h);
-    if (fclose(h) || bad) {
-        fprintf(stderr, "sunspec-gen: %s: write error\n", h_path);
-        return -EIO;
+    return close_out(h, h_path);
+}
+
+/* ---- --maps: our own device maps ------------------------------------------------------- */
+
+/* A JSON string as a C string literal. */
+static void put_cstr(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            fputc('\\', f);
+        if (*s == '\n')
+            fputs("\\n", f);
+        else
+            fputc(*s, f);
     }
+    fputc('"', f);
+}
+
+static int get_text(const cJSON *root, const char *key, const char **out)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!cJSON_IsString(j) || !*j->valuestring)
+        return fail(NULL, "\"%s\" missing or not a non-empty string", key);
+    *out = j->valuestring;
     return 0;
+}
+
+/* A device map: {"id", "version", "driver", "title", "intro", "group": {"name", "points"}};
+ * every point has an "address" (checked against the sizes before it) and a "desc". The map
+ * starts with MapId and MapVersion, as SunSpec models start with ID and L. */
+static int load_map(struct model *m, const char *path)
+{
+    int rc = read_json(m, path);
+    if (rc)
+        return rc;
+    long long id = 0, version;
+    const cJSON *jid = cJSON_GetObjectItemCaseSensitive(m->root, "id");
+    char *end = NULL;
+    if (cJSON_IsString(jid)) /* "0x4556": a map id reads best in hex */
+        id = strtoll(jid->valuestring, &end, 0);
+    if ((cJSON_IsString(jid) ? *end != '\0' : !integral(jid, &id)) || id < 1 || id > 0xFFFF)
+        return fail(NULL, "\"id\" (the value of MapId) missing or not in [1, 0xFFFF]");
+    if (!integral(cJSON_GetObjectItemCaseSensitive(m->root, "version"), &version) || version < 1 ||
+        version > 0xFFFF)
+        return fail(NULL, "\"version\" (the value of MapVersion) missing or not in [1, 65535]");
+    m->id = (int)id;
+    m->version = (int)version;
+    if ((rc = get_text(m->root, "driver", &m->driver)) ||
+        (rc = get_text(m->root, "title", &m->title)) ||
+        (rc = get_text(m->root, "intro", &m->intro)))
+        return rc;
+    if (strspn(m->driver, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(m->driver))
+        return fail(NULL, "\"driver\" \"%s\": lower-case letters, digits and '-' only", m->driver);
+    const cJSON *g = cJSON_GetObjectItemCaseSensitive(m->root, "group");
+    const cJSON *gname = cJSON_GetObjectItemCaseSensitive(g, "name");
+    if (!cJSON_IsObject(g) || !cJSON_IsString(gname) || !valid_ident(gname->valuestring))
+        return fail(NULL, "no top-level \"group\" with a valid name (the C prefix of its points)");
+    snprintf(m->name, sizeof m->name, "%s", gname->valuestring);
+    if (cJSON_GetObjectItemCaseSensitive(g, "groups"))
+        return fail(NULL, "a device map has no sub-groups");
+    m->points = calloc(MAX_POINTS, sizeof *m->points);
+    if (!m->points)
+        return -ENOMEM;
+    int offset = 0;
+    if ((rc = parse_group(m, g, "", &offset, 1)))
+        return rc;
+    static const char *const head[] = {"MapId", "MapVersion"};
+    for (int i = 0; i < 2; i++)
+        if (strcmp(m->points[i].name, head[i]) || m->points[i].type != find_type("uint16") ||
+            m->points[i].writable)
+            return fail(m->points[i].name, "point %d must be %s (uint16, R)", i, head[i]);
+    m->length = offset;
+    return 0;
+}
+
+static int by_driver(const void *a, const void *b)
+{
+    const struct model *x = a, *y = b;
+    return strcmp(x->driver, y->driver);
+}
+
+static int emit_maps(const char *c_path, const char *h_path, struct model *maps, int n)
+{
+    FILE *c = open_out(c_path);
+    if (!c)
+        return -EIO;
+    fprintf(c, "/* Generated by sunspec-gen --maps (gateway/devices/sunspec_gen.c) from\n"
+               " * gateway/devices/maps/NAME.json. Do not edit. */\n"
+               "#include \"devmap_maps.h\"\n\n");
+    for (int k = 0; k < n; k++) {
+        const struct model *m = &maps[k];
+        emit_points(c, m, m->name);
+        fprintf(c, "\nstatic const char *const docs_%s[] = {\n", m->name);
+        for (int i = 0; i < m->n_points; i++) {
+            fputs("    ", c);
+            put_cstr(c, m->points[i].desc);
+            fputs(",\n", c);
+        }
+        fprintf(c, "};\n");
+    }
+    fprintf(c, "\nconst struct devmap devmap_maps[DEVMAP_N_MAPS] = {\n");
+    for (int k = 0; k < n; k++) {
+        const struct model *m = &maps[k];
+        fprintf(c, "    {\"%s\", ", m->driver);
+        put_cstr(c, m->title);
+        fputs(", ", c);
+        put_cstr(c, m->intro);
+        fprintf(c, ", 0x%04X, %d, %d, %d, points_%s, docs_%s},\n", m->id, m->version, m->length,
+                m->n_points, m->name, m->name);
+    }
+    fprintf(c, "};\n");
+    if (close_out(c, c_path))
+        return -EIO;
+
+    FILE *h = open_out(h_path);
+    if (!h)
+        return -EIO;
+    fprintf(
+        h,
+        "/* Generated by sunspec-gen --maps from gateway/devices/maps/NAME.json. Do not edit.\n"
+        " * The derloop device maps, sorted by driver name; types in gateway/devices/devmap.h.\n"
+        " * DEVMAP_<MAP> indexes devmap_maps, DM_<MAP>_<Point> a map's points. */\n"
+        "#ifndef DEVMAP_MAPS_H\n#define DEVMAP_MAPS_H\n\n"
+        "#include \"gateway/devices/devmap.h\"\n\n"
+        "#define DEVMAP_N_MAPS %d\n"
+        "extern const struct devmap devmap_maps[DEVMAP_N_MAPS];\n\n",
+        n);
+    fprintf(h, "enum devmap_index {\n");
+    for (int k = 0; k < n; k++)
+        fprintf(h, "    DEVMAP_%s,\n", maps[k].name);
+    fprintf(h, "};\n");
+    for (int k = 0; k < n; k++) {
+        fprintf(h, "\nenum devmap_%s_point {\n", maps[k].name);
+        for (int i = 0; i < maps[k].n_points; i++)
+            fprintf(h, "    DM_%s_%s,\n", maps[k].name, maps[k].points[i].name);
+        fprintf(h, "    DM_%s_N\n};\n", maps[k].name);
+    }
+    fprintf(h, "\n#endif\n");
+    return close_out(h, h_path);
 }
 
 int main(int argc, char **argv)
 {
-    if (argc < 4) {
-        fprintf(stderr, "usage: sunspec-gen OUT.c OUT.h model_N.json...\n");
+    maps_mode = argc > 1 && !strcmp(argv[1], "--maps");
+    char **args = argv + maps_mode;
+    int nargs = argc - maps_mode;
+    if (nargs < 4) {
+        fprintf(stderr, "usage: sunspec-gen OUT.c OUT.h model_N.json...\n"
+                        "       sunspec-gen --maps OUT.c OUT.h maps/NAME.json...\n");
         return 2;
     }
-    int n = argc - 3;
+    int n = nargs - 3;
     if (n > MAX_MODELS) {
         fprintf(stderr, "sunspec-gen: more than %d models\n", MAX_MODELS);
         return 1;
@@ -504,25 +699,30 @@ int main(int argc, char **argv)
         return 1;
     int rc = 0;
     for (int i = 0; i < n && !rc; i++)
-        rc = load_model(&models[i], argv[3 + i]);
+        rc = maps_mode ? load_map(&models[i], args[3 + i]) : load_model(&models[i], args[3 + i]);
     if (!rc) {
-        qsort(models, (size_t)n, sizeof *models, by_id);
-        for (int i = 1; i < n && !rc; i++)
-            if (models[i].id == models[i - 1].id) {
-                cur_file = models[i].file;
+        qsort(models, (size_t)n, sizeof *models, maps_mode ? by_driver : by_id);
+        for (int i = 1; i < n && !rc; i++) {
+            cur_file = models[i].file;
+            if (!maps_mode && models[i].id == models[i - 1].id)
                 rc = fail(NULL, "model %d also defined in %s", models[i].id, models[i - 1].file);
-            }
+            for (int k = 0; maps_mode && k < i && !rc; k++)
+                if (models[i].id == models[k].id || !strcmp(models[i].name, models[k].name) ||
+                    !strcmp(models[i].driver, models[k].driver))
+                    rc = fail(NULL, "id, group name or driver also used by %s", models[k].file);
+        }
     }
     if (!rc)
-        rc = emit(argv[1], argv[2], models, n);
+        rc = maps_mode ? emit_maps(args[1], args[2], models, n) : emit(args[1], args[2], models, n);
     if (rc) {
         /* Leave no half-written output behind for make to trust. */
-        remove(argv[1]);
-        remove(argv[2]);
+        remove(args[1]);
+        remove(args[2]);
     }
     for (int i = 0; i < n; i++) {
-        for (int k = 0; k < models[i].n_points; k++)
-            free(models[i].points[k].symbols);
+        if (models[i].points)
+            for (int k = 0; k < models[i].n_points; k++)
+                free(models[i].points[k].symbols);
         free(models[i].points);
         cJSON_Delete(models[i].root);
     }

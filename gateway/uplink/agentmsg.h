@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/devtype.h"
 #include "gateway/control/procimg.h"
 
 #define AGENTMSG_ID_LEN     128 /* setpoint ids and asset ids, with the NUL */
@@ -32,13 +33,11 @@ enum agentmsg_ack_state {
 };
 const char *agentmsg_ack_name(int state); /* "RECEIVED", ... */
 
-/* AssetType values of the proto. */
+/* AssetType values of the proto, from common/devtype.h: AGENTMSG_ASSET_BATTERY, ... */
 enum agentmsg_asset_type {
-    AGENTMSG_ASSET_BATTERY = 1,
-    AGENTMSG_ASSET_PV = 2,
-    AGENTMSG_ASSET_METER = 3,
-    AGENTMSG_ASSET_EVSE = 4,
-    AGENTMSG_ASSET_BOILER = 5,
+#define AGENTMSG_ASSET_(NAME, name, proto, driver) AGENTMSG_ASSET_##NAME = proto,
+    DEVTYPE_LIST(AGENTMSG_ASSET_)
+#undef AGENTMSG_ASSET_
 };
 
 struct agentmsg_asset {

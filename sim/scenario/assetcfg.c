@@ -2,8 +2,8 @@
  * code: one table per asset type (key, kind, offset, default, bounds, kW -> W scale) drives
  * reading, defaults, bounds checks and the unknown-key check. A small per-type function adds
  * what a table cannot say (defaults derived from other keys and relations between keys). The
- * asset types are spelt in three places here: asset_type_names, the tables' asset_kinds and the
- * "must be one of" message; assetcfg.h holds the enum. */
+ * device types come from common/devtype.h (the enum in assetcfg.h, the names); a type's model
+ * parameters are its row in asset_kinds below, and the "must be one of" message names them. */
 #include <errno.h>
 #include <math.h>
 #include <stddef.h>
@@ -12,11 +12,11 @@
 
 #include "sim/scenario/sections.h"
 
-static const char *const asset_type_names[] = {"battery", "pv", "meter", "load", "evse", "boiler"};
-
 const char *asset_type_name(enum asset_type t)
 {
-    return (unsigned)t < 6 ? asset_type_names[t] : "?";
+    if (t == ASSET_LOAD)
+        return "load";
+    return devtype_json((int)t) ? devtype_json((int)t) : "?";
 }
 
 enum fkind {

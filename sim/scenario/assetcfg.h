@@ -5,6 +5,7 @@
 #ifndef DERLOOP_ASSETCFG_H
 #define DERLOOP_ASSETCFG_H
 
+#include "common/devtype.h"
 #include "sim/physics/battery.h"
 #include "sim/physics/boiler.h"
 #include "sim/physics/evse.h"
@@ -14,7 +15,17 @@
 
 #define SCN_ID_MAX 64
 
-enum asset_type { ASSET_BATTERY, ASSET_PV, ASSET_METER, ASSET_LOAD, ASSET_EVSE, ASSET_BOILER };
+/* The device types of common/devtype.h (ASSET_BATTERY, ...), then the load: a consumption
+ * model, no device (a load-role meter measures it). */
+/* (clang-format would take the list and the next enumerator for one expression) */
+/* clang-format off */
+enum asset_type {
+#define ASSET_TYPE_(NAME, name, proto, driver) ASSET_##NAME,
+    DEVTYPE_LIST(ASSET_TYPE_)
+#undef ASSET_TYPE_
+    ASSET_LOAD
+};
+/* clang-format on */
 
 const char *asset_type_name(enum asset_type t); /* "battery", "pv", "meter", ... */
 

@@ -1,13 +1,14 @@
 /* regmap: the register map of each asset type (docs/registers.md): SunSpec images (common
  * model 1, DER models 701/702/704, storage 713 and battery 802, meter 203) for battery, PV and
- * meters, built from the generated SunSpec tables; small documented maps for EVSE and boiler.
- * It moves measurements from the model into the image and control points from the image into
- * the model, and validates writes. */
+ * meters, built from the generated SunSpec tables; the derloop EVSE and boiler maps, built from
+ * the generated device maps (gateway/devices/devmap.h). It moves measurements from the model
+ * into the image and control points from the image into the model, and validates writes. The
+ * maps themselves: sim/wire/regmap_map.h and the family files regmap_*.c. */
 #ifndef DERLOOP_REGMAP_H
 #define DERLOOP_REGMAP_H
 
 #include <stdint.h>
-#include <stdio.h>
+#include <stddef.h>
 
 #include "sim/wire/asset.h"
 
@@ -22,7 +23,5 @@ void regmap_publish(struct sim_asset *a, int64_t now_ms);
 void regmap_read_controls(struct sim_asset *a, int64_t now_ms);
 /* Device reboot: control points back to their defaults, the model told so. */
 void regmap_reset(struct sim_asset *a, int64_t now_ms);
-/* Writes docs/registers.md (the maps as tables) to out. Returns 0 or -errno. */
-int regmap_markdown(FILE *out);
 
 #endif

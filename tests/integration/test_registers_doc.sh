@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# docs/registers.md is generated from sim/wire/regmap.c and the SunSpec tables: it must match what
+# docs/registers.md is generated (reports/regdoc.c) from the simulator's maps (sim/wire/regmap_*.c), the
+# SunSpec tables and the device maps (gateway/devices/maps/): it must match what
 # `der-sim registers` prints, so that the documented maps are the served maps.
 set -u
 cd "$(dirname "$0")/../.."

@@ -8,8 +8,13 @@
 
 #include <CUnit/CUnit.h>
 
+#include "common/devtype.h"
 #include "gateway/control/controller.h"
+#include "gateway/devices/devmap.h"
 #include "gateway/devices/device.h"
+#include "gateway/uplink/agentmsg.h"
+#include "proto/der/v1/agent.pb-c.h"
+#include "sim/wire/regmap_map.h"
 #include "sim/wire/bus_inproc.h"
 #include "sim/scenario/scenario.h"
 #include "sim/run/site.h"
@@ -255,6 +260,65 @@ static void test_controller_cycle(void)
     rig_close(&r);
 }
 
+/* The one list of device types (common/devtype.h): every enum derived from it agrees with it,
+ * and the proto has a value of the same name and number for every entry, so that adding a type
+ * without its AssetType fails here. */
+static void test_device_types(void)
+{
+    int i = 0;
+#define CHECK_TYPE(NAME, name, proto, driver)                                                      \
+    do {                                                                                           \
+        const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value_by_name(                \
+            &der__v1__asset_type__descriptor, "ASSET_TYPE_" #NAME);                                \
+        CU_ASSERT_PTR_NOT_NULL(v);                                                                 \
+        if (v)                                                                                     \
+            CU_ASSERT_EQUAL(v->value, proto);                                                      \
+        CU_ASSERT_EQUAL(AGENTMSG_ASSET_##NAME, proto);                                             \
+        CU_ASSERT_EQUAL(devtype_proto(i), proto);                                                  \
+        CU_ASSERT_EQUAL((int)DEV_##NAME, i);                                                       \
+        CU_ASSERT_EQUAL((int)ASSET_##NAME, i);                                                     \
+        CU_ASSERT_EQUAL((int)PROCIMG_##NAME, i);                                                   \
+        CU_ASSERT_STRING_EQUAL(dev_type_name(DEV_##NAME), #name);                                  \
+        CU_ASSERT_STRING_EQUAL(asset_type_name(ASSET_##NAME), #name);                              \
+        CU_ASSERT_STRING_EQUAL(devtype_driver(i), driver);                                         \
+        i++;                                                                                       \
+    } while (0);
+    DEVTYPE_LIST(CHECK_TYPE)
+#undef CHECK_TYPE
+    CU_ASSERT_EQUAL(i, DEVTYPE_COUNT);
+    CU_ASSERT_STRING_EQUAL(asset_type_name(ASSET_LOAD), "load");
+    CU_ASSERT_PTR_NULL(devtype_json(DEVTYPE_COUNT));
+}
+
+/* The derloop maps have one description: the driver a type names is a map the gateway knows,
+ * the simulator serves that very map, and it fills every point of it. */
+static void test_device_maps(void)
+{
+    CU_ASSERT_EQUAL(regmap_map_count(), DEVTYPE_COUNT);
+    for (int t = 0; t < DEVTYPE_COUNT; t++) {
+        const struct asset_map *sim = regmap_map_at((size_t)t);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(sim);
+        if (!strcmp(devtype_driver(t), "sunspec")) {
+            CU_ASSERT(sim->n_models > 0);
+            continue;
+        }
+        const struct devmap *dm = devmap_find(devtype_driver(t));
+        CU_ASSERT_PTR_NOT_NULL_FATAL(dm);
+        CU_ASSERT_STRING_EQUAL(sim->devmap, dm->driver);
+        CU_ASSERT_EQUAL(dm->points[0].offset, 0);
+        for (size_t i = 0; i < dm->n_points; i++) {
+            int rows = 0;
+            for (size_t r = 0; r < sim->n_rows; r++)
+                rows += !sim->rows[r].model && !strcmp(sim->rows[r].point, dm->points[i].name);
+            CU_ASSERT_EQUAL(rows, 1);
+            if (rows != 1)
+                fprintf(stderr, "\n  %s: %s has %d rows in the simulator\n", dm->driver,
+                        dm->points[i].name, rows);
+        }
+    }
+    CU_ASSERT_PTR_NULL(devmap_at(devmap_count()));
+}
+
 void test_register_device(void)
 {
     CU_pSuite s = CU_add_suite("device", NULL, NULL);
@@ -263,4 +327,6 @@ void test_register_device(void)
     CU_add_test(s, "evse current and boiler limit", test_evse_boiler);
     CU_add_test(s, "offline, exception, rediscovery", test_offline_and_back);
     CU_add_test(s, "controller: cycle, writes only changes, commands", test_controller_cycle);
+    CU_add_test(s, "device types: one list, the proto agrees", test_device_types);
+    CU_add_test(s, "device maps: one description", test_device_maps);
 }

@@ -1,6 +1,6 @@
-/* Unit tests for sim/wire/regmap.c: images built for hand-made assets, decoded back through
- * gateway/devices/sunspec.c; writes checked as the Modbus server checks them
- * (regimage_check_write), then applied as libmodbus would apply them. */
+/* Unit tests for the simulator's register maps (sim/wire/regmap*.c): images built for hand-made
+ * assets, decoded back through gateway/devices/sunspec.c; writes checked as the Modbus server
+ * checks them (regimage_check_write), then applied as libmodbus would apply them. */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -9,6 +9,7 @@
 #include <CUnit/CUnit.h>
 
 #include "gateway/devices/sunspec.h"
+#include "reports/regdoc.h"
 #include "sim/wire/regmap.h"
 
 static struct asset_cfg cfg_of(const char *id, enum asset_type t, int unit)
@@ -527,7 +528,7 @@ static void test_load_and_markdown(void)
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-    CU_ASSERT_EQUAL(regmap_markdown(f), 0);
+    CU_ASSERT_EQUAL(regdoc_markdown(f), 0);
     fclose(f);
     CU_ASSERT_PTR_NOT_NULL(strstr(buf, "| 40301 | 704 | WSet | int32 | W | WSet_SF | RW |"));
     CU_ASSERT_PTR_NOT_NULL(strstr(buf, "## EVSE"));
@@ -561,9 +562,9 @@ static void expect_words(struct sim_asset *a, uint16_t id, const char *point, do
     CU_ASSERT(same);
 }
 
-/* Publish encodes on a fast path and writes only words that change; every value, rounding
- * halfway cases, saturation, accumulators past their width and a spiked scale factor
- * included, must come out as gateway/devices/sunspec.c encodes it. */
+/* Publish writes only the points whose value changed; every value, rounding halfway cases,
+ * saturation, accumulators past their width and a spiked scale factor included, must still
+ * come out as gateway/devices/sunspec.c encodes it on a fresh copy. */
 static void test_publish_matches_sunspec(void)
 {
     struct sim_asset a;

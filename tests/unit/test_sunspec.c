@@ -386,6 +386,50 @@ static void test_layout_and_walk(void)
     CU_ASSERT_EQUAL(sunspec_walk(fake_read, &d, found, 8, &n, &base, NULL, 0), -EPROTO);
 }
 
+/* The integer types' ranges, "not implemented" excluded, as the SunSpec Information Model
+ * defines them (sunspec.c holds them as a table); non-integer types have none. */
+static void test_type_ranges(void)
+{
+    static const struct {
+        enum sunspec_type t;
+        int64_t lo, hi;
+    } want[] = {
+        {SUNSPEC_INT16, -32767, 32767},
+        {SUNSPEC_SUNSSF, -32767, 32767},
+        {SUNSPEC_UINT16, 0, 65534},
+        {SUNSPEC_ENUM16, 0, 65534},
+        {SUNSPEC_BITFIELD16, 0, 65534},
+        {SUNSPEC_RAW16, 0, 65534},
+        {SUNSPEC_ACC16, 0, 65535},
+        {SUNSPEC_COUNT, 0, 65535},
+        {SUNSPEC_INT32, -2147483647LL, 2147483647LL},
+        {SUNSPEC_UINT32, 0, 4294967294LL},
+        {SUNSPEC_ENUM32, 0, 4294967294LL},
+        {SUNSPEC_BITFIELD32, 0, 4294967294LL},
+        {SUNSPEC_ACC32, 0, 4294967295LL},
+        {SUNSPEC_IPADDR, 0, 4294967295LL},
+        {SUNSPEC_INT64, -INT64_MAX, INT64_MAX},
+        {SUNSPEC_UINT64, 0, INT64_MAX},
+        {SUNSPEC_BITFIELD64, 0, INT64_MAX},
+        {SUNSPEC_ACC64, 0, INT64_MAX},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        int64_t lo = 1, hi = -1;
+        CU_ASSERT_EQUAL(sunspec_type_range(want[i].t, &lo, &hi), 0);
+        CU_ASSERT_EQUAL(lo, want[i].lo);
+        CU_ASSERT_EQUAL(hi, want[i].hi);
+    }
+    static const enum sunspec_type none[] = {SUNSPEC_STRING,  SUNSPEC_PAD,      SUNSPEC_FLOAT32,
+                                             SUNSPEC_FLOAT64, SUNSPEC_IPV6ADDR, SUNSPEC_EUI48};
+    for (size_t i = 0; i < sizeof none / sizeof none[0]; i++) {
+        int64_t lo, hi;
+        CU_ASSERT_EQUAL(sunspec_type_range(none[i], &lo, &hi), -EINVAL);
+    }
+    /* 10^n from the table and past it */
+    CU_ASSERT_DOUBLE_EQUAL(sunspec_scale(1, 22), 1e22, 0);
+    CU_ASSERT_DOUBLE_EQUAL(sunspec_scale(7, -22), 7 / 1e22, 0);
+}
+
 void test_register_sunspec(void)
 {
     CU_pSuite s = CU_add_suite("sunspec", NULL, NULL);
@@ -394,5 +438,6 @@ void test_register_sunspec(void)
     CU_add_test(s, "not implemented sentinels", test_sentinels);
     CU_add_test(s, "strings", test_strings);
     CU_add_test(s, "scale factors", test_scale_factors);
+    CU_add_test(s, "type ranges", test_type_ranges);
     CU_add_test(s, "layout and walk", test_layout_and_walk);
 }

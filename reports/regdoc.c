@@ -1,0 +1,161 @@
+/* regdoc: docs/registers.md, printed from the tables it documents: the simulator's maps
+ * (sim/wire/regmap_map.h: which points each asset type fills, and how), SunSpec's model tables
+ * and the derloop device maps (gateway/devices/devmap.h, from gateway/devices/maps/NAME.json).
+ * tests/integration/test_registers_doc.sh holds the file to this output. */
+#include "reports/regdoc.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "gateway/devices/devmap.h"
+#include "gateway/devices/sunspec.h"
+#include "sim/wire/regmap_map.h"
+
+static const char *kind_access(const struct row *row, int writable)
+{
+    if (row->kind == ROW_CONTROL)
+        return "RW";
+    return writable ? "RW (stored)" : "R";
+}
+
+static int row_in(const struct asset_map *map, uint16_t model, const char *point)
+{
+    for (size_t i = 0; i < map->n_rows; i++)
+        if (map->rows[i].model == model && !strcmp(map->rows[i].point, point))
+            return 1;
+    return 0;
+}
+
+static void md_sunspec(FILE *out, const struct asset_map *map)
+{
+    struct sunspec_found layout[REGMAP_MAX_MODELS];
+    uint16_t total = 0, base = SUNSPEC_BASE_ADDR;
+    sunspec_layout(map->models, map->n_models, base, layout, &total);
+    fprintf(out, "Image: %u registers from %u (marker `SunS` at %u, end model at %u).\n\n",
+            (unsigned)total, (unsigned)base, (unsigned)base, (unsigned)(base + total - 2));
+    fprintf(out, "| model | name | ID at | L | points from |\n|---|---|---|---|---|\n");
+    for (size_t k = 0; k < map->n_models; k++) {
+        const struct sunspec_model *m = sunspec_model_find(layout[k].id);
+        fprintf(out, "| %u | %s | %u | %u | %u |\n", m->id, m->name, layout[k].start, m->length,
+                layout[k].start + 2);
+    }
+    fprintf(out, "| 0xFFFF | end | %u | 0 | |\n\n", (unsigned)(base + total - 2));
+    fprintf(out, "| address | model | point | type | units | scale | access | content |\n"
+                 "|---|---|---|---|---|---|---|---|\n");
+    for (size_t k = 0; k < map->n_models; k++) {
+        const struct sunspec_model *m = sunspec_model_find(layout[k].id);
+        /* Rows in address order within each model. */
+        for (uint16_t i = 2; i < m->n_points; i++) {
+            const struct sunspec_point *p = &m->points[i];
+            for (size_t r = 0; r < map->n_rows; r++) {
+                const struct row *row = &map->rows[r];
+                if (row->model != m->id || strcmp(row->point, p->name))
+                    continue;
+                char scale[64] = "";
+                if (p->sf_index >= 0)
+                    snprintf(scale, sizeof scale, "%s", m->points[p->sf_index].name);
+                else if (p->sf_index == SUNSPEC_SF_FIXED)
+                    snprintf(scale, sizeof scale, "%d", p->sf_fixed);
+                char content[512];
+                if (row->kind == ROW_SF && row->sfc == SFC_CONST)
+                    snprintf(content, sizeof content, "fixed %g", row->c);
+                else if (row->kind == ROW_SF)
+                    snprintf(content, sizeof content, "%s", regmap_sf_classes[row->sfc].rule);
+                else
+                    snprintf(content, sizeof content, "%s", row->doc ? row->doc : "");
+                fprintf(out, "| %u | %u | %s | %s | %s | %s | %s | %s |\n",
+                        layout[k].start + p->offset, m->id, p->name, sunspec_type_name(p->type),
+                        p->units, scale, kind_access(row, p->writable), content);
+            }
+        }
+    }
+    fprintf(out, "\n");
+    for (size_t k = 0; k < map->n_models; k++) {
+        const struct sunspec_model *m = sunspec_model_find(layout[k].id);
+        int first = 1;
+        for (uint16_t i = 2; i < m->n_points; i++) {
+            const struct sunspec_point *p = &m->points[i];
+            if (!p->writable || row_in(map, m->id, p->name))
+                continue;
+            fprintf(out, "%s`%s` (%u)", first ? "" : ", ", p->name, layout[k].start + p->offset);
+            if (first)
+                first = 0;
+        }
+        if (!first)
+            fprintf(out, ": model %u, writable and stored without effect.\n\n", m->id);
+    }
+}
+
+/* A device map: every point of its description, in address order. */
+static void md_devmap(FILE *out, const struct devmap *dm)
+{
+    fprintf(out, "Image: %u registers from 0.\n\n", dm->count);
+    fprintf(out, "| address | point | size | type | units | scale | access | content |\n"
+                 "|---|---|---|---|---|---|---|---|\n");
+    for (size_t i = 0; i < dm->n_points; i++) {
+        const struct sunspec_point *p = &dm->points[i];
+        fprintf(out, "| %u | %s | %u | %s | %s | %d | %s | %s |\n", p->offset, p->name, p->size,
+                sunspec_type_name(p->type), p->units,
+                p->sf_index == SUNSPEC_SF_FIXED ? p->sf_fixed : 0, p->writable ? "RW" : "R",
+                dm->docs[i]);
+    }
+    fprintf(out, "\n");
+}
+
+int regdoc_markdown(FILE *out)
+{
+    fputs("# Register maps of the simulated devices\n\n"
+          "Generated by `der-sim registers` from the tables in `sim/wire/regmap_*.c` and SunSpec's "
+          "own model definitions (`gateway/devices/sunspec/model_*.json`, compiled into tables at "
+          "build time); the EVSE and boiler maps from their one description, "
+          "`gateway/devices/maps/*.json`, which the gateway's drivers decode with. Do not edit by "
+          "hand: regenerate with `build/bin/der-sim registers > "
+          "docs/registers.md` (`tests/integration/test_registers_doc.sh` fails when they "
+          "differ).\n\n"
+          "## Conventions\n\n"
+          "- Every asset answers on its own Modbus unit id; all points are holding registers "
+          "(read with FC03, written with FC06 or FC16). Addresses are 0-based PDU addresses "
+          "(`mbpoll -0`; add 1 for 1-based tools).\n"
+          "- Battery, PV and meters present SunSpec: the marker `SunS` (0x5375 0x6E53) at "
+          "40000, then models one after another, each `ID, L, L registers`, then the end "
+          "model 0xFFFF 0x0000. Clients should walk the chain; the addresses below are what "
+          "this simulator presents. EVSE and boiler have small maps of our own at register 0.\n"
+          "- Multi-register values are big-endian, high word first (`mbpoll -B`). Strings "
+          "hold two characters a register, NUL padded.\n"
+          "- Scale factors: value = raw x 10^sf, with sf read from the named `*_SF` point of "
+          "the same model (our own maps: the fixed exponent in the table). They are chosen "
+          "once at start from the ratings and never change while running.\n"
+          "- Not implemented: 0x8000 int16, 0xFFFF uint16/enum16/bitfield16, 0x80000000 "
+          "int32, 0xFFFFFFFF uint32/enum32/bitfield32, all ones for uint64, 0 for acc32 and "
+          "an empty string. Every SunSpec point not listed below reads so. Accumulators roll "
+          "over at their width.\n"
+          "- Signs: battery `+` discharge / `-` charge (701 W: `+` injection); PV `+` "
+          "production; EVSE and boiler `+` consumption; grid meter `+` import / `-` export; "
+          "load meter `+` consumption.\n"
+          "- Exceptions: 02 (illegal data address) for a read outside the image or a write "
+          "that touches a read-only register; 03 (illegal data value) for a value a "
+          "controlled point refuses (bounds below) or an enumerated point outside its "
+          "symbols; 0B (gateway target failed to respond) for a unit id no asset uses.\n"
+          "- Writes: every point the SunSpec definition marks RW is writable. Points listed "
+          "RW below take effect at the next simulation step; other writable points are "
+          "stored as written, without effect. A write may cover part of a multi-register "
+          "point: it is checked with the other words as they stand and applies at the next "
+          "step.\n"
+          "- Reversion: a 704 `*RvrtTms` above 0 makes the matching control lapse that many "
+          "seconds after the last write to its group; the enable point then reads DISABLED "
+          "again and `*RvrtRem` counts down to it.\n"
+          "- Load assets have no image: a load-role meter measures them.\n\n",
+          out);
+    for (size_t i = 0; i < regmap_map_count(); i++) {
+        const struct asset_map *map = regmap_map_at(i);
+        const struct devmap *dm = map->devmap ? devmap_find(map->devmap) : NULL;
+        if (map->devmap && !dm)
+            return -ENOENT;
+        fprintf(out, "## %s\n\n%s\n\n", dm ? dm->title : map->title, dm ? dm->intro : map->intro);
+        if (dm)
+            md_devmap(out, dm);
+        else
+            md_sunspec(out, map);
+    }
+    return ferror(out) ? -EIO : 0;
+}
