@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "common/caltime.h"
+#include "gateway/bus/tcp_pool.h"
 #include "gateway/control/controller.h"
 #include "gateway/uplink/dispatch.h"
 #include "common/duration.h"
@@ -78,6 +79,12 @@ static void usage(FILE *out)
           "headend\n",
           out);
     param_print_help(uplink_fields, uplink_n_fields, "uplink.", out);
+}
+
+/* The transport: each device's bus from the site's pool of Modbus TCP connections. */
+static struct bus *open_tcp(void *ctx, const struct device_cfg *d, char *err, size_t errlen)
+{
+    return tcp_pool_bus(ctx, d->host, d->port, (int)d->timeout_ms, err, errlen);
 }
 
 /* The dispatcher's acks go to the headend through the uplink. */
@@ -149,10 +156,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "der-gateway: %s\n", err);
         return 1;
     }
-    struct controller_opts co = {.log = log_line};
+    struct bus_config bc;
+    bus_config_default(&bc);
+    bc.name = cfg->site_id;
+    bc.log = log_line;
+    struct tcp_pool pool;
+    tcp_pool_init(&pool, &bc);
+    struct controller_opts co = {.open_bus = open_tcp, .bus_ctx = &pool, .log = log_line};
     struct controller *ctl = controller_new(cfg, &co, err, sizeof err);
     if (!ctl) {
         fprintf(stderr, "der-gateway: %s\n", err);
+        tcp_pool_release(&pool);
         siteconf_free(cfg);
         return 1;
     }
@@ -160,6 +174,7 @@ int main(int argc, char **argv)
     if (uplink_cfg_load(cfg->uplink, "uplink", &ucfg, err, sizeof err) != 0) {
         fprintf(stderr, "der-gateway: %s: %s\n", config, err);
         controller_free(ctl);
+        tcp_pool_release(&pool);
         siteconf_free(cfg);
         return 1;
     }
@@ -171,6 +186,7 @@ int main(int argc, char **argv)
         printf("ok %s: site=%s devices=%zu strategy=%s uplink=%s\n", config, cfg->site_id,
                cfg->n_devices, controller_strategy(ctl), ucfg.target[0] ? ucfg.target : "-");
         controller_free(ctl);
+        tcp_pool_release(&pool);
         siteconf_free(cfg);
         return 0;
     }
@@ -214,6 +230,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "der-gateway: %s: %s\n", config, up ? "out of memory" : err);
             uplink_free(up);
             controller_free(ctl);
+            tcp_pool_release(&pool);
             siteconf_free(cfg);
             return 1;
         }
@@ -265,6 +282,7 @@ int main(int argc, char **argv)
     dispatch_free(disp);
     uplink_free(up);
     controller_free(ctl);
+    tcp_pool_release(&pool);
     siteconf_free(cfg);
     return 0;
 }

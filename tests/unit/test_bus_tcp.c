@@ -239,16 +239,16 @@ static struct bus *open_bus(int port, int timeout_ms, int retries, struct fake_c
 {
     struct bus_tcp_config cfg;
     bus_tcp_config_default(&cfg, "127.0.0.1", port);
-    cfg.name = "site-1";
+    cfg.bus.name = "site-1";
     cfg.timeout_ms = timeout_ms;
-    cfg.retry.retries = retries;
+    cfg.bus.retry.retries = retries;
     if (fc) {
-        cfg.clock.now_ms = fake_now;
-        cfg.clock.sleep_ms = fake_sleep;
-        cfg.clock.ctx = fc;
+        cfg.bus.clock.now_ms = fake_now;
+        cfg.bus.clock.sleep_ms = fake_sleep;
+        cfg.bus.clock.ctx = fc;
     }
-    cfg.log = lb ? log_capture : quiet;
-    cfg.log_ctx = lb;
+    cfg.bus.log = lb ? log_capture : quiet;
+    cfg.bus.log_ctx = lb;
     struct bus *b = NULL;
     CU_ASSERT_EQUAL_FATAL(bus_tcp_new(&cfg, &b), 0);
     return b;
@@ -262,7 +262,7 @@ static void test_round_trip(void)
     CU_ASSERT_EQUAL_FATAL(srv_start(&s, SRV_NORMAL), 0);
     struct logbuf lb = {{0}, 0};
     struct bus *b = open_bus(s.port, 200, 1, NULL, &lb);
-    CU_ASSERT_EQUAL(bus_tcp_set_device(b, 3, "bat-1"), 0);
+    CU_ASSERT_EQUAL(bus_set_device(b, 3, "bat-1"), 0);
     uint16_t r[125];
     CU_ASSERT_EQUAL(bus_read(b, 3, START, COUNT, r), 0);
     CU_ASSERT_EQUAL(r[0], 1000);
@@ -319,7 +319,7 @@ static void test_bad_arguments_send_nothing(void)
     bus_tcp_config_default(&cfg, "127.0.0.1", 0);
     CU_ASSERT_EQUAL(bus_tcp_new(&cfg, &x), -EINVAL);
     bus_tcp_config_default(&cfg, "127.0.0.1", 502);
-    cfg.retry.backoff_max_ms = cfg.retry.backoff_ms - 1;
+    cfg.bus.retry.backoff_max_ms = cfg.bus.retry.backoff_ms - 1;
     CU_ASSERT_EQUAL(bus_tcp_new(&cfg, &x), -EINVAL);
     CU_ASSERT_PTR_NULL(x);
     bus_close(b);
@@ -373,7 +373,7 @@ static void test_exception_surfaced_not_retried(void)
     /* an exception proves the device alive: the breaker stays closed */
     for (int i = 0; i < 5; i++)
         bus_read(b, 1, START, 4, r);
-    CU_ASSERT_EQUAL(bus_tcp_breaker_state(b, 1), BREAKER_CLOSED);
+    CU_ASSERT_EQUAL(bus_breaker_state(b, 1), BREAKER_CLOSED);
     bus_close(b);
     srv_stop(&s);
 }
@@ -443,18 +443,18 @@ static void test_breaker_stops_traffic_then_probes(void)
     struct bus_tcp_config cfg;
     bus_tcp_config_default(&cfg, "127.0.0.1", s.port);
     cfg.timeout_ms = 50;
-    cfg.retry.retries = 0;
-    cfg.breaker = (struct breaker_config){2, 1000, 4000};
-    cfg.clock = (struct bus_clock){fake_now, fake_sleep, &fc};
-    cfg.log = log_capture;
-    cfg.log_ctx = &lb;
+    cfg.bus.retry.retries = 0;
+    cfg.bus.breaker = (struct breaker_config){2, 1000, 4000};
+    cfg.bus.clock = (struct bus_clock){fake_now, fake_sleep, &fc};
+    cfg.bus.log = log_capture;
+    cfg.bus.log_ctx = &lb;
     struct bus *b = NULL;
     CU_ASSERT_EQUAL_FATAL(bus_tcp_new(&cfg, &b), 0);
-    CU_ASSERT_EQUAL(bus_tcp_set_device(b, 7, "pv-2"), 0);
+    CU_ASSERT_EQUAL(bus_set_device(b, 7, "pv-2"), 0);
     uint16_t r[2];
     CU_ASSERT_EQUAL(bus_read(b, 7, START, 2, r), -ETIMEDOUT);
     CU_ASSERT_EQUAL(bus_read(b, 7, START, 2, r), -ETIMEDOUT);
-    CU_ASSERT_EQUAL(bus_tcp_breaker_state(b, 7), BREAKER_OPEN);
+    CU_ASSERT_EQUAL(bus_breaker_state(b, 7), BREAKER_OPEN);
     CU_ASSERT_PTR_NOT_NULL(strstr(lb.text, "unit=7 device=pv-2 event=breaker_open"));
     int sent = atomic_load(&s.requests);
     CU_ASSERT_EQUAL(sent, 2);
@@ -468,14 +468,14 @@ static void test_breaker_stops_traffic_then_probes(void)
     usleep(30000);
     CU_ASSERT_EQUAL(atomic_load(&s.requests), sent);
     /* another unit on the same endpoint has its own breaker */
-    CU_ASSERT_EQUAL(bus_tcp_breaker_state(b, 8), BREAKER_CLOSED);
+    CU_ASSERT_EQUAL(bus_breaker_state(b, 8), BREAKER_CLOSED);
     /* the device recovers; after the open period one probe goes through and closes it */
     atomic_store(&s.mode, SRV_NORMAL);
     fc.now += 1;
-    CU_ASSERT_EQUAL(bus_tcp_breaker_state(b, 7), BREAKER_HALF_OPEN);
+    CU_ASSERT_EQUAL(bus_breaker_state(b, 7), BREAKER_HALF_OPEN);
     CU_ASSERT_EQUAL(bus_read(b, 7, START, 2, r), 0);
     CU_ASSERT_EQUAL(r[0], 1000);
-    CU_ASSERT_EQUAL(bus_tcp_breaker_state(b, 7), BREAKER_CLOSED);
+    CU_ASSERT_EQUAL(bus_breaker_state(b, 7), BREAKER_CLOSED);
     CU_ASSERT_PTR_NOT_NULL(strstr(lb.text, "event=breaker_half_open"));
     CU_ASSERT_PTR_NOT_NULL(strstr(lb.text, "event=breaker_closed"));
     struct bus_stats st;
@@ -500,11 +500,11 @@ static void test_backoff_deterministic(void)
     struct bus_tcp_config cfg;
     bus_tcp_config_default(&cfg, "127.0.0.1", port);
     cfg.timeout_ms = 100;
-    cfg.retry = (struct bus_retry){4, 10, 25, 0, 0};
-    cfg.breaker.failures = 0;
-    cfg.clock = (struct bus_clock){fake_now, fake_sleep, &fc};
-    cfg.log = log_capture;
-    cfg.log_ctx = &lb;
+    cfg.bus.retry = (struct bus_retry){4, 10, 25, 0, 0};
+    cfg.bus.breaker.failures = 0;
+    cfg.bus.clock = (struct bus_clock){fake_now, fake_sleep, &fc};
+    cfg.bus.log = log_capture;
+    cfg.bus.log_ctx = &lb;
     struct bus *b = NULL;
     CU_ASSERT_EQUAL_FATAL(bus_tcp_new(&cfg, &b), 0);
     uint16_t r[1];
@@ -527,8 +527,8 @@ static void test_backoff_deterministic(void)
     int64_t seq[2][4];
     for (int k = 0; k < 2; k++) {
         struct fake_clock fj = {0};
-        cfg.retry = (struct bus_retry){4, 100, 1000, 50, 42};
-        cfg.clock = (struct bus_clock){fake_now, fake_sleep, &fj};
+        cfg.bus.retry = (struct bus_retry){4, 100, 1000, 50, 42};
+        cfg.bus.clock = (struct bus_clock){fake_now, fake_sleep, &fj};
         CU_ASSERT_EQUAL_FATAL(bus_tcp_new(&cfg, &b), 0);
         CU_ASSERT_EQUAL(bus_read(b, 1, START, 1, r), -ECONNREFUSED);
         CU_ASSERT_EQUAL(fj.n_sleeps, 4);
