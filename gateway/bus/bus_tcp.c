@@ -131,7 +131,7 @@ static void tcp_close(struct bus *b)
     free(t->host);
 }
 
-static const struct bus_transport tcp_transport = {"tcp", tcp_exchange, tcp_close};
+static const struct bus_transport tcp_transport = {"tcp", tcp_exchange, tcp_close, 0};
 
 /* ---- construction ------------------------------------------------------------------------ */
 

@@ -7,7 +7,9 @@
  *
  * The lock: one call at a time per bus, retries included, so that a TCP connection never
  * carries two requests at once (libmodbus contexts are not thread-safe, docs/bus.md) and the
- * breakers and counters need no finer locking. */
+ * breakers and counters need no finer locking. A transport used from one thread only (the
+ * in-process bus, in the lockstep thread with the images it serves) skips it: the lock pair
+ * cost about as much as the whole in-process exchange. */
 #include "gateway/bus/buscore.h"
 
 #include <errno.h>
@@ -134,17 +136,30 @@ static void count_outcome(struct bus_stats *st, int rc)
     }
 }
 
+static void lock(struct bus *b)
+{
+    if (!b->tr->one_thread)
+        pthread_mutex_lock(&b->lock);
+}
+
+static void unlock(struct bus *b)
+{
+    if (!b->tr->one_thread)
+        pthread_mutex_unlock(&b->lock);
+}
+
 /* Breaker check, attempts with backoff, breaker report; the lock held throughout. */
 static int call(struct bus *b, int unit, int write, uint16_t addr, uint16_t n, uint16_t *dst,
                 const uint16_t *src)
 {
     struct breaker *br = &b->breakers[unit];
-    pthread_mutex_lock(&b->lock);
+    lock(b);
     b->stats.requests++;
+    int64_t t0 = now_ms(b);
     enum breaker_state before = br->state;
-    if (breaker_allow(br, now_ms(b)) != 0) {
+    if (breaker_allow(br, t0) != 0) {
         b->stats.breaker_rejects++;
-        pthread_mutex_unlock(&b->lock);
+        unlock(b);
         return BUS_EOPEN;
     }
     if (br->state != before)
@@ -165,10 +180,11 @@ static int call(struct bus *b, int unit, int write, uint16_t addr, uint16_t n, u
     }
     count_outcome(&b->stats, rc);
 
-    /* The time after the attempts: on a real clock the open period starts when the failure
-     * is known, not when the call began. */
+    /* A failure opens the breaker from the time after the attempts (on a real clock, when the
+     * failure is known, not when the call began); a success does not use the time. */
+    int ok = !bus_rc_breaker_failure(rc);
     before = br->state;
-    enum breaker_state after = breaker_record(br, now_ms(b), !bus_rc_breaker_failure(rc));
+    enum breaker_state after = breaker_record(br, ok ? t0 : now_ms(b), ok);
     if (after != before) {
         if (after == BREAKER_OPEN) {
             b->stats.breaker_opens++;
@@ -178,7 +194,7 @@ static int call(struct bus *b, int unit, int write, uint16_t addr, uint16_t n, u
             bus_core_logf(b, unit, "breaker_closed", NULL);
         }
     }
-    pthread_mutex_unlock(&b->lock);
+    unlock(b);
     return rc;
 }
 
@@ -262,10 +278,10 @@ int bus_set_device(struct bus *b, int unit_id, const char *device_id)
     char *copy = strdup(device_id);
     if (!copy)
         return -ENOMEM;
-    pthread_mutex_lock(&b->lock);
+    lock(b);
     free(b->device[unit_id]);
     b->device[unit_id] = copy;
-    pthread_mutex_unlock(&b->lock);
+    unlock(b);
     return 0;
 }
 
@@ -273,8 +289,8 @@ int bus_breaker_state(struct bus *b, int unit_id)
 {
     if (!b || unit_id < 0 || unit_id >= BUS_MAX_UNITS)
         return -EINVAL;
-    pthread_mutex_lock(&b->lock);
+    lock(b);
     int s = (int)breaker_state_at(&b->breakers[unit_id], now_ms(b));
-    pthread_mutex_unlock(&b->lock);
+    unlock(b);
     return s;
 }

@@ -1,6 +1,7 @@
 /* buscore: what every register bus does whatever carries its frames, written once: the call
  * (breaker check, attempts with backoff, breaker report), the statistics, the classification of
- * outcomes (bus.h: bus_rc_retryable, bus_rc_breaker_failure), the log lines, one call at a time.
+ * outcomes (bus.h: bus_rc_retryable, bus_rc_breaker_failure), the log lines, one call at a time
+ * (a lock, unless the transport is used from one thread only).
  * A transport only exchanges one request and its reply.
  *
  * For transports, not for the bus's users (they include bus.h). A transport allocates its own
@@ -26,6 +27,9 @@ struct bus_transport {
                     const uint16_t *src);
     /* Releases what the transport owns (not the struct itself); NULL = nothing to release. */
     void (*close)(struct bus *b);
+    /* 1: the bus is only ever used from one thread (like the simulator's images that the
+     * in-process transport serves), so the core takes no lock; 0: one call at a time. */
+    int one_thread;
 };
 
 /* The common head of every transport's struct. Fields are the core's: a transport reads them

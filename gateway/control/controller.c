@@ -105,8 +105,10 @@ struct controller *controller_new(const struct siteconf *cfg, const struct contr
             goto fail;
         }
         /* the asset id in the bus's log lines, whichever transport */
-        if (bus_set_device(b, d->unit_id, d->asset_id)) {
-            snprintf(err, errlen, "%s: devices[%zu]: out of memory", cfg->path, i);
+        int rc = bus_set_device(b, d->unit_id, d->asset_id);
+        if (rc) {
+            snprintf(err, errlen, "%s: devices[%zu]: unit_id %d on its bus: %s", cfg->path, i,
+                     d->unit_id, strerror(-rc));
             goto fail;
         }
         c->bus[i] = b;

@@ -106,8 +106,9 @@ static int inproc_exchange(struct bus *b, int unit_id, int write, uint16_t addr,
     return 0;
 }
 
-/* The bus owns nothing but its struct: the images and faults are the assets'. */
-static const struct bus_transport inproc_transport = {"inproc", inproc_exchange, NULL};
+/* The bus owns nothing but its struct (the images and faults are the assets'), and it runs in
+ * the thread that steps the images. */
+static const struct bus_transport inproc_transport = {"inproc", inproc_exchange, NULL, 1};
 
 void bus_inproc_config_default(struct bus_inproc_config *cfg)
 {

@@ -3,6 +3,7 @@
  * Modbus TCP against mbserver, without sockets or sleeping; retries, breakers, statistics and
  * log lines are the bus core's (gateway/bus/buscore.c), as on TCP. The bus does not own
  * the images or fault structs it serves (their assets do); bus_close frees the bus only.
+ * Like the images, it is used from one thread (the one that steps them): it takes no lock.
  * Time for the breakers comes from the injected clock, or from bus_inproc_set_now. */
 #ifndef DERLOOP_BUS_INPROC_H
 #define DERLOOP_BUS_INPROC_H

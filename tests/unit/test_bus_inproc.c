@@ -12,6 +12,7 @@
 
 #include <CUnit/CUnit.h>
 
+#include "bus_fixture.h"
 #include "gateway/bus/bus_tcp.h"
 #include "sim/wire/bus_inproc.h"
 #include "sim/wire/mbserver.h"
@@ -237,10 +238,6 @@ static void *server_main(void *arg)
         nanosleep(&ts, NULL); /* lets the test thread take the lock */
     }
     return NULL;
-}
-
-static void quiet(void *ctx, const char *line)
-{
 }
 
 static int64_t sim_now;
