@@ -319,7 +319,7 @@ static void test_exception_surfaced_not_retried(void)
     CU_ASSERT_EQUAL_FATAL(srv_start(&s, SRV_EXCEPTION), 0);
     s.code = MODBUS_EXCEPTION_ILLEGAL_DATA_ADDRESS;
     struct bus *b = open_bus(s.port, 200, 2, NULL, NULL);
-    uint16_t r[4];
+    uint16_t r[4] = {0}; /* written below after a failed read: defined values */
     int rc = bus_read(b, 1, START, 4, r);
     CU_ASSERT_EQUAL(rc, bus_exception_rc(2));
     CU_ASSERT_EQUAL(bus_exception_code(rc), 2);
