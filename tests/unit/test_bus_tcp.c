@@ -20,6 +20,7 @@
 
 #include "bus_fixture.h"
 #include "gateway/bus/bus_tcp.h"
+#include "gateway/bus/tcp_pool.h"
 
 #define START 40000
 #define COUNT 100
@@ -486,6 +487,32 @@ static void test_refused_connects_logged_once(void)
     bus_close(b);
 }
 
+/* The pool: one bus per (host, port), shared by the devices behind it; nothing connects yet. */
+static void test_pool_one_bus_per_endpoint(void)
+{
+    struct bus_config bc;
+    bus_config_default(&bc);
+    bc.name = "site-1";
+    bc.log = quiet;
+    struct tcp_pool pool;
+    tcp_pool_init(&pool, &bc);
+    char err[200] = "";
+    struct bus *a = tcp_pool_bus(&pool, "127.0.0.1", 1502, 100, err, sizeof err);
+    struct bus *a2 = tcp_pool_bus(&pool, "127.0.0.1", 1502, 300, err, sizeof err);
+    struct bus *b = tcp_pool_bus(&pool, "127.0.0.1", 1503, 100, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL(a);
+    CU_ASSERT_PTR_EQUAL(a, a2);
+    CU_ASSERT_PTR_NOT_NULL(b);
+    CU_ASSERT(a != b);
+    CU_ASSERT_EQUAL(pool.n, 2);
+    CU_ASSERT_EQUAL(bus_tcp_connected(a), 0);
+    CU_ASSERT_PTR_NULL(tcp_pool_bus(&pool, "127.0.0.1", 0, 100, err, sizeof err));
+    CU_ASSERT_STRING_EQUAL(err, "cannot create a Modbus TCP bus to 127.0.0.1:0: Invalid argument");
+    CU_ASSERT_EQUAL(pool.n, 2);
+    tcp_pool_release(&pool);
+    CU_ASSERT_EQUAL(pool.n, 0);
+}
+
 void test_register_bus_tcp(void)
 {
     CU_pSuite s = CU_add_suite("bus_tcp", NULL, NULL);
@@ -497,4 +524,5 @@ void test_register_bus_tcp(void)
     CU_add_test(s, "late reply does not corrupt the next", test_late_reply_does_not_corrupt_next);
     CU_add_test(s, "breaker: no traffic while open, probe", test_breaker_stops_traffic_then_probes);
     CU_add_test(s, "refused connects: retried, logged once", test_refused_connects_logged_once);
+    CU_add_test(s, "pool: one bus per endpoint", test_pool_one_bus_per_endpoint);
 }
