@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "gateway/bus/tcp_pool.h"
 #include "gateway/control/confsync.h"
 #include "gateway/control/controller.h"
 #include "gateway/uplink/dispatch.h"
@@ -136,6 +137,12 @@ static void usage(FILE *out)
     param_print_help(uplink_fields, uplink_n_fields, "uplink.", out);
 }
 
+/* The transport: each device's bus from the site's pool of Modbus TCP connections. */
+static struct bus *open_tcp(void *ctx, const struct device_cfg *d, char *err, size_t errlen)
+{
+    return tcp_pool_bus(ctx, d->host, d->port, (int)d->timeout_ms, err, errlen);
+}
+
 /* The dispatcher's acks go to the headend through the uplink. */
 static void ack_to_uplink(void *ctx, const char *id, int state, const char *detail,
                           const struct agentmsg_alloc *a, size_t n)
@@ -205,10 +212,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "der-gateway: %s\n", err);
         return 1;
     }
-    struct controller_opts co = {.log = log_line};
+    struct bus_config bc;
+    bus_config_default(&bc);
+    bc.name = cfg->site_id;
+    bc.log = log_line;
+    struct tcp_pool pool;
+    tcp_pool_init(&pool, &bc);
+    struct controller_opts co = {.open_bus = open_tcp, .bus_ctx = &pool, .log = log_line};
     struct controller *ctl = controller_new(cfg, &co, err, sizeof err);
     if (!ctl) {
         fprintf(stderr, "der-gateway: %s\n", err);
+        tcp_pool_release(&pool);
         siteconf_free(cfg);
         return 1;
     }
@@ -216,6 +230,7 @@ int main(int argc, char **argv)
     if (uplink_cfg_load(cfg->uplink, "uplink", &ucfg, err, sizeof err) != 0) {
         fprintf(stderr, "der-gateway: %s: %s\n", config, err);
         controller_free(ctl);
+        tcp_pool_release(&pool);
         siteconf_free(cfg);
         return 1;
     }
@@ -227,6 +242,7 @@ int main(int argc, char **argv)
         printf("ok %s: site=%s devices=%zu strategy=%s uplink=%s\n", config, cfg->site_id,
                cfg->n_devices, controller_strategy(ctl), ucfg.target[0] ? ucfg.target : "-");
         controller_free(ctl);
+        tcp_pool_release(&pool);
         siteconf_free(cfg);
         return 0;
     }
@@ -237,7 +253,8 @@ int main(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    /* SIGHUP reloads what can change under a running gateway: for now the uplink's TLS
+    /* SIGHUP reloads what can change under a running gateway: the configuration file's policy
+     * (strategy, params, constraints, safety: gateway/control/confsync.h) and the uplink's TLS
      * files (a certificate rotation); it used to end the process (the default action). */
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
@@ -280,6 +297,7 @@ int main(int argc, char **argv)
             remote_free(rem);
             confsync_free(cs);
             controller_free(ctl);
+            tcp_pool_release(&pool);
             siteconf_free(cfg);
             return 1;
         }
@@ -341,6 +359,7 @@ int main(int argc, char **argv)
     remote_free(rem); /* after the uplink, whose thread used it */
     confsync_free(cs);
     controller_free(ctl);
+    tcp_pool_release(&pool);
     siteconf_free(cfg);
     return 0;
 }

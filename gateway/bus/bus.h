@@ -1,6 +1,7 @@
 /* bus: the gateway's register bus, one interface over several transports (Modbus TCP in
  * bus_tcp.c, the simulator's in-process images in sim/wire/bus_inproc.c). A bus reaches many units
  * (Modbus unit ids); every call is synchronous and returns 0 or a negative code (below).
+ * Retries, breakers, statistics and log lines are the same whatever the transport (buscore.c).
  * A bus is created by its transport's constructor and owned by the caller: bus_close frees it.
  * The caller owns every register buffer it passes. docs/bus.md has the rules and defaults. */
 #ifndef DERLOOP_BUS_H
@@ -9,6 +10,8 @@
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "gateway/bus/breaker.h"
 
 /* Modbus application protocol v1.1b3, 6.3 and 6.12: what fits in one 253-byte PDU. */
 #define BUS_MAX_READ  125
@@ -108,68 +111,38 @@ static inline int bus_rc_breaker_failure(int rc)
     return bus_rc_retryable(rc) || code == 0x0A || code == 0x0B;
 }
 
+/* What every transport's configuration shares (each transport's config embeds it). */
+struct bus_config {
+    const char *name; /* the endpoint in log lines (e.g. the site id); copied; NULL = the
+                       * transport's default */
+    struct bus_retry retry;
+    struct breaker_config breaker;
+    struct bus_clock clock; /* now_ms NULL = the transport's default clock */
+    /* One log line per event (no newline), key=value; NULL = the transport's default. */
+    void (*log)(void *ctx, const char *line);
+    void *log_ctx;
+};
+
+/* The defaults of docs/bus.md: one retry, 50 ms backoff up to 1 s, no jitter, breakers 3 /
+ * 5 s / 60 s; no name, clock or log (the transport's defaults). */
+void bus_config_default(struct bus_config *cfg);
+
+/* A bus: opaque to its users; transports build it through gateway/bus/buscore.h. */
 struct bus;
 
-/* What a transport implements. read fills dst[0..n) with registers addr..addr+n-1 (holding
- * registers, FC03); write stores src[0..n) (FC16, also for n == 1). Both have valid arguments
- * when called through bus_read/bus_write. close frees the bus and everything it owns. */
-struct bus_ops {
-    const char *name; /* "tcp", "inproc": for logs */
-    int (*read)(struct bus *b, int unit_id, uint16_t addr, uint16_t n, uint16_t *dst);
-    int (*write)(struct bus *b, int unit_id, uint16_t addr, uint16_t n, const uint16_t *src);
-    void (*close)(struct bus *b);
-};
-
-/* The common head of every transport's struct (the transport's struct embeds it first). */
-struct bus {
-    const struct bus_ops *ops;
-    struct bus_stats stats;
-};
-
-/* Unit ids 0..255 are accepted: 0 is broadcast on serial lines but an ordinary id behind many
- * TCP devices, and some devices answer only on 255. */
-static inline int bus_check_args(int unit_id, uint32_t addr, uint16_t n, uint16_t max,
-                                 const void *buf)
-{
-    if (unit_id < 0 || unit_id > 255 || n < 1 || n > max || !buf || addr + n > 0x10000u)
-        return -EINVAL;
-    return 0;
-}
-
-static inline int bus_read(struct bus *b, int unit_id, uint16_t addr, uint16_t n, uint16_t *dst)
-{
-    if (!b)
-        return -EINVAL;
-    int rc = bus_check_args(unit_id, addr, n, BUS_MAX_READ, dst);
-    return rc ? rc : b->ops->read(b, unit_id, addr, n, dst);
-}
-
-static inline int bus_write(struct bus *b, int unit_id, uint16_t addr, uint16_t n,
-                            const uint16_t *src)
-{
-    if (!b)
-        return -EINVAL;
-    int rc = bus_check_args(unit_id, addr, n, BUS_MAX_WRITE, src);
-    return rc ? rc : b->ops->write(b, unit_id, addr, n, src);
-}
-
-static inline void bus_close(struct bus *b)
-{
-    if (b)
-        b->ops->close(b);
-}
-
-static inline void bus_get_stats(const struct bus *b, struct bus_stats *out)
-{
-    *out = b->stats;
-}
-
-/* Counts one exception answer in the statistics (for transports). */
-static inline void bus_count_exception(struct bus *b, int code)
-{
-    b->stats.exceptions++;
-    b->stats.exceptions_by_code[(code >= 1 && code < 16) ? code : 0]++;
-}
+/* Reads registers addr..addr+n-1 (holding registers, FC03) into dst[0..n), or writes src[0..n)
+ * there (FC16, also for n == 1). Arguments are checked first: a bad call sends nothing. */
+int bus_read(struct bus *b, int unit_id, uint16_t addr, uint16_t n, uint16_t *dst);
+int bus_write(struct bus *b, int unit_id, uint16_t addr, uint16_t n, const uint16_t *src);
+/* Frees the bus and what its transport owns (b NULL: nothing). */
+void bus_close(struct bus *b);
+/* A copy of the counters; read them between calls (a call in flight may be half counted). */
+void bus_get_stats(const struct bus *b, struct bus_stats *out);
+/* Names unit_id's device in log lines (the asset id; the bus copies it; default endpoint/unit).
+ * Returns 0, -EINVAL or -ENOMEM. */
+int bus_set_device(struct bus *b, int unit_id, const char *device_id);
+/* The unit's breaker state now (enum breaker_state, by the bus's clock), or -EINVAL. */
+int bus_breaker_state(struct bus *b, int unit_id);
 
 /* A short English description of rc (a static string). */
 static inline const char *bus_strerror(int rc)

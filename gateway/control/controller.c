@@ -14,17 +14,10 @@
 #include <string.h>
 
 #include "gateway/control/arbiter.h"
-#include "gateway/bus/bus_tcp.h"
 #include "gateway/control/safety.h"
 #include "gateway/strategies/strategy.h"
 
 #define WRITE_EPSILON_W 0.5
-
-struct endpoint {
-    char host[128];
-    int port;
-    struct bus *bus;
-};
 
 struct command {
     int active;
@@ -41,9 +34,7 @@ struct controller {
 
     size_t n_dev;
     struct device *dev[SITECONF_MAX_DEVICES];
-    struct bus *bus[SITECONF_MAX_DEVICES]; /* per device, not owned (endpoints own) */
-    size_t n_endpoints;
-    struct endpoint endpoints[SITECONF_MAX_DEVICES];
+    struct bus *bus[SITECONF_MAX_DEVICES]; /* per device, not owned (the caller's factory) */
 
     struct procimg img;
     struct command site_cmd;
@@ -67,39 +58,6 @@ static void logf_(struct controller *c, const char *fmt, ...)
         c->opts.log(c->opts.log_ctx, line);
     else
         fprintf(stderr, "%s\n", line);
-}
-
-static void bus_log(void *ctx, const char *line)
-{
-    struct controller *c = ctx;
-    logf_(c, "site=%s %s", c->cfg->site_id, line);
-}
-
-static struct bus *tcp_bus(struct controller *c, const struct device_cfg *d, char *err,
-                           size_t errlen)
-{
-    for (size_t i = 0; i < c->n_endpoints; i++)
-        if (!strcmp(c->endpoints[i].host, d->host) && c->endpoints[i].port == d->port)
-            return c->endpoints[i].bus;
-    struct endpoint *e = &c->endpoints[c->n_endpoints];
-    struct bus_tcp_config bc;
-    bus_tcp_config_default(&bc, d->host, d->port);
-    bc.timeout_ms = (int)d->timeout_ms;
-    bc.name = c->cfg->site_id;
-    bc.log = bus_log;
-    bc.log_ctx = c;
-    if (c->opts.clock.now_ms)
-        bc.clock = c->opts.clock;
-    int rc = bus_tcp_new(&bc, &e->bus);
-    if (rc) {
-        snprintf(err, errlen, "%s: cannot create a Modbus TCP bus to %s:%d: %s", d->asset_id,
-                 d->host, d->port, strerror(-rc));
-        return NULL;
-    }
-    snprintf(e->host, sizeof e->host, "%s", d->host);
-    e->port = d->port;
-    c->n_endpoints++;
-    return e->bus;
 }
 
 /* The strategy-facing sections, built in one place: controller_new and a configuration
@@ -177,16 +135,25 @@ struct controller *controller_new(const struct siteconf *cfg, const struct contr
                  cfg->n_devices);
         goto fail;
     }
+    if (cfg->n_devices > 0 && !c->opts.open_bus) {
+        snprintf(err, errlen, "%s: devices: no transport to reach them (controller_opts.open_bus)",
+                 cfg->path);
+        goto fail;
+    }
     for (size_t i = 0; i < cfg->n_devices; i++) {
         const struct device_cfg *d = &cfg->devices[i];
-        struct bus *b = c->opts.open_bus ? c->opts.open_bus(c->opts.bus_ctx, d, sub, sizeof sub)
-                                         : tcp_bus(c, d, sub, sizeof sub);
+        struct bus *b = c->opts.open_bus(c->opts.bus_ctx, d, sub, sizeof sub);
         if (!b) {
             snprintf(err, errlen, "%s: devices[%zu]: %s", cfg->path, i, sub);
             goto fail;
         }
-        if (!c->opts.open_bus)
-            bus_tcp_set_device(b, d->unit_id, d->asset_id);
+        /* the asset id in the bus's log lines, whichever transport */
+        int rc = bus_set_device(b, d->unit_id, d->asset_id);
+        if (rc) {
+            snprintf(err, errlen, "%s: devices[%zu]: unit_id %d on its bus: %s", cfg->path, i,
+                     d->unit_id, strerror(-rc));
+            goto fail;
+        }
         c->bus[i] = b;
         c->dev[i] = device_new(d, b, sub, sizeof sub);
         if (!c->dev[i]) {
@@ -219,8 +186,6 @@ void controller_free(struct controller *c)
         return;
     for (size_t i = 0; i < c->n_dev; i++)
         device_free(c->dev[i]);
-    for (size_t i = 0; i < c->n_endpoints; i++)
-        bus_close(c->endpoints[i].bus);
     strategy_free(c->strategy);
     free(c);
 }

@@ -1,9 +1,10 @@
 /* controller: the site controller's cycle, in the style of a PLC scan: read every device into
  * the process image (online and stale marks), decide (the configured strategy), add operator
  * or headend commands, arbitrate by priority, apply the safety interlocks last, and write only
- * the setpoints that changed. Built from a site configuration; owns its devices, strategy and
- * (for the default Modbus TCP transport) its buses. Time is a parameter: the same code runs in
- * real time (der-gateway) and in the simulator's lockstep runner. */
+ * the setpoints that changed. Built from a site configuration; owns its devices and strategy;
+ * its buses come from the caller (the transport: Modbus TCP in der-gateway, TCP or in-process
+ * in the lockstep runner). Time is a parameter: the same code runs in real time (der-gateway)
+ * and in the simulator's lockstep runner. */
 #ifndef DERLOOP_CONTROLLER_H
 #define DERLOOP_CONTROLLER_H
 
@@ -19,13 +20,12 @@
 struct controller;
 
 struct controller_opts {
-    /* The bus for a device. NULL = Modbus TCP, one connection per (host, port), owned by the
-     * controller. A custom factory keeps ownership of what it returns. */
+    /* The bus for a device (required when there are devices): the caller's transport, e.g.
+     * a Modbus TCP pool (gateway/bus/tcp_pool.h). The factory keeps ownership of what it
+     * returns, which must outlive the controller; the controller names the device's unit on it
+     * (bus_set_device) for the bus's log lines. NULL with err on failure. */
     struct bus *(*open_bus)(void *ctx, const struct device_cfg *dev, char *err, size_t errlen);
     void *bus_ctx;
-    /* The clock of the default TCP buses' breakers and backoff; now_ms NULL = the monotonic
-     * clock. The lockstep runner gives simulated time (and no sleeping) so runs replay. */
-    struct bus_clock clock;
     /* One log line per event (no newline), key=value with the site and asset. NULL = stderr. */
     void (*log)(void *ctx, const char *line);
     void *log_ctx;

@@ -20,7 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "gateway/bus/bus_tcp.h"
+#include "gateway/bus/tcp_pool.h"
 #include "gateway/control/controller.h"
 #include "common/fmtnum.h"
 #include "common/sha256.h"
@@ -41,8 +41,9 @@ struct rsite {
     struct site *site;
     struct siteconf *conf;
     struct controller *ctl;
-    struct bus *inproc; /* owned; RUNNER_INPROC only */
-    struct bus *tcp;    /* owned; RUNNER_TCP only: ours, so that its statistics are readable */
+    struct bus *inproc;   /* owned; RUNNER_INPROC only */
+    struct tcp_pool pool; /* RUNNER_TCP only: the site's transport */
+    struct bus *tcp;      /* its bus (one endpoint per site), for the statistics */
     int port;
     size_t n_dev;
     struct sim_asset *asset_of[SITECONF_MAX_DEVICES]; /* the simulated twin of device i */
@@ -76,7 +77,7 @@ static int64_t sim_now(void *ctx)
 static void on_log(void *ctx, const char *line)
 {
     struct runner *r = ctx;
-    if (strstr(line, " bus=tcp ")) { /* transport detail: ports differ run to run */
+    if (strstr(line, " bus=")) { /* transport detail: ports differ run to run */
         if (r->o->log)
             fprintf(r->o->log, "t=%.3f %s\n", r->now_ms / 1000.0, line);
         return;
@@ -93,8 +94,7 @@ static struct bus *open_inproc(void *ctx, const struct device_cfg *d, char *err,
     return rs->inproc;
 }
 
-/* The TCP bus of a site, made here rather than by the controller so that the runner can read
- * its statistics (bus_get_stats) for the KPIs; configured as controller.c would. */
+/* The bus's log lines, named by site, go to the transport log (on_log). */
 static void on_bus_log(void *ctx, const char *line)
 {
     struct rsite *rs = ctx;
@@ -106,23 +106,7 @@ static void on_bus_log(void *ctx, const char *line)
 static struct bus *open_tcp(void *ctx, const struct device_cfg *d, char *err, size_t errlen)
 {
     struct rsite *rs = ctx;
-    if (!rs->tcp) {
-        struct bus_tcp_config bc;
-        bus_tcp_config_default(&bc, d->host, d->port);
-        bc.timeout_ms = (int)d->timeout_ms;
-        bc.name = site_cfg(rs->site)->id;
-        bc.log = on_bus_log;
-        bc.log_ctx = rs;
-        bc.clock.now_ms = sim_now;
-        bc.clock.ctx = rs->r;
-        int rc = bus_tcp_new(&bc, &rs->tcp);
-        if (rc) {
-            snprintf(err, errlen, "%s: cannot create a Modbus TCP bus to %s:%d: %s", d->asset_id,
-                     d->host, d->port, strerror(-rc));
-            return NULL;
-        }
-    }
-    bus_tcp_set_device(rs->tcp, d->unit_id, d->asset_id);
+    rs->tcp = tcp_pool_bus(&rs->pool, d->host, d->port, (int)d->timeout_ms, err, errlen);
     return rs->tcp;
 }
 
@@ -158,6 +142,15 @@ static int open_site(struct runner *r, size_t i, char *err, size_t errlen)
     rs->site = site_new(r->sc, i, err, errlen);
     if (!rs->site)
         return -EINVAL;
+    /* Both transports: the simulated clock (breakers; no sleeping, so runs replay) and the
+     * transport log. */
+    struct bus_config bus;
+    bus_config_default(&bus);
+    bus.name = site_cfg(rs->site)->id;
+    bus.clock.now_ms = sim_now;
+    bus.clock.ctx = r;
+    bus.log = on_bus_log;
+    bus.log_ctx = rs;
     if (r->o->transport == RUNNER_TCP) {
         int ep = mbserver_listen(r->srv, "127.0.0.1", 0, &rs->port);
         if (ep < 0) {
@@ -166,6 +159,7 @@ static int open_site(struct runner *r, size_t i, char *err, size_t errlen)
             return ep;
         }
         mbserver_set_endpoint_name(r->srv, ep, site_cfg(rs->site)->id);
+        tcp_pool_init(&rs->pool, &bus);
         for (size_t k = 0; k < site_n_assets(rs->site); k++) {
             struct sim_asset *a = site_asset(rs->site, k);
             if (a->img)
@@ -174,8 +168,7 @@ static int open_site(struct runner *r, size_t i, char *err, size_t errlen)
     } else {
         struct bus_inproc_config bc;
         bus_inproc_config_default(&bc);
-        bc.clock.now_ms = sim_now;
-        bc.clock.ctx = r;
+        bc.bus = bus;
         int rc = bus_inproc_new(&bc, &rs->inproc);
         if (rc) {
             snprintf(err, errlen, "in-process bus: %s", strerror(-rc));
@@ -194,8 +187,6 @@ static int open_site(struct runner *r, size_t i, char *err, size_t errlen)
     if (rc)
         return rc;
     struct controller_opts co = {.log = on_log, .log_ctx = r};
-    co.clock.now_ms = sim_now;
-    co.clock.ctx = r;
     co.open_bus = r->o->transport == RUNNER_INPROC ? open_inproc : open_tcp;
     co.bus_ctx = rs;
     rs->ctl = controller_new(rs->conf, &co, sub, sizeof sub);
@@ -222,7 +213,7 @@ static void close_all(struct runner *r)
         controller_free(r->s[i].ctl);
         siteconf_free(r->s[i].conf);
         bus_close(r->s[i].inproc);
-        bus_close(r->s[i].tcp);
+        tcp_pool_release(&r->s[i].pool);
     }
     mbserver_free(r->srv);
     for (size_t i = 0; r->s && i < r->n; i++)

@@ -1,12 +1,13 @@
 /* bus_inproc: the gateway's register bus (gateway/bus/bus.h) served straight from the simulator's
- * register images, for fast lockstep runs: the same checks, exception codes, wire faults and
- * breakers as Modbus TCP against mbserver, without sockets or sleeping. The bus does not own
+ * register images, for fast lockstep runs: the same checks, exception codes and wire faults as
+ * Modbus TCP against mbserver, without sockets or sleeping; retries, breakers, statistics and
+ * log lines are the bus core's (gateway/bus/buscore.c), as on TCP. The bus does not own
  * the images or fault structs it serves (their assets do); bus_close frees the bus only.
+ * Like the images, it is used from one thread (the one that steps them): it takes no lock.
  * Time for the breakers comes from the injected clock, or from bus_inproc_set_now. */
 #ifndef DERLOOP_BUS_INPROC_H
 #define DERLOOP_BUS_INPROC_H
 
-#include "gateway/bus/breaker.h"
 #include "gateway/bus/bus.h"
 #include "sim/wire/asset.h"
 #include "sim/wire/regimage.h"
@@ -15,11 +16,11 @@ struct bus_inproc_config {
     /* The response timeout the TCP client would use (default 500): a WIRE_SLOW unit whose
      * delay is at least this long answers -ETIMEDOUT, a faster one answers normally. */
     int timeout_ms;
-    /* Only `retries` matters: a failed call counts the attempts and retries the TCP transport
-     * would have made, so both transports report the same statistics. Nothing sleeps. */
-    struct bus_retry retry;
-    struct breaker_config breaker;
-    struct bus_clock clock; /* now_ms NULL = the time given to bus_inproc_set_now (0 at first) */
+    /* Retries, breakers, clock, log as on every bus. Defaults here: name NULL = "inproc",
+     * clock.now_ms NULL = the time given to bus_inproc_set_now (0 at first), log NULL = no log
+     * lines. A failed call is retried as on TCP (so the statistics are the same), but nothing
+     * ever sleeps: clock.sleep_ms is not used. */
+    struct bus_config bus;
 };
 
 void bus_inproc_config_default(struct bus_inproc_config *cfg);
@@ -31,7 +32,5 @@ int bus_inproc_add_unit(struct bus *b, int unit_id, struct regimage *img,
                         const struct wirefault *wf);
 /* Sets the breakers' time when no clock was injected (lockstep: the simulated time). */
 void bus_inproc_set_now(struct bus *b, int64_t now_ms);
-/* The unit's breaker state now, or -EINVAL. */
-int bus_inproc_breaker_state(struct bus *b, int unit_id);
 
 #endif

@@ -12,6 +12,7 @@
 
 #include <CUnit/CUnit.h>
 
+#include "bus_fixture.h"
 #include "gateway/bus/bus_tcp.h"
 #include "sim/wire/bus_inproc.h"
 #include "sim/wire/mbserver.h"
@@ -47,8 +48,8 @@ static struct bus *new_inproc(int retries, struct breaker_config br)
 {
     struct bus_inproc_config cfg;
     bus_inproc_config_default(&cfg);
-    cfg.retry.retries = retries;
-    cfg.breaker = br;
+    cfg.bus.retry.retries = retries;
+    cfg.bus.breaker = br;
     struct bus *b = NULL;
     CU_ASSERT_EQUAL_FATAL(bus_inproc_new(&cfg, &b), 0);
     return b;
@@ -136,8 +137,8 @@ static void test_wire_faults(void)
     struct bus_inproc_config cfg;
     bus_inproc_config_default(&cfg);
     cfg.timeout_ms = 200;
-    cfg.retry.retries = 2;
-    cfg.breaker.failures = 0; /* this test looks at the faults, not the breaker */
+    cfg.bus.retry.retries = 2;
+    cfg.bus.breaker.failures = 0; /* this test looks at the faults, not the breaker */
     struct bus *b = NULL;
     CU_ASSERT_EQUAL_FATAL(bus_inproc_new(&cfg, &b), 0);
     struct wirefault wf = {WIRE_OK, 0, 0};
@@ -193,7 +194,7 @@ static void test_breaker_on_simulated_time(void)
     CU_ASSERT_EQUAL(bus_read(b, 1, START, 1, r), -ETIMEDOUT);
     CU_ASSERT_EQUAL(bus_read(b, 1, START, 1, r), -ETIMEDOUT);
     CU_ASSERT_EQUAL(bus_read(b, 1, START, 1, r), BUS_EOPEN);
-    CU_ASSERT_EQUAL(bus_inproc_breaker_state(b, 1), BREAKER_OPEN);
+    CU_ASSERT_EQUAL(bus_breaker_state(b, 1), BREAKER_OPEN);
     /* unknown units trip their own breaker too (0x0B: nobody answers behind the gateway) */
     for (int i = 0; i < 2; i++)
         CU_ASSERT_EQUAL(bus_exception_code(bus_read(b, 4, START, 1, r)), 0x0B);
@@ -208,7 +209,7 @@ static void test_breaker_on_simulated_time(void)
     bus_inproc_set_now(b, 8000);
     CU_ASSERT_EQUAL(bus_read(b, 1, START, 1, r), 0);
     CU_ASSERT_EQUAL(r[0], 100);
-    CU_ASSERT_EQUAL(bus_inproc_breaker_state(b, 1), BREAKER_CLOSED);
+    CU_ASSERT_EQUAL(bus_breaker_state(b, 1), BREAKER_CLOSED);
     struct bus_stats st;
     bus_get_stats(b, &st);
     CU_ASSERT_EQUAL(st.breaker_opens, 3);
@@ -237,10 +238,6 @@ static void *server_main(void *arg)
         nanosleep(&ts, NULL); /* lets the test thread take the lock */
     }
     return NULL;
-}
-
-static void quiet(void *ctx, const char *line)
-{
 }
 
 static int64_t sim_now;
@@ -322,8 +319,8 @@ static void test_parity_with_tcp(void)
     struct bus_inproc_config icfg;
     bus_inproc_config_default(&icfg);
     icfg.timeout_ms = 60;
-    icfg.breaker = br;
-    icfg.clock = clk;
+    icfg.bus.breaker = br;
+    icfg.bus.clock = clk;
     struct bus *bi = NULL;
     CU_ASSERT_EQUAL_FATAL(bus_inproc_new(&icfg, &bi), 0);
     CU_ASSERT_EQUAL(bus_inproc_add_unit(bi, 1, ia, &wfa), 0);
@@ -347,9 +344,9 @@ static void test_parity_with_tcp(void)
     struct bus_tcp_config tcfg;
     bus_tcp_config_default(&tcfg, "127.0.0.1", port);
     tcfg.timeout_ms = 60;
-    tcfg.breaker = br;
-    tcfg.clock = clk;
-    tcfg.log = quiet;
+    tcfg.bus.breaker = br;
+    tcfg.bus.clock = clk;
+    tcfg.bus.log = quiet;
     struct bus *bt = NULL;
     CU_ASSERT_EQUAL_FATAL(bus_tcp_new(&tcfg, &bt), 0);
     int rc_t[N];
