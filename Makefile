@@ -197,11 +197,11 @@ $(GEN)/py/.stamp: $(PROTO)
 
 $(LIB)/libproto.a: $(PROTO_OBJ)
 	@mkdir -p $(dir $@)
-	$(Q)$(AR) rcs $@ $^
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
 $(LIB)/libheadend.a: $(HE_OBJ) $(PROTO_OBJ)
 	@mkdir -p $(dir $@)
-	$(Q)$(AR) rcs $@ $(HE_OBJ)
+	$(Q)rm -f $@ && $(AR) rcs $@ $(HE_OBJ)
 
 # libgateway: the headend validates a pushed configuration with the gateway's own code
 # (gateway/control/confsync.h; docs/architecture.md, the headend row).
@@ -214,15 +214,15 @@ $(OBJ)/headend/main.o: $(GEN)/version.h
 
 $(LIB)/libcommon.a: $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
-	$(Q)$(AR) rcs $@ $^
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
 $(LIB)/libgateway.a: $(GW_OBJ)
 	@mkdir -p $(dir $@)
-	$(Q)$(AR) rcs $@ $^
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
 $(LIB)/libsim.a: $(SIM_OBJ)
 	@mkdir -p $(dir $@)
-	$(Q)$(AR) rcs $@ $^
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
 $(BIN)/der-sim: $(OBJ)/sim/main.o $(LIB)/libsim.a $(LIB)/libgateway.a $(LIB)/libcommon.a $(LIB)/libproto.a
 	@mkdir -p $(dir $@)
