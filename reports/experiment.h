@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 
+#include "reports/optimum.h"
 #include "reports/result.h"
 #include "sim/run/runner.h"
 #include "sim/scenario/scenario.h"
@@ -19,6 +20,8 @@ struct experiment_opts {
     int no_plots;           /* do not run gnuplot */
     int no_report;          /* do not write report.html */
     const char *gnuplot;    /* NULL = "gnuplot" from PATH */
+    int no_optimum;         /* skip the perfect-foresight optimum (its KPIs are null) */
+    struct optimum_long_opts optimum; /* its chunks, time budget and progress (optimum.h) */
 };
 
 /* Validates the scenario's expectations (the error names the file and path), then runs.
