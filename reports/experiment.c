@@ -124,8 +124,7 @@ static int write_kpis(const char *dir, const struct scenario *sc,
  * not wanted). 0 or -errno with err. */
 static int measured_run(const struct scenario *sc, const struct runner_opts *ro,
                         const struct measure_opts *mo, struct runner_result *run,
-                        struct kpi_set *kpis, char *note, size_t note_len, char *err,
-                        size_t errlen)
+                        struct kpi_set *kpis, char *note, size_t note_len, char *err, size_t errlen)
 {
     struct measure *m = measure_new(sc, mo, err, errlen);
     if (!m)
@@ -164,8 +163,8 @@ static int run_baseline(const struct scenario *sc, const struct experiment_opts 
     struct measure_opts mo = {.kpi_gateway = sc->gateway, /* the same frequency requirement */
                               .plot_dir = dir,
                               .no_optimum = "the optimum is solved for the run, not its baseline"};
-    int rc = measured_run(&b, &ro, &mo, &res->baseline_run, &res->baseline, NULL, 0, sub,
-                          sizeof sub);
+    int rc =
+        measured_run(&b, &ro, &mo, &res->baseline_run, &res->baseline, NULL, 0, sub, sizeof sub);
     cJSON_Delete(gw);
     if (rc) {
         snprintf(err, errlen, "baseline (strategy %s): %s", res->expect.baseline_strategy, sub);

@@ -121,7 +121,7 @@ struct kpi_sample {
     double ev_cars;                    /* cars present at the site's chargers (plots) */
     int islanded;                      /* a grid outage was active during the step */
     double unserved_w;                 /* demand not supplied (load shed) while islanded */
-    double freq_hz; /* the grid frequency during the step (grid meter); NaN = no grid meter */
+    double freq_hz;    /* the grid frequency during the step (grid meter); NaN = no grid meter */
     double pv_avail_w; /* what the PV could have delivered (pv_w before curtailment); the
                         * optimum's net load, since curtailing is the strategy's choice */
 };

@@ -323,8 +323,8 @@ static int build(struct lp *l, int with_peak)
     size_t peak_cols = with_peak ? (l->interior ? n : 1) : 0;
     /* terminal valuation: sum_k e[n-1,k] - surplus + deficit = E0, one row, two columns */
     int term = pb->terminal_valued && nb > 0;
-    size_t m = n * rows_per_t + (n - 1) * derate_rows + (peak_cols ? peak_cols - 1 : 0) +
-               (size_t)term;
+    size_t m =
+        n * rows_per_t + (n - 1) * derate_rows + (peak_cols ? peak_cols - 1 : 0) + (size_t)term;
     size_t cols = n * l->stride + peak_cols + 2 * (size_t)term;
     /* nonzeros: balance 2 + 2 nb, energy 4, derate 2, peak 2, chain 2; terminal nb + 2 */
     size_t nnz = n * (2 + 2 * nb + 4 * nb + 2 * derate_rows + 4) + nb + 2;
@@ -454,7 +454,8 @@ static void set_cost_objective(struct lp *l)
         /* the end's value as the run's end_energy_value counts it: a surplus earns less per
          * kWh than a deficit costs (efficiencies <= 1), so the LP never uses both */
         struct bat_totals bt = bat_totals(pb->batteries, l->nb);
-        glp_set_obj_coef(l->g, l->term_col, -surplus_price(&bt, pb->terminal_price) / l->price_scale);
+        glp_set_obj_coef(l->g, l->term_col,
+                         -surplus_price(&bt, pb->terminal_price) / l->price_scale);
         glp_set_obj_coef(l->g, l->term_col + 1,
                          deficit_price(&bt, pb->terminal_price) / l->price_scale);
     }
@@ -623,8 +624,7 @@ static void lp_free(struct lp *l)
 }
 
 /* term_e0_wh: the terminal valuation's reference, NaN = the batteries' start. */
-static int lp_init(struct lp *l, const struct optimum_problem *pb, int with_peak,
-                   double term_e0_wh)
+static int lp_init(struct lp *l, const struct optimum_problem *pb, int with_peak, double term_e0_wh)
 {
     memset(l, 0, sizeof *l);
     l->pb = pb;
@@ -826,8 +826,8 @@ int optimum_solve(const struct optimum_problem *pb, struct optimum_result *res,
  * go into res and sched, the batteries' energies after them into bats (the next chunk's start). */
 static int solve_chunk(const struct optimum_problem *pb, struct optimum_problem *sub, size_t s,
                        size_t keep, struct optimum_battery *bats, double deadline,
-                       struct optimum_result *res, const struct optimum_schedule *sched,
-                       double *bw, double *ew, double *gw, char *err, size_t errlen)
+                       struct optimum_result *res, const struct optimum_schedule *sched, double *bw,
+                       double *ew, double *gw, char *err, size_t errlen)
 {
     size_t nb = pb->n_batteries;
     struct optimum_schedule ss = {.battery_w = bw, .energy_wh = ew, .grid_w = gw};
@@ -861,8 +861,8 @@ static int solve_chunk(const struct optimum_problem *pb, struct optimum_problem 
 }
 
 int optimum_solve_long(const struct optimum_problem *pb, const struct optimum_long_opts *o,
-                       struct optimum_result *res, const struct optimum_schedule *sched,
-                       char *err, size_t errlen)
+                       struct optimum_result *res, const struct optimum_schedule *sched, char *err,
+                       size_t errlen)
 {
     struct optimum_long_opts d = {0};
     if (o)

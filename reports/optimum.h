@@ -133,8 +133,8 @@ struct optimum_long_opts {
 /* As optimum_solve, in chunks past o->chunk_n intervals; -ETIME with err when the budget ran
  * out (res is then incomplete). o may be NULL (defaults, no budget). */
 int optimum_solve_long(const struct optimum_problem *pb, const struct optimum_long_opts *o,
-                       struct optimum_result *res, const struct optimum_schedule *sched,
-                       char *err, size_t errlen);
+                       struct optimum_result *res, const struct optimum_schedule *sched, char *err,
+                       size_t errlen);
 
 /* The value of the batteries' stored energy at the end against their start, e_end_wh the sum of
  * their energies: a surplus counts what it can give back, surplus x mean eta_discharge x price;

@@ -33,8 +33,8 @@ struct optimum_kpi {
     size_t opt_sites, end_sites;
     int opt_failed;
     double opt_savings, opt_net_cost, end_value, opt_peak_w;
-    size_t chunks;     /* the most chunks any site's solve took (1: exact) */
-    char note[400];    /* why the optimum KPIs are null, or how they were solved; "" */
+    size_t chunks;  /* the most chunks any site's solve took (1: exact) */
+    char note[400]; /* why the optimum KPIs are null, or how they were solved; "" */
 };
 
 struct optimum_kpi *optimum_kpi_new(size_t n_sites)
@@ -207,8 +207,8 @@ static double end_value(double soc_last, const struct optimum_battery *b, size_t
 /* The LP over the stored intervals (their means in net, imp, exp_; prices may be NULL). */
 static int solve(const struct optimum_kpi *a, enum optimum_objective objective, const double *net,
                  const double *imp, const double *exp_, const struct optimum_battery *b,
-                 size_t n_batteries, const struct optimum_long_opts *lo,
-                 struct optimum_result *res, char *err, size_t errlen)
+                 size_t n_batteries, const struct optimum_long_opts *lo, struct optimum_result *res,
+                 char *err, size_t errlen)
 {
     struct optimum_problem pb = {.objective = objective,
                                  .n = a->n_iv,
@@ -271,8 +271,8 @@ int optimum_kpi_site_solve(struct optimum_kpi *a, size_t site, const struct opti
     }
     iv_means(a, site, net, imp, exp_);
     struct optimum_result res;
-    if ((rc = solve(a, OPTIMUM_MIN_COST, net, imp, exp_, b, n_batteries, lo, &res, err,
-                    errlen)) != 0)
+    if ((rc = solve(a, OPTIMUM_MIN_COST, net, imp, exp_, b, n_batteries, lo, &res, err, errlen)) !=
+        0)
         goto out;
     /* the lowest net_cost - end_energy_value any controller could reach, against the idle
      * cost at the run's steps */
@@ -313,8 +313,8 @@ int optimum_kpi_peak(struct optimum_kpi *a, const struct optimum_battery *b, siz
     }
     iv_means(a, one ? 0 : SIZE_MAX, net, imp, exp_);
     struct optimum_result res;
-    if ((rc = solve(a, OPTIMUM_MIN_PEAK, net, imp, exp_, b, n_batteries, lo, &res, err,
-                    errlen)) == 0)
+    if ((rc = solve(a, OPTIMUM_MIN_PEAK, net, imp, exp_, b, n_batteries, lo, &res, err, errlen)) ==
+        0)
         a->opt_peak_w = res.peak_w;
 out:
     free(net);

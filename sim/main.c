@@ -264,8 +264,7 @@ static int cmd_run(int argc, char **argv)
                                          {"no-plots", no_argument, NULL, OPT_NOPLOTS},
                                          {"no-report", no_argument, NULL, OPT_NOREPORT},
                                          {"no-optimum", no_argument, NULL, OPT_NOOPTIMUM},
-                                         {"optimum-budget", required_argument, NULL,
-                                          OPT_OPTBUDGET},
+                                         {"optimum-budget", required_argument, NULL, OPT_OPTBUDGET},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     struct load_opts lo = {0};

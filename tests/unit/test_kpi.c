@@ -387,12 +387,33 @@ static void test_optimum_sites_null(void)
     CU_ASSERT_EQUAL(optimum_kpi_site_solve(a, 0, b, opt_batteries(0, b), NULL, err, sizeof err), 0);
     for (size_t i = 0; i <= OPTIMUM_MAX_BATTERIES; i++)
         b[i] = opt_battery(1, 1, 0.9, 0.5);
-    CU_ASSERT_EQUAL(optimum_kpi_site_solve(a, 1, b, OPTIMUM_MAX_BATTERIES + 1, NULL, err, sizeof err),
-                    -E2BIG);
+    CU_ASSERT_EQUAL(
+        optimum_kpi_site_solve(a, 1, b, OPTIMUM_MAX_BATTERIES + 1, NULL, err, sizeof err), -E2BIG);
     CU_ASSERT_EQUAL(optimum_kpi_peak(a, b, 1, NULL, err, sizeof err), 0);
     optimum_kpi_result(a, &k);
     CU_ASSERT(isnan(k.v[KPI_OPTIMAL_SAVINGS]) && isnan(k.v[KPI_END_ENERGY_VALUE]) &&
               isnan(k.v[KPI_OPTIMAL_PEAK_15M_KW]));
+    optimum_kpi_free(a);
+    /* a site islanded by a grid outage: no figure (the LP knows no outage), and the note says
+     * why; a skipped optimum likewise */
+    a = optimum_kpi_new(1);
+    for (int i = 0; i < OPT_TICKS; i++) {
+        struct kpi_sample s = opt_sample(0, i);
+        s.islanded = i == OPT_TICKS / 2;
+        optimum_kpi_site(a, 0, &s, OPT_DT_MS);
+        optimum_kpi_tick_end(a, (int64_t)(i + 1) * OPT_DT_MS, OPT_DT_MS);
+    }
+    opt_batteries(0, b);
+    CU_ASSERT_EQUAL(optimum_kpi_site_solve(a, 0, b, 1, NULL, err, sizeof err), -EDOM);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "grid outage"));
+    optimum_kpi_result(a, &k);
+    CU_ASSERT(isnan(k.v[KPI_OPTIMAL_SAVINGS]) && isnan(k.v[KPI_OPTIMAL_NET_COST]));
+    optimum_kpi_free(a);
+    a = optimum_kpi_new(1);
+    optimum_kpi_skip(a, "--no-optimum: not solved");
+    CU_ASSERT_STRING_EQUAL(optimum_kpi_note(a), "--no-optimum: not solved");
+    optimum_kpi_result(a, &k);
+    CU_ASSERT(isnan(k.v[KPI_OPTIMAL_SAVINGS]));
     optimum_kpi_free(a);
     /* a run of one site longer than the optimum's intervals keeps none: -E2BIG, null */
     a = optimum_kpi_new(1);
