@@ -88,8 +88,20 @@ static void usage_run(FILE *out)
           "      --no-baseline      do not run the baseline (vs_baseline KPIs are null)\n"
           "      --no-plots         do not run gnuplot\n"
           "      --no-report        do not write report.html\n"
+          "      --no-optimum       do not solve the perfect-foresight optimum (its KPIs null)\n"
+          "      --optimum-budget D wall-clock budget of the optimum (default 10m); past it the\n"
+          "                         optimum KPIs are null and kpis.json says why\n"
           "  -h, --help             this text\n",
           out);
+}
+
+/* The optimum's progress on a long run (it works in chunks): one line per chunk. */
+static void optimum_progress(void *ctx, size_t done, size_t n)
+{
+    (void)ctx;
+    if (n > OPTIMUM_CHUNK_N)
+        fprintf(stderr, "der-sim run: optimum %zu/%zu intervals (%.0f %%)\n", done, n,
+                100.0 * (double)done / (double)n);
 }
 
 static void usage_serve(FILE *out)
@@ -154,7 +166,16 @@ static int load(const char *path, const struct load_opts *lo, struct scenario **
     return rc;
 }
 
-enum { OPT_SEED = 1000, OPT_LOOP, OPT_NOPIN, OPT_NOBASE, OPT_NOPLOTS, OPT_NOREPORT };
+enum {
+    OPT_SEED = 1000,
+    OPT_LOOP,
+    OPT_NOPIN,
+    OPT_NOBASE,
+    OPT_NOPLOTS,
+    OPT_NOREPORT,
+    OPT_NOOPTIMUM,
+    OPT_OPTBUDGET
+};
 
 static int cmd_check(int argc, char **argv)
 {
@@ -242,11 +263,15 @@ static int cmd_run(int argc, char **argv)
                                          {"no-baseline", no_argument, NULL, OPT_NOBASE},
                                          {"no-plots", no_argument, NULL, OPT_NOPLOTS},
                                          {"no-report", no_argument, NULL, OPT_NOREPORT},
+                                         {"no-optimum", no_argument, NULL, OPT_NOOPTIMUM},
+                                         {"optimum-budget", required_argument, NULL, OPT_OPTBUDGET},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     struct load_opts lo = {0};
-    struct experiment_opts eo = {.run = {.transport = RUNNER_TCP, .progress = isatty(2)}};
+    struct experiment_opts eo = {.run = {.transport = RUNNER_TCP, .progress = isatty(2)},
+                                 .optimum = {.budget_s = 600, .progress = optimum_progress}};
     struct runner_opts *ro = &eo.run;
+    int64_t budget_ms;
     const char *out = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "t:o:s:qh", opts, NULL)) != -1) {
@@ -274,6 +299,7 @@ static int cmd_run(int argc, char **argv)
             break;
         case 'q':
             ro->progress = 0;
+            eo.optimum.progress = NULL;
             break;
         case OPT_NOPIN:
             ro->no_pin = 1;
@@ -286,6 +312,19 @@ static int cmd_run(int argc, char **argv)
             break;
         case OPT_NOREPORT:
             eo.no_report = 1;
+            break;
+        case OPT_NOOPTIMUM:
+            eo.no_optimum = 1;
+            break;
+        case OPT_OPTBUDGET:
+            if (duration_parse(optarg, &budget_ms) != 0 || budget_ms <= 0) {
+                fprintf(stderr,
+                        "der-sim: --optimum-budget wants a duration > 0 (e.g. 60s), got "
+                        "\"%s\"\n",
+                        optarg);
+                return 2;
+            }
+            eo.optimum.budget_s = (double)budget_ms / 1000.0;
             break;
         case 'h':
             usage_run(stdout);
