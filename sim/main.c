@@ -598,7 +598,7 @@ static int cmd_sweep(int argc, char **argv)
     so.exe = exe;
     so.out_dir = dir;
     int rc = sweep_run(&so, stdout, err, sizeof err);
-    if (rc < 0) {
+    if (rc < 0 && rc != SWEEP_NO_BEST) {
         fprintf(stderr, "der-sim sweep: %s\n", err);
         return 1;
     }
