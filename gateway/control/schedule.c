@@ -154,11 +154,17 @@ void schedule_decide(const struct schedule *s, const struct procimg *img, struct
     int64_t unix_ms;
     if (!s || s->n == 0 || sitectx_calendar(img->ctx, img->now_ms, &unix_ms))
         return;
-    /* the strategies' site request: the last one of the optimisation class wins there */
+    /* the strategies' site request as the arbiter would pick it: the highest class they used
+     * (some run at the scheduled class: docs/strategies.md), the last one within it */
     double asked = NAN;
-    for (size_t k = 0; k < dm->n_requests; k++)
-        if (dm->req[k].asset == DECISION_SITE && dm->req[k].source == DSRC_OPTIMISATION)
-            asked = dm->req[k].power_w;
+    int cls = DSRC_NONE;
+    for (size_t k = 0; k < dm->n_requests; k++) {
+        const struct decision_request *r = &dm->req[k];
+        if (r->asset == DECISION_SITE && r->source <= DSRC_SCHEDULED && r->source >= cls) {
+            cls = r->source;
+            asked = r->power_w;
+        }
+    }
     double x = isfinite(asked) ? asked : 0; /* nobody asked: the batteries rest (arbiter.h) */
     int changed = 0;
     for (size_t i = 0; i < s->n; i++) {

@@ -48,7 +48,8 @@ int schedule_window_active(const struct schedule_window *w, int64_t unix_ms);
 
 /* Adds the scheduled site request of this cycle to dm: the windows running at img->now_ms
  * (on the calendar of img->ctx; none without one) in file order: the last charge, discharge
- * or hold_soc window sets the battery power (else the strategies' site request stands), then
+ * or hold_soc window sets the battery power (else the strategies' site request stands: the last
+ * of the highest class they used, optimisation or scheduled), then
  * every cap moves it as far as needed to hold the limit, predicted from the grid meter. Adds
  * nothing when no window changes the strategies' request; else records DC_SCHEDULE (site,
  * from what the strategies asked to what the schedule asks). */
