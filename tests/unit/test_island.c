@@ -333,8 +333,8 @@ static void test_event_errors(void)
                 "(10s to 30s), got \"29s\"",
                 NULL);
     expect_fail("events[0].type=blackout",
-                "events[0].type: must be \"fault\", \"dispatch\" or "
-                "\"grid_outage\", got \"blackout\"",
+                "events[0].type: must be \"fault\", \"dispatch\", \"grid_outage\", "
+                "\"config\", \"estop\" or \"estop_release\", got \"blackout\"",
                 NULL);
 }
 
