@@ -199,7 +199,7 @@ static int64_t zone_offset_s(int64_t unix_s)
 static int zone_to_utc(const struct civil *c, int64_t after_ms, int64_t *unix_ms)
 {
     int64_t wall_ms = civil_as_utc_ms(c), wall_s = wall_ms / 1000 - (wall_ms % 1000 < 0);
-    int64_t cand[3];
+    int64_t cand[3] = {0, 0, 0};
     int n = 0;
     for (int k = -1; k <= 1; k++) {
         int64_t off = zone_offset_s(wall_s + k * 86400);
