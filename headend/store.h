@@ -150,6 +150,10 @@ struct store_ops {
     /* QUEUED or SENT dispatches of a site not expired at now_ms, in creation order. */
     int (*dispatch_pending)(struct store *st, const char *site_id, int64_t now_ms,
                             store_dispatch_cb cb, void *ctx);
+    /* Every dispatch of a site created in [from_ms, to_ms], any state, in creation order (the
+     * export of a site's history: der-headend export). */
+    int (*dispatch_range)(struct store *st, const char *site_id, int64_t from_ms, int64_t to_ms,
+                          store_dispatch_cb cb, void *ctx);
     /* QUEUED or SENT dispatches whose expires_ms <= now_ms: each reported then set EXPIRED. */
     int (*dispatch_expire)(struct store *st, int64_t now_ms, store_dispatch_cb cb, void *ctx);
     int (*ack_add)(struct store *st, const char *id, const struct store_ack *a);

@@ -64,6 +64,7 @@ enum stmt_id {
     S_DISP_GET,
     S_DISP_STATE,
     S_DISP_PENDING,
+    S_DISP_RANGE,
     S_DISP_DUE,
     S_ACK_ADD,
     S_ACK_LIST,
@@ -122,6 +123,8 @@ static const char *const sql_text[S_COUNT] = {
     [S_DISP_PENDING] =
         "SELECT " DISP_COLS " FROM dispatch "
         "WHERE state IN (0, 1, 101) AND site_id = $1 AND expires_ms > $2 ORDER BY seq",
+    [S_DISP_RANGE] = "SELECT " DISP_COLS " FROM dispatch "
+                     "WHERE site_id = $1 AND created_ms BETWEEN $2 AND $3 ORDER BY seq",
     [S_DISP_DUE] = "SELECT " DISP_COLS " FROM dispatch "
                    "WHERE state IN (0, 1, 101) AND expires_ms <= $1 ORDER BY seq",
     [S_ACK_ADD] = "INSERT INTO dispatch_ack(setpoint_id, state, detail, at_ms) "
@@ -1051,6 +1054,21 @@ static int pg_dispatch_pending(struct store *st, const char *site_id, int64_t no
     return e;
 }
 
+static int pg_dispatch_range(struct store *st, const char *site_id, int64_t from_ms, int64_t to_ms,
+                             store_dispatch_cb cb, void *ctx)
+{
+    struct params p = {.n = 0};
+    p_text(&p, site_id);
+    p_int(&p, from_ms);
+    p_int(&p, to_ms);
+    PGresult *r;
+    int e = run(impl(st), "dispatch_range", S_DISP_RANGE, NULL, p.n, p.v, &r);
+    if (!e)
+        e = each_dispatch(r, cb, ctx);
+    PQclear(r);
+    return e;
+}
+
 static int pg_dispatch_expire(struct store *st, int64_t now_ms, store_dispatch_cb cb, void *ctx)
 {
     struct params p = {.n = 0};
@@ -1308,6 +1326,7 @@ static const struct store_ops pg_ops = {
     .dispatch_get = pg_dispatch_get,
     .dispatch_set_state = pg_dispatch_set_state,
     .dispatch_pending = pg_dispatch_pending,
+    .dispatch_range = pg_dispatch_range,
     .dispatch_expire = pg_dispatch_expire,
     .ack_add = pg_ack_add,
     .acks_list = pg_acks_list,

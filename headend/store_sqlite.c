@@ -29,6 +29,7 @@ enum stmt_id {
     S_DISP_GET,
     S_DISP_STATE,
     S_DISP_PENDING,
+    S_DISP_RANGE,
     S_DISP_DUE,
     S_ACK_ADD,
     S_ACK_LIST,
@@ -85,6 +86,8 @@ static const char *const sql_text[S_COUNT] = {
     [S_DISP_PENDING] =
         "SELECT " DISP_COLS " FROM dispatch "
         "WHERE state IN (0, 1, 101) AND site_id = ?1 AND expires_ms > ?2 ORDER BY seq",
+    [S_DISP_RANGE] = "SELECT " DISP_COLS " FROM dispatch "
+                     "WHERE site_id = ?1 AND created_ms BETWEEN ?2 AND ?3 ORDER BY seq",
     [S_DISP_DUE] = "SELECT " DISP_COLS " FROM dispatch "
                    "WHERE state IN (0, 1, 101) AND expires_ms <= ?1 ORDER BY seq",
     [S_ACK_ADD] = "INSERT INTO dispatch_ack(setpoint_id, state, detail, at_ms) "
@@ -506,6 +509,16 @@ static int sq_dispatch_pending(struct store *st, const char *site_id, int64_t no
     return collect_dispatch(q, cb, ctx);
 }
 
+static int sq_dispatch_range(struct store *st, const char *site_id, int64_t from_ms, int64_t to_ms,
+                             store_dispatch_cb cb, void *ctx)
+{
+    sqlite3_stmt *q = stmt(impl(st), S_DISP_RANGE);
+    bind_text(q, 1, site_id);
+    sqlite3_bind_int64(q, 2, from_ms);
+    sqlite3_bind_int64(q, 3, to_ms);
+    return collect_dispatch(q, cb, ctx);
+}
+
 static int sq_dispatch_expire(struct store *st, int64_t now_ms, store_dispatch_cb cb, void *ctx)
 {
     sqlite3_stmt *q = stmt(impl(st), S_DISP_DUE);
@@ -742,6 +755,7 @@ static const struct store_ops sqlite_ops = {
     .dispatch_get = sq_dispatch_get,
     .dispatch_set_state = sq_dispatch_set_state,
     .dispatch_pending = sq_dispatch_pending,
+    .dispatch_range = sq_dispatch_range,
     .dispatch_expire = sq_dispatch_expire,
     .ack_add = sq_ack_add,
     .acks_list = sq_acks_list,

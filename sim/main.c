@@ -689,13 +689,15 @@ static void usage_import(FILE *out)
           "      --max-gap DURATION   a longer gap is an error (default: none)\n"
           "      --capacity-kwh X     every battery's capacity (default: estimated from SoC)\n"
           "      --strategy NAME      the replay's gateway strategy (default net_zero)\n"
+          "      --site-json FILE     a der-headend export's site.json: asset ids, ratings,\n"
+          "                           dispatches and offline spans (with its records.csv)\n"
           "  -h, --help               this text\n",
           out);
 }
 
 static int cmd_import(int argc, char **argv)
 {
-    enum { O_NAME = 256, O_TZ, O_FMT, O_STEP, O_LIN, O_MAX, O_CAP, O_STRAT };
+    enum { O_NAME = 256, O_TZ, O_FMT, O_STEP, O_LIN, O_MAX, O_CAP, O_STRAT, O_SITE };
     static const struct option opts[] = {{"out", required_argument, NULL, 'o'},
                                          {"name", required_argument, NULL, O_NAME},
                                          {"tz", required_argument, NULL, O_TZ},
@@ -705,6 +707,7 @@ static int cmd_import(int argc, char **argv)
                                          {"max-gap", required_argument, NULL, O_MAX},
                                          {"capacity-kwh", required_argument, NULL, O_CAP},
                                          {"strategy", required_argument, NULL, O_STRAT},
+                                         {"site-json", required_argument, NULL, O_SITE},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     struct import_opts io = {.step_ms = 1000, .linear_gap_ms = 60000};
@@ -743,6 +746,9 @@ static int cmd_import(int argc, char **argv)
             break;
         case O_STRAT:
             io.strategy = optarg;
+            break;
+        case O_SITE:
+            io.site_json = optarg;
             break;
         case 'h':
             usage_import(stdout);

@@ -589,16 +589,154 @@ static int write_json(const char *path, const cJSON *doc, char *err, size_t errl
     return fclose(f) == 0 ? 0 : fail(err, errlen, -EIO, "%s: write failed", path);
 }
 
+/* ---- a headend export's site.json ------------------------------------------------------ */
+
+static cJSON *read_json(const char *path, char *err, size_t errlen, int *rc)
+{
+    FILE *f = fopen(path, "r");
+    char *buf = NULL;
+    size_t cap = 0, n = 0;
+    *rc = 0;
+    if (!f) {
+        *rc = fail(err, errlen, -ENOENT, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    for (;;) {
+        if (n + 4096 + 1 > cap) {
+            char *nb = realloc(buf, cap = cap ? cap * 2 : 65536);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                *rc = -ENOMEM;
+                return NULL;
+            }
+            buf = nb;
+        }
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    fclose(f);
+    buf[n] = '\0';
+    cJSON *doc = cJSON_Parse(buf);
+    free(buf);
+    if (!doc || !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(doc, "assets")))
+        *rc = fail(err, errlen, -EINVAL, "%s: not a der-headend export site.json (no \"assets\")",
+                   path);
+    if (*rc) {
+        cJSON_Delete(doc);
+        return NULL;
+    }
+    return doc;
+}
+
+static double jnum(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+static const char *jstr(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+/* The export's asset whose power went to records column `col`, or NULL. */
+static const cJSON *asset_of_column(const cJSON *site, const char *col)
+{
+    const cJSON *a;
+    cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(
+                              site, "assets")) if (strcmp(jstr(a, "column"), col) == 0) return a;
+    return NULL;
+}
+
+/* The scenario asset that stands for export asset `id`: its id, or NULL when not replayed. */
+static const cJSON *scenario_asset(const cJSON *assets, const char *id)
+{
+    const cJSON *a;
+    cJSON_ArrayForEach(a, assets) if (strcmp(jstr(a, "id"), id) == 0) return a;
+    return NULL;
+}
+
+/* A duration string of ms rounded up to whole steps (events want at least one step). */
+static const char *steps_dur(int64_t ms, int64_t step, char *buf, size_t len)
+{
+    int64_t n = (ms + step - 1) / step;
+    return duration_format((n < 1 ? 1 : n) * step, buf, len);
+}
+
+/* Dispatches that reached the gateway become dispatch events with their TTLs; offline spans
+ * become "offline" faults of the asset. Those outside the run, or of assets the replay does
+ * not have, are reported and left out. */
+static void add_site_events(const cJSON *site, cJSON *doc, const cJSON *assets, int64_t t0,
+                            int64_t duration, int64_t step, FILE *report)
+{
+    cJSON *events = cJSON_AddArrayToObject(doc, "events");
+    const cJSON *d;
+    char b1[32], b2[32];
+    size_t skipped = 0;
+    cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(site, "dispatches"))
+    {
+        const char *asset = jstr(d, "asset_id");
+        int64_t at = (int64_t)jnum(d, "created_ms") - t0;
+        int64_t ttl = ((int64_t)jnum(d, "expires_ms") - (int64_t)jnum(d, "created_ms")) / 1000;
+        if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d, "reached")) || at < 0 ||
+            at >= duration || (*asset && !scenario_asset(assets, asset))) {
+            skipped++;
+            continue;
+        }
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "at", duration_format(at / step * step, b1, sizeof b1));
+        cJSON_AddStringToObject(e, "type", "dispatch");
+        if (*asset)
+            cJSON_AddStringToObject(e, "asset", asset);
+        cJSON_AddNumberToObject(e, "power_w", jnum(d, "power_w"));
+        cJSON_AddStringToObject(e, "ttl",
+                                duration_format((ttl < 1 ? 1 : ttl) * 1000, b2, sizeof b2));
+        cJSON_AddItemToArray(events, e);
+    }
+    cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(site, "offline"))
+    {
+        const char *asset = jstr(d, "asset_id");
+        int64_t at = (int64_t)jnum(d, "from_ms") - t0, to = (int64_t)jnum(d, "to_ms") - t0;
+        if (at < 0)
+            at = 0;
+        if (to > duration)
+            to = duration;
+        if (at >= duration || to <= at || !scenario_asset(assets, asset)) {
+            skipped++;
+            continue;
+        }
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "at", duration_format(at / step * step, b1, sizeof b1));
+        cJSON_AddStringToObject(e, "duration",
+                                steps_dur(to - at / step * step, step, b2, sizeof b2));
+        cJSON_AddStringToObject(e, "type", "fault");
+        cJSON_AddStringToObject(e, "asset", asset);
+        cJSON_AddStringToObject(e, "fault", "offline");
+        cJSON_AddItemToArray(events, e);
+    }
+    fprintf(
+        report,
+        "import: %d events from the export (dispatches that reached the gateway, "
+        "offline spans), %zu left out (not reached, outside the run, or an asset not replayed)\n",
+        cJSON_GetArraySize(events), skipped);
+}
+
 int import_records(const struct import_opts *o, FILE *report, char *err, size_t errlen)
 {
     struct records r = {0};
     struct site s;
     double *load = NULL;
-    cJSON *doc = NULL;
-    int tcol, rc;
+    cJSON *doc = NULL, *sj = NULL;
+    int tcol = -1, rc;
     char tb[40], db[32], path[1200];
     if (o->step_ms <= 0)
         return fail(err, errlen, -EINVAL, "--step must be > 0");
+    if (o->site_json && !(sj = read_json(o->site_json, err, errlen, &rc)))
+        return rc;
     if ((rc = read_records(o, &r, &tcol, err, errlen)) ||
         (rc = classify(&r, tcol, &s, report, err, errlen, o->csv)))
         goto out;
@@ -652,14 +790,23 @@ int import_records(const struct import_opts *o, FILE *report, char *err, size_t 
     cJSON_AddItemToArray(sites, site);
     cJSON_AddStringToObject(site, "id", "site");
     cJSON_AddItemToObject(site, "assets", assets);
-    cJSON *grid = asset("grid", "meter");
+    const cJSON *gm = sj ? asset_of_column(sj, "grid_w") : NULL,
+                *pvm = sj ? asset_of_column(sj, "pv_w") : NULL;
+    cJSON *grid = asset(gm ? jstr(gm, "id") : "grid", "meter");
     cJSON_AddStringToObject(grid, "role", "grid");
     cJSON_AddItemToArray(assets, grid);
 
     for (size_t b = 0; b < s.n_bats; b++) {
         struct battery *bt = &s.bats[b];
+        char wcol[80];
+        snprintf(wcol, sizeof wcol, "%s_w", bt->id);
+        const cJSON *ex = sj ? asset_of_column(sj, wcol) : NULL;
         double cap_wh = o->capacity_kwh > 0 ? o->capacity_kwh * 1000.0 : NAN, range = 0;
-        if (!(o->capacity_kwh > 0)) {
+        if (ex && !(o->capacity_kwh > 0) && jnum(ex, "capacity_wh") > 0) {
+            cap_wh = jnum(ex, "capacity_wh");
+            fprintf(report, "import: battery %s: capacity %.1f kWh from the export\n", bt->id,
+                    cap_wh / 1000.0);
+        } else if (!(o->capacity_kwh > 0)) {
             if (bt->soccol < 0 || estimate_capacity(&r, bt, &cap_wh, &range)) {
                 rc = fail(err, errlen, -EINVAL,
                           "%s: battery %s: cannot estimate its capacity (%s): give --capacity-kwh",
@@ -676,19 +823,26 @@ int import_records(const struct import_opts *o, FILE *report, char *err, size_t 
             goto out;
         }
         cJSON *a = asset(bt->id, "battery");
-        double kw = rating_kw(max_abs(&r, bt->wcol));
+        double kw = rating_kw(max_abs(&r, bt->wcol)), ch = kw, dis = kw;
+        if (ex && jnum(ex, "min_power_w") < 0 && jnum(ex, "max_power_w") > 0) {
+            ch = fmax(kw, rating_kw(-jnum(ex, "min_power_w"))); /* the registered limits */
+            dis = fmax(kw, rating_kw(jnum(ex, "max_power_w")));
+        }
         cJSON_AddNumberToObject(a, "capacity_kwh", round(cap_wh / 100.0) / 10.0);
         cJSON_AddNumberToObject(a, "soc_init", isnan(soc0) ? 0.5 : round(soc0 * 1e4) / 1e4);
-        cJSON_AddNumberToObject(a, "max_charge_kw", kw);
-        cJSON_AddNumberToObject(a, "max_discharge_kw", kw);
+        cJSON_AddNumberToObject(a, "max_charge_kw", ch);
+        cJSON_AddNumberToObject(a, "max_discharge_kw", dis);
         cJSON_AddItemToArray(assets, a);
     }
     if (s.pv >= 0) {
         if ((rc = write_series(o, &r, "pv", r.v[s.pv], t0, interval, report, err, errlen)))
             goto out;
         cJSON_AddItemToObject(profiles, "pv", csv_profile("pv"));
-        cJSON *a = asset("pv-1", "pv");
-        cJSON_AddNumberToObject(a, "peak_kw", rating_kw(max_abs(&r, s.pv)));
+        cJSON *a = asset(pvm ? jstr(pvm, "id") : "pv-1", "pv");
+        double kw = rating_kw(max_abs(&r, s.pv));
+        if (pvm && jnum(pvm, "max_power_w") > 0)
+            kw = fmax(kw, rating_kw(jnum(pvm, "max_power_w")));
+        cJSON_AddNumberToObject(a, "peak_kw", kw);
         cJSON_AddStringToObject(a, "power_profile", "pv");
         cJSON_AddItemToArray(assets, a);
     }
@@ -718,6 +872,8 @@ int import_records(const struct import_opts *o, FILE *report, char *err, size_t 
     cJSON_AddStringToObject(gw, "strategy", o->strategy ? o->strategy : "net_zero");
     cJSON_AddStringToObject(gw, "poll_period", "1s");
     cJSON_AddItemToObject(doc, "gateway", gw);
+    if (sj)
+        add_site_events(sj, doc, assets, t0, duration, o->step_ms, report);
     cJSON_AddStringToObject(field, "csv", "field.csv");
     cJSON_AddItemToObject(field, "columns", fcols);
     cJSON_AddItemToObject(doc, "field", field);
@@ -729,6 +885,7 @@ int import_records(const struct import_opts *o, FILE *report, char *err, size_t 
     fprintf(report, "import: wrote %s (%s from %s)\n", path,
             duration_format(duration, db, sizeof db), caltime_format(t0, tb, sizeof tb));
 out:
+    cJSON_Delete(sj);
     cJSON_Delete(doc);
     free(load);
     records_free(&r);

@@ -12,6 +12,8 @@
 
 struct import_opts {
     const char *csv;         /* the records */
+    const char *site_json;   /* NULL, or der-headend export's site.json: asset ids, ratings,
+                                dispatches (as dispatch events), offline spans (as faults) */
     const char *out_dir;     /* created if missing; scenario.json and the CSVs go here */
     const char *name;        /* the scenario's name; NULL = "import" */
     const char *tz;          /* IANA zone of stamps without an offset; NULL = none */
