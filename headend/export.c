@@ -80,6 +80,15 @@ static double value_at(const struct series *se, size_t *cursor, int64_t sec, int
     return soc ? se->s[*cursor].soc : se->s[*cursor].power_w;
 }
 
+/* details.jsonl: one line per sample that carried type-specific details, in store order. */
+static int put_details(const struct store_telemetry *t, void *ctx)
+{
+    if (t->details[0])
+        fprintf((FILE *)ctx, "{\"ts_ms\":%lld,\"asset_id\":\"%s\",\"details\":%s}\n",
+                (long long)t->ts_ms, t->asset_id, t->details);
+    return 0;
+}
+
 static int add_dispatch(const struct store_dispatch *d, void *ctx)
 {
     cJSON *o = cJSON_CreateObject();
@@ -365,6 +374,17 @@ int exportcmd_run(int argc, char **argv, const char *database_url, tokencmd_defa
     snprintf(path, sizeof path, "%s/records.csv", dir);
     if ((rc = write_records(path, se, is->n_assets, from_ms, to_ms, err)))
         goto out;
+    snprintf(path, sizeof path, "%s/details.jsonl", dir);
+    FILE *df = fopen(path, "w");
+    for (size_t i = 0; df && i < is->n_assets; i++)
+        if (st->ops->telemetry_range(st, se[i].a->id, from_ms, to_ms, EXPORT_MAX_ROWS, put_details,
+                                     df))
+            break;
+    if (!df || fclose(df) != 0) {
+        fprintf(err, "der-headend export: %s: write failed\n", path);
+        rc = 1;
+        goto out;
+    }
     snprintf(path, sizeof path, "%s/site.json", dir);
     char *txt = cJSON_Print(doc);
     FILE *f = txt ? fopen(path, "w") : NULL;

@@ -9,8 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_ID_MAX   64
-#define STORE_TEXT_MAX 160
+#define STORE_ID_MAX      64
+#define STORE_TEXT_MAX    160
+#define STORE_DETAILS_MAX 256
 
 /* Dispatch states: QUEUED (no stream yet) and SENT are ours; the rest are the gateway's acks
  * (der.v1.SetpointAck.State numbers + 100 keep them apart from ours). */
@@ -44,6 +45,10 @@ struct store_telemetry {
     double soc;        /* NaN unless a battery */
     int online;
     char status[STORE_ID_MAX];
+    /* The type-specific details of the sample as a JSON object (StorageDetails, PvDetails,
+     * MeterDetails, EvseDetails, BoilerDetails: {"type":"meter","frequency_hz":50.01,...});
+     * "" = none. Kept whole so an export has everything the gateway sent. */
+    char details[STORE_DETAILS_MAX];
 };
 
 struct store_dispatch {

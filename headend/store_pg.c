@@ -38,14 +38,14 @@
 #include "common/log.h"
 #include "headend/store.h"
 
-#define SCHEMA_VERSION       4
+#define SCHEMA_VERSION       5
 #define CONNECT_TIMEOUT_S    "5"
 #define STATEMENT_TIMEOUT_MS "5000"
 #define CALL_DEFAULT_MS      5000 /* when statement_timeout is off */
 #define CALL_MARGIN_MS       5000 /* client deadline = statement_timeout + this */
 #define RETRY_MIN_MS         1000
 #define RETRY_MAX_MS         30000
-#define TEL_COLS             9
+#define TEL_COLS             10
 #define TEL_BATCH            256 /* rows per INSERT: 2,304 parameters, far below 65,535 */
 #define MSG_MAX              512
 
@@ -86,15 +86,15 @@ enum stmt_id {
 
 #define TEL_INSERT                                                                                 \
     "INSERT INTO telemetry(asset_id, ts_ms, received_ms, seq, power_w, setpoint_w, soc, online, "  \
-    "status) VALUES "
+    "status, details) VALUES "
 #define DISP_COLS                                                                                  \
     "id, seq, site_id, asset_id, power_w, created_ms, expires_ms, updated_ms, state, detail, "     \
     "session_id, requested_by"
 #define TOKEN_COLS "id, name, role, salt, hash, created_ms, last_used_ms, revoked_ms"
 #define AUDIT_COLS "id, at_ms, who, role, peer, method, path, summary, status, detail"
 #define TEL_SELECT                                                                                 \
-    "SELECT asset_id, ts_ms, received_ms, seq, power_w, setpoint_w, soc, online, status "          \
-    "FROM telemetry "
+    "SELECT asset_id, ts_ms, received_ms, seq, power_w, setpoint_w, soc, online, status, "         \
+    "details FROM telemetry "
 
 /* S_TEL_BATCH is generated (TEL_BATCH rows of placeholders) at open. */
 static const char *const sql_text[S_COUNT] = {
@@ -107,7 +107,7 @@ static const char *const sql_text[S_COUNT] = {
     [S_SESSIONS_CLOSE] = "UPDATE sessions SET ended_ms = $1, reason = $2 WHERE ended_ms = 0",
     [S_SESSIONS_RECENT] = "SELECT id, gateway_id, site_id, peer, started_ms, ended_ms, reason "
                           "FROM sessions WHERE site_id = $1 ORDER BY id DESC LIMIT $2",
-    [S_TEL_ADD] = TEL_INSERT "($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    [S_TEL_ADD] = TEL_INSERT "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     [S_TEL_RANGE] = TEL_SELECT "WHERE asset_id = $1 AND ts_ms BETWEEN $2 AND $3 "
                                "ORDER BY ts_ms, id LIMIT $4",
     [S_TEL_LATEST] = TEL_SELECT "WHERE asset_id = $1 ORDER BY ts_ms DESC, id DESC LIMIT 1",
@@ -213,7 +213,11 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS site_config(site_id TEXT PRIMARY KEY, version BIGINT NOT NULL,"
     " updated_ms BIGINT NOT NULL, updated_by TEXT NOT NULL, json TEXT NOT NULL);"
     "UPDATE meta SET value = 4 WHERE name = 'schema_version' AND value = 3;"
-    "INSERT INTO meta(name, value) VALUES('schema_version', 4) ON CONFLICT(name) DO NOTHING;";
+    /* Version 5: the type-specific details of each telemetry sample, a JSON object ("" for
+     * rows from before). */
+    "ALTER TABLE telemetry ADD COLUMN IF NOT EXISTS details TEXT NOT NULL DEFAULT '';"
+    "UPDATE meta SET value = 5 WHERE name = 'schema_version' AND value = 4;"
+    "INSERT INTO meta(name, value) VALUES('schema_version', 5) ON CONFLICT(name) DO NOTHING;";
 
 struct pg_store {
     struct store base;
@@ -728,6 +732,7 @@ static int write_tel(struct pg_store *s, const char *op, const struct store_tele
                 if (!isfinite(reals[j]))
                     v[4 + j] = NULL;
             v[8] = t->status;
+            v[9] = t->details;
         }
         PGresult *r;
         if (k == TEL_BATCH) {
@@ -898,6 +903,9 @@ static int pg_telemetry_add(struct store *st, const struct store_telemetry *t)
         snprintf(c->asset_id, sizeof(c->asset_id), "%s", fix);
     if (utf8_clean(c->status, fix, sizeof(fix)) == fix)
         snprintf(c->status, sizeof(c->status), "%s", fix);
+    char dfix[STORE_DETAILS_MAX];
+    if (utf8_clean(c->details, dfix, sizeof(dfix)) == dfix)
+        snprintf(c->details, sizeof(c->details), "%s", dfix);
     int e = 0;
     if (s->tx_depth == 0 || s->n_tel == TEL_BATCH) /* outside a transaction: at once */
         flush_tel(s, "telemetry_add", &e);
@@ -915,6 +923,7 @@ static void read_telemetry(const PGresult *r, int i, struct store_telemetry *t)
     t->soc = g_real(r, i, 6);
     t->online = (int)g_int(r, i, 7);
     g_text(r, i, 8, t->status, sizeof(t->status));
+    g_text(r, i, 9, t->details, sizeof(t->details));
 }
 
 static int pg_telemetry_range(struct store *st, const char *asset_id, int64_t from_ms,

@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """From a headend store to a replay (docs/incidents.md, "From a headend store"): der-sim serve
 (scenarios/fleet-site.json), der-gateway with an uplink and der-headend on a SQLite file run for
-a few seconds with one dispatch; `der-headend export` writes the site's records and site.json
-(assets and limits, the dispatch that reached the gateway, sessions); `der-sim import
+a few seconds with one dispatch; `der-headend export` writes the site's records, the
+type-specific details the headend now stores (meter frequency and voltage, temperatures, EVSE
+and boiler state) and site.json (assets and limits, the dispatch that reached the gateway,
+sessions); `der-sim import
 --site-json` turns them into a scenario that runs deterministically (twice the same digest,
 tcp = inproc). Only 127.0.0.1; everything started is stopped on any exit."""
 
@@ -90,6 +92,14 @@ def main():
         check(len(reached) == 1 and reached[0]["asset_id"] == "bat-1" and
               reached[0]["power_w"] == -2000, "dispatches: %s" % site["dispatches"])
         check(site["sessions"], "no session exported")
+        with open(os.path.join(exp, "details.jsonl")) as f:
+            det = [json.loads(x) for x in f]
+        kinds = {d["asset_id"]: d["details"] for d in det}
+        check("frequency_hz" in kinds.get("grid", {}) and "voltage_v" in kinds["grid"],
+              "meter details not stored/exported: %s" % kinds.get("grid"))
+        check("temperature_c" in kinds.get("bat-1", {}), "battery details: %s" % kinds.get("bat-1"))
+        check("state" in kinds.get("evse-1", {}) and "state" in kinds.get("boiler-1", {}),
+              "EVSE/boiler state: %s %s" % (kinds.get("evse-1"), kinds.get("boiler-1")))
         print("ok: export: %d rows of %d columns, %d dispatch(es), %d session(s)" %
               (n, len(header), len(site["dispatches"]), len(site["sessions"])))
 
