@@ -13,6 +13,7 @@
  * at once instead of waiting for the timer, so its window keeps moving. */
 #include "headend/hub.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -816,6 +817,85 @@ static int on_register(struct hub *h, struct session *s, const Der__V1__Register
     return 0;
 }
 
+/* One number of a details object: JSON null when not finite. */
+static size_t jnum(char *b, size_t len, size_t o, const char *key, double v)
+{
+    if (o >= len)
+        return o;
+    int n = isfinite(v) ? snprintf(b + o, len - o, "%s\"%s\":%.10g", o > 1 ? "," : "", key, v)
+                        : snprintf(b + o, len - o, "%s\"%s\":null", o > 1 ? "," : "", key);
+    return o + (n > 0 ? (size_t)n : 0);
+}
+
+/* A state name of a details object; anything but [A-Za-z0-9_ -] becomes '?', so the JSON
+ * needs no escaping whatever the gateway sent. */
+static size_t jstate(char *b, size_t len, size_t o, const char *v)
+{
+    char clean[32];
+    size_t k = 0;
+    for (; v && v[k] && k + 1 < sizeof clean; k++)
+        clean[k] = isalnum((unsigned char)v[k]) || strchr("_ -", v[k]) ? v[k] : '?';
+    clean[k] = '\0';
+    if (o >= len)
+        return o;
+    int n = snprintf(b + o, len - o, "%s\"state\":\"%s\"", o > 1 ? "," : "", clean);
+    return o + (n > 0 ? (size_t)n : 0);
+}
+
+/* The type-specific details of a sample as the JSON object the store keeps ("" = none). */
+static void details_json(const Der__V1__Telemetry *t, char *b, size_t len)
+{
+    size_t o = 1;
+    b[0] = '{';
+    b[1] = '\0';
+    switch (t->details_case) {
+    case DER__V1__TELEMETRY__DETAILS_STORAGE:
+        if (!t->storage)
+            break;
+        o = jnum(b, len, o, "soc", t->storage->soc);
+        o = jnum(b, len, o, "temperature_c", t->storage->temperature_c);
+        o = jnum(b, len, o, "max_charge_w", t->storage->max_charge_w);
+        o = jnum(b, len, o, "max_discharge_w", t->storage->max_discharge_w);
+        break;
+    case DER__V1__TELEMETRY__DETAILS_PV:
+        if (!t->pv)
+            break;
+        o = jnum(b, len, o, "available_w", t->pv->available_w);
+        o = jnum(b, len, o, "limit_w", t->pv->limit_w);
+        break;
+    case DER__V1__TELEMETRY__DETAILS_METER:
+        if (!t->meter)
+            break;
+        o = jnum(b, len, o, "frequency_hz", t->meter->frequency_hz);
+        o = jnum(b, len, o, "voltage_v", t->meter->voltage_v);
+        o = jnum(b, len, o, "import_wh", t->meter->import_wh);
+        o = jnum(b, len, o, "export_wh", t->meter->export_wh);
+        break;
+    case DER__V1__TELEMETRY__DETAILS_EVSE:
+        if (!t->evse)
+            break;
+        o = jstate(b, len, o, t->evse->state);
+        o = jnum(b, len, o, "current_a", t->evse->current_a);
+        o = jnum(b, len, o, "session_energy_wh", t->evse->session_energy_wh);
+        break;
+    case DER__V1__TELEMETRY__DETAILS_BOILER:
+        if (!t->boiler)
+            break;
+        o = jstate(b, len, o, t->boiler->state);
+        o = jnum(b, len, o, "temperature_c", t->boiler->temperature_c);
+        break;
+    default:
+        b[0] = '\0';
+        return;
+    }
+    if (o + 2 > len) { /* cannot happen with these fields; never store a cut object */
+        b[0] = '\0';
+        return;
+    }
+    b[o] = '}';
+    b[o + 1] = '\0';
+}
+
 static void on_telemetry(struct hub *h, struct session *s, const Der__V1__Telemetry *t,
                          int64_t now_ms)
 {
@@ -844,6 +924,7 @@ static void on_telemetry(struct hub *h, struct session *s, const Der__V1__Teleme
                                                                                   : NAN;
     l->online = t->online;
     snprintf(l->status, sizeof(l->status), "%s", t->status);
+    details_json(t, l->details, sizeof l->details);
     /* the latest is the newest sample: a spool replayed after a reconnect is history only.
      * A timestamp too far ahead (a gateway clock gone wrong, or a forged INT64_MAX) is kept
      * as received but would otherwise stay "latest" for good, so it never becomes it. */

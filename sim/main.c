@@ -17,6 +17,7 @@
 #include "reports/kpi.h"
 #include "reports/regdoc.h"
 #include "common/rtclock.h"
+#include "sim/run/import.h"
 #include "sim/run/runner.h"
 #include "sim/scenario/scenario.h"
 #include "sim/run/serve.h"
@@ -47,6 +48,7 @@ static void usage(FILE *out)
           "  compare RUN_DIR...     side-by-side report of runs (KPIs and overlaid plots)\n"
           "  sweep SCENARIO         run a grid of --set values in parallel, table of KPIs\n"
           "  serve SCENARIO         serve every site of a scenario in real time over Modbus TCP\n"
+          "  import RECORDS.csv     field records -> a scenario and its profiles (--out DIR)\n"
           "  kpis                   print the KPI definitions (docs/kpis.md)\n"
           "  registers              print the register maps (docs/registers.md)\n"
           "  help                   this text; `der-sim COMMAND --help` for a command's options\n"
@@ -708,6 +710,115 @@ static int cmd_registers(int argc, char **argv)
     return regdoc_markdown(stdout) == 0 ? 0 : 1;
 }
 
+static void usage_import(FILE *out)
+{
+    fputs("usage: der-sim import [OPTIONS] --out DIR RECORDS.csv\n"
+          "\n"
+          "Turns field records (a CSV: time, grid_w, pv_w, battery_w or <battery>_w, soc or\n"
+          "<battery>_soc, evse_w, boiler_w, load_w) into DIR/scenario.json, its profile CSVs and\n"
+          "DIR/field.csv (the records, for overlays). docs/incidents.md.\n"
+          "\n"
+          "options:\n"
+          "  -o, --out DIR            where to write (created if missing)\n"
+          "      --name NAME          the scenario's name (default import)\n"
+          "      --tz ZONE            IANA zone of time stamps without an offset (Europe/Berlin)\n"
+          "      --time-format F      auto (default), iso, unix_s or unix_ms\n"
+          "      --step DURATION      the run's step (default 1s)\n"
+          "      --linear-gap DURATION gaps up to this are interpolated, longer ones held (60s)\n"
+          "      --max-gap DURATION   a longer gap is an error (default: none)\n"
+          "      --capacity-kwh X     every battery's capacity (default: estimated from SoC)\n"
+          "      --strategy NAME      the replay's gateway strategy (default net_zero)\n"
+          "      --site-json FILE     a der-headend export's site.json: asset ids, ratings,\n"
+          "                           dispatches and offline spans (with its records.csv)\n"
+          "  -h, --help               this text\n",
+          out);
+}
+
+static int cmd_import(int argc, char **argv)
+{
+    enum { O_NAME = 256, O_TZ, O_FMT, O_STEP, O_LIN, O_MAX, O_CAP, O_STRAT, O_SITE };
+    static const struct option opts[] = {{"out", required_argument, NULL, 'o'},
+                                         {"name", required_argument, NULL, O_NAME},
+                                         {"tz", required_argument, NULL, O_TZ},
+                                         {"time-format", required_argument, NULL, O_FMT},
+                                         {"step", required_argument, NULL, O_STEP},
+                                         {"linear-gap", required_argument, NULL, O_LIN},
+                                         {"max-gap", required_argument, NULL, O_MAX},
+                                         {"capacity-kwh", required_argument, NULL, O_CAP},
+                                         {"strategy", required_argument, NULL, O_STRAT},
+                                         {"site-json", required_argument, NULL, O_SITE},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    struct import_opts io = {.step_ms = 1000, .linear_gap_ms = 60000};
+    char err[1024], *end;
+    int c;
+    while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+        int64_t *dur = NULL;
+        switch (c) {
+        case 'o':
+            io.out_dir = optarg;
+            break;
+        case O_NAME:
+            io.name = optarg;
+            break;
+        case O_TZ:
+            io.tz = optarg;
+            break;
+        case O_FMT:
+            io.time_format = optarg;
+            break;
+        case O_STEP:
+            dur = &io.step_ms;
+            break;
+        case O_LIN:
+            dur = &io.linear_gap_ms;
+            break;
+        case O_MAX:
+            dur = &io.max_gap_ms;
+            break;
+        case O_CAP:
+            io.capacity_kwh = strtod(optarg, &end);
+            if (*end || !(io.capacity_kwh > 0)) {
+                fprintf(stderr, "der-sim: --capacity-kwh wants a number > 0, got \"%s\"\n", optarg);
+                return 2;
+            }
+            break;
+        case O_STRAT:
+            io.strategy = optarg;
+            break;
+        case O_SITE:
+            io.site_json = optarg;
+            break;
+        case 'h':
+            usage_import(stdout);
+            return 0;
+        default:
+            usage_import(stderr);
+            return 2;
+        }
+        if (dur && (duration_parse(optarg, dur) || *dur < 0)) {
+            fprintf(stderr, "der-sim: --%s wants a duration (\"10s\"), got \"%s\"\n",
+                    opts[c == O_STEP  ? 4
+                         : c == O_LIN ? 5
+                                      : 6]
+                        .name,
+                    optarg);
+            return 2;
+        }
+    }
+    if (optind != argc - 1 || !io.out_dir) {
+        usage_import(stderr);
+        return 2;
+    }
+    io.csv = argv[optind];
+    int rc = import_records(&io, stdout, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "der-sim: import: %s\n", rc == -ENOMEM ? "out of memory" : err);
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -743,6 +854,8 @@ int main(int argc, char **argv)
         return cmd_compare(argc, argv);
     if (!strcmp(cmd, "sweep"))
         return cmd_sweep(argc, argv);
+    if (!strcmp(cmd, "import"))
+        return cmd_import(argc, argv);
     fprintf(stderr, "der-sim: unknown command \"%s\"\n", cmd);
     usage(stderr);
     return 2;
