@@ -28,6 +28,27 @@ struct asset_state {
 };
 
 #define HUB_REPORT_MAX 512
+#define HUB_RECENT     8 /* dispatches remembered per site (GET /sites/:id, active setpoints) */
+
+/* A dispatch as the site's fleet view shows it: kept in memory, updated by sends, acks and
+ * expiry, so /sites counts active setpoints without a store query. */
+struct site_dispatch {
+    char id[STORE_ID_MAX];
+    char asset_id[INV_ID_MAX]; /* "" = a site setpoint */
+    double power_w;
+    int state; /* DISPATCH_* */
+    int64_t created_ms, expires_ms;
+};
+
+/* What a site's assets' latest samples add up to (site signs: grid + import, battery +
+ * discharge, PV + production, EV and boiler + consumption as measured). Recomputed over the
+ * site's few assets whenever one of them gets a newer sample, so a /sites call is O(sites)
+ * and reads no store. NAN where no asset of that kind has reported. */
+struct site_agg {
+    double grid_w, pv_w, battery_w, ev_w, boiler_w;
+    double soc_mean;    /* mean of the batteries' latest soc (0..1) */
+    int64_t updated_ms; /* received_ms of the newest sample, 0 = none */
+};
 
 /* Per configured site: the last session seen, for /agents after a disconnect (restored from
  * the store's sessions at start, so the offline alert survives a headend restart). */
@@ -47,6 +68,13 @@ struct site_state {
     int has_rtt;
     double rtt_last_ms, rtt_ewma_ms;
     int64_t rtt_at_ms;
+    /* The fleet view (headend/sites.h): the aggregate of the latest samples, the grid meter
+     * (asset index, SIZE_MAX = none: the meter named "grid" or "*[/-]grid", else the site's
+     * first meter), the last HUB_RECENT dispatches, newest last. */
+    struct site_agg agg;
+    size_t grid_asset;
+    struct site_dispatch recent[HUB_RECENT];
+    size_t n_recent;
 };
 
 struct hub_counters {
