@@ -66,13 +66,15 @@ static void fleet_gauges(FILE *f, const struct hub *h, int per_site)
     double sum[5] = {0};
     const struct inventory *inv = hub_inventory(h);
     for (size_t i = 0; i < inventory_site_count(inv); i++) {
+        if (!registry_site(hub_registry(h), i))
+            continue; /* an offline site's last samples are history */
         const struct site_agg *g = &hub_site_state(h, i)->agg;
         const double v[5] = {g->grid_w, g->pv_w, g->battery_w, g->ev_w, g->boiler_w};
         for (int k = 0; k < 5; k++)
             sum[k] += isfinite(v[k]) ? v[k] : 0;
     }
-    fputs("# HELP der_headend_fleet_power_watts Sum over the sites' latest samples by kind "
-          "(site signs: grid + import, battery + discharge).\n"
+    fputs("# HELP der_headend_fleet_power_watts Sum over the connected sites' latest samples by "
+          "kind (site signs: grid + import, battery + discharge).\n"
           "# TYPE der_headend_fleet_power_watts gauge\n",
           f);
     for (int k = 0; k < 5; k++)

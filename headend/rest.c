@@ -248,11 +248,7 @@ static int add_alloc(const struct store_alloc *a, void *ctx)
 
 static int add_ack(const struct store_ack *a, void *ctx)
 {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "state", dispatch_state_name(a->state));
-    cJSON_AddStringToObject(o, "detail", a->detail);
-    cJSON_AddNumberToObject(o, "at_ms", (double)a->at_ms);
-    cJSON_AddItemToArray(ctx, o);
+    cJSON_AddItemToArray(ctx, sites_ack_json(a));
     return 0;
 }
 

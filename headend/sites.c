@@ -229,6 +229,8 @@ static void total_add(struct totals *t, const struct row *r)
     t->offline += !r->connected;
     t->setpoints += r->setpoints;
     t->alarms += r->alarms;
+    if (!r->connected) /* its last samples are history, not the fleet's power now */
+        return;
     if (isfinite(g->grid_w)) {
         t->grid_w += g->grid_w;
         t->import_w += fmax(g->grid_w, 0);
@@ -359,13 +361,18 @@ int sites_list(struct hub *h, const struct sites_query *q, int64_t now_ms, cJSON
 
 /* ---- GET /sites/:id ---------------------------------------------------------------------- */
 
-static int add_ack_json(const struct store_ack *a, void *ctx)
+cJSON *sites_ack_json(const struct store_ack *a)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "state", dispatch_state_name(a->state));
     cJSON_AddStringToObject(o, "detail", a->detail);
     cJSON_AddNumberToObject(o, "at_ms", (double)a->at_ms);
-    cJSON_AddItemToArray(ctx, o);
+    return o;
+}
+
+static int add_ack_json(const struct store_ack *a, void *ctx)
+{
+    cJSON_AddItemToArray(ctx, sites_ack_json(a));
     return 0;
 }
 

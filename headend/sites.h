@@ -42,8 +42,10 @@ int sites_split(const double *cap, size_t n, double power_w, double *share, doub
 int sites_dispatch_group(struct hub *h, const char *who, const char *group, double power_w,
                          int ttl_s, int64_t now_ms, cJSON **out, char *err, size_t errlen);
 
-/* The JSON of one telemetry sample (GET /telemetry, /sites/:id) and of one session record. */
+/* The JSON of one telemetry sample (GET /telemetry, /sites/:id), of one session record and of
+ * one ack (GET /dispatch/:id, /sites/:id). */
 cJSON *sites_telemetry_json(const struct store_telemetry *t);
 cJSON *sites_session_json(const struct store_session *s);
+cJSON *sites_ack_json(const struct store_ack *a);
 
 #endif

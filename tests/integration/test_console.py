@@ -246,6 +246,11 @@ def main():
     finally:
         for p in procs:
             p.stop()
+        # the artifacts stay (screenshots, logs); the browser profile and the store go
+        shutil.rmtree(os.path.join(TMP, "chrome"), ignore_errors=True)
+        for name in os.listdir(TMP):
+            if name.startswith("headend.db"):
+                os.unlink(os.path.join(TMP, name))
     return 0
 
 
