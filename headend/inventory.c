@@ -13,6 +13,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "headend/ident.h"
 #include "headend/strmap.h"
 
 struct inventory {
@@ -148,10 +149,19 @@ static int parse_site(struct inventory *inv, const cJSON *js, char *err, size_t 
     if ((rc = check_keys(js, keys, where, err, errlen)) < 0 ||
         (rc = get_id(js, "site_id", s->id, where, err, errlen)) < 0)
         return rc;
-    /* optional: the site's group (a VPP, a feeder), the target of a group dispatch */
-    if (cJSON_GetObjectItemCaseSensitive(js, "group") &&
-        (rc = get_id(js, "group", s->group, s->id, err, errlen)) < 0)
-        return rc;
+    /* optional: the site's group (a VPP, a feeder), the target of a group dispatch; it
+     * becomes a Prometheus label too, so no quote or backslash either */
+    if (cJSON_GetObjectItemCaseSensitive(js, "group")) {
+        char why[96];
+        if ((rc = get_id(js, "group", s->group, s->id, err, errlen)) < 0)
+            return rc;
+        if (ident_valid(s->group, strlen(s->group), why, sizeof(why)) < 0 ||
+            strpbrk(s->group, "\"\\")) {
+            snprintf(err, errlen, "site %s: 'group' %s", s->id,
+                     strpbrk(s->group, "\"\\") ? "contains a quote or a backslash" : why);
+            return -EINVAL;
+        }
+    }
     s->index = idx;
     inv->n_sites++; /* counted now so that inventory_free releases its arrays */
     const cJSON *gws = cJSON_GetObjectItemCaseSensitive(js, "gateways");

@@ -283,6 +283,11 @@ static void test_inventory_group(void)
                                     &inv, err, sizeof(err)),
                     -EINVAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "'group'"));
+    CU_ASSERT_EQUAL(inventory_parse("{\"sites\":[{\"site_id\":\"a\",\"group\":\"v\\\"p\","
+                                    "\"gateways\":[\"g\"],\"assets\":[]}]}",
+                                    &inv, err, sizeof(err)),
+                    -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "site a: 'group' contains a quote"));
     CU_ASSERT_EQUAL(inventory_parse(FLEET_INV, &inv, err, sizeof(err)), 0);
     CU_ASSERT_STRING_EQUAL(inventory_site_group(inv, 0), "g");
     CU_ASSERT_STRING_EQUAL(inventory_site_group(inv, 3), "");
