@@ -26,7 +26,6 @@
 #include "headend/ident.h"
 #include "headend/webhook.h"
 
-#define RATE_WINDOW_MS          10000
 #define PRUNE_EVERY_MS          10000
 #define EXPIRE_EVERY_MS         200
 #define FLUSH_MAX_ROWS          20000
@@ -900,15 +899,7 @@ static void on_telemetry(struct hub *h, struct session *s, const Der__V1__Teleme
         st->lag_ms = (double)now_ms - (double)t->ts_ms; /* in double: ts_ms is untrusted */
         site_recompute(h, a->site);
     }
-    st->messages++;
-    if (st->win_start_ms == 0)
-        st->win_start_ms = now_ms;
-    st->win_count++;
-    if (now_ms - st->win_start_ms >= RATE_WINDOW_MS) {
-        st->rate_hz = st->win_count * 1000.0 / (double)(now_ms - st->win_start_ms);
-        st->win_start_ms = now_ms;
-        st->win_count = 0;
-    }
+    st->messages++; /* a counter: the rate is the scraper's rate() over it (metrics.c) */
     if (h->n_batch == h->cap_batch) {
         size_t cap = h->cap_batch ? h->cap_batch * 2 : 1024;
         struct store_telemetry *nb = realloc(h->batch, cap * sizeof(*nb));

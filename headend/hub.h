@@ -15,15 +15,12 @@
 #include "headend/session.h"
 #include "headend/store.h"
 
-/* Per configured asset, what the last telemetry said and how fast it arrives. */
+/* Per configured asset, what the last telemetry said and how many messages it sent. */
 struct asset_state {
     int has_latest;
     struct store_telemetry latest;
     double lag_ms; /* received_ms - ts_ms of the latest sample */
     uint64_t messages;
-    int64_t win_start_ms;
-    uint32_t win_count;
-    double rate_hz;        /* over the last completed 10 s window */
     char device_state[16]; /* the latest sample's boiler or EV charger state ("" = none) */
 };
 
