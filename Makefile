@@ -67,7 +67,8 @@ DEB_PKGS := gcc make pkg-config libmodbus-dev libcjson-dev libcunit1-dev \
             libmicrohttpd-dev libgnutls28-dev libsqlite3-dev libpq-dev postgresql \
             python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc \
             gnuplot-nox chromium chromium-driver libglpk-dev cppcheck clang-format \
-            python3-serial-asyncio clang llvm libclang-rt-14-dev curl openssl help2man systemd
+            python3-serial-asyncio clang llvm libclang-rt-14-dev curl openssl help2man systemd \
+            libjs-chart.js python3-selenium
 # python3-serial-asyncio: python3-pymodbus imports it, but it is only a Recommends (and deps
 # installs with --no-install-recommends); tests/integration/test_python_deps.py checks that
 # every module the Python tests import comes from this list or its Depends. clang, llvm and
@@ -78,6 +79,8 @@ DEB_PKGS := gcc make pkg-config libmodbus-dev libcjson-dev libcunit1-dev \
 # libgrpc-dev, named here because the code includes it directly).
 # help2man: the man pages of `make install` / `make man` are made from each binary's --help.
 # systemd: systemd-analyze and systemd-sysusers check the installed units (test_install.sh).
+# libjs-chart.js: the web console's charts, compiled into der-headend (headend/web/embed.sh);
+# python3-selenium (with chromium-driver): its browser test, tests/integration/test_console.py.
 
 PKGS    := libmodbus libcjson libprotobuf-c grpc
 HE_PKGS := libmicrohttpd sqlite3 libpq gnutls
@@ -106,7 +109,7 @@ COMMON_SRC := $(wildcard common/*.c)
 GW_SRC   := $(filter-out gateway/main.c gateway/devices/sunspec_gen.c,$(wildcard gateway/*/*.c))
 SIM_SRC  := $(wildcard sim/*/*.c) $(wildcard reports/*.c)
 HE_SRC   := $(filter-out headend/main.c,$(wildcard headend/*.c))
-HE_OBJ   := $(HE_SRC:%.c=$(OBJ)/%.o)
+HE_OBJ   := $(HE_SRC:%.c=$(OBJ)/%.o) $(OBJ)/gen/web_assets.o
 PROTO    := proto/der/v1/agent.proto
 PROTO_C  := $(GEN)/proto/der/v1/agent.pb-c.c
 PROTO_H  := $(GEN)/proto/der/v1/agent.pb-c.h
@@ -210,7 +213,15 @@ $(BIN)/der-headend: $(OBJ)/headend/main.o $(LIB)/libheadend.a $(LIB)/libgateway.
 	@$(if $(Q),echo "  LD  $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) $^ -o $@ $(ALL_LDLIBS) $(HE_LIBS)
 
-$(OBJ)/headend/main.o: $(GEN)/version.h
+$(OBJ)/headend/main.o $(OBJ)/headend/metrics.o: $(GEN)/version.h
+
+# The web console (docs/operations.md, "The web console"): headend/web/ and Debian's Chart.js
+# (libjs-chart.js) become C arrays in der-headend, so nothing is read or fetched at run time.
+CHARTJS := /usr/share/javascript/chart.js/chart.min.js
+WEB_SRC := $(sort $(wildcard headend/web/*.html headend/web/*.js headend/web/*.css))
+$(GEN)/web_assets.c: headend/web/embed.sh $(WEB_SRC) $(CHARTJS)
+	@mkdir -p $(GEN)
+	$(Q)sh headend/web/embed.sh $@ $(WEB_SRC) $(CHARTJS)
 
 $(LIB)/libcommon.a: $(COMMON_OBJ)
 	@mkdir -p $(dir $@)

@@ -139,6 +139,9 @@ static const struct opt table[] = {
      "http://HOST[:PORT]/PATH: every alert change is POSTed there as JSON (http only)"},
     {"alert-webhook-timeout", OPT_MS, F(alert_webhook_timeout_ms), "5s", 100, 60000,
      "one webhook POST (connect, send, status line) must finish within this"},
+    {"metrics-per-site", OPT_FLAG, F(metrics_per_site), "0", 0, 1,
+     "GET /metrics also carries per-site gauges (power, state of charge, connected): "
+     "5 series per site, so off by default for large fleets"},
     {"alert-webhook-retries", OPT_INT, F(alert_webhook_retries), "5", 0, 100,
      "a failed webhook POST is retried this many times (backoff from 0.5 s, doubling) and "
      "then dropped"},

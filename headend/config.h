@@ -64,6 +64,8 @@ struct headend_config {
     char alert_webhook[CONFIG_STR_MAX];
     int alert_webhook_timeout_ms;
     int alert_webhook_retries;
+    /* /metrics: per-site gauges too (docs/operations.md, "Metrics") */
+    int metrics_per_site;
 };
 
 /* Fills every field with its default. */

@@ -27,7 +27,6 @@
 #include "headend/ident.h"
 #include "headend/webhook.h"
 
-#define RATE_WINDOW_MS          10000
 #define PRUNE_EVERY_MS          10000
 #define EXPIRE_EVERY_MS         200
 #define FLUSH_MAX_ROWS          20000
@@ -86,6 +85,127 @@ static void on_alert(void *ctx, const struct alert *a, const char *change)
     cJSON_free(body);
 }
 
+/* ---- the fleet view's per-site state (headend/sites.h reads it) -------------------------- */
+
+static int grid_named(const char *id)
+{
+    size_t n = strlen(id);
+    return !strcmp(id, "grid") ||
+           (n > 5 && !strcmp(id + n - 4, "grid") && (id[n - 5] == '/' || id[n - 5] == '-'));
+}
+
+/* The meter whose power is the site's grid exchange: the inventory has no meter roles, so
+ * the one named grid wins, else the site's first meter. */
+static size_t find_grid_meter(const struct inventory *inv, const struct inv_site *site)
+{
+    size_t first = SIZE_MAX;
+    for (size_t k = 0; k < site->n_assets; k++) {
+        const struct inv_asset *a = inventory_asset_at(inv, site->assets[k]);
+        if (a->type != 3)
+            continue;
+        if (grid_named(a->id))
+            return a->index;
+        if (first == SIZE_MAX)
+            first = a->index;
+    }
+    return first;
+}
+
+static void add_or_nan(double *sum, double v)
+{
+    if (isfinite(v))
+        *sum = isnan(*sum) ? v : *sum + v;
+}
+
+/* The site's aggregate from its assets' latest samples: a handful of assets per site, so a
+ * recomputation per sample costs less than keeping running sums right across replays. */
+static void site_recompute(struct hub *h, size_t site_idx)
+{
+    const struct inv_site *site = inventory_site_at(h->inv, site_idx);
+    struct site_state *ss = &h->sites[site_idx];
+    struct site_agg g = {NAN, NAN, NAN, NAN, NAN, NAN, 0};
+    double soc_sum = 0;
+    int n_soc = 0;
+    for (size_t k = 0; k < site->n_assets; k++) {
+        const struct inv_asset *a = inventory_asset_at(h->inv, site->assets[k]);
+        const struct asset_state *st = &h->assets[a->index];
+        if (!st->has_latest)
+            continue;
+        double p = st->latest.power_w;
+        if (st->latest.received_ms > g.updated_ms)
+            g.updated_ms = st->latest.received_ms;
+        switch (a->type) {
+        case 1:
+            add_or_nan(&g.battery_w, p);
+            if (isfinite(st->latest.soc)) {
+                soc_sum += st->latest.soc;
+                n_soc++;
+            }
+            break;
+        case 2:
+            add_or_nan(&g.pv_w, p);
+            break;
+        case 3:
+            if (a->index == ss->grid_asset)
+                g.grid_w = p;
+            break;
+        case 4:
+            add_or_nan(&g.ev_w, p);
+            break;
+        case 5:
+            add_or_nan(&g.boiler_w, p);
+            break;
+        }
+    }
+    g.soc_mean = n_soc ? soc_sum / n_soc : NAN;
+    ss->agg = g;
+}
+
+static struct site_dispatch *recent_find(struct hub *h, const char *site_id, const char *id)
+{
+    const struct inv_site *site = inventory_site(h->inv, site_id);
+    if (!site)
+        return NULL;
+    struct site_state *ss = &h->sites[site->index];
+    for (size_t i = 0; i < ss->n_recent; i++)
+        if (!strcmp(ss->recent[i].id, id))
+            return &ss->recent[i];
+    return NULL;
+}
+
+static void recent_state(struct hub *h, const char *site_id, const char *id, int state)
+{
+    struct site_dispatch *r = recent_find(h, site_id, id);
+    if (r)
+        r->state = state;
+}
+
+/* Newest last; the oldest leaves when the ring is full. */
+static void recent_add(struct hub *h, const struct store_dispatch *d)
+{
+    const struct inv_site *site = inventory_site(h->inv, d->site_id);
+    if (!site)
+        return;
+    struct site_state *ss = &h->sites[site->index];
+    if (ss->n_recent == HUB_RECENT)
+        memmove(&ss->recent[0], &ss->recent[1], (HUB_RECENT - 1) * sizeof(ss->recent[0]));
+    else
+        ss->n_recent++;
+    struct site_dispatch *r = &ss->recent[ss->n_recent - 1];
+    snprintf(r->id, sizeof(r->id), "%s", d->id);
+    snprintf(r->asset_id, sizeof(r->asset_id), "%s", d->asset_id);
+    r->power_w = d->power_w;
+    r->state = d->state;
+    r->created_ms = d->created_ms;
+    r->expires_ms = d->expires_ms;
+}
+
+static int restore_recent(const struct store_dispatch *d, void *ctx)
+{
+    recent_add(ctx, d);
+    return 0;
+}
+
 static int restore_site(const struct store_session *rec, void *ctx)
 {
     struct site_state *ss = ctx;
@@ -140,8 +260,12 @@ int hub_new(const struct headend_config *cfg, struct inventory *inv, struct stor
     st->ops->sessions_close_open(st, now_ms, "headend restarted");
     /* Each site's last session, so that /agents and the offline alert know a gateway that
      * was there before the restart (one indexed query per site). */
-    for (size_t i = 0; i < ns; i++)
-        st->ops->sessions_recent(st, inventory_site_at(inv, i)->id, 1, restore_site, &h->sites[i]);
+    for (size_t i = 0; i < ns; i++) {
+        const struct inv_site *site = inventory_site_at(inv, i);
+        st->ops->sessions_recent(st, site->id, 1, restore_site, &h->sites[i]);
+        h->sites[i].grid_asset = find_grid_meter(inv, site);
+        st->ops->dispatch_pending(st, site->id, now_ms, restore_recent, h);
+    }
     /* Restore what the store knows, so /telemetry and /agents survive a restart. */
     for (size_t i = 0; i < na; i++) {
         struct asset_state *a = &h->assets[i];
@@ -150,6 +274,8 @@ int hub_new(const struct headend_config *cfg, struct inventory *inv, struct stor
             a->lag_ms = (double)a->latest.received_ms - (double)a->latest.ts_ms;
         }
     }
+    for (size_t i = 0; i < ns; i++)
+        site_recompute(h, i);
     *out = h;
     return 0;
 }
@@ -357,6 +483,7 @@ static int send_setpoint(struct hub *h, struct session *s, const struct store_di
         return rc;
     if (h->st->ops->dispatch_set_state(h->st, d->id, DISPATCH_SENT, "", now_ms, s->id) < 0)
         h->c.store_errors++;
+    recent_state(h, d->site_id, d->id, DISPATCH_SENT);
     h->c.dispatch_sent++;
     log_event(LOG_INFO,
               "event=dispatch_sent setpoint=%s site=%s asset=%s gateway=%s power_w=%.1f "
@@ -946,16 +1073,9 @@ static void on_telemetry(struct hub *h, struct session *s, const Der__V1__Teleme
                                                                                : "";
         snprintf(st->device_state, sizeof(st->device_state), "%s", ds);
         st->lag_ms = (double)now_ms - (double)t->ts_ms; /* in double: ts_ms is untrusted */
+        site_recompute(h, a->site);
     }
-    st->messages++;
-    if (st->win_start_ms == 0)
-        st->win_start_ms = now_ms;
-    st->win_count++;
-    if (now_ms - st->win_start_ms >= RATE_WINDOW_MS) {
-        st->rate_hz = st->win_count * 1000.0 / (double)(now_ms - st->win_start_ms);
-        st->win_start_ms = now_ms;
-        st->win_count = 0;
-    }
+    st->messages++; /* a counter: the rate is the scraper's rate() over it (metrics.c) */
     if (h->n_batch == h->cap_batch) {
         size_t cap = h->cap_batch ? h->cap_batch * 2 : 1024;
         struct store_telemetry *nb = realloc(h->batch, cap * sizeof(*nb));
@@ -1110,6 +1230,7 @@ static void on_ack(struct hub *h, struct session *s, const Der__V1__SetpointAck 
     int ce = st->ops->commit(st);
     if (e || ce)
         h->c.store_errors++;
+    recent_state(h, d.site_id, d.id, state);
     count_outcome(h, state, &d, now_ms);
     if (state == DISPATCH_FAILED && h->limits.dispatch) {
         char why[ALERT_TEXT_MAX];
@@ -1253,6 +1374,7 @@ static int log_expired(const struct store_dispatch *d, void *arg)
     struct expiry *x = arg;
     struct hub *h = x->h;
     h->c.dispatch_state[DISPATCH_EXPIRED - 100]++;
+    recent_state(h, d->site_id, d->id, DISPATCH_EXPIRED);
     if (h->limits.dispatch)
         alerts_event(h->alerts, ALERT_DISPATCH_FAILED, d->site_id, d->id, d->power_w,
                      d->state == DISPATCH_QUEUED ? "dispatch EXPIRED before any gateway served it"
@@ -1389,6 +1511,7 @@ int hub_dispatch_by(struct hub *h, const char *who, size_t site_idx, size_t asse
         return e;
     }
     h->c.dispatch_created++;
+    recent_add(h, &d);
     snprintf(id, STORE_ID_MAX, "%s", d.id);
     struct session *s =
         asset ? registry_asset(h->reg, asset->index) : registry_site(h->reg, site->index);

@@ -15,20 +15,38 @@
 #include "headend/session.h"
 #include "headend/store.h"
 
-/* Per configured asset, what the last telemetry said and how fast it arrives. */
+/* Per configured asset, what the last telemetry said and how many messages it sent. */
 struct asset_state {
     int has_latest;
     struct store_telemetry latest;
     double lag_ms; /* received_ms - ts_ms of the latest sample */
     uint64_t messages;
-    int64_t win_start_ms;
-    uint32_t win_count;
-    double rate_hz;        /* over the last completed 10 s window */
     char device_state[16]; /* the latest sample's boiler or EV charger state ("" = none) */
 };
 
 #define HUB_REPORT_MAX       512
 #define HUB_ESTOP_REASON_MAX 256
+#define HUB_RECENT           8 /* dispatches remembered per site (GET /sites/:id, active setpoints) */
+
+/* A dispatch as the site's fleet view shows it: kept in memory, updated by sends, acks and
+ * expiry, so /sites counts active setpoints without a store query. */
+struct site_dispatch {
+    char id[STORE_ID_MAX];
+    char asset_id[INV_ID_MAX]; /* "" = a site setpoint */
+    double power_w;
+    int state; /* DISPATCH_* */
+    int64_t created_ms, expires_ms;
+};
+
+/* What a site's assets' latest samples add up to (site signs: grid + import, battery +
+ * discharge, PV + production, EV and boiler + consumption as measured). Recomputed over the
+ * site's few assets whenever one of them gets a newer sample, so a /sites call is O(sites)
+ * and reads no store. NAN where no asset of that kind has reported. */
+struct site_agg {
+    double grid_w, pv_w, battery_w, ev_w, boiler_w;
+    double soc_mean;    /* mean of the batteries' latest soc (0..1) */
+    int64_t updated_ms; /* received_ms of the newest sample, 0 = none */
+};
 
 /* Per configured site: the last session seen, for /agents after a disconnect (restored from
  * the store's sessions at start, so the offline alert survives a headend restart). */
@@ -59,6 +77,13 @@ struct site_state {
     int estop_has_reported, estop_reported_active;
     char estop_reported_id[40];
     int64_t estop_reported_ms;
+    /* The fleet view (headend/sites.h): the aggregate of the latest samples, the grid meter
+     * (asset index, SIZE_MAX = none: the meter named "grid" or "*[/-]grid", else the site's
+     * first meter), the last HUB_RECENT dispatches, newest last. */
+    struct site_agg agg;
+    size_t grid_asset;
+    struct site_dispatch recent[HUB_RECENT];
+    size_t n_recent;
 };
 
 struct hub_counters {

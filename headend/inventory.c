@@ -1,5 +1,5 @@
 /* inventory: the assets file. Format (docs/operations.md):
- *   {"sites": [{"site_id": "s1", "gateways": ["gw-1"],
+ *   {"sites": [{"site_id": "s1", "gateways": ["gw-1"], "group": "vpp-north",
  *               "assets": [{"asset_id": "s1-bat", "type": "battery", "capacity_wh": 10000,
  *                           "min_power_w": -5000, "max_power_w": 5000}]}]}
  * Unknown keys are errors (a typo must not silently drop a limit). */
@@ -13,6 +13,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "headend/ident.h"
 #include "headend/strmap.h"
 
 struct inventory {
@@ -146,10 +147,21 @@ static int parse_site(struct inventory *inv, const cJSON *js, char *err, size_t 
     }
     int rc;
     if ((rc = check_keys(js, keys, where, err, errlen)) < 0 ||
-        (rc = get_id(js, "site_id", s->id, where, err, errlen)) < 0 ||
-        (cJSON_GetObjectItemCaseSensitive(js, "group") &&
-         (rc = get_id(js, "group", s->group, where, err, errlen)) < 0))
+        (rc = get_id(js, "site_id", s->id, where, err, errlen)) < 0)
         return rc;
+    /* optional: the site's group (a VPP, a feeder), the target of a group dispatch; it
+     * becomes a Prometheus label too, so no quote or backslash either */
+    if (cJSON_GetObjectItemCaseSensitive(js, "group")) {
+        char why[96];
+        if ((rc = get_id(js, "group", s->group, s->id, err, errlen)) < 0)
+            return rc;
+        if (ident_valid(s->group, strlen(s->group), why, sizeof(why)) < 0 ||
+            strpbrk(s->group, "\"\\")) {
+            snprintf(err, errlen, "site %s: 'group' %s", s->id,
+                     strpbrk(s->group, "\"\\") ? "contains a quote or a backslash" : why);
+            return -EINVAL;
+        }
+    }
     s->index = idx;
     inv->n_sites++; /* counted now so that inventory_free releases its arrays */
     const cJSON *gws = cJSON_GetObjectItemCaseSensitive(js, "gateways");
@@ -322,6 +334,11 @@ const struct inv_site *inventory_site_at(const struct inventory *inv, size_t i)
 const struct inv_asset *inventory_asset_at(const struct inventory *inv, size_t i)
 {
     return i < inv->n_assets ? &inv->assets[i] : NULL;
+}
+
+const char *inventory_site_group(const struct inventory *inv, size_t i)
+{
+    return i < inv->n_sites ? inv->sites[i].group : "";
 }
 
 const struct inv_site *inventory_site(const struct inventory *inv, const char *id)

@@ -26,7 +26,7 @@ struct inv_site {
     size_t *assets; /* asset indexes */
     size_t n_assets;
     size_t index;
-    char group[INV_ID_MAX]; /* optional "group" of the site ("" = none): POST /groups/:g/estop */
+    char group[INV_ID_MAX]; /* optional "group" of the site, "" = in no group (estop, /sites) */
 };
 
 struct inventory;
@@ -41,6 +41,8 @@ size_t inventory_asset_count(const struct inventory *inv);
 const struct inv_site *inventory_site_at(const struct inventory *inv, size_t i);
 const struct inv_asset *inventory_asset_at(const struct inventory *inv, size_t i);
 const struct inv_site *inventory_site(const struct inventory *inv, const char *id);
+/* The optional "group" of site i (a VPP, a feeder): "" when it has none. */
+const char *inventory_site_group(const struct inventory *inv, size_t i);
 const struct inv_asset *inventory_asset(const struct inventory *inv, const char *id);
 
 /* May gateway_id serve site_id? 0, -ENOENT (unknown site) or -EPERM; reason filled on error. */

@@ -1,6 +1,8 @@
-/* metrics: names follow Prometheus conventions (base units, _total for counters). Per-asset
- * series carry asset and site labels; ids are validated at inventory load (no quotes or
- * newlines can reach a label from the wire, since labels come from the inventory). */
+/* metrics: names follow Prometheus conventions (base units, _total for counters; rates are
+ * the scraper's rate() over a counter, never computed here). Per-asset series carry asset
+ * and site labels; ids are validated at inventory load (no quotes or newlines can reach a
+ * label from the wire, since labels come from the inventory). Fleet totals are always there;
+ * per-site gauges only with --metrics-per-site (5 series per site: 50,000 at 10,000 sites). */
 #include "headend/metrics.h"
 
 #include <errno.h>
@@ -9,11 +11,84 @@
 #include <stdlib.h>
 
 #include "headend/webhook.h"
+#include "version.h"
 
 static void counter(FILE *f, const char *name, const char *help, uint64_t v)
 {
     fprintf(f, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name, name,
             (unsigned long long)v);
+}
+
+/* One gauge family: HELP, TYPE, then per site (site, group labels) the value pick() gives,
+ * skipped when NaN (no sample yet: a missing series, not a zero). */
+static void site_gauge(FILE *f, const struct hub *h, const char *name, const char *help,
+                       double (*pick)(const struct hub *h, size_t i))
+{
+    const struct inventory *inv = hub_inventory(h);
+    fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
+    for (size_t i = 0; i < inventory_site_count(inv); i++) {
+        double v = pick(h, i);
+        if (!isnan(v))
+            fprintf(f, "%s{site=\"%s\",group=\"%s\"} %.6g\n", name, inventory_site_at(inv, i)->id,
+                    inventory_site_group(inv, i), v);
+    }
+}
+
+static double pick_grid(const struct hub *h, size_t i)
+{
+    return hub_site_state(h, i)->agg.grid_w;
+}
+
+static double pick_pv(const struct hub *h, size_t i)
+{
+    return hub_site_state(h, i)->agg.pv_w;
+}
+
+static double pick_battery(const struct hub *h, size_t i)
+{
+    return hub_site_state(h, i)->agg.battery_w;
+}
+
+static double pick_soc(const struct hub *h, size_t i)
+{
+    return hub_site_state(h, i)->agg.soc_mean;
+}
+
+static double pick_connected(const struct hub *h, size_t i)
+{
+    return registry_site(hub_registry(h), i) != NULL;
+}
+
+/* The fleet's sums by kind (site signs), and with per_site the per-site gauges. */
+static void fleet_gauges(FILE *f, const struct hub *h, int per_site)
+{
+    static const char *const kinds[] = {"grid", "pv", "battery", "ev", "boiler"};
+    double sum[5] = {0};
+    const struct inventory *inv = hub_inventory(h);
+    for (size_t i = 0; i < inventory_site_count(inv); i++) {
+        if (!registry_site(hub_registry(h), i))
+            continue; /* an offline site's last samples are history */
+        const struct site_agg *g = &hub_site_state(h, i)->agg;
+        const double v[5] = {g->grid_w, g->pv_w, g->battery_w, g->ev_w, g->boiler_w};
+        for (int k = 0; k < 5; k++)
+            sum[k] += isfinite(v[k]) ? v[k] : 0;
+    }
+    fputs("# HELP der_headend_fleet_power_watts Sum over the connected sites' latest samples by "
+          "kind (site signs: grid + import, battery + discharge).\n"
+          "# TYPE der_headend_fleet_power_watts gauge\n",
+          f);
+    for (int k = 0; k < 5; k++)
+        fprintf(f, "der_headend_fleet_power_watts{kind=\"%s\"} %.6g\n", kinds[k], sum[k]);
+    if (!per_site)
+        return;
+    site_gauge(f, h, "der_headend_site_grid_watts", "Grid meter power (+ import).", pick_grid);
+    site_gauge(f, h, "der_headend_site_pv_watts", "PV production.", pick_pv);
+    site_gauge(f, h, "der_headend_site_battery_watts", "Battery power (+ discharge).",
+               pick_battery);
+    site_gauge(f, h, "der_headend_site_soc_ratio", "Mean state of charge of the batteries (0..1).",
+               pick_soc);
+    site_gauge(f, h, "der_headend_site_connected", "1 when a gateway session serves the site.",
+               pick_connected);
 }
 
 int metrics_render(const struct hub *h, int64_t now_ms, char **out, size_t *len)
@@ -26,6 +101,11 @@ int metrics_render(const struct hub *h, int64_t now_ms, char **out, size_t *len)
     const struct inventory *inv = hub_inventory(h);
     const struct headend_config *cfg = hub_config(h);
 
+    fprintf(f,
+            "# HELP der_headend_build_info The build: version and commit (value 1).\n"
+            "# TYPE der_headend_build_info gauge\n"
+            "der_headend_build_info{version=\"%s\",commit=\"%s\"} 1\n",
+            DERLOOP_VERSION, DERLOOP_COMMIT);
     fprintf(f,
             "# HELP der_headend_gateways_connected Registered gateway streams.\n"
             "# TYPE der_headend_gateways_connected gauge\n"
@@ -120,17 +200,6 @@ int metrics_render(const struct hub *h, int64_t now_ms, char **out, size_t *len)
         fprintf(f, "der_headend_asset_connected{asset=\"%s\",site=\"%s\"} %d\n", a->id,
                 inventory_site_at(inv, a->site)->id, registry_asset(reg, i) != NULL);
     }
-    fputs("# HELP der_headend_asset_telemetry_rate_hz Telemetry messages per second (10 s "
-          "window).\n# TYPE der_headend_asset_telemetry_rate_hz gauge\n",
-          f);
-    for (size_t i = 0; i < inventory_asset_count(inv); i++) {
-        const struct inv_asset *a = inventory_asset_at(inv, i);
-        const struct asset_state *st = hub_asset_state(h, i);
-        /* A silent asset must read 0, not its last window's rate. */
-        double rate = st->has_latest && now_ms - st->latest.received_ms < 20000 ? st->rate_hz : 0;
-        fprintf(f, "der_headend_asset_telemetry_rate_hz{asset=\"%s\",site=\"%s\"} %.3f\n", a->id,
-                inventory_site_at(inv, a->site)->id, rate);
-    }
     fputs("# HELP der_headend_asset_telemetry_lag_seconds Headend receive time minus the "
           "sample's ts_ms, latest sample.\n# TYPE der_headend_asset_telemetry_lag_seconds gauge\n",
           f);
@@ -205,5 +274,6 @@ int metrics_render(const struct hub *h, int64_t now_ms, char **out, size_t *len)
             ws.failures);
     counter(f, "der_headend_alert_webhook_dropped_total",
             "Alert changes given up (retries spent or queue full).", ws.dropped);
+    fleet_gauges(f, h, cfg->metrics_per_site);
     return fclose(f) == 0 ? 0 : -EIO;
 }

@@ -33,10 +33,12 @@
 
 #include "headend/auth.h"
 #include "headend/config.h"
+#include "headend/console.h"
 #include "headend/ident.h"
 #include "common/log.h"
 #include "common/pem.h"
 #include "headend/metrics.h"
+#include "headend/sites.h"
 #include "headend/webhook.h"
 
 #define MAX_BODY            65536
@@ -79,21 +81,6 @@ static void add_num_or_null(cJSON *o, const char *k, double v)
         cJSON_AddNullToObject(o, k);
 }
 
-static cJSON *telemetry_json(const struct store_telemetry *t)
-{
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "asset_id", t->asset_id);
-    cJSON_AddNumberToObject(o, "ts_ms", (double)t->ts_ms);
-    cJSON_AddNumberToObject(o, "received_ms", (double)t->received_ms);
-    cJSON_AddNumberToObject(o, "telemetry_seq", (double)t->seq);
-    add_num_or_null(o, "power_w", t->power_w);
-    add_num_or_null(o, "setpoint_w", t->setpoint_w);
-    add_num_or_null(o, "soc", t->soc);
-    cJSON_AddBoolToObject(o, "online", t->online);
-    cJSON_AddStringToObject(o, "status", t->status);
-    return o;
-}
-
 static int get_assets(struct hub *h, struct rest_response *r)
 {
     const struct inventory *inv = hub_inventory(h);
@@ -119,17 +106,7 @@ static int get_assets(struct hub *h, struct rest_response *r)
 
 static int add_session(const struct store_session *s, void *ctx)
 {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "session_id", (double)s->id);
-    cJSON_AddStringToObject(o, "gateway_id", s->gateway_id);
-    cJSON_AddStringToObject(o, "peer", s->peer);
-    cJSON_AddNumberToObject(o, "started_ms", (double)s->started_ms);
-    if (s->ended_ms)
-        cJSON_AddNumberToObject(o, "ended_ms", (double)s->ended_ms);
-    else
-        cJSON_AddNullToObject(o, "ended_ms");
-    cJSON_AddStringToObject(o, "reason", s->reason);
-    cJSON_AddItemToArray(ctx, o);
+    cJSON_AddItemToArray(ctx, sites_session_json(s));
     return 0;
 }
 
@@ -213,7 +190,7 @@ static int parse_ms(const char *s, int64_t *out)
 
 static int add_sample(const struct store_telemetry *t, void *ctx)
 {
-    cJSON_AddItemToArray(ctx, telemetry_json(t));
+    cJSON_AddItemToArray(ctx, sites_telemetry_json(t));
     return 0;
 }
 
@@ -230,7 +207,7 @@ static int get_telemetry(struct hub *h, const char *id, rest_arg_fn arg, void *a
         const struct asset_state *st = hub_asset_state(h, a->index);
         if (!st->has_latest)
             return error(r, 404, "asset_id", "no telemetry yet for asset '%s'", id);
-        cJSON *o = telemetry_json(&st->latest);
+        cJSON *o = sites_telemetry_json(&st->latest);
         cJSON_AddNumberToObject(o, "lag_ms", st->lag_ms);
         cJSON_AddNumberToObject(o, "age_ms", (double)(now_ms - st->latest.received_ms));
         set_json(r, 200, o);
@@ -272,11 +249,7 @@ static int add_alloc(const struct store_alloc *a, void *ctx)
 
 static int add_ack(const struct store_ack *a, void *ctx)
 {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "state", dispatch_state_name(a->state));
-    cJSON_AddStringToObject(o, "detail", a->detail);
-    cJSON_AddNumberToObject(o, "at_ms", (double)a->at_ms);
-    cJSON_AddItemToArray(ctx, o);
+    cJSON_AddItemToArray(ctx, sites_ack_json(a));
     return 0;
 }
 
@@ -366,6 +339,67 @@ static int json_find_nul(const char *s, size_t n, char *key, size_t keylen)
     return 0;
 }
 
+/* ---- fleet views and group dispatch (headend/sites.h) ----------------------------------- */
+
+static int get_sites(struct hub *h, rest_arg_fn arg, void *actx, int64_t now_ms,
+                     struct rest_response *r)
+{
+    struct sites_query q = {0};
+    int64_t n;
+    if (arg) {
+        q.group = arg(actx, "group");
+        q.q = arg(actx, "q");
+        q.sort = arg(actx, "sort");
+        const char *lim = arg(actx, "limit"), *off = arg(actx, "offset");
+        if (lim && (parse_ms(lim, &n) < 0 || n < 0 || n > RANGE_LIMIT_MAX))
+            return error(r, 400, "limit", "limit must be an integer in 0..%d (0 = all)",
+                         RANGE_LIMIT_MAX);
+        q.limit = lim ? (size_t)n : 0;
+        if (off && (parse_ms(off, &n) < 0 || n < 0))
+            return error(r, 400, "offset", "offset must be a non-negative integer");
+        q.offset = off ? (size_t)n : 0;
+    }
+    char err[200];
+    cJSON *o;
+    int e = sites_list(h, &q, now_ms, &o, err, sizeof(err));
+    if (e == -EINVAL)
+        return error(r, 400, "sort", "%s", err);
+    if (e < 0)
+        return error(r, 500, "sites", "out of memory");
+    set_json(r, 200, o);
+    return 0;
+}
+
+static int get_site(struct hub *h, const char *site_id, int64_t now_ms, struct rest_response *r)
+{
+    const struct inv_site *site = inventory_site(hub_inventory(h), site_id);
+    if (!site)
+        return error(r, 404, "site_id", "unknown site '%s'", site_id);
+    cJSON *o;
+    if (sites_detail(h, site->index, now_ms, &o) < 0)
+        return error(r, 500, "sites", "out of memory");
+    set_json(r, 200, o);
+    return 0;
+}
+
+static int post_dispatch_group(struct hub *h, const char *who, const char *group, double power_w,
+                               int ttl, int64_t now_ms, struct rest_response *r)
+{
+    char err[256];
+    cJSON *o;
+    int e = sites_dispatch_group(h, who, group, power_w, ttl, now_ms, &o, err, sizeof(err));
+    if (e == -ENOENT)
+        return error(r, 404, "group_id", "%s", err);
+    if (e == -ERANGE)
+        return error(r, 400, "mw", "%s", err);
+    if (e == -EAGAIN)
+        return error(r, 409, "group_id", "%s", err);
+    if (e < 0)
+        return error(r, 500, "store", "%s", err);
+    set_json(r, 202, o);
+    return 0;
+}
+
 static int post_dispatch(struct hub *h, const char *who, const char *body, size_t len,
                          int64_t now_ms, struct rest_response *r)
 {
@@ -386,8 +420,10 @@ static int post_dispatch(struct hub *h, const char *who, const char *body, size_
     const cJSON *js = cJSON_GetObjectItemCaseSensitive(j, "site_id");
     const cJSON *jm = cJSON_GetObjectItemCaseSensitive(j, "mw");
     const cJSON *jt = cJSON_GetObjectItemCaseSensitive(j, "ttl_s");
+    const cJSON *jg = cJSON_GetObjectItemCaseSensitive(j, "group_id");
     const struct inv_asset *a = NULL;
     const struct inv_site *s = NULL;
+    const char *group = NULL;
     int rc = 0;
     if (ja && !cJSON_IsNull(ja)) {
         if (!cJSON_IsString(ja))
@@ -403,8 +439,16 @@ static int post_dispatch(struct hub *h, const char *who, const char *body, size_
             rc = error(r, 400, "site_id", "site_id %s", why);
         else if (!(s = inventory_site(inv, js->valuestring)))
             rc = error(r, 404, "site_id", "unknown site '%s'", js->valuestring);
+    } else if (jg && !cJSON_IsNull(jg)) {
+        if (!cJSON_IsString(jg))
+            rc = error(r, 400, "group_id", "group_id must be a string");
+        else if (ident_valid(jg->valuestring, strlen(jg->valuestring), why, sizeof(why)) < 0)
+            rc = error(r, 400, "group_id", "group_id %s", why);
+        else
+            group = jg->valuestring;
     } else {
-        rc = error(r, 400, "asset_id|site_id", "one of asset_id or site_id is required");
+        rc = error(r, 400, "asset_id|site_id|group_id",
+                   "one of asset_id, site_id or group_id is required");
     }
     if (r->body)
         goto out;
@@ -418,7 +462,9 @@ static int post_dispatch(struct hub *h, const char *who, const char *body, size_
         goto out;
     double power_w = jm->valuedouble * 1e6;
     double lo = 0, hi = 0;
-    if (a) {
+    if (group) {
+        /* the group's range depends on which sites are connected: sites_dispatch_group */
+    } else if (a) {
         lo = a->min_power_w;
         hi = a->max_power_w;
     } else {
@@ -445,6 +491,10 @@ static int post_dispatch(struct hub *h, const char *who, const char *body, size_
             ttl = (int)jt->valuedouble;
         if (r->body)
             goto out;
+    }
+    if (group) {
+        rc = post_dispatch_group(h, who, group, power_w, ttl, now_ms, r);
+        goto out;
     }
     char id[STORE_ID_MAX];
     int state;
@@ -955,13 +1005,14 @@ static int route(struct hub *h, const char *who, const char *method, const char 
     int sitecfg = path_id(path, plen, "/sites/", "/config", &id, &idlen);
     int ping = !sitecfg && path_id(path, plen, "/agents/", "/ping", &id, &idlen);
     int ack = !sitecfg && !ping && path_id(path, plen, "/alerts/", "/ack", &id, &idlen);
-    long ctl = tele || disp || tok || sitecfg || ping || ack ? -1 : find_ctl(path, plen);
+    int site = !sitecfg && !ping && !ack && path_id(path, plen, "/sites/", "", &id, &idlen);
+    long ctl = tele || disp || tok || sitecfg || ping || ack || site ? -1 : find_ctl(path, plen);
     if (ctl >= 0)
         return error(r, 400, "path", "the path contains a control character (0x%02x) at byte %ld",
                      (unsigned char)path[ctl], ctl);
     char idbuf[INV_ID_MAX];
-    if (sitecfg || ping || ack) {
-        if (bad_path_id(r, sitecfg ? "site_id" : ping ? "gateway_id" : "id", id, idlen))
+    if (sitecfg || ping || ack || site) {
+        if (bad_path_id(r, sitecfg || site ? "site_id" : ping ? "gateway_id" : "id", id, idlen))
             return 0;
         snprintf(idbuf, sizeof(idbuf), "%.*s", (int)idlen, id);
     }
@@ -1009,6 +1060,10 @@ static int route(struct hub *h, const char *who, const char *method, const char 
         return get_alerts(h, arg, actx, r);
     if (sitecfg)
         return get_site_config(h, idbuf, r);
+    if (!strcmp(path, "/sites"))
+        return get_sites(h, arg, actx, now_ms, r);
+    if (site)
+        return get_site(h, idbuf, now_ms, r);
     if (!strcmp(path, "/tokens"))
         return get_tokens(h, r);
     if (!strcmp(path, "/metrics")) {
@@ -1291,6 +1346,27 @@ static void log_outcome(const struct call *c, const char *method, const char *pa
     }
 }
 
+/* The console's static files (headend/console.h): public, before the gate, because a browser
+ * cannot send a bearer token when it navigates to a page; they hold no data, and every call
+ * they make goes through the gate with the token the operator typed. 1 when served. */
+static int serve_console(const char *method, const char *path, size_t plen, struct rest_response *r)
+{
+    const struct console_file *f =
+        strcmp(method, "GET") && strcmp(method, "HEAD") ? NULL : console_find(path, plen);
+    if (!f)
+        return 0;
+    r->body = malloc(f->len + 1);
+    if (!r->body) {
+        out_of_memory(r);
+        return 1;
+    }
+    memcpy(r->body, f->data, f->len);
+    r->body[f->len] = 0;
+    r->status = 200;
+    r->content_type = f->type;
+    return 1;
+}
+
 /* The decoded request through the gate, then routed (unless pre holds an answer already: a
  * bad query string), then written to the audit trail when it may change state and passed
  * authentication (403s included: who tried what is worth keeping; 401s and 429s are only
@@ -1307,6 +1383,11 @@ static int handle_raw(struct hub *h, struct call *c, const char *method, struct 
         out_of_memory(resp);
         return -ENOMEM;
     }
+    if (serve_console(method, path, plen, resp)) {
+        free(pre->body);
+        free(path);
+        return 0;
+    }
     int rc = 0;
     hub_lock(h);
     struct store *st = hub_store(h);
@@ -1319,6 +1400,7 @@ static int handle_raw(struct hub *h, struct call *c, const char *method, struct 
     } else {
         rc = route(h, c->auth ? c->v.who : NULL, method, path, plen, args_get, a, body, body_len,
                    now_ms, resp);
+        resp->role = auth_role_name(c->auth ? c->v.role : AUTH_ADMIN);
     }
     if (!resp->body)
         out_of_memory(resp);
@@ -1496,6 +1578,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (resp.no_store)
         MHD_add_response_header(mr, "Cache-Control", "no-store");
+    if (resp.role)
+        MHD_add_response_header(mr, "X-Derloop-Role", resp.role);
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)resp.status, mr);
     MHD_destroy_response(mr);
     return ret;

@@ -20,6 +20,7 @@ struct rest_response {
     const char *www_authenticate; /* the WWW-Authenticate header of a 401 or 403, or NULL */
     int retry_after_s;            /* the Retry-After header of a 429, or 0 */
     int no_store;                 /* Cache-Control: no-store (the answer holds a new token) */
+    const char *role; /* X-Derloop-Role: the caller's role, so the console knows what it may do */
 };
 
 /* Query parameter lookup: returns the value or NULL. */

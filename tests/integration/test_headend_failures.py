@@ -158,7 +158,7 @@ def test_offline_dispatch(he):
 def test_rest_validation(he):
     cases = [
         (b"{not json", 400, "body"),
-        ({"mw": 1}, 400, "asset_id|site_id"),
+        ({"mw": 1}, 400, "asset_id|site_id|group_id"),
         ({"asset_id": "nope", "mw": 1}, 404, "asset_id"),
         ({"site_id": "nope", "mw": 1}, 404, "site_id"),
         ({"asset_id": 5, "mw": 1}, 400, "asset_id"),

@@ -109,8 +109,9 @@ static void test_config(void)
     config_set(&c, "tls-client-ca", "ca.pem", err, sizeof(err));
     CU_ASSERT_EQUAL(config_check(&c, err, sizeof(err)), -EINVAL); /* a CA without a cert */
     for (size_t i = 0; i < config_count(); i++)
-        CU_ASSERT_EQUAL(config_is_flag(i),
-                        !strcmp(config_name(i), "insecure") || !strcmp(config_name(i), "auth"));
+        CU_ASSERT_EQUAL(config_is_flag(i), !strcmp(config_name(i), "insecure") ||
+                                               !strcmp(config_name(i), "auth") ||
+                                               !strcmp(config_name(i), "metrics-per-site"));
 }
 
 /* ---- inventory and claims ---- */
@@ -848,7 +849,7 @@ static void test_rest_validation(void)
         {"{nope", 400, "body"},
         {"[1,2]", 400, "body"},
         {"", 400, "body"},
-        {"{\"mw\":1}", 400, "asset_id|site_id"},
+        {"{\"mw\":1}", 400, "asset_id|site_id|group_id"},
         {"{\"asset_id\":\"zz\",\"mw\":1}", 404, "asset_id"},
         {"{\"site_id\":\"zz\",\"mw\":1}", 404, "site_id"},
         {"{\"asset_id\":7,\"mw\":1}", 400, "asset_id"},
