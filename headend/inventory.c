@@ -1,8 +1,10 @@
 /* inventory: the assets file. Format (docs/operations.md):
- *   {"sites": [{"site_id": "s1", "gateways": ["gw-1"],
+ *   {"sites": [{"site_id": "s1", "group": "vpp-north", "gateways": ["gw-1"],
  *               "assets": [{"asset_id": "s1-bat", "type": "battery", "capacity_wh": 10000,
  *                           "min_power_w": -5000, "max_power_w": 5000}]}]}
- * Unknown keys are errors (a typo must not silently drop a limit). */
+ * Unknown keys are errors (a typo must not silently drop a limit). "group" is optional. Asset
+ * ids are unique across sites: a simulated fleet names its replicas' assets "<site id>:<id>"
+ * (docs/scenario-format.md, "Fleets"), so the headend keys assets by id alone. */
 #include "headend/inventory.h"
 
 #include <errno.h>
@@ -126,7 +128,11 @@ static int parse_asset(struct inventory *inv, const cJSON *ja, size_t site, char
     if (strmap_put(inv->asset_by_id, a->id, a, &old) < 0)
         return -ENOMEM;
     if (old) {
-        snprintf(err, errlen, "%s: asset_id listed twice", where);
+        const struct inv_asset *first = old;
+        snprintf(err, errlen,
+                 "%s: asset_id listed twice (first in site %s); asset ids are unique across "
+                 "sites (a fleet's are \"<site id>:<asset id>\")",
+                 where, inv->sites[first->site].id);
         return -EINVAL;
     }
     inv->n_assets++;
@@ -135,7 +141,7 @@ static int parse_asset(struct inventory *inv, const cJSON *ja, size_t site, char
 
 static int parse_site(struct inventory *inv, const cJSON *js, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"site_id", "gateways", "assets", NULL};
+    static const char *const keys[] = {"site_id", "group", "gateways", "assets", NULL};
     size_t idx = inv->n_sites;
     struct inv_site *s = &inv->sites[idx];
     char where[96];
@@ -150,6 +156,9 @@ static int parse_site(struct inventory *inv, const cJSON *js, char *err, size_t 
         return rc;
     s->index = idx;
     inv->n_sites++; /* counted now so that inventory_free releases its arrays */
+    if (cJSON_GetObjectItemCaseSensitive(js, "group") &&
+        (rc = get_id(js, "group", s->group, where, err, errlen)) < 0)
+        return rc;
     const cJSON *gws = cJSON_GetObjectItemCaseSensitive(js, "gateways");
     if (!cJSON_IsArray(gws) || cJSON_GetArraySize(gws) == 0) {
         snprintf(err, errlen, "site %s: 'gateways' must be a non-empty array of ids", s->id);
@@ -330,6 +339,11 @@ const struct inv_site *inventory_site(const struct inventory *inv, const char *i
 const struct inv_asset *inventory_asset(const struct inventory *inv, const char *id)
 {
     return id ? strmap_get(inv->asset_by_id, id) : NULL;
+}
+
+const char *inventory_site_group(const struct inventory *inv, size_t i)
+{
+    return i < inv->n_sites && inv->sites[i].group[0] ? inv->sites[i].group : NULL;
 }
 
 int inventory_check_gateway(const struct inventory *inv, const char *gateway_id,

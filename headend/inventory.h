@@ -1,4 +1,5 @@
-/* inventory: the configured sites and assets (the assets file, JSON) and the claim rule:
+/* inventory: the configured sites (with their optional group) and assets (the assets file,
+ * JSON) and the claim rule:
  * a gateway may serve a site only when the site lists it, and claim only that site's assets.
  * The inventory owns every string and record it returns; it is immutable after loading, so
  * both headend threads read it without a lock. */
@@ -21,6 +22,7 @@ struct inv_asset {
 
 struct inv_site {
     char id[INV_ID_MAX];
+    char group[INV_ID_MAX]; /* "group" (a VPP, a feeder); "" = none */
     char (*gateways)[INV_ID_MAX];
     size_t n_gateways;
     size_t *assets; /* asset indexes */
@@ -41,6 +43,9 @@ const struct inv_site *inventory_site_at(const struct inventory *inv, size_t i);
 const struct inv_asset *inventory_asset_at(const struct inventory *inv, size_t i);
 const struct inv_site *inventory_site(const struct inventory *inv, const char *id);
 const struct inv_asset *inventory_asset(const struct inventory *inv, const char *id);
+
+/* The group of site i ("group" in the file), or NULL when it has none (or i is out of range). */
+const char *inventory_site_group(const struct inventory *inv, size_t i);
 
 /* May gateway_id serve site_id? 0, -ENOENT (unknown site) or -EPERM; reason filled on error. */
 int inventory_check_gateway(const struct inventory *inv, const char *gateway_id,

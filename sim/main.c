@@ -17,6 +17,7 @@
 #include "reports/kpi.h"
 #include "reports/regdoc.h"
 #include "common/rtclock.h"
+#include "sim/run/inventory.h"
 #include "sim/run/runner.h"
 #include "sim/scenario/scenario.h"
 #include "sim/run/serve.h"
@@ -47,6 +48,7 @@ static void usage(FILE *out)
           "  compare RUN_DIR...     side-by-side report of runs (KPIs and overlaid plots)\n"
           "  sweep SCENARIO         run a grid of --set values in parallel, table of KPIs\n"
           "  serve SCENARIO         serve every site of a scenario in real time over Modbus TCP\n"
+          "  inventory SCENARIO     write the headend inventory of a scenario's fleet\n"
           "  kpis                   print the KPI definitions (docs/kpis.md)\n"
           "  registers              print the register maps (docs/registers.md)\n"
           "  help                   this text; `der-sim COMMAND --help` for a command's options\n"
@@ -105,6 +107,21 @@ static void usage_serve(FILE *out)
         "  -p, --port-base P      site i listens on P + i (default: the file's ports, 0 = any)\n"
         "  -c, --config-dir DIR   write one gateway site configuration per site into DIR\n"
         "      --loop             keep serving after the scenario's end (state frozen at the end)\n"
+        "  -s, --set PATH=VALUE   override a scenario value before validation\n"
+        "      --seed N           override the scenario's seed\n"
+        "  -h, --help             this text\n",
+        out);
+}
+
+static void usage_inventory(FILE *out)
+{
+    fputs(
+        "usage: der-sim inventory [OPTIONS] SCENARIO\n"
+        "\n"
+        "Writes the der-headend inventory (the assets file, docs/operations.md) of every site of\n"
+        "SCENARIO after replication: site ids, groups, gateways gw-<site id> and asset ids as\n"
+        "the gateways of `der-sim serve` report them (docs/scenario-format.md, \"Fleets\").\n"
+        "  -o, --out FILE         write to FILE (default: standard output)\n"
         "  -s, --set PATH=VALUE   override a scenario value before validation\n"
         "      --seed N           override the scenario's seed\n"
         "  -h, --help             this text\n",
@@ -657,6 +674,64 @@ static int cmd_serve(int argc, char **argv)
     return rc == 0 ? 0 : 1;
 }
 
+static int cmd_inventory(int argc, char **argv)
+{
+    static const struct option opts[] = {{"out", required_argument, NULL, 'o'},
+                                         {"set", required_argument, NULL, 's'},
+                                         {"seed", required_argument, NULL, OPT_SEED},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    struct load_opts lo = {0};
+    const char *out = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "o:s:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o':
+            out = optarg;
+            break;
+        case 's':
+            if (add_set(&lo, optarg))
+                return 2;
+            break;
+        case OPT_SEED:
+            if (add_seed(&lo, optarg))
+                return 2;
+            break;
+        case 'h':
+            usage_inventory(stdout);
+            return 0;
+        default:
+            usage_inventory(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc - 1) {
+        usage_inventory(stderr);
+        return 2;
+    }
+    struct scenario *sc;
+    if (load(argv[optind], &lo, &sc) != 0)
+        return 1;
+    char err[1024];
+    int rc = 0;
+    if (out) {
+        rc = sim_inventory_write(sc, out, err, sizeof err);
+    } else {
+        cJSON *inv = sim_inventory_json(sc, err, sizeof err);
+        char *text = inv ? cJSON_Print(inv) : NULL;
+        if (text)
+            puts(text);
+        else if ((rc = -EINVAL) && inv)
+            snprintf(err, sizeof err, "inventory: out of memory");
+        free(text);
+        cJSON_Delete(inv);
+    }
+    if (rc)
+        fprintf(stderr, "der-sim: %s\n", err);
+    scenario_free(sc);
+    return rc ? 1 : 0;
+}
+
 static int cmd_registers(int argc, char **argv)
 {
     if (argc > 1) {
@@ -696,6 +771,8 @@ int main(int argc, char **argv)
         return cmd_run(argc, argv);
     if (!strcmp(cmd, "serve"))
         return cmd_serve(argc, argv);
+    if (!strcmp(cmd, "inventory"))
+        return cmd_inventory(argc, argv);
     if (!strcmp(cmd, "registers"))
         return cmd_registers(argc, argv);
     if (!strcmp(cmd, "kpis"))
