@@ -30,6 +30,7 @@
 
 #include "gateway/uplink/dispatch.h"
 #include "gateway/uplink/uplink.h"
+#include "sim/run/httpc.h"
 #include "sim/run/inventory.h"
 
 extern char **environ;
@@ -203,49 +204,6 @@ static void stop_child(struct headend_loop *h)
     h->child = 0;
 }
 
-/* ---- a tiny HTTP/1.1 client ----------------------------------------------------------------- */
-
-/* POST path with a JSON body to 127.0.0.1:port; the reply body into out. Returns the HTTP
- * status or -errno. One request per connection (Connection: close), 5 s timeouts. */
-static int http_post(int port, const char *path, const char *body, char *out, size_t outlen)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    struct timeval tv = {5, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-        int e = -errno;
-        close(fd);
-        return e;
-    }
-    char req[2048];
-    int n = snprintf(req, sizeof req,
-                     "POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
-                     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-                     path, port, strlen(body), body);
-    if (n < 0 || (size_t)n >= sizeof req || send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
-        close(fd);
-        return -EIO;
-    }
-    char resp[8192];
-    size_t got = 0;
-    ssize_t r;
-    while (got < sizeof resp - 1 && (r = recv(fd, resp + got, sizeof resp - 1 - got, 0)) > 0)
-        got += (size_t)r;
-    close(fd);
-    resp[got] = '\0';
-    int status;
-    if (sscanf(resp, "HTTP/1.%*d %d", &status) != 1)
-        return -EPROTO;
-    const char *b = strstr(resp, "\r\n\r\n");
-    snprintf(out, outlen, "%s", b ? b + 4 : "");
-    return status;
-}
-
 /* ---- the loop ------------------------------------------------------------------------------- */
 
 int headend_loop_new(const struct scenario *sc, FILE *ev, FILE *log, struct headend_loop **out,
@@ -347,19 +305,22 @@ int headend_loop_add_site(struct headend_loop *h, const char *site_id, const cha
 static int via_headend(struct headend_loop *h, struct hsite *s, const struct event *e,
                        int64_t now_ms, char *err, size_t errlen)
 {
-    char body[512], reply[4096], uid[SCN_ID_MAX];
+    char body[512], *reply = NULL, uid[SCN_ID_MAX];
     snprintf(body, sizeof body, "{\"%s\": \"%s\", \"mw\": %.17g, \"ttl_s\": %lld}",
              e->asset_id[0] ? "asset_id" : "site_id",
              e->asset_id[0] ? scenario_asset_uid(s->cfg, e->asset_id, uid) : s->id,
              e->power_w / 1e6, (long long)(e->ttl_ms / 1000));
-    int status = http_post(h->http_port, "/dispatch", body, reply, sizeof reply);
+    int status = httpc_request(h->http_port, "POST", "/dispatch", body, &reply);
     cJSON *j = status >= 200 && status < 300 ? cJSON_Parse(reply) : NULL;
     const cJSON *id = j ? cJSON_GetObjectItemCaseSensitive(j, "setpoint_id") : NULL;
     if (!cJSON_IsString(id)) {
-        snprintf(err, errlen, "headend: POST /dispatch %s: status %d: %.300s", body, status, reply);
+        snprintf(err, errlen, "headend: POST /dispatch %s: status %d: %.300s", body, status,
+                 reply ? reply : "");
+        free(reply);
         cJSON_Delete(j);
         return -EPROTO;
     }
+    free(reply);
     char want[AGENTMSG_ID_LEN];
     snprintf(want, sizeof want, "%s", id->valuestring);
     cJSON_Delete(j);
