@@ -26,6 +26,13 @@
 #include "gateway/uplink/uplink.h"
 
 #define WAIT_CAP_US 100000
+/* libmodbus waits for a reply with select(), and glibc aborts the process when select() is
+ * given a descriptor >= FD_SETSIZE (1024). A host must therefore stay under that many open
+ * descriptors; FDS_PER_UPLINK is what one gRPC channel takes (its socket and its poller's),
+ * FDS_BASE the process's own (stdio, the log, libraries). */
+#define FDS_LIMIT      1024
+#define FDS_PER_UPLINK 2
+#define FDS_BASE       32
 
 struct hsite {
     char path[1024];
@@ -414,11 +421,37 @@ static void *worker(void *arg)
     return NULL;
 }
 
+/* The descriptors the sites will hold: one Modbus connection per endpoint, the uplinks'. */
+static size_t fds_needed(const struct sitehost *h)
+{
+    size_t n = FDS_BASE;
+    for (size_t i = 0; i < h->n; i++) {
+        const struct siteconf *c = h->s[i]->cfg;
+        for (size_t d = 0; d < c->n_devices; d++) {
+            size_t k = 0;
+            while (k < d && (strcmp(c->devices[k].host, c->devices[d].host) ||
+                             c->devices[k].port != c->devices[d].port))
+                k++;
+            n += k == d; /* the first device on its endpoint */
+        }
+        n += h->s[i]->ucfg.target[0] ? FDS_PER_UPLINK : 0;
+    }
+    return n;
+}
+
 int sitehost_run(struct sitehost *h, int64_t duration_ms, volatile sig_atomic_t *stop,
                  volatile sig_atomic_t *hup, char *err, size_t errlen)
 {
     static volatile sig_atomic_t never;
     int rc = 0;
+    size_t fds = fds_needed(h);
+    if (fds >= FDS_LIMIT) {
+        snprintf(err, errlen,
+                 "%zu sites need about %zu file descriptors; libmodbus cannot wait on one past "
+                 "%d (select): split the sites over several processes",
+                 h->n, fds, FDS_LIMIT);
+        return -EMFILE;
+    }
     for (size_t i = 0; i < h->n && !rc; i++)
         rc = start_site(h, h->s[i], i, err, errlen);
     if (rc)
@@ -442,8 +475,10 @@ int sitehost_run(struct sitehost *h, int64_t duration_ms, volatile sig_atomic_t 
     h->hup = hup;
     h->t0_us = rtclock_monotonic_us();
     h->end_us = duration_ms >= 0 ? h->t0_us + duration_ms * 1000 : -1;
+    /* First cycles spread over one period: a thousand sites discovering their devices at
+     * the same instant would make the last of them late from the start. */
     for (size_t i = 0; i < h->n; i++) {
-        h->s[i]->due_us = h->t0_us;
+        h->s[i]->due_us = h->t0_us + h->s[i]->period_us * (int64_t)i / (int64_t)h->n;
         heap_push(h, i);
     }
     /* The calling thread is worker 0: a single site runs on it alone, as it always did. */

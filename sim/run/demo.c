@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,6 +24,9 @@
 
 #define START_TIMEOUT_MS 60000 /* a big fleet takes a while to build its images */
 #define GRACE_MS         5000
+/* A multi-site der-gateway refuses more sites than it has file descriptors for (libmodbus's
+ * select(): gateway/uplink/sitehost.c); with an uplink each, 300 sites stay well under. */
+#define SITES_PER_GATEWAY 300
 
 struct demo {
     const struct scenario *sc;
@@ -95,17 +99,14 @@ static int parse_ready(struct demo *d, const char *line)
 
 static int start_headend(struct demo *d)
 {
-    char err[512], out[4096];
-    char *argv[] = {d->headend_bin,
-                    "--grpc-listen",
-                    "127.0.0.1:0",
-                    "--http-listen",
-                    (char *)(d->o->http_listen ? d->o->http_listen : "127.0.0.1:0"),
-                    "--db",
-                    ":memory:",
-                    "--inventory",
-                    d->inv,
-                    NULL};
+    char err[512], out[4096], max_streams[16];
+    snprintf(max_streams, sizeof max_streams, "%d", SITES_PER_GATEWAY + 100);
+    char *argv[] = {d->headend_bin, "--grpc-listen", "127.0.0.1:0", "--http-listen",
+                    (char *)(d->o->http_listen ? d->o->http_listen : "127.0.0.1:0"), "--db",
+                    ":memory:", "--inventory", d->inv,
+                    /* gRPC core gives every channel of one process to one target the same
+                     * HTTP/2 connection: a multi-site gateway's streams all share it */
+                    "--max-streams-per-connection", max_streams, NULL};
     int rc = child_start(&d->headend, "headend", argv, d->dir, err, sizeof err);
     if (rc) {
         fprintf(stderr, "der-sim demo: %s\n", err);
@@ -174,15 +175,45 @@ static int start_gateway(struct demo *d, struct child *c, const char *name, cons
     return rc;
 }
 
+/* Multi-site mode: the sites' configurations moved into DIR/sites/<k>/, at most
+ * SITES_PER_GATEWAY each, one der-gateway --config-dir per sub-directory. */
+static int start_multi(struct demo *d)
+{
+    size_t n = (d->sc->n_sites + SITES_PER_GATEWAY - 1) / SITES_PER_GATEWAY;
+    for (size_t g = 0; g < n; g++) {
+        char sub[PATH_MAX + 32], name[32];
+        snprintf(sub, sizeof sub, "%s/%zu", d->cfg, g);
+        if (mkdir(sub, 0755) < 0) {
+            fprintf(stderr, "der-sim demo: %s: %s\n", sub, strerror(errno));
+            return -errno;
+        }
+        for (size_t i = g * SITES_PER_GATEWAY;
+             i < d->sc->n_sites && i < (g + 1) * SITES_PER_GATEWAY; i++) {
+            char from[PATH_MAX + 96], to[PATH_MAX + 128];
+            snprintf(from, sizeof from, "%s/%s.json", d->cfg, d->sc->sites[i].id);
+            snprintf(to, sizeof to, "%s/%s.json", sub, d->sc->sites[i].id);
+            if (rename(from, to) < 0) {
+                fprintf(stderr, "der-sim demo: %s: %s\n", from, strerror(errno));
+                return -errno;
+            }
+        }
+        snprintf(name, sizeof name, n > 1 ? "gateway-%zu" : "gateway", g);
+        int rc = start_gateway(d, &d->gw[g], name, "--config-dir", sub);
+        if (rc)
+            return rc;
+        d->n_gw++;
+    }
+    return 0;
+}
+
 static int start_gateways(struct demo *d)
 {
-    size_t n = d->o->per_site ? d->sc->n_sites : 1;
+    size_t n = d->o->per_site ? d->sc->n_sites
+                              : (d->sc->n_sites + SITES_PER_GATEWAY - 1) / SITES_PER_GATEWAY;
     if (!(d->gw = calloc(n, sizeof *d->gw)))
         return -ENOMEM;
-    if (!d->o->per_site) {
-        d->n_gw = 1;
-        return start_gateway(d, &d->gw[0], "gateway", "--config-dir", d->cfg);
-    }
+    if (!d->o->per_site)
+        return start_multi(d);
     for (size_t i = 0; i < n; i++) {
         char name[SCN_ID_MAX + 16], path[PATH_MAX + 96];
         snprintf(name, sizeof name, "gateway-%s", d->sc->sites[i].id);

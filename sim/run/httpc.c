@@ -47,25 +47,27 @@ int httpc_request(int port, const char *method, const char *path, const char *bo
     }
     size_t cap = 8192, got = 0;
     char *resp = malloc(cap);
-    ssize_t r = 1;
-    while (resp && r > 0) {
+    if (!resp) {
+        close(fd);
+        return -ENOMEM;
+    }
+    for (;;) {
         if (got + 1 == cap) {
             char *g = cap < HTTPC_MAX ? realloc(resp, cap * 2) : NULL;
             if (!g) {
                 free(resp);
-                resp = NULL;
-                break;
+                close(fd);
+                return -ENOMEM;
             }
             resp = g;
             cap *= 2;
         }
-        r = recv(fd, resp + got, cap - 1 - got, 0);
-        if (r > 0)
-            got += (size_t)r;
+        ssize_t r = recv(fd, resp + got, cap - 1 - got, 0);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
     }
     close(fd);
-    if (!resp)
-        return -ENOMEM;
     resp[got] = '\0';
     int status;
     const char *b = strstr(resp, "\r\n\r\n");
