@@ -5,6 +5,7 @@
 #   make test       deps, build, unit tests, integration tests; ends with `N passed, N failed`
 #   make bench      benchmarks: prints the figures, a MISS line per missed target, fails on one
 #   make run        deps, build, run the reference scenario
+#   make demo       deps, build, 100 simulated sites live against der-headend (Ctrl-C stops all)
 #   make install    binaries, man pages, systemd units, example configuration (docs/operations.md,
 #                   "Installing"); needs help2man; `make uninstall` removes them again
 #   make man        only the man pages, in $(BUILD)/man/ (help2man, from each binary's --help)
@@ -125,7 +126,7 @@ BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BIN)/%)
 SUNSPEC_JSON := $(sort $(wildcard gateway/devices/sunspec/model_*.json))
 DEVMAP_JSON  := $(sort $(wildcard gateway/devices/maps/*.json))
 
-.PHONY: all deps test unit integration bench run install uninstall man clean format lint FORCE
+.PHONY: all deps test unit integration bench run demo install uninstall man clean format lint FORCE
 .DEFAULT_GOAL := all
 .SECONDARY: # keep intermediate objects (bench and test objects are not rebuilt every time)
 
@@ -289,6 +290,12 @@ run: deps
 	@$(MAKE) --no-print-directory all
 	@set -e; out=$$($(BIN)/der-sim run scenarios/reference-site.json | tee /dev/stderr); \
 	  echo "$$out" | sed -n 's/^report=//p' | tail -n 1
+
+# docs/operations.md, "Demo": scenarios/fleet-demo.json (100 sites) for a day of simulated time,
+# headend, serve and one multi-site gateway; prints the console URL; Ctrl-C stops everything.
+demo: deps
+	@$(MAKE) --no-print-directory all
+	$(BIN)/der-sim demo --duration 1d scenarios/fleet-demo.json
 
 # ---- install ---------------------------------------------------------------------------------
 # docs/operations.md, "Installing". Nothing here needs root but writing to DESTDIR; only a real

@@ -1,9 +1,11 @@
-/* der-gateway: the site controller as a daemon. Loads a site configuration, then runs one
- * control cycle every poll period against the real devices (or `der-sim serve`) until SIGINT
- * or SIGTERM (SIGHUP reloads the configuration file's policy and the uplink's TLS files). With a
- * headend (--headend or the configuration's "uplink.target") the uplink thread streams telemetry
- * and brings setpoints, which dispatch.c applies between cycles. All control logic is in
- * libgateway; this file owns the clock, signals and logs. */
+/* der-gateway: the site controller as a daemon. Loads a site configuration (or, with
+ * --config-dir, one per file of a directory), then runs one control cycle every poll period
+ * against the real devices (or `der-sim serve`) until SIGINT or SIGTERM (SIGHUP reloads the
+ * configuration file's policy and the uplink's TLS files). With a headend (--headend or the
+ * configuration's "uplink.target") each site's uplink streams telemetry and brings setpoints,
+ * which dispatch.c applies between cycles. All control logic and the loop over the sites are
+ * in libgateway (gateway/uplink/sitehost.h); this file parses options and owns the signals,
+ * the log format and the Modbus transport. */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -14,14 +16,10 @@
 #include <time.h>
 
 #include "common/log.h"
-#include "gateway/bus/tcp_pool.h"
-#include "gateway/control/confsync.h"
-#include "gateway/control/estop.h"
-#include "gateway/control/controller.h"
-#include "gateway/uplink/dispatch.h"
-#include "gateway/uplink/remote.h"
 #include "common/duration.h"
+#include "gateway/bus/tcp_pool.h"
 #include "gateway/control/siteconf.h"
+#include "gateway/uplink/sitehost.h"
 #include "gateway/uplink/uplink.h"
 #include "version.h"
 
@@ -33,20 +31,6 @@ static void on_signal(int sig)
         g_hup = 1;
     else
         g_stop = 1;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* The level of a library's event (docs/operations.md, "Logs"): info unless listed here,
@@ -116,13 +100,19 @@ static void log_line(void *ctx, const char *line)
 static void usage(FILE *out)
 {
     fputs("usage: der-gateway --config SITE.json [OPTIONS]\n"
+          "       der-gateway --config-dir DIR [OPTIONS]\n"
           "\n"
           "The derloop site controller: polls the site's devices over Modbus TCP, runs the\n"
           "configured strategy, applies the safety interlocks and writes setpoints, once per\n"
           "poll period (docs/gateway-config.md). Stops cleanly on SIGINT or SIGTERM; SIGHUP\n"
           "reloads the file's strategy, params, constraints, safety and split, and the\n"
           "uplink's TLS certificate files.\n"
-          "  -c, --config FILE      the site configuration (required)\n"
+          "  -c, --config FILE      the site configuration\n"
+          "  -C, --config-dir DIR   every *.json in DIR: one site each, one process, one uplink\n"
+          "                         per site, cycles on a pool of threads (docs/operations.md)\n"
+          "      --workers N        threads running the sites' cycles (default: min(sites, 8))\n"
+          "      --speed X          controller time runs X times the wall clock: poll periods\n"
+          "                         are divided by X (for `der-sim serve --speed X`; default 1)\n"
           "  -d, --duration D       stop after D (e.g. 30s, 2h); default: run until signalled\n"
           "  -v, --verbose          one line per cycle with the decision (CSV fields)\n"
           "      --headend HOST:PORT  connect to a headend (overrides uplink.target)\n"
@@ -140,37 +130,69 @@ static void usage(FILE *out)
     param_print_help(uplink_fields, uplink_n_fields, "uplink.", out);
 }
 
-/* The transport: each device's bus from the site's pool of Modbus TCP connections. */
-static struct bus *open_tcp(void *ctx, const struct device_cfg *d, char *err, size_t errlen)
+/* The transport of a site: its devices' buses from one pool of Modbus TCP connections. */
+struct transport {
+    struct tcp_pool pool;
+    char name[SITECONF_ID_MAX]; /* the pool's bus name: the site id */
+};
+
+static void *transport_open(const struct siteconf *cfg, void (*log)(void *, const char *),
+                            void *log_ctx)
 {
-    return tcp_pool_bus(ctx, d->host, d->port, (int)d->timeout_ms, err, errlen);
+    struct transport *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    snprintf(t->name, sizeof t->name, "%s", cfg->site_id);
+    struct bus_config bc;
+    bus_config_default(&bc);
+    bc.name = t->name;
+    bc.log = log;
+    bc.log_ctx = log_ctx;
+    tcp_pool_init(&t->pool, &bc);
+    return t;
 }
 
-/* The dispatcher's acks go to the headend through the uplink. */
-static void ack_to_uplink(void *ctx, const char *id, int state, const char *detail,
-                          const struct agentmsg_alloc *a, size_t n)
+static struct bus *transport_bus(void *ctx, const struct device_cfg *d, char *err, size_t errlen)
 {
-    uplink_ack(ctx, id, state, detail, a, n);
+    struct transport *t = ctx;
+    return tcp_pool_bus(&t->pool, d->host, d->port, (int)d->timeout_ms, err, errlen);
+}
+
+static void transport_close(void *ctx)
+{
+    struct transport *t = ctx;
+    tcp_pool_release(&t->pool);
+    free(t);
 }
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"duration", required_argument, NULL, 'd'},
-                                         {"verbose", no_argument, NULL, 'v'},
-                                         {"check", no_argument, NULL, 1000},
-                                         {"headend", required_argument, NULL, 1002},
-                                         {"legacy", no_argument, NULL, 1003},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {"version", no_argument, NULL, 1001},
-                                         {NULL, 0, NULL, 0}};
-    const char *config = NULL, *headend = NULL;
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},   {"config-dir", required_argument, NULL, 'C'},
+        {"duration", required_argument, NULL, 'd'}, {"speed", required_argument, NULL, 1004},
+        {"workers", required_argument, NULL, 1005}, {"verbose", no_argument, NULL, 'v'},
+        {"check", no_argument, NULL, 1000},         {"headend", required_argument, NULL, 1002},
+        {"legacy", no_argument, NULL, 1003},        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 1001},       {NULL, 0, NULL, 0}};
+    const char *config = NULL, *config_dir = NULL;
     int64_t duration_ms = -1;
-    int verbose = 0, check_only = 0, legacy = 0, c;
-    while ((c = getopt_long(argc, argv, "c:d:vh", opts, NULL)) != -1) {
+    int check_only = 0, c;
+    char software[96], *end;
+    snprintf(software, sizeof software, "der-gateway %s (commit %s)", DERLOOP_VERSION,
+             DERLOOP_COMMIT);
+    struct sitehost_opts ho = {
+        .transport = {transport_open, transport_bus, transport_close},
+        .log = log_line,
+        .software = software,
+        .speed = 1.0,
+    };
+    while ((c = getopt_long(argc, argv, "c:C:d:vh", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             config = optarg;
+            break;
+        case 'C':
+            config_dir = optarg;
             break;
         case 'd':
             if (duration_parse(optarg, &duration_ms) != 0) {
@@ -182,17 +204,31 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case 1004:
+            ho.speed = strtod(optarg, &end);
+            if (end == optarg || *end || !(ho.speed > 0) || ho.speed > 1e6) {
+                fprintf(stderr, "der-gateway: --speed wants a number > 0, got \"%s\"\n", optarg);
+                return 2;
+            }
+            break;
+        case 1005:
+            ho.workers = (int)strtol(optarg, &end, 10);
+            if (end == optarg || *end || ho.workers < 1 || ho.workers > 1024) {
+                fprintf(stderr, "der-gateway: --workers wants 1..1024, got \"%s\"\n", optarg);
+                return 2;
+            }
+            break;
         case 'v':
-            verbose = 1;
+            ho.rows = stdout;
             break;
         case 1000:
             check_only = 1;
             break;
         case 1002:
-            headend = optarg;
+            ho.headend = optarg;
             break;
         case 1003:
-            legacy = 1;
+            ho.legacy = 1;
             break;
         case 'h':
             usage(stdout);
@@ -205,48 +241,29 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (!config || optind != argc) {
+    if (!config == !config_dir || optind != argc) {
+        if (config && config_dir)
+            fprintf(stderr, "der-gateway: give --config or --config-dir, not both\n");
         usage(stderr);
         return 2;
     }
     char err[1024];
-    struct siteconf *cfg;
-    if (siteconf_load_file(config, &cfg, err, sizeof err) != 0) {
+    struct sitehost *h = sitehost_new(&ho);
+    if (!h) {
+        fprintf(stderr, "der-gateway: out of memory\n");
+        return 1;
+    }
+    int rc = config ? sitehost_add(h, config, err, sizeof err)
+                    : sitehost_add_dir(h, config_dir, err, sizeof err);
+    if (rc) {
         fprintf(stderr, "der-gateway: %s\n", err);
+        sitehost_free(h);
         return 1;
     }
-    struct bus_config bc;
-    bus_config_default(&bc);
-    bc.name = cfg->site_id;
-    bc.log = log_line;
-    struct tcp_pool pool;
-    tcp_pool_init(&pool, &bc);
-    struct controller_opts co = {.open_bus = open_tcp, .bus_ctx = &pool, .log = log_line};
-    struct controller *ctl = controller_new(cfg, &co, err, sizeof err);
-    if (!ctl) {
-        fprintf(stderr, "der-gateway: %s\n", err);
-        tcp_pool_release(&pool);
-        siteconf_free(cfg);
-        return 1;
-    }
-    struct uplink_cfg ucfg;
-    if (uplink_cfg_load(cfg->uplink, "uplink", &ucfg, err, sizeof err) != 0) {
-        fprintf(stderr, "der-gateway: %s: %s\n", config, err);
-        controller_free(ctl);
-        tcp_pool_release(&pool);
-        siteconf_free(cfg);
-        return 1;
-    }
-    if (headend)
-        snprintf(ucfg.target, sizeof ucfg.target, "%s", headend);
-    if (legacy)
-        ucfg.legacy = 1;
     if (check_only) {
-        printf("ok %s: site=%s devices=%zu strategy=%s uplink=%s\n", config, cfg->site_id,
-               cfg->n_devices, controller_strategy(ctl), ucfg.target[0] ? ucfg.target : "-");
-        controller_free(ctl);
-        tcp_pool_release(&pool);
-        siteconf_free(cfg);
+        for (size_t i = 0; i < sitehost_count(h); i++)
+            sitehost_describe(h, i, stdout);
+        sitehost_free(h);
         return 0;
     }
 
@@ -262,122 +279,12 @@ int main(int argc, char **argv)
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    /* confsync hook: the pushed configuration persisted next to the spool wins over the
-     * file's policy from the first cycle (gateway/control/confsync.h) */
-    struct confsync *cs = confsync_new(ctl, config, ucfg.spool_dir, log_line, NULL);
-    struct remote *rem = ucfg.target[0] ? remote_new(log_line, NULL) : NULL;
-    if (!cs || (ucfg.target[0] && !rem)) {
-        fprintf(stderr, "der-gateway: %s: out of memory\n", config);
-        return 1;
-    }
-    remote_set_version(rem, confsync_start(cs));
-    /* estop hook: a stop persisted next to the spool holds from the first cycle */
-    struct estop *es = estop_new(ctl, ucfg.spool_dir, log_line, NULL);
-    if (!es) {
-        fprintf(stderr, "der-gateway: %s: out of memory\n", config);
-        return 1;
-    }
-    remote_set_estop(rem, estop_start(es));
-
-    log_event(LOG_INFO,
-              "event=start site=%s gateway=%s devices=%zu strategy=%s poll_ms=%lld build=%s",
-              cfg->site_id, cfg->gateway_id, cfg->n_devices, controller_strategy(ctl),
-              (long long)cfg->poll_period_ms, DERLOOP_COMMIT);
-
-    /* The uplink starts after the signal handlers (its thread inherits their mask). */
-    struct uplink *up = NULL;
-    struct dispatch *disp = NULL;
-    if (ucfg.target[0]) {
-        static struct uplink_identity id;
-        char software[96];
-        snprintf(software, sizeof software, "der-gateway %s (commit %s)", DERLOOP_VERSION,
-                 DERLOOP_COMMIT);
-        uplink_identity_from_site(cfg, software, &id);
-        struct uplink_opts uo = {.log = log_line, .seed = (uint64_t)wall_ms(), .remote = rem};
-        up = uplink_new(&ucfg, &id, &uo, err, sizeof err);
-        struct dispatch_opts dopt = {.site_id = cfg->site_id,
-                                     .primary_asset_id = id.primary_asset_id,
-                                     .ack = ack_to_uplink,
-                                     .ack_ctx = up,
-                                     .log = log_line};
-        disp = up ? dispatch_new(ctl, &dopt) : NULL;
-        if (!disp) {
-            fprintf(stderr, "der-gateway: %s: %s\n", config, up ? "out of memory" : err);
-            uplink_free(up);
-            remote_free(rem);
-            estop_free(es);
-            confsync_free(cs);
-            controller_free(ctl);
-            tcp_pool_release(&pool);
-            siteconf_free(cfg);
-            return 1;
-        }
-    }
-
-    int64_t t0 = mono_ms(), next = t0;
-    if (!cfg->ctx.has_start) { /* the calendar of now_ms (tariffs, departures): the wall clock */
-        cfg->ctx.start_unix_ms = wall_ms();
-        cfg->ctx.has_start = 1;
-    }
-    uint64_t cycles = 0;
-    static struct decision dm;
-    char row[4096];
-    while (!g_stop) {
-        if (g_hup) {
-            g_hup = 0;
-            log_event(LOG_INFO, "event=sighup reason=\"%s\"",
-                      up ? "reloading the configuration file and the uplink's TLS files"
-                         : "reloading the configuration file");
-            confsync_reload(cs, err, sizeof err); /* confsync hook: logs what it did */
-            if (up)
-                uplink_reload(up);
-        }
-        int64_t now = mono_ms();
-        if (duration_ms >= 0 && now - t0 >= duration_ms)
-            break;
-        if (now < next) {
-            struct timespec ts = {(next - now) / 1000, ((next - now) % 1000) * 1000000};
-            nanosleep(&ts, NULL); /* EINTR on a signal: the loop checks g_stop */
-            continue;
-        }
-        uint64_t cver; /* confsync hook: a pushed configuration, between two cycles */
-        char *cjson;
-        while (remote_take_push(rem, &cver, &cjson)) {
-            int crc = confsync_push(cs, cver, cjson, err, sizeof err);
-            remote_report(rem, cver, crc == 0, crc ? err : "");
-            free(cjson);
-        }
-        int eon; /* estop hook: engaged or released by the headend, between two cycles */
-        char eid[ESTOP_ID_MAX], ewhy[ESTOP_REASON_MAX];
-        while (remote_take_estop(rem, &eon, eid, sizeof eid, ewhy, sizeof ewhy)) {
-            estop_set(es, eon, eid, ewhy, "headend");
-            remote_estop_report(rem, eon, estop_state(es)->id, estop_state(es)->reason);
-        }
-        struct agentmsg_setpoint sp;
-        while (up && uplink_poll_setpoint(up, &sp))
-            dispatch_setpoint(disp, &sp, now - t0, wall_ms());
-        controller_cycle(ctl, now - t0, &dm);
-        cycles++;
-        if (up) {
-            dispatch_after_cycle(disp, &dm);
-            uplink_publish(up, controller_image(ctl), &dm, now - t0);
-        }
-        if (verbose && decision_csv_row(&dm, row, sizeof row) > 0)
-            fputs(row, stdout), fflush(stdout);
-        next += cfg->poll_period_ms;
-        if (next < now) /* a slow cycle: skip the missed periods instead of bursting */
-            next = now + cfg->poll_period_ms;
-    }
-    log_event(LOG_INFO, "event=stop site=%s cycles=%llu writes=%llu reason=%s", cfg->site_id,
-              (unsigned long long)cycles, (unsigned long long)controller_writes(ctl),
-              g_stop ? "signal" : "duration");
-    dispatch_free(disp);
-    uplink_free(up);
-    remote_free(rem); /* after the uplink, whose thread used it */
-    estop_free(es);
-    confsync_free(cs);
-    controller_free(ctl);
-    tcp_pool_release(&pool);
-    siteconf_free(cfg);
-    return 0;
+    log_event(LOG_INFO, "event=host_start sites=%zu speed=%g build=%s", sitehost_count(h), ho.speed,
+              DERLOOP_COMMIT);
+    /* The uplinks and workers start after the signal handlers (their threads inherit them). */
+    rc = sitehost_run(h, duration_ms, &g_stop, &g_hup, err, sizeof err);
+    if (rc)
+        fprintf(stderr, "der-gateway: %s\n", err);
+    sitehost_free(h);
+    return rc ? 1 : 0;
 }

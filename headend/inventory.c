@@ -2,7 +2,9 @@
  *   {"sites": [{"site_id": "s1", "gateways": ["gw-1"], "group": "vpp-north",
  *               "assets": [{"asset_id": "s1-bat", "type": "battery", "capacity_wh": 10000,
  *                           "min_power_w": -5000, "max_power_w": 5000}]}]}
- * Unknown keys are errors (a typo must not silently drop a limit). */
+ * Unknown keys are errors (a typo must not silently drop a limit). "group" is optional. Asset
+ * ids are unique across sites: a simulated fleet names its replicas' assets "<site id>:<id>"
+ * (docs/scenario-format.md, "Fleets"), so the headend keys assets by id alone. */
 #include "headend/inventory.h"
 
 #include <errno.h>
@@ -127,7 +129,11 @@ static int parse_asset(struct inventory *inv, const cJSON *ja, size_t site, char
     if (strmap_put(inv->asset_by_id, a->id, a, &old) < 0)
         return -ENOMEM;
     if (old) {
-        snprintf(err, errlen, "%s: asset_id listed twice", where);
+        const struct inv_asset *first = old;
+        snprintf(err, errlen,
+                 "%s: asset_id listed twice (first in site %s); asset ids are unique across "
+                 "sites (a fleet's are \"<site id>:<asset id>\")",
+                 where, inv->sites[first->site].id);
         return -EINVAL;
     }
     inv->n_assets++;

@@ -1,4 +1,5 @@
-/* inventory: the configured sites and assets (the assets file, JSON) and the claim rule:
+/* inventory: the configured sites (with their optional group) and assets (the assets file,
+ * JSON) and the claim rule:
  * a gateway may serve a site only when the site lists it, and claim only that site's assets.
  * The inventory owns every string and record it returns; it is immutable after loading, so
  * both headend threads read it without a lock. */

@@ -18,6 +18,8 @@
 #include "reports/regdoc.h"
 #include "common/rtclock.h"
 #include "sim/run/import.h"
+#include "sim/run/demo.h"
+#include "sim/run/inventory.h"
 #include "sim/run/runner.h"
 #include "sim/scenario/scenario.h"
 #include "sim/run/serve.h"
@@ -49,6 +51,8 @@ static void usage(FILE *out)
           "  sweep SCENARIO         run a grid of --set values in parallel, table of KPIs\n"
           "  serve SCENARIO         serve every site of a scenario in real time over Modbus TCP\n"
           "  import RECORDS.csv     field records -> a scenario and its profiles (--out DIR)\n"
+          "  inventory SCENARIO     write the headend inventory of a scenario's fleet\n"
+          "  demo SCENARIO          a fleet live: serve, gateways and der-headend, one command\n"
           "  kpis                   print the KPI definitions (docs/kpis.md)\n"
           "  registers              print the register maps (docs/registers.md)\n"
           "  help                   this text; `der-sim COMMAND --help` for a command's options\n"
@@ -116,13 +120,52 @@ static void usage_serve(FILE *out)
         "then `ready sites=N`. Stops at the end of the scenario, or on SIGINT or SIGTERM.\n"
         "  -x, --speed X          simulated seconds per wall-clock second (default 1)\n"
         "  -b, --bind ADDR        address to listen on (default 127.0.0.1)\n"
-        "  -p, --port-base P      site i listens on P + i (default: the file's ports, 0 = any)\n"
+        "  -p, --port-base P      site i listens on P + i (default: the file's ports, 0 = any);\n"
+        "                         \"any\": any free port for every site, whatever the file says\n"
         "  -c, --config-dir DIR   write one gateway site configuration per site into DIR\n"
         "      --loop             keep serving after the scenario's end (state frozen at the end)\n"
         "  -s, --set PATH=VALUE   override a scenario value before validation\n"
         "      --seed N           override the scenario's seed\n"
         "  -h, --help             this text\n",
         out);
+}
+
+static void usage_inventory(FILE *out)
+{
+    fputs(
+        "usage: der-sim inventory [OPTIONS] SCENARIO\n"
+        "\n"
+        "Writes the der-headend inventory (the assets file, docs/operations.md) of every site of\n"
+        "SCENARIO after replication: site ids, groups, gateways gw-<site id> and asset ids as\n"
+        "the gateways of `der-sim serve` report them (docs/scenario-format.md, \"Fleets\").\n"
+        "  -o, --out FILE         write to FILE (default: standard output)\n"
+        "  -s, --set PATH=VALUE   override a scenario value before validation\n"
+        "      --seed N           override the scenario's seed\n"
+        "  -h, --help             this text\n",
+        out);
+}
+
+static void usage_demo(FILE *out)
+{
+    fputs("usage: der-sim demo [OPTIONS] SCENARIO\n"
+          "\n"
+          "A fleet live with one command: writes the fleet's headend inventory, starts\n"
+          "der-headend, `der-sim serve` for SCENARIO and the gateways (real binaries, Modbus TCP\n"
+          "and gRPC on loopback, free ports, state in a temporary directory), prints the console\n"
+          "URL, the children's pids and a status line every few seconds. SIGINT or SIGTERM\n"
+          "stops everything and removes the directory (docs/operations.md, \"Demo\").\n"
+          "  -n, --sites N          the first site's replicas (sites[0].replicas=N)\n"
+          "  -x, --speed X          simulated seconds per wall-clock second (default 1)\n"
+          "      --http-listen H:P  the headend's REST listener (default 127.0.0.1:0, any port)\n"
+          "      --gateways MODE    multi (one der-gateway --config-dir, default) or per-site\n"
+          "      --workers N        the multi-site gateway's threads (default: its own)\n"
+          "  -d, --duration D       the scenario's duration (default: the file's); the fleet\n"
+          "                         holds its last state after it\n"
+          "      --status-every D   period of the status line (default 5s)\n"
+          "  -s, --set PATH=VALUE   override a scenario value before validation\n"
+          "      --seed N           override the scenario's seed\n"
+          "  -h, --help             this text\n",
+          out);
 }
 
 /* Options shared by the subcommands that load a scenario. */
@@ -645,9 +688,13 @@ static int cmd_serve(int argc, char **argv)
             break;
         case 'p': {
             char *end;
+            if (!strcmp(optarg, "any")) {
+                so.port_base = -1;
+                break;
+            }
             long p = strtol(optarg, &end, 10);
             if (*end || !*optarg || p < 0 || p > 65535) {
-                fprintf(stderr, "der-sim: --port-base wants 0..65535, got \"%s\"\n", optarg);
+                fprintf(stderr, "der-sim: --port-base wants 0..65535 or any, got \"%s\"\n", optarg);
                 return 2;
             }
             so.port_base = (int)p;
@@ -694,6 +741,173 @@ static int cmd_serve(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     int rc = serve_run(sc, &so, &g_stop);
+    scenario_free(sc);
+    return rc == 0 ? 0 : 1;
+}
+
+static int cmd_inventory(int argc, char **argv)
+{
+    static const struct option opts[] = {{"out", required_argument, NULL, 'o'},
+                                         {"set", required_argument, NULL, 's'},
+                                         {"seed", required_argument, NULL, OPT_SEED},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    struct load_opts lo = {0};
+    const char *out = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "o:s:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o':
+            out = optarg;
+            break;
+        case 's':
+            if (add_set(&lo, optarg))
+                return 2;
+            break;
+        case OPT_SEED:
+            if (add_seed(&lo, optarg))
+                return 2;
+            break;
+        case 'h':
+            usage_inventory(stdout);
+            return 0;
+        default:
+            usage_inventory(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc - 1) {
+        usage_inventory(stderr);
+        return 2;
+    }
+    struct scenario *sc;
+    if (load(argv[optind], &lo, &sc) != 0)
+        return 1;
+    char err[1024];
+    int rc = 0;
+    if (out) {
+        rc = sim_inventory_write(sc, out, err, sizeof err);
+    } else {
+        cJSON *inv = sim_inventory_json(sc, err, sizeof err);
+        char *text = inv ? cJSON_Print(inv) : NULL;
+        if (text)
+            puts(text);
+        else if ((rc = -EINVAL) && inv)
+            snprintf(err, sizeof err, "inventory: out of memory");
+        free(text);
+        cJSON_Delete(inv);
+    }
+    if (rc)
+        fprintf(stderr, "der-sim: %s\n", err);
+    scenario_free(sc);
+    return rc ? 1 : 0;
+}
+
+static int cmd_demo(int argc, char **argv)
+{
+    enum { OPT_HTTP = 2000, OPT_GW, OPT_WORKERS, OPT_STATUS };
+    static const struct option opts[] = {{"sites", required_argument, NULL, 'n'},
+                                         {"speed", required_argument, NULL, 'x'},
+                                         {"http-listen", required_argument, NULL, OPT_HTTP},
+                                         {"gateways", required_argument, NULL, OPT_GW},
+                                         {"workers", required_argument, NULL, OPT_WORKERS},
+                                         {"duration", required_argument, NULL, 'd'},
+                                         {"status-every", required_argument, NULL, OPT_STATUS},
+                                         {"set", required_argument, NULL, 's'},
+                                         {"seed", required_argument, NULL, OPT_SEED},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    struct load_opts lo = {0};
+    struct demo_opts o = {.speed = 1.0, .out = stdout};
+    char sites_set[64], dur_set[64];
+    int64_t ms;
+    long v;
+    char *end;
+    int c;
+    while ((c = getopt_long(argc, argv, "n:x:d:s:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'n':
+            v = strtol(optarg, &end, 10);
+            if (*end || !*optarg || v < 1 || v > 10000) {
+                fprintf(stderr, "der-sim: --sites wants 1..10000, got \"%s\"\n", optarg);
+                return 2;
+            }
+            snprintf(sites_set, sizeof sites_set, "sites[0].replicas=%ld", v);
+            if (add_set(&lo, sites_set))
+                return 2;
+            break;
+        case 'x':
+            if (parse_double("--speed", optarg, 0.0, &o.speed))
+                return 2;
+            break;
+        case OPT_HTTP:
+            o.http_listen = optarg;
+            break;
+        case OPT_GW:
+            if (strcmp(optarg, "multi") && strcmp(optarg, "per-site")) {
+                fprintf(stderr, "der-sim: --gateways wants multi or per-site, got \"%s\"\n",
+                        optarg);
+                return 2;
+            }
+            o.per_site = !strcmp(optarg, "per-site");
+            break;
+        case OPT_WORKERS:
+            v = strtol(optarg, &end, 10);
+            if (*end || !*optarg || v < 1 || v > 1024) {
+                fprintf(stderr, "der-sim: --workers wants 1..1024, got \"%s\"\n", optarg);
+                return 2;
+            }
+            o.workers = (int)v;
+            break;
+        case 'd':
+        case OPT_STATUS:
+            if (duration_parse(optarg, &ms) != 0 || ms <= 0) {
+                fprintf(stderr, "der-sim: --%s wants a duration such as 1d, got \"%s\"\n",
+                        c == 'd' ? "duration" : "status-every", optarg);
+                return 2;
+            }
+            if (c == OPT_STATUS) {
+                o.status_every_s = ms < 1000 ? 1 : (int)(ms / 1000);
+                break;
+            }
+            snprintf(dur_set, sizeof dur_set, "duration=\"%s\"", optarg);
+            if (add_set(&lo, dur_set))
+                return 2;
+            break;
+        case 's':
+            if (add_set(&lo, optarg))
+                return 2;
+            break;
+        case OPT_SEED:
+            if (add_seed(&lo, optarg))
+                return 2;
+            break;
+        case 'h':
+            usage_demo(stdout);
+            return 0;
+        default:
+            usage_demo(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc - 1) {
+        usage_demo(stderr);
+        return 2;
+    }
+    struct scenario *sc;
+    if (load(argv[optind], &lo, &sc) != 0)
+        return 1;
+    o.scenario = argv[optind];
+    o.sets = lo.sets;
+    o.n_sets = lo.n_sets;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    int rc = demo_run(sc, &o, &g_stop);
     scenario_free(sc);
     return rc == 0 ? 0 : 1;
 }
@@ -846,6 +1060,10 @@ int main(int argc, char **argv)
         return cmd_run(argc, argv);
     if (!strcmp(cmd, "serve"))
         return cmd_serve(argc, argv);
+    if (!strcmp(cmd, "demo"))
+        return cmd_demo(argc, argv);
+    if (!strcmp(cmd, "inventory"))
+        return cmd_inventory(argc, argv);
     if (!strcmp(cmd, "registers"))
         return cmd_registers(argc, argv);
     if (!strcmp(cmd, "kpis"))

@@ -33,13 +33,14 @@
 #include "gateway/control/estop.h"
 #include "gateway/uplink/dispatch.h"
 #include "gateway/uplink/uplink.h"
+#include "sim/run/httpc.h"
+#include "sim/run/inventory.h"
 
 extern char **environ;
 
-#define MAX_SITES 256
-
 struct hsite {
     char id[SCN_ID_MAX], base_id[SCN_ID_MAX];
+    const struct site_cfg *cfg; /* the scenario's site (asset ids outside the simulator) */
     struct controller *ctl;
     struct confsync *cs;     /* the gateway's events: configuration pushes */
     struct estop *es;        /* and the emergency stop */
@@ -83,75 +84,6 @@ static void ack_to_uplink(void *ctx, const char *id, int state, const char *deta
 
 /* ---- the child ------------------------------------------------------------------------------ */
 
-static int write_inventory(struct headend_loop *h, const char *path, char *err, size_t errlen)
-{
-    const struct scenario *sc = h->sc;
-    cJSON *root = cJSON_CreateObject(), *sites = cJSON_AddArrayToObject(root, "sites");
-    for (size_t i = 0; i < sc->n_sites; i++) {
-        const struct site_cfg *c = &sc->sites[i];
-        cJSON *s = cJSON_CreateObject();
-        char gw[SCN_ID_MAX + 8];
-        cJSON_AddStringToObject(s, "site_id", c->id);
-        snprintf(gw, sizeof gw, "gw-%s", c->id);
-        cJSON *g = cJSON_AddArrayToObject(s, "gateways");
-        cJSON_AddItemToArray(g, cJSON_CreateString(gw));
-        cJSON *as = cJSON_AddArrayToObject(s, "assets");
-        for (size_t k = 0; k < c->n_assets; k++) {
-            const struct asset_cfg *a = &c->assets[k];
-            if (a->type == ASSET_LOAD) /* no register image, no device */
-                continue;
-            for (size_t j = 0; j < i; j++)
-                for (size_t m = 0; m < sc->sites[j].n_assets; m++)
-                    if (!strcmp(sc->sites[j].assets[m].id, a->id)) {
-                        snprintf(err, errlen,
-                                 "headend: asset id \"%s\" is in sites %s and %s; the headend "
-                                 "needs ids unique across sites (no replicas)",
-                                 a->id, sc->sites[j].id, c->id);
-                        cJSON_Delete(root);
-                        return -EINVAL;
-                    }
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "asset_id", a->id);
-            cJSON_AddStringToObject(o, "type", asset_type_name(a->type));
-            double lo = 0, hi = 0;
-            switch (a->type) {
-            case ASSET_BATTERY:
-                cJSON_AddNumberToObject(o, "capacity_wh", a->u.battery.capacity_wh);
-                lo = -a->u.battery.max_charge_w;
-                hi = a->u.battery.max_discharge_w;
-                break;
-            case ASSET_PV:
-                hi = a->u.pv.peak_w;
-                break;
-            case ASSET_EVSE:
-                hi = a->u.evse.max_current_a * 230.0 * a->u.evse.phases;
-                break;
-            case ASSET_BOILER:
-                hi = a->u.boiler.rated_w;
-                break;
-            default:
-                break;
-            }
-            cJSON_AddNumberToObject(o, "min_power_w", lo);
-            cJSON_AddNumberToObject(o, "max_power_w", hi);
-            cJSON_AddItemToArray(as, o);
-        }
-        cJSON_AddItemToArray(sites, s);
-    }
-    char *text = cJSON_Print(root);
-    cJSON_Delete(root);
-    FILE *f = text ? fopen(path, "w") : NULL;
-    int ok = f && fputs(text, f) >= 0;
-    if (f && fclose(f))
-        ok = 0;
-    free(text);
-    if (!ok) {
-        snprintf(err, errlen, "headend: cannot write %s", path);
-        return -EIO;
-    }
-    return 0;
-}
-
 static void headend_bin(char *buf, size_t len)
 {
     const char *env = getenv("DERLOOP_HEADEND_BIN");
@@ -179,7 +111,7 @@ static int start_child(struct headend_loop *h, char *err, size_t errlen)
     headend_bin(bin, sizeof bin);
     snprintf(inv, sizeof inv, "%s/inventory.json", h->tmpdir);
     snprintf(logp, sizeof logp, "%s/headend.log", h->tmpdir);
-    int rc = write_inventory(h, inv, err, errlen);
+    int rc = sim_inventory_write(h->sc, inv, err, errlen);
     if (rc)
         return rc;
     int pfd[2];
@@ -276,49 +208,6 @@ static void stop_child(struct headend_loop *h)
     kill(h->child, SIGKILL);
     waitpid(h->child, NULL, 0);
     h->child = 0;
-}
-
-/* ---- a tiny HTTP/1.1 client ----------------------------------------------------------------- */
-
-/* POST path with a JSON body to 127.0.0.1:port; the reply body into out. Returns the HTTP
- * status or -errno. One request per connection (Connection: close), 5 s timeouts. */
-static int http_post(int port, const char *path, const char *body, char *out, size_t outlen)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    struct timeval tv = {5, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-        int e = -errno;
-        close(fd);
-        return e;
-    }
-    char req[2048];
-    int n = snprintf(req, sizeof req,
-                     "POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
-                     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-                     path, port, strlen(body), body);
-    if (n < 0 || (size_t)n >= sizeof req || send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
-        close(fd);
-        return -EIO;
-    }
-    char resp[8192];
-    size_t got = 0;
-    ssize_t r;
-    while (got < sizeof resp - 1 && (r = recv(fd, resp + got, sizeof resp - 1 - got, 0)) > 0)
-        got += (size_t)r;
-    close(fd);
-    resp[got] = '\0';
-    int status;
-    if (sscanf(resp, "HTTP/1.%*d %d", &status) != 1)
-        return -EPROTO;
-    const char *b = strstr(resp, "\r\n\r\n");
-    snprintf(out, outlen, "%s", b ? b + 4 : "");
-    return status;
 }
 
 /* ---- the gateway's events: configuration pushes and the emergency stop ------------------------
@@ -445,6 +334,7 @@ int headend_loop_add_site(struct headend_loop *h, const char *site_id, const cha
     struct hsite *s = &h->s[h->n];
     snprintf(s->id, sizeof s->id, "%s", site_id);
     snprintf(s->base_id, sizeof s->base_id, "%s", base_id);
+    s->cfg = &h->sc->sites[h->n]; /* the runner adds the sites in scenario order */
     s->ctl = ctl;
     uplink_identity_from_site(conf, "der-sim run", &s->ident);
     if (h->child > 0) {
@@ -497,18 +387,22 @@ int headend_loop_add_site(struct headend_loop *h, const char *site_id, const cha
 static int via_headend(struct headend_loop *h, struct hsite *s, const struct event *e,
                        int64_t now_ms, char *err, size_t errlen)
 {
-    char body[512], reply[4096];
+    char body[512], *reply = NULL, uid[SCN_ID_MAX];
     snprintf(body, sizeof body, "{\"%s\": \"%s\", \"mw\": %.17g, \"ttl_s\": %lld}",
-             e->asset_id[0] ? "asset_id" : "site_id", e->asset_id[0] ? e->asset_id : s->id,
+             e->asset_id[0] ? "asset_id" : "site_id",
+             e->asset_id[0] ? scenario_asset_uid(s->cfg, e->asset_id, uid) : s->id,
              e->power_w / 1e6, (long long)(e->ttl_ms / 1000));
-    int status = http_post(h->http_port, "/dispatch", body, reply, sizeof reply);
+    int status = httpc_request(h->http_port, "POST", "/dispatch", body, &reply);
     cJSON *j = status >= 200 && status < 300 ? cJSON_Parse(reply) : NULL;
     const cJSON *id = j ? cJSON_GetObjectItemCaseSensitive(j, "setpoint_id") : NULL;
     if (!cJSON_IsString(id)) {
-        snprintf(err, errlen, "headend: POST /dispatch %s: status %d: %.300s", body, status, reply);
+        snprintf(err, errlen, "headend: POST /dispatch %s: status %d: %.300s", body, status,
+                 reply ? reply : "");
+        free(reply);
         cJSON_Delete(j);
         return -EPROTO;
     }
+    free(reply);
     char want[AGENTMSG_ID_LEN];
     snprintf(want, sizeof want, "%s", id->valuestring);
     cJSON_Delete(j);
@@ -560,7 +454,9 @@ int headend_loop_tick(struct headend_loop *h, int64_t t, int64_t now_ms, char *e
             memset(&sp, 0, sizeof sp);
             snprintf(sp.setpoint_id, sizeof sp.setpoint_id, "scenario-%d", e->seq);
             sp.target = e->asset_id[0] ? 'a' : 's';
-            snprintf(sp.target_id, sizeof sp.target_id, "%s", e->asset_id[0] ? e->asset_id : s->id);
+            char uid[SCN_ID_MAX];
+            snprintf(sp.target_id, sizeof sp.target_id, "%s",
+                     e->asset_id[0] ? scenario_asset_uid(s->cfg, e->asset_id, uid) : s->id);
             sp.power_w = e->power_w;
             sp.expires_ms = e->ttl_ms; /* on a clock that reads 0 now */
             dispatch_setpoint(s->disp, &sp, now_ms, 0);

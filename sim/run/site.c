@@ -69,6 +69,7 @@ struct sim_asset *site_asset(struct site *s, size_t i)
 
 struct sim_asset *site_find_asset(struct site *s, const char *asset_id)
 {
+    asset_id = scenario_asset_local(s->cfg, asset_id); /* the gateway's id of a replica's asset */
     for (size_t i = 0; i < s->n_assets; i++)
         if (strcmp(s->assets[i].cfg->id, asset_id) == 0)
             return &s->assets[i];

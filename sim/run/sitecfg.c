@@ -24,13 +24,15 @@ static const char *driver_for(enum asset_type t)
     }
 }
 
-static cJSON *device_json(const struct sim_asset *a, const char *host, int port)
+static cJSON *device_json(const struct site_cfg *site, const struct sim_asset *a, const char *host,
+                          int port)
 {
     const struct asset_cfg *c = a->cfg;
+    char uid[SCN_ID_MAX];
     cJSON *d = cJSON_CreateObject();
     if (!d)
         return NULL;
-    cJSON_AddStringToObject(d, "asset_id", c->id);
+    cJSON_AddStringToObject(d, "asset_id", scenario_asset_uid(site, c->id, uid));
     cJSON_AddStringToObject(d, "type", asset_type_name(c->type));
     if (c->type == ASSET_METER)
         cJSON_AddStringToObject(d, "role", c->u.meter.role == METER_LOAD ? "load" : "grid");
@@ -155,7 +157,8 @@ static int inputs_json(cJSON *root, const struct scenario *sc, struct site *site
             cJSON *d = cJSON_CreateObject();
             if (!d)
                 return -1;
-            cJSON_AddStringToObject(d, "asset_id", a->cfg->id);
+            char uid[SCN_ID_MAX];
+            cJSON_AddStringToObject(d, "asset_id", scenario_asset_uid(cfg, a->cfg->id, uid));
             cJSON_AddStringToObject(
                 d, "at",
                 caltime_format(sc->start_unix_ms + ses->sessions[i].depart_ms, buf, sizeof buf));
@@ -191,7 +194,7 @@ cJSON *sitecfg_json(const struct scenario *sc, struct site *site, const char *ho
         const struct sim_asset *a = site_asset(site, k);
         if (!a->img)
             continue;
-        cJSON *d = device_json(a, host, port);
+        cJSON *d = device_json(cfg, a, host, port);
         if (!d) {
             cJSON_Delete(root);
             return NULL;

@@ -18,7 +18,10 @@
 struct site_cfg {
     char id[SCN_ID_MAX]; /* replicas: "<id>-<k>" with k from 1, zero-padded to the width of N */
     char base_id[SCN_ID_MAX]; /* the id in the file */
+    char group[SCN_ID_MAX];   /* "group" (or drawn by "vary"); "" = none */
     int replica;              /* 0-based */
+    int namespaced;           /* 1 for a replicated site: its assets are "<id>:<asset id>"
+                                 outside the simulator (scenario_asset_uid) */
     int port;                 /* 0 = the server picks (port_base + site index when given) */
     uint64_t seed;            /* derived: rng_derive_seed(scenario seed, site id) */
     const struct profile *import_price, *export_price; /* optional, not owned */
@@ -60,6 +63,14 @@ struct scenario {
 int scenario_load(const char *path, const char *const *overrides, size_t n_overrides,
                   struct scenario **out, char *err, size_t errlen);
 void scenario_free(struct scenario *s);
+
+/* An asset's id outside the simulator (gateway configuration, headend inventory, the wire):
+ * "<site id>:<asset id>" for a replicated site, so that every id of a fleet is unique, else
+ * the id as written. buf has SCN_ID_MAX bytes (the loader checked that the id fits). */
+const char *scenario_asset_uid(const struct site_cfg *c, const char *asset_id, char *buf);
+/* The reverse: the id as written of an id outside the simulator (itself when it has no
+ * "<site id>:" prefix of c). */
+const char *scenario_asset_local(const struct site_cfg *c, const char *uid);
 
 const struct profile *scenario_profile(const struct scenario *s, const char *name);
 

@@ -26,7 +26,13 @@ int scn_get_profile_ref(struct scn_ld *L, const cJSON *obj, const char *path, co
 int scn_parse_asset(struct scn_ld *L, const cJSON *o, const char *path, struct asset_cfg *assets,
                     int idx);
 
-/* sites.c: the "sites" array, replicas expanded. */
+/* vary.c: a site's "vary" block (docs/scenario-format.md, "Fleets"). check: once, against the
+ * site object as written (at path). apply: to replica k's copy of that object (site_id: the
+ * replica's id), drawing from the scenario seed; -ENOMEM is its only error. */
+int scn_vary_check(struct scn_ld *L, const cJSON *vary, const cJSON *site, const char *path);
+int scn_vary_apply(const cJSON *vary, cJSON *site, uint64_t seed, const char *site_id, int k);
+
+/* sites.c: the "sites" array, replicas expanded (and varied). */
 int scn_parse_sites(struct scn_ld *L, const cJSON *arr);
 
 /* event.c: the "events" array (arr may be NULL); sites: the file's "sites" array. */
