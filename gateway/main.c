@@ -144,10 +144,9 @@ static struct bus *open_tcp(void *ctx, const struct device_cfg *d, char *err, si
 }
 
 /* The dispatcher's acks go to the headend through the uplink. */
-static void ack_to_uplink(void *ctx, const char *id, int state, const char *detail,
-                          const struct agentmsg_alloc *a, size_t n)
+static void ack_to_uplink(void *ctx, const struct agentmsg_ack *a)
 {
-    uplink_ack(ctx, id, state, detail, a, n);
+    uplink_ack(ctx, a);
 }
 
 int main(int argc, char **argv)
