@@ -16,6 +16,7 @@
 #include "reports/experiment.h"
 #include "reports/kpi.h"
 #include "reports/regdoc.h"
+#include "reports/splitcmp.h"
 #include "common/rtclock.h"
 #include "sim/run/runner.h"
 #include "sim/scenario/scenario.h"
@@ -88,6 +89,9 @@ static void usage_run(FILE *out)
           "      --no-baseline      do not run the baseline (vs_baseline KPIs are null)\n"
           "      --no-plots         do not run gnuplot\n"
           "      --no-report        do not write report.html\n"
+          "      --split-compare    run once per split policy (inproc, no baseline) into\n"
+          "                         OUT/<policy>/ and compare them in OUT/split-compare.csv,\n"
+          "                         .md, .html and .svg (docs/split.md)\n"
           "  -h, --help             this text\n",
           out);
 }
@@ -154,7 +158,7 @@ static int load(const char *path, const struct load_opts *lo, struct scenario **
     return rc;
 }
 
-enum { OPT_SEED = 1000, OPT_LOOP, OPT_NOPIN, OPT_NOBASE, OPT_NOPLOTS, OPT_NOREPORT };
+enum { OPT_SEED = 1000, OPT_LOOP, OPT_NOPIN, OPT_NOBASE, OPT_NOPLOTS, OPT_NOREPORT, OPT_SPLITCMP };
 
 static int cmd_check(int argc, char **argv)
 {
@@ -231,6 +235,23 @@ static int parse_double(const char *opt, const char *s, double lo, double *out)
     return 0;
 }
 
+/* --split-compare: reports/splitcmp.c does the work; the exit status as for a run. */
+static int run_split_compare(const char *path, const struct load_opts *lo, const char *dir,
+                             int no_plots)
+{
+    struct splitcmp_opts so = {
+        .path = path, .sets = lo->sets, .n_sets = lo->n_sets, .out_dir = dir, .no_plots = no_plots};
+    char err[1024];
+    fprintf(stderr, "der-sim run --split-compare: scenario=%s build=%s transport=inproc\n", path,
+            DERLOOP_COMMIT);
+    if (splitcmp_run(&so, stdout, err, sizeof err)) {
+        fprintf(stderr, "der-sim run: %s\n", err);
+        return 1;
+    }
+    printf("outputs=%s\n", dir);
+    return 0;
+}
+
 static int cmd_run(int argc, char **argv)
 {
     static const struct option opts[] = {{"transport", required_argument, NULL, 't'},
@@ -242,9 +263,11 @@ static int cmd_run(int argc, char **argv)
                                          {"no-baseline", no_argument, NULL, OPT_NOBASE},
                                          {"no-plots", no_argument, NULL, OPT_NOPLOTS},
                                          {"no-report", no_argument, NULL, OPT_NOREPORT},
+                                         {"split-compare", no_argument, NULL, OPT_SPLITCMP},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     struct load_opts lo = {0};
+    int split_compare = 0;
     struct experiment_opts eo = {.run = {.transport = RUNNER_TCP, .progress = isatty(2)}};
     struct runner_opts *ro = &eo.run;
     const char *out = NULL;
@@ -287,6 +310,9 @@ static int cmd_run(int argc, char **argv)
         case OPT_NOREPORT:
             eo.no_report = 1;
             break;
+        case OPT_SPLITCMP:
+            split_compare = 1;
+            break;
         case 'h':
             usage_run(stdout);
             return 0;
@@ -316,6 +342,10 @@ static int cmd_run(int argc, char **argv)
         snprintf(dir, sizeof dir, "reports/%s/%.19s-%s", sc->name, stamp, tname);
     }
     ro->out_dir = dir;
+    if (split_compare) {
+        scenario_free(sc);
+        return run_split_compare(argv[optind], &lo, dir, eo.no_plots);
+    }
     fprintf(stderr, "der-sim run: scenario=%s seed=%llu sha256=%s build=%s transport=%s\n",
             sc->name, (unsigned long long)sc->seed, sc->sha256, DERLOOP_COMMIT, tname);
     static struct experiment_result res; /* large: the expectations' texts */
