@@ -23,6 +23,12 @@ const struct param_field arbiter_fields[] = {
      1e4, "W", "rounding unit of the site split among batteries (0 = none)"},
     {"soc_horizon_s", PARAM_DOUBLE, offsetof(struct arbiter_cfg, soc_horizon_s), 3600, 60, 604800,
      "s", "soc_balance: the time over which the batteries' SoCs are driven together"},
+    {"evse", PARAM_BOOL, offsetof(struct arbiter_cfg, with_evse), 0, 0, 1, "",
+     "chargers take what the batteries cannot of a site request to import more"},
+    {"boiler", PARAM_BOOL, offsetof(struct arbiter_cfg, with_boiler), 0, 0, 1, "",
+     "boilers take what the batteries and chargers cannot of a site request to import more"},
+    {"pv_curtailment", PARAM_BOOL, offsetof(struct arbiter_cfg, with_pv), 0, 0, 1, "",
+     "PV is curtailed for what is left of a site request to export less"},
 };
 const size_t arbiter_n_fields = sizeof arbiter_fields / sizeof arbiter_fields[0];
 
@@ -126,6 +132,38 @@ static double bound_or(double v, double fallback)
     return isfinite(v) ? v : fallback;
 }
 
+/* What the batteries could not take of a site request to import more / export less (rest < 0,
+ * site signs) goes to the other devices the configuration lets take part, in this order:
+ * chargers and boilers use the energy (their power goes up to their rating), PV curtailment
+ * throws it away, so it comes last. Only devices unclaimed in this cycle, usable, with a known
+ * rating (PV: its measured production is what can be curtailed). A request to discharge /
+ * export more is the batteries' alone. */
+static void split_flex(const struct arbiter_cfg *cfg, const struct procimg *img,
+                       struct decision *dm, const struct decision_request *r, double rest)
+{
+    static const enum procimg_type order[] = {PROCIMG_EVSE, PROCIMG_BOILER, PROCIMG_PV};
+    const int on[] = {cfg->with_evse, cfg->with_boiler, cfg->with_pv};
+    for (size_t t = 0; t < 3; t++) {
+        for (size_t i = 0; i < dm->n_assets && rest < -0.5; i++) {
+            const struct procimg_dev *d = &img->dev[i];
+            if (!on[t] || d->type != order[t] || dm->asset[i].source != DSRC_NONE ||
+                !procimg_dev_usable(d) || !isfinite(d->power_w))
+                continue;
+            double room = d->type == PROCIMG_PV  ? d->power_w
+                          : isfinite(d->rated_w) ? d->rated_w - d->power_w
+                                                 : 0;
+            if (!(room > 0))
+                continue;
+            double take = fmin(-rest, room);
+            /* PV: a production limit below what it makes; the others: a higher consumption */
+            dm->asset[i].requested_w =
+                d->type == PROCIMG_PV ? d->power_w - take : d->power_w + take;
+            dm->asset[i].source = r->source;
+            rest += take;
+        }
+    }
+}
+
 static void split_site(const struct arbiter_cfg *cfg, const struct procimg *img, const double *lo_w,
                        const double *hi_w, struct decision *dm, const struct decision_request *r)
 {
@@ -152,9 +190,11 @@ static void split_site(const struct arbiter_cfg *cfg, const struct procimg *img,
         rank[n] = priority_rank(cfg, d->asset_id);
         idx[n++] = i;
     }
-    if (n == 0)
-        return;
     double part[PROCIMG_MAX_DEVICES];
+    if (n == 0) {
+        split_flex(cfg, img, dm, r, r->power_w);
+        return;
+    }
     struct split_result res;
     struct split_opts o = {
         .policy = (enum split_policy)cfg->policy,
@@ -170,10 +210,13 @@ static void split_site(const struct arbiter_cfg *cfg, const struct procimg *img,
         for (size_t k = 0; k < n; k++)
             part[k] = isfinite(r->power_w) ? r->power_w / (double)n : r->power_w;
     }
+    double rest = r->power_w;
     for (size_t k = 0; k < n; k++) {
         dm->asset[idx[k]].requested_w = part[k];
         dm->asset[idx[k]].source = r->source;
+        rest -= part[k];
     }
+    split_flex(cfg, img, dm, r, rest);
 }
 
 int arbiter_resolve(const struct arbiter_cfg *cfg, const struct procimg *img, const double *lo_w,

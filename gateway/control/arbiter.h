@@ -16,8 +16,9 @@
 struct arbiter_cfg {
     double split_resolution_w; /* rounding unit of the site split (largest remainder) */
     double soc_horizon_s;      /* soc_balance: the time over which the SoCs are driven together */
-    int policy;                /* enum split_policy; "policy" in the split object */
-    size_t n_priority;         /* "priority": asset ids, the first is filled first */
+    int with_evse, with_boiler, with_pv; /* may take part in a site request (docs/split.md) */
+    int policy;                          /* enum split_policy; "policy" in the split object */
+    size_t n_priority;                   /* "priority": asset ids, the first is filled first */
     char priority[PROCIMG_MAX_DEVICES][PROCIMG_ID_LEN];
 };
 

@@ -168,6 +168,22 @@ static int own_request(const struct decision *dm, int asset)
     return 0;
 }
 
+/* Asset i's share of a site setpoint in site signs: a battery's setpoint; for a charger,
+ * boiler or PV that the split let take part (split.evse, .boiler, .pv_curtailment), the change
+ * of the site's balance it was asked for (more consumption, less production: negative). NaN
+ * when it is not part of a site allocation. */
+static double flex_share(const struct decision *dm, const struct procimg *img, size_t i)
+{
+    const struct decision_asset *a = &dm->asset[i];
+    const struct procimg_dev *d = &img->dev[i];
+    if (a->type == PROCIMG_BATTERY)
+        return a->set ? a->final_w : 0.0;
+    if ((a->type != PROCIMG_PV && a->type != PROCIMG_EVSE && a->type != PROCIMG_BOILER) ||
+        a->source != DSRC_MANUAL || !a->set || !isfinite(a->final_w) || !isfinite(d->power_w))
+        return NAN;
+    return a->type == PROCIMG_PV ? a->final_w - d->power_w : d->power_w - a->final_w;
+}
+
 /* Why asset i got less than asked: the first interlock clamp the cycle recorded for it, else
  * whether it sits at its envelope (the split respects the envelope, so no clamp is recorded
  * when a site request is cut there). Appends "ID REASON W W" to buf. */
@@ -203,13 +219,17 @@ static void ack_applied(struct dispatch *d, const struct pending *p, const struc
     size_t n = 0, idx[PROCIMG_MAX_DEVICES];
     int state = AGENTMSG_ACK_APPLIED;
     char detail[400] = "", why[300] = "";
+    double site_sum = 0;
     if (p->asset == DECISION_SITE) {
         for (size_t i = 0; i < dm->n_assets && i < img->n_devices; i++) {
-            if (dm->asset[i].type != PROCIMG_BATTERY || !img->dev[i].online ||
-                own_request(dm, (int)i))
+            double w = flex_share(dm, img, i);
+            if (isnan(w) || !img->dev[i].online || own_request(dm, (int)i))
                 continue;
+            /* the device's own setpoint, as in an asset setpoint's ack (the headend checks it
+             * against the asset's range); the sum is in site signs */
             snprintf(al[n].asset_id, sizeof al[n].asset_id, "%s", dm->asset[i].asset_id);
-            al[n].power_w = dm->asset[i].set ? dm->asset[i].final_w : 0.0;
+            al[n].power_w = dm->asset[i].type == PROCIMG_BATTERY ? w : dm->asset[i].final_w;
+            site_sum += w;
             idx[n++] = i;
         }
     } else {
@@ -228,8 +248,8 @@ static void ack_applied(struct dispatch *d, const struct pending *p, const struc
             n = 1;
         }
     }
-    double sum = 0;
-    for (size_t k = 0; k < n; k++)
+    double sum = p->asset == DECISION_SITE ? site_sum : 0;
+    for (size_t k = 0; p->asset != DECISION_SITE && k < n; k++)
         sum += al[k].power_w;
     if (state == AGENTMSG_ACK_APPLIED && isfinite(sum) &&
         fabs(sum - p->power_w) > 1.0 + 0.001 * fabs(p->power_w)) {

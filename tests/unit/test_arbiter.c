@@ -198,6 +198,37 @@ static void test_policy_config(void)
     CU_ASSERT_NOT_EQUAL(load("{\"polcy\": \"equal\"}", &c, err, sizeof err), 0);
 }
 
+/* split.pv_curtailment: PV takes what the batteries cannot of a request to export less, and
+ * only then; off by default. */
+static void test_pv_takes_part(void)
+{
+    struct procimg img;
+    struct decision dm;
+    struct arbiter_cfg c = {.split_resolution_w = 1};
+    site(&img);
+    img.dev[3].power_w = 6000;
+    for (int with = 0; with < 2; with++) {
+        c.with_pv = with;
+        decision_init(&dm, &img, "t");
+        decision_request(&dm, DSRC_MANUAL, DECISION_SITE, -20000);
+        CU_ASSERT_EQUAL(arbiter_resolve(&c, &img, NULL, NULL, &dm), 0);
+        CU_ASSERT_DOUBLE_EQUAL(dm.asset[0].requested_w + dm.asset[1].requested_w +
+                                   dm.asset[2].requested_w,
+                               -15000, 1e-9);
+        if (with) {
+            CU_ASSERT_DOUBLE_EQUAL(dm.asset[3].requested_w, 1000, 1e-9); /* 5 kW curtailed */
+            CU_ASSERT_EQUAL(dm.asset[3].source, DSRC_MANUAL);
+        } else {
+            CU_ASSERT(isnan(dm.asset[3].requested_w));
+        }
+    }
+    /* a request to export more is the batteries' alone */
+    decision_init(&dm, &img, "t");
+    decision_request(&dm, DSRC_MANUAL, DECISION_SITE, 20000);
+    arbiter_resolve(&c, &img, NULL, NULL, &dm);
+    CU_ASSERT(isnan(dm.asset[3].requested_w));
+}
+
 void test_register_arbiter(void)
 {
     CU_pSuite s = CU_add_suite("arbiter", NULL, NULL);
@@ -209,4 +240,5 @@ void test_register_arbiter(void)
     CU_add_test(s, "NaN request passes through", test_nan_request_passes_through);
     CU_add_test(s, "request errors", test_request_errors);
     CU_add_test(s, "split policy configuration", test_policy_config);
+    CU_add_test(s, "PV curtailment takes part", test_pv_takes_part);
 }
