@@ -1239,9 +1239,9 @@ static void on_ack(struct hub *h, struct session *s, const Der__V1__SetpointAck 
     }
     log_event(dispatch_state_final(state) && state != DISPATCH_APPLIED ? LOG_WARN : LOG_INFO,
               "event=dispatch_ack setpoint=%s gateway=%s site=%s state=%s allocations=%zu "
-              "latency_ms=%lld detail=\"%s\"",
+              "requested_w=%.3f allocated_w=%.3f latency_ms=%lld detail=\"%s\"",
               d.id, s->gateway_id, s->site_id, dispatch_state_name(state), a->n_allocations,
-              (long long)(now_ms - d.created_ms), a->detail);
+              a->requested_w, a->allocated_w, (long long)(now_ms - d.created_ms), a->detail);
 }
 
 int hub_on_message(struct hub *h, struct session *s, const uint8_t *data, size_t len,

@@ -141,6 +141,17 @@ static const struct kpi_def table[KPI_COUNT] = {
     [KPI_STEP_OVERSHOOT_PCT] = {"step_overshoot_pct", "%", 2, KPI_LOWER,
                                 "the largest grid excursion opposite to the step after it, as a "
                                 "percentage of the step (a load step up that ends in export)"},
+    [KPI_STEP_T90_S] = {"step_t90_s", "s", 1, KPI_LOWER,
+                        "from the step until the summed grid power has first come 90 % of the "
+                        "way back (what is left in the step's direction <= 10 % of the step); "
+                        "null when it never does"},
+    [KPI_STEP_T98_S] = {"step_t98_s", "s", 1, KPI_LOWER,
+                        "as step_t90_s, for 98 % (what is left <= 2 % of the step)"},
+    [KPI_STEP_REBOUND_PCT] = {"step_rebound_pct", "%", 2, KPI_LOWER,
+                              "after the grid has come 90 % of the way back: the largest power "
+                              "in the step's direction again, as a percentage of the step (a "
+                              "loop whose P term drops before its I term has built rebounds); "
+                              "0 when it never comes back, null without t90"},
     [KPI_FCR_ACTIVATION_S] = {"fcr_activation_s", "s", 1, KPI_LOWER,
                               "FCR (droop) activation time against the gateway's grid_services "
                               "fcr_* parameters: an excursion is a run of steps with the grid "

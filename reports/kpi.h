@@ -66,6 +66,9 @@ enum kpi_id {
     KPI_STEP_SIZE_W, /* the response of the site to its largest uncontrolled load step */
     KPI_STEP_SETTLING_S,
     KPI_STEP_OVERSHOOT_PCT,
+    KPI_STEP_T90_S, /* how fast, and whether the grid comes back (issue 14) */
+    KPI_STEP_T98_S,
+    KPI_STEP_REBOUND_PCT,
     KPI_STEP_RESIDUAL_RMS_W,
     KPI_FCR_ACTIVATION_S, /* frequency response against the gateway's grid_services contract */
     KPI_FCR_ENERGY_PCT,

@@ -34,8 +34,9 @@ struct kpi_acc {
     /* step response (KPI_STEP_*) */
     double tick_net_w, prev_net_w;
     int have_prev_net, step_open;
-    double step_w, step_overshoot_w, step_sq_w2;
+    double step_w, step_overshoot_w, step_sq_w2, step_rebound_w;
     int64_t step_t_ms, step_last_out_ms, step_sq_ms;
+    int64_t step_t90_ms, step_t98_ms; /* -1 until reached */
     uint32_t (*clamped)[CLAMP_SLOTS]; /* per site: reasons clamped in the previous cycle */
     struct freqresp *fr;              /* per site: frequency response */
     double island_demand_wh;          /* demand during islanded steps (KPI_ISLAND_SUPPLY_PCT) */
@@ -132,6 +133,8 @@ static void step_response(struct kpi_acc *a, int64_t t_ms, int64_t dt_ms)
             a->step_overshoot_w = 0;
             a->step_sq_w2 = 0;
             a->step_sq_ms = 0;
+            a->step_t90_ms = a->step_t98_ms = -1;
+            a->step_rebound_w = 0;
             a->step_open = 1;
         } else if (a->step_open && fabs(d) > fabs(a->step_w) / 2) {
             a->step_open = 0;
@@ -147,6 +150,14 @@ static void step_response(struct kpi_acc *a, int64_t t_ms, int64_t dt_ms)
     double opposite = a->step_w > 0 ? -grid : grid;
     if (opposite > a->step_overshoot_w)
         a->step_overshoot_w = opposite;
+    /* left: what remains in the step's direction; a rebound is a rise of it after t90 */
+    double left = -opposite, size = fabs(a->step_w);
+    if (a->step_t90_ms >= 0 && left > a->step_rebound_w)
+        a->step_rebound_w = left;
+    if (a->step_t90_ms < 0 && left <= 0.10 * size)
+        a->step_t90_ms = t_ms;
+    if (a->step_t98_ms < 0 && left <= 0.02 * size)
+        a->step_t98_ms = t_ms;
     if (t_ms - dt_ms >= a->step_t_ms + 5 * 60 * 1000) {
         a->step_sq_w2 += grid * grid * (double)dt_ms;
         a->step_sq_ms += dt_ms;
@@ -278,6 +289,12 @@ void kpi_acc_result(const struct kpi_acc *a, struct kpi_set *out)
     out->v[KPI_STEP_SIZE_W] = step ? fabs(a->step_w) : NAN;
     out->v[KPI_STEP_SETTLING_S] = step ? (a->step_last_out_ms - a->step_t_ms) / 1000.0 : NAN;
     out->v[KPI_STEP_OVERSHOOT_PCT] = step ? 100.0 * a->step_overshoot_w / fabs(a->step_w) : NAN;
+    out->v[KPI_STEP_T90_S] =
+        step && a->step_t90_ms >= 0 ? (a->step_t90_ms - a->step_t_ms) / 1000.0 : NAN;
+    out->v[KPI_STEP_T98_S] =
+        step && a->step_t98_ms >= 0 ? (a->step_t98_ms - a->step_t_ms) / 1000.0 : NAN;
+    out->v[KPI_STEP_REBOUND_PCT] =
+        step && a->step_t90_ms >= 0 ? 100.0 * a->step_rebound_w / fabs(a->step_w) : NAN;
     out->v[KPI_STEP_RESIDUAL_RMS_W] =
         step && a->step_sq_ms > 0 ? sqrt(a->step_sq_w2 / (double)a->step_sq_ms) : NAN;
     double fcr_req = 0, fcr_del = 0;

@@ -16,6 +16,7 @@
 #include "reports/experiment.h"
 #include "reports/kpi.h"
 #include "reports/regdoc.h"
+#include "reports/splitcmp.h"
 #include "common/rtclock.h"
 #include "sim/run/import.h"
 #include "sim/run/demo.h"
@@ -97,6 +98,9 @@ static void usage_run(FILE *out)
           "      --no-optimum       do not solve the perfect-foresight optimum (its KPIs null)\n"
           "      --optimum-budget D wall-clock budget of the optimum (default 10m); past it the\n"
           "                         optimum KPIs are null and kpis.json says why\n"
+          "      --split-compare    run once per split policy (inproc, no baseline) into\n"
+          "                         OUT/<policy>/ and compare them in OUT/split-compare.csv,\n"
+          "                         .md, .html and .svg (docs/split.md)\n"
           "  -h, --help             this text\n",
           out);
 }
@@ -219,7 +223,8 @@ enum {
     OPT_NOPLOTS,
     OPT_NOREPORT,
     OPT_NOOPTIMUM,
-    OPT_OPTBUDGET
+    OPT_OPTBUDGET,
+    OPT_SPLITCMP
 };
 
 static int cmd_check(int argc, char **argv)
@@ -297,6 +302,23 @@ static int parse_double(const char *opt, const char *s, double lo, double *out)
     return 0;
 }
 
+/* --split-compare: reports/splitcmp.c does the work; the exit status as for a run. */
+static int run_split_compare(const char *path, const struct load_opts *lo, const char *dir,
+                             int no_plots)
+{
+    struct splitcmp_opts so = {
+        .path = path, .sets = lo->sets, .n_sets = lo->n_sets, .out_dir = dir, .no_plots = no_plots};
+    char err[1024];
+    fprintf(stderr, "der-sim run --split-compare: scenario=%s build=%s transport=inproc\n", path,
+            DERLOOP_COMMIT);
+    if (splitcmp_run(&so, stdout, err, sizeof err)) {
+        fprintf(stderr, "der-sim run: %s\n", err);
+        return 1;
+    }
+    printf("outputs=%s\n", dir);
+    return 0;
+}
+
 static int cmd_run(int argc, char **argv)
 {
     static const struct option opts[] = {{"transport", required_argument, NULL, 't'},
@@ -310,9 +332,11 @@ static int cmd_run(int argc, char **argv)
                                          {"no-report", no_argument, NULL, OPT_NOREPORT},
                                          {"no-optimum", no_argument, NULL, OPT_NOOPTIMUM},
                                          {"optimum-budget", required_argument, NULL, OPT_OPTBUDGET},
+                                         {"split-compare", no_argument, NULL, OPT_SPLITCMP},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     struct load_opts lo = {0};
+    int split_compare = 0;
     struct experiment_opts eo = {.run = {.transport = RUNNER_TCP, .progress = isatty(2)},
                                  .optimum = {.budget_s = 600, .progress = optimum_progress}};
     struct runner_opts *ro = &eo.run;
@@ -371,6 +395,9 @@ static int cmd_run(int argc, char **argv)
             }
             eo.optimum.budget_s = (double)budget_ms / 1000.0;
             break;
+        case OPT_SPLITCMP:
+            split_compare = 1;
+            break;
         case 'h':
             usage_run(stdout);
             return 0;
@@ -400,6 +427,10 @@ static int cmd_run(int argc, char **argv)
         snprintf(dir, sizeof dir, "reports/%s/%.19s-%s", sc->name, stamp, tname);
     }
     ro->out_dir = dir;
+    if (split_compare) {
+        scenario_free(sc);
+        return run_split_compare(argv[optind], &lo, dir, eo.no_plots);
+    }
     fprintf(stderr, "der-sim run: scenario=%s seed=%llu sha256=%s build=%s transport=%s\n",
             sc->name, (unsigned long long)sc->seed, sc->sha256, DERLOOP_COMMIT, tname);
     static struct experiment_result res; /* large: the expectations' texts */

@@ -2,7 +2,8 @@
  * first: safety (the emergency stop) > manual (operator, headend) > scheduled (schedule.h) >
  * optimisation (the strategies); the interlocks (safety.h) then clamp whatever won; a request for
  * an asset beats a site request of the same priority; site requests are split among the site's
- * usable batteries that no higher request claimed (split.h). Pure function over caller-owned
+ * usable batteries that no higher request claimed, by the configured split policy (split.h,
+ * docs/split.md). Pure function over caller-owned
  * values; the outcome is written into the DecisionMetrics (docs/strategies.md). */
 #ifndef DERLOOP_ARBITER_H
 #define DERLOOP_ARBITER_H
@@ -15,14 +16,27 @@
 
 struct arbiter_cfg {
     double split_resolution_w; /* rounding unit of the site split (largest remainder) */
+    double soc_horizon_s;      /* soc_balance: the time over which the SoCs are driven together */
+    int with_evse, with_boiler, with_pv; /* may take part in a site request (docs/split.md) */
+    int policy;                          /* enum split_policy; "policy" in the split object */
+    size_t n_priority;                   /* "priority": asset ids, the first is filled first */
+    char priority[PROCIMG_MAX_DEVICES][PROCIMG_ID_LEN];
 };
 
 extern const struct param_field arbiter_fields[];
 extern const size_t arbiter_n_fields;
 
-/* Defaults then obj's members (NULL: defaults); errors name path.key (param_load). */
+/* Defaults then obj's members (NULL: defaults): the numbers of arbiter_fields, "policy" (a
+ * split_policy_name, default "capacity") and "priority" (an array of distinct asset ids,
+ * used by the priority policy, ignored by the others). Errors name path.key and the value.
+ * Returns 0, -EINVAL or -ENOMEM. */
 int arbiter_cfg_load(const cJSON *obj, const char *path, struct arbiter_cfg *cfg, char *err,
                      size_t errlen);
+
+/* Every id in cfg->priority is one of ids[0..n): 0, or -EINVAL with "path.priority: unknown
+ * asset X" in err. */
+int arbiter_cfg_check_assets(const struct arbiter_cfg *cfg, const char *path,
+                             const char *const *ids, size_t n, char *err, size_t errlen);
 
 /* Resolves dm->req into dm->asset[i].requested_w and .source. lo_w/hi_w (n_devices entries
  * each, or NULL) are the limits the split respects, normally safety_limits(); without them

@@ -72,6 +72,16 @@ struct controller_policy {
     struct schedule schedule;
 };
 
+/* split.priority names assets: they must be the site's. */
+static int check_split_assets(const struct siteconf *cfg, const struct arbiter_cfg *a, char *err,
+                              size_t errlen)
+{
+    const char *ids[SITECONF_MAX_DEVICES];
+    for (size_t i = 0; i < cfg->n_devices; i++)
+        ids[i] = cfg->devices[i].asset_id;
+    return arbiter_cfg_check_assets(a, "split", ids, cfg->n_devices, err, errlen);
+}
+
 struct controller_policy *controller_policy_new(const struct siteconf *cfg, char *err,
                                                 size_t errlen)
 {
@@ -89,7 +99,8 @@ struct controller_policy *controller_policy_new(const struct siteconf *cfg, char
     }
     if (strategy_add_constraints(p->strategy, cfg->constraints, "constraints", sub, sizeof sub) ||
         safety_cfg_load(cfg->safety, "safety", &p->safety, sub, sizeof sub) ||
-        arbiter_cfg_load(cfg->split, "split", &p->arbiter, sub, sizeof sub)) {
+        arbiter_cfg_load(cfg->split, "split", &p->arbiter, sub, sizeof sub) ||
+        check_split_assets(cfg, &p->arbiter, sub, sizeof sub)) {
         snprintf(err, errlen, "%s: %s", cfg->path, sub);
         goto fail;
     }

@@ -47,13 +47,21 @@ void pid_reset(struct pid *p)
     p->cfg = cfg;
 }
 
-void pid_preset(struct pid *p, double out_w)
+void pid_preset_ff(struct pid *p, double out_w, double ff_w)
 {
     if (!isfinite(out_w))
         return;
+    if (!isfinite(ff_w))
+        ff_w = 0;
     p->out_w = clampd(out_w, p->cfg.out_min_w, p->cfg.out_max_w);
-    p->integral_w = p->out_w;
+    p->integral_w = p->out_w - ff_w;
+    p->ff_w = ff_w;
     p->last_sign = p->out_w > 0 ? 1 : p->out_w < 0 ? -1 : 0;
+}
+
+void pid_preset(struct pid *p, double out_w)
+{
+    pid_preset_ff(p, out_w, 0);
 }
 
 void pid_track(struct pid *p, double applied_w, double tolerance_w)
@@ -64,7 +72,8 @@ void pid_track(struct pid *p, double applied_w, double tolerance_w)
     p->out_w =
         p->cfg.quantum_w > 0 ? round(applied_w / p->cfg.quantum_w) * p->cfg.quantum_w : applied_w;
     p->out_w = clampd(p->out_w, p->cfg.out_min_w, p->cfg.out_max_w);
-    p->integral_w = clampd(p->integral_w, fmin(0, applied_w), fmax(0, applied_w));
+    double i_max = applied_w - p->ff_w;
+    p->integral_w = clampd(p->integral_w, fmin(0, i_max), fmax(0, i_max));
 }
 
 /* Rounds to the resolution, staying inside [lo, hi]. The last output is a multiple of the
@@ -84,9 +93,16 @@ static double quantise(double y, double q, double lo, double hi)
 
 double pid_step(struct pid *p, double setpoint, double measurement, int64_t now_ms)
 {
+    return pid_step_ff(p, setpoint, measurement, 0, now_ms);
+}
+
+double pid_step_ff(struct pid *p, double setpoint, double measurement, double ff_w, int64_t now_ms)
+{
     const struct pid_cfg *c = &p->cfg;
     if (!isfinite(setpoint) || !isfinite(measurement))
         return p->out_w;
+    if (!isfinite(ff_w))
+        ff_w = 0;
 
     double dt_s = 0;
     if (p->has_prev && now_ms > p->last_ms)
@@ -119,15 +135,16 @@ double pid_step(struct pid *p, double setpoint, double measurement, int64_t now_
                 i_w *= exp(-c->i_decay_per_s * dt_s);
         } else {
             double cand = i_w + c->ki_per_s * e * dt_s;
-            double u = p_w + cand + d_w;
+            double u = ff_w + p_w + cand + d_w;
             int winding = (u > hi && e > 0) || (u < lo && e < 0);
             if (!winding)
                 i_w = cand;
         }
     }
-    i_w = clampd(i_w, c->out_min_w, c->out_max_w);
+    /* ff + I stays inside the bounds (with ff 0: I inside the bounds) */
+    i_w = clampd(i_w, fmin(0, c->out_min_w - ff_w), fmax(0, c->out_max_w - ff_w));
 
-    double u = p_w + i_w + d_w;
+    double u = ff_w + p_w + i_w + d_w;
     double y = clampd(u, lo, hi);
 
     /* Sign hysteresis: a battery should not toggle between charging and discharging on
@@ -140,6 +157,7 @@ double pid_step(struct pid *p, double setpoint, double measurement, int64_t now_
     y = quantise(y, c->quantum_w, lo, hi);
 
     p->integral_w = i_w;
+    p->ff_w = ff_w;
     p->error_w = e;
     p->p_w = p_w;
     p->i_w = i_w;

@@ -1,7 +1,8 @@
 /* pid: a discrete PID controller for power loops (W in, W out), with the field fixes a plain
  * PID lacks: deadband, integral decay, anti-windup, derivative on measurement, output rate
  * limit, quantisation to a register's resolution and a sign hysteresis against
- * charge/discharge flip-flop. A value struct owned by its caller; time is passed in. */
+ * charge/discharge flip-flop, and an optional feed-forward term (pid_step_ff) that the
+ * P, I and D terms then correct. A value struct owned by its caller; time is passed in. */
 #ifndef DERLOOP_PID_H
 #define DERLOOP_PID_H
 
@@ -23,14 +24,15 @@ struct pid_cfg {
 struct pid {
     struct pid_cfg cfg;
     double integral_w; /* the I term itself (already multiplied by ki) */
+    double ff_w;       /* the feed-forward of the last step (0 without) */
     double out_w;      /* the last output */
     double prev_meas;  /* for the derivative */
     int last_sign;     /* sign of the last non-zero output: -1, 0, +1 */
     int has_prev;      /* prev_meas and last_ms are valid */
     int64_t last_ms;
     /* The terms of the last step, for DecisionMetrics. */
-    double error_w, p_w, i_w, d_w, unclamped_w;
-    int saturated; /* the last output was limited by bounds or rate */
+    double error_w, p_w, i_w, d_w, unclamped_w; /* unclamped = ff + P + I + D */
+    int saturated;                              /* the last output was limited by bounds or rate */
 };
 
 /* Copies cfg and resets the state. Returns 0, or -EINVAL for a non-finite or negative gain,
@@ -41,13 +43,17 @@ int pid_init(struct pid *p, const struct pid_cfg *cfg);
 void pid_reset(struct pid *p);
 
 /* Bumpless start: the next step continues from out_w (last output and integral), e.g. what
- * the device was last given before a restart. Non-finite out_w is ignored. */
+ * the device was last given before a restart. Non-finite out_w is ignored. With a
+ * feed-forward ff_w about to be applied, the integral is pre-loaded with out_w - ff_w so that
+ * ff + I continues from out_w (pid_preset is pid_preset_ff with ff_w 0). */
 void pid_preset(struct pid *p, double out_w);
+void pid_preset_ff(struct pid *p, double out_w, double ff_w);
 
 /* Tells the controller what was actually applied (a downstream limit may have cut its last
  * output). When that differs from the last output by more than tolerance_w, the next rate
- * limit starts from applied_w and the integral is pulled back to within [0, applied_w] (or
- * [applied_w, 0]) so that it does not wind up behind a limit the controller cannot see.
+ * limit starts from applied_w and the integral is pulled back to within [0, applied_w - ff]
+ * (or [applied_w - ff, 0]; ff the last step's feed-forward) so that it does not wind up
+ * behind a limit the controller cannot see.
  * Non-finite applied_w is ignored. */
 void pid_track(struct pid *p, double applied_w, double tolerance_w);
 
@@ -59,5 +65,10 @@ void pid_track(struct pid *p, double applied_w, double tolerance_w);
  * The first step (or a step with now_ms <= the last) has dt = 0: no I, no D, and with a rate
  * limit no change. Non-finite inputs return the last output unchanged. Returns the output. */
 double pid_step(struct pid *p, double setpoint, double measurement, int64_t now_ms);
+
+/* pid_step with a feed-forward ff_w added to P + I + D before the bounds, the rate limit and
+ * the rest: the output is ff + P + I + D, the integral is kept inside the bounds minus ff, and
+ * the anti-windup sees the whole output. A non-finite ff_w counts as 0. */
+double pid_step_ff(struct pid *p, double setpoint, double measurement, double ff_w, int64_t now_ms);
 
 #endif

@@ -19,17 +19,22 @@
 #include <stddef.h>
 
 #include "gateway/strategies/pid.h"
+#include "gateway/strategies/strat_util.h"
 
 struct net_zero_cfg {
     double target_w;
     double kp, ki_per_s, kd_s;
     double deadband_w, i_decay_per_s, rate_w_per_s, quantum_w, flip_hysteresis_w;
     double max_charge_w, max_discharge_w;
+    double ff_gain;
 };
 
 struct net_zero_state {
     const struct net_zero_cfg *cfg;
     struct pid pid;
+    int have_sample;    /* last_grid_w and ff_w hold a sample */
+    double last_grid_w; /* the grid reading the feed-forward was last computed from */
+    double ff_w;        /* the feed-forward, held between new grid samples */
 };
 
 #define F(m) offsetof(struct net_zero_cfg, m)
@@ -53,6 +58,8 @@ static const struct param_field net_zero_fields[] = {
      "largest charge request (the PID's lower bound is -max_charge_w)"},
     {"max_discharge_w", PARAM_DOUBLE, F(max_discharge_w), 1e5, 0, 1e7, "W",
      "largest discharge request"},
+    {"ff_gain", PARAM_DOUBLE, F(ff_gain), 1, 0, 1, "0..1",
+     "share of the measured base load (grid + batteries) fed forward; 0 = PID only"},
 };
 #undef F
 
@@ -93,6 +100,34 @@ static double batteries_applied(const struct procimg *img)
     return any ? sum : NAN;
 }
 
+/* The feed-forward: the battery power that would hold the grid at the target were the site's
+ * base load (grid + batteries, strat_base_w) to stay as it is now. It is recomputed only when
+ * the grid reading changes: a meter that refreshes slower than the cycle repeats its last
+ * sample, and that stale grid reading added to a fresh battery reading that already moved
+ * would count the batteries' change twice. Returns 1 when the grid reading is a new sample
+ * (or the feed-forward is off: then every reading counts), 0 when it repeats the last one;
+ * *ff_w the feed-forward, *moved_w its change this cycle. */
+static int feed_forward(struct net_zero_state *s, const struct procimg *img, double *ff_w,
+                        double *moved_w)
+{
+    double base = strat_base_w(img);
+    *moved_w = 0;
+    if (!(s->cfg->ff_gain > 0) || !isfinite(base)) {
+        *ff_w = 0;
+        return 1;
+    }
+    int fresh = !s->have_sample || img->grid_w != s->last_grid_w;
+    if (fresh) {
+        double ff = s->cfg->ff_gain * (base - s->cfg->target_w);
+        *moved_w = s->have_sample ? ff - s->ff_w : 0;
+        s->ff_w = ff;
+        s->last_grid_w = img->grid_w;
+        s->have_sample = 1;
+    }
+    *ff_w = s->ff_w;
+    return fresh;
+}
+
 static int net_zero_decide(void *state, const struct procimg *img, int64_t now_ms,
                            struct decision *dm)
 {
@@ -100,17 +135,31 @@ static int net_zero_decide(void *state, const struct procimg *img, int64_t now_m
     dm->target_w = s->cfg->target_w;
     if (!img->grid_ok || !isfinite(img->grid_w)) {
         pid_reset(&s->pid);
+        s->have_sample = 0;
         dm->raw_w = 0;
         return decision_request(dm, DSRC_OPTIMISATION, DECISION_SITE, 0.0);
     }
     /* Tolerance: the split's rounding and one quantum per battery are not a cut. */
     double applied = batteries_applied(img);
+    double ff, moved;
+    int fresh = feed_forward(s, img, &ff, &moved);
     if (!s->pid.has_prev)
-        pid_preset(&s->pid, applied);
+        pid_preset_ff(&s->pid, applied, ff);
     else
         pid_track(&s->pid, applied,
                   1.0 + s->cfg->quantum_w * (double)img->n_devices + 0.01 * fabs(s->pid.out_w));
-    double w = pid_step(&s->pid, -s->cfg->target_w, -img->grid_w, now_ms);
+    /* With the feed-forward the PI corrects only what it does not explain: the grid error
+     * expected once the batteries deliver what they were given (the latency: a change asked
+     * for but not yet measured) and once this cycle's change of the feed-forward acts. Fed
+     * the raw error, its P term would add a load step a second time (kp x step of overshoot)
+     * and its I term would integrate the step while the batteries are still on their way. A
+     * repeated (stale) grid reading says nothing new: the PI holds. */
+    double e = img->grid_w - s->cfg->target_w;
+    if (s->cfg->ff_gain > 0) {
+        double pending = isfinite(applied) ? applied - procimg_sum_w(img, PROCIMG_BATTERY) : 0;
+        e = fresh ? e - s->cfg->ff_gain * pending - moved : 0;
+    }
+    double w = pid_step_ff(&s->pid, 0, -e, ff, now_ms);
     dm->error_w = img->grid_w - s->cfg->target_w;
     dm->p_w = s->pid.p_w;
     dm->i_w = s->pid.i_w;

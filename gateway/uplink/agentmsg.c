@@ -153,20 +153,22 @@ int agentmsg_heartbeat(int64_t uptime_ms, uint8_t **out, size_t *len)
     return pack(&h.base, out, len);
 }
 
-int agentmsg_ack(const char *setpoint_id, int state, const char *detail,
-                 const struct agentmsg_alloc *allocs, size_t n, uint8_t **out, size_t *len)
+int agentmsg_ack(const struct agentmsg_ack *ack, uint8_t **out, size_t *len)
 {
+    size_t n = ack->n;
     if (n > AGENTMSG_MAX_ASSETS)
         return -EINVAL;
     Der__V1__SetpointAck a = DER__V1__SETPOINT_ACK__INIT;
     Der__V1__Allocation al[AGENTMSG_MAX_ASSETS], *ptr[AGENTMSG_MAX_ASSETS];
-    a.setpoint_id = (char *)setpoint_id;
-    a.state = (Der__V1__SetpointAck__State)state;
-    a.detail = (char *)(detail ? detail : "");
+    a.setpoint_id = (char *)ack->setpoint_id;
+    a.state = (Der__V1__SetpointAck__State)ack->state;
+    a.detail = (char *)(ack->detail ? ack->detail : "");
+    a.requested_w = isfinite(ack->requested_w) ? ack->requested_w : 0;
+    a.allocated_w = isfinite(ack->allocated_w) ? ack->allocated_w : 0;
     for (size_t i = 0; i < n; i++) {
         der__v1__allocation__init(&al[i]);
-        al[i].asset_id = (char *)allocs[i].asset_id;
-        al[i].power_w = allocs[i].power_w;
+        al[i].asset_id = (char *)ack->allocs[i].asset_id;
+        al[i].power_w = ack->allocs[i].power_w;
         ptr[i] = &al[i];
     }
     a.n_allocations = n;

@@ -91,8 +91,18 @@ int agentmsg_telemetry_valid(const uint8_t *buf, size_t len);
 
 int agentmsg_heartbeat(int64_t uptime_ms, uint8_t **out, size_t *len);
 
-int agentmsg_ack(const char *setpoint_id, int state, const char *detail,
-                 const struct agentmsg_alloc *allocs, size_t n, uint8_t **out, size_t *len);
+/* A SetpointAck: detail NULL = ""; allocs may be NULL when n is 0; requested_w and
+ * allocated_w NaN = not known (sent as 0, proto3's "not set"). */
+struct agentmsg_ack {
+    const char *setpoint_id;
+    int state;
+    const char *detail;
+    double requested_w, allocated_w;
+    const struct agentmsg_alloc *allocs;
+    size_t n;
+};
+
+int agentmsg_ack(const struct agentmsg_ack *a, uint8_t **out, size_t *len);
 
 /* An AgentMessage {seq, sent_ms, body field = body bytes}: the body is embedded as it is, so
  * a spooled Telemetry is framed again without being decoded. */

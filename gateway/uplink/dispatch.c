@@ -43,10 +43,11 @@ static void logf_(struct dispatch *d, const char *fmt, ...)
 }
 
 static void ack(struct dispatch *d, const char *id, int state, const char *detail,
-                const struct agentmsg_alloc *a, size_t n)
+                double requested_w, double allocated_w, const struct agentmsg_alloc *a, size_t n)
 {
+    struct agentmsg_ack m = {id, state, detail, requested_w, allocated_w, a, n};
     if (d->o.ack)
-        d->o.ack(d->o.ack_ctx, id, state, detail, a, n);
+        d->o.ack(d->o.ack_ctx, &m);
 }
 
 struct dispatch *dispatch_new(struct controller *ctl, const struct dispatch_opts *opts)
@@ -80,7 +81,7 @@ static int finish(struct dispatch *d, const struct agentmsg_setpoint *sp, int st
 {
     logf_(d, "event=setpoint_%s setpoint_id=%s reason=\"%s\"",
           state == AGENTMSG_ACK_EXPIRED ? "expired" : "rejected", sp->setpoint_id, detail);
-    ack(d, sp->setpoint_id, state, detail, NULL, 0);
+    ack(d, sp->setpoint_id, state, detail, sp->power_w, 0, NULL, 0);
     return state;
 }
 
@@ -137,12 +138,13 @@ int dispatch_setpoint(struct dispatch *d, const struct agentmsg_setpoint *sp, in
             continue;
         snprintf(why, sizeof why, "superseded by %s", sp->setpoint_id);
         logf_(d, "event=setpoint_superseded setpoint_id=%s by=%s", d->p[i].id, sp->setpoint_id);
-        ack(d, d->p[i].id, AGENTMSG_ACK_REJECTED, why, NULL, 0);
+        ack(d, d->p[i].id, AGENTMSG_ACK_REJECTED, why, d->p[i].power_w, 0, NULL, 0);
         d->p[i] = d->p[--d->n];
         break;
     }
     if (d->n == DISPATCH_MAX_PENDING) { /* more than a cycle can hold: answer the oldest now */
-        ack(d, d->p[0].id, AGENTMSG_ACK_APPLIED, "acknowledged without allocation", NULL, 0);
+        ack(d, d->p[0].id, AGENTMSG_ACK_APPLIED, "acknowledged without allocation", d->p[0].power_w,
+            NAN, NULL, 0);
         memmove(&d->p[0], &d->p[1], (d->n - 1) * sizeof d->p[0]);
         d->n--;
     }
@@ -166,48 +168,111 @@ static int own_request(const struct decision *dm, int asset)
     return 0;
 }
 
-void dispatch_after_cycle(struct dispatch *d, const struct decision *dm)
+/* Asset i's share of a site setpoint in site signs: a battery's setpoint; for a charger,
+ * boiler or PV that the split let take part (split.evse, .boiler, .pv_curtailment), the change
+ * of the site's balance it was asked for (more consumption, less production: negative). NaN
+ * when it is not part of a site allocation. */
+static double flex_share(const struct decision *dm, const struct procimg *img, size_t i)
+{
+    const struct decision_asset *a = &dm->asset[i];
+    const struct procimg_dev *d = &img->dev[i];
+    if (a->type == PROCIMG_BATTERY)
+        return a->set ? a->final_w : 0.0;
+    if ((a->type != PROCIMG_PV && a->type != PROCIMG_EVSE && a->type != PROCIMG_BOILER) ||
+        a->source != DSRC_MANUAL || !a->set || !isfinite(a->final_w) || !isfinite(d->power_w))
+        return NAN;
+    return a->type == PROCIMG_PV ? a->final_w - d->power_w : d->power_w - a->final_w;
+}
+
+/* Why asset i got less than asked: the first interlock clamp the cycle recorded for it, else
+ * whether it sits at its envelope (the split respects the envelope, so no clamp is recorded
+ * when a site request is cut there). Appends "ID REASON W W" to buf. */
+static void why_short(const struct decision *dm, const struct procimg *img, size_t i,
+                      double requested, char *buf, size_t len)
+{
+    const char *why = NULL;
+    for (size_t k = 0; k < dm->n_clamps && !why; k++)
+        if (dm->clamp[k].asset == (int)i)
+            why = decision_reason_name(dm->clamp[k].reason);
+    const struct procimg_dev *dev = &img->dev[i];
+    double w = dm->asset[i].set ? dm->asset[i].final_w : 0.0;
+    if (!why && dev->has_envelope)
+        why = (requested > 0 && w >= dev->envelope_hi_w - 1) ||
+                      (requested < 0 && w <= dev->envelope_lo_w + 1)
+                  ? "at limit"
+                  : NULL;
+    if (!why)
+        return;
+    size_t used = strlen(buf);
+    if (used + 2 < len)
+        snprintf(buf + used, len - used, "%s%s %s %.0f W", used ? ", " : "", dm->asset[i].asset_id,
+                 why, w);
+}
+
+/* The ack of one applied setpoint after the cycle: APPLIED when it got what it asked for (within
+ * the rounding: 1 W + 0.1 %), APPLIED "partial: ..." when it got less, FAILED "not allocated:
+ * ..." when it got nothing (docs/protocol.md, "Setpoints and ack states"). */
+static void ack_applied(struct dispatch *d, const struct pending *p, const struct decision *dm)
 {
     const struct procimg *img = controller_image(d->ctl);
-    for (size_t k = 0; k < d->n; k++) {
-        const struct pending *p = &d->p[k];
-        struct agentmsg_alloc al[PROCIMG_MAX_DEVICES] = {0};
-        size_t n = 0;
-        int state = AGENTMSG_ACK_APPLIED;
-        const char *detail = "";
-        char why[160];
-        if (p->asset == DECISION_SITE) {
-            for (size_t i = 0; i < dm->n_assets && i < img->n_devices; i++) {
-                if (dm->asset[i].type != PROCIMG_BATTERY || !img->dev[i].online ||
-                    own_request(dm, (int)i))
-                    continue;
-                snprintf(al[n].asset_id, sizeof al[n].asset_id, "%s", dm->asset[i].asset_id);
-                al[n++].power_w = dm->asset[i].set ? dm->asset[i].final_w : 0.0;
-            }
-        } else {
-            size_t i = (size_t)p->asset;
-            int wrc = controller_write_rc(d->ctl, i);
-            if (i >= dm->n_assets || !img->dev[i].online) {
-                state = AGENTMSG_ACK_FAILED;
-                detail = "asset offline";
-            } else if (wrc) {
-                state = AGENTMSG_ACK_FAILED;
-                snprintf(why, sizeof why, "write failed: %s", bus_strerror(wrc));
-                detail = why;
-            } else {
-                snprintf(al[0].asset_id, sizeof al[0].asset_id, "%s", dm->asset[i].asset_id);
-                al[0].power_w = dm->asset[i].set ? dm->asset[i].final_w : NAN;
-                n = 1;
-            }
+    struct agentmsg_alloc al[PROCIMG_MAX_DEVICES] = {0};
+    size_t n = 0, idx[PROCIMG_MAX_DEVICES];
+    int state = AGENTMSG_ACK_APPLIED;
+    char detail[400] = "", why[300] = "";
+    double site_sum = 0;
+    if (p->asset == DECISION_SITE) {
+        for (size_t i = 0; i < dm->n_assets && i < img->n_devices; i++) {
+            double w = flex_share(dm, img, i);
+            if (isnan(w) || !img->dev[i].online || own_request(dm, (int)i))
+                continue;
+            /* the device's own setpoint, as in an asset setpoint's ack (the headend checks it
+             * against the asset's range); the sum is in site signs */
+            snprintf(al[n].asset_id, sizeof al[n].asset_id, "%s", dm->asset[i].asset_id);
+            al[n].power_w = dm->asset[i].type == PROCIMG_BATTERY ? w : dm->asset[i].final_w;
+            site_sum += w;
+            idx[n++] = i;
         }
-        double sum = 0;
-        for (size_t i = 0; i < n; i++)
-            sum += al[i].power_w;
-        logf_(d, "event=setpoint_%s setpoint_id=%s allocated_w=%.3f assets=%zu%s%s%s",
-              state == AGENTMSG_ACK_APPLIED ? "acked" : "failed", p->id, sum, n,
-              detail[0] ? " reason=\"" : "", detail, detail[0] ? "\"" : "");
-        ack(d, p->id, state, detail, al, n);
+    } else {
+        size_t i = (size_t)p->asset;
+        int wrc = controller_write_rc(d->ctl, i);
+        if (i >= dm->n_assets || !img->dev[i].online) {
+            state = AGENTMSG_ACK_FAILED;
+            snprintf(detail, sizeof detail, "asset offline");
+        } else if (wrc) {
+            state = AGENTMSG_ACK_FAILED;
+            snprintf(detail, sizeof detail, "write failed: %s", bus_strerror(wrc));
+        } else {
+            snprintf(al[0].asset_id, sizeof al[0].asset_id, "%s", dm->asset[i].asset_id);
+            al[0].power_w = dm->asset[i].set ? dm->asset[i].final_w : NAN;
+            idx[0] = i;
+            n = 1;
+        }
     }
+    double sum = p->asset == DECISION_SITE ? site_sum : 0;
+    for (size_t k = 0; p->asset != DECISION_SITE && k < n; k++)
+        sum += al[k].power_w;
+    if (state == AGENTMSG_ACK_APPLIED && isfinite(sum) &&
+        fabs(sum - p->power_w) > 1.0 + 0.001 * fabs(p->power_w)) {
+        for (size_t k = 0; k < n; k++)
+            why_short(dm, img, idx[k], p->power_w, why, sizeof why);
+        if (n == 0)
+            snprintf(why, sizeof why, "no usable battery");
+        int nothing = fabs(sum) <= 1.0;
+        state = nothing ? AGENTMSG_ACK_FAILED : AGENTMSG_ACK_APPLIED;
+        snprintf(detail, sizeof detail, "%s: %.0f of %.0f W%s%s%s",
+                 nothing ? "not allocated" : "partial", sum, p->power_w, why[0] ? " (" : "", why,
+                 why[0] ? ")" : "");
+    }
+    logf_(d, "event=setpoint_%s setpoint_id=%s requested_w=%.3f allocated_w=%.3f assets=%zu%s%s%s",
+          state == AGENTMSG_ACK_APPLIED ? "acked" : "failed", p->id, p->power_w, sum, n,
+          detail[0] ? " reason=\"" : "", detail, detail[0] ? "\"" : "");
+    ack(d, p->id, state, detail, p->power_w, n ? sum : 0, al, n);
+}
+
+void dispatch_after_cycle(struct dispatch *d, const struct decision *dm)
+{
+    for (size_t k = 0; k < d->n; k++)
+        ack_applied(d, &d->p[k], dm);
     d->n = 0;
 }
 

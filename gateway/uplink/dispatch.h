@@ -1,8 +1,10 @@
 /* dispatch: turns the headend's setpoints into controller commands and answers each one:
  * validated (unknown asset or site -> REJECTED, non-finite power -> REJECTED, already expired
  * -> EXPIRED), applied at manual priority with controller_command until its expiry, then
- * APPLIED after the next cycle with the allocations that cycle decided (FAILED when the
- * write failed or the asset is offline). Shared by der-gateway and the lockstep runner.
+ * APPLIED after the next cycle with the allocations that cycle decided, requested vs
+ * allocated W, "partial: ..." when short (FAILED when the write failed, the asset is offline
+ * or nothing was allocated; docs/protocol.md "Setpoints and ack states"). Shared by
+ * der-gateway and the lockstep runner.
  * dispatch_new returns an object the caller owns; it keeps a pointer to the controller. */
 #ifndef DERLOOP_DISPATCH_H
 #define DERLOOP_DISPATCH_H
@@ -24,8 +26,7 @@ struct dispatch_opts {
      * that delivery latency and the REST API's units cannot change a run (docs/operations.md). */
     int lockstep;
     /* Where acks go (normally uplink_ack); NULL = nowhere (scenario dispatch without headend). */
-    void (*ack)(void *ctx, const char *setpoint_id, int state, const char *detail,
-                const struct agentmsg_alloc *allocs, size_t n);
+    void (*ack)(void *ctx, const struct agentmsg_ack *a);
     void *ack_ctx;
     void (*log)(void *ctx, const char *line); /* NULL = stderr */
     void *log_ctx;

@@ -235,10 +235,9 @@ void sitehost_describe(const struct sitehost *h, size_t i, FILE *out)
 }
 
 /* The dispatcher's acks go to the headend through the site's uplink. */
-static void ack_to_uplink(void *ctx, const char *id, int state, const char *detail,
-                          const struct agentmsg_alloc *a, size_t n)
+static void ack_to_uplink(void *ctx, const struct agentmsg_ack *a)
 {
-    uplink_ack(ctx, id, state, detail, a, n);
+    uplink_ack(ctx, a);
 }
 
 static int start_site(struct sitehost *h, struct hsite *s, size_t i, char *err, size_t errlen)

@@ -243,15 +243,14 @@ int uplink_poll_setpoint(struct uplink *u, struct agentmsg_setpoint *out)
     return got;
 }
 
-int uplink_ack(struct uplink *u, const char *setpoint_id, int state, const char *detail,
-               const struct agentmsg_alloc *allocs, size_t n)
+int uplink_ack(struct uplink *u, const struct agentmsg_ack *a)
 {
     uint8_t *buf;
     size_t len;
-    if (agentmsg_ack(setpoint_id, state, detail, allocs, n, &buf, &len))
+    if (agentmsg_ack(a, &buf, &len))
         return -ENOMEM;
     pthread_mutex_lock(&u->mu);
-    idset_set(&u->ids, setpoint_id, state);
+    idset_set(&u->ids, a->setpoint_id, a->state);
     int dropped = outbox_push_ack(u->out, buf, len);
     pthread_mutex_unlock(&u->mu);
     return dropped ? -ENOBUFS : 0;

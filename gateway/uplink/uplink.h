@@ -54,8 +54,7 @@ int uplink_poll_setpoint(struct uplink *u, struct agentmsg_setpoint *out);
 
 /* Queues a SetpointAck. Returns 0, -ENOMEM, or -ENOBUFS when the ack queue was full (the
  * oldest ack was dropped to make room). */
-int uplink_ack(struct uplink *u, const char *setpoint_id, int state, const char *detail,
-               const struct agentmsg_alloc *allocs, size_t n);
+int uplink_ack(struct uplink *u, const struct agentmsg_ack *a);
 
 struct uplink_stats {
     int connected;  /* the stream is up */

@@ -2,6 +2,7 @@
  * decoded and handed to one handler per body type; uplink_inbox_receive is the one place that
  * dispatches by type (a new message type is a new case and a new handler). Runs on the uplink
  * thread; the state shared with the control thread is touched under mu. */
+#include <math.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,7 +76,8 @@ static void on_setpoint(struct uplink *u, const struct agentmsg_setpoint *sp)
                                    : "primary",
                sp->target ? sp->target_id : "", "", sp->power_w, (long long)sp->expires_ms,
                agentmsg_ack_name(state));
-    if (agentmsg_ack(sp->setpoint_id, state, detail, NULL, 0, &buf, &len) == 0) {
+    struct agentmsg_ack a = {sp->setpoint_id, state, detail, sp->power_w, NAN, NULL, 0};
+    if (agentmsg_ack(&a, &buf, &len) == 0) {
         pthread_mutex_lock(&u->mu);
         outbox_push_ack(u->out, buf, len);
         pthread_mutex_unlock(&u->mu);

@@ -76,10 +76,9 @@ static void to_log(void *ctx, const char *line)
         fprintf(h->log, "%s\n", line);
 }
 
-static void ack_to_uplink(void *ctx, const char *id, int state, const char *detail,
-                          const struct agentmsg_alloc *a, size_t n)
+static void ack_to_uplink(void *ctx, const struct agentmsg_ack *a)
 {
-    uplink_ack(ctx, id, state, detail, a, n);
+    uplink_ack(ctx, a);
 }
 
 /* ---- the child ------------------------------------------------------------------------------ */

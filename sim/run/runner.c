@@ -67,6 +67,11 @@ struct runner {
     struct decision *dm;     /* the last cycle's (30 KB: on the heap) */
     int hook_started;
     int64_t t0_us; /* wall clock at the first tick: progress and wall_s only */
+    /* timeseries.csv's per-battery columns: the union of the sites' battery ids in order of
+     * first appearance (replicas share ids, so a column holds each site's battery of that
+     * name; other sites' rows leave it empty) */
+    size_t n_bat;
+    const char **bat_id;
 };
 
 static int64_t sim_now(void *ctx)
@@ -221,6 +226,7 @@ static void close_all(struct runner *r)
     free(r->s);
     free(r->ev_state);
     free(r->dm);
+    free(r->bat_id);
 }
 
 /* Scenario events as they begin and end, with the same rule as site_step: at the first tick
@@ -262,6 +268,55 @@ static void log_events(struct runner *r, int64_t t)
                 fprintf(r->ev, "t=%.3f site=%s event=grid_outage_end\n", t / 1000.0,
                         site_cfg(r->s[i].site)->id);
         }
+    }
+}
+
+/* Collects the battery ids for timeseries.csv's per-battery columns (see struct runner). */
+static int collect_battery_ids(struct runner *r)
+{
+    size_t cap = 0;
+    for (size_t s = 0; s < r->sc->n_sites; s++)
+        cap += r->sc->sites[s].n_assets;
+    r->bat_id = calloc(cap ? cap : 1, sizeof *r->bat_id);
+    if (!r->bat_id)
+        return -ENOMEM;
+    for (size_t s = 0; s < r->sc->n_sites; s++) {
+        const struct site_cfg *sc = &r->sc->sites[s];
+        for (size_t k = 0; k < sc->n_assets; k++) {
+            if (sc->assets[k].type != ASSET_BATTERY)
+                continue;
+            size_t j = 0;
+            while (j < r->n_bat && strcmp(r->bat_id[j], sc->assets[k].id))
+                j++;
+            if (j == r->n_bat)
+                r->bat_id[r->n_bat++] = sc->assets[k].id;
+        }
+    }
+    return 0;
+}
+
+/* ",soc,p_w" per column of r->bat_id: this site's battery of that id, or empty fields. */
+static void write_battery_columns(struct runner *r, struct rsite *rs)
+{
+    char cell[2 * FMTNUM_MAX + 4];
+    for (size_t j = 0; j < r->n_bat; j++) {
+        const struct sim_asset *bat = NULL;
+        for (size_t k = 0; k < site_n_assets(rs->site) && !bat; k++) {
+            const struct sim_asset *a = site_asset(rs->site, k);
+            if (a->type == ASSET_BATTERY && !strcmp(a->cfg->id, r->bat_id[j]))
+                bat = a;
+        }
+        char *p = cell;
+        *p++ = ',';
+        if (bat) {
+            const struct battery *m = &bat->m.battery;
+            p += fmt_fixed(p, m->p.capacity_wh > 0 ? m->energy_wh / m->p.capacity_wh : NAN, 6);
+            *p++ = ',';
+            p += fmt_fixed(p, m->power_w, 3);
+        } else {
+            *p++ = ',';
+        }
+        fwrite(cell, 1, (size_t)(p - cell), r->ts);
     }
 }
 
@@ -321,8 +376,9 @@ static void write_timeseries(struct runner *r, struct rsite *rs, int64_t t)
     p += fmt_fixed(p, bo_t, 3);
     p += snprintf(p, 4, ",%d,", b.islanded);
     p += fmt_fixed(p, b.unserved_w, 3);
-    *p++ = '\n';
     fwrite(line, 1, (size_t)(p - line), r->ts);
+    write_battery_columns(r, rs);
+    fputc('\n', r->ts);
 }
 
 /* The gateway's view of every register it polls must equal the simulator's image right after
@@ -500,7 +556,10 @@ static void write_headers(struct runner *r)
     const struct scenario *sc = r->sc;
     fprintf(r->ts, "time_s,site,grid_w,load_w,pv_w,battery_w,evse_w,boiler_w,soc,"
                    "battery_setpoint_w,battery_temp_c,pv_limit_pct,evse_state,evse_current_a,"
-                   "boiler_state,boiler_temp_c,islanded,unserved_w\n");
+                   "boiler_state,boiler_temp_c,islanded,unserved_w");
+    for (size_t k = 0; k < r->n_bat; k++)
+        fprintf(r->ts, ",soc_%s,p_%s_w", r->bat_id[k], r->bat_id[k]);
+    fputc('\n', r->ts);
     char row[8192];
     decision_csv_header(row, sizeof row);
     fprintf(r->dec, "site,%s", row);
@@ -651,6 +710,8 @@ int runner_run(const struct scenario *sc, const struct runner_opts *o, struct ru
         rc = open_sites(&r, err, errlen);
     if (rc == 0)
         rc = start_run(&r, err, errlen);
+    if (rc == 0)
+        rc = collect_battery_ids(&r);
     if (rc == 0) {
         write_headers(&r);
         rc = run_ticks(&r, err, errlen);

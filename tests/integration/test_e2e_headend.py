@@ -287,6 +287,14 @@ def test_fleet(sim, he, tmp):
           "split by capacity with largest-remainder rounding: %s" % results[0])
     print("ok: site dispatch -9000 W split %s, sum %.3f, identical twice" % (results[0], total))
 
+    # more than the batteries can give: APPLIED, and the detail says how much of it (issue 14)
+    sid = dispatch(he, {"site_id": "fleet", "mw": 0.023, "ttl_s": 5})
+    d = final_ack(he, sid)
+    got = sum(x["power_w"] for x in d["allocations"])
+    check(d["state"] == "APPLIED" and d["detail"].startswith("partial: %.0f of 23000 W (" % got)
+          and 0 < got < 23000, "partial site dispatch: %s" % d)
+    print("ok: a 23 kW site dispatch, bat-3 held apart, is acked %s \"%s\"" % (d["state"], d["detail"]))
+
     # unknown asset and non-finite power are rejected with the reason
     sid = dispatch(he, {"asset_id": "bat-1", "mw": -0.001, "ttl_s": 60,
                         "expires_ms": 1000}) if he.kind == "fake" else None

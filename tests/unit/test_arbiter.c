@@ -8,6 +8,7 @@
 #include <CUnit/CUnit.h>
 
 #include "gateway/control/arbiter.h"
+#include "gateway/control/split.h"
 
 /* Batteries 0..2 (capacities 10, 10, 20 kWh, 5 kW each), pv 3. */
 static void site(struct procimg *img)
@@ -151,6 +152,83 @@ static void test_request_errors(void)
     CU_ASSERT_EQUAL(dm.requests_dropped, 1);
 }
 
+static int load(const char *json, struct arbiter_cfg *c, char *err, size_t errlen)
+{
+    cJSON *o = cJSON_Parse(json);
+    int rc = arbiter_cfg_load(o, "split", c, err, errlen);
+    cJSON_Delete(o);
+    return rc;
+}
+
+static void test_policy_config(void)
+{
+    struct arbiter_cfg c;
+    char err[256] = "";
+    CU_ASSERT_EQUAL(load("{}", &c, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(c.policy, SPLIT_POLICY_CAPACITY);
+    CU_ASSERT_EQUAL(load("{\"policy\": \"priority\", \"priority\": [\"dev2\", \"dev0\"], "
+                         "\"split_resolution_w\": 10}",
+                         &c, err, sizeof err),
+                    0);
+    CU_ASSERT_EQUAL(c.policy, SPLIT_POLICY_PRIORITY);
+    CU_ASSERT_EQUAL(c.n_priority, 2);
+    CU_ASSERT_DOUBLE_EQUAL(c.split_resolution_w, 10, 1e-12);
+    const char *ids[] = {"dev0", "dev1", "dev2"};
+    CU_ASSERT_EQUAL(arbiter_cfg_check_assets(&c, "split", ids, 3, err, sizeof err), 0);
+    CU_ASSERT_NOT_EQUAL(arbiter_cfg_check_assets(&c, "split", ids, 2, err, sizeof err), 0);
+    CU_ASSERT_STRING_EQUAL(err, "split.priority[0]: unknown asset dev2");
+
+    /* dev2 first, then dev0, then dev1 (unlisted): 12 kW = 5 + 5 + 2 */
+    struct procimg img;
+    struct decision dm;
+    site(&img);
+    decision_init(&dm, &img, "t");
+    decision_request(&dm, DSRC_MANUAL, DECISION_SITE, 12000);
+    CU_ASSERT_EQUAL(arbiter_resolve(&c, &img, NULL, NULL, &dm), 0);
+    CU_ASSERT_DOUBLE_EQUAL(dm.asset[2].requested_w, 5000, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(dm.asset[0].requested_w, 5000, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(dm.asset[1].requested_w, 2000, 1e-9);
+
+    CU_ASSERT_NOT_EQUAL(load("{\"policy\": \"fastest\"}", &c, err, sizeof err), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "split.policy: must be one of"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "got \"fastest\""));
+    CU_ASSERT_NOT_EQUAL(load("{\"priority\": [\"a\", \"a\"]}", &c, err, sizeof err), 0);
+    CU_ASSERT_STRING_EQUAL(err, "split.priority[1]: a is listed twice");
+    CU_ASSERT_NOT_EQUAL(load("{\"priority\": \"a\"}", &c, err, sizeof err), 0);
+    CU_ASSERT_NOT_EQUAL(load("{\"polcy\": \"equal\"}", &c, err, sizeof err), 0);
+}
+
+/* split.pv_curtailment: PV takes what the batteries cannot of a request to export less, and
+ * only then; off by default. */
+static void test_pv_takes_part(void)
+{
+    struct procimg img;
+    struct decision dm;
+    struct arbiter_cfg c = {.split_resolution_w = 1};
+    site(&img);
+    img.dev[3].power_w = 6000;
+    for (int with = 0; with < 2; with++) {
+        c.with_pv = with;
+        decision_init(&dm, &img, "t");
+        decision_request(&dm, DSRC_MANUAL, DECISION_SITE, -20000);
+        CU_ASSERT_EQUAL(arbiter_resolve(&c, &img, NULL, NULL, &dm), 0);
+        CU_ASSERT_DOUBLE_EQUAL(dm.asset[0].requested_w + dm.asset[1].requested_w +
+                                   dm.asset[2].requested_w,
+                               -15000, 1e-9);
+        if (with) {
+            CU_ASSERT_DOUBLE_EQUAL(dm.asset[3].requested_w, 1000, 1e-9); /* 5 kW curtailed */
+            CU_ASSERT_EQUAL(dm.asset[3].source, DSRC_MANUAL);
+        } else {
+            CU_ASSERT(isnan(dm.asset[3].requested_w));
+        }
+    }
+    /* a request to export more is the batteries' alone */
+    decision_init(&dm, &img, "t");
+    decision_request(&dm, DSRC_MANUAL, DECISION_SITE, 20000);
+    arbiter_resolve(&c, &img, NULL, NULL, &dm);
+    CU_ASSERT(isnan(dm.asset[3].requested_w));
+}
+
 void test_register_arbiter(void)
 {
     CU_pSuite s = CU_add_suite("arbiter", NULL, NULL);
@@ -161,4 +239,6 @@ void test_register_arbiter(void)
                 test_split_skips_unusable_and_respects_limits);
     CU_add_test(s, "NaN request passes through", test_nan_request_passes_through);
     CU_add_test(s, "request errors", test_request_errors);
+    CU_add_test(s, "split policy configuration", test_policy_config);
+    CU_add_test(s, "PV curtailment takes part", test_pv_takes_part);
 }

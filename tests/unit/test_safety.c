@@ -48,7 +48,7 @@ static void site(struct procimg *img)
 /* Runs a battery request through arbitration and safety; returns the final setpoint. */
 static double run(const struct procimg *img, double req_w, struct decision *dm)
 {
-    static const struct arbiter_cfg acfg = {1};
+    static const struct arbiter_cfg acfg = {.split_resolution_w = 1};
     decision_init(dm, img, "test");
     decision_request(dm, DSRC_MANUAL, 0, req_w);
     arbiter_resolve(&acfg, img, NULL, NULL, dm);
@@ -112,7 +112,7 @@ static void test_offline_stale(void)
     decision_init(&dm, &img, "t");
     for (int i = 1; i < 4; i++)
         decision_request(&dm, DSRC_MANUAL, i, 1000);
-    struct arbiter_cfg acfg = {1};
+    struct arbiter_cfg acfg = {.split_resolution_w = 1};
     arbiter_resolve(&acfg, &img, NULL, NULL, &dm);
     safety_apply(&cfg, &img, &dm);
     CU_ASSERT_FALSE(dm.asset[1].set);
@@ -260,7 +260,7 @@ static void site3(struct procimg *img)
 static void run3(const struct procimg *img, const double req[3], struct decision *dm,
                  double final[3])
 {
-    static const struct arbiter_cfg acfg = {1};
+    static const struct arbiter_cfg acfg = {.split_resolution_w = 1};
     decision_init(dm, img, "test");
     for (int i = 0; i < 3; i++)
         decision_request(dm, DSRC_MANUAL, i, req[i]);
@@ -361,7 +361,7 @@ static void test_other_devices(void)
     decision_request(&dm, DSRC_MANUAL, 1, 9000); /* pv limit above rating */
     decision_request(&dm, DSRC_MANUAL, 2, -100); /* evse cannot feed in */
     decision_request(&dm, DSRC_MANUAL, 3, NAN);  /* boiler: released */
-    struct arbiter_cfg acfg = {1};
+    struct arbiter_cfg acfg = {.split_resolution_w = 1};
     arbiter_resolve(&acfg, &img, NULL, NULL, &dm);
     safety_apply(&cfg, &img, &dm);
     CU_ASSERT_EQUAL(dm.asset[1].final_w, 7000.0);

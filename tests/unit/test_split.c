@@ -2,6 +2,7 @@
  * and a randomized property check (limits always held, total preserved whenever feasible). */
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <CUnit/CUnit.h>
 
@@ -199,6 +200,88 @@ static void test_doc_examples(void)
     }
 }
 
+/* The policies' examples of docs/split.md: two batteries A and B, [-5000, 5000] each. */
+static void test_doc_policy_examples(void)
+{
+    static const struct {
+        int policy;
+        double cap_a, cap_b, soc_a, soc_b, rating_a, rating_b;
+        int rank_a, rank_b;
+        double total, a, b;
+    } rows[] = {
+        {SPLIT_POLICY_EQUAL, 10000, 5000, NAN, NAN, 0, 0, 0, 0, 6000, 3000, 3000},
+        {SPLIT_POLICY_SOC_BALANCE, 10000, 10000, 0.8, 0.4, 0, 0, 0, 0, 4000, 4000, 0},
+        {SPLIT_POLICY_SOC_BALANCE, 10000, 10000, 0.8, 0.4, 0, 0, 0, 0, -4000, 0, -4000},
+        {SPLIT_POLICY_SOC_BALANCE, 10000, 10000, 0.8, 0.4, 0, 0, 0, 0, 6000, 5000, 1000},
+        {SPLIT_POLICY_SOC_BALANCE, 10000, 5000, 0.5, 0.5, 0, 0, 0, 0, 6000, 4000, 2000},
+        {SPLIT_POLICY_LOSS_MIN, 10000, 10000, NAN, NAN, 5000, 5000, 0, 0, 1000, 1000, 0},
+        {SPLIT_POLICY_LOSS_MIN, 10000, 10000, NAN, NAN, 5000, 5000, 0, 0, 4000, 2000, 2000},
+        {SPLIT_POLICY_LOSS_MIN, 10000, 10000, NAN, NAN, 3000, 5000, 0, 0, 1000, 1000, 0},
+        {SPLIT_POLICY_LOSS_MIN, 10000, 10000, NAN, NAN, 3000, 5000, 0, 0, 3000, 1125, 1875},
+        {SPLIT_POLICY_PRIORITY, 10000, 10000, NAN, NAN, 0, 0, 1, 0, 6000, 1000, 5000},
+        {SPLIT_POLICY_PRIORITY, 10000, 10000, NAN, NAN, 0, 0, 0, 1, -2000, -2000, 0},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        struct split_asset a[] = {{rows[i].cap_a, -5000, 5000}, {rows[i].cap_b, -5000, 5000}};
+        double soc[] = {rows[i].soc_a, rows[i].soc_b};
+        double rating[] = {rows[i].rating_a, rows[i].rating_b};
+        int rank[] = {rows[i].rank_a, rows[i].rank_b};
+        struct split_opts o = {rows[i].policy, 0, 3600, soc, rating, rank};
+        double w[2];
+        struct split_result r;
+        CU_ASSERT_EQUAL(split_dispatch_policy(&o, a, 2, rows[i].total, w, NULL, &r), 0);
+        NEAR(w[0], rows[i].a);
+        NEAR(w[1], rows[i].b);
+        if (fabs(w[0] - rows[i].a) > 1e-6 || fabs(w[1] - rows[i].b) > 1e-6)
+            printf("\nrow %zu: %s %.0f -> %.3f %.3f\n", i, split_policy_name(rows[i].policy),
+                   rows[i].total, w[0], w[1]);
+    }
+}
+
+/* Every policy keeps the limits and the total (random assets, SoCs, ratings and ranks). */
+static void test_policies_property(void)
+{
+    struct rng g;
+    rng_seed(&g, 2026, "test/split/policies");
+    int failures = 0;
+    for (int iter = 0; iter < 5000; iter++) {
+        size_t n = 1 + rng_next(&g) % 6;
+        struct split_asset a[6];
+        double soc[6], rating[6], lo = 0, hi = 0;
+        int rank[6];
+        for (size_t i = 0; i < n; i++) {
+            a[i].capacity = 1000 + rng_uniform(&g) * 20000;
+            a[i].max_w = floor(rng_uniform(&g) * 10000);
+            a[i].min_w = -floor(rng_uniform(&g) * 10000);
+            soc[i] = rng_uniform(&g);
+            rating[i] = (rng_next(&g) % 3 == 0) ? 0 : 2000 + rng_uniform(&g) * 10000;
+            rank[i] = (int)(rng_next(&g) % 4);
+            lo += a[i].min_w;
+            hi += a[i].max_w;
+        }
+        double total = round((rng_uniform(&g) * 2 - 1) * 40000);
+        struct split_opts o = {
+            (int)(rng_next(&g) % SPLIT_POLICY_COUNT), 1, 3600, soc, rating, rank};
+        double w[6], sum = 0;
+        if (split_dispatch_policy(&o, a, n, total, w, NULL, NULL) != 0) {
+            failures++;
+            continue;
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (w[i] < a[i].min_w - 1e-6 || w[i] > a[i].max_w + 1e-6)
+                failures++;
+            sum += w[i];
+        }
+        double expect = total < lo ? lo : total > hi ? hi : total;
+        if (fabs(sum - round(expect)) > 1e-6)
+            failures++;
+    }
+    CU_ASSERT_EQUAL(failures, 0);
+    CU_ASSERT_EQUAL(split_policy_parse("soc_balance"), SPLIT_POLICY_SOC_BALANCE);
+    CU_ASSERT_EQUAL(split_policy_parse("fastest"), -1);
+    CU_ASSERT_STRING_EQUAL(split_policy_name(SPLIT_POLICY_LOSS_MIN), "loss_min");
+}
+
 void test_register_split(void)
 {
     CU_pSuite s = CU_add_suite("split", NULL, NULL);
@@ -212,4 +295,6 @@ void test_register_split(void)
     CU_add_test(s, "bad arguments", test_bad_arguments);
     CU_add_test(s, "random property: limits and total", test_property_random);
     CU_add_test(s, "the examples of docs/split.md", test_doc_examples);
+    CU_add_test(s, "the policies' examples of docs/split.md", test_doc_policy_examples);
+    CU_add_test(s, "random property: every policy", test_policies_property);
 }

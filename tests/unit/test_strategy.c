@@ -196,14 +196,56 @@ static void test_charge_discharge(void)
     strategy_free(s);
 }
 
+/* The feed-forward (issue 14): a 3 kW load step, the battery measured at what it was given one
+ * cycle late, a meter that repeats each sample for `hold` cycles: the grid comes back within
+ * two fresh samples, without overshoot and without the PID-only rebound. */
+static double net_zero_step(int hold, double *overshoot_w, double *at5_w)
+{
+    struct procimg img;
+    struct decision dm;
+    struct strategy *s = make("net_zero", "{\"kp\": 0.5, \"ki_per_s\": 0.2}");
+    double battery = 500, meter = 0, worst = 0, last_grid = 0;
+    for (int k = 0; k < 40; k++) {
+        double load = k < 10 ? 500 : 3500;
+        if (k % hold == 0)
+            meter = load - battery; /* the meter samples now, shows it until the next sample */
+        site(&img, 0.5, meter);
+        img.dev[0].power_w = battery;
+        img.dev[0].has_prev_setpoint = 1;
+        img.dev[0].prev_setpoint_w = battery;
+        decision_init(&dm, &img, NULL);
+        strategy_decide(s, &img, k * 1000, &dm);
+        battery = dm.req[0].power_w;
+        last_grid = load - battery;
+        if (k >= 10 && -last_grid > worst)
+            worst = -last_grid;
+        if (k == 15) /* 5 cycles after the step */
+            *at5_w = last_grid;
+    }
+    strategy_free(s);
+    *overshoot_w = worst;
+    return last_grid;
+}
+
+static void test_net_zero_feed_forward(void)
+{
+    for (int hold = 1; hold <= 3; hold++) {
+        double over, at5, end = net_zero_step(hold, &over, &at5);
+        CU_ASSERT(fabs(end) < 30);
+        CU_ASSERT(fabs(at5) < 0.02 * 3000);
+        CU_ASSERT(over < 0.05 * 3000);
+    }
+}
+
 static void test_net_zero(void)
 {
     struct procimg img;
     struct decision dm;
-    struct strategy *s =
-        make("net_zero", "{\"kp\": 0.5, \"ki_per_s\": 0.2, \"rate_w_per_s\": 0, \"quantum_w\": 0}");
+    struct strategy *s = make("net_zero", "{\"kp\": 0.5, \"ki_per_s\": 0.2, \"rate_w_per_s\": 0, "
+                                          "\"quantum_w\": 0, \"ff_gain\": 0}");
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    /* a closed loop: load 1500 W, the battery follows the request one cycle late */
+    /* a closed loop, the PID alone: load 1500 W, the battery follows the request one cycle
+     * late; the integral carries the steady state */
     double battery = 0;
     for (int k = 0; k < 100; k++) {
         site(&img, 0.5, 1500 - battery);
@@ -339,6 +381,7 @@ void test_register_strategy(void)
     CU_add_test(s, "null", test_null);
     CU_add_test(s, "charge and discharge", test_charge_discharge);
     CU_add_test(s, "net_zero", test_net_zero);
+    CU_add_test(s, "net_zero feed-forward", test_net_zero_feed_forward);
     CU_add_test(s, "manual", test_manual);
     CU_add_test(s, "help text", test_help_text);
     CU_add_test(s, "docs match tables", test_docs_match_tables);

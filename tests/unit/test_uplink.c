@@ -299,9 +299,10 @@ static void test_uplink_queue_overflow(void)
     struct agentmsg_setpoint sp;
     CU_ASSERT_EQUAL(uplink_poll_setpoint(u, &sp), 0);
     /* acks are bounded too: the fifth of four pushes the oldest out */
+    struct agentmsg_ack ack = {"sp", AGENTMSG_ACK_APPLIED, "", 0, 0, NULL, 0};
     for (int i = 0; i < 4; i++)
-        CU_ASSERT_EQUAL(uplink_ack(u, "sp", AGENTMSG_ACK_APPLIED, "", NULL, 0), 0);
-    CU_ASSERT_EQUAL(uplink_ack(u, "sp", AGENTMSG_ACK_APPLIED, "", NULL, 0), -ENOBUFS);
+        CU_ASSERT_EQUAL(uplink_ack(u, &ack), 0);
+    CU_ASSERT_EQUAL(uplink_ack(u, &ack), -ENOBUFS);
     uplink_free(u);
 }
 
@@ -602,7 +603,9 @@ static void test_proto_ack_register(void)
     struct agentmsg_alloc al[2] = {{"bat-1", 2000.5}, {"bat-2", -1000}};
     uint8_t *b;
     size_t n;
-    CU_ASSERT_EQUAL_FATAL(agentmsg_ack("sp-9", AGENTMSG_ACK_APPLIED, "", al, 2, &b, &n), 0);
+    struct agentmsg_ack ack = {
+        "sp-9", AGENTMSG_ACK_APPLIED, "partial: 1000 of 5000 W", 5000, 1000.5, al, 2};
+    CU_ASSERT_EQUAL_FATAL(agentmsg_ack(&ack, &b, &n), 0);
     Der__V1__SetpointAck *a = der__v1__setpoint_ack__unpack(NULL, n, b);
     CU_ASSERT_PTR_NOT_NULL_FATAL(a);
     CU_ASSERT_STRING_EQUAL(a->setpoint_id, "sp-9");
@@ -610,10 +613,12 @@ static void test_proto_ack_register(void)
     CU_ASSERT_EQUAL_FATAL(a->n_allocations, 2);
     CU_ASSERT_STRING_EQUAL(a->allocations[1]->asset_id, "bat-2");
     CU_ASSERT_DOUBLE_EQUAL(a->allocations[0]->power_w, 2000.5, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(a->requested_w, 5000, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(a->allocated_w, 1000.5, 1e-12);
     der__v1__setpoint_ack__free_unpacked(a, NULL);
     free(b);
-    CU_ASSERT_EQUAL_FATAL(
-        agentmsg_ack("sp-10", AGENTMSG_ACK_REJECTED, "unknown asset x", NULL, 0, &b, &n), 0);
+    struct agentmsg_ack rej = {"sp-10", AGENTMSG_ACK_REJECTED, "unknown asset x", 7, NAN, NULL, 0};
+    CU_ASSERT_EQUAL_FATAL(agentmsg_ack(&rej, &b, &n), 0);
     a = der__v1__setpoint_ack__unpack(NULL, n, b);
     CU_ASSERT_PTR_NOT_NULL_FATAL(a);
     CU_ASSERT_EQUAL(a->state, DER__V1__SETPOINT_ACK__STATE__REJECTED);
