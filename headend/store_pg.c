@@ -975,16 +975,22 @@ static int pg_telemetry_latest(struct store *st, const char *asset_id, struct st
     return e;
 }
 
-static int pg_telemetry_prune(struct store *st, int64_t before_ms, int64_t *deleted)
+/* Retention: a DELETE taking the cut-off time, and the rows it removed. */
+static int prune(struct store *st, const char *op, int id, int64_t before_ms, int64_t *deleted)
 {
     struct params p = {.n = 0};
     p_int(&p, before_ms);
     PGresult *r;
-    int e = run(impl(st), "telemetry_prune", S_TEL_PRUNE, NULL, p.n, p.v, &r);
+    int e = run(impl(st), op, id, NULL, p.n, p.v, &r);
     if (deleted)
         *deleted = e == 0 ? strtoll(PQcmdTuples(r), NULL, 10) : 0;
     PQclear(r);
     return e;
+}
+
+static int pg_telemetry_prune(struct store *st, int64_t before_ms, int64_t *deleted)
+{
+    return prune(st, "telemetry_prune", S_TEL_PRUNE, before_ms, deleted);
 }
 
 static int pg_dispatch_add(struct store *st, const struct store_dispatch *d)
@@ -1377,14 +1383,7 @@ static int pg_decision_range(struct store *st, const char *site_id, int64_t from
 
 static int pg_decision_prune(struct store *st, int64_t before_ms, int64_t *deleted)
 {
-    struct params p = {.n = 0};
-    p_int(&p, before_ms);
-    PGresult *r;
-    int e = run(impl(st), "decision_prune", S_DEC_PRUNE, NULL, p.n, p.v, &r);
-    if (deleted)
-        *deleted = e == 0 ? strtoll(PQcmdTuples(r), NULL, 10) : 0;
-    PQclear(r);
-    return e;
+    return prune(st, "decision_prune", S_DEC_PRUNE, before_ms, deleted);
 }
 
 static const struct store_ops pg_ops = {

@@ -426,15 +426,21 @@ static int sq_telemetry_latest(struct store *st, const char *asset_id, struct st
     return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : err_of(rc);
 }
 
-static int sq_telemetry_prune(struct store *st, int64_t before_ms, int64_t *deleted)
+/* Retention: a DELETE taking the cut-off time, and the rows it removed. */
+static int prune(struct store *st, enum stmt_id id, int64_t before_ms, int64_t *deleted)
 {
     struct sqlite_store *s = impl(st);
-    sqlite3_stmt *q = stmt(s, S_TEL_PRUNE);
+    sqlite3_stmt *q = stmt(s, id);
     sqlite3_bind_int64(q, 1, before_ms);
     int e = exec_done(q);
     if (deleted)
         *deleted = e == 0 ? sqlite3_changes(s->db) : 0;
     return e;
+}
+
+static int sq_telemetry_prune(struct store *st, int64_t before_ms, int64_t *deleted)
+{
+    return prune(st, S_TEL_PRUNE, before_ms, deleted);
 }
 
 static int sq_dispatch_add(struct store *st, const struct store_dispatch *d)
@@ -801,13 +807,7 @@ static int sq_decision_range(struct store *st, const char *site_id, int64_t from
 
 static int sq_decision_prune(struct store *st, int64_t before_ms, int64_t *deleted)
 {
-    struct sqlite_store *s = impl(st);
-    sqlite3_stmt *q = stmt(s, S_DEC_PRUNE);
-    sqlite3_bind_int64(q, 1, before_ms);
-    int e = exec_done(q);
-    if (deleted)
-        *deleted = e == 0 ? sqlite3_changes(s->db) : 0;
-    return e;
+    return prune(st, S_DEC_PRUNE, before_ms, deleted);
 }
 
 static const struct store_ops sqlite_ops = {

@@ -8,6 +8,7 @@ dispatch to the battery above safety.max_charge_w (clamped: power_config).
   nothing changes; an emergency stop shows as estop_active with its conflict;
 - a peer whose Register does not announce decisions sends one: the headend refuses it
   (event=decision_refused), keeps the stream and stores nothing;
+- `der-headend export` writes them to decisions.jsonl;
 - a headend that predates decisions (the python stand-in, which ignores the body): the gateway
   stays connected and its telemetry arrives."""
 
@@ -15,6 +16,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -60,7 +62,9 @@ def decisions(he, site="ref", query="from=0"):
     return r["decisions"]
 
 
-def test_stored(sim, tmp):
+def test_stored(sim, tmp, db):
+    # the headend on a SQLite file (for the export), else as test_e2e_headend starts it
+    e2e.HEADEND_ARGS = [db if a == ":memory:" else a for a in e2e.HEADEND_ARGS]
     he = e2e.Headend(tmp, inventory=write_inventory(sim, tmp), kind="real")
     gw = gateway(sim, tmp, he.grpc, "gateway")
     check(wait_until(lambda: he.connected("gw-ref"), 8), "no Register: %s" % gw.log())
@@ -128,6 +132,21 @@ def test_not_announced(he):
     print("ok: a Decision not announced in Register is refused, the stream kept")
 
 
+def test_export(he, tmp, db):
+    exp = os.path.join(tmp, "export")
+    r = subprocess.run([e2e.HEADEND, "export", "--db", db, "--inventory", he.inventory,
+                        "--site", "ref", "--from", "2000-01-01T00:00:00Z",
+                        "--to", "2100-01-01T00:00:00Z", "--out", exp],
+                       capture_output=True, text=True, timeout=30)
+    check(r.returncode == 0, "export: %d %s" % (r.returncode, r.stderr))
+    with open(os.path.join(exp, "decisions.jsonl")) as f:
+        lines = [json.loads(x) for x in f]
+    check(lines and all(x["gateway_id"] == "gw-ref" for x in lines), "decisions.jsonl: %s" % lines)
+    check(any(x["decision"]["clamps"] for x in lines) and lines[-1]["decision"]["estop_active"],
+          "decisions.jsonl lacks the clamp or the stop: %s" % lines[-1])
+    print("ok: export: %d decisions in decisions.jsonl" % len(lines))
+
+
 def test_old_headend(sim, tmp):
     he = e2e.Headend(tmp, kind="fake")
     gw = gateway(sim, tmp, he.grpc, "gateway-old")
@@ -145,9 +164,11 @@ def main():
     t0 = time.monotonic()
     try:
         with DerSim(SCENARIO) as sim:
-            he = test_stored(sim, tmp)
+            db = os.path.join(tmp, "headend.db")
+            he = test_stored(sim, tmp, db)
             test_not_announced(he)
             he.proc.stop()
+            test_export(he, tmp, db)
             test_old_headend(sim, tmp)
         print("all decision tests passed in %.1f s" % (time.monotonic() - t0))
         return 0
