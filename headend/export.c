@@ -89,6 +89,27 @@ static int put_details(const struct store_telemetry *t, void *ctx)
     return 0;
 }
 
+/* decisions.jsonl: the gateway's decision records (docs/protocol.md, "Decisions"), one per
+ * line, oldest first: the stored object with who sent it. */
+static int put_decision(const struct store_decision *d, void *ctx)
+{
+    fprintf((FILE *)ctx, "{\"gateway_id\":\"%s\",\"received_ms\":%lld,\"decision\":%s}\n",
+            d->gateway_id, (long long)d->received_ms, d->json);
+    return 0;
+}
+
+static int write_decisions(struct store *st, const char *site, int64_t from_ms, int64_t to_ms,
+                           const char *path, FILE *err)
+{
+    FILE *f = fopen(path, "w");
+    int e = f ? st->ops->decision_range(st, site, from_ms, to_ms, -1, put_decision, f) : -1;
+    if (!f || fclose(f) != 0 || e < 0) {
+        fprintf(err, "der-headend export: %s: write failed\n", path);
+        return 1;
+    }
+    return 0;
+}
+
 static int add_dispatch(const struct store_dispatch *d, void *ctx)
 {
     cJSON *o = cJSON_CreateObject();
@@ -224,7 +245,9 @@ static void usage(FILE *f)
           "                          [--db FILE]\n"
           "Writes a site's history from the store as DIR/records.csv (telemetry by second) and\n"
           "DIR/site.json (assets and limits, dispatches with their TTLs, offline spans,\n"
-          "sessions), for `der-sim import --site-json`. TIME: ISO 8601 (2026-05-12T09:00:00Z).\n"
+          "sessions), for `der-sim import --site-json`, with DIR/details.jsonl and\n"
+          "DIR/decisions.jsonl (the gateway's decision records). TIME: ISO 8601 "
+          "(2026-05-12T09:00:00Z).\n"
           "The store is DATABASE_URL when set, else --db, else the server's default.\n",
           f);
 }
@@ -385,6 +408,9 @@ int exportcmd_run(int argc, char **argv, const char *database_url, tokencmd_defa
         rc = 1;
         goto out;
     }
+    snprintf(path, sizeof path, "%s/decisions.jsonl", dir);
+    if ((rc = write_decisions(st, site, from_ms, to_ms, path, err)))
+        goto out;
     snprintf(path, sizeof path, "%s/site.json", dir);
     char *txt = cJSON_Print(doc);
     FILE *f = txt ? fopen(path, "w") : NULL;

@@ -5,6 +5,8 @@
  *   site.json    the site's assets and limits (the inventory its gateway registers against),
  *                the dispatches created in the range with their states and TTLs, the spans
  *                each asset reported offline, and the gateway's sessions.
+ *   details.jsonl the type-specific details of each sample; decisions.jsonl the gateway's
+ *                decision records (docs/protocol.md, "Decisions").
  * The one store reader stays in der-headend: der-sim gains no database dependency. */
 #ifndef HEADEND_EXPORT_H
 #define HEADEND_EXPORT_H

@@ -16,6 +16,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -892,6 +893,7 @@ static int on_register(struct hub *h, struct session *s, const Der__V1__Register
     s->site = inventory_site(h->inv, site_id)->index;
     s->registered = 1;
     s->tel_acks = r->telemetry_acks;
+    s->decisions = r->decisions;
 
     struct session *old = NULL;
     registry_attach(h->reg, s, &old);
@@ -1089,6 +1091,136 @@ static void on_telemetry(struct hub *h, struct session *s, const Der__V1__Teleme
     h->batch[h->n_batch++] = *l;
     if (h->n_batch >= FLUSH_MAX_ROWS)
         h->flush_now = 1;
+}
+
+/* ---- Decision: the gateway's record of a control cycle, stored as a JSON object ------------ */
+
+struct jbuf {
+    char *b;
+    size_t len, o;
+    int full;
+};
+
+static void jput(struct jbuf *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void jput(struct jbuf *j, const char *fmt, ...)
+{
+    if (j->full)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(j->b + j->o, j->len - j->o, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= j->len - j->o)
+        j->full = 1;
+    else
+        j->o += (size_t)n;
+}
+
+/* A string from the gateway as a JSON string: printable ASCII but the quote and the backslash, else
+ * '?', so it needs no escaping and is valid UTF-8 for any store. */
+static void jtext(struct jbuf *j, const char *key, const char *v)
+{
+    char clean[STORE_ID_MAX];
+    size_t k = 0;
+    for (; v && v[k] && k + 1 < sizeof clean; k++)
+        clean[k] = v[k] >= 0x20 && v[k] < 0x7f && v[k] != '"' && v[k] != '\\' ? v[k] : '?';
+    clean[k] = '\0';
+    jput(j, "\"%s\":\"%s\"", key, clean);
+}
+
+static void jreal(struct jbuf *j, const char *key, double v)
+{
+    if (isfinite(v))
+        jput(j, ",\"%s\":%.10g", key, v);
+    else
+        jput(j, ",\"%s\":null", key);
+}
+
+static void jclamps(struct jbuf *j, const char *key, Der__V1__DecisionClamp *const *c, size_t n)
+{
+    jput(j, ",\"%s\":[", key);
+    for (size_t i = 0; i < n; i++) {
+        jput(j, "%s{", i ? "," : "");
+        jtext(j, "asset", c[i]->asset_id);
+        jput(j, ",");
+        jtext(j, "reason", c[i]->reason);
+        jreal(j, "from_w", c[i]->from_w);
+        jreal(j, "to_w", c[i]->to_w);
+        jput(j, "}");
+    }
+    jput(j, "]");
+}
+
+/* The stored object (docs/operations.md, "Decisions"). 0, or -ENOSPC when it does not fit. */
+static int decision_json(const Der__V1__Decision *d, char *b, size_t len)
+{
+    struct jbuf j = {b, len, 0, 0};
+    jput(&j, "{\"ts_ms\":%lld,\"cycle_ms\":%lld,", (long long)d->ts_ms, (long long)d->cycle_ms);
+    jtext(&j, "strategy", d->strategy);
+    jput(&j, ",\"estop_active\":%s,\"schedule_active\":%s,\"dropped\":%u",
+         d->estop_active ? "true" : "false", d->schedule_active ? "true" : "false", d->dropped);
+    jreal(&j, "grid_w", d->grid_w);
+    jreal(&j, "soc", d->soc);
+    jreal(&j, "raw_w", d->raw_w);
+    jput(&j, ",\"requests\":[");
+    for (size_t i = 0; i < d->n_requests; i++) {
+        jput(&j, "%s{", i ? "," : "");
+        jtext(&j, "asset", d->requests[i]->asset_id);
+        jput(&j, ",");
+        jtext(&j, "source", d->requests[i]->source);
+        jreal(&j, "power_w", d->requests[i]->power_w);
+        jput(&j, "}");
+    }
+    jput(&j, "],\"setpoints\":[");
+    for (size_t i = 0; i < d->n_setpoints; i++) {
+        jput(&j, "%s{", i ? "," : "");
+        jtext(&j, "asset", d->setpoints[i]->asset_id);
+        jput(&j, ",");
+        jtext(&j, "source", d->setpoints[i]->source);
+        jreal(&j, "requested_w", d->setpoints[i]->requested_w);
+        jreal(&j, "final_w", d->setpoints[i]->final_w);
+        jput(&j, "}");
+    }
+    jput(&j, "]");
+    jclamps(&j, "clamps", d->clamps, d->n_clamps);
+    jclamps(&j, "conflicts", d->conflicts, d->n_conflicts);
+    jput(&j, "}");
+    return j.full ? -ENOSPC : 0;
+}
+
+/* Stored at once (they are few: on change or at the gateway's decision_period), only from a
+ * session whose Register announced them. */
+static void on_decision(struct hub *h, struct session *s, const Der__V1__Decision *d,
+                        int64_t now_ms)
+{
+    struct store_decision *rec = malloc(sizeof *rec);
+    int e = rec ? 0 : -ENOMEM;
+    if (!e && !s->decisions)
+        e = -EPROTO;
+    if (!e) {
+        snprintf(rec->site_id, sizeof rec->site_id, "%s", s->site_id);
+        snprintf(rec->gateway_id, sizeof rec->gateway_id, "%s", s->gateway_id);
+        rec->ts_ms = d->ts_ms;
+        rec->received_ms = now_ms;
+        e = decision_json(d, rec->json, sizeof rec->json);
+    }
+    if (!e && h->st->ops->decision_add(h->st, rec) < 0) {
+        h->c.store_errors++;
+        e = -EIO;
+    }
+    free(rec);
+    if (!e) {
+        h->c.decisions++;
+        return;
+    }
+    if (e != -EIO)
+        h->c.decisions_refused++;
+    log_event(LOG_WARN, "event=decision_refused gateway=%s site=%s reason=\"%s\"", s->gateway_id,
+              s->site_id,
+              e == -EPROTO   ? "Register did not announce decisions"
+              : e == -ENOSPC ? "too large to store"
+              : e == -EIO    ? "store error"
+                             : "out of memory");
 }
 
 static int ack_state(Der__V1__SetpointAck__State s)
@@ -1301,6 +1433,9 @@ int hub_on_message(struct hub *h, struct session *s, const uint8_t *data, size_t
     case DER__V1__AGENT_MESSAGE__BODY_ESTOP_REPORT:
         on_estop_report(h, s, m->estop_report, now_ms);
         break;
+    case DER__V1__AGENT_MESSAGE__BODY_DECISION:
+        on_decision(h, s, m->decision, now_ms);
+        break;
     default:
         h->c.protocol_errors++;
         log_event(LOG_WARN, "event=protocol_error gateway=%s site=%s reason=\"empty message\"",
@@ -1469,6 +1604,11 @@ void hub_tick(struct hub *h, int64_t now_ms)
         int64_t n = 0;
         if (h->st->ops->telemetry_prune(
                 h->st, now_ms - (int64_t)h->cfg.telemetry_retention_s * 1000, &n) < 0)
+            h->c.store_errors++;
+        h->c.pruned_rows += (uint64_t)n;
+        n = 0; /* decisions go with telemetry's retention */
+        if (h->st->ops->decision_prune(h->st, now_ms - (int64_t)h->cfg.telemetry_retention_s * 1000,
+                                       &n) < 0)
             h->c.store_errors++;
         h->c.pruned_rows += (uint64_t)n;
     }

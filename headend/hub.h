@@ -97,6 +97,8 @@ struct hub_counters {
     uint64_t register_timeouts;          /* streams closed without Register in time */
     uint64_t peer_evictions;             /* unregistered streams closed for a newer one */
     uint64_t store_errors, flushes, flushed_rows, pruned_rows;
+    uint64_t decisions, decisions_refused; /* Decision records stored; refused (too large,
+                                            * or the Register did not announce them) */
     uint64_t dispatch_created, dispatch_sent, dispatch_state[8]; /* index: state - 100 */
     double apply_latency_sum_s;
     uint64_t apply_latency_count;

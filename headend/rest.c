@@ -188,6 +188,27 @@ static int parse_ms(const char *s, int64_t *out)
     return 0;
 }
 
+/* ?from=&to=&limit= of a history query: Unix ms, from 0 to a day ahead, RANGE_LIMIT_DEFAULT
+ * rows, by default. 0, or -1 with the error answered in r. */
+static int range_args(const char *from_s, const char *to_s, const char *limit_s, int64_t now_ms,
+                      int64_t *from, int64_t *to, int64_t *limit, struct rest_response *r)
+{
+    *from = 0;
+    *to = now_ms + 86400000LL;
+    *limit = RANGE_LIMIT_DEFAULT;
+    if (from_s && parse_ms(from_s, from) < 0)
+        error(r, 400, "from", "from must be Unix milliseconds (an integer)");
+    else if (to_s && parse_ms(to_s, to) < 0)
+        error(r, 400, "to", "to must be Unix milliseconds (an integer)");
+    else if (*from > *to)
+        error(r, 400, "from", "from is after to");
+    else if (limit_s && (parse_ms(limit_s, limit) < 0 || *limit < 1 || *limit > RANGE_LIMIT_MAX))
+        error(r, 400, "limit", "limit must be an integer in 1..%d", RANGE_LIMIT_MAX);
+    else
+        return 0;
+    return -1;
+}
+
 static int add_sample(const struct store_telemetry *t, void *ctx)
 {
     cJSON_AddItemToArray(ctx, sites_telemetry_json(t));
@@ -213,15 +234,9 @@ static int get_telemetry(struct hub *h, const char *id, rest_arg_fn arg, void *a
         set_json(r, 200, o);
         return 0;
     }
-    int64_t from = 0, to = now_ms + 86400000LL, limit = RANGE_LIMIT_DEFAULT;
-    if (from_s && parse_ms(from_s, &from) < 0)
-        return error(r, 400, "from", "from must be Unix milliseconds (an integer)");
-    if (to_s && parse_ms(to_s, &to) < 0)
-        return error(r, 400, "to", "to must be Unix milliseconds (an integer)");
-    if (from > to)
-        return error(r, 400, "from", "from is after to");
-    if (limit_s && (parse_ms(limit_s, &limit) < 0 || limit < 1 || limit > RANGE_LIMIT_MAX))
-        return error(r, 400, "limit", "limit must be an integer in 1..%d", RANGE_LIMIT_MAX);
+    int64_t from, to, limit;
+    if (range_args(from_s, to_s, limit_s, now_ms, &from, &to, &limit, r))
+        return 0;
     hub_flush(h); /* the history includes what is still buffered */
     struct store *st = hub_store(h);
     cJSON *o = cJSON_CreateObject();
@@ -956,6 +971,61 @@ static int route_estop(struct hub *h, const char *who, const char *method, const
     return 1;
 }
 
+/* ---- the gateways' decisions: GET /sites/:id/decisions --------------------------------------- */
+
+static int add_decision(const struct store_decision *d, void *ctx)
+{
+    cJSON *o = cJSON_Parse(d->json); /* the hub wrote it: an object */
+    if (!o)
+        o = cJSON_CreateObject();
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "ts_ms");
+    cJSON_AddNumberToObject(o, "ts_ms", (double)d->ts_ms);
+    cJSON_AddStringToObject(o, "gateway_id", d->gateway_id);
+    cJSON_AddNumberToObject(o, "received_ms", (double)d->received_ms);
+    cJSON_AddItemToArray(ctx, o);
+    return 0;
+}
+
+/* 1 when path is /sites/:id/decisions (answered in r), 0 otherwise. */
+static int route_decisions(struct hub *h, const char *method, const char *path, size_t plen,
+                           rest_arg_fn arg, void *actx, int64_t now_ms, struct rest_response *r)
+{
+    const char *id = NULL;
+    size_t idlen = 0;
+    if (!path_id(path, plen, "/sites/", "/decisions", &id, &idlen))
+        return 0;
+    if (bad_path_id(r, "site_id", id, idlen))
+        return 1;
+    if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
+        error(r, 405, "method", "use GET %.*s", (int)plen, path);
+        return 1;
+    }
+    char name[INV_ID_MAX];
+    snprintf(name, sizeof(name), "%.*s", (int)idlen, id);
+    if (!inventory_site(hub_inventory(h), name)) {
+        error(r, 404, "site_id", "unknown site '%s'", name);
+        return 1;
+    }
+    int64_t from, to, limit;
+    if (range_args(arg ? arg(actx, "from") : NULL, arg ? arg(actx, "to") : NULL,
+                   arg ? arg(actx, "limit") : NULL, now_ms, &from, &to, &limit, r))
+        return 1;
+    struct store *st = hub_store(h);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "site_id", name);
+    cJSON_AddNumberToObject(o, "from", (double)from);
+    cJSON_AddNumberToObject(o, "to", (double)to);
+    cJSON *arr = cJSON_AddArrayToObject(o, "decisions");
+    if (st->ops->decision_range(st, name, from, to, (int)limit, add_decision, arr) < 0) {
+        cJSON_Delete(o);
+        error(r, 500, "store", "store query failed");
+        return 1;
+    }
+    cJSON_AddNumberToObject(o, "count", cJSON_GetArraySize(arr));
+    set_json(r, 200, o);
+    return 1;
+}
+
 /* "PREFIX ID SUFFIX" with an id free of slashes: 1 with *id and *idlen pointing into path. */
 static int path_id(const char *path, size_t plen, const char *prefix, const char *suffix,
                    const char **id, size_t *idlen)
@@ -994,6 +1064,8 @@ static int route(struct hub *h, const char *who, const char *method, const char 
 {
     int get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
     if (route_estop(h, who, method, path, plen, body, len, now_ms, r))
+        return 0;
+    if (route_decisions(h, method, path, plen, arg, actx, now_ms, r))
         return 0;
     /* The routes with an id in the path: the id gets the id rules (and its own field in the
      * error); any other path must simply be free of control characters. */

@@ -48,6 +48,7 @@ struct session {
      * seq to acknowledge after the next commit (0 = nothing), the rows received since the
      * last ack, and the session's place in the hub's list awaiting an ack (SIZE_MAX = none). */
     int tel_acks;
+    int decisions; /* Register said the gateway sends Decision records */
     uint64_t ack_due_seq;
     size_t unacked_rows;
     size_t ack_idx;

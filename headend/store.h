@@ -1,8 +1,9 @@
 /* store: the headend's durable records (sessions, telemetry, dispatches with their acks and
- * allocations, REST tokens, the audit trail and each site's desired configuration) behind one small
- * interface, a struct of function pointers per backend (store_sqlite.c, store_pg.c). Records are
- * plain values copied in and out; callbacks see records valid only during the call. A store is used
- * by one thread at a time (the headend serialises access with its lock). */
+ * allocations, REST tokens, the audit trail and each site's desired configuration, the gateways'
+ * decisions) behind one small interface, a struct of function pointers per backend (store_sqlite.c,
+ * store_pg.c). Records are plain values copied in and out; callbacks see records valid only during
+ * the call. A store is used by one thread at a time (the headend serialises access with its lock).
+ */
 #ifndef HEADEND_STORE_H
 #define HEADEND_STORE_H
 
@@ -118,7 +119,20 @@ struct store_config {
     char json[STORE_CONFIG_MAX];
 };
 
+#define STORE_DECISION_MAX 16384 /* a decision's JSON, with its NUL */
+
+/* A gateway's Decision (docs/protocol.md, "Decisions"): the record of one control cycle as a
+ * JSON object {strategy, requests, setpoints, clamps, conflicts, estop_active, ...}. */
+struct store_decision {
+    char site_id[STORE_ID_MAX];
+    char gateway_id[STORE_ID_MAX];
+    int64_t ts_ms;       /* gateway clock */
+    int64_t received_ms; /* headend clock: retention goes by it, as telemetry's */
+    char json[STORE_DECISION_MAX];
+};
+
 struct store;
+typedef int (*store_decision_cb)(const struct store_decision *d, void *ctx);
 typedef int (*store_session_cb)(const struct store_session *s, void *ctx);
 typedef int (*store_telemetry_cb)(const struct store_telemetry *t, void *ctx);
 typedef int (*store_dispatch_cb)(const struct store_dispatch *d, void *ctx);
@@ -185,6 +199,13 @@ struct store_ops {
     /* Stores c when c->version is the stored version + 1 (1 for a site without one): two
      * headends on one database cannot both make version N. -EAGAIN when another did. */
     int (*config_put)(struct store *st, const struct store_config *c);
+    int (*decision_add)(struct store *st, const struct store_decision *d);
+    /* A site's decisions with ts_ms in [from_ms, to_ms], oldest first, at most limit rows
+     * (limit < 0: all). */
+    int (*decision_range)(struct store *st, const char *site_id, int64_t from_ms, int64_t to_ms,
+                          int limit, store_decision_cb cb, void *ctx);
+    /* Removes decisions received before before_ms (telemetry's retention). */
+    int (*decision_prune)(struct store *st, int64_t before_ms, int64_t *deleted);
 };
 
 struct store {

@@ -38,7 +38,7 @@
 #include "common/log.h"
 #include "headend/store.h"
 
-#define SCHEMA_VERSION       5
+#define SCHEMA_VERSION       6
 #define CONNECT_TIMEOUT_S    "5"
 #define STATEMENT_TIMEOUT_MS "5000"
 #define CALL_DEFAULT_MS      5000 /* when statement_timeout is off */
@@ -81,6 +81,9 @@ enum stmt_id {
     S_AUDIT_RANGE,
     S_CONFIG_GET,
     S_CONFIG_PUT,
+    S_DEC_ADD,
+    S_DEC_RANGE,
+    S_DEC_PRUNE,
     S_COUNT
 };
 
@@ -157,6 +160,11 @@ static const char *const sql_text[S_COUNT] = {
                      "UPDATE SET version = excluded.version, updated_ms = excluded.updated_ms, "
                      "updated_by = excluded.updated_by, json = excluded.json "
                      "WHERE site_config.version = excluded.version - 1",
+    [S_DEC_ADD] = "INSERT INTO decisions(site_id, gateway_id, ts_ms, received_ms, json) "
+                  "VALUES($1, $2, $3, $4, $5)",
+    [S_DEC_RANGE] = "SELECT site_id, gateway_id, ts_ms, received_ms, json FROM decisions "
+                    "WHERE site_id = $1 AND ts_ms BETWEEN $2 AND $3 ORDER BY ts_ms, id LIMIT $4",
+    [S_DEC_PRUNE] = "DELETE FROM decisions WHERE received_ms < $1",
 };
 
 /* The tables of store_sqlite.c with PostgreSQL types. The advisory lock serialises two
@@ -217,7 +225,15 @@ static const char schema[] =
      * rows from before). */
     "ALTER TABLE telemetry ADD COLUMN IF NOT EXISTS details TEXT NOT NULL DEFAULT '';"
     "UPDATE meta SET value = 5 WHERE name = 'schema_version' AND value = 4;"
-    "INSERT INTO meta(name, value) VALUES('schema_version', 5) ON CONFLICT(name) DO NOTHING;";
+    /* Version 6: the gateways' decisions (docs/protocol.md, "Decisions"), one JSON object per
+     * row; a version-5 database gets the table here. */
+    "CREATE TABLE IF NOT EXISTS decisions(id BIGSERIAL PRIMARY KEY, site_id TEXT NOT NULL,"
+    " gateway_id TEXT NOT NULL, ts_ms BIGINT NOT NULL, received_ms BIGINT NOT NULL,"
+    " json TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS decisions_site_ts ON decisions(site_id, ts_ms, id);"
+    "CREATE INDEX IF NOT EXISTS decisions_received ON decisions(received_ms);"
+    "UPDATE meta SET value = 6 WHERE name = 'schema_version' AND value = 5;"
+    "INSERT INTO meta(name, value) VALUES('schema_version', 6) ON CONFLICT(name) DO NOTHING;";
 
 struct pg_store {
     struct store base;
@@ -959,16 +975,22 @@ static int pg_telemetry_latest(struct store *st, const char *asset_id, struct st
     return e;
 }
 
-static int pg_telemetry_prune(struct store *st, int64_t before_ms, int64_t *deleted)
+/* Retention: a DELETE taking the cut-off time, and the rows it removed. */
+static int prune(struct store *st, const char *op, int id, int64_t before_ms, int64_t *deleted)
 {
     struct params p = {.n = 0};
     p_int(&p, before_ms);
     PGresult *r;
-    int e = run(impl(st), "telemetry_prune", S_TEL_PRUNE, NULL, p.n, p.v, &r);
+    int e = run(impl(st), op, id, NULL, p.n, p.v, &r);
     if (deleted)
         *deleted = e == 0 ? strtoll(PQcmdTuples(r), NULL, 10) : 0;
     PQclear(r);
     return e;
+}
+
+static int pg_telemetry_prune(struct store *st, int64_t before_ms, int64_t *deleted)
+{
+    return prune(st, "telemetry_prune", S_TEL_PRUNE, before_ms, deleted);
 }
 
 static int pg_dispatch_add(struct store *st, const struct store_dispatch *d)
@@ -1317,6 +1339,53 @@ static int pg_audit_range(struct store *st, int64_t from_ms, int64_t to_ms, int 
     return stop;
 }
 
+/* The JSON is the headend's own (hub.c writes it ASCII only): p_text's repair buffer, sized
+ * for short fields, is never needed for it. */
+static int pg_decision_add(struct store *st, const struct store_decision *d)
+{
+    struct params p = {.n = 0};
+    p_text(&p, d->site_id);
+    p_text(&p, d->gateway_id);
+    p_int(&p, d->ts_ms);
+    p_int(&p, d->received_ms);
+    p.v[p.n++] = d->json;
+    PGresult *r;
+    int e = run(impl(st), "decision_add", S_DEC_ADD, NULL, p.n, p.v, &r);
+    PQclear(r);
+    return e;
+}
+
+static int pg_decision_range(struct store *st, const char *site_id, int64_t from_ms, int64_t to_ms,
+                             int limit, store_decision_cb cb, void *ctx)
+{
+    struct params p = {.n = 0};
+    p_text(&p, site_id);
+    p_int(&p, from_ms);
+    p_int(&p, to_ms);
+    p_limit(&p, limit);
+    PGresult *r;
+    int stop = run(impl(st), "decision_range", S_DEC_RANGE, NULL, p.n, p.v, &r);
+    struct store_decision *d = stop ? NULL : malloc(sizeof *d);
+    if (!stop && !d)
+        stop = -ENOMEM;
+    for (int i = 0; !stop && i < PQntuples(r); i++) {
+        g_text(r, i, 0, d->site_id, sizeof d->site_id);
+        g_text(r, i, 1, d->gateway_id, sizeof d->gateway_id);
+        d->ts_ms = g_int(r, i, 2);
+        d->received_ms = g_int(r, i, 3);
+        g_text(r, i, 4, d->json, sizeof d->json);
+        stop = cb(d, ctx);
+    }
+    free(d);
+    PQclear(r);
+    return stop;
+}
+
+static int pg_decision_prune(struct store *st, int64_t before_ms, int64_t *deleted)
+{
+    return prune(st, "decision_prune", S_DEC_PRUNE, before_ms, deleted);
+}
+
 static const struct store_ops pg_ops = {
     .name = "postgresql",
     .close = pg_close,
@@ -1351,6 +1420,9 @@ static const struct store_ops pg_ops = {
     .audit_range = pg_audit_range,
     .config_get = pg_config_get,
     .config_put = pg_config_put,
+    .decision_add = pg_decision_add,
+    .decision_range = pg_decision_range,
+    .decision_prune = pg_decision_prune,
 };
 
 /* Creates the tables (in one transaction) and checks the schema version. */

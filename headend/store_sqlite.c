@@ -46,6 +46,9 @@ enum stmt_id {
     S_AUDIT_RANGE,
     S_CONFIG_GET,
     S_CONFIG_PUT,
+    S_DEC_ADD,
+    S_DEC_RANGE,
+    S_DEC_PRUNE,
     S_COUNT
 };
 
@@ -120,6 +123,11 @@ static const char *const sql_text[S_COUNT] = {
                      "site_config WHERE site_id = ?1), 0) ON CONFLICT(site_id) DO UPDATE SET "
                      "version = excluded.version, updated_ms = excluded.updated_ms, "
                      "updated_by = excluded.updated_by, json = excluded.json",
+    [S_DEC_ADD] = "INSERT INTO decisions(site_id, gateway_id, ts_ms, received_ms, json) "
+                  "VALUES(?1, ?2, ?3, ?4, ?5)",
+    [S_DEC_RANGE] = "SELECT site_id, gateway_id, ts_ms, received_ms, json FROM decisions "
+                    "WHERE site_id = ?1 AND ts_ms BETWEEN ?2 AND ?3 ORDER BY ts_ms, rowid LIMIT ?4",
+    [S_DEC_PRUNE] = "DELETE FROM decisions WHERE received_ms < ?1",
 };
 
 static const char schema[] =
@@ -166,7 +174,12 @@ static const char schema[] =
     /* Each site's desired configuration, the latest version only (the audit trail keeps who
      * changed it when). */
     "CREATE TABLE IF NOT EXISTS site_config(site_id TEXT PRIMARY KEY, version INTEGER NOT NULL,"
-    " updated_ms INTEGER NOT NULL, updated_by TEXT NOT NULL, json TEXT NOT NULL);";
+    " updated_ms INTEGER NOT NULL, updated_by TEXT NOT NULL, json TEXT NOT NULL);"
+    /* The gateways' decisions (docs/protocol.md, "Decisions"), one JSON object per row. */
+    "CREATE TABLE IF NOT EXISTS decisions(site_id TEXT NOT NULL, gateway_id TEXT NOT NULL,"
+    " ts_ms INTEGER NOT NULL, received_ms INTEGER NOT NULL, json TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS decisions_site_ts ON decisions(site_id, ts_ms);"
+    "CREATE INDEX IF NOT EXISTS decisions_received ON decisions(received_ms);";
 
 /* A database from before dispatch.requested_by gets the column (SQLite has no ADD COLUMN IF
  * NOT EXISTS, hence the look at the table first). */
@@ -413,15 +426,21 @@ static int sq_telemetry_latest(struct store *st, const char *asset_id, struct st
     return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : err_of(rc);
 }
 
-static int sq_telemetry_prune(struct store *st, int64_t before_ms, int64_t *deleted)
+/* Retention: a DELETE taking the cut-off time, and the rows it removed. */
+static int prune(struct store *st, enum stmt_id id, int64_t before_ms, int64_t *deleted)
 {
     struct sqlite_store *s = impl(st);
-    sqlite3_stmt *q = stmt(s, S_TEL_PRUNE);
+    sqlite3_stmt *q = stmt(s, id);
     sqlite3_bind_int64(q, 1, before_ms);
     int e = exec_done(q);
     if (deleted)
         *deleted = e == 0 ? sqlite3_changes(s->db) : 0;
     return e;
+}
+
+static int sq_telemetry_prune(struct store *st, int64_t before_ms, int64_t *deleted)
+{
+    return prune(st, S_TEL_PRUNE, before_ms, deleted);
 }
 
 static int sq_dispatch_add(struct store *st, const struct store_dispatch *d)
@@ -747,6 +766,50 @@ static int sq_config_put(struct store *st, const struct store_config *c)
     return e ? e : sqlite3_changes(s->db) ? 0 : -EAGAIN;
 }
 
+static int sq_decision_add(struct store *st, const struct store_decision *d)
+{
+    sqlite3_stmt *q = stmt(impl(st), S_DEC_ADD);
+    bind_text(q, 1, d->site_id);
+    bind_text(q, 2, d->gateway_id);
+    sqlite3_bind_int64(q, 3, d->ts_ms);
+    sqlite3_bind_int64(q, 4, d->received_ms);
+    bind_text(q, 5, d->json);
+    return exec_done(q);
+}
+
+static int sq_decision_range(struct store *st, const char *site_id, int64_t from_ms, int64_t to_ms,
+                             int limit, store_decision_cb cb, void *ctx)
+{
+    sqlite3_stmt *q = stmt(impl(st), S_DEC_RANGE);
+    bind_text(q, 1, site_id);
+    sqlite3_bind_int64(q, 2, from_ms);
+    sqlite3_bind_int64(q, 3, to_ms);
+    sqlite3_bind_int(q, 4, limit);
+    int stop = 0;
+    /* one row buffer on the heap: a decision's JSON is several kilobytes */
+    struct store_decision *d = malloc(sizeof *d);
+    if (!d) {
+        sqlite3_reset(q);
+        return -ENOMEM;
+    }
+    while (!stop && sqlite3_step(q) == SQLITE_ROW) {
+        col_text(q, 0, d->site_id, sizeof d->site_id);
+        col_text(q, 1, d->gateway_id, sizeof d->gateway_id);
+        d->ts_ms = sqlite3_column_int64(q, 2);
+        d->received_ms = sqlite3_column_int64(q, 3);
+        col_text(q, 4, d->json, sizeof d->json);
+        stop = cb(d, ctx);
+    }
+    free(d);
+    sqlite3_reset(q);
+    return stop;
+}
+
+static int sq_decision_prune(struct store *st, int64_t before_ms, int64_t *deleted)
+{
+    return prune(st, S_DEC_PRUNE, before_ms, deleted);
+}
+
 static const struct store_ops sqlite_ops = {
     .name = "sqlite",
     .close = sq_close,
@@ -781,6 +844,9 @@ static const struct store_ops sqlite_ops = {
     .audit_range = sq_audit_range,
     .config_get = sq_config_get,
     .config_put = sq_config_put,
+    .decision_add = sq_decision_add,
+    .decision_range = sq_decision_range,
+    .decision_prune = sq_decision_prune,
 };
 
 /* Adds a column when the look at the table finds it missing. */

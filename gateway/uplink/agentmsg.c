@@ -49,6 +49,7 @@ int agentmsg_register(const char *gateway_id, const char *site_id,
         /* keeps telemetry until the headend acknowledges its commit (docs/protocol.md); a
          * legacy agent predates TelemetryAck and does not ask for it */
         r.telemetry_acks = 1;
+        r.decisions = 1; /* a legacy agent sends no Decision either */
         for (size_t i = 0; i < n; i++) {
             der__v1__asset_info__init(&info[i]);
             info[i].asset_id = (char *)assets[i].asset_id;
@@ -174,6 +175,115 @@ int agentmsg_ack(const struct agentmsg_ack *ack, uint8_t **out, size_t *len)
     a.n_allocations = n;
     a.allocations = ptr;
     return pack(&a.base, out, len);
+}
+
+/* ---- Decision ------------------------------------------------------------------------------ */
+
+/* The asset id of a request or clamp index: "" for the site (DECISION_SITE) or out of range. */
+static char *decision_asset_id(const struct decision *dm, int asset)
+{
+    return (char *)(asset >= 0 && (size_t)asset < dm->n_assets ? dm->asset[asset].asset_id : "");
+}
+
+static size_t decision_setpoints(const struct decision *dm, Der__V1__DecisionSetpoint *sp,
+                                 Der__V1__DecisionSetpoint **ptr)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < dm->n_assets; i++) {
+        const struct decision_asset *a = &dm->asset[i];
+        if (!a->set)
+            continue;
+        der__v1__decision_setpoint__init(&sp[n]);
+        sp[n].asset_id = (char *)a->asset_id;
+        sp[n].source = (char *)decision_source_name(a->source);
+        sp[n].requested_w = a->requested_w;
+        sp[n].final_w = a->final_w;
+        ptr[n] = &sp[n];
+        n++;
+    }
+    return n;
+}
+
+int agentmsg_decision(const struct decision *dm, int64_t ts_ms, uint8_t **out, size_t *len)
+{
+    Der__V1__Decision d = DER__V1__DECISION__INIT;
+    Der__V1__DecisionRequest rq[DECISION_MAX_REQUESTS], *rqp[DECISION_MAX_REQUESTS];
+    Der__V1__DecisionSetpoint sp[PROCIMG_MAX_DEVICES], *spp[PROCIMG_MAX_DEVICES];
+    Der__V1__DecisionClamp cl[DECISION_MAX_CLAMPS], *clp[DECISION_MAX_CLAMPS],
+        *cfp[DECISION_MAX_CLAMPS];
+    d.ts_ms = ts_ms;
+    d.cycle_ms = dm->now_ms;
+    d.strategy = (char *)dm->strategy;
+    for (size_t i = 0; i < dm->n_requests && i < DECISION_MAX_REQUESTS; i++) {
+        der__v1__decision_request__init(&rq[i]);
+        rq[i].asset_id = decision_asset_id(dm, dm->req[i].asset);
+        rq[i].source = (char *)decision_source_name(dm->req[i].source);
+        rq[i].power_w = dm->req[i].power_w;
+        rqp[i] = &rq[i];
+        d.n_requests++;
+        d.schedule_active |= dm->req[i].source == DSRC_SCHEDULED;
+        d.estop_active |= dm->req[i].source == DSRC_SAFETY;
+    }
+    d.requests = rqp;
+    d.n_setpoints = decision_setpoints(dm, sp, spp);
+    d.setpoints = spp;
+    /* clamps and conflicts share one record kind; a conflict's code lies at or above DC_FIRST */
+    for (size_t i = 0; i < dm->n_clamps && i < DECISION_MAX_CLAMPS; i++) {
+        const struct decision_clamp *c = &dm->clamp[i];
+        der__v1__decision_clamp__init(&cl[i]);
+        cl[i].asset_id = decision_asset_id(dm, c->asset);
+        cl[i].reason = (char *)decision_reason_name(c->reason);
+        cl[i].from_w = c->from_w;
+        cl[i].to_w = c->to_w;
+        if (c->reason >= DC_FIRST)
+            cfp[d.n_conflicts++] = &cl[i];
+        else
+            clp[d.n_clamps++] = &cl[i];
+        d.estop_active |= c->reason == DC_ESTOP;
+        d.schedule_active |= c->reason == DC_SCHEDULE;
+    }
+    d.clamps = clp;
+    d.conflicts = cfp;
+    d.dropped = dm->requests_dropped + dm->clamps_dropped;
+    d.grid_w = dm->grid_w;
+    d.soc = dm->soc;
+    d.raw_w = dm->raw_w;
+    return pack(&d.base, out, len);
+}
+
+/* Two powers are the same decision when within 1% of the larger (at least the tolerance);
+ * two NaNs (no request) are the same, one NaN is a change. */
+static int power_moved(double a, double b)
+{
+    if (isnan(a) || isnan(b))
+        return isnan(a) != isnan(b);
+    double m = fmax(fabs(a), fabs(b)) * 0.01;
+    return fabs(a - b) > fmax(m, AGENTMSG_DECISION_TOL_W);
+}
+
+int agentmsg_decision_changed(const struct decision *last, const struct decision *dm)
+{
+    if (strcmp(last->strategy, dm->strategy) || last->n_requests != dm->n_requests ||
+        last->n_assets != dm->n_assets || last->n_clamps != dm->n_clamps)
+        return 1;
+    for (size_t i = 0; i < dm->n_requests && i < DECISION_MAX_REQUESTS; i++) {
+        const struct decision_request *a = &last->req[i], *b = &dm->req[i];
+        if (a->asset != b->asset || a->source != b->source || power_moved(a->power_w, b->power_w))
+            return 1;
+    }
+    for (size_t i = 0; i < dm->n_assets; i++) {
+        const struct decision_asset *a = &last->asset[i], *b = &dm->asset[i];
+        if (a->set != b->set || strcmp(a->asset_id, b->asset_id))
+            return 1;
+        if (b->set && (a->source != b->source || power_moved(a->final_w, b->final_w)))
+            return 1;
+    }
+    for (size_t i = 0; i < dm->n_clamps && i < DECISION_MAX_CLAMPS; i++) {
+        const struct decision_clamp *a = &last->clamp[i], *b = &dm->clamp[i];
+        if (a->asset != b->asset || a->reason != b->reason)
+            return 1;
+    }
+    return 0;
 }
 
 static size_t put_varint(uint8_t *p, uint64_t v)

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "common/devtype.h"
+#include "gateway/control/decision.h"
 #include "gateway/control/procimg.h"
 
 #define AGENTMSG_ID_LEN     128 /* setpoint ids and asset ids, with the NUL */
@@ -21,6 +22,7 @@ enum agentmsg_body {
     AGENTMSG_TELEMETRY = 11,
     AGENTMSG_HEARTBEAT = 12,
     AGENTMSG_ACK = 13,
+    AGENTMSG_DECISION = 18,
 };
 
 /* SetpointAck.State, same values as the proto. */
@@ -103,6 +105,19 @@ struct agentmsg_ack {
 };
 
 int agentmsg_ack(const struct agentmsg_ack *a, uint8_t **out, size_t *len);
+
+/* Decision (docs/protocol.md, "Decisions") from the record of one control cycle: its
+ * requests, the setpoints written (assets set), interlock clamps and conflicts (reasons at
+ * or above DC_FIRST) with asset ids ("" = the site), the estop/schedule state; ts_ms is the
+ * wall clock. 0 or -ENOMEM. */
+int agentmsg_decision(const struct decision *dm, int64_t ts_ms, uint8_t **out, size_t *len);
+
+/* Does the cycle dm differ from last (the one sent) in what a Decision reports: the
+ * strategy, the requests (who asked for which asset), the setpoints (which assets, by which
+ * source), the clamp set (asset and reason) or a power by more than 1% (at least
+ * AGENTMSG_DECISION_TOL_W)? 1 or 0. Small moves of a controller are not a change. */
+#define AGENTMSG_DECISION_TOL_W 10.0
+int agentmsg_decision_changed(const struct decision *last, const struct decision *dm);
 
 /* An AgentMessage {seq, sent_ms, body field = body bytes}: the body is embedded as it is, so
  * a spooled Telemetry is framed again without being decoded. */

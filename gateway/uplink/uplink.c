@@ -40,6 +40,7 @@ static void free_memory(struct uplink *u)
     spool_close(u->spool);
     free(u->rx);
     free(u->reg);
+    free(u->last_dm);
     pthread_mutex_destroy(&u->mu);
     pthread_cond_destroy(&u->cond);
     free(u);
@@ -189,9 +190,34 @@ static void log_spool_error(struct uplink *u, int err)
     u->spool_err = err;
 }
 
+int uplink_decide(struct uplink *u, const struct decision *dm, int64_t now_ms)
+{
+    if (!dm || u->cfg.legacy)
+        return 0;
+    int due =
+        !u->last_dm || agentmsg_decision_changed(u->last_dm, dm) ||
+        (u->cfg.decision_period_ms > 0 && now_ms - u->last_dm_ms >= u->cfg.decision_period_ms);
+    if (!due)
+        return 0;
+    uint8_t *buf;
+    size_t len;
+    if (!u->last_dm && !(u->last_dm = malloc(sizeof *u->last_dm)))
+        return -ENOMEM;
+    if (agentmsg_decision(dm, rtclock_wall_ms(), &buf, &len))
+        return -ENOMEM;
+    /* the record to compare with is a copy: dm belongs to the cycle */
+    *u->last_dm = *dm;
+    u->last_dm_ms = now_ms;
+    pthread_mutex_lock(&u->mu);
+    outbox_push_decision(u->out, buf, len);
+    pthread_mutex_unlock(&u->mu);
+    return 1;
+}
+
 int uplink_publish(struct uplink *u, const struct procimg *img, const struct decision *dm,
                    int64_t now_ms)
 {
+    uplink_decide(u, dm, now_ms); /* every cycle: a change goes out without waiting */
     if (u->published && now_ms - u->last_pub_ms < u->cfg.telemetry_period_ms)
         return 0;
     u->published = 1;

@@ -48,6 +48,12 @@ void uplink_reload(struct uplink *u);
 int uplink_publish(struct uplink *u, const struct procimg *img, const struct decision *dm,
                    int64_t now_ms);
 
+/* The cycle's Decision (docs/protocol.md, "Decisions"), queued when dm differs from the last
+ * one queued (agentmsg_decision_changed) or decision_period has passed since (0 = only on
+ * change), at controller time now_ms. uplink_publish calls it every cycle; nothing in legacy
+ * mode or without dm. 1 when queued, 0 when not due, -ENOMEM. */
+int uplink_decide(struct uplink *u, const struct decision *dm, int64_t now_ms);
+
 /* The next setpoint received (each setpoint_id once: repeats are answered with the last ack
  * state and not returned). 1 with *out filled, 0 when none. */
 int uplink_poll_setpoint(struct uplink *u, struct agentmsg_setpoint *out);
@@ -71,7 +77,8 @@ struct uplink_stats {
     uint64_t setpoints, setpoint_duplicates, setpoints_dropped;
     uint64_t acks_sent, acks_dropped, heartbeats;
     uint64_t tls_reloads, tls_reload_failures;
-    size_t queue_depth; /* telemetry waiting in memory */
+    uint64_t decisions_queued, decisions_sent, decisions_dropped; /* docs/protocol.md */
+    size_t queue_depth;                                           /* telemetry waiting in memory */
 };
 
 void uplink_get_stats(struct uplink *u, struct uplink_stats *st);

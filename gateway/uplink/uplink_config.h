@@ -30,6 +30,7 @@ struct uplink_cfg {
     char target[256];            /* "host:port" of the headend's gRPC listener; "" = no uplink */
     int legacy;                  /* single-asset agent: Register with primary_asset_id only */
     int64_t telemetry_period_ms; /* 0 = every cycle */
+    int64_t decision_period_ms;  /* a Decision at least this often; 0 = only on change */
     int64_t heartbeat_period_ms;
     int64_t keepalive_time_ms, keepalive_timeout_ms;
     int64_t backoff_initial_ms, backoff_max_ms;

@@ -47,7 +47,9 @@ struct uplink {
     uint64_t tseq[PROCIMG_MAX_DEVICES];
     uint64_t mem_dropped_logged;
     int64_t mem_drop_log_ms;
-    int spool_err; /* the last spool write error, 0 = writing */
+    int spool_err;            /* the last spool write error, 0 = writing */
+    struct decision *last_dm; /* the last Decision queued (NULL = none yet) */
+    int64_t last_dm_ms;
 
     /* ---- the uplink thread's own ---- */
     grpc_completion_queue *cq;

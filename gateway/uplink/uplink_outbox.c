@@ -76,7 +76,8 @@ static void q_free(struct msgq *q)
 
 struct outbox {
     struct msgq tel, acks;
-    struct spool *spool; /* borrowed */
+    struct msgq decisions; /* best effort: after everything else, not spooled */
+    struct spool *spool;   /* borrowed */
     struct uplink_stats *st;
     size_t tel_sent; /* memory-queue messages sent on this stream (a prefix of tel) */
     /* The window: telemetry sent on this stream and not yet released, in send order. */
@@ -107,7 +108,7 @@ int outbox_new(const struct uplink_cfg *cfg, struct spool *spool, struct uplink_
     ob->win = calloc(ob->cap, sizeof *ob->win);
     ob->spool_buf = malloc(SPOOL_MAX_RECORD);
     if (!ob->win || !ob->spool_buf || q_init(&ob->tel, (size_t)cfg->queue_len) ||
-        q_init(&ob->acks, (size_t)cfg->queue_len)) {
+        q_init(&ob->acks, (size_t)cfg->queue_len) || q_init(&ob->decisions, OUTBOX_DECISIONS)) {
         outbox_free(ob);
         return -ENOMEM;
     }
@@ -121,6 +122,7 @@ void outbox_free(struct outbox *ob)
         return;
     q_free(&ob->tel);
     q_free(&ob->acks);
+    q_free(&ob->decisions);
     free(ob->win);
     free(ob->spool_buf);
     free(ob);
@@ -131,6 +133,16 @@ int outbox_push_ack(struct outbox *ob, uint8_t *buf, size_t len)
     int dropped = q_push(&ob->acks, buf, len);
     if (dropped)
         ob->st->acks_dropped++;
+    return dropped;
+}
+
+int outbox_push_decision(struct outbox *ob, uint8_t *buf, size_t len)
+{
+    ob->st->decisions_queued++;
+    /* the newest decision says more than the oldest: that one goes */
+    int dropped = q_push(&ob->decisions, buf, len);
+    if (dropped)
+        ob->st->decisions_dropped++;
     return dropped;
 }
 
@@ -277,6 +289,11 @@ void outbox_next(struct outbox *ob, uint64_t seq, int64_t sent_ms, int hb_due, i
                (ob->tel_sent < ob->tel.n || (ob->spool && spool_unsent(ob->spool))) &&
                take_token(ob, now_ms)) {
         next_telemetry(ob, seq, sent_ms, now_ms, m);
+    } else if ((q = q_front(&ob->decisions))) {
+        m->kind = OUTBOX_DECISION;
+        m->id = q->id;
+        if (agentmsg_frame(seq, sent_ms, AGENTMSG_DECISION, q->buf, q->len, &m->framed, &m->len))
+            m->kind = OUTBOX_NONE;
     }
 }
 
@@ -296,6 +313,11 @@ void outbox_sent(struct outbox *ob, enum outbox_kind kind, uint64_t id, uint64_t
         /* a headend that does not acknowledge: a completed send is all we will know */
         if (!acks_on)
             outbox_release_through(ob, seq, now_ms);
+        break;
+    case OUTBOX_DECISION:
+        if ((q = q_front(&ob->decisions)) && q->id == id)
+            q_pop(&ob->decisions);
+        ob->st->decisions_sent++;
         break;
     case OUTBOX_HEARTBEAT:
         ob->st->heartbeats++;

@@ -29,7 +29,8 @@ enum outbox_kind {
     OUTBOX_HEARTBEAT,
     OUTBOX_TELEMETRY,
     OUTBOX_SPOOL,
-    OUTBOX_REMOTE
+    OUTBOX_REMOTE,
+    OUTBOX_DECISION
 };
 
 /* The next message for the stream: an ack or telemetry framed as an AgentMessage (framed,
@@ -58,13 +59,21 @@ int outbox_push_ack(struct outbox *ob, uint8_t *buf, size_t len);
 uint64_t outbox_push_telemetry(struct outbox *ob, uint8_t *buf, size_t len, int *spool_rc,
                                int *from_spool);
 
+/* Decisions (docs/protocol.md, "Decisions") wait in a queue of their own, OUTBOX_DECISIONS
+ * long, never spooled and never acknowledged: they go when no ack, heartbeat or telemetry is
+ * ready, and a full queue drops its oldest. Queues a Decision body (takes buf); 1 when the
+ * oldest was dropped (counted in decisions_dropped). */
+#define OUTBOX_DECISIONS 16
+int outbox_push_decision(struct outbox *ob, uint8_t *buf, size_t len);
+
 /* What a registered stream sends next as AgentMessage seq at sent_ms (wall clock): a queued
  * ack, else a heartbeat when hb_due, else telemetry when the window has room and the replay
- * rate a token (it enters the window), else OUTBOX_NONE. */
+ * rate a token (it enters the window), else a queued decision, else OUTBOX_NONE. */
 void outbox_next(struct outbox *ob, uint64_t seq, int64_t sent_ms, int hb_due, int64_t now_ms,
                  struct outbox_msg *m);
 
-/* The send of a message from outbox_next, as seq, completed: the ack leaves its queue; with
+/* The send of a message from outbox_next, as seq, completed: the ack or decision leaves its
+ * queue; with
  * acks_on 0 (a headend that does not acknowledge) telemetry is released at once. */
 void outbox_sent(struct outbox *ob, enum outbox_kind kind, uint64_t id, uint64_t seq, int acks_on,
                  int64_t now_ms);

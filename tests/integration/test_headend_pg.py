@@ -172,9 +172,9 @@ def test_store(pg, he):
     st, h = he.http("GET", "/healthz")
     check(st == 200 and h.get("store") == "postgresql", "healthz: %r" % (h,))
     tables = pg.psql("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
-    check(tables == ["audit", "dispatch", "dispatch_ack", "dispatch_alloc", "meta", "sessions",
-                     "site_config", "telemetry", "tokens"], "tables: %r" % tables)
-    check(pg.psql("SELECT value FROM meta WHERE name = 'schema_version'") == ["5"],
+    check(tables == ["audit", "decisions", "dispatch", "dispatch_ack", "dispatch_alloc", "meta",
+                     "sessions", "site_config", "telemetry", "tokens"], "tables: %r" % tables)
+    check(pg.psql("SELECT value FROM meta WHERE name = 'schema_version'") == ["6"],
           "schema version: %r" % pg.psql("SELECT * FROM meta"))
     gw = Gateway(he.grpc_port)
     rr = gw.register("gw-a", "site-a", ["a-bat", "a-pv"], primary="a-bat")
@@ -217,7 +217,27 @@ def test_store(pg, he):
           and allocs == ["a-bat|1000000", "a-pv|500000"],
           "dispatch in PostgreSQL: %r %r %r" % (row, acks, allocs))
     print("ok: dispatch %s APPLIED: row, acks and allocations in PostgreSQL and via REST" % sp_id)
+    test_decision(pg, he)
     return gw, sp_id
+
+
+def test_decision(pg, he):
+    """A Decision (docs/protocol.md, "Decisions") from a gateway whose Register announced them:
+    a row of the decisions table, served by GET /sites/:id/decisions."""
+    g = Gateway(he.grpc_port)
+    g.send(register=pb.Register(gateway_id="gw-b2", site_id="site-b", software="test-peer",
+                                assets=[pb.AssetInfo(asset_id="b-bat")], decisions=True))
+    check(g.next(5) is not None, "no RegisterResult")
+    g.send(decision=pb.Decision(ts_ms=int(time.time() * 1000), strategy="net_zero",
+                                clamps=[pb.DecisionClamp(asset_id="b-bat", reason="ramp",
+                                                         from_w=-500, to_w=-200)]))
+    check(wait_for(lambda: pg.psql("SELECT count(*) FROM decisions")[0] == "1", 5),
+          "decision rows: %s" % pg.psql("SELECT count(*) FROM decisions"))
+    st, r = he.http("GET", "/sites/site-b/decisions?from=0")
+    check(st == 200 and r["count"] == 1 and r["decisions"][0]["strategy"] == "net_zero" and
+          r["decisions"][0]["clamps"][0]["reason"] == "ramp", "REST decisions: %r" % (r,))
+    g.close()
+    print("ok: a decision in PostgreSQL and via REST")
 
 
 def test_restart(pg, he, gw, sp_id):
@@ -334,7 +354,7 @@ def test_auth(pg, he, old_id):
             " DROP TABLE site_config; ALTER TABLE telemetry DROP COLUMN details;"
             " UPDATE meta SET value = 2 WHERE name = 'schema_version'")
     he.start()
-    check(pg.psql("SELECT value FROM meta WHERE name = 'schema_version'") == ["5"],
+    check(pg.psql("SELECT value FROM meta WHERE name = 'schema_version'") == ["6"],
           "not migrated to version 5")
     check(pg.psql("SELECT column_name FROM information_schema.columns WHERE table_name = "
                   "'telemetry' AND column_name = 'details'") == ["details"],

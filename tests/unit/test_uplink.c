@@ -17,6 +17,7 @@
 #include "gateway/uplink/idset.h"
 #include "gateway/uplink/spool.h"
 #include "gateway/uplink/uplink.h"
+#include "gateway/uplink/uplink_outbox.h"
 #include "proto/der/v1/agent.pb-c.h"
 
 static void test_idset_dedupe(void)
@@ -382,9 +383,15 @@ static void test_uplink_cfg(void)
     CU_ASSERT_EQUAL(c.queue_len, 16);
     CU_ASSERT_STRING_EQUAL(c.spool_dir, "/tmp/x");
     CU_ASSERT_EQUAL(c.heartbeat_period_ms, 10000);
+    CU_ASSERT_EQUAL(c.decision_period_ms, 60000);
+    cJSON_Delete(o);
+    o = cJSON_Parse("{\"decision_period\": \"0s\"}"); /* only on change */
+    CU_ASSERT_EQUAL(uplink_cfg_load(o, "uplink", &c, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(c.decision_period_ms, 0);
     cJSON_Delete(o);
     static const char *const bad[][2] = {
         {"{\"keepalive_time\": \"soon\"}", "uplink.keepalive_time"},
+        {"{\"decision_period\": \"soon\"}", "uplink.decision_period"},
         {"{\"queue_len\": 1}", "uplink.queue_len"},
         {"{\"target\": 5}", "uplink.target"},
         {"{\"target\": \"nohostport\"}", "uplink.target"},
@@ -637,6 +644,7 @@ static void test_proto_ack_register(void)
         CU_ASSERT_STRING_EQUAL(r->site_id, "site-1");
         CU_ASSERT_STRING_EQUAL(r->primary_asset_id, "bat-1");
         CU_ASSERT_EQUAL(r->n_assets, legacy ? 0 : 2);
+        CU_ASSERT_EQUAL(r->decisions, !legacy);
         if (!legacy && r->n_assets == 2) {
             CU_ASSERT_EQUAL(r->assets[0]->type, DER__V1__ASSET_TYPE__ASSET_TYPE_BATTERY);
             CU_ASSERT_DOUBLE_EQUAL(r->assets[0]->min_power_w, -5000, 1e-9);
@@ -645,6 +653,124 @@ static void test_proto_ack_register(void)
         der__v1__register__free_unpacked(r, NULL);
         free(b);
     }
+}
+
+/* A cycle: net_zero asked the site for 2 kW, bat-1 was set to 1.5 kW (clamped by the SoC
+ * floor), a reserve conflict and a schedule overrode the site request. */
+static void fill_decision(struct decision *dm, const struct procimg *img)
+{
+    decision_init(dm, img, "net_zero");
+    dm->raw_w = 2000;
+    decision_request(dm, DSRC_OPTIMISATION, DECISION_SITE, 2000);
+    decision_request(dm, DSRC_SCHEDULED, 0, 1800);
+    dm->asset[0].set = 1;
+    dm->asset[0].source = DSRC_SCHEDULED;
+    dm->asset[0].requested_w = 1800;
+    dm->asset[0].final_w = 1500;
+    decision_clamp(dm, 0, DR_SOC_FLOOR, 1800, 1500);
+    decision_clamp(dm, DECISION_SITE, DC_RESERVE, 2000, 1800);
+}
+
+static void test_proto_decision(void)
+{
+    static struct procimg img;
+    static struct decision dm;
+    fill_image(&img);
+    img.now_ms = 42000;
+    fill_decision(&dm, &img);
+    uint8_t *b, *f;
+    size_t n, fl;
+    CU_ASSERT_EQUAL_FATAL(agentmsg_decision(&dm, 1700000000123LL, &b, &n), 0);
+    CU_ASSERT_EQUAL_FATAL(agentmsg_frame(7, 1, AGENTMSG_DECISION, b, n, &f, &fl), 0);
+    Der__V1__AgentMessage *m = der__v1__agent_message__unpack(NULL, fl, f);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    CU_ASSERT_EQUAL_FATAL(m->body_case, DER__V1__AGENT_MESSAGE__BODY_DECISION);
+    const Der__V1__Decision *d = m->decision;
+    CU_ASSERT_EQUAL(d->ts_ms, 1700000000123LL);
+    CU_ASSERT_EQUAL(d->cycle_ms, 42000);
+    CU_ASSERT_STRING_EQUAL(d->strategy, "net_zero");
+    CU_ASSERT_EQUAL_FATAL(d->n_requests, 2);
+    CU_ASSERT_STRING_EQUAL(d->requests[0]->asset_id, "");
+    CU_ASSERT_STRING_EQUAL(d->requests[0]->source, "optimisation");
+    CU_ASSERT_STRING_EQUAL(d->requests[1]->asset_id, "bat-1");
+    CU_ASSERT_DOUBLE_EQUAL(d->requests[1]->power_w, 1800, 1e-9);
+    CU_ASSERT_EQUAL_FATAL(d->n_setpoints, 1);
+    CU_ASSERT_STRING_EQUAL(d->setpoints[0]->asset_id, "bat-1");
+    CU_ASSERT_STRING_EQUAL(d->setpoints[0]->source, "scheduled");
+    CU_ASSERT_DOUBLE_EQUAL(d->setpoints[0]->final_w, 1500, 1e-9);
+    CU_ASSERT_EQUAL_FATAL(d->n_clamps, 1);
+    CU_ASSERT_STRING_EQUAL(d->clamps[0]->reason, "soc_floor");
+    CU_ASSERT_DOUBLE_EQUAL(d->clamps[0]->from_w, 1800, 1e-9);
+    CU_ASSERT_EQUAL_FATAL(d->n_conflicts, 1);
+    CU_ASSERT_STRING_EQUAL(d->conflicts[0]->reason, "reserve");
+    CU_ASSERT_STRING_EQUAL(d->conflicts[0]->asset_id, "");
+    CU_ASSERT_EQUAL(d->schedule_active, 1);
+    CU_ASSERT_EQUAL(d->estop_active, 0);
+    CU_ASSERT_DOUBLE_EQUAL(d->raw_w, 2000, 1e-9);
+    der__v1__agent_message__free_unpacked(m, NULL);
+    free(f);
+    free(b);
+}
+
+static void test_decision_changed(void)
+{
+    static struct procimg img;
+    static struct decision a, b;
+    fill_image(&img);
+    fill_decision(&a, &img);
+    fill_decision(&b, &img);
+    CU_ASSERT_EQUAL(agentmsg_decision_changed(&a, &b), 0);
+    b.req[0].power_w = 2015; /* within 1 % (at least 10 W): the same decision */
+    CU_ASSERT_EQUAL(agentmsg_decision_changed(&a, &b), 0);
+    b.req[0].power_w = 2100;
+    CU_ASSERT_EQUAL(agentmsg_decision_changed(&a, &b), 1);
+    fill_decision(&b, &img);
+    b.asset[0].final_w = 1000; /* the setpoint written */
+    CU_ASSERT_EQUAL(agentmsg_decision_changed(&a, &b), 1);
+    fill_decision(&b, &img);
+    b.clamp[0].reason = DR_RAMP; /* the clamp set */
+    CU_ASSERT_EQUAL(agentmsg_decision_changed(&a, &b), 1);
+    fill_decision(&b, &img);
+    decision_clamp(&b, 0, DR_RAMP, 1500, 1400);
+    CU_ASSERT_EQUAL(agentmsg_decision_changed(&a, &b), 1);
+    fill_decision(&b, &img);
+    b.asset[1].set = 1; /* another asset commanded */
+    CU_ASSERT_EQUAL(agentmsg_decision_changed(&a, &b), 1);
+    fill_decision(&b, &img);
+    b.req[1].power_w = NAN; /* a request became non-finite */
+    CU_ASSERT_EQUAL(agentmsg_decision_changed(&a, &b), 1);
+}
+
+/* Offline: decisions queue on change or at decision_period, bounded, the oldest dropped. */
+static void test_uplink_decisions_queue(void)
+{
+    struct uplink *u = offline_uplink(64, NULL, 0);
+    if (!u)
+        return;
+    static struct procimg img;
+    static struct decision dm;
+    fill_image(&img);
+    fill_decision(&dm, &img);
+    CU_ASSERT_EQUAL(uplink_decide(u, &dm, 0), 1);     /* the first */
+    CU_ASSERT_EQUAL(uplink_decide(u, &dm, 1000), 0);  /* unchanged */
+    CU_ASSERT_EQUAL(uplink_decide(u, &dm, 60000), 1); /* the period (default 60 s) */
+    CU_ASSERT_EQUAL(uplink_decide(u, NULL, 61000), 0);
+    for (int k = 0; k < OUTBOX_DECISIONS; k++) {
+        dm.asset[0].final_w = 100.0 * k;
+        CU_ASSERT_EQUAL(uplink_decide(u, &dm, 61000 + k), 1);
+    }
+    struct uplink_stats st;
+    uplink_get_stats(u, &st);
+    CU_ASSERT_EQUAL(st.decisions_queued, 2 + OUTBOX_DECISIONS);
+    CU_ASSERT_EQUAL(st.decisions_dropped, 2);
+    CU_ASSERT_EQUAL(st.decisions_sent, 0);
+    CU_ASSERT_EQUAL(st.telemetry_queued, 0); /* decisions are not telemetry: never spooled */
+    uplink_free(u);
+    u = offline_uplink(64, NULL, 1); /* a legacy agent sends none */
+    if (!u)
+        return;
+    CU_ASSERT_EQUAL(uplink_decide(u, &dm, 0), 0);
+    uplink_free(u);
 }
 
 static void test_proto_parse_setpoint(void)
@@ -702,4 +828,7 @@ void test_register_uplink(void)
     CU_add_test(s, "proto: telemetry framed in an AgentMessage", test_proto_telemetry_frame);
     CU_add_test(s, "proto: SetpointAck and Register", test_proto_ack_register);
     CU_add_test(s, "proto: HeadendMessage setpoint", test_proto_parse_setpoint);
+    CU_add_test(s, "proto: Decision round trip", test_proto_decision);
+    CU_add_test(s, "decisions: change detector", test_decision_changed);
+    CU_add_test(s, "decisions: queued on change or period, bounded", test_uplink_decisions_queue);
 }
