@@ -39,8 +39,8 @@ static void replica_id(char *out, const char *base, int k, int width)
 
 static int parse_site(struct scn_ld *L, const cJSON *o, int si)
 {
-    static const char *const keys[] = {"id",           "replicas", "port", "import_price",
-                                       "export_price", "assets",   NULL};
+    static const char *const keys[] = {"id",     "replicas", "port",   "import_price",
+                                       "export_price", "tariff", "assets", NULL};
     struct scenario *s = L->s;
     struct site_cfg t = {0};
     char path[SCN_PATH_MAX], p[SCN_PATH_MAX], ap[SCN_PATH_MAX];
@@ -56,6 +56,10 @@ static int parse_site(struct scn_ld *L, const cJSON *o, int si)
         (rc = scn_get_profile_ref(L, o, path, "export_price", PK(PROFILE_TOU) | PK(PROFILE_SERIES),
                                   0, &t.export_price)))
         return rc;
+    char terr[400];
+    if (tariff_charges_parse(scn_item(o, "tariff"), scn_pkey(p, path, "tariff"), NULL, &t.charges,
+                             terr, sizeof terr))
+        return scn_fail(L, "", NULL, "%s", terr);
     int n_rep = (int)replicas, width = digits_of(n_rep);
     if (n_rep > 1 && strlen(t.base_id) + 1 + (size_t)width >= SCN_ID_MAX)
         return scn_fail(L, scn_pkey(p, path, "id"), scn_item(o, "id"),
