@@ -191,18 +191,19 @@ static const struct kpi_def table[KPI_COUNT] = {
                              "during which the battery held at least 90 % of ffr_power_w more "
                              "discharge than before the disturbance; 0 for a trigger never "
                              "activated. Lowest over triggers and sites; null without a trigger"},
-    [KPI_OPTIMAL_SAVINGS] = {"optimal_savings", "currency", 4, KPI_NEUTRAL,
-                             "what a controller with perfect knowledge of the whole run could save "
-                             "with the same batteries: the idle-battery cost counted at the run's "
-                             "own steps (as net_cost + bill_demand) minus optimal_net_cost. Solved "
-                             "per site "
-                             "with its own net load, prices and batteries and summed over the "
-                             "sites (energy cost is separable: nothing is shared); a site without "
-                             "battery or price (or demand charge) adds 0. Null when no site has both, with "
-                             "--no-optimum, when a site was islanded by a grid outage (the LP "
-                             "knows no outage), has more than 8 batteries, cannot be solved in "
-                             "the --optimum-budget, or over 35136 intervals or 4194304 sites x "
-                             "intervals (kpis.json's notes and events.log say which)"},
+    [KPI_OPTIMAL_SAVINGS] =
+        {"optimal_savings", "currency", 4, KPI_NEUTRAL,
+         "what a controller with perfect knowledge of the whole run could save "
+         "with the same batteries: the idle-battery cost counted at the run's "
+         "own steps (as net_cost + bill_demand) minus optimal_net_cost. Solved "
+         "per site "
+         "with its own net load, prices and batteries and summed over the "
+         "sites (energy cost is separable: nothing is shared); a site without "
+         "battery or price (or demand charge) adds 0. Null when no site has both, with "
+         "--no-optimum, when a site was islanded by a grid outage (the LP "
+         "knows no outage), has more than 8 batteries, cannot be solved in "
+         "the --optimum-budget, or over 35136 intervals or 4194304 sites x "
+         "intervals (kpis.json's notes and events.log say which)"},
     [KPI_OPTIMAL_NET_COST] = {"optimal_net_cost", "currency", 4, KPI_NEUTRAL,
                               "the lowest net_cost + bill_demand - end_energy_value a controller "
                               "with perfect foresight could reach: the minimum of a linear program "
@@ -288,10 +289,18 @@ static double zero_nan(double v)
     return isnan(v) ? 0 : v;
 }
 
+/* The bill a strategy can change: energy and demand (net_cost is bill_energy; the standing
+ * charge is the same whatever it does) */
+static double variable_bill(const double *v)
+{
+    return v[KPI_NET_COST] + v[KPI_BILL_DEMAND];
+}
+
 void kpi_vs_baseline(struct kpi_set *run, const struct kpi_set *base)
 {
     const double *r = run->v, *b = base->v;
-    run->v[KPI_COST_REDUCTION_PCT] = pct_reduction(b[KPI_BILL_TOTAL], r[KPI_BILL_TOTAL]);
+    run->v[KPI_COST_REDUCTION_PCT] =
+        pct_reduction(variable_bill(b) + b[KPI_BILL_FIXED], variable_bill(r) + r[KPI_BILL_FIXED]);
     run->v[KPI_PEAK_REDUCTION_PCT] =
         pct_reduction(b[KPI_PEAK_IMPORT_15M_KW], r[KPI_PEAK_IMPORT_15M_KW]);
     run->v[KPI_PEAK_INSTANT_REDUCTION_PCT] =
@@ -304,8 +313,8 @@ void kpi_vs_baseline(struct kpi_set *run, const struct kpi_set *base)
     /* both sides against the baseline run, each end valued by one rule: the optimum's
      * savings are (B - optimal_net_cost), the run's (B - its own), so a run can score above 100
      * only by paying less than the optimum, which its schedule (a feasible one) cannot */
-    double b_net = b[KPI_BILL_ENERGY] + b[KPI_BILL_DEMAND] - zero_nan(b[KPI_END_ENERGY_VALUE]);
-    double r_net = r[KPI_BILL_ENERGY] + r[KPI_BILL_DEMAND] - zero_nan(r[KPI_END_ENERGY_VALUE]);
+    double b_net = variable_bill(b) - zero_nan(b[KPI_END_ENERGY_VALUE]);
+    double r_net = variable_bill(r) - zero_nan(r[KPI_END_ENERGY_VALUE]);
     run->v[KPI_SAVINGS_VS_OPTIMAL_PCT] =
         isnan(r[KPI_OPTIMAL_NET_COST])
             ? NAN

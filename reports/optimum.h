@@ -94,17 +94,17 @@ struct optimum_schedule {
 };
 
 struct optimum_result {
-    double optimal_cost;    /* currency: sum (p_imp max(g,0) - p_exp max(-g,0)) dt_h / 1000
-                             * + demand_cost */
-    double demand_cost;     /* sum over periods of demand_price x max(floor, peak import) / 1000 */
+    double optimal_cost; /* currency: sum (p_imp max(g,0) - p_exp max(-g,0)) dt_h / 1000
+                          * + demand_cost */
+    double demand_cost;  /* sum over periods of demand_price x max(floor, peak import) / 1000 */
     double baseline_demand_cost; /* the same with every battery idle (in baseline_cost) */
-    double end_value;       /* optimum_terminal_value of the schedule's end (0 unless
-                             * terminal_valued) */
-    double baseline_cost;   /* the same with every battery idle (g = net_load) */
-    double optimal_savings; /* baseline_cost - optimal_cost + end_value */
-    double peak_w;          /* max over intervals of max(g, 0) in the optimal schedule; with
-                             * OPTIMUM_MIN_PEAK the minimum peak itself */
-    double baseline_peak_w; /* max over intervals of max(net_load, 0) */
+    double end_value;            /* optimum_terminal_value of the schedule's end (0 unless
+                                  * terminal_valued) */
+    double baseline_cost;        /* the same with every battery idle (g = net_load) */
+    double optimal_savings;      /* baseline_cost - optimal_cost + end_value */
+    double peak_w;               /* max over intervals of max(g, 0) in the optimal schedule; with
+                                  * OPTIMUM_MIN_PEAK the minimum peak itself */
+    double baseline_peak_w;      /* max over intervals of max(net_load, 0) */
     double charged_wh, discharged_wh; /* AC throughput of the optimal schedule, all batteries */
     size_t n_binaries;  /* binaries the solve needed to keep one direction per interval
                          * (battery: charge or discharge; grid: import or export). 0

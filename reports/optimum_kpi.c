@@ -28,9 +28,9 @@ struct optimum_kpi {
     size_t n_iv, cap_iv;
     double *iv_net_wh, *iv_imp, *iv_exp; /* sums over the interval: Wh, price x ms */
     double *iv_idle_wh; /* the idle-battery import, step by step (the idle demand charge) */
-    int64_t *iv_ms;    /* per interval: its covered length (the sites step together) */
-    int64_t tick_t_ms; /* the start of the current step: the end of the last tick */
-    int iv_dropped;    /* -E2BIG or -ENOMEM: past the store's bound, nothing kept */
+    int64_t *iv_ms;     /* per interval: its covered length (the sites step together) */
+    int64_t tick_t_ms;  /* the start of the current step: the end of the last tick */
+    int iv_dropped;     /* -E2BIG or -ENOMEM: past the store's bound, nothing kept */
     struct opt_site *os;
     /* sums over the sites solved; optimum_kpi_result decides what is null */
     size_t opt_sites, end_sites;
@@ -187,8 +187,7 @@ static size_t demand_periods(const struct optimum_kpi *a, size_t site, int *peri
     double peak = 0;
     *idle_cost = 0;
     for (size_t k = 0; k < a->n_iv; k++) {
-        long key = tariff_demand_period(&o->charges,
-                                        o->start_unix_ms + (int64_t)k * KPI_WINDOW_MS);
+        long key = tariff_demand_period(&o->charges, o->start_unix_ms + (int64_t)k * KPI_WINDOW_MS);
         if (key >= 0 && key != last) { /* periods only grow with time */
             *idle_cost += o->charges.demand_per_kw * peak / 1000.0;
             peak = 0;
@@ -372,8 +371,8 @@ int optimum_kpi_peak(struct optimum_kpi *a, const struct optimum_battery *b, siz
     }
     iv_means(a, one ? 0 : SIZE_MAX, net, imp, exp_);
     struct optimum_result res;
-    if ((rc = solve(a, OPTIMUM_MIN_PEAK, net, imp, exp_, b, n_batteries, NULL, 0, 0, lo, &res,
-                    err, errlen)) == 0)
+    if ((rc = solve(a, OPTIMUM_MIN_PEAK, net, imp, exp_, b, n_batteries, NULL, 0, 0, lo, &res, err,
+                    errlen)) == 0)
         a->opt_peak_w = res.peak_w;
 out:
     free(net);

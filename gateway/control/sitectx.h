@@ -1,8 +1,9 @@
 /* sitectx: the site inputs that are configuration rather than measurements: the calendar
  * (the instant of now_ms = 0), the import and export tariffs (time-of-use bands or a price
- * series), the standing and demand charges (common/tariff.h) and EV departure times (docs/gateway-config.md, "start", "tariff", "ev_departures").
- * Parsed by siteconf.c into a struct it owns (sitectx_free); the process image points at it
- * (procimg.ctx) so strategies can ask for prices and departures. Pure functions of now_ms. */
+ * series), the standing and demand charges (common/tariff.h) and EV departure times
+ * (docs/gateway-config.md, "start", "tariff", "ev_departures"). Parsed by siteconf.c into a struct
+ * it owns (sitectx_free); the process image points at it (procimg.ctx) so strategies can ask for
+ * prices and departures. Pure functions of now_ms. */
 #ifndef DERLOOP_SITECTX_H
 #define DERLOOP_SITECTX_H
 

@@ -39,8 +39,8 @@ static void replica_id(char *out, const char *base, int k, int width)
 
 static int parse_site(struct scn_ld *L, const cJSON *o, int si)
 {
-    static const char *const keys[] = {"id",     "replicas", "port",   "import_price",
-                                       "export_price", "tariff", "assets", NULL};
+    static const char *const keys[] = {"id",           "replicas", "port",   "import_price",
+                                       "export_price", "tariff",   "assets", NULL};
     struct scenario *s = L->s;
     struct site_cfg t = {0};
     char path[SCN_PATH_MAX], p[SCN_PATH_MAX], ap[SCN_PATH_MAX];
