@@ -33,7 +33,21 @@ static const struct kpi_def table[KPI_COUNT] = {
     [KPI_EXPORT_REVENUE] = {"export_revenue", "currency", 4, KPI_HIGHER,
                             "sum of max(-grid_w, 0) x dt x export_price(t); 0 without "
                             "export_price"},
-    [KPI_NET_COST] = {"net_cost", "currency", 4, KPI_LOWER, "energy_cost - export_revenue"},
+    [KPI_NET_COST] = {"net_cost", "currency", 4, KPI_LOWER,
+                      "energy_cost - export_revenue: the energy part of the bill (bill_energy)"},
+    [KPI_BILL_ENERGY] = {"bill_energy", "currency", 4, KPI_LOWER,
+                         "net_cost: what the energy prices charge, import and export"},
+    [KPI_BILL_DEMAND] = {"bill_demand", "currency", 4, KPI_LOWER,
+                         "sum over sites and billing periods (a UTC month, or the run) of the "
+                         "site's tariff.demand_charge.price_per_kw x its highest 15-minute mean "
+                         "import in kW (windows aligned to the scenario start, as "
+                         "peak_import_15m_kw, each in the period and time windows of its start; "
+                         "a last, shorter window over its own length); 0 without a demand charge"},
+    [KPI_BILL_FIXED] = {"bill_fixed", "currency", 4, KPI_NEUTRAL,
+                        "sum over sites of tariff.standing_charge_per_day x the run's length in "
+                        "days; 0 without one"},
+    [KPI_BILL_TOTAL] = {"bill_total", "currency", 4, KPI_LOWER,
+                        "bill_energy + bill_demand + bill_fixed"},
     [KPI_PEAK_IMPORT_KW] = {"peak_import_kw", "kW", 3, KPI_LOWER,
                             "max over steps of max(sum of the sites' grid_w, 0)"},
     [KPI_PEAK_IMPORT_15M_KW] = {"peak_import_15m_kw", "kW", 3, KPI_LOWER,
@@ -188,21 +202,25 @@ static const struct kpi_def table[KPI_COUNT] = {
                              "during which the battery held at least 90 % of ffr_power_w more "
                              "discharge than before the disturbance; 0 for a trigger never "
                              "activated. Lowest over triggers and sites; null without a trigger"},
-    [KPI_OPTIMAL_SAVINGS] = {"optimal_savings", "currency", 4, KPI_NEUTRAL,
-                             "what a controller with perfect knowledge of the whole run could save "
-                             "with the same batteries: the idle-battery cost counted at the run's "
-                             "own steps (as net_cost) minus optimal_net_cost. Solved per site "
-                             "with its own net load, prices and batteries and summed over the "
-                             "sites (energy cost is separable: nothing is shared); a site without "
-                             "battery or price adds 0. Null when no site has both, with "
-                             "--no-optimum, when a site was islanded by a grid outage (the LP "
-                             "knows no outage), has more than 8 batteries, cannot be solved in "
-                             "the --optimum-budget, or over 35136 intervals or 4194304 sites x "
-                             "intervals (kpis.json's notes and events.log say which)"},
+    [KPI_OPTIMAL_SAVINGS] =
+        {"optimal_savings", "currency", 4, KPI_NEUTRAL,
+         "what a controller with perfect knowledge of the whole run could save "
+         "with the same batteries: the idle-battery cost counted at the run's "
+         "own steps (as net_cost + bill_demand) minus optimal_net_cost. Solved "
+         "per site "
+         "with its own net load, prices and batteries and summed over the "
+         "sites (energy cost is separable: nothing is shared); a site without "
+         "battery or price (or demand charge) adds 0. Null when no site has both, with "
+         "--no-optimum, when a site was islanded by a grid outage (the LP "
+         "knows no outage), has more than 8 batteries, cannot be solved in "
+         "the --optimum-budget, or over 35136 intervals or 4194304 sites x "
+         "intervals (kpis.json's notes and events.log say which)"},
     [KPI_OPTIMAL_NET_COST] = {"optimal_net_cost", "currency", 4, KPI_NEUTRAL,
-                              "the lowest net_cost - end_energy_value a controller with perfect "
-                              "foresight could reach: the minimum of a linear program (GLPK) over "
-                              "15-minute interval means of the net load and prices, with the "
+                              "the lowest net_cost + bill_demand - end_energy_value a controller "
+                              "with perfect foresight could reach: the minimum of a linear program "
+                              "(GLPK) over 15-minute interval means of the net load and prices "
+                              "(and, with a demand charge, one priced peak-import variable per "
+                              "billing period), with the "
                               "batteries' limits, efficiencies and the gateway's SoC window, its "
                               "end valued by end_energy_value's rule (docs/kpis.md, "
                               "reports/optimum.h). A lower bound on what any run of the scenario "
@@ -230,8 +248,9 @@ static const struct kpi_def table[KPI_COUNT] = {
                                  "the end of its window: what is left once the loop has settled "
                                  "(large when it oscillates)"},
     [KPI_COST_REDUCTION_PCT] = {"cost_reduction_pct", "%", 3, KPI_HIGHER,
-                                "100 x (baseline net_cost - net_cost) / |baseline net_cost|; 0 "
-                                "when the baseline's net_cost is 0"},
+                                "100 x (baseline bill_total - bill_total) / |baseline "
+                                "bill_total|; 0 when the baseline's bill_total is 0 (without "
+                                "demand or standing charges bill_total is net_cost)"},
     [KPI_PEAK_REDUCTION_PCT] = {"peak_reduction_pct", "%", 3, KPI_HIGHER,
                                 "100 x (baseline peak_import_15m_kw - peak_import_15m_kw) / "
                                 "baseline peak_import_15m_kw; 0 when the baseline's is 0"},
@@ -245,8 +264,8 @@ static const struct kpi_def table[KPI_COUNT] = {
                                    "self_sufficiency_ratio - baseline self_sufficiency_ratio"},
     [KPI_SAVINGS_VS_OPTIMAL_PCT] =
         {"savings_vs_optimal_pct", "%", 2, KPI_HIGHER,
-         "100 x (B - (net_cost - end_energy_value)) / (B - optimal_net_cost), "
-         "B = baseline net_cost - baseline end_energy_value: the share of "
+         "100 x (B - (net_cost + bill_demand - end_energy_value)) / (B - optimal_net_cost), "
+         "B = baseline net_cost + bill_demand - end_energy_value: the share of "
          "the savings against the baseline a perfect-foresight controller "
          "could reach, with the end of the run valued on both sides by one "
          "rule (an end_energy_value that is null counts 0). At most 100 "
@@ -281,10 +300,18 @@ static double zero_nan(double v)
     return isnan(v) ? 0 : v;
 }
 
+/* The bill a strategy can change: energy and demand (net_cost is bill_energy; the standing
+ * charge is the same whatever it does) */
+static double variable_bill(const double *v)
+{
+    return v[KPI_NET_COST] + v[KPI_BILL_DEMAND];
+}
+
 void kpi_vs_baseline(struct kpi_set *run, const struct kpi_set *base)
 {
     const double *r = run->v, *b = base->v;
-    run->v[KPI_COST_REDUCTION_PCT] = pct_reduction(b[KPI_NET_COST], r[KPI_NET_COST]);
+    run->v[KPI_COST_REDUCTION_PCT] =
+        pct_reduction(variable_bill(b) + b[KPI_BILL_FIXED], variable_bill(r) + r[KPI_BILL_FIXED]);
     run->v[KPI_PEAK_REDUCTION_PCT] =
         pct_reduction(b[KPI_PEAK_IMPORT_15M_KW], r[KPI_PEAK_IMPORT_15M_KW]);
     run->v[KPI_PEAK_INSTANT_REDUCTION_PCT] =
@@ -297,13 +324,12 @@ void kpi_vs_baseline(struct kpi_set *run, const struct kpi_set *base)
     /* both sides against the baseline run, each end valued by one rule: the optimum's
      * savings are (B - optimal_net_cost), the run's (B - its own), so a run can score above 100
      * only by paying less than the optimum, which its schedule (a feasible one) cannot */
-    double b_net = b[KPI_NET_COST] - zero_nan(b[KPI_END_ENERGY_VALUE]);
+    double b_net = variable_bill(b) - zero_nan(b[KPI_END_ENERGY_VALUE]);
+    double r_net = variable_bill(r) - zero_nan(r[KPI_END_ENERGY_VALUE]);
     run->v[KPI_SAVINGS_VS_OPTIMAL_PCT] =
         isnan(r[KPI_OPTIMAL_NET_COST])
             ? NAN
-            : optimum_savings_vs_optimal_pct(
-                  b_net - (r[KPI_NET_COST] - zero_nan(r[KPI_END_ENERGY_VALUE])),
-                  b_net - r[KPI_OPTIMAL_NET_COST]);
+            : optimum_savings_vs_optimal_pct(b_net - r_net, b_net - r[KPI_OPTIMAL_NET_COST]);
     run->v[KPI_UNSERVED_REDUCTION_KWH] = b[KPI_UNSERVED_ENERGY_KWH] - r[KPI_UNSERVED_ENERGY_KWH];
 }
 
@@ -397,9 +423,16 @@ void kpi_markdown(FILE *f)
           "outage makes\n  the optimum KPIs null (the LP knows no outage; its figure would "
           "compare nothing), as do\n  `--no-optimum` and a spent `--optimum-budget` (default "
           "10m); kpis.json's `notes` say why.\n\n"
+          "- One bill on both sides. With a demand charge (a site's `tariff`, "
+          "docs/scenario-format.md)\n  the LP has one priced peak-import column per billing "
+          "period, and the baseline, the run and\n  the optimum are all scored on `net_cost + "
+          "bill_demand` (the standing charge is the same for\n  all). A run's 15-minute window "
+          "mean import is at least its interval's mean grid power, so the\n  bound holds for "
+          "the demand part too (the windows are the LP's intervals).\n\n"
           "Up to 14 days (1344 intervals) the optimum is one exact LP. Longer runs are solved in "
           "chunks of\n14 days, each looking 2 days further ahead and carrying the batteries' "
-          "energy (and the peak so\nfar) into the next: a near-optimum rather than a proven "
+          "energy (and the peaks so\nfar, each demand period's too) into the next: a near-optimum "
+          "rather than a proven "
           "bound, and kpis.json's `notes` say so.\nThe solver is checked against a brute-force "
           "dynamic programme in tests/unit/test_optimum.c.\nEvery scenario with the figure "
           "holds it to at most 100.5 % in its `expect` block (the 0.5 is the\nSoC derate "

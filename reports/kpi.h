@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "common/tariff.h"
 #include "gateway/bus/bus.h"
 #include "gateway/control/decision.h"
 #include "gateway/strategies/strat_gridsvc.h"
@@ -28,6 +29,10 @@ enum kpi_id {
     KPI_ENERGY_COST,
     KPI_EXPORT_REVENUE,
     KPI_NET_COST,
+    KPI_BILL_ENERGY, /* the bill: energy, demand and standing charges (common/tariff.h) */
+    KPI_BILL_DEMAND,
+    KPI_BILL_FIXED,
+    KPI_BILL_TOTAL,
     KPI_PEAK_IMPORT_KW,
     KPI_PEAK_IMPORT_15M_KW,
     KPI_SELF_CONSUMPTION_RATIO,
@@ -148,6 +153,11 @@ void kpi_acc_free(struct kpi_acc *a);
  * around the grid's nominal frequency (nominal_hz: the grid's, not what the gateway believes). A
  * power of 0 means no such service; a site without a contract is not judged. */
 void kpi_acc_freq_params(struct kpi_acc *a, size_t site, const struct gridsvc_contract *p);
+
+/* The site's standing and demand charges (bill_demand, bill_fixed), with the calendar instant
+ * of t = 0 (billing months and time windows are UTC). A site without a call pays neither. */
+void kpi_acc_tariff(struct kpi_acc *a, size_t site, const struct tariff_charges *c,
+                    int64_t start_unix_ms);
 
 /* One site's sample for the step [t_ms - dt_ms, t_ms). Call for every site, then
  * kpi_acc_tick_end, which closes the site sum (peaks are the whole scenario's). Steps follow one

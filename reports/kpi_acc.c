@@ -20,8 +20,21 @@
 /* the clamp reasons of one asset in one cycle are a bit set */
 _Static_assert(DR_COUNT <= 32, "interlock reasons must fit a uint32_t mask");
 
+/* One site's demand charge, streamed: its import in the current 15-minute window, the billing
+ * period being counted, its peak so far and the periods already closed. */
+struct site_bill {
+    struct tariff_charges c;
+    int64_t start_unix_ms;
+    double win_wh;
+    long period; /* -1 = none yet */
+    double peak_w, billed;
+};
+
 struct kpi_acc {
     size_t n_sites;
+    struct site_bill *bill; /* per site */
+    int64_t win_start_ms;   /* the start of the current 15-minute window */
+    int64_t run_ms;         /* steps so far (the standing charge) */
     double soc_floor, soc_ceiling;
     double v[KPI_COUNT]; /* integrals kept in Wh and W; converted in kpi_acc_result */
     int have_soc;
@@ -49,12 +62,13 @@ struct kpi_acc *kpi_acc_new(size_t n_sites, double soc_floor, double soc_ceiling
         return NULL;
     a->clamped = calloc(n_sites ? n_sites : 1, sizeof *a->clamped);
     a->fr = calloc(n_sites ? n_sites : 1, sizeof *a->fr);
-    if (!a->clamped || !a->fr) {
-        free(a->clamped);
-        free(a->fr);
-        free(a);
+    a->bill = calloc(n_sites ? n_sites : 1, sizeof *a->bill);
+    if (!a->clamped || !a->fr || !a->bill) {
+        kpi_acc_free(a);
         return NULL;
     }
+    for (size_t i = 0; i < n_sites; i++)
+        a->bill[i].period = -1;
     a->n_sites = n_sites;
     a->soc_floor = soc_floor;
     a->soc_ceiling = soc_ceiling;
@@ -69,7 +83,17 @@ void kpi_acc_free(struct kpi_acc *a)
         return;
     free(a->clamped);
     free(a->fr);
+    free(a->bill);
     free(a);
+}
+
+void kpi_acc_tariff(struct kpi_acc *a, size_t site, const struct tariff_charges *c,
+                    int64_t start_unix_ms)
+{
+    if (site >= a->n_sites)
+        return;
+    a->bill[site].c = *c;
+    a->bill[site].start_unix_ms = start_unix_ms;
 }
 
 void kpi_acc_freq_params(struct kpi_acc *a, size_t site, const struct gridsvc_contract *p)
@@ -86,6 +110,8 @@ void kpi_acc_site(struct kpi_acc *a, size_t site, const struct kpi_sample *s, in
     double imp = s->grid_w > 0 ? s->grid_w : 0, exp = s->grid_w < 0 ? -s->grid_w : 0;
     a->v[KPI_ENERGY_IMPORT_KWH] += imp * h;
     a->v[KPI_ENERGY_EXPORT_KWH] += exp * h;
+    if (site < a->n_sites)
+        a->bill[site].win_wh += imp * h;
     a->v[KPI_PV_ENERGY_KWH] += s->pv_w * h;
     a->v[KPI_CONSUMPTION_KWH] += (s->load_w + s->evse_w + s->boiler_w) * h;
     if (!isnan(s->import_price)) {
@@ -164,8 +190,35 @@ static void step_response(struct kpi_acc *a, int64_t t_ms, int64_t dt_ms)
     }
 }
 
+/* The demand charge of b with the window [win_start_ms, + win_ms) holding win_wh added:
+ * (*period, *peak_w, *billed) as they stand after it. Pure, so kpi_acc_result can close the
+ * last, partial window without touching the accumulator. */
+static void bill_window(const struct kpi_acc *a, const struct site_bill *b, long *period,
+                        double *peak_w, double *billed)
+{
+    *period = b->period;
+    *peak_w = b->peak_w;
+    *billed = b->billed;
+    if (a->win_ms <= 0)
+        return;
+    long key = tariff_demand_period(&b->c, b->start_unix_ms + a->win_start_ms);
+    if (key < 0)
+        return;
+    if (key != *period) { /* a new billing period: the last one's peak is billed */
+        *billed += b->c.demand_per_kw * *peak_w / 1000.0;
+        *peak_w = 0;
+        *period = key;
+    }
+    *peak_w = fmax(*peak_w, b->win_wh / ((double)a->win_ms * KPI_WH_PER_W_MS));
+}
+
 static void close_window(struct kpi_acc *a)
 {
+    for (size_t i = 0; i < a->n_sites; i++) {
+        struct site_bill *b = &a->bill[i];
+        bill_window(a, b, &b->period, &b->peak_w, &b->billed);
+        b->win_wh = 0;
+    }
     if (a->win_ms <= 0)
         return;
     a->last_win_w = a->win_import_wh / ((double)a->win_ms * KPI_WH_PER_W_MS);
@@ -181,7 +234,10 @@ void kpi_acc_tick_end(struct kpi_acc *a, int64_t t_ms, int64_t dt_ms)
     if (imp > a->v[KPI_PEAK_IMPORT_KW])
         a->v[KPI_PEAK_IMPORT_KW] = imp;
     a->win_import_wh += imp * (double)dt_ms * KPI_WH_PER_W_MS;
+    if (a->win_ms == 0)
+        a->win_start_ms = t_ms - dt_ms;
     a->win_ms += dt_ms;
+    a->run_ms += dt_ms;
     /* a step belongs to the window holding its start */
     if ((t_ms - dt_ms) / KPI_WINDOW_MS != t_ms / KPI_WINDOW_MS)
         close_window(a);
@@ -261,6 +317,7 @@ static double ratio_left(double part, double whole)
 void kpi_acc_result(const struct kpi_acc *a, struct kpi_set *out)
 {
     struct kpi_acc tmp = *a; /* closing the last, partial window must not change a */
+    tmp.n_sites = 0;         /* (the sites' bills are shared: closed by bill_window below) */
     close_window(&tmp);
     memcpy(out->v, a->v, sizeof out->v);
     static const int wh[] = {KPI_ENERGY_IMPORT_KWH,       KPI_ENERGY_EXPORT_KWH,
@@ -271,6 +328,18 @@ void kpi_acc_result(const struct kpi_acc *a, struct kpi_set *out)
     for (size_t i = 0; i < sizeof wh / sizeof wh[0]; i++)
         out->v[wh[i]] /= 1000.0;
     out->v[KPI_NET_COST] = out->v[KPI_ENERGY_COST] - out->v[KPI_EXPORT_REVENUE];
+    out->v[KPI_BILL_ENERGY] = out->v[KPI_NET_COST];
+    out->v[KPI_BILL_DEMAND] = out->v[KPI_BILL_FIXED] = 0;
+    for (size_t i = 0; i < a->n_sites; i++) {
+        const struct site_bill *b = &a->bill[i];
+        long period;
+        double peak_w, billed;
+        bill_window(a, b, &period, &peak_w, &billed);
+        out->v[KPI_BILL_DEMAND] += billed + b->c.demand_per_kw * peak_w / 1000.0;
+        out->v[KPI_BILL_FIXED] += b->c.standing_per_day * (double)a->run_ms / 86400000.0;
+    }
+    out->v[KPI_BILL_TOTAL] =
+        out->v[KPI_BILL_ENERGY] + out->v[KPI_BILL_DEMAND] + out->v[KPI_BILL_FIXED];
     out->v[KPI_PEAK_IMPORT_KW] /= 1000.0;
     out->v[KPI_PEAK_IMPORT_15M_KW] = tmp.peak_win_w / 1000.0;
     out->v[KPI_SELF_CONSUMPTION_RATIO] =

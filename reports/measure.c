@@ -301,6 +301,8 @@ struct measure *measure_new(const struct scenario *sc, const struct measure_opts
         return NULL;
     }
     decision_init(m->dm0, &(struct procimg){0}, NULL);
+    for (size_t i = 0; i < sc->n_sites; i++) /* the bill's demand and standing charges */
+        kpi_acc_tariff(m->kpi, i, &sc->sites[i].charges, sc->start_unix_ms);
     m->ob = (struct runner_observer){.ctx = m,
                                      .start = on_start,
                                      .site_step = on_site_step,

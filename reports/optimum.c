@@ -10,6 +10,7 @@
  *             gi[t]  in [0, Ui(t)]        grid import
  *             ge[t]  in [0, Ue(t)]        grid export
  *             P      >= 0                 peak import (OPTIMUM_MIN_PEAK only)
+ *             D[p]   >= floor_p           billed peak import of demand period p
  *   rows      gi[t] - ge[t] + sum_k (d[t,k] - c[t,k]) = net[t]                (balance)
  *             e[t,k] - e[t-1,k] - eta_c dt_h c[t,k] + dt_h / eta_d d[t,k] = 0  (energy;
  *                                         e[-1,k] = E0_k, moved to the right-hand side)
@@ -17,7 +18,12 @@
  *             c[t,k] + Cmax_k / (cap_k (1 - high_k)) e[t-1,k] <= Cmax_k / (1 - high_k)
  *                                                                             (high SoC taper)
  *             gi[t] - P <= 0                                                  (peak)
- *   cost      sum_t (p_imp[t] gi[t] - p_exp[t] ge[t]) dt_h(t)
+ *             gi[t] - D[period(t)] <= 0           where interval t is billed (demand)
+ *   cost      sum_t (p_imp[t] gi[t] - p_exp[t] ge[t]) dt_h(t) + sum_p p_dem D[p]
+ *
+ * The demand columns touch every row of their period; the interior-point method would
+ * factorise that densely, so a problem with a demand charge is always solved by the simplex
+ * (a chunk of 14 days at 15 minutes is well within its reach).
  *
  * Ui(t) is the import limit when set, and always at most max(net, 0) + sum Cmax: the most the
  * site can draw. Ue(t) likewise. These bounds cost nothing and keep the LP bounded whatever the
@@ -91,6 +97,7 @@ struct lp {
     size_t stride;           /* columns per interval: 3 per battery + import + export */
     int peak_col;            /* 0 = no peak column; else the (first) peak column */
     int term_col;            /* 0 = no terminal valuation; else surplus, term_col + 1 deficit */
+    int dem_col;             /* 0 = no demand charge; else D[0], D[p] = dem_col + p */
     double deadline_s;       /* now_s() past which GLPK stops (tm_lim); 0 = none */
     double term_e0_kwh;      /* the energy the end is valued against (a chunk: the run's) */
     int interior;            /* solve LPs with the interior-point method (large problems) */
@@ -134,6 +141,40 @@ static double interval_cost(const struct optimum_problem *pb, size_t t, double g
 {
     double kwh = g_w * dt_h(pb, t) / 1000.0;
     return kwh > 0.0 ? price(pb->import_price, t) * kwh : price(pb->export_price, t) * kwh;
+}
+
+static int has_demand(const struct optimum_problem *pb)
+{
+    return pb->demand_period && pb->n_demand_periods > 0;
+}
+
+/* The demand period of interval t, -1 when not billed. */
+static long demand_period(const struct optimum_problem *pb, size_t t)
+{
+    return has_demand(pb) ? pb->demand_period[t] : -1;
+}
+
+/* The demand charge of a grid schedule: g_w[n] interval means (+ import), each period's peak
+ * at least its floor. Returns the cost, or NaN when out of memory. */
+static double demand_cost(const struct optimum_problem *pb, const double *g_w)
+{
+    if (!has_demand(pb))
+        return 0.0;
+    double *pk = calloc(pb->n_demand_periods, sizeof *pk);
+    if (!pk)
+        return NAN;
+    for (size_t p = 0; p < pb->n_demand_periods && pb->demand_floor_w; p++)
+        pk[p] = pb->demand_floor_w[p];
+    for (size_t t = 0; t < pb->n; t++) {
+        long p = demand_period(pb, t);
+        if (p >= 0)
+            pk[p] = fmax(pk[p], g_w[t]);
+    }
+    double cost = 0.0;
+    for (size_t p = 0; p < pb->n_demand_periods; p++)
+        cost += pb->demand_price * pk[p] / 1000.0;
+    free(pk);
+    return cost;
 }
 
 static int col_c(const struct lp *l, size_t t, size_t k)
@@ -268,6 +309,26 @@ static int validate(const struct optimum_problem *pb, char *err, size_t errlen)
                 pb->terminal_price, pb->peak_floor_w);
         return -EINVAL;
     }
+    if (pb->demand_period) {
+        if (!finite_in(pb->demand_price, 0.0, INFINITY)) {
+            set_err(err, errlen, "optimum: demand_price=%g, need finite >= 0", pb->demand_price);
+            return -EINVAL;
+        }
+        for (size_t t = 0; t < pb->n; t++)
+            if (pb->demand_period[t] < -1 ||
+                (pb->demand_period[t] >= 0 &&
+                 (size_t)pb->demand_period[t] >= pb->n_demand_periods)) {
+                set_err(err, errlen, "optimum: demand_period[%zu]=%d, need -1 .. %zu", t,
+                        pb->demand_period[t], pb->n_demand_periods);
+                return -EINVAL;
+            }
+        for (size_t p = 0; p < pb->n_demand_periods && pb->demand_floor_w; p++)
+            if (!finite_in(pb->demand_floor_w[p], 0.0, INFINITY)) {
+                set_err(err, errlen, "optimum: demand_floor_w[%zu]=%g, need finite >= 0", p,
+                        pb->demand_floor_w[p]);
+                return -EINVAL;
+            }
+    }
     if ((pb->has_import_limit && !finite_in(pb->import_limit_w, 0.0, INFINITY)) ||
         (pb->has_export_limit && !finite_in(pb->export_limit_w, 0.0, INFINITY))) {
         set_err(err, errlen, "optimum: import_limit_w=%g export_limit_w=%g, need >= 0",
@@ -323,11 +384,15 @@ static int build(struct lp *l, int with_peak)
     size_t peak_cols = with_peak ? (l->interior ? n : 1) : 0;
     /* terminal valuation: sum_k e[n-1,k] - surplus + deficit = E0, one row, two columns */
     int term = pb->terminal_valued && nb > 0;
-    size_t m =
-        n * rows_per_t + (n - 1) * derate_rows + (peak_cols ? peak_cols - 1 : 0) + (size_t)term;
-    size_t cols = n * l->stride + peak_cols + 2 * (size_t)term;
-    /* nonzeros: balance 2 + 2 nb, energy 4, derate 2, peak 2, chain 2; terminal nb + 2 */
-    size_t nnz = n * (2 + 2 * nb + 4 * nb + 2 * derate_rows + 4) + nb + 2;
+    size_t dem_rows = 0, dem_cols = has_demand(pb) ? pb->n_demand_periods : 0;
+    for (size_t t = 0; t < n; t++)
+        dem_rows += demand_period(pb, t) >= 0;
+    size_t m = n * rows_per_t + (n - 1) * derate_rows + (peak_cols ? peak_cols - 1 : 0) +
+               (size_t)term + dem_rows;
+    size_t cols = n * l->stride + peak_cols + 2 * (size_t)term + dem_cols;
+    /* nonzeros: balance 2 + 2 nb, energy 4, derate 2, peak 2, chain 2, demand 2; terminal
+     * nb + 2 */
+    size_t nnz = n * (2 + 2 * nb + 4 * nb + 2 * derate_rows + 6) + nb + 2;
     int *ia = malloc((nnz + 1) * sizeof *ia);
     int *ja = malloc((nnz + 1) * sizeof *ja);
     double *ar = malloc((nnz + 1) * sizeof *ar);
@@ -345,6 +410,10 @@ static int build(struct lp *l, int with_peak)
     for (size_t j = 0; j < peak_cols; j++) /* an earlier chunk's peak is already paid for */
         glp_set_col_bnds(g, l->peak_col + (int)j, GLP_LO, pb->peak_floor_w / 1000.0, 0.0);
     l->term_col = term ? (int)(n * l->stride + peak_cols + 1) : 0;
+    l->dem_col = dem_cols ? (int)(n * l->stride + peak_cols + 2 * (size_t)term + 1) : 0;
+    for (size_t p = 0; p < dem_cols; p++) /* a peak billed in an earlier chunk costs nothing */
+        glp_set_col_bnds(g, l->dem_col + (int)p, GLP_LO,
+                         pb->demand_floor_w ? pb->demand_floor_w[p] / 1000.0 : 0.0, 0.0);
 
     size_t z = 0;
     int row = 0;
@@ -365,6 +434,11 @@ static int build(struct lp *l, int with_peak)
         for (size_t k = 0; k < nb; k++) {
             NZ(row, col_d(l, t, k), 1.0);
             NZ(row, col_c(l, t, k), -1.0);
+        }
+        if (demand_period(pb, t) >= 0) {
+            glp_set_row_bnds(g, ++row, GLP_UP, 0.0, 0.0);
+            NZ(row, col_gi(l, t), 1.0);
+            NZ(row, l->dem_col + (int)demand_period(pb, t), -1.0);
         }
         if (with_peak) {
             int pc = l->peak_col + (peak_cols > 1 ? (int)t : 0);
@@ -450,6 +524,8 @@ static void set_cost_objective(struct lp *l)
             glp_set_obj_coef(l->g, col_d(l, t, k), eps * h);
         }
     }
+    for (size_t p = 0; l->dem_col && p < pb->n_demand_periods; p++)
+        glp_set_obj_coef(l->g, l->dem_col + (int)p, pb->demand_price / l->price_scale);
     if (l->term_col) {
         /* the end's value as the run's end_energy_value counts it: a surplus earns less per
          * kWh than a deficit costs (efficiencies <= 1), so the LP never uses both */
@@ -633,7 +709,7 @@ static int lp_init(struct lp *l, const struct optimum_problem *pb, int with_peak
     l->term_e0_kwh = term_e0_wh / 1000.0;
     l->nb = pb->n_batteries;
     l->stride = 3 * l->nb + 2;
-    l->interior = pb->n * (l->nb + 1) > SIMPLEX_MAX_CELLS;
+    l->interior = pb->n * (l->nb + 1) > SIMPLEX_MAX_CELLS && !has_demand(pb);
     l->exclusive = 1;
     l->price_scale = 0.0;
     for (size_t t = 0; t < pb->n; t++)
@@ -708,6 +784,7 @@ static void fill(const struct lp *l, struct optimum_result *res,
 {
     const struct optimum_problem *pb = l->pb;
     double cost = 0.0, peak = 0.0;
+    double *gs = has_demand(pb) ? malloc(pb->n * sizeof *gs) : NULL;
     for (size_t t = 0; t < pb->n; t++) {
         double bat_w = 0.0, h = dt_h(pb, t);
         for (size_t k = 0; k < l->nb; k++) {
@@ -726,8 +803,12 @@ static void fill(const struct lp *l, struct optimum_result *res,
             sched->grid_w[t] = g_w;
         cost += interval_cost(pb, t, g_w);
         peak = fmax(peak, g_w);
+        if (gs)
+            gs[t] = g_w;
     }
-    res->optimal_cost = cost;
+    res->demand_cost = has_demand(pb) ? (gs ? demand_cost(pb, gs) : NAN) : 0.0;
+    free(gs);
+    res->optimal_cost = cost + res->demand_cost;
     if (l->term_col) {
         double e_end = 0.0;
         for (size_t k = 0; k < l->nb; k++)
@@ -737,6 +818,17 @@ static void fill(const struct lp *l, struct optimum_result *res,
     res->peak_w = peak;
     res->n_binaries = l->n_bin;
     res->interior_point = l->interior;
+}
+
+/* The idle-battery figures of res: cost (energy and demand) and peak. */
+static void baseline(const struct optimum_problem *pb, struct optimum_result *res)
+{
+    for (size_t t = 0; t < pb->n; t++) {
+        res->baseline_cost += interval_cost(pb, t, pb->net_load_w[t]);
+        res->baseline_peak_w = fmax(res->baseline_peak_w, pb->net_load_w[t]);
+    }
+    res->baseline_demand_cost = demand_cost(pb, pb->net_load_w);
+    res->baseline_cost += res->baseline_demand_cost;
 }
 
 /* optimum_solve with GLPK stopped at deadline (now_s(); 0 = none). */
@@ -753,10 +845,7 @@ static int solve_until(const struct optimum_problem *pb, double deadline, double
     if (rc)
         return rc;
     double t0 = now_s();
-    for (size_t t = 0; t < pb->n; t++) {
-        res->baseline_cost += interval_cost(pb, t, pb->net_load_w[t]);
-        res->baseline_peak_w = fmax(res->baseline_peak_w, pb->net_load_w[t]);
-    }
+    baseline(pb, res);
 
     int term = glp_term_out(GLP_OFF);
     struct lp l;
@@ -881,10 +970,7 @@ int optimum_solve_long(const struct optimum_problem *pb, const struct optimum_lo
     if (rc)
         return rc;
     size_t n = pb->n, nb = pb->n_batteries, win = chunk + look;
-    for (size_t t = 0; t < n; t++) {
-        res->baseline_cost += interval_cost(pb, t, pb->net_load_w[t]);
-        res->baseline_peak_w = fmax(res->baseline_peak_w, pb->net_load_w[t]);
-    }
+    baseline(pb, res);
     /* every chunk keeps the run's window and end rule, from where the last one left off */
     struct optimum_battery bats[OPTIMUM_MAX_BATTERIES];
     for (size_t k = 0; k < nb; k++) {
@@ -895,9 +981,12 @@ int optimum_solve_long(const struct optimum_problem *pb, const struct optimum_lo
         bats[k].soc_final_min = soc_final(&pb->batteries[k]);
     }
     double *bw = malloc((win * nb + 1) * sizeof *bw), *ew = malloc((win * nb + 1) * sizeof *ew),
-           *gw = malloc(win * sizeof *gw);
+           *gw = malloc(win * sizeof *gw), *gall = malloc(n * sizeof *gall);
+    /* each demand period's peak so far: the next chunk's floor, as the min-peak stage's */
+    size_t ndp = has_demand(pb) ? pb->n_demand_periods : 0;
+    double *dpk = calloc(ndp + 1, sizeof *dpk);
     rc = -ENOMEM;
-    if (!bw || !ew || !gw) {
+    if (!bw || !ew || !gw || !gall || !dpk) {
         set_err(err, errlen, "optimum: out of memory");
         goto out;
     }
@@ -916,9 +1005,18 @@ int optimum_solve_long(const struct optimum_problem *pb, const struct optimum_lo
         sub.last_dt_s = s + len == n ? pb->last_dt_s : 0;
         sub.batteries = bats;
         sub.peak_floor_w = fmax(pb->peak_floor_w, res->peak_w);
+        sub.demand_period = has_demand(pb) ? pb->demand_period + s : NULL;
+        sub.demand_floor_w = dpk;
         for (size_t k = 0; k < nb; k++) /* a floor the carried start may already be above */
             bats[k].soc_final_min = fmin(soc_final(&pb->batteries[k]), soc_hi(&bats[k]));
         rc = solve_chunk(pb, &sub, s, keep, bats, deadline, res, sched, bw, ew, gw, err, errlen);
+        for (size_t t = 0; rc == 0 && t < keep; t++) {
+            gall[s + t] = gw[t];
+            if (demand_period(pb, s + t) >= 0)
+                dpk[demand_period(pb, s + t)] = fmax(dpk[demand_period(pb, s + t)], gw[t]);
+        }
+        for (size_t p = 0; p < ndp && pb->demand_floor_w; p++)
+            dpk[p] = fmax(dpk[p], pb->demand_floor_w[p]);
         if (rc == 0 && d.progress)
             d.progress(d.ctx, s + keep, n);
     }
@@ -932,12 +1030,16 @@ int optimum_solve_long(const struct optimum_problem *pb, const struct optimum_lo
             e_end += bats[k].soc_init * bats[k].capacity_wh;
         if (pb->terminal_valued)
             res->end_value = optimum_terminal_value(pb->batteries, nb, e_end, pb->terminal_price);
+        res->demand_cost = demand_cost(pb, gall);
+        res->optimal_cost += res->demand_cost;
         res->optimal_savings = res->baseline_cost - res->optimal_cost + res->end_value;
     }
 out:
     free(bw);
     free(ew);
     free(gw);
+    free(gall);
+    free(dpk);
     res->solve_s = now_s() - t0;
     return rc;
 }

@@ -74,6 +74,15 @@ struct optimum_problem {
     /* OPTIMUM_MIN_PEAK: a peak already reached (an earlier chunk); the stage-two schedule may
      * use up to it. 0 = none. */
     double peak_floor_w;
+    /* Demand charge (common/tariff.h): demand_period[t] is interval t's billing period in
+     * [0, n_demand_periods), or -1 where none is billed; NULL = no demand charge. Each period's
+     * highest interval-mean import is billed demand_price (currency per kW, >= 0) and added to
+     * the cost. demand_floor_w [n_demand_periods] (NULL = 0): a peak already billed in that
+     * period (an earlier chunk), which the schedule may use up to for free. */
+    const int *demand_period;
+    size_t n_demand_periods;
+    double demand_price;
+    const double *demand_floor_w;
 };
 
 /* Optional per-interval outputs, caller-allocated; any NULL pointer is skipped.
@@ -85,14 +94,17 @@ struct optimum_schedule {
 };
 
 struct optimum_result {
-    double optimal_cost;    /* currency: sum (p_imp max(g,0) - p_exp max(-g,0)) dt_h / 1000 */
-    double end_value;       /* optimum_terminal_value of the schedule's end (0 unless
-                             * terminal_valued) */
-    double baseline_cost;   /* the same with every battery idle (g = net_load) */
-    double optimal_savings; /* baseline_cost - optimal_cost + end_value */
-    double peak_w;          /* max over intervals of max(g, 0) in the optimal schedule; with
-                             * OPTIMUM_MIN_PEAK the minimum peak itself */
-    double baseline_peak_w; /* max over intervals of max(net_load, 0) */
+    double optimal_cost; /* currency: sum (p_imp max(g,0) - p_exp max(-g,0)) dt_h / 1000
+                          * + demand_cost */
+    double demand_cost;  /* sum over periods of demand_price x max(floor, peak import) / 1000 */
+    double baseline_demand_cost; /* the same with every battery idle (in baseline_cost) */
+    double end_value;            /* optimum_terminal_value of the schedule's end (0 unless
+                                  * terminal_valued) */
+    double baseline_cost;        /* the same with every battery idle (g = net_load) */
+    double optimal_savings;      /* baseline_cost - optimal_cost + end_value */
+    double peak_w;               /* max over intervals of max(g, 0) in the optimal schedule; with
+                                  * OPTIMUM_MIN_PEAK the minimum peak itself */
+    double baseline_peak_w;      /* max over intervals of max(net_load, 0) */
     double charged_wh, discharged_wh; /* AC throughput of the optimal schedule, all batteries */
     size_t n_binaries;  /* binaries the solve needed to keep one direction per interval
                          * (battery: charge or discharge; grid: import or export). 0

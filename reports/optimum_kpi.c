@@ -17,6 +17,8 @@ struct opt_site {
     int prices_seen;  /* some step had an import or export price */
     int islanded;     /* some step was in a grid outage */
     double idle_cost; /* the idle-battery cost at the run's own steps (the baseline's footing) */
+    struct tariff_charges charges; /* the demand charge (optimum_kpi_site_charges) */
+    int64_t start_unix_ms;
 };
 
 struct optimum_kpi {
@@ -25,9 +27,10 @@ struct optimum_kpi {
      * (interval k, site i at k * n_sites + i), so a new interval appends rows */
     size_t n_iv, cap_iv;
     double *iv_net_wh, *iv_imp, *iv_exp; /* sums over the interval: Wh, price x ms */
-    int64_t *iv_ms;    /* per interval: its covered length (the sites step together) */
-    int64_t tick_t_ms; /* the start of the current step: the end of the last tick */
-    int iv_dropped;    /* -E2BIG or -ENOMEM: past the store's bound, nothing kept */
+    double *iv_idle_wh; /* the idle-battery import, step by step (the idle demand charge) */
+    int64_t *iv_ms;     /* per interval: its covered length (the sites step together) */
+    int64_t tick_t_ms;  /* the start of the current step: the end of the last tick */
+    int iv_dropped;     /* -E2BIG or -ENOMEM: past the store's bound, nothing kept */
     struct opt_site *os;
     /* sums over the sites solved; optimum_kpi_result decides what is null */
     size_t opt_sites, end_sites;
@@ -62,6 +65,7 @@ void optimum_kpi_free(struct optimum_kpi *o)
     free(o->iv_net_wh);
     free(o->iv_imp);
     free(o->iv_exp);
+    free(o->iv_idle_wh);
     free(o->iv_ms);
     free(o);
 }
@@ -100,6 +104,10 @@ static int iv_grow(struct optimum_kpi *a, size_t k)
         if (!n3)
             goto drop;
         a->iv_exp = n3;
+        double *n5 = realloc(a->iv_idle_wh, cap * sites * sizeof *n5);
+        if (!n5)
+            goto drop;
+        a->iv_idle_wh = n5;
         int64_t *n4 = realloc(a->iv_ms, cap * sizeof *n4);
         if (!n4)
             goto drop;
@@ -110,6 +118,7 @@ static int iv_grow(struct optimum_kpi *a, size_t k)
     memset(a->iv_net_wh + from, 0, (to - from) * sizeof *a->iv_net_wh);
     memset(a->iv_imp + from, 0, (to - from) * sizeof *a->iv_imp);
     memset(a->iv_exp + from, 0, (to - from) * sizeof *a->iv_exp);
+    memset(a->iv_idle_wh + from, 0, (to - from) * sizeof *a->iv_idle_wh);
     memset(a->iv_ms + a->n_iv, 0, (k + 1 - a->n_iv) * sizeof *a->iv_ms);
     a->n_iv = k + 1;
     return 0;
@@ -117,8 +126,9 @@ drop:
     free(a->iv_net_wh);
     free(a->iv_imp);
     free(a->iv_exp);
+    free(a->iv_idle_wh);
     free(a->iv_ms);
-    a->iv_net_wh = a->iv_imp = a->iv_exp = NULL;
+    a->iv_net_wh = a->iv_imp = a->iv_exp = a->iv_idle_wh = NULL;
     a->iv_ms = NULL;
     a->n_iv = a->cap_iv = 0;
     a->iv_dropped = rc;
@@ -152,6 +162,45 @@ void optimum_kpi_site(struct optimum_kpi *a, size_t site, const struct kpi_sampl
     a->iv_net_wh[i] += net_w * (double)dt_ms * KPI_WH_PER_W_MS;
     a->iv_imp[i] += (isnan(s->import_price) ? 0 : s->import_price) * (double)dt_ms;
     a->iv_exp[i] += (isnan(s->export_price) ? 0 : s->export_price) * (double)dt_ms;
+    a->iv_idle_wh[i] += fmax(net_w, 0.0) * (double)dt_ms * KPI_WH_PER_W_MS;
+}
+
+void optimum_kpi_site_charges(struct optimum_kpi *a, size_t site, const struct tariff_charges *c,
+                              int64_t start_unix_ms)
+{
+    if (site >= a->n_sites)
+        return;
+    a->os[site].charges = *c;
+    a->os[site].start_unix_ms = start_unix_ms;
+}
+
+/* The demand periods of a site's intervals (period[k], numbered from 0 in time order, -1 where
+ * none is billed); returns how many, 0 without a demand charge. The idle demand charge (the
+ * idle-battery import's 15-minute means, the baseline's footing as idle_cost is) goes to
+ * *idle_cost. */
+static size_t demand_periods(const struct optimum_kpi *a, size_t site, int *period,
+                             double *idle_cost)
+{
+    const struct opt_site *o = &a->os[site];
+    size_t np = 0;
+    long last = -1;
+    double peak = 0;
+    *idle_cost = 0;
+    for (size_t k = 0; k < a->n_iv; k++) {
+        long key = tariff_demand_period(&o->charges, o->start_unix_ms + (int64_t)k * KPI_WINDOW_MS);
+        if (key >= 0 && key != last) { /* periods only grow with time */
+            *idle_cost += o->charges.demand_per_kw * peak / 1000.0;
+            peak = 0;
+            last = key;
+            np++;
+        }
+        period[k] = key >= 0 ? (int)np - 1 : -1;
+        double ms = a->iv_ms[k] > 0 ? (double)a->iv_ms[k] : 1;
+        if (key >= 0)
+            peak = fmax(peak, a->iv_idle_wh[k * a->n_sites + site] / (ms * KPI_WH_PER_W_MS));
+    }
+    *idle_cost += o->charges.demand_per_kw * peak / 1000.0;
+    return np;
 }
 
 void optimum_kpi_tick_end(struct optimum_kpi *a, int64_t t_ms, int64_t dt_ms)
@@ -207,10 +256,14 @@ static double end_value(double soc_last, const struct optimum_battery *b, size_t
 /* The LP over the stored intervals (their means in net, imp, exp_; prices may be NULL). */
 static int solve(const struct optimum_kpi *a, enum optimum_objective objective, const double *net,
                  const double *imp, const double *exp_, const struct optimum_battery *b,
-                 size_t n_batteries, const struct optimum_long_opts *lo, struct optimum_result *res,
-                 char *err, size_t errlen)
+                 size_t n_batteries, const int *period, size_t n_periods, double demand_price,
+                 const struct optimum_long_opts *lo, struct optimum_result *res, char *err,
+                 size_t errlen)
 {
     struct optimum_problem pb = {.objective = objective,
+                                 .demand_period = n_periods ? period : NULL,
+                                 .n_demand_periods = n_periods,
+                                 .demand_price = demand_price,
                                  .n = a->n_iv,
                                  .dt_s = KPI_WINDOW_MS / 1000.0,
                                  .last_dt_s = a->iv_ms[a->n_iv - 1] / 1000.0,
@@ -234,7 +287,8 @@ int optimum_kpi_site_solve(struct optimum_kpi *a, size_t site, const struct opti
                            size_t n_batteries, const struct optimum_long_opts *lo, char *err,
                            size_t errlen)
 {
-    if (a->opt_failed || site >= a->n_sites || n_batteries == 0 || !a->os[site].prices_seen)
+    if (a->opt_failed || site >= a->n_sites || n_batteries == 0 ||
+        !(a->os[site].prices_seen || a->os[site].charges.demand_per_kw > 0))
         return 0; /* nothing to save here */
     if (a->os[site].islanded) {
         /* islanded, the batteries serve the load and nothing is bought: the LP knows no
@@ -264,21 +318,24 @@ int optimum_kpi_site_solve(struct optimum_kpi *a, size_t site, const struct opti
     size_t n = a->n_iv;
     double *net = malloc(n * sizeof *net), *imp = malloc(n * sizeof *imp),
            *exp_ = malloc(n * sizeof *exp_);
+    int *period = malloc(n * sizeof *period);
     int rc = -ENOMEM;
-    if (!net || !imp || !exp_) {
+    if (!net || !imp || !exp_ || !period) {
         snprintf(err, errlen, "optimum: out of memory");
         goto out;
     }
     iv_means(a, site, net, imp, exp_);
+    double idle_demand;
+    size_t np = demand_periods(a, site, period, &idle_demand);
     struct optimum_result res;
-    if ((rc = solve(a, OPTIMUM_MIN_COST, net, imp, exp_, b, n_batteries, lo, &res, err, errlen)) !=
-        0)
+    if ((rc = solve(a, OPTIMUM_MIN_COST, net, imp, exp_, b, n_batteries, period, np,
+                    a->os[site].charges.demand_per_kw, lo, &res, err, errlen)) != 0)
         goto out;
-    /* the lowest net_cost - end_energy_value any controller could reach, against the idle
-     * cost at the run's steps */
+    /* the lowest net_cost + bill_demand - end_energy_value any controller could reach, against
+     * the idle cost at the run's steps */
     double opt_net = res.optimal_cost - res.end_value;
     a->opt_net_cost += opt_net;
-    a->opt_savings += a->os[site].idle_cost - opt_net;
+    a->opt_savings += a->os[site].idle_cost + idle_demand - opt_net;
     a->opt_sites++;
     if (res.chunks > a->chunks)
         a->chunks = res.chunks;
@@ -291,6 +348,7 @@ out:
     free(net);
     free(imp);
     free(exp_);
+    free(period);
     return rc ? opt_fail(a, rc) : 0;
 }
 
@@ -313,8 +371,8 @@ int optimum_kpi_peak(struct optimum_kpi *a, const struct optimum_battery *b, siz
     }
     iv_means(a, one ? 0 : SIZE_MAX, net, imp, exp_);
     struct optimum_result res;
-    if ((rc = solve(a, OPTIMUM_MIN_PEAK, net, imp, exp_, b, n_batteries, lo, &res, err, errlen)) ==
-        0)
+    if ((rc = solve(a, OPTIMUM_MIN_PEAK, net, imp, exp_, b, n_batteries, NULL, 0, 0, lo, &res, err,
+                    errlen)) == 0)
         a->opt_peak_w = res.peak_w;
 out:
     free(net);
@@ -340,6 +398,7 @@ void optimum_kpi_solve_run(struct optimum_kpi *o, const struct scenario *sc, dou
             ob[nb - 1].soc_min = soc_floor;
             ob[nb - 1].soc_max = soc_ceiling;
         }
+        optimum_kpi_site_charges(o, i, &cfg->charges, sc->start_unix_ms);
         if (optimum_kpi_site_solve(o, i, ob, nb, lo, err, sizeof err) != 0) {
             snprintf(line, sizeof line, "site=%s event=optimum_failed reason=\"%s\"", cfg->id, err);
             snprintf(o->note, sizeof o->note, "site %s: %s", cfg->id, err);

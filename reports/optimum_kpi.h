@@ -29,13 +29,19 @@ void optimum_kpi_tick_end(struct optimum_kpi *o, int64_t t_ms, int64_t dt_ms);
 /* Energy cost is separable across sites (each has its own connection point, prices and
  * batteries; nothing is shared), so the fleet's optimum is the sum of the sites' own: call
  * optimum_kpi_site_solve once for every site with that site's batteries (in the gateway's SoC
- * window). It solves the site's minimum-cost LP and adds its savings to optimal_savings and its
+ * window). It solves the site's minimum-cost LP (energy and, after
+ * optimum_kpi_site_charges, demand) and adds its savings to optimal_savings and its
  * stored-energy change to end_energy_value. A site without a battery or without a price adds 0;
  * both KPIs stay null when no site has both. Returns 0, or -errno with err, and then both stay
  * null whatever the other sites add: -E2BIG over the optimum's limits (more than
  * OPTIMUM_MAX_BATTERIES batteries at the site, more than OPTIMUM_MAX_INTERVALS intervals, or
  * more than KPI_OPTIMUM_MAX_ENTRIES sites x intervals, beyond which no interval is kept at
  * all), or the solver's error. */
+/* The site's standing and demand charges and the calendar instant of t = 0 (its 15-minute
+ * intervals' billing periods); before optimum_kpi_site_solve. None: no demand term. */
+void optimum_kpi_site_charges(struct optimum_kpi *o, size_t site, const struct tariff_charges *c,
+                              int64_t start_unix_ms);
+
 int optimum_kpi_site_solve(struct optimum_kpi *o, size_t site, const struct optimum_battery *b,
                            size_t n_batteries, const struct optimum_long_opts *lo, char *err,
                            size_t errlen);

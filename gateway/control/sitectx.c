@@ -285,9 +285,10 @@ int sitectx_parse(struct sitectx *c, const cJSON *root, char *err, size_t errlen
     }
     if ((v = cJSON_GetObjectItemCaseSensitive(root, "tariff"))) {
         if (!cJSON_IsObject(v))
-            rc = fail(err, errlen, "tariff", v, "must be an object {import, export}");
-        if (!rc)
-            rc = only_keys(v, "tariff", tkeys, err, errlen);
+            rc = fail(err, errlen, "tariff", v,
+                      "must be an object {import, export, standing_charge_per_day, demand_charge}");
+        if (!rc) /* the charges' keys beside import and export, by their own parser */
+            rc = tariff_charges_parse(v, "tariff", tkeys, &c->charges, err, errlen);
         const cJSON *t;
         if (!rc && (t = cJSON_GetObjectItemCaseSensitive(v, "import")))
             rc = parse_tariff(&c->import, t, "tariff.import", err, errlen);

@@ -1,8 +1,9 @@
 /* sitectx: the site inputs that are configuration rather than measurements: the calendar
  * (the instant of now_ms = 0), the import and export tariffs (time-of-use bands or a price
- * series) and EV departure times (docs/gateway-config.md, "start", "tariff", "ev_departures").
- * Parsed by siteconf.c into a struct it owns (sitectx_free); the process image points at it
- * (procimg.ctx) so strategies can ask for prices and departures. Pure functions of now_ms. */
+ * series), the standing and demand charges (common/tariff.h) and EV departure times
+ * (docs/gateway-config.md, "start", "tariff", "ev_departures"). Parsed by siteconf.c into a struct
+ * it owns (sitectx_free); the process image points at it (procimg.ctx) so strategies can ask for
+ * prices and departures. Pure functions of now_ms. */
 #ifndef DERLOOP_SITECTX_H
 #define DERLOOP_SITECTX_H
 
@@ -10,6 +11,8 @@
 #include <stdint.h>
 
 #include <cjson/cJSON.h>
+
+#include "common/tariff.h"
 
 #define SITECTX_MAX_BANDS 48
 
@@ -46,6 +49,7 @@ struct sitectx {
     int has_start;
     int64_t start_unix_ms; /* the calendar instant of now_ms = 0 */
     struct tariff import, export;
+    struct tariff_charges charges; /* tariff.standing_charge_per_day, tariff.demand_charge */
     size_t n_departures;
     struct ev_departure *departures;
 };

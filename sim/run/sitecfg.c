@@ -123,7 +123,8 @@ static cJSON *tariff_json(const struct profile *p)
 }
 
 /* The calendar, the tariffs and the EV departures the strategies read (docs/gateway-config.md):
- * "start" = the scenario's start, "tariff" from the site's import_price/export_price profiles,
+ * "start" = the scenario's start, "tariff" from the site's import_price/export_price profiles
+ * and its standing and demand charges,
  * "ev_departures" from each EVSE's sessions (a user tells the gateway when the car leaves; the
  * charger itself does not know). */
 static int inputs_json(cJSON *root, const struct scenario *sc, struct site *site)
@@ -144,6 +145,13 @@ static int inputs_json(cJSON *root, const struct scenario *sc, struct site *site
         if (!t)
             return -1;
         cJSON_AddItemToObject(tariff, names[k], t);
+    }
+    /* the standing and demand charges, as the scenario's site "tariff" wrote them */
+    if (cfg->charges.standing_per_day > 0 || cfg->charges.demand_per_kw > 0) {
+        if (!tariff && !(tariff = cJSON_AddObjectToObject(root, "tariff")))
+            return -1;
+        if (tariff_charges_json(&cfg->charges, tariff))
+            return -1;
     }
     cJSON *deps = NULL;
     for (size_t k = 0; k < site_n_assets(site); k++) {

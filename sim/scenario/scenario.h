@@ -11,6 +11,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "common/tariff.h"
 #include "sim/physics/profile.h"
 #include "sim/scenario/assetcfg.h"
 #include "sim/scenario/event.h"
@@ -25,6 +26,7 @@ struct site_cfg {
     int port;                 /* 0 = the server picks (port_base + site index when given) */
     uint64_t seed;            /* derived: rng_derive_seed(scenario seed, site id) */
     const struct profile *import_price, *export_price; /* optional, not owned */
+    struct tariff_charges charges; /* standing and demand charges ("tariff"); zero = none */
     size_t n_assets;
     struct asset_cfg *assets; /* file order */
 };

@@ -88,8 +88,8 @@ static int check_uids(struct scn_ld *L, const struct site_cfg *c, const cJSON *o
 
 static int parse_site(struct scn_ld *L, const cJSON *o, int si)
 {
-    static const char *const keys[] = {"id",           "replicas",     "port",   "group", "vary",
-                                       "import_price", "export_price", "assets", NULL};
+    static const char *const keys[] = {"id",           "replicas",     "port",   "group",  "vary",
+                                       "import_price", "export_price", "tariff", "assets", NULL};
     struct scenario *s = L->s;
     struct site_cfg t = {0};
     char path[SCN_PATH_MAX], p[SCN_PATH_MAX], rp[SCN_PATH_MAX];
@@ -101,6 +101,10 @@ static int parse_site(struct scn_ld *L, const cJSON *o, int si)
         (rc = scn_get_num(L, o, path, "replicas", 1, 1, 10000, B_INT | B_MIN | B_MAX, &replicas)) ||
         (rc = scn_get_num(L, o, path, "port", 0, 0, 65535, B_INT | B_MIN | B_MAX, &port)))
         return rc;
+    char terr[400];
+    if (tariff_charges_parse(scn_item(o, "tariff"), scn_pkey(p, path, "tariff"), NULL, &t.charges,
+                             terr, sizeof terr))
+        return scn_fail(L, "", NULL, "%s", terr);
     int n_rep = (int)replicas, width = digits_of(n_rep);
     if (n_rep > 1 && strlen(t.base_id) + 1 + (size_t)width >= SCN_ID_MAX)
         return scn_fail(L, scn_pkey(p, path, "id"), scn_item(o, "id"),

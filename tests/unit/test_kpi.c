@@ -468,6 +468,104 @@ static void test_table_and_json(void)
     free(buf);
 }
 
+/* The bill split, worked by hand. Monday 2026-03-02 07:30 UTC, two hours in 1-minute steps at
+ * 0.20/kWh: 8 kW for 07:30-07:45 (outside the demand window 08:00-09:00 weekdays), 5 kW for
+ * 08:15-08:30, 2 kW otherwise. Energy: 2 + 1 + 1.25 + 2 = 6.25 kWh x 0.20 = 1.25; demand:
+ * 10/kW x 5 kW (the 8 kW window is not billed) = 50; fixed: 1.20/day x 2 h = 0.10. */
+static void run_bill(const struct tariff_charges *c, int64_t start, const double *kw, int n,
+                     struct kpi_set *k)
+{
+    struct kpi_acc *a = kpi_acc_new(1, 0.05, 0.95);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    kpi_acc_tariff(a, 0, c, start);
+    int64_t t = 0;
+    for (int i = 0; i < n; i++) {
+        struct kpi_sample s = flat(kw[i] * 1000, 0, 0);
+        s.import_price = 0.20;
+        kpi_acc_site(a, 0, &s, 60000);
+        t += 60000;
+        kpi_acc_tick_end(a, t, 60000);
+    }
+    kpi_acc_result(a, k);
+    kpi_acc_free(a);
+}
+
+static void test_bill_split(void)
+{
+    struct tariff_charges c = {.standing_per_day = 1.20,
+                               .demand_per_kw = 10,
+                               .n_windows = 1,
+                               .windows = {{8 * 60, 9 * 60, TARIFF_DAYS_WEEKDAYS}}};
+    int64_t mon = 1772436600000LL; /* 2026-03-02T07:30:00Z */
+    double kw[120];
+    for (int i = 0; i < 120; i++)
+        kw[i] = i < 15 ? 8 : i >= 45 && i < 60 ? 5 : 2;
+    struct kpi_set k;
+    run_bill(&c, mon, kw, 120, &k);
+    CU_ASSERT_DOUBLE_EQUAL(k.v[KPI_BILL_ENERGY], 1.25, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(k.v[KPI_NET_COST], 1.25, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(k.v[KPI_BILL_DEMAND], 50.0, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(k.v[KPI_BILL_FIXED], 0.10, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(k.v[KPI_BILL_TOTAL], 51.35, 1e-9);
+    /* the same two hours on a Saturday: the window is for weekdays, no demand */
+    run_bill(&c, mon + 5 * 86400000LL, kw, 120, &k);
+    CU_ASSERT_DOUBLE_EQUAL(k.v[KPI_BILL_DEMAND], 0.0, 1e-12);
+    /* every window, across a month's end (2026-03-31T23:30Z): 3 kW in March, 4 kW at 00:15 in
+     * April, each month billed on its own: 10 x (3 + 4); over the run: 10 x 4 */
+    struct tariff_charges m = {.demand_per_kw = 10};
+    double kw2[60];
+    for (int i = 0; i < 60; i++)
+        kw2[i] = i < 30 ? 3 : i >= 45 ? 4 : 1;
+    int64_t eom = 1774999800000LL; /* 2026-03-31T23:30:00Z */
+    run_bill(&m, eom, kw2, 60, &k);
+    CU_ASSERT_DOUBLE_EQUAL(k.v[KPI_BILL_DEMAND], 70.0, 1e-9);
+    m.period = TARIFF_PERIOD_RUN;
+    run_bill(&m, eom, kw2, 60, &k);
+    CU_ASSERT_DOUBLE_EQUAL(k.v[KPI_BILL_DEMAND], 40.0, 1e-9);
+    /* against a baseline: cost_reduction_pct on the total bill */
+    struct kpi_set base = k;
+    base.v[KPI_BILL_DEMAND] = 80.0;
+    kpi_vs_baseline(&k, &base);
+    double b = base.v[KPI_NET_COST] + 80.0, r = k.v[KPI_NET_COST] + 40.0;
+    CU_ASSERT_DOUBLE_EQUAL(k.v[KPI_COST_REDUCTION_PCT], 100.0 * (b - r) / b, 1e-9);
+}
+
+/* The parser: what a scenario's site and the gateway's "tariff" read. */
+static void test_tariff_parse(void)
+{
+    char err[256] = "";
+    struct tariff_charges c;
+    cJSON *o = cJSON_Parse("{\"import\": 1, \"standing_charge_per_day\": 0.5, \"demand_charge\": "
+                           "{\"price_per_kw\": 12, \"period\": \"run\", \"windows\": "
+                           "[{\"from\": \"07:00\", \"to\": \"24:00\", \"days\": \"weekend\"}]}}");
+    static const char *const skip[] = {"import", NULL};
+    CU_ASSERT_EQUAL(tariff_charges_parse(o, "tariff", skip, &c, err, sizeof err), 0);
+    CU_ASSERT_DOUBLE_EQUAL(c.standing_per_day, 0.5, 0);
+    CU_ASSERT_DOUBLE_EQUAL(c.demand_per_kw, 12, 0);
+    CU_ASSERT_EQUAL(c.period, TARIFF_PERIOD_RUN);
+    CU_ASSERT_EQUAL(c.n_windows, 1);
+    CU_ASSERT_EQUAL(c.windows[0].to_min, 1440);
+    CU_ASSERT_EQUAL(c.windows[0].days, TARIFF_DAYS_WEEKEND);
+    /* written back, read again: the same */
+    cJSON *w = cJSON_CreateObject();
+    struct tariff_charges c2;
+    CU_ASSERT_EQUAL(tariff_charges_json(&c, w), 0);
+    CU_ASSERT_EQUAL(tariff_charges_parse(w, "tariff", NULL, &c2, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(memcmp(&c, &c2, sizeof c), 0);
+    cJSON_Delete(w);
+    cJSON_Delete(o);
+    o = cJSON_Parse("{\"demand_charge\": {\"price_per_kw\": 1, \"windows\": [{\"from\": "
+                    "\"09:00\", \"to\": \"08:00\"}]}}");
+    CU_ASSERT_EQUAL(tariff_charges_parse(o, "sites[0].tariff", NULL, &c, err, sizeof err), -EINVAL);
+    CU_ASSERT_STRING_EQUAL(err, "sites[0].tariff.demand_charge.windows[0].to: must be \"HH:MM\" "
+                                "after from (up to \"24:00\"), got \"08:00\"");
+    cJSON_Delete(o);
+    o = cJSON_Parse("{\"demand_charge\": {\"price_per_kw\": -1}}");
+    CU_ASSERT_EQUAL(tariff_charges_parse(o, "tariff", NULL, &c, err, sizeof err), -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "tariff.demand_charge.price_per_kw: must be a number >= 0"));
+    cJSON_Delete(o);
+}
+
 void test_register_kpi(void)
 {
     CU_pSuite s = CU_add_suite("kpi", NULL, NULL);
@@ -476,6 +574,8 @@ void test_register_kpi(void)
     CU_add_test(s, "battery throughput and SoC limits", test_battery_and_soc);
     CU_add_test(s, "interlocks counted on rising edges", test_interlock_edges);
     CU_add_test(s, "deltas against the baseline", test_vs_baseline);
+    CU_add_test(s, "the bill: energy, demand, fixed", test_bill_split);
+    CU_add_test(s, "tariff charges parsed", test_tariff_parse);
     CU_add_test(s, "step response", test_step_response);
     CU_add_test(s, "optimum of several sites: the sum of each", test_optimum_sites);
     CU_add_test(s, "optimum of several sites: null", test_optimum_sites_null);

@@ -515,6 +515,115 @@ static void test_against_dp(void)
     CU_ASSERT(dp - lp < 0.01);
 }
 
+/* The demand term against brute force: six hours, two billing periods (hours 0-1 and 3-5;
+ * hour 2 not billed) at 1.00 per kW of each period's highest import. For every pair of caps
+ * (P0, P1) on a 0.1 kW grid a DP (0.05 kWh steps) finds the cheapest energy cost with the
+ * import held under the caps; the brute force is the least of that plus 1.00 x (P0 + P1).
+ * Each such schedule is one the LP may take, so the LP is at most the brute force, and the
+ * grids bring it within 0.25 (two caps of 0.1 kW, plus the energy steps). */
+#define DD_LEVEL 81 /* 0 .. 4 kWh in 0.05 */
+static double dd_energy_cost(const double *net, const double *pi, const double *pe,
+                             const int *period, const double cap_kw[2])
+{
+    static double best[DD_LEVEL], next[DD_LEVEL];
+    const double step = 0.05, eta = 0.9;
+    for (int i = 0; i < DD_LEVEL; i++)
+        best[i] = i == 40 ? 0 : INFINITY; /* 2 kWh at the start */
+    for (int t = 0; t < DP_T; t++) {
+        for (int j = 0; j < DD_LEVEL; j++) {
+            next[j] = INFINITY;
+            for (int i = 0; i < DD_LEVEL; i++) {
+                if (!isfinite(best[i]))
+                    continue;
+                double de = (j - i) * step, c = de > 0 ? de / eta : 0, d = de < 0 ? -de * eta : 0;
+                double g = net[t] + c - d;
+                if (c > 2 + 1e-12 || d > 2 + 1e-12 ||
+                    (period[t] >= 0 && g > cap_kw[period[t]] + 1e-12))
+                    continue;
+                next[j] = fmin(next[j], best[i] + (g > 0 ? pi[t] * g : pe[t] * g));
+            }
+        }
+        memcpy(best, next, sizeof best);
+    }
+    return best[40]; /* back where it started: nothing stored is given away or taken */
+}
+
+static void test_demand_against_brute_force(void)
+{
+    const double net[DP_T] = {1.0, 3.0, 3.5, 0.5, 2.5, 1.0};
+    const double pi[DP_T] = {0.10, 0.20, 0.20, 0.10, 0.30, 0.20},
+                 pe[DP_T] = {0.05, 0.05, 0.05, 0.05, 0.05, 0.05};
+    const int period[DP_T] = {0, 0, -1, 1, 1, 1};
+    struct optimum_battery b = {.capacity_wh = 4000,
+                                .soc_init = 0.5,
+                                .soc_min = 0,
+                                .soc_max = 1,
+                                .max_charge_w = 2000,
+                                .max_discharge_w = 2000,
+                                .eta_charge = 0.9,
+                                .eta_discharge = 0.9};
+    double nw[DP_T];
+    for (int t = 0; t < DP_T; t++)
+        nw[t] = net[t] * 1000;
+    struct optimum_problem pb = {.objective = OPTIMUM_MIN_COST,
+                                 .n = DP_T,
+                                 .dt_s = 3600,
+                                 .net_load_w = nw,
+                                 .import_price = pi,
+                                 .export_price = pe,
+                                 .batteries = &b,
+                                 .n_batteries = 1,
+                                 .demand_period = period,
+                                 .n_demand_periods = 2,
+                                 .demand_price = 1.0};
+    struct optimum_result r;
+    static double grid[DP_T];
+    struct optimum_schedule sch = {.grid_w = grid};
+    char err[256] = "";
+    CU_ASSERT_EQUAL_FATAL(optimum_solve(&pb, &r, &sch, err, sizeof err), 0);
+    /* the demand part is each period's highest import of the schedule, priced */
+    double pk[2] = {0, 0};
+    for (int t = 0; t < DP_T; t++)
+        if (period[t] >= 0)
+            pk[period[t]] = fmax(pk[period[t]], grid[t]);
+    CU_ASSERT_DOUBLE_EQUAL(r.demand_cost, (pk[0] + pk[1]) / 1000.0, 1e-6);
+    CU_ASSERT_DOUBLE_EQUAL(r.baseline_demand_cost, 3.0 + 2.5, 1e-9);
+    double bf = INFINITY;
+    for (int p0 = 0; p0 <= 40; p0++)
+        for (int p1 = 0; p1 <= 40; p1++) {
+            double caps[2] = {p0 * 0.1, p1 * 0.1};
+            bf = fmin(bf, dd_energy_cost(net, pi, pe, period, caps) + caps[0] + caps[1]);
+        }
+    CU_ASSERT(r.optimal_cost <= bf + 1e-9);
+    CU_ASSERT(bf - r.optimal_cost < 0.25);
+    /* a peak already billed (an earlier chunk) is free up to itself */
+    double floor_w[2] = {3000, 0};
+    pb.demand_floor_w = floor_w;
+    struct optimum_result rf;
+    CU_ASSERT_EQUAL_FATAL(optimum_solve(&pb, &rf, NULL, err, sizeof err), 0);
+    CU_ASSERT(rf.demand_cost >= 3.0 - 1e-9);
+    CU_ASSERT(rf.optimal_cost - rf.demand_cost <= r.optimal_cost - r.demand_cost + 1e-9);
+    /* in chunks of two hours: the demand carried across, the cost the schedule's */
+    pb.demand_floor_w = NULL;
+    struct optimum_long_opts lo = {.chunk_n = 2, .lookahead_n = 1};
+    CU_ASSERT_EQUAL_FATAL(optimum_solve_long(&pb, &lo, &rf, &sch, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(rf.chunks, 3);
+    double cost = 0;
+    pk[0] = pk[1] = 0;
+    for (int t = 0; t < DP_T; t++) {
+        cost += (grid[t] > 0 ? pi[t] : pe[t]) * grid[t] / 1000.0;
+        if (period[t] >= 0)
+            pk[period[t]] = fmax(pk[period[t]], grid[t]);
+    }
+    CU_ASSERT_DOUBLE_EQUAL(rf.optimal_cost, cost + (pk[0] + pk[1]) / 1000.0, 1e-6);
+    CU_ASSERT(rf.optimal_cost >= r.optimal_cost - 1e-6);
+    /* a period out of range is refused */
+    const int bad[DP_T] = {0, 0, 2, 1, 1, 1};
+    pb.demand_period = bad;
+    CU_ASSERT_EQUAL(optimum_solve(&pb, &rf, NULL, err, sizeof err), -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "demand_period[2]=2"));
+}
+
 static size_t progress_calls, progress_done;
 static void on_progress(void *ctx, size_t done, size_t n)
 {
@@ -647,5 +756,6 @@ void test_register_optimum(void)
     CU_add_test(s, "from battery params", test_from_params);
     CU_add_test(s, "terminal valuation", test_terminal_value);
     CU_add_test(s, "against a brute-force DP", test_against_dp);
+    CU_add_test(s, "demand charge against brute force", test_demand_against_brute_force);
     CU_add_test(s, "chunks, progress, budget", test_chunks);
 }
