@@ -71,6 +71,13 @@ enum kpi_id {
     KPI_FCR_ENERGY_PCT,
     KPI_FFR_ACTIVATION_S,
     KPI_FFR_SUPPORT_PCT,
+    KPI_SETPOINT_REVERSALS_PER_H, /* oscillation of the control loop (reports/oscill.h) */
+    KPI_SITE_SETPOINT_REVERSALS_PER_H,
+    KPI_GRID_TARGET_RMS_W,
+    KPI_GRID_OSC_PERIOD_S,
+    KPI_GRID_OSC_AMPLITUDE_W,
+    KPI_GRID_OSC_TIME_S,
+    KPI_GRID_OSC_SHARE,
     KPI_OPTIMAL_SAVINGS, /* the perfect-foresight optimum (reports/optimum.h) */
     KPI_OPTIMAL_PEAK_15M_KW,
     KPI_END_ENERGY_VALUE, /* the end-of-run stored energy against the start, valued */

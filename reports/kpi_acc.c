@@ -14,6 +14,7 @@
 
 #include "gateway/control/procimg.h"
 #include "reports/freqresp.h"
+#include "reports/oscill.h"
 
 #define CLAMP_SLOTS (PROCIMG_MAX_DEVICES + 1) /* + the site-level slot (DECISION_SITE) */
 
@@ -39,6 +40,8 @@ struct kpi_acc {
     uint32_t (*clamped)[CLAMP_SLOTS]; /* per site: reasons clamped in the previous cycle */
     struct freqresp *fr;              /* per site: frequency response */
     double island_demand_wh;          /* demand during islanded steps (KPI_ISLAND_SUPPLY_PCT) */
+    struct oscill *osc;               /* the oscillation KPIs */
+    int64_t t_ms;                     /* the end of the last tick: where the next step starts */
 };
 
 struct kpi_acc *kpi_acc_new(size_t n_sites, double soc_floor, double soc_ceiling)
@@ -48,10 +51,9 @@ struct kpi_acc *kpi_acc_new(size_t n_sites, double soc_floor, double soc_ceiling
         return NULL;
     a->clamped = calloc(n_sites ? n_sites : 1, sizeof *a->clamped);
     a->fr = calloc(n_sites ? n_sites : 1, sizeof *a->fr);
-    if (!a->clamped || !a->fr) {
-        free(a->clamped);
-        free(a->fr);
-        free(a);
+    a->osc = oscill_new(n_sites);
+    if (!a->clamped || !a->fr || !a->osc) {
+        kpi_acc_free(a);
         return NULL;
     }
     a->n_sites = n_sites;
@@ -68,6 +70,7 @@ void kpi_acc_free(struct kpi_acc *a)
         return;
     free(a->clamped);
     free(a->fr);
+    oscill_free(a->osc);
     free(a);
 }
 
@@ -81,6 +84,7 @@ void kpi_acc_site(struct kpi_acc *a, size_t site, const struct kpi_sample *s, in
 {
     if (site < a->n_sites)
         freqresp_step(&a->fr[site], s->freq_hz, s->battery_w, dt_ms);
+    oscill_grid(a->osc, site, s->grid_w, a->t_ms + dt_ms, dt_ms);
     const double h = (double)dt_ms * KPI_WH_PER_W_MS; /* W -> Wh over this step */
     double imp = s->grid_w > 0 ? s->grid_w : 0, exp = s->grid_w < 0 ? -s->grid_w : 0;
     a->v[KPI_ENERGY_IMPORT_KWH] += imp * h;
@@ -175,6 +179,8 @@ void kpi_acc_tick_end(struct kpi_acc *a, int64_t t_ms, int64_t dt_ms)
     if ((t_ms - dt_ms) / KPI_WINDOW_MS != t_ms / KPI_WINDOW_MS)
         close_window(a);
     step_response(a, t_ms, dt_ms);
+    oscill_tick_end(a->osc, t_ms);
+    a->t_ms = t_ms;
     a->tick_grid_w = 0;
     a->tick_net_w = 0;
 }
@@ -188,6 +194,7 @@ void kpi_acc_decision(struct kpi_acc *a, size_t site, const struct decision *dm)
 {
     if (site >= a->n_sites)
         return;
+    oscill_decision(a->osc, site, dm);
     uint32_t now[CLAMP_SLOTS] = {0};
     for (size_t i = 0; i < dm->n_clamps; i++) {
         const struct decision_clamp *c = &dm->clamp[i];
@@ -298,6 +305,15 @@ void kpi_acc_result(const struct kpi_acc *a, struct kpi_set *out)
         a->island_demand_wh > 0
             ? 100.0 * (1.0 - a->v[KPI_UNSERVED_ENERGY_KWH] / a->island_demand_wh)
             : NAN;
+    struct oscill_totals ot;
+    oscill_result(a->osc, &ot);
+    out->v[KPI_SETPOINT_REVERSALS_PER_H] = ot.battery_reversals_per_h;
+    out->v[KPI_SITE_SETPOINT_REVERSALS_PER_H] = ot.site_reversals_per_h;
+    out->v[KPI_GRID_TARGET_RMS_W] = ot.grid_target_rms_w;
+    out->v[KPI_GRID_OSC_PERIOD_S] = ot.period_s;
+    out->v[KPI_GRID_OSC_AMPLITUDE_W] = ot.amplitude_w;
+    out->v[KPI_GRID_OSC_TIME_S] = ot.osc_time_s;
+    out->v[KPI_GRID_OSC_SHARE] = ot.osc_share;
     for (int i = KPI_VS_FIRST; i < KPI_COUNT; i++)
         out->v[i] = NAN;
 }
