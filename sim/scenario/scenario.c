@@ -74,11 +74,47 @@ static int syntax_error(struct scn_ld *L, const char *buf, size_t len, const cha
     return -EINVAL;
 }
 
+/* "field": the recorded series a run made from field records keeps beside it (der-sim import),
+ * for reports to overlay. Only the shape is checked here: the CSV is read by its consumers. */
+static int parse_field(struct scn_ld *L, const cJSON *f)
+{
+    static const char *const keys[] = {"csv", "columns", NULL};
+    const char *csv;
+    int rc;
+    if (!f)
+        return 0;
+    if ((rc = scn_need_object(L, f, "field")) || (rc = scn_check_keys(L, f, "field", keys, NULL)) ||
+        (rc = scn_get_str(L, f, "field", "csv", 1, &csv)))
+        return rc;
+    if (!*csv)
+        return scn_fail(L, "field.csv", scn_item(f, "csv"), "must name a CSV file");
+    const cJSON *cols = scn_item(f, "columns");
+    if (!cols)
+        return scn_fail(L, "field.columns", NULL, "required key missing");
+    if (!cJSON_IsObject(cols) || !cols->child)
+        return scn_fail(L, "field.columns", cols,
+                        "must be an object of at least one series name -> CSV column");
+    for (const cJSON *c = cols->child; c; c = c->next) {
+        char p[SCN_PATH_MAX];
+        scn_pkey(p, "field.columns", c->string);
+        if (!scn_valid_id(c->string, SCN_ID_MAX))
+            return scn_fail(L, p, NULL, "series names must match [A-Za-z0-9._-]+");
+        if (!cJSON_IsString(c) || !*c->valuestring)
+            return scn_fail(L, p, c, "must be a CSV column name");
+    }
+    if (csv[0] == '/')
+        snprintf(L->s->field_csv, sizeof L->s->field_csv, "%s", csv);
+    else
+        snprintf(L->s->field_csv, sizeof L->s->field_csv, "%s/%s", L->dir, csv);
+    L->s->field = cJSON_Duplicate(f, 1);
+    return L->s->field ? 0 : -ENOMEM;
+}
+
 static int parse_top(struct scn_ld *L, const cJSON *root)
 {
     static const char *const keys[] = {"name",   "description", "seed",  "start",   "duration",
                                        "step",   "profiles",    "sites", "gateway", "events",
-                                       "expect", "headend",     NULL};
+                                       "expect", "headend",     "field", NULL};
     struct scenario *s = L->s;
     const char *desc, *start;
     double seed;
@@ -115,6 +151,8 @@ static int parse_top(struct scn_ld *L, const cJSON *root)
         return rc;
     static const char *const no_keys[] = {NULL}; /* "headend": {} has no settings yet */
     if (he && (rc = scn_check_keys(L, he, "headend", no_keys, NULL)))
+        return rc;
+    if ((rc = parse_field(L, scn_item(root, "field"))))
         return rc;
     if ((rc = scn_parse_profiles(L, scn_item(root, "profiles"))) ||
         (rc = scn_parse_sites(L, scn_item(root, "sites"))) ||
@@ -198,6 +236,7 @@ void scenario_free(struct scenario *s)
     cJSON_Delete(s->headend);
     cJSON_Delete(s->gateway);
     cJSON_Delete(s->expect);
+    cJSON_Delete(s->field);
     cJSON_Delete(s->root);
     free(s);
 }

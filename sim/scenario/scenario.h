@@ -48,6 +48,8 @@ struct scenario {
     cJSON *headend;        /* the "headend" object (the real headend in the loop); NULL */
     cJSON *gateway;        /* the "gateway" object as written (validated by the gateway) */
     cJSON *expect;         /* the "expect" object as written */
+    cJSON *field;          /* the "field" object (recorded series to overlay); NULL */
+    char field_csv[1024];  /* its "csv", resolved against the scenario's directory; "" */
     cJSON *root;           /* the whole document after --set overrides */
 };
 
