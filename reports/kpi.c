@@ -218,6 +218,32 @@ static const struct kpi_def table[KPI_COUNT] = {
                              "half a window; null as grid_osc_amplitude_w"},
     [KPI_GRID_OSC_SHARE] = {"grid_osc_share", "1", 4, KPI_LOWER,
                             "grid_osc_time_s / (run length x sites), in [0, 1]"},
+    [KPI_FIELD_GRID_RMSE_W] = {"field_grid_rmse_w", "W", 1, KPI_LOWER,
+                               "RMS of (simulated - recorded) grid power over the steps where "
+                               "the scenario's field record has a value: at the end of every "
+                               "step the record is interpolated linearly between its samples "
+                               "(none outside them or at an empty cell) and compared with the "
+                               "grid power of the step (summed over the sites); null without a "
+                               "field block or a grid_w column"},
+    [KPI_FIELD_GRID_BIAS_W] = {"field_grid_bias_w", "W", 1, KPI_NEUTRAL,
+                               "mean of (simulated - recorded) grid power over the same steps"},
+    [KPI_FIELD_GRID_CORR] = {"field_grid_corr", "1", 4, KPI_HIGHER,
+                             "Pearson correlation of simulated and recorded grid power over the "
+                             "same steps; null when either is constant"},
+    [KPI_FIELD_SOC_RMSE] = {"field_soc_rmse", "1", 4, KPI_LOWER,
+                            "as field_grid_rmse_w for the SoC (the first site's capacity-"
+                            "weighted mean after the step) against the record's soc"},
+    [KPI_FIELD_SOC_BIAS] = {"field_soc_bias", "1", 4, KPI_NEUTRAL,
+                            "mean of (simulated - recorded) SoC"},
+    [KPI_FIELD_SOC_CORR] = {"field_soc_corr", "1", 4, KPI_HIGHER,
+                            "correlation of simulated and recorded SoC"},
+    [KPI_FIELD_BATTERY_RMSE_W] = {"field_battery_rmse_w", "W", 1, KPI_LOWER,
+                                  "as field_grid_rmse_w for the battery power (all batteries, "
+                                  "+ discharge) against the record's battery_w"},
+    [KPI_FIELD_BATTERY_BIAS_W] = {"field_battery_bias_w", "W", 1, KPI_NEUTRAL,
+                                  "mean of (simulated - recorded) battery power"},
+    [KPI_FIELD_BATTERY_CORR] = {"field_battery_corr", "1", 4, KPI_HIGHER,
+                                "correlation of simulated and recorded battery power"},
     [KPI_OPTIMAL_SAVINGS] = {"optimal_savings", "currency", 4, KPI_NEUTRAL,
                              "what a controller with perfect knowledge of the whole run could save "
                              "with the same batteries: the idle-battery cost minus the minimum "

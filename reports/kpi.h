@@ -78,6 +78,16 @@ enum kpi_id {
     KPI_GRID_OSC_AMPLITUDE_W,
     KPI_GRID_OSC_TIME_S,
     KPI_GRID_OSC_SHARE,
+    KPI_FIELD_FIRST, /* replay against field records (reports/fidelity.h): 3 per series */
+    KPI_FIELD_GRID_RMSE_W = KPI_FIELD_FIRST,
+    KPI_FIELD_GRID_BIAS_W,
+    KPI_FIELD_GRID_CORR,
+    KPI_FIELD_SOC_RMSE,
+    KPI_FIELD_SOC_BIAS,
+    KPI_FIELD_SOC_CORR,
+    KPI_FIELD_BATTERY_RMSE_W,
+    KPI_FIELD_BATTERY_BIAS_W,
+    KPI_FIELD_BATTERY_CORR,
     KPI_OPTIMAL_SAVINGS, /* the perfect-foresight optimum (reports/optimum.h) */
     KPI_OPTIMAL_PEAK_15M_KW,
     KPI_END_ENERGY_VALUE, /* the end-of-run stored energy against the start, valued */

@@ -50,6 +50,9 @@ static const struct column {
     {"i_w", F(i_w), 0},
     {"d_w", F(d_w), 0},
     {"raw_w", F(raw_w), 0},
+    {"field_grid_w", F(field_grid_w), 1},
+    {"field_soc", F(field_soc), 0},
+    {"field_battery_w", F(field_battery_w), 1},
 };
 #undef F
 #define N_COLUMNS (sizeof columns / sizeof columns[0])
@@ -141,6 +144,9 @@ struct series {
 
 struct plot_def {
     const char *name, *caption, *ylabel, *y2label;
+    /* columns of which one must hold a non-zero number for the plot to be drawn (a device the
+     * site has, a record); NULL = always */
+    const char *needs;
     struct series s[8];
 };
 
@@ -148,6 +154,7 @@ static const struct plot_def plots[] = {
     {"power",
      "Site power flows (site signs: grid + import, battery + discharge)",
      "power (kW)",
+     NULL,
      NULL,
      {{"grid_w", "grid", 1e-3, 0, 0, "lines lw 2 lc rgb '#1f77b4'"},
       {"pv_w", "PV", 1e-3, 0, 0, "lines lw 1.5 lc rgb '#ff7f0e'"},
@@ -159,12 +166,14 @@ static const struct plot_def plots[] = {
      "Battery state of charge and the gateway's SoC limits",
      "state of charge (%)",
      NULL,
+     "soc",
      {{"soc", "SoC", 100, 0, 0, "lines lw 2 lc rgb '#2ca02c'"},
       {"soc_floor", "soc floor", 100, 0, 0, "lines dt 2 lc rgb '#d62728'"},
       {"soc_ceiling", "soc ceiling", 100, 0, 0, "lines dt 2 lc rgb '#ff7f0e'"}}},
     {"grid",
      "Grid import against its limit and the 15-minute peak",
      "grid power (kW)",
+     NULL,
      NULL,
      {{"grid_w", "grid (+ import)", 1e-3, 0, 0, "lines lw 1.5 lc rgb '#1f77b4'"},
       {"import_15m_w", "last 15-min mean import", 1e-3, 0, 0, "steps lw 2 lc rgb '#9467bd'"},
@@ -174,6 +183,7 @@ static const struct plot_def plots[] = {
      "Energy price against battery power",
      "battery power (kW, + discharge)",
      "price (currency/kWh)",
+     "import_price,export_price",
      {{"battery_w", "battery", 1e-3, 0, 0, "lines lw 1.5 lc rgb '#2ca02c'"},
       {"import_price", "import price", 1, 1, 0, "steps lw 2 lc rgb '#d62728'"},
       {"export_price", "export price", 1, 1, 0, "steps lw 2 dt 2 lc rgb '#ff7f0e'"}}},
@@ -181,12 +191,14 @@ static const struct plot_def plots[] = {
      "EV sessions: cars present and charging power",
      "EVSE power (kW)",
      "cars present",
+     "evse_w,ev_cars",
      {{"evse_w", "EVSE power", 1e-3, 0, 0, "lines lw 2 lc rgb '#9467bd'"},
       {"ev_cars", "cars present", 1, 1, 0, "steps lw 1.5 dt 2 lc rgb '#7f7f7f'"}}},
     {"boiler",
      "Boiler tank temperature and its comfort minimum",
      "temperature (°C)",
      "boiler power (kW)",
+     "boiler_temp_c,boiler_w",
      {{"boiler_temp_c", "tank", 1, 0, 0, "lines lw 2 lc rgb '#d62728'"},
       {"boiler_min_c", "comfort minimum", 1, 0, 0, "lines dt 2 lc rgb '#1f77b4'"},
       {"boiler_w", "boiler power", 1e-3, 1, 0, "lines lw 1 lc rgb '#bbbbbb'"}}},
@@ -194,12 +206,24 @@ static const struct plot_def plots[] = {
      "The strategy's decision terms (DecisionMetrics)",
      "power (W)",
      NULL,
+     "target_w,error_w,raw_w",
      {{"target_w", "target", 1, 0, 0, "lines dt 2 lc rgb '#000000'"},
       {"error_w", "error", 1, 0, 0, "lines lw 1 lc rgb '#1f77b4'"},
       {"p_w", "P term", 1, 0, 0, "lines lw 1 lc rgb '#ff7f0e'"},
       {"i_w", "I term", 1, 0, 0, "lines lw 1.5 lc rgb '#2ca02c'"},
       {"d_w", "D term", 1, 0, 0, "lines lw 1 lc rgb '#d62728'"},
       {"raw_w", "output", 1, 0, 0, "lines lw 2 lc rgb '#9467bd'"}}},
+    {"field",
+     "Replay against the field record (scenario \"field\" block)",
+     "power (kW)",
+     "state of charge (%)",
+     "field_grid_w,field_soc,field_battery_w",
+     {{"grid_w", "grid, replay", 1e-3, 0, 0, "lines lw 1.5 lc rgb '#1f77b4'"},
+      {"field_grid_w", "grid, field", 1e-3, 0, 0, "lines lw 1.5 dt 2 lc rgb '#08306b'"},
+      {"battery_w", "battery, replay", 1e-3, 0, 0, "lines lw 1.5 lc rgb '#2ca02c'"},
+      {"field_battery_w", "battery, field", 1e-3, 0, 0, "lines lw 1.5 dt 2 lc rgb '#00441b'"},
+      {"soc", "SoC, replay", 100, 1, 0, "lines lw 1 lc rgb '#ff7f0e'"},
+      {"field_soc", "SoC, field", 100, 1, 0, "lines lw 1 dt 2 lc rgb '#7f2704'"}}},
 };
 #define N_PLOTS (sizeof plots / sizeof plots[0])
 
@@ -229,8 +253,9 @@ void plot_quote(FILE *f, const char *s)
     fputc('"', f);
 }
 
-/* Which columns of a data.csv hold at least one number: index by header position (1-based in
- * gnuplot terms). Returns the number of columns, 0 when the file cannot be read. */
+/* Which columns of a data.csv hold at least one number (has bit 1) and one that is not zero
+ * (bit 2): index by header position (1-based in gnuplot terms). Returns the number of columns,
+ * 0 when the file cannot be read. */
 static size_t scan_columns(const char *path, char names[][32], int *has, size_t max)
 {
     FILE *f = fopen(path, "r");
@@ -250,7 +275,7 @@ static size_t scan_columns(const char *path, char names[][32], int *has, size_t 
         for (char *p = line; c < n; c++) {
             char *end = strpbrk(p, ",\n");
             if (strncmp(p, "nan", 3) && p != end)
-                has[c] = 1;
+                has[c] |= 1 | (strtod(p, NULL) != 0 ? 2 : 0);
             if (!end || *end == '\n')
                 break;
             p = end + 1;
@@ -265,6 +290,32 @@ static int column_of(char names[][32], size_t n, const char *name)
     for (size_t i = 0; i < n; i++)
         if (!strcmp(names[i], name))
             return (int)i + 1;
+    return 0;
+}
+
+int plot_data_column(const char *data_csv, const char *col, int *has_data)
+{
+    char names[64][32];
+    int has[64];
+    size_t n = scan_columns(data_csv, names, has, 64);
+    int c = column_of(names, n, col);
+    if (has_data)
+        *has_data = c && (has[c - 1] & 1);
+    return c;
+}
+
+/* Whether one of the comma-separated columns `needs` holds a non-zero number. */
+static int needed(const char *needs, char names[][32], const int *has, size_t n)
+{
+    if (!needs)
+        return 1;
+    char buf[256], *save;
+    snprintf(buf, sizeof buf, "%s", needs);
+    for (char *c = strtok_r(buf, ",", &save); c; c = strtok_r(NULL, ",", &save)) {
+        int k = column_of(names, n, c);
+        if (k && (has[k - 1] & 2))
+            return 1;
+    }
     return 0;
 }
 
@@ -318,6 +369,8 @@ static int write_script(const char *path, const struct plot_def *p, const char *
         snprintf(bdata, sizeof bdata, "%s/plots/data.csv", o->baseline_dir);
         bn = scan_columns(bdata, bnames, bhas, 64);
     }
+    if (!needed(p->needs, names, has, n))
+        return 0; /* a device the site does not have, a record it does not carry */
     FILE *f = fopen(path, "w");
     if (!f)
         return -EIO;

@@ -18,7 +18,8 @@ struct plot_point {
     double import_15m_w;               /* mean import of the last completed 15-minute window */
     double import_price, export_price; /* NaN when none */
     double ev_cars, boiler_temp_c, boiler_min_c;
-    double target_w, error_w, p_w, i_w, d_w, raw_w; /* the strategy's terms (decision.h) */
+    double target_w, error_w, p_w, i_w, d_w, raw_w;  /* the strategy's terms (decision.h) */
+    double field_grid_w, field_soc, field_battery_w; /* the field record; NaN = none */
 };
 
 struct plot_rec;
@@ -49,6 +50,10 @@ int plot_render(const char *dir, const struct plot_opts *o, char *msg, size_t ms
 size_t plot_count(void);
 const char *plot_name(size_t i);
 const char *plot_caption(size_t i);
+
+/* The 1-based column named col in a plots/data.csv, 0 when the file or the column is missing;
+ * *has_data (may be NULL) tells whether it holds a number (gnuplot refuses a series without). */
+int plot_data_column(const char *data_csv, const char *col, int *has_data);
 
 /* Runs gnuplot on `script` with its output in `log_path`. 0, -ENOENT (not found) or -EIO. */
 int plot_run_gnuplot(const char *gnuplot, const char *script, const char *log_path);

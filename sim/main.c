@@ -396,7 +396,7 @@ static int cmd_compare(int argc, char **argv)
         usage_compare(stderr);
         return 2;
     }
-    char note[512], err[1024];
+    char note[4096], err[1024];
     mkdir("reports", 0755);
     int rc = compare_write((const char *const *)argv + optind, (size_t)(argc - optind), out, NULL,
                            note, sizeof note, err, sizeof err);
@@ -404,8 +404,12 @@ static int cmd_compare(int argc, char **argv)
         fprintf(stderr, "der-sim compare: %s\n", err);
         return 1;
     }
-    if (note[0])
-        printf("%s\n", note);
+    /* warnings (a run without plot data) to stderr, the rest of the note to stdout */
+    for (char *save, *line = strtok_r(note, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+        if (!strncmp(line, "warning: ", 9))
+            fprintf(stderr, "der-sim compare: %s\n", line);
+        else
+            printf("%s\n", line);
     printf("report=%s/compare.html\n", out);
     return 0;
 }
