@@ -1,12 +1,15 @@
 /* fidelity: see fidelity.h.
  *
- * The comparison is made at the end of every step, where the simulated state is defined (SoC
- * after the step, powers over it): the record is interpolated there, never the simulation
- * resampled on the record, so a 10 s record and a 1 s replay are compared at 1 s with the
- * record's own shape between its samples. Sums use Welford's updates (means and co-moments):
- * a day of watts at 1 s in plain sums of squares would lose the correlation's digits. */
+ * The comparison is made at the record's own samples, each against the replay at the end of the
+ * first step at or after it (where the simulated state is defined: SoC after the step, powers
+ * over it): a record holds nothing between its samples, and interpolating a 10 s record of a
+ * 6 s oscillation would invent an error the replay does not have. The plots show the record
+ * resampled on the run's steps (fidelity_field_at). Sums use Welford's updates (means and
+ * co-moments): a day of watts at 1 s in plain sums of squares would lose the correlation's digits.
+ */
 #define _GNU_SOURCE
 #include "reports/fidelity.h"
+#include "reports/oscill.h"
 
 #include <errno.h>
 #include <math.h>
@@ -23,6 +26,7 @@ const char *fidelity_series_name(int i)
 
 struct fseries {
     size_t n, cap, cur; /* cur: the interpolation cursor (times only grow) */
+    size_t done;        /* samples [0, done) compared with the replay */
     int64_t *t;
     double *v;
     /* the comparison: simulated x, recorded y */
@@ -32,6 +36,7 @@ struct fseries {
 
 struct fidelity {
     struct fseries s[FID_COUNT];
+    double *replay_grid; /* the replay's grid power at each recorded grid sample [0, done) */
 };
 
 void fidelity_free(struct fidelity *f)
@@ -42,6 +47,7 @@ void fidelity_free(struct fidelity *f)
         free(f->s[i].t);
         free(f->s[i].v);
     }
+    free(f->replay_grid);
     free(f);
 }
 
@@ -187,6 +193,11 @@ int fidelity_open(const struct scenario *sc, const char *csv_path, struct fideli
     const char *col[FID_COUNT];
     column_names(sc, csv_path, col);
     int rc = read_csv(f, path, col, err, errlen);
+    size_t ng = f->s[FID_GRID_W].n;
+    if (!rc && ng && !(f->replay_grid = malloc(ng * sizeof *f->replay_grid))) {
+        snprintf(err, errlen, "out of memory");
+        rc = -ENOMEM;
+    }
     if (rc) {
         fidelity_free(f);
         return rc;
@@ -211,27 +222,75 @@ double fidelity_field_at(struct fidelity *f, int series, int64_t t_ms)
     return s->v[i] + a * (s->v[i + 1] - s->v[i]);
 }
 
+static void compare(struct fseries *s, double x, double y)
+{
+    s->k++;
+    double dx = x - s->mx, dy = y - s->my, d = x - y;
+    s->mx += dx / (double)s->k;
+    s->my += dy / (double)s->k;
+    s->cxx += dx * (x - s->mx);
+    s->cyy += dy * (y - s->my);
+    s->cxy += dx * (y - s->my);
+    s->md += (d - s->md) / (double)s->k;
+    s->sdd += d * d;
+}
+
 void fidelity_step(struct fidelity *f, int64_t t_ms, const double sim[FID_COUNT])
 {
     for (int i = 0; i < FID_COUNT; i++) {
-        double y = fidelity_field_at(f, i, t_ms), x = sim[i];
-        if (isnan(y) || !isfinite(x))
-            continue;
         struct fseries *s = &f->s[i];
-        s->k++;
-        double dx = x - s->mx, dy = y - s->my, d = x - y;
-        s->mx += dx / (double)s->k;
-        s->my += dy / (double)s->k;
-        s->cxx += dx * (x - s->mx);
-        s->cyy += dy * (y - s->my);
-        s->cxy += dx * (y - s->my);
-        s->md += (d - s->md) / (double)s->k;
-        s->sdd += d * d;
+        for (; s->done < s->n && s->t[s->done] <= t_ms; s->done++) {
+            if (i == FID_GRID_W)
+                f->replay_grid[s->done] = sim[i];
+            if (isfinite(sim[i]))
+                compare(s, sim[i], s->v[s->done]);
+        }
     }
+}
+
+/* The oscillation of samples x at times t (as recorded): 5-minute windows of at least
+ * OSC_MIN_SAMPLES evenly spaced samples (within 1 %), each one's dominant component; the mean
+ * amplitude (0 out of the band) and the mean in-band period. */
+static void record_oscillation(const int64_t *t, const double *x, size_t n, double *period_s,
+                               double *amplitude_w)
+{
+    double psum = 0, asum = 0;
+    int pn = 0, an = 0;
+    for (size_t a = 0, b; a < n; a = b) {
+        for (b = a + 1; b < n && t[b] / OSC_WINDOW_MS == t[a] / OSC_WINDOW_MS; b++)
+            ;
+        size_t m = b - a;
+        if (m < OSC_MIN_SAMPLES)
+            continue;
+        double ts = (double)(t[b - 1] - t[a]) / (double)(m - 1), per, amp;
+        int even = 1;
+        for (size_t j = a + 1; j < b && even; j++)
+            even = fabs((double)(t[j] - t[j - 1]) - ts) <= 0.01 * ts;
+        if (!even)
+            continue;
+        int k = oscill_dominant(x + a, m, ts / 1000.0, &per, &amp);
+        an++;
+        if (k >= OSC_LOWEST_CYCLES) {
+            asum += amp;
+            psum += per;
+            pn++;
+        }
+    }
+    *amplitude_w = an ? asum / an : NAN;
+    *period_s = pn ? psum / pn : NAN;
 }
 
 void fidelity_result(const struct fidelity *f, struct kpi_set *k)
 {
+    k->v[KPI_FIELD_OSC_PERIOD_S] = k->v[KPI_FIELD_OSC_AMPLITUDE_W] = NAN;
+    k->v[KPI_FIELD_REPLAY_OSC_PERIOD_S] = k->v[KPI_FIELD_REPLAY_OSC_AMPLITUDE_W] = NAN;
+    const struct fseries *g = f ? &f->s[FID_GRID_W] : NULL;
+    if (g && g->done) {
+        record_oscillation(g->t, g->v, g->done, &k->v[KPI_FIELD_OSC_PERIOD_S],
+                           &k->v[KPI_FIELD_OSC_AMPLITUDE_W]);
+        record_oscillation(g->t, f->replay_grid, g->done, &k->v[KPI_FIELD_REPLAY_OSC_PERIOD_S],
+                           &k->v[KPI_FIELD_REPLAY_OSC_AMPLITUDE_W]);
+    }
     for (int i = 0; i < FID_COUNT; i++) {
         double *v = &k->v[KPI_FIELD_FIRST + 3 * i];
         v[0] = v[1] = v[2] = NAN;
@@ -242,12 +301,4 @@ void fidelity_result(const struct fidelity *f, struct kpi_set *k)
         v[1] = s->md;
         v[2] = s->cxx > 0 && s->cyy > 0 ? s->cxy / sqrt(s->cxx * s->cyy) : NAN;
     }
-}
-
-size_t fidelity_samples(const struct fidelity *f, int series, const int64_t **t_ms,
-                        const double **v)
-{
-    *t_ms = f->s[series].t;
-    *v = f->s[series].v;
-    return f->s[series].n;
 }

@@ -1,9 +1,11 @@
 /* fidelity: how closely a replay follows the field records it was made from. The recorded
  * series of a scenario's "field" block (docs/scenario-format.md) are read from its CSV,
- * resampled on the run's steps (linear between recorded samples, none outside them or where a
- * cell is empty) and compared, step by step, with the simulated grid power, SoC and battery
- * power: RMSE, bias and correlation (the field_* KPIs of kpi.h). fidelity_open returns an
- * object the caller owns (fidelity_free). */
+ * resampled on the run's steps for plots (linear between recorded samples, none outside them or
+ * where a cell is empty), and each recorded sample is compared with the replay's grid power,
+ * SoC and battery power at the end of the first step at or after it: RMSE, bias and correlation
+ * (the field_* KPIs of kpi.h); and the recorded grid power's oscillation against the replay's
+ * taken at the same instants (field_osc_*, field_replay_osc_*). fidelity_open returns an object
+ * the caller owns (fidelity_free). */
 #ifndef DERLOOP_FIDELITY_H
 #define DERLOOP_FIDELITY_H
 
@@ -31,16 +33,12 @@ void fidelity_free(struct fidelity *f);
 /* A recorded series resampled at scenario time t_ms: NaN where there is no record. */
 double fidelity_field_at(struct fidelity *f, int series, int64_t t_ms);
 
-/* The simulated values at scenario time t_ms (the end of a step) against the record there. */
+/* The replay's values at scenario time t_ms (the end of a step): every recorded sample at or
+ * before t_ms not yet compared is compared with them. */
 void fidelity_step(struct fidelity *f, int64_t t_ms, const double sim[FID_COUNT]);
 
 /* Fills the field_* KPIs (NaN for a series never compared, and for a correlation without
  * variance on either side). */
 void fidelity_result(const struct fidelity *f, struct kpi_set *k);
-
-/* The recorded series as arrays (for the fit's oscillation target): samples of `series` with
- * their times; 0 when there are none. */
-size_t fidelity_samples(const struct fidelity *f, int series, const int64_t **t_ms,
-                        const double **v);
 
 #endif

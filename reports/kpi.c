@@ -219,17 +219,16 @@ static const struct kpi_def table[KPI_COUNT] = {
     [KPI_GRID_OSC_SHARE] = {"grid_osc_share", "1", 4, KPI_LOWER,
                             "grid_osc_time_s / (run length x sites), in [0, 1]"},
     [KPI_FIELD_GRID_RMSE_W] = {"field_grid_rmse_w", "W", 1, KPI_LOWER,
-                               "RMS of (simulated - recorded) grid power over the steps where "
-                               "the scenario's field record has a value: at the end of every "
-                               "step the record is interpolated linearly between its samples "
-                               "(none outside them or at an empty cell) and compared with the "
-                               "grid power of the step (summed over the sites); null without a "
-                               "field block or a grid_w column"},
+                               "RMS of (replay - record) grid power over the samples of the "
+                               "scenario's field record (empty cells skipped): each against the "
+                               "replay's grid power (summed over the sites) of the first step "
+                               "ending at or after it; null without a field block or a grid_w "
+                               "column"},
     [KPI_FIELD_GRID_BIAS_W] = {"field_grid_bias_w", "W", 1, KPI_NEUTRAL,
-                               "mean of (simulated - recorded) grid power over the same steps"},
+                               "mean of (replay - record) grid power over the same samples"},
     [KPI_FIELD_GRID_CORR] = {"field_grid_corr", "1", 4, KPI_HIGHER,
-                             "Pearson correlation of simulated and recorded grid power over the "
-                             "same steps; null when either is constant"},
+                             "Pearson correlation of replay and record grid power over the same "
+                             "samples; null when either is constant"},
     [KPI_FIELD_SOC_RMSE] = {"field_soc_rmse", "1", 4, KPI_LOWER,
                             "as field_grid_rmse_w for the SoC (the first site's capacity-"
                             "weighted mean after the step) against the record's soc"},
@@ -244,6 +243,25 @@ static const struct kpi_def table[KPI_COUNT] = {
                                   "mean of (simulated - recorded) battery power"},
     [KPI_FIELD_BATTERY_CORR] = {"field_battery_corr", "1", 4, KPI_HIGHER,
                                 "correlation of simulated and recorded battery power"},
+    [KPI_FIELD_OSC_PERIOD_S] = {"field_osc_period_s", "s", 1, KPI_NEUTRAL,
+                                "the recorded grid power's oscillation: its samples (as "
+                                "recorded, not resampled) are cut into the 5-minute windows of "
+                                "grid_osc_period_s (at least 16 samples, evenly spaced); the mean "
+                                "dominant period over the windows in the band (null when none "
+                                "is). A record sampled slower than the oscillation shows it "
+                                "aliased; field_replay_osc_* sample the replay the same way, so "
+                                "the two compare like with like"},
+    [KPI_FIELD_OSC_AMPLITUDE_W] = {"field_osc_amplitude_w", "W", 1, KPI_NEUTRAL,
+                                   "the mean dominant amplitude of the recorded grid power over "
+                                   "the same windows (0 for a window out of the band); null "
+                                   "without a window"},
+    [KPI_FIELD_REPLAY_OSC_PERIOD_S] = {"field_replay_osc_period_s", "s", 1, KPI_NEUTRAL,
+                                       "field_osc_period_s of the replay's grid power taken at "
+                                       "the record's sample times (the end of the first step at "
+                                       "or after each)"},
+    [KPI_FIELD_REPLAY_OSC_AMPLITUDE_W] = {"field_replay_osc_amplitude_w", "W", 1, KPI_NEUTRAL,
+                                          "field_osc_amplitude_w of the replay at the record's "
+                                          "sample times"},
     [KPI_OPTIMAL_SAVINGS] = {"optimal_savings", "currency", 4, KPI_NEUTRAL,
                              "what a controller with perfect knowledge of the whole run could save "
                              "with the same batteries: the idle-battery cost minus the minimum "

@@ -88,6 +88,10 @@ enum kpi_id {
     KPI_FIELD_BATTERY_RMSE_W,
     KPI_FIELD_BATTERY_BIAS_W,
     KPI_FIELD_BATTERY_CORR,
+    KPI_FIELD_OSC_PERIOD_S, /* the record's oscillation, and the replay's at its samples */
+    KPI_FIELD_OSC_AMPLITUDE_W,
+    KPI_FIELD_REPLAY_OSC_PERIOD_S,
+    KPI_FIELD_REPLAY_OSC_AMPLITUDE_W,
     KPI_OPTIMAL_SAVINGS, /* the perfect-foresight optimum (reports/optimum.h) */
     KPI_OPTIMAL_PEAK_15M_KW,
     KPI_END_ENERGY_VALUE, /* the end-of-run stored energy against the start, valued */
