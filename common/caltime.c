@@ -1,10 +1,18 @@
 /* caltime: see caltime.h. Civil-date conversions after Howard Hinnant's public-domain
- * days_from_civil / civil_from_days algorithms (proleptic Gregorian calendar). */
+ * days_from_civil / civil_from_days algorithms (proleptic Gregorian calendar). Everything here
+ * is pure arithmetic except the caltime_zone functions, which read the system's zoneinfo through
+ * TZ, tzset and localtime_r: they exist for loaders converting field records to UTC once, at
+ * load time, and are never called while a simulation or a controller runs. */
 #include "common/caltime.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 int64_t caltime_from_civil(int y, int m, int d)
 {
@@ -61,25 +69,32 @@ static int digits(const char **p, int n, int *out)
     return 0;
 }
 
-int caltime_parse(const char *s, int64_t *unix_ms)
+/* A civil date and time with its zone as written: has_zone 0 = none given ("2026-05-12 11:00"). */
+struct civil {
+    int y, mo, d, h, mi, sec, ms, off_min, has_zone, has_time;
+};
+
+static int parse_civil(const char *s, struct civil *c)
 {
-    int y, mo, d, h = 0, mi = 0, sec = 0, ms = 0, off_min = 0;
     const char *p = s;
-    if (!s || digits(&p, 4, &y) || *p++ != '-' || digits(&p, 2, &mo) || *p++ != '-' ||
-        digits(&p, 2, &d))
+    memset(c, 0, sizeof *c);
+    if (!s || digits(&p, 4, &c->y) || *p++ != '-' || digits(&p, 2, &c->mo) || *p++ != '-' ||
+        digits(&p, 2, &c->d))
         return -EINVAL;
-    if (mo < 1 || mo > 12)
+    if (c->mo < 1 || c->mo > 12)
         return -EINVAL;
     static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (d < 1 || d > mdays[mo - 1] + (mo == 2 && is_leap(y)))
+    if (c->d < 1 || c->d > mdays[c->mo - 1] + (c->mo == 2 && is_leap(c->y)))
         return -EINVAL;
+    c->has_zone = 1; /* a date alone is midnight UTC */
     if (*p == 'T' || *p == ' ') {
         p++;
-        if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &mi))
+        c->has_time = 1;
+        if (digits(&p, 2, &c->h) || *p++ != ':' || digits(&p, 2, &c->mi))
             return -EINVAL;
         if (*p == ':') {
             p++;
-            if (digits(&p, 2, &sec))
+            if (digits(&p, 2, &c->sec))
                 return -EINVAL;
             if (*p == '.') {
                 p++;
@@ -87,13 +102,13 @@ int caltime_parse(const char *s, int64_t *unix_ms)
                 if (*p < '0' || *p > '9')
                     return -EINVAL;
                 while (*p >= '0' && *p <= '9') {
-                    ms += (*p - '0') * scale;
+                    c->ms += (*p - '0') * scale;
                     scale /= 10;
                     p++;
                 }
             }
         }
-        if (h > 23 || mi > 59 || sec > 59)
+        if (c->h > 23 || c->mi > 59 || c->sec > 59)
             return -EINVAL;
         if (*p == 'Z') {
             p++;
@@ -101,16 +116,168 @@ int caltime_parse(const char *s, int64_t *unix_ms)
             int sign = *p++ == '-' ? -1 : 1, oh, om;
             if (digits(&p, 2, &oh) || *p++ != ':' || digits(&p, 2, &om) || oh > 23 || om > 59)
                 return -EINVAL;
-            off_min = sign * (oh * 60 + om);
+            c->off_min = sign * (oh * 60 + om);
         } else {
-            return -EINVAL; /* an instant without a zone is ambiguous */
+            c->has_zone = 0;
         }
     }
-    if (*p != '\0')
-        return -EINVAL;
-    int64_t days = caltime_from_civil(y, mo, d);
-    *unix_ms = ((days * 24 + h) * 60 + mi - off_min) * 60000 + (int64_t)sec * 1000 + ms;
+    return *p == '\0' ? 0 : -EINVAL;
+}
+
+/* The civil time read as if it were UTC, in ms (the zone's offset not applied). */
+static int64_t civil_as_utc_ms(const struct civil *c)
+{
+    int64_t days = caltime_from_civil(c->y, c->mo, c->d);
+    return ((days * 24 + c->h) * 60 + c->mi) * 60000 + (int64_t)c->sec * 1000 + c->ms;
+}
+
+int caltime_parse(const char *s, int64_t *unix_ms)
+{
+    struct civil c;
+    if (parse_civil(s, &c) || !c.has_zone)
+        return -EINVAL; /* an instant without a zone is ambiguous */
+    *unix_ms = civil_as_utc_ms(&c) - (int64_t)c.off_min * 60000;
     return 0;
+}
+
+/* ---- time zones (loaders only) ----------------------------------------------------------- */
+
+int caltime_zone_open(struct caltime_zone *z, const char *name)
+{
+    memset(z, 0, sizeof *z);
+    if (!name || !*name || strlen(name) >= sizeof z->name || name[0] == '/' || strstr(name, ".."))
+        return -EINVAL;
+    for (const char *p = name; *p; p++)
+        if (!(isalnum((unsigned char)*p) || strchr("/_+-", *p)))
+            return -EINVAL;
+    /* tzset() takes an unknown name silently as UTC: the zone file must exist. */
+    const char *dir = getenv("TZDIR");
+    char path[512];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", dir && *dir ? dir : "/usr/share/zoneinfo", name);
+    if (strcmp(name, "UTC") != 0 && (stat(path, &st) != 0 || !S_ISREG(st.st_mode)))
+        return -ENOENT;
+    snprintf(z->name, sizeof z->name, "%s", name);
+    const char *old = getenv("TZ");
+    z->had_tz = old != NULL;
+    if (old)
+        snprintf(z->saved_tz, sizeof z->saved_tz, "%s", old);
+    if (setenv("TZ", name, 1) != 0)
+        return -ENOMEM;
+    tzset();
+    z->open = 1;
+    return 0;
+}
+
+void caltime_zone_close(struct caltime_zone *z)
+{
+    if (!z->open)
+        return;
+    if (z->had_tz)
+        setenv("TZ", z->saved_tz, 1);
+    else
+        unsetenv("TZ");
+    tzset();
+    z->open = 0;
+}
+
+/* The zone's UTC offset at a UTC instant, in seconds. */
+static int64_t zone_offset_s(int64_t unix_s)
+{
+    time_t t = (time_t)unix_s;
+    struct tm tm;
+    if (!localtime_r(&t, &tm))
+        return 0;
+    return tm.tm_gmtoff;
+}
+
+/* Wall-clock time in the open zone -> UTC. Every offset the zone has within a day of the
+ * instant is a candidate; a candidate u is right when the offset at u is the one assumed. None
+ * is a time skipped by a clock change (-ERANGE); two are the repeated hour, and the earlier one
+ * that still follows `after_ms` is taken (so a series written in wall-clock time stays
+ * increasing through the autumn change). */
+static int zone_to_utc(const struct civil *c, int64_t after_ms, int64_t *unix_ms)
+{
+    int64_t wall_ms = civil_as_utc_ms(c), wall_s = wall_ms / 1000 - (wall_ms % 1000 < 0);
+    int64_t cand[3] = {0, 0, 0};
+    int n = 0;
+    for (int k = -1; k <= 1; k++) {
+        int64_t off = zone_offset_s(wall_s + k * 86400);
+        int64_t u = wall_ms - off * 1000;
+        int dup = 0;
+        for (int i = 0; i < n; i++)
+            dup |= cand[i] == u;
+        if (!dup && zone_offset_s(u / 1000 - (u % 1000 < 0)) == off)
+            cand[n++] = u;
+    }
+    if (n == 0)
+        return -ERANGE;
+    int64_t best = INT64_MAX, first = INT64_MAX;
+    for (int i = 0; i < n; i++) {
+        if (cand[i] < first)
+            first = cand[i];
+        if (cand[i] > after_ms && cand[i] < best)
+            best = cand[i];
+    }
+    *unix_ms = best != INT64_MAX ? best : first;
+    return 0;
+}
+
+/* A plain decimal number (no exponent, no sign but '-') times scale, rounded to ms. */
+static int parse_epoch(const char *s, double scale_ms, int64_t *unix_ms)
+{
+    const char *p = s;
+    int dot = 0, nd = 0;
+    if (*p == '-')
+        p++;
+    for (; *p; p++) {
+        if (*p == '.' && !dot)
+            dot = 1;
+        else if (*p >= '0' && *p <= '9')
+            nd++;
+        else
+            return -EINVAL;
+    }
+    if (nd == 0 || nd > 16)
+        return -EINVAL;
+    *unix_ms = llround(strtod(s, NULL) * scale_ms);
+    return 0;
+}
+
+int caltime_parse_stamp(const char *s, enum caltime_format f, const struct caltime_zone *z,
+                        int64_t after_ms, int64_t *unix_ms)
+{
+    struct civil c;
+    if (!s)
+        return -EINVAL;
+    switch (f) {
+    case CALTIME_UNIX_S:
+        return parse_epoch(s, 1000.0, unix_ms);
+    case CALTIME_UNIX_MS:
+        return parse_epoch(s, 1.0, unix_ms);
+    case CALTIME_ISO:
+        break;
+    }
+    if (parse_civil(s, &c))
+        return -EINVAL;
+    if (c.has_zone) {
+        *unix_ms = civil_as_utc_ms(&c) - (int64_t)c.off_min * 60000;
+        return 0;
+    }
+    if (!z || !z->open)
+        return -EDOM;
+    return zone_to_utc(&c, after_ms, unix_ms);
+}
+
+int caltime_format_parse(const char *name, enum caltime_format *f)
+{
+    static const char *const names[] = {"iso", "unix_s", "unix_ms"};
+    for (int i = 0; i < 3; i++)
+        if (name && strcmp(name, names[i]) == 0) {
+            *f = (enum caltime_format)i;
+            return 0;
+        }
+    return -EINVAL;
 }
 
 int caltime_parse_hhmm(const char *s, int end_of_day, int *minute)

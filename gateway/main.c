@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "gateway/bus/tcp_pool.h"
 #include "gateway/control/confsync.h"
+#include "gateway/control/estop.h"
 #include "gateway/control/controller.h"
 #include "gateway/uplink/dispatch.h"
 #include "gateway/uplink/remote.h"
@@ -56,8 +57,10 @@ static const struct {
     const char *event, *field;
     enum log_level level;
 } event_levels[] = {
-    {"offline", NULL, LOG_WARN},                /* controller: a device stopped answering */
-    {"write_failed", NULL, LOG_WARN},           /* controller: a setpoint write failed */
+    {"offline", NULL, LOG_WARN},      /* controller: a device stopped answering */
+    {"write_failed", NULL, LOG_WARN}, /* controller: a setpoint write failed */
+    {"estop", NULL, LOG_WARN},        /* an emergency stop engaged or released */
+    {"estop_refused", NULL, LOG_WARN},
     {"connect_failed", NULL, LOG_WARN},         /* bus, uplink */
     {"disconnect", " reason=closed", LOG_INFO}, /* bus: closed at the gateway's stop */
     {"disconnect", NULL, LOG_WARN},             /* bus: a Modbus connection lost */
@@ -268,6 +271,13 @@ int main(int argc, char **argv)
         return 1;
     }
     remote_set_version(rem, confsync_start(cs));
+    /* estop hook: a stop persisted next to the spool holds from the first cycle */
+    struct estop *es = estop_new(ctl, ucfg.spool_dir, log_line, NULL);
+    if (!es) {
+        fprintf(stderr, "der-gateway: %s: out of memory\n", config);
+        return 1;
+    }
+    remote_set_estop(rem, estop_start(es));
 
     log_event(LOG_INFO,
               "event=start site=%s gateway=%s devices=%zu strategy=%s poll_ms=%lld build=%s",
@@ -295,6 +305,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "der-gateway: %s: %s\n", config, up ? "out of memory" : err);
             uplink_free(up);
             remote_free(rem);
+            estop_free(es);
             confsync_free(cs);
             controller_free(ctl);
             tcp_pool_release(&pool);
@@ -336,6 +347,12 @@ int main(int argc, char **argv)
             remote_report(rem, cver, crc == 0, crc ? err : "");
             free(cjson);
         }
+        int eon; /* estop hook: engaged or released by the headend, between two cycles */
+        char eid[ESTOP_ID_MAX], ewhy[ESTOP_REASON_MAX];
+        while (remote_take_estop(rem, &eon, eid, sizeof eid, ewhy, sizeof ewhy)) {
+            estop_set(es, eon, eid, ewhy, "headend");
+            remote_estop_report(rem, eon, estop_state(es)->id, estop_state(es)->reason);
+        }
         struct agentmsg_setpoint sp;
         while (up && uplink_poll_setpoint(up, &sp))
             dispatch_setpoint(disp, &sp, now - t0, wall_ms());
@@ -357,6 +374,7 @@ int main(int argc, char **argv)
     dispatch_free(disp);
     uplink_free(up);
     remote_free(rem); /* after the uplink, whose thread used it */
+    estop_free(es);
     confsync_free(cs);
     controller_free(ctl);
     tcp_pool_release(&pool);

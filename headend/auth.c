@@ -50,10 +50,12 @@ int auth_changes_state(const char *method)
     return strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
 }
 
-/* The role table (docs/operations.md). A path is matched whole ("/audit") or as a prefix
- * ending in '/' ("/tokens/" for /tokens/NAME). Later issues add their operator commands here.
- * Anything not listed needs viewer to read and operator to change, so that an unknown path
- * answers 401 (not 404) to a caller without a token: the API's shape is not public. */
+/* The role table (docs/operations.md). A path is matched whole ("/audit"), as a prefix
+ * ending in '/' ("/tokens/" for /tokens/NAME), or as a pattern with one '*' standing for one
+ * path segment (the row for /sites/:id/config); the first row that matches decides. Later issues
+ * add their operator commands here. Anything not listed needs viewer to read and operator to
+ * change, so that an unknown path answers 401 (not 404) to a caller without a token: the API's
+ * shape is not public. */
 static const struct {
     const char *path;
     int writes; /* -1: any method, 0: GET/HEAD, 1: the others */
@@ -64,12 +66,29 @@ static const struct {
     {"/tokens", -1, AUTH_ADMIN},
     {"/tokens/", -1, AUTH_ADMIN},
     {"/dispatch", 1, AUTH_OPERATOR},
-    /* remote operations (docs/operations.md): PUT /sites/:id/config, POST
-     * /agents/:gateway/ping, POST /alerts/:id/ack; reading them is a viewer's */
+    /* configuration is an admin's (issue 15): PUT /sites/:id/config */
+    {"/sites/*/config", 1, AUTH_ADMIN},
+    /* remote operations (docs/operations.md): POST/DELETE /sites/:id/estop, POST
+     * /groups/:group/estop, POST /agents/:gateway/ping, POST /alerts/:id/ack; reading them is
+     * a viewer's */
     {"/sites/", 1, AUTH_OPERATOR},
+    {"/groups/", 1, AUTH_OPERATOR},
     {"/agents/", 1, AUTH_OPERATOR},
     {"/alerts/", 1, AUTH_OPERATOR},
 };
+
+/* Does path match the row p: whole, prefix ending in '/', or with one '*' for a segment? */
+static int row_matches(const char *p, const char *path, size_t plen)
+{
+    size_t n = strlen(p);
+    const char *star = strchr(p, '*');
+    if (star) {
+        size_t a = (size_t)(star - p), b = n - a - 1;
+        return plen > a + b && !memcmp(path, p, a) && !memcmp(path + plen - b, star + 1, b) &&
+               !memchr(path + a, '/', plen - a - b);
+    }
+    return p[n - 1] == '/' ? plen > n && !memcmp(path, p, n) : plen == n && !memcmp(path, p, n);
+}
 
 int auth_required_role(const char *method, const char *path, size_t plen)
 {
@@ -78,10 +97,7 @@ int auth_required_role(const char *method, const char *path, size_t plen)
     if (memchr(path, 0, plen))
         return fallback; /* a decoded %00: never public, and routed nowhere anyway */
     for (size_t i = 0; i < sizeof(role_table) / sizeof(role_table[0]); i++) {
-        const char *p = role_table[i].path;
-        size_t n = strlen(p);
-        int hit =
-            p[n - 1] == '/' ? plen > n && !memcmp(path, p, n) : plen == n && !memcmp(path, p, n);
+        int hit = row_matches(role_table[i].path, path, plen);
         if (hit && (role_table[i].writes < 0 || role_table[i].writes == writes))
             return role_table[i].role;
     }

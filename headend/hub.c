@@ -13,6 +13,7 @@
  * at once instead of waiting for the timer, so its window keeps moving. */
 #include "headend/hub.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -492,6 +493,100 @@ static void on_config_report(struct hub *h, struct session *s, const Der__V1__Co
               applied ? "APPLIED" : "REJECTED", log_escape(db, sizeof(db), r->detail));
 }
 
+/* ---- the emergency stop ---------------------------------------------------------------- */
+
+/* The site's stop as the headend holds it, on s (when its gateway takes EmergencyStop). */
+static int send_estop(struct hub *h, struct session *s)
+{
+    struct site_state *ss = &h->sites[s->site];
+    if (!ss->estop_capable)
+        return 0;
+    Der__V1__EmergencyStop es = DER__V1__EMERGENCY_STOP__INIT;
+    es.active = ss->estop_active;
+    es.id = ss->estop_id;
+    es.reason = ss->estop_reason;
+    Der__V1__HeadendMessage m = DER__V1__HEADEND_MESSAGE__INIT;
+    m.body_case = DER__V1__HEADEND_MESSAGE__BODY_EMERGENCY_STOP;
+    m.emergency_stop = &es;
+    if (send_msg(s, &m) != 0)
+        return 0;
+    log_event(LOG_WARN, "event=estop_sent gateway=%s site=%s active=%s id=%s", s->gateway_id,
+              s->site_id, ss->estop_active ? "yes" : "no", ss->estop_id);
+    return 1;
+}
+
+/* At Register: what the gateway holds, then the operators' stop again while it is active;
+ * a stop the gateway holds that this headend never saw (it was restarted) is adopted, so
+ * that an operator can see and release it; one released here while the gateway was away is
+ * released there. */
+static void estop_at_register(struct hub *h, struct session *s, const Der__V1__Register *r,
+                              int64_t now_ms)
+{
+    struct site_state *ss = &h->sites[s->site];
+    ss->estop_capable = r->estop;
+    if (!r->estop)
+        return;
+    ss->estop_has_reported = 1;
+    ss->estop_reported_active = r->estop_active;
+    ss->estop_reported_ms = now_ms;
+    if (r->estop_active && !ss->estop_known) {
+        ss->estop_known = ss->estop_active = 1;
+        snprintf(ss->estop_reason, sizeof(ss->estop_reason),
+                 "held by the gateway at its Register (engaged before this headend started)");
+        snprintf(ss->estop_by, sizeof(ss->estop_by), "gateway");
+        ss->estop_since_ms = now_ms;
+        log_event(LOG_WARN, "event=estop site=%s state=engaged source=gateway_register gateway=%s",
+                  s->site_id, s->gateway_id);
+        return;
+    }
+    if (ss->estop_active || r->estop_active)
+        send_estop(h, s);
+}
+
+static void on_estop_report(struct hub *h, struct session *s, const Der__V1__EstopReport *r,
+                            int64_t now_ms)
+{
+    struct site_state *ss = &h->sites[s->site];
+    ss->estop_has_reported = 1;
+    ss->estop_reported_active = r->active;
+    snprintf(ss->estop_reported_id, sizeof(ss->estop_reported_id), "%s", r->id);
+    ss->estop_reported_ms = now_ms;
+    char ib[LOG_VALUE_MAX];
+    log_event(LOG_WARN, "event=estop_report gateway=%s site=%s active=%s id=%s", s->gateway_id,
+              s->site_id, r->active ? "yes" : "no", log_escape(ib, sizeof(ib), r->id));
+}
+
+int hub_estop(struct hub *h, size_t site_idx, int active, const char *reason, const char *who,
+              int64_t now_ms, int *sent)
+{
+    const struct inv_site *site = inventory_site_at(h->inv, site_idx);
+    *sent = 0;
+    if (!site)
+        return -ENOENT;
+    struct site_state *ss = &h->sites[site_idx];
+    ss->estop_known = 1;
+    if (active) {
+        /* a new id per engagement; a repeated POST while active keeps the stop's id */
+        if (!ss->estop_active) {
+            snprintf(ss->estop_id, sizeof(ss->estop_id), "estop-%lld", (long long)now_ms);
+            ss->estop_since_ms = now_ms;
+        }
+        snprintf(ss->estop_reason, sizeof(ss->estop_reason), "%s", reason ? reason : "");
+    } else {
+        ss->estop_since_ms = now_ms;
+    }
+    ss->estop_active = active;
+    snprintf(ss->estop_by, sizeof(ss->estop_by), "%s", nz(who));
+    char rb[LOG_VALUE_MAX];
+    log_event(LOG_WARN, "event=estop site=%s state=%s id=%s reason=%s by=%s", site->id,
+              active ? "engaged" : "released", ss->estop_id,
+              log_escape(rb, sizeof(rb), active ? ss->estop_reason : ""), nz(who));
+    struct session *s = registry_site(h->reg, site_idx);
+    if (s)
+        *sent = send_estop(h, s);
+    return 0;
+}
+
 /* Register: who the stream is and which assets it gets. The rules, in the order applied:
  * - a stream registers once; ids must pass ident_valid before anything is looked up or
  *   logged (a control character would otherwise reach the log and the store);
@@ -715,10 +810,90 @@ static int on_register(struct hub *h, struct session *s, const Der__V1__Register
     if (r->config_push)
         set_reported(ss, (int64_t)r->config_version, "RUNNING", "", now_ms);
     push_config(h, s, now_ms);
+    estop_at_register(h, s, r, now_ms);
     /* the first round trip at the next check (within PING_CHECK_MS), so /agents soon has
      * one; then every ping-interval */
     s->ping_due_ms = now_ms;
     return 0;
+}
+
+/* One number of a details object: JSON null when not finite. */
+static size_t jnum(char *b, size_t len, size_t o, const char *key, double v)
+{
+    if (o >= len)
+        return o;
+    int n = isfinite(v) ? snprintf(b + o, len - o, "%s\"%s\":%.10g", o > 1 ? "," : "", key, v)
+                        : snprintf(b + o, len - o, "%s\"%s\":null", o > 1 ? "," : "", key);
+    return o + (n > 0 ? (size_t)n : 0);
+}
+
+/* A state name of a details object; anything but [A-Za-z0-9_ -] becomes '?', so the JSON
+ * needs no escaping whatever the gateway sent. */
+static size_t jstate(char *b, size_t len, size_t o, const char *v)
+{
+    char clean[32];
+    size_t k = 0;
+    for (; v && v[k] && k + 1 < sizeof clean; k++)
+        clean[k] = isalnum((unsigned char)v[k]) || strchr("_ -", v[k]) ? v[k] : '?';
+    clean[k] = '\0';
+    if (o >= len)
+        return o;
+    int n = snprintf(b + o, len - o, "%s\"state\":\"%s\"", o > 1 ? "," : "", clean);
+    return o + (n > 0 ? (size_t)n : 0);
+}
+
+/* The type-specific details of a sample as the JSON object the store keeps ("" = none). */
+static void details_json(const Der__V1__Telemetry *t, char *b, size_t len)
+{
+    size_t o = 1;
+    b[0] = '{';
+    b[1] = '\0';
+    switch (t->details_case) {
+    case DER__V1__TELEMETRY__DETAILS_STORAGE:
+        if (!t->storage)
+            break;
+        o = jnum(b, len, o, "soc", t->storage->soc);
+        o = jnum(b, len, o, "temperature_c", t->storage->temperature_c);
+        o = jnum(b, len, o, "max_charge_w", t->storage->max_charge_w);
+        o = jnum(b, len, o, "max_discharge_w", t->storage->max_discharge_w);
+        break;
+    case DER__V1__TELEMETRY__DETAILS_PV:
+        if (!t->pv)
+            break;
+        o = jnum(b, len, o, "available_w", t->pv->available_w);
+        o = jnum(b, len, o, "limit_w", t->pv->limit_w);
+        break;
+    case DER__V1__TELEMETRY__DETAILS_METER:
+        if (!t->meter)
+            break;
+        o = jnum(b, len, o, "frequency_hz", t->meter->frequency_hz);
+        o = jnum(b, len, o, "voltage_v", t->meter->voltage_v);
+        o = jnum(b, len, o, "import_wh", t->meter->import_wh);
+        o = jnum(b, len, o, "export_wh", t->meter->export_wh);
+        break;
+    case DER__V1__TELEMETRY__DETAILS_EVSE:
+        if (!t->evse)
+            break;
+        o = jstate(b, len, o, t->evse->state);
+        o = jnum(b, len, o, "current_a", t->evse->current_a);
+        o = jnum(b, len, o, "session_energy_wh", t->evse->session_energy_wh);
+        break;
+    case DER__V1__TELEMETRY__DETAILS_BOILER:
+        if (!t->boiler)
+            break;
+        o = jstate(b, len, o, t->boiler->state);
+        o = jnum(b, len, o, "temperature_c", t->boiler->temperature_c);
+        break;
+    default:
+        b[0] = '\0';
+        return;
+    }
+    if (o + 2 > len) { /* cannot happen with these fields; never store a cut object */
+        b[0] = '\0';
+        return;
+    }
+    b[o] = '}';
+    b[o + 1] = '\0';
 }
 
 static void on_telemetry(struct hub *h, struct session *s, const Der__V1__Telemetry *t,
@@ -749,6 +924,7 @@ static void on_telemetry(struct hub *h, struct session *s, const Der__V1__Teleme
                                                                                   : NAN;
     l->online = t->online;
     snprintf(l->status, sizeof(l->status), "%s", t->status);
+    details_json(t, l->details, sizeof l->details);
     /* the latest is the newest sample: a spool replayed after a reconnect is history only.
      * A timestamp too far ahead (a gateway clock gone wrong, or a forged INT64_MAX) is kept
      * as received but would otherwise stay "latest" for good, so it never becomes it. */
@@ -1000,6 +1176,9 @@ int hub_on_message(struct hub *h, struct session *s, const uint8_t *data, size_t
         break;
     case DER__V1__AGENT_MESSAGE__BODY_CONFIG_REPORT:
         on_config_report(h, s, m->config_report, now_ms);
+        break;
+    case DER__V1__AGENT_MESSAGE__BODY_ESTOP_REPORT:
+        on_estop_report(h, s, m->estop_report, now_ms);
         break;
     default:
         h->c.protocol_errors++;

@@ -27,7 +27,8 @@ struct asset_state {
     char device_state[16]; /* the latest sample's boiler or EV charger state ("" = none) */
 };
 
-#define HUB_REPORT_MAX 512
+#define HUB_REPORT_MAX       512
+#define HUB_ESTOP_REASON_MAX 256
 
 /* Per configured site: the last session seen, for /agents after a disconnect (restored from
  * the store's sessions at start, so the offline alert survives a headend restart). */
@@ -47,6 +48,17 @@ struct site_state {
     int has_rtt;
     double rtt_last_ms, rtt_ewma_ms;
     int64_t rtt_at_ms;
+    /* The emergency stop (docs/operations.md, "Emergency stop"): what operators asked, in
+     * memory (estop_known: one asked since this headend started; after a restart a stop is
+     * learnt again from the gateway's Register, which says whether one holds there), and what
+     * the gateway reports (Register, EstopReport). */
+    int estop_known, estop_active;
+    char estop_id[40], estop_reason[HUB_ESTOP_REASON_MAX], estop_by[INV_ID_MAX];
+    int64_t estop_since_ms;
+    int estop_capable; /* the gateway's last Register said it takes EmergencyStop */
+    int estop_has_reported, estop_reported_active;
+    char estop_reported_id[40];
+    int64_t estop_reported_ms;
 };
 
 struct hub_counters {
@@ -127,6 +139,13 @@ int hub_ping(struct hub *h, const char *gateway_id, int64_t now_ms, uint64_t *no
 int hub_config_put(struct hub *h, size_t site_idx, const char *json, const char *who,
                    int64_t now_ms, int64_t *version, char *err, size_t errlen, char *field,
                    size_t fieldlen);
+
+/* POST (active 1, with reason) or DELETE /sites/:id/estop: engages or releases the site's
+ * emergency stop and sends it at once to the site's gateway when it is connected and takes
+ * it (*sent = 1); while active it is sent again at each Register of that site. -ENOENT for an
+ * unknown site. */
+int hub_estop(struct hub *h, size_t site_idx, int active, const char *reason, const char *who,
+              int64_t now_ms, int *sent);
 
 /* GET/POST /alerts (lock held). */
 struct alerts *hub_alerts(const struct hub *h);

@@ -135,7 +135,7 @@ static int parse_asset(struct inventory *inv, const cJSON *ja, size_t site, char
 
 static int parse_site(struct inventory *inv, const cJSON *js, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"site_id", "gateways", "assets", NULL};
+    static const char *const keys[] = {"site_id", "gateways", "assets", "group", NULL};
     size_t idx = inv->n_sites;
     struct inv_site *s = &inv->sites[idx];
     char where[96];
@@ -146,7 +146,9 @@ static int parse_site(struct inventory *inv, const cJSON *js, char *err, size_t 
     }
     int rc;
     if ((rc = check_keys(js, keys, where, err, errlen)) < 0 ||
-        (rc = get_id(js, "site_id", s->id, where, err, errlen)) < 0)
+        (rc = get_id(js, "site_id", s->id, where, err, errlen)) < 0 ||
+        (cJSON_GetObjectItemCaseSensitive(js, "group") &&
+         (rc = get_id(js, "group", s->group, where, err, errlen)) < 0))
         return rc;
     s->index = idx;
     inv->n_sites++; /* counted now so that inventory_free releases its arrays */

@@ -26,6 +26,7 @@ struct inv_site {
     size_t *assets; /* asset indexes */
     size_t n_assets;
     size_t index;
+    char group[INV_ID_MAX]; /* optional "group" of the site ("" = none): POST /groups/:g/estop */
 };
 
 struct inventory;

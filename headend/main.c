@@ -13,6 +13,7 @@
 #include <grpc/grpc.h>
 
 #include "headend/config.h"
+#include "headend/export.h"
 #include "headend/grpcsrv.h"
 #include "headend/hub.h"
 #include "headend/inventory.h"
@@ -29,7 +30,9 @@ static void usage(FILE *out)
           "  --help                         this text\n"
           "  --version                      print the version and exit\n"
           "  --config-doc                   print the option table as Markdown and exit\n"
-          "  token add|list|revoke ...      manage REST tokens (der-headend token --help)\n",
+          "  token add|list|revoke ...      manage REST tokens (der-headend token --help)\n"
+          "  export --site ID --from T ...  a site's history as files for der-sim import\n"
+          "                                 (der-headend export --help)\n",
           out);
     config_print_help(out);
     fputs("\nDURATION: numbers with units ms, s, m, h, d (500ms, 10s, 1h30m). The old spellings\n"
@@ -148,6 +151,9 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "token"))
         return token_main(argc - 1, argv + 1);
+    if (argc > 1 && !strcmp(argv[1], "export"))
+        return exportcmd_run(argc - 1, argv + 1, getenv("DATABASE_URL"), state_db_path, stdout,
+                             stderr);
     struct headend_config cfg;
     char err[512];
     int rc0 = parse_options(argc, argv, &cfg);

@@ -171,6 +171,13 @@ int metrics_render(const struct hub *h, int64_t now_ms, char **out, size_t *len)
             fprintf(f, "der_headend_gateway_rtt_last_seconds{site=\"%s\",gateway=\"%s\"} %.4f\n",
                     inventory_site_at(inv, i)->id, ss->gateway_id, ss->rtt_last_ms / 1000.0);
     }
+    /* the emergency stop per site: 1 while operators hold one (docs/operations.md) */
+    fputs("# HELP der_headend_site_estop 1 while an emergency stop holds the site.\n"
+          "# TYPE der_headend_site_estop gauge\n",
+          f);
+    for (size_t i = 0; i < inventory_site_count(inv); i++)
+        fprintf(f, "der_headend_site_estop{site=\"%s\"} %d\n", inventory_site_at(inv, i)->id,
+                hub_site_state(h, i)->estop_active);
     counter(f, "der_headend_pings_sent_total", "Ping messages sent.", c->pings_sent);
     counter(f, "der_headend_pongs_total", "Pongs that matched the last Ping.", c->pongs);
     counter(f, "der_headend_config_pushes_total", "ConfigPush messages sent.", c->config_pushes);

@@ -183,6 +183,7 @@ static int get_agents(struct hub *h, int64_t now_ms, struct rest_response *r)
         /* Ping round trips of the site's gateway (the last one survives a disconnect) */
         add_num_or_null(o, "rtt_ms", ss->has_rtt ? ss->rtt_last_ms : NAN);
         add_num_or_null(o, "rtt_ewma_ms", ss->has_rtt ? ss->rtt_ewma_ms : NAN);
+        cJSON_AddBoolToObject(o, "estop", ss->estop_active); /* the site's emergency stop */
         if (s)
             cJSON_AddNumberToObject(o, "session_id", (double)s->id);
         else
@@ -796,6 +797,115 @@ static int post_alert_ack(struct hub *h, const char *who, const char *id, int64_
     return 0;
 }
 
+static int path_id(const char *path, size_t plen, const char *prefix, const char *suffix,
+                   const char **id, size_t *idlen);
+static int bad_path_id(struct rest_response *r, const char *field, const char *id, size_t len);
+
+/* ---- the emergency stop: /sites/:id/estop, /groups/:group/estop ----------------------------- */
+
+static cJSON *estop_json(struct hub *h, const struct inv_site *site)
+{
+    const struct site_state *ss = hub_site_state(h, site->index);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "site_id", site->id);
+    cJSON_AddBoolToObject(o, "active", ss->estop_active);
+    cJSON_AddStringToObject(o, "id", ss->estop_id);
+    cJSON_AddStringToObject(o, "reason", ss->estop_active ? ss->estop_reason : "");
+    cJSON_AddStringToObject(o, "by", ss->estop_by);
+    add_ms_or_null(o, "since_ms", ss->estop_known ? ss->estop_since_ms : 0);
+    cJSON *g = cJSON_AddObjectToObject(o, "gateway");
+    cJSON_AddBoolToObject(g, "connected", registry_site(hub_registry(h), site->index) != NULL);
+    cJSON_AddBoolToObject(g, "supports_estop", ss->estop_capable);
+    if (ss->estop_has_reported) {
+        cJSON_AddBoolToObject(g, "active", ss->estop_reported_active);
+        cJSON_AddNumberToObject(g, "at_ms", (double)ss->estop_reported_ms);
+    } else {
+        cJSON_AddNullToObject(g, "active");
+        cJSON_AddNullToObject(g, "at_ms");
+    }
+    return o;
+}
+
+/* The body of POST .../estop: empty, or {"reason": "..."}. 0 with reason, or an answer in r. */
+static int estop_reason(const char *body, size_t len, char *reason, size_t rlen,
+                        struct rest_response *r)
+{
+    reason[0] = '\0';
+    if (!body || !len)
+        return 0;
+    cJSON *j = utf8_ok((const unsigned char *)body, len) ? cJSON_ParseWithLength(body, len) : NULL;
+    const cJSON *v = j ? cJSON_GetObjectItemCaseSensitive(j, "reason") : NULL;
+    int ok = cJSON_IsObject(j) && cJSON_GetArraySize(j) == (v ? 1 : 0) &&
+             (!v || (cJSON_IsString(v) && strlen(v->valuestring) < rlen));
+    if (ok && v)
+        snprintf(reason, rlen, "%s", v->valuestring);
+    cJSON_Delete(j);
+    if (!ok)
+        error(r, 400, "reason", "the body must be {\"reason\": TEXT} (at most %zu bytes), or empty",
+              rlen - 1);
+    return ok ? 0 : -1;
+}
+
+static cJSON *estop_apply(struct hub *h, const char *who, const struct inv_site *site, int active,
+                          const char *reason, int64_t now_ms)
+{
+    int sent = 0;
+    hub_estop(h, site->index, active, reason, who, now_ms, &sent);
+    cJSON *o = estop_json(h, site);
+    cJSON_AddBoolToObject(o, "sent", sent);
+    return o;
+}
+
+/* 1 when path is an estop route (answered in r), 0 otherwise. */
+static int route_estop(struct hub *h, const char *who, const char *method, const char *path,
+                       size_t plen, const char *body, size_t len, int64_t now_ms,
+                       struct rest_response *r)
+{
+    const char *id = NULL;
+    size_t idlen = 0;
+    int group = path_id(path, plen, "/groups/", "/estop", &id, &idlen);
+    if (!group && !path_id(path, plen, "/sites/", "/estop", &id, &idlen))
+        return 0;
+    if (bad_path_id(r, group ? "group" : "site_id", id, idlen))
+        return 1;
+    char name[INV_ID_MAX], reason[HUB_ESTOP_REASON_MAX];
+    snprintf(name, sizeof(name), "%.*s", (int)idlen, id);
+    int post = !strcmp(method, "POST"), del = !strcmp(method, "DELETE");
+    int get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+    if (!post && !del && !(get && !group)) {
+        error(r, 405, "method", "use %s %s", group ? "POST or DELETE" : "GET, POST or DELETE",
+              path);
+        return 1;
+    }
+    if (post && estop_reason(body, len, reason, sizeof(reason), r))
+        return 1;
+    const struct inventory *inv = hub_inventory(h);
+    if (!group) {
+        const struct inv_site *site = inventory_site(inv, name);
+        if (!site)
+            error(r, 404, "site_id", "unknown site '%s'", name);
+        else
+            set_json(r, get ? 200 : 202,
+                     get ? estop_json(h, site) : estop_apply(h, who, site, post, reason, now_ms));
+        return 1;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "group", name);
+    cJSON *arr = cJSON_AddArrayToObject(o, "sites");
+    for (size_t i = 0; i < inventory_site_count(inv); i++) {
+        const struct inv_site *site = inventory_site_at(inv, i);
+        if (!strcmp(site->group, name))
+            cJSON_AddItemToArray(arr, estop_apply(h, who, site, post, reason, now_ms));
+    }
+    if (cJSON_GetArraySize(arr) == 0) {
+        cJSON_Delete(o);
+        error(r, 404, "group", "no site of the inventory is in group '%s'", name);
+        return 1;
+    }
+    set_json(r, 202, o);
+    return 1;
+}
+
 /* "PREFIX ID SUFFIX" with an id free of slashes: 1 with *id and *idlen pointing into path. */
 static int path_id(const char *path, size_t plen, const char *prefix, const char *suffix,
                    const char **id, size_t *idlen)
@@ -833,6 +943,8 @@ static int route(struct hub *h, const char *who, const char *method, const char 
                  struct rest_response *r)
 {
     int get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+    if (route_estop(h, who, method, path, plen, body, len, now_ms, r))
+        return 0;
     /* The routes with an id in the path: the id gets the id rules (and its own field in the
      * error); any other path must simply be free of control characters. */
     int tele = plen > 11 && !memcmp(path, "/telemetry/", 11) && !memchr(path + 11, '/', plen - 11);

@@ -9,8 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_ID_MAX   64
-#define STORE_TEXT_MAX 160
+#define STORE_ID_MAX      64
+#define STORE_TEXT_MAX    160
+#define STORE_DETAILS_MAX 256
 
 /* Dispatch states: QUEUED (no stream yet) and SENT are ours; the rest are the gateway's acks
  * (der.v1.SetpointAck.State numbers + 100 keep them apart from ours). */
@@ -44,6 +45,10 @@ struct store_telemetry {
     double soc;        /* NaN unless a battery */
     int online;
     char status[STORE_ID_MAX];
+    /* The type-specific details of the sample as a JSON object (StorageDetails, PvDetails,
+     * MeterDetails, EvseDetails, BoilerDetails: {"type":"meter","frequency_hz":50.01,...});
+     * "" = none. Kept whole so an export has everything the gateway sent. */
+    char details[STORE_DETAILS_MAX];
 };
 
 struct store_dispatch {
@@ -150,6 +155,10 @@ struct store_ops {
     /* QUEUED or SENT dispatches of a site not expired at now_ms, in creation order. */
     int (*dispatch_pending)(struct store *st, const char *site_id, int64_t now_ms,
                             store_dispatch_cb cb, void *ctx);
+    /* Every dispatch of a site created in [from_ms, to_ms], any state, in creation order (the
+     * export of a site's history: der-headend export). */
+    int (*dispatch_range)(struct store *st, const char *site_id, int64_t from_ms, int64_t to_ms,
+                          store_dispatch_cb cb, void *ctx);
     /* QUEUED or SENT dispatches whose expires_ms <= now_ms: each reported then set EXPIRED. */
     int (*dispatch_expire)(struct store *st, int64_t now_ms, store_dispatch_cb cb, void *ctx);
     int (*ack_add)(struct store *st, const char *id, const struct store_ack *a);

@@ -38,14 +38,14 @@
 #include "common/log.h"
 #include "headend/store.h"
 
-#define SCHEMA_VERSION       4
+#define SCHEMA_VERSION       5
 #define CONNECT_TIMEOUT_S    "5"
 #define STATEMENT_TIMEOUT_MS "5000"
 #define CALL_DEFAULT_MS      5000 /* when statement_timeout is off */
 #define CALL_MARGIN_MS       5000 /* client deadline = statement_timeout + this */
 #define RETRY_MIN_MS         1000
 #define RETRY_MAX_MS         30000
-#define TEL_COLS             9
+#define TEL_COLS             10
 #define TEL_BATCH            256 /* rows per INSERT: 2,304 parameters, far below 65,535 */
 #define MSG_MAX              512
 
@@ -64,6 +64,7 @@ enum stmt_id {
     S_DISP_GET,
     S_DISP_STATE,
     S_DISP_PENDING,
+    S_DISP_RANGE,
     S_DISP_DUE,
     S_ACK_ADD,
     S_ACK_LIST,
@@ -85,15 +86,15 @@ enum stmt_id {
 
 #define TEL_INSERT                                                                                 \
     "INSERT INTO telemetry(asset_id, ts_ms, received_ms, seq, power_w, setpoint_w, soc, online, "  \
-    "status) VALUES "
+    "status, details) VALUES "
 #define DISP_COLS                                                                                  \
     "id, seq, site_id, asset_id, power_w, created_ms, expires_ms, updated_ms, state, detail, "     \
     "session_id, requested_by"
 #define TOKEN_COLS "id, name, role, salt, hash, created_ms, last_used_ms, revoked_ms"
 #define AUDIT_COLS "id, at_ms, who, role, peer, method, path, summary, status, detail"
 #define TEL_SELECT                                                                                 \
-    "SELECT asset_id, ts_ms, received_ms, seq, power_w, setpoint_w, soc, online, status "          \
-    "FROM telemetry "
+    "SELECT asset_id, ts_ms, received_ms, seq, power_w, setpoint_w, soc, online, status, "         \
+    "details FROM telemetry "
 
 /* S_TEL_BATCH is generated (TEL_BATCH rows of placeholders) at open. */
 static const char *const sql_text[S_COUNT] = {
@@ -106,7 +107,7 @@ static const char *const sql_text[S_COUNT] = {
     [S_SESSIONS_CLOSE] = "UPDATE sessions SET ended_ms = $1, reason = $2 WHERE ended_ms = 0",
     [S_SESSIONS_RECENT] = "SELECT id, gateway_id, site_id, peer, started_ms, ended_ms, reason "
                           "FROM sessions WHERE site_id = $1 ORDER BY id DESC LIMIT $2",
-    [S_TEL_ADD] = TEL_INSERT "($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    [S_TEL_ADD] = TEL_INSERT "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     [S_TEL_RANGE] = TEL_SELECT "WHERE asset_id = $1 AND ts_ms BETWEEN $2 AND $3 "
                                "ORDER BY ts_ms, id LIMIT $4",
     [S_TEL_LATEST] = TEL_SELECT "WHERE asset_id = $1 ORDER BY ts_ms DESC, id DESC LIMIT 1",
@@ -122,6 +123,8 @@ static const char *const sql_text[S_COUNT] = {
     [S_DISP_PENDING] =
         "SELECT " DISP_COLS " FROM dispatch "
         "WHERE state IN (0, 1, 101) AND site_id = $1 AND expires_ms > $2 ORDER BY seq",
+    [S_DISP_RANGE] = "SELECT " DISP_COLS " FROM dispatch "
+                     "WHERE site_id = $1 AND created_ms BETWEEN $2 AND $3 ORDER BY seq",
     [S_DISP_DUE] = "SELECT " DISP_COLS " FROM dispatch "
                    "WHERE state IN (0, 1, 101) AND expires_ms <= $1 ORDER BY seq",
     [S_ACK_ADD] = "INSERT INTO dispatch_ack(setpoint_id, state, detail, at_ms) "
@@ -210,7 +213,11 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS site_config(site_id TEXT PRIMARY KEY, version BIGINT NOT NULL,"
     " updated_ms BIGINT NOT NULL, updated_by TEXT NOT NULL, json TEXT NOT NULL);"
     "UPDATE meta SET value = 4 WHERE name = 'schema_version' AND value = 3;"
-    "INSERT INTO meta(name, value) VALUES('schema_version', 4) ON CONFLICT(name) DO NOTHING;";
+    /* Version 5: the type-specific details of each telemetry sample, a JSON object ("" for
+     * rows from before). */
+    "ALTER TABLE telemetry ADD COLUMN IF NOT EXISTS details TEXT NOT NULL DEFAULT '';"
+    "UPDATE meta SET value = 5 WHERE name = 'schema_version' AND value = 4;"
+    "INSERT INTO meta(name, value) VALUES('schema_version', 5) ON CONFLICT(name) DO NOTHING;";
 
 struct pg_store {
     struct store base;
@@ -725,6 +732,7 @@ static int write_tel(struct pg_store *s, const char *op, const struct store_tele
                 if (!isfinite(reals[j]))
                     v[4 + j] = NULL;
             v[8] = t->status;
+            v[9] = t->details;
         }
         PGresult *r;
         if (k == TEL_BATCH) {
@@ -895,6 +903,9 @@ static int pg_telemetry_add(struct store *st, const struct store_telemetry *t)
         snprintf(c->asset_id, sizeof(c->asset_id), "%s", fix);
     if (utf8_clean(c->status, fix, sizeof(fix)) == fix)
         snprintf(c->status, sizeof(c->status), "%s", fix);
+    char dfix[STORE_DETAILS_MAX];
+    if (utf8_clean(c->details, dfix, sizeof(dfix)) == dfix)
+        snprintf(c->details, sizeof(c->details), "%s", dfix);
     int e = 0;
     if (s->tx_depth == 0 || s->n_tel == TEL_BATCH) /* outside a transaction: at once */
         flush_tel(s, "telemetry_add", &e);
@@ -912,6 +923,7 @@ static void read_telemetry(const PGresult *r, int i, struct store_telemetry *t)
     t->soc = g_real(r, i, 6);
     t->online = (int)g_int(r, i, 7);
     g_text(r, i, 8, t->status, sizeof(t->status));
+    g_text(r, i, 9, t->details, sizeof(t->details));
 }
 
 static int pg_telemetry_range(struct store *st, const char *asset_id, int64_t from_ms,
@@ -1045,6 +1057,21 @@ static int pg_dispatch_pending(struct store *st, const char *site_id, int64_t no
     p_int(&p, now_ms);
     PGresult *r;
     int e = run(impl(st), "dispatch_pending", S_DISP_PENDING, NULL, p.n, p.v, &r);
+    if (!e)
+        e = each_dispatch(r, cb, ctx);
+    PQclear(r);
+    return e;
+}
+
+static int pg_dispatch_range(struct store *st, const char *site_id, int64_t from_ms, int64_t to_ms,
+                             store_dispatch_cb cb, void *ctx)
+{
+    struct params p = {.n = 0};
+    p_text(&p, site_id);
+    p_int(&p, from_ms);
+    p_int(&p, to_ms);
+    PGresult *r;
+    int e = run(impl(st), "dispatch_range", S_DISP_RANGE, NULL, p.n, p.v, &r);
     if (!e)
         e = each_dispatch(r, cb, ctx);
     PQclear(r);
@@ -1308,6 +1335,7 @@ static const struct store_ops pg_ops = {
     .dispatch_get = pg_dispatch_get,
     .dispatch_set_state = pg_dispatch_set_state,
     .dispatch_pending = pg_dispatch_pending,
+    .dispatch_range = pg_dispatch_range,
     .dispatch_expire = pg_dispatch_expire,
     .ack_add = pg_ack_add,
     .acks_list = pg_acks_list,

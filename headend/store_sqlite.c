@@ -29,6 +29,7 @@ enum stmt_id {
     S_DISP_GET,
     S_DISP_STATE,
     S_DISP_PENDING,
+    S_DISP_RANGE,
     S_DISP_DUE,
     S_ACK_ADD,
     S_ACK_LIST,
@@ -67,13 +68,16 @@ static const char *const sql_text[S_COUNT] = {
     /* A replayed sample (same asset and telemetry_seq) is stored once: at-least-once delivery
      * from the gateway becomes exactly-once rows here (docs/protocol.md). */
     [S_TEL_ADD] = "INSERT OR IGNORE INTO telemetry(asset_id, ts_ms, received_ms, seq, power_w, "
-                  "setpoint_w, soc, online, status) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    [S_TEL_RANGE] = "SELECT asset_id, ts_ms, received_ms, seq, power_w, setpoint_w, soc, online, "
-                    "status FROM telemetry WHERE asset_id = ?1 AND ts_ms BETWEEN ?2 AND ?3 "
-                    "ORDER BY ts_ms, rowid LIMIT ?4",
-    [S_TEL_LATEST] = "SELECT asset_id, ts_ms, received_ms, seq, power_w, setpoint_w, soc, online, "
-                     "status FROM telemetry WHERE asset_id = ?1 ORDER BY ts_ms DESC, rowid DESC "
-                     "LIMIT 1",
+                  "setpoint_w, soc, online, status, details) "
+                  "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    [S_TEL_RANGE] =
+        "SELECT asset_id, ts_ms, received_ms, seq, power_w, setpoint_w, soc, online, "
+        "status, details FROM telemetry WHERE asset_id = ?1 AND ts_ms BETWEEN ?2 AND ?3 "
+        "ORDER BY ts_ms, rowid LIMIT ?4",
+    [S_TEL_LATEST] =
+        "SELECT asset_id, ts_ms, received_ms, seq, power_w, setpoint_w, soc, online, "
+        "status, details FROM telemetry WHERE asset_id = ?1 ORDER BY ts_ms DESC, rowid DESC "
+        "LIMIT 1",
     [S_TEL_PRUNE] = "DELETE FROM telemetry WHERE rowid < COALESCE((SELECT rowid FROM telemetry "
                     "WHERE received_ms >= ?1 ORDER BY rowid LIMIT 1), "
                     "(SELECT MAX(rowid) + 1 FROM telemetry))",
@@ -85,6 +89,8 @@ static const char *const sql_text[S_COUNT] = {
     [S_DISP_PENDING] =
         "SELECT " DISP_COLS " FROM dispatch "
         "WHERE state IN (0, 1, 101) AND site_id = ?1 AND expires_ms > ?2 ORDER BY seq",
+    [S_DISP_RANGE] = "SELECT " DISP_COLS " FROM dispatch "
+                     "WHERE site_id = ?1 AND created_ms BETWEEN ?2 AND ?3 ORDER BY seq",
     [S_DISP_DUE] = "SELECT " DISP_COLS " FROM dispatch "
                    "WHERE state IN (0, 1, 101) AND expires_ms <= ?1 ORDER BY seq",
     [S_ACK_ADD] = "INSERT INTO dispatch_ack(setpoint_id, state, detail, at_ms) "
@@ -125,7 +131,7 @@ static const char schema[] =
     "CREATE INDEX IF NOT EXISTS sessions_site ON sessions(site_id, id);"
     "CREATE TABLE IF NOT EXISTS telemetry(asset_id TEXT NOT NULL, ts_ms INTEGER NOT NULL,"
     " received_ms INTEGER NOT NULL, seq INTEGER NOT NULL, power_w REAL, setpoint_w REAL,"
-    " soc REAL, online INTEGER NOT NULL, status TEXT NOT NULL);"
+    " soc REAL, online INTEGER NOT NULL, status TEXT NOT NULL, details TEXT NOT NULL DEFAULT '');"
     "CREATE INDEX IF NOT EXISTS telemetry_asset_ts ON telemetry(asset_id, ts_ms);"
     /* One row per (asset, telemetry_seq); seq 0 means "no sequence" (hand-written peers) and
      * is never deduplicated. A database from before the key loses its duplicates once. */
@@ -168,6 +174,11 @@ static const char has_requested_by[] =
     "SELECT 1 FROM pragma_table_info('dispatch') WHERE name = 'requested_by'";
 static const char add_requested_by[] =
     "ALTER TABLE dispatch ADD COLUMN requested_by TEXT NOT NULL DEFAULT ''";
+/* ... and a database from before telemetry.details its column. */
+static const char has_details[] =
+    "SELECT 1 FROM pragma_table_info('telemetry') WHERE name = 'details'";
+static const char add_details[] =
+    "ALTER TABLE telemetry ADD COLUMN details TEXT NOT NULL DEFAULT ''";
 
 struct sqlite_store {
     struct store base;
@@ -355,6 +366,7 @@ static int sq_telemetry_add(struct store *st, const struct store_telemetry *t)
     bind_real(q, 7, t->soc);
     sqlite3_bind_int(q, 8, t->online);
     bind_text(q, 9, t->status);
+    bind_text(q, 10, t->details);
     return exec_done(q);
 }
 
@@ -369,6 +381,7 @@ static void read_telemetry(sqlite3_stmt *q, struct store_telemetry *t)
     t->soc = col_real(q, 6);
     t->online = sqlite3_column_int(q, 7);
     col_text(q, 8, t->status, sizeof(t->status));
+    col_text(q, 9, t->details, sizeof(t->details));
 }
 
 static int sq_telemetry_range(struct store *st, const char *asset_id, int64_t from_ms,
@@ -503,6 +516,16 @@ static int sq_dispatch_pending(struct store *st, const char *site_id, int64_t no
     sqlite3_stmt *q = stmt(impl(st), S_DISP_PENDING);
     bind_text(q, 1, site_id);
     sqlite3_bind_int64(q, 2, now_ms);
+    return collect_dispatch(q, cb, ctx);
+}
+
+static int sq_dispatch_range(struct store *st, const char *site_id, int64_t from_ms, int64_t to_ms,
+                             store_dispatch_cb cb, void *ctx)
+{
+    sqlite3_stmt *q = stmt(impl(st), S_DISP_RANGE);
+    bind_text(q, 1, site_id);
+    sqlite3_bind_int64(q, 2, from_ms);
+    sqlite3_bind_int64(q, 3, to_ms);
     return collect_dispatch(q, cb, ctx);
 }
 
@@ -742,6 +765,7 @@ static const struct store_ops sqlite_ops = {
     .dispatch_get = sq_dispatch_get,
     .dispatch_set_state = sq_dispatch_set_state,
     .dispatch_pending = sq_dispatch_pending,
+    .dispatch_range = sq_dispatch_range,
     .dispatch_expire = sq_dispatch_expire,
     .ack_add = sq_ack_add,
     .acks_list = sq_acks_list,
@@ -759,11 +783,11 @@ static const struct store_ops sqlite_ops = {
     .config_put = sq_config_put,
 };
 
-/* Schema changes a table created by an older build needs (run after the schema). */
-static int migrate(sqlite3 *db)
+/* Adds a column when the look at the table finds it missing. */
+static int add_column(sqlite3 *db, const char *has, const char *add)
 {
     sqlite3_stmt *q;
-    int rc = sqlite3_prepare_v2(db, has_requested_by, -1, &q, NULL);
+    int rc = sqlite3_prepare_v2(db, has, -1, &q, NULL);
     if (rc != SQLITE_OK)
         return rc;
     rc = sqlite3_step(q);
@@ -772,7 +796,14 @@ static int migrate(sqlite3 *db)
         return SQLITE_OK;
     if (rc != SQLITE_DONE)
         return rc;
-    return sqlite3_exec(db, add_requested_by, NULL, NULL, NULL);
+    return sqlite3_exec(db, add, NULL, NULL, NULL);
+}
+
+/* Schema changes a table created by an older build needs (run after the schema). */
+static int migrate(sqlite3 *db)
+{
+    int rc = add_column(db, has_requested_by, add_requested_by);
+    return rc != SQLITE_OK ? rc : add_column(db, has_details, add_details);
 }
 
 int store_sqlite_open(const char *path, struct store **out, char *err, size_t errlen)

@@ -101,6 +101,11 @@ static int write_kpis(const char *dir, const struct scenario *sc,
         fprintf(f, "%s\n    \"the baseline was not run: vs_baseline is null\"", notes ? "," : "");
         notes++;
     }
+    if (res->optimum_note[0]) {
+        fprintf(f, "%s\n    ", notes ? "," : "");
+        json_string(f, res->optimum_note);
+        notes++;
+    }
     fprintf(f, "%s],\n  \"scenario\": {\"duration_s\": %.3f, \"name\": ", notes ? "\n  " : "",
             sc->duration_ms / 1000.0);
     json_string(f, sc->name);
@@ -115,10 +120,11 @@ static int write_kpis(const char *dir, const struct scenario *sc,
     return fclose(f) ? -EIO : 0;
 }
 
-/* One run of sc measured (measure.h): its KPIs in kpis. 0 or -errno with err. */
+/* One run of sc measured (measure.h): its KPIs in kpis, the optimum's note in note (NULL:
+ * not wanted). 0 or -errno with err. */
 static int measured_run(const struct scenario *sc, const struct runner_opts *ro,
                         const struct measure_opts *mo, struct runner_result *run,
-                        struct kpi_set *kpis, char *err, size_t errlen)
+                        struct kpi_set *kpis, char *note, size_t note_len, char *err, size_t errlen)
 {
     struct measure *m = measure_new(sc, mo, err, errlen);
     if (!m)
@@ -128,6 +134,8 @@ static int measured_run(const struct scenario *sc, const struct runner_opts *ro,
     int rc = runner_run(sc, &o, run, err, errlen);
     if (rc == 0)
         rc = measure_end(m, kpis, err, errlen);
+    if (note)
+        snprintf(note, note_len, "%s", measure_optimum_note(m));
     measure_free(m);
     return rc;
 }
@@ -151,9 +159,12 @@ static int run_baseline(const struct scenario *sc, const struct experiment_opts 
     char dir[1100], sub[1024];
     snprintf(dir, sizeof dir, "%s/baseline", o->run.out_dir);
     struct runner_opts ro = {.transport = RUNNER_INPROC, .out_dir = dir};
+    /* the baseline's own optimum is never read (savings_vs_optimal_pct uses the run's) */
     struct measure_opts mo = {.kpi_gateway = sc->gateway, /* the same frequency requirement */
-                              .plot_dir = dir};
-    int rc = measured_run(&b, &ro, &mo, &res->baseline_run, &res->baseline, sub, sizeof sub);
+                              .plot_dir = dir,
+                              .no_optimum = "the optimum is solved for the run, not its baseline"};
+    int rc =
+        measured_run(&b, &ro, &mo, &res->baseline_run, &res->baseline, NULL, 0, sub, sizeof sub);
     cJSON_Delete(gw);
     if (rc) {
         snprintf(err, errlen, "baseline (strategy %s): %s", res->expect.baseline_strategy, sub);
@@ -174,8 +185,11 @@ int experiment_run(const struct scenario *sc, const struct experiment_opts *o,
     snprintf(res->baseline_strategy, sizeof res->baseline_strategy, "%s",
              res->expect.baseline_strategy);
     snprintf(res->strategy, sizeof res->strategy, "%s", experiment_strategy(sc));
-    struct measure_opts mo = {.plot_dir = !o->no_plots || !o->no_report ? o->run.out_dir : NULL};
-    if ((rc = measured_run(sc, &o->run, &mo, &res->run, &res->kpis, err, errlen)) != 0)
+    struct measure_opts mo = {.plot_dir = !o->no_plots || !o->no_report ? o->run.out_dir : NULL,
+                              .optimum = &o->optimum,
+                              .no_optimum = o->no_optimum ? "--no-optimum: not solved" : NULL};
+    if ((rc = measured_run(sc, &o->run, &mo, &res->run, &res->kpis, res->optimum_note,
+                           sizeof res->optimum_note, err, errlen)) != 0)
         return rc;
     if (!o->no_baseline) {
         if ((rc = run_baseline(sc, o, res, err, errlen)) != 0)

@@ -9,16 +9,19 @@
 
 #include <stdio.h>
 
+#include "reports/optimum.h"
 #include "reports/result.h"
 #include "sim/run/runner.h"
 #include "sim/scenario/scenario.h"
 
 struct experiment_opts {
-    struct runner_opts run; /* the main run (transport, out_dir, progress, ...) */
-    int no_baseline;        /* skip the baseline run (vs_baseline KPIs are null) */
-    int no_plots;           /* do not run gnuplot */
-    int no_report;          /* do not write report.html */
-    const char *gnuplot;    /* NULL = "gnuplot" from PATH */
+    struct runner_opts run;           /* the main run (transport, out_dir, progress, ...) */
+    int no_baseline;                  /* skip the baseline run (vs_baseline KPIs are null) */
+    int no_plots;                     /* do not run gnuplot */
+    int no_report;                    /* do not write report.html */
+    const char *gnuplot;              /* NULL = "gnuplot" from PATH */
+    int no_optimum;                   /* skip the perfect-foresight optimum (its KPIs are null) */
+    struct optimum_long_opts optimum; /* its chunks, time budget and progress (optimum.h) */
 };
 
 /* Validates the scenario's expectations (the error names the file and path), then runs.

@@ -264,16 +264,27 @@ static const struct kpi_def table[KPI_COUNT] = {
                                           "sample times"},
     [KPI_OPTIMAL_SAVINGS] = {"optimal_savings", "currency", 4, KPI_NEUTRAL,
                              "what a controller with perfect knowledge of the whole run could save "
-                             "with the same batteries: the idle-battery cost minus the minimum "
-                             "cost of a linear program (GLPK) over 15-minute interval means of the "
-                             "net load and prices, with the batteries' limits, efficiencies, the "
-                             "gateway's SoC window and an end SoC no lower than the start "
-                             "(docs/kpis.md, reports/optimum.h). Solved per site with its own net "
-                             "load, prices and batteries and summed over the sites (energy cost "
-                             "is separable: nothing is shared); a site without battery or price "
-                             "adds 0. Null when no site has both, when a site has more than 8 "
-                             "batteries or cannot be solved, or over 35136 intervals or 4194304 "
-                             "sites x intervals (events.log says which)"},
+                             "with the same batteries: the idle-battery cost counted at the run's "
+                             "own steps (as net_cost) minus optimal_net_cost. Solved per site "
+                             "with its own net load, prices and batteries and summed over the "
+                             "sites (energy cost is separable: nothing is shared); a site without "
+                             "battery or price adds 0. Null when no site has both, with "
+                             "--no-optimum, when a site was islanded by a grid outage (the LP "
+                             "knows no outage), has more than 8 batteries, cannot be solved in "
+                             "the --optimum-budget, or over 35136 intervals or 4194304 sites x "
+                             "intervals (kpis.json's notes and events.log say which)"},
+    [KPI_OPTIMAL_NET_COST] = {"optimal_net_cost", "currency", 4, KPI_NEUTRAL,
+                              "the lowest net_cost - end_energy_value a controller with perfect "
+                              "foresight could reach: the minimum of a linear program (GLPK) over "
+                              "15-minute interval means of the net load and prices, with the "
+                              "batteries' limits, efficiencies and the gateway's SoC window, its "
+                              "end valued by end_energy_value's rule (docs/kpis.md, "
+                              "reports/optimum.h). A lower bound on what any run of the scenario "
+                              "pays when prices are constant within each 15-minute interval and "
+                              "export pays no more than import (cost is convex in grid power, so "
+                              "a run's interval means cost no more than its steps); beyond 14 days "
+                              "solved in chunks, a near-optimum (kpis.json's notes say so); null "
+                              "as optimal_savings"},
     [KPI_OPTIMAL_PEAK_15M_KW] = {"optimal_peak_15m_kw", "kW", 3, KPI_NEUTRAL,
                                  "the lowest 15-minute import peak of the sites' sum (as "
                                  "peak_import_15m_kw) the same batteries could hold with perfect "
@@ -308,13 +319,14 @@ static const struct kpi_def table[KPI_COUNT] = {
                                    "self_sufficiency_ratio - baseline self_sufficiency_ratio"},
     [KPI_SAVINGS_VS_OPTIMAL_PCT] =
         {"savings_vs_optimal_pct", "%", 2, KPI_HIGHER,
-         "100 x ((baseline net_cost - baseline end_energy_value) - "
-         "(net_cost - end_energy_value)) / optimal_savings: the share of "
-         "the perfect-foresight savings the strategy reached, with the "
-         "stored energy it used up (or left) valued like the optimum's "
-         "end (an end_energy_value that is null counts 0); "
-         "100 when nothing could be saved and nothing was lost; null "
-         "without optimal_savings"},
+         "100 x (B - (net_cost - end_energy_value)) / (B - optimal_net_cost), "
+         "B = baseline net_cost - baseline end_energy_value: the share of "
+         "the savings against the baseline a perfect-foresight controller "
+         "could reach, with the end of the run valued on both sides by one "
+         "rule (an end_energy_value that is null counts 0). At most 100 "
+         "(plus the solvers' tolerance, 0.5) whenever optimal_net_cost is a "
+         "bound (docs/kpis.md); 100 when nothing could be saved and nothing "
+         "was lost; null without optimal_net_cost"},
     [KPI_UNSERVED_REDUCTION_KWH] = {"unserved_reduction_kwh", "kWh", 3, KPI_HIGHER,
                                     "baseline unserved_energy_kwh - unserved_energy_kwh: the load "
                                     "the strategy kept supplied through the outages"},
@@ -356,13 +368,16 @@ void kpi_vs_baseline(struct kpi_set *run, const struct kpi_set *base)
         r[KPI_SELF_CONSUMPTION_RATIO] - b[KPI_SELF_CONSUMPTION_RATIO];
     run->v[KPI_SELF_SUFFICIENCY_GAIN] =
         r[KPI_SELF_SUFFICIENCY_RATIO] - b[KPI_SELF_SUFFICIENCY_RATIO];
+    /* both sides against the baseline run, each end valued by one rule: the optimum's
+     * savings are (B - optimal_net_cost), the run's (B - its own), so a run can score above 100
+     * only by paying less than the optimum, which its schedule (a feasible one) cannot */
+    double b_net = b[KPI_NET_COST] - zero_nan(b[KPI_END_ENERGY_VALUE]);
     run->v[KPI_SAVINGS_VS_OPTIMAL_PCT] =
-        isnan(r[KPI_OPTIMAL_SAVINGS])
+        isnan(r[KPI_OPTIMAL_NET_COST])
             ? NAN
             : optimum_savings_vs_optimal_pct(
-                  (b[KPI_NET_COST] - zero_nan(b[KPI_END_ENERGY_VALUE])) -
-                      (r[KPI_NET_COST] - zero_nan(r[KPI_END_ENERGY_VALUE])),
-                  r[KPI_OPTIMAL_SAVINGS]);
+                  b_net - (r[KPI_NET_COST] - zero_nan(r[KPI_END_ENERGY_VALUE])),
+                  b_net - r[KPI_OPTIMAL_NET_COST]);
     run->v[KPI_UNSERVED_REDUCTION_KWH] = b[KPI_UNSERVED_ENERGY_KWH] - r[KPI_UNSERVED_ENERGY_KWH];
 }
 
@@ -427,6 +442,43 @@ void kpi_markdown(FILE *f)
         fprintf(f, "| `%s` | %s | %s | %s |\n", table[i].name, table[i].unit,
                 better_name(table[i].better), table[i].formula);
     }
+    fputs("\n## The optimum, and why it is a bound\n\n"
+          "`savings_vs_optimal_pct` steers tuning, so it must not flatter. Three rules make "
+          "`optimal_net_cost`\na lower bound on what any run of the scenario pays (net_cost - "
+          "end_energy_value):\n\n"
+          "- One terminal valuation on both sides. A run may end with more or less stored energy "
+          "than it\n  started with, and so may the optimum: the linear program ends anywhere in "
+          "the SoC window and\n  its objective counts the end exactly as `end_energy_value` "
+          "counts a run's (a surplus at the\n  run's lowest 15-minute import price times the "
+          "discharge efficiency, a deficit at that price\n  over the charge efficiency). Ending "
+          "at the start SoC with a surplus worth nothing would be the\n  other fair choice, but "
+          "a strategy cannot be made to end exactly there, and it would score a\n  strategy "
+          "that keeps a reserve below one that empties the battery at the last minute. A run's\n"
+          "  schedule is one the optimum may take, so no run can score above 100 % by hoarding "
+          "or by\n  spending its start: a self-consumption run with `min_soc` 0.94, which loses "
+          "47 % against doing\n  nothing until its stored energy is counted, scores 40 % "
+          "(tests/integration/test_optimum_bound.sh).\n"
+          "- The baseline and the optimum on one footing. The optimum works on 15-minute means; "
+          "cost is\n  convex in grid power (import dearer than export), so a run's interval means "
+          "cost no more than\n  its steps do and the optimum's cost is a lower bound, but its "
+          "idle cost on means is lower than\n  the idle cost step by step. Savings are therefore "
+          "counted against the baseline run's own\n  (step-by-step) net cost on both sides, and "
+          "`optimal_savings` against the idle cost at the run's\n  steps. The bound holds when "
+          "prices are constant within each 15-minute interval. The optimum\n  sees the PV "
+          "before curtailment (curtailing is the strategy's choice); EVSE and boiler count as\n"
+          "  the load the run had.\n"
+          "- No figure where the optimum knows less than the run: a site islanded by a grid "
+          "outage makes\n  the optimum KPIs null (the LP knows no outage; its figure would "
+          "compare nothing), as do\n  `--no-optimum` and a spent `--optimum-budget` (default "
+          "10m); kpis.json's `notes` say why.\n\n"
+          "Up to 14 days (1344 intervals) the optimum is one exact LP. Longer runs are solved in "
+          "chunks of\n14 days, each looking 2 days further ahead and carrying the batteries' "
+          "energy (and the peak so\nfar) into the next: a near-optimum rather than a proven "
+          "bound, and kpis.json's `notes` say so.\nThe solver is checked against a brute-force "
+          "dynamic programme in tests/unit/test_optimum.c.\nEvery scenario with the figure "
+          "holds it to at most 100.5 % in its `expect` block (the 0.5 is the\nSoC derate "
+          "approximation and the solvers' tolerance).\n",
+          f);
     fputs("\n## Also in kpis.json\n\n"
           "- `scenario`: name, seed, the scenario file's SHA-256, the strategy.\n"
           "- `digest_outputs`: the SHA-256 of timeseries.csv, decisions.csv and events.log. "

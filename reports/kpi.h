@@ -93,6 +93,7 @@ enum kpi_id {
     KPI_FIELD_REPLAY_OSC_PERIOD_S,
     KPI_FIELD_REPLAY_OSC_AMPLITUDE_W,
     KPI_OPTIMAL_SAVINGS, /* the perfect-foresight optimum (reports/optimum.h) */
+    KPI_OPTIMAL_NET_COST,
     KPI_OPTIMAL_PEAK_15M_KW,
     KPI_END_ENERGY_VALUE, /* the end-of-run stored energy against the start, valued */
     KPI_VS_FIRST,         /* deltas against the baseline */
@@ -141,7 +142,9 @@ struct kpi_sample {
     double ev_cars;                    /* cars present at the site's chargers (plots) */
     int islanded;                      /* a grid outage was active during the step */
     double unserved_w;                 /* demand not supplied (load shed) while islanded */
-    double freq_hz; /* the grid frequency during the step (grid meter); NaN = no grid meter */
+    double freq_hz;    /* the grid frequency during the step (grid meter); NaN = no grid meter */
+    double pv_avail_w; /* what the PV could have delivered (pv_w before curtailment); the
+                        * optimum's net load, since curtailing is the strategy's choice */
 };
 
 /* End-of-run figures of one site that its models accumulate themselves. */

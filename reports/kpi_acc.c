@@ -278,6 +278,7 @@ void kpi_acc_result(const struct kpi_acc *a, struct kpi_set *out)
     out->v[KPI_BATTERY_EQUIVALENT_CYCLES] =
         a->capacity_wh > 0 ? out->v[KPI_BATTERY_THROUGHPUT_KWH] * 1000.0 / (2 * a->capacity_wh) : 0;
     out->v[KPI_OPTIMAL_SAVINGS] = NAN; /* optimum_kpi.h fills these */
+    out->v[KPI_OPTIMAL_NET_COST] = NAN;
     out->v[KPI_OPTIMAL_PEAK_15M_KW] = NAN;
     out->v[KPI_END_ENERGY_VALUE] = NAN;
     int step = a->step_w != 0;

@@ -74,6 +74,9 @@ static void sample_site(struct site *s, int64_t t, struct kpi_sample *k)
         case ASSET_EVSE:
             k->ev_cars += a->m.evse.session >= 0;
             break;
+        case ASSET_PV:
+            k->pv_avail_w += a->m.pv.available_w;
+            break;
         case ASSET_METER:
             /* the true frequency during the step, not the meter's held display: the KPIs time
              * the whole chain from the grid to the battery, the meter's refresh included */
@@ -277,8 +280,11 @@ static void on_finish(void *ctx, struct runner *r, const struct runner_result *r
     }
     kpi_acc_counters(m->kpi, res->setpoint_writes, res->cycles, res->check_failures,
                      res->view_mismatches);
-    optimum_kpi_solve_run(m->opt, m->sc, m->safety.soc_floor, m->safety.soc_ceiling, optimum_failed,
-                          r);
+    if (m->o.no_optimum)
+        optimum_kpi_skip(m->opt, m->o.no_optimum);
+    else
+        optimum_kpi_solve_run(m->opt, m->sc, m->safety.soc_floor, m->safety.soc_ceiling,
+                              m->o.optimum, optimum_failed, r);
     kpi_acc_result(m->kpi, &m->kpis);
     optimum_kpi_result(m->opt, &m->kpis);
     fidelity_result(m->fid, &m->kpis);
@@ -337,6 +343,11 @@ int measure_end(struct measure *m, struct kpi_set *out, char *err, size_t errlen
     if (rc)
         snprintf(err, errlen, "%s/plots/data.csv: write error", m->o.plot_dir);
     return rc;
+}
+
+const char *measure_optimum_note(const struct measure *m)
+{
+    return optimum_kpi_note(m->opt);
 }
 
 void measure_free(struct measure *m)

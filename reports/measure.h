@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "reports/kpi.h"
+#include "reports/optimum.h"
 #include "sim/run/runner.h"
 #include "sim/scenario/scenario.h"
 
@@ -23,6 +24,9 @@ struct measure_opts {
     /* A field CSV to judge the run against (fidelity.h) instead of the scenario's "field"
      * block; NULL = the block's, if any. */
     const char *field_csv;
+    /* The optimum's chunks, budget and progress (optimum.h); NULL = its defaults. */
+    const struct optimum_long_opts *optimum;
+    const char *no_optimum; /* non-NULL: skip the optimum, its KPIs null, this the reason */
 };
 
 struct measure;
@@ -36,5 +40,8 @@ const struct runner_observer *measure_observer(struct measure *m);
  * Returns 0, or -EIO with err when the plot data could not be written. */
 int measure_end(struct measure *m, struct kpi_set *out, char *err, size_t errlen);
 void measure_free(struct measure *m);
+
+/* Why the optimum's KPIs are null, or how they were solved (optimum_kpi_note); "" if nothing. */
+const char *measure_optimum_note(const struct measure *m);
 
 #endif

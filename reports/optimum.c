@@ -52,6 +52,7 @@
 #include "common/rtclock.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -89,6 +90,9 @@ struct lp {
     size_t nb;               /* batteries */
     size_t stride;           /* columns per interval: 3 per battery + import + export */
     int peak_col;            /* 0 = no peak column; else the (first) peak column */
+    int term_col;            /* 0 = no terminal valuation; else surplus, term_col + 1 deficit */
+    double deadline_s;       /* now_s() past which GLPK stops (tm_lim); 0 = none */
+    double term_e0_kwh;      /* the energy the end is valued against (a chunk: the run's) */
     int interior;            /* solve LPs with the interior-point method (large problems) */
     int mip;                 /* a binary was added: read MIP values */
     int exclusive;           /* run() adds binaries where both directions are used */
@@ -171,6 +175,44 @@ static double soc_final(const struct optimum_battery *b)
 {
     return fmax(b->soc_final_set ? b->soc_final_min : b->soc_init, soc_lo(b));
 }
+
+/* Capacity-weighted means of the efficiencies, and the total energies, in Wh. */
+struct bat_totals {
+    double cap_wh, e0_wh, eta_c, eta_d;
+};
+static struct bat_totals bat_totals(const struct optimum_battery *b, size_t nb)
+{
+    struct bat_totals t = {0};
+    for (size_t k = 0; k < nb; k++) {
+        t.cap_wh += b[k].capacity_wh;
+        t.e0_wh += b[k].soc_init * b[k].capacity_wh;
+        t.eta_c += b[k].eta_charge * b[k].capacity_wh;
+        t.eta_d += b[k].eta_discharge * b[k].capacity_wh;
+    }
+    if (t.cap_wh > 0) {
+        t.eta_c /= t.cap_wh;
+        t.eta_d /= t.cap_wh;
+    }
+    return t;
+}
+
+/* Per kWh stored: what a surplus is worth, what a deficit costs (optimum_terminal_value). */
+static double surplus_price(const struct bat_totals *t, double price)
+{
+    return fmax(price, 0.0) * t->eta_d;
+}
+static double deficit_price(const struct bat_totals *t, double price)
+{
+    return t->eta_c > 0 ? fmax(price, 0.0) / t->eta_c : 0.0;
+}
+
+double optimum_terminal_value(const struct optimum_battery *b, size_t nb, double e_end_wh,
+                              double price)
+{
+    struct bat_totals t = bat_totals(b, nb);
+    double d_kwh = (e_end_wh - t.e0_wh) / 1000.0;
+    return d_kwh > 0 ? d_kwh * surplus_price(&t, price) : d_kwh * deficit_price(&t, price);
+}
 static int high_band_on(const struct optimum_battery *b)
 {
     return b->soc_high_band > 0.0 && b->soc_high_band < 1.0;
@@ -219,6 +261,12 @@ static int validate(const struct optimum_problem *pb, char *err, size_t errlen)
             set_err(err, errlen, "optimum: %s[%zu] is not finite", bad, t);
             return -EINVAL;
         }
+    }
+    if ((pb->terminal_valued && !finite_in(pb->terminal_price, 0.0, INFINITY)) ||
+        !finite_in(pb->peak_floor_w, 0.0, INFINITY)) {
+        set_err(err, errlen, "optimum: terminal_price=%g peak_floor_w=%g, need finite >= 0",
+                pb->terminal_price, pb->peak_floor_w);
+        return -EINVAL;
     }
     if ((pb->has_import_limit && !finite_in(pb->import_limit_w, 0.0, INFINITY)) ||
         (pb->has_export_limit && !finite_in(pb->export_limit_w, 0.0, INFINITY))) {
@@ -273,10 +321,13 @@ static int build(struct lp *l, int with_peak)
      * of columns (fan-out 4 or 32) got the first stage through a year but made the second
      * unstable (GLP_EINSTAB) already at 90 days, so the chain stays. */
     size_t peak_cols = with_peak ? (l->interior ? n : 1) : 0;
-    size_t m = n * rows_per_t + (n - 1) * derate_rows + (peak_cols ? peak_cols - 1 : 0);
-    size_t cols = n * l->stride + peak_cols;
-    /* nonzeros: balance 2 + 2 nb, energy 4, derate 2, peak 2, chain 2 */
-    size_t nnz = n * (2 + 2 * nb + 4 * nb + 2 * derate_rows + 4);
+    /* terminal valuation: sum_k e[n-1,k] - surplus + deficit = E0, one row, two columns */
+    int term = pb->terminal_valued && nb > 0;
+    size_t m =
+        n * rows_per_t + (n - 1) * derate_rows + (peak_cols ? peak_cols - 1 : 0) + (size_t)term;
+    size_t cols = n * l->stride + peak_cols + 2 * (size_t)term;
+    /* nonzeros: balance 2 + 2 nb, energy 4, derate 2, peak 2, chain 2; terminal nb + 2 */
+    size_t nnz = n * (2 + 2 * nb + 4 * nb + 2 * derate_rows + 4) + nb + 2;
     int *ia = malloc((nnz + 1) * sizeof *ia);
     int *ja = malloc((nnz + 1) * sizeof *ja);
     double *ar = malloc((nnz + 1) * sizeof *ar);
@@ -291,8 +342,9 @@ static int build(struct lp *l, int with_peak)
     glp_add_rows(g, (int)m);
     glp_add_cols(g, (int)cols);
     l->peak_col = with_peak ? (int)(n * l->stride + 1) : 0;
-    for (size_t j = 0; j < peak_cols; j++)
-        glp_set_col_bnds(g, l->peak_col + (int)j, GLP_LO, 0.0, 0.0);
+    for (size_t j = 0; j < peak_cols; j++) /* an earlier chunk's peak is already paid for */
+        glp_set_col_bnds(g, l->peak_col + (int)j, GLP_LO, pb->peak_floor_w / 1000.0, 0.0);
+    l->term_col = term ? (int)(n * l->stride + peak_cols + 1) : 0;
 
     size_t z = 0;
     int row = 0;
@@ -330,7 +382,7 @@ static int build(struct lp *l, int with_peak)
             double cap = b->capacity_wh / 1000.0, e0 = b->soc_init * cap;
             double cmax = b->max_charge_w / 1000.0, dmax = b->max_discharge_w / 1000.0;
             double elo = soc_lo(b) * cap, ehi = soc_hi(b) * cap;
-            if (t + 1 == n)
+            if (t + 1 == n && !term)
                 elo = fmax(elo, soc_final(b) * cap);
             if (t == 0) { /* derates at E0 are plain bounds */
                 if (b->soc_low_band > 0.0)
@@ -364,6 +416,16 @@ static int build(struct lp *l, int with_peak)
             }
         }
     }
+    if (term) {
+        struct bat_totals bt = bat_totals(pb->batteries, nb);
+        set_col(g, l->term_col, 0.0, bt.cap_wh / 1000.0);
+        set_col(g, l->term_col + 1, 0.0, l->term_e0_kwh);
+        glp_set_row_bnds(g, ++row, GLP_FX, l->term_e0_kwh, l->term_e0_kwh);
+        for (size_t k = 0; k < nb; k++)
+            NZ(row, col_e(l, n - 1, k), 1.0);
+        NZ(row, l->term_col, -1.0);
+        NZ(row, l->term_col + 1, 1.0);
+    }
 #undef NZ
     glp_load_matrix(g, (int)z, ia, ja, ar);
     free(ia);
@@ -387,6 +449,15 @@ static void set_cost_objective(struct lp *l)
             glp_set_obj_coef(l->g, col_c(l, t, k), eps * h);
             glp_set_obj_coef(l->g, col_d(l, t, k), eps * h);
         }
+    }
+    if (l->term_col) {
+        /* the end's value as the run's end_energy_value counts it: a surplus earns less per
+         * kWh than a deficit costs (efficiencies <= 1), so the LP never uses both */
+        struct bat_totals bt = bat_totals(pb->batteries, l->nb);
+        glp_set_obj_coef(l->g, l->term_col,
+                         -surplus_price(&bt, pb->terminal_price) / l->price_scale);
+        glp_set_obj_coef(l->g, l->term_col + 1,
+                         deficit_price(&bt, pb->terminal_price) / l->price_scale);
     }
 }
 
@@ -453,16 +524,31 @@ static size_t add_binaries(struct lp *l)
     return added;
 }
 
-/* One solve of the current problem: 0, -EDOM (infeasible) or -EIO. */
+/* GLPK's time limit (ms) for what is left of the deadline; INT_MAX without one. */
+static int tm_lim(const struct lp *l)
+{
+    if (l->deadline_s <= 0)
+        return INT_MAX;
+    double left_ms = (l->deadline_s - now_s()) * 1000.0;
+    return left_ms < 1 ? 1 : left_ms > INT_MAX ? INT_MAX : (int)left_ms;
+}
+
+/* One solve of the current problem: 0, -EDOM (infeasible), -ETIME (past the deadline) or
+ * -EIO. */
 static int run_once(struct lp *l, char *err, size_t errlen)
 {
     int ret = 0, status = 0;
+    if (l->deadline_s > 0 && now_s() >= l->deadline_s) {
+        set_err(err, errlen, "optimum: time budget spent");
+        return -ETIME;
+    }
     const char *what = "glp_simplex";
     if (l->mip) {
         glp_iocp parm;
         glp_init_iocp(&parm);
         parm.msg_lev = GLP_MSG_OFF;
         parm.presolve = GLP_ON;
+        parm.tm_lim = tm_lim(l);
         what = "glp_intopt";
         ret = glp_intopt(l->g, &parm);
         status = ret == 0 ? glp_mip_status(l->g) : 0;
@@ -483,12 +569,17 @@ static int run_once(struct lp *l, char *err, size_t errlen)
             glp_init_smcp(&parm);
             parm.msg_lev = GLP_MSG_OFF;
             parm.presolve = GLP_ON;
+            parm.tm_lim = tm_lim(l);
             ret = glp_simplex(l->g, &parm);
             status = ret == 0 ? glp_get_status(l->g) : 0;
         }
     }
     if (ret == GLP_ENOPFS || status == GLP_NOFEAS)
         return -EDOM;
+    if (ret == GLP_ETMLIM) {
+        set_err(err, errlen, "optimum: time budget spent in %s", what);
+        return -ETIME;
+    }
     if (ret != 0 || status != GLP_OPT) {
         set_err(err, errlen, "optimum: GLPK %s failed (return code %d, status %d)", what, ret,
                 status);
@@ -532,10 +623,14 @@ static void lp_free(struct lp *l)
     l->bin_grid = NULL;
 }
 
-static int lp_init(struct lp *l, const struct optimum_problem *pb, int with_peak)
+/* term_e0_wh: the terminal valuation's reference, NaN = the batteries' start. */
+static int lp_init(struct lp *l, const struct optimum_problem *pb, int with_peak, double term_e0_wh)
 {
     memset(l, 0, sizeof *l);
     l->pb = pb;
+    if (isnan(term_e0_wh))
+        term_e0_wh = bat_totals(pb->batteries, pb->n_batteries).e0_wh;
+    l->term_e0_kwh = term_e0_wh / 1000.0;
     l->nb = pb->n_batteries;
     l->stride = 3 * l->nb + 2;
     l->interior = pb->n * (l->nb + 1) > SIMPLEX_MAX_CELLS;
@@ -544,6 +639,8 @@ static int lp_init(struct lp *l, const struct optimum_problem *pb, int with_peak
     for (size_t t = 0; t < pb->n; t++)
         l->price_scale = fmax(l->price_scale, fmax(fabs(price(pb->import_price, t)),
                                                    fabs(price(pb->export_price, t))));
+    if (pb->terminal_valued)
+        l->price_scale = fmax(l->price_scale, pb->terminal_price);
     if (l->price_scale == 0.0)
         l->price_scale = 1.0;
     l->bin_bat = calloc(pb->n * (l->nb ? l->nb : 1), 1);
@@ -631,13 +728,21 @@ static void fill(const struct lp *l, struct optimum_result *res,
         peak = fmax(peak, g_w);
     }
     res->optimal_cost = cost;
+    if (l->term_col) {
+        double e_end = 0.0;
+        for (size_t k = 0; k < l->nb; k++)
+            e_end += val(l, col_e(l, pb->n - 1, k)) * 1000.0;
+        res->end_value = optimum_terminal_value(pb->batteries, l->nb, e_end, pb->terminal_price);
+    }
     res->peak_w = peak;
     res->n_binaries = l->n_bin;
     res->interior_point = l->interior;
 }
 
-int optimum_solve(const struct optimum_problem *pb, struct optimum_result *res,
-                  const struct optimum_schedule *sched, char *err, size_t errlen)
+/* optimum_solve with GLPK stopped at deadline (now_s(); 0 = none). */
+static int solve_until(const struct optimum_problem *pb, double deadline, double term_e0_wh,
+                       struct optimum_result *res, const struct optimum_schedule *sched, char *err,
+                       size_t errlen)
 {
     if (!pb || !res) {
         set_err(err, errlen, "optimum: no problem or no result");
@@ -656,11 +761,12 @@ int optimum_solve(const struct optimum_problem *pb, struct optimum_result *res,
     int term = glp_term_out(GLP_OFF);
     struct lp l;
     int peak_mode = pb->objective == OPTIMUM_MIN_PEAK;
-    rc = lp_init(&l, pb, peak_mode);
+    rc = lp_init(&l, pb, peak_mode, term_e0_wh);
     if (rc) {
         set_err(err, errlen, "optimum: out of memory building the LP (n=%zu)", pb->n);
         goto out;
     }
+    l.deadline_s = deadline;
     if (peak_mode) {
         double peak_kw;
         rc = solve_min_peak(&l, &peak_kw, err, errlen);
@@ -675,7 +781,8 @@ int optimum_solve(const struct optimum_problem *pb, struct optimum_result *res,
     if (rc)
         goto fail;
     fill(&l, res, sched);
-    res->optimal_savings = res->baseline_cost - res->optimal_cost;
+    res->optimal_savings = res->baseline_cost - res->optimal_cost + res->end_value;
+    res->chunks = 1;
     goto done;
 
 fail:
@@ -687,7 +794,8 @@ fail:
             struct lp lr;
             double peak_kw;
             relaxed.has_import_limit = 0;
-            if (lp_init(&lr, &relaxed, 1) == 0) {
+            if (lp_init(&lr, &relaxed, 1, term_e0_wh) == 0) {
+                lr.deadline_s = deadline;
                 char tmp[16];
                 if (solve_min_peak(&lr, &peak_kw, tmp, sizeof tmp) == 0) {
                     res->peak_w = peak_kw * 1000.0;
@@ -704,6 +812,132 @@ done:
     lp_free(&l);
 out:
     glp_term_out(term);
+    res->solve_s = now_s() - t0;
+    return rc;
+}
+
+int optimum_solve(const struct optimum_problem *pb, struct optimum_result *res,
+                  const struct optimum_schedule *sched, char *err, size_t errlen)
+{
+    return solve_until(pb, 0, NAN, res, sched, err, errlen);
+}
+
+/* One chunk of optimum_solve_long: sub covers [s, s + sub->n) of pb; the first keep intervals
+ * go into res and sched, the batteries' energies after them into bats (the next chunk's start). */
+static int solve_chunk(const struct optimum_problem *pb, struct optimum_problem *sub, size_t s,
+                       size_t keep, struct optimum_battery *bats, double deadline,
+                       struct optimum_result *res, const struct optimum_schedule *sched, double *bw,
+                       double *ew, double *gw, char *err, size_t errlen)
+{
+    size_t nb = pb->n_batteries;
+    struct optimum_schedule ss = {.battery_w = bw, .energy_wh = ew, .grid_w = gw};
+    struct optimum_result r;
+    double e0 = bat_totals(pb->batteries, nb).e0_wh;
+    int rc = solve_until(sub, deadline, e0, &r, &ss, err, errlen);
+    if (rc)
+        return rc;
+    for (size_t t = 0; t < keep; t++) {
+        double h = dt_h(pb, s + t);
+        for (size_t k = 0; k < nb; k++) {
+            double p = bw[t * nb + k];
+            res->charged_wh += fmax(-p, 0.0) * h;
+            res->discharged_wh += fmax(p, 0.0) * h;
+            if (sched && sched->battery_w)
+                sched->battery_w[(s + t) * nb + k] = p;
+            if (sched && sched->energy_wh)
+                sched->energy_wh[(s + t) * nb + k] = ew[t * nb + k];
+        }
+        if (sched && sched->grid_w)
+            sched->grid_w[s + t] = gw[t];
+        res->optimal_cost += interval_cost(pb, s + t, gw[t]);
+        res->peak_w = fmax(res->peak_w, gw[t]);
+    }
+    for (size_t k = 0; k < nb; k++)
+        bats[k].soc_init = fmin(1.0, fmax(0.0, ew[(keep - 1) * nb + k] / bats[k].capacity_wh));
+    res->n_binaries += r.n_binaries;
+    res->interior_point |= r.interior_point;
+    res->chunks++;
+    return 0;
+}
+
+int optimum_solve_long(const struct optimum_problem *pb, const struct optimum_long_opts *o,
+                       struct optimum_result *res, const struct optimum_schedule *sched, char *err,
+                       size_t errlen)
+{
+    struct optimum_long_opts d = {0};
+    if (o)
+        d = *o;
+    size_t chunk = d.chunk_n ? d.chunk_n : OPTIMUM_CHUNK_N;
+    size_t look = d.lookahead_n ? d.lookahead_n : OPTIMUM_LOOKAHEAD_N;
+    double t0 = now_s(), deadline = d.budget_s > 0 ? t0 + d.budget_s : 0;
+    if (!pb || !res || pb->n <= chunk) {
+        int rc = solve_until(pb, deadline, NAN, res, sched, err, errlen);
+        if (rc == 0 && d.progress)
+            d.progress(d.ctx, pb->n, pb->n);
+        return rc;
+    }
+    memset(res, 0, sizeof *res);
+    int rc = validate(pb, err, errlen);
+    if (rc)
+        return rc;
+    size_t n = pb->n, nb = pb->n_batteries, win = chunk + look;
+    for (size_t t = 0; t < n; t++) {
+        res->baseline_cost += interval_cost(pb, t, pb->net_load_w[t]);
+        res->baseline_peak_w = fmax(res->baseline_peak_w, pb->net_load_w[t]);
+    }
+    /* every chunk keeps the run's window and end rule, from where the last one left off */
+    struct optimum_battery bats[OPTIMUM_MAX_BATTERIES];
+    for (size_t k = 0; k < nb; k++) {
+        bats[k] = pb->batteries[k];
+        bats[k].soc_min = soc_lo(&pb->batteries[k]);
+        bats[k].soc_max = soc_hi(&pb->batteries[k]);
+        bats[k].soc_final_set = 1;
+        bats[k].soc_final_min = soc_final(&pb->batteries[k]);
+    }
+    double *bw = malloc((win * nb + 1) * sizeof *bw), *ew = malloc((win * nb + 1) * sizeof *ew),
+           *gw = malloc(win * sizeof *gw);
+    rc = -ENOMEM;
+    if (!bw || !ew || !gw) {
+        set_err(err, errlen, "optimum: out of memory");
+        goto out;
+    }
+    rc = 0;
+    for (size_t s = 0; s < n && rc == 0; s += chunk) {
+        if (deadline > 0 && now_s() >= deadline) {
+            rc = -ETIME;
+            break;
+        }
+        size_t len = n - s < win ? n - s : win, keep = n - s < chunk ? n - s : chunk;
+        struct optimum_problem sub = *pb;
+        sub.n = len;
+        sub.net_load_w = pb->net_load_w + s;
+        sub.import_price = pb->import_price ? pb->import_price + s : NULL;
+        sub.export_price = pb->export_price ? pb->export_price + s : NULL;
+        sub.last_dt_s = s + len == n ? pb->last_dt_s : 0;
+        sub.batteries = bats;
+        sub.peak_floor_w = fmax(pb->peak_floor_w, res->peak_w);
+        for (size_t k = 0; k < nb; k++) /* a floor the carried start may already be above */
+            bats[k].soc_final_min = fmin(soc_final(&pb->batteries[k]), soc_hi(&bats[k]));
+        rc = solve_chunk(pb, &sub, s, keep, bats, deadline, res, sched, bw, ew, gw, err, errlen);
+        if (rc == 0 && d.progress)
+            d.progress(d.ctx, s + keep, n);
+    }
+    if (rc == -ETIME)
+        set_err(err, errlen,
+                "optimum: time budget %.0f s spent after %zu of %zu intervals (%zu chunks)",
+                d.budget_s, res->chunks * chunk < n ? res->chunks * chunk : n, n, res->chunks);
+    if (rc == 0) {
+        double e_end = 0.0;
+        for (size_t k = 0; k < nb; k++)
+            e_end += bats[k].soc_init * bats[k].capacity_wh;
+        if (pb->terminal_valued)
+            res->end_value = optimum_terminal_value(pb->batteries, nb, e_end, pb->terminal_price);
+        res->optimal_savings = res->baseline_cost - res->optimal_cost + res->end_value;
+    }
+out:
+    free(bw);
+    free(ew);
+    free(gw);
     res->solve_s = now_s() - t0;
     return rc;
 }

@@ -64,6 +64,16 @@ struct optimum_problem {
     double export_limit_w;
     const struct optimum_battery *batteries;
     size_t n_batteries; /* 0 .. OPTIMUM_MAX_BATTERIES (0: the optimum is the baseline) */
+    /* Terminal valuation (the KPIs' end_energy_value, optimum_terminal_value): with
+     * terminal_valued = 1 the batteries may end anywhere in their window (soc_final_* is
+     * ignored) and the objective counts the stored energy left against the start at
+     * terminal_price (currency/kWh, >= 0) as optimum_terminal_value does for a run, so a run
+     * and the optimum are scored by one rule. 0: the soc_final floor, a surplus worth nothing. */
+    int terminal_valued;
+    double terminal_price;
+    /* OPTIMUM_MIN_PEAK: a peak already reached (an earlier chunk); the stage-two schedule may
+     * use up to it. 0 = none. */
+    double peak_floor_w;
 };
 
 /* Optional per-interval outputs, caller-allocated; any NULL pointer is skipped.
@@ -76,8 +86,10 @@ struct optimum_schedule {
 
 struct optimum_result {
     double optimal_cost;    /* currency: sum (p_imp max(g,0) - p_exp max(-g,0)) dt_h / 1000 */
+    double end_value;       /* optimum_terminal_value of the schedule's end (0 unless
+                             * terminal_valued) */
     double baseline_cost;   /* the same with every battery idle (g = net_load) */
-    double optimal_savings; /* baseline_cost - optimal_cost */
+    double optimal_savings; /* baseline_cost - optimal_cost + end_value */
     double peak_w;          /* max over intervals of max(g, 0) in the optimal schedule; with
                              * OPTIMUM_MIN_PEAK the minimum peak itself */
     double baseline_peak_w; /* max over intervals of max(net_load, 0) */
@@ -88,6 +100,7 @@ struct optimum_result {
     int interior_point; /* 1: solved by the interior-point method (large n), cost exact
                          * to about 1e-9 relative, powers to about 1e-5 W; 0: simplex */
     double solve_s;     /* wall-clock time of the solves: for logs, never for kpis.json */
+    size_t chunks;      /* optimum_solve_long: chunks solved (1: the exact optimum) */
 };
 
 /* Solves the problem. Returns 0 with res (and sched, if non-NULL) filled; -EINVAL for a bad
@@ -97,6 +110,39 @@ struct optimum_result {
  * Prints nothing. Not thread-safe against other GLPK users in the same process. */
 int optimum_solve(const struct optimum_problem *pb, struct optimum_result *res,
                   const struct optimum_schedule *sched, char *err, size_t errlen);
+
+/* Long horizons. optimum_solve holds the whole horizon in one LP: exact, but a year at 15 min
+ * takes seconds for the cost and does not converge for the peak (bench_optimum). Beyond
+ * chunk_n intervals optimum_solve_long solves consecutive chunks of chunk_n intervals, each
+ * with lookahead_n more intervals that are solved and dropped, and carries each battery's
+ * energy (and, for the peak, the peak so far) into the next chunk. Up to chunk_n intervals the
+ * answer is optimum_solve's; beyond, it is a feasible schedule close to the optimum (the
+ * look-ahead covers the daily cycle a battery of hours lives by), not a proven bound: res->chunks
+ * says which. The budget is checked between chunks and handed to the simplex (GLPK's tm_lim). */
+struct optimum_long_opts {
+    size_t chunk_n;     /* 0 = OPTIMUM_CHUNK_N */
+    size_t lookahead_n; /* 0 = OPTIMUM_LOOKAHEAD_N */
+    double budget_s;    /* wall-clock seconds for the whole solve; <= 0: no limit */
+    /* after every chunk: intervals done of n; NULL = silent */
+    void (*progress)(void *ctx, size_t done, size_t n);
+    void *ctx;
+};
+#define OPTIMUM_CHUNK_N     (14 * 96) /* two weeks at 15 min */
+#define OPTIMUM_LOOKAHEAD_N (2 * 96)  /* two days */
+
+/* As optimum_solve, in chunks past o->chunk_n intervals; -ETIME with err when the budget ran
+ * out (res is then incomplete). o may be NULL (defaults, no budget). */
+int optimum_solve_long(const struct optimum_problem *pb, const struct optimum_long_opts *o,
+                       struct optimum_result *res, const struct optimum_schedule *sched, char *err,
+                       size_t errlen);
+
+/* The value of the batteries' stored energy at the end against their start, e_end_wh the sum of
+ * their energies: a surplus counts what it can give back, surplus x mean eta_discharge x price;
+ * a deficit what refilling it costs at least, deficit / mean eta_charge x price (means
+ * capacity-weighted; price per kWh, < 0 taken as 0, since a stored kWh is never a debt). The one
+ * rule for a run's end_energy_value and the optimum's terminal_valued objective. */
+double optimum_terminal_value(const struct optimum_battery *b, size_t nb, double e_end_wh,
+                              double price);
 
 /* 100 x achieved / optimal. When optimal_savings <= OPTIMUM_SAVINGS_EPS (nothing could be
  * saved, or the limits made the optimum dearer than idling): 100 if the strategy lost nothing

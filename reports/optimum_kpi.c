@@ -13,8 +13,10 @@
 
 /* What the optimum needs of a site beyond its intervals. */
 struct opt_site {
-    double soc_last; /* capacity-weighted SoC after the last step (NaN: none) */
-    int prices_seen; /* some step had an import or export price */
+    double soc_last;  /* capacity-weighted SoC after the last step (NaN: none) */
+    int prices_seen;  /* some step had an import or export price */
+    int islanded;     /* some step was in a grid outage */
+    double idle_cost; /* the idle-battery cost at the run's own steps (the baseline's footing) */
 };
 
 struct optimum_kpi {
@@ -30,7 +32,9 @@ struct optimum_kpi {
     /* sums over the sites solved; optimum_kpi_result decides what is null */
     size_t opt_sites, end_sites;
     int opt_failed;
-    double opt_savings, end_value, opt_peak_w;
+    double opt_savings, opt_net_cost, end_value, opt_peak_w;
+    size_t chunks;  /* the most chunks any site's solve took (1: exact) */
+    char note[400]; /* why the optimum KPIs are null, or how they were solved; "" */
 };
 
 struct optimum_kpi *optimum_kpi_new(size_t n_sites)
@@ -132,12 +136,20 @@ void optimum_kpi_site(struct optimum_kpi *a, size_t site, const struct kpi_sampl
     if (isfinite(s->soc_mean))
         o->soc_last = s->soc_mean;
     o->prices_seen |= !isnan(s->import_price) || !isnan(s->export_price);
+    o->islanded |= s->islanded;
+    /* what the site would pay with its batteries idle, step by step as the run's net_cost is
+     * counted: the optimum's own baseline, on 15-minute means, is lower where import and export
+     * alternate within an interval (cost is convex in grid power), so savings against it would
+     * not bound a run's (docs/kpis.md) */
+    double net_w = s->load_w + s->evse_w + s->boiler_w - fmax(s->pv_w, s->pv_avail_w);
+    double kwh = net_w * (double)dt_ms * KPI_WH_PER_W_MS / 1000.0;
+    double price = kwh > 0 ? s->import_price : s->export_price;
+    o->idle_cost += isnan(price) ? 0 : price * kwh;
     size_t k = (size_t)(a->tick_t_ms / KPI_WINDOW_MS);
     if (k >= a->n_iv && iv_grow(a, k) != 0)
         return;
     size_t i = k * a->n_sites + site;
-    a->iv_net_wh[i] +=
-        (s->load_w + s->evse_w + s->boiler_w - s->pv_w) * (double)dt_ms * KPI_WH_PER_W_MS;
+    a->iv_net_wh[i] += net_w * (double)dt_ms * KPI_WH_PER_W_MS;
     a->iv_imp[i] += (isnan(s->import_price) ? 0 : s->import_price) * (double)dt_ms;
     a->iv_exp[i] += (isnan(s->export_price) ? 0 : s->export_price) * (double)dt_ms;
 }
@@ -170,32 +182,33 @@ static void iv_means(const struct optimum_kpi *a, size_t site, double *net, doub
     }
 }
 
-/* KPI_END_ENERGY_VALUE of one site: the optimum must end with at least its start energy, a
- * strategy need not; valuing the difference at the site's cheapest import price of the run (a
- * refill cannot cost less, a surplus displaces at least that) makes the two comparable. NaN
- * when the site has no SoC to value. */
-static double end_value(double soc_last, const struct optimum_battery *b, size_t nb,
-                        const double *imp, size_t n)
+/* The price the end of a run is valued at (optimum_terminal_value): the site's cheapest
+ * 15-minute import price of the run (a refill cannot cost less, a surplus displaces at least
+ * that). The run's end_energy_value and the optimum's objective both use it. */
+static double terminal_price(const double *imp, size_t n)
 {
-    double cap = 0, e0 = 0, eta_c = 0, eta_d = 0, p_min = INFINITY;
-    for (size_t k = 0; k < nb; k++) {
-        cap += b[k].capacity_wh;
-        e0 += b[k].soc_init * b[k].capacity_wh;
-        eta_c += b[k].eta_charge * b[k].capacity_wh;
-        eta_d += b[k].eta_discharge * b[k].capacity_wh;
-    }
+    double p_min = INFINITY;
     for (size_t i = 0; i < n; i++)
         p_min = fmin(p_min, imp[i]);
-    if (!(cap > 0) || !isfinite(soc_last) || !isfinite(p_min))
+    return isfinite(p_min) ? fmax(p_min, 0.0) : 0.0;
+}
+
+/* KPI_END_ENERGY_VALUE of one site; NaN when the site has no SoC to value. */
+static double end_value(double soc_last, const struct optimum_battery *b, size_t nb, double price)
+{
+    double cap = 0;
+    for (size_t k = 0; k < nb; k++)
+        cap += b[k].capacity_wh;
+    if (!(cap > 0) || !isfinite(soc_last))
         return NAN;
-    double d_wh = soc_last * cap - e0;
-    return (d_wh > 0 ? d_wh * eta_d / cap : d_wh / (eta_c / cap)) * p_min / 1000.0;
+    return optimum_terminal_value(b, nb, soc_last * cap, price);
 }
 
 /* The LP over the stored intervals (their means in net, imp, exp_; prices may be NULL). */
 static int solve(const struct optimum_kpi *a, enum optimum_objective objective, const double *net,
                  const double *imp, const double *exp_, const struct optimum_battery *b,
-                 size_t n_batteries, struct optimum_result *res, char *err, size_t errlen)
+                 size_t n_batteries, const struct optimum_long_opts *lo, struct optimum_result *res,
+                 char *err, size_t errlen)
 {
     struct optimum_problem pb = {.objective = objective,
                                  .n = a->n_iv,
@@ -205,8 +218,10 @@ static int solve(const struct optimum_kpi *a, enum optimum_objective objective, 
                                  .import_price = imp,
                                  .export_price = exp_,
                                  .batteries = b,
-                                 .n_batteries = n_batteries};
-    return optimum_solve(&pb, res, NULL, err, errlen);
+                                 .n_batteries = n_batteries,
+                                 .terminal_valued = imp != NULL,
+                                 .terminal_price = imp ? terminal_price(imp, a->n_iv) : 0};
+    return optimum_solve_long(&pb, lo, res, NULL, err, errlen);
 }
 
 static int opt_fail(struct optimum_kpi *a, int rc)
@@ -216,10 +231,19 @@ static int opt_fail(struct optimum_kpi *a, int rc)
 }
 
 int optimum_kpi_site_solve(struct optimum_kpi *a, size_t site, const struct optimum_battery *b,
-                           size_t n_batteries, char *err, size_t errlen)
+                           size_t n_batteries, const struct optimum_long_opts *lo, char *err,
+                           size_t errlen)
 {
     if (a->opt_failed || site >= a->n_sites || n_batteries == 0 || !a->os[site].prices_seen)
         return 0; /* nothing to save here */
+    if (a->os[site].islanded) {
+        /* islanded, the batteries serve the load and nothing is bought: the LP knows no
+         * outage, so its figure would compare nothing (docs/kpis.md) */
+        snprintf(err, errlen,
+                 "optimum: the site was islanded by a grid outage, which the optimum does not "
+                 "model");
+        return opt_fail(a, -EDOM);
+    }
     if (n_batteries > OPTIMUM_MAX_BATTERIES) {
         snprintf(err, errlen, "optimum: %zu batteries at the site, at most %d", n_batteries,
                  OPTIMUM_MAX_BATTERIES);
@@ -247,11 +271,18 @@ int optimum_kpi_site_solve(struct optimum_kpi *a, size_t site, const struct opti
     }
     iv_means(a, site, net, imp, exp_);
     struct optimum_result res;
-    if ((rc = solve(a, OPTIMUM_MIN_COST, net, imp, exp_, b, n_batteries, &res, err, errlen)) != 0)
+    if ((rc = solve(a, OPTIMUM_MIN_COST, net, imp, exp_, b, n_batteries, lo, &res, err, errlen)) !=
+        0)
         goto out;
-    a->opt_savings += res.optimal_savings;
+    /* the lowest net_cost - end_energy_value any controller could reach, against the idle
+     * cost at the run's steps */
+    double opt_net = res.optimal_cost - res.end_value;
+    a->opt_net_cost += opt_net;
+    a->opt_savings += a->os[site].idle_cost - opt_net;
     a->opt_sites++;
-    double ev = end_value(a->os[site].soc_last, b, n_batteries, imp, n);
+    if (res.chunks > a->chunks)
+        a->chunks = res.chunks;
+    double ev = end_value(a->os[site].soc_last, b, n_batteries, terminal_price(imp, n));
     if (isfinite(ev)) {
         a->end_value += ev;
         a->end_sites++;
@@ -264,7 +295,7 @@ out:
 }
 
 int optimum_kpi_peak(struct optimum_kpi *a, const struct optimum_battery *b, size_t n_batteries,
-                     char *err, size_t errlen)
+                     const struct optimum_long_opts *lo, char *err, size_t errlen)
 {
     if (a->opt_failed || a->opt_sites == 0 || n_batteries == 0 ||
         n_batteries > OPTIMUM_MAX_BATTERIES || a->n_iv == 0)
@@ -282,7 +313,8 @@ int optimum_kpi_peak(struct optimum_kpi *a, const struct optimum_battery *b, siz
     }
     iv_means(a, one ? 0 : SIZE_MAX, net, imp, exp_);
     struct optimum_result res;
-    if ((rc = solve(a, OPTIMUM_MIN_PEAK, net, imp, exp_, b, n_batteries, &res, err, errlen)) == 0)
+    if ((rc = solve(a, OPTIMUM_MIN_PEAK, net, imp, exp_, b, n_batteries, lo, &res, err, errlen)) ==
+        0)
         a->opt_peak_w = res.peak_w;
 out:
     free(net);
@@ -292,8 +324,8 @@ out:
 }
 
 void optimum_kpi_solve_run(struct optimum_kpi *o, const struct scenario *sc, double soc_floor,
-                           double soc_ceiling, void (*failed)(void *ctx, const char *line),
-                           void *ctx)
+                           double soc_ceiling, const struct optimum_long_opts *lo,
+                           void (*failed)(void *ctx, const char *line), void *ctx)
 {
     struct optimum_battery all[OPTIMUM_MAX_BATTERIES], ob[OPTIMUM_MAX_BATTERIES];
     size_t n_all = 0;
@@ -308,8 +340,9 @@ void optimum_kpi_solve_run(struct optimum_kpi *o, const struct scenario *sc, dou
             ob[nb - 1].soc_min = soc_floor;
             ob[nb - 1].soc_max = soc_ceiling;
         }
-        if (optimum_kpi_site_solve(o, i, ob, nb, err, sizeof err) != 0) {
+        if (optimum_kpi_site_solve(o, i, ob, nb, lo, err, sizeof err) != 0) {
             snprintf(line, sizeof line, "site=%s event=optimum_failed reason=\"%s\"", cfg->id, err);
+            snprintf(o->note, sizeof o->note, "site %s: %s", cfg->id, err);
             if (failed)
                 failed(ctx, line);
             return;
@@ -318,17 +351,38 @@ void optimum_kpi_solve_run(struct optimum_kpi *o, const struct scenario *sc, dou
             if (n_all < OPTIMUM_MAX_BATTERIES)
                 all[n_all] = ob[k];
     }
-    if (n_all <= OPTIMUM_MAX_BATTERIES && optimum_kpi_peak(o, all, n_all, err, sizeof err) != 0) {
+    if (n_all <= OPTIMUM_MAX_BATTERIES &&
+        optimum_kpi_peak(o, all, n_all, lo, err, sizeof err) != 0) {
         snprintf(line, sizeof line, "event=optimum_failed objective=min_peak reason=\"%s\"", err);
+        snprintf(o->note, sizeof o->note, "optimal_peak_15m_kw: %s", err);
         if (failed)
             failed(ctx, line);
+        return;
     }
+    if (o->chunks > 1)
+        snprintf(o->note, sizeof o->note,
+                 "the optimum was solved in %zu chunks of %zu 15-minute intervals with %zu more "
+                 "looked ahead: a near-optimum, not a proven bound (docs/kpis.md)",
+                 o->chunks, lo && lo->chunk_n ? lo->chunk_n : (size_t)OPTIMUM_CHUNK_N,
+                 lo && lo->lookahead_n ? lo->lookahead_n : (size_t)OPTIMUM_LOOKAHEAD_N);
+}
+
+void optimum_kpi_skip(struct optimum_kpi *o, const char *why)
+{
+    o->opt_failed = 1;
+    snprintf(o->note, sizeof o->note, "%s", why);
+}
+
+const char *optimum_kpi_note(const struct optimum_kpi *o)
+{
+    return o->note;
 }
 
 void optimum_kpi_result(const struct optimum_kpi *o, struct kpi_set *out)
 {
     int opt = !o->opt_failed && o->opt_sites > 0;
     out->v[KPI_OPTIMAL_SAVINGS] = opt ? o->opt_savings : NAN;
+    out->v[KPI_OPTIMAL_NET_COST] = opt ? o->opt_net_cost : NAN;
     out->v[KPI_OPTIMAL_PEAK_15M_KW] = opt ? o->opt_peak_w / 1000.0 : NAN;
     out->v[KPI_END_ENERGY_VALUE] = opt && o->end_sites > 0 ? o->end_value : NAN;
 }

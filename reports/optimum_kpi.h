@@ -37,7 +37,8 @@ void optimum_kpi_tick_end(struct optimum_kpi *o, int64_t t_ms, int64_t dt_ms);
  * more than KPI_OPTIMUM_MAX_ENTRIES sites x intervals, beyond which no interval is kept at
  * all), or the solver's error. */
 int optimum_kpi_site_solve(struct optimum_kpi *o, size_t site, const struct optimum_battery *b,
-                           size_t n_batteries, char *err, size_t errlen);
+                           size_t n_batteries, const struct optimum_long_opts *lo, char *err,
+                           size_t errlen);
 
 /* After every site's optimum_kpi_site_solve: optimal_peak_15m_kw, the lowest 15-minute peak of
  * the sites' summed import (as peak_import_15m_kw) with perfect foresight. The peak of a sum is
@@ -46,7 +47,7 @@ int optimum_kpi_site_solve(struct optimum_kpi *o, size_t site, const struct opti
  * optimal_savings is, or with more than OPTIMUM_MAX_BATTERIES batteries in all (a fleet).
  * Returns 0, or -errno with err when the solver failed (the KPI stays null). */
 int optimum_kpi_peak(struct optimum_kpi *o, const struct optimum_battery *b, size_t n_batteries,
-                     char *err, size_t errlen);
+                     const struct optimum_long_opts *lo, char *err, size_t errlen);
 
 /* Both of the above for a run of the scenario sc: every site's batteries as the simulator
  * models them, inside the SoC window [soc_floor, soc_ceiling] so that the optimum and the
@@ -54,10 +55,18 @@ int optimum_kpi_peak(struct optimum_kpi *o, const struct optimum_battery *b, siz
  * failed ("site=ID event=optimum_failed reason=..." or "event=optimum_failed
  * objective=min_peak reason=..."). */
 void optimum_kpi_solve_run(struct optimum_kpi *o, const struct scenario *sc, double soc_floor,
-                           double soc_ceiling, void (*failed)(void *ctx, const char *line),
-                           void *ctx);
+                           double soc_ceiling, const struct optimum_long_opts *lo,
+                           void (*failed)(void *ctx, const char *line), void *ctx);
 
-/* Writes KPI_OPTIMAL_SAVINGS, KPI_OPTIMAL_PEAK_15M_KW and KPI_END_ENERGY_VALUE of out. */
+/* The optimum is not solved (--no-optimum): its KPIs are null, and why says so. */
+void optimum_kpi_skip(struct optimum_kpi *o, const char *why);
+
+/* Why the optimum KPIs are null (the failure, the skip), or that they came from chunks; "" when
+ * there is nothing to say. For kpis.json's notes. */
+const char *optimum_kpi_note(const struct optimum_kpi *o);
+
+/* Writes KPI_OPTIMAL_SAVINGS, KPI_OPTIMAL_NET_COST, KPI_OPTIMAL_PEAK_15M_KW and
+ * KPI_END_ENERGY_VALUE of out. */
 void optimum_kpi_result(const struct optimum_kpi *o, struct kpi_set *out);
 
 #endif

@@ -24,6 +24,7 @@ struct experiment_result {
     int plots_rc;    /* 0, -ENOENT (no gnuplot), -EIO; 1 = not attempted */
     char plot_msg[512];
     char report_path[1100]; /* "" when no report was written */
+    char optimum_note[400]; /* why the optimum KPIs are null, or how they were solved; "" */
 };
 
 #endif

@@ -445,11 +445,16 @@ static void run_all(struct sweep *sw)
     }
 }
 
+/* The best run by the optimised KPI, among the runs that passed their expectations only: a run
+ * that failed one (an interlock tripped, a bound missed) is not a candidate however good its
+ * figure, or tuning would steer towards a broken configuration. -1 when none qualifies. */
 static int find_best(const struct sweep *sw)
 {
     const struct sweep_opts *o = sw->o;
     int best = -1;
     for (size_t i = 0; i < sw->n; i++) {
+        if (sw->st[i] != RUN_PASS)
+            continue;
         double v = run_kpi(sw, i, o->optimise);
         if (isnan(v))
             continue;
@@ -460,7 +465,26 @@ static int find_best(const struct sweep *sw)
     return best;
 }
 
-/* sweep.csv: every KPI of every run, the main ones first. */
+/* The KPI columns of sweep.csv, each once: the shown ones (main, then the optimised one unless it
+ * is a main one), then every other KPI in table order. Returns how many (KPI_COUNT). */
+static size_t csv_columns(const struct sweep_opts *o, int *order)
+{
+    unsigned char used[KPI_COUNT] = {0};
+    size_t n = 0;
+    for (size_t m = 0; m <= N_MAIN; m++) {
+        int id = shown_kpi(o, m);
+        if (id >= 0 && id < KPI_COUNT && !used[id]) {
+            used[id] = 1;
+            order[n++] = id;
+        }
+    }
+    for (int id = 0; id < KPI_COUNT; id++)
+        if (!used[id])
+            order[n++] = id;
+    return n;
+}
+
+/* sweep.csv: every KPI of every run, each once, the main ones first. */
 static int write_csv(const struct sweep *sw, char *err, size_t errlen)
 {
     const struct sweep_opts *o = sw->o;
@@ -477,11 +501,11 @@ static int write_csv(const struct sweep *sw, char *err, size_t errlen)
         csv_field(f, o->params[j].path);
     }
     fputs(",status", f);
-    for (size_t i = 0; i < N_MAIN; i++)
-        fprintf(f, ",%s", kpi_def(main_kpis[i])->name);
-    fprintf(f, ",optimise:%s", kpi_def(o->optimise)->name);
-    for (int id = 0; id < KPI_COUNT; id++)
-        fprintf(f, ",%s", kpi_def(id)->name);
+    /* each KPI once: the main ones and the optimised one first, then the rest in table order */
+    int order[KPI_COUNT];
+    size_t n_cols = csv_columns(o, order);
+    for (size_t m = 0; m < n_cols; m++)
+        fprintf(f, ",%s", kpi_def(order[m])->name);
     fputc('\n', f);
     for (size_t i = 0; i < sw->n; i++) {
         fprintf(f, "%zu", i);
@@ -490,8 +514,8 @@ static int write_csv(const struct sweep *sw, char *err, size_t errlen)
             csv_field(f, o->params[j].value[value_of(o, i, j)]);
         }
         fprintf(f, ",%s", status_names[sw->st[i]]);
-        for (size_t m = 0; m < N_MAIN + 1 + KPI_COUNT; m++) {
-            int id = m <= N_MAIN ? shown_kpi(o, m) : (int)(m - N_MAIN - 1);
+        for (size_t m = 0; m < n_cols; m++) {
+            int id = order[m];
             double v = run_kpi(sw, i, id);
             if (isfinite(v))
                 fprintf(f, ",%.*f", kpi_def(id)->precision, v);
@@ -684,6 +708,16 @@ static int conclude(const struct sweep *sw, const char *html, char *err, size_t 
         return -EIO;
     }
     if (sw->best < 0) {
+        size_t failed = 0;
+        for (size_t i = 0; i < sw->n; i++)
+            failed += sw->st[i] == RUN_FAIL;
+        if (failed) {
+            /* the tables are the product and they are complete: no configuration passed, which
+             * is an answer (a failing run is never named best), not a failure of the sweep */
+            fprintf(sw->out, "best: none: %zu of %zu runs failed their expectations\n", failed,
+                    sw->n);
+            return SWEEP_NO_BEST;
+        }
         snprintf(err, errlen, "no run produced %s", kpi_def(o->optimise)->name);
         return -ENODATA;
     }

@@ -46,10 +46,15 @@ int sweep_parse_param(const char *arg, struct sweep_param *p, char *err, size_t 
  * values and the message, and how many combinations are invalid. */
 int sweep_check(const struct sweep_opts *o, FILE *out, char *err, size_t errlen);
 
+/* Returned by sweep_run when every run that produced the optimised KPI failed its expectations:
+ * no best (a failing run is never named best), the tables complete. */
+#define SWEEP_NO_BEST (-1000)
+
 /* Runs the grid; progress and the result lines go to out. Returns the index of the best
- * combination (>= 0), or -errno with err: -EIO when a run produced no KPIs (a crash, an error
- * sweep_check cannot see; err names the first such combination and the error from its log;
- * the tables are written all the same), -ENODATA when no run produced the optimised KPI. */
+ * combination among the runs that passed (>= 0), SWEEP_NO_BEST, or -errno with err: -EIO when a run
+ * produced no KPIs (a crash, an error sweep_check cannot see; err names the first such combination
+ * and the error from its log; the tables are written all the same), -ENODATA when no run produced
+ * the optimised KPI. */
 int sweep_run(const struct sweep_opts *o, FILE *out, char *err, size_t errlen);
 
 #endif

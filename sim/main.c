@@ -18,6 +18,7 @@
 #include "reports/kpi.h"
 #include "reports/regdoc.h"
 #include "common/rtclock.h"
+#include "sim/run/import.h"
 #include "sim/run/runner.h"
 #include "sim/scenario/scenario.h"
 #include "sim/run/serve.h"
@@ -49,6 +50,7 @@ static void usage(FILE *out)
           "  sweep SCENARIO         run a grid of --set values in parallel, table of KPIs\n"
           "  fit SCENARIO           calibrate scenario values against a field record\n"
           "  serve SCENARIO         serve every site of a scenario in real time over Modbus TCP\n"
+          "  import RECORDS.csv     field records -> a scenario and its profiles (--out DIR)\n"
           "  kpis                   print the KPI definitions (docs/kpis.md)\n"
           "  registers              print the register maps (docs/registers.md)\n"
           "  help                   this text; `der-sim COMMAND --help` for a command's options\n"
@@ -90,8 +92,20 @@ static void usage_run(FILE *out)
           "      --no-baseline      do not run the baseline (vs_baseline KPIs are null)\n"
           "      --no-plots         do not run gnuplot\n"
           "      --no-report        do not write report.html\n"
+          "      --no-optimum       do not solve the perfect-foresight optimum (its KPIs null)\n"
+          "      --optimum-budget D wall-clock budget of the optimum (default 10m); past it the\n"
+          "                         optimum KPIs are null and kpis.json says why\n"
           "  -h, --help             this text\n",
           out);
+}
+
+/* The optimum's progress on a long run (it works in chunks): one line per chunk. */
+static void optimum_progress(void *ctx, size_t done, size_t n)
+{
+    (void)ctx;
+    if (n > OPTIMUM_CHUNK_N)
+        fprintf(stderr, "der-sim run: optimum %zu/%zu intervals (%.0f %%)\n", done, n,
+                100.0 * (double)done / (double)n);
 }
 
 static void usage_serve(FILE *out)
@@ -156,7 +170,16 @@ static int load(const char *path, const struct load_opts *lo, struct scenario **
     return rc;
 }
 
-enum { OPT_SEED = 1000, OPT_LOOP, OPT_NOPIN, OPT_NOBASE, OPT_NOPLOTS, OPT_NOREPORT };
+enum {
+    OPT_SEED = 1000,
+    OPT_LOOP,
+    OPT_NOPIN,
+    OPT_NOBASE,
+    OPT_NOPLOTS,
+    OPT_NOREPORT,
+    OPT_NOOPTIMUM,
+    OPT_OPTBUDGET
+};
 
 static int cmd_check(int argc, char **argv)
 {
@@ -244,11 +267,15 @@ static int cmd_run(int argc, char **argv)
                                          {"no-baseline", no_argument, NULL, OPT_NOBASE},
                                          {"no-plots", no_argument, NULL, OPT_NOPLOTS},
                                          {"no-report", no_argument, NULL, OPT_NOREPORT},
+                                         {"no-optimum", no_argument, NULL, OPT_NOOPTIMUM},
+                                         {"optimum-budget", required_argument, NULL, OPT_OPTBUDGET},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     struct load_opts lo = {0};
-    struct experiment_opts eo = {.run = {.transport = RUNNER_TCP, .progress = isatty(2)}};
+    struct experiment_opts eo = {.run = {.transport = RUNNER_TCP, .progress = isatty(2)},
+                                 .optimum = {.budget_s = 600, .progress = optimum_progress}};
     struct runner_opts *ro = &eo.run;
+    int64_t budget_ms;
     const char *out = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "t:o:s:qh", opts, NULL)) != -1) {
@@ -276,6 +303,7 @@ static int cmd_run(int argc, char **argv)
             break;
         case 'q':
             ro->progress = 0;
+            eo.optimum.progress = NULL;
             break;
         case OPT_NOPIN:
             ro->no_pin = 1;
@@ -288,6 +316,19 @@ static int cmd_run(int argc, char **argv)
             break;
         case OPT_NOREPORT:
             eo.no_report = 1;
+            break;
+        case OPT_NOOPTIMUM:
+            eo.no_optimum = 1;
+            break;
+        case OPT_OPTBUDGET:
+            if (duration_parse(optarg, &budget_ms) != 0 || budget_ms <= 0) {
+                fprintf(stderr,
+                        "der-sim: --optimum-budget wants a duration > 0 (e.g. 60s), got "
+                        "\"%s\"\n",
+                        optarg);
+                return 2;
+            }
+            eo.optimum.budget_s = (double)budget_ms / 1000.0;
             break;
         case 'h':
             usage_run(stdout);
@@ -565,7 +606,7 @@ static int cmd_sweep(int argc, char **argv)
     so.exe = exe;
     so.out_dir = dir;
     int rc = sweep_run(&so, stdout, err, sizeof err);
-    if (rc < 0) {
+    if (rc < 0 && rc != SWEEP_NO_BEST) {
         fprintf(stderr, "der-sim sweep: %s\n", err);
         return 1;
     }
@@ -805,6 +846,115 @@ static int cmd_fit(int argc, char **argv)
     return 0;
 }
 
+static void usage_import(FILE *out)
+{
+    fputs("usage: der-sim import [OPTIONS] --out DIR RECORDS.csv\n"
+          "\n"
+          "Turns field records (a CSV: time, grid_w, pv_w, battery_w or <battery>_w, soc or\n"
+          "<battery>_soc, evse_w, boiler_w, load_w) into DIR/scenario.json, its profile CSVs and\n"
+          "DIR/field.csv (the records, for overlays). docs/incidents.md.\n"
+          "\n"
+          "options:\n"
+          "  -o, --out DIR            where to write (created if missing)\n"
+          "      --name NAME          the scenario's name (default import)\n"
+          "      --tz ZONE            IANA zone of time stamps without an offset (Europe/Berlin)\n"
+          "      --time-format F      auto (default), iso, unix_s or unix_ms\n"
+          "      --step DURATION      the run's step (default 1s)\n"
+          "      --linear-gap DURATION gaps up to this are interpolated, longer ones held (60s)\n"
+          "      --max-gap DURATION   a longer gap is an error (default: none)\n"
+          "      --capacity-kwh X     every battery's capacity (default: estimated from SoC)\n"
+          "      --strategy NAME      the replay's gateway strategy (default net_zero)\n"
+          "      --site-json FILE     a der-headend export's site.json: asset ids, ratings,\n"
+          "                           dispatches and offline spans (with its records.csv)\n"
+          "  -h, --help               this text\n",
+          out);
+}
+
+static int cmd_import(int argc, char **argv)
+{
+    enum { O_NAME = 256, O_TZ, O_FMT, O_STEP, O_LIN, O_MAX, O_CAP, O_STRAT, O_SITE };
+    static const struct option opts[] = {{"out", required_argument, NULL, 'o'},
+                                         {"name", required_argument, NULL, O_NAME},
+                                         {"tz", required_argument, NULL, O_TZ},
+                                         {"time-format", required_argument, NULL, O_FMT},
+                                         {"step", required_argument, NULL, O_STEP},
+                                         {"linear-gap", required_argument, NULL, O_LIN},
+                                         {"max-gap", required_argument, NULL, O_MAX},
+                                         {"capacity-kwh", required_argument, NULL, O_CAP},
+                                         {"strategy", required_argument, NULL, O_STRAT},
+                                         {"site-json", required_argument, NULL, O_SITE},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    struct import_opts io = {.step_ms = 1000, .linear_gap_ms = 60000};
+    char err[1024], *end;
+    int c;
+    while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+        int64_t *dur = NULL;
+        switch (c) {
+        case 'o':
+            io.out_dir = optarg;
+            break;
+        case O_NAME:
+            io.name = optarg;
+            break;
+        case O_TZ:
+            io.tz = optarg;
+            break;
+        case O_FMT:
+            io.time_format = optarg;
+            break;
+        case O_STEP:
+            dur = &io.step_ms;
+            break;
+        case O_LIN:
+            dur = &io.linear_gap_ms;
+            break;
+        case O_MAX:
+            dur = &io.max_gap_ms;
+            break;
+        case O_CAP:
+            io.capacity_kwh = strtod(optarg, &end);
+            if (*end || !(io.capacity_kwh > 0)) {
+                fprintf(stderr, "der-sim: --capacity-kwh wants a number > 0, got \"%s\"\n", optarg);
+                return 2;
+            }
+            break;
+        case O_STRAT:
+            io.strategy = optarg;
+            break;
+        case O_SITE:
+            io.site_json = optarg;
+            break;
+        case 'h':
+            usage_import(stdout);
+            return 0;
+        default:
+            usage_import(stderr);
+            return 2;
+        }
+        if (dur && (duration_parse(optarg, dur) || *dur < 0)) {
+            fprintf(stderr, "der-sim: --%s wants a duration (\"10s\"), got \"%s\"\n",
+                    opts[c == O_STEP  ? 4
+                         : c == O_LIN ? 5
+                                      : 6]
+                        .name,
+                    optarg);
+            return 2;
+        }
+    }
+    if (optind != argc - 1 || !io.out_dir) {
+        usage_import(stderr);
+        return 2;
+    }
+    io.csv = argv[optind];
+    int rc = import_records(&io, stdout, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "der-sim: import: %s\n", rc == -ENOMEM ? "out of memory" : err);
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -842,6 +992,8 @@ int main(int argc, char **argv)
         return cmd_sweep(argc, argv);
     if (!strcmp(cmd, "fit"))
         return cmd_fit(argc, argv);
+    if (!strcmp(cmd, "import"))
+        return cmd_import(argc, argv);
     fprintf(stderr, "der-sim: unknown command \"%s\"\n", cmd);
     usage(stderr);
     return 2;

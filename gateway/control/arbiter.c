@@ -110,3 +110,17 @@ int arbiter_resolve(const struct arbiter_cfg *cfg, const struct procimg *img, co
             dm->asset[i].requested_w = 0;
     return 0;
 }
+
+void arbiter_estop(const struct procimg *img, double pv_limit_w, struct decision *dm)
+{
+    for (size_t i = 0; i < dm->n_assets && i < img->n_devices; i++) {
+        struct decision_asset *a = &dm->asset[i];
+        enum procimg_type t = img->dev[i].type;
+        if (t != PROCIMG_BATTERY && t != PROCIMG_PV && t != PROCIMG_EVSE && t != PROCIMG_BOILER)
+            continue;
+        double safe = t == PROCIMG_PV ? pv_limit_w : 0;
+        decision_clamp(dm, (int)i, DC_ESTOP, a->requested_w, safe);
+        a->requested_w = safe;
+        a->source = DSRC_SAFETY;
+    }
+}

@@ -10,17 +10,16 @@
 #include "gateway/control/confsync.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "gateway/control/controller.h"
 #include "gateway/control/siteconf.h"
+#include "gateway/control/statefile.h"
 
 /* The sections a desired configuration may hold, and those the local file alone decides. */
 static const char *const desired_keys[] = {"strategy", "params",    "constraints",
@@ -96,10 +95,6 @@ static int check_desired(const cJSON *d, const char *origin, char *err, size_t e
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(d, "strategy");
     if (!cJSON_IsString(s) || !s->valuestring[0])
         return fail(err, errlen, origin, "strategy", s, "required: a strategy name");
-    const cJSON *sch = cJSON_GetObjectItemCaseSensitive(d, "schedules");
-    if (sch && !(cJSON_IsArray(sch) && cJSON_GetArraySize(sch) == 0))
-        return fail(err, errlen, origin, "schedules", sch,
-                    "reserved: this version runs no schedule (give [] or leave it out)");
     return 0;
 }
 
@@ -114,7 +109,7 @@ static cJSON *compose(const cJSON *base, const cJSON *desired)
         cJSON_DeleteItemFromObjectCaseSensitive(out, replaced[i]);
     for (size_t i = 0; desired_keys[i]; i++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(desired, desired_keys[i]);
-        if (!v || !strcmp(desired_keys[i], "schedules"))
+        if (!v)
             continue;
         cJSON_DeleteItemFromObjectCaseSensitive(out, desired_keys[i]);
         cJSON_AddItemToObject(out, desired_keys[i], cJSON_Duplicate(v, 1));
@@ -177,27 +172,35 @@ int confsync_check(const char *json, char *err, size_t errlen, char *field, size
     return rc;
 }
 
-struct confsync *confsync_new(struct controller *ctl, const char *path, const char *state_dir,
-                              void (*log)(void *ctx, const char *line), void *log_ctx)
+struct confsync *confsync_new_json(struct controller *ctl, const cJSON *file, const char *origin,
+                                   void (*log)(void *ctx, const char *line), void *log_ctx)
 {
-    struct confsync *cs = calloc(1, sizeof *cs);
+    struct confsync *cs = file ? calloc(1, sizeof *cs) : NULL;
     if (!cs)
         return NULL;
     cs->ctl = ctl;
     cs->log = log;
     cs->log_ctx = log_ctx;
-    snprintf(cs->path, sizeof cs->path, "%s", path);
-    snprintf(cs->state_dir, sizeof cs->state_dir, "%s", state_dir ? state_dir : "");
-    struct siteconf *sc = NULL;
-    char err[512];
-    if (siteconf_load_file(path, &sc, err, sizeof err) == 0) {
-        cs->file = cJSON_Duplicate(sc->root, 1);
-        siteconf_free(sc);
-    }
+    snprintf(cs->path, sizeof cs->path, "%s", origin);
+    cs->file = cJSON_Duplicate(file, 1);
     if (!cs->file) {
         free(cs);
         return NULL;
     }
+    return cs;
+}
+
+struct confsync *confsync_new(struct controller *ctl, const char *path, const char *state_dir,
+                              void (*log)(void *ctx, const char *line), void *log_ctx)
+{
+    struct siteconf *sc = NULL;
+    char err[512];
+    if (siteconf_load_file(path, &sc, err, sizeof err) != 0)
+        return NULL;
+    struct confsync *cs = confsync_new_json(ctl, sc->root, path, log, log_ctx);
+    siteconf_free(sc);
+    if (cs)
+        snprintf(cs->state_dir, sizeof cs->state_dir, "%s", state_dir ? state_dir : "");
     return cs;
 }
 
@@ -232,18 +235,9 @@ static int apply(struct confsync *cs, const cJSON *file, const cJSON *desired, c
     return 0;
 }
 
-static void state_path(const struct confsync *cs, const char *suffix, char *out, size_t len)
-{
-    snprintf(out, len, "%s/%s%s", cs->state_dir, CONFSYNC_FILE, suffix);
-}
-
-/* Write, fsync, rename, fsync the directory: after a power cut the file holds the old or the
- * new document, never a torn one. */
+/* The document persisted: {version, config}. */
 static int persist(const struct confsync *cs, uint64_t version, const cJSON *desired)
 {
-    char tmp[600], dst[600];
-    state_path(cs, ".tmp", tmp, sizeof tmp);
-    state_path(cs, "", dst, sizeof dst);
     cJSON *doc = cJSON_CreateObject();
     if (!doc)
         return -ENOMEM;
@@ -253,32 +247,7 @@ static int persist(const struct confsync *cs, uint64_t version, const cJSON *des
     cJSON_Delete(doc);
     if (!text)
         return -ENOMEM;
-    int rc = 0;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    size_t n = strlen(text), off = 0;
-    while (fd >= 0 && off < n) {
-        ssize_t w = write(fd, text + off, n - off);
-        if (w < 0) {
-            rc = -errno;
-            break;
-        }
-        off += (size_t)w;
-    }
-    if (fd < 0)
-        rc = -errno;
-    else if (!rc && fsync(fd) < 0)
-        rc = -errno;
-    if (fd >= 0)
-        close(fd);
-    if (!rc && rename(tmp, dst) < 0)
-        rc = -errno;
-    int dfd = rc ? -1 : open(cs->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
-    if (rc)
-        unlink(tmp);
+    int rc = statefile_write(cs->state_dir, CONFSYNC_FILE, text, strlen(text));
     cJSON_free(text);
     return rc;
 }
@@ -288,18 +257,14 @@ uint64_t confsync_start(struct confsync *cs)
     if (!cs->state_dir[0])
         return 0;
     char path[600], err[1024], q[1024];
-    state_path(cs, "", path, sizeof path);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return 0; /* nothing pushed yet */
+    statefile_path(cs->state_dir, CONFSYNC_FILE, path, sizeof path);
     char *text = NULL;
-    size_t cap = 0;
-    ssize_t n = getdelim(&text, &cap, '\0', f);
-    fclose(f);
-    cJSON *doc = n > 0 ? parse_json(text, path, err, sizeof err) : NULL;
-    free(text);
-    if (n <= 0)
+    if (statefile_read(cs->state_dir, CONFSYNC_FILE, &text))
+        return 0; /* nothing pushed yet */
+    cJSON *doc = text[0] ? parse_json(text, path, err, sizeof err) : NULL;
+    if (!text[0])
         snprintf(err, sizeof err, "%s: empty", path);
+    free(text);
     const cJSON *v = doc ? cJSON_GetObjectItemCaseSensitive(doc, "version") : NULL;
     const cJSON *c = doc ? cJSON_GetObjectItemCaseSensitive(doc, "config") : NULL;
     int rc = doc ? 0 : -EINVAL;

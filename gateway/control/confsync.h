@@ -2,8 +2,8 @@
  * the local configuration file with the headend's desired configuration laid over it
  * (docs/gateway-config.md, "Remote configuration and reload"). A desired configuration is a
  * JSON object {strategy, params, constraints, safety, schedules}: strategy (required),
- * params and constraints replace the file's; safety, when given, replaces the file's; schedules
- * is reserved (absent or []). Every change (a push, a SIGHUP reload, the persisted push at
+ * params and constraints replace the file's; safety and schedules, when given, replace the
+ * file's. Every change (a push, a SIGHUP reload, the persisted push at
  * start) is validated by siteconf and controller_policy_new and applied whole, or not at all.
  * A push is persisted as STATE_DIR/desired-config.json (write, fsync, rename) so a restart
  * offline keeps it. The caller owns the confsync (confsync_free); the controller stays its
@@ -29,6 +29,14 @@ int confsync_check(const char *json, char *err, size_t errlen, char *field, size
  * persist ("" = nowhere: a push lasts until the process ends). log: one key=value line. */
 struct confsync *confsync_new(struct controller *ctl, const char *path, const char *state_dir,
                               void (*log)(void *ctx, const char *line), void *log_ctx);
+/* The same over a configuration already in memory (file: a site configuration's root, copied;
+ * origin names it in messages), persisting nowhere: the lockstep runner's, whose scenario
+ * events push configurations (docs/scenario-format.md). confsync_reload then reads origin as a
+ * file, so it is not for them. NULL when out of memory. */
+struct cJSON;
+struct confsync *confsync_new_json(struct controller *ctl, const struct cJSON *file,
+                                   const char *origin, void (*log)(void *ctx, const char *line),
+                                   void *log_ctx);
 void confsync_free(struct confsync *cs);
 
 /* At start: applies STATE_DIR/desired-config.json when there is one (a bad one is logged and

@@ -15,6 +15,7 @@
 
 #include "gateway/control/arbiter.h"
 #include "gateway/control/safety.h"
+#include "gateway/control/schedule.h"
 #include "gateway/strategies/strategy.h"
 
 #define WRITE_EPSILON_W 0.5
@@ -31,6 +32,8 @@ struct controller {
     struct strategy *strategy;
     struct arbiter_cfg arbiter;
     struct safety_cfg safety;
+    struct schedule schedule;
+    int estop; /* controller_set_estop */
 
     size_t n_dev;
     struct device *dev[SITECONF_MAX_DEVICES];
@@ -66,6 +69,7 @@ struct controller_policy {
     struct strategy *strategy;
     struct arbiter_cfg arbiter;
     struct safety_cfg safety;
+    struct schedule schedule;
 };
 
 struct controller_policy *controller_policy_new(const struct siteconf *cfg, char *err,
@@ -89,6 +93,7 @@ struct controller_policy *controller_policy_new(const struct siteconf *cfg, char
         snprintf(err, errlen, "%s: %s", cfg->path, sub);
         goto fail;
     }
+    p->schedule = cfg->schedule; /* validated by siteconf */
     return p;
 fail:
     controller_policy_free(p);
@@ -111,6 +116,7 @@ void controller_set_policy(struct controller *c, struct controller_policy *p)
     c->strategy = p->strategy;
     c->arbiter = p->arbiter;
     c->safety = p->safety;
+    c->schedule = p->schedule;
     free(p);
 }
 
@@ -284,11 +290,24 @@ int controller_cycle(struct controller *c, int64_t now_ms, struct decision *out)
     }
     decision_init(dm, &c->img, strategy_ops_of(c->strategy)->name);
     strategy_decide(c->strategy, &c->img, now_ms, dm);
+    schedule_decide(&c->schedule, &c->img, dm);
     add_commands(c, now_ms, dm);
     arbiter_resolve(&c->arbiter, &c->img, lo, hi, dm);
+    if (c->estop)
+        arbiter_estop(&c->img, c->safety.estop_pv_limit_w, dm);
     safety_apply(&c->safety, &c->img, dm);
     errors += write_setpoints(c, now_ms, dm);
     return -errors;
+}
+
+void controller_set_estop(struct controller *c, int active)
+{
+    c->estop = !!active;
+}
+
+int controller_estop(const struct controller *c)
+{
+    return c->estop;
 }
 
 int controller_command(struct controller *c, const char *asset_id, double power_w,

@@ -38,8 +38,8 @@ struct controller *controller_new(const struct siteconf *cfg, const struct contr
 void controller_free(struct controller *c);
 
 /* The strategy-facing sections of a site configuration made running objects: the strategy
- * with its stacked constraints, the safety interlocks and the split. controller_new builds
- * its own this way; controller_set_policy swaps another in between two cycles (a pushed or
+ * with its stacked constraints, the schedules, the safety interlocks and the split. controller_new
+ * builds its own this way; controller_set_policy swaps another in between two cycles (a pushed or
  * reloaded configuration, gateway/control/confsync.h). policy_new: NULL with err naming the
  * field ("ORIGIN: params.kp: ..."); the policy keeps no pointer into cfg. */
 struct controller_policy;
@@ -53,6 +53,12 @@ void controller_set_policy(struct controller *c, struct controller_policy *p);
  * or the number of device errors of this cycle as a negative number (the cycle still runs on
  * what it has: offline devices get their safe state). */
 int controller_cycle(struct controller *c, int64_t now_ms, struct decision *dm);
+
+/* The emergency stop (gateway/control/estop.h holds and persists it): while active, every
+ * cycle takes every controllable device to its safe state above every strategy, schedule and
+ * command (arbiter_estop; the interlocks still clamp). Takes effect from the next cycle. */
+void controller_set_estop(struct controller *c, int active);
+int controller_estop(const struct controller *c);
 
 /* An operator or headend command: asset_id NULL = the whole site (split among batteries).
  * Holds at manual priority until expires_ms. Returns 0, or -ENOENT for an unknown asset. */

@@ -46,7 +46,8 @@ const char *decision_source_name(int source)
 static const char *const conflict_names[DC_END - DC_FIRST] = {
     [DC_RESERVE - DC_FIRST] = "reserve",           [DC_PEAK_LIMIT - DC_FIRST] = "peak_limit",
     [DC_EXPORT_LIMIT - DC_FIRST] = "export_limit", [DC_GRID_SERVICE - DC_FIRST] = "grid_service",
-    [DC_EV_BATTERY - DC_FIRST] = "ev_battery",
+    [DC_EV_BATTERY - DC_FIRST] = "ev_battery",     [DC_ESTOP - DC_FIRST] = "estop",
+    [DC_SCHEDULE - DC_FIRST] = "schedule",
 };
 
 const char *decision_reason_name(int reason)

@@ -20,7 +20,7 @@ enum decision_source {
     DSRC_OPTIMISATION, /* optimising strategies: net_zero, self-consumption, arbitrage... */
     DSRC_SCHEDULED,    /* scheduled programmes: charge/discharge windows, time of use */
     DSRC_MANUAL,       /* an operator or the headend */
-    DSRC_SAFETY,       /* a protective request (e.g. an external trip) */
+    DSRC_SAFETY,       /* a protective request: the emergency stop (estop.h) */
     DSRC_COUNT
 };
 
@@ -58,6 +58,8 @@ enum decision_conflict {
     DC_EXPORT_LIMIT,       /* self_consumption: charge raised to hold the export limit */
     DC_GRID_SERVICE,       /* grid_services: frequency or demand response added */
     DC_EV_BATTERY,         /* ev_charging: the battery may not discharge into the car */
+    DC_ESTOP,              /* the emergency stop took the asset to its safe state (estop.h) */
+    DC_SCHEDULE,           /* a schedule window overrode the site request (schedule.h) */
     DC_END
 };
 

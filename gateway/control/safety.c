@@ -44,6 +44,8 @@ const struct param_field safety_fields[] = {
      "site import limit: batteries discharge more to stay below it when they can"},
     {"grid_export_max_w", PARAM_DOUBLE, F(grid_export_max_w), 1e9, 0, 1e9, "W",
      "site export limit: batteries charge more to stay below it when they can"},
+    {"estop_pv_limit_w", PARAM_DOUBLE, F(estop_pv_limit_w), 0, 0, 1e8, "W",
+     "production limit of each PV inverter while an emergency stop holds"},
 };
 #undef F
 const size_t safety_n_fields = sizeof safety_fields / sizeof safety_fields[0];

@@ -22,6 +22,7 @@ struct safety_cfg {
     double nominal_voltage_v;                    /* used when the battery reports no voltage */
     double ramp_w_per_s;                         /* per battery; 0 = no ramp limit */
     double grid_import_max_w, grid_export_max_w; /* site, >= 0 */
+    double estop_pv_limit_w; /* per PV inverter while the emergency stop holds (estop.h) */
 };
 
 extern const struct param_field safety_fields[];

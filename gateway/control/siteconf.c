@@ -210,12 +210,19 @@ static int parse_device(struct ctx *c, const cJSON *d, size_t i, struct device_c
     return 0;
 }
 
-/* The strategy-facing sections: the calendar, tariffs and departures (sitectx.c) and the
- * shape of "constraints" (each strategy validates its own params when it is created). */
+/* The strategy-facing sections: the calendar, tariffs and departures (sitectx.c), the
+ * schedules (schedule.c) and the shape of "constraints" (each strategy validates its own params
+ * when it is created). */
 static int validate_inputs(struct ctx *c, struct siteconf *sc)
 {
     char sub[300];
     int rc = sitectx_parse(&sc->ctx, sc->root, sub, sizeof sub);
+    if (rc) {
+        snprintf(c->err, c->errlen, "%s: %s", c->origin, sub);
+        return rc;
+    }
+    rc = schedule_parse(cJSON_GetObjectItemCaseSensitive(sc->root, "schedules"), "schedules",
+                        &sc->schedule, sub, sizeof sub);
     if (rc) {
         snprintf(c->err, c->errlen, "%s: %s", c->origin, sub);
         return rc;
@@ -249,10 +256,10 @@ static int validate_inputs(struct ctx *c, struct siteconf *sc)
 
 static int validate(struct ctx *c, struct siteconf *sc)
 {
-    static const char *const keys[] = {"site_id", "gateway_id",    "poll_period", "stale_after",
-                                       "devices", "strategy",      "params",      "safety",
-                                       "split",   "uplink",        "description", "start",
-                                       "tariff",  "ev_departures", "constraints", NULL};
+    static const char *const keys[] = {
+        "site_id", "gateway_id",    "poll_period", "stale_after", "devices",     "strategy",
+        "params",  "safety",        "split",       "uplink",      "description", "start",
+        "tariff",  "ev_departures", "constraints", "schedules",   NULL};
     const cJSON *root = sc->root;
     if (!cJSON_IsObject(root))
         return fail(c, "(root)", NULL, "must be a JSON object");

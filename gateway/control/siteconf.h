@@ -1,6 +1,7 @@
 /* siteconf: a gateway's site configuration (docs/gateway-config.md): the site, its devices
- * (endpoint, unit id, driver, ratings), the poll period, and the strategy, safety and split
- * sections, which their own modules validate. The caller owns the result (siteconf_free). */
+ * (endpoint, unit id, driver, ratings), the poll period, the schedules, and the strategy,
+ * safety and split sections, which their own modules validate. The caller owns the result
+ * (siteconf_free). */
 #ifndef DERLOOP_SITECONF_H
 #define DERLOOP_SITECONF_H
 
@@ -10,6 +11,7 @@
 #include <cjson/cJSON.h>
 
 #include "common/devtype.h"
+#include "gateway/control/schedule.h"
 #include "gateway/control/sitectx.h"
 
 #define SITECONF_ID_MAX      48 /* as PROCIMG_ID_LEN: ids travel into the process image */
@@ -66,6 +68,8 @@ struct siteconf {
     /* Stacked strategies: an array of {"strategy": NAME, "params": {...}} run after the
      * primary (docs/strategies.md, Stacking); inside root, NULL when absent. */
     const cJSON *constraints;
+    /* "schedules": windows run at the scheduled priority (gateway/control/schedule.h). */
+    struct schedule schedule;
     /* "start", "tariff", "ev_departures": the calendar, prices and departures. der-gateway
      * sets ctx.start_unix_ms from the wall clock when the file has no "start". */
     struct sitectx ctx;

@@ -80,6 +80,7 @@ int agentmsg_telemetry(const struct procimg_dev *d, const char *asset_id, const 
     Der__V1__PvDetails pv = DER__V1__PV_DETAILS__INIT;
     Der__V1__EvseDetails ev = DER__V1__EVSE_DETAILS__INIT;
     Der__V1__BoilerDetails bo = DER__V1__BOILER_DETAILS__INIT;
+    Der__V1__MeterDetails me = DER__V1__METER_DETAILS__INIT;
     char evse_state[2] = "";
     t.asset_id = (char *)asset_id;
     t.ts_ms = ts_ms;
@@ -108,7 +109,7 @@ int agentmsg_telemetry(const struct procimg_dev *d, const char *asset_id, const 
             evse_state[0] = (char)('A' + d->evse_state);
         ev.state = evse_state;
         ev.current_a = d->evse_current_a;
-        ev.session_energy_wh = NAN; /* not in the process image */
+        ev.session_energy_wh = d->evse_session_wh;
         t.details_case = DER__V1__TELEMETRY__DETAILS_EVSE;
         t.evse = &ev;
         break;
@@ -120,7 +121,17 @@ int agentmsg_telemetry(const struct procimg_dev *d, const char *asset_id, const 
         t.details_case = DER__V1__TELEMETRY__DETAILS_BOILER;
         t.boiler = &bo;
         break;
-    default: /* meters: the power is all the process image has */
+    case PROCIMG_METER:
+    case PROCIMG_METER_LOAD:
+        /* what the process image has of a meter: its frequency (NaN when not reported) */
+        me.frequency_hz = d->freq_hz;
+        me.voltage_v = NAN;
+        me.import_wh = NAN;
+        me.export_wh = NAN;
+        t.details_case = DER__V1__TELEMETRY__DETAILS_METER;
+        t.meter = &me;
+        break;
+    default:
         break;
     }
     return pack(&t.base, out, len);

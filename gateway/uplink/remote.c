@@ -10,12 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gateway/control/estop.h"
 #include "gateway/uplink/agentmsg.h"
 #include "proto/der/v1/agent.pb-c.h"
 
 #define OUT_MAX       16 /* Pongs and reports waiting; the oldest goes when full */
 #define BODY_PONG     14 /* AgentMessage body field numbers (agent.proto) */
 #define BODY_REPORT   15
+#define BODY_ESTOP    17
 #define PUSH_JSON_MAX 65536 /* a pushed document, at most (the headend's body limit) */
 
 struct outmsg {
@@ -30,6 +32,10 @@ struct remote {
     int has_push;
     uint64_t push_version;
     char *push_json;
+    /* the emergency stop: the last one received, not yet taken (the latest state wins), and
+     * the one applied, for Register */
+    int has_estop, estop_in_active, estop_active;
+    char estop_id[ESTOP_ID_MAX], estop_reason[ESTOP_REASON_MAX];
     struct outmsg out[OUT_MAX];
     size_t out_head, out_n;
     void (*log)(void *ctx, const char *line);
@@ -132,6 +138,14 @@ int remote_on_headend(struct remote *r, const uint8_t *buf, size_t len)
             logf_(r, "event=config_push version=%llu bytes=%zu%s", (unsigned long long)c->version,
                   n, replaced ? " note=\"replaces a push not yet applied\"" : "");
         }
+    } else if (m->body_case == DER__V1__HEADEND_MESSAGE__BODY_EMERGENCY_STOP && m->emergency_stop) {
+        const Der__V1__EmergencyStop *e = m->emergency_stop;
+        pthread_mutex_lock(&r->mu);
+        r->has_estop = 1;
+        r->estop_in_active = e->active;
+        snprintf(r->estop_id, sizeof r->estop_id, "%s", e->id);
+        snprintf(r->estop_reason, sizeof r->estop_reason, "%s", e->reason);
+        pthread_mutex_unlock(&r->mu);
     } else {
         taken = 0;
     }
@@ -147,9 +161,11 @@ int remote_register(struct remote *r, const uint8_t *reg, size_t len, uint8_t **
     if (r) {
         pthread_mutex_lock(&r->mu);
         m->config_version = r->version;
+        m->estop_active = r->estop_active;
         pthread_mutex_unlock(&r->mu);
         m->config_push = 1;
         m->pong = 1;
+        m->estop = 1;
     }
     int rc = pack(&m->base, out, outlen);
     der__v1__register__free_unpacked(m, NULL);
@@ -217,4 +233,45 @@ void remote_report(struct remote *r, uint64_t version, int applied, const char *
     size_t n;
     if (pack(&m.base, &b, &n) == 0)
         queue_out(r, BODY_REPORT, b, n);
+}
+
+int remote_take_estop(struct remote *r, int *active, char *id, size_t idlen, char *reason,
+                      size_t reasonlen)
+{
+    if (!r)
+        return 0;
+    pthread_mutex_lock(&r->mu);
+    int got = r->has_estop;
+    if (got) {
+        *active = r->estop_in_active;
+        snprintf(id, idlen, "%s", r->estop_id);
+        snprintf(reason, reasonlen, "%s", r->estop_reason);
+        r->has_estop = 0;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return got;
+}
+
+void remote_set_estop(struct remote *r, int active)
+{
+    if (!r)
+        return;
+    pthread_mutex_lock(&r->mu);
+    r->estop_active = !!active;
+    pthread_mutex_unlock(&r->mu);
+}
+
+void remote_estop_report(struct remote *r, int active, const char *id, const char *reason)
+{
+    if (!r)
+        return;
+    remote_set_estop(r, active);
+    Der__V1__EstopReport m = DER__V1__ESTOP_REPORT__INIT;
+    m.active = !!active;
+    m.id = (char *)(id ? id : "");
+    m.reason = (char *)(reason ? reason : "");
+    uint8_t *b;
+    size_t n;
+    if (pack(&m.base, &b, &n) == 0)
+        queue_out(r, BODY_ESTOP, b, n);
 }

@@ -16,6 +16,7 @@ enum headend_body {
     HEADEND_SETPOINT = 11,
     HEADEND_PING = 12,
     HEADEND_TELEMETRY_ACK = 13,
+    HEADEND_EMERGENCY_STOP = 16,
 };
 
 /* RegisterResult: the stream is registered; the headend says which assets it accepted and
@@ -94,7 +95,8 @@ static void on_telemetry_ack(struct uplink *u, const struct agentmsg_headend *m)
 
 void uplink_inbox_receive(struct uplink *u, const uint8_t *bytes, size_t len)
 {
-    if (remote_on_headend(u->opts.remote, bytes, len)) /* remote hook: Ping, ConfigPush */
+    if (remote_on_headend(u->opts.remote, bytes,
+                          len)) /* remote hook: Ping, ConfigPush, EmergencyStop */
         return;
     static struct agentmsg_headend m; /* large; only the uplink thread parses */
     int rc = agentmsg_parse_headend(bytes, len, &m);
@@ -114,6 +116,10 @@ void uplink_inbox_receive(struct uplink *u, const uint8_t *bytes, size_t len)
         break;
     case HEADEND_TELEMETRY_ACK:
         on_telemetry_ack(u, &m);
+        break;
+    case HEADEND_EMERGENCY_STOP: /* taken by the remote hook; without one nobody applies it */
+        uplink_log(u, "event=estop_refused reason=\"this uplink has no emergency stop (no remote "
+                      "hook): the headend was told so by Register (estop false)\"");
         break;
     default: /* Ping (the HTTP/2 keepalive does its work), or a body this gateway predates */
         break;

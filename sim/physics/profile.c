@@ -52,9 +52,10 @@ static double series_value(const struct profile *p, int64_t t)
     if (p->period_ms > 0) {
         /* One period is the points in [0, period); the gap from the last point to the first
          * point of the next period is interpolated like any other, so a day wraps smoothly. */
-        int64_t P = p->period_ms, tm = t % P;
+        int64_t P = p->period_ms, tm = (t - p->period_origin_ms) % P;
         if (tm < 0)
             tm += P;
+        tm += p->period_origin_ms;
         if (tm < p->t_ms[0])
             return interp(p, tm, p->t_ms[n - 1] - P, p->v[n - 1], p->t_ms[0], p->v[0]);
         if (tm >= p->t_ms[n - 1])
@@ -291,8 +292,7 @@ static int is_blank(const char *s)
     return *s == '\0';
 }
 
-/* Splits a line at commas into at most max cells (quoted commas are not supported). */
-static size_t split_cells(char *line, char **cells, size_t max)
+size_t profile_csv_split(char *line, char **cells, size_t max)
 {
     size_t n = 0;
     char *p = line;
@@ -321,26 +321,32 @@ static int parse_double(const char *s, double *out)
     return 0;
 }
 
-/* A time cell: plain seconds, a duration, or an ISO instant relative to the scenario start. */
-static int parse_time_cell(const char *s, int64_t start_unix_ms, int64_t *t_ms)
+/* A time cell in "auto" format: plain seconds, a duration, or an instant (ISO, relative to the
+ * scenario start). After a zone is given, ISO stamps without an offset are wall-clock time. */
+static int parse_time_cell(const char *s, const struct caltime_zone *z, int have_fmt,
+                           enum caltime_format fmt, int64_t start_unix_ms, int64_t prev_ms,
+                           int64_t *t_ms)
 {
     double sec;
     int64_t x;
-    if (parse_double(s, &sec) == 0) {
-        if (fabs(sec) > 9.0e12)
-            return -EINVAL;
-        *t_ms = llround(sec * 1000.0);
-        return 0;
+    if (!have_fmt) {
+        if (parse_double(s, &sec) == 0) {
+            if (fabs(sec) > 9.0e12)
+                return -EINVAL;
+            *t_ms = llround(sec * 1000.0);
+            return 0;
+        }
+        if (duration_parse(s, &x) == 0) {
+            *t_ms = x;
+            return 0;
+        }
     }
-    if (duration_parse(s, &x) == 0) {
-        *t_ms = x;
-        return 0;
-    }
-    if (caltime_parse(s, &x) == 0) {
-        *t_ms = x - start_unix_ms;
-        return 0;
-    }
-    return -EINVAL;
+    int rc = caltime_parse_stamp(s, fmt, z,
+                                 prev_ms == INT64_MIN ? INT64_MIN : prev_ms + start_unix_ms, &x);
+    if (rc)
+        return rc;
+    *t_ms = x - start_unix_ms;
+    return 0;
 }
 
 static int column_index(char **cells, size_t n, const char *name, size_t dflt, size_t *out)
@@ -361,13 +367,55 @@ static int column_index(char **cells, size_t n, const char *name, size_t dflt, s
 
 #define CSV_MAX_COLS 64
 
-int profile_read_csv(struct profile *p, const char *csv_path, const char *time_column,
-                     const char *value_column, char *err, size_t errlen)
+void profile_repeat_points(struct profile *p)
 {
+    if (p->n < 2) {
+        p->period_ms = 0; /* one point is a constant */
+        return;
+    }
+    p->period_origin_ms = p->t_ms[0];
+    p->period_ms = p->t_ms[p->n - 1] - p->t_ms[0] + (p->t_ms[p->n - 1] - p->t_ms[p->n - 2]);
+}
+
+static const char *time_help(int have_fmt, enum caltime_format fmt)
+{
+    if (!have_fmt)
+        return "a duration, seconds or an ISO instant";
+    return fmt == CALTIME_ISO      ? "an ISO 8601 instant"
+           : fmt == CALTIME_UNIX_S ? "Unix seconds"
+                                   : "Unix milliseconds";
+}
+
+int profile_read_csv(struct profile *p, const char *csv_path, const struct profile_csv_opts *o,
+                     char *err, size_t errlen)
+{
+    const char *time_column = o->time_column, *value_column = o->value_column;
+    enum caltime_format fmt = CALTIME_ISO;
+    int have_fmt = 0;
+    struct caltime_zone zone = {0};
+    if (o->time_format && strcmp(o->time_format, "auto") != 0) {
+        if (caltime_format_parse(o->time_format, &fmt)) {
+            snprintf(err, errlen,
+                     "%s: time_format must be auto, iso, unix_s or unix_ms, got \"%s\"", csv_path,
+                     o->time_format);
+            return -EINVAL;
+        }
+        have_fmt = 1;
+    }
+    if (o->tz) {
+        int zr = caltime_zone_open(&zone, o->tz);
+        if (zr) {
+            snprintf(err, errlen,
+                     "%s: tz must be an IANA zone in the system's zoneinfo, got \"%s\"", csv_path,
+                     o->tz);
+            return -EINVAL;
+        }
+    }
     FILE *f = fopen(csv_path, "r");
     if (!f) {
         int e = errno;
         snprintf(err, errlen, "%s: %s", csv_path, strerror(e));
+        caltime_zone_close(&zone);
         return e == ENOMEM ? -ENOMEM : -ENOENT;
     }
     char *line = NULL, *cells[CSV_MAX_COLS];
@@ -385,7 +433,7 @@ int profile_read_csv(struct profile *p, const char *csv_path, const char *time_c
             l += 3; /* a UTF-8 byte order mark, as spreadsheets write it */
         if (is_blank(l))
             continue;
-        size_t nc = split_cells(l, cells, CSV_MAX_COLS);
+        size_t nc = profile_csv_split(l, cells, CSV_MAX_COLS);
         if (!have_header) {
             have_header = 1;
             ncols = nc;
@@ -401,6 +449,12 @@ int profile_read_csv(struct profile *p, const char *csv_path, const char *time_c
                 rc = -EINVAL;
                 goto done;
             }
+            /* A column named for Unix time says its format. */
+            if (!have_fmt &&
+                (strcmp(cells[ti], "unix_s") == 0 || strcmp(cells[ti], "unix_ms") == 0)) {
+                caltime_format_parse(cells[ti], &fmt);
+                have_fmt = 1;
+            }
             continue;
         }
         if (nc != ncols) {
@@ -411,10 +465,21 @@ int profile_read_csv(struct profile *p, const char *csv_path, const char *time_c
         }
         int64_t tm;
         double val;
-        if (parse_time_cell(cells[ti], p->start_unix_ms, &tm)) {
-            snprintf(err, errlen,
-                     "%s:%ld: time must be a duration, seconds or an ISO instant, got \"%.64s\"",
-                     csv_path, lineno, cells[ti]);
+        int trc = parse_time_cell(cells[ti], zone.open ? &zone : NULL, have_fmt, fmt,
+                                  p->start_unix_ms, n ? t[n - 1] : INT64_MIN, &tm);
+        if (trc) {
+            if (trc == -EDOM)
+                snprintf(err, errlen,
+                         "%s:%ld: time \"%.64s\" has no UTC offset: add one (\"+02:00\", \"Z\") or "
+                         "give the zone (\"tz\": \"Europe/Berlin\")",
+                         csv_path, lineno, cells[ti]);
+            else if (trc == -ERANGE)
+                snprintf(err, errlen,
+                         "%s:%ld: time \"%.64s\" does not exist in %s (skipped by a clock change)",
+                         csv_path, lineno, cells[ti], zone.name);
+            else
+                snprintf(err, errlen, "%s:%ld: time must be %s, got \"%.64s\"", csv_path, lineno,
+                         time_help(have_fmt, fmt), cells[ti]);
             rc = -EINVAL;
             goto done;
         }
@@ -472,5 +537,6 @@ done:
     free(v);
     free(line);
     fclose(f);
+    caltime_zone_close(&zone);
     return rc;
 }

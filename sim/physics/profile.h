@@ -42,7 +42,8 @@ struct profile {
 
     /* PROFILE_SERIES */
     enum profile_interp interp;
-    int64_t period_ms; /* > 0: the series repeats with this period ("repeat": "1d") */
+    int64_t period_ms;        /* > 0: the series repeats with this period ("repeat": "1d") */
+    int64_t period_origin_ms; /* a period starts here (0, or the first point: "extend") */
     size_t n;
     int64_t *t_ms; /* strictly increasing */
     double *v;
@@ -86,11 +87,29 @@ int profile_set_clouds(struct profile *p, uint64_t seed, int64_t duration_ms,
                        const struct cloud_params *gen, const struct cloud_event *explicit_ev,
                        size_t n_explicit);
 
-/* Reads a CSV series into p (kind SERIES; p->start_unix_ms must be set: ISO instants in the
- * time column are taken relative to it). Header row required; columns by name, NULL = the first
- * (time) or second (value) column. Times: durations ("15m"), numbers (seconds) or ISO instants.
- * Returns 0, -ENOENT (cannot open), -EINVAL or -ENOMEM; err gets "CSV:LINE: message". */
-int profile_read_csv(struct profile *p, const char *csv_path, const char *time_column,
-                     const char *value_column, char *err, size_t errlen);
+/* How a CSV series reads its columns. time_format NULL or "auto": per cell, a number is seconds
+ * from the start, a duration ("15m") is from the start, an ISO instant is absolute; a time
+ * column named "unix_s" or "unix_ms" holds Unix time. "iso", "unix_s", "unix_ms": every cell in
+ * that format (caltime_parse_stamp). tz: the IANA zone of ISO stamps without an offset. */
+struct profile_csv_opts {
+    const char *time_column, *value_column; /* NULL = the first / second column */
+    const char *time_format;
+    const char *tz;
+};
+
+/* Reads a CSV series into p (kind SERIES; p->start_unix_ms must be set: absolute times are
+ * taken relative to it). Header row required. Returns 0, -ENOENT (cannot open), -EINVAL or
+ * -ENOMEM; err gets "CSV:LINE: message" (or "CSV: message"). */
+int profile_read_csv(struct profile *p, const char *csv_path, const struct profile_csv_opts *o,
+                     char *err, size_t errlen);
+
+/* Splits one CSV line in place at commas into at most max cells, each trimmed of blanks, a line
+ * end and one pair of double quotes (no quoted commas), as profile_read_csv reads them. Returns
+ * the number of cells. Shared by the readers of record files (der-sim import). */
+size_t profile_csv_split(char *line, char **cells, size_t max);
+
+/* "extend": "repeat" for a series that covers less than the run: one period is the points plus
+ * one more sample interval, starting at the first point. */
+void profile_repeat_points(struct profile *p);
 
 #endif

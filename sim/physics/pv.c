@@ -49,8 +49,11 @@ void pv_step(struct pv *v, int64_t now_ms, int64_t dt_ms)
     v->irradiance_w_m2 = g;
     v->cell_temp_c = v->p.temp_ambient_c + (v->p.noct_c - NOCT_AMB_C) / NOCT_W_M2 * g;
 
-    double avail = v->p.peak_w * g / STC_W_M2 *
-                   (1.0 + v->p.gamma_per_k * (v->cell_temp_c - STC_CELL_C)) * v->p.system_derate;
+    /* A recorded power is what the inverter could deliver: no array model applies. */
+    double avail = v->p.power ? profile_value(v->p.power, now_ms)
+                              : v->p.peak_w * g / STC_W_M2 *
+                                    (1.0 + v->p.gamma_per_k * (v->cell_temp_c - STC_CELL_C)) *
+                                    v->p.system_derate;
     if (avail > rated_w(v))
         avail = rated_w(v);
     if (!(avail > 0.0))

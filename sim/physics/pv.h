@@ -1,6 +1,7 @@
 /* pv: a PV array and its inverter (site sign: + production). Irradiance from a profile, cell
  * temperature (NOCT), a temperature coefficient, a system derate, the inverter's AC limit, and
- * curtailment to a percentage of the rating through the response model. docs/physics.md. */
+ * curtailment to a percentage of the rating through the response model. docs/physics.md.
+ * Or, for replays of records, a power profile: the AC output before curtailment, in W. */
 #ifndef DERLOOP_PV_H
 #define DERLOOP_PV_H
 
@@ -16,7 +17,8 @@ struct pv_params {
     double noct_c;      /* about 45 */
     double temp_ambient_c;
     double system_derate;             /* (0, 1], wiring and soiling losses */
-    const struct profile *irradiance; /* W/m^2; not owned */
+    const struct profile *irradiance; /* W/m^2; not owned; NULL when `power` drives it */
+    const struct profile *power;      /* AC output before curtailment, W; not owned; or NULL */
     struct response_params response;  /* applies to the curtailment limit, in W */
 };
 

@@ -8,6 +8,7 @@
  * neither the setpoint id nor any port. Everything else goes to the undigested log. */
 #define _GNU_SOURCE
 #include "sim/run/headend_loop.h"
+#include "common/log.h"
 #include "common/rtclock.h"
 
 #include <arpa/inet.h>
@@ -28,6 +29,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "gateway/control/confsync.h"
+#include "gateway/control/estop.h"
 #include "gateway/uplink/dispatch.h"
 #include "gateway/uplink/uplink.h"
 #include "sim/run/relay.h"
@@ -50,6 +53,9 @@ struct late {
 struct hsite {
     char id[SCN_ID_MAX], base_id[SCN_ID_MAX];
     struct controller *ctl;
+    struct confsync *cs;     /* the gateway's events: configuration pushes */
+    struct estop *es;        /* and the emergency stop */
+    uint64_t config_version; /* of the last configuration pushed */
     struct dispatch *disp;
     struct uplink *up;
     struct uplink_identity ident;
@@ -345,12 +351,88 @@ static int http_post(int port, const char *path, const char *body, char *out, si
     return status;
 }
 
+/* ---- the gateway's events: configuration pushes and the emergency stop ------------------------
+ */
+
+/* Every "config" event's configuration through the gateway's own checks (confsync_check, as
+ * the headend's PUT does) before anything runs: a bad one fails the run at once, naming the
+ * event and the field. */
+static int check_gateway_events(const struct scenario *sc, char *err, size_t errlen)
+{
+    for (size_t k = 0; k < sc->n_dispatches; k++) {
+        const struct event *e = &sc->dispatches[k];
+        if (e->type != EVENT_CONFIG)
+            continue;
+        char *json = cJSON_PrintUnformatted(e->config), sub[768], field[128];
+        int rc = json ? confsync_check(json, sub, sizeof sub, field, sizeof field) : -ENOMEM;
+        cJSON_free(json);
+        if (rc) {
+            /* "config: FIELD: message" from confsync_check: the event's path instead */
+            snprintf(err, errlen, "%s: events[%d].gateway.%s", sc->name, e->seq,
+                     !strncmp(sub, "config: ", 8) ? sub + 8 : "out of memory");
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* The site's confsync (persisting nowhere) and emergency stop, logging to the undigested log. */
+static int gateway_events_open(struct headend_loop *h, struct hsite *s, const struct siteconf *conf,
+                               char *err, size_t errlen)
+{
+    s->cs = confsync_new_json(s->ctl, conf->root, conf->path, to_log, h);
+    s->es = estop_new(s->ctl, "", to_log, h);
+    if (!s->cs || !s->es) {
+        snprintf(err, errlen, "headend loop: out of memory");
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/* A "config", "estop" or "estop_release" event for site s, applied straight to its gateway
+ * (with or without a headend in the loop), between two cycles as a push would be; one line
+ * to events.log (digested: it names the version and the outcome, nothing that varies). */
+static int gateway_event(struct headend_loop *h, struct hsite *s, const struct event *e,
+                         int64_t now_ms, char *err, size_t errlen)
+{
+    if (e->type == EVENT_ESTOP || e->type == EVENT_ESTOP_RELEASE) {
+        int on = e->type == EVENT_ESTOP;
+        char id[32];
+        snprintf(id, sizeof id, "scenario-%d", e->seq);
+        char rb[LOG_VALUE_MAX];
+        estop_set(s->es, on, id, on ? e->reason : "", "scenario");
+        fprintf(h->ev, "t=%.3f site=%s event=estop state=%s reason=%s\n", now_ms / 1000.0, s->id,
+                on ? "engaged" : "released", log_escape(rb, sizeof rb, on ? e->reason : ""));
+        return 0;
+    }
+    char *json = cJSON_PrintUnformatted(e->config), sub[768];
+    if (!json) {
+        snprintf(err, errlen, "headend loop: out of memory");
+        return -ENOMEM;
+    }
+    uint64_t version = s->config_version + 1;
+    int rc = confsync_push(s->cs, version, json, sub, sizeof sub);
+    cJSON_free(json);
+    if (rc) { /* checked before the run: only a site-specific reason gets here */
+        snprintf(err, errlen, "%s: events[%d]: site %s refused the configuration: %s", h->sc->name,
+                 e->seq, s->id, sub);
+        return rc;
+    }
+    s->config_version = version;
+    fprintf(h->ev, "t=%.3f site=%s event=config version=%llu strategy=%s result=applied\n",
+            now_ms / 1000.0, s->id, (unsigned long long)version, controller_strategy(s->ctl));
+    return 0;
+}
+
 /* ---- the loop ------------------------------------------------------------------------------- */
 
 int headend_loop_new(const struct scenario *sc, FILE *ev, FILE *log, struct headend_loop **out,
                      char *err, size_t errlen)
 {
     *out = NULL;
+    int grc = check_gateway_events(sc, err, errlen);
+    if (grc)
+        return grc;
     struct headend_loop *h = calloc(1, sizeof *h);
     if (!h || !(h->s = calloc(sc->n_sites ? sc->n_sites : 1, sizeof *h->s))) {
         free(h);
@@ -440,7 +522,7 @@ int headend_loop_add_site(struct headend_loop *h, const char *site_id, const cha
         return -ENOMEM;
     }
     h->n++;
-    return 0;
+    return gateway_events_open(h, s, conf, err, errlen);
 }
 
 /* POST /dispatch for e; the setpoint id the headend gave it into want. */
@@ -696,6 +778,11 @@ int headend_loop_tick(struct headend_loop *h, int64_t t, int64_t now_ms, char *e
             struct hsite *s = &h->s[i];
             if (strcmp(s->base_id, e->site_id))
                 continue;
+            if (e->type != EVENT_DISPATCH) { /* the gateway's events */
+                if ((rc = gateway_event(h, s, e, now_ms, err, errlen)))
+                    return rc;
+                continue;
+            }
             fprintf(h->ev,
                     "t=%.3f site=%s event=dispatch target=%s asset=%s power_w=%.3f "
                     "ttl_s=%lld\n",
@@ -738,6 +825,8 @@ void headend_loop_free(struct headend_loop *h)
     for (size_t i = 0; i < h->n; i++) {
         dispatch_free(h->s[i].disp);
         uplink_free(h->s[i].up);
+        confsync_free(h->s[i].cs);
+        estop_free(h->s[i].es);
     }
     relay_free(h->relay);
     if (h->span == EVENT_HEADEND_FREEZE && h->child > 0)

@@ -84,8 +84,9 @@ static const struct field pv_fields[] = {
     {"noct_c", F_NUM, PV(noct_c), 45, 20, 100, B_MIN | B_MAX, 0, 0, NULL},
     {"temp_ambient_c", F_NUM, PV(temp_ambient_c), 20, -50, 100, B_MIN | B_MAX, 0, 0, NULL},
     {"system_derate", F_NUM, PV(system_derate), 0.9, 0, 1, B_MIN | B_MINX | B_MAX, 0, 0, NULL},
-    {"irradiance", F_PROFILE, PV(irradiance), 0, 0, 0, B_REQ, 0,
+    {"irradiance", F_PROFILE, PV(irradiance), 0, 0, 0, 0, 0,
      PK(PROFILE_CLEAR_SKY) | PK(PROFILE_SERIES), NULL},
+    {"power_profile", F_PROFILE, PV(power), 0, 0, 0, 0, 0, PK(PROFILE_SERIES), NULL},
     {"response", F_OBJ, PV(response), 0, 0, 0, 0, 0, 0, response_fields},
     ENDF,
 };
@@ -233,10 +234,26 @@ static int check_battery(struct scn_ld *L, struct asset_cfg *a, const cJSON *o, 
     return 0;
 }
 
+/* A PV asset is driven by irradiance (the array model) or by a power profile (the AC output a
+ * site recorded): exactly one. The AC rating defaults to peak_kw; a power profile above it
+ * would be clipped without a word, so that is an error naming both. */
 static int check_pv(struct scn_ld *L, struct asset_cfg *a, const cJSON *o, const char *path)
 {
-    if (isnan(a->u.pv.ac_max_w))
-        a->u.pv.ac_max_w = a->u.pv.peak_w;
+    char p[SCN_PATH_MAX];
+    struct pv_params *v = &a->u.pv;
+    if (isnan(v->ac_max_w))
+        v->ac_max_w = v->peak_w;
+    if (!v->irradiance == !v->power)
+        return scn_fail(L, scn_pkey(p, path, v->power ? "power_profile" : "irradiance"), NULL,
+                        v->power ? "give irradiance or power_profile, not both"
+                                 : "required key missing (or give \"power_profile\": the AC "
+                                   "output in W)");
+    for (size_t i = 0; v->power && i < v->power->n; i++)
+        if (v->power->v[i] > v->ac_max_w)
+            return scn_fail(L, scn_pkey(p, path, "power_profile"), scn_item(o, "power_profile"),
+                            "profile \"%s\" reaches %g W, above the AC rating %g W (ac_max_kw, "
+                            "default peak_kw): the inverter would clip it; raise ac_max_kw",
+                            v->power->name, v->power->v[i], v->ac_max_w);
     return 0;
 }
 

@@ -1,4 +1,5 @@
-/* event: the "events" array: faults on an asset, operator dispatches and grid outages, each
+/* event: the "events" array: faults on an asset, operator dispatches, grid outages and the
+ * gateway's events (configuration push, emergency stop), each
  * checked against the sites it names (by file id: an event applies to every replica). The
  * scenario owns three arrays, one per kind, each sorted by (at, position in the file). */
 #include <errno.h>
@@ -183,6 +184,54 @@ static int check_headend_spans(struct scn_ld *L)
     return 0;
 }
 
+/* {"at", "type": "config", "site", "gateway": {...}}: the desired configuration (strategy,
+ * params, constraints, safety, schedules; docs/gateway-config.md) pushed into the site's gateway
+ * at `at`, as the headend would. Its contents are the gateway's to judge: the runner checks
+ * them with the gateway's own code before the run starts (sim/run/headend_loop.c).
+ * {"at", "type": "estop", "site", "reason"} and {"at", "type": "estop_release", "site"}: the
+ * site's emergency stop. Whole-site events: naming an asset is an error. */
+static int parse_gateway_event(struct scn_ld *L, const cJSON *o, const char *path, const char *type,
+                               struct event *e, int n_file_sites, const char *only_site)
+{
+    static const char *const config_keys[] = {"at", "type", "site", "gateway", NULL};
+    static const char *const estop_keys[] = {"at", "type", "site", "reason", NULL};
+    static const char *const release_keys[] = {"at", "type", "site", NULL};
+    char p[SCN_PATH_MAX];
+    const struct site_cfg *sc;
+    const char *reason = NULL;
+    int rc;
+    e->type = !strcmp(type, "config")  ? EVENT_CONFIG
+              : !strcmp(type, "estop") ? EVENT_ESTOP
+                                       : EVENT_ESTOP_RELEASE;
+    if (scn_item(o, "asset"))
+        return scn_fail(L, scn_pkey(p, path, "asset"), scn_item(o, "asset"),
+                        "a %s event is for the whole site's gateway: name the site, not an asset",
+                        type);
+    if ((rc = scn_check_keys(L, o, path,
+                             e->type == EVENT_CONFIG  ? config_keys
+                             : e->type == EVENT_ESTOP ? estop_keys
+                                                      : release_keys,
+                             NULL)) ||
+        (rc = event_site(L, o, path, n_file_sites, only_site, &sc)))
+        return rc;
+    snprintf(e->site_id, sizeof e->site_id, "%s", sc->base_id);
+    if (e->type == EVENT_CONFIG) {
+        e->config = scn_item(o, "gateway");
+        if (!cJSON_IsObject(e->config))
+            return scn_fail(L, scn_pkey(p, path, "gateway"), e->config,
+                            "required: the desired configuration, an object {\"strategy\", ...}");
+    }
+    if (e->type == EVENT_ESTOP) {
+        if ((rc = scn_get_str(L, o, path, "reason", 0, &reason)))
+            return rc;
+        if (reason && strlen(reason) >= sizeof e->reason)
+            return scn_fail(L, scn_pkey(p, path, "reason"), scn_item(o, "reason"),
+                            "must be shorter than %zu characters", sizeof e->reason);
+        snprintf(e->reason, sizeof e->reason, "%s", reason ? reason : "scenario");
+    }
+    return 0;
+}
+
 static int parse_event(struct scn_ld *L, const cJSON *o, int i, struct event *e, int n_file_sites,
                        const char *only_site)
 {
@@ -207,10 +256,12 @@ static int parse_event(struct scn_ld *L, const cJSON *o, int i, struct event *e,
         return parse_outage(L, o, path, e, n_file_sites, only_site);
     if (strcmp(type, "headend_outage") == 0 || strcmp(type, "headend_freeze") == 0)
         return parse_headend_event(L, o, path, type, e);
+    if (!strcmp(type, "config") || !strcmp(type, "estop") || !strcmp(type, "estop_release"))
+        return parse_gateway_event(L, o, path, type, e, n_file_sites, only_site);
     if (strcmp(type, "fault") != 0)
         return scn_fail(L, scn_pkey(p, path, "type"), scn_item(o, "type"),
-                        "must be \"fault\", \"dispatch\", \"grid_outage\", "
-                        "\"headend_outage\" or \"headend_freeze\"");
+                        "must be \"fault\", \"dispatch\", \"grid_outage\", \"config\", "
+                        "\"estop\", \"estop_release\", \"headend_outage\" or \"headend_freeze\"");
     if ((rc = scn_check_keys(L, o, path, keys, NULL)) ||
         (rc = scn_get_dur(L, o, path, "duration", 0, 0, 0, &e->duration_ms)))
         return rc;
@@ -321,9 +372,11 @@ int scn_parse_events(struct scn_ld *L, const cJSON *arr, const cJSON *sites)
         memset(&e, 0, sizeof e);
         if ((rc = parse_event(L, o, i, &e, n_file_sites, only)))
             return rc;
-        /* Dispatches go to the gateway, not to the devices: site.c never sees them; nor
-         * the headend's own events, which the headend loop plays with them. */
-        if (e.type == EVENT_DISPATCH || event_is_headend(e.type))
+        /* Dispatches, configurations and stops go to the gateway, not to the devices:
+         * site.c never sees them; nor the headend's own events, which the headend loop plays
+         * with them. */
+        if (e.type == EVENT_DISPATCH || e.type == EVENT_CONFIG || e.type == EVENT_ESTOP ||
+            e.type == EVENT_ESTOP_RELEASE || event_is_headend(e.type))
             s->dispatches[s->n_dispatches++] = e;
         else if (e.type == EVENT_GRID_OUTAGE)
             s->outages[s->n_outages++] = e;

@@ -1,16 +1,23 @@
 /* event: one timed event of a scenario (a fault on an asset, an operator dispatch, a grid
- * outage) as the loader validated it (event.c). Plain data; the scenario owns its arrays. */
+ * outage, a configuration push or an emergency stop for the gateway) as the loader validated it
+ * (event.c). Plain data; the scenario owns its arrays. */
 #ifndef DERLOOP_SCN_EVENT_H
 #define DERLOOP_SCN_EVENT_H
 
 #include <stdint.h>
 
+#include <cjson/cJSON.h>
+
 #include "sim/scenario/assetcfg.h" /* SCN_ID_MAX: events name sites and assets by id */
 
 enum event_type {
-    EVENT_FAULT,          /* a device or wire fault on one asset for a duration */
-    EVENT_DISPATCH,       /* an operator dispatch (through the headend when the scenario has one) */
-    EVENT_GRID_OUTAGE,    /* the site's grid connection fails for a duration: the site islands */
+    EVENT_FAULT,       /* a device or wire fault on one asset for a duration */
+    EVENT_DISPATCH,    /* an operator dispatch (through the headend when the scenario has one) */
+    EVENT_GRID_OUTAGE, /* the site's grid connection fails for a duration: the site islands */
+    /* For the site's gateway, kept with the dispatches (scenario.dispatches): */
+    EVENT_CONFIG,         /* a desired configuration pushed into the gateway (confsync.h) */
+    EVENT_ESTOP,          /* the site's emergency stop engaged (estop.h) */
+    EVENT_ESTOP_RELEASE,  /* and released */
     EVENT_HEADEND_OUTAGE, /* the headend in the loop is gone for a duration: streams cut */
     EVENT_HEADEND_FREEZE, /* the headend in the loop is stopped (SIGSTOP) for a duration */
 };
@@ -47,6 +54,9 @@ struct event {
     /* EVENT_DISPATCH: asset_id "" = the whole site (split among its batteries) */
     double power_w; /* site signs ("mw" in the file is converted) */
     int64_t ttl_ms; /* a whole number of seconds, > 0 */
+    /* EVENT_CONFIG: the "gateway" object (inside the scenario's root); EVENT_ESTOP: why */
+    const cJSON *config;
+    char reason[128];
 };
 
 #endif

@@ -81,33 +81,75 @@ static int parse_series(struct scn_ld *L, const cJSON *o, const char *path, stru
     return check_period(L, pp, p);
 }
 
+/* A CSV series made from records must cover the instants the models read it, [start, start +
+ * duration - step]: outside its points it would hold its first or last value for the rest of
+ * the run, which is how data stamped in the wrong zone once replayed a whole run on one value.
+ * "extend" says what to do instead when that is wanted. */
+static int check_coverage(struct scn_ld *L, const char *path, const char *file,
+                          const struct profile *p)
+{
+    const struct scenario *s = L->s;
+    int64_t first = p->t_ms[0], last = p->t_ms[p->n - 1], end = s->duration_ms - s->step_ms;
+    if (first <= 0 && last >= end)
+        return 0;
+    char a[40], b[40], c[40], d[40], da[32], db[32];
+    caltime_format(s->start_unix_ms + first, a, sizeof a);
+    caltime_format(s->start_unix_ms + last, b, sizeof b);
+    caltime_format(s->start_unix_ms, c, sizeof c);
+    caltime_format(s->start_unix_ms + end, d, sizeof d);
+    return scn_fail(L, path, NULL,
+                    "%s covers %s to %s (%s%s to %s%s from start), the run reads it from %s to %s: "
+                    "fix the times (or the scenario's start), or allow it with \"extend\": "
+                    "\"hold\" or \"repeat\"",
+                    file, a, b, first < 0 ? "-" : "",
+                    duration_format(first < 0 ? -first : first, da, sizeof da), last < 0 ? "-" : "",
+                    duration_format(last < 0 ? -last : last, db, sizeof db), c, d);
+}
+
 static int parse_csv(struct scn_ld *L, const cJSON *o, const char *path, struct profile *p)
 {
     static const char *const keys[] = {"type",          "file",   "time_column", "value_column",
-                                       "interpolation", "repeat", NULL};
-    const char *file, *tcol, *vcol;
-    char fp[SCN_PATH_MAX], full[1024], msg[600];
+                                       "interpolation", "repeat", "time_format", "tz",
+                                       "extend",        NULL};
+    struct profile_csv_opts opts;
+    const char *file, *extend;
+    char fp[SCN_PATH_MAX], ep[SCN_PATH_MAX], full[1024], msg[600];
     int rc;
     if ((rc = scn_check_keys(L, o, path, keys, NULL)) || (rc = get_interp_repeat(L, o, path, p)) ||
         (rc = scn_get_str(L, o, path, "file", 1, &file)) ||
-        (rc = scn_get_str(L, o, path, "time_column", 0, &tcol)) ||
-        (rc = scn_get_str(L, o, path, "value_column", 0, &vcol)))
+        (rc = scn_get_str(L, o, path, "time_column", 0, &opts.time_column)) ||
+        (rc = scn_get_str(L, o, path, "value_column", 0, &opts.value_column)) ||
+        (rc = scn_get_str(L, o, path, "time_format", 0, &opts.time_format)) ||
+        (rc = scn_get_str(L, o, path, "tz", 0, &opts.tz)) ||
+        (rc = scn_get_str(L, o, path, "extend", 0, &extend)))
         return rc;
     scn_pkey(fp, path, "file");
     if (!*file)
         return scn_fail(L, fp, scn_item(o, "file"), "must name a CSV file");
+    if (extend && strcmp(extend, "hold") != 0 && strcmp(extend, "repeat") != 0)
+        return scn_fail(L, scn_pkey(ep, path, "extend"), scn_item(o, "extend"),
+                        "must be \"hold\" or \"repeat\"");
+    if (extend && p->period_ms > 0)
+        return scn_fail(L, scn_pkey(ep, path, "extend"), scn_item(o, "extend"),
+                        "a series with \"repeat\" covers every instant already: drop one");
     if (file[0] == '/')
         snprintf(full, sizeof full, "%s", file);
     else
         snprintf(full, sizeof full, "%s/%s", L->dir, file);
-    rc = profile_read_csv(p, full, tcol, vcol, msg, sizeof msg);
+    rc = profile_read_csv(p, full, &opts, msg, sizeof msg);
     if (rc == -ENOMEM)
         return rc;
     if (rc) {
         scn_fail(L, fp, NULL, "%s", msg);
         return rc;
     }
-    return check_period(L, fp, p);
+    if (p->period_ms > 0)
+        return check_period(L, fp, p);
+    if (extend && strcmp(extend, "repeat") == 0)
+        profile_repeat_points(p);
+    else if (!extend)
+        return check_coverage(L, fp, file, p);
+    return 0;
 }
 
 static int parse_bands(struct scn_ld *L, const cJSON *arr, const char *path, struct tou_band **out,

@@ -1,8 +1,10 @@
 /* bench_optimum: wall time of the perfect-foresight LP (reports/optimum.c) for a synthetic site at
  * 15-minute resolution over a day, a month and a year (35,040 intervals), cost and peak
- * objectives, one and two batteries. Figures only, no target; a solve that fails makes the exit
- * status 1. (A year of min peak is left out: the interior point does not converge there and the
- * simplex fallback takes minutes.) */
+ * objectives, one and two batteries; then the year as `der-sim run` solves it
+ * (optimum_solve_long: chunks of 14 days with 2 days of look-ahead, the end valued), cost and
+ * peak, with its time: the one-LP year of min peak does not converge in the interior point and
+ * the simplex fallback takes minutes, which is why runs use chunks. Figures only, no target; a
+ * solve that fails makes the exit status 1. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,8 +33,9 @@ static void synth(size_t n, double *net_w, double *p_imp, double *p_exp)
     }
 }
 
-static int bench(const char *label, size_t n, enum optimum_objective obj, size_t nb, double *net,
-                 double *pi, double *pe)
+/* chunked: solve as a run does (optimum_solve_long, the end valued at the cheapest price) */
+static int bench_as(int chunked, const char *label, size_t n, enum optimum_objective obj, size_t nb,
+                    double *net, double *pi, double *pe)
 {
     struct optimum_battery b[2];
     for (size_t k = 0; k < 2; k++) {
@@ -58,10 +61,13 @@ static int bench(const char *label, size_t n, enum optimum_objective obj, size_t
         .export_price = pe,
         .batteries = b,
         .n_batteries = nb,
+        .terminal_valued = chunked,
+        .terminal_price = 0.15,
     };
     struct optimum_result r;
     char err[256] = "";
-    int rc = optimum_solve(&pb, &r, NULL, err, sizeof err);
+    int rc = chunked ? optimum_solve_long(&pb, NULL, &r, NULL, err, sizeof err)
+                     : optimum_solve(&pb, &r, NULL, err, sizeof err);
     if (rc) {
         printf("%-40s failed: %d %s\n", label, rc, err);
         return 1;
@@ -70,7 +76,15 @@ static int bench(const char *label, size_t n, enum optimum_objective obj, size_t
            "savings=%9.2f peak=%7.1f kW (idle %7.1f) binaries=%zu\n",
            label, n, nb, r.solve_s, r.baseline_cost, r.optimal_cost, r.optimal_savings,
            r.peak_w / 1000.0, r.baseline_peak_w / 1000.0, r.n_binaries);
+    if (chunked)
+        printf("%-40s chunks=%zu\n", "", r.chunks);
     return 0;
+}
+
+static int bench(const char *label, size_t n, enum optimum_objective obj, size_t nb, double *net,
+                 double *pi, double *pe)
+{
+    return bench_as(0, label, n, obj, nb, net, pi, pe);
 }
 
 int main(void)
@@ -90,6 +104,10 @@ int main(void)
     failed |=
         bench("1 year at 15 min, min cost, 2 batteries", year, OPTIMUM_MIN_COST, 2, net, pi, pe);
     failed |= bench("90 days at 15 min, min peak", 90 * PER_DAY, OPTIMUM_MIN_PEAK, 1, net, pi, pe);
+    failed |= bench_as(1, "1 year in chunks, min cost (der-sim run)", year, OPTIMUM_MIN_COST, 1,
+                       net, pi, pe);
+    failed |= bench_as(1, "1 year in chunks, min peak (der-sim run)", year, OPTIMUM_MIN_PEAK, 1,
+                       net, pi, pe);
     free(net);
     free(pi);
     free(pe);

@@ -32,6 +32,7 @@ FUZZ_CFLAGS = -std=gnu11 -gline-tables-only $(FUZZ_OPT) -Wall -Wextra -Werror -W
 FUZZ_LIBS   = $(PKG_LIBS) $(HE_LIBS) -lglpk -lm -lpthread
 FUZZ_SRC    = $(SIM_SRC) $(GW_SRC) $(HE_SRC) $(COMMON_SRC)
 FUZZ_OBJ    = $(FUZZ_SRC:%.c=$(FUZZ_DIR)/obj/%.o) $(FUZZ_DIR)/obj/gen/sunspec_models.o \
+              $(FUZZ_DIR)/obj/gen/devmap_maps.o \
               $(FUZZ_DIR)/obj/gen/agent.pb-c.o
 FUZZ_BINS   = $(FUZZ_NAMES:%=$(FUZZ_DIR)/bin/fuzz_%) $(FUZZ_DIR)/bin/fuzz_seeds
 FUZZ_SEED_SCENARIOS = $(wildcard scenarios/*.json tests/data/site/*.json tests/data/gateway/*.json)
@@ -43,9 +44,13 @@ fuzz-build: $(FUZZ_BINS) $(FUZZ_DIR)/seeds/.stamp
 fuzz: fuzz-build
 	@FUZZ_CORPUS=$(BUILD)/fuzz/corpus bash tests/fuzz/run.sh $(FUZZ_DIR) $(FUZZ_S) $(FUZZ_ONLY)
 
-$(FUZZ_DIR)/obj/%.o: %.c | $(GEN)/sunspec_models.h $(PROTO_H)
+$(FUZZ_DIR)/obj/%.o: %.c | $(GEN)/sunspec_models.h $(GEN)/devmap_maps.h $(PROTO_H)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZCC $<")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+
+$(FUZZ_DIR)/obj/gen/devmap_maps.o: $(GEN)/devmap_maps.c
+	@mkdir -p $(dir $@)
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
 
 $(FUZZ_DIR)/obj/gen/sunspec_models.o: $(GEN)/sunspec_models.c

@@ -15,7 +15,8 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 for cmd in "der-gateway" "der-headend" "der-headend token" "der-headend token add" \
            "der-headend token list" "der-headend token revoke" "der-sim" "der-sim help" \
            "der-sim version" "der-sim check" "der-sim run" "der-sim compare" "der-sim sweep" \
-           "der-sim serve" "der-sim kpis" "der-sim registers"; do
+           "der-sim serve" "der-sim kpis" "der-sim registers" "der-sim import" \
+           "der-headend export"; do
   for h in -h --help; do
     set -- $cmd
     bin=$1; shift

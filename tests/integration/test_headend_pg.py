@@ -174,7 +174,7 @@ def test_store(pg, he):
     tables = pg.psql("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
     check(tables == ["audit", "dispatch", "dispatch_ack", "dispatch_alloc", "meta", "sessions",
                      "site_config", "telemetry", "tokens"], "tables: %r" % tables)
-    check(pg.psql("SELECT value FROM meta WHERE name = 'schema_version'") == ["4"],
+    check(pg.psql("SELECT value FROM meta WHERE name = 'schema_version'") == ["5"],
           "schema version: %r" % pg.psql("SELECT * FROM meta"))
     gw = Gateway(he.grpc_port)
     rr = gw.register("gw-a", "site-a", ["a-bat", "a-pv"], primary="a-bat")
@@ -326,15 +326,19 @@ def token_add(name, role):
 
 
 def test_auth(pg, he, old_id):
-    """Version 2 -> 4 in place; tokens, requested_by, the audit trail and the sites' desired
-    configurations in PostgreSQL."""
+    """Version 2 -> 5 in place; tokens, requested_by, the audit trail, the sites' desired
+    configurations and the telemetry details in PostgreSQL."""
     check(he.stop(signal.SIGTERM) == 0, "SIGTERM before the downgrade")
-    # What a version-2 database looked like: no tokens, no audit, no requested_by.
+    # What a version-2 database looked like: no tokens, no audit, no requested_by, no details.
     pg.psql("DROP TABLE tokens; DROP TABLE audit; ALTER TABLE dispatch DROP COLUMN requested_by;"
-            " DROP TABLE site_config; UPDATE meta SET value = 2 WHERE name = 'schema_version'")
+            " DROP TABLE site_config; ALTER TABLE telemetry DROP COLUMN details;"
+            " UPDATE meta SET value = 2 WHERE name = 'schema_version'")
     he.start()
-    check(pg.psql("SELECT value FROM meta WHERE name = 'schema_version'") == ["4"],
-          "not migrated to version 4")
+    check(pg.psql("SELECT value FROM meta WHERE name = 'schema_version'") == ["5"],
+          "not migrated to version 5")
+    check(pg.psql("SELECT column_name FROM information_schema.columns WHERE table_name = "
+                  "'telemetry' AND column_name = 'details'") == ["details"],
+          "telemetry.details not added by the migration")
     cols = pg.psql("SELECT column_name FROM information_schema.columns WHERE table_name = "
                    "'dispatch' AND column_name = 'requested_by'")
     check(cols == ["requested_by"] and len(pg.psql("SELECT 1 FROM tokens")) == 0,

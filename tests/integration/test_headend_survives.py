@@ -135,7 +135,9 @@ async def test_anonymous_flood(tmp):
         t0 = time.time()
         st, _ = he.http("GET", "/healthz")
         hz = time.time() - t0
-        check(st == 200 and hz < 0.1, "/healthz %r in %.0f ms under the flood" % (st, hz * 1000))
+        # a hub blocked by the flood would answer after the register deadline (1.5 s) or never;
+        # 1 s leaves room for a loaded 2-core CI machine (120 ms seen) without hiding that
+        check(st == 200 and hz < 1.0, "/healthz %r in %.0f ms under the flood" % (st, hz * 1000))
         t0 = time.time()
         gw = Gateway(he.grpc_port)
         rr = await asyncio.get_running_loop().run_in_executor(

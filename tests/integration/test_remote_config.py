@@ -12,8 +12,8 @@ configuration"; docs/gateway-config.md, "Remote configuration and reload"): `der
   online, the gateway registers with that version and nothing is pushed again;
 - Ping: /agents shows rtt_ms for the gateway, POST /agents/gw-fleet/ping answers 202,
   /metrics has der_headend_gateway_rtt_seconds;
-- roles: a viewer reads the configuration but may not PUT it (403), an operator may; the
-  audit trail has both.
+- roles: a viewer reads the configuration but may not PUT it (403), nor may an operator
+  (configuration is an admin's); an admin may; the audit trail has them all.
 A gateway configuration the headend accepts but the gateway refuses has no path today (both
 run confsync_check's code over the same sections); the REJECTED report is covered by the
 unit tests of the hub (tests/unit/test_headend.c)."""
@@ -172,7 +172,8 @@ def test_remote(sim, tmp):
 
 
 def test_roles(tmp):
-    """A viewer reads, may not PUT; an operator may; the audit trail keeps both."""
+    """A viewer reads, may not PUT, nor may an operator; an admin may; the audit trail keeps
+    them all."""
     db = os.path.join(tmp, "roles.db")
     with open(os.path.join(tmp, "inventory.json"), "w") as f:
         json.dump(auth.INVENTORY, f)
@@ -185,18 +186,21 @@ def test_roles(tmp):
         code, r, _ = auth.req(he.port, "PUT", "/sites/site-a/config", viewer, body)
         check(code == 403 and r["field"] == "role", "viewer PUT: %s %s" % (code, r))
         code, r, _ = auth.req(he.port, "PUT", "/sites/site-a/config", op, body)
-        check(code == 200 and r["version"] == 1 and not r["pushed"], "operator PUT: %s %s"
+        check(code == 403 and r["field"] == "role", "operator PUT: %s %s" % (code, r))
+        code, r, _ = auth.req(he.port, "PUT", "/sites/site-a/config", admin, body)
+        check(code == 200 and r["version"] == 1 and not r["pushed"], "admin PUT: %s %s"
               % (code, r))
-        code, r, _ = auth.req(he.port, "PUT", "/sites/site-a/config", op, body)
+        code, r, _ = auth.req(he.port, "PUT", "/sites/site-a/config", admin, body)
         check(code == 200 and r["version"] == 2, "second PUT: %s %s" % (code, r))
         code, r, _ = auth.req(he.port, "GET", "/sites/site-a/config", viewer)
         check(code == 200 and r["desired"]["version"] == 2 and
-              r["desired"]["updated_by"] == "ops" and r["reported"] is None,
+              r["desired"]["updated_by"] == "root" and r["reported"] is None,
               "viewer GET: %s %s" % (code, r))
         code, r, _ = auth.req(he.port, "GET", "/audit", admin)
         rows = [(e["who"], e["method"], e["status"]) for e in r["entries"]
                 if e["path"] == "/sites/site-a/config"]
-        check(rows == [("look", "PUT", 403), ("ops", "PUT", 200), ("ops", "PUT", 200)],
+        check(rows == [("look", "PUT", 403), ("ops", "PUT", 403), ("root", "PUT", 200),
+                       ("root", "PUT", 200)],
               "audit rows: %s" % rows)
     finally:
         he.stop()
@@ -207,7 +211,7 @@ def test_roles(tmp):
         check(code == 200 and r["desired"]["version"] == 2, "after restart: %s" % r)
     finally:
         he.stop()
-    print("ok: viewer GET 200 and PUT 403, operator PUT 200 (v1, v2), audit rows, "
+    print("ok: viewer GET 200 and PUT 403, operator PUT 403, admin PUT 200 (v1, v2), audit rows, "
           "versions persist across a restart")
 
 

@@ -179,6 +179,17 @@ trend stacked battery_discharge_kwh down
   --set duration=14h -j 2 --optimise peak_import_15m_kw --out "$tmp/best" > "$tmp/best.out"
 grep -q '^best (min peak_import_15m_kw): run 0000 gateway.params.import_limit_w=5000 ' "$tmp/best.out" \
   || fail "best: $(cat "$tmp/best.out")"
+# ... but only among the runs that passed: with an expectation the lowest limit misses, the best
+# is the other run, and sweep.csv names every KPI once
+"$DERSIM" sweep scenarios/peak-shaving.json --set gateway.params.import_limit_w=5000,8000 \
+  --set duration=14h --set expect.peak_import_15m_kw.min=5.5 --set expect.peak_import_15m_kw.max=20 \
+  --set expect.peak_reduction_pct.min=0 -j 2 --optimise peak_import_15m_kw --out "$tmp/bestpass" \
+  > "$tmp/bestpass.out"
+grep -q '^run 0000 .*: fail$' "$tmp/bestpass.out" || fail "bestpass: run 0000 should fail: $(cat "$tmp/bestpass.out")"
+grep -q '^best (min peak_import_15m_kw): run 0001 ' "$tmp/bestpass.out" \
+  || fail "bestpass: a failing run was chosen: $(cat "$tmp/bestpass.out")"
+dups=$(head -n 1 "$tmp/bestpass/sweep.csv" | tr ',' '\n' | sort | uniq -d)
+[ -z "$dups" ] || fail "sweep.csv repeats columns: $dups"
 
 echo "== failures"
 # expect_fail NAME WORDS... -- SWEEP ARGS: exit 1, and stderr holds every word

@@ -198,7 +198,11 @@ static void test_desired_check(void)
         {"{\"strategy\":\"null\",\"constraints\":[{\"strategy\":\"peak_shaving\","
          "\"params\":{\"import_limit_w\":\"x\"}}]}",
          "constraints[0].params.import_limit_w", "x"},
-        {"{\"strategy\":\"null\",\"schedules\":[{\"from\":\"08:00\"}]}", "schedules", "reserved"},
+        {"{\"strategy\":\"null\",\"schedules\":[{\"from\":\"08:00\"}]}", "schedules[0].to",
+         "HH:MM"},
+        {"{\"strategy\":\"null\",\"schedules\":[{\"from\":\"08:00\",\"to\":\"09:00\","
+         "\"action\":\"charge\"}]}",
+         "schedules[0].power_w", "required"},
         {"{\"strategy\":\"null\",\"devices\":[]}", "devices", "unknown key"},
         {"[1]", "(root)", "object"},
         {"{\"strategy\":", "", "invalid JSON"},

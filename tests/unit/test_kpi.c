@@ -296,13 +296,13 @@ static int opt_solve(struct optimum_kpi *a, const int *sites, size_t n, struct k
     char err[256] = "";
     for (size_t j = 0; j < n; j++) {
         size_t nb = opt_batteries(sites[j], b);
-        int rc = optimum_kpi_site_solve(a, j, b, nb, err, sizeof err);
+        int rc = optimum_kpi_site_solve(a, j, b, nb, NULL, err, sizeof err);
         if (rc)
             return rc;
         memcpy(all + n_all, b, nb * sizeof *b);
         n_all += nb;
     }
-    int rc = optimum_kpi_peak(a, all, n_all, err, sizeof err);
+    int rc = optimum_kpi_peak(a, all, n_all, NULL, err, sizeof err);
     *k = (struct kpi_set){{0}};
     optimum_kpi_result(a, k);
     return rc;
@@ -327,8 +327,8 @@ static void test_optimum_sites(void)
     opt_batteries(0, all);
     opt_batteries(1, all + 1);
     char err[256];
-    CU_ASSERT_EQUAL(optimum_kpi_site_solve(sum, 0, all, 3, err, sizeof err), 0);
-    CU_ASSERT_EQUAL(optimum_kpi_peak(sum, all, 3, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(optimum_kpi_site_solve(sum, 0, all, 3, NULL, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(optimum_kpi_peak(sum, all, 3, NULL, err, sizeof err), 0);
     optimum_kpi_result(sum, &ksum);
 
     /* both sites have something to save, and different amounts */
@@ -352,11 +352,14 @@ static void test_optimum_sites(void)
               ka.v[KPI_OPTIMAL_PEAK_15M_KW] + kb.v[KPI_OPTIMAL_PEAK_15M_KW] - 0.01);
     CU_ASSERT(k3.v[KPI_OPTIMAL_PEAK_15M_KW] > k2.v[KPI_OPTIMAL_PEAK_15M_KW]); /* + C's 1 kW */
     /* savings_vs_optimal_pct follows from the sums */
+    CU_ASSERT_DOUBLE_EQUAL(k2.v[KPI_OPTIMAL_NET_COST],
+                           ka.v[KPI_OPTIMAL_NET_COST] + kb.v[KPI_OPTIMAL_NET_COST], 1e-9);
     struct kpi_set base = k2;
-    base.v[KPI_NET_COST] += k2.v[KPI_OPTIMAL_SAVINGS] / 2;
+    base.v[KPI_NET_COST] = k2.v[KPI_OPTIMAL_NET_COST] + 1.0;
     base.v[KPI_END_ENERGY_VALUE] = NAN;
     struct kpi_set run = k2;
-    run.v[KPI_END_ENERGY_VALUE] = 0;
+    run.v[KPI_NET_COST] = k2.v[KPI_OPTIMAL_NET_COST] + 0.75;
+    run.v[KPI_END_ENERGY_VALUE] = 0.25;
     kpi_vs_baseline(&run, &base);
     CU_ASSERT_DOUBLE_EQUAL(run.v[KPI_SAVINGS_VS_OPTIMAL_PCT], 50.0, 1e-9);
     optimum_kpi_free(a);
@@ -381,15 +384,36 @@ static void test_optimum_sites_null(void)
     a = opt_feed(both, 2, 0);
     struct optimum_battery b[OPTIMUM_MAX_BATTERIES + 1];
     char err[256];
-    CU_ASSERT_EQUAL(optimum_kpi_site_solve(a, 0, b, opt_batteries(0, b), err, sizeof err), 0);
+    CU_ASSERT_EQUAL(optimum_kpi_site_solve(a, 0, b, opt_batteries(0, b), NULL, err, sizeof err), 0);
     for (size_t i = 0; i <= OPTIMUM_MAX_BATTERIES; i++)
         b[i] = opt_battery(1, 1, 0.9, 0.5);
-    CU_ASSERT_EQUAL(optimum_kpi_site_solve(a, 1, b, OPTIMUM_MAX_BATTERIES + 1, err, sizeof err),
-                    -E2BIG);
-    CU_ASSERT_EQUAL(optimum_kpi_peak(a, b, 1, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(
+        optimum_kpi_site_solve(a, 1, b, OPTIMUM_MAX_BATTERIES + 1, NULL, err, sizeof err), -E2BIG);
+    CU_ASSERT_EQUAL(optimum_kpi_peak(a, b, 1, NULL, err, sizeof err), 0);
     optimum_kpi_result(a, &k);
     CU_ASSERT(isnan(k.v[KPI_OPTIMAL_SAVINGS]) && isnan(k.v[KPI_END_ENERGY_VALUE]) &&
               isnan(k.v[KPI_OPTIMAL_PEAK_15M_KW]));
+    optimum_kpi_free(a);
+    /* a site islanded by a grid outage: no figure (the LP knows no outage), and the note says
+     * why; a skipped optimum likewise */
+    a = optimum_kpi_new(1);
+    for (int i = 0; i < OPT_TICKS; i++) {
+        struct kpi_sample s = opt_sample(0, i);
+        s.islanded = i == OPT_TICKS / 2;
+        optimum_kpi_site(a, 0, &s, OPT_DT_MS);
+        optimum_kpi_tick_end(a, (int64_t)(i + 1) * OPT_DT_MS, OPT_DT_MS);
+    }
+    opt_batteries(0, b);
+    CU_ASSERT_EQUAL(optimum_kpi_site_solve(a, 0, b, 1, NULL, err, sizeof err), -EDOM);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "grid outage"));
+    optimum_kpi_result(a, &k);
+    CU_ASSERT(isnan(k.v[KPI_OPTIMAL_SAVINGS]) && isnan(k.v[KPI_OPTIMAL_NET_COST]));
+    optimum_kpi_free(a);
+    a = optimum_kpi_new(1);
+    optimum_kpi_skip(a, "--no-optimum: not solved");
+    CU_ASSERT_STRING_EQUAL(optimum_kpi_note(a), "--no-optimum: not solved");
+    optimum_kpi_result(a, &k);
+    CU_ASSERT(isnan(k.v[KPI_OPTIMAL_SAVINGS]));
     optimum_kpi_free(a);
     /* a run of one site longer than the optimum's intervals keeps none: -E2BIG, null */
     a = optimum_kpi_new(1);
@@ -399,7 +423,7 @@ static void test_optimum_sites_null(void)
         optimum_kpi_site(a, 0, &s, iv_ms);
         optimum_kpi_tick_end(a, (i + 1) * iv_ms, iv_ms);
     }
-    CU_ASSERT_EQUAL(optimum_kpi_site_solve(a, 0, b, 1, err, sizeof err), -E2BIG);
+    CU_ASSERT_EQUAL(optimum_kpi_site_solve(a, 0, b, 1, NULL, err, sizeof err), -E2BIG);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "35137 15-minute intervals"));
     optimum_kpi_result(a, &k);
     CU_ASSERT(isnan(k.v[KPI_OPTIMAL_SAVINGS]));

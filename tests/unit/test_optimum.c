@@ -408,6 +408,183 @@ static void test_bad_input(void)
     CU_ASSERT_EQUAL(optimum_solve(&pb, &r, NULL, err, sizeof err), -EINVAL);
 }
 
+/* Terminal valuation: flat import 0.30, nothing for export, the end valued at 0.10. Keeping a
+ * stored kWh is worth 0.10 x 0.95, serving the load with it 0.30 x 0.95: the optimum empties
+ * the battery (5 kWh stored, 4.75 kWh delivered) and pays for the deficit at 0.10 / 0.95:
+ *   savings = 4.75 x 0.30 - 5 x 0.10 / 0.95. With the default end floor it saves nothing. */
+static void test_terminal_value(void)
+{
+    struct optimum_battery b = battery(0.5);
+    struct optimum_problem pb = two_price_day(0.30, 0.30, &b, 1);
+    struct optimum_result r;
+    char err[256] = "";
+    CU_ASSERT_EQUAL_FATAL(optimum_solve(&pb, &r, NULL, err, sizeof err), 0);
+    CU_ASSERT_DOUBLE_EQUAL(r.optimal_savings, 0.0, COST_TOL);
+    pb.terminal_valued = 1;
+    pb.terminal_price = 0.10;
+    CU_ASSERT_EQUAL_FATAL(optimum_solve(&pb, &r, NULL, err, sizeof err), 0);
+    double deficit = -5.0 * 0.10 / 0.95;
+    CU_ASSERT_DOUBLE_EQUAL(r.end_value, deficit, COST_TOL);
+    CU_ASSERT_DOUBLE_EQUAL(r.optimal_savings, 4.75 * 0.30 + deficit, COST_TOL);
+    CU_ASSERT_DOUBLE_EQUAL(r.optimal_savings, r.baseline_cost - r.optimal_cost + r.end_value,
+                           1e-12);
+    /* the rule itself: a surplus earns eta_d x price, a deficit costs price / eta_c */
+    CU_ASSERT_DOUBLE_EQUAL(optimum_terminal_value(&b, 1, 7000.0, 0.2), 2.0 * 0.95 * 0.2, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(optimum_terminal_value(&b, 1, 4000.0, 0.2), -1.0 / 0.95 * 0.2, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(optimum_terminal_value(&b, 1, 7000.0, -0.2), 0.0, 0.0);
+}
+
+/* An independent check of the LP: a brute-force dynamic programme over the stored energy in
+ * 10 Wh steps, on six hours with import and export at different prices, a SoC window, losses
+ * and the end valued. Every DP schedule is one the LP may take, so the LP is at most the DP,
+ * and the DP's grid is fine enough to come within a cent of it. */
+#define DP_T     6
+#define DP_STEP  0.01 /* kWh */
+#define DP_LEVEL 401  /* 0 .. 4 kWh */
+static double dp_cost(double net_kw, double c_kw, double d_kw, double pi, double pe)
+{
+    double g = net_kw + c_kw - d_kw; /* 1 h intervals: kW = kWh */
+    return g > 0 ? pi * g : pe * g;
+}
+static void test_against_dp(void)
+{
+    const double net[DP_T] = {1.0, -1.5, 2.0, 0.5, 3.0, 1.0};
+    const double pi[DP_T] = {0.10, 0.10, 0.40, 0.20, 0.50, 0.30},
+                 pe[DP_T] = {0.05, 0.05, 0.05, 0.05, 0.05, 0.05};
+    const double cap = 4.0, cmax = 2.0, dmax = 2.0, eta = 0.9, lo = 0.1, hi = 0.9, init = 0.5;
+    const double tprice = 0.10;
+    struct optimum_battery b = {.capacity_wh = cap * 1000,
+                                .soc_init = init,
+                                .soc_min = lo,
+                                .soc_max = hi,
+                                .max_charge_w = cmax * 1000,
+                                .max_discharge_w = dmax * 1000,
+                                .eta_charge = eta,
+                                .eta_discharge = eta};
+    double nw[DP_T];
+    for (int t = 0; t < DP_T; t++)
+        nw[t] = net[t] * 1000;
+    struct optimum_problem pb = {.objective = OPTIMUM_MIN_COST,
+                                 .n = DP_T,
+                                 .dt_s = 3600,
+                                 .net_load_w = nw,
+                                 .import_price = pi,
+                                 .export_price = pe,
+                                 .batteries = &b,
+                                 .n_batteries = 1,
+                                 .terminal_valued = 1,
+                                 .terminal_price = tprice};
+    struct optimum_result r;
+    char err[256] = "";
+    CU_ASSERT_EQUAL_FATAL(optimum_solve(&pb, &r, NULL, err, sizeof err), 0);
+    double lp = r.optimal_cost - r.end_value;
+
+    /* DP: best[i] = the lowest cost to reach level i; end value added at the end */
+    static double best[DP_LEVEL], next[DP_LEVEL];
+    int i0 = (int)lround(init * cap / DP_STEP), ilo = (int)lround(lo * cap / DP_STEP),
+        ihi = (int)lround(hi * cap / DP_STEP);
+    for (int i = 0; i < DP_LEVEL; i++)
+        best[i] = i == i0 ? 0 : INFINITY;
+    for (int t = 0; t < DP_T; t++) {
+        for (int j = 0; j < DP_LEVEL; j++) {
+            next[j] = INFINITY;
+            if (j < ilo || j > ihi)
+                continue;
+            for (int i = ilo; i <= ihi; i++) {
+                if (!isfinite(best[i]))
+                    continue;
+                double de = (j - i) * DP_STEP, c = 0, d = 0;
+                if (de >= 0)
+                    c = de / eta;
+                else
+                    d = -de * eta;
+                if (c > cmax + 1e-12 || d > dmax + 1e-12)
+                    continue;
+                next[j] = fmin(next[j], best[i] + dp_cost(net[t], c, d, pi[t], pe[t]));
+            }
+        }
+        memcpy(best, next, sizeof best);
+    }
+    double dp = INFINITY;
+    for (int j = ilo; j <= ihi; j++) {
+        double dk = (j - i0) * DP_STEP;
+        double v = dk > 0 ? dk * eta * tprice : dk / eta * tprice;
+        dp = fmin(dp, best[j] - v);
+    }
+    CU_ASSERT(lp <= dp + 1e-9);
+    CU_ASSERT(dp - lp < 0.01);
+}
+
+static size_t progress_calls, progress_done;
+static void on_progress(void *ctx, size_t done, size_t n)
+{
+    (void)ctx;
+    (void)n;
+    progress_calls++;
+    progress_done = done;
+}
+
+/* Ten days of hours in chunks of two days with one looked ahead: a daily cycle, so the chunks
+ * find what the whole horizon does (within a cent), never more; the minimum peak likewise;
+ * a budget that is already spent gives -ETIME and says so. */
+static void test_chunks(void)
+{
+    enum { N = 240 };
+    static double net[N], pi[N], pe[N];
+    for (int t = 0; t < N; t++) {
+        int h = t % 24;
+        net[t] = 1500.0 + (h >= 17 && h < 21 ? 3000.0 : 0.0) + 100.0 * (t % 7);
+        pi[t] = h < 6 ? 0.10 : h >= 17 && h < 21 ? 0.40 : 0.25;
+        pe[t] = 0.05;
+    }
+    struct optimum_battery b = battery(0.5);
+    struct optimum_problem pb = {.objective = OPTIMUM_MIN_COST,
+                                 .n = N,
+                                 .dt_s = 3600,
+                                 .net_load_w = net,
+                                 .import_price = pi,
+                                 .export_price = pe,
+                                 .batteries = &b,
+                                 .n_batteries = 1,
+                                 .terminal_valued = 1,
+                                 .terminal_price = 0.10};
+    struct optimum_result whole, part;
+    char err[256] = "";
+    CU_ASSERT_EQUAL_FATAL(optimum_solve(&pb, &whole, NULL, err, sizeof err), 0);
+    struct optimum_long_opts lo = {
+        .chunk_n = 48, .lookahead_n = 24, .progress = on_progress, .ctx = NULL};
+    progress_calls = 0;
+    static double grid[N];
+    struct optimum_schedule s = {.grid_w = grid};
+    CU_ASSERT_EQUAL_FATAL(optimum_solve_long(&pb, &lo, &part, &s, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(part.chunks, 5);
+    CU_ASSERT_EQUAL(progress_calls, 5);
+    CU_ASSERT_EQUAL(progress_done, N);
+    CU_ASSERT_DOUBLE_EQUAL(part.baseline_cost, whole.baseline_cost, 1e-9);
+    CU_ASSERT(part.optimal_savings <= whole.optimal_savings + 1e-6);
+    CU_ASSERT(part.optimal_savings > whole.optimal_savings - 0.01);
+    double cost = 0;
+    for (int t = 0; t < N; t++)
+        cost += (grid[t] > 0 ? pi[t] : pe[t]) * grid[t] / 1000.0;
+    CU_ASSERT_DOUBLE_EQUAL(cost, part.optimal_cost, 1e-9);
+    /* up to chunk_n intervals it is the one exact solve */
+    lo.chunk_n = N;
+    CU_ASSERT_EQUAL_FATAL(optimum_solve_long(&pb, &lo, &part, NULL, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(part.chunks, 1);
+    CU_ASSERT_DOUBLE_EQUAL(part.optimal_savings, whole.optimal_savings, 1e-9);
+    /* the peak: never below the whole horizon's minimum, close to it */
+    pb.objective = OPTIMUM_MIN_PEAK;
+    CU_ASSERT_EQUAL_FATAL(optimum_solve(&pb, &whole, NULL, err, sizeof err), 0);
+    lo.chunk_n = 48;
+    CU_ASSERT_EQUAL_FATAL(optimum_solve_long(&pb, &lo, &part, NULL, err, sizeof err), 0);
+    CU_ASSERT(part.peak_w >= whole.peak_w - POWER_TOL);
+    CU_ASSERT(part.peak_w < whole.peak_w + 50.0);
+    /* a budget already spent */
+    lo.budget_s = 1e-9;
+    CU_ASSERT_EQUAL(optimum_solve_long(&pb, &lo, &part, NULL, err, sizeof err), -ETIME);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "time budget"));
+}
+
 static void test_savings_pct(void)
 {
     CU_ASSERT_DOUBLE_EQUAL(optimum_savings_vs_optimal_pct(0.9, 1.0), 90.0, 1e-12);
@@ -468,4 +645,7 @@ void test_register_optimum(void)
     CU_add_test(s, "savings pct", test_savings_pct);
     CU_add_test(s, "aggregate", test_aggregate);
     CU_add_test(s, "from battery params", test_from_params);
+    CU_add_test(s, "terminal valuation", test_terminal_value);
+    CU_add_test(s, "against a brute-force DP", test_against_dp);
+    CU_add_test(s, "chunks, progress, budget", test_chunks);
 }

@@ -10,7 +10,11 @@
 
 #include "common/caltime.h"
 #include "sim/physics/profile.h"
+#include "sim/physics/pv.h"
 #include "sim/scenario/scenario.h"
+
+#include <stdlib.h>
+#include <unistd.h>
 
 #define DIR  "tests/data/scenarios/"
 #define H_MS 3600000LL
@@ -80,17 +84,20 @@ static void test_csv_formats(void)
 {
     struct profile p = {.interp = INTERP_LINEAR};
     caltime_parse("2026-06-21T00:00:00Z", &p.start_unix_ms);
-    CU_ASSERT_EQUAL_FATAL(
-        profile_read_csv(&p, DIR "profiles/load-duration.csv", NULL, NULL, err, sizeof err), 0);
+    CU_ASSERT_EQUAL_FATAL(profile_read_csv(&p, DIR "profiles/load-duration.csv",
+                                           &(struct profile_csv_opts){0}, err, sizeof err),
+                          0);
     CU_ASSERT_EQUAL(p.kind, PROFILE_SERIES);
     CU_ASSERT_EQUAL_FATAL(p.n, 3);
     CU_ASSERT_EQUAL(p.t_ms[2], 9000000);
     CU_ASSERT_DOUBLE_EQUAL(profile_value(&p, H_MS / 2), 150, 1e-9);
     profile_free(&p);
 
-    CU_ASSERT_EQUAL_FATAL(
-        profile_read_csv(&p, DIR "profiles/load-seconds.csv", "t_s", "power_w", err, sizeof err),
-        0);
+    CU_ASSERT_EQUAL_FATAL(profile_read_csv(&p, DIR "profiles/load-seconds.csv",
+                                           &(struct profile_csv_opts){.time_column = "t_s",
+                                                                      .value_column = "power_w"},
+                                           err, sizeof err),
+                          0);
     CU_ASSERT_EQUAL_FATAL(p.n, 3);
     CU_ASSERT_EQUAL(p.t_ms[1], 900000);
     CU_ASSERT_EQUAL(p.t_ms[2], 1800500);
@@ -98,23 +105,30 @@ static void test_csv_formats(void)
     profile_free(&p);
 
     /* ISO instants relative to the start (one before it), CRLF lines, a blank line */
-    CU_ASSERT_EQUAL_FATAL(
-        profile_read_csv(&p, DIR "profiles/load-iso.csv", "timestamp", "kw", err, sizeof err), 0);
+    CU_ASSERT_EQUAL_FATAL(profile_read_csv(&p, DIR "profiles/load-iso.csv",
+                                           &(struct profile_csv_opts){.time_column = "timestamp",
+                                                                      .value_column = "kw"},
+                                           err, sizeof err),
+                          0);
     CU_ASSERT_EQUAL_FATAL(p.n, 3);
     CU_ASSERT_EQUAL(p.t_ms[0], -H_MS);
     CU_ASSERT_EQUAL(p.t_ms[2], 2 * H_MS + 250);
     CU_ASSERT_DOUBLE_EQUAL(profile_value(&p, 0), 2.0, 1e-9);
     profile_free(&p);
 
-    int rc = profile_read_csv(&p, DIR "profiles/load-bad.csv", NULL, NULL, err, sizeof err);
+    int rc = profile_read_csv(&p, DIR "profiles/load-bad.csv", &(struct profile_csv_opts){0}, err,
+                              sizeof err);
     CU_ASSERT_EQUAL(rc, -EINVAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "profiles/load-bad.csv:4:"));
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "got \"12O\""));
     CU_ASSERT_EQUAL(p.n, 0);
-    rc = profile_read_csv(&p, DIR "profiles/load-seconds.csv", "t_s", "watts", err, sizeof err);
+    rc = profile_read_csv(&p, DIR "profiles/load-seconds.csv",
+                          &(struct profile_csv_opts){.time_column = "t_s", .value_column = "watts"},
+                          err, sizeof err);
     CU_ASSERT_EQUAL(rc, -EINVAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "load-seconds.csv:1: no value column \"watts\""));
-    rc = profile_read_csv(&p, DIR "profiles/absent.csv", NULL, NULL, err, sizeof err);
+    rc = profile_read_csv(&p, DIR "profiles/absent.csv", &(struct profile_csv_opts){0}, err,
+                          sizeof err);
     CU_ASSERT_EQUAL(rc, -ENOENT);
 
     /* Through the loader: files relative to the scenario's directory, options applied. */
@@ -301,6 +315,207 @@ static void test_ev_sessions(void)
     scenario_free(s);
 }
 
+/* ---- record time formats, zones, coverage, the PV power profile ---------------------------- */
+
+static void test_stamps(void)
+{
+    int64_t t, u;
+    caltime_parse("2026-05-12T09:00:00Z", &u);
+    CU_ASSERT_EQUAL(
+        caltime_parse_stamp("2026-05-12T11:00:00+02:00", CALTIME_ISO, NULL, INT64_MIN, &t), 0);
+    CU_ASSERT_EQUAL(t, u);
+    CU_ASSERT_EQUAL(caltime_parse_stamp("2026-05-12 09:00:00Z", CALTIME_ISO, NULL, INT64_MIN, &t),
+                    0);
+    CU_ASSERT_EQUAL(t, u);
+    CU_ASSERT_EQUAL(caltime_parse_stamp("2026-05-12 11:00:00", CALTIME_ISO, NULL, INT64_MIN, &t),
+                    -EDOM);
+    CU_ASSERT_EQUAL(caltime_parse_stamp("1778576400", CALTIME_UNIX_S, NULL, INT64_MIN, &t), 0);
+    CU_ASSERT_EQUAL(t, 1778576400000LL);
+    CU_ASSERT_EQUAL(caltime_parse_stamp("1778576400.5", CALTIME_UNIX_S, NULL, INT64_MIN, &t), 0);
+    CU_ASSERT_EQUAL(t, 1778576400500LL);
+    CU_ASSERT_EQUAL(caltime_parse_stamp("1778576400123", CALTIME_UNIX_MS, NULL, INT64_MIN, &t), 0);
+    CU_ASSERT_EQUAL(t, 1778576400123LL);
+    CU_ASSERT_EQUAL(caltime_parse_stamp("1e9", CALTIME_UNIX_S, NULL, INT64_MIN, &t), -EINVAL);
+    CU_ASSERT_EQUAL(caltime_parse_stamp("", CALTIME_UNIX_MS, NULL, INT64_MIN, &t), -EINVAL);
+
+    struct caltime_zone z;
+    CU_ASSERT_EQUAL(caltime_zone_open(&z, "Europe/Nowhere"), -ENOENT);
+    CU_ASSERT_EQUAL(caltime_zone_open(&z, "../etc/passwd"), -EINVAL);
+    const char *before = getenv("TZ");
+    char saved[128] = "";
+    if (before)
+        snprintf(saved, sizeof saved, "%s", before);
+    CU_ASSERT_EQUAL_FATAL(caltime_zone_open(&z, "Europe/Berlin"), 0);
+    /* summer: UTC+2; winter: UTC+1 */
+    CU_ASSERT_EQUAL(caltime_parse_stamp("2026-05-12 11:00:00", CALTIME_ISO, &z, INT64_MIN, &t), 0);
+    CU_ASSERT_EQUAL(t, u);
+    CU_ASSERT_EQUAL(caltime_parse_stamp("2026-01-12T10:00:00", CALTIME_ISO, &z, INT64_MIN, &t), 0);
+    caltime_parse("2026-01-12T09:00:00Z", &u);
+    CU_ASSERT_EQUAL(t, u);
+    /* an offset in the stamp wins over the zone */
+    CU_ASSERT_EQUAL(caltime_parse_stamp("2026-01-12T10:00:00Z", CALTIME_ISO, &z, INT64_MIN, &t), 0);
+    CU_ASSERT_EQUAL(t, u + H_MS);
+    /* 2026-03-29 02:30 does not exist in Berlin (clocks go 02:00 -> 03:00) */
+    CU_ASSERT_EQUAL(caltime_parse_stamp("2026-03-29 02:30:00", CALTIME_ISO, &z, INT64_MIN, &t),
+                    -ERANGE);
+    /* 2026-10-25 02:30 happens twice: first 00:30Z, then 01:30Z after it */
+    CU_ASSERT_EQUAL(caltime_parse_stamp("2026-10-25 02:30:00", CALTIME_ISO, &z, INT64_MIN, &t), 0);
+    caltime_parse("2026-10-25T00:30:00Z", &u);
+    CU_ASSERT_EQUAL(t, u);
+    CU_ASSERT_EQUAL(caltime_parse_stamp("2026-10-25 02:30:00", CALTIME_ISO, &z, u, &t), 0);
+    CU_ASSERT_EQUAL(t, u + H_MS);
+    caltime_zone_close(&z);
+    const char *after = getenv("TZ");
+    CU_ASSERT_EQUAL(before == NULL, after == NULL);
+    if (before && after)
+        CU_ASSERT_STRING_EQUAL(saved, after);
+}
+
+static char tdir[64];
+
+static void put(const char *name, const char *text)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", tdir, name);
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Loads tdir/x.json made of a 1 h run from 2026-05-12T09:00Z and `profiles` + `assets`. */
+static int load_x(const char *profiles, const char *assets, struct scenario **s)
+{
+    char doc[2048], path[256];
+    snprintf(doc, sizeof doc,
+             "{\"name\": \"x\", \"seed\": 1, \"start\": \"2026-05-12T09:00:00Z\", "
+             "\"duration\": \"1h\", \"step\": \"10s\", \"profiles\": {%s}, "
+             "\"sites\": [{\"id\": \"s\", \"assets\": [%s]}]}",
+             profiles, assets);
+    put("x.json", doc);
+    snprintf(path, sizeof path, "%s/x.json", tdir);
+    *s = NULL;
+    return scenario_load(path, NULL, 0, s, err, sizeof err);
+}
+
+#define LOAD_ASSET "{\"id\": \"l\", \"type\": \"load\", \"profile\": \"p\"}"
+
+static void test_coverage(void)
+{
+    struct scenario *s;
+    snprintf(tdir, sizeof tdir, "/tmp/derloop-profile-XXXXXX");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(tdir));
+    /* local wall-clock stamps with a zone: 11:00 in Berlin is the run's start */
+    put("local.csv", "time,w\n2026-05-12 11:00:00,100\n2026-05-12 11:30:00,200\n"
+                     "2026-05-12 12:00:00,300\n");
+    CU_ASSERT_EQUAL(load_x("\"p\": {\"type\": \"csv\", \"file\": \"local.csv\", \"tz\": "
+                           "\"Europe/Berlin\"}",
+                           LOAD_ASSET, &s),
+                    0);
+    if (s) {
+        CU_ASSERT_DOUBLE_EQUAL(profile_value(scenario_profile(s, "p"), H_MS / 2), 200, 1e-9);
+        scenario_free(s);
+    }
+    /* the same stamps without the zone: an error that says what to add */
+    CU_ASSERT_EQUAL(load_x("\"p\": {\"type\": \"csv\", \"file\": \"local.csv\"}", LOAD_ASSET, &s),
+                    -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(err, "local.csv:2: time \"2026-05-12 11:00:00\" has no UTC offset"));
+    /* offsets that put every sample before the start: no silent clamp, the spans named */
+    put("early.csv", "time,w\n2026-05-12T09:00:00+02:00,100\n2026-05-12T10:00:00+02:00,300\n");
+    CU_ASSERT_EQUAL(load_x("\"p\": {\"type\": \"csv\", \"file\": \"early.csv\"}", LOAD_ASSET, &s),
+                    -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "profiles.p.file: early.csv covers "
+                                       "2026-05-12T07:00:00.000Z to 2026-05-12T08:00:00.000Z "
+                                       "(-2h to -1h from start), the run reads it from "
+                                       "2026-05-12T09:00:00.000Z to 2026-05-12T09:59:50.000Z"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "\"extend\""));
+    /* a short series: hold or repeat, on request only */
+    put("short.csv", "unix_ms,w\n1778576400000,100\n1778576410000,200\n1778576420000,300\n");
+    CU_ASSERT_EQUAL(load_x("\"p\": {\"type\": \"csv\", \"file\": \"short.csv\"}", LOAD_ASSET, &s),
+                    -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "(0s to 20s from start)"));
+    CU_ASSERT_EQUAL(load_x("\"p\": {\"type\": \"csv\", \"file\": \"short.csv\", \"extend\": "
+                           "\"hold\"}",
+                           LOAD_ASSET, &s),
+                    0);
+    if (s) {
+        CU_ASSERT_DOUBLE_EQUAL(profile_value(scenario_profile(s, "p"), H_MS), 300, 1e-9);
+        scenario_free(s);
+    }
+    CU_ASSERT_EQUAL(load_x("\"p\": {\"type\": \"csv\", \"file\": \"short.csv\", \"extend\": "
+                           "\"repeat\", \"interpolation\": \"step\"}",
+                           LOAD_ASSET, &s),
+                    0);
+    if (s) { /* period 30 s from the first point: 0 -> 100, 10 -> 200, 20 -> 300, 30 -> 100 */
+        const struct profile *p = scenario_profile(s, "p");
+        CU_ASSERT_DOUBLE_EQUAL(profile_value(p, 30000), 100, 1e-9);
+        CU_ASSERT_DOUBLE_EQUAL(profile_value(p, 55000), 300, 1e-9);
+        CU_ASSERT_DOUBLE_EQUAL(profile_value(p, 70000), 200, 1e-9);
+        scenario_free(s);
+    }
+    CU_ASSERT_EQUAL(load_x("\"p\": {\"type\": \"csv\", \"file\": \"short.csv\", \"extend\": "
+                           "\"loop\"}",
+                           LOAD_ASSET, &s),
+                    -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "profiles.p.extend: must be \"hold\" or \"repeat\""));
+    /* unix seconds by key; a bad cell names the format */
+    put("unix.csv", "t,w\n1778576400,1\n1778580000,2\nnoon,3\n");
+    CU_ASSERT_EQUAL(load_x("\"p\": {\"type\": \"csv\", \"file\": \"unix.csv\", \"time_format\": "
+                           "\"unix_s\"}",
+                           LOAD_ASSET, &s),
+                    -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "unix.csv:4: time must be Unix seconds, got \"noon\""));
+}
+
+#define PV_PROFILE "\"p\": {\"type\": \"series\", \"points\": [[\"0s\", 0], [\"1h\", 4000]]}"
+
+static void test_pv_power(void)
+{
+    struct scenario *s;
+    CU_ASSERT_EQUAL(load_x(PV_PROFILE,
+                           "{\"id\": \"pv\", \"type\": \"pv\", \"peak_kw\": 5, "
+                           "\"power_profile\": \"p\"}",
+                           &s),
+                    0);
+    if (s) {
+        struct pv v;
+        pv_init(&v, &s->sites[0].assets[0].u.pv);
+        pv_step(&v, H_MS / 2, 1000);
+        CU_ASSERT_DOUBLE_EQUAL(v.power_w, 2000, 1e-9);
+        CU_ASSERT_DOUBLE_EQUAL(v.available_w, 2000, 1e-9);
+        pv_command_limit(&v, H_MS / 2, 20); /* curtailment still applies: 20 % of 5 kW */
+        pv_step(&v, H_MS / 2 + 1000, 1000);
+        CU_ASSERT_DOUBLE_EQUAL(v.power_w, 1000, 1e-9);
+        scenario_free(s);
+    }
+    /* a power profile the inverter would clip is an error, not a silent cap */
+    CU_ASSERT_EQUAL(load_x(PV_PROFILE,
+                           "{\"id\": \"pv\", \"type\": \"pv\", \"peak_kw\": 1, "
+                           "\"power_profile\": \"p\"}",
+                           &s),
+                    -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "sites[0].assets[0].power_profile: profile \"p\" reaches "
+                                       "4000 W, above the AC rating 1000 W"));
+    CU_ASSERT_EQUAL(load_x(PV_PROFILE,
+                           "{\"id\": \"pv\", \"type\": \"pv\", \"peak_kw\": 5, "
+                           "\"power_profile\": \"p\", \"irradiance\": \"p\"}",
+                           &s),
+                    -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "give irradiance or power_profile, not both"));
+    CU_ASSERT_EQUAL(load_x(PV_PROFILE, "{\"id\": \"pv\", \"type\": \"pv\", \"peak_kw\": 5}", &s),
+                    -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "sites[0].assets[0].irradiance: required key missing"));
+    static const char *const files[] = {"x.json", "local.csv", "early.csv", "short.csv",
+                                        "unix.csv"};
+    char path[256];
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", tdir, files[i]);
+        unlink(path);
+    }
+    rmdir(tdir);
+}
+
 void test_register_profile(void)
 {
     CU_pSuite su = CU_add_suite("profile (scenario inputs)", NULL, NULL);
@@ -311,4 +526,7 @@ void test_register_profile(void)
     CU_add_test(su, "clear-sky irradiance", test_clear_sky);
     CU_add_test(su, "clouds: seeded, merged", test_clouds);
     CU_add_test(su, "EV session count", test_ev_sessions);
+    CU_add_test(su, "record stamps: ISO offsets, zones, Unix s/ms", test_stamps);
+    CU_add_test(su, "CSV coverage, extend, tz and time_format", test_coverage);
+    CU_add_test(su, "PV power profile and its rating", test_pv_power);
 }
