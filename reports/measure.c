@@ -199,11 +199,16 @@ static void plot_tick(struct measure *m, int64_t t1, int64_t step)
         p.evse_w += k[i].evse_w;
         p.boiler_w += k[i].boiler_w;
     }
+    int nb = 0;
+    for (int b = 0; b < PLOT_BATTERIES; b++)
+        p.bat_w[b] = p.bat_soc[b] = NAN;
     for (size_t a = 0; a < site_n_assets(s0); a++) {
         const struct sim_asset *as = site_asset(s0, a);
-        if (as->type == ASSET_BOILER) {
+        if (as->type == ASSET_BOILER && isnan(p.boiler_min_c))
             p.boiler_min_c = as->m.boiler.p.temp_min_c;
-            break;
+        if (as->type == ASSET_BATTERY && nb < PLOT_BATTERIES) {
+            p.bat_w[nb] = as->m.battery.power_w;
+            p.bat_soc[nb++] = as->m.battery.soc;
         }
     }
     plot_rec_add(m->plot, t1, step, &p);
