@@ -72,28 +72,30 @@ static const char *scenario_str(const cJSON *k, const char *key)
 static const struct overlay {
     const char *name, *caption, *col, *ylabel;
     double scale;
+    const char *field_col; /* the field record's series (plot.h), drawn once; NULL = none */
 } overlays[] = {
-    {"grid", "Grid power (+ import), overlaid", "grid_w", "grid power (kW)", 1e-3},
-    {"battery", "Battery power (+ discharge), overlaid", "battery_w", "battery power (kW)", 1e-3},
-    {"soc", "Battery state of charge, overlaid", "soc", "state of charge (%)", 100},
-    {"pv", "PV power, overlaid", "pv_w", "PV power (kW)", 1e-3},
+    {"grid", "Grid power (+ import), overlaid", "grid_w", "grid power (kW)", 1e-3, "field_grid_w"},
+    {"battery", "Battery power (+ discharge), overlaid", "battery_w", "battery power (kW)", 1e-3,
+     "field_battery_w"},
+    {"soc", "Battery state of charge, overlaid", "soc", "state of charge (%)", 100, "field_soc"},
+    {"pv", "PV power, overlaid", "pv_w", "PV power (kW)", 1e-3, NULL},
 };
 
-static int column_index(const char *data, const char *col)
+/* A run without plots/data.csv (made with --no-plots and --no-report) cannot be overlaid:
+ * say so in the note rather than leave it out of the plots without a word. */
+static void no_plot_data(const char *const *dirs, size_t n, char *note, size_t notelen)
 {
-    FILE *f = fopen(data, "r");
-    char line[4096];
-    int idx = 0;
-    if (f && fgets(line, sizeof line, f)) {
-        int i = 1;
-        for (char *save, *t = strtok_r(line, ",\n", &save); t;
-             t = strtok_r(NULL, ",\n", &save), i++)
-            if (!strcmp(t, col))
-                idx = i;
+    for (size_t i = 0; i < n; i++) {
+        char data[1100];
+        snprintf(data, sizeof data, "%s/plots/data.csv", dirs[i]);
+        if (plot_data_column(data, "time_s", NULL))
+            continue;
+        size_t l = strlen(note);
+        snprintf(note + l, notelen - l,
+                 "%swarning: run %zu (%s) has no plot data (plots/data.csv: it was run with "
+                 "--no-plots --no-report); it is left out of the overlaid plots",
+                 l ? "\n" : "", i + 1, dirs[i]);
     }
-    if (f)
-        fclose(f);
-    return idx;
 }
 
 /* One gnuplot process per overlay; returns 0, -ENOENT (no gnuplot) or -EIO. */
@@ -119,12 +121,12 @@ static int draw(const char *const *dirs, size_t n, const char *out, double durat
         fputc('\n', f);
         char cmd[8192];
         size_t len = 0;
-        int drawn = 0;
-        for (size_t i = 0; i < n && len < sizeof cmd - 1400; i++) {
+        int drawn = 0, field = 0;
+        for (size_t i = 0; i < n && len < sizeof cmd - 2800; i++) {
             char data[1100];
             snprintf(data, sizeof data, "%s/plots/data.csv", dirs[i]);
-            int c = column_index(data, ov->col);
-            if (!c)
+            int has, c = plot_data_column(data, ov->col, &has);
+            if (!c || !has)
                 continue;
             char title[64];
             snprintf(title, sizeof title, "run %zu", i + 1);
@@ -134,6 +136,15 @@ static int draw(const char *const *dirs, size_t n, const char *out, double durat
                                     drawn ? ", " : "plot ", data, hours ? 3600 : 60, c, ov->scale,
                                     title);
             drawn++;
+            /* the field record of the first run that has one: the runs replay the same site */
+            int fc = !field && ov->field_col ? plot_data_column(data, ov->field_col, &has) : 0;
+            if (fc && has) {
+                len += (size_t)snprintf(cmd + len, sizeof cmd - len,
+                                        ", '%s' skip 1 using ($1/%d):($%d*%g) with lines lw 1.5 "
+                                        "dt 2 lc rgb '#000000' title 'field record'",
+                                        data, hours ? 3600 : 60, fc, ov->scale);
+                field = 1;
+            }
         }
         for (int svg = 0; drawn && svg <= 1; svg++) {
             fputs(svg ? "set terminal svg size 1100,420 font 'sans,11' background '#ffffff'\nset "
@@ -183,6 +194,7 @@ int compare_write(const char *const *dirs, size_t n, const char *out_dir, const 
                               "gnuplot-nox); the comparison table is complete"
              : prc          ? "plots: gnuplot failed (see plots/gnuplot.log)"
                             : "");
+    no_plot_data(dirs, n, note, notelen);
 
     /* compare.csv: one row per KPI, one column per run */
     snprintf(path, sizeof path, "%s/compare.csv", out_dir);

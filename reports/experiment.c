@@ -120,6 +120,24 @@ static int write_kpis(const char *dir, const struct scenario *sc,
     return fclose(f) ? -EIO : 0;
 }
 
+/* A limit the scenario sets on `strategy` (the primary strategy or a stacked constraint), for
+ * the plots' limit lines: NaN when the strategy is not there, the file does not set the
+ * parameter, or it is a "none" value (1e8 W or more). */
+static double strategy_limit_w(const cJSON *gw, const char *strategy, const char *param)
+{
+    const cJSON *c, *st = cJSON_GetObjectItemCaseSensitive(gw, "strategy"), *params = NULL;
+    if (cJSON_IsString(st) && !strcmp(st->valuestring, strategy))
+        params = cJSON_GetObjectItemCaseSensitive(gw, "params");
+    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(gw, "constraints"))
+    {
+        st = cJSON_GetObjectItemCaseSensitive(c, "strategy");
+        if (!params && cJSON_IsString(st) && !strcmp(st->valuestring, strategy))
+            params = cJSON_GetObjectItemCaseSensitive(c, "params");
+    }
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(params, param);
+    return cJSON_IsNumber(v) && v->valuedouble < 1e8 ? v->valuedouble : NAN;
+}
+
 /* One run of sc measured (measure.h): its KPIs in kpis, the optimum's note in note (NULL:
  * not wanted). 0 or -errno with err. */
 static int measured_run(const struct scenario *sc, const struct runner_opts *ro,
@@ -215,11 +233,17 @@ int experiment_run(const struct scenario *sc, const struct experiment_opts *o,
     snprintf(title, sizeof title, "%s (%s)", sc->name, experiment_strategy(sc));
     snprintf(bdir, sizeof bdir, "%s/baseline", o->run.out_dir);
     if (!o->no_plots) {
-        struct plot_opts po = {.title = title,
-                               .duration_s = sc->duration_ms / 1000.0,
-                               .peak_15m_kw = res->kpis.v[KPI_PEAK_IMPORT_15M_KW],
-                               .baseline_dir = res->have_baseline ? bdir : NULL,
-                               .gnuplot = o->gnuplot};
+        struct plot_opts po = {
+            .title = title,
+            .duration_s = sc->duration_ms / 1000.0,
+            .peak_15m_kw = res->kpis.v[KPI_PEAK_IMPORT_15M_KW],
+            .import_limit_kw =
+                strategy_limit_w(sc->gateway, "peak_shaving", "import_limit_w") / 1000.0,
+            .export_limit_kw =
+                strategy_limit_w(sc->gateway, "self_consumption", "export_limit_w") / 1000.0,
+            .start_unix_ms = sc->start_unix_ms,
+            .baseline_dir = res->have_baseline ? bdir : NULL,
+            .gnuplot = o->gnuplot};
         res->plots_rc = plot_render(o->run.out_dir, &po, res->plot_msg, sizeof res->plot_msg);
     }
     if (!o->no_report) {

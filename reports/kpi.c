@@ -202,6 +202,91 @@ static const struct kpi_def table[KPI_COUNT] = {
                              "during which the battery held at least 90 % of ffr_power_w more "
                              "discharge than before the disturbance; 0 for a trigger never "
                              "activated. Lowest over triggers and sites; null without a trigger"},
+    [KPI_SETPOINT_REVERSALS_PER_H] = {"setpoint_reversals_per_h", "count/h", 2, KPI_LOWER,
+                                      "the highest over batteries of the reversals of the "
+                                      "battery's final setpoint (decisions.csv) per hour of run: "
+                                      "a reversal is a move of at least 100 W against the "
+                                      "direction of the last move, from its extreme "
+                                      "(hysteresis, so jitter never counts); null without a "
+                                      "battery setpoint"},
+    [KPI_SITE_SETPOINT_REVERSALS_PER_H] = {"site_setpoint_reversals_per_h", "count/h", 2, KPI_LOWER,
+                                           "the same for the sum of a site's battery setpoints, "
+                                           "highest over the sites"},
+    [KPI_GRID_TARGET_RMS_W] = {"grid_target_rms_w", "W", 1, KPI_LOWER,
+                               "RMS of a site's grid power around its strategy's target "
+                               "(decisions.csv target_w of the last cycle: 0 or target_w for "
+                               "net_zero, the import limit for peak_shaving, ...) over the steps "
+                               "where the strategy has one; highest over the sites; null when no "
+                               "strategy had a target"},
+    [KPI_GRID_OSC_PERIOD_S] = {"grid_osc_period_s", "s", 1, KPI_NEUTRAL,
+                               "the dominant period of the in-band window with the largest "
+                               "amplitude. Each site's grid power minus its target is cut into "
+                               "5-minute windows aligned to the start (steps averaged in groups "
+                               "so that a window holds at most 600 samples; no analysis below 16); "
+                               "a window's dominant component is the largest bin of its DFT over "
+                               "every period, refined by the power centroid of that bin and its "
+                               "two neighbours; the window is in the band when that bin is the "
+                               "third or higher (at least three cycles per window: periods up to "
+                               "about 100 s) - a load step, "
+                               "its recovery or a ramp is dominant at the longest periods and "
+                               "never counts. null when no window is in the band"},
+    [KPI_GRID_OSC_AMPLITUDE_W] = {"grid_osc_amplitude_w", "W", 1, KPI_LOWER,
+                                  "the largest dominant amplitude over in-band windows and "
+                                  "sites: 2/n x the root of the energy of the dominant bin and "
+                                  "its neighbours (a sinusoid's amplitude, within 8 %); 0 when "
+                                  "no window is in the band; null when no window was analysed "
+                                  "(a run shorter than 2.5 minutes, steps over 18.75 s)"},
+    [KPI_GRID_OSC_TIME_S] = {"grid_osc_time_s", "s", 1, KPI_LOWER,
+                             "time spent oscillating: the summed length of the windows (over "
+                             "sites) whose dominant period is in the band and amplitude 200 W or "
+                             "more; a last window counts when it covers "
+                             "half a window; null as grid_osc_amplitude_w"},
+    [KPI_GRID_OSC_SHARE] = {"grid_osc_share", "1", 4, KPI_LOWER,
+                            "grid_osc_time_s / (run length x sites), in [0, 1]"},
+    [KPI_FIELD_GRID_RMSE_W] = {"field_grid_rmse_w", "W", 1, KPI_LOWER,
+                               "RMS of (replay - record) grid power over the samples of the "
+                               "scenario's field record (empty cells skipped): each against the "
+                               "replay's grid power (summed over the sites) of the first step "
+                               "ending at or after it; null without a field block or a grid_w "
+                               "column"},
+    [KPI_FIELD_GRID_BIAS_W] = {"field_grid_bias_w", "W", 1, KPI_NEUTRAL,
+                               "mean of (replay - record) grid power over the same samples"},
+    [KPI_FIELD_GRID_CORR] = {"field_grid_corr", "1", 4, KPI_HIGHER,
+                             "Pearson correlation of replay and record grid power over the same "
+                             "samples; null when either is constant"},
+    [KPI_FIELD_SOC_RMSE] = {"field_soc_rmse", "1", 4, KPI_LOWER,
+                            "as field_grid_rmse_w for the SoC (the first site's capacity-"
+                            "weighted mean after the step) against the record's soc"},
+    [KPI_FIELD_SOC_BIAS] = {"field_soc_bias", "1", 4, KPI_NEUTRAL,
+                            "mean of (simulated - recorded) SoC"},
+    [KPI_FIELD_SOC_CORR] = {"field_soc_corr", "1", 4, KPI_HIGHER,
+                            "correlation of simulated and recorded SoC"},
+    [KPI_FIELD_BATTERY_RMSE_W] = {"field_battery_rmse_w", "W", 1, KPI_LOWER,
+                                  "as field_grid_rmse_w for the battery power (all batteries, "
+                                  "+ discharge) against the record's battery_w"},
+    [KPI_FIELD_BATTERY_BIAS_W] = {"field_battery_bias_w", "W", 1, KPI_NEUTRAL,
+                                  "mean of (simulated - recorded) battery power"},
+    [KPI_FIELD_BATTERY_CORR] = {"field_battery_corr", "1", 4, KPI_HIGHER,
+                                "correlation of simulated and recorded battery power"},
+    [KPI_FIELD_OSC_PERIOD_S] = {"field_osc_period_s", "s", 1, KPI_NEUTRAL,
+                                "the recorded grid power's oscillation: its samples (as "
+                                "recorded, not resampled) are cut into the 5-minute windows of "
+                                "grid_osc_period_s (at least 16 samples, evenly spaced); the mean "
+                                "dominant period over the windows in the band (null when none "
+                                "is). A record sampled slower than the oscillation shows it "
+                                "aliased; field_replay_osc_* sample the replay the same way, so "
+                                "the two compare like with like"},
+    [KPI_FIELD_OSC_AMPLITUDE_W] = {"field_osc_amplitude_w", "W", 1, KPI_NEUTRAL,
+                                   "the mean dominant amplitude of the recorded grid power over "
+                                   "the same windows (0 for a window out of the band); null "
+                                   "without a window"},
+    [KPI_FIELD_REPLAY_OSC_PERIOD_S] = {"field_replay_osc_period_s", "s", 1, KPI_NEUTRAL,
+                                       "field_osc_period_s of the replay's grid power taken at "
+                                       "the record's sample times (the end of the first step at "
+                                       "or after each)"},
+    [KPI_FIELD_REPLAY_OSC_AMPLITUDE_W] = {"field_replay_osc_amplitude_w", "W", 1, KPI_NEUTRAL,
+                                          "field_osc_amplitude_w of the replay at the record's "
+                                          "sample times"},
     [KPI_OPTIMAL_SAVINGS] =
         {"optimal_savings", "currency", 4, KPI_NEUTRAL,
          "what a controller with perfect knowledge of the whole run could save "

@@ -79,6 +79,27 @@ enum kpi_id {
     KPI_FCR_ENERGY_PCT,
     KPI_FFR_ACTIVATION_S,
     KPI_FFR_SUPPORT_PCT,
+    KPI_SETPOINT_REVERSALS_PER_H, /* oscillation of the control loop (reports/oscill.h) */
+    KPI_SITE_SETPOINT_REVERSALS_PER_H,
+    KPI_GRID_TARGET_RMS_W,
+    KPI_GRID_OSC_PERIOD_S,
+    KPI_GRID_OSC_AMPLITUDE_W,
+    KPI_GRID_OSC_TIME_S,
+    KPI_GRID_OSC_SHARE,
+    KPI_FIELD_FIRST, /* replay against field records (reports/fidelity.h): 3 per series */
+    KPI_FIELD_GRID_RMSE_W = KPI_FIELD_FIRST,
+    KPI_FIELD_GRID_BIAS_W,
+    KPI_FIELD_GRID_CORR,
+    KPI_FIELD_SOC_RMSE,
+    KPI_FIELD_SOC_BIAS,
+    KPI_FIELD_SOC_CORR,
+    KPI_FIELD_BATTERY_RMSE_W,
+    KPI_FIELD_BATTERY_BIAS_W,
+    KPI_FIELD_BATTERY_CORR,
+    KPI_FIELD_OSC_PERIOD_S, /* the record's oscillation, and the replay's at its samples */
+    KPI_FIELD_OSC_AMPLITUDE_W,
+    KPI_FIELD_REPLAY_OSC_PERIOD_S,
+    KPI_FIELD_REPLAY_OSC_AMPLITUDE_W,
     KPI_OPTIMAL_SAVINGS, /* the perfect-foresight optimum (reports/optimum.h) */
     KPI_OPTIMAL_NET_COST,
     KPI_OPTIMAL_PEAK_15M_KW,

@@ -14,6 +14,7 @@
 
 #include "gateway/control/procimg.h"
 #include "reports/freqresp.h"
+#include "reports/oscill.h"
 
 #define CLAMP_SLOTS (PROCIMG_MAX_DEVICES + 1) /* + the site-level slot (DECISION_SITE) */
 
@@ -53,6 +54,8 @@ struct kpi_acc {
     uint32_t (*clamped)[CLAMP_SLOTS]; /* per site: reasons clamped in the previous cycle */
     struct freqresp *fr;              /* per site: frequency response */
     double island_demand_wh;          /* demand during islanded steps (KPI_ISLAND_SUPPLY_PCT) */
+    struct oscill *osc;               /* the oscillation KPIs */
+    int64_t t_ms;                     /* the end of the last tick: where the next step starts */
 };
 
 struct kpi_acc *kpi_acc_new(size_t n_sites, double soc_floor, double soc_ceiling)
@@ -63,7 +66,8 @@ struct kpi_acc *kpi_acc_new(size_t n_sites, double soc_floor, double soc_ceiling
     a->clamped = calloc(n_sites ? n_sites : 1, sizeof *a->clamped);
     a->fr = calloc(n_sites ? n_sites : 1, sizeof *a->fr);
     a->bill = calloc(n_sites ? n_sites : 1, sizeof *a->bill);
-    if (!a->clamped || !a->fr || !a->bill) {
+    a->osc = oscill_new(n_sites);
+    if (!a->clamped || !a->fr || !a->bill || !a->osc) {
         kpi_acc_free(a);
         return NULL;
     }
@@ -84,6 +88,7 @@ void kpi_acc_free(struct kpi_acc *a)
     free(a->clamped);
     free(a->fr);
     free(a->bill);
+    oscill_free(a->osc);
     free(a);
 }
 
@@ -106,6 +111,7 @@ void kpi_acc_site(struct kpi_acc *a, size_t site, const struct kpi_sample *s, in
 {
     if (site < a->n_sites)
         freqresp_step(&a->fr[site], s->freq_hz, s->battery_w, dt_ms);
+    oscill_grid(a->osc, site, s->grid_w, a->t_ms + dt_ms, dt_ms);
     const double h = (double)dt_ms * KPI_WH_PER_W_MS; /* W -> Wh over this step */
     double imp = s->grid_w > 0 ? s->grid_w : 0, exp = s->grid_w < 0 ? -s->grid_w : 0;
     a->v[KPI_ENERGY_IMPORT_KWH] += imp * h;
@@ -242,6 +248,8 @@ void kpi_acc_tick_end(struct kpi_acc *a, int64_t t_ms, int64_t dt_ms)
     if ((t_ms - dt_ms) / KPI_WINDOW_MS != t_ms / KPI_WINDOW_MS)
         close_window(a);
     step_response(a, t_ms, dt_ms);
+    oscill_tick_end(a->osc, t_ms);
+    a->t_ms = t_ms;
     a->tick_grid_w = 0;
     a->tick_net_w = 0;
 }
@@ -255,6 +263,7 @@ void kpi_acc_decision(struct kpi_acc *a, size_t site, const struct decision *dm)
 {
     if (site >= a->n_sites)
         return;
+    oscill_decision(a->osc, site, dm);
     uint32_t now[CLAMP_SLOTS] = {0};
     for (size_t i = 0; i < dm->n_clamps; i++) {
         const struct decision_clamp *c = &dm->clamp[i];
@@ -385,6 +394,15 @@ void kpi_acc_result(const struct kpi_acc *a, struct kpi_set *out)
         a->island_demand_wh > 0
             ? 100.0 * (1.0 - a->v[KPI_UNSERVED_ENERGY_KWH] / a->island_demand_wh)
             : NAN;
+    struct oscill_totals ot;
+    oscill_result(a->osc, &ot);
+    out->v[KPI_SETPOINT_REVERSALS_PER_H] = ot.battery_reversals_per_h;
+    out->v[KPI_SITE_SETPOINT_REVERSALS_PER_H] = ot.site_reversals_per_h;
+    out->v[KPI_GRID_TARGET_RMS_W] = ot.grid_target_rms_w;
+    out->v[KPI_GRID_OSC_PERIOD_S] = ot.period_s;
+    out->v[KPI_GRID_OSC_AMPLITUDE_W] = ot.amplitude_w;
+    out->v[KPI_GRID_OSC_TIME_S] = ot.osc_time_s;
+    out->v[KPI_GRID_OSC_SHARE] = ot.osc_share;
     for (int i = KPI_VS_FIRST; i < KPI_COUNT; i++)
         out->v[i] = NAN;
 }

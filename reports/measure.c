@@ -12,6 +12,7 @@
 
 #include "gateway/bus/bus.h"
 #include "gateway/control/safety.h"
+#include "reports/fidelity.h"
 #include "reports/optimum_kpi.h"
 #include "reports/plot.h"
 #include "sim/run/site.h"
@@ -27,6 +28,7 @@ struct measure {
     struct kpi_sample *ks; /* per site: the last step's sample */
     struct decision *dm0;  /* the first site's last cycle, for the plots */
     struct plot_rec *plot;
+    struct fidelity *fid; /* the field record; NULL = none */
     struct kpi_set kpis;
 };
 
@@ -185,7 +187,10 @@ static void plot_tick(struct measure *m, int64_t t1, int64_t step)
         .p_w = dm0->p_w,
         .i_w = dm0->i_w,
         .d_w = dm0->d_w,
-        .raw_w = dm0->raw_w};
+        .raw_w = dm0->raw_w,
+        .field_grid_w = m->fid ? fidelity_field_at(m->fid, FID_GRID_W, t1) : NAN,
+        .field_soc = m->fid ? fidelity_field_at(m->fid, FID_SOC, t1) : NAN,
+        .field_battery_w = m->fid ? fidelity_field_at(m->fid, FID_BATTERY_W, t1) : NAN};
     for (size_t i = 0; i < m->sc->n_sites; i++) {
         p.grid_w += k[i].grid_w;
         p.pv_w += k[i].pv_w;
@@ -194,11 +199,16 @@ static void plot_tick(struct measure *m, int64_t t1, int64_t step)
         p.evse_w += k[i].evse_w;
         p.boiler_w += k[i].boiler_w;
     }
+    int nb = 0;
+    for (int b = 0; b < PLOT_BATTERIES; b++)
+        p.bat_w[b] = p.bat_soc[b] = NAN;
     for (size_t a = 0; a < site_n_assets(s0); a++) {
         const struct sim_asset *as = site_asset(s0, a);
-        if (as->type == ASSET_BOILER) {
+        if (as->type == ASSET_BOILER && isnan(p.boiler_min_c))
             p.boiler_min_c = as->m.boiler.p.temp_min_c;
-            break;
+        if (as->type == ASSET_BATTERY && nb < PLOT_BATTERIES) {
+            p.bat_w[nb] = as->m.battery.power_w;
+            p.bat_soc[nb++] = as->m.battery.soc;
         }
     }
     plot_rec_add(m->plot, t1, step, &p);
@@ -231,6 +241,15 @@ static void on_tick_end(void *ctx, int64_t t_ms, int64_t dt_ms)
     struct measure *m = ctx;
     kpi_acc_tick_end(m->kpi, t_ms, dt_ms);
     optimum_kpi_tick_end(m->opt, t_ms, dt_ms);
+    if (m->fid) {
+        /* the sites' sum, as the plots show it; SoC of the first site */
+        double sim[FID_COUNT] = {0, m->ks[0].soc_mean, 0};
+        for (size_t i = 0; i < m->sc->n_sites; i++) {
+            sim[FID_GRID_W] += m->ks[i].grid_w;
+            sim[FID_BATTERY_W] += m->ks[i].battery_w;
+        }
+        fidelity_step(m->fid, t_ms, sim);
+    }
 }
 
 static void on_cycle(void *ctx, size_t i, const struct decision *dm)
@@ -273,6 +292,7 @@ static void on_finish(void *ctx, struct runner *r, const struct runner_result *r
                               m->o.optimum, optimum_failed, r);
     kpi_acc_result(m->kpi, &m->kpis);
     optimum_kpi_result(m->opt, &m->kpis);
+    fidelity_result(m->fid, &m->kpis);
 }
 
 struct measure *measure_new(const struct scenario *sc, const struct measure_opts *o, char *err,
@@ -298,6 +318,10 @@ struct measure *measure_new(const struct scenario *sc, const struct measure_opts
     if (!m->kpi || !m->opt || !m->ks || !m->dm0) {
         measure_free(m);
         snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (fidelity_open(sc, o->field_csv, &m->fid, err, errlen)) {
+        measure_free(m);
         return NULL;
     }
     decision_init(m->dm0, &(struct procimg){0}, NULL);
@@ -340,6 +364,7 @@ void measure_free(struct measure *m)
     plot_rec_close(m->plot);
     kpi_acc_free(m->kpi);
     optimum_kpi_free(m->opt);
+    fidelity_free(m->fid);
     free(m->ks);
     free(m->dm0);
     free(m);

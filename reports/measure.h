@@ -21,6 +21,9 @@ struct measure_opts {
      * batteries are held to the same requirement. */
     const cJSON *kpi_gateway;
     const char *plot_dir; /* write plot_dir/plots/data.csv (undigested: plot.h); NULL = none */
+    /* A field CSV to judge the run against (fidelity.h) instead of the scenario's "field"
+     * block; NULL = the block's, if any. */
+    const char *field_csv;
     /* The optimum's chunks, budget and progress (optimum.h); NULL = its defaults. */
     const struct optimum_long_opts *optimum;
     const char *no_optimum; /* non-NULL: skip the optimum, its KPIs null, this the reason */
@@ -28,7 +31,7 @@ struct measure_opts {
 
 struct measure;
 
-/* For a run of sc. NULL with err when out of memory. */
+/* For a run of sc. NULL with err when out of memory or the field record cannot be read. */
 struct measure *measure_new(const struct scenario *sc, const struct measure_opts *o, char *err,
                             size_t errlen);
 const struct runner_observer *measure_observer(struct measure *m);

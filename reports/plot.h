@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#define PLOT_BATTERIES 4 /* batteries plotted one by one (the first site's first four) */
+
 /* One tick of the whole scenario (powers summed over the sites, states of the first site). */
 struct plot_point {
     double grid_w, pv_w, battery_w, load_w, evse_w, boiler_w; /* averaged per sample */
@@ -18,12 +20,17 @@ struct plot_point {
     double import_15m_w;               /* mean import of the last completed 15-minute window */
     double import_price, export_price; /* NaN when none */
     double ev_cars, boiler_temp_c, boiler_min_c;
-    double target_w, error_w, p_w, i_w, d_w, raw_w; /* the strategy's terms (decision.h) */
+    double target_w, error_w, p_w, i_w, d_w, raw_w;        /* the strategy's terms (decision.h) */
+    double field_grid_w, field_soc, field_battery_w;       /* the field record; NaN = none */
+    double bat_w[PLOT_BATTERIES], bat_soc[PLOT_BATTERIES]; /* the first site's batteries, in file
+                                                            * order; NaN past the last */
 };
 
 struct plot_rec;
 
-/* Creates dir/plots and opens dir/plots/data.csv; sample_ms is the period of a row. NULL with
+/* Creates dir/plots and opens dir/plots/data.csv; sample_ms is the period of a row. Grid and
+ * battery power also get their lowest and highest step of each row (grid_w_min, grid_w_max,
+ * ...): a mean over a row hides an oscillation faster than it, the envelope does not. NULL with
  * errno set on failure. */
 struct plot_rec *plot_rec_open(const char *dir, int64_t sample_ms);
 /* The state after the step of dt_ms that ends at t_ms. */
@@ -37,6 +44,9 @@ struct plot_opts {
     const char *title;        /* e.g. the scenario's name and strategy */
     double duration_s;        /* picks the time axis unit (hours or minutes) */
     double peak_15m_kw;       /* drawn as a line on the grid plot; NaN = none */
+    double import_limit_kw;   /* the strategy's import limit (peak_shaving); NaN = none */
+    double export_limit_kw;   /* the strategy's export cap (self_consumption); NaN = none */
+    int64_t start_unix_ms;    /* the scenario's start: the time axes show UTC clock time */
     const char *baseline_dir; /* a baseline run's directory with plots/data.csv, or NULL */
     const char *gnuplot;      /* program name; NULL = "gnuplot" from PATH */
 };
@@ -49,6 +59,10 @@ int plot_render(const char *dir, const struct plot_opts *o, char *msg, size_t ms
 size_t plot_count(void);
 const char *plot_name(size_t i);
 const char *plot_caption(size_t i);
+
+/* The 1-based column named col in a plots/data.csv, 0 when the file or the column is missing;
+ * *has_data (may be NULL) tells whether it holds a number (gnuplot refuses a series without). */
+int plot_data_column(const char *data_csv, const char *col, int *has_data);
 
 /* Runs gnuplot on `script` with its output in `log_path`. 0, -ENOENT (not found) or -EIO. */
 int plot_run_gnuplot(const char *gnuplot, const char *script, const char *log_path);

@@ -274,6 +274,274 @@ static void section_plots(FILE *f, const char *dir, const struct experiment_resu
     fputs("</section>\n", f);
 }
 
+/* ---- the interactive plots ------------------------------------------------------------------- */
+
+/* The charts of the interactive section: columns of plots/data.csv, drawn when they hold a
+ * non-zero number. lo/hi: the envelope columns (each row's lowest and highest step). */
+static const struct ichart_series {
+    const char *chart, *col, *name, *color, *lo, *hi;
+    double scale;
+    int dash;
+} ichart_series[] = {
+    {"power", "grid_w", "grid", "#1f77b4", "grid_w_min", "grid_w_max", 1e-3, 0},
+    {"power", "battery_w", "battery", "#2ca02c", "battery_w_min", "battery_w_max", 1e-3, 0},
+    {"power", "pv_w", "PV", "#ff7f0e", NULL, NULL, 1e-3, 0},
+    {"power", "load_w", "load", "#7f7f7f", NULL, NULL, 1e-3, 0},
+    {"power", "evse_w", "EVSE", "#9467bd", NULL, NULL, 1e-3, 0},
+    {"power", "boiler_w", "boiler", "#d62728", NULL, NULL, 1e-3, 0},
+    {"power", "field_grid_w", "grid, field", "#08306b", NULL, NULL, 1e-3, 1},
+    {"power", "field_battery_w", "battery, field", "#00441b", NULL, NULL, 1e-3, 1},
+    {"power", "grid_limit_w", "import limit", "#d62728", NULL, NULL, 1e-3, 1},
+    {"power", "bat2_w", "battery 2", "#17becf", NULL, NULL, 1e-3, 0},
+    {"power", "bat3_w", "battery 3", "#bcbd22", NULL, NULL, 1e-3, 0},
+    {"power", "bat4_w", "battery 4", "#8c564b", NULL, NULL, 1e-3, 0},
+    {"soc", "soc", "SoC", "#2ca02c", NULL, NULL, 100, 0},
+    {"soc", "bat2_soc", "SoC 2", "#17becf", NULL, NULL, 100, 0},
+    {"soc", "bat3_soc", "SoC 3", "#bcbd22", NULL, NULL, 100, 0},
+    {"soc", "bat4_soc", "SoC 4", "#8c564b", NULL, NULL, 100, 0},
+    {"soc", "field_soc", "SoC, field", "#7f2704", NULL, NULL, 100, 1},
+    {"soc", "soc_floor", "floor", "#d62728", NULL, NULL, 100, 1},
+    {"soc", "soc_ceiling", "ceiling", "#ff7f0e", NULL, NULL, 100, 1},
+};
+#define N_ISERIES     (sizeof ichart_series / sizeof ichart_series[0])
+#define ICHART_POINTS 1500 /* at most, per series: report.html stays a few hundred KB */
+
+static const char chart_js[] =
+    "(function () {\n"
+    "  var D = JSON.parse(document.getElementById('plot-data').textContent);\n"
+    "  var T = D.t, N = T.length, x0 = T[0], x1 = T[N - 1], hover = null;\n"
+    "  var sec = document.getElementById('interactive');\n"
+    "  function clock(s) {\n"
+    "    var d = new Date(D.t0 + s * 1000), iso = d.toISOString();\n"
+    "    return (x1 - x0 > 86400 ? iso.substr(5, 5) + ' ' : '') + iso.substr(11, 8);\n"
+    "  }\n"
+    "  function nearest(s) {\n"
+    "    var lo = 0, hi = N - 1;\n"
+    "    while (hi - lo > 1) { var m = (lo + hi) >> 1; if (T[m] < s) lo = m; else hi = m; }\n"
+    "    return s - T[lo] < T[hi] - s ? lo : hi;\n"
+    "  }\n"
+    "  function draw(c) {\n"
+    "    var cv = c.canvas, g = cv.getContext('2d'), W = cv.width, H = cv.height, L = 60, R = 10, "
+    "B = 24, P = 8;\n"
+    "    var i0 = nearest(x0), i1 = nearest(x1), ymin = Infinity, ymax = -Infinity, i, k;\n"
+    "    c.series.forEach(function (s) {\n"
+    "      for (i = i0; i <= i1; i++) {\n"
+    "        var a = s.lo ? s.lo[i] : s.v[i], b = s.hi ? s.hi[i] : s.v[i];\n"
+    "        if (a !== null && a < ymin) ymin = a;\n"
+    "        if (b !== null && b > ymax) ymax = b;\n"
+    "      }\n"
+    "    });\n"
+    "    if (!(ymax > ymin)) { ymin -= 1; ymax += 1; }\n"
+    "    var X = function (t) { return L + (W - L - R) * (t - x0) / (x1 - x0 || 1); };\n"
+    "    var Y = function (v) { return P + (H - P - B) * (ymax - v) / (ymax - ymin); };\n"
+    "    g.clearRect(0, 0, W, H); g.font = '11px sans-serif'; g.strokeStyle = '#ddd'; g.fillStyle "
+    "= '#444';\n"
+    "    for (k = 0; k <= 4; k++) {\n"
+    "      var yv = ymin + (ymax - ymin) * k / 4, xv = x0 + (x1 - x0) * k / 4;\n"
+    "      g.beginPath(); g.moveTo(L, Y(yv)); g.lineTo(W - R, Y(yv)); g.stroke();\n"
+    "      g.fillText(yv.toPrecision(3), 2, Y(yv) + 4);\n"
+    "      g.fillText(clock(xv), Math.min(X(xv) - 20, W - 70), H - 6);\n"
+    "    }\n"
+    "    c.series.forEach(function (s) {\n"
+    "      g.strokeStyle = g.fillStyle = s.color; g.setLineDash(s.dash ? [5, 4] : []);\n"
+    "      if (s.lo) {\n"
+    "        g.globalAlpha = 0.25; g.beginPath();\n"
+    "        for (i = i0; i <= i1; i++) g.lineTo(X(T[i]), Y(s.hi[i]));\n"
+    "        for (i = i1; i >= i0; i--) g.lineTo(X(T[i]), Y(s.lo[i]));\n"
+    "        g.fill(); g.globalAlpha = 1;\n"
+    "      }\n"
+    "      g.beginPath(); var up = false;\n"
+    "      for (i = i0; i <= i1; i++) {\n"
+    "        if (s.v[i] === null) { up = false; continue; }\n"
+    "        if (up) g.lineTo(X(T[i]), Y(s.v[i])); else g.moveTo(X(T[i]), Y(s.v[i]));\n"
+    "        up = true;\n"
+    "      }\n"
+    "      g.stroke();\n"
+    "    });\n"
+    "    g.setLineDash([]);\n"
+    "    if (hover !== null) {\n"
+    "      var j = nearest(hover), txt = clock(T[j]) + ' UTC';\n"
+    "      g.strokeStyle = '#000'; g.beginPath(); g.moveTo(X(T[j]), P); g.lineTo(X(T[j]), H - B); "
+    "g.stroke();\n"
+    "      c.series.forEach(function (s) { if (s.v[j] !== null) txt += '  ' + s.name + ' ' + "
+    "s.v[j].toPrecision(4); });\n"
+    "      c.tip.textContent = txt;\n"
+    "    }\n"
+    "    c.div.setAttribute('data-x0', x0.toFixed(3)); c.div.setAttribute('data-x1', "
+    "x1.toFixed(3));\n"
+    "    c.X = X; c.L = L; c.W = W; c.R = R;\n"
+    "  }\n"
+    "  function all() { D.charts.forEach(draw); }\n"
+    "  function tOf(c, ev) {\n"
+    "    var r = c.canvas.getBoundingClientRect(), px = (ev.clientX - r.left) * c.canvas.width / "
+    "r.width;\n"
+    "    return x0 + (x1 - x0) * (px - c.L) / (c.W - c.L - c.R);\n"
+    "  }\n"
+    "  D.charts.forEach(function (c) {\n"
+    "    c.div = document.createElement('div'); c.div.id = 'ichart-' + c.id; c.div.className = "
+    "'ichart';\n"
+    "    c.div.setAttribute('data-points', N);\n"
+    "    var h = document.createElement('h3'); h.textContent = c.title; c.div.appendChild(h);\n"
+    "    c.canvas = document.createElement('canvas'); c.canvas.width = 1100; c.canvas.height = "
+    "260;\n"
+    "    c.div.appendChild(c.canvas);\n"
+    "    c.tip = document.createElement('div'); c.tip.className = 'tip note'; "
+    "c.div.appendChild(c.tip);\n"
+    "    sec.appendChild(c.div);\n"
+    "    var from = null;\n"
+    "    c.canvas.addEventListener('mousedown', function (e) { from = tOf(c, e); });\n"
+    "    c.canvas.addEventListener('mouseup', function (e) {\n"
+    "      var to = tOf(c, e);\n"
+    "      if (from !== null && Math.abs(to - from) > (x1 - x0) / 200) {\n"
+    "        x0 = Math.max(T[0], Math.min(from, to)); x1 = Math.min(T[N - 1], Math.max(from, to)); "
+    "all();\n"
+    "      }\n"
+    "      from = null;\n"
+    "    });\n"
+    "    c.canvas.addEventListener('mousemove', function (e) { hover = tOf(c, e); all(); });\n"
+    "    c.canvas.addEventListener('dblclick', function () { x0 = T[0]; x1 = T[N - 1]; all(); });\n"
+    "  });\n"
+    "  /* #zoom=FROM,TO (seconds from the start) and #hover=T: links into the page, and tests */\n"
+    "  var m = /zoom=([0-9.]+),([0-9.]+)/.exec(location.hash), h = "
+    "/hover=([0-9.]+)/.exec(location.hash);\n"
+    "  if (m && +m[2] > +m[1]) { x0 = Math.max(T[0], +m[1]); x1 = Math.min(T[N - 1], +m[2]); }\n"
+    "  if (h) hover = +h[1];\n"
+    "  all();\n"
+    "})();\n";
+
+/* plots/data.csv in memory, by column. */
+struct table {
+    char names[64][32];
+    size_t n_cols, n_rows, cap;
+    double *v; /* row-major */
+};
+
+static int load_table(const char *path, struct table *t)
+{
+    memset(t, 0, sizeof *t);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    char line[4096];
+    if (fgets(line, sizeof line, f))
+        for (char *save, *tok = strtok_r(line, ",\n", &save); tok && t->n_cols < 64;
+             tok = strtok_r(NULL, ",\n", &save))
+            snprintf(t->names[t->n_cols++], 32, "%s", tok);
+    while (t->n_cols && fgets(line, sizeof line, f)) {
+        if (t->n_rows == t->cap) {
+            size_t cap = t->cap ? 2 * t->cap : 1024;
+            double *nv = realloc(t->v, cap * t->n_cols * sizeof *nv);
+            if (!nv)
+                break;
+            t->v = nv;
+            t->cap = cap;
+        }
+        double *row = &t->v[t->n_rows++ * t->n_cols];
+        char *p = line;
+        for (size_t c = 0; c < t->n_cols; c++) {
+            row[c] = p && strncmp(p, "nan", 3) ? strtod(p, NULL) : NAN;
+            p = p ? strchr(p, ',') : NULL;
+            p = p ? p + 1 : NULL;
+        }
+    }
+    fclose(f);
+    return 0;
+}
+
+static int table_col(const struct table *t, const char *name)
+{
+    for (size_t c = 0; name && c < t->n_cols; c++)
+        if (!strcmp(t->names[c], name))
+            return (int)c;
+    return -1;
+}
+
+static int col_nonzero(const struct table *t, int c)
+{
+    for (size_t r = 0; c >= 0 && r < t->n_rows; r++)
+        if (isfinite(t->v[r * t->n_cols + (size_t)c]) && t->v[r * t->n_cols + (size_t)c] != 0)
+            return 1;
+    return 0;
+}
+
+/* One series over buckets of `per` rows: the mean (fn 0), lowest (1) or highest (2). */
+static void json_series(FILE *f, const struct table *t, int c, size_t per, int fn, double scale)
+{
+    fputc('[', f);
+    for (size_t b = 0; b * per < t->n_rows; b++) {
+        double acc = fn == 1 ? INFINITY : fn == 2 ? -INFINITY : 0;
+        size_t n = 0;
+        for (size_t r = b * per; r < (b + 1) * per && r < t->n_rows; r++) {
+            double v = t->v[r * t->n_cols + (size_t)c];
+            if (!isfinite(v))
+                continue;
+            acc = fn == 1 ? fmin(acc, v) : fn == 2 ? fmax(acc, v) : acc + v;
+            n++;
+        }
+        if (n)
+            fprintf(f, "%s%.5g", b ? "," : "", (fn ? acc : acc / (double)n) * scale);
+        else
+            fprintf(f, "%snull", b ? "," : "");
+    }
+    fputc(']', f);
+}
+
+/* Zoom (drag; double-click resets) and hover (time and values) over the run's series, drawn by
+ * a small script from data kept in the page (no network): plots/data.csv, decimated to at most
+ * ICHART_POINTS buckets, powers with their lowest and highest step so that an oscillation
+ * faster than a bucket still shows as a band. */
+static void section_interactive(FILE *f, const char *dir, const struct scenario *sc)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/plots/data.csv", dir);
+    struct table t;
+    if (load_table(path, &t) || t.n_rows < 2 || table_col(&t, "time_s") != 0) {
+        free(t.v);
+        return;
+    }
+    size_t per = (t.n_rows + ICHART_POINTS - 1) / ICHART_POINTS;
+    fputs("<section id=\"interactive\">\n<h2>Interactive plots</h2>\n<p class=\"note\">Drag "
+          "across a plot to zoom (all plots follow), double-click to reset, hover for the values. "
+          "Time in UTC; powers in kW (bands: the lowest and highest step of each point), SoC in "
+          "%.</p>\n<script type=\"application/json\" id=\"plot-data\">\n",
+          f);
+    fprintf(f, "{\"t0\":%lld,\"t\":", (long long)sc->start_unix_ms);
+    json_series(f, &t, 0, per, 0, 1);
+    fputs(",\"charts\":[", f);
+    static const char *const charts[2][2] = {{"power", "Power (kW, site signs)"},
+                                             {"soc", "State of charge (%)"}};
+    int nchart = 0;
+    for (int k = 0; k < 2; k++) {
+        int any = 0;
+        for (size_t i = 0; i < N_ISERIES; i++) {
+            const struct ichart_series *s = &ichart_series[i];
+            int c = table_col(&t, s->col);
+            if (strcmp(s->chart, charts[k][0]) || !col_nonzero(&t, c))
+                continue;
+            if (!any)
+                fprintf(f, "%s{\"id\":\"%s\",\"title\":\"%s\",\"series\":[", nchart++ ? "," : "",
+                        charts[k][0], charts[k][1]);
+            fprintf(f, "%s{\"name\":\"%s\",\"color\":\"%s\",\"dash\":%d,\"v\":", any++ ? "," : "",
+                    s->name, s->color, s->dash);
+            json_series(f, &t, c, per, 0, s->scale);
+            int lo = table_col(&t, s->lo), hi = table_col(&t, s->hi);
+            if (lo >= 0 && hi >= 0) {
+                fputs(",\"lo\":", f);
+                json_series(f, &t, lo, per, 1, s->scale);
+                fputs(",\"hi\":", f);
+                json_series(f, &t, hi, per, 2, s->scale);
+            }
+            fputc('}', f);
+        }
+        if (any)
+            fputs("]}", f);
+    }
+    fputs("]}\n</script>\n<script>\n", f);
+    fputs(chart_js, f);
+    fputs("</script>\n</section>\n", f);
+    free(t.v);
+}
+
 /* events.log lines are `t=SECONDS key=value ...`: the table shows time, site, asset, event
  * and the rest as details. */
 static void event_row(FILE *f, char *line)
@@ -366,11 +634,13 @@ int report_write(const char *path, const char *dir, const struct scenario *sc,
     fputs("<h1>", f);
     report_escape(f, title);
     fputs("</h1>\n", f);
+    /* what a run did is seen first, then judged: plots before the KPI tables */
     section_summary(f, dir, sc, res);
+    section_plots(f, dir, res);
+    section_interactive(f, dir, sc);
     section_kpis(f, res);
     section_expectations(f, res);
     section_baseline(f, res);
-    section_plots(f, dir, res);
     section_events(f, dir, res);
     section_digest(f, sc, res);
     report_page_end(f);

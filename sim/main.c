@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "reports/compare.h"
 #include "reports/experiment.h"
+#include "reports/fit.h"
 #include "reports/kpi.h"
 #include "reports/regdoc.h"
 #include "reports/splitcmp.h"
@@ -50,6 +51,7 @@ static void usage(FILE *out)
           "  run SCENARIO           run a scenario in lockstep with the real gateway library\n"
           "  compare RUN_DIR...     side-by-side report of runs (KPIs and overlaid plots)\n"
           "  sweep SCENARIO         run a grid of --set values in parallel, table of KPIs\n"
+          "  fit SCENARIO           calibrate scenario values against a field record\n"
           "  serve SCENARIO         serve every site of a scenario in real time over Modbus TCP\n"
           "  import RECORDS.csv     field records -> a scenario and its profiles (--out DIR)\n"
           "  inventory SCENARIO     write the headend inventory of a scenario's fleet\n"
@@ -511,7 +513,7 @@ static int cmd_compare(int argc, char **argv)
         usage_compare(stderr);
         return 2;
     }
-    char note[512], err[1024];
+    char note[4096], err[1024];
     mkdir("reports", 0755);
     int rc = compare_write((const char *const *)argv + optind, (size_t)(argc - optind), out, NULL,
                            note, sizeof note, err, sizeof err);
@@ -519,8 +521,12 @@ static int cmd_compare(int argc, char **argv)
         fprintf(stderr, "der-sim compare: %s\n", err);
         return 1;
     }
-    if (note[0])
-        printf("%s\n", note);
+    /* warnings (a run without plot data) to stderr, the rest of the note to stdout */
+    for (char *save, *line = strtok_r(note, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+        if (!strncmp(line, "warning: ", 9))
+            fprintf(stderr, "der-sim compare: %s\n", line);
+        else
+            printf("%s\n", line);
     printf("report=%s/compare.html\n", out);
     return 0;
 }
@@ -955,6 +961,136 @@ static int cmd_registers(int argc, char **argv)
     return regdoc_markdown(stdout) == 0 ? 0 : 1;
 }
 
+static void usage_fit(FILE *out)
+{
+    fputs("usage: der-sim fit SCENARIO [--field FILE] --param PATH=LO:HI[:STEPS]... [OPTIONS]\n"
+          "\n"
+          "Calibrates a replay against its field record: runs SCENARIO (inproc, no plots) over a\n"
+          "grid of every --param's range, then refines each parameter by golden-section search\n"
+          "around the best, and prints the values whose replay best matches the record (the\n"
+          "target). Deterministic. docs/incidents.md (Calibration).\n"
+          "  -f, --field FILE       the field CSV (time in s from the start, grid_w, soc,\n"
+          "                         battery_w); default: the scenario's \"field\" block\n"
+          "  -p, --param SPEC       PATH=LO:HI[:STEPS]: numbers or durations (1s:5s), STEPS\n"
+          "                         grid points (default 5); up to 8 parameters\n"
+          "  -T, --target T         rmse (grid power at the record's samples, default) or\n"
+          "                         oscillation (its dominant period and amplitude)\n"
+          "  -r, --refine N         golden-section steps per parameter (default 8, 0 = none)\n"
+          "  -s, --set PATH=VALUE   override a scenario value in every run\n"
+          "  -o, --out FILE         write the fitted scenario (JSON) to FILE\n"
+          "  -q, --quiet            no progress lines\n"
+          "  -h, --help             this text\n",
+          out);
+}
+
+static int cmd_fit(int argc, char **argv)
+{
+    static const struct option opts[] = {{"field", required_argument, NULL, 'f'},
+                                         {"param", required_argument, NULL, 'p'},
+                                         {"target", required_argument, NULL, 'T'},
+                                         {"refine", required_argument, NULL, 'r'},
+                                         {"set", required_argument, NULL, 's'},
+                                         {"out", required_argument, NULL, 'o'},
+                                         {"quiet", no_argument, NULL, 'q'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    static struct fit_opts fo;
+    static struct load_opts lo;
+    const char *out = NULL;
+    char err[1024];
+    int c, quiet = 0;
+    fo.progress = stderr;
+    while ((c = getopt_long(argc, argv, "f:p:T:r:s:o:qh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'f':
+            fo.field_csv = optarg;
+            break;
+        case 'p':
+            if (fo.n == FIT_MAX_PARAMS) {
+                fprintf(stderr, "der-sim fit: at most %d --param\n", FIT_MAX_PARAMS);
+                return 2;
+            }
+            if (fit_param_parse(optarg, &fo.p[fo.n++], err, sizeof err)) {
+                fprintf(stderr, "der-sim fit: %s\n", err);
+                return 2;
+            }
+            break;
+        case 'T':
+            if (strcmp(optarg, "rmse") && strcmp(optarg, "oscillation")) {
+                fprintf(stderr, "der-sim fit: --target must be rmse or oscillation, got \"%s\"\n",
+                        optarg);
+                return 2;
+            }
+            fo.target = strcmp(optarg, "rmse") ? FIT_OSCILLATION : FIT_RMSE;
+            break;
+        case 'r': {
+            char *end;
+            long n = strtol(optarg, &end, 10);
+            if (*end || n < 0 || n > 100) {
+                fprintf(stderr, "der-sim fit: --refine wants an integer in [0, 100], got \"%s\"\n",
+                        optarg);
+                return 2;
+            }
+            fo.refine = n ? (int)n : -1;
+            break;
+        }
+        case 's':
+            if (add_set(&lo, optarg) || lo.n_sets > FIT_MAX_SETS)
+                return 2;
+            break;
+        case 'o':
+            out = optarg;
+            break;
+        case 'q':
+            quiet = 1;
+            break;
+        case 'h':
+            usage_fit(stdout);
+            return 0;
+        default:
+            usage_fit(stderr);
+            return 2;
+        }
+    }
+    if (argc - optind != 1 || fo.n == 0) {
+        usage_fit(stderr);
+        return 2;
+    }
+    fo.scenario = argv[optind];
+    fo.sets = lo.sets;
+    fo.n_sets = lo.n_sets;
+    if (quiet)
+        fo.progress = NULL;
+    struct fit_result res;
+    if (fit_run(&fo, &res, err, sizeof err)) {
+        fprintf(stderr, "der-sim fit: %s\n", err);
+        return 1;
+    }
+    printf("best after %d runs: cost=%.6g", res.runs, res.cost);
+    for (size_t i = 0; i < fo.n; i++) {
+        if (fo.p[i].duration)
+            printf(" %s=%lldms", fo.p[i].path, (long long)res.best[i]);
+        else
+            printf(" %s=%.10g", fo.p[i].path, res.best[i]);
+    }
+    putchar('\n');
+    static const int shown[] = {KPI_FIELD_GRID_RMSE_W,     KPI_FIELD_GRID_CORR,
+                                KPI_FIELD_OSC_PERIOD_S,    KPI_FIELD_REPLAY_OSC_PERIOD_S,
+                                KPI_FIELD_OSC_AMPLITUDE_W, KPI_FIELD_REPLAY_OSC_AMPLITUDE_W};
+    for (size_t i = 0; i < sizeof shown / sizeof shown[0]; i++)
+        printf("%s%s=%.*f", i ? " " : "", kpi_def(shown[i])->name, kpi_def(shown[i])->precision,
+               res.kpis.v[shown[i]]);
+    putchar('\n');
+    if (out) {
+        if (fit_write_scenario(&fo, &res, out, err, sizeof err)) {
+            fprintf(stderr, "der-sim fit: %s\n", err);
+            return 1;
+        }
+        printf("wrote %s\n", out);
+    }
+    return 0;
+}
+
 static void usage_import(FILE *out)
 {
     fputs("usage: der-sim import [OPTIONS] --out DIR RECORDS.csv\n"
@@ -1103,6 +1239,8 @@ int main(int argc, char **argv)
         return cmd_compare(argc, argv);
     if (!strcmp(cmd, "sweep"))
         return cmd_sweep(argc, argv);
+    if (!strcmp(cmd, "fit"))
+        return cmd_fit(argc, argv);
     if (!strcmp(cmd, "import"))
         return cmd_import(argc, argv);
     fprintf(stderr, "der-sim: unknown command \"%s\"\n", cmd);

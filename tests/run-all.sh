@@ -59,10 +59,12 @@ echo "== scenarios"
 # directory of this run (plots and report included, so a failure leaves a page to look at).
 scen_out=${SCENARIO_OUT:-$logs/scenarios}
 mkdir -p "$scen_out"
-for s in scenarios/*.json; do
+# scenarios/incidents/ holds the regression scenarios of field incidents (docs/incidents.md).
+for s in scenarios/*.json scenarios/incidents/*.json; do
   [ -e "$s" ] || continue
-  name="scenario $(basename "$s" .json)"
-  dir="$scen_out/$(basename "$s" .json)"
+  rel=${s#scenarios/}
+  name="scenario ${rel%.json}"
+  dir="$scen_out/$(echo "${rel%.json}" | tr / -)"
   start=$(date +%s)
   timeout 300 "$BUILD/bin/der-sim" run --transport inproc --quiet --out "$dir" "$s" \
     > "$dir.log" 2>&1

@@ -40,7 +40,7 @@ case $prog in
 der-sim)
     name="deterministic simulator of distributed energy resources (DER) served over Modbus TCP"
     echo "[COMMANDS]" >> "$inc"
-    for c in check run compare sweep serve kpis registers; do
+    for c in check run compare sweep fit serve kpis registers; do
         printf '.SS "%s %s"\n' "$prog" "$c" >> "$inc"
         "$bin" "$c" --help | pre >> "$inc"
     done

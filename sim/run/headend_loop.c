@@ -36,7 +36,21 @@
 #include "sim/run/httpc.h"
 #include "sim/run/inventory.h"
 
+#include "sim/run/relay.h"
+
 extern char **environ;
+
+#define MAX_LATE 64 /* dispatches held up by one headend outage or freeze */
+
+/* A dispatch whose event came while the headend was gone or stopped. */
+struct late {
+    size_t site;
+    const struct event *e;
+    int64_t ev_now_ms; /* the controller time of its event: its lifetime counts from there */
+    int64_t wall_post; /* the wall clock when it was posted; 0 = not yet (a freeze) */
+    char id[AGENTMSG_ID_LEN];
+    int done;
+};
 
 struct hsite {
     char id[SCN_ID_MAX], base_id[SCN_ID_MAX];
@@ -60,6 +74,13 @@ struct headend_loop {
     char tmpdir[64];
     size_t n;
     struct hsite *s;
+    /* headend_outage and headend_freeze (one span at a time) */
+    struct relay *relay; /* the uplinks' path to the headend when the scenario cuts it */
+    int span;            /* 0, or the EVENT_HEADEND_* under way */
+    int64_t span_end_ms; /* scenario time */
+    uint64_t dropped0;   /* the uplinks' telemetry_dropped when the outage began */
+    struct late late[MAX_LATE];
+    size_t n_late;
 };
 
 /* The headend stamps expiries in Unix time: converting them needs the wall clock (rtclock.c,
@@ -209,6 +230,17 @@ static void stop_child(struct headend_loop *h)
     h->child = 0;
 }
 
+/* The uplinks reach the headend through a relay only when the scenario cuts it. */
+static int start_relay(struct headend_loop *h, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < h->sc->n_dispatches; i++)
+        if (h->sc->dispatches[i].type == EVENT_HEADEND_OUTAGE) {
+            h->relay = relay_new(h->grpc_port, err, errlen);
+            return h->relay ? 0 : -EIO;
+        }
+    return 0;
+}
+
 /* ---- the gateway's events: configuration pushes and the emergency stop ------------------------
  */
 
@@ -313,6 +345,8 @@ int headend_loop_new(const struct scenario *sc, FILE *ev, FILE *log, struct head
             return -EIO;
         }
         int rc = start_child(h, err, errlen);
+        if (!rc)
+            rc = start_relay(h, err, errlen);
         if (rc) {
             headend_loop_free(h);
             return rc;
@@ -340,7 +374,8 @@ int headend_loop_add_site(struct headend_loop *h, const char *site_id, const cha
         struct uplink_cfg uc;
         if (uplink_cfg_load(NULL, "uplink", &uc, err, errlen))
             return -EINVAL;
-        snprintf(uc.target, sizeof uc.target, "127.0.0.1:%d", h->grpc_port);
+        snprintf(uc.target, sizeof uc.target, "127.0.0.1:%d",
+                 h->relay ? relay_port(h->relay) : h->grpc_port);
         uc.telemetry_period_ms = 60000; /* controller time: a day is 1440 samples per asset */
         uc.keepalive_time_ms = 1000;
         uc.backoff_initial_ms = 50;
@@ -381,10 +416,9 @@ int headend_loop_add_site(struct headend_loop *h, const char *site_id, const cha
     return gateway_events_open(h, s, conf, err, errlen);
 }
 
-/* Through the headend: POST, then feed what the uplink receives to the dispatcher until the
- * setpoint with the returned id has been handled. */
-static int via_headend(struct headend_loop *h, struct hsite *s, const struct event *e,
-                       int64_t now_ms, char *err, size_t errlen)
+/* POST /dispatch for e; the setpoint id the headend gave it into want. */
+static int post_dispatch(struct headend_loop *h, struct hsite *s, const struct event *e,
+                         char want[AGENTMSG_ID_LEN], char *err, size_t errlen)
 {
     char body[512], *reply = NULL, uid[SCN_ID_MAX];
     snprintf(body, sizeof body, "{\"%s\": \"%s\", \"mw\": %.17g, \"ttl_s\": %lld}",
@@ -402,9 +436,152 @@ static int via_headend(struct headend_loop *h, struct hsite *s, const struct eve
         return -EPROTO;
     }
     free(reply);
-    char want[AGENTMSG_ID_LEN];
-    snprintf(want, sizeof want, "%s", id->valuestring);
+    snprintf(want, AGENTMSG_ID_LEN, "%s", id->valuestring);
     cJSON_Delete(j);
+    return 0;
+}
+
+/* ---- headend outages and freezes ------------------------------------------------------------ */
+
+static struct late *find_late(struct headend_loop *h, const struct hsite *s, const char *id)
+{
+    for (size_t i = 0; i < h->n_late; i++) {
+        struct late *l = &h->late[i];
+        if (&h->s[l->site] == s && !l->done && l->wall_post && !strcmp(l->id, id))
+            return l;
+    }
+    return NULL;
+}
+
+/* The wall clock to hand the dispatcher with setpoint id: now, or for a late setpoint the
+ * wall clock of its POST plus the simulated time since its event, so that its TTL runs in
+ * simulated time through the outage (the wall clock barely moves meanwhile). */
+static int64_t late_wall(struct headend_loop *h, const struct hsite *s, const char *id,
+                         int64_t now_ms)
+{
+    const struct late *l = find_late(h, s, id);
+    return l ? l->wall_post + (now_ms - l->ev_now_ms) : wall_ms();
+}
+
+/* A late setpoint handled: one digested line with its delay and what became of it. */
+static void late_result(struct headend_loop *h, const struct hsite *s, const char *id,
+                        int64_t now_ms, int rc)
+{
+    struct late *l = find_late(h, s, id);
+    if (!l)
+        return;
+    l->done = 1;
+    fprintf(h->ev, "t=%.3f site=%s event=dispatch_late delay_s=%.3f result=%s\n", now_ms / 1000.0,
+            s->id, (now_ms - l->ev_now_ms) / 1000.0,
+            rc == 0                      ? "applied"
+            : rc == AGENTMSG_ACK_EXPIRED ? "expired"
+                                         : "rejected");
+}
+
+/* A dispatch event while the headend is gone (posted now: the headend queues it for the
+ * gateway) or stopped (posted when it resumes); delivered when the span ends. */
+static int late_dispatch(struct headend_loop *h, struct hsite *s, const struct event *e,
+                         int64_t now_ms, char *err, size_t errlen)
+{
+    if (h->n_late == MAX_LATE) {
+        snprintf(err, errlen, "headend: more than %d dispatches during one headend %s", MAX_LATE,
+                 h->span == EVENT_HEADEND_OUTAGE ? "outage" : "freeze");
+        return -ENOSPC;
+    }
+    struct late *l = &h->late[h->n_late++];
+    *l = (struct late){.site = (size_t)(s - h->s), .e = e, .ev_now_ms = now_ms};
+    if (h->span == EVENT_HEADEND_OUTAGE) {
+        int rc = post_dispatch(h, s, e, l->id, err, errlen);
+        if (rc)
+            return rc;
+        l->wall_post = wall_ms();
+    }
+    return 0;
+}
+
+static uint64_t telemetry_dropped(struct headend_loop *h)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < h->n; i++) {
+        struct uplink_stats st;
+        uplink_get_stats(h->s[i].up, &st);
+        n += st.telemetry_dropped;
+    }
+    return n;
+}
+
+/* Waits (bounded) until every uplink is in the state `want` says: 'd' drained (nothing queued
+ * or unacknowledged), 'x' disconnected, 'r' registered. The runner only goes on once the
+ * gateways see what the scenario did to the headend, so the outputs never depend on how fast
+ * they notice. */
+static int wait_uplinks(struct headend_loop *h, char want, char *err, size_t errlen)
+{
+    int64_t end = wall_ms() + HEADEND_LOOP_WAIT_MS;
+    for (size_t i = 0; i < h->n; i++) {
+        for (;;) {
+            struct uplink_stats st;
+            uplink_get_stats(h->s[i].up, &st);
+            int ok = want == 'd'   ? st.queue_depth == 0 && st.window == 0
+                     : want == 'x' ? !st.connected
+                                   : st.registered;
+            if (ok)
+                break;
+            if (wall_ms() >= end) {
+                snprintf(err, errlen, "headend: gateway %s not %s within %d ms",
+                         h->s[i].ident.gateway_id,
+                         want == 'd'   ? "done sending"
+                         : want == 'x' ? "disconnected"
+                                       : "registered again",
+                         HEADEND_LOOP_WAIT_MS);
+                return -ETIMEDOUT;
+            }
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return 0;
+}
+
+static int span_begin(struct headend_loop *h, const struct event *e, int64_t now_ms, char *err,
+                      size_t errlen)
+{
+    int rc;
+    if (e->type == EVENT_HEADEND_OUTAGE) {
+        if ((rc = wait_uplinks(h, 'd', err, errlen)))
+            return rc;
+        h->dropped0 = telemetry_dropped(h);
+        if ((rc = relay_cut(h->relay))) {
+            snprintf(err, errlen, "headend: cannot cut the uplinks' relay: %s", strerror(-rc));
+            return rc;
+        }
+        if ((rc = wait_uplinks(h, 'x', err, errlen)))
+            return rc;
+    } else {
+        int st;
+        if (kill(h->child, SIGSTOP) < 0 || waitpid(h->child, &st, WUNTRACED) != h->child ||
+            !WIFSTOPPED(st)) {
+            snprintf(err, errlen, "headend: cannot stop pid %d: %s", (int)h->child,
+                     strerror(errno));
+            return -ECHILD;
+        }
+    }
+    h->span = e->type;
+    h->span_end_ms = e->at_ms + e->duration_ms;
+    fprintf(h->ev, "t=%.3f event=%s duration_s=%.3f\n", now_ms / 1000.0,
+            e->type == EVENT_HEADEND_OUTAGE ? "headend_outage" : "headend_freeze",
+            e->duration_ms / 1000.0);
+    if (h->log)
+        fprintf(h->log, "headend event=%s_begin\n",
+                e->type == EVENT_HEADEND_OUTAGE ? "outage" : "freeze");
+    return 0;
+}
+
+/* Feeds what site s's uplink receives to the dispatcher until the setpoint `want` has been
+ * handled. A setpoint held up by an outage or freeze (late_wall) is handed over with its
+ * lifetime counted from its event. */
+static int deliver_until(struct headend_loop *h, struct hsite *s, const char *want, int64_t now_ms,
+                         char *err, size_t errlen)
+{
     int64_t end = wall_ms() + HEADEND_LOOP_WAIT_MS;
     struct agentmsg_setpoint sp;
     while (wall_ms() < end) {
@@ -413,7 +590,9 @@ static int via_headend(struct headend_loop *h, struct hsite *s, const struct eve
             nanosleep(&ts, NULL);
             continue;
         }
-        dispatch_setpoint(s->disp, &sp, now_ms, wall_ms());
+        int64_t wall = late_wall(h, s, sp.setpoint_id, now_ms);
+        int rc = dispatch_setpoint(s->disp, &sp, now_ms, wall);
+        late_result(h, s, sp.setpoint_id, now_ms, rc);
         if (!strcmp(sp.setpoint_id, want))
             return 0;
     }
@@ -422,18 +601,80 @@ static int via_headend(struct headend_loop *h, struct hsite *s, const struct eve
     return -ETIMEDOUT;
 }
 
+/* Through the headend: POST, then wait until the gateway has handled it (or, while the headend
+ * is gone or stopped, hold it for the end of the span). */
+static int via_headend(struct headend_loop *h, struct hsite *s, const struct event *e,
+                       int64_t now_ms, char *err, size_t errlen)
+{
+    if (h->span)
+        return late_dispatch(h, s, e, now_ms, err, errlen);
+    char want[AGENTMSG_ID_LEN];
+    int rc = post_dispatch(h, s, e, want, err, errlen);
+    return rc ? rc : deliver_until(h, s, want, now_ms, err, errlen);
+}
+
+/* The end of the outage or freeze: the headend back, the gateways registered again, then the
+ * dispatches of the span posted (a freeze's) and handed to the gateways in event order. */
+static int span_end(struct headend_loop *h, int64_t now_ms, char *err, size_t errlen)
+{
+    int rc, outage = h->span == EVENT_HEADEND_OUTAGE;
+    if (outage) {
+        if ((rc = relay_restore(h->relay))) {
+            snprintf(err, errlen, "headend: cannot listen again for the uplinks: %s",
+                     strerror(-rc));
+            return rc;
+        }
+    } else {
+        int st;
+        if (kill(h->child, SIGCONT) < 0 || waitpid(h->child, &st, WCONTINUED) != h->child) {
+            snprintf(err, errlen, "headend: cannot resume pid %d: %s", (int)h->child,
+                     strerror(errno));
+            return -ECHILD;
+        }
+    }
+    h->span = 0;
+    if ((rc = wait_uplinks(h, 'r', err, errlen)))
+        return rc;
+    if (outage)
+        fprintf(h->ev, "t=%.3f event=headend_outage_end telemetry_dropped=%llu\n", now_ms / 1000.0,
+                (unsigned long long)(telemetry_dropped(h) - h->dropped0));
+    else
+        fprintf(h->ev, "t=%.3f event=headend_freeze_end\n", now_ms / 1000.0);
+    for (size_t i = 0; i < h->n_late; i++) {
+        struct late *l = &h->late[i];
+        if (!l->wall_post) {
+            if ((rc = post_dispatch(h, &h->s[l->site], l->e, l->id, err, errlen)))
+                return rc;
+            l->wall_post = wall_ms();
+        }
+    }
+    for (size_t i = 0; i < h->n_late; i++)
+        if (!h->late[i].done &&
+            (rc = deliver_until(h, &h->s[h->late[i].site], h->late[i].id, now_ms, err, errlen)))
+            return rc;
+    h->n_late = 0;
+    return 0;
+}
+
 int headend_loop_tick(struct headend_loop *h, int64_t t, int64_t now_ms, char *err, size_t errlen)
 {
     const struct scenario *sc = h->sc;
+    int rc;
+    if (h->span && h->span_end_ms <= t && (rc = span_end(h, now_ms, err, errlen)))
+        return rc;
     for (; h->next < sc->n_dispatches && sc->dispatches[h->next].at_ms <= t; h->next++) {
         const struct event *e = &sc->dispatches[h->next];
+        if (event_is_headend(e->type)) {
+            if ((rc = span_begin(h, e, now_ms, err, errlen)))
+                return rc;
+            continue;
+        }
         for (size_t i = 0; i < h->n; i++) {
             struct hsite *s = &h->s[i];
             if (strcmp(s->base_id, e->site_id))
                 continue;
             if (e->type != EVENT_DISPATCH) { /* the gateway's events */
-                int rc = gateway_event(h, s, e, now_ms, err, errlen);
-                if (rc)
+                if ((rc = gateway_event(h, s, e, now_ms, err, errlen)))
                     return rc;
                 continue;
             }
@@ -444,8 +685,7 @@ int headend_loop_tick(struct headend_loop *h, int64_t t, int64_t now_ms, char *e
                     e->asset_id[0] ? e->asset_id : "-", nearbyint(e->power_w * 1000.0) / 1000.0,
                     (long long)(e->ttl_ms / 1000));
             if (s->up) {
-                int rc = via_headend(h, s, e, now_ms, err, errlen);
-                if (rc)
+                if ((rc = via_headend(h, s, e, now_ms, err, errlen)))
                     return rc;
                 continue;
             }
@@ -485,6 +725,9 @@ void headend_loop_free(struct headend_loop *h)
         confsync_free(h->s[i].cs);
         estop_free(h->s[i].es);
     }
+    relay_free(h->relay);
+    if (h->span == EVENT_HEADEND_FREEZE && h->child > 0)
+        kill(h->child, SIGCONT); /* a stopped headend cannot act on SIGTERM */
     stop_child(h);
     if (h->tmpdir[0]) {
         char p[128];

@@ -3,7 +3,10 @@
  * the real der-headend runs as a child process (in-memory store, ports picked by the kernel),
  * each site's gateway gets an uplink to it, and every dispatch goes through POST /dispatch
  * and the gRPC stream; the runner waits (bounded) until the gateway has received it, so runs
- * stay deterministic. The caller owns the object; headend_loop_free stops the child.
+ * stay deterministic. headend_outage and headend_freeze events cut the uplinks' stream (through
+ * a relay, relay.h) or stop the child for a span, the runner waiting until the uplinks show it;
+ * the dispatches of a span reach the gateway when it ends, their TTL run in simulated time.
+ * The caller owns the object; headend_loop_free stops the child.
  * $DERLOOP_HEADEND_TLS=DIR runs the headend and the uplinks with mutual TLS: DIR holds
  * ca.pem, headend.pem/headend.key (valid for 127.0.0.1) and <gateway_id>.pem/.key for each
  * gateway (gw-<site id>, docs/scenario-format.md). */

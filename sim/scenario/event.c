@@ -139,6 +139,51 @@ static int parse_outage(struct scn_ld *L, const cJSON *o, const char *path, stru
     return 0;
 }
 
+/* {"at", "type": "headend_outage" | "headend_freeze", "duration"}: the headend in the loop (the
+ * top-level "headend" object) is gone, or stopped, for `duration` (at least one step). It is
+ * the one headend of every site: naming a site or an asset is an error. */
+static int parse_headend_event(struct scn_ld *L, const cJSON *o, const char *path, const char *type,
+                               struct event *e)
+{
+    static const char *const keys[] = {"at", "type", "duration", NULL};
+    char p[SCN_PATH_MAX];
+    int rc;
+    if ((rc = scn_check_keys(L, o, path, keys, NULL)))
+        return rc;
+    if (!scn_item(L->s->root, "headend"))
+        return scn_fail(L, scn_pkey(p, path, "type"), scn_item(o, "type"),
+                        "needs the headend in the loop (a top-level \"headend\": {})");
+    if ((rc =
+             scn_get_dur(L, o, path, "duration", 0, L->s->step_ms, B_REQ | B_MIN, &e->duration_ms)))
+        return rc;
+    e->type = strcmp(type, "headend_outage") == 0 ? EVENT_HEADEND_OUTAGE : EVENT_HEADEND_FREEZE;
+    return 0;
+}
+
+/* The headend is gone or stopped, one span at a time: overlapping spans are a mistake in the
+ * file. The events are sorted by start; the later one of an overlapping pair is named. */
+static int check_headend_spans(struct scn_ld *L)
+{
+    const struct scenario *s = L->s;
+    int64_t busy_until = -1;
+    int busy_seq = -1;
+    for (size_t k = 0; k < s->n_dispatches; k++) {
+        const struct event *e = &s->dispatches[k];
+        if (!event_is_headend(e->type))
+            continue;
+        if (e->at_ms < busy_until) {
+            char path[SCN_PATH_MAX], p[SCN_PATH_MAX];
+            scn_pidx(path, "events", e->seq);
+            cJSON *at = cJSON_GetArrayItem(scn_item(s->root, "events"), e->seq);
+            return scn_fail(L, scn_pkey(p, path, "at"), scn_item(at, "at"),
+                            "overlaps the headend outage or freeze of events[%d]", busy_seq);
+        }
+        busy_until = e->at_ms + e->duration_ms;
+        busy_seq = e->seq;
+    }
+    return 0;
+}
+
 /* {"at", "type": "config", "site", "gateway": {...}}: the desired configuration (strategy,
  * params, constraints, safety, schedules; docs/gateway-config.md) pushed into the site's gateway
  * at `at`, as the headend would. Its contents are the gateway's to judge: the runner checks
@@ -209,12 +254,14 @@ static int parse_event(struct scn_ld *L, const cJSON *o, int i, struct event *e,
         return parse_dispatch(L, o, path, e, n_file_sites, only_site);
     if (strcmp(type, "grid_outage") == 0)
         return parse_outage(L, o, path, e, n_file_sites, only_site);
+    if (strcmp(type, "headend_outage") == 0 || strcmp(type, "headend_freeze") == 0)
+        return parse_headend_event(L, o, path, type, e);
     if (!strcmp(type, "config") || !strcmp(type, "estop") || !strcmp(type, "estop_release"))
         return parse_gateway_event(L, o, path, type, e, n_file_sites, only_site);
     if (strcmp(type, "fault") != 0)
         return scn_fail(L, scn_pkey(p, path, "type"), scn_item(o, "type"),
                         "must be \"fault\", \"dispatch\", \"grid_outage\", \"config\", "
-                        "\"estop\" or \"estop_release\"");
+                        "\"estop\", \"estop_release\", \"headend_outage\" or \"headend_freeze\"");
     if ((rc = scn_check_keys(L, o, path, keys, NULL)) ||
         (rc = scn_get_dur(L, o, path, "duration", 0, 0, 0, &e->duration_ms)))
         return rc;
@@ -326,9 +373,10 @@ int scn_parse_events(struct scn_ld *L, const cJSON *arr, const cJSON *sites)
         if ((rc = parse_event(L, o, i, &e, n_file_sites, only)))
             return rc;
         /* Dispatches, configurations and stops go to the gateway, not to the devices:
-         * site.c never sees them. */
+         * site.c never sees them; nor the headend's own events, which the headend loop plays
+         * with them. */
         if (e.type == EVENT_DISPATCH || e.type == EVENT_CONFIG || e.type == EVENT_ESTOP ||
-            e.type == EVENT_ESTOP_RELEASE)
+            e.type == EVENT_ESTOP_RELEASE || event_is_headend(e.type))
             s->dispatches[s->n_dispatches++] = e;
         else if (e.type == EVENT_GRID_OUTAGE)
             s->outages[s->n_outages++] = e;
@@ -339,5 +387,7 @@ int scn_parse_events(struct scn_ld *L, const cJSON *arr, const cJSON *sites)
     qsort(s->events, s->n_events, sizeof *s->events, event_cmp);
     qsort(s->dispatches, s->n_dispatches, sizeof *s->dispatches, event_cmp);
     qsort(s->outages, s->n_outages, sizeof *s->outages, event_cmp);
-    return check_outages(L);
+    if ((rc = check_outages(L)))
+        return rc;
+    return check_headend_spans(L);
 }

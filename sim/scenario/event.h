@@ -15,10 +15,18 @@ enum event_type {
     EVENT_DISPATCH,    /* an operator dispatch (through the headend when the scenario has one) */
     EVENT_GRID_OUTAGE, /* the site's grid connection fails for a duration: the site islands */
     /* For the site's gateway, kept with the dispatches (scenario.dispatches): */
-    EVENT_CONFIG,        /* a desired configuration pushed into the gateway (confsync.h) */
-    EVENT_ESTOP,         /* the site's emergency stop engaged (estop.h) */
-    EVENT_ESTOP_RELEASE, /* and released */
+    EVENT_CONFIG,         /* a desired configuration pushed into the gateway (confsync.h) */
+    EVENT_ESTOP,          /* the site's emergency stop engaged (estop.h) */
+    EVENT_ESTOP_RELEASE,  /* and released */
+    EVENT_HEADEND_OUTAGE, /* the headend in the loop is gone for a duration: streams cut */
+    EVENT_HEADEND_FREEZE, /* the headend in the loop is stopped (SIGSTOP) for a duration */
 };
+
+/* The events the headend in the loop plays (sim/run/headend_loop.c), kept with the dispatches. */
+static inline int event_is_headend(enum event_type t)
+{
+    return t == EVENT_HEADEND_OUTAGE || t == EVENT_HEADEND_FREEZE;
+}
 
 enum fault_kind {
     FAULT_TIMEOUT,   /* the device does not answer at all */

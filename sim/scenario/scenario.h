@@ -46,7 +46,7 @@ struct scenario {
     size_t n_events;
     struct event *events; /* faults only, sorted by (at_ms, seq) */
     size_t n_dispatches;
-    struct event *dispatches; /* EVENT_DISPATCH events, sorted by (at_ms, seq) */
+    struct event *dispatches; /* EVENT_DISPATCH and headend events, by (at_ms, seq) */
     size_t n_outages;
     struct event *outages; /* EVENT_GRID_OUTAGE events, sorted by (at_ms, seq); site_id and
                               duration_ms (> 0) only; never two of one site overlapping */

@@ -17,7 +17,8 @@ if [ -z "$docs" ]; then
   echo "FAIL: no figure marked <!-- run SCENARIO SECTION.KPI --> in docs/"
   exit 1
 fi
-for s in $(grep -oh -- '<!-- run [A-Za-z0-9_-]* ' $docs | awk '{print $3}' | sort -u); do
+for s in $(grep -oh -- '<!-- run [A-Za-z0-9_/-]* ' $docs | awk '{print $3}' | sort -u); do
+  mkdir -p "$(dirname "$tmp/$s")" # scenarios/incidents/NAME.json is "incidents/NAME"
   "$BUILD/bin/der-sim" run --transport inproc --quiet --no-plots --no-report -o "$tmp/$s" \
     "scenarios/$s.json" > "$tmp/$s.out" 2>&1 || [ -f "$tmp/$s/kpis.json" ] || {
     echo "FAIL: der-sim run scenarios/$s.json wrote no kpis.json:"
@@ -29,7 +30,7 @@ done
 import json, re, sys
 
 runs, update, docs = sys.argv[1], sys.argv[2] == "1", sys.argv[3:]
-MARK = re.compile(r"(-?[0-9]+(?:\.[0-9]+)?)(<!-- run ([A-Za-z0-9_-]+) (kpis|vs_baseline|baseline)\.([a-z0-9_]+) -->)")
+MARK = re.compile(r"(-?[0-9]+(?:\.[0-9]+)?)(<!-- run ([A-Za-z0-9_/-]+) (kpis|vs_baseline|baseline)\.([a-z0-9_]+) -->)")
 kpis = {}
 
 def value(scenario, section, name):

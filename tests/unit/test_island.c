@@ -332,10 +332,8 @@ static void test_event_errors(void)
                 "island.json: events[2].at: overlaps the grid outage of site \"s\" at events[0] "
                 "(10s to 30s), got \"29s\"",
                 NULL);
-    expect_fail("events[0].type=blackout",
-                "events[0].type: must be \"fault\", \"dispatch\", \"grid_outage\", "
-                "\"config\", \"estop\" or \"estop_release\", got \"blackout\"",
-                NULL);
+    expect_fail("events[0].type=blackout", "events[0].type: must be \"fault\", \"dispatch\", ",
+                "\"estop_release\", \"headend_outage\" or \"headend_freeze\", got \"blackout\"");
 }
 
 /* ---- KPIs ---------------------------------------------------------------------------------- */
