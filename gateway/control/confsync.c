@@ -83,11 +83,29 @@ static int fail(char *err, size_t errlen, const char *origin, const char *field,
     return -EINVAL;
 }
 
+/* A key given twice in some object of v, or NULL. cJSON keeps both and reads the first, while
+ * other readers of the stored document (the operator's tools) take the last: refused. */
+static const char *dup_key(const cJSON *v)
+{
+    for (const cJSON *a = v->child; a; a = a->next) {
+        for (const cJSON *b = a->next; cJSON_IsObject(v) && b; b = b->next)
+            if (!strcmp(a->string, b->string))
+                return a->string;
+        const char *d = dup_key(a);
+        if (d)
+            return d;
+    }
+    return NULL;
+}
+
 /* The desired document's own rules (the sections' contents are siteconf's and the policy's). */
 static int check_desired(const cJSON *d, const char *origin, char *err, size_t errlen)
 {
     if (!cJSON_IsObject(d))
         return fail(err, errlen, origin, "(root)", NULL, "must be a JSON object");
+    const char *dk = dup_key(d);
+    if (dk)
+        return fail(err, errlen, origin, dk, NULL, "key given twice");
     for (const cJSON *it = d->child; it; it = it->next) {
         int known = 0;
         for (size_t i = 0; desired_keys[i]; i++)
