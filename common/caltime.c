@@ -240,7 +240,13 @@ static int parse_epoch(const char *s, double scale_ms, int64_t *unix_ms)
     }
     if (nd == 0 || nd > 16)
         return -EINVAL;
-    *unix_ms = llround(strtod(s, NULL) * scale_ms);
+    /* the years an ISO stamp can write (0000..9999): 16 digits of seconds overflowed int64 ms
+     * (llround's result is then unspecified), which came out as "out of memory" or "times must
+     * be strictly increasing" in the importer, and signed overflow in its interval arithmetic */
+    double ms = strtod(s, NULL) * scale_ms;
+    if (!(ms >= -62167219200000.0 && ms < 253402300800000.0))
+        return -EINVAL;
+    *unix_ms = llround(ms);
     return 0;
 }
 

@@ -324,6 +324,14 @@ int exportcmd_run(int argc, char **argv, const char *database_url, tokencmd_defa
         inventory_free(inv);
         return 1;
     }
+    /* an export reads: a mistyped --db path used to create an empty SQLite file there and
+     * export an empty history with success */
+    struct stat dbst;
+    if (strncmp(loc, "postgres", 8) != 0 && strcmp(loc, ":memory:") != 0 && stat(loc, &dbst) != 0) {
+        fprintf(err, "der-headend export: store: %s: %s\n", loc, strerror(errno));
+        inventory_free(inv);
+        return 1;
+    }
     if (store_open(loc, &st, msg, sizeof msg) < 0) {
         fprintf(err, "der-headend export: store: %s\n", msg);
         inventory_free(inv);

@@ -415,12 +415,27 @@ static int post_dispatch_group(struct hub *h, const char *who, const char *group
     return 0;
 }
 
+/* A request body as one JSON value and nothing after it but white space: cJSON stops after
+ * the first value, so `{"strategy":"null"} trailing` was taken (and stored) as if well formed. */
+static cJSON *parse_body(const char *body, size_t len)
+{
+    const char *b = body ? body : "", *end = NULL;
+    cJSON *j = cJSON_ParseWithLengthOpts(b, len, &end, 0);
+    while (j && end && (size_t)(end - b) < len && *end && strchr(" \t\r\n", *end))
+        end++;
+    if (j && end && (size_t)(end - b) < len) {
+        cJSON_Delete(j);
+        return NULL;
+    }
+    return j;
+}
+
 static int post_dispatch(struct hub *h, const char *who, const char *body, size_t len,
                          int64_t now_ms, struct rest_response *r)
 {
     const struct headend_config *cfg = hub_config(h);
     const struct inventory *inv = hub_inventory(h);
-    cJSON *j = cJSON_ParseWithLength(body ? body : "", len);
+    cJSON *j = parse_body(body, len);
     if (!j || !cJSON_IsObject(j)) {
         cJSON_Delete(j);
         return error(r, 400, "body", "the body must be a JSON object");
@@ -621,7 +636,7 @@ static int post_tokens(struct hub *h, const char *body, size_t len, int64_t now_
                        struct rest_response *r)
 {
     char key[INV_ID_MAX], why[96];
-    cJSON *j = cJSON_ParseWithLength(body ? body : "", len);
+    cJSON *j = parse_body(body, len);
     if (!j || !cJSON_IsObject(j)) {
         cJSON_Delete(j);
         return error(r, 400, "body", "the body must be a JSON object {\"name\", \"role\"}");
@@ -716,7 +731,7 @@ static int put_site_config(struct hub *h, const char *who, const char *site_id, 
         return error(r, 404, "site_id", "unknown site '%s'", site_id);
     if (!body || !len || !utf8_ok((const unsigned char *)body, len))
         return error(r, 400, "body", "the body must be a JSON object in UTF-8, without NUL");
-    cJSON *j = cJSON_ParseWithLength(body, len);
+    cJSON *j = parse_body(body, len);
     char *norm = j && cJSON_IsObject(j) ? cJSON_PrintUnformatted(j) : NULL;
     cJSON_Delete(j);
     if (!norm)
@@ -898,7 +913,7 @@ static int estop_reason(const char *body, size_t len, char *reason, size_t rlen,
     reason[0] = '\0';
     if (!body || !len)
         return 0;
-    cJSON *j = utf8_ok((const unsigned char *)body, len) ? cJSON_ParseWithLength(body, len) : NULL;
+    cJSON *j = utf8_ok((const unsigned char *)body, len) ? parse_body(body, len) : NULL;
     const cJSON *v = j ? cJSON_GetObjectItemCaseSensitive(j, "reason") : NULL;
     int ok = cJSON_IsObject(j) && cJSON_GetArraySize(j) == (v ? 1 : 0) &&
              (!v || (cJSON_IsString(v) && strlen(v->valuestring) < rlen));

@@ -109,19 +109,23 @@ static int left_ms(int64_t deadline)
     return l > 0 ? (int)l : 0;
 }
 
-/* Waits for events on fd until the deadline: 0, -ETIMEDOUT or -errno. */
-static int wait_fd(int fd, short events, int64_t deadline)
+/* Waits for events on fd until the deadline or webhook_free: 0, -ETIMEDOUT, -ECANCELED or
+ * -errno. In slices of 100 ms that look at stop: a receiver that accepts and stalls used to
+ * hold the headend's shutdown for the whole timeout (up to a minute). */
+static int wait_fd(int fd, short events, int64_t deadline, const int *stop)
 {
     struct pollfd p = {.fd = fd, .events = events};
     for (;;) {
         int ms = left_ms(deadline);
         if (ms == 0)
             return -ETIMEDOUT;
-        int r = poll(&p, 1, ms);
+        if (__atomic_load_n(stop, __ATOMIC_RELAXED))
+            return -ECANCELED;
+        int r = poll(&p, 1, ms < 100 ? ms : 100);
+        if (r == 0)
+            continue;
         if (r > 0)
             return 0;
-        if (r == 0)
-            return -ETIMEDOUT;
         if (errno != EINTR)
             return -errno;
     }
@@ -146,7 +150,7 @@ static int connect_to(const struct webhook *w, int64_t deadline, char *why, size
         }
         if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS) {
             e = -errno;
-        } else if ((e = wait_fd(fd, POLLOUT, deadline)) == 0) {
+        } else if ((e = wait_fd(fd, POLLOUT, deadline, &w->stop)) == 0) {
             int soerr = 0;
             socklen_t sl = sizeof(soerr);
             getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
@@ -172,11 +176,12 @@ static int post_once(const struct webhook *w, const char *body, char *why, size_
         return fd;
     size_t blen = strlen(body);
     char head[1024];
+    int v6 = strchr(w->host, ':') != NULL; /* Host: [::1]:8080, not ::1:8080 (RFC 7230) */
     int hl = snprintf(head, sizeof(head),
-                      "POST %s HTTP/1.1\r\nHost: %s:%d\r\nUser-Agent: der-headend\r\n"
+                      "POST %s HTTP/1.1\r\nHost: %s%s%s:%d\r\nUser-Agent: der-headend\r\n"
                       "Content-Type: application/json\r\nContent-Length: %zu\r\n"
                       "Connection: close\r\n\r\n",
-                      w->path, w->host, w->port, blen);
+                      w->path, v6 ? "[" : "", w->host, v6 ? "]" : "", w->port, blen);
     const char *parts[2] = {head, body};
     size_t lens[2] = {(size_t)hl, blen};
     int e = 0;
@@ -187,7 +192,7 @@ static int post_once(const struct webhook *w, const char *body, char *why, size_
             if (n > 0)
                 off += (size_t)n;
             else if (n < 0 && errno == EAGAIN)
-                e = wait_fd(fd, POLLOUT, deadline);
+                e = wait_fd(fd, POLLOUT, deadline, &w->stop);
             else if (n < 0 && errno != EINTR)
                 e = -errno;
         }
@@ -199,9 +204,9 @@ static int post_once(const struct webhook *w, const char *body, char *why, size_
         if (n > 0)
             got += (size_t)n;
         else if (n == 0)
-            e = -ECONNRESET;
+            e = -ENODATA; /* closed before a status line */
         else if (errno == EAGAIN)
-            e = wait_fd(fd, POLLIN, deadline);
+            e = wait_fd(fd, POLLIN, deadline, &w->stop);
         else if (errno != EINTR)
             e = -errno;
     }
@@ -210,10 +215,19 @@ static int post_once(const struct webhook *w, const char *body, char *why, size_
     int status = 0;
     if (e) {
         snprintf(why, whylen, "%s",
-                 e == -ETIMEDOUT ? "no answer within the timeout" : strerror(-e));
+                 e == -ETIMEDOUT   ? "no answer within the timeout"
+                 : e == -ENODATA   ? "the receiver closed the connection without an answer"
+                 : e == -ECANCELED ? "the headend is stopping"
+                                   : strerror(-e));
         return e;
     }
-    if (sscanf(resp, "HTTP/1.%*d %d", &status) != 1) {
+    /* three digits, read by hand: sscanf's %d on "HTTP/1.1 2000000000000" is undefined (it
+     * said "HTTP status -1") */
+    const char *sp = !strncmp(resp, "HTTP/1.", 7) ? strchr(resp, ' ') : NULL;
+    if (sp && sp[1] >= '1' && sp[1] <= '5' && sp[2] >= '0' && sp[2] <= '9' && sp[3] >= '0' &&
+        sp[3] <= '9' && (sp[4] == ' ' || sp[4] == '\r' || sp[4] == '\n' || !sp[4]))
+        status = (sp[1] - '0') * 100 + (sp[2] - '0') * 10 + (sp[3] - '0');
+    if (!status) {
         snprintf(why, whylen, "not an HTTP answer");
         return -EPROTO;
     }
@@ -317,7 +331,7 @@ void webhook_free(struct webhook *w)
     if (!w)
         return;
     pthread_mutex_lock(&w->mu);
-    w->stop = 1;
+    __atomic_store_n(&w->stop, 1, __ATOMIC_RELAXED); /* read unlocked by wait_fd */
     pthread_cond_broadcast(&w->cond);
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->thread, NULL); /* at most one timeout_ms (a POST in flight) */

@@ -30,6 +30,8 @@ static const char *const restart_keys[] = {
     "site_id", "gateway_id", "poll_period", "stale_after",   "devices",
     "uplink",  "start",      "tariff",      "ev_departures", NULL};
 
+#define CONFSYNC_VERSION_MAX (UINT64_C(1) << 53) /* exact in a JSON number (a double) */
+
 /* A site with no section of its own, for the headend's check: one grid meter, never polled. */
 static const char skeleton[] =
     "{\"site_id\":\"check\",\"devices\":[{\"asset_id\":\"meter\",\"type\":\"meter\","
@@ -67,6 +69,8 @@ static const char *quoted(char *buf, size_t len, const char *s)
     for (char *p = buf; *p; p++)
         if (*p == '"' || *p == '\n')
             *p = '\'';
+        else if ((unsigned char)*p < ' ' || *p == 0x7f) /* a pushed \r or ESC (a key, a name) */
+            *p = '?';
     return buf;
 }
 
@@ -79,11 +83,29 @@ static int fail(char *err, size_t errlen, const char *origin, const char *field,
     return -EINVAL;
 }
 
+/* A key given twice in some object of v, or NULL. cJSON keeps both and reads the first, while
+ * other readers of the stored document (the operator's tools) take the last: refused. */
+static const char *dup_key(const cJSON *v)
+{
+    for (const cJSON *a = v->child; a; a = a->next) {
+        for (const cJSON *b = a->next; cJSON_IsObject(v) && b; b = b->next)
+            if (!strcmp(a->string, b->string))
+                return a->string;
+        const char *d = dup_key(a);
+        if (d)
+            return d;
+    }
+    return NULL;
+}
+
 /* The desired document's own rules (the sections' contents are siteconf's and the policy's). */
 static int check_desired(const cJSON *d, const char *origin, char *err, size_t errlen)
 {
     if (!cJSON_IsObject(d))
         return fail(err, errlen, origin, "(root)", NULL, "must be a JSON object");
+    const char *dk = dup_key(d);
+    if (dk)
+        return fail(err, errlen, origin, dk, NULL, "key given twice");
     for (const cJSON *it = d->child; it; it = it->next) {
         int known = 0;
         for (size_t i = 0; desired_keys[i]; i++)
@@ -259,8 +281,14 @@ uint64_t confsync_start(struct confsync *cs)
     char path[600], err[1024], q[1024];
     statefile_path(cs->state_dir, CONFSYNC_FILE, path, sizeof path);
     char *text = NULL;
-    if (statefile_read(cs->state_dir, CONFSYNC_FILE, &text))
+    int rrc = statefile_read(cs->state_dir, CONFSYNC_FILE, &text);
+    if (rrc == -ENOENT)
         return 0; /* nothing pushed yet */
+    if (rrc) {    /* there but unreadable: it was taken silently for none */
+        logf_(cs, "event=config_rejected source=persisted file=%s strategy=%s reason=\"%s\"", path,
+              controller_strategy(cs->ctl), strerror(-rrc));
+        return 0;
+    }
     cJSON *doc = text[0] ? parse_json(text, path, err, sizeof err) : NULL;
     if (!text[0])
         snprintf(err, sizeof err, "%s: empty", path);
@@ -268,8 +296,15 @@ uint64_t confsync_start(struct confsync *cs)
     const cJSON *v = doc ? cJSON_GetObjectItemCaseSensitive(doc, "version") : NULL;
     const cJSON *c = doc ? cJSON_GetObjectItemCaseSensitive(doc, "config") : NULL;
     int rc = doc ? 0 : -EINVAL;
-    if (!rc && (!cJSON_IsNumber(v) || v->valuedouble < 1))
-        rc = fail(err, sizeof err, path, "version", v, "must be a positive number");
+    /* a whole number a double holds exactly: 1e300 was cast to uint64 (undefined; it ran as
+     * version 0) and 1.5 ran as 1 */
+    if (!rc && (!cJSON_IsNumber(v) ||
+                !(v->valuedouble >= 1 && v->valuedouble <= (double)CONFSYNC_VERSION_MAX) ||
+                v->valuedouble != (double)(uint64_t)v->valuedouble))
+        rc = fail(err, sizeof err, path, "version", v, "must be a whole number in 1..2^53");
+    /* without it the gateway reported the version as running while it ran the file's policy */
+    if (!rc && !cJSON_IsObject(c))
+        rc = fail(err, sizeof err, path, "config", c, "required: the pushed configuration");
     if (!rc)
         rc = apply(cs, cs->file, c, path, err, sizeof err);
     if (rc) {
@@ -294,7 +329,12 @@ int confsync_push(struct confsync *cs, uint64_t version, const char *json, char 
               (unsigned long long)version);
         return 0;
     }
-    cJSON *d = parse_json(json, origin, err, errlen);
+    /* persisted as a JSON number and read back only in 1..2^53 (confsync_start): version 0 and
+     * 2^64-1 were applied here, then refused at the next start */
+    int bad = version < 1 || version > CONFSYNC_VERSION_MAX;
+    if (bad)
+        snprintf(err, errlen, "%s: version must be in 1..2^53", origin);
+    cJSON *d = bad ? NULL : parse_json(json, origin, err, errlen);
     int rc = d ? apply(cs, cs->file, d, origin, err, errlen) : -EINVAL;
     if (rc) {
         logf_(cs,

@@ -60,8 +60,10 @@ int statefile_read(const char *dir, const char *name, char **text)
     if (!f)
         return -errno;
     size_t cap = 0;
+    errno = 0;
     ssize_t n = getdelim(text, &cap, '\0', f);
-    int rc = n < 0 ? (ferror(f) ? -EIO : 0) : 0;
+    /* errno, not a blanket EIO: a directory in the file's place said "Input/output error" */
+    int rc = n < 0 ? (ferror(f) ? (errno ? -errno : -EIO) : 0) : 0;
     fclose(f);
     if (n < 0 && !rc) { /* an empty file: getdelim read nothing */
         free(*text);

@@ -25,8 +25,9 @@
 #include "common/fmtnum.h"
 #include "sim/physics/profile.h"
 
-#define MAX_COLS 64
-#define MAX_BATS 8
+#define MAX_COLS         64
+#define MAX_BATS         8
+#define IMPORT_VALUE_MAX 1e12 /* |cell| below this (W, SoC): see cell_number */
 
 struct records {
     size_t n, cap, ncols;
@@ -86,8 +87,12 @@ static int cell_number(const char *s, double *out)
         return 0;
     }
     double v = strtod(s, &end);
+    /* bounded: 1e308 W passed and came out as a 47-digit truncation in field.csv and an inf
+     * load (fmt_fixed is exact below 9e15 / 10^decimals); no site reads a terawatt */
     if (*end || !isfinite(v))
         return -EINVAL;
+    if (fabs(v) >= IMPORT_VALUE_MAX)
+        return -ERANGE;
     *out = v;
     return 0;
 }
@@ -105,7 +110,7 @@ static int read_records(const struct import_opts *o, struct records *r, int *tco
     struct caltime_zone zone = {0};
     enum caltime_format fmt = CALTIME_ISO;
     int have_fmt = 0, rc = 0, tcol = -1;
-    char *line = NULL, *cells[MAX_COLS];
+    char *line = NULL, *cells[MAX_COLS + 1];
     size_t cap = 0;
     long lineno = 0;
     if (o->time_format && strcmp(o->time_format, "auto") != 0) {
@@ -123,15 +128,28 @@ static int read_records(const struct import_opts *o, struct records *r, int *tco
                   o->tz);
         goto out;
     }
-    while (getline(&line, &cap, f) >= 0) {
+    ssize_t len;
+    while ((len = getline(&line, &cap, f)) >= 0) {
         lineno++;
         char *l = line;
         if (lineno == 1 && (unsigned char)l[0] == 0xEF && (unsigned char)l[1] == 0xBB &&
             (unsigned char)l[2] == 0xBF)
             l += 3;
+        /* a NUL byte ends the C string early: the cells after it were silently lost */
+        if (memchr(l, '\0', (size_t)(len - (l - line)))) {
+            rc = fail(err, errlen, -EINVAL, "%s:%ld: NUL byte in the line (not a text CSV)", o->csv,
+                      lineno);
+            goto out;
+        }
         if (strspn(l, " \t\r\n") == strlen(l))
             continue;
-        size_t nc = profile_csv_split(l, cells, MAX_COLS);
+        /* one cell more than allowed: a 65th column was silently dropped (with its data) */
+        size_t nc = profile_csv_split(l, cells, MAX_COLS + 1);
+        if (nc > MAX_COLS) {
+            rc = fail(err, errlen, -EINVAL, "%s:%ld: more than %d columns", o->csv, lineno,
+                      MAX_COLS);
+            goto out;
+        }
         if (r->ncols == 0) {
             for (size_t c = 0; c < nc; c++) {
                 if (!*cells[c] || col_of(r, cells[c]) >= 0) {
@@ -182,8 +200,8 @@ static int read_records(const struct import_opts *o, struct records *r, int *tco
                 fail(err, errlen, -EINVAL, "%s:%ld: time must be %s, got \"%.64s\"", o->csv, lineno,
                      trc == -ERANGE           ? "a wall-clock time that exists in the zone"
                      : !have_fmt              ? "an ISO 8601 instant"
-                     : fmt == CALTIME_UNIX_S  ? "Unix seconds"
-                     : fmt == CALTIME_UNIX_MS ? "Unix milliseconds"
+                     : fmt == CALTIME_UNIX_S  ? "Unix seconds (in the years 0000..9999)"
+                     : fmt == CALTIME_UNIX_MS ? "Unix milliseconds (in the years 0000..9999)"
                                               : "an ISO 8601 instant",
                      cells[tcol]);
             goto out;
@@ -200,10 +218,13 @@ static int read_records(const struct import_opts *o, struct records *r, int *tco
                 r->v[c][r->n] = NAN;
                 continue;
             }
-            if (cell_number(cells[c], &r->v[c][r->n])) {
+            int crc = cell_number(cells[c], &r->v[c][r->n]);
+            if (crc) {
                 rc = fail(err, errlen, -EINVAL,
-                          "%s:%ld: %s must be a number (or empty for a missing sample), got "
-                          "\"%.64s\"",
+                          crc == -ERANGE
+                              ? "%s:%ld: %s must be below 1e12 in magnitude, got \"%.64s\""
+                              : "%s:%ld: %s must be a number (or empty for a missing "
+                                "sample), got \"%.64s\"",
                           o->csv, lineno, r->names[c], cells[c]);
                 goto out;
             }
@@ -315,6 +336,12 @@ static void derive_load(const struct records *r, const struct site *s, double *l
     }
 }
 
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
 static int64_t median_interval(const struct records *r)
 {
     int64_t *d = malloc((r->n - 1) * sizeof *d);
@@ -322,13 +349,9 @@ static int64_t median_interval(const struct records *r)
         return -1;
     for (size_t i = 1; i < r->n; i++)
         d[i - 1] = r->t[i] - r->t[i - 1];
-    /* insertion sort: records are nearly always evenly spaced, so nearly sorted already */
-    for (size_t i = 1; i < r->n - 1; i++)
-        for (size_t j = i; j > 0 && d[j - 1] > d[j]; j--) {
-            int64_t x = d[j];
-            d[j] = d[j - 1];
-            d[j - 1] = x;
-        }
+    /* qsort, not an insertion sort: irregular intervals made that quadratic (200 000 records
+     * with jittered intervals ran past 30 s; a million, hours) */
+    qsort(d, r->n - 1, sizeof *d, cmp_i64);
     int64_t m = d[(r->n - 1) / 2];
     free(d);
     return m;
