@@ -17,6 +17,7 @@
 #include "gateway/bus/tcp_pool.h"
 #include "gateway/control/confsync.h"
 #include "gateway/control/controller.h"
+#include "gateway/uplink/command.h"
 #include "gateway/uplink/dispatch.h"
 #include "gateway/uplink/remote.h"
 #include "common/duration.h"
@@ -67,6 +68,10 @@ static const struct {
     {"setpoint_failed", NULL, LOG_WARN},
     {"setpoint_expired", NULL, LOG_WARN},
     {"setpoint_ignored", NULL, LOG_WARN}, /* uplink */
+    {"command_rejected", NULL, LOG_WARN}, /* commands (gateway/uplink/command.c) */
+    {"command_failed", NULL, LOG_WARN},
+    {"command_expired", NULL, LOG_WARN},
+    {"command_ignored", NULL, LOG_WARN},
     {"disconnected", NULL, LOG_WARN},
     {"connect_waiting", NULL, LOG_WARN},
     {"asset_rejected", NULL, LOG_WARN},
@@ -263,7 +268,9 @@ int main(int argc, char **argv)
      * file's policy from the first cycle (gateway/control/confsync.h) */
     struct confsync *cs = confsync_new(ctl, config, ucfg.spool_dir, log_line, NULL);
     struct remote *rem = ucfg.target[0] ? remote_new(log_line, NULL) : NULL;
-    if (!cs || (ucfg.target[0] && !rem)) {
+    /* command hook: per-asset commands, applied between two cycles (gateway/uplink/command.h) */
+    struct command *cmds = ucfg.target[0] ? command_new(ctl, cfg->site_id, log_line, NULL) : NULL;
+    if (!cs || (ucfg.target[0] && (!rem || !cmds))) {
         fprintf(stderr, "der-gateway: %s: out of memory\n", config);
         return 1;
     }
@@ -283,7 +290,8 @@ int main(int argc, char **argv)
         snprintf(software, sizeof software, "der-gateway %s (commit %s)", DERLOOP_VERSION,
                  DERLOOP_COMMIT);
         uplink_identity_from_site(cfg, software, &id);
-        struct uplink_opts uo = {.log = log_line, .seed = (uint64_t)wall_ms(), .remote = rem};
+        struct uplink_opts uo = {
+            .log = log_line, .seed = (uint64_t)wall_ms(), .remote = rem, .commands = cmds};
         up = uplink_new(&ucfg, &id, &uo, err, sizeof err);
         struct dispatch_opts dopt = {.site_id = cfg->site_id,
                                      .primary_asset_id = id.primary_asset_id,
@@ -295,6 +303,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "der-gateway: %s: %s\n", config, up ? "out of memory" : err);
             uplink_free(up);
             remote_free(rem);
+            command_free(cmds);
             confsync_free(cs);
             controller_free(ctl);
             tcp_pool_release(&pool);
@@ -339,10 +348,12 @@ int main(int argc, char **argv)
         struct agentmsg_setpoint sp;
         while (up && uplink_poll_setpoint(up, &sp))
             dispatch_setpoint(disp, &sp, now - t0, wall_ms());
+        command_apply(cmds, now - t0, wall_ms()); /* command hook: between two cycles */
         controller_cycle(ctl, now - t0, &dm);
         cycles++;
         if (up) {
             dispatch_after_cycle(disp, &dm);
+            command_after_cycle(cmds, &dm);
             uplink_publish(up, controller_image(ctl), &dm, now - t0);
         }
         if (verbose && decision_csv_row(&dm, row, sizeof row) > 0)
@@ -357,6 +368,7 @@ int main(int argc, char **argv)
     dispatch_free(disp);
     uplink_free(up);
     remote_free(rem); /* after the uplink, whose thread used it */
+    command_free(cmds);
     confsync_free(cs);
     controller_free(ctl);
     tcp_pool_release(&pool);

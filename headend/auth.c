@@ -69,6 +69,8 @@ static const struct {
     {"/sites/", 1, AUTH_OPERATOR},
     {"/agents/", 1, AUTH_OPERATOR},
     {"/alerts/", 1, AUTH_OPERATOR},
+    /* per-asset commands: POST /assets/:id/commands; GET /commands/:id is a viewer's */
+    {"/assets/", 1, AUTH_OPERATOR},
 };
 
 int auth_required_role(const char *method, const char *path, size_t plen)

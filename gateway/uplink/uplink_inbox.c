@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/rtclock.h"
+#include "gateway/uplink/command.h"
 #include "gateway/uplink/remote.h"
 #include "gateway/uplink/uplink_impl.h"
 
@@ -16,6 +17,7 @@ enum headend_body {
     HEADEND_SETPOINT = 11,
     HEADEND_PING = 12,
     HEADEND_TELEMETRY_ACK = 13,
+    HEADEND_COMMAND = 15,
 };
 
 /* RegisterResult: the stream is registered; the headend says which assets it accepted and
@@ -114,6 +116,13 @@ void uplink_inbox_receive(struct uplink *u, const uint8_t *bytes, size_t len)
         break;
     case HEADEND_TELEMETRY_ACK:
         on_telemetry_ack(u, &m);
+        break;
+    case HEADEND_COMMAND: /* command hook (the headend sends them only when Register said so) */
+        if (u->opts.commands)
+            command_on_headend(u->opts.commands, &m.command);
+        else
+            uplink_log(u, "event=command_ignored command_id=%s reason=\"no command handler\"",
+                       m.command.command_id);
         break;
     default: /* Ping (the HTTP/2 keepalive does its work), or a body this gateway predates */
         break;
