@@ -627,17 +627,17 @@ static int sunspec_command(struct device *d, uint16_t model, const char *point, 
 static int map_command(struct device *d, const char *point, double v, char *what, size_t len)
 {
     const struct sunspec_point *p = devmap_point(d->map, point);
-    uint16_t reg[2] = {0};
-    if (!p || p->size != 1) {
+    uint16_t regs[64] = {0}; /* the map from register 0: devmap_set writes at p->offset */
+    if (!p || p->size != 1 || p->offset >= 64) {
         snprintf(what, len, "map %s has no %s", d->map->driver, point);
         return -ENOTSUP;
     }
-    if (devmap_set(p, reg, v)) {
+    if (devmap_set(p, regs, v)) {
         snprintf(what, len, "%s %g does not fit the register", point, v);
         return -ERANGE;
     }
     snprintf(what, len, "%s=%g", point, v);
-    return write_one(d, p->offset, reg[0]);
+    return write_one(d, p->offset, regs[p->offset]);
 }
 
 int device_command(struct device *d, enum device_cmd c, double value, char *what, size_t len)

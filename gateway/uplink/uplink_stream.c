@@ -230,7 +230,8 @@ static void pump(struct uplink *u)
         uint8_t *rb = NULL, *cb = NULL; /* remote hook: the running configuration version; */
         size_t rl = 0, cl = 0;          /* command hook: whether commands are taken */
         reg = remote_register(u->opts.remote, u->reg, u->reg_len, &rb, &rl) == 0 &&
-              command_register(u->opts.commands, rb, rl, &cb, &cl) == 0 &&
+              /* a legacy agent predates commands: it announces none */
+              command_register(u->cfg.legacy ? NULL : u->opts.commands, rb, rl, &cb, &cl) == 0 &&
               agentmsg_frame(u->seq + 1, sent, AGENTMSG_REGISTER, cb, cl, &m.framed, &m.len) == 0;
         free(rb);
         free(cb);
