@@ -54,6 +54,10 @@ static const struct {
     {"setpoint_failed", NULL, LOG_WARN},
     {"setpoint_expired", NULL, LOG_WARN},
     {"setpoint_ignored", NULL, LOG_WARN}, /* uplink */
+    {"command_rejected", NULL, LOG_WARN}, /* commands (gateway/uplink/command.c) */
+    {"command_failed", NULL, LOG_WARN},
+    {"command_expired", NULL, LOG_WARN},
+    {"command_ignored", NULL, LOG_WARN},
     {"disconnected", NULL, LOG_WARN},
     {"connect_waiting", NULL, LOG_WARN},
     {"asset_rejected", NULL, LOG_WARN},

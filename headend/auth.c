@@ -75,6 +75,8 @@ static const struct {
     {"/groups/", 1, AUTH_OPERATOR},
     {"/agents/", 1, AUTH_OPERATOR},
     {"/alerts/", 1, AUTH_OPERATOR},
+    /* per-asset commands: POST /assets/:id/commands; GET /commands/:id is a viewer's */
+    {"/assets/", 1, AUTH_OPERATOR},
 };
 
 /* Does path match the row p: whole, prefix ending in '/', or with one '*' for a segment? */

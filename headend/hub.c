@@ -25,6 +25,7 @@
 
 #include "common/log.h"
 #include "gateway/control/confsync.h"
+#include "headend/commands.h"
 #include "headend/ident.h"
 #include "headend/webhook.h"
 
@@ -58,6 +59,7 @@ struct hub {
     struct alert_limits limits;
     struct alerts *alerts;
     struct webhook *webhook; /* NULL without --alert-webhook */
+    struct commands *cmds;   /* per-asset commands and their acks (headend/commands.h) */
 };
 
 static const char *nz(const char *s)
@@ -234,7 +236,8 @@ int hub_new(const struct headend_config *cfg, struct inventory *inv, struct stor
     h->reg = registry_new(ns, na);
     h->assets = calloc(na + 1, sizeof(*h->assets));
     h->sites = calloc(ns + 1, sizeof(*h->sites));
-    if (!h->reg || !h->assets || !h->sites) {
+    h->cmds = commands_new();
+    if (!h->reg || !h->assets || !h->sites || !h->cmds) {
         hub_free(h);
         return -ENOMEM;
     }
@@ -289,6 +292,7 @@ void hub_free(struct hub *h)
         hub_flush(h);
     webhook_free(h->webhook);
     alerts_free(h->alerts);
+    commands_free(h->cmds);
     registry_free(h->reg);
     free(h->assets);
     free(h->sites);
@@ -936,6 +940,7 @@ static int on_register(struct hub *h, struct session *s, const Der__V1__Register
     s->config_push = r->config_push;
     s->config_version = r->config_version;
     s->pong = r->pong;
+    s->commands = r->commands;
     if (r->config_push)
         set_reported(ss, (int64_t)r->config_version, "RUNNING", "", now_ms);
     push_config(h, s, now_ms);
@@ -1074,6 +1079,7 @@ static void on_telemetry(struct hub *h, struct session *s, const Der__V1__Teleme
             : t->details_case == DER__V1__TELEMETRY__DETAILS_EVSE && t->evse   ? t->evse->state
                                                                                : "";
         snprintf(st->device_state, sizeof(st->device_state), "%s", ds);
+        snprintf(st->op_state, sizeof(st->op_state), "%s", t->state);
         st->lag_ms = (double)now_ms - (double)t->ts_ms; /* in double: ts_ms is untrusted */
         site_recompute(h, a->site);
     }
@@ -1376,6 +1382,77 @@ static void on_ack(struct hub *h, struct session *s, const Der__V1__SetpointAck 
               a->requested_w, a->allocated_w, (long long)(now_ms - d.created_ms), a->detail);
 }
 
+/* ---- per-asset commands (headend/commands.h) ------------------------------------------------ */
+
+/* A CommandAck counts only from the session the command was sent on (like SetpointAck). */
+static void on_command_ack(struct hub *h, struct session *s, const Der__V1__CommandAck *a,
+                           int64_t now_ms)
+{
+    struct command_rec *r = commands_get(h->cmds, a->command_id);
+    int state = ack_state(a->state);
+    if (!r || r->session_id != s->id || state < 0) {
+        log_event(LOG_WARN,
+                  "event=command_ack_refused gateway=%s site=%s command=%s state=%d reason=\"%s\"",
+                  s->gateway_id, s->site_id, nz(a->command_id), (int)a->state,
+                  !r          ? "unknown command_id"
+                  : state < 0 ? "unknown state"
+                              : "command never sent on this session");
+        return;
+    }
+    commands_ack(h->cmds, r->id, state, a->detail, now_ms);
+    log_event(state == DISPATCH_REJECTED || state == DISPATCH_FAILED || state == DISPATCH_EXPIRED
+                  ? LOG_WARN
+                  : LOG_INFO,
+              "event=command_ack command=%s asset=%s gateway=%s state=%s detail=\"%s\"", r->id,
+              r->asset_id, s->gateway_id, dispatch_state_name(r->state), r->detail);
+}
+
+int hub_command(struct hub *h, const char *who, size_t asset_idx, const char *command, double value,
+                int ttl_s, int64_t now_ms, const struct command_rec **out)
+{
+    const struct inv_asset *a = inventory_asset_at(h->inv, asset_idx);
+    struct session *s = a ? registry_asset(h->reg, asset_idx) : NULL;
+    if (!s)
+        return -ENOTCONN;
+    if (!s->commands)
+        return -EOPNOTSUPP;
+    struct command_rec *r = commands_add(h->cmds, now_ms);
+    snprintf(r->site_id, sizeof(r->site_id), "%s", s->site_id);
+    snprintf(r->asset_id, sizeof(r->asset_id), "%s", a->id);
+    snprintf(r->gateway_id, sizeof(r->gateway_id), "%s", s->gateway_id);
+    snprintf(r->command, sizeof(r->command), "%s", command);
+    snprintf(r->requested_by, sizeof(r->requested_by), "%s", who ? who : "");
+    r->value = value;
+    r->expires_ms = now_ms + (int64_t)ttl_s * 1000;
+    r->session_id = s->id;
+    Der__V1__Command c = DER__V1__COMMAND__INIT;
+    c.command_id = r->id;
+    c.asset_id = r->asset_id;
+    c.command = r->command;
+    c.value = isnan(value) ? 0 : value;
+    c.expires_ms = r->expires_ms;
+    Der__V1__HeadendMessage m = DER__V1__HEADEND_MESSAGE__INIT;
+    m.body_case = DER__V1__HEADEND_MESSAGE__BODY_COMMAND;
+    m.command = &c;
+    if (send_msg(s, &m) < 0) {
+        commands_ack(h->cmds, r->id, DISPATCH_FAILED, "the stream refused it", now_ms);
+        return -EIO;
+    }
+    r->state = DISPATCH_SENT;
+    log_event(LOG_INFO,
+              "event=command_sent command=%s asset=%s gateway=%s name=%s value=%g "
+              "expires_ms=%lld by=%s",
+              r->id, r->asset_id, s->gateway_id, r->command, value, (long long)r->expires_ms,
+              nz(r->requested_by));
+    *out = r;
+    return 0;
+}
+
+const struct command_rec *hub_command_get(struct hub *h, const char *id)
+{
+    return commands_get(h->cmds, id);
+}
+
 int hub_on_message(struct hub *h, struct session *s, const uint8_t *data, size_t len,
                    int64_t now_ms, int *grpc_status, char *reason, size_t reason_len)
 {
@@ -1435,6 +1512,9 @@ int hub_on_message(struct hub *h, struct session *s, const uint8_t *data, size_t
         break;
     case DER__V1__AGENT_MESSAGE__BODY_DECISION:
         on_decision(h, s, m->decision, now_ms);
+        break;
+    case DER__V1__AGENT_MESSAGE__BODY_COMMAND_ACK:
+        on_command_ack(h, s, m->command_ack, now_ms);
         break;
     default:
         h->c.protocol_errors++;
@@ -1583,6 +1663,7 @@ void hub_tick(struct hub *h, int64_t now_ms)
     }
     if (now_ms - h->last_expire_ms >= EXPIRE_EVERY_MS) {
         h->last_expire_ms = now_ms;
+        commands_expire(h->cmds, now_ms);
         struct expiry x = {h, now_ms};
         if (h->st->ops->dispatch_expire(h->st, now_ms, log_expired, &x) < 0)
             h->c.store_errors++;

@@ -22,6 +22,7 @@ struct asset_state {
     double lag_ms; /* received_ms - ts_ms of the latest sample */
     uint64_t messages;
     char device_state[16]; /* the latest sample's boiler or EV charger state ("" = none) */
+    char op_state[16];     /* the latest sample's operating state (Telemetry.state; "" = none) */
 };
 
 #define HUB_REPORT_MAX       512
@@ -154,6 +155,16 @@ int hub_dispatch(struct hub *h, size_t site_idx, size_t asset_idx, double power_
 /* The same, recording who asked (the REST caller's token name) with the dispatch. */
 int hub_dispatch_by(struct hub *h, const char *who, size_t site_idx, size_t asset_idx,
                     double power_w, int ttl_s, int64_t now_ms, char id[STORE_ID_MAX], int *state);
+
+/* POST /assets/:id/commands: sends a Command (headend/commands.h) to the gateway serving the
+ * asset; value NaN for the commands without one. 0 with *out (the new record, valid until the
+ * lock is released), -ENOTCONN (no gateway connected for the asset), -EOPNOTSUPP (its gateway
+ * did not announce commands in Register), -EIO (the send failed), -ENOMEM. */
+struct command_rec;
+int hub_command(struct hub *h, const char *who, size_t asset_idx, const char *command, double value,
+                int ttl_s, int64_t now_ms, const struct command_rec **out);
+/* GET /commands/:id: the record, or NULL. */
+const struct command_rec *hub_command_get(struct hub *h, const char *id);
 
 /* POST /agents/:gateway/ping: a Ping to the live session of that gateway now; its Pong
  * updates the site's RTT. 0 with *nonce, or -ENOENT (no live session of that gateway). */

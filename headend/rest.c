@@ -32,6 +32,7 @@
 #include <microhttpd.h>
 
 #include "headend/auth.h"
+#include "headend/commands.h"
 #include "headend/config.h"
 #include "headend/console.h"
 #include "headend/ident.h"
@@ -147,6 +148,11 @@ static int get_agents(struct hub *h, int64_t now_ms, struct rest_response *r)
         else
             cJSON_AddNullToObject(o, "peer");
         cJSON_AddBoolToObject(o, "connected", s != NULL);
+        const struct asset_state *as = hub_asset_state(h, i); /* Telemetry.state, latest */
+        if (as->op_state[0])
+            cJSON_AddStringToObject(o, "state", as->op_state);
+        else
+            cJSON_AddNullToObject(o, "state");
         int64_t seen = s ? s->last_seen_ms : ss->last_seen_ms;
         if (!seen && first) {
             cJSON *e = cJSON_GetObjectItem(first, "ended_ms");
@@ -231,6 +237,8 @@ static int get_telemetry(struct hub *h, const char *id, rest_arg_fn arg, void *a
         cJSON *o = sites_telemetry_json(&st->latest);
         cJSON_AddNumberToObject(o, "lag_ms", st->lag_ms);
         cJSON_AddNumberToObject(o, "age_ms", (double)(now_ms - st->latest.received_ms));
+        if (st->op_state[0])
+            cJSON_AddStringToObject(o, "state", st->op_state);
         set_json(r, 200, o);
         return 0;
     }
@@ -1042,6 +1050,99 @@ static int route_decisions(struct hub *h, const char *method, const char *path, 
 }
 
 /* "PREFIX ID SUFFIX" with an id free of slashes: 1 with *id and *idlen pointing into path. */
+/* ---- per-asset commands (headend/commands.h; docs/operations.md, "Commands") ------------ */
+
+static cJSON *command_json(const struct command_rec *c)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "command_id", c->id);
+    cJSON_AddStringToObject(o, "state", dispatch_state_name(c->state));
+    cJSON_AddStringToObject(o, "detail", c->detail);
+    cJSON_AddStringToObject(o, "asset_id", c->asset_id);
+    cJSON_AddStringToObject(o, "site_id", c->site_id);
+    cJSON_AddStringToObject(o, "gateway_id", c->gateway_id);
+    cJSON_AddStringToObject(o, "command", c->command);
+    add_num_or_null(o, "value", c->value);
+    cJSON_AddNumberToObject(o, "created_ms", (double)c->created_ms);
+    cJSON_AddNumberToObject(o, "expires_ms", (double)c->expires_ms);
+    cJSON_AddNumberToObject(o, "updated_ms", (double)c->updated_ms);
+    cJSON_AddStringToObject(o, "requested_by", c->requested_by);
+    cJSON *acks = cJSON_AddArrayToObject(o, "acks");
+    for (size_t i = 0; i < c->n_acks; i++) {
+        cJSON *a = cJSON_CreateObject();
+        cJSON_AddStringToObject(a, "state", dispatch_state_name(c->acks[i].state));
+        cJSON_AddStringToObject(a, "detail", c->acks[i].detail);
+        cJSON_AddNumberToObject(a, "at_ms", (double)c->acks[i].at_ms);
+        cJSON_AddItemToArray(acks, a);
+    }
+    return o;
+}
+
+/* POST /assets/:asset_id/commands {"command", "value", "ttl_s"}: 202 with the command. */
+static int post_command(struct hub *h, const char *who, const char *asset_id, const char *body,
+                        size_t len, int64_t now_ms, struct rest_response *r)
+{
+    const struct inv_asset *a = inventory_asset(hub_inventory(h), asset_id);
+    if (!a)
+        return error(r, 404, "asset_id", "unknown asset '%s'", asset_id);
+    cJSON *j = cJSON_ParseWithLength(body ? body : "", len);
+    char key[INV_ID_MAX];
+    if (!j || !cJSON_IsObject(j) || json_find_nul(body, len, key, sizeof(key))) {
+        cJSON_Delete(j);
+        return error(r, 400, "body", "the body must be a JSON object (without NUL characters)");
+    }
+    const cJSON *jc = cJSON_GetObjectItemCaseSensitive(j, "command");
+    const cJSON *jv = cJSON_GetObjectItemCaseSensitive(j, "value");
+    const cJSON *jt = cJSON_GetObjectItemCaseSensitive(j, "ttl_s");
+    int takes = cJSON_IsString(jc) ? commands_takes_value(jc->valuestring) : -1;
+    double value = NAN;
+    int ttl = COMMAND_TTL_S_DEF, rc = 0;
+    if (takes < 0)
+        rc = error(r, 400, "command", "command must be one of: %s", commands_names());
+    else if (takes && !(cJSON_IsNumber(jv) && isfinite(jv->valuedouble)))
+        rc = error(r, 400, "value",
+                   "%s needs a finite number value (W, or degC for "
+                   "set_temperature)",
+                   jc->valuestring);
+    else if (!takes && jv && !cJSON_IsNull(jv))
+        rc = error(r, 400, "value", "%s takes no value", jc->valuestring);
+    else if (jt && (!cJSON_IsNumber(jt) || jt->valuedouble != floor(jt->valuedouble) ||
+                    jt->valuedouble < 1 || jt->valuedouble > COMMAND_TTL_S_MAX))
+        rc = error(r, 400, "ttl_s", "ttl_s must be an integer number of seconds in 1..%d",
+                   COMMAND_TTL_S_MAX);
+    if (r->body)
+        goto out;
+    if (takes)
+        value = jv->valuedouble;
+    if (jt)
+        ttl = (int)jt->valuedouble;
+    const struct command_rec *c = NULL;
+    int e = hub_command(h, who, a->index, jc->valuestring, value, ttl, now_ms, &c);
+    if (e == -ENOTCONN)
+        rc = error(r, 409, "asset_id", "no gateway is connected for asset '%s'", a->id);
+    else if (e == -EOPNOTSUPP)
+        rc = error(r, 409, "asset_id",
+                   "the gateway serving asset '%s' does not take commands (its Register did not "
+                   "announce them: an older der-gateway)",
+                   a->id);
+    else if (e < 0)
+        rc = error(r, 503, "stream", "the command could not be sent (%s)", strerror(-e));
+    else
+        set_json(r, 202, command_json(c));
+out:
+    cJSON_Delete(j);
+    return rc;
+}
+
+static int get_command(struct hub *h, const char *id, struct rest_response *r)
+{
+    const struct command_rec *c = hub_command_get(h, id);
+    if (!c)
+        return error(r, 404, "command_id", "unknown command_id '%s'", id);
+    set_json(r, 200, command_json(c));
+    return 0;
+}
+
 static int path_id(const char *path, size_t plen, const char *prefix, const char *suffix,
                    const char **id, size_t *idlen)
 {
@@ -1093,7 +1194,14 @@ static int route(struct hub *h, const char *who, const char *method, const char 
     int ping = !sitecfg && path_id(path, plen, "/agents/", "/ping", &id, &idlen);
     int ack = !sitecfg && !ping && path_id(path, plen, "/alerts/", "/ack", &id, &idlen);
     int site = !sitecfg && !ping && !ack && path_id(path, plen, "/sites/", "", &id, &idlen);
-    long ctl = tele || disp || tok || sitecfg || ping || ack || site ? -1 : find_ctl(path, plen);
+    /* per-asset commands: POST /assets/:id/commands, GET /commands/:id */
+    const char *cid = NULL;
+    size_t cidlen = 0;
+    int cmdpost = path_id(path, plen, "/assets/", "/commands", &cid, &cidlen);
+    int cmdget = !cmdpost && path_id(path, plen, "/commands/", "", &cid, &cidlen);
+    long ctl = tele || disp || tok || sitecfg || ping || ack || site || cmdpost || cmdget
+                   ? -1
+                   : find_ctl(path, plen);
     if (ctl >= 0)
         return error(r, 400, "path", "the path contains a control character (0x%02x) at byte %ld",
                      (unsigned char)path[ctl], ctl);
@@ -1102,6 +1210,17 @@ static int route(struct hub *h, const char *who, const char *method, const char 
         if (bad_path_id(r, sitecfg || site ? "site_id" : ping ? "gateway_id" : "id", id, idlen))
             return 0;
         snprintf(idbuf, sizeof(idbuf), "%.*s", (int)idlen, id);
+    }
+    if (cmdpost || cmdget) {
+        char cbuf[INV_ID_MAX];
+        if (bad_path_id(r, cmdpost ? "asset_id" : "command_id", cid, cidlen))
+            return 0;
+        snprintf(cbuf, sizeof(cbuf), "%.*s", (int)cidlen, cid);
+        if (cmdpost && strcmp(method, "POST") != 0)
+            return error(r, 405, "method", "use POST %s", path);
+        if (cmdget && !get)
+            return error(r, 405, "method", "use GET %s", path);
+        return cmdpost ? post_command(h, who, cbuf, body, len, now_ms, r) : get_command(h, cbuf, r);
     }
     if (sitecfg && !strcmp(method, "PUT"))
         return put_site_config(h, who, idbuf, body, len, now_ms, r);
@@ -1365,7 +1484,7 @@ static void outcome(const struct rest_response *r, char *out, size_t outlen)
 {
     out[0] = '\0';
     cJSON *j = r->body ? cJSON_Parse(r->body) : NULL;
-    static const char *const keys[] = {"error", "setpoint_id", "name"};
+    static const char *const keys[] = {"error", "setpoint_id", "command_id", "name"};
     for (size_t i = 0; j && i < sizeof(keys) / sizeof(keys[0]); i++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, keys[i]);
         if (!cJSON_IsString(v))

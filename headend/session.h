@@ -59,6 +59,8 @@ struct session {
     /* Ping, to gateways whose Register said they answer (pong): the nonce and headend time of
      * the Ping awaiting its Pong (0 = none), and when the next periodic one is due. */
     int pong;
+    /* The gateway takes per-asset Commands (said in Register; headend/commands.h). */
+    int commands;
     uint64_t ping_nonce;
     int64_t ping_sent_ms;
     int64_t ping_due_ms;

@@ -78,6 +78,10 @@ struct procimg_dev {
     double boiler_temperature_c;
     int boiler_heat_demand; /* its thermostat wants heat (1), or not (0); -1 unknown */
 
+    /* The operating state (enum procimg_opstate) as the driver read it: 701 InvSt for the
+     * SunSpec inverters, the maps' OpState/State; -1 unknown (meters have none). */
+    int op_state;
+
     /* What the cycle last wrote to this device (the ramp limit is measured from it). */
     uint8_t has_prev_setpoint;
     double prev_setpoint_w;
@@ -112,6 +116,23 @@ enum {
     PROCIMG_EVSE_E,
     PROCIMG_EVSE_F
 };
+/* Operating states of a device (docs/physics.md, "Operating states"; the values of the derloop
+ * maps' OpState and State points). */
+enum procimg_opstate {
+    PROCIMG_OP_IDLE = 0,
+    PROCIMG_OP_STARTING,
+    PROCIMG_OP_RUNNING,
+    PROCIMG_OP_STOPPING,
+    PROCIMG_OP_FAULT
+};
+
+/* "IDLE" .. "FAULT", or "" when unknown (-1, or out of range). */
+static inline const char *procimg_opstate_name(int s)
+{
+    static const char *const names[] = {"IDLE", "STARTING", "RUNNING", "STOPPING", "FAULT"};
+    return s >= 0 && s <= PROCIMG_OP_FAULT ? names[s] : "";
+}
+
 /* Boiler states of the derloop map (docs/registers.md). */
 enum {
     PROCIMG_BOILER_IDLE = 0,

@@ -5,7 +5,11 @@
  * the rows marked `poll` (with their scale-factor points) are merged into the fewest read
  * blocks of at most 125 registers (the other rows, ratings, are decoded from the discovery
  * snapshot). A cycle then reads only those blocks (a battery: two reads,
- * a meter or PV inverter: one) and decodes the rows from the mirror. */
+ * a meter or PV inverter: one) and decodes the rows from the mirror.
+ *
+ * Commands: a table per device type says which of them the driver takes (and why not); the
+ * register commands (start, stop, reset, set_temperature) are single-register writes: the
+ * inverters' connect point (802 SetOp, 123 Conn), the maps' Command and TempSetpoint. */
 #include "gateway/devices/device.h"
 
 #include <errno.h>
@@ -37,6 +41,7 @@ enum field {
     F_PV_LIM_PCT, /* 0..1 */
     F_HZ,         /* Hz */
     F_METER_EVT,  /* SunSpec 203 Evt bits */
+    F_INVST,      /* SunSpec 701 InvSt -> the operating state */
 };
 
 struct row {
@@ -49,17 +54,14 @@ struct row {
 
 /* Battery: 701 W is documented positive for injection, i.e. discharge: the site sign. */
 static const struct row battery_rows[] = {
-    {701, "W", F_POWER, 1, 1},
-    {701, "TmpCab", F_TEMP, 1, 1},
-    {713, "SoC", F_SOC, 0.01, 1},
-    {713, "WHRtg", F_CAPACITY, 1, 0},
-    {802, "SoCMax", F_SOC_MAX, 0.01, 1},
-    {802, "SoCMin", F_SOC_MIN, 0.01, 1},
-    {802, "V", F_VOLT, 1, 1},
-    {802, "AChaMax", F_A_CHA_MAX, 1, 1},
-    {802, "ADisChaMax", F_A_DIS_MAX, 1, 1},
+    {701, "InvSt", F_INVST, 1, 1},       {701, "W", F_POWER, 1, 1},
+    {701, "TmpCab", F_TEMP, 1, 1},       {713, "SoC", F_SOC, 0.01, 1},
+    {713, "WHRtg", F_CAPACITY, 1, 0},    {802, "SoCMax", F_SOC_MAX, 0.01, 1},
+    {802, "SoCMin", F_SOC_MIN, 0.01, 1}, {802, "V", F_VOLT, 1, 1},
+    {802, "AChaMax", F_A_CHA_MAX, 1, 1}, {802, "ADisChaMax", F_A_DIS_MAX, 1, 1},
 };
 static const struct row pv_rows[] = {
+    {701, "InvSt", F_INVST, 1, 1},
     {701, "W", F_POWER, 1, 1},
     {702, "WMaxRtg", F_RATED, 1, 0},
     {704, "WMaxLimPctEna", F_PV_LIM_ENA, 1, 1},
@@ -212,6 +214,16 @@ static double row_value(const struct device *d, const struct resolved *r)
     return v * r->row->factor;
 }
 
+/* 701 InvSt as an operating state: OFF is IDLE; SLEEPING, STANDBY, RUNNING and THROTTLED are
+ * what a RUNNING inverter does; SHUTTING_DOWN is STOPPING (docs/physics.md, "Operating states"). */
+static int opstate_of_invst(double v)
+{
+    static const int map[] = {PROCIMG_OP_IDLE,    PROCIMG_OP_RUNNING, PROCIMG_OP_STARTING,
+                              PROCIMG_OP_RUNNING, PROCIMG_OP_RUNNING, PROCIMG_OP_STOPPING,
+                              PROCIMG_OP_FAULT,   PROCIMG_OP_RUNNING};
+    return v >= 0 && v < (double)(sizeof map / sizeof map[0]) ? map[(int)v] : -1;
+}
+
 static void store(struct procimg_dev *o, enum field f, double v, const struct device *d)
 {
     switch (f) {
@@ -256,6 +268,9 @@ static void store(struct procimg_dev *o, enum field f, double v, const struct de
         break;
     case F_METER_EVT:
         o->islanded = v >= 0 && v <= 4294967295.0 && ((uint32_t)v & METER_EVT_POWER_FAILURE);
+        break;
+    case F_INVST:
+        o->op_state = opstate_of_invst(v);
         break;
     }
 }
@@ -446,6 +461,7 @@ static void reset_fields(struct procimg_dev *o)
     o->islanded = 0;
     o->evse_phases = 0;
     o->boiler_heat_demand = -1;
+    o->op_state = -1;
 }
 
 /* Fixed-map devices: one read of the map's poll block, fields decoded from the table. */
@@ -514,6 +530,141 @@ int device_write(struct device *d, double setpoint_w, int64_t now_ms)
     if (rc)
         d->discovered = rc == -ERANGE || rc == -ENOTSUP ? d->discovered : 0;
     return rc;
+}
+
+/* ---- commands ------------------------------------------------------------------------------ */
+
+static const char *const cmd_names[DEVICE_CMD_N] = {
+    "start", "stop", "reset", "set_output", "charge", "discharge", "set_temperature",
+};
+
+const char *device_cmd_name(enum device_cmd c)
+{
+    return (unsigned)c < DEVICE_CMD_N ? cmd_names[c] : "?";
+}
+
+int device_cmd_parse(const char *name)
+{
+    for (int c = 0; c < DEVICE_CMD_N; c++)
+        if (name && !strcmp(name, cmd_names[c]))
+            return c;
+    return -EINVAL;
+}
+
+/* The command table: per device type, NULL where the driver takes the command, else why not. */
+static const char *const cmd_refusals[DEVTYPE_COUNT][DEVICE_CMD_N] = {
+    [DEV_BATTERY] =
+        {
+            [DEVICE_CMD_RESET] = "battery has no fault reset (SunSpec 802 has no reset point): "
+                                 "its FAULT clears when the cause has gone",
+            [DEVICE_CMD_SET_TEMPERATURE] = "battery has no temperature setpoint",
+        },
+    [DEV_PV] =
+        {
+            [DEVICE_CMD_RESET] = "PV inverter has no fault reset (SunSpec 701-704 and 123 have "
+                                 "no reset point): a trip clears when the cause has gone",
+            [DEVICE_CMD_CHARGE] = "PV inverter cannot charge",
+            [DEVICE_CMD_DISCHARGE] = "PV inverter cannot discharge: use set_output",
+            [DEVICE_CMD_SET_TEMPERATURE] = "PV inverter has no temperature setpoint",
+        },
+    [DEV_METER] =
+        {
+            [DEVICE_CMD_START] = "meter has no commands",
+            [DEVICE_CMD_STOP] = "meter has no commands",
+            [DEVICE_CMD_RESET] = "meter has no commands",
+            [DEVICE_CMD_SET_OUTPUT] = "meter has no commands",
+            [DEVICE_CMD_CHARGE] = "meter has no commands",
+            [DEVICE_CMD_DISCHARGE] = "meter has no commands",
+            [DEVICE_CMD_SET_TEMPERATURE] = "meter has no commands",
+        },
+    [DEV_EVSE] =
+        {
+            [DEVICE_CMD_CHARGE] = "EV charger: use set_output (W drawn)",
+            [DEVICE_CMD_DISCHARGE] = "EV charger cannot discharge",
+            [DEVICE_CMD_SET_TEMPERATURE] = "EV charger has no temperature setpoint",
+        },
+    [DEV_BOILER] =
+        {
+            [DEVICE_CMD_CHARGE] = "boiler: use set_output (W drawn)",
+            [DEVICE_CMD_DISCHARGE] = "boiler cannot discharge",
+        },
+};
+
+const char *device_cmd_refusal(const struct device_cfg *cfg, enum device_cmd c)
+{
+    if ((unsigned)cfg->type >= DEVTYPE_COUNT || (unsigned)c >= DEVICE_CMD_N)
+        return "unknown command or device type";
+    return cmd_refusals[cfg->type][c];
+}
+
+/* One register of the mirror written to the device, and kept in the mirror when it took it. */
+static int write_one(struct device *d, uint16_t addr, uint16_t value)
+{
+    d->transactions++;
+    int rc = bus_write(d->bus, d->cfg.unit_id, addr, 1, &value);
+    if (rc == 0 && addr >= d->mirror_start && (size_t)(addr - d->mirror_start) < d->mirror_count)
+        d->mirror[addr - d->mirror_start] = value;
+    return rc;
+}
+
+/* An enumerated SunSpec point set to one of its symbols. */
+static int sunspec_command(struct device *d, uint16_t model, const char *point, const char *sym,
+                           char *what, size_t len)
+{
+    const struct sunspec_found *f = find_model(d, model);
+    const struct sunspec_model *m = sunspec_model_find(model);
+    const struct sunspec_point *p = m ? sunspec_point_find(m, point) : NULL;
+    uint32_t v;
+    if (!f || !p || sunspec_symbol_value(p, sym, &v)) {
+        snprintf(what, len, "the device has no SunSpec %u.%s", (unsigned)model, point);
+        return -ENOTSUP;
+    }
+    snprintf(what, len, "%u.%s=%s", (unsigned)model, point, sym);
+    return write_one(d, (uint16_t)(f->start + p->offset), (uint16_t)v);
+}
+
+/* A point of the device's map set to an engineering value. */
+static int map_command(struct device *d, const char *point, double v, char *what, size_t len)
+{
+    const struct sunspec_point *p = devmap_point(d->map, point);
+    uint16_t regs[64] = {0}; /* the map from register 0: devmap_set writes at p->offset */
+    if (!p || p->size != 1 || p->offset >= 64) {
+        snprintf(what, len, "map %s has no %s", d->map->driver, point);
+        return -ENOTSUP;
+    }
+    if (devmap_set(p, regs, v)) {
+        snprintf(what, len, "%s %g does not fit the register", point, v);
+        return -ERANGE;
+    }
+    snprintf(what, len, "%s=%g", point, v);
+    return write_one(d, p->offset, regs[p->offset]);
+}
+
+int device_command(struct device *d, enum device_cmd c, double value, char *what, size_t len)
+{
+    const char *no = device_cmd_refusal(&d->cfg, c);
+    if (no || c == DEVICE_CMD_SET_OUTPUT || c == DEVICE_CMD_CHARGE || c == DEVICE_CMD_DISCHARGE) {
+        snprintf(what, len, "%s", no ? no : "a setpoint, not a register command");
+        return -ENOTSUP;
+    }
+    if (!d->discovered) {
+        snprintf(what, len, "asset offline");
+        return -ENOTCONN;
+    }
+    if (d->map) {
+        if (c == DEVICE_CMD_SET_TEMPERATURE)
+            return map_command(d, "TempSetpoint", value, what, len);
+        /* the maps' Command: 1 start, 2 stop, 3 reset */
+        return map_command(d, "Command",
+                           c == DEVICE_CMD_START  ? 1
+                           : c == DEVICE_CMD_STOP ? 2
+                                                  : 3,
+                           what, len);
+    }
+    int start = c == DEVICE_CMD_START;
+    if (d->cfg.type == DEV_BATTERY)
+        return sunspec_command(d, 802, "SetOp", start ? "CONNECT" : "DISCONNECT", what, len);
+    return sunspec_command(d, 123, "Conn", start ? "CONNECT" : "DISCONNECT", what, len);
 }
 
 uint64_t device_transactions(const struct device *d)

@@ -30,6 +30,30 @@ int device_poll(struct device *d, int64_t now_ms, struct procimg_dev *out);
  * Returns 0 or the bus code. */
 int device_write(struct device *d, double setpoint_w, int64_t now_ms);
 
+/* Per-asset commands (docs/operations.md, "Commands"). set_output, charge and discharge are
+ * setpoints (W), which the caller applies at manual priority; the others are register writes
+ * (device_command). */
+enum device_cmd {
+    DEVICE_CMD_START,
+    DEVICE_CMD_STOP,
+    DEVICE_CMD_RESET,
+    DEVICE_CMD_SET_OUTPUT,
+    DEVICE_CMD_CHARGE,
+    DEVICE_CMD_DISCHARGE,
+    DEVICE_CMD_SET_TEMPERATURE,
+    DEVICE_CMD_N
+};
+const char *device_cmd_name(enum device_cmd c); /* "start", ...; "?" */
+int device_cmd_parse(const char *name);         /* enum device_cmd, or -EINVAL */
+/* The driver's command table: NULL when a device of this configuration takes c, else why it
+ * cannot ("battery has no temperature setpoint"). */
+const char *device_cmd_refusal(const struct device_cfg *cfg, enum device_cmd c);
+/* Writes a register command between two cycles: start, stop, reset, set_temperature (value in
+ * degC). what receives the write ("802.SetOp=DISCONNECT"), or why it was refused. Returns 0,
+ * -ENOTSUP (refused: the table, a setpoint command, or a device without the point),
+ * -ENOTCONN before the first successful poll, or the bus code. */
+int device_command(struct device *d, enum device_cmd c, double value, char *what, size_t len);
+
 /* Transactions (reads + writes attempted) since creation: the runner's figure per tick. */
 uint64_t device_transactions(const struct device *d);
 

@@ -80,6 +80,7 @@ static void evse_decode(const struct devmap *m, const uint16_t *regs, struct pro
     o->evse_phases = phases == 1 || phases == 3 ? (int)phases : 0;
     o->evse_session_wh = devmap_get(&e[DM_EVSE_SessionEnergy], regs);
     o->evse_need_wh = devmap_get(&e[DM_EVSE_SessionNeedRemaining], regs);
+    o->op_state = (int)devmap_get(&e[DM_EVSE_OpState], regs);
 }
 
 static void boiler_decode(const struct devmap *m, const uint16_t *regs, struct procimg_dev *o)
@@ -87,6 +88,7 @@ static void boiler_decode(const struct devmap *m, const uint16_t *regs, struct p
     const struct sunspec_point *b = m->points;
     o->power_w = devmap_get(&b[DM_BOILER_Power], regs);
     o->boiler_state = (int)devmap_get(&b[DM_BOILER_State], regs);
+    o->op_state = o->boiler_state;
     o->boiler_temperature_c = devmap_get(&b[DM_BOILER_TankTemp], regs);
     o->rated_w = devmap_get(&b[DM_BOILER_RatedPower], regs);
     o->boiler_heat_demand = (int)devmap_get(&b[DM_BOILER_HeatDemand], regs) != 0;

@@ -90,6 +90,7 @@ int agentmsg_telemetry(const struct procimg_dev *d, const char *asset_id, const 
     t.setpoint_w = d->has_prev_setpoint ? d->prev_setpoint_w : NAN;
     t.online = d->online;
     t.status = (char *)(status ? status : status_of(d));
+    t.state = (char *)procimg_opstate_name(d->op_state);
     switch (d->type) {
     case PROCIMG_BATTERY:
         st.soc = d->soc;
@@ -286,6 +287,16 @@ int agentmsg_decision_changed(const struct decision *last, const struct decision
     return 0;
 }
 
+int agentmsg_command_ack(const char *command_id, int state, const char *detail, uint8_t **out,
+                         size_t *len)
+{
+    Der__V1__CommandAck a = DER__V1__COMMAND_ACK__INIT;
+    a.command_id = (char *)command_id;
+    a.state = (Der__V1__SetpointAck__State)state;
+    a.detail = (char *)(detail ? detail : "");
+    return pack(&a.base, out, len);
+}
+
 static size_t put_varint(uint8_t *p, uint64_t v)
 {
     size_t n = 0;
@@ -368,6 +379,17 @@ int agentmsg_parse_headend(const uint8_t *buf, size_t len, struct agentmsg_heade
         }
         o->power_w = s->power_w;
         o->expires_ms = s->expires_ms;
+        break;
+    }
+    case DER__V1__HEADEND_MESSAGE__BODY_COMMAND: {
+        const Der__V1__Command *c = m->command;
+        struct agentmsg_command *o = &out->command;
+        rc = copy_id(o->command_id, sizeof o->command_id, c->command_id);
+        rc = rc ? rc : copy_id(o->asset_id, sizeof o->asset_id, c->asset_id);
+        /* a name this gateway does not know is refused by name: kept, cut to fit */
+        copy_text(o->command, sizeof o->command, c->command);
+        o->value = c->value;
+        o->expires_ms = c->expires_ms;
         break;
     }
     case DER__V1__HEADEND_MESSAGE__BODY_REGISTER_RESULT: {

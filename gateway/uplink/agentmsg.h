@@ -1,7 +1,7 @@
 /* agentmsg: the gateway's side of the wire protocol (proto/der/v1/agent.proto) in plain C.
  * Builds the protobuf bytes of what the agent sends (Register, Telemetry, Heartbeat,
- * SetpointAck) and frames a body into an AgentMessage; parses a HeadendMessage into plain
- * structs. Every byte buffer it returns is malloc'd and owned by the caller (free). */
+ * SetpointAck, CommandAck) and frames a body into an AgentMessage; parses a HeadendMessage into
+ * plain structs. Every byte buffer it returns is malloc'd and owned by the caller (free). */
 #ifndef DERLOOP_AGENTMSG_H
 #define DERLOOP_AGENTMSG_H
 
@@ -23,6 +23,7 @@ enum agentmsg_body {
     AGENTMSG_HEARTBEAT = 12,
     AGENTMSG_ACK = 13,
     AGENTMSG_DECISION = 18,
+    AGENTMSG_COMMAND_ACK = 16,
 };
 
 /* SetpointAck.State, same values as the proto. */
@@ -62,10 +63,20 @@ struct agentmsg_setpoint {
     int64_t expires_ms; /* Unix ms */
 };
 
+/* A Command as received (docs/operations.md, "Commands"). */
+struct agentmsg_command {
+    char command_id[AGENTMSG_ID_LEN];
+    char asset_id[AGENTMSG_ID_LEN];
+    char command[32]; /* "start", ...: device_cmd_parse */
+    double value;
+    int64_t expires_ms; /* Unix ms */
+};
+
 struct agentmsg_headend {
     uint64_t seq;
-    int body; /* 10 RegisterResult, 11 Setpoint, 12 Ping, 13 TelemetryAck, 0 none */
+    int body; /* 10 RegisterResult, 11 Setpoint, 12 Ping, 13 TelemetryAck, 15 Command, 0 none */
     struct agentmsg_setpoint setpoint;
+    struct agentmsg_command command;
     size_t n_accepted, n_rejected; /* counts in the message */
     struct {
         char asset_id[PROCIMG_ID_LEN];
@@ -118,6 +129,10 @@ int agentmsg_decision(const struct decision *dm, int64_t ts_ms, uint8_t **out, s
  * AGENTMSG_DECISION_TOL_W)? 1 or 0. Small moves of a controller are not a change. */
 #define AGENTMSG_DECISION_TOL_W 10.0
 int agentmsg_decision_changed(const struct decision *last, const struct decision *dm);
+
+/* A CommandAck body; state as SetpointAck's (enum agentmsg_ack_state). */
+int agentmsg_command_ack(const char *command_id, int state, const char *detail, uint8_t **out,
+                         size_t *len);
 
 /* An AgentMessage {seq, sent_ms, body field = body bytes}: the body is embedded as it is, so
  * a spooled Telemetry is framed again without being decoded. */

@@ -21,6 +21,7 @@
 #include "common/rtclock.h"
 #include "gateway/control/confsync.h"
 #include "gateway/control/estop.h"
+#include "gateway/uplink/command.h"
 #include "gateway/control/decision.h"
 #include "gateway/uplink/dispatch.h"
 #include "gateway/uplink/remote.h"
@@ -43,7 +44,8 @@ struct hsite {
     struct uplink_cfg ucfg;
     struct uplink_identity ident;
     struct confsync *cs;
-    struct estop *es; /* the emergency stop, persisted next to the spool */
+    struct estop *es;     /* the emergency stop, persisted next to the spool */
+    struct command *cmds; /* per-asset commands from the headend (gateway/uplink/command.h) */
     struct remote *rem;
     struct uplink *up;
     struct dispatch *disp;
@@ -99,6 +101,7 @@ static void site_free(struct sitehost *h, struct hsite *s)
     dispatch_free(s->disp);
     uplink_free(s->up);
     remote_free(s->rem); /* after the uplink, whose thread used it */
+    command_free(s->cmds);
     estop_free(s->es);
     confsync_free(s->cs);
     controller_free(s->ctl);
@@ -267,10 +270,15 @@ static int start_site(struct sitehost *h, struct hsite *s, size_t i, char *err, 
     if (!s->ucfg.target[0])
         return 0;
     uplink_identity_from_site(s->cfg, h->o.software ? h->o.software : "der-gateway", &s->ident);
+    if (!(s->cmds = command_new(s->ctl, s->cfg->site_id, h->o.log, h->o.log_ctx))) {
+        snprintf(err, errlen, "%s: out of memory", s->path);
+        return -ENOMEM;
+    }
     struct uplink_opts uo = {.log = h->o.log,
                              .log_ctx = h->o.log_ctx,
                              .seed = (uint64_t)rtclock_wall_ms() + i,
-                             .remote = s->rem};
+                             .remote = s->rem,
+                             .commands = s->cmds};
     s->up = uplink_new(&s->ucfg, &s->ident, &uo, err, errlen);
     if (!s->up)
         return -EINVAL;
@@ -316,10 +324,12 @@ static void run_cycle(struct sitehost *h, struct hsite *s, int64_t now_us, int r
     struct agentmsg_setpoint sp;
     while (s->up && uplink_poll_setpoint(s->up, &sp))
         dispatch_setpoint(s->disp, &sp, now, rtclock_wall_ms());
+    command_apply(s->cmds, now, rtclock_wall_ms()); /* between two cycles */
     controller_cycle(s->ctl, now, &s->dm);
     s->cycles++;
     if (s->up) {
         dispatch_after_cycle(s->disp, &s->dm);
+        command_after_cycle(s->cmds, &s->dm);
         uplink_publish(s->up, controller_image(s->ctl), &s->dm, now);
     }
     char row[4096];

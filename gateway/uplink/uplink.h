@@ -17,12 +17,14 @@
 #include "gateway/uplink/uplink_config.h"
 
 struct remote;
+struct command;
 
 struct uplink_opts {
     void (*log)(void *ctx, const char *line); /* one line per event; NULL = stderr */
     void *log_ctx;
-    uint64_t seed;         /* of the backoff jitter */
-    struct remote *remote; /* Ping and ConfigPush (gateway/uplink/remote.h); NULL = none */
+    uint64_t seed;            /* of the backoff jitter */
+    struct remote *remote;    /* Ping and ConfigPush (gateway/uplink/remote.h); NULL = none */
+    struct command *commands; /* per-asset commands (gateway/uplink/command.h); NULL = none */
 };
 
 struct uplink;

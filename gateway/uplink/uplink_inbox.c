@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/rtclock.h"
+#include "gateway/uplink/command.h"
 #include "gateway/uplink/remote.h"
 #include "gateway/uplink/uplink_impl.h"
 
@@ -18,6 +19,7 @@ enum headend_body {
     HEADEND_PING = 12,
     HEADEND_TELEMETRY_ACK = 13,
     HEADEND_EMERGENCY_STOP = 16,
+    HEADEND_COMMAND = 15,
 };
 
 /* RegisterResult: the stream is registered; the headend says which assets it accepted and
@@ -122,6 +124,13 @@ void uplink_inbox_receive(struct uplink *u, const uint8_t *bytes, size_t len)
     case HEADEND_EMERGENCY_STOP: /* taken by the remote hook; without one nobody applies it */
         uplink_log(u, "event=estop_refused reason=\"this uplink has no emergency stop (no remote "
                       "hook): the headend was told so by Register (estop false)\"");
+        break;
+    case HEADEND_COMMAND: /* command hook (the headend sends them only when Register said so) */
+        if (u->opts.commands)
+            command_on_headend(u->opts.commands, &m.command);
+        else
+            uplink_log(u, "event=command_ignored command_id=%s reason=\"no command handler\"",
+                       m.command.command_id);
         break;
     default: /* Ping (the HTTP/2 keepalive does its work), or a body this gateway predates */
         break;

@@ -30,6 +30,7 @@
 #include <grpc/support/time.h>
 
 #include "common/rtclock.h"
+#include "gateway/uplink/command.h"
 #include "gateway/uplink/remote.h"
 #include "gateway/uplink/uplink_impl.h"
 #include "gateway/uplink/uplink_tls.h"
@@ -226,11 +227,14 @@ static void pump(struct uplink *u)
     int reg = 0;
     int64_t sent = rtclock_wall_ms(), now = mono_ms();
     if (u->reg_pending) {
-        uint8_t *rb = NULL; /* remote hook: Register with the running configuration version */
-        size_t rl = 0;
+        uint8_t *rb = NULL, *cb = NULL; /* remote hook: the running configuration version; */
+        size_t rl = 0, cl = 0;          /* command hook: whether commands are taken */
         reg = remote_register(u->opts.remote, u->reg, u->reg_len, &rb, &rl) == 0 &&
-              agentmsg_frame(u->seq + 1, sent, AGENTMSG_REGISTER, rb, rl, &m.framed, &m.len) == 0;
+              /* a legacy agent predates commands: it announces none */
+              command_register(u->cfg.legacy ? NULL : u->opts.commands, rb, rl, &cb, &cl) == 0 &&
+              agentmsg_frame(u->seq + 1, sent, AGENTMSG_REGISTER, cb, cl, &m.framed, &m.len) == 0;
         free(rb);
+        free(cb);
     } else {
         pthread_mutex_lock(&u->mu);
         int registered = u->st.registered; /* nothing but Register before RegisterResult */
@@ -238,6 +242,9 @@ static void pump(struct uplink *u)
         /* remote hook: a Pong or ConfigReport goes before acks and telemetry */
         if (registered && (m.framed = remote_next(u->opts.remote, u->seq + 1, sent, &m.len))) {
             m.kind = OUTBOX_REMOTE;
+        } else if (registered &&
+                   (m.framed = command_next(u->opts.commands, u->seq + 1, sent, &m.len))) {
+            m.kind = OUTBOX_REMOTE; /* command hook: a CommandAck, framed by command.c */
         } else if (registered) {
             pthread_mutex_lock(&u->mu);
             outbox_next(u->out, u->seq + 1, sent, now >= u->next_hb_ms, now, &m);

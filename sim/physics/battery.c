@@ -7,7 +7,9 @@
  *      the energy that is there (or the room that is left) in this step;
  *   3. energy, losses and AC counters move with the clamped power;
  *   4. the temperature follows its first-order lag, integrated exactly.
- * A fault (injected, or the temperature at or above temp_stop_c) forces the power to 0.
+ * A fault (injected, or the temperature at or above temp_stop_c) forces the power to 0, and so
+ * does any operating state but RUNNING (opstate.c: the fault is its FAULT, a stop its STOPPING
+ * and IDLE); the setpoint's response model advances all the same.
  *
  * On an islanded site (site.c) the inverter is grid-forming: battery_step_island takes the
  * power the site's balance asks of it instead of the setpoint, inside the same limits
@@ -34,6 +36,7 @@ void battery_init(struct battery *b, const struct battery_params *p)
     b->temp_c = p->temp_init_c;
     b->state = BATTERY_STANDBY;
     response_init(&b->resp, &p->response, 0.0);
+    opstate_init(&b->op, OPSTATE_RUNNING, 0);
 }
 
 void battery_command(struct battery *b, int64_t now_ms, double setpoint_w)
@@ -76,6 +79,18 @@ double battery_charge_limit_w(const struct battery *b)
     if (b->p.soc_high_band < 1.0 && b->soc > b->p.soc_high_band)
         f = b->soc < 1.0 ? (1.0 - b->soc) / (1.0 - b->p.soc_high_band) : 0.0;
     return b->p.max_charge_w * f * temp_factor(b);
+}
+
+void battery_opcommand(struct battery *b, int64_t now_ms, enum opstate_cmd cmd)
+{
+    opstate_command(&b->op, cmd);
+    opstate_advance(&b->op, &b->p.op, now_ms, 1, faulted(b));
+}
+
+int battery_available(struct battery *b, int64_t now_ms)
+{
+    opstate_advance(&b->op, &b->p.op, now_ms, 1, faulted(b));
+    return opstate_running(&b->op);
 }
 
 /* Moves energy for power p_w (+ discharge) over dt_h. The caller already clamped p_w so that
@@ -155,8 +170,10 @@ void battery_step(struct battery *b, int64_t now_ms, int64_t dt_ms)
     double want = response_step(&b->resp, now_ms, dt_ms);
     double p = want;
 
-    if (faulted(b)) {
+    if (!battery_available(b, now_ms)) {
         p = 0.0;
+        if (!faulted(b))
+            want = 0.0; /* stopped: STANDBY, not THROTTLED */
     } else {
         double dis, chg;
         battery_step_limits(b, dt_ms, &dis, &chg);
@@ -177,18 +194,13 @@ void battery_step_island(struct battery *b, int64_t now_ms, int64_t dt_ms, doubl
     (void)response_step(&b->resp, now_ms, dt_ms);
     double dis, chg;
     battery_step_limits(b, dt_ms, &dis, &chg);
-    if (faulted(b))
+    if (!battery_available(b, now_ms))
         p_w = 0.0;
     if (p_w > dis)
         p_w = dis;
     if (p_w < -chg)
         p_w = -chg;
     apply_power(b, p_w, p_w, dt_ms);
-}
-
-int battery_faulted(const struct battery *b)
-{
-    return faulted(b);
 }
 
 void battery_reset(struct battery *b)
@@ -198,4 +210,5 @@ void battery_reset(struct battery *b)
     b->power_w = 0.0;
     response_reset(&b->resp, 0.0);
     b->state = BATTERY_STANDBY;
+    b->op.enabled = 1;
 }

@@ -8,9 +8,11 @@
  * at the crossing instant (solved in closed form): the element heats until then and the tank
  * coasts for the rest, so even a one-minute step does not overshoot the threshold.
  *
- * States: IDLE -> STARTING (start_delay) -> RUNNING -> STOPPING (stop_delay) -> IDLE, and FAULT
- * on over-temperature or an injected fault, left only with CMD_RESET once the tank has cooled
- * 5 K below temp_max_c. Only RUNNING draws power. */
+ * States (opstate.c): the boiler wants to run while it is started and its thermostat asks for
+ * heat, so IDLE -> STARTING (start_delay) -> RUNNING -> STOPPING (stop_delay) -> IDLE follows
+ * the thermostat; FAULT on over-temperature or an injected fault is latched (the fault code
+ * stays set), left only with CMD_RESET once the tank has cooled 5 K below temp_max_c. Only
+ * RUNNING draws power. */
 #include "sim/physics/boiler.h"
 
 #include <math.h>
@@ -27,28 +29,11 @@ void boiler_init(struct boiler *b, const struct boiler_params *p)
 {
     memset(b, 0, sizeof *b);
     b->p = *p;
-    b->state = BOILER_IDLE;
+    opstate_init(&b->op, OPSTATE_IDLE, 0);
     b->temp_c = p->temp_init_c;
     b->setpoint_c = p->setpoint_c;
     b->power_limit_w = p->rated_w;
     b->sg_mode = 2;
-}
-
-const char *boiler_state_name(enum boiler_state s)
-{
-    switch (s) {
-    case BOILER_IDLE:
-        return "IDLE";
-    case BOILER_STARTING:
-        return "STARTING";
-    case BOILER_RUNNING:
-        return "RUNNING";
-    case BOILER_STOPPING:
-        return "STOPPING";
-    case BOILER_FAULT:
-        return "FAULT";
-    }
-    return "?";
 }
 
 /* The temperature at which the thermostat switches off, by SG-Ready mode. */
@@ -75,29 +60,25 @@ static void thermostat(struct boiler *b)
         b->heat_demand = 1;
 }
 
-static void enter(struct boiler *b, enum boiler_state s, int64_t at_ms)
-{
-    b->state = s;
-    b->state_since_ms = at_ms;
-}
-
-void boiler_command(struct boiler *b, int64_t now_ms, enum boiler_cmd cmd)
+void boiler_command(struct boiler *b, int64_t now_ms, enum opstate_cmd cmd)
 {
     switch (cmd) {
     case BOILER_CMD_START:
         /* A boost: one heating cycle up to the threshold, whatever the hysteresis says. */
-        if (b->state != BOILER_FAULT && b->sg_mode != 1 && b->temp_c < upper_c(b))
+        opstate_command(&b->op, OPSTATE_CMD_START);
+        if (b->op.state != OPSTATE_FAULT && b->sg_mode != 1 && b->temp_c < upper_c(b))
             b->heat_demand = 1;
         break;
     case BOILER_CMD_STOP:
-        /* Ends the current cycle; the thermostat starts the next one below its lower band. */
+        /* Ends the current cycle, and the thermostat starts none until the next START. */
+        opstate_command(&b->op, OPSTATE_CMD_STOP);
         b->heat_demand = 0;
         break;
     case BOILER_CMD_RESET:
-        if (b->state == BOILER_FAULT && b->temp_c < b->p.temp_max_c - MAX_MARGIN_K) {
+        if (b->op.state == OPSTATE_FAULT && b->temp_c < b->p.temp_max_c - MAX_MARGIN_K) {
             b->fault = 0;
             b->heat_demand = 0;
-            enter(b, BOILER_IDLE, now_ms);
+            opstate_enter(&b->op, OPSTATE_IDLE, now_ms);
         }
         break;
     case BOILER_CMD_NONE:
@@ -117,36 +98,12 @@ void boiler_set(struct boiler *b, double power_limit_w, double setpoint_c, int s
         b->sg_mode = sg_mode;
 }
 
-/* Runs the state machine at now until it settles (zero delays chain in one step). */
-static void advance(struct boiler *b, int64_t now_ms)
+void boiler_reboot(struct boiler *b, int64_t now_ms)
 {
-    for (int i = 0; i < 4; i++) {
-        enum boiler_state before = b->state;
-        switch (b->state) {
-        case BOILER_IDLE:
-            if (b->heat_demand)
-                enter(b, BOILER_STARTING, now_ms);
-            break;
-        case BOILER_STARTING:
-            if (!b->heat_demand)
-                enter(b, BOILER_IDLE, now_ms);
-            else if (now_ms - b->state_since_ms >= b->p.start_delay_ms)
-                enter(b, BOILER_RUNNING, now_ms);
-            break;
-        case BOILER_RUNNING:
-            if (!b->heat_demand)
-                enter(b, BOILER_STOPPING, now_ms);
-            break;
-        case BOILER_STOPPING:
-            if (now_ms - b->state_since_ms >= b->p.stop_delay_ms)
-                enter(b, BOILER_IDLE, now_ms);
-            break;
-        case BOILER_FAULT:
-            break;
-        }
-        if (b->state == before)
-            break;
-    }
+    opstate_init(&b->op, OPSTATE_IDLE, now_ms);
+    b->fault = 0;
+    b->heat_demand = 0;
+    boiler_set(b, b->p.rated_w, b->p.setpoint_c, 2);
 }
 
 /* The tank's linear ODE for one stretch with constant heat input: dT/dt = a - k T. */
@@ -207,16 +164,14 @@ void boiler_step(struct boiler *b, int64_t now_ms, int64_t dt_ms)
 
     if (b->temp_c > b->p.temp_max_c && b->fault == 0)
         b->fault = 1;
-    if (b->fault && b->state != BOILER_FAULT)
-        enter(b, BOILER_FAULT, now_ms);
-    if (b->state == BOILER_FAULT)
+    if (b->fault || !b->op.enabled)
         b->heat_demand = 0;
     else
         thermostat(b);
-    advance(b, now_ms);
+    opstate_advance(&b->op, &b->p.op, now_ms, b->heat_demand, b->fault != 0);
 
     double p_w = 0.0;
-    if (b->state == BOILER_RUNNING)
+    if (opstate_running(&b->op))
         p_w = b->p.rated_w < b->power_limit_w ? b->p.rated_w : b->power_limit_w;
 
     double heat_s = dt_s;
@@ -229,7 +184,7 @@ void boiler_step(struct boiler *b, int64_t now_ms, int64_t dt_ms)
             heat_s = cross_s;
             b->temp_c = hi;
             b->heat_demand = 0;
-            enter(b, BOILER_STOPPING, now_ms + (int64_t)llround(cross_s * 1000.0));
+            opstate_enter(&b->op, OPSTATE_STOPPING, now_ms + (int64_t)llround(cross_s * 1000.0));
             struct tank_ode off = tank_ode(b, 0.0, draw_kg_s);
             b->temp_c = ode_at(&off, b->temp_c, dt_s - cross_s);
         } else {
@@ -245,6 +200,6 @@ void boiler_step(struct boiler *b, int64_t now_ms, int64_t dt_ms)
 
     if (b->temp_c > b->p.temp_max_c && b->fault == 0) {
         b->fault = 1;
-        enter(b, BOILER_FAULT, now_ms + dt_ms);
+        opstate_enter(&b->op, OPSTATE_FAULT, now_ms + dt_ms);
     }
 }

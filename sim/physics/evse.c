@@ -8,7 +8,8 @@
  *   4. the power the car would draw, I * V * phases capped by the car, goes through the
  *      response model (latency, ramp), then the taper near full and the remaining need cap it;
  *   5. IEC 61851 state: A no car, B car not charging, C charging, F fault.
- * A car leaving or a fault cuts the current at once: that is a contactor, not a control loop. */
+ * A car leaving, a fault or a charger not RUNNING (opstate.c: stopped, starting, faulted) cuts
+ * the current at once: that is a contactor, not a control loop. */
 #include "sim/physics/evse.h"
 
 #include <math.h>
@@ -41,6 +42,13 @@ void evse_init(struct evse *e, const struct evse_params *p)
     e->current_limit_a = effective_current_a(e, p->default_current_a);
     e->session = -1;
     response_init(&e->resp, &p->response, 0.0);
+    opstate_init(&e->op, OPSTATE_RUNNING, 0);
+}
+
+void evse_opcommand(struct evse *e, int64_t now_ms, enum opstate_cmd cmd)
+{
+    opstate_command(&e->op, cmd);
+    opstate_advance(&e->op, &e->p.op, now_ms, 1, e->fault);
 }
 
 /* 0 (or less) pauses; anything else is raised to the minimum, cut down to whole amps (the
@@ -131,8 +139,9 @@ void evse_step(struct evse *e, int64_t now_ms, int64_t dt_ms)
     if (e->session < 0)
         e->session = find_session(e, now_ms);
     s = session_at(e, e->session);
+    opstate_advance(&e->op, &e->p.op, now_ms, 1, e->fault);
 
-    if (!s || e->fault) {
+    if (!s || !opstate_running(&e->op)) {
         response_reset(&e->resp, 0.0);
         e->power_w = 0.0;
         e->current_a = 0.0;
@@ -176,5 +185,6 @@ void evse_reset(struct evse *e)
     e->current_limit_a = effective_current_a(e, e->p.default_current_a);
     e->enabled = 1;
     e->fault = 0;
+    e->op.enabled = 1;
     response_reset(&e->resp, 0.0);
 }

@@ -1,12 +1,14 @@
 /* evse: an AC EV charger and the cars that visit it (site sign: + consumption). Sessions from
  * a profile (arrival, departure, energy need, the car's limit and phases); IEC 61851 states;
  * a current limit setpoint (0 pauses, otherwise min..max in 1 A steps); taper near full;
- * a failsafe current when the controller stops writing. docs/physics.md. */
+ * a failsafe current when the controller stops writing; the operating states of opstate.h
+ * (only RUNNING charges; FAULT while faulted). docs/physics.md. */
 #ifndef DERLOOP_EVSE_H
 #define DERLOOP_EVSE_H
 
 #include <stdint.h>
 
+#include "sim/physics/opstate.h"
 #include "sim/physics/profile.h"
 #include "sim/physics/response.h"
 
@@ -20,6 +22,7 @@ struct evse_params {
     double failsafe_current_a;
     const struct profile *sessions;  /* PROFILE_EV_SESSIONS; NULL = no car ever; not owned */
     struct response_params response; /* on the delivered power */
+    struct opstate_params op;        /* start_delay, stop_delay (0: at once) */
 };
 
 enum iec61851_state { IEC_A = 'A', IEC_B = 'B', IEC_C = 'C', IEC_E = 'E', IEC_F = 'F' };
@@ -41,11 +44,14 @@ struct evse {
     int fault;
     int64_t last_command_ms;
     struct response resp;
+    struct opstate op; /* starts RUNNING */
 };
 
 void evse_init(struct evse *e, const struct evse_params *p);
 void evse_command(struct evse *e, int64_t now_ms, double current_limit_a, int enabled);
+/* Start, stop (RESET: nothing to reset, a fault clears with its cause). */
+void evse_opcommand(struct evse *e, int64_t now_ms, enum opstate_cmd cmd);
 void evse_step(struct evse *e, int64_t now_ms, int64_t dt_ms);
-void evse_reset(struct evse *e);
+void evse_reset(struct evse *e); /* device reboot: defaults, fault cleared, started again */
 
 #endif

@@ -3,7 +3,8 @@
  * The array's available power follows irradiance and cell temperature (NOCT model); the
  * inverter clips it to its AC rating and to the curtailment limit. The limit is commanded in
  * percent of the AC rating (SunSpec WMaxLimPct) and moves through the response model in watts,
- * so latency and ramp apply to curtailment the way they do in the field. */
+ * so latency and ramp apply to curtailment the way they do in the field. Outside RUNNING
+ * (stopped, starting, tripped) the inverter produces nothing, and that is not curtailment. */
 #include "sim/physics/pv.h"
 
 #include <math.h>
@@ -28,6 +29,13 @@ void pv_init(struct pv *v, const struct pv_params *p)
     v->limit_pct = 100.0;
     v->cell_temp_c = p->temp_ambient_c;
     response_init(&v->resp, &p->response, rated_w(v));
+    opstate_init(&v->op, OPSTATE_RUNNING, 0);
+}
+
+void pv_opcommand(struct pv *v, int64_t now_ms, enum opstate_cmd cmd)
+{
+    opstate_command(&v->op, cmd);
+    opstate_advance(&v->op, &v->p.op, now_ms, 1, v->fault);
 }
 
 void pv_command_limit(struct pv *v, int64_t now_ms, double limit_pct)
@@ -43,6 +51,7 @@ void pv_command_limit(struct pv *v, int64_t now_ms, double limit_pct)
 void pv_step(struct pv *v, int64_t now_ms, int64_t dt_ms)
 {
     double dt_h = (double)dt_ms / 3600000.0;
+    opstate_advance(&v->op, &v->p.op, now_ms, 1, v->fault);
     double g = v->p.irradiance ? profile_value(v->p.irradiance, now_ms) : 0.0;
     if (!(g > 0.0))
         g = 0.0;
@@ -65,8 +74,8 @@ void pv_step(struct pv *v, int64_t now_ms, int64_t dt_ms)
     if (p < 0.0)
         p = 0.0;
     v->curtailed_wh += (avail - p) * dt_h;
-    if (v->fault)
-        p = 0.0; /* a tripped inverter is not curtailment: it is not booked as curtailed */
+    if (!opstate_running(&v->op))
+        p = 0.0; /* tripped or stopped is not curtailment: it is not booked as curtailed */
     v->power_w = p;
     v->energy_wh += p * dt_h;
 }
@@ -75,5 +84,6 @@ void pv_reset(struct pv *v)
 {
     v->limit_pct = 100.0;
     v->fault = 0;
+    v->op.enabled = 1;
     response_reset(&v->resp, rated_w(v));
 }

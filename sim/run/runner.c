@@ -349,7 +349,7 @@ static void write_timeseries(struct runner *r, struct rsite *rs, int64_t t)
         case ASSET_BOILER:
             if (isnan(bo_t)) {
                 bo_t = a->m.boiler.temp_c;
-                bo_state = boiler_state_name(a->m.boiler.state);
+                bo_state = opstate_name(a->m.boiler.op.state);
             }
             break;
         default:

@@ -275,11 +275,7 @@ static void reboot(struct sim_asset *a, int64_t now_ms)
         evse_reset(&a->m.evse);
         break;
     case ASSET_BOILER:
-        b->state = BOILER_IDLE;
-        b->state_since_ms = now_ms;
-        b->fault = 0;
-        b->heat_demand = 0;
-        boiler_set(b, b->p.rated_w, b->p.setpoint_c, 2);
+        boiler_reboot(b, now_ms);
         break;
     case ASSET_METER:
     case ASSET_LOAD:
@@ -367,9 +363,9 @@ static void pv_island_curtail(struct pv *v, double x_w, int64_t dt_ms)
 }
 
 /* The islanded step (docs/physics.md, "Grid outages"). Every model but the batteries steps
- * first, in file order; then the batteries that are not in FAULT form the grid and share the
- * net load (load + evse + boiler - pv) in proportion to what each can deliver (or absorb)
- * this step. The simplifications, all deterministic:
+ * first, in file order; then the batteries that are RUNNING (not in FAULT, not stopped) form the
+ * grid and share the net load (load + evse + boiler - pv) in proportion to what each can deliver
+ * (or absorb) this step. The simplifications, all deterministic:
  *   - no frequency or voltage dynamics: the inverter follows the balance within the step;
  *   - a shortfall is shed exactly (an ideal load-shedding panel): the consuming models are not
  *     told, so a car still charges and a tank still heats; unserved_w books the difference;
@@ -386,8 +382,8 @@ static void island_step(struct site *s, int64_t now_ms, int64_t dt_ms, struct si
         double dis, chg;
         switch (a->type) {
         case ASSET_BATTERY:
-            if (battery_faulted(&a->m.battery))
-                break;
+            if (!battery_available(&a->m.battery, now_ms))
+                break; /* in FAULT, or stopped */
             formers++;
             battery_step_limits(&a->m.battery, dt_ms, &dis, &chg);
             dis_total += dis;
@@ -443,7 +439,7 @@ static void island_step(struct site *s, int64_t now_ms, int64_t dt_ms, struct si
         if (a->type != ASSET_BATTERY)
             continue;
         double p = 0.0, dis, chg;
-        if (share != 0.0 && !battery_faulted(&a->m.battery)) {
+        if (share != 0.0 && battery_available(&a->m.battery, now_ms)) {
             battery_step_limits(&a->m.battery, dt_ms, &dis, &chg);
             p = share > 0.0 ? share * dis : share * chg;
         }

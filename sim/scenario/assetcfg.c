@@ -73,6 +73,8 @@ static const struct field battery_fields[] = {
     {"temp_stop_c", F_NUM, BAT(temp_stop_c), 55, 0, 0, 0, 0, 0, NULL},
     {"voltage_v", F_NUM, BAT(voltage_v), 400, 0, 0, B_MIN | B_MINX, 0, 0, NULL},
     {"response", F_OBJ, BAT(response), 0, 0, 0, 0, 0, 0, response_fields},
+    {"start_delay", F_DUR_MS, BAT(op.start_ms), 0, 0, 0, 0, 0, 0, NULL},
+    {"stop_delay", F_DUR_MS, BAT(op.stop_ms), 0, 0, 0, 0, 0, 0, NULL},
     ENDF,
 };
 
@@ -88,6 +90,8 @@ static const struct field pv_fields[] = {
      PK(PROFILE_CLEAR_SKY) | PK(PROFILE_SERIES), NULL},
     {"power_profile", F_PROFILE, PV(power), 0, 0, 0, 0, 0, PK(PROFILE_SERIES), NULL},
     {"response", F_OBJ, PV(response), 0, 0, 0, 0, 0, 0, response_fields},
+    {"start_delay", F_DUR_MS, PV(op.start_ms), 0, 0, 0, 0, 0, 0, NULL},
+    {"stop_delay", F_DUR_MS, PV(op.stop_ms), 0, 0, 0, 0, 0, 0, NULL},
     ENDF,
 };
 
@@ -127,6 +131,8 @@ static const struct field evse_fields[] = {
     {"failsafe_current_a", F_NUM, EVSE(failsafe_current_a), NAN, 0, 0, B_MIN, 0, 0, NULL},
     {"sessions", F_PROFILE, EVSE(sessions), 0, 0, 0, 0, 0, PK(PROFILE_EV_SESSIONS), NULL},
     {"response", F_OBJ, EVSE(response), 0, 0, 0, 0, 0, 0, response_fields},
+    {"start_delay", F_DUR_MS, EVSE(op.start_ms), 0, 0, 0, 0, 0, 0, NULL},
+    {"stop_delay", F_DUR_MS, EVSE(op.stop_ms), 0, 0, 0, 0, 0, 0, NULL},
     ENDF,
 };
 
@@ -143,8 +149,8 @@ static const struct field boiler_fields[] = {
     {"hysteresis_k", F_NUM, BOI(hysteresis_k), 5, 0, 0, B_MIN, 0, 0, NULL},
     {"temp_max_c", F_NUM, BOI(temp_max_c), 85, 0, 100, B_MIN | B_MAX, 0, 0, NULL},
     {"temp_min_c", F_NUM, BOI(temp_min_c), 40, 0, 100, B_MIN | B_MAX, 0, 0, NULL},
-    {"start_delay", F_DUR_MS, BOI(start_delay_ms), 10000, 0, 0, 0, 0, 0, NULL},
-    {"stop_delay", F_DUR_MS, BOI(stop_delay_ms), 5000, 0, 0, 0, 0, 0, NULL},
+    {"start_delay", F_DUR_MS, BOI(op.start_ms), 10000, 0, 0, 0, 0, 0, NULL},
+    {"stop_delay", F_DUR_MS, BOI(op.stop_ms), 5000, 0, 0, 0, 0, 0, NULL},
     {"draw", F_PROFILE, BOI(draw), 0, 0, 0, 0, 0, PK(PROFILE_SERIES), NULL},
     ENDF,
 };

@@ -11,7 +11,7 @@
 static double v_bo_state(const struct sim_asset *a, const struct regmap_state *st)
 {
     (void)st;
-    return a->m.boiler.state;
+    return a->m.boiler.op.state;
 }
 
 static double v_bo_temp(const struct sim_asset *a, const struct regmap_state *st)
@@ -90,7 +90,7 @@ static void boiler_controls(struct sim_asset *a, struct regmap_state *st, int64_
     }
     int cmd = (int)regmap_slot_or(a, st, SLOT_BO_CMD, 0);
     if (cmd >= BOILER_CMD_START && cmd <= BOILER_CMD_RESET) {
-        boiler_command(b, now_ms, (enum boiler_cmd)cmd);
+        boiler_command(b, now_ms, (enum opstate_cmd)cmd);
         regmap_slot_put(a, st, SLOT_BO_CMD, 0); /* executed: the register reads 0 again */
     }
 }

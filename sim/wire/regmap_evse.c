@@ -1,7 +1,7 @@
 /* regmap_evse: the register map of an AC charger: the derloop EVSE map at register 0
  * (gateway/devices/maps/evse.json, the description the gateway's driver decodes with), its
  * values, write checks and the control code (current limit, enable, failsafe timeout and
- * current). Rows and hooks as sim/wire/regmap_map.h describes them. */
+ * current, start/stop/reset commands). Rows and hooks as sim/wire/regmap_map.h describes them. */
 #include <string.h>
 
 #include "sim/wire/regmap_map.h"
@@ -42,7 +42,7 @@ static double v_ev_default(const struct sim_asset *a, const struct regmap_state 
 static double v_ev_active(const struct sim_asset *a, const struct regmap_state *st)
 {
     const struct evse *e = &a->m.evse;
-    if (!e->enabled)
+    if (!e->enabled || !opstate_running(&e->op))
         return 0.0;
     if (e->p.failsafe_ms > 0 && st->now_ms - e->last_command_ms > e->p.failsafe_ms)
         return e->p.failsafe_current_a;
@@ -89,6 +89,12 @@ static double v_ev_fault(const struct sim_asset *a, const struct regmap_state *s
     return a->m.evse.fault;
 }
 
+static double v_ev_opstate(const struct sim_asset *a, const struct regmap_state *st)
+{
+    (void)st;
+    return a->m.evse.op.state;
+}
+
 static double v_ev_fs_s(const struct sim_asset *a, const struct regmap_state *st)
 {
     (void)a;
@@ -127,6 +133,11 @@ static void evse_controls(struct sim_asset *a, struct regmap_state *st, int64_t 
         evse_command(e, now_ms, limit, enable);
         st->u.ev.limit_a = limit;
         st->u.ev.enable = enable;
+    }
+    int cmd = (int)regmap_slot_or(a, st, SLOT_EV_CMD, 0);
+    if (cmd >= OPSTATE_CMD_START && cmd <= OPSTATE_CMD_RESET) {
+        evse_opcommand(e, now_ms, (enum opstate_cmd)cmd);
+        regmap_slot_put(a, st, SLOT_EV_CMD, 0); /* executed: the register reads 0 again */
     }
 }
 
@@ -187,6 +198,8 @@ static const struct row evse_rows[] = {
      .slot = SLOT_EV_FS_CURRENT,
      .get = v_ev_fs_a,
      .check = ck_ev_current},
+    {.point = "OpState", .kind = ROW_MEASURE, .get = v_ev_opstate},
+    {.point = "Command", .kind = ROW_CONTROL, .slot = SLOT_EV_CMD, .c = 0},
 };
 
 const struct asset_map regmap_evse_map = {

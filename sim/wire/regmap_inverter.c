@@ -1,7 +1,10 @@
 /* regmap_inverter: the register maps of the inverters, battery and PV: SunSpec images (common
- * model 1, DER models 701/702/704, storage 713 and battery 802 for the battery), their values,
- * the write checks and the control code that turns 704's setpoints (WSet, WMaxLimPct, with
- * reversion) into model commands. Rows and hooks as sim/wire/regmap_map.h describes them. */
+ * model 1, DER models 701/702/704, storage 713 and battery 802 for the battery, immediate
+ * controls 123 for PV), their values, the write checks and the control code that turns 704's
+ * setpoints (WSet, WMaxLimPct, with reversion) into model commands, and the connect points
+ * (802 SetOp, 123 Conn) into start and stop. The operating state (sim/physics/opstate.h) shows
+ * in 701 InvSt, St and ConnSt and 802 State. Rows and hooks as sim/wire/regmap_map.h
+ * describes them. */
 #include <math.h>
 
 #include "sim/wire/regmap_map.h"
@@ -60,6 +63,26 @@ static double v_abs_wh(const struct sim_asset *a, const struct regmap_state *st)
     return a->type == ASSET_BATTERY ? a->m.battery.charged_wh : 0.0;
 }
 
+static const struct opstate *asset_op(const struct sim_asset *a)
+{
+    return a->type == ASSET_BATTERY ? &a->m.battery.op : &a->m.pv.op;
+}
+
+/* 701 InvSt outside RUNNING (the gateway reads it back: gateway/devices/device.c). */
+static const char *invst_not_running(const struct opstate *op)
+{
+    switch (op->state) {
+    case OPSTATE_IDLE:
+        return "OFF";
+    case OPSTATE_STARTING:
+        return "STARTING";
+    case OPSTATE_STOPPING:
+        return "SHUTTING_DOWN";
+    default:
+        return "FAULT";
+    }
+}
+
 static int asset_faulted(const struct sim_asset *a)
 {
     return a->type == ASSET_BATTERY ? a->m.battery.state == BATTERY_FAULT : a->m.pv.fault != 0;
@@ -68,13 +91,13 @@ static int asset_faulted(const struct sim_asset *a)
 static const char *s_st(const struct sim_asset *a, const struct regmap_state *st)
 {
     (void)st;
-    return asset_faulted(a) ? "OFF" : "ON";
+    return asset_faulted(a) || asset_op(a)->state == OPSTATE_IDLE ? "OFF" : "ON";
 }
 
 static const char *s_conn(const struct sim_asset *a, const struct regmap_state *st)
 {
     (void)st;
-    return asset_faulted(a) ? "DISCONNECTED" : "CONNECTED";
+    return asset_faulted(a) || asset_op(a)->state == OPSTATE_IDLE ? "DISCONNECTED" : "CONNECTED";
 }
 
 static const char *s_three_phase(const struct sim_asset *a, const struct regmap_state *st)
@@ -86,6 +109,8 @@ static const char *s_three_phase(const struct sim_asset *a, const struct regmap_
 static const char *s_bat_invst(const struct sim_asset *a, const struct regmap_state *st)
 {
     (void)st;
+    if (!opstate_running(&a->m.battery.op))
+        return invst_not_running(&a->m.battery.op);
     switch (a->m.battery.state) {
     case BATTERY_RUNNING:
         return "RUNNING";
@@ -102,8 +127,8 @@ static const char *s_pv_invst(const struct sim_asset *a, const struct regmap_sta
 {
     (void)st;
     const struct pv *v = &a->m.pv;
-    if (v->fault)
-        return "FAULT";
+    if (!opstate_running(&v->op))
+        return invst_not_running(&v->op);
     if (!(v->available_w > 0.0))
         return "SLEEPING";
     if (v->limit_pct < 100.0 && v->available_w > v->power_w + 1.0)
@@ -238,7 +263,7 @@ static const char *s_bat_chast(const struct sim_asset *a, const struct regmap_st
 {
     (void)st;
     const struct battery *b = &a->m.battery;
-    if (b->state == BATTERY_FAULT)
+    if (b->state == BATTERY_FAULT || b->op.state == OPSTATE_IDLE)
         return "OFF";
     if (b->power_w < 0.0)
         return "CHARGING";
@@ -254,6 +279,16 @@ static const char *s_bat_chast(const struct sim_asset *a, const struct regmap_st
 static const char *s_bat_state(const struct sim_asset *a, const struct regmap_state *st)
 {
     (void)st;
+    switch (a->m.battery.op.state) {
+    case OPSTATE_IDLE:
+        return "DISCONNECTED";
+    case OPSTATE_STARTING:
+        return "INITIALIZING";
+    case OPSTATE_STOPPING:
+        return "SUSPENDING";
+    default:
+        break;
+    }
     switch (a->m.battery.state) {
     case BATTERY_FAULT:
         return "FAULT";
@@ -274,12 +309,6 @@ static const char *s_remote(const struct sim_asset *a, const struct regmap_state
 {
     (void)a, (void)st;
     return "REMOTE";
-}
-
-static const char *s_connect(const struct sim_asset *a, const struct regmap_state *st)
-{
-    (void)a, (void)st;
-    return "CONNECT";
 }
 
 static const char *s_inv_started(const struct sim_asset *a, const struct regmap_state *st)
@@ -372,6 +401,13 @@ static int ck_bat_wcha(const struct sim_asset *a, const struct regmap_state *st,
 
 /* ---- control code ---------------------------------------------------------------------------- */
 
+/* A connect point (802 SetOp, 123 Conn) as a start or stop: its CONNECT symbol starts. */
+static enum opstate_cmd connect_cmd(const struct sim_asset *a, const struct regmap_state *st,
+                                    enum slot s, double connect)
+{
+    return regmap_slot_or(a, st, s, connect) == connect ? OPSTATE_CMD_START : OPSTATE_CMD_STOP;
+}
+
 static void battery_controls(struct sim_asset *a, struct regmap_state *st, int64_t now_ms)
 {
     struct battery *b = &a->m.battery;
@@ -396,10 +432,20 @@ static void battery_controls(struct sim_asset *a, struct regmap_state *st, int64
         battery_command(b, now_ms, w);
         st->u.cmd = w;
     }
+    enum opstate_cmd op = connect_cmd(a, st, SLOT_BAT_SETOP, 1);
+    if (op != st->op_cmd) {
+        battery_opcommand(b, now_ms, op);
+        st->op_cmd = op;
+    }
 }
 
 static void pv_controls(struct sim_asset *a, struct regmap_state *st, int64_t now_ms)
 {
+    enum opstate_cmd op = connect_cmd(a, st, SLOT_PV_CONN, 1);
+    if (op != st->op_cmd) {
+        pv_opcommand(&a->m.pv, now_ms, op);
+        st->op_cmd = op;
+    }
     int ena = regmap_reversion(a, st, GRP_WMAXLIM, SLOT_WMAXLIM_ENA, SLOT_WMAXLIM_RVRT_TMS, now_ms);
     double pct = ena ? regmap_slot_or(a, st, SLOT_WMAXLIM_PCT, 100) : 100.0;
     if (pct != st->u.cmd || regmap_group_changed(st, GRP_WMAXLIM)) {
@@ -412,24 +458,28 @@ static void battery_reset_model(struct sim_asset *a, struct regmap_state *st)
 {
     battery_reset(&a->m.battery);
     st->u.cmd = 0.0;
+    st->op_cmd = OPSTATE_CMD_START;
 }
 
 static void pv_reset_model(struct sim_asset *a, struct regmap_state *st)
 {
     pv_reset(&a->m.pv);
     st->u.cmd = 100.0;
+    st->op_cmd = OPSTATE_CMD_START;
 }
 
 static void battery_map_init(struct sim_asset *a, struct regmap_state *st)
 {
     (void)a;
-    st->u.cmd = 0.0; /* the model starts at 0 W */
+    st->u.cmd = 0.0; /* the model starts at 0 W, started */
+    st->op_cmd = OPSTATE_CMD_START;
 }
 
 static void pv_map_init(struct sim_asset *a, struct regmap_state *st)
 {
     (void)a;
-    st->u.cmd = 100.0; /* the model starts unlimited */
+    st->u.cmd = 100.0; /* the model starts unlimited, started */
+    st->op_cmd = OPSTATE_CMD_START;
 }
 
 static void battery_full_scale(const struct sim_asset *a, double fs[SFC_N])
@@ -498,17 +548,22 @@ static const struct row battery_rows[] = {
      .kind = ROW_STATIC,
      .sym = s_three_phase,
      .doc = "THREE_PHASE"},
-    {.model = 701, .point = "St", .kind = ROW_MEASURE, .sym = s_st, .doc = "OFF in FAULT, else ON"},
+    {.model = 701,
+     .point = "St",
+     .kind = ROW_MEASURE,
+     .sym = s_st,
+     .doc = "OFF in FAULT or IDLE (stopped), else ON"},
     {.model = 701,
      .point = "InvSt",
      .kind = ROW_MEASURE,
      .sym = s_bat_invst,
-     .doc = "battery state: STANDBY, RUNNING, THROTTLED (limits derated), FAULT"},
+     .doc = "operating state: OFF (IDLE, stopped), STARTING, SHUTTING_DOWN (STOPPING), FAULT; "
+            "when RUNNING: STANDBY (0 W), RUNNING, THROTTLED (limits derated)"},
     {.model = 701,
      .point = "ConnSt",
      .kind = ROW_MEASURE,
      .sym = s_conn,
-     .doc = "DISCONNECTED in FAULT, else CONNECTED"},
+     .doc = "DISCONNECTED in FAULT or IDLE, else CONNECTED"},
     {.model = 701,
      .point = "Alrm",
      .kind = ROW_MEASURE,
@@ -691,7 +746,8 @@ static const struct row battery_rows[] = {
      .kind = ROW_MEASURE,
      .sym = s_bat_chast,
      .doc =
-         "CHARGING / DISCHARGING by the power's sign; idle: FULL, EMPTY or HOLDING; OFF in FAULT"},
+         "CHARGING / DISCHARGING by the power's sign; idle: FULL, EMPTY or HOLDING; OFF in FAULT "
+         "or IDLE"},
     {.model = 802, .point = "LocRemCtl", .kind = ROW_STATIC, .sym = s_remote, .doc = "REMOTE"},
     {.model = 802,
      .point = "Hb",
@@ -703,7 +759,8 @@ static const struct row battery_rows[] = {
      .point = "State",
      .kind = ROW_MEASURE,
      .sym = s_bat_state,
-     .doc = "STANDBY, CONNECTED (running), FAULT"},
+     .doc = "DISCONNECTED (IDLE), INITIALIZING (STARTING), SUSPENDING (STOPPING), FAULT; when "
+            "RUNNING: STANDBY (0 W), CONNECTED"},
     {.model = 802,
      .point = "Evt1",
      .kind = ROW_MEASURE,
@@ -739,9 +796,11 @@ static const struct row battery_rows[] = {
      .doc = "power, + discharge (as 701 W; 802 leaves the sign to vendors)"},
     {.model = 802,
      .point = "SetOp",
-     .kind = ROW_STATIC,
-     .sym = s_connect,
-     .doc = "CONNECT (writable, stored only)"},
+     .kind = ROW_CONTROL,
+     .slot = SLOT_BAT_SETOP,
+     .c = 1,
+     .doc = "start and stop: default CONNECT; DISCONNECT stops the battery (STOPPING, then IDLE: "
+            "0 W whatever the setpoint), CONNECT starts it again (STARTING, then RUNNING)"},
     {.model = 802,
      .point = "SetInvState",
      .kind = ROW_STATIC,
@@ -759,7 +818,7 @@ static const struct row battery_rows[] = {
     SF_CHOSEN(802, "W_SF", SFC_POWER16),
 };
 
-static const uint16_t pv_models[] = {1, 701, 702, 704};
+static const uint16_t pv_models[] = {1, 701, 702, 704, 123};
 static const struct row pv_rows[] = {
     REGMAP_COMMON_ROWS,
     {.model = 701,
@@ -771,18 +830,19 @@ static const struct row pv_rows[] = {
      .point = "St",
      .kind = ROW_MEASURE,
      .sym = s_st,
-     .doc = "OFF when tripped, else ON"},
+     .doc = "OFF when tripped or IDLE (stopped), else ON"},
     {.model = 701,
      .point = "InvSt",
      .kind = ROW_MEASURE,
      .sym = s_pv_invst,
-     .doc = "SLEEPING without sun; THROTTLED when curtailment cuts the available power; "
-            "RUNNING; FAULT when tripped"},
+     .doc = "OFF (IDLE, stopped), STARTING, SHUTTING_DOWN (STOPPING), FAULT when tripped; when "
+            "RUNNING: SLEEPING without sun, THROTTLED when curtailment cuts the available power, "
+            "else RUNNING"},
     {.model = 701,
      .point = "ConnSt",
      .kind = ROW_MEASURE,
      .sym = s_conn,
-     .doc = "DISCONNECTED when tripped, else CONNECTED"},
+     .doc = "DISCONNECTED when tripped or IDLE, else CONNECTED"},
     {.model = 701,
      .point = "Alrm",
      .kind = ROW_MEASURE,
@@ -859,6 +919,15 @@ static const struct row pv_rows[] = {
      .get = v_rvrt_wmaxlim,
      .doc = "seconds left before the limit lapses (0 when no timer runs)"},
     ROWS_704_SF,
+    /* 123 Immediate controls: only the connection control, for start and stop */
+    {.model = 123,
+     .point = "Conn",
+     .kind = ROW_CONTROL,
+     .slot = SLOT_PV_CONN,
+     .c = 1,
+     .doc = "start and stop: default CONNECT; DISCONNECT stops the inverter (STOPPING, then IDLE: "
+            "0 W), CONNECT starts it again (STARTING, then RUNNING); the other points of 123 are "
+            "stored only (curtailment is 704's)"},
 };
 
 const struct asset_map regmap_battery_map = {

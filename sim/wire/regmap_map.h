@@ -75,6 +75,9 @@ enum slot {
     SLOT_BO_LIMIT,
     SLOT_BO_SG,
     SLOT_BO_CMD,
+    SLOT_BAT_SETOP, /* 802 SetOp: CONNECT starts, DISCONNECT stops */
+    SLOT_PV_CONN,   /* 123 Conn: CONNECT starts, DISCONNECT stops */
+    SLOT_EV_CMD,
     SLOT_N
 };
 
@@ -175,6 +178,8 @@ struct regmap_state {
             int sg;
         } bo;
     } u;
+    /* Inverters: the start or stop (enum opstate_cmd) their connect point last sent. */
+    enum opstate_cmd op_cmd;
 
     const struct devmap *devmap; /* the device map, when the map has one */
     struct sunspec_found layout[REGMAP_MAX_MODELS];

@@ -168,8 +168,10 @@ def run(tmp):
             until(drv, lambda: drv.find_element(By.ID, "role").text == "viewer", 5, "role viewer")
             check(not drv.find_element(By.ID, "d-send").is_enabled(),
                   "the dispatch form must be disabled for a viewer")
-            states = [e.text for e in drv.find_elements(By.CSS_SELECTOR, "#sites .state")]
-            check(states == ["ok"] * 3, "site states %s" % states)
+            # the table re-renders every second: read it through until() (a stale element is
+            # retried) and require three "ok" states
+            until(drv, lambda: [e.text for e in drv.find_elements(By.CSS_SELECTOR, "#sites .state")]
+                  == ["ok"] * 3, 10, "three sites in state ok")
             drv.save_screenshot(os.path.join(tmp, "fleet.png"))
             print("ok: viewer token: 3 sites in the table, all ok; dispatch form disabled")
 

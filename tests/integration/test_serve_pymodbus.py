@@ -23,7 +23,7 @@ logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 SPEED = "10"
 EXPECTED_MODELS = {
     "battery": [1, 701, 702, 704, 713, 802],
-    "pv": [1, 701, 702, 704],
+    "pv": [1, 701, 702, 704, 123],
     "meter": [1, 203],
 }
 

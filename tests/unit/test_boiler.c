@@ -24,8 +24,8 @@ static struct boiler_params params(void)
         .hysteresis_k = 5.0,
         .temp_max_c = 85.0,
         .temp_min_c = 40.0,
-        .start_delay_ms = 30000,
-        .stop_delay_ms = 20000,
+        .op.start_ms = 30000,
+        .op.stop_ms = 20000,
     };
     return p;
 }
@@ -36,27 +36,27 @@ static void test_state_sequence(void)
     struct boiler b;
     boiler_init(&b, &p);
     boiler_step(&b, 0, 10000);
-    CU_ASSERT_EQUAL(b.state, BOILER_IDLE); /* 52 degC: inside the hysteresis band */
+    CU_ASSERT_EQUAL(b.op.state, BOILER_IDLE); /* 52 degC: inside the hysteresis band */
     boiler_command(&b, 10000, BOILER_CMD_START);
     boiler_step(&b, 10000, 10000);
-    CU_ASSERT_EQUAL(b.state, BOILER_STARTING);
+    CU_ASSERT_EQUAL(b.op.state, BOILER_STARTING);
     CU_ASSERT_EQUAL(b.power_w, 0.0);
     boiler_step(&b, 20000, 10000);
     boiler_step(&b, 30000, 10000);
-    CU_ASSERT_EQUAL(b.state, BOILER_STARTING);
+    CU_ASSERT_EQUAL(b.op.state, BOILER_STARTING);
     boiler_step(&b, 40000, 10000);
-    CU_ASSERT_EQUAL(b.state, BOILER_RUNNING);
+    CU_ASSERT_EQUAL(b.op.state, BOILER_RUNNING);
     CU_ASSERT_DOUBLE_EQUAL(b.power_w, 3000.0, 0.0);
     boiler_command(&b, 50000, BOILER_CMD_STOP);
     boiler_step(&b, 50000, 10000);
-    CU_ASSERT_EQUAL(b.state, BOILER_STOPPING);
+    CU_ASSERT_EQUAL(b.op.state, BOILER_STOPPING);
     CU_ASSERT_EQUAL(b.power_w, 0.0);
     boiler_step(&b, 60000, 10000);
-    CU_ASSERT_EQUAL(b.state, BOILER_STOPPING);
+    CU_ASSERT_EQUAL(b.op.state, BOILER_STOPPING);
     boiler_step(&b, 70000, 10000);
-    CU_ASSERT_EQUAL(b.state, BOILER_IDLE);
-    CU_ASSERT_STRING_EQUAL(boiler_state_name(BOILER_STOPPING), "STOPPING");
-    CU_ASSERT_STRING_EQUAL(boiler_state_name(BOILER_FAULT), "FAULT");
+    CU_ASSERT_EQUAL(b.op.state, BOILER_IDLE);
+    CU_ASSERT_STRING_EQUAL(opstate_name(BOILER_STOPPING), "STOPPING");
+    CU_ASSERT_STRING_EQUAL(opstate_name(BOILER_FAULT), "FAULT");
 }
 
 /* Heating from 40 degC with one-minute steps stops exactly at the setpoint; without losses the
@@ -66,8 +66,8 @@ static void test_exact_crossing(void)
     struct boiler_params p = params();
     p.temp_init_c = 40.0;
     p.ua_w_per_k = 0.0;
-    p.start_delay_ms = 0;
-    p.stop_delay_ms = 0;
+    p.op.start_ms = 0;
+    p.op.stop_ms = 0;
     struct boiler b;
     boiler_init(&b, &p);
     double tmax = 0.0;
@@ -76,7 +76,7 @@ static void test_exact_crossing(void)
         boiler_step(&b, t, 60000);
         if (b.temp_c > tmax)
             tmax = b.temp_c;
-        stopped |= b.state == BOILER_STOPPING || (b.power_w > 0.0 && b.power_w < 3000.0);
+        stopped |= b.op.state == BOILER_STOPPING || (b.power_w > 0.0 && b.power_w < 3000.0);
     }
     CU_ASSERT(tmax <= 55.0 + 0.01);
     CU_ASSERT_DOUBLE_EQUAL(b.temp_c, 55.0, 1e-9);
@@ -91,8 +91,8 @@ static void test_crossing_with_losses(void)
     struct boiler_params p = params();
     p.temp_init_c = 30.0;
     p.ua_w_per_k = 3.0;
-    p.start_delay_ms = 60000;
-    p.stop_delay_ms = 60000;
+    p.op.start_ms = 60000;
+    p.op.stop_ms = 60000;
     int64_t dt[1] = {0};
     double lph[1] = {20.0};
     struct profile draw = {.name = "draw", .kind = PROFILE_SERIES, .n = 1, .t_ms = dt, .v = lph};
@@ -101,15 +101,15 @@ static void test_crossing_with_losses(void)
     boiler_init(&b, &p);
     double tmax = 0.0, tmin_late = 100.0;
     int starts = 0;
-    enum boiler_state prev = b.state;
+    enum op_state prev = b.op.state;
     for (int64_t t = 0; t < 48 * 3600000LL; t += 60000) {
         boiler_step(&b, t, 60000);
         if (b.temp_c > tmax)
             tmax = b.temp_c;
         if (t > 24 * 3600000LL && b.temp_c < tmin_late)
             tmin_late = b.temp_c;
-        starts += b.state == BOILER_STARTING && prev != BOILER_STARTING;
-        prev = b.state;
+        starts += b.op.state == BOILER_STARTING && prev != BOILER_STARTING;
+        prev = b.op.state;
         CU_ASSERT_FATAL(b.power_w >= 0.0 && b.power_w <= 3000.0);
     }
     CU_ASSERT(tmax <= 55.0 + 0.01);
@@ -129,7 +129,7 @@ static void test_losses_cool(void)
     double k = 2.0 / (200.0 * C_WATER);
     CU_ASSERT_DOUBLE_EQUAL(b.temp_c, 20.0 + 40.0 * exp(-k * 86400.0), 1e-9);
     CU_ASSERT_EQUAL(b.energy_wh, 0.0);
-    CU_ASSERT_EQUAL(b.state, BOILER_IDLE);
+    CU_ASSERT_EQUAL(b.op.state, BOILER_IDLE);
 }
 
 static void test_overtemp_fault_and_reset(void)
@@ -141,17 +141,17 @@ static void test_overtemp_fault_and_reset(void)
     struct boiler b;
     boiler_init(&b, &p);
     boiler_step(&b, 0, 60000);
-    CU_ASSERT_EQUAL(b.state, BOILER_FAULT);
+    CU_ASSERT_EQUAL(b.op.state, BOILER_FAULT);
     CU_ASSERT_EQUAL(b.fault, 1);
     CU_ASSERT_EQUAL(b.power_w, 0.0);
     boiler_command(&b, 60000, BOILER_CMD_RESET); /* still too hot: ignored */
-    CU_ASSERT_EQUAL(b.state, BOILER_FAULT);
+    CU_ASSERT_EQUAL(b.op.state, BOILER_FAULT);
     int64_t t = 60000;
     for (; b.temp_c >= 80.0; t += 60000)
         boiler_step(&b, t, 60000);
-    CU_ASSERT_EQUAL(b.state, BOILER_FAULT); /* latched until RESET */
+    CU_ASSERT_EQUAL(b.op.state, BOILER_FAULT); /* latched until RESET */
     boiler_command(&b, t, BOILER_CMD_RESET);
-    CU_ASSERT_EQUAL(b.state, BOILER_IDLE);
+    CU_ASSERT_EQUAL(b.op.state, BOILER_IDLE);
     CU_ASSERT_EQUAL(b.fault, 0);
 }
 
@@ -159,19 +159,19 @@ static void test_injected_fault(void)
 {
     struct boiler_params p = params();
     p.temp_init_c = 30.0;
-    p.start_delay_ms = 0;
+    p.op.start_ms = 0;
     struct boiler b;
     boiler_init(&b, &p);
     boiler_step(&b, 0, 1000);
-    CU_ASSERT_EQUAL(b.state, BOILER_RUNNING);
+    CU_ASSERT_EQUAL(b.op.state, BOILER_RUNNING);
     b.fault = 2;
     boiler_step(&b, 1000, 1000);
-    CU_ASSERT_EQUAL(b.state, BOILER_FAULT);
+    CU_ASSERT_EQUAL(b.op.state, BOILER_FAULT);
     CU_ASSERT_EQUAL(b.power_w, 0.0);
     boiler_command(&b, 2000, BOILER_CMD_RESET);
     CU_ASSERT_EQUAL(b.fault, 0);
     boiler_step(&b, 2000, 1000);
-    CU_ASSERT_EQUAL(b.state, BOILER_RUNNING);
+    CU_ASSERT_EQUAL(b.op.state, BOILER_RUNNING);
 }
 
 static double heat_until_idle(struct boiler *b, int mode)
@@ -201,10 +201,10 @@ static void test_sg_ready(void)
     CU_ASSERT_DOUBLE_EQUAL(heat_until_idle(&b, 3), 60.0, 0.01);
     boiler_init(&b, &p);
     CU_ASSERT_DOUBLE_EQUAL(heat_until_idle(&b, 4), 80.0, 0.01);
-    CU_ASSERT_NOT_EQUAL(b.state, BOILER_FAULT);
+    CU_ASSERT_NOT_EQUAL(b.op.state, BOILER_FAULT);
     /* A power limit halves the element. */
     boiler_init(&b, &p);
-    p.start_delay_ms = 0;
+    p.op.start_ms = 0;
     boiler_init(&b, &p);
     boiler_set(&b, 1500.0, 55.0, 2);
     boiler_step(&b, 0, 1000);

@@ -319,6 +319,71 @@ static void test_device_maps(void)
     CU_ASSERT_PTR_NULL(devmap_at(devmap_count()));
 }
 
+/* The drivers' command tables and register commands: refusals name the reason; start, stop,
+ * reset and set_temperature reach the models, and the operating state comes back in the poll. */
+static void test_device_commands(void)
+{
+    char what[200];
+    CU_ASSERT_EQUAL(device_cmd_parse("set_temperature"), DEVICE_CMD_SET_TEMPERATURE);
+    CU_ASSERT_EQUAL(device_cmd_parse("explode"), -EINVAL);
+    CU_ASSERT_STRING_EQUAL(device_cmd_name(DEVICE_CMD_DISCHARGE), "discharge");
+    struct rig r;
+    CU_ASSERT_EQUAL_FATAL(rig_open(&r), 0);
+    rig_step(&r, 2);
+    struct device *bat = dev(&r, "bat"), *pv = dev(&r, "pv"), *ev = dev(&r, "evse");
+    struct device *bo = dev(&r, "boiler"), *grid = dev(&r, "grid");
+    CU_ASSERT_STRING_EQUAL(device_cmd_refusal(device_cfg(bat), DEVICE_CMD_SET_TEMPERATURE),
+                           "battery has no temperature setpoint");
+    CU_ASSERT_PTR_NOT_NULL(device_cmd_refusal(device_cfg(pv), DEVICE_CMD_CHARGE));
+    CU_ASSERT_PTR_NOT_NULL(device_cmd_refusal(device_cfg(grid), DEVICE_CMD_START));
+    CU_ASSERT_PTR_NULL(device_cmd_refusal(device_cfg(bo), DEVICE_CMD_SET_TEMPERATURE));
+    CU_ASSERT_PTR_NULL(device_cmd_refusal(device_cfg(ev), DEVICE_CMD_RESET));
+    /* before the first poll: offline */
+    CU_ASSERT_EQUAL(device_command(bat, DEVICE_CMD_STOP, 0, what, sizeof what), -ENOTCONN);
+    struct procimg_dev o[4];
+    memset(o, 0, sizeof o);
+    struct device *all[4] = {bat, pv, ev, bo};
+    for (int i = 0; i < 4; i++) {
+        CU_ASSERT_EQUAL_FATAL(device_poll(all[i], r.now, &o[i]), 0);
+    }
+    CU_ASSERT_EQUAL(o[0].op_state, PROCIMG_OP_RUNNING);
+    CU_ASSERT_EQUAL(device_command(bat, DEVICE_CMD_SET_TEMPERATURE, 50, what, sizeof what),
+                    -ENOTSUP);
+    CU_ASSERT_EQUAL(device_command(bat, DEVICE_CMD_CHARGE, 50, what, sizeof what), -ENOTSUP);
+    /* stop every controllable device: IDLE in the poll, 0 W under a battery setpoint */
+    CU_ASSERT_EQUAL(device_write(bat, 3000, r.now), 0);
+    for (int i = 0; i < 4; i++)
+        CU_ASSERT_EQUAL(device_command(all[i], DEVICE_CMD_STOP, 0, what, sizeof what), 0);
+    CU_ASSERT_STRING_EQUAL(what, "Command=2");
+    rig_step(&r, 8); /* the boiler's stop_delay: 5 s */
+    for (int i = 0; i < 4; i++) {
+        CU_ASSERT_EQUAL(device_poll(all[i], r.now, &o[i]), 0);
+        CU_ASSERT_EQUAL(o[i].op_state, PROCIMG_OP_IDLE);
+    }
+    CU_ASSERT_EQUAL(site_find_asset(r.site, "bat")->m.battery.power_w, 0.0);
+    CU_ASSERT_EQUAL(o[0].power_w, 0.0);
+    /* started again: RUNNING, and the battery follows its setpoint */
+    CU_ASSERT_EQUAL(device_command(bat, DEVICE_CMD_START, 0, what, sizeof what), 0);
+    CU_ASSERT_STRING_EQUAL(what, "802.SetOp=CONNECT");
+    CU_ASSERT_EQUAL(device_command(pv, DEVICE_CMD_START, 0, what, sizeof what), 0);
+    CU_ASSERT_STRING_EQUAL(what, "123.Conn=CONNECT");
+    CU_ASSERT_EQUAL(device_command(bo, DEVICE_CMD_SET_TEMPERATURE, 50, what, sizeof what), 0);
+    CU_ASSERT_EQUAL(device_command(ev, DEVICE_CMD_RESET, 0, what, sizeof what), 0);
+    rig_step(&r, 2);
+    CU_ASSERT_EQUAL(device_poll(bat, r.now, &o[0]), 0);
+    CU_ASSERT_EQUAL(o[0].op_state, PROCIMG_OP_RUNNING);
+    CU_ASSERT(fabs(o[0].power_w - 3000) < 10);
+    CU_ASSERT_EQUAL(site_find_asset(r.site, "pv")->m.pv.op.state, OPSTATE_RUNNING);
+    CU_ASSERT_EQUAL(site_find_asset(r.site, "boiler")->m.boiler.setpoint_c, 50.0);
+    CU_ASSERT_EQUAL(site_find_asset(r.site, "evse")->m.evse.op.state, OPSTATE_IDLE);
+    /* beyond the boiler's range: the device refuses the write */
+    CU_ASSERT_NOT_EQUAL(device_command(bo, DEVICE_CMD_SET_TEMPERATURE, 99, what, sizeof what), 0);
+    for (int i = 0; i < 4; i++)
+        device_free(all[i]);
+    device_free(grid);
+    rig_close(&r);
+}
+
 void test_register_device(void)
 {
     CU_pSuite s = CU_add_suite("device", NULL, NULL);
@@ -329,4 +394,5 @@ void test_register_device(void)
     CU_add_test(s, "controller: cycle, writes only changes, commands", test_controller_cycle);
     CU_add_test(s, "device types: one list, the proto agrees", test_device_types);
     CU_add_test(s, "device maps: one description", test_device_maps);
+    CU_add_test(s, "commands: tables, register writes, state", test_device_commands);
 }

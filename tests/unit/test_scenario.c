@@ -124,8 +124,8 @@ static void test_good_defaults(void)
     CU_ASSERT_EQUAL(a[5].unit_id, 6);
     CU_ASSERT_DOUBLE_EQUAL(a[5].u.boiler.rated_w, 2000, 1e-9);
     CU_ASSERT_DOUBLE_EQUAL(a[5].u.boiler.temp_max_c, 85, 1e-12);
-    CU_ASSERT_EQUAL(a[5].u.boiler.start_delay_ms, 10000);
-    CU_ASSERT_EQUAL(a[5].u.boiler.stop_delay_ms, 5000);
+    CU_ASSERT_EQUAL(a[5].u.boiler.op.start_ms, 10000);
+    CU_ASSERT_EQUAL(a[5].u.boiler.op.stop_ms, 5000);
 
     /* EV sessions sorted by arrival, kWh and kW converted. */
     const struct profile *cars = scenario_profile(s, "cars");

@@ -107,7 +107,7 @@ static void test_events(void)
             CU_ASSERT_DOUBLE_EQUAL(grid->spike_value, 99999.0, 0.0);
         }
         int dhw_fault = t >= 400000 && t < 500000;
-        CU_ASSERT_EQUAL_FATAL(dhw->m.boiler.state == BOILER_FAULT, dhw_fault);
+        CU_ASSERT_EQUAL_FATAL(dhw->m.boiler.op.state == BOILER_FAULT, dhw_fault);
         CU_ASSERT_EQUAL_FATAL(pv->m.pv.fault, t >= 400000 && t < 450000);
         if (pv->m.pv.fault)
             CU_ASSERT_EQUAL(pv->m.pv.power_w, 0.0);
@@ -229,7 +229,7 @@ static uint64_t state_hash(struct site *s, uint64_t h)
             v[2] = a->m.evse.state;
             break;
         case ASSET_BOILER:
-            v[0] = a->m.boiler.temp_c, v[1] = a->m.boiler.energy_wh, v[2] = a->m.boiler.state;
+            v[0] = a->m.boiler.temp_c, v[1] = a->m.boiler.energy_wh, v[2] = a->m.boiler.op.state;
             break;
         }
         h = mix(h, v, sizeof v);

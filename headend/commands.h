@@ -1,0 +1,62 @@
+/* commands: the per-asset commands the headend sent (docs/operations.md, "Commands") and what
+ * became of each: SENT, then the gateway's CommandAcks (RECEIVED, APPLIED, REJECTED with the
+ * reason, EXPIRED, FAILED), or EXPIRED here when no final ack came before its expiry. Held in
+ * memory, the newest COMMANDS_MAX (a headend restart forgets them; the audit trail keeps every
+ * request). The hub owns the table and calls it under its lock. */
+#ifndef HEADEND_COMMANDS_H
+#define HEADEND_COMMANDS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "headend/store.h"
+
+#define COMMANDS_MAX      4096
+#define COMMAND_ACKS_MAX  8
+#define COMMAND_NAME_MAX  32
+#define COMMAND_TTL_S_DEF 300
+#define COMMAND_TTL_S_MAX (7 * 86400)
+
+struct command_ack {
+    int state; /* enum dispatch_state: the SetpointAck.State numbers + 100 */
+    char detail[STORE_TEXT_MAX];
+    int64_t at_ms;
+};
+
+struct command_rec {
+    char id[STORE_ID_MAX];
+    char site_id[STORE_ID_MAX];
+    char asset_id[STORE_ID_MAX];
+    char gateway_id[STORE_ID_MAX];
+    char command[COMMAND_NAME_MAX];
+    double value; /* NaN when the command takes none */
+    int64_t created_ms, expires_ms, updated_ms;
+    int state; /* enum dispatch_state: SENT, then the acks' */
+    char detail[STORE_TEXT_MAX];
+    int64_t session_id; /* the session it was sent on */
+    char requested_by[STORE_ID_MAX];
+    size_t n_acks;
+    struct command_ack acks[COMMAND_ACKS_MAX]; /* the first ones, in order */
+};
+
+struct commands;
+
+struct commands *commands_new(void);
+void commands_free(struct commands *c);
+
+/* Whether name is a command the API takes (the gateway's driver decides per device), and
+ * whether it needs a value. -1 unknown, 0 no value, 1 a value. */
+int commands_takes_value(const char *name);
+/* The names, for an error message: "start, stop, ...". */
+const char *commands_names(void);
+
+/* A new record (the oldest is forgotten when the table is full), its id made from now_ms and a
+ * counter so that ids are not reused after a restart. */
+struct command_rec *commands_add(struct commands *c, int64_t now_ms);
+struct command_rec *commands_get(struct commands *c, const char *id);
+/* A CommandAck from the gateway: 0, or -ENOENT for an unknown id. A final state is kept. */
+int commands_ack(struct commands *c, const char *id, int state, const char *detail, int64_t now_ms);
+/* Records still waiting (SENT, RECEIVED) past their expiry become EXPIRED; returns how many. */
+size_t commands_expire(struct commands *c, int64_t now_ms);
+
+#endif
