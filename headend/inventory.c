@@ -15,6 +15,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "common/devtype.h"
 #include "headend/ident.h"
 #include "headend/strmap.h"
 
@@ -27,13 +28,14 @@ struct inventory {
     struct strmap *asset_by_id;
 };
 
-static const char *const type_names[] = {"unspecified", "battery", "pv", "meter", "evse", "boiler"};
-
+/* An asset's type is kept as the wire's AssetType value; names and values come from the one
+ * list of device types (common/devtype.h). */
 const char *inventory_type_name(int type)
 {
-    if (type < 0 || type >= (int)(sizeof(type_names) / sizeof(type_names[0])))
-        return "unspecified";
-    return type_names[type];
+    for (int i = 0; i < DEVTYPE_COUNT; i++)
+        if (devtype_proto(i) == type)
+            return devtype_json(i);
+    return "unspecified";
 }
 
 static int check_keys(const cJSON *obj, const char *const *allowed, const char *where, char *err,
@@ -105,12 +107,11 @@ static int parse_asset(struct inventory *inv, const cJSON *ja, size_t site, char
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(ja, "type");
     if (t) {
         int found = -1;
-        for (int i = 1; i < (int)(sizeof(type_names) / sizeof(type_names[0])); i++)
-            if (cJSON_IsString(t) && !strcmp(t->valuestring, type_names[i]))
-                found = i;
+        for (int i = 0; i < DEVTYPE_COUNT; i++)
+            if (cJSON_IsString(t) && !strcmp(t->valuestring, devtype_json(i)))
+                found = devtype_proto(i);
         if (found < 0) {
-            snprintf(err, errlen, "%s: 'type' must be one of battery, pv, meter, evse, boiler",
-                     where);
+            snprintf(err, errlen, "%s: 'type' must be one of %s", where, DEVTYPE_NAMES);
             return -EINVAL;
         }
         a->type = found;

@@ -12,16 +12,11 @@
 #include "gateway/uplink/uplink.h"
 #include "sim/wire/bus_inproc.h"
 
+/* The gateway driver of a simulated device: its type's default (common/devtype.h). */
 static const char *driver_for(enum asset_type t)
 {
-    switch (t) {
-    case ASSET_EVSE:
-        return "derloop-evse";
-    case ASSET_BOILER:
-        return "derloop-boiler";
-    default:
-        return "sunspec";
-    }
+    const char *d = devtype_driver((int)t);
+    return d ? d : "sunspec";
 }
 
 static cJSON *device_json(const struct site_cfg *site, const struct sim_asset *a, const char *host,
