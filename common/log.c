@@ -119,3 +119,16 @@ const char *log_escape(char *out, size_t outlen, const char *s)
 {
     return log_escape_n(out, outlen, s, s ? strlen(s) : 0);
 }
+
+void log_to(void (*fn)(void *ctx, const char *line), void *ctx, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (fn)
+        fn(ctx, line);
+    else
+        fprintf(stderr, "%s\n", line);
+}

@@ -41,4 +41,11 @@ void log_vevent_to(FILE *out, enum log_level level, const char *fmt, va_list ap)
 const char *log_escape(char *out, size_t outlen, const char *s);
 const char *log_escape_n(char *out, size_t outlen, const char *s, size_t len);
 
+/* log_to: what every gateway library part does with its log callback (controller, bus,
+ * uplink, confsync, estop, commands, the site host): one formatted line (at most 1023 bytes, cut
+ * beyond) handed to fn(ctx, line), or written to stderr when fn is NULL. The callback decides the
+ * level and the format (der-gateway's main turns it into a log_event line). */
+void log_to(void (*fn)(void *ctx, const char *line), void *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 #endif

@@ -17,6 +17,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "common/log.h"
 #include "gateway/control/controller.h"
 #include "gateway/control/siteconf.h"
 #include "gateway/control/statefile.h"
@@ -48,19 +49,8 @@ struct confsync {
     void *log_ctx;
 };
 
-static void logf_(struct confsync *cs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void logf_(struct confsync *cs, const char *fmt, ...)
-{
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (cs->log)
-        cs->log(cs->log_ctx, line);
-    else
-        fprintf(stderr, "%s\n", line);
-}
+/* one line to the caller's log callback (common/log.h) */
+#define logf_(x, ...) log_to((x)->log, (x)->log_ctx, __VA_ARGS__)
 
 /* A message inside a quoted log value: its double quotes become single ones. */
 static const char *quoted(char *buf, size_t len, const char *s)

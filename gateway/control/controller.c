@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "gateway/control/arbiter.h"
 #include "gateway/control/safety.h"
 #include "gateway/control/schedule.h"
@@ -50,18 +51,8 @@ struct controller {
     uint64_t writes;
 };
 
-static void logf_(struct controller *c, const char *fmt, ...)
-{
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (c->opts.log)
-        c->opts.log(c->opts.log_ctx, line);
-    else
-        fprintf(stderr, "%s\n", line);
-}
+/* one line to the caller's log callback (common/log.h) */
+#define logf_(x, ...) log_to((x)->opts.log, (x)->opts.log_ctx, __VA_ARGS__)
 
 /* The strategy-facing sections, built in one place: controller_new and a configuration
  * pushed or reloaded at run time (gateway/control/confsync.c) go through the same checks. */

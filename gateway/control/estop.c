@@ -26,19 +26,8 @@ struct estop {
     void *log_ctx;
 };
 
-static void logf_(struct estop *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void logf_(struct estop *e, const char *fmt, ...)
-{
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (e->log)
-        e->log(e->log_ctx, line);
-    else
-        fprintf(stderr, "%s\n", line);
-}
+/* one line to the caller's log callback (common/log.h) */
+#define logf_(x, ...) log_to((x)->log, (x)->log_ctx, __VA_ARGS__)
 
 struct estop *estop_new(struct controller *ctl, const char *state_dir,
                         void (*log)(void *ctx, const char *line), void *log_ctx)

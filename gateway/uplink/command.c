@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "gateway/uplink/dispatch.h"
 #include "gateway/uplink/idset.h"
 #include "proto/der/v1/agent.pb-c.h"
@@ -36,19 +37,8 @@ struct command {
     void *log_ctx;
 };
 
-static void logf_(struct command *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void logf_(struct command *c, const char *fmt, ...)
-{
-    char line[600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (c->log)
-        c->log(c->log_ctx, line);
-    else
-        fprintf(stderr, "%s\n", line);
-}
+/* one line to the caller's log callback (common/log.h) */
+#define logf_(x, ...) log_to((x)->log, (x)->log_ctx, __VA_ARGS__)
 
 /* Queues a CommandAck and remembers the state for repeats of the id. */
 static void ack(struct command *c, const char *id, int state, const char *detail)

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "gateway/control/estop.h"
 #include "gateway/uplink/agentmsg.h"
 #include "proto/der/v1/agent.pb-c.h"
@@ -42,19 +43,8 @@ struct remote {
     void *log_ctx;
 };
 
-static void logf_(struct remote *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void logf_(struct remote *r, const char *fmt, ...)
-{
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (r->log)
-        r->log(r->log_ctx, line);
-    else
-        fprintf(stderr, "%s\n", line);
-}
+/* one line to the caller's log callback (common/log.h) */
+#define logf_(x, ...) log_to((x)->log, (x)->log_ctx, __VA_ARGS__)
 
 struct remote *remote_new(void (*log)(void *ctx, const char *line), void *log_ctx)
 {

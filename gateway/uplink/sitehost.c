@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/log.h"
 #include "common/rtclock.h"
 #include "gateway/control/confsync.h"
 #include "gateway/control/estop.h"
@@ -69,19 +70,8 @@ struct sitehost {
     int done;
 };
 
-static void logf_(struct sitehost *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void logf_(struct sitehost *h, const char *fmt, ...)
-{
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (h->o.log)
-        h->o.log(h->o.log_ctx, line);
-    else
-        fprintf(stderr, "%s\n", line);
-}
+/* one line to the caller's log callback (common/log.h) */
+#define logf_(x, ...) log_to((x)->o.log, (x)->o.log_ctx, __VA_ARGS__)
 
 struct sitehost *sitehost_new(const struct sitehost_opts *o)
 {
