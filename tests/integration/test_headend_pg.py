@@ -237,6 +237,12 @@ def test_decision(pg, he):
     check(st == 200 and r["count"] == 1 and r["decisions"][0]["strategy"] == "net_zero" and
           r["decisions"][0]["clamps"][0]["reason"] == "ramp", "REST decisions: %r" % (r,))
     g.close()
+    # the next test dispatches to site-b as an offline site: wait until the headend has seen
+    # this stream end (the close and a POST can otherwise cross)
+    def offline():
+        st, r = he.http("GET", "/sites/site-b")
+        return st == 200 and not r.get("connected")
+    check(wait_for(offline, 5), "site-b still connected after its gateway closed")
     print("ok: a decision in PostgreSQL and via REST")
 
 
