@@ -19,14 +19,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/rtclock.h"
+
 /* ---- time -------------------------------------------------------------------------------- */
 
 static int64_t mono_now_ms(void *ctx)
 {
     (void)ctx;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return rtclock_monotonic_ms();
 }
 
 static void mono_sleep_ms(void *ctx, int64_t ms)

@@ -384,13 +384,7 @@ static void wait_until(struct sitehost *h, int64_t until_us)
     if (d <= 0)
         return;
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts); /* the condition variable's clock (sitehost_run) */
-    ts.tv_sec += d / 1000000;
-    ts.tv_nsec += (long)(d % 1000000) * 1000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
+    rtclock_monotonic_deadline(d, &ts); /* the condition variable's clock (sitehost_run) */
     pthread_cond_timedwait(&h->cv, &h->mu, &ts);
 }
 
