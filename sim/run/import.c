@@ -810,6 +810,11 @@ int import_records(const struct import_opts *o, FILE *report, char *err, size_t 
     cJSON_AddStringToObject(doc, "step", duration_format(o->step_ms, db, sizeof db));
     cJSON_AddItemToObject(doc, "profiles", profiles);
     cJSON_AddItemToObject(doc, "sites", sites);
+    /* attached now, filled below: the document owns them on every path, errors included */
+    cJSON_AddItemToObject(doc, "gateway", gw);
+    cJSON_AddItemToObject(doc, "field", field);
+    cJSON_AddStringToObject(field, "csv", "field.csv");
+    cJSON_AddItemToObject(field, "columns", fcols);
     cJSON_AddItemToArray(sites, site);
     cJSON_AddStringToObject(site, "id", "site");
     cJSON_AddItemToObject(site, "assets", assets);
@@ -894,12 +899,8 @@ int import_records(const struct import_opts *o, FILE *report, char *err, size_t 
     }
     cJSON_AddStringToObject(gw, "strategy", o->strategy ? o->strategy : "net_zero");
     cJSON_AddStringToObject(gw, "poll_period", "1s");
-    cJSON_AddItemToObject(doc, "gateway", gw);
     if (sj)
         add_site_events(sj, doc, assets, t0, duration, o->step_ms, report);
-    cJSON_AddStringToObject(field, "csv", "field.csv");
-    cJSON_AddItemToObject(field, "columns", fcols);
-    cJSON_AddItemToObject(doc, "field", field);
     if ((rc = write_field(o, &r, &s, load, t0, fcols, err, errlen)))
         goto out;
     snprintf(path, sizeof path, "%s/scenario.json", o->out_dir);
