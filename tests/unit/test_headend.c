@@ -1099,7 +1099,8 @@ static void test_hub_remote(void)
     r.config_version = 1;
     CU_ASSERT_EQUAL(feed(h, s3, &m, 5000, &st), 0);
     CU_ASSERT_EQUAL(k.n, 1);
-    hub_stream_closed(h, s2, "test", 6000); /* the hub owns open sessions until they close */
+    hub_stream_closed(h, s, "test", 6000); /* the hub owns open sessions until they close */
+    hub_stream_closed(h, s2, "test", 6000);
     hub_stream_closed(h, s3, "test", 6000);
     fake_clear(&f);
     fake_clear(&g);
