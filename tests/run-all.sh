@@ -60,16 +60,33 @@ echo "== scenarios"
 scen_out=${SCENARIO_OUT:-$logs/scenarios}
 mkdir -p "$scen_out"
 # scenarios/incidents/ holds the regression scenarios of field incidents (docs/incidents.md).
+# Scenarios are independent, CPU-bound and deterministic, so they run SCENARIO_JOBS at a time
+# (default: the number of cores); results are collected and printed in file order afterwards.
+jobs=${SCENARIO_JOBS:-$(nproc 2>/dev/null || echo 1)}
+run_scenario() { # $1 scenario file, $2 output dir; leaves $2.rc and $2.secs
+  local t0 rc
+  t0=$(date +%s)
+  timeout 300 "$BUILD/bin/der-sim" run --transport inproc --quiet --out "$2" "$1" > "$2.log" 2>&1
+  rc=$?
+  echo $(( $(date +%s) - t0 )) > "$2.secs"
+  echo "$rc" > "$2.rc"
+}
+scen_files=()
 for s in scenarios/*.json scenarios/incidents/*.json; do
   [ -e "$s" ] || continue
+  scen_files+=("$s")
+  rel=${s#scenarios/}
+  dir="$scen_out/$(echo "${rel%.json}" | tr / -)"
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; done
+  run_scenario "$s" "$dir" &
+done
+wait
+for s in "${scen_files[@]+"${scen_files[@]}"}"; do
   rel=${s#scenarios/}
   name="scenario ${rel%.json}"
   dir="$scen_out/$(echo "${rel%.json}" | tr / -)"
-  start=$(date +%s)
-  timeout 300 "$BUILD/bin/der-sim" run --transport inproc --quiet --out "$dir" "$s" \
-    > "$dir.log" 2>&1
-  rc=$?
-  secs=$(( $(date +%s) - start ))
+  rc=$(cat "$dir.rc" 2>/dev/null || echo 99)
+  secs=$(cat "$dir.secs" 2>/dev/null || echo 0)
   if [ "$rc" -eq 0 ]; then
     pass=$((pass + 1)); echo "PASS $name (${secs}s)"; summary+=("$name|PASS|$secs")
   else
