@@ -380,6 +380,7 @@ static void render(FILE *f, const struct view *v, size_t n, const char *version,
     for (size_t k = 0; k < sizeof watts / sizeof watts[0]; k++) {
         family(f, watts[k].name, "gauge", watts[k].help);
         for (size_t i = 0; i < n; i++) {
+            /* cppcheck-suppress invalidPointerCast ; off is an offsetof() of a double member */
             double w = *(const double *)((const char *)&v[i].c + watts[k].off);
             if (isfinite(w)) /* no sample rather than NaN: nothing was requested */
                 site_sample(f, watts[k].name, v[i].s->id, w);
@@ -505,6 +506,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                                   : "text/plain; charset=utf-8");
     enum MHD_Result rc = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
+    /* cppcheck-suppress memleak ; MHD frees body (MHD_RESPMEM_MUST_FREE) */
     return rc;
 }
 
