@@ -76,6 +76,21 @@ def main():
                         "der_gateway_device_online", "der_gateway_uplink_connected",
                         "der_gateway_uplink_queue_depth", "der_gateway_spool_depth"):
                 check("# TYPE %s " % fam in text, "family %s missing" % fam)
+            # the text format: every sample under a family declared before it, no series twice
+            types, names = {}, set()
+            for line in text.splitlines():
+                if line.startswith("# TYPE "):
+                    _, _, fam, typ = line.split()
+                    check(fam not in types, "family %s declared twice" % fam)
+                    types[fam] = typ
+                elif line and not line.startswith("#"):
+                    name = line.rsplit(" ", 1)[0]
+                    base = name.split("{", 1)[0]
+                    fam = re.sub(r"_(bucket|sum|count)$", "", base) \
+                        if types.get(re.sub(r"_(bucket|sum|count)$", "", base)) == "histogram" else base
+                    check(fam in types, "sample %s before its # TYPE" % name)
+                    check(name not in names, "series %s twice" % name)
+                    names.add(name)
             check(a.get("der_gateway_sites") == 2, "der_gateway_sites = %s" % a.get("der_gateway_sites"))
             for s in sites:
                 c0 = a.get('der_gateway_cycle_seconds_count{site="%s"}' % s, 0)
