@@ -241,10 +241,11 @@ $(BIN)/der-sim: $(OBJ)/sim/main.o $(LIB)/libsim.a $(LIB)/libgateway.a $(LIB)/lib
 	@$(if $(Q),echo "  LD  $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) $^ -o $@ $(ALL_LDLIBS)
 
+# libmicrohttpd: the optional /metrics listener (gateway/uplink/gwmetrics.c, --metrics-listen)
 $(BIN)/der-gateway: $(OBJ)/gateway/main.o $(LIB)/libgateway.a $(LIB)/libcommon.a $(LIB)/libproto.a
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD  $@")
-	$(Q)$(CC) $(ALL_LDFLAGS) $^ -o $@ $(ALL_LDLIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) $^ -o $@ $(ALL_LDLIBS) $(HE_LIBS)
 
 $(OBJ)/gateway/main.o: $(GEN)/version.h
 

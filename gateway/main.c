@@ -19,6 +19,7 @@
 #include "common/duration.h"
 #include "gateway/bus/tcp_pool.h"
 #include "gateway/control/siteconf.h"
+#include "gateway/uplink/gwmetrics.h"
 #include "gateway/uplink/sitehost.h"
 #include "gateway/uplink/uplink.h"
 #include "version.h"
@@ -121,6 +122,8 @@ static void usage(FILE *out)
           "  -v, --verbose          one line per cycle with the decision (CSV fields)\n"
           "      --headend HOST:PORT  connect to a headend (overrides uplink.target)\n"
           "      --legacy           single-asset agent towards the headend (uplink.legacy)\n"
+          "      --metrics-listen HOST:PORT  serve Prometheus GET /metrics there (port 0: any\n"
+          "                         free one, logged as event=metrics_listen); default: off\n"
           "      --check            validate the configuration and exit\n"
           "  -h, --help             this text\n"
           "      --version          the build's version and commit\n"
@@ -162,6 +165,28 @@ static struct bus *transport_bus(void *ctx, const struct device_cfg *d, char *er
     return tcp_pool_bus(&t->pool, d->host, d->port, (int)d->timeout_ms, err, errlen);
 }
 
+/* The metrics' view of a device (gateway/uplink/gwmetrics.h): its endpoint's counters and its
+ * unit's breaker. tcp_pool_bus gives the bus the device already has. */
+static int transport_modbus(void *ctx, const struct device_cfg *d, struct gwmetrics_modbus *out)
+{
+    char err[128];
+    struct bus *b = transport_bus(ctx, d, err, sizeof err);
+    if (!b)
+        return -ENOENT;
+    struct bus_stats st;
+    bus_get_stats(b, &st);
+    out->requests = st.requests;
+    out->ok = st.ok;
+    out->timeouts = st.timeouts;
+    out->exceptions = st.exceptions;
+    out->conn_errors = st.conn_errors;
+    out->proto_errors = st.proto_errors;
+    out->retries = st.retries;
+    out->breaker_opens = st.breaker_opens;
+    out->breaker_state = bus_breaker_state(b, d->unit_id);
+    return 0;
+}
+
 static void transport_close(void *ctx)
 {
     struct transport *t = ctx;
@@ -171,21 +196,27 @@ static void transport_close(void *ctx)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},   {"config-dir", required_argument, NULL, 'C'},
-        {"duration", required_argument, NULL, 'd'}, {"speed", required_argument, NULL, 1004},
-        {"workers", required_argument, NULL, 1005}, {"verbose", no_argument, NULL, 'v'},
-        {"check", no_argument, NULL, 1000},         {"headend", required_argument, NULL, 1002},
-        {"legacy", no_argument, NULL, 1003},        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 1001},       {NULL, 0, NULL, 0}};
-    const char *config = NULL, *config_dir = NULL;
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"config-dir", required_argument, NULL, 'C'},
+                                         {"duration", required_argument, NULL, 'd'},
+                                         {"speed", required_argument, NULL, 1004},
+                                         {"workers", required_argument, NULL, 1005},
+                                         {"verbose", no_argument, NULL, 'v'},
+                                         {"check", no_argument, NULL, 1000},
+                                         {"headend", required_argument, NULL, 1002},
+                                         {"legacy", no_argument, NULL, 1003},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"version", no_argument, NULL, 1001},
+                                         {"metrics-listen", required_argument, NULL, 1006},
+                                         {NULL, 0, NULL, 0}};
+    const char *config = NULL, *config_dir = NULL, *metrics_listen = NULL;
     int64_t duration_ms = -1;
     int check_only = 0, c;
     char software[96], *end;
     snprintf(software, sizeof software, "der-gateway %s (commit %s)", DERLOOP_VERSION,
              DERLOOP_COMMIT);
     struct sitehost_opts ho = {
-        .transport = {transport_open, transport_bus, transport_close},
+        .transport = {transport_open, transport_bus, transport_close, transport_modbus},
         .log = log_line,
         .software = software,
         .speed = 1.0,
@@ -234,6 +265,9 @@ int main(int argc, char **argv)
         case 1003:
             ho.legacy = 1;
             break;
+        case 1006:
+            metrics_listen = optarg;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -252,8 +286,14 @@ int main(int argc, char **argv)
         return 2;
     }
     char err[1024];
+    if (metrics_listen && !check_only &&
+        !(ho.metrics = gwmetrics_new(DERLOOP_VERSION, DERLOOP_COMMIT))) {
+        fprintf(stderr, "der-gateway: out of memory\n");
+        return 1;
+    }
     struct sitehost *h = sitehost_new(&ho);
     if (!h) {
+        gwmetrics_free(ho.metrics);
         fprintf(stderr, "der-gateway: out of memory\n");
         return 1;
     }
@@ -261,6 +301,7 @@ int main(int argc, char **argv)
                     : sitehost_add_dir(h, config_dir, err, sizeof err);
     if (rc) {
         fprintf(stderr, "der-gateway: %s\n", err);
+        gwmetrics_free(ho.metrics);
         sitehost_free(h);
         return 1;
     }
@@ -269,6 +310,18 @@ int main(int argc, char **argv)
             sitehost_describe(h, i, stdout);
         sitehost_free(h);
         return 0;
+    }
+
+    if (ho.metrics) { /* before the sites start: a taken port stops the gateway at once */
+        int mport = 0;
+        if (gwmetrics_listen(ho.metrics, metrics_listen, &mport, err, sizeof err) != 0) {
+            fprintf(stderr, "der-gateway: %s\n", err);
+            gwmetrics_free(ho.metrics);
+            sitehost_free(h);
+            return 1;
+        }
+        log_event(LOG_INFO, "event=metrics_listen addr=%.*s:%d",
+                  (int)(strrchr(metrics_listen, ':') - metrics_listen), metrics_listen, mport);
     }
 
     struct sigaction sa;
@@ -289,6 +342,7 @@ int main(int argc, char **argv)
     rc = sitehost_run(h, duration_ms, &g_stop, &g_hup, err, sizeof err);
     if (rc)
         fprintf(stderr, "der-gateway: %s\n", err);
+    gwmetrics_free(ho.metrics); /* the sites' cycles have stopped; it reads their configs */
     sitehost_free(h);
     return rc ? 1 : 0;
 }

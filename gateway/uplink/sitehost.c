@@ -254,6 +254,11 @@ static int start_site(struct sitehost *h, struct hsite *s, size_t i, char *err, 
         s->cfg->ctx.start_unix_ms = rtclock_wall_ms();
         s->cfg->ctx.has_start = 1;
     }
+    if (h->o.metrics &&
+        gwmetrics_site(h->o.metrics, i, s->cfg, h->o.transport.modbus, s->transport) != 0) {
+        snprintf(err, errlen, "%s: out of memory", s->path);
+        return -ENOMEM;
+    }
     logf_(h, "event=start site=%s gateway=%s devices=%zu strategy=%s poll_ms=%lld speed=%g",
           s->cfg->site_id, s->cfg->gateway_id, s->cfg->n_devices, controller_strategy(s->ctl),
           (long long)s->cfg->poll_period_ms, h->o.speed);
@@ -413,10 +418,12 @@ static void *worker(void *arg)
         s->hup_seen = h->hup_gen;
         pthread_mutex_unlock(&h->mu);
 
-        if (now - s->due_us > s->period_us / 2)
-            s->late++;
+        int late = now - s->due_us > s->period_us / 2;
+        s->late += late;
         run_cycle(h, s, now, reload);
         int64_t after = rtclock_monotonic_us();
+        if (h->o.metrics) /* never waits on a scrape (gwmetrics.h) */
+            gwmetrics_cycle(h->o.metrics, i, s->ctl, s->up, &s->dm, after - now, late);
 
         pthread_mutex_lock(&h->mu);
         s->due_us += s->period_us;

@@ -17,26 +17,31 @@
 
 #include "gateway/control/controller.h"
 #include "gateway/control/siteconf.h"
+#include "gateway/uplink/gwmetrics.h"
 
 /* A site's device transport: open builds it for cfg (NULL on failure), bus gives a device its
- * bus (controller_opts.open_bus), close frees it. */
+ * bus (controller_opts.open_bus), close frees it; modbus (may be NULL) reads a device's Modbus
+ * counters and breaker for the metrics (gwmetrics.h). */
 struct sitehost_transport {
     void *(*open)(const struct siteconf *cfg, void (*log)(void *, const char *), void *log_ctx);
     struct bus *(*bus)(void *t, const struct device_cfg *d, char *err, size_t errlen);
     void (*close)(void *t);
+    gwmetrics_modbus_fn modbus;
 };
 
 struct sitehost_opts {
     struct sitehost_transport transport;
     void (*log)(void *ctx, const char *line); /* library lines "site=S event=E k=v" */
     void *log_ctx;
-    const char *headend;  /* HOST:PORT for every site (overrides uplink.target); NULL */
-    int legacy;           /* single-asset agents (uplink.legacy) */
-    double speed;         /* controller time runs speed x the wall clock: poll periods (and
-                             every duration in controller time) pass speed times faster; 0 = 1 */
-    int workers;          /* cycle threads; 0 = min(sites, SITEHOST_WORKERS) */
-    FILE *rows;           /* one decision CSV row per cycle (--verbose); NULL = none */
-    const char *software; /* "der-gateway VERSION (commit C)", sent at registration */
+    const char *headend;       /* HOST:PORT for every site (overrides uplink.target); NULL */
+    int legacy;                /* single-asset agents (uplink.legacy) */
+    double speed;              /* controller time runs speed x the wall clock: poll periods (and
+                                  every duration in controller time) pass speed times faster; 0 = 1 */
+    int workers;               /* cycle threads; 0 = min(sites, SITEHOST_WORKERS) */
+    FILE *rows;                /* one decision CSV row per cycle (--verbose); NULL = none */
+    const char *software;      /* "der-gateway VERSION (commit C)", sent at registration */
+    struct gwmetrics *metrics; /* every site's figures after each cycle (--metrics-listen);
+                                  NULL = none; the caller frees it after sitehost_run */
 };
 
 #define SITEHOST_WORKERS 8

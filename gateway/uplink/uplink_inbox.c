@@ -102,24 +102,32 @@ void uplink_inbox_receive(struct uplink *u, const uint8_t *bytes, size_t len)
     if (remote_on_headend(u->opts.remote, bytes,
                           len)) /* remote hook: Ping, ConfigPush, EmergencyStop */
         return;
-    static struct agentmsg_headend m; /* large; only the uplink thread parses */
-    int rc = agentmsg_parse_headend(bytes, len, &m);
+    /* Large, so not on the stack; and not static: a multi-site der-gateway runs one uplink
+     * thread per site in one process, and one shared buffer handed a site's setpoint to
+     * another site's uplink (seen with 1,000 sites: tests/bench/fleet_live.py). */
+    struct agentmsg_headend *m = malloc(sizeof *m);
+    if (!m) {
+        uplink_log(u, "event=bad_message reason=\"out of memory\"");
+        return;
+    }
+    int rc = agentmsg_parse_headend(bytes, len, m);
     if (rc) {
         uplink_log(u, "event=bad_message reason=\"%s\"",
                    rc == -EMSGSIZE ? "id too long"
                    : rc == -EINVAL ? "control character in an id"
                                    : "not a HeadendMessage");
+        free(m);
         return;
     }
-    switch (m.body) {
+    switch (m->body) {
     case HEADEND_REGISTER_RESULT:
-        on_register_result(u, &m);
+        on_register_result(u, m);
         break;
     case HEADEND_SETPOINT:
-        on_setpoint(u, &m.setpoint);
+        on_setpoint(u, &m->setpoint);
         break;
     case HEADEND_TELEMETRY_ACK:
-        on_telemetry_ack(u, &m);
+        on_telemetry_ack(u, m);
         break;
     case HEADEND_EMERGENCY_STOP: /* taken by the remote hook; without one nobody applies it */
         uplink_log(u, "event=estop_refused reason=\"this uplink has no emergency stop (no remote "
@@ -127,12 +135,13 @@ void uplink_inbox_receive(struct uplink *u, const uint8_t *bytes, size_t len)
         break;
     case HEADEND_COMMAND: /* command hook (the headend sends them only when Register said so) */
         if (u->opts.commands)
-            command_on_headend(u->opts.commands, &m.command);
+            command_on_headend(u->opts.commands, &m->command);
         else
             uplink_log(u, "event=command_ignored command_id=%s reason=\"no command handler\"",
-                       m.command.command_id);
+                       m->command.command_id);
         break;
     default: /* Ping (the HTTP/2 keepalive does its work), or a body this gateway predates */
         break;
     }
+    free(m);
 }

@@ -256,7 +256,10 @@ $("d-send").onclick = async () => {
   body[$("d-kind").value] = $("d-target").value.trim();
   const r = await api("/dispatch", { method: "POST", body: JSON.stringify(body) });
   if (r.status !== 202) {
-    $("d-status").innerHTML = `<div class="err">${esc(r.status)}: ${esc(r.body && r.body.error)}</div>`;
+    /* 403 included: the headend's message names the role needed ("needs operator"); the
+     * form is disabled for a viewer, but a token revoked or changed between two polls gets
+     * here */
+    $("d-status").innerHTML = `<div class="err" id="d-error">${esc(r.status)}: ${esc(r.body && r.body.error)}</div>`;
     return;
   }
   const sps = r.body.setpoints || [{ setpoint_id: r.body.setpoint_id, site_id: r.body.site_id || r.body.asset_id }];

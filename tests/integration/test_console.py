@@ -168,12 +168,19 @@ def run(tmp):
             until(drv, lambda: drv.find_element(By.ID, "role").text == "viewer", 5, "role viewer")
             check(not drv.find_element(By.ID, "d-send").is_enabled(),
                   "the dispatch form must be disabled for a viewer")
+            # forced past the disabled button, the headend says 403 and the page shows it
+            drv.execute_script("for (const e of document.querySelectorAll('#dispatch-form *')) "
+                               "e.disabled = false; $('d-kind').value = 'site_id'; "
+                               "$('d-target').value = 'north-1'; $('d-send').click();")
+            err = until(drv, lambda: drv.find_element(By.ID, "d-error").text, 5, "the 403 shown")
+            check(err.startswith("403") and "operator" in err, "the 403 names the role: %s" % err)
             # the table re-renders every second: read it through until() (a stale element is
             # retried) and require three "ok" states
             until(drv, lambda: [e.text for e in drv.find_elements(By.CSS_SELECTOR, "#sites .state")]
                   == ["ok"] * 3, 10, "three sites in state ok")
             drv.save_screenshot(os.path.join(tmp, "fleet.png"))
-            print("ok: viewer token: 3 sites in the table, all ok; dispatch form disabled")
+            print("ok: viewer token: 3 sites in the table, all ok; dispatch form disabled, a "
+                  "forced POST shows 403 (%s)" % err)
 
             # an operator: site page, live chart, dispatch lifecycle
             drv.execute_script("sessionStorage.clear(); location.reload();")
