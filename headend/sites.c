@@ -450,7 +450,9 @@ int sites_detail(struct hub *h, size_t site_idx, int64_t now_ms, cJSON **out)
         cJSON_AddNumberToObject(ja, "capacity_wh", a->capacity_wh);
         cJSON_AddNumberToObject(ja, "min_power_w", a->min_power_w);
         cJSON_AddNumberToObject(ja, "max_power_w", a->max_power_w);
-        cJSON_AddBoolToObject(ja, "connected", registry_asset(hub_registry(h), a->index) != NULL);
+        /* held by another headend: its gateway claimed the site's assets there */
+        cJSON_AddBoolToObject(ja, "connected",
+                              registry_asset(hub_registry(h), a->index) != NULL || r.rm);
         cJSON_AddBoolToObject(ja, "grid_meter", a->index == r.ss->grid_asset);
         str_or_null(ja, "device_state", as->device_state);
         cJSON_AddItemToObject(

@@ -99,7 +99,19 @@ def main():
                     "vpp") for s in SITES}
         check(wait_for(lambda: view(a) == want and view(b) == want, 5),
               "/sites differ:\nA %r\nB %r\nwant %r" % (view(a), view(b), want))
-        print("ok: /sites the same on both headends (connected, gateway, node, group)")
+        def agents(he):
+            return {r["asset_id"]: (r["connected"], r["gateway_id"], r["node"])
+                    for r in he.http("GET", "/agents")[1]}
+        check(agents(a) == agents(b) and all(v[0] for v in agents(a).values()),
+              "/agents differ:\nA %r\nB %r" % (agents(a), agents(b)))
+        for s in ("site-1", "site-2"):
+            da, db = a.http("GET", "/sites/" + s)[1], b.http("GET", "/sites/" + s)[1]
+            check(da["node"] == db["node"] and da["connected"] and db["connected"] and
+                  [x["connected"] for x in da["assets"]] == [True] and
+                  [x["connected"] for x in db["assets"]] == [True],
+                  "/sites/%s differ: %r %r" % (s, da, db))
+        print("ok: /sites, /sites/:id and /agents connectivity the same on both headends "
+              "(connected, gateway, node, group)")
 
         sp1, dt1 = crossing(a, gws[2], "site-2", 0.1, [b])
         sp2, dt2 = crossing(b, gws[1], "site-1", -0.2, [a])
