@@ -36,6 +36,7 @@
 #define CALL_MS        5000
 #define RECONNECT_MS   1000
 #define ANNOUNCE_BATCH 1024
+#define SWEEP_BEATS    5 /* every this many heartbeats: the QUEUED rows of our sites */
 #define NOW_MS         "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint"
 
 /* A growing text buffer (PostgreSQL array literals). */
@@ -129,6 +130,7 @@ struct cluster {
     pthread_t th;
     int started;
     int64_t next_beat_ms, next_connect_ms;
+    uint64_t beats;
     char (*ann)[STORE_ID_MAX]; /* announcements taken from the hub */
     char (*got)[STORE_ID_MAX]; /* notifications received */
     size_t n_got, cap_got;
@@ -426,6 +428,41 @@ static void apply_presence(struct cluster *c, PGresult *r)
     }
 }
 
+static void got_add(struct cluster *c, const char *id)
+{
+    if (c->n_got == c->cap_got) {
+        size_t cap = c->cap_got ? c->cap_got * 2 : 256;
+        char(*g)[STORE_ID_MAX] = realloc(c->got, cap * sizeof(*g));
+        if (!g)
+            return; /* the next sweep is the backstop */
+        c->got = g;
+        c->cap_got = cap;
+    }
+    snprintf(c->got[c->n_got++], STORE_ID_MAX, "%s", id);
+}
+
+/* The QUEUED, unexpired dispatches of the sites we hold, handed to the hub as if announced:
+ * whatever lost an announcement (the announcing headend died between its row and its NOTIFY,
+ * a failed NOTIFY, our connection down meanwhile) is sent within SWEEP_BEATS heartbeats. One
+ * indexed query, no hub lock. */
+static void sweep(struct cluster *c, int64_t now_ms)
+{
+    if (!c->held.n || c->held.sites.oom)
+        return;
+    char t[32];
+    snprintf(t, sizeof(t), "%lld", (long long)now_ms);
+    const char *v[] = {t, c->held.sites.p};
+    PGresult *r = call(c, "sweep",
+                       "SELECT id FROM dispatch WHERE state = 0 AND expires_ms > $1 AND "
+                       "site_id = ANY($2::text[]) ORDER BY seq",
+                       2, v);
+    for (int i = 0; r && i < PQntuples(r); i++)
+        got_add(c, PQgetvalue(r, i, 0));
+    if (r && PQntuples(r))
+        log_event(LOG_DEBUG, "event=cluster_sweep node=%s queued=%d", c->node, PQntuples(r));
+    PQclear(r);
+}
+
 static void collect_notifications(struct cluster *c)
 {
     if (!c->conn)
@@ -436,17 +473,7 @@ static void collect_notifications(struct cluster *c)
     }
     PGnotify *n;
     while ((n = PQnotifies(c->conn))) {
-        if (c->n_got == c->cap_got) {
-            size_t cap = c->cap_got ? c->cap_got * 2 : 256;
-            char(*g)[STORE_ID_MAX] = realloc(c->got, cap * sizeof(*g));
-            if (!g) {
-                PQfreemem(n);
-                continue; /* the re-scan at the next reconnect is the backstop */
-            }
-            c->got = g;
-            c->cap_got = cap;
-        }
-        snprintf(c->got[c->n_got++], STORE_ID_MAX, "%s", n->extra);
+        got_add(c, n->extra);
         PQfreemem(n);
     }
 }
@@ -486,6 +513,8 @@ static void *run(void *arg)
         if (beat && c->conn) {
             pres = sync_presence(c);
             c->next_beat_ms = now + c->heartbeat_ms;
+            if (pres && ++c->beats % SWEEP_BEATS == 0)
+                sweep(c, wall_ms());
         }
         collect_notifications(c); /* the ones that came in during our statements */
 

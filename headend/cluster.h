@@ -12,7 +12,8 @@
  *     A headend that stops heartbeating (kill -9) is gone for the others after the expiry.
  *   - after a lost connection (PostgreSQL restart) it reconnects every second, LISTENs again
  *     and re-scans the QUEUED dispatches of the sites it holds: notifications sent while it
- *     was away are lost. */
+ *     was away are lost. Every 5 heartbeats it also sweeps the QUEUED rows of its sites (one
+ *     query), so an announcement lost any other way costs seconds, not the dispatch's ttl. */
 #ifndef HEADEND_CLUSTER_H
 #define HEADEND_CLUSTER_H
 

@@ -80,6 +80,13 @@ def crossing(src, dst_gw, site, mw, others=()):
 
 
 def main():
+    def lost_row(sp_id, site):
+        now = int(time.time() * 1000)
+        pg.psql("INSERT INTO dispatch(id, seq, site_id, asset_id, power_w, created_ms, "
+                "expires_ms, updated_ms, state, detail, session_id, requested_by) VALUES "
+                "('%s', 1000, '%s', '', 50000, %d, %d, %d, 0, '', 0, 'test')"
+                % (sp_id, site, now, now + 60000, now))
+
     t_start = time.time()
     pg = Cluster()
     tmp_a, tmp_b = tempfile.mkdtemp(prefix="headend-ca-"), tempfile.mkdtemp(prefix="headend-cb-")
@@ -133,13 +140,18 @@ def main():
                            5), "group dispatch not all APPLIED")
         print("ok: group dispatch on A split over 4 sites on both headends, all APPLIED")
 
+        # a QUEUED row nobody announced (its headend died between the row and the NOTIFY):
+        # the holder's periodic sweep (every 5 heartbeats) sends it
+        lost_row("sp-swept", "site-4")
+        sp = setpoint(gws[4], 5)
+        check(sp is not None and sp.setpoint_id == "sp-swept", "sweep: %r" % sp)
+        apply(gws[4], sp)
+        check(wait_for(lambda: state_on(a, "sp-swept") == "APPLIED", 5), "swept row APPLIED")
+        print("ok: an unannounced QUEUED row for site-4 sent by B's sweep, APPLIED")
+
         # PostgreSQL restarted: both LISTEN again (the store reconnects by itself too), and a
         # QUEUED row nobody announced (as if its NOTIFY was lost) is found by A's re-scan
-        pg.psql("INSERT INTO dispatch(id, seq, site_id, asset_id, power_w, created_ms, "
-                "expires_ms, updated_ms, state, detail, session_id, requested_by) VALUES "
-                "('sp-lost', 1000, 'site-1', '', 50000, %d, %d, %d, 0, '', 0, 'test')"
-                % ((int(time.time() * 1000),) + (int(time.time() * 1000) + 60000,)
-                   + (int(time.time() * 1000),)))
+        lost_row("sp-lost", "site-1")
         pg.stop()
         pg.start()
         check(wait_for(lambda: "event=cluster_up node=node-b" in b.logtext(), 10),
@@ -148,12 +160,13 @@ def main():
               "A's cluster connection did not come back")
         sp = setpoint(gws[1], 10)
         check(sp is not None and sp.setpoint_id == "sp-lost", "re-scan after reconnect: %r" % sp)
+
         apply(gws[1], sp)
         for he in (a, b):  # each store reconnects at its next operation (at most 1 s apart)
             check(wait_for(lambda: state_on(he, sp1) == "APPLIED", 10), "store not back")
         sp3, _ = crossing(a, gws[4], "site-4", 0.05, [b])
-        print("ok: after a PostgreSQL restart a dispatch still crosses over (%s), and A's "
-              "re-scan sent a QUEUED row whose announcement was lost" % sp3)
+        print("ok: after a PostgreSQL restart a dispatch still crosses over (%s), and A "
+              "sent a QUEUED row whose announcement was lost (re-scan at reconnect or sweep)" % sp3)
 
         # B killed: its sites go offline on A after the expiry; gw-2 moves to A
         b.stop(signal.SIGKILL)
