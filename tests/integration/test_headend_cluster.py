@@ -5,25 +5,36 @@ headends"): four python3-grpcio gateways split across them (sites 1 and 3 on A, 
 whose stream is on B reaches that gateway (NOTIFY derloop_dispatch), and the reverse; the acks
 (RECEIVED, APPLIED) are visible from both headends. A group dispatch posted on A splits over the
 four sites, all APPLIED. PostgreSQL restarted: both headends LISTEN again and a dispatch still
-crosses over. B killed with SIGKILL: after the cluster expiry A shows its sites offline, and a
-gateway of B that reconnects to A gets its next dispatch from A. The PostgreSQL harness is
+crosses over; a QUEUED row nobody announced is sent by the holder's sweep, and another by the
+re-scan after PostgreSQL's restart. A real der-gateway (der-sim serve, self-consumption
+scenario) with `--headend ipv4:B,A` registers on B. B killed with SIGKILL: after the cluster
+expiry A shows its sites offline and ends its sessions, a gateway of B that reconnects to A gets
+its next dispatch from A, and the real der-gateway fails over to A by itself. The PostgreSQL harness is
 test_headend_pg.py's; the cluster is always stopped and its directory removed."""
 
+import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_headend_peer import Fail, Gateway, Headend, check, pb, wait_for  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+from dersim import DerSim  # noqa: E402
+from test_headend_peer import BUILD, ROOT, Fail, Gateway, Headend, check, pb, wait_for  # noqa: E402
 from test_headend_pg import Cluster  # noqa: E402
+
+DERSIM = os.path.join(BUILD, "bin", "der-sim")
+GATEWAY = os.path.join(BUILD, "bin", "der-gateway")
+HOME = "scenarios/self-consumption.json"  # one site "home", gateway gw-home, a real der-gateway
 
 SITES = ["site-1", "site-2", "site-3", "site-4"]
 INVENTORY = {"sites": [
     {"site_id": s, "group": "vpp", "gateways": ["gw-" + s[5:]], "assets": [
-        {"asset_id": "bat-" + s[5:], "type": "battery", "capacity_wh": 1e6,
+        {"asset_id": "s" + s[5:] + "-bat", "type": "battery", "capacity_wh": 1e6,
          "min_power_w": -1e6, "max_power_w": 1e6}]} for s in SITES]}
 ARGS = ["--cluster-heartbeat", "200ms", "--cluster-expiry", "1s", "--telemetry-flush", "50ms"]
 
@@ -57,9 +68,9 @@ def state_on(he, sp_id):
 
 def connect(he, n):
     gw = Gateway(he.grpc_port)
-    rr = gw.register("gw-%d" % n, "site-%d" % n, ["bat-%d" % n], primary="bat-%d" % n)
-    check(list(rr.accepted) == ["bat-%d" % n], "register gw-%d: %r" % (n, rr))
-    gw.telemetry("bat-%d" % n, 1000.0 * n, 1)
+    rr = gw.register("gw-%d" % n, "site-%d" % n, ["s%d-bat" % n], primary="s%d-bat" % n)
+    check(list(rr.accepted) == ["s%d-bat" % n], "register gw-%d: %r" % (n, rr))
+    gw.telemetry("s%d-bat" % n, 1000.0 * n, 1)
     return gw
 
 
@@ -90,9 +101,12 @@ def main():
     t_start = time.time()
     pg = Cluster()
     tmp_a, tmp_b = tempfile.mkdtemp(prefix="headend-ca-"), tempfile.mkdtemp(prefix="headend-cb-")
-    a = b = None
+    a = b = sim = real = None
     gws = {}
     try:
+        home = json.loads(subprocess.run([DERSIM, "inventory", HOME], stdout=subprocess.PIPE,
+                                         check=True, cwd=ROOT).stdout)
+        INVENTORY["sites"] += home["sites"]
         pg.start()
         pg.psql("CREATE DATABASE derloop", db="postgres")
         os.environ["DATABASE_URL"] = pg.url
@@ -104,12 +118,14 @@ def main():
             gws[n] = connect(b, n)
         want = {s: (True, "gw-" + s[5:], "node-a" if s in ("site-1", "site-3") else "node-b",
                     "vpp") for s in SITES}
+        want["home"] = (False, None, None, None)  # its gateway comes later
         check(wait_for(lambda: view(a) == want and view(b) == want, 5),
               "/sites differ:\nA %r\nB %r\nwant %r" % (view(a), view(b), want))
         def agents(he):
             return {r["asset_id"]: (r["connected"], r["gateway_id"], r["node"])
                     for r in he.http("GET", "/agents")[1]}
-        check(agents(a) == agents(b) and all(v[0] for v in agents(a).values()),
+        check(agents(a) == agents(b) and all(v[0] for k, v in agents(a).items()
+                                             if k.endswith("-bat")),
               "/agents differ:\nA %r\nB %r" % (agents(a), agents(b)))
         for s in ("site-1", "site-2"):
             da, db = a.http("GET", "/sites/" + s)[1], b.http("GET", "/sites/" + s)[1]
@@ -168,8 +184,24 @@ def main():
         print("ok: after a PostgreSQL restart a dispatch still crosses over (%s), and A "
               "sent a QUEUED row whose announcement was lost (re-scan at reconnect or sweep)" % sp3)
 
-        # B killed: its sites go offline on A after the expiry; gw-2 moves to A
+        # a real der-gateway given both headends (gRPC's address list: pick_first, B first)
+        sim = DerSim(HOME, "--loop")
+        cfg = sim.config("home")
+        cfg["uplink"] = {"keepalive_time": "1s", "keepalive_timeout": "1s",
+                         "backoff_initial": "100ms", "backoff_max": "500ms"}
+        cfg_path = os.path.join(tmp_a, "home.json")
+        with open(cfg_path, "w") as f:
+            json.dump(cfg, f)
+        target = "ipv4:127.0.0.1:%d,127.0.0.1:%d" % (b.grpc_port, a.grpc_port)
+        real_log = open(os.path.join(tmp_a, "gateway.log"), "wb")
+        real = subprocess.Popen([GATEWAY, "-c", cfg_path, "--headend", target],
+                                stdout=real_log, stderr=real_log)
+        check(wait_for(lambda: view(a)["home"][:3] == (True, "gw-home", "node-b"), 10),
+              "der-gateway not on B: %r" % (view(a).get("home"),))
+
+        # B killed: its sites go offline on A after the expiry; gw-2 moved to A
         b.stop(signal.SIGKILL)
+        t_kill = time.time()
         gws[2].close()
         gws[4].close()
         check(wait_for(lambda: not view(a)["site-2"][0] and not view(a)["site-4"][0], 5),
@@ -190,6 +222,18 @@ def main():
               "node-b's sessions not ended by A: %r" % ended)
         print("ok: B killed -> its sites offline on A within the expiry, its sessions ended; "
               "gw-2 moved to A and was dispatched there")
+        check(wait_for(lambda: view(a)["home"][:3] == (True, "gw-home", "node-a"), 10),
+              "der-gateway did not fail over to A: %r" % (view(a).get("home"),))
+        dt_fail = time.time() - t_kill
+        st, r = a.http("POST", "/dispatch", {"site_id": "home", "mw": -0.002, "ttl_s": 60})
+        check(st == 202, "dispatch to home on A: %d %r" % (st, r))
+        check(wait_for(lambda: state_on(a, r["setpoint_id"]) == "APPLIED", 5),
+              "home dispatch after failover: %r" % state_on(a, r["setpoint_id"]))
+        print("ok: a real der-gateway with target %s moved from B to A %.1f s after B's kill, "
+              "its dispatch APPLIED" % (target, dt_fail))
+
+        real.send_signal(signal.SIGTERM)
+        check(real.wait(10) == 0, "der-gateway exit status %r" % real.returncode)
         for gw in gws.values():
             gw.close()
         check(a.stop(signal.SIGTERM) == 0, "A's SIGTERM exit status")
@@ -203,6 +247,11 @@ def main():
         print("--- PostgreSQL log\n" + pg.log())
         raise
     finally:
+        if real and real.poll() is None:
+            real.kill()
+            real.wait()
+        if sim:
+            sim.stop()
         for he in (a, b):
             if he:
                 he.stop(signal.SIGKILL)
