@@ -288,10 +288,12 @@ static char *view_json(struct hub *h, size_t i, const struct session *s, int64_t
 }
 
 /* Under the hub lock: the announcements, and the sites this headend holds now. */
-static size_t take_from_hub(struct cluster *c, int64_t now_ms)
+static size_t take_from_hub(struct cluster *c, int held, int64_t now_ms)
 {
     struct hub *h = c->h;
     size_t n = hub_cluster_take(h, c->ann, ANNOUNCE_BATCH);
+    if (!held) /* the held sites only for a presence write: a notification burst skips them */
+        return n;
     held_reset(&c->held);
     const struct inventory *inv = hub_inventory(h);
     for (size_t i = 0; i < inventory_site_count(inv); i++) {
@@ -505,7 +507,7 @@ static void *run(void *arg)
         int beat = c->conn && (woke || now >= c->next_beat_ms);
 
         hub_lock(c->h);
-        size_t n_ann = c->conn ? take_from_hub(c, wall_ms()) : 0;
+        size_t n_ann = c->conn ? take_from_hub(c, beat, wall_ms()) : 0;
         hub_unlock(c->h);
 
         announce(c, n_ann);

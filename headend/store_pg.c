@@ -248,6 +248,7 @@ static const char schema[] =
      * the database's clock), and which headend holds each site's gateway session now, with
      * the site's fleet-view row as that headend sees it. A version-7 database gets them here. */
     "ALTER TABLE sessions ADD COLUMN IF NOT EXISTS node_id TEXT NOT NULL DEFAULT '';"
+    "CREATE INDEX IF NOT EXISTS sessions_open ON sessions(node_id) WHERE ended_ms = 0;"
     "CREATE TABLE IF NOT EXISTS cluster_nodes(node_id TEXT PRIMARY KEY,"
     " started_ms BIGINT NOT NULL, heartbeat_ms BIGINT NOT NULL, expires_ms BIGINT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS cluster_presence(site_id TEXT PRIMARY KEY,"
