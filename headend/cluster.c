@@ -253,6 +253,8 @@ static int connect_db(struct cluster *c, char *err, size_t errlen)
     }
     if (exec_ok(c, "listen", "LISTEN " CHANNEL, 0, NULL) < 0) {
         snprintf(err, errlen, "LISTEN failed");
+        if (c->conn) /* connected but not listening is worse than reconnecting */
+            drop(c, "listen");
         return -EIO;
     }
     if (c->down)
@@ -549,13 +551,14 @@ int cluster_start(struct hub *h, const char *conninfo, struct cluster **out, cha
 {
     *out = NULL;
     struct cluster *c = calloc(1, sizeof(*c));
+    if (c)
+        c->wake[0] = c->wake[1] = -1; /* before any cluster_stop: 0 is stdin */
     if (!c || !(c->conninfo = strdup(conninfo)) ||
         !(c->ann = calloc(ANNOUNCE_BATCH, sizeof(*c->ann)))) {
         snprintf(err, errlen, "out of memory");
         cluster_stop(c);
         return -ENOMEM;
     }
-    c->wake[0] = c->wake[1] = -1;
     c->h = h;
     hub_lock(h);
     snprintf(c->node, sizeof(c->node), "%s", hub_node_id(h));
