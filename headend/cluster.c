@@ -546,6 +546,59 @@ static void *run(void *arg)
     return NULL;
 }
 
+/* Another live headend with our name would delete our presence rows and we theirs: refused.
+ * A row with our name whose heartbeat still looks live may be a predecessor killed moments
+ * ago (a restart with the same --node-id): it is read again after two heartbeats, and only a
+ * heartbeat that moved meanwhile means a live twin. 0, or -EEXIST with err. */
+static int check_twin(struct cluster *c, char *err, size_t errlen)
+{
+    const char *v[] = {c->node};
+    const char *sql = "SELECT heartbeat_ms FROM cluster_nodes WHERE node_id = $1 AND "
+                      "expires_ms > " NOW_MS;
+    PGresult *r = call(c, "twin", sql, 1, v);
+    if (!r || PQntuples(r) == 0) {
+        PQclear(r);
+        return 0;
+    }
+    long long first = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    struct pollfd none = {.fd = -1};
+    poll(&none, 0, 2 * c->heartbeat_ms + 100); /* a sleep without a clock read */
+    r = call(c, "twin", sql, 1, v);
+    long long again = r && PQntuples(r) ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : first;
+    PQclear(r);
+    if (again == first)
+        return 0;
+    snprintf(err, errlen,
+             "--node-id %s: another headend with this id is alive (its heartbeat moved within "
+             "%d ms); each headend on one database needs its own --node-id",
+             c->node, 2 * c->heartbeat_ms + 100);
+    return -EEXIST;
+}
+
+int cluster_check_node(const char *conninfo, const struct headend_config *cfg, char *err,
+                       size_t errlen)
+{
+    struct cluster *c = calloc(1, sizeof(*c));
+    if (!c || !(c->conninfo = strdup(conninfo))) {
+        free(c);
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    snprintf(c->node, sizeof(c->node), "%.63s", cfg->node_id); /* config_check: < 64 */
+    c->heartbeat_ms = cfg->cluster_heartbeat_ms;
+    char why[256];
+    int e = connect_db(c, why, sizeof(why));
+    if (e < 0)
+        snprintf(err, errlen, "cluster connection to PostgreSQL: %s", why);
+    else
+        e = check_twin(c, err, errlen);
+    PQfinish(c->conn); /* nothing written: a live twin's rows are not ours to touch */
+    free(c->conninfo);
+    free(c);
+    return e;
+}
+
 int cluster_start(struct hub *h, const char *conninfo, struct cluster **out, char *err,
                   size_t errlen)
 {
@@ -561,7 +614,7 @@ int cluster_start(struct hub *h, const char *conninfo, struct cluster **out, cha
     }
     c->h = h;
     hub_lock(h);
-    snprintf(c->node, sizeof(c->node), "%s", hub_node_id(h));
+    snprintf(c->node, sizeof(c->node), "%.63s", hub_node_id(h));
     c->heartbeat_ms = hub_config(h)->cluster_heartbeat_ms;
     c->expiry_ms = hub_config(h)->cluster_expiry_ms;
     hub_unlock(h);
@@ -577,6 +630,7 @@ int cluster_start(struct hub *h, const char *conninfo, struct cluster **out, cha
         cluster_stop(c);
         return -ENOTCONN;
     }
+
     hub_lock(h);
     hub_cluster_attach(h, on_wake, c);
     hub_unlock(h);

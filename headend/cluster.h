@@ -23,6 +23,11 @@
 
 struct cluster;
 
+/* Before hub_new (which ends this node's open sessions): 0, or -EEXIST with err when another
+ * live headend already uses cfg->node_id (its heartbeat moves within two heartbeats; a row of
+ * a predecessor killed moments ago does not), or -errno when PostgreSQL cannot be reached. */
+int cluster_check_node(const char *conninfo, const struct headend_config *cfg, char *err,
+                       size_t errlen);
 /* Starts the thread for hub h on conninfo (a postgres:// URL) with the hub's node id,
  * heartbeat and expiry (headend_config). The first connection is made before returning: 0,
  * or -errno with err (the headend then refuses to start: a silent half-cluster is worse). */

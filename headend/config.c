@@ -336,6 +336,16 @@ int config_check(const struct headend_config *c, char *err, size_t errlen)
                  c->dispatch_ttl_default_s, c->dispatch_ttl_min_s, c->dispatch_ttl_max_s);
         return -EINVAL;
     }
+    for (const char *p = c->node_id; *p; p++)
+        if (*p <= ' ' || *p == '"' || *p == '\\' || *p == 0x7f) {
+            snprintf(err, errlen, "--node-id \"%.64s\": no spaces, quotes or backslashes",
+                     c->node_id);
+            return -EINVAL;
+        }
+    if (strlen(c->node_id) > 63) {
+        snprintf(err, errlen, "--node-id: at most 63 characters, got %zu", strlen(c->node_id));
+        return -EINVAL;
+    }
     if (c->cluster_expiry_ms < 2 * c->cluster_heartbeat_ms) {
         snprintf(err, errlen,
                  "--cluster-expiry %dms is less than twice --cluster-heartbeat %dms (one late "

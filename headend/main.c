@@ -103,9 +103,9 @@ static void default_node_id(struct headend_config *cfg)
     const char *port = strrchr(cfg->grpc_listen, ':');
     port = port ? port + 1 : "0";
     if (!strcmp(port, "0"))
-        snprintf(cfg->node_id, sizeof(cfg->node_id), "%.127s:pid%ld", host, (long)getpid());
+        snprintf(cfg->node_id, sizeof(cfg->node_id), "%.40s:pid%ld", host, (long)getpid());
     else
-        snprintf(cfg->node_id, sizeof(cfg->node_id), "%.127s:%.16s", host, port);
+        snprintf(cfg->node_id, sizeof(cfg->node_id), "%.40s:%.16s", host, port);
 }
 
 /* `der-headend token add|list|revoke ...` (headend/tokencmd.c): on the store the server would
@@ -214,6 +214,13 @@ int main(int argc, char **argv)
     if (strncmp(db, "postgres", 8) != 0) /* a URL may hold a password: not logged */
         log_event(LOG_INFO, "event=store_open path=%s", db);
     size_t n_sites = inventory_site_count(inv), n_assets = inventory_asset_count(inv);
+    /* several headends on one PostgreSQL: no two with one name (headend/cluster.h) */
+    if (!strncmp(db, "postgres", 8) && cluster_check_node(db, &cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "der-headend: %s\n", err);
+        store_close(st);
+        inventory_free(inv);
+        return 1;
+    }
     struct hub *hub;
     if (hub_new(&cfg, inv, st, wall_ms(), &hub) < 0) {
         fprintf(stderr, "der-headend: out of memory\n");

@@ -136,6 +136,19 @@ def main():
         print("ok: /sites, /sites/:id and /agents connectivity the same on both headends "
               "(connected, gateway, node, group)")
 
+        # a second headend named like a live one is refused (they would delete each other's
+        # presence rows)
+        twin = subprocess.run([os.path.join(BUILD, "bin", "der-headend"), "--grpc-listen",
+                               "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--inventory",
+                               a.inv, "--node-id", "node-a"] + ARGS,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=20)
+        check(twin.returncode == 1 and b"another headend with this id is alive" in twin.stderr,
+              "twin node-a: %d %r" % (twin.returncode, twin.stderr[-300:]))
+        check(view(a) == want, "the twin's start disturbed A: %r" % view(a))
+        check(pg.psql("SELECT count(*) FROM sessions WHERE node_id = 'node-a' AND ended_ms = 0")
+              == ["2"], "the twin ended node-a's sessions")
+        print("ok: a second headend with --node-id node-a refused while node-a lives")
+
         sp1, dt1 = crossing(a, gws[2], "site-2", 0.1, [b])
         sp2, dt2 = crossing(b, gws[1], "site-1", -0.2, [a])
         print("ok: dispatch posted on A reached site-2 on B (%s, %.0f ms) and posted on B "
@@ -234,6 +247,11 @@ def main():
 
         real.send_signal(signal.SIGTERM)
         check(real.wait(10) == 0, "der-gateway exit status %r" % real.returncode)
+
+        # B restarted under its old name right after its kill: its stale row is no twin
+        b = Headend(tmp_b, ARGS + ["--node-id", "node-b"], inventory=INVENTORY)
+        check(b.stop(signal.SIGTERM) == 0, "restarted B's exit status")
+        print("ok: B restarted as node-b after its kill (its dead row is not a live twin)")
         for gw in gws.values():
             gw.close()
         check(a.stop(signal.SIGTERM) == 0, "A's SIGTERM exit status")
