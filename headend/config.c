@@ -145,6 +145,15 @@ static const struct opt table[] = {
     {"alert-webhook-retries", OPT_INT, F(alert_webhook_retries), "5", 0, 100,
      "a failed webhook POST is retried this many times (backoff from 0.5 s, doubling) and "
      "then dropped"},
+    /* Several headends on one PostgreSQL (headend/cluster.h): ignored with SQLite. */
+    {"node-id", OPT_STR, F(node_id), "", 0, 0,
+     "this headend's name among several on one PostgreSQL (shown in /sites); "
+     "default hostname:port of --grpc-listen"},
+    {"cluster-heartbeat", OPT_MS, F(cluster_heartbeat_ms), "1s", 100, 60000,
+     "with PostgreSQL: how often this headend renews its row and its gateways' presence"},
+    {"cluster-expiry", OPT_MS, F(cluster_expiry_ms), "5s", 300, 600000,
+     "with PostgreSQL: a headend silent this long is gone for the others, its gateways' "
+     "sessions stale"},
 };
 
 #define NOPT (sizeof(table) / sizeof(table[0]))
@@ -325,6 +334,23 @@ int config_check(const struct headend_config *c, char *err, size_t errlen)
         c->dispatch_ttl_default_s > c->dispatch_ttl_max_s) {
         snprintf(err, errlen, "--dispatch-ttl-default %ds is outside [%ds, %ds]",
                  c->dispatch_ttl_default_s, c->dispatch_ttl_min_s, c->dispatch_ttl_max_s);
+        return -EINVAL;
+    }
+    for (const char *p = c->node_id; *p; p++)
+        if (*p <= ' ' || *p == '"' || *p == '\\' || *p == 0x7f) {
+            snprintf(err, errlen, "--node-id \"%.64s\": no spaces, quotes or backslashes",
+                     c->node_id);
+            return -EINVAL;
+        }
+    if (strlen(c->node_id) > 63) {
+        snprintf(err, errlen, "--node-id: at most 63 characters, got %zu", strlen(c->node_id));
+        return -EINVAL;
+    }
+    if (c->cluster_expiry_ms < 2 * c->cluster_heartbeat_ms) {
+        snprintf(err, errlen,
+                 "--cluster-expiry %dms is less than twice --cluster-heartbeat %dms (one late "
+                 "heartbeat would make this headend's gateways look gone)",
+                 c->cluster_expiry_ms, c->cluster_heartbeat_ms);
         return -EINVAL;
     }
     if (!strchr(c->grpc_listen, ':') || !strchr(c->http_listen, ':')) {

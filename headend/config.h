@@ -66,6 +66,12 @@ struct headend_config {
     int alert_webhook_retries;
     /* /metrics: per-site gauges too (docs/operations.md, "Metrics") */
     int metrics_per_site;
+    /* Several headends on one PostgreSQL (docs/operations.md, "Several headends"): this
+     * headend's name ("" = hostname:port of --grpc-listen), its heartbeat, and how long after
+     * its last heartbeat the others count its gateway sessions as gone. */
+    char node_id[CONFIG_STR_MAX];
+    int cluster_heartbeat_ms;
+    int cluster_expiry_ms;
 };
 
 /* Fills every field with its default. */

@@ -60,6 +60,12 @@ struct hub {
     struct alerts *alerts;
     struct webhook *webhook; /* NULL without --alert-webhook */
     struct commands *cmds;   /* per-asset commands and their acks (headend/commands.h) */
+    /* several headends (hub.h): the others' sites, the dispatches to announce, the wake-up */
+    struct site_remote *remote;
+    char (*announce)[STORE_ID_MAX];
+    size_t n_announce, cap_announce;
+    hub_wake_fn wake;
+    void *wake_ctx;
 };
 
 static const char *nz(const char *s)
@@ -237,7 +243,8 @@ int hub_new(const struct headend_config *cfg, struct inventory *inv, struct stor
     h->assets = calloc(na + 1, sizeof(*h->assets));
     h->sites = calloc(ns + 1, sizeof(*h->sites));
     h->cmds = commands_new();
-    if (!h->reg || !h->assets || !h->sites || !h->cmds) {
+    h->remote = calloc(ns + 1, sizeof(*h->remote));
+    if (!h->reg || !h->assets || !h->sites || !h->cmds || !h->remote) {
         hub_free(h);
         return -ENOMEM;
     }
@@ -261,6 +268,8 @@ int hub_new(const struct headend_config *cfg, struct inventory *inv, struct stor
         hub_free(h);
         return -ENOMEM;
     }
+    if (st->ops->set_node) /* a shared database: only this headend's sessions are ours */
+        st->ops->set_node(st, cfg->node_id);
     st->ops->sessions_close_open(st, now_ms, "headend restarted");
     /* Each site's last session, so that /agents and the offline alert know a gateway that
      * was there before the restart (one indexed query per site). */
@@ -298,6 +307,8 @@ void hub_free(struct hub *h)
     free(h->sites);
     free(h->batch);
     free(h->ackq);
+    free(h->remote);
+    free(h->announce);
     inventory_free(h->inv);
     store_close(h->st);
     pthread_mutex_destroy(&h->lock);
@@ -411,6 +422,8 @@ static void end_session(struct hub *h, struct session *s, const char *reason, in
     ss->last_seen_ms = s->last_seen_ms;
     if (s->id && h->st->ops->session_end(h->st, s->id, now_ms, reason) < 0)
         h->c.store_errors++;
+    if (h->wake) /* the others learn the site is no longer held here */
+        h->wake(h->wake_ctx);
     log_event(LOG_INFO,
               "event=disconnect gateway=%s site=%s peer=%s session=%lld seq_gaps=%llu "
               "reason=\"%s\"",
@@ -503,11 +516,16 @@ struct replay {
     struct session *s;
     int64_t now_ms;
     int sent;
+    int queued_only; /* a cluster rescan: SENT ones went out on a stream already */
 };
 
 static int replay_one(const struct store_dispatch *d, void *arg)
 {
     struct replay *r = arg;
+    if (r->queued_only && d->state != DISPATCH_QUEUED)
+        return 0;
+    if (!recent_find(r->h, d->site_id, d->id)) /* posted on another headend */
+        recent_add(r->h, d);
     if (d->asset_id[0]) {
         const struct inv_asset *a = inventory_asset(r->h->inv, d->asset_id);
         if (!a || !session_serves(r->s, a->index))
@@ -928,7 +946,9 @@ static int on_register(struct hub *h, struct session *s, const Der__V1__Register
               n_claims - s->n_assets, s->primary_asset, old ? "yes" : "no", s->software,
               s->cert_auth ? s->cert_identity : "-");
 
-    struct replay rp = {h, s, now_ms, 0};
+    if (h->wake) /* the others learn the site is held here now */
+        h->wake(h->wake_ctx);
+    struct replay rp = {h, s, now_ms, 0, 0};
     if (h->st->ops->dispatch_pending(h->st, s->site_id, now_ms, replay_one, &rp) < 0)
         h->c.store_errors++;
     if (rp.sent)
@@ -1695,6 +1715,99 @@ void hub_tick(struct hub *h, int64_t now_ms)
     }
 }
 
+/* A dispatch for the cluster thread to announce (hub_cluster_take). */
+static int announce(struct hub *h, const char *id)
+{
+    if (h->n_announce == h->cap_announce) {
+        size_t cap = h->cap_announce ? h->cap_announce * 2 : 64;
+        char(*q)[STORE_ID_MAX] = realloc(h->announce, cap * sizeof(*q));
+        if (!q)
+            return -ENOMEM;
+        h->announce = q;
+        h->cap_announce = cap;
+    }
+    snprintf(h->announce[h->n_announce++], STORE_ID_MAX, "%s", id);
+    h->wake(h->wake_ctx);
+    return 0;
+}
+
+void hub_cluster_attach(struct hub *h, hub_wake_fn wake, void *ctx)
+{
+    h->wake = wake;
+    h->wake_ctx = ctx;
+}
+
+const char *hub_node_id(const struct hub *h)
+{
+    return h->cfg.node_id;
+}
+
+size_t hub_cluster_take(struct hub *h, char (*ids)[STORE_ID_MAX], size_t max)
+{
+    size_t n = h->n_announce < max ? h->n_announce : max;
+    memcpy(ids, h->announce, n * sizeof(*ids));
+    memmove(h->announce, h->announce + n, (h->n_announce - n) * sizeof(*ids));
+    h->n_announce -= n;
+    return n;
+}
+
+/* The stream of this hub that serves a dispatch's target, or NULL. */
+static struct session *target_session(struct hub *h, const struct store_dispatch *d)
+{
+    if (d->asset_id[0]) {
+        const struct inv_asset *a = inventory_asset(h->inv, d->asset_id);
+        return a ? registry_asset(h->reg, a->index) : NULL;
+    }
+    const struct inv_site *site = inventory_site(h->inv, d->site_id);
+    return site ? registry_site(h->reg, site->index) : NULL;
+}
+
+int hub_cluster_deliver(struct hub *h, const char *id, int64_t now_ms)
+{
+    struct store_dispatch d;
+    int e = h->st->ops->dispatch_get(h->st, id, &d);
+    if (e < 0) {
+        if (e != -ENOENT)
+            h->c.store_errors++;
+        return e;
+    }
+    struct session *s = target_session(h, &d);
+    /* QUEUED only: the headend that holds the stream sends once, whoever posted it */
+    if (!s || d.state != DISPATCH_QUEUED || d.expires_ms <= now_ms)
+        return 0;
+    if (!recent_find(h, d.site_id, d.id))
+        recent_add(h, &d);
+    return send_setpoint(h, s, &d, now_ms) == 0 ? 1 : -EIO;
+}
+
+int hub_cluster_rescan(struct hub *h, int64_t now_ms)
+{
+    int sent = 0;
+    for (size_t i = 0; i < inventory_site_count(h->inv); i++) {
+        struct session *s = registry_site(h->reg, i);
+        if (!s)
+            continue;
+        struct replay rp = {h, s, now_ms, 0, 1};
+        int e = h->st->ops->dispatch_pending(h->st, s->site_id, now_ms, replay_one, &rp);
+        if (e < 0) {
+            h->c.store_errors++;
+            return e; /* the store is not back yet: the cluster thread tries again */
+        }
+        sent += rp.sent;
+    }
+    return sent;
+}
+
+struct site_remote *hub_site_remote(struct hub *h, size_t site_idx)
+{
+    return site_idx < inventory_site_count(h->inv) ? &h->remote[site_idx] : NULL;
+}
+
+const struct site_remote *hub_site_remote_c(const struct hub *h, size_t site_idx)
+{
+    return site_idx < inventory_site_count(h->inv) ? &h->remote[site_idx] : NULL;
+}
+
 int hub_dispatch(struct hub *h, size_t site_idx, size_t asset_idx, double power_w, int ttl_s,
                  int64_t now_ms, char id[STORE_ID_MAX], int *state)
 {
@@ -1739,6 +1852,12 @@ int hub_dispatch_by(struct hub *h, const char *who, size_t site_idx, size_t asse
     *state = DISPATCH_QUEUED;
     if (s && send_setpoint(h, s, &d, now_ms) == 0)
         *state = DISPATCH_SENT;
+    else if (h->wake && announce(h, d.id) == 0)
+        log_event(LOG_INFO,
+                  "event=dispatch_announced setpoint=%s site=%s asset=%s power_w=%.1f ttl_s=%d "
+                  "holder=%s reason=\"no stream of this headend serves the target\"",
+                  d.id, d.site_id, nz(d.asset_id), power_w, ttl_s,
+                  h->remote[site->index].held ? h->remote[site->index].node_id : "-");
     else
         log_event(LOG_INFO,
                   "event=dispatch_queued setpoint=%s site=%s asset=%s power_w=%.1f ttl_s=%d "

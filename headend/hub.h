@@ -201,4 +201,39 @@ const struct site_state *hub_site_state(const struct hub *h, size_t site_idx);
 const struct hub_counters *hub_counters(const struct hub *h);
 size_t hub_streams(const struct hub *h);
 
+/* ---- several headends on one PostgreSQL (headend/cluster.h; docs/operations.md) ----------
+ * The cluster thread is the hub's only link to the others: it tells the hub which sites other
+ * headends hold (hub_site_remote), takes the dispatches this hub could not send itself
+ * (hub_cluster_take) to announce them, and hands over the ones announced by others
+ * (hub_cluster_deliver). All with hub_lock held. */
+
+/* A site whose gateway session another headend holds, as that headend last wrote it. */
+struct site_remote {
+    int known; /* a presence row of another headend names this site */
+    int held;  /* ... and that headend's heartbeat is live */
+    char node_id[INV_ID_MAX];
+    char gateway_id[INV_ID_MAX];
+    int64_t since_ms, last_seen_ms;
+    int stale; /* the holder shows the gateway connected but silent */
+    unsigned setpoints;
+    struct site_agg agg;
+};
+/* The wake callback runs (lock held) when the hub has something for the cluster thread: a
+ * dispatch to announce, a session registered or ended. NULL detaches. */
+typedef void (*hub_wake_fn)(void *ctx);
+void hub_cluster_attach(struct hub *h, hub_wake_fn wake, void *ctx);
+/* This headend's name (--node-id, filled in by main). */
+const char *hub_node_id(const struct hub *h);
+/* Moves up to max dispatch ids that no local stream could take into ids; the count. */
+size_t hub_cluster_take(struct hub *h, char (*ids)[STORE_ID_MAX], size_t max);
+/* Another headend announced dispatch id: sent here when it is still QUEUED, not expired, and
+ * a stream of this hub serves its target. 1 sent, 0 not ours (or not due), or -errno. */
+int hub_cluster_deliver(struct hub *h, const char *id, int64_t now_ms);
+/* Every QUEUED dispatch of the sites this hub holds, sent (announcements are lost while the
+ * cluster thread is disconnected). The count sent, or -errno when the store failed. */
+int hub_cluster_rescan(struct hub *h, int64_t now_ms);
+/* Per site (NULL for a bad index); the cluster thread writes it. */
+struct site_remote *hub_site_remote(struct hub *h, size_t site_idx);
+const struct site_remote *hub_site_remote_c(const struct hub *h, size_t site_idx);
+
 #endif

@@ -9,9 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <grpc/grpc.h>
 
+#include "headend/cluster.h"
 #include "headend/config.h"
 #include "headend/export.h"
 #include "headend/grpcsrv.h"
@@ -86,6 +88,24 @@ static const char *state_db_path(char *buf, size_t n)
         return NULL;
     snprintf(buf, n, "%s/headend.db", dir);
     return buf;
+}
+
+/* --node-id's default: hostname:port of --grpc-listen, or hostname:pid<N> when that port is
+ * 0 (picked at start, so not known yet and not the same after a restart). */
+static void default_node_id(struct headend_config *cfg)
+{
+    if (cfg->node_id[0])
+        return;
+    char host[128] = "headend";
+    if (gethostname(host, sizeof(host)) < 0 || !host[0])
+        snprintf(host, sizeof(host), "headend");
+    host[sizeof(host) - 1] = 0;
+    const char *port = strrchr(cfg->grpc_listen, ':');
+    port = port ? port + 1 : "0";
+    if (!strcmp(port, "0"))
+        snprintf(cfg->node_id, sizeof(cfg->node_id), "%.40s:pid%ld", host, (long)getpid());
+    else
+        snprintf(cfg->node_id, sizeof(cfg->node_id), "%.40s:%.16s", host, port);
 }
 
 /* `der-headend token add|list|revoke ...` (headend/tokencmd.c): on the store the server would
@@ -168,6 +188,7 @@ int main(int argc, char **argv)
         return 2;
     }
     log_set_level(cfg.log_debug ? LOG_DEBUG : LOG_INFO);
+    default_node_id(&cfg);
 
     struct inventory *inv;
     if (inventory_load(cfg.inventory, &inv, err, sizeof(err)) < 0) {
@@ -193,6 +214,13 @@ int main(int argc, char **argv)
     if (strncmp(db, "postgres", 8) != 0) /* a URL may hold a password: not logged */
         log_event(LOG_INFO, "event=store_open path=%s", db);
     size_t n_sites = inventory_site_count(inv), n_assets = inventory_asset_count(inv);
+    /* several headends on one PostgreSQL: no two with one name (headend/cluster.h) */
+    if (!strncmp(db, "postgres", 8) && cluster_check_node(db, &cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "der-headend: %s\n", err);
+        store_close(st);
+        inventory_free(inv);
+        return 1;
+    }
     struct hub *hub;
     if (hub_new(&cfg, inv, st, wall_ms(), &hub) < 0) {
         fprintf(stderr, "der-headend: out of memory\n");
@@ -211,6 +239,13 @@ int main(int argc, char **argv)
     int grpc_port = 0, http_port = 0, rc = 1;
     struct grpcsrv *gs = NULL;
     struct rest *rs = NULL;
+    struct cluster *cl = NULL;
+    /* Several headends on one PostgreSQL route dispatches and share presence through it
+     * (headend/cluster.h); with one headend the thread costs a heartbeat a second. */
+    if (!strncmp(db, "postgres", 8) && cluster_start(hub, db, &cl, err, sizeof(err)) < 0) {
+        fprintf(stderr, "der-headend: %s\n", err);
+        goto out;
+    }
     if (grpcsrv_start(hub, &cfg, &gs, &grpc_port, err, sizeof(err)) < 0) {
         fprintf(stderr, "der-headend: %s\n", err);
         goto out;
@@ -224,10 +259,10 @@ int main(int argc, char **argv)
     host_of(cfg.http_listen, hhost, sizeof(hhost));
     log_event(LOG_INFO,
               "event=start version=%s commit=%s grpc=%s:%d http=%s:%d store=%s sites=%zu "
-              "assets=%zu keepalive_time_ms=%d keepalive_timeout_ms=%d tls=%s insecure=%s",
+              "assets=%zu keepalive_time_ms=%d keepalive_timeout_ms=%d tls=%s insecure=%s node=%s",
               DERLOOP_VERSION, DERLOOP_COMMIT, ghost, grpc_port, hhost, http_port, st->ops->name,
               n_sites, n_assets, cfg.keepalive_time_ms, cfg.keepalive_timeout_ms,
-              config_grpc_tls_mode(&cfg), cfg.insecure ? "yes" : "no");
+              config_grpc_tls_mode(&cfg), cfg.insecure ? "yes" : "no", cfg.node_id);
     if (strcmp(config_grpc_tls_mode(&cfg), "mutual") != 0 && !config_is_loopback(cfg.grpc_listen))
         log_event(LOG_WARN,
                   "event=insecure_listen grpc=%s:%d tls=%s reason=\"--insecure: gateways are not "
@@ -245,6 +280,7 @@ int main(int argc, char **argv)
 out:
     rest_stop(rs);
     grpcsrv_stop(gs);
+    cluster_stop(cl);
     hub_free(hub);
     grpc_shutdown();
     log_event(LOG_INFO, "event=stopped status=%d", rc);

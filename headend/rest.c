@@ -132,7 +132,11 @@ static int get_agents(struct hub *h, int64_t now_ms, struct rest_response *r)
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "asset_id", a->id);
         cJSON_AddStringToObject(o, "site_id", site->id);
-        const char *gw = s ? s->gateway_id : ss->gateway_id;
+        /* several headends: another one may hold the site's stream (headend/cluster.h) */
+        const struct site_remote *rm = hub_site_remote_c(h, a->site);
+        if (s || (rm && !rm->held))
+            rm = NULL;
+        const char *gw = s ? s->gateway_id : rm ? rm->gateway_id : ss->gateway_id;
         const char *peer = s ? s->peer : ss->peer;
         cJSON *first = recent && recent[a->site] ? cJSON_GetArrayItem(recent[a->site], 0) : NULL;
         if (!s && !gw[0] && first) { /* after a restart: the store remembers */
@@ -147,13 +151,17 @@ static int get_agents(struct hub *h, int64_t now_ms, struct rest_response *r)
             cJSON_AddStringToObject(o, "peer", peer);
         else
             cJSON_AddNullToObject(o, "peer");
-        cJSON_AddBoolToObject(o, "connected", s != NULL);
+        cJSON_AddBoolToObject(o, "connected", s != NULL || rm != NULL);
+        if (s || rm)
+            cJSON_AddStringToObject(o, "node", s ? hub_node_id(h) : rm->node_id);
+        else
+            cJSON_AddNullToObject(o, "node");
         const struct asset_state *as = hub_asset_state(h, i); /* Telemetry.state, latest */
         if (as->op_state[0])
             cJSON_AddStringToObject(o, "state", as->op_state);
         else
             cJSON_AddNullToObject(o, "state");
-        int64_t seen = s ? s->last_seen_ms : ss->last_seen_ms;
+        int64_t seen = s ? s->last_seen_ms : rm ? rm->last_seen_ms : ss->last_seen_ms;
         if (!seen && first) {
             cJSON *e = cJSON_GetObjectItem(first, "ended_ms");
             seen = cJSON_IsNumber(e) ? (int64_t)e->valuedouble : 0;
@@ -162,7 +170,8 @@ static int get_agents(struct hub *h, int64_t now_ms, struct rest_response *r)
             cJSON_AddNumberToObject(o, "last_seen_ms", (double)seen);
         else
             cJSON_AddNullToObject(o, "last_seen_ms");
-        cJSON_AddBoolToObject(o, "stale", s && now_ms - s->last_seen_ms > presence_ms);
+        cJSON_AddBoolToObject(o, "stale",
+                              s ? now_ms - s->last_seen_ms > presence_ms : rm && rm->stale);
         /* Ping round trips of the site's gateway (the last one survives a disconnect) */
         add_num_or_null(o, "rtt_ms", ss->has_rtt ? ss->rtt_last_ms : NAN);
         add_num_or_null(o, "rtt_ewma_ms", ss->has_rtt ? ss->rtt_ewma_ms : NAN);

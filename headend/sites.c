@@ -83,9 +83,28 @@ struct row {
     int connected, stale;
     unsigned alarms, setpoints;
     const struct site_state *ss;
+    const struct site_remote *rm; /* another live headend holds its session (else NULL) */
+    const struct site_agg *agg;   /* ours, or the holder's */
 };
 
-static unsigned active_setpoints(const struct site_state *ss, int64_t now_ms)
+/* Several headends (hub.h): the holder's view of a site no stream of ours serves. */
+static const struct site_remote *remote_of(const struct hub *h, size_t i)
+{
+    const struct site_remote *rm = hub_site_remote_c(h, i);
+    return rm && rm->held && !registry_site(hub_registry(h), i) ? rm : NULL;
+}
+
+/* The headend that holds (or last held) the site's session: this one when a stream of ours
+ * serves it, else the other's name from the presence table, else NULL. */
+static const char *node_of(const struct hub *h, size_t i)
+{
+    const struct site_remote *rm = hub_site_remote_c(h, i);
+    if (registry_site(hub_registry(h), i))
+        return hub_node_id(h);
+    return rm && rm->known ? rm->node_id : NULL;
+}
+
+unsigned sites_active_setpoints(const struct site_state *ss, int64_t now_ms)
 {
     unsigned n = 0;
     for (size_t i = 0; i < ss->n_recent; i++) {
@@ -103,10 +122,13 @@ static void fill_row(const struct hub *h, size_t i, const unsigned *alarms, int6
     const struct session *s = registry_site(hub_registry(h), i);
     r->idx = i;
     r->ss = hub_site_state(h, i);
-    r->connected = s != NULL;
-    r->stale = s && now_ms - s->last_seen_ms > hub_config(h)->presence_timeout_ms;
+    r->rm = remote_of(h, i);
+    r->agg = r->rm ? &r->rm->agg : &r->ss->agg;
+    r->connected = s != NULL || r->rm;
+    r->stale =
+        s ? now_ms - s->last_seen_ms > hub_config(h)->presence_timeout_ms : r->rm && r->rm->stale;
     r->alarms = alarms ? alarms[i] : 0;
-    r->setpoints = active_setpoints(r->ss, now_ms);
+    r->setpoints = r->rm ? r->rm->setpoints : sites_active_setpoints(r->ss, now_ms);
     r->state = !r->connected ? ST_OFFLINE : r->stale ? ST_STALE : r->alarms ? ST_ALARM : ST_OK;
 }
 
@@ -133,16 +155,17 @@ static cJSON *row_json(const struct hub *h, const struct row *r)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "site_id", inventory_site_at(inv, r->idx)->id);
     str_or_null(o, "group", inventory_site_group(inv, r->idx));
-    str_or_null(o, "gateway_id", s ? s->gateway_id : r->ss->gateway_id);
+    str_or_null(o, "gateway_id", s ? s->gateway_id : r->rm ? r->rm->gateway_id : r->ss->gateway_id);
     cJSON_AddStringToObject(o, "state", state_names[r->state]);
     cJSON_AddBoolToObject(o, "connected", r->connected);
     cJSON_AddBoolToObject(o, "stale", r->stale);
-    int64_t seen = s ? s->last_seen_ms : r->ss->last_seen_ms;
+    str_or_null(o, "node", node_of(h, r->idx));
+    int64_t seen = s ? s->last_seen_ms : r->rm ? r->rm->last_seen_ms : r->ss->last_seen_ms;
     if (seen)
         cJSON_AddNumberToObject(o, "last_seen_ms", (double)seen);
     else
         cJSON_AddNullToObject(o, "last_seen_ms");
-    add_agg(o, &r->ss->agg);
+    add_agg(o, r->agg);
     cJSON_AddNumberToObject(o, "active_setpoints", r->setpoints);
     cJSON_AddNumberToObject(o, "alarms", r->alarms);
     return o;
@@ -173,7 +196,7 @@ struct sort_ctx {
 /* The value of a number key; NaN (no data) sorts last in either direction. */
 static double key_value(const struct row *r, int key)
 {
-    const struct site_agg *g = &r->ss->agg;
+    const struct site_agg *g = r->agg;
     switch (key) {
     case 3:
         return g->grid_w;
@@ -222,7 +245,7 @@ struct totals {
 
 static void total_add(struct totals *t, const struct row *r)
 {
-    const struct site_agg *g = &r->ss->agg;
+    const struct site_agg *g = r->agg;
     t->sites++;
     t->connected += r->connected;
     t->stale += r->stale;
@@ -288,7 +311,8 @@ static cJSON *groups_json(const struct hub *h)
         }
         cJSON *ns = cJSON_GetObjectItem(o, "sites"), *nc = cJSON_GetObjectItem(o, "connected");
         cJSON_SetNumberValue(ns, ns->valuedouble + 1);
-        cJSON_SetNumberValue(nc, nc->valuedouble + (registry_site(hub_registry(h), i) != NULL));
+        cJSON_SetNumberValue(nc, nc->valuedouble + (registry_site(hub_registry(h), i) != NULL ||
+                                                    remote_of(h, i) != NULL));
     }
     strmap_free(seen);
     return arr;
@@ -304,7 +328,10 @@ static int matches(const struct hub *h, const struct row *r, const struct sites_
         return 1;
     const struct session *s = registry_site(hub_registry(h), r->idx);
     return strstr(inventory_site_at(inv, r->idx)->id, q->q) || strstr(g, q->q) ||
-           strstr(s ? s->gateway_id : r->ss->gateway_id, q->q);
+           strstr(s       ? s->gateway_id
+                  : r->rm ? r->rm->gateway_id
+                          : r->ss->gateway_id,
+                  q->q);
 }
 
 int sites_list(struct hub *h, const struct sites_query *q, int64_t now_ms, cJSON **out, char *err,
@@ -423,7 +450,9 @@ int sites_detail(struct hub *h, size_t site_idx, int64_t now_ms, cJSON **out)
         cJSON_AddNumberToObject(ja, "capacity_wh", a->capacity_wh);
         cJSON_AddNumberToObject(ja, "min_power_w", a->min_power_w);
         cJSON_AddNumberToObject(ja, "max_power_w", a->max_power_w);
-        cJSON_AddBoolToObject(ja, "connected", registry_asset(hub_registry(h), a->index) != NULL);
+        /* held by another headend: its gateway claimed the site's assets there */
+        cJSON_AddBoolToObject(ja, "connected",
+                              registry_asset(hub_registry(h), a->index) != NULL || r.rm);
         cJSON_AddBoolToObject(ja, "grid_meter", a->index == r.ss->grid_asset);
         str_or_null(ja, "device_state", as->device_state);
         cJSON_AddItemToObject(
@@ -436,7 +465,13 @@ int sites_detail(struct hub *h, size_t site_idx, int64_t now_ms, cJSON **out)
         cJSON *jd = cJSON_CreateObject();
         cJSON_AddStringToObject(jd, "setpoint_id", d->id);
         str_or_null(jd, "asset_id", d->asset_id);
-        cJSON_AddStringToObject(jd, "state", dispatch_state_name(d->state));
+        /* with several headends the acks may have come in on another one: the shared row */
+        struct store_dispatch row;
+        int state = d->state;
+        if (hub_site_remote_c(h, site_idx)->known && !dispatch_state_final(state) &&
+            st->ops->dispatch_get(st, d->id, &row) == 0)
+            state = row.state;
+        cJSON_AddStringToObject(jd, "state", dispatch_state_name(state));
         cJSON_AddNumberToObject(jd, "power_w", d->power_w);
         cJSON_AddNumberToObject(jd, "created_ms", (double)d->created_ms);
         cJSON_AddNumberToObject(jd, "expires_ms", (double)d->expires_ms);
@@ -510,10 +545,11 @@ int sites_dispatch_group(struct hub *h, const char *who, const char *group, doub
         members++;
         const char *sid = inventory_site_at(inv, i)->id;
         const struct session *s = registry_site(hub_registry(h), i);
+        const struct site_remote *rm = remote_of(h, i); /* held by another headend */
         double c = sites_capacity_w(h, i, power_w);
-        if (!s)
+        if (!s && !rm)
             skip(skipped, sid, "not connected");
-        else if (now_ms - s->last_seen_ms > presence_ms)
+        else if (s ? now_ms - s->last_seen_ms > presence_ms : rm->stale)
             skip(skipped, sid, "connected but stale (silent longer than the presence timeout)");
         else if (c <= 0)
             skip(skipped, sid,

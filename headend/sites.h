@@ -27,6 +27,10 @@ int sites_list(struct hub *h, const struct sites_query *q, int64_t now_ms, cJSON
 /* GET /sites/:id (site_idx from the inventory): 0 with *out, or -ENOMEM. */
 int sites_detail(struct hub *h, size_t site_idx, int64_t now_ms, cJSON **out);
 
+/* Dispatches of the site's recent ones still active at now_ms (not expired, rejected or
+ * failed): the "active_setpoints" of /sites. */
+unsigned sites_active_setpoints(const struct site_state *ss, int64_t now_ms);
+
 /* A site's battery capacity in the dispatch's direction (W, > 0): the sum of its batteries'
  * max_power_w when discharging (power_w > 0), of -min_power_w when charging. */
 double sites_capacity_w(const struct hub *h, size_t site_idx, double power_w);

@@ -206,6 +206,11 @@ struct store_ops {
                           int limit, store_decision_cb cb, void *ctx);
     /* Removes decisions received before before_ms (telemetry's retention). */
     int (*decision_prune)(struct store *st, int64_t before_ms, int64_t *deleted);
+    /* Several headends on one database (PostgreSQL only; NULL elsewhere; docs/operations.md,
+     * "Several headends"): names this headend before hub_new, so that the sessions it starts
+     * carry its name and sessions_close_open ends only its own open sessions and those of
+     * headends whose heartbeat has expired (headend/cluster.h), never a live one's. */
+    int (*set_node)(struct store *st, const char *node_id);
 };
 
 struct store {

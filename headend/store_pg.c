@@ -38,7 +38,7 @@
 #include "common/log.h"
 #include "headend/store.h"
 
-#define SCHEMA_VERSION       6
+#define SCHEMA_VERSION       8
 #define CONNECT_TIMEOUT_S    "5"
 #define STATEMENT_TIMEOUT_MS "5000"
 #define CALL_DEFAULT_MS      5000 /* when statement_timeout is off */
@@ -87,6 +87,9 @@ enum stmt_id {
     S_COUNT
 };
 
+/* The database's clock in ms: the one clock every headend sharing it agrees on. */
+#define PG_NOW_MS "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint"
+
 #define TEL_INSERT                                                                                 \
     "INSERT INTO telemetry(asset_id, ts_ms, received_ms, seq, power_w, setpoint_w, soc, online, "  \
     "status, details) VALUES "
@@ -104,10 +107,14 @@ static const char *const sql_text[S_COUNT] = {
     /* One statement, so two headends sharing a database never hand out the same number. */
     [S_COUNTER_NEXT] = "INSERT INTO meta(name, value) VALUES($1, 1) ON CONFLICT(name) "
                        "DO UPDATE SET value = meta.value + 1 RETURNING value",
-    [S_SESSION_START] = "INSERT INTO sessions(gateway_id, site_id, peer, started_ms) "
-                        "VALUES($1, $2, $3, $4) RETURNING id",
+    [S_SESSION_START] = "INSERT INTO sessions(gateway_id, site_id, peer, started_ms, node_id) "
+                        "VALUES($1, $2, $3, $4, $5) RETURNING id",
     [S_SESSION_END] = "UPDATE sessions SET ended_ms = $2, reason = $3 WHERE id = $1",
-    [S_SESSIONS_CLOSE] = "UPDATE sessions SET ended_ms = $1, reason = $2 WHERE ended_ms = 0",
+    /* Version 8: ours ($3), and those of headends without a live heartbeat row (another
+     * headend's live sessions are not ours to end: headend/cluster.h) */
+    [S_SESSIONS_CLOSE] = "UPDATE sessions SET ended_ms = $1, reason = $2 WHERE ended_ms = 0 "
+                         "AND (node_id = $3 OR node_id NOT IN (SELECT node_id FROM cluster_nodes "
+                         "WHERE expires_ms > " PG_NOW_MS "))",
     [S_SESSIONS_RECENT] = "SELECT id, gateway_id, site_id, peer, started_ms, ended_ms, reason "
                           "FROM sessions WHERE site_id = $1 ORDER BY id DESC LIMIT $2",
     [S_TEL_ADD] = TEL_INSERT "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -233,7 +240,22 @@ static const char schema[] =
     "CREATE INDEX IF NOT EXISTS decisions_site_ts ON decisions(site_id, ts_ms, id);"
     "CREATE INDEX IF NOT EXISTS decisions_received ON decisions(received_ms);"
     "UPDATE meta SET value = 6 WHERE name = 'schema_version' AND value = 5;"
-    "INSERT INTO meta(name, value) VALUES('schema_version', 6) ON CONFLICT(name) DO NOTHING;";
+    /* Version 7 is helper A's (commands and alerts, another branch): this stand-in step only
+     * moves the number; the merge puts A's step here. */
+    "UPDATE meta SET value = 7 WHERE name = 'schema_version' AND value = 6;"
+    /* Version 8: several headends on one database (docs/operations.md, "Several headends";
+     * headend/cluster.c): which headend started each session, each headend's heartbeat (in
+     * the database's clock), and which headend holds each site's gateway session now, with
+     * the site's fleet-view row as that headend sees it. A version-7 database gets them here. */
+    "ALTER TABLE sessions ADD COLUMN IF NOT EXISTS node_id TEXT NOT NULL DEFAULT '';"
+    "CREATE INDEX IF NOT EXISTS sessions_open ON sessions(node_id) WHERE ended_ms = 0;"
+    "CREATE TABLE IF NOT EXISTS cluster_nodes(node_id TEXT PRIMARY KEY,"
+    " started_ms BIGINT NOT NULL, heartbeat_ms BIGINT NOT NULL, expires_ms BIGINT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS cluster_presence(site_id TEXT PRIMARY KEY,"
+    " node_id TEXT NOT NULL, gateway_id TEXT NOT NULL, session_id BIGINT NOT NULL,"
+    " since_ms BIGINT NOT NULL, view TEXT NOT NULL);"
+    "UPDATE meta SET value = 8 WHERE name = 'schema_version' AND value = 7;"
+    "INSERT INTO meta(name, value) VALUES('schema_version', 8) ON CONFLICT(name) DO NOTHING;";
 
 struct pg_store {
     struct store base;
@@ -248,6 +270,7 @@ struct pg_store {
     int64_t call_ms;  /* the client-side deadline of one statement */
     int64_t down_since_ms;
     uint64_t failed_while_down;
+    char node[STORE_ID_MAX]; /* set_node: this headend's name among several ("" = none) */
     struct store_telemetry tel[TEL_BATCH]; /* telemetry added in this transaction, not sent */
     size_t n_tel;
     const char *tel_val[TEL_BATCH * TEL_COLS];
@@ -850,6 +873,7 @@ static int pg_session_start(struct store *st, struct store_session *ss)
     p_text(&p, ss->site_id);
     p_text(&p, ss->peer);
     p_int(&p, ss->started_ms);
+    p_text(&p, impl(st)->node);
     PGresult *r;
     int e = run(impl(st), "session_start", S_SESSION_START, NULL, p.n, p.v, &r);
     if (!e)
@@ -872,7 +896,15 @@ static int pg_sessions_close_open(struct store *st, int64_t now_ms, const char *
     struct params p = {.n = 0};
     p_int(&p, now_ms);
     p_text(&p, reason);
+    p_text(&p, impl(st)->node);
     return run_cmd(impl(st), "sessions_close_open", S_SESSIONS_CLOSE, p.n, p.v);
+}
+
+/* Several headends (store.h): the name the sessions of this one carry. */
+static int pg_set_node(struct store *st, const char *node_id)
+{
+    snprintf(impl(st)->node, sizeof(impl(st)->node), "%s", node_id ? node_id : "");
+    return 0;
 }
 
 /* LIMIT NULL is no limit, as a negative LIMIT is in SQLite. */
@@ -1423,6 +1455,7 @@ static const struct store_ops pg_ops = {
     .decision_add = pg_decision_add,
     .decision_range = pg_decision_range,
     .decision_prune = pg_decision_prune,
+    .set_node = pg_set_node,
 };
 
 /* Creates the tables (in one transaction) and checks the schema version. */

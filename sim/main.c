@@ -130,6 +130,8 @@ static void usage_serve(FILE *out)
         "                         \"any\": any free port for every site, whatever the file says\n"
         "  -c, --config-dir DIR   write one gateway site configuration per site into DIR\n"
         "      --loop             keep serving after the scenario's end (state frozen at the end)\n"
+        "      --shard K/N        serve only shard K of N: site i (0-based, after replication)\n"
+        "                         goes to shard i % N + 1; N machines cover the fleet once\n"
         "  -s, --set PATH=VALUE   override a scenario value before validation\n"
         "      --seed N           override the scenario's seed\n"
         "  -h, --help             this text\n",
@@ -145,6 +147,7 @@ static void usage_inventory(FILE *out)
         "SCENARIO after replication: site ids, groups, gateways gw-<site id> and asset ids as\n"
         "the gateways of `der-sim serve` report them (docs/scenario-format.md, \"Fleets\").\n"
         "  -o, --out FILE         write to FILE (default: standard output)\n"
+        "      --shard K/N        only the sites of shard K of N (as `der-sim serve --shard`)\n"
         "  -s, --set PATH=VALUE   override a scenario value before validation\n"
         "      --seed N           override the scenario's seed\n"
         "  -h, --help             this text\n",
@@ -220,6 +223,7 @@ static int load(const char *path, const struct load_opts *lo, struct scenario **
 enum {
     OPT_SEED = 1000,
     OPT_LOOP,
+    OPT_SHARD,
     OPT_NOPIN,
     OPT_NOBASE,
     OPT_NOPLOTS,
@@ -707,6 +711,7 @@ static int cmd_serve(int argc, char **argv)
                                          {"port-base", required_argument, NULL, 'p'},
                                          {"config-dir", required_argument, NULL, 'c'},
                                          {"loop", no_argument, NULL, OPT_LOOP},
+                                         {"shard", required_argument, NULL, OPT_SHARD},
                                          {"set", required_argument, NULL, 's'},
                                          {"seed", required_argument, NULL, OPT_SEED},
                                          {"help", no_argument, NULL, 'h'},
@@ -743,6 +748,14 @@ static int cmd_serve(int argc, char **argv)
         case OPT_LOOP:
             so.loop = 1;
             break;
+        case OPT_SHARD: {
+            char err[160];
+            if (serve_shard_parse(optarg, &so.shard_k, &so.shard_n, err, sizeof err)) {
+                fprintf(stderr, "der-sim: %s\n", err);
+                return 2;
+            }
+            break;
+        }
         case 's':
             if (add_set(&lo, optarg))
                 return 2;
@@ -784,19 +797,27 @@ static int cmd_serve(int argc, char **argv)
 
 static int cmd_inventory(int argc, char **argv)
 {
-    static const struct option opts[] = {{"out", required_argument, NULL, 'o'},
-                                         {"set", required_argument, NULL, 's'},
-                                         {"seed", required_argument, NULL, OPT_SEED},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"out", required_argument, NULL, 'o'}, {"shard", required_argument, NULL, OPT_SHARD},
+        {"set", required_argument, NULL, 's'}, {"seed", required_argument, NULL, OPT_SEED},
+        {"help", no_argument, NULL, 'h'},      {NULL, 0, NULL, 0}};
     struct load_opts lo = {0};
     const char *out = NULL;
+    int shard_k = 0, shard_n = 0;
     int c;
     while ((c = getopt_long(argc, argv, "o:s:h", opts, NULL)) != -1) {
         switch (c) {
         case 'o':
             out = optarg;
             break;
+        case OPT_SHARD: {
+            char err[160];
+            if (serve_shard_parse(optarg, &shard_k, &shard_n, err, sizeof err)) {
+                fprintf(stderr, "der-sim: %s\n", err);
+                return 2;
+            }
+            break;
+        }
         case 's':
             if (add_set(&lo, optarg))
                 return 2;
@@ -822,15 +843,30 @@ static int cmd_inventory(int argc, char **argv)
         return 1;
     char err[1024];
     int rc = 0;
-    if (out) {
+    if (out && !shard_n) {
         rc = sim_inventory_write(sc, out, err, sizeof err);
     } else {
         cJSON *inv = sim_inventory_json(sc, err, sizeof err);
+        /* a shard's part: the other shards' sites out (array index = scenario site index) */
+        cJSON *arr = inv ? cJSON_GetObjectItemCaseSensitive(inv, "sites") : NULL;
+        for (size_t i = sc->n_sites; arr && shard_n && i-- > 0;)
+            if (!serve_in_shard(i, shard_k, shard_n))
+                cJSON_DeleteItemFromArray(arr, (int)i);
         char *text = inv ? cJSON_Print(inv) : NULL;
-        if (text)
+        if (!text) {
+            rc = -EINVAL;
+            if (inv)
+                snprintf(err, sizeof err, "inventory: out of memory");
+        } else if (!out) {
             puts(text);
-        else if ((rc = -EINVAL) && inv)
-            snprintf(err, sizeof err, "inventory: out of memory");
+        } else {
+            FILE *f = fopen(out, "w");
+            int ok = f && fprintf(f, "%s\n", text) >= 0;
+            if ((f && fclose(f)) || !ok) {
+                rc = -EIO;
+                snprintf(err, sizeof err, "inventory: cannot write %s: %s", out, strerror(errno));
+            }
+        }
         free(text);
         cJSON_Delete(inv);
     }

@@ -183,6 +183,31 @@ static void progress(struct serve *sv, int64_t sim_ms, int64_t lag_ms)
               mbserver_n_clients(sv->srv), (long long)lag_ms);
 }
 
+int serve_shard_parse(const char *text, int *k, int *n, char *err, size_t errlen)
+{
+    char *end;
+    long kk = strtol(text, &end, 10), nn = -1;
+    if (end != text && *end == '/') {
+        const char *p = end + 1;
+        nn = strtol(p, &end, 10);
+        if (end == p || *end)
+            nn = -1;
+    }
+    if (nn < 1 || nn > 65536 || kk < 1 || kk > nn) {
+        snprintf(err, errlen,
+                 "--shard wants K/N with 1 <= K <= N <= 65536 (shard K of N), got \"%s\"", text);
+        return -EINVAL;
+    }
+    *k = (int)kk;
+    *n = (int)nn;
+    return 0;
+}
+
+int serve_in_shard(size_t i, int k, int n)
+{
+    return n <= 0 || (int)(i % (size_t)n) == k - 1;
+}
+
 static int run_loop(struct serve *sv, volatile sig_atomic_t *stop)
 {
     const int64_t step = sv->sc->step_ms, duration = sv->sc->duration_ms;
@@ -198,7 +223,8 @@ static int run_loop(struct serve *sv, volatile sig_atomic_t *stop)
         int64_t sim_ms = (int64_t)floor((double)(now_us - t0_us) * speed / 1000.0);
         while (!done && sim_ms >= next_ms) {
             for (size_t i = 0; i < sv->n_sites; i++)
-                site_step(sv->sites[i], next_ms - step, step);
+                if (sv->sites[i]) /* NULL: another shard's site */
+                    site_step(sv->sites[i], next_ms - step, step);
             next_ms += step;
             if (next_ms > duration) {
                 done = 1;
@@ -265,14 +291,28 @@ int serve_run(const struct scenario *sc, const struct serve_opts *o, volatile si
                   strerror(errno));
         goto out;
     }
+    if (o->shard_n > 0 && (o->shard_k < 1 || o->shard_k > o->shard_n)) {
+        log_event(LOG_ERROR, "event=start_failed shard=%d/%d error=\"shard K/N wants 1 <= K <= N\"",
+                  o->shard_k, o->shard_n);
+        rc = -EINVAL;
+        goto out;
+    }
+    size_t served = 0;
     for (size_t i = 0; i < sc->n_sites; i++) {
+        if (!serve_in_shard(i, o->shard_k, o->shard_n))
+            continue;
+        served++;
         if ((rc = open_site(&sv, i)) < 0)
             goto out;
         if (o->config_dir && (rc = write_site_config(&sv, i)) < 0)
             goto out;
         print_endpoint(&sv, i);
     }
-    fprintf(sv.out, "ready sites=%zu\n", sc->n_sites);
+    if (o->shard_n > 0)
+        fprintf(sv.out, "ready sites=%zu shard=%d/%d fleet=%zu\n", served, o->shard_k, o->shard_n,
+                sc->n_sites);
+    else
+        fprintf(sv.out, "ready sites=%zu\n", served);
     fflush(sv.out);
     rc = run_loop(&sv, stop);
 out:

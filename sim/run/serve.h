@@ -21,7 +21,18 @@ struct serve_opts {
                                (as implemented: the sites stop stepping and their last state
                                stays on the wire until *stop; docs/gateway-config.md) */
     FILE *out;              /* endpoints and progress (stdout) */
+    int shard_k, shard_n;   /* --shard K/N: only the sites i with i % N == K - 1 (1 <= K <= N);
+                               0/0 = every site */
 };
+
+/* --shard K/N (docs/operations.md, "Several headends"): the sites of a scenario are dealt out
+ * to N shards by their index in the scenario after replication (site i, counted from 0, goes
+ * to shard i % N + 1), so the shards of one scenario cover every site once, whatever machine
+ * runs which shard. Parses "K/N" (1 <= K <= N <= 65536): 0, or -EINVAL with err naming the
+ * option and the value. */
+int serve_shard_parse(const char *text, int *k, int *n, char *err, size_t errlen);
+/* 1 when site index i belongs to shard k of n (always 1 for n == 0). */
+int serve_in_shard(size_t i, int k, int n);
 
 /* Returns 0 on a clean stop, or -errno with a message printed to stderr. */
 int serve_run(const struct scenario *sc, const struct serve_opts *o, volatile sig_atomic_t *stop);

@@ -1,0 +1,678 @@
+/* cluster: the LISTEN/NOTIFY routing and the presence table (headend/cluster.h).
+ *
+ * The thread waits in poll() on two descriptors: the connection's socket (a notification
+ * arrived) and a pipe the hub writes when it has something for us (hub_wake_fn: a dispatch
+ * to announce, a session registered or ended); the timeout is the next heartbeat. Each turn:
+ * the notifications read, the hub's announcements and its held sites taken under the hub
+ * lock, the database work done without it (the hub never waits for PostgreSQL on our
+ * account), then the others' presence and the announced dispatches handed to the hub under
+ * the lock again. Every statement has a deadline (CALL_MS); a lost connection is dropped and
+ * made again at most once a second.
+ *
+ * Times in the cluster tables are the database's clock (clock_timestamp()), the one clock all
+ * headends sharing it agree on; the hub's own times are never compared across machines. */
+#include "headend/cluster.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <libpq-fe.h>
+
+#include "common/log.h"
+#include "common/rtclock.h"
+#include "headend/session.h"
+#include "headend/sites.h"
+
+#define CHANNEL        "derloop_dispatch"
+#define CALL_MS        5000
+#define RECONNECT_MS   1000
+#define ANNOUNCE_BATCH 1024
+#define SWEEP_BEATS    5 /* every this many heartbeats: the QUEUED rows of our sites */
+#define NOW_MS         "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint"
+
+/* A growing text buffer (PostgreSQL array literals). */
+struct buf {
+    char *p;
+    size_t n, cap;
+    int oom;
+};
+
+static void buf_add(struct buf *b, const char *s, size_t len)
+{
+    if (b->oom)
+        return;
+    if (b->n + len + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->n + len + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, len);
+    b->n += len;
+    b->p[b->n] = 0;
+}
+
+static void buf_str(struct buf *b, const char *s)
+{
+    buf_add(b, s, strlen(s));
+}
+
+/* One element of a text[] literal: quoted, with " and \ escaped. */
+static void arr_text(struct buf *b, const char *s)
+{
+    buf_add(b, b->n > 1 ? ",\"" : "\"", b->n > 1 ? 2 : 1);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            buf_add(b, "\\", 1);
+        buf_add(b, s, 1);
+    }
+    buf_add(b, "\"", 1);
+}
+
+static void arr_int(struct buf *b, long long v)
+{
+    char t[32];
+    int n = snprintf(t, sizeof(t), "%s%lld", b->n > 1 ? "," : "", v);
+    buf_add(b, t, (size_t)n);
+}
+
+/* Held sites taken from the hub for one presence write. */
+struct held {
+    struct buf sites, gateways, sessions, since, views;
+    size_t n;
+};
+
+static void held_reset(struct held *x)
+{
+    struct buf *all[] = {&x->sites, &x->gateways, &x->sessions, &x->since, &x->views};
+    for (size_t i = 0; i < 5; i++) {
+        all[i]->n = 0;
+        all[i]->oom = 0;
+        buf_str(all[i], "{");
+    }
+    x->n = 0;
+}
+
+static void held_free(struct held *x)
+{
+    free(x->sites.p);
+    free(x->gateways.p);
+    free(x->sessions.p);
+    free(x->since.p);
+    free(x->views.p);
+}
+
+struct cluster {
+    struct hub *h;
+    char *conninfo;
+    char node[INV_ID_MAX];
+    int heartbeat_ms, expiry_ms;
+    PGconn *conn;
+    int down;    /* logged once per outage */
+    int rescan;  /* re-scan QUEUED dispatches after this (re)connect */
+    int wake[2]; /* the hub's wake-up pipe */
+    atomic_int stop;
+    pthread_t th;
+    int started;
+    int64_t next_beat_ms, next_connect_ms;
+    uint64_t beats;
+    char (*ann)[STORE_ID_MAX]; /* announcements taken from the hub */
+    char (*got)[STORE_ID_MAX]; /* notifications received */
+    size_t n_got, cap_got;
+    struct held held;
+};
+
+static int64_t mono_ms(void)
+{
+    return rtclock_monotonic_ms();
+}
+
+static void on_wake(void *ctx)
+{
+    struct cluster *c = ctx;
+    char x = 1;
+    if (write(c->wake[1], &x, 1) < 0) { /* full pipe: a wake-up is pending already */
+    }
+}
+
+/* libpq's messages on one line, for a log value. */
+static const char *one_line(const char *msg, char *dst, size_t len)
+{
+    size_t n = 0;
+    for (; msg && *msg && n + 1 < len; msg++)
+        dst[n++] = *msg == '\n' || *msg == '\r' || *msg == '"' ? ' ' : *msg;
+    while (n > 0 && dst[n - 1] == ' ')
+        n--;
+    dst[n] = 0;
+    return dst;
+}
+
+/* Server messages (a FATAL at shutdown) go to the log, not to stderr. */
+static void on_notice(void *arg, const char *message)
+{
+    struct cluster *c = arg;
+    char m[256];
+    log_event(LOG_WARN, "event=cluster_notice node=%s message=\"%s\"", c->node,
+              one_line(message, m, sizeof(m)));
+}
+
+static void drop(struct cluster *c, const char *op)
+{
+    char m[256];
+    if (!c->down)
+        log_event(LOG_ERROR,
+                  "event=cluster_down node=%s op=%s error=\"%s\" reason=\"no dispatch crosses "
+                  "to or from the other headends until PostgreSQL answers again\"",
+                  c->node, op,
+                  one_line(c->conn ? PQerrorMessage(c->conn) : "no connection", m, sizeof(m)));
+    c->down = 1;
+    PQfinish(c->conn);
+    c->conn = NULL;
+    c->next_connect_ms = mono_ms() + RECONNECT_MS;
+}
+
+/* One statement with text parameters, at most CALL_MS; NULL (connection dropped) on failure. */
+static PGresult *call(struct cluster *c, const char *op, const char *sql, int n,
+                      const char *const *val)
+{
+    if (!c->conn)
+        return NULL;
+    if (!PQsendQueryParams(c->conn, sql, n, NULL, val, NULL, NULL, 0)) {
+        drop(c, op);
+        return NULL;
+    }
+    int64_t deadline = mono_ms() + CALL_MS;
+    PGresult *keep = NULL, *r;
+    for (;;) {
+        while (PQisBusy(c->conn)) {
+            int64_t left = deadline - mono_ms();
+            struct pollfd p = {.fd = PQsocket(c->conn), .events = POLLIN};
+            if (left <= 0 || (poll(&p, 1, (int)left) < 0 && errno != EINTR) ||
+                !PQconsumeInput(c->conn)) {
+                PQclear(keep);
+                drop(c, op);
+                return NULL;
+            }
+        }
+        if (!(r = PQgetResult(c->conn)))
+            break;
+        PQclear(keep);
+        keep = r;
+    }
+    ExecStatusType st = keep ? PQresultStatus(keep) : PGRES_FATAL_ERROR;
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        char m[256];
+        log_event(
+            LOG_ERROR, "event=cluster_error node=%s op=%s error=\"%s\"", c->node, op,
+            one_line(keep ? PQresultErrorMessage(keep) : PQerrorMessage(c->conn), m, sizeof(m)));
+        PQclear(keep);
+        if (PQstatus(c->conn) != CONNECTION_OK)
+            drop(c, op);
+        return NULL;
+    }
+    return keep;
+}
+
+static int exec_ok(struct cluster *c, const char *op, const char *sql, int n,
+                   const char *const *val)
+{
+    PGresult *r = call(c, op, sql, n, val);
+    PQclear(r);
+    return r ? 0 : -EIO;
+}
+
+static int connect_db(struct cluster *c, char *err, size_t errlen)
+{
+    const char *kw[] = {"connect_timeout",  "keepalives",
+                        "keepalives_idle",  "keepalives_interval",
+                        "keepalives_count", "fallback_application_name",
+                        "dbname",           NULL};
+    const char *val[] = {"5", "1", "10", "5", "3", "der-headend-cluster", c->conninfo, NULL};
+    c->conn = PQconnectdbParams(kw, val, 1);
+    if (c->conn)
+        PQsetNoticeProcessor(c->conn, on_notice, c);
+    if (!c->conn || PQstatus(c->conn) != CONNECTION_OK) {
+        snprintf(err, errlen, "%s", c->conn ? PQerrorMessage(c->conn) : "out of memory");
+        drop(c, "connect");
+        return -ENOTCONN;
+    }
+    if (exec_ok(c, "listen", "LISTEN " CHANNEL, 0, NULL) < 0) {
+        snprintf(err, errlen, "LISTEN failed");
+        if (c->conn) /* connected but not listening is worse than reconnecting */
+            drop(c, "listen");
+        return -EIO;
+    }
+    if (c->down)
+        log_event(LOG_INFO,
+                  "event=cluster_up node=%s reason=\"reconnected; re-scanning queued "
+                  "dispatches (announcements sent meanwhile are lost)\"",
+                  c->node);
+    c->down = 0;
+    c->rescan = 1;
+    c->next_beat_ms = 0;
+    return 0;
+}
+
+/* The fleet-view row of a held site as the others will show it. */
+static char *view_json(struct hub *h, size_t i, const struct session *s, int64_t now_ms)
+{
+    const struct site_state *ss = hub_site_state(h, i);
+    const struct site_agg *g = &ss->agg;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "last_seen_ms", (double)s->last_seen_ms);
+    cJSON_AddBoolToObject(o, "stale",
+                          now_ms - s->last_seen_ms > hub_config(h)->presence_timeout_ms);
+    cJSON_AddNumberToObject(o, "setpoints", sites_active_setpoints(ss, now_ms));
+    const char *k[] = {"grid_w", "pv_w", "battery_w", "soc_mean", "ev_w", "boiler_w"};
+    double v[] = {g->grid_w, g->pv_w, g->battery_w, g->soc_mean, g->ev_w, g->boiler_w};
+    for (size_t j = 0; j < 6; j++)
+        if (isfinite(v[j]))
+            cJSON_AddNumberToObject(o, k[j], v[j]);
+    cJSON_AddNumberToObject(o, "updated_ms", (double)g->updated_ms);
+    char *t = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return t;
+}
+
+/* Under the hub lock: the announcements, and the sites this headend holds now. */
+static size_t take_from_hub(struct cluster *c, int held, int64_t now_ms)
+{
+    struct hub *h = c->h;
+    size_t n = hub_cluster_take(h, c->ann, ANNOUNCE_BATCH);
+    if (!held) /* the held sites only for a presence write: a notification burst skips them */
+        return n;
+    held_reset(&c->held);
+    const struct inventory *inv = hub_inventory(h);
+    for (size_t i = 0; i < inventory_site_count(inv); i++) {
+        const struct session *s = registry_site(hub_registry(h), i);
+        if (!s)
+            continue;
+        char *v = view_json(h, i, s, now_ms);
+        arr_text(&c->held.sites, inventory_site_at(inv, i)->id);
+        arr_text(&c->held.gateways, s->gateway_id);
+        arr_int(&c->held.sessions, (long long)s->id);
+        arr_int(&c->held.since, (long long)s->started_ms);
+        arr_text(&c->held.views, v ? v : "{}");
+        cJSON_free(v);
+        c->held.n++;
+    }
+    struct buf *all[] = {&c->held.sites, &c->held.gateways, &c->held.sessions, &c->held.since,
+                         &c->held.views};
+    for (size_t j = 0; j < 5; j++)
+        buf_str(all[j], "}");
+    return n;
+}
+
+static void announce(struct cluster *c, size_t n)
+{
+    if (!n)
+        return;
+    struct buf b = {0};
+    buf_str(&b, "{");
+    for (size_t i = 0; i < n; i++)
+        arr_text(&b, c->ann[i]);
+    buf_str(&b, "}");
+    const char *v[] = {b.p};
+    /* one round trip for the batch; NOTIFY is delivered when this statement commits */
+    if (!b.oom &&
+        exec_ok(c, "notify", "SELECT pg_notify('" CHANNEL "', x) FROM unnest($1::text[]) x", 1,
+                v) == 0)
+        log_event(LOG_DEBUG, "event=cluster_announce node=%s count=%zu", c->node, n);
+    free(b.p);
+}
+
+/* Heartbeat, our presence rows, and the others' (returned for the hub). */
+static PGresult *sync_presence(struct cluster *c)
+{
+    char exp[32];
+    snprintf(exp, sizeof(exp), "%d", c->expiry_ms);
+    const char *v1[] = {c->node, exp};
+    if (exec_ok(c, "heartbeat",
+                "INSERT INTO cluster_nodes(node_id, started_ms, heartbeat_ms, expires_ms) "
+                "VALUES($1, " NOW_MS ", " NOW_MS ", " NOW_MS " + $2::bigint) ON CONFLICT(node_id) "
+                "DO UPDATE SET heartbeat_ms = excluded.heartbeat_ms, expires_ms = "
+                "excluded.expires_ms",
+                2, v1) < 0)
+        return NULL;
+    if (c->held.sites.oom || c->held.gateways.oom || c->held.sessions.oom || c->held.since.oom ||
+        c->held.views.oom)
+        return NULL;
+    const char *v2[] = {c->node,         c->held.sites.p, c->held.gateways.p, c->held.sessions.p,
+                        c->held.since.p, c->held.views.p};
+    /* the newest session of a site wins (a gateway that moved while its old headend still
+     * had the stream open); a row of a headend gone is taken over whatever its age */
+    if (exec_ok(c, "presence",
+                "INSERT INTO cluster_presence(site_id, node_id, gateway_id, session_id, since_ms, "
+                "view) SELECT s, $1, g, i, t, v FROM unnest($2::text[], $3::text[], "
+                "$4::bigint[], $5::bigint[], $6::text[]) AS u(s, g, i, t, v) "
+                "ON CONFLICT(site_id) DO UPDATE SET node_id = excluded.node_id, gateway_id = "
+                "excluded.gateway_id, session_id = excluded.session_id, since_ms = "
+                "excluded.since_ms, view = excluded.view WHERE cluster_presence.node_id = "
+                "excluded.node_id OR cluster_presence.since_ms <= excluded.since_ms OR NOT "
+                "EXISTS (SELECT 1 FROM cluster_nodes n WHERE n.node_id = "
+                "cluster_presence.node_id AND n.expires_ms > " NOW_MS ")",
+                6, v2) < 0)
+        return NULL;
+    const char *v3[] = {c->node, c->held.sites.p};
+    if (exec_ok(c, "release",
+                "DELETE FROM cluster_presence WHERE node_id = $1 AND NOT (site_id = "
+                "ANY($2::text[]))",
+                2, v3) < 0)
+        return NULL;
+    /* sessions a headend gone left open: ended, as that headend would have at its restart */
+    const char *v4[] = {c->node};
+    if (exec_ok(c, "reap",
+                "UPDATE sessions SET ended_ms = " NOW_MS ", reason = 'headend ' || node_id || "
+                "' gone (its heartbeat expired)' WHERE ended_ms = 0 AND node_id <> '' AND "
+                "node_id <> $1 AND node_id NOT IN (SELECT node_id FROM cluster_nodes WHERE "
+                "expires_ms > " NOW_MS ")",
+                1, v4) < 0)
+        return NULL;
+    return call(c, "presence_read",
+                "SELECT p.site_id, p.node_id, p.gateway_id, p.since_ms, p.view, "
+                "COALESCE(n.expires_ms > " NOW_MS ", false) FROM cluster_presence p "
+                "LEFT JOIN cluster_nodes n USING (node_id) WHERE p.node_id <> $1",
+                1, v4);
+}
+
+static double jnum(const cJSON *o, const char *k)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(x) ? x->valuedouble : NAN;
+}
+
+/* Under the hub lock: the others' rows into the hub's per-site remote view. */
+static void apply_presence(struct cluster *c, PGresult *r)
+{
+    struct hub *h = c->h;
+    const struct inventory *inv = hub_inventory(h);
+    for (size_t i = 0; i < inventory_site_count(inv); i++)
+        memset(hub_site_remote(h, i), 0, sizeof(struct site_remote));
+    for (int row = 0; row < PQntuples(r); row++) {
+        const struct inv_site *site = inventory_site(inv, PQgetvalue(r, row, 0));
+        if (!site)
+            continue; /* not in this headend's inventory */
+        struct site_remote *rm = hub_site_remote(h, site->index);
+        rm->known = 1;
+        rm->held = PQgetvalue(r, row, 5)[0] == 't';
+        snprintf(rm->node_id, sizeof(rm->node_id), "%s", PQgetvalue(r, row, 1));
+        snprintf(rm->gateway_id, sizeof(rm->gateway_id), "%s", PQgetvalue(r, row, 2));
+        rm->since_ms = strtoll(PQgetvalue(r, row, 3), NULL, 10);
+        cJSON *v = cJSON_Parse(PQgetvalue(r, row, 4));
+        rm->last_seen_ms =
+            (int64_t)(isfinite(jnum(v, "last_seen_ms")) ? jnum(v, "last_seen_ms") : 0);
+        rm->stale = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "stale"));
+        double sp = jnum(v, "setpoints");
+        rm->setpoints = isfinite(sp) && sp > 0 ? (unsigned)sp : 0;
+        rm->agg = (struct site_agg){jnum(v, "grid_w"),
+                                    jnum(v, "pv_w"),
+                                    jnum(v, "battery_w"),
+                                    jnum(v, "ev_w"),
+                                    jnum(v, "boiler_w"),
+                                    jnum(v, "soc_mean"),
+                                    0};
+        double up = jnum(v, "updated_ms");
+        rm->agg.updated_ms = isfinite(up) ? (int64_t)up : 0;
+        cJSON_Delete(v);
+    }
+}
+
+static void got_add(struct cluster *c, const char *id)
+{
+    if (c->n_got == c->cap_got) {
+        size_t cap = c->cap_got ? c->cap_got * 2 : 256;
+        char(*g)[STORE_ID_MAX] = realloc(c->got, cap * sizeof(*g));
+        if (!g)
+            return; /* the next sweep is the backstop */
+        c->got = g;
+        c->cap_got = cap;
+    }
+    snprintf(c->got[c->n_got++], STORE_ID_MAX, "%s", id);
+}
+
+/* The QUEUED, unexpired dispatches of the sites we hold, handed to the hub as if announced:
+ * whatever lost an announcement (the announcing headend died between its row and its NOTIFY,
+ * a failed NOTIFY, our connection down meanwhile) is sent within SWEEP_BEATS heartbeats. One
+ * indexed query, no hub lock. */
+static void sweep(struct cluster *c, int64_t now_ms)
+{
+    if (!c->held.n || c->held.sites.oom)
+        return;
+    char t[32];
+    snprintf(t, sizeof(t), "%lld", (long long)now_ms);
+    const char *v[] = {t, c->held.sites.p};
+    PGresult *r = call(c, "sweep",
+                       "SELECT id FROM dispatch WHERE state = 0 AND expires_ms > $1 AND "
+                       "site_id = ANY($2::text[]) ORDER BY seq",
+                       2, v);
+    for (int i = 0; r && i < PQntuples(r); i++)
+        got_add(c, PQgetvalue(r, i, 0));
+    if (r && PQntuples(r))
+        log_event(LOG_DEBUG, "event=cluster_sweep node=%s queued=%d", c->node, PQntuples(r));
+    PQclear(r);
+}
+
+static void collect_notifications(struct cluster *c)
+{
+    if (!c->conn)
+        return;
+    if (!PQconsumeInput(c->conn)) {
+        drop(c, "listen");
+        return;
+    }
+    PGnotify *n;
+    while ((n = PQnotifies(c->conn))) {
+        got_add(c, n->extra);
+        PQfreemem(n);
+    }
+}
+
+static int64_t wall_ms(void)
+{
+    return rtclock_wall_ms();
+}
+
+static void *run(void *arg)
+{
+    struct cluster *c = arg;
+    while (!atomic_load(&c->stop)) {
+        int64_t now = mono_ms();
+        char err[256];
+        if (!c->conn && now >= c->next_connect_ms)
+            connect_db(c, err, sizeof(err));
+        int64_t due = c->conn ? c->next_beat_ms : c->next_connect_ms;
+        int timeout = due <= now ? 0 : due - now > 1000 ? 1000 : (int)(due - now);
+        struct pollfd p[2] = {{.fd = c->wake[0], .events = POLLIN},
+                              {.fd = c->conn ? PQsocket(c->conn) : -1, .events = POLLIN}};
+        poll(p, 2, timeout);
+        int woke = 0;
+        char sink[64];
+        while (read(c->wake[0], sink, sizeof(sink)) > 0)
+            woke = 1;
+        collect_notifications(c);
+        now = mono_ms();
+        int beat = c->conn && (woke || now >= c->next_beat_ms);
+
+        hub_lock(c->h);
+        size_t n_ann = c->conn ? take_from_hub(c, beat, wall_ms()) : 0;
+        hub_unlock(c->h);
+
+        announce(c, n_ann);
+        PGresult *pres = NULL;
+        if (beat && c->conn) {
+            pres = sync_presence(c);
+            c->next_beat_ms = now + c->heartbeat_ms;
+            if (pres && ++c->beats % SWEEP_BEATS == 0)
+                sweep(c, wall_ms());
+        }
+        collect_notifications(c); /* the ones that came in during our statements */
+
+        if (!pres && !c->n_got && !(c->rescan && c->conn))
+            continue;
+        hub_lock(c->h);
+        int64_t wnow = wall_ms();
+        if (pres)
+            apply_presence(c, pres);
+        int sent = 0;
+        for (size_t i = 0; i < c->n_got; i++)
+            sent += hub_cluster_deliver(c->h, c->got[i], wnow) == 1;
+        int rescanned = c->rescan && c->conn ? hub_cluster_rescan(c->h, wnow) : -1;
+        hub_unlock(c->h);
+        if (rescanned >= 0) { /* else again at the next turn (the store may be reconnecting) */
+            log_event(LOG_INFO, "event=cluster_rescan node=%s sent=%d", c->node, rescanned);
+            c->rescan = 0;
+        }
+        if (sent)
+            log_event(LOG_DEBUG, "event=cluster_delivered node=%s count=%d of=%zu", c->node, sent,
+                      c->n_got);
+        c->n_got = 0;
+        PQclear(pres);
+    }
+    return NULL;
+}
+
+/* Another live headend with our name would delete our presence rows and we theirs: refused.
+ * A row with our name whose heartbeat still looks live may be a predecessor killed moments
+ * ago (a restart with the same --node-id): it is read again after two heartbeats, and only a
+ * heartbeat that moved meanwhile means a live twin. 0, or -EEXIST with err. */
+static int check_twin(struct cluster *c, char *err, size_t errlen)
+{
+    const char *v[] = {c->node};
+    const char *sql = "SELECT heartbeat_ms FROM cluster_nodes WHERE node_id = $1 AND "
+                      "expires_ms > " NOW_MS;
+    PGresult *r = call(c, "twin", sql, 1, v);
+    if (!r || PQntuples(r) == 0) {
+        PQclear(r);
+        return 0;
+    }
+    long long first = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    struct pollfd none = {.fd = -1};
+    poll(&none, 0, 2 * c->heartbeat_ms + 100); /* a sleep without a clock read */
+    r = call(c, "twin", sql, 1, v);
+    long long again = r && PQntuples(r) ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : first;
+    PQclear(r);
+    if (again == first)
+        return 0;
+    snprintf(err, errlen,
+             "--node-id %s: another headend with this id is alive (its heartbeat moved within "
+             "%d ms); each headend on one database needs its own --node-id",
+             c->node, 2 * c->heartbeat_ms + 100);
+    return -EEXIST;
+}
+
+int cluster_check_node(const char *conninfo, const struct headend_config *cfg, char *err,
+                       size_t errlen)
+{
+    struct cluster *c = calloc(1, sizeof(*c));
+    if (!c || !(c->conninfo = strdup(conninfo))) {
+        free(c);
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    snprintf(c->node, sizeof(c->node), "%.63s", cfg->node_id); /* config_check: < 64 */
+    c->heartbeat_ms = cfg->cluster_heartbeat_ms;
+    char why[256];
+    int e = connect_db(c, why, sizeof(why));
+    if (e < 0)
+        snprintf(err, errlen, "cluster connection to PostgreSQL: %s", why);
+    else
+        e = check_twin(c, err, errlen);
+    PQfinish(c->conn); /* nothing written: a live twin's rows are not ours to touch */
+    free(c->conninfo);
+    free(c);
+    return e;
+}
+
+int cluster_start(struct hub *h, const char *conninfo, struct cluster **out, char *err,
+                  size_t errlen)
+{
+    *out = NULL;
+    struct cluster *c = calloc(1, sizeof(*c));
+    if (c)
+        c->wake[0] = c->wake[1] = -1; /* before any cluster_stop: 0 is stdin */
+    if (!c || !(c->conninfo = strdup(conninfo)) ||
+        !(c->ann = calloc(ANNOUNCE_BATCH, sizeof(*c->ann)))) {
+        snprintf(err, errlen, "out of memory");
+        cluster_stop(c);
+        return -ENOMEM;
+    }
+    c->h = h;
+    hub_lock(h);
+    snprintf(c->node, sizeof(c->node), "%.63s", hub_node_id(h));
+    c->heartbeat_ms = hub_config(h)->cluster_heartbeat_ms;
+    c->expiry_ms = hub_config(h)->cluster_expiry_ms;
+    hub_unlock(h);
+    char why[256];
+    if (pipe(c->wake) < 0 || fcntl(c->wake[0], F_SETFL, O_NONBLOCK) < 0 ||
+        fcntl(c->wake[1], F_SETFL, O_NONBLOCK) < 0) {
+        snprintf(err, errlen, "pipe: %s", strerror(errno));
+        cluster_stop(c);
+        return -EIO;
+    }
+    if (connect_db(c, why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "cluster connection to PostgreSQL: %s", why);
+        cluster_stop(c);
+        return -ENOTCONN;
+    }
+
+    hub_lock(h);
+    hub_cluster_attach(h, on_wake, c);
+    hub_unlock(h);
+    if (pthread_create(&c->th, NULL, run, c) != 0) {
+        snprintf(err, errlen, "cannot start the cluster thread");
+        cluster_stop(c);
+        return -EAGAIN;
+    }
+    c->started = 1;
+    log_event(LOG_INFO, "event=cluster_start node=%s heartbeat_ms=%d expiry_ms=%d channel=%s",
+              c->node, c->heartbeat_ms, c->expiry_ms, CHANNEL);
+    *out = c;
+    return 0;
+}
+
+void cluster_stop(struct cluster *c)
+{
+    if (!c)
+        return;
+    if (c->h) {
+        hub_lock(c->h);
+        hub_cluster_attach(c->h, NULL, NULL);
+        hub_unlock(c->h);
+    }
+    atomic_store(&c->stop, 1);
+    if (c->started) {
+        on_wake(c);
+        pthread_join(c->th, NULL);
+    }
+    if (c->conn) { /* our sites are free for the others now, not after the expiry */
+        const char *v[] = {c->node};
+        exec_ok(c, "leave", "DELETE FROM cluster_presence WHERE node_id = $1", 1, v);
+        exec_ok(c, "leave", "DELETE FROM cluster_nodes WHERE node_id = $1", 1, v);
+    }
+    PQfinish(c->conn);
+    if (c->wake[0] >= 0)
+        close(c->wake[0]);
+    if (c->wake[1] >= 0)
+        close(c->wake[1]);
+    held_free(&c->held);
+    free(c->ann);
+    free(c->got);
+    free(c->conninfo);
+    free(c);
+}

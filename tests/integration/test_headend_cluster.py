@@ -1,0 +1,286 @@
+#!/usr/bin/python3
+"""Two der-headend processes on one throwaway PostgreSQL (docs/operations.md, "Several
+headends"): four python3-grpcio gateways split across them (sites 1 and 3 on A, 2 and 4 on B).
+/sites is the same from both (connected, gateway, node, group). A dispatch posted on A to a site
+whose stream is on B reaches that gateway (NOTIFY derloop_dispatch), and the reverse; the acks
+(RECEIVED, APPLIED) are visible from both headends. A group dispatch posted on A splits over the
+four sites, all APPLIED. PostgreSQL restarted: both headends LISTEN again and a dispatch still
+crosses over; a QUEUED row nobody announced is sent by the holder's sweep, and another by the
+re-scan after PostgreSQL's restart. A real der-gateway (der-sim serve, self-consumption
+scenario) with `--headend ipv4:B,A` registers on B. B killed with SIGKILL: after the cluster
+expiry A shows its sites offline and ends its sessions, a gateway of B that reconnects to A gets
+its next dispatch from A, and the real der-gateway fails over to A by itself. The PostgreSQL harness is
+test_headend_pg.py's; the cluster is always stopped and its directory removed."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+from dersim import DerSim  # noqa: E402
+from test_headend_peer import BUILD, ROOT, Fail, Gateway, Headend, check, pb, wait_for  # noqa: E402
+from test_headend_pg import Cluster  # noqa: E402
+
+DERSIM = os.path.join(BUILD, "bin", "der-sim")
+GATEWAY = os.path.join(BUILD, "bin", "der-gateway")
+HOME = "scenarios/self-consumption.json"  # one site "home", gateway gw-home, a real der-gateway
+
+SITES = ["site-1", "site-2", "site-3", "site-4"]
+INVENTORY = {"sites": [
+    {"site_id": s, "group": "vpp", "gateways": ["gw-" + s[5:]], "assets": [
+        {"asset_id": "s" + s[5:] + "-bat", "type": "battery", "capacity_wh": 1e6,
+         "min_power_w": -1e6, "max_power_w": 1e6}]} for s in SITES]}
+ARGS = ["--cluster-heartbeat", "200ms", "--cluster-expiry", "1s", "--telemetry-flush", "50ms"]
+
+
+def view(he):
+    st, r = he.http("GET", "/sites")
+    check(st == 200, "GET /sites: %d %r" % (st, r))
+    return {s["site_id"]: (s["connected"], s["gateway_id"], s["node"], s["group"])
+            for s in r["sites"]}
+
+
+def setpoint(gw, timeout=5):
+    """The next Setpoint the gateway receives (other messages skipped)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        m = gw.next(max(0.01, end - time.time()))
+        if m is not None and m.HasField("setpoint"):
+            return m.setpoint
+    return None
+
+
+def apply(gw, sp):
+    gw.ack(sp.setpoint_id, pb.SetpointAck.RECEIVED)
+    gw.ack(sp.setpoint_id, pb.SetpointAck.APPLIED)
+
+
+def state_on(he, sp_id):
+    st, d = he.http("GET", "/dispatch/" + sp_id)
+    return d.get("state") if st == 200 else None
+
+
+def connect(he, n):
+    gw = Gateway(he.grpc_port)
+    rr = gw.register("gw-%d" % n, "site-%d" % n, ["s%d-bat" % n], primary="s%d-bat" % n)
+    check(list(rr.accepted) == ["s%d-bat" % n], "register gw-%d: %r" % (n, rr))
+    gw.telemetry("s%d-bat" % n, 1000.0 * n, 1)
+    return gw
+
+
+def crossing(src, dst_gw, site, mw, others=()):
+    """POST on src for site; dst_gw (on the other headend) gets it, acks it; APPLIED on all."""
+    t0 = time.time()
+    st, r = src.http("POST", "/dispatch", {"site_id": site, "mw": mw, "ttl_s": 60})
+    check(st == 202 and r["state"] == "QUEUED", "POST on the other headend: %d %r" % (st, r))
+    sp = setpoint(dst_gw)
+    check(sp is not None and sp.setpoint_id == r["setpoint_id"],
+          "%s: setpoint not delivered across headends: %r" % (site, sp))
+    dt = time.time() - t0
+    apply(dst_gw, sp)
+    for he in (src,) + tuple(others):
+        check(wait_for(lambda: state_on(he, sp.setpoint_id) == "APPLIED", 5),
+              "%s not APPLIED on a headend: %r" % (sp.setpoint_id, state_on(he, sp.setpoint_id)))
+    return sp.setpoint_id, dt
+
+
+def main():
+    def lost_row(sp_id, site):
+        now = int(time.time() * 1000)
+        pg.psql("INSERT INTO dispatch(id, seq, site_id, asset_id, power_w, created_ms, "
+                "expires_ms, updated_ms, state, detail, session_id, requested_by) VALUES "
+                "('%s', 1000, '%s', '', 50000, %d, %d, %d, 0, '', 0, 'test')"
+                % (sp_id, site, now, now + 60000, now))
+
+    t_start = time.time()
+    pg = Cluster()
+    tmp_a, tmp_b = tempfile.mkdtemp(prefix="headend-ca-"), tempfile.mkdtemp(prefix="headend-cb-")
+    a = b = sim = real = None
+    gws = {}
+    try:
+        home = json.loads(subprocess.run([DERSIM, "inventory", HOME], stdout=subprocess.PIPE,
+                                         check=True, cwd=ROOT).stdout)
+        INVENTORY["sites"] += home["sites"]
+        pg.start()
+        pg.psql("CREATE DATABASE derloop", db="postgres")
+        os.environ["DATABASE_URL"] = pg.url
+        a = Headend(tmp_a, ARGS + ["--node-id", "node-a"], inventory=INVENTORY)
+        b = Headend(tmp_b, ARGS + ["--node-id", "node-b"], inventory=INVENTORY)
+        for n in (1, 3):
+            gws[n] = connect(a, n)
+        for n in (2, 4):
+            gws[n] = connect(b, n)
+        want = {s: (True, "gw-" + s[5:], "node-a" if s in ("site-1", "site-3") else "node-b",
+                    "vpp") for s in SITES}
+        want["home"] = (False, None, None, None)  # its gateway comes later
+        check(wait_for(lambda: view(a) == want and view(b) == want, 5),
+              "/sites differ:\nA %r\nB %r\nwant %r" % (view(a), view(b), want))
+        def agents(he):
+            return {r["asset_id"]: (r["connected"], r["gateway_id"], r["node"])
+                    for r in he.http("GET", "/agents")[1]}
+        check(agents(a) == agents(b) and all(v[0] for k, v in agents(a).items()
+                                             if k.endswith("-bat")),
+              "/agents differ:\nA %r\nB %r" % (agents(a), agents(b)))
+        for s in ("site-1", "site-2"):
+            da, db = a.http("GET", "/sites/" + s)[1], b.http("GET", "/sites/" + s)[1]
+            check(da["node"] == db["node"] and da["connected"] and db["connected"] and
+                  [x["connected"] for x in da["assets"]] == [True] and
+                  [x["connected"] for x in db["assets"]] == [True],
+                  "/sites/%s differ: %r %r" % (s, da, db))
+        print("ok: /sites, /sites/:id and /agents connectivity the same on both headends "
+              "(connected, gateway, node, group)")
+
+        # a second headend named like a live one is refused (they would delete each other's
+        # presence rows)
+        twin = subprocess.run([os.path.join(BUILD, "bin", "der-headend"), "--grpc-listen",
+                               "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--inventory",
+                               a.inv, "--node-id", "node-a"] + ARGS,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=20)
+        check(twin.returncode == 1 and b"another headend with this id is alive" in twin.stderr,
+              "twin node-a: %d %r" % (twin.returncode, twin.stderr[-300:]))
+        check(view(a) == want, "the twin's start disturbed A: %r" % view(a))
+        check(pg.psql("SELECT count(*) FROM sessions WHERE node_id = 'node-a' AND ended_ms = 0")
+              == ["2"], "the twin ended node-a's sessions")
+        print("ok: a second headend with --node-id node-a refused while node-a lives")
+
+        sp1, dt1 = crossing(a, gws[2], "site-2", 0.1, [b])
+        sp2, dt2 = crossing(b, gws[1], "site-1", -0.2, [a])
+        print("ok: dispatch posted on A reached site-2 on B (%s, %.0f ms) and posted on B "
+              "reached site-1 on A (%s, %.0f ms); APPLIED on both" % (sp1, dt1 * 1000, sp2,
+                                                                      dt2 * 1000))
+
+        st, g = a.http("POST", "/dispatch", {"group_id": "vpp", "mw": 0.4, "ttl_s": 60})
+        check(st == 202 and len(g["setpoints"]) == 4 and not g["skipped"],
+              "group dispatch on A: %d %r" % (st, g))
+        by_site = {x["site_id"]: x["setpoint_id"] for x in g["setpoints"]}
+        for n, gw in gws.items():
+            sp = setpoint(gw)
+            check(sp is not None and sp.setpoint_id == by_site["site-%d" % n],
+                  "group share of site-%d: %r" % (n, sp))
+            apply(gw, sp)
+        for he in (a, b):
+            check(wait_for(lambda: all(state_on(he, i) == "APPLIED" for i in by_site.values()),
+                           5), "group dispatch not all APPLIED")
+        print("ok: group dispatch on A split over 4 sites on both headends, all APPLIED")
+
+        # a QUEUED row nobody announced (its headend died between the row and the NOTIFY):
+        # the holder's periodic sweep (every 5 heartbeats) sends it
+        lost_row("sp-swept", "site-4")
+        sp = setpoint(gws[4], 5)
+        check(sp is not None and sp.setpoint_id == "sp-swept", "sweep: %r" % sp)
+        apply(gws[4], sp)
+        check(wait_for(lambda: state_on(a, "sp-swept") == "APPLIED", 5), "swept row APPLIED")
+        print("ok: an unannounced QUEUED row for site-4 sent by B's sweep, APPLIED")
+
+        # PostgreSQL restarted: both LISTEN again (the store reconnects by itself too), and a
+        # QUEUED row nobody announced (as if its NOTIFY was lost) is found by A's re-scan
+        lost_row("sp-lost", "site-1")
+        pg.stop()
+        pg.start()
+        check(wait_for(lambda: "event=cluster_up node=node-b" in b.logtext(), 10),
+              "B's cluster connection did not come back")
+        check(wait_for(lambda: "event=cluster_up node=node-a" in a.logtext(), 10),
+              "A's cluster connection did not come back")
+        sp = setpoint(gws[1], 10)
+        check(sp is not None and sp.setpoint_id == "sp-lost", "re-scan after reconnect: %r" % sp)
+
+        apply(gws[1], sp)
+        for he in (a, b):  # each store reconnects at its next operation (at most 1 s apart)
+            check(wait_for(lambda: state_on(he, sp1) == "APPLIED", 10), "store not back")
+        sp3, _ = crossing(a, gws[4], "site-4", 0.05, [b])
+        print("ok: after a PostgreSQL restart a dispatch still crosses over (%s), and A "
+              "sent a QUEUED row whose announcement was lost (re-scan at reconnect or sweep)" % sp3)
+
+        # a real der-gateway given both headends (gRPC's address list: pick_first, B first)
+        sim = DerSim(HOME, "--loop")
+        cfg = sim.config("home")
+        cfg["uplink"] = {"keepalive_time": "1s", "keepalive_timeout": "1s",
+                         "backoff_initial": "100ms", "backoff_max": "500ms"}
+        cfg_path = os.path.join(tmp_a, "home.json")
+        with open(cfg_path, "w") as f:
+            json.dump(cfg, f)
+        target = "ipv4:127.0.0.1:%d,127.0.0.1:%d" % (b.grpc_port, a.grpc_port)
+        real_log = open(os.path.join(tmp_a, "gateway.log"), "wb")
+        real = subprocess.Popen([GATEWAY, "-c", cfg_path, "--headend", target],
+                                stdout=real_log, stderr=real_log)
+        check(wait_for(lambda: view(a)["home"][:3] == (True, "gw-home", "node-b"), 10),
+              "der-gateway not on B: %r" % (view(a).get("home"),))
+
+        # B killed: its sites go offline on A after the expiry; gw-2 moved to A
+        b.stop(signal.SIGKILL)
+        t_kill = time.time()
+        gws[2].close()
+        gws[4].close()
+        check(wait_for(lambda: not view(a)["site-2"][0] and not view(a)["site-4"][0], 5),
+              "B's sites still connected on A after its expiry: %r" % view(a))
+        check(view(a)["site-2"][2] == "node-b", "the last holder named: %r" % view(a))
+        gws[2] = connect(a, 2)
+        check(wait_for(lambda: view(a)["site-2"] == (True, "gw-2", "node-a", "vpp"), 5),
+              "gw-2 on A: %r" % view(a))
+        st, r = a.http("POST", "/dispatch", {"site_id": "site-2", "mw": 0.1, "ttl_s": 60})
+        check(st == 202 and r["state"] == "SENT", "dispatch after the move: %r" % r)
+        sp = setpoint(gws[2])
+        check(sp is not None and sp.setpoint_id == r["setpoint_id"], "after the move: %r" % sp)
+        apply(gws[2], sp)
+        check(wait_for(lambda: state_on(a, sp.setpoint_id) == "APPLIED", 5), "APPLIED after move")
+        ended = pg.psql("SELECT count(*) FROM sessions WHERE node_id = 'node-b' AND ended_ms = 0")
+        check(wait_for(lambda: pg.psql("SELECT count(*) FROM sessions WHERE node_id = 'node-b' "
+                                       "AND ended_ms = 0") == ["0"], 5),
+              "node-b's sessions not ended by A: %r" % ended)
+        print("ok: B killed -> its sites offline on A within the expiry, its sessions ended; "
+              "gw-2 moved to A and was dispatched there")
+        check(wait_for(lambda: view(a)["home"][:3] == (True, "gw-home", "node-a"), 10),
+              "der-gateway did not fail over to A: %r" % (view(a).get("home"),))
+        dt_fail = time.time() - t_kill
+        st, r = a.http("POST", "/dispatch", {"site_id": "home", "mw": -0.002, "ttl_s": 60})
+        check(st == 202, "dispatch to home on A: %d %r" % (st, r))
+        check(wait_for(lambda: state_on(a, r["setpoint_id"]) == "APPLIED", 5),
+              "home dispatch after failover: %r" % state_on(a, r["setpoint_id"]))
+        print("ok: a real der-gateway with target %s moved from B to A %.1f s after B's kill, "
+              "its dispatch APPLIED" % (target, dt_fail))
+
+        real.send_signal(signal.SIGTERM)
+        check(real.wait(10) == 0, "der-gateway exit status %r" % real.returncode)
+
+        # B restarted under its old name right after its kill: its stale row is no twin
+        b = Headend(tmp_b, ARGS + ["--node-id", "node-b"], inventory=INVENTORY)
+        check(b.stop(signal.SIGTERM) == 0, "restarted B's exit status")
+        print("ok: B restarted as node-b after its kill (its dead row is not a live twin)")
+        for gw in gws.values():
+            gw.close()
+        check(a.stop(signal.SIGTERM) == 0, "A's SIGTERM exit status")
+        check(pg.psql("SELECT count(*) FROM cluster_nodes WHERE node_id = 'node-a'") == ["0"],
+              "A left its row behind")
+        print("ok: test_headend_cluster (%.1f s)" % (time.time() - t_start))
+    except BaseException:
+        for he, name in ((a, "A"), (b, "B")):
+            if he:
+                print("--- der-headend %s log\n%s" % (name, he.logtext()[-3000:]))
+        print("--- PostgreSQL log\n" + pg.log())
+        raise
+    finally:
+        if real and real.poll() is None:
+            real.kill()
+            real.wait()
+        if sim:
+            sim.stop()
+        for he in (a, b):
+            if he:
+                he.stop(signal.SIGKILL)
+        pg.cleanup()
+        shutil.rmtree(tmp_a, ignore_errors=True)
+        shutil.rmtree(tmp_b, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Fail as e:
+        print("FAIL: %s" % e)
+        sys.exit(1)
