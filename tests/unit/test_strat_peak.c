@@ -173,6 +173,28 @@ static void test_unbilled_windows(void)
     sitectx_free(&ctx);
 }
 
+/* The gateway's site configuration takes the demand charge as a scenario site does (one
+ * parser, common/tariff.c) and names the bad field and value. */
+static void test_gateway_demand_charge(void)
+{
+    struct sitectx ctx;
+    char err[256] = "";
+    cJSON *o = cJSON_Parse("{\"tariff\": {\"demand_charge\": {\"price_per_kw\": 12, "
+                           "\"period\": \"week\"}}}");
+    CU_ASSERT_EQUAL(sitectx_parse(&ctx, o, err, sizeof err), -EINVAL);
+    CU_ASSERT_STRING_EQUAL(err, "tariff.demand_charge.period: must be \"month\" or \"run\", got "
+                                "\"week\"");
+    sitectx_free(&ctx);
+    cJSON_Delete(o);
+    o = cJSON_Parse("{\"tariff\": {\"demand_charge\": {\"price_per_kw\": 12, \"windows\": "
+                    "[{\"from\": \"07:00\", \"to\": \"20:00\", \"days\": \"weekdays\"}]}}}");
+    CU_ASSERT_EQUAL_FATAL(sitectx_parse(&ctx, o, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(ctx.charges.demand_per_kw, 12.0);
+    CU_ASSERT_EQUAL(ctx.charges.n_windows, 1);
+    sitectx_free(&ctx);
+    cJSON_Delete(o);
+}
+
 void test_register_strat_peak(void)
 {
     CU_pSuite s = CU_add_suite("strat_peak", NULL, NULL);
@@ -181,4 +203,5 @@ void test_register_strat_peak(void)
     CU_add_test(s, "check and constraint", test_check_and_constraint);
     CU_add_test(s, "running peak of the billing period", test_running_peak);
     CU_add_test(s, "outside the demand charge's windows", test_unbilled_windows);
+    CU_add_test(s, "demand charge in the gateway configuration", test_gateway_demand_charge);
 }
