@@ -244,7 +244,8 @@ static int peak_constrain(void *state, const struct procimg *img, int64_t now_ms
 const struct strategy_ops strategy_peak_shaving_ops = {
     .name = "peak_shaving",
     .summary = "Keep the grid import under a limit (instantaneous or a window's average); "
-               "recharge below a threshold.",
+               "recharge below a threshold; with a demand charge, hold the billing period's "
+               "peak and shave only in its time windows.",
     .source = DSRC_OPTIMISATION,
     .fields = peak_fields,
     .n_fields = sizeof peak_fields / sizeof peak_fields[0],
