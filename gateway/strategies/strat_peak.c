@@ -12,6 +12,16 @@
  * the site has one) leaves a budget, and the instantaneous target is what the rest of the
  * window may still use on average. Short spikes early in a window then cost no battery.
  *
+ * With a demand charge in the site's tariff (sitectx.charges, common/tariff.h) the strategy
+ * bills as the tariff does: it keeps the running peak of the billing period (the highest
+ * 15-minute mean import among the windows whose start lies in the charge's time windows,
+ * calendar-aligned) and holds max(import_limit_w, that peak): once the period's peak is set at
+ * X, holding the import below X earns nothing, and the energy is better kept (the limit and the
+ * recharge threshold both move up by X - import_limit_w). Outside the charge's time windows the
+ * import costs no demand charge: the batteries do not shave and recharge at recharge_power_w up
+ * to recharge_soc whatever the import. The running peak lives in memory: a restarted gateway
+ * starts the period again from import_limit_w (conservative: it shaves at least as much).
+ *
  * reserve_soc is the energy kept for the day's expected peaks. As a constraint stacked after
  * another strategy (docs/strategies.md) peak shaving bounds the site battery request: at
  * least base - target (so nobody, e.g. grid charging at a cheap tariff, pushes the import
@@ -40,7 +50,16 @@ struct peak_state {
     double win_ws; /* W x s imported in the current window */
     double last_grid_w;
     int has_last;
+    /* the demand charge's billing (only with one in the site's tariff) */
+    int64_t bill_index; /* the current 15-minute billing window */
+    double bill_ws;     /* W x s imported in it */
+    long bill_period;   /* its billing period (tariff_demand_period), -1 = not billed */
+    long peak_period;   /* the period period_peak_w belongs to, -1 = none yet */
+    double period_peak_w;
+    int has_bill;
 };
+
+#define BILL_WINDOW_MS (15 * 60 * 1000) /* a demand charge bills 15-minute means (tariff.h) */
 
 #define F(m) offsetof(struct peak_cfg, m)
 static const struct param_field peak_fields[] = {
@@ -80,30 +99,87 @@ static int peak_init(void *state, const void *cfg)
     struct peak_state *s = state;
     const struct peak_cfg *c = cfg;
     s->cfg = c;
+    s->bill_period = s->peak_period = -1;
     return strat_follow_init(&s->pid, c->kp, c->ki_per_s);
 }
 
+/* The demand charge the strategy bills by: the site's, when it has one and a calendar (the
+ * charge's windows and periods are calendar times); NULL otherwise. */
+static const struct tariff_charges *peak_charges(const struct procimg *img)
+{
+    int64_t unix_ms;
+    if (!img->ctx || !(img->ctx->charges.demand_per_kw > 0) ||
+        sitectx_calendar(img->ctx, 0, &unix_ms))
+        return NULL;
+    return &img->ctx->charges;
+}
+
+/* Adds the import since the last cycle to the billing window; when a window closes its mean
+ * updates the running peak of its billing period. t is calendar time. */
+static void peak_bill(struct peak_state *s, const struct tariff_charges *ch, int64_t t,
+                      double add_ws)
+{
+    int64_t idx = t / BILL_WINDOW_MS;
+    if (s->has_bill)
+        s->bill_ws += add_ws;
+    if (s->has_bill && idx == s->bill_index)
+        return;
+    if (s->has_bill && s->bill_period >= 0) { /* a billed window closed: its mean counts */
+        double mean = s->bill_ws / (BILL_WINDOW_MS / 1000.0);
+        if (s->peak_period != s->bill_period) {
+            s->peak_period = s->bill_period;
+            s->period_peak_w = 0;
+        }
+        s->period_peak_w = fmax(s->period_peak_w, mean);
+    }
+    s->has_bill = 1;
+    s->bill_index = idx;
+    s->bill_ws = 0;
+    s->bill_period = tariff_demand_period(ch, idx * BILL_WINDOW_MS);
+}
+
+/* The limit in force: import_limit_w, or the billing period's running peak once above it. */
+static double peak_limit(const struct peak_state *s, const struct tariff_charges *ch)
+{
+    double limit = s->cfg->import_limit_w;
+    if (ch && s->bill_period >= 0 && s->peak_period == s->bill_period)
+        limit = fmax(limit, s->period_peak_w);
+    return limit;
+}
+
 /* The grid power to aim at this cycle: the limit, or with a window what is left of the
- * window's budget spread over its rest. Integrates the import since the last cycle. */
-static double peak_target(struct peak_state *s, const struct procimg *img, int64_t now_ms)
+ * window's budget spread over its rest. Integrates the import since the last cycle (into the
+ * window and, with a demand charge, the billing window). *billed is 0 outside the demand
+ * charge's time windows (nothing to shave there), 1 otherwise; *lift is how far the limit
+ * moved up to the period's running peak. */
+static double peak_target(struct peak_state *s, const struct procimg *img, int64_t now_ms,
+                          int *billed, double *lift)
 {
     const struct peak_cfg *c = s->cfg;
-    double limit = c->import_limit_w - c->margin_w;
-    if (c->window_ms <= 0)
-        return limit;
+    const struct tariff_charges *ch = peak_charges(img);
     int64_t t = now_ms, unix_ms;
     if (sitectx_calendar(img->ctx, now_ms, &unix_ms) == 0)
         t = unix_ms;
-    int64_t idx = t / c->window_ms;
+    double add_ws = 0;
     if (s->has_last && now_ms > s->last_ms && isfinite(s->last_grid_w))
-        s->win_ws += fmax(s->last_grid_w, 0) * (double)(now_ms - s->last_ms) / 1000.0;
-    if (!s->has_last || idx != s->win_index) {
-        s->win_index = idx;
-        s->win_ws = 0;
-    }
+        add_ws = fmax(s->last_grid_w, 0) * (double)(now_ms - s->last_ms) / 1000.0;
+    if (ch)
+        peak_bill(s, ch, t, add_ws);
+    *billed = !ch || s->bill_period >= 0;
+    *lift = peak_limit(s, ch) - c->import_limit_w;
+    double limit = c->import_limit_w + *lift - c->margin_w;
+    int first = !s->has_last;
     s->has_last = 1;
     s->last_ms = now_ms;
     s->last_grid_w = img->grid_ok ? img->grid_w : NAN;
+    if (c->window_ms <= 0)
+        return limit;
+    int64_t idx = t / c->window_ms;
+    s->win_ws += add_ws;
+    if (first || idx != s->win_index) {
+        s->win_index = idx;
+        s->win_ws = 0;
+    }
     double left_s = (double)((idx + 1) * c->window_ms - t) / 1000.0;
     if (left_s < 1)
         return limit;
@@ -115,7 +191,9 @@ static int peak_decide(void *state, const struct procimg *img, int64_t now_ms, s
 {
     struct peak_state *s = state;
     const struct peak_cfg *c = s->cfg;
-    double target = peak_target(s, img, now_ms);
+    int billed;
+    double lift;
+    double target = peak_target(s, img, now_ms, &billed, &lift);
     double base = strat_base_w(img);
     dm->target_w = target;
     if (isnan(base)) {
@@ -125,11 +203,16 @@ static int peak_decide(void *state, const struct procimg *img, int64_t now_ms, s
         return decision_request(dm, DSRC_OPTIMISATION, DECISION_SITE, 0.0);
     }
     double soc = procimg_site_soc(img), w = 0;
-    if (base > target) {
+    if (!billed) { /* outside the demand charge's windows: refill for the next one */
+        pid_reset(&s->pid);
+        w = soc < c->recharge_soc ? -c->recharge_power_w : 0;
+        strat_mode(dm, w < 0 ? "recharge_unbilled" : "hold_unbilled");
+    } else if (base > target) {
         w = strat_follow(&s->pid, img, target, 0, c->max_discharge_w, now_ms, dm);
         strat_mode(dm, "shave");
-    } else if (soc < c->recharge_soc && base < c->recharge_below_w) {
-        w = strat_follow(&s->pid, img, c->recharge_below_w, -c->recharge_power_w, 0, now_ms, dm);
+    } else if (soc < c->recharge_soc && base < c->recharge_below_w + lift) {
+        w = strat_follow(&s->pid, img, c->recharge_below_w + lift, -c->recharge_power_w, 0, now_ms,
+                         dm);
         strat_mode(dm, "recharge");
     } else {
         pid_reset(&s->pid);
@@ -144,13 +227,16 @@ static int peak_constrain(void *state, const struct procimg *img, int64_t now_ms
 {
     (void)dm;
     struct peak_state *s = state;
-    double target = peak_target(s, img, now_ms);
+    int billed;
+    double lift;
+    double target = peak_target(s, img, now_ms, &billed, &lift);
     double base = strat_base_w(img);
     if (isnan(base))
         return 0;
-    win->lo_w = base - target;
+    if (billed) /* outside the demand charge's windows the import is free to rise */
+        win->lo_w = base - target;
     if (procimg_site_soc(img) <= s->cfg->reserve_soc)
-        win->hi_w = fmax(win->lo_w, 0);
+        win->hi_w = billed ? fmax(win->lo_w, 0) : 0;
     win->conflict = DC_PEAK_LIMIT;
     return 0;
 }
@@ -158,7 +244,8 @@ static int peak_constrain(void *state, const struct procimg *img, int64_t now_ms
 const struct strategy_ops strategy_peak_shaving_ops = {
     .name = "peak_shaving",
     .summary = "Keep the grid import under a limit (instantaneous or a window's average); "
-               "recharge below a threshold.",
+               "recharge below a threshold; with a demand charge, hold the billing period's "
+               "peak and shave only in its time windows.",
     .source = DSRC_OPTIMISATION,
     .fields = peak_fields,
     .n_fields = sizeof peak_fields / sizeof peak_fields[0],

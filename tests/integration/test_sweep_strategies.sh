@@ -176,9 +176,10 @@ trend stacked peak_import_15m_kw up
 trend stacked battery_discharge_kwh down
 
 # --optimise names the best combination: the lowest peak is the lowest limit
-"$DERSIM" sweep scenarios/peak-shaving.json --set gateway.params.import_limit_w=5000,8000 \
-  --set duration=14h -j 2 --optimise peak_import_15m_kw --out "$tmp/best" > "$tmp/best.out"
-grep -q '^best (min peak_import_15m_kw): run 0000 gateway.params.import_limit_w=5000 ' "$tmp/best.out" \
+# (3.7 kW, the scenario's own limit, passes its expectations on the scenario's day; 8 kW does not)
+"$DERSIM" sweep scenarios/peak-shaving.json --set gateway.params.import_limit_w=3700,8000 \
+  -j 2 --optimise peak_import_15m_kw --out "$tmp/best" > "$tmp/best.out"
+grep -q '^best (min peak_import_15m_kw): run 0000 gateway.params.import_limit_w=3700 ' "$tmp/best.out" \
   || fail "best: $(cat "$tmp/best.out")"
 # ... but only among the runs that passed: with an expectation the lowest limit misses, the best
 # is the other run, and sweep.csv names every KPI once
