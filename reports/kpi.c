@@ -216,20 +216,21 @@ static const struct kpi_def table[KPI_COUNT] = {
                                "RMS of a site's grid power around its strategy's target "
                                "(decisions.csv target_w of the last cycle: 0 or target_w for "
                                "net_zero, the import limit for peak_shaving, ...) over the steps "
-                               "where the strategy has one; highest over the sites; null when no "
-                               "strategy had a target"},
-    [KPI_GRID_OSC_PERIOD_S] = {"grid_osc_period_s", "s", 1, KPI_NEUTRAL,
-                               "the dominant period of the in-band window with the largest "
-                               "amplitude. Each site's grid power minus its target is cut into "
-                               "5-minute windows aligned to the start (steps averaged in groups "
-                               "so that a window holds at most 600 samples; no analysis below 16); "
-                               "a window's dominant component is the largest bin of its DFT over "
-                               "every period, refined by the power centroid of that bin and its "
-                               "two neighbours; the window is in the band when that bin is the "
-                               "third or higher (at least three cycles per window: periods up to "
-                               "about 100 s) - a load step, "
-                               "its recovery or a ramp is dominant at the longest periods and "
-                               "never counts. null when no window is in the band"},
+                               "where the strategy regulates towards one (its error_w is finite); "
+                               "highest over the sites; null when no strategy had a target"},
+    [KPI_GRID_OSC_PERIOD_S] =
+        {"grid_osc_period_s", "s", 1, KPI_NEUTRAL,
+         "the dominant period of the in-band window with the largest "
+         "amplitude. Each site's grid power (its mean never counts) is cut into "
+         "5-minute windows aligned to the start (steps averaged in groups "
+         "so that a window holds at most 600 samples; no analysis below 16); "
+         "a window's dominant component is the largest bin of its DFT over "
+         "every period, refined by the power centroid of that bin and its "
+         "two neighbours; the window is in the band when that bin is the "
+         "third or higher (at least three cycles per window: periods up to "
+         "about 100 s) - a load step, "
+         "its recovery or a ramp is dominant at the longest periods and "
+         "never counts. null when no window is in the band"},
     [KPI_GRID_OSC_AMPLITUDE_W] = {"grid_osc_amplitude_w", "W", 1, KPI_LOWER,
                                   "the largest dominant amplitude over in-band windows and "
                                   "sites: 2/n x the root of the energy of the dominant bin and "

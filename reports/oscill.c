@@ -206,7 +206,11 @@ void oscill_grid(struct oscill *o, size_t site, double grid_w, int64_t t_ms, int
         s->win = win;
     }
     s->covered_ms += dt_ms;
-    s->group_sum += dev;
+    /* The spectrum is taken of the grid power itself, not of its deviation from the target: a
+     * constant target only moves bin 0 (never counted), and a target that is not a setpoint (a
+     * peak limit's instantaneous headroom while holding, which jumps by kW when the mode
+     * changes) once showed as a 60 kW "oscillation" of a site whose grid never left 12 kW. */
+    s->group_sum += grid_w;
     if (++s->group_n >= o->group)
         flush_group(s);
 }
@@ -242,7 +246,9 @@ void oscill_decision(struct oscill *o, size_t site, const struct decision *dm)
     if (site >= o->n_sites)
         return;
     struct osite *s = &o->s[site];
-    s->target_w = dm->target_w;
+    /* A target counts only while the strategy regulates towards it (its error is finite): a
+     * peak strategy holding below its limit reports the headroom it has left, not a setpoint. */
+    s->target_w = isfinite(dm->error_w) ? dm->target_w : NAN;
     double sum = 0;
     int any = 0;
     for (size_t i = 0; i < dm->n_assets && i < PROCIMG_MAX_DEVICES; i++) {
