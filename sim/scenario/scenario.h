@@ -15,6 +15,7 @@
 #include "sim/physics/profile.h"
 #include "sim/scenario/assetcfg.h"
 #include "sim/scenario/event.h"
+#include "sim/scenario/forecast.h"
 
 struct site_cfg {
     char id[SCN_ID_MAX]; /* replicas: "<id>-<k>" with k from 1, zero-padded to the width of N */
@@ -53,6 +54,7 @@ struct scenario {
     cJSON *headend;        /* the "headend" object (the real headend in the loop); NULL */
     cJSON *gateway;        /* the "gateway" object as written (validated by the gateway) */
     cJSON *expect;         /* the "expect" object as written */
+    struct forecast_cfg forecast; /* the "forecast" section (forecast.h); quality NONE: none */
     cJSON *field;          /* the "field" object (recorded series to overlay); NULL */
     char field_csv[1024];  /* its "csv", resolved against the scenario's directory; "" */
     cJSON *root;           /* the whole document after --set overrides */
