@@ -32,11 +32,11 @@
 
 struct plan_cfg {
     int64_t horizon_ms, slot_ms;
-    double eta_charge, eta_discharge, soc_min, soc_max, reserve_soc;
+    double eta_charge, eta_discharge, soc_min, soc_max, reserve_soc, low_band, high_band;
     double max_charge_w, max_discharge_w;
     double import_limit_w, limit_penalty, export_limit_w, margin_w;
     int follow_grid;
-    double kp, ki_per_s;
+    double kp, ki_per_s, deadband_w;
 };
 
 struct plan_state {
@@ -72,6 +72,10 @@ static const struct param_field plan_fields[] = {
      "lowest planned site SoC (the safety floor by default)"},
     {"soc_max", PARAM_DOUBLE, F(soc_max), 0.95, 0, 1, "0..1",
      "highest planned site SoC (the safety ceiling by default)"},
+    {"soc_low_band", PARAM_DOUBLE, F(low_band), 0.05, 0, 0.5, "0..1",
+     "below this SoC the batteries' discharge power tapers linearly to 0 (0 = none)"},
+    {"soc_high_band", PARAM_DOUBLE, F(high_band), 0.9, 0.5, 1, "0..1",
+     "above this SoC the batteries' charge power tapers linearly to 0 at full (1 = none)"},
     {"reserve_soc", PARAM_DOUBLE, F(reserve_soc), 0, 0, 1, "0..1",
      "a backup reserve the plan keeps (as a backup_power constraint does; 0 = none)"},
     {"max_charge_w", PARAM_DOUBLE, F(max_charge_w), 1e5, 0, 1e7, "W",
@@ -90,6 +94,8 @@ static const struct param_field plan_fields[] = {
      "between plan points hold the planned grid power (false: the planned battery power)"},
     {"kp", PARAM_DOUBLE, F(kp), 0.5, 0, 100, "W/W", "proportional gain of the grid loop"},
     {"ki_per_s", PARAM_DOUBLE, F(ki_per_s), 0.2, 0, 100, "1/s", "integral gain of the grid loop"},
+    {"deadband_w", PARAM_DOUBLE, F(deadband_w), 20, 0, 1000, "W",
+     "grid error within +/- this counts as zero in the grid loop"},
 };
 #undef F
 
@@ -115,7 +121,9 @@ static int plan_init(void *state, const void *cfg)
     s->cfg = cfg;
     s->win_idx = INT64_MIN;
     s->period = -2;
-    return strat_follow_init(&s->pid, s->cfg->kp, s->cfg->ki_per_s);
+    int rc = strat_follow_init(&s->pid, s->cfg->kp, s->cfg->ki_per_s);
+    s->pid.cfg.deadband_w = s->cfg->deadband_w;
+    return rc;
 }
 
 /* Calendar time of now_ms (run time without a calendar). */
@@ -251,7 +259,7 @@ static int plan_solve(struct plan_state *s, const struct procimg *img, int64_t n
     glp_add_cols(g, cols);
     /* columns per slot: gi, gx, ge, c, d, e, cu (1-based: 1 + 7k + i) */
     int rows = 0;
-    size_t nz_cap = 16 * n + 8, nz = 0;
+    size_t nz_cap = 20 * n + 8, nz = 0;
     int *ia = malloc((nz_cap + 1) * sizeof *ia), *ja = malloc((nz_cap + 1) * sizeof *ja);
     double *ar = malloc((nz_cap + 1) * sizeof *ar);
     if (!ia || !ja || !ar) {
@@ -278,13 +286,17 @@ static int plan_solve(struct plan_state *s, const struct procimg *img, int64_t n
         glp_set_col_bnds(g, COL(k, 5), ehi > elo ? GLP_DB : GLP_FX, elo, ehi);
         double surplus = fmax(-net[k], 0);
         glp_set_col_bnds(g, COL(k, 6), surplus > 0 ? GLP_DB : GLP_FX, 0, surplus);
-        glp_set_obj_coef(g, COL(k, 0), pi[k] * h / 1000);
-        glp_set_obj_coef(g, COL(k, 1), (pi[k] + c->limit_penalty) * h / 1000);
-        glp_set_obj_coef(g, COL(k, 2), -pe[k] * h / 1000);
-        /* a hair of cost on throughput and curtailment: of equal plans the calmer one */
-        glp_set_obj_coef(g, COL(k, 3), 1e-7 * h);
-        glp_set_obj_coef(g, COL(k, 4), 1e-7 * h);
-        glp_set_obj_coef(g, COL(k, 6), 1e-7 * h);
+        /* the objective in milli-currency (per W and hour = per kWh): GLPK's optimality
+         * tolerance (1e-7 on reduced costs) would otherwise swallow the tie-breaks */
+        glp_set_obj_coef(g, COL(k, 0), pi[k] * h);
+        glp_set_obj_coef(g, COL(k, 1), (pi[k] + c->limit_penalty) * h);
+        glp_set_obj_coef(g, COL(k, 2), -pe[k] * h);
+        /* a hair of cost on throughput and curtailment: of equal plans the calmer one; and
+         * on charging later: of equal prices the earlier charge leaves room for the taper
+         * near full and for what the forecast missed */
+        glp_set_obj_coef(g, COL(k, 3), (1e-4 + 1e-5 * fmin((double)k, 96)) * h);
+        glp_set_obj_coef(g, COL(k, 4), 1e-4 * h);
+        glp_set_obj_coef(g, COL(k, 6), 1e-4 * h);
         rows = glp_add_rows(g, 2) - 1;
         glp_set_row_bnds(g, rows + 1, GLP_FX, net[k], net[k]); /* balance */
         NZ(rows + 1, COL(k, 0), 1);
@@ -300,6 +312,24 @@ static int plan_solve(struct plan_state *s, const struct procimg *img, int64_t n
             NZ(rows + 2, COL(k - 1, 5), -1);
         NZ(rows + 2, COL(k, 3), -c->eta_charge * h);
         NZ(rows + 2, COL(k, 4), h / c->eta_discharge);
+        /* the batteries' power derates near the SoC ends (docs/physics.md), linear in the
+         * energy at the slot's start, as the optimum models them */
+        if (c->high_band < 1 && cmax > 0) {
+            double a = cmax / (cap * (1 - c->high_band)), top = cmax / (1 - c->high_band);
+            int r = glp_add_rows(g, 1);
+            NZ(r, COL(k, 3), 1);
+            if (k > 0)
+                NZ(r, COL(k - 1, 5), a);
+            glp_set_row_bnds(g, r, GLP_UP, 0, k > 0 ? top : fmax(top - a * e0, 0));
+        }
+        if (c->low_band > 0 && dmax > 0) {
+            double a = dmax / (cap * c->low_band);
+            int r = glp_add_rows(g, 1);
+            NZ(r, COL(k, 4), 1);
+            if (k > 0)
+                NZ(r, COL(k - 1, 5), -a);
+            glp_set_row_bnds(g, r, GLP_UP, 0, k > 0 ? 0 : a * e0);
+        }
         if (per[k] >= 0) { /* the peak of its billing period */
             size_t j = 0;
             while (j < np && pids[j] != per[k])
@@ -327,12 +357,12 @@ static int plan_solve(struct plan_state *s, const struct procimg *img, int64_t n
     NZ(r, dn, 1);
     glp_set_col_bnds(g, up, GLP_LO, 0, 0);
     glp_set_col_bnds(g, dn, GLP_LO, 0, 0);
-    glp_set_obj_coef(g, up, -p_term * c->eta_discharge / 1000);
-    glp_set_obj_coef(g, dn, p_term / c->eta_charge / 1000);
+    glp_set_obj_coef(g, up, -p_term * c->eta_discharge);
+    glp_set_obj_coef(g, dn, p_term / c->eta_charge);
     for (size_t j = 0; j < np; j++) {
         double floor_w = pids[j] == s->period ? s->peak_w : 0;
         glp_set_col_bnds(g, pcol + (int)j, GLP_LO, floor_w, 0);
-        glp_set_obj_coef(g, pcol + (int)j, img->ctx->charges.demand_per_kw / 1000);
+        glp_set_obj_coef(g, pcol + (int)j, img->ctx->charges.demand_per_kw);
     }
 #undef NZ
 #undef COL
@@ -363,7 +393,12 @@ static int plan_decide(void *state, const struct procimg *img, int64_t now_ms, s
     const struct plan_cfg *c = s->cfg;
     plan_meter(s, img, now_ms);
     if (!s->has_plan || now_ms >= s->slot_end || now_ms < s->slot_end - c->slot_ms) {
+        double was = s->has_plan ? s->bat_w : 0;
         s->has_plan = plan_solve(s, img, now_ms) == 0;
+        /* a new slot that turns the battery around starts the loop from the planned power
+         * rather than winding through zero at its rate limit */
+        if (s->has_plan && was * s->bat_w < 0)
+            pid_preset(&s->pid, s->bat_w);
         if (!s->has_plan)
             s->slot_end = now_ms + 60000; /* try again in a minute */
     }
