@@ -56,8 +56,8 @@ struct sitectx {
     struct forecast forecast; /* "forecast": the expected net load (forecast.h); n 0 = none */
 };
 
-/* Reads "start", "tariff", "ev_departures" and "forecast" from a site configuration's root object (each
- * optional). On error err gets "json.path: message, got VALUE" and the result is -EINVAL (or
+/* Reads "start", "tariff", "ev_departures" and "forecast" from a site configuration's root object
+ * (each optional). On error err gets "json.path: message, got VALUE" and the result is -EINVAL (or
  * -ENOMEM); c is then empty. */
 int sitectx_parse(struct sitectx *c, const cJSON *root, char *err, size_t errlen);
 void sitectx_free(struct sitectx *c);

@@ -112,8 +112,8 @@ static int parse_field(struct scn_ld *L, const cJSON *f)
 
 static int parse_top(struct scn_ld *L, const cJSON *root)
 {
-    static const char *const keys[] = {"name",   "description", "seed",  "start",   "duration",
-                                       "step",   "profiles",    "sites", "gateway", "events",
+    static const char *const keys[] = {"name",   "description", "seed",  "start",    "duration",
+                                       "step",   "profiles",    "sites", "gateway",  "events",
                                        "expect", "headend",     "field", "forecast", NULL};
     struct scenario *s = L->s;
     const char *desc, *start;
