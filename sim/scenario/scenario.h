@@ -49,15 +49,16 @@ struct scenario {
     size_t n_dispatches;
     struct event *dispatches; /* EVENT_DISPATCH and headend events, by (at_ms, seq) */
     size_t n_outages;
-    struct event *outages;        /* EVENT_GRID_OUTAGE events, sorted by (at_ms, seq); site_id and
-                                     duration_ms (> 0) only; never two of one site overlapping */
-    cJSON *headend;               /* the "headend" object (the real headend in the loop); NULL */
-    cJSON *gateway;               /* the "gateway" object as written (validated by the gateway) */
-    cJSON *expect;                /* the "expect" object as written */
-    struct forecast_cfg forecast; /* the "forecast" section (forecast.h); quality NONE: none */
-    cJSON *field;                 /* the "field" object (recorded series to overlay); NULL */
-    char field_csv[1024];         /* its "csv", resolved against the scenario's directory; "" */
-    cJSON *root;                  /* the whole document after --set overrides */
+    struct event *outages; /* EVENT_GRID_OUTAGE events, sorted by (at_ms, seq); site_id and
+                              duration_ms (> 0) only; never two of one site overlapping */
+    cJSON *headend;        /* the "headend" object (the real headend in the loop); NULL */
+    cJSON *gateway;        /* the "gateway" object as written (validated by the gateway) */
+    cJSON *expect;         /* the "expect" object as written */
+    cJSON *field;          /* the "field" object (recorded series to overlay); NULL */
+    char field_csv[1024];  /* its "csv", resolved against the scenario's directory; "" */
+    cJSON *root;           /* the whole document after --set overrides */
+    /* the "forecast" section (forecast.h); quality FORECAST_NONE: none */
+    struct forecast_cfg forecast;
 };
 
 /* Loads and validates `path`. overrides: "json.path=value" strings applied to the document
