@@ -241,7 +241,7 @@ static int plan_solve(struct plan_state *s, const struct procimg *img, int64_t n
     if (elo > ehi)
         elo = ehi;
     /* the billing periods in sight, each with its peak variable */
-    long pids[PLAN_MAX_PERIODS];
+    long pids[PLAN_MAX_PERIODS] = {0};
     size_t np = 0;
     long cur = plan_period(img, now_ms);
     for (size_t k = 0; k < n; k++) {
