@@ -11,6 +11,7 @@
 #include <CUnit/CUnit.h>
 
 #include "gateway/control/forecast.h"
+#include "sim/scenario/scenario.h"
 #include "strat_fixture.h"
 
 #define H (3600 * 1000LL)
@@ -135,10 +136,44 @@ static void test_plan_demand(void)
     sitectx_free(&ctx);
 }
 
+/* The scenario's forecast section: its errors, and the forecast it hands to the gateway. */
+static void test_scenario_forecast(void)
+{
+    const char *path = "scenarios/planner-stacked-noisy.json";
+    char err[512];
+    struct scenario *sc = NULL;
+    const char *bad[] = {"forecast.quality=bogus"};
+    CU_ASSERT_NOT_EQUAL(scenario_load(path, bad, 1, &sc, err, sizeof err), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "forecast.quality: must be \"perfect\""));
+    const char *q[] = {"forecast.quality=perfect", "forecast.quality=noisy",
+                       "forecast.quality=persistence"};
+    double first[3][2];
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL_FATAL(scenario_load(path, &q[i], 1, &sc, err, sizeof err), 0);
+        int oom;
+        for (int rep = 0; rep < 2; rep++) { /* the same twice: deterministic */
+            cJSON *f = scenario_forecast_json(sc, 0, &oom);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+            const cJSON *arr = cJSON_GetObjectItem(f, "net_load_w");
+            CU_ASSERT_EQUAL(cJSON_GetArraySize(arr), 96); /* a day at 15 min, no horizon */
+            double sum = 0;
+            for (const cJSON *v = arr->child; v; v = v->next)
+                sum += v->valuedouble;
+            first[i][rep] = sum;
+            cJSON_Delete(f);
+        }
+        CU_ASSERT_EQUAL(first[i][0], first[i][1]);
+        scenario_free(sc);
+    }
+    CU_ASSERT_NOT_EQUAL(first[0][0], first[1][0]); /* noise moves it */
+    CU_ASSERT_NOT_EQUAL(first[0][0], first[2][0]); /* yesterday had no car at 18:00 */
+}
+
 void test_register_strat_planner(void)
 {
     CU_pSuite s = CU_add_suite("strat_planner", NULL, NULL);
     CU_add_test(s, "forecast", test_forecast);
     CU_add_test(s, "plan time of use", test_plan_tou);
     CU_add_test(s, "plan demand charge", test_plan_demand);
+    CU_add_test(s, "scenario forecast", test_scenario_forecast);
 }
