@@ -43,6 +43,7 @@ struct plan_state {
     const struct plan_cfg *cfg;
     struct pid pid;
     int has_plan, no_forecast;
+    int64_t plan_at;      /* when a plan was last tried */
     int64_t slot_end;     /* end of the plan's first slot: the next plan */
     double grid_w, bat_w; /* the first slot's planned grid and battery power */
     size_t n_slots;
@@ -121,6 +122,7 @@ static int plan_init(void *state, const void *cfg)
     s->cfg = cfg;
     s->win_idx = INT64_MIN;
     s->period = -2;
+    s->slot_end = INT64_MIN; /* plan at the first cycle */
     int rc = strat_follow_init(&s->pid, s->cfg->kp, s->cfg->ki_per_s);
     s->pid.cfg.deadband_w = s->cfg->deadband_w;
     return rc;
@@ -147,7 +149,10 @@ static void plan_meter(struct plan_state *s, const struct procimg *img, int64_t 
     int64_t idx = plan_unix(img, now_ms) / WINDOW_MS;
     if (idx != s->win_idx) {
         if (s->win_idx != INT64_MIN) {
-            long p = plan_period(img, now_ms - 1);
+            /* the billing period of the window that just ended */
+            long p = img->ctx && img->ctx->charges.demand_per_kw > 0
+                         ? tariff_demand_period(&img->ctx->charges, s->win_idx * WINDOW_MS)
+                         : -1;
             if (p != s->period) {
                 s->period = p;
                 s->peak_w = 0;
@@ -392,7 +397,8 @@ static int plan_decide(void *state, const struct procimg *img, int64_t now_ms, s
     struct plan_state *s = state;
     const struct plan_cfg *c = s->cfg;
     plan_meter(s, img, now_ms);
-    if (!s->has_plan || now_ms >= s->slot_end || now_ms < s->slot_end - c->slot_ms) {
+    if (now_ms >= s->slot_end || now_ms < s->plan_at) {
+        s->plan_at = now_ms;
         double was = s->has_plan ? s->bat_w : 0;
         s->has_plan = plan_solve(s, img, now_ms) == 0;
         /* a new slot that turns the battery around starts the loop from the planned power
