@@ -259,7 +259,7 @@ static int validate(struct ctx *c, struct siteconf *sc)
     static const char *const keys[] = {
         "site_id", "gateway_id",    "poll_period", "stale_after", "devices",     "strategy",
         "params",  "safety",        "split",       "uplink",      "description", "start",
-        "tariff",  "ev_departures", "constraints", "schedules",   NULL};
+        "tariff",  "ev_departures", "constraints", "schedules",   "forecast",    NULL};
     const cJSON *root = sc->root;
     if (!cJSON_IsObject(root))
         return fail(c, "(root)", NULL, "must be a JSON object");

@@ -297,6 +297,9 @@ int sitectx_parse(struct sitectx *c, const cJSON *root, char *err, size_t errlen
     }
     if (!rc && (v = cJSON_GetObjectItemCaseSensitive(root, "ev_departures")))
         rc = parse_departures(c, v, err, errlen);
+    if (!rc && (v = cJSON_GetObjectItemCaseSensitive(root, "forecast")))
+        rc = forecast_parse(&c->forecast, v, "forecast", c->has_start, c->start_unix_ms, err,
+                            errlen);
     if (rc == -ENOMEM)
         snprintf(err, errlen, "out of memory");
     if (rc)
@@ -313,6 +316,7 @@ void sitectx_free(struct sitectx *c)
     free(c->export.t_ms);
     free(c->export.price);
     free(c->departures);
+    forecast_free(&c->forecast);
     memset(c, 0, sizeof *c);
 }
 

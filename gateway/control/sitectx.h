@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 
 #include "common/tariff.h"
+#include "gateway/control/forecast.h"
 
 #define SITECTX_MAX_BANDS 48
 
@@ -52,10 +53,11 @@ struct sitectx {
     struct tariff_charges charges; /* tariff.standing_charge_per_day, tariff.demand_charge */
     size_t n_departures;
     struct ev_departure *departures;
+    struct forecast forecast; /* "forecast": the expected net load (forecast.h); n 0 = none */
 };
 
-/* Reads "start", "tariff" and "ev_departures" from a site configuration's root object (each
- * optional). On error err gets "json.path: message, got VALUE" and the result is -EINVAL (or
+/* Reads "start", "tariff", "ev_departures" and "forecast" from a site configuration's root object
+ * (each optional). On error err gets "json.path: message, got VALUE" and the result is -EINVAL (or
  * -ENOMEM); c is then empty. */
 int sitectx_parse(struct sitectx *c, const cJSON *root, char *err, size_t errlen);
 void sitectx_free(struct sitectx *c);

@@ -237,7 +237,7 @@ static const struct strategy_ops *const registry[] = {
     &strategy_net_zero_ops,     &strategy_manual_ops,           &strategy_peak_shaving_ops,
     &strategy_time_of_use_ops,  &strategy_self_consumption_ops, &strategy_arbitrage_ops,
     &strategy_backup_power_ops, &strategy_grid_services_ops,    &strategy_ev_charging_ops,
-    &strategy_boiler_ops,
+    &strategy_boiler_ops,       &strategy_planner_ops,
 };
 
 size_t strategy_count(void)

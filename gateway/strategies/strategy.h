@@ -106,6 +106,7 @@ extern const struct strategy_ops strategy_backup_power_ops;
 extern const struct strategy_ops strategy_grid_services_ops;
 extern const struct strategy_ops strategy_ev_charging_ops;
 extern const struct strategy_ops strategy_boiler_ops;
+extern const struct strategy_ops strategy_planner_ops;
 
 /* The registry, in a fixed order. strategy_find returns NULL for an unknown name. */
 const struct strategy_ops *strategy_find(const char *name);

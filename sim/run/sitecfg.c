@@ -168,6 +168,13 @@ static int inputs_json(cJSON *root, const struct scenario *sc, struct site *site
             cJSON_AddItemToArray(deps, d);
         }
     }
+    /* the scenario's forecast of this site's net load (sim/scenario/forecast.h), inline */
+    int oom;
+    cJSON *fc = scenario_forecast_json(sc, (size_t)(cfg - sc->sites), &oom);
+    if (oom)
+        return -1;
+    if (fc)
+        cJSON_AddItemToObject(root, "forecast", fc);
     return 0;
 }
 

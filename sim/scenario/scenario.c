@@ -112,9 +112,9 @@ static int parse_field(struct scn_ld *L, const cJSON *f)
 
 static int parse_top(struct scn_ld *L, const cJSON *root)
 {
-    static const char *const keys[] = {"name",   "description", "seed",  "start",   "duration",
-                                       "step",   "profiles",    "sites", "gateway", "events",
-                                       "expect", "headend",     "field", NULL};
+    static const char *const keys[] = {"name",   "description", "seed",  "start",    "duration",
+                                       "step",   "profiles",    "sites", "gateway",  "events",
+                                       "expect", "headend",     "field", "forecast", NULL};
     struct scenario *s = L->s;
     const char *desc, *start;
     double seed;
@@ -152,7 +152,8 @@ static int parse_top(struct scn_ld *L, const cJSON *root)
     static const char *const no_keys[] = {NULL}; /* "headend": {} has no settings yet */
     if (he && (rc = scn_check_keys(L, he, "headend", no_keys, NULL)))
         return rc;
-    if ((rc = parse_field(L, scn_item(root, "field"))))
+    if ((rc = parse_field(L, scn_item(root, "field"))) ||
+        (rc = scn_parse_forecast(L, scn_item(root, "forecast"))))
         return rc;
     if ((rc = scn_parse_profiles(L, scn_item(root, "profiles"))) ||
         (rc = scn_parse_sites(L, scn_item(root, "sites"))) ||

@@ -15,6 +15,7 @@
 #include "sim/physics/profile.h"
 #include "sim/scenario/assetcfg.h"
 #include "sim/scenario/event.h"
+#include "sim/scenario/forecast.h"
 
 struct site_cfg {
     char id[SCN_ID_MAX]; /* replicas: "<id>-<k>" with k from 1, zero-padded to the width of N */
@@ -56,6 +57,8 @@ struct scenario {
     cJSON *field;          /* the "field" object (recorded series to overlay); NULL */
     char field_csv[1024];  /* its "csv", resolved against the scenario's directory; "" */
     cJSON *root;           /* the whole document after --set overrides */
+    /* the "forecast" section (forecast.h); quality FORECAST_NONE: none */
+    struct forecast_cfg forecast;
 };
 
 /* Loads and validates `path`. overrides: "json.path=value" strings applied to the document

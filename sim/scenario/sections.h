@@ -38,4 +38,7 @@ int scn_parse_sites(struct scn_ld *L, const cJSON *arr);
 /* event.c: the "events" array (arr may be NULL); sites: the file's "sites" array. */
 int scn_parse_events(struct scn_ld *L, const cJSON *arr, const cJSON *sites);
 
+/* forecast.c: the "forecast" object (obj may be NULL). */
+int scn_parse_forecast(struct scn_ld *L, const cJSON *obj);
+
 #endif

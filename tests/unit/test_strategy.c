@@ -90,7 +90,7 @@ static void test_registry(void)
     const char *names[] = {"null",      "charge",       "discharge",     "net_zero",
                            "manual",    "peak_shaving", "time_of_use",   "self_consumption",
                            "arbitrage", "backup_power", "grid_services", "ev_charging",
-                           "boiler"};
+                           "boiler",    "planner"};
     size_t n = sizeof names / sizeof names[0];
     CU_ASSERT_EQUAL(strategy_count(), n);
     for (size_t i = 0; i < n && i < strategy_count(); i++) {
