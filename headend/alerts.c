@@ -14,8 +14,8 @@
 #include <strings.h>
 
 static const char *const rule_names[ALERT_RULES] = {
-    "gateway_offline", "gateway_stale",   "asset_fault",
-    "soc_low",         "dispatch_failed", "telemetry_lag",
+    "gateway_offline", "gateway_stale", "asset_fault",   "soc_low",
+    "dispatch_failed", "telemetry_lag", "modbus_errors",
 };
 
 const char *alert_rule_name(int rule)
@@ -50,10 +50,15 @@ int alert_stale_holds(const struct alert_limits *l, int connected, int64_t last_
     return l->stale_after_ms > 0 && connected && now_ms - last_seen_ms >= l->stale_after_ms;
 }
 
-int alert_fault_holds(const struct alert_limits *l, const char *status, const char *device_state)
+int alert_fault_holds(const struct alert_limits *l, const char *op_state, const char *status,
+                      const char *device_state)
 {
     if (!l->fault)
         return 0;
+    /* the state machine's own word wins: a status text is free and may say "fault" of a
+     * fault that has been reset (or of none) */
+    if (op_state && op_state[0])
+        return !strcmp(op_state, "FAULT");
     if (device_state && (!strcmp(device_state, "FAULT") || !strcmp(device_state, "F")))
         return 1;
     if (!status)
@@ -74,6 +79,63 @@ int alert_soc_holds(const struct alert_limits *l, double soc, int active)
 int alert_lag_holds(const struct alert_limits *l, int connected, double lag_ms)
 {
     return l->lag_max_ms > 0 && connected && isfinite(lag_ms) && lag_ms >= (double)l->lag_max_ms;
+}
+
+/* ---- the Modbus error rate ----------------------------------------------------------------- */
+
+/* Drops checkpoints that left the window (but keeps the newest one as a base while nothing
+ * newer came: a gateway that stopped sending keeps its last rate until it clears). */
+static void rate_trim(struct alert_rate *r, int64_t window_ms, int64_t now_ms)
+{
+    while (r->n > 1 && r->pt[r->head].t_ms < now_ms - window_ms) {
+        r->head = (r->head + 1) % ALERT_RATE_POINTS;
+        r->n--;
+    }
+}
+
+void alert_rate_push(struct alert_rate *r, int64_t window_ms, uint64_t requests, uint64_t errors,
+                     int64_t now_ms)
+{
+    if (r->has_cur && (requests < r->cur_requests || errors < r->cur_errors))
+        memset(r, 0, sizeof(*r)); /* the gateway restarted: its counters began again */
+    r->cur_ms = now_ms;
+    r->cur_requests = requests;
+    r->cur_errors = errors;
+    r->has_cur = 1;
+    int64_t every = window_ms / (ALERT_RATE_POINTS - 1);
+    size_t last = (r->head + r->n - 1) % ALERT_RATE_POINTS;
+    if (r->n == 0 || now_ms - r->pt[last].t_ms >= every) {
+        if (r->n == ALERT_RATE_POINTS) {
+            r->head = (r->head + 1) % ALERT_RATE_POINTS;
+            r->n--;
+        }
+        size_t k = (r->head + r->n++) % ALERT_RATE_POINTS;
+        r->pt[k].t_ms = now_ms;
+        r->pt[k].requests = requests;
+        r->pt[k].errors = errors;
+    }
+    rate_trim(r, window_ms, now_ms);
+}
+
+int alert_modbus_holds(const struct alert_limits *l, const struct alert_rate *r, int64_t now_ms,
+                       double *pct, uint64_t *calls, uint64_t *errors)
+{
+    *pct = NAN;
+    *calls = *errors = 0;
+    if (!(l->modbus_error_pct > 0) || l->modbus_window_ms <= 0 || !r->has_cur || r->n == 0)
+        return 0;
+    /* the oldest checkpoint inside the window at now (time passes without samples too) */
+    size_t i = 0;
+    while (i + 1 < r->n &&
+           r->pt[(r->head + i) % ALERT_RATE_POINTS].t_ms < now_ms - l->modbus_window_ms)
+        i++;
+    size_t k = (r->head + i) % ALERT_RATE_POINTS;
+    *calls = r->cur_requests - r->pt[k].requests;
+    *errors = r->cur_errors - r->pt[k].errors;
+    if (*calls == 0 || *calls < (uint64_t)(l->modbus_min_requests > 0 ? l->modbus_min_requests : 1))
+        return 0;
+    *pct = 100.0 * (double)*errors / (double)*calls;
+    return *pct >= l->modbus_error_pct;
 }
 
 /* ---- the state ---------------------------------------------------------------------------- */

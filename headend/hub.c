@@ -250,6 +250,9 @@ int hub_new(const struct headend_config *cfg, struct inventory *inv, struct stor
         .soc_reserve = cfg->alert_soc_reserve_pct / 100.0,
         .fault = cfg->alert_fault,
         .dispatch = cfg->alert_dispatch,
+        .modbus_error_pct = cfg->alert_modbus_error_pct,
+        .modbus_window_ms = (int64_t)cfg->alert_modbus_window_s * 1000,
+        .modbus_min_requests = cfg->alert_modbus_min_requests,
     };
     h->alerts = alerts_new((size_t)cfg->alert_history, on_alert, h);
     char werr[256];
@@ -1080,6 +1083,11 @@ static void on_telemetry(struct hub *h, struct session *s, const Der__V1__Teleme
                                                                                : "";
         snprintf(st->device_state, sizeof(st->device_state), "%s", ds);
         snprintf(st->op_state, sizeof(st->op_state), "%s", t->state);
+        /* a gateway that reports no Modbus statistics sends zeros: its window never fills */
+        alert_rate_push(&st->modbus, h->limits.modbus_window_ms, t->modbus_requests,
+                        t->modbus_errors, now_ms);
+        st->modbus_timeouts = t->modbus_timeouts;
+        snprintf(st->breaker, sizeof(st->breaker), "%s", t->breaker ? t->breaker : "");
         st->lag_ms = (double)now_ms - (double)t->ts_ms; /* in double: ts_ms is untrusted */
         site_recompute(h, a->site);
     }
@@ -1640,9 +1648,13 @@ static void eval_alerts(struct hub *h, int64_t now_ms)
         const struct asset_state *st = &h->assets[i];
         if (!st->has_latest)
             continue;
-        int hold = alert_fault_holds(l, st->latest.status, st->device_state);
-        snprintf(why, sizeof(why), "status %s, device state %s", st->latest.status,
-                 nz(st->device_state));
+        int hold = alert_fault_holds(l, st->op_state, st->latest.status, st->device_state);
+        if (st->op_state[0])
+            snprintf(why, sizeof(why), "operating state %s (status %s)", st->op_state,
+                     st->latest.status);
+        else
+            snprintf(why, sizeof(why), "status %s, device state %s (no operating state reported)",
+                     st->latest.status, nz(st->device_state));
         alerts_observe(h->alerts, ALERT_ASSET_FAULT, sid, a->id, hold, NAN, why, now_ms);
         int active = alerts_find(h->alerts, ALERT_SOC_LOW, a->id) != NULL;
         hold = alert_soc_holds(l, st->latest.soc, active);
@@ -1652,6 +1664,13 @@ static void eval_alerts(struct hub *h, int64_t now_ms)
         hold = alert_lag_holds(l, registry_asset(h->reg, i) != NULL, st->lag_ms);
         snprintf(why, sizeof(why), "latest sample arrived %.0f ms after its timestamp", st->lag_ms);
         alerts_observe(h->alerts, ALERT_TELEMETRY_LAG, sid, a->id, hold, st->lag_ms, why, now_ms);
+        uint64_t calls, errs;
+        hold = alert_modbus_holds(l, &st->modbus, now_ms, &v, &calls, &errs);
+        snprintf(why, sizeof(why),
+                 "%llu of %llu Modbus calls failed in the last %lld s (%.1f %%), breaker %s",
+                 (unsigned long long)errs, (unsigned long long)calls,
+                 (long long)(l->modbus_window_ms / 1000), v, nz(st->breaker));
+        alerts_observe(h->alerts, ALERT_MODBUS_ERRORS, sid, a->id, hold, v, why, now_ms);
     }
 }
 

@@ -153,6 +153,15 @@ static int get_agents(struct hub *h, int64_t now_ms, struct rest_response *r)
             cJSON_AddStringToObject(o, "state", as->op_state);
         else
             cJSON_AddNullToObject(o, "state");
+        if (as->modbus.has_cur && as->modbus.cur_requests) { /* Telemetry 21-24, cumulative */
+            cJSON *mb = cJSON_AddObjectToObject(o, "modbus");
+            cJSON_AddNumberToObject(mb, "requests", (double)as->modbus.cur_requests);
+            cJSON_AddNumberToObject(mb, "errors", (double)as->modbus.cur_errors);
+            cJSON_AddNumberToObject(mb, "timeouts", (double)as->modbus_timeouts);
+            cJSON_AddStringToObject(mb, "breaker", as->breaker);
+        } else {
+            cJSON_AddNullToObject(o, "modbus");
+        }
         int64_t seen = s ? s->last_seen_ms : ss->last_seen_ms;
         if (!seen && first) {
             cJSON *e = cJSON_GetObjectItem(first, "ended_ms");
