@@ -1,0 +1,71 @@
+#!/usr/bin/python3
+"""A webhook host whose DNS lookup hangs (headend/webhook.c; FINDINGS.md finding 17): the
+lookup (getaddrinfo, blocking) ran outside the POST's deadline, so a resolver that does not
+answer held the webhook thread, and the headend's SIGTERM, for the resolver's whole timeout.
+No DNS here: a small LD_PRELOAD library, built by this test with cc, makes getaddrinfo of
+"stall.invalid" sleep 30 s (every other name goes to the C library).
+Now: the attempt fails "cannot resolve stall.invalid: no answer within the timeout" after
+--alert-webhook-timeout (1 s), and SIGTERM stops the headend at once although the lookup still
+sleeps. An alert is raised by a fake agent that registers gw-1 and leaves (gateway_offline)."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hostile import Proc, check, mktemp, run_main, wait_for  # noqa: E402
+import webhook_hostile  # noqa: E402
+
+SHIM = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <netdb.h>
+#include <string.h>
+#include <unistd.h>
+typedef int (*gai_fn)(const char *, const char *, const struct addrinfo *, struct addrinfo **);
+int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+                struct addrinfo **res)
+{
+    if (node && !strcmp(node, "stall.invalid")) {
+        sleep(30);
+        return EAI_AGAIN;
+    }
+    return ((gai_fn)dlsym(RTLD_NEXT, "getaddrinfo"))(node, service, hints, res);
+}
+"""
+
+
+def main():
+    tmp = mktemp()
+    cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+    check(cc, "no C compiler to build the resolver shim")
+    src = os.path.join(tmp, "stall.c")
+    so = os.path.join(tmp, "stall.so")
+    with open(src, "w") as f:
+        f.write(SHIM)
+    subprocess.run([cc, "-shared", "-fPIC", "-o", so, src, "-ldl"], check=True)
+    env = dict(os.environ, LD_PRELOAD=so)
+    orig = webhook_hostile.Proc
+
+    def proc(cmd, tmpd, name, ready=None, timeout=10.0, env_=None):
+        return orig(cmd, tmpd, name, ready=ready, timeout=timeout, env=env)
+    webhook_hostile.Proc = proc
+    he = webhook_hostile.headend(tmp, "http://stall.invalid:9/hook", "1s")
+    check(wait_for(lambda: "event=webhook_failed" in he.log(), 10),
+          "no webhook_failed within 10 s (the lookup sleeps 30 s): " + he.log()[-800:])
+    check("cannot resolve stall.invalid: no answer within the timeout" in he.log(),
+          "reason: " + he.log()[-800:])
+    print("ok: a lookup that hangs fails the attempt within the POST's timeout")
+    t = time.monotonic()
+    rc = he.stop(signal.SIGTERM, timeout=15)
+    took = time.monotonic() - t
+    check(rc == 0 and took < 5, "SIGTERM with a lookup hanging: exit %s after %.1f s" % (rc, took))
+    print("ok: stopped %.1f s after SIGTERM with a lookup still hanging" % took)
+
+
+if __name__ == "__main__":
+    run_main(main)
