@@ -221,6 +221,16 @@ static int raise_one(struct alerts *a, int rule, const char *site_id, const char
     return 1;
 }
 
+static void hist_push(struct alerts *a, const struct alert *al)
+{
+    if (a->hist_n == a->hist_cap) {
+        a->hist_head = (a->hist_head + 1) % a->hist_cap;
+        a->hist_n--;
+    }
+    a->hist[(a->hist_head + a->hist_n) % a->hist_cap] = *al;
+    a->hist_n++;
+}
+
 /* Moves an active alert to the history (order of the active list kept: oldest first). */
 static void clear_one(struct alerts *a, struct alert *al, int64_t now_ms)
 {
@@ -230,13 +240,30 @@ static void clear_one(struct alerts *a, struct alert *al, int64_t now_ms)
     size_t i = (size_t)(al - a->active);
     memmove(&a->active[i], &a->active[i + 1], (a->n_active - i - 1) * sizeof(*al));
     a->n_active--;
-    if (a->hist_n == a->hist_cap) {
-        a->hist_head = (a->hist_head + 1) % a->hist_cap;
-        a->hist_n--;
-    }
-    a->hist[(a->hist_head + a->hist_n) % a->hist_cap] = copy;
-    a->hist_n++;
+    hist_push(a, &copy);
     notify(a, &copy, "cleared");
+}
+
+int alerts_restore(struct alerts *a, const struct alert *al)
+{
+    if (al->id > a->next_id)
+        a->next_id = al->id;
+    if (!al->active) {
+        hist_push(a, al);
+        return 0;
+    }
+    if (find(a, al->rule, al->subject))
+        return 0;
+    if (a->n_active == a->cap_active) {
+        size_t cap = a->cap_active ? a->cap_active * 2 : 16;
+        struct alert *n = realloc(a->active, cap * sizeof(*n));
+        if (!n)
+            return -ENOMEM;
+        a->active = n;
+        a->cap_active = cap;
+    }
+    a->active[a->n_active++] = *al;
+    return 0;
 }
 
 int alerts_observe(struct alerts *a, int rule, const char *site_id, const char *subject, int holds,
@@ -319,6 +346,41 @@ static void add_ms(cJSON *o, const char *k, int64_t v)
         cJSON_AddNumberToObject(o, k, (double)v);
     else
         cJSON_AddNullToObject(o, k);
+}
+
+static int64_t get_ms(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : 0;
+}
+
+static void get_str(const cJSON *o, const char *k, char *dst, size_t len)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    snprintf(dst, len, "%s", cJSON_IsString(v) ? v->valuestring : "");
+}
+
+int alert_from_json(const cJSON *o, struct alert *out)
+{
+    memset(out, 0, sizeof(*out));
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
+    const cJSON *rule = cJSON_GetObjectItemCaseSensitive(o, "rule");
+    const cJSON *state = cJSON_GetObjectItemCaseSensitive(o, "state");
+    if (!cJSON_IsNumber(id) || id->valuedouble < 1 || !cJSON_IsString(rule) ||
+        !cJSON_IsString(state) || (out->rule = alert_rule_parse(rule->valuestring)) < 0)
+        return -EINVAL;
+    out->id = (uint64_t)id->valuedouble;
+    out->active = !strcmp(state->valuestring, "active");
+    get_str(o, "site_id", out->site_id, sizeof(out->site_id));
+    get_str(o, "subject", out->subject, sizeof(out->subject));
+    get_str(o, "acked_by", out->acked_by, sizeof(out->acked_by));
+    get_str(o, "detail", out->detail, sizeof(out->detail));
+    out->raised_ms = get_ms(o, "raised_ms");
+    out->cleared_ms = get_ms(o, "cleared_ms");
+    out->acked_ms = get_ms(o, "acked_ms");
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "value");
+    out->value = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+    return 0;
 }
 
 cJSON *alert_json(const struct alert *a)

@@ -2,11 +2,12 @@
  * condition rule (gateway offline or stale, asset FAULT, SoC below the reserve, telemetry lag)
  * is raised when its condition starts to hold and cleared when it stops; an event rule
  * (a dispatch FAILED or EXPIRED) is raised once and cleared when an operator acknowledges it.
- * Each change (raised, cleared, acked) goes to the notify callback (the webhook). Alerts live
- * in memory: after a restart the condition rules raise again from what the headend knows
- * (latest telemetry and sessions are restored from the store), events and history start
- * empty. Pure data and functions of their arguments: the hub evaluates, tests call the same.
- * Not thread-safe: the hub's lock covers it. */
+ * Each change (raised, cleared, acked) goes to the notify callback (the webhook, and the hub
+ * stores the alert). After a restart the hub puts the stored alerts back (alerts_restore):
+ * active ones, acknowledgements and the history survive, ids go on after the highest, and the
+ * condition rules then clear what no longer holds. Pure data and functions of their
+ * arguments: the hub evaluates, tests call the same. Not thread-safe: the hub's lock covers
+ * it. */
 #ifndef HEADEND_ALERTS_H
 #define HEADEND_ALERTS_H
 
@@ -125,7 +126,14 @@ const struct alert *alerts_at(const struct alerts *a, size_t i);
 size_t alerts_active(const struct alerts *a, int rule);
 uint64_t alerts_raised(const struct alerts *a, int rule);
 
-/* The JSON of an alert (REST and webhook bodies). NULL on out of memory. */
+/* The JSON of an alert (REST and webhook bodies, and the store's). NULL on out of memory. */
 cJSON *alert_json(const struct alert *a);
+/* The alert of an alert_json object (a stored one): 0, or -EINVAL naming nothing (the store
+ * wrote it; a row that does not read back is skipped). */
+int alert_from_json(const cJSON *o, struct alert *out);
+/* Puts a stored alert back: an active one in the active list (unless one of its rule and
+ * subject is there), a cleared one in the history; ids go on after the highest seen. Neither
+ * notified nor counted as raised. 0 or -ENOMEM. */
+int alerts_restore(struct alerts *a, const struct alert *al);
 
 #endif

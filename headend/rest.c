@@ -1115,28 +1115,7 @@ static int route_decisions(struct hub *h, const char *method, const char *path, 
 
 static cJSON *command_json(const struct command_rec *c)
 {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "command_id", c->id);
-    cJSON_AddStringToObject(o, "state", dispatch_state_name(c->state));
-    cJSON_AddStringToObject(o, "detail", c->detail);
-    cJSON_AddStringToObject(o, "asset_id", c->asset_id);
-    cJSON_AddStringToObject(o, "site_id", c->site_id);
-    cJSON_AddStringToObject(o, "gateway_id", c->gateway_id);
-    cJSON_AddStringToObject(o, "command", c->command);
-    add_num_or_null(o, "value", c->value);
-    cJSON_AddNumberToObject(o, "created_ms", (double)c->created_ms);
-    cJSON_AddNumberToObject(o, "expires_ms", (double)c->expires_ms);
-    cJSON_AddNumberToObject(o, "updated_ms", (double)c->updated_ms);
-    cJSON_AddStringToObject(o, "requested_by", c->requested_by);
-    cJSON *acks = cJSON_AddArrayToObject(o, "acks");
-    for (size_t i = 0; i < c->n_acks; i++) {
-        cJSON *a = cJSON_CreateObject();
-        cJSON_AddStringToObject(a, "state", dispatch_state_name(c->acks[i].state));
-        cJSON_AddStringToObject(a, "detail", c->acks[i].detail);
-        cJSON_AddNumberToObject(a, "at_ms", (double)c->acks[i].at_ms);
-        cJSON_AddItemToArray(acks, a);
-    }
-    return o;
+    return command_rec_json(c, 0);
 }
 
 /* POST /assets/:asset_id/commands {"command", "value", "ttl_s"}: 202 with the command. */
