@@ -243,6 +243,35 @@ static int write_records(const char *path, const struct series *se, size_t n, in
     return 0;
 }
 
+/* commands.jsonl: the site's commands created in the range, as GET /commands/:id shows them
+ * (the store's session_id left out), oldest first. */
+static int put_command(const char *json, void *ctx)
+{
+    cJSON *o = cJSON_Parse(json);
+    if (o) {
+        cJSON_DeleteItemFromObjectCaseSensitive(o, "session_id");
+        char *t = cJSON_PrintUnformatted(o);
+        if (t)
+            fprintf(ctx, "%s\n", t);
+        cJSON_free(t);
+        cJSON_Delete(o);
+    }
+    return 0;
+}
+
+static int write_commands(struct store *st, const char *site, int64_t from_ms, int64_t to_ms,
+                          const char *path, FILE *err)
+{
+    FILE *f = fopen(path, "w");
+    int e = f ? st->ops->command_range(st, site, from_ms, to_ms, put_command, f) : 0;
+    if (!f || fclose(f) != 0 || e < 0) {
+        fprintf(err, "der-headend export: %s: %s\n", path,
+                e < 0 ? "store read failed" : "write failed");
+        return 1;
+    }
+    return 0;
+}
+
 static void usage(FILE *f)
 {
     fputs("usage: der-headend export --site ID --from TIME --to TIME --inventory FILE --out DIR\n"
@@ -250,7 +279,8 @@ static void usage(FILE *f)
           "Writes a site's history from the store as DIR/records.csv (telemetry by second) and\n"
           "DIR/site.json (assets and limits, dispatches with their TTLs, offline spans,\n"
           "sessions), for `der-sim import --site-json`, with DIR/details.jsonl and\n"
-          "DIR/decisions.jsonl (the gateway's decision records). TIME: ISO 8601 "
+          "DIR/decisions.jsonl (the gateway's decision records) and DIR/commands.jsonl (the\n"
+          "per-asset commands and their acks). TIME: ISO 8601 "
           "(2026-05-12T09:00:00Z).\n"
           "The store is DATABASE_URL when set, else --db, else the server's default.\n"
           "--max-rows: telemetry rows of one asset held at most (default 5000000); a range\n"
@@ -446,6 +476,9 @@ int exportcmd_run(int argc, char **argv, const char *database_url, tokencmd_defa
         rc = 1;
         goto out;
     }
+    snprintf(path, sizeof path, "%s/commands.jsonl", dir);
+    if ((rc = write_commands(st, site, from_ms, to_ms, path, err)))
+        goto out;
     snprintf(path, sizeof path, "%s/decisions.jsonl", dir);
     if ((rc = write_decisions(st, site, from_ms, to_ms, path, err)))
         goto out;

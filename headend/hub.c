@@ -1437,8 +1437,7 @@ static void store_command(struct hub *h, const struct command_rec *r)
     cJSON *o = command_rec_json(r, 1);
     char *txt = o ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
-    if (!txt ||
-        h->st->ops->command_put(h->st, r->id, r->site_id, r->created_ms, r->state, txt) < 0)
+    if (!txt || h->st->ops->command_put(h->st, r->id, r->site_id, r->created_ms, r->state, txt) < 0)
         h->c.store_errors++;
     cJSON_free(txt);
 }
@@ -1739,6 +1738,8 @@ static void eval_alerts(struct hub *h, int64_t now_ms)
         snprintf(why, sizeof(why), "latest sample arrived %.0f ms after its timestamp", st->lag_ms);
         alerts_observe(h->alerts, ALERT_TELEMETRY_LAG, sid, a->id, hold, st->lag_ms, why, now_ms);
         uint64_t calls, errs;
+        if (!st->modbus.has_cur)
+            continue; /* no sample since start: a restored alert waits for one */
         hold = alert_modbus_holds(l, &st->modbus, now_ms, &v, &calls, &errs);
         snprintf(why, sizeof(why),
                  "%llu of %llu Modbus calls failed in the last %lld s (%.1f %%), breaker %s",

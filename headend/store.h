@@ -213,8 +213,7 @@ struct store_ops {
     int (*decision_prune)(struct store *st, int64_t before_ms, int64_t *deleted);
     /* Alerts (docs/operations.md, "Alerts"): each change (raised, cleared, acked) stores the
      * alert by id, replacing what was there. */
-    int (*alert_put)(struct store *st, int64_t id, int active, int64_t raised_ms,
-                     const char *json);
+    int (*alert_put)(struct store *st, int64_t id, int active, int64_t raised_ms, const char *json);
     /* Every active alert and the newest `history` cleared ones, by id (oldest first). */
     int (*alert_list)(struct store *st, int history, store_json_cb cb, void *ctx);
     /* Removes cleared alerts beyond the newest `keep`. */

@@ -1452,8 +1452,8 @@ static int pg_alert_prune(struct store *st, int keep, int64_t *deleted)
                    &p, deleted);
 }
 
-static int pg_command_put(struct store *st, const char *id, const char *site_id,
-                          int64_t created_ms, int state, const char *json)
+static int pg_command_put(struct store *st, const char *id, const char *site_id, int64_t created_ms,
+                          int state, const char *json)
 {
     struct params p = {.n = 0};
     p_text(&p, id);
@@ -1492,8 +1492,8 @@ static int pg_command_get(struct store *st, const char *id, char *json, size_t l
     return c.found ? 0 : e < 0 ? e : -ENOENT;
 }
 
-static int pg_command_range(struct store *st, const char *site_id, int64_t from_ms,
-                            int64_t to_ms, store_json_cb cb, void *ctx)
+static int pg_command_range(struct store *st, const char *site_id, int64_t from_ms, int64_t to_ms,
+                            store_json_cb cb, void *ctx)
 {
     struct params p = {.n = 0};
     if (!site_id)

@@ -887,8 +887,8 @@ static int sq_alert_prune(struct store *st, int keep, int64_t *deleted)
     return e;
 }
 
-static int sq_command_put(struct store *st, const char *id, const char *site_id,
-                          int64_t created_ms, int state, const char *json)
+static int sq_command_put(struct store *st, const char *id, const char *site_id, int64_t created_ms,
+                          int state, const char *json)
 {
     sqlite3_stmt *q;
     int e = sq_prepare(st,
