@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Alerts and commands survive a der-headend restart (docs/operations.md, "Alerts" and
-"Commands"), SQLite file store, a python3-grpcio agent on loopback that registers gw-1 with
+"Commands"), on a SQLite file and then on PostgreSQL (a throwaway cluster of
+test_headend_pg.py's, DATABASE_URL; skipped when no server is installed), a python3-grpcio agent on loopback that registers gw-1 with
 commands and answers each Command RECEIVED then APPLIED:
 - a command's lifecycle (SENT, RECEIVED, APPLIED with its acks) is in GET /commands/:id after
   the restart, and in `der-headend export` (commands.jsonl);
@@ -94,7 +95,7 @@ def alerts(he, q=""):
     return {a["id"]: a for a in r["alerts"]}
 
 
-def run(tmp):
+def run(tmp, store):
     inv = os.path.join(tmp, "inventory.json")
     with open(inv, "w") as f:
         json.dump({"sites": [{"site_id": "s1", "gateways": ["gw-1"], "assets": [
@@ -163,13 +164,28 @@ def run(tmp):
     check([x["command_id"] for x in rows] == [cid] and rows[0]["state"] == "APPLIED" and
           "session_id" not in rows[0], "commands.jsonl: %s" % rows)
     print("ok: der-headend export writes commands.jsonl")
+    print("ok: %s store" % store)
 
 
 def main():
     tmp = tempfile.mkdtemp(prefix="derloop-persist-")
     t0 = time.monotonic()
+    pg = None
     try:
-        run(tmp)
+        run(tmp, "sqlite")
+        import glob
+        if glob.glob("/usr/lib/postgresql/*/bin/initdb"):
+            from test_headend_pg import Cluster
+            pg = Cluster()
+            pg.start()
+            pg.psql("CREATE DATABASE derloop", db="postgres")
+            os.environ["DATABASE_URL"] = pg.url
+            shutil.rmtree(tmp, ignore_errors=True)
+            os.mkdir(tmp)
+            run(tmp, "postgresql")
+            check(pg.psql("SELECT count(*) FROM commands") == ["1"], "PostgreSQL commands")
+        else:
+            print("skip: no PostgreSQL server installed")
         print("all persistence tests passed in %.1f s" % (time.monotonic() - t0))
         return 0
     except Fail as e:
@@ -180,6 +196,9 @@ def main():
     finally:
         for p in e2e.procs:
             p.stop(signal.SIGKILL, timeout=2)
+        os.environ.pop("DATABASE_URL", None)
+        if pg:
+            pg.cleanup()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
