@@ -144,7 +144,7 @@ static const struct opt table[] = {
     {"alert-modbus-min-requests", OPT_INT, F(alert_modbus_min_requests), "20", 1, 1000000,
      "alert modbus_errors: fewer calls than this in the window give no rate"},
     {"alert-history", OPT_INT, F(alert_history), "1000", 1, 1000000,
-     "cleared alerts kept for GET /alerts (in memory: a restart starts an empty history)"},
+     "cleared alerts kept for GET /alerts (and in the store, where they survive a restart)"},
     {"alert-webhook", OPT_STR, F(alert_webhook), "", 0, 0,
      "http://HOST[:PORT]/PATH: every alert change is POSTed there as JSON (http only)"},
     {"alert-webhook-timeout", OPT_MS, F(alert_webhook_timeout_ms), "5s", 100, 60000,
