@@ -48,7 +48,13 @@ def main():
     with open(src, "w") as f:
         f.write(SHIM)
     subprocess.run([cc, "-shared", "-fPIC", "-o", so, src, "-ldl"], check=True)
-    env = dict(os.environ, LD_PRELOAD=so)
+    # a sanitizer build (make SAN=1) wants its runtime first in the preload list
+    from hostile import BIN
+    ldd = subprocess.run(["ldd", os.path.join(BIN, "der-headend")], capture_output=True,
+                         text=True).stdout
+    asan = [x.split("=>")[1].split()[0] for x in ldd.splitlines()
+            if "libasan" in x and "=>" in x]
+    env = dict(os.environ, LD_PRELOAD=" ".join(asan + [so]))
     orig = webhook_hostile.Proc
 
     def proc(cmd, tmpd, name, ready=None, timeout=10.0, env_=None):
