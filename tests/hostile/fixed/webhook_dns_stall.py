@@ -9,6 +9,7 @@ Now: the attempt fails "cannot resolve stall.invalid: no answer within the timeo
 sleeps. An alert is raised by a fake agent that registers gw-1 and leaves (gateway_offline)."""
 
 import os
+import queue
 import shutil
 import signal
 import subprocess
@@ -16,9 +17,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hostile import Proc, check, mktemp, run_main, wait_for  # noqa: E402
-import webhook_hostile  # noqa: E402
+from hostile import (BIN, Proc, check, grpc, mktemp, pb, pbg, run_main,  # noqa: E402
+                     wait_for, write_json)
 
 SHIM = r"""
 #define _GNU_SOURCE
@@ -39,6 +39,36 @@ int getaddrinfo(const char *node, const char *service, const struct addrinfo *hi
 """
 
 
+def headend(tmp, url, env):
+    """der-headend with the webhook at url; a fake agent registers gw-1 and leaves, so that
+    gateway_offline is raised after 1 s (as in webhook_hostile.py)."""
+    inv = write_json(tmp, "inventory.json", {"sites": [{
+        "site_id": "s1", "gateways": ["gw-1"], "assets": [{"asset_id": "m1", "type": "meter"}]}]})
+    he = Proc([os.path.join(BIN, "der-headend"), "--grpc-listen", "127.0.0.1:0",
+               "--http-listen", "127.0.0.1:0", "--db", ":memory:", "--inventory", inv,
+               "--alert-eval", "200ms", "--alert-offline-after", "1s", "--alert-webhook", url,
+               "--alert-webhook-timeout", "1s", "--alert-webhook-retries", "1"],
+              tmp, "headend", ready=" ready", env=env)
+    kv = dict(f.split("=", 1) for f in he.ready_line.split() if "=" in f)
+    ch = grpc.insecure_channel(kv["grpc"])
+    q = queue.Queue()
+    q.put(pb.AgentMessage(seq=1, register=pb.Register(
+        gateway_id="gw-1", site_id="s1", assets=[pb.AssetInfo(asset_id="m1")])))
+
+    def gen():
+        while True:
+            m = q.get()
+            if m is None:
+                return
+            yield m
+    call = pbg.HeadendStub(ch).Connect(gen())
+    next(call)  # RegisterResult
+    q.put(None)
+    call.cancel()
+    ch.close()
+    return he
+
+
 def main():
     tmp = mktemp()
     cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
@@ -49,18 +79,12 @@ def main():
         f.write(SHIM)
     subprocess.run([cc, "-shared", "-fPIC", "-o", so, src, "-ldl"], check=True)
     # a sanitizer build (make SAN=1) wants its runtime first in the preload list
-    from hostile import BIN
     ldd = subprocess.run(["ldd", os.path.join(BIN, "der-headend")], capture_output=True,
                          text=True).stdout
     asan = [x.split("=>")[1].split()[0] for x in ldd.splitlines()
             if "libasan" in x and "=>" in x]
     env = dict(os.environ, LD_PRELOAD=" ".join(asan + [so]))
-    orig = webhook_hostile.Proc
-
-    def proc(cmd, tmpd, name, ready=None, timeout=10.0, env_=None):
-        return orig(cmd, tmpd, name, ready=ready, timeout=timeout, env=env)
-    webhook_hostile.Proc = proc
-    he = webhook_hostile.headend(tmp, "http://stall.invalid:9/hook", "1s")
+    he = headend(tmp, "http://stall.invalid:9/hook", env)
     check(wait_for(lambda: "event=webhook_failed" in he.log(), 10),
           "no webhook_failed within 10 s (the lookup sleeps 30 s): " + he.log()[-800:])
     check("cannot resolve stall.invalid: no answer within the timeout" in he.log(),
