@@ -14,8 +14,8 @@
 #include <strings.h>
 
 static const char *const rule_names[ALERT_RULES] = {
-    "gateway_offline", "gateway_stale",   "asset_fault",
-    "soc_low",         "dispatch_failed", "telemetry_lag",
+    "gateway_offline", "gateway_stale", "asset_fault",   "soc_low",
+    "dispatch_failed", "telemetry_lag", "modbus_errors",
 };
 
 const char *alert_rule_name(int rule)
@@ -50,10 +50,15 @@ int alert_stale_holds(const struct alert_limits *l, int connected, int64_t last_
     return l->stale_after_ms > 0 && connected && now_ms - last_seen_ms >= l->stale_after_ms;
 }
 
-int alert_fault_holds(const struct alert_limits *l, const char *status, const char *device_state)
+int alert_fault_holds(const struct alert_limits *l, const char *op_state, const char *status,
+                      const char *device_state)
 {
     if (!l->fault)
         return 0;
+    /* the state machine's own word wins: a status text is free and may say "fault" of a
+     * fault that has been reset (or of none) */
+    if (op_state && op_state[0])
+        return !strcmp(op_state, "FAULT");
     if (device_state && (!strcmp(device_state, "FAULT") || !strcmp(device_state, "F")))
         return 1;
     if (!status)
@@ -74,6 +79,63 @@ int alert_soc_holds(const struct alert_limits *l, double soc, int active)
 int alert_lag_holds(const struct alert_limits *l, int connected, double lag_ms)
 {
     return l->lag_max_ms > 0 && connected && isfinite(lag_ms) && lag_ms >= (double)l->lag_max_ms;
+}
+
+/* ---- the Modbus error rate ----------------------------------------------------------------- */
+
+/* Drops checkpoints that left the window (but keeps the newest one as a base while nothing
+ * newer came: a gateway that stopped sending keeps its last rate until it clears). */
+static void rate_trim(struct alert_rate *r, int64_t window_ms, int64_t now_ms)
+{
+    while (r->n > 1 && r->pt[r->head].t_ms < now_ms - window_ms) {
+        r->head = (r->head + 1) % ALERT_RATE_POINTS;
+        r->n--;
+    }
+}
+
+void alert_rate_push(struct alert_rate *r, int64_t window_ms, uint64_t requests, uint64_t errors,
+                     int64_t now_ms)
+{
+    if (r->has_cur && (requests < r->cur_requests || errors < r->cur_errors))
+        memset(r, 0, sizeof(*r)); /* the gateway restarted: its counters began again */
+    r->cur_ms = now_ms;
+    r->cur_requests = requests;
+    r->cur_errors = errors;
+    r->has_cur = 1;
+    int64_t every = window_ms / (ALERT_RATE_POINTS - 1);
+    size_t last = (r->head + r->n - 1) % ALERT_RATE_POINTS;
+    if (r->n == 0 || now_ms - r->pt[last].t_ms >= every) {
+        if (r->n == ALERT_RATE_POINTS) {
+            r->head = (r->head + 1) % ALERT_RATE_POINTS;
+            r->n--;
+        }
+        size_t k = (r->head + r->n++) % ALERT_RATE_POINTS;
+        r->pt[k].t_ms = now_ms;
+        r->pt[k].requests = requests;
+        r->pt[k].errors = errors;
+    }
+    rate_trim(r, window_ms, now_ms);
+}
+
+int alert_modbus_holds(const struct alert_limits *l, const struct alert_rate *r, int64_t now_ms,
+                       double *pct, uint64_t *calls, uint64_t *errors)
+{
+    *pct = NAN;
+    *calls = *errors = 0;
+    if (!(l->modbus_error_pct > 0) || l->modbus_window_ms <= 0 || !r->has_cur || r->n == 0)
+        return 0;
+    /* the oldest checkpoint inside the window at now (time passes without samples too) */
+    size_t i = 0;
+    while (i + 1 < r->n &&
+           r->pt[(r->head + i) % ALERT_RATE_POINTS].t_ms < now_ms - l->modbus_window_ms)
+        i++;
+    size_t k = (r->head + i) % ALERT_RATE_POINTS;
+    *calls = r->cur_requests - r->pt[k].requests;
+    *errors = r->cur_errors - r->pt[k].errors;
+    if (*calls == 0 || *calls < (uint64_t)(l->modbus_min_requests > 0 ? l->modbus_min_requests : 1))
+        return 0;
+    *pct = 100.0 * (double)*errors / (double)*calls;
+    return *pct >= l->modbus_error_pct;
 }
 
 /* ---- the state ---------------------------------------------------------------------------- */
@@ -159,6 +221,16 @@ static int raise_one(struct alerts *a, int rule, const char *site_id, const char
     return 1;
 }
 
+static void hist_push(struct alerts *a, const struct alert *al)
+{
+    if (a->hist_n == a->hist_cap) {
+        a->hist_head = (a->hist_head + 1) % a->hist_cap;
+        a->hist_n--;
+    }
+    a->hist[(a->hist_head + a->hist_n) % a->hist_cap] = *al;
+    a->hist_n++;
+}
+
 /* Moves an active alert to the history (order of the active list kept: oldest first). */
 static void clear_one(struct alerts *a, struct alert *al, int64_t now_ms)
 {
@@ -168,13 +240,30 @@ static void clear_one(struct alerts *a, struct alert *al, int64_t now_ms)
     size_t i = (size_t)(al - a->active);
     memmove(&a->active[i], &a->active[i + 1], (a->n_active - i - 1) * sizeof(*al));
     a->n_active--;
-    if (a->hist_n == a->hist_cap) {
-        a->hist_head = (a->hist_head + 1) % a->hist_cap;
-        a->hist_n--;
-    }
-    a->hist[(a->hist_head + a->hist_n) % a->hist_cap] = copy;
-    a->hist_n++;
+    hist_push(a, &copy);
     notify(a, &copy, "cleared");
+}
+
+int alerts_restore(struct alerts *a, const struct alert *al)
+{
+    if (al->id > a->next_id)
+        a->next_id = al->id;
+    if (!al->active) {
+        hist_push(a, al);
+        return 0;
+    }
+    if (find(a, al->rule, al->subject))
+        return 0;
+    if (a->n_active == a->cap_active) {
+        size_t cap = a->cap_active ? a->cap_active * 2 : 16;
+        struct alert *n = realloc(a->active, cap * sizeof(*n));
+        if (!n)
+            return -ENOMEM;
+        a->active = n;
+        a->cap_active = cap;
+    }
+    a->active[a->n_active++] = *al;
+    return 0;
 }
 
 int alerts_observe(struct alerts *a, int rule, const char *site_id, const char *subject, int holds,
@@ -257,6 +346,41 @@ static void add_ms(cJSON *o, const char *k, int64_t v)
         cJSON_AddNumberToObject(o, k, (double)v);
     else
         cJSON_AddNullToObject(o, k);
+}
+
+static int64_t get_ms(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : 0;
+}
+
+static void get_str(const cJSON *o, const char *k, char *dst, size_t len)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    snprintf(dst, len, "%s", cJSON_IsString(v) ? v->valuestring : "");
+}
+
+int alert_from_json(const cJSON *o, struct alert *out)
+{
+    memset(out, 0, sizeof(*out));
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
+    const cJSON *rule = cJSON_GetObjectItemCaseSensitive(o, "rule");
+    const cJSON *state = cJSON_GetObjectItemCaseSensitive(o, "state");
+    if (!cJSON_IsNumber(id) || id->valuedouble < 1 || !cJSON_IsString(rule) ||
+        !cJSON_IsString(state) || (out->rule = alert_rule_parse(rule->valuestring)) < 0)
+        return -EINVAL;
+    out->id = (uint64_t)id->valuedouble;
+    out->active = !strcmp(state->valuestring, "active");
+    get_str(o, "site_id", out->site_id, sizeof(out->site_id));
+    get_str(o, "subject", out->subject, sizeof(out->subject));
+    get_str(o, "acked_by", out->acked_by, sizeof(out->acked_by));
+    get_str(o, "detail", out->detail, sizeof(out->detail));
+    out->raised_ms = get_ms(o, "raised_ms");
+    out->cleared_ms = get_ms(o, "cleared_ms");
+    out->acked_ms = get_ms(o, "acked_ms");
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "value");
+    out->value = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+    return 0;
 }
 
 cJSON *alert_json(const struct alert *a)

@@ -2,11 +2,12 @@
  * condition rule (gateway offline or stale, asset FAULT, SoC below the reserve, telemetry lag)
  * is raised when its condition starts to hold and cleared when it stops; an event rule
  * (a dispatch FAILED or EXPIRED) is raised once and cleared when an operator acknowledges it.
- * Each change (raised, cleared, acked) goes to the notify callback (the webhook). Alerts live
- * in memory: after a restart the condition rules raise again from what the headend knows
- * (latest telemetry and sessions are restored from the store), events and history start
- * empty. Pure data and functions of their arguments: the hub evaluates, tests call the same.
- * Not thread-safe: the hub's lock covers it. */
+ * Each change (raised, cleared, acked) goes to the notify callback (the webhook, and the hub
+ * stores the alert). After a restart the hub puts the stored alerts back (alerts_restore):
+ * active ones, acknowledgements and the history survive, ids go on after the highest, and the
+ * condition rules then clear what no longer holds. Pure data and functions of their
+ * arguments: the hub evaluates, tests call the same. Not thread-safe: the hub's lock covers
+ * it. */
 #ifndef HEADEND_ALERTS_H
 #define HEADEND_ALERTS_H
 
@@ -22,6 +23,7 @@ enum alert_rule {
     ALERT_SOC_LOW,
     ALERT_DISPATCH_FAILED,
     ALERT_TELEMETRY_LAG,
+    ALERT_MODBUS_ERRORS,
     ALERT_RULES
 };
 
@@ -37,6 +39,9 @@ struct alert_limits {
     double soc_reserve;       /* 0..1; cleared at soc_reserve + SOC_HYSTERESIS */
     int fault;                /* asset status containing "fault" */
     int dispatch;             /* dispatch FAILED or EXPIRED */
+    double modbus_error_pct;  /* modbus_errors: failed calls / calls over the window, % */
+    int64_t modbus_window_ms; /* ... over this window */
+    int modbus_min_requests;  /* ... when the window holds at least this many calls */
 };
 #define ALERT_SOC_HYSTERESIS 0.02
 
@@ -61,11 +66,39 @@ int alert_offline_holds(const struct alert_limits *l, int connected, int64_t las
                         int64_t now_ms, double *value);
 int alert_stale_holds(const struct alert_limits *l, int connected, int64_t last_seen_ms,
                       int64_t now_ms, double *value);
-/* FAULT: the status contains "fault" (any case), or the device state is FAULT (a boiler) or F
- * (an EV charger's IEC 61851 error state). */
-int alert_fault_holds(const struct alert_limits *l, const char *status, const char *device_state);
+/* FAULT: the operating state the gateway reports (Telemetry.state) is FAULT. Only when it
+ * reports none (a gateway that predates it; op_state "" or NULL) the older signs count: the
+ * status contains "fault" (any case), or the device state is FAULT (a boiler) or F (an EV
+ * charger's IEC 61851 error state). */
+int alert_fault_holds(const struct alert_limits *l, const char *op_state, const char *status,
+                      const char *device_state);
 int alert_soc_holds(const struct alert_limits *l, double soc, int active);
 int alert_lag_holds(const struct alert_limits *l, int connected, double lag_ms);
+
+/* A device's Modbus error rate over a sliding window, from the cumulative counters its gateway
+ * reports in telemetry (Telemetry.modbus_requests, modbus_errors). Checkpoints of the counters
+ * are kept every window/(ALERT_RATE_POINTS-1) at most; the rate is taken between the latest
+ * counters and the oldest checkpoint still inside the window (so over 7/8 to all of it).
+ * Counters that go down (the gateway restarted) start the window again. Plain data, zeroed to
+ * begin. */
+#define ALERT_RATE_POINTS 9
+struct alert_rate {
+    struct {
+        int64_t t_ms;
+        uint64_t requests, errors;
+    } pt[ALERT_RATE_POINTS]; /* ring, oldest at head */
+    size_t head, n;
+    int64_t cur_ms;
+    uint64_t cur_requests, cur_errors;
+    int has_cur;
+};
+/* The counters of a new sample received at now_ms. */
+void alert_rate_push(struct alert_rate *r, int64_t window_ms, uint64_t requests, uint64_t errors,
+                     int64_t now_ms);
+/* Does the modbus_errors rule hold at now_ms? *pct: the rate in % (NaN when the window holds
+ * fewer than min_requests calls: then it does not hold); *calls, *errors: the window's counts. */
+int alert_modbus_holds(const struct alert_limits *l, const struct alert_rate *r, int64_t now_ms,
+                       double *pct, uint64_t *calls, uint64_t *errors);
 
 struct alerts;
 typedef void (*alert_notify_fn)(void *ctx, const struct alert *a, const char *change);
@@ -93,7 +126,14 @@ const struct alert *alerts_at(const struct alerts *a, size_t i);
 size_t alerts_active(const struct alerts *a, int rule);
 uint64_t alerts_raised(const struct alerts *a, int rule);
 
-/* The JSON of an alert (REST and webhook bodies). NULL on out of memory. */
+/* The JSON of an alert (REST and webhook bodies, and the store's). NULL on out of memory. */
 cJSON *alert_json(const struct alert *a);
+/* The alert of an alert_json object (a stored one): 0, or -EINVAL naming nothing (the store
+ * wrote it; a row that does not read back is skipped). */
+int alert_from_json(const cJSON *o, struct alert *out);
+/* Puts a stored alert back: an active one in the active list (unless one of its rule and
+ * subject is there), a cleared one in the history; ids go on after the highest seen. Neither
+ * notified nor counted as raised. 0 or -ENOMEM. */
+int alerts_restore(struct alerts *a, const struct alert *al);
 
 #endif

@@ -1,13 +1,16 @@
 /* commands: the per-asset commands the headend sent (docs/operations.md, "Commands") and what
  * became of each: SENT, then the gateway's CommandAcks (RECEIVED, APPLIED, REJECTED with the
  * reason, EXPIRED, FAILED), or EXPIRED here when no final ack came before its expiry. Held in
- * memory, the newest COMMANDS_MAX (a headend restart forgets them; the audit trail keeps every
- * request). The hub owns the table and calls it under its lock. */
+ * memory, the newest COMMANDS_MAX; the hub also stores each change (store.h command_put), so
+ * GET /commands/:id answers after a restart (an older one is read back from the store into
+ * this table). The hub owns the table and calls it under its lock. */
 #ifndef HEADEND_COMMANDS_H
 #define HEADEND_COMMANDS_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cjson/cJSON.h>
 
 #include "headend/store.h"
 
@@ -56,7 +59,17 @@ struct command_rec *commands_add(struct commands *c, int64_t now_ms);
 struct command_rec *commands_get(struct commands *c, const char *id);
 /* A CommandAck from the gateway: 0, or -ENOENT for an unknown id. A final state is kept. */
 int commands_ack(struct commands *c, const char *id, int state, const char *detail, int64_t now_ms);
-/* Records still waiting (SENT, RECEIVED) past their expiry become EXPIRED; returns how many. */
-size_t commands_expire(struct commands *c, int64_t now_ms);
+/* Records still waiting (SENT, RECEIVED) past their expiry become EXPIRED; returns how many.
+ * each (may be NULL) is called with every record that changed. */
+size_t commands_expire(struct commands *c, int64_t now_ms,
+                       void (*each)(void *ctx, const struct command_rec *r), void *ctx);
+
+/* The JSON of a command (GET /commands/:id; with_session: also session_id, for the store). */
+cJSON *command_rec_json(const struct command_rec *r, int with_session);
+/* A record from command_rec_json's object: 0 or -EINVAL. */
+int command_rec_from_json(const cJSON *o, struct command_rec *out);
+/* Puts a stored record into the table (the oldest forgotten when full) unless its id is there;
+ * returns the table's record. */
+struct command_rec *commands_restore(struct commands *c, const struct command_rec *r);
 
 #endif

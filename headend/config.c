@@ -130,11 +130,21 @@ static const struct opt table[] = {
     {"alert-soc-reserve-pct", OPT_INT, F(alert_soc_reserve_pct), "10", 0, 100,
      "alert soc_low: a battery's state of charge below this (cleared 2 points above it)"},
     {"alert-fault", OPT_BOOL, F(alert_fault), "1", 0, 1,
-     "alert asset_fault: an asset's latest status contains \"fault\""},
+     "alert asset_fault: an asset's operating state is FAULT (from gateways reporting none: its "
+     "status "
+     "contains \"fault\")"},
     {"alert-dispatch", OPT_BOOL, F(alert_dispatch), "1", 0, 1,
      "alert dispatch_failed: a dispatch ended FAILED or EXPIRED (cleared when acknowledged)"},
+    {"alert-modbus-error-pct", OPT_INT, F(alert_modbus_error_pct), "10", 0, 100,
+     "alert modbus_errors: this share of a device's Modbus calls failed over the window (the "
+     "gateway's counters in telemetry)"},
+    {"alert-modbus-window", OPT_S, F(alert_modbus_window_s), "5m", 1, 86400,
+     "alert modbus_errors: the window of the error rate (it clears within this once the "
+     "errors stop)"},
+    {"alert-modbus-min-requests", OPT_INT, F(alert_modbus_min_requests), "20", 1, 1000000,
+     "alert modbus_errors: fewer calls than this in the window give no rate"},
     {"alert-history", OPT_INT, F(alert_history), "1000", 1, 1000000,
-     "cleared alerts kept for GET /alerts (in memory: a restart starts an empty history)"},
+     "cleared alerts kept for GET /alerts (and in the store, where they survive a restart)"},
     {"alert-webhook", OPT_STR, F(alert_webhook), "", 0, 0,
      "http://HOST[:PORT]/PATH: every alert change is POSTed there as JSON (http only)"},
     {"alert-webhook-timeout", OPT_MS, F(alert_webhook_timeout_ms), "5s", 100, 60000,

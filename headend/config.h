@@ -60,6 +60,9 @@ struct headend_config {
     int alert_soc_reserve_pct;
     int alert_fault;
     int alert_dispatch;
+    int alert_modbus_error_pct;
+    int alert_modbus_window_s;
+    int alert_modbus_min_requests;
     int alert_history;
     char alert_webhook[CONFIG_STR_MAX];
     int alert_webhook_timeout_ms;

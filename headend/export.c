@@ -18,6 +18,8 @@
 #include "headend/inventory.h"
 #include "headend/store.h"
 
+/* The telemetry rows of one asset an export holds in memory (58 days at 1 s); --max-rows. A
+ * range with more is refused, naming the asset: it used to be cut there without a word. */
 #define EXPORT_MAX_ROWS 5000000
 
 /* der.v1.AssetType numbers */
@@ -36,11 +38,13 @@ struct series {
     cJSON *offline;   /* spans, appended as found */
     int64_t off_from; /* start of the open offline span, -1 = none */
     int64_t last_ms;
+    long long rows; /* read from the store */
 };
 
 static int add_sample(const struct store_telemetry *t, void *ctx)
 {
     struct series *se = ctx;
+    se->rows++;
     if (se->n == se->cap) {
         size_t nc = se->cap ? se->cap * 2 : 1024;
         struct sample *ns = realloc(se->s, nc * sizeof *ns);
@@ -239,27 +243,64 @@ static int write_records(const char *path, const struct series *se, size_t n, in
     return 0;
 }
 
+/* commands.jsonl: the site's commands created in the range, as GET /commands/:id shows them
+ * (the store's session_id left out), oldest first. */
+static int put_command(const char *json, void *ctx)
+{
+    cJSON *o = cJSON_Parse(json);
+    if (o) {
+        cJSON_DeleteItemFromObjectCaseSensitive(o, "session_id");
+        char *t = cJSON_PrintUnformatted(o);
+        if (t)
+            fprintf(ctx, "%s\n", t);
+        cJSON_free(t);
+        cJSON_Delete(o);
+    }
+    return 0;
+}
+
+static int write_commands(struct store *st, const char *site, int64_t from_ms, int64_t to_ms,
+                          const char *path, FILE *err)
+{
+    FILE *f = fopen(path, "w");
+    int e = f ? st->ops->command_range(st, site, from_ms, to_ms, put_command, f) : 0;
+    if (!f || fclose(f) != 0 || e < 0) {
+        fprintf(err, "der-headend export: %s: %s\n", path,
+                e < 0 ? "store read failed" : "write failed");
+        return 1;
+    }
+    return 0;
+}
+
 static void usage(FILE *f)
 {
     fputs("usage: der-headend export --site ID --from TIME --to TIME --inventory FILE --out DIR\n"
-          "                          [--db FILE]\n"
+          "                          [--db FILE] [--max-rows N]\n"
           "Writes a site's history from the store as DIR/records.csv (telemetry by second) and\n"
           "DIR/site.json (assets and limits, dispatches with their TTLs, offline spans,\n"
           "sessions), for `der-sim import --site-json`, with DIR/details.jsonl and\n"
-          "DIR/decisions.jsonl (the gateway's decision records). TIME: ISO 8601 "
+          "DIR/decisions.jsonl (the gateway's decision records) and DIR/commands.jsonl (the\n"
+          "per-asset commands and their acks). TIME: ISO 8601 "
           "(2026-05-12T09:00:00Z).\n"
-          "The store is DATABASE_URL when set, else --db, else the server's default.\n",
+          "The store is DATABASE_URL when set, else --db, else the server's default.\n"
+          "--max-rows: telemetry rows of one asset held at most (default 5000000); a range\n"
+          "with more is refused (exit 1, naming the asset): export it in parts.\n",
           f);
 }
 
 int exportcmd_run(int argc, char **argv, const char *database_url, tokencmd_default_db default_db,
                   FILE *out, FILE *err)
 {
-    static const struct option opts[] = {
-        {"site", required_argument, NULL, 's'}, {"from", required_argument, NULL, 'f'},
-        {"to", required_argument, NULL, 't'},   {"inventory", required_argument, NULL, 'i'},
-        {"out", required_argument, NULL, 'o'},  {"db", required_argument, NULL, 'd'},
-        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"site", required_argument, NULL, 's'},
+                                         {"from", required_argument, NULL, 'f'},
+                                         {"to", required_argument, NULL, 't'},
+                                         {"inventory", required_argument, NULL, 'i'},
+                                         {"out", required_argument, NULL, 'o'},
+                                         {"db", required_argument, NULL, 'd'},
+                                         {"max-rows", required_argument, NULL, 'm'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    long long max_rows = EXPORT_MAX_ROWS;
     const char *site = NULL, *from = NULL, *to = NULL, *invp = NULL, *dir = NULL, *db = NULL;
     int c;
     optind = 1;
@@ -283,6 +324,16 @@ int exportcmd_run(int argc, char **argv, const char *database_url, tokencmd_defa
         case 'd':
             db = optarg;
             break;
+        case 'm': {
+            char *end = NULL;
+            errno = 0;
+            max_rows = strtoll(optarg, &end, 10);
+            if (errno || !end || *end || end == optarg || max_rows < 1 || max_rows > 1000000000) {
+                fprintf(err, "der-headend export: --max-rows: 1..1000000000, got \"%s\"\n", optarg);
+                return 2;
+            }
+            break;
+        }
         case 'h':
             usage(out);
             return 0;
@@ -377,10 +428,19 @@ int exportcmd_run(int argc, char **argv, const char *database_url, tokencmd_defa
         cJSON_AddItemToArray(assets, o);
         se[i].offline = offline;
         se[i].off_from = -1;
-        int e = st->ops->telemetry_range(st, a->id, from_ms, to_ms, EXPORT_MAX_ROWS, add_sample,
+        /* one row more than the cap: a range that holds more is refused, never cut */
+        int e = st->ops->telemetry_range(st, a->id, from_ms, to_ms, (int)(max_rows + 1), add_sample,
                                          &se[i]);
         if (e) {
             fprintf(err, "der-headend export: telemetry of %s could not be read (%d)\n", a->id, e);
+            rc = 1;
+            goto out;
+        }
+        if (se[i].rows > max_rows) {
+            fprintf(err,
+                    "der-headend export: the range holds more than %lld telemetry rows of %s "
+                    "(--max-rows): export a shorter range, in parts\n",
+                    max_rows, a->id);
             rc = 1;
             goto out;
         }
@@ -408,7 +468,7 @@ int exportcmd_run(int argc, char **argv, const char *database_url, tokencmd_defa
     snprintf(path, sizeof path, "%s/details.jsonl", dir);
     FILE *df = fopen(path, "w");
     for (size_t i = 0; df && i < is->n_assets; i++)
-        if (st->ops->telemetry_range(st, se[i].a->id, from_ms, to_ms, EXPORT_MAX_ROWS, put_details,
+        if (st->ops->telemetry_range(st, se[i].a->id, from_ms, to_ms, (int)max_rows, put_details,
                                      df))
             break;
     if (!df || fclose(df) != 0) {
@@ -416,6 +476,9 @@ int exportcmd_run(int argc, char **argv, const char *database_url, tokencmd_defa
         rc = 1;
         goto out;
     }
+    snprintf(path, sizeof path, "%s/commands.jsonl", dir);
+    if ((rc = write_commands(st, site, from_ms, to_ms, path, err)))
+        goto out;
     snprintf(path, sizeof path, "%s/decisions.jsonl", dir);
     if ((rc = write_decisions(st, site, from_ms, to_ms, path, err)))
         goto out;

@@ -6,7 +6,8 @@
  *                the dispatches created in the range with their states and TTLs, the spans
  *                each asset reported offline, and the gateway's sessions.
  *   details.jsonl the type-specific details of each sample; decisions.jsonl the gateway's
- *                decision records (docs/protocol.md, "Decisions").
+ *                decision records (docs/protocol.md, "Decisions"); commands.jsonl the
+ *                per-asset commands created in the range with their acks.
  * The one store reader stays in der-headend: der-sim gains no database dependency. */
 #ifndef HEADEND_EXPORT_H
 #define HEADEND_EXPORT_H

@@ -73,10 +73,33 @@ static const char *nz(const char *s)
     return s && s[0] ? s : "-";
 }
 
-/* Every alert change: a log line, and the webhook's body {"change", "alert"}. */
+/* An alert as it now is, into the store (alerts survive a restart: alerts.h). */
+static void store_alert(struct hub *h, const struct alert *a)
+{
+    cJSON *o = alert_json(a);
+    char *txt = o ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    if (!txt || h->st->ops->alert_put(h->st, (int64_t)a->id, a->active, a->raised_ms, txt) < 0)
+        h->c.store_errors++;
+    cJSON_free(txt);
+}
+
+static int restore_alert(const char *json, void *ctx)
+{
+    struct hub *h = ctx;
+    cJSON *o = cJSON_Parse(json);
+    struct alert a;
+    if (o && alert_from_json(o, &a) == 0)
+        alerts_restore(h->alerts, &a);
+    cJSON_Delete(o);
+    return 0;
+}
+
+/* Every alert change: a log line, the store, and the webhook's body {"change", "alert"}. */
 static void on_alert(void *ctx, const struct alert *a, const char *change)
 {
     struct hub *h = ctx;
+    store_alert(h, a);
     char db[LOG_VALUE_MAX];
     log_event(!strcmp(change, "raised") ? LOG_WARN : LOG_INFO,
               "event=alert_%s id=%llu rule=%s site=%s subject=%s detail=%s", change,
@@ -224,6 +247,19 @@ static int restore_site(const struct store_session *rec, void *ctx)
     return 1;
 }
 
+/* A command still waiting at the last stop: back in the table, so that it expires here (its
+ * session is gone: a late ack from the gateway's new session is not taken). */
+static int restore_command(const char *json, void *ctx)
+{
+    struct hub *h = ctx;
+    cJSON *o = cJSON_Parse(json);
+    struct command_rec rec;
+    if (o && command_rec_from_json(o, &rec) == 0)
+        commands_restore(h->cmds, &rec);
+    cJSON_Delete(o);
+    return 0;
+}
+
 int hub_new(const struct headend_config *cfg, struct inventory *inv, struct store *st,
             int64_t now_ms, struct hub **out)
 {
@@ -257,6 +293,9 @@ int hub_new(const struct headend_config *cfg, struct inventory *inv, struct stor
         .soc_reserve = cfg->alert_soc_reserve_pct / 100.0,
         .fault = cfg->alert_fault,
         .dispatch = cfg->alert_dispatch,
+        .modbus_error_pct = cfg->alert_modbus_error_pct,
+        .modbus_window_ms = (int64_t)cfg->alert_modbus_window_s * 1000,
+        .modbus_min_requests = cfg->alert_modbus_min_requests,
     };
     h->alerts = alerts_new((size_t)cfg->alert_history, on_alert, h);
     char werr[256];
@@ -270,6 +309,9 @@ int hub_new(const struct headend_config *cfg, struct inventory *inv, struct stor
     }
     if (st->ops->set_node) /* a shared database: only this headend's sessions are ours */
         st->ops->set_node(st, cfg->node_id);
+    /* the stored alerts (active, acknowledged, history) and the commands still waiting */
+    st->ops->alert_list(st, cfg->alert_history, restore_alert, h);
+    st->ops->command_range(st, NULL, 0, 0, restore_command, h);
     st->ops->sessions_close_open(st, now_ms, "headend restarted");
     /* Each site's last session, so that /agents and the offline alert know a gateway that
      * was there before the restart (one indexed query per site). */
@@ -1100,6 +1142,11 @@ static void on_telemetry(struct hub *h, struct session *s, const Der__V1__Teleme
                                                                                : "";
         snprintf(st->device_state, sizeof(st->device_state), "%s", ds);
         snprintf(st->op_state, sizeof(st->op_state), "%s", t->state);
+        /* a gateway that reports no Modbus statistics sends zeros: its window never fills */
+        alert_rate_push(&st->modbus, h->limits.modbus_window_ms, t->modbus_requests,
+                        t->modbus_errors, now_ms);
+        st->modbus_timeouts = t->modbus_timeouts;
+        snprintf(st->breaker, sizeof(st->breaker), "%s", t->breaker ? t->breaker : "");
         st->lag_ms = (double)now_ms - (double)t->ts_ms; /* in double: ts_ms is untrusted */
         site_recompute(h, a->site);
     }
@@ -1404,6 +1451,22 @@ static void on_ack(struct hub *h, struct session *s, const Der__V1__SetpointAck 
 
 /* ---- per-asset commands (headend/commands.h) ------------------------------------------------ */
 
+/* A command as it now is, into the store (GET /commands/:id after a restart, the export). */
+static void store_command(struct hub *h, const struct command_rec *r)
+{
+    cJSON *o = command_rec_json(r, 1);
+    char *txt = o ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    if (!txt || h->st->ops->command_put(h->st, r->id, r->site_id, r->created_ms, r->state, txt) < 0)
+        h->c.store_errors++;
+    cJSON_free(txt);
+}
+
+static void store_command_cb(void *ctx, const struct command_rec *r)
+{
+    store_command(ctx, r);
+}
+
 /* A CommandAck counts only from the session the command was sent on (like SetpointAck). */
 static void on_command_ack(struct hub *h, struct session *s, const Der__V1__CommandAck *a,
                            int64_t now_ms)
@@ -1420,6 +1483,7 @@ static void on_command_ack(struct hub *h, struct session *s, const Der__V1__Comm
         return;
     }
     commands_ack(h->cmds, r->id, state, a->detail, now_ms);
+    store_command(h, r);
     log_event(state == DISPATCH_REJECTED || state == DISPATCH_FAILED || state == DISPATCH_EXPIRED
                   ? LOG_WARN
                   : LOG_INFO,
@@ -1456,9 +1520,11 @@ int hub_command(struct hub *h, const char *who, size_t asset_idx, const char *co
     m.command = &c;
     if (send_msg(s, &m) < 0) {
         commands_ack(h->cmds, r->id, DISPATCH_FAILED, "the stream refused it", now_ms);
+        store_command(h, r);
         return -EIO;
     }
     r->state = DISPATCH_SENT;
+    store_command(h, r);
     log_event(LOG_INFO,
               "event=command_sent command=%s asset=%s gateway=%s name=%s value=%g "
               "expires_ms=%lld by=%s",
@@ -1470,7 +1536,22 @@ int hub_command(struct hub *h, const char *who, size_t asset_idx, const char *co
 
 const struct command_rec *hub_command_get(struct hub *h, const char *id)
 {
-    return commands_get(h->cmds, id);
+    struct command_rec *r = commands_get(h->cmds, id);
+    if (r)
+        return r;
+    /* older than the table, or from before a restart: the store has it */
+    char *json = malloc(STORE_RECORD_MAX);
+    if (!json)
+        return NULL;
+    if (h->st->ops->command_get(h->st, id, json, STORE_RECORD_MAX) == 0) {
+        cJSON *o = cJSON_Parse(json);
+        struct command_rec rec;
+        if (o && command_rec_from_json(o, &rec) == 0 && !strcmp(rec.id, id))
+            r = commands_restore(h->cmds, &rec);
+        cJSON_Delete(o);
+    }
+    free(json);
+    return r;
 }
 
 int hub_on_message(struct hub *h, struct session *s, const uint8_t *data, size_t len,
@@ -1660,9 +1741,13 @@ static void eval_alerts(struct hub *h, int64_t now_ms)
         const struct asset_state *st = &h->assets[i];
         if (!st->has_latest)
             continue;
-        int hold = alert_fault_holds(l, st->latest.status, st->device_state);
-        snprintf(why, sizeof(why), "status %s, device state %s", st->latest.status,
-                 nz(st->device_state));
+        int hold = alert_fault_holds(l, st->op_state, st->latest.status, st->device_state);
+        if (st->op_state[0])
+            snprintf(why, sizeof(why), "operating state %s (status %s)", st->op_state,
+                     st->latest.status);
+        else
+            snprintf(why, sizeof(why), "status %s, device state %s (no operating state reported)",
+                     st->latest.status, nz(st->device_state));
         alerts_observe(h->alerts, ALERT_ASSET_FAULT, sid, a->id, hold, NAN, why, now_ms);
         int active = alerts_find(h->alerts, ALERT_SOC_LOW, a->id) != NULL;
         hold = alert_soc_holds(l, st->latest.soc, active);
@@ -1672,6 +1757,15 @@ static void eval_alerts(struct hub *h, int64_t now_ms)
         hold = alert_lag_holds(l, registry_asset(h->reg, i) != NULL, st->lag_ms);
         snprintf(why, sizeof(why), "latest sample arrived %.0f ms after its timestamp", st->lag_ms);
         alerts_observe(h->alerts, ALERT_TELEMETRY_LAG, sid, a->id, hold, st->lag_ms, why, now_ms);
+        uint64_t calls, errs;
+        if (!st->modbus.has_cur)
+            continue; /* no sample since start: a restored alert waits for one */
+        hold = alert_modbus_holds(l, &st->modbus, now_ms, &v, &calls, &errs);
+        snprintf(why, sizeof(why),
+                 "%llu of %llu Modbus calls failed in the last %lld s (%.1f %%), breaker %s",
+                 (unsigned long long)errs, (unsigned long long)calls,
+                 (long long)(l->modbus_window_ms / 1000), v, nz(st->breaker));
+        alerts_observe(h->alerts, ALERT_MODBUS_ERRORS, sid, a->id, hold, v, why, now_ms);
     }
 }
 
@@ -1683,7 +1777,7 @@ void hub_tick(struct hub *h, int64_t now_ms)
     }
     if (now_ms - h->last_expire_ms >= EXPIRE_EVERY_MS) {
         h->last_expire_ms = now_ms;
-        commands_expire(h->cmds, now_ms);
+        commands_expire(h->cmds, now_ms, store_command_cb, h);
         struct expiry x = {h, now_ms};
         if (h->st->ops->dispatch_expire(h->st, now_ms, log_expired, &x) < 0)
             h->c.store_errors++;
@@ -1712,6 +1806,9 @@ void hub_tick(struct hub *h, int64_t now_ms)
                                        &n) < 0)
             h->c.store_errors++;
         h->c.pruned_rows += (uint64_t)n;
+        n = 0; /* the stored alert history: as many as GET /alerts can show */
+        if (h->st->ops->alert_prune(h->st, h->cfg.alert_history, &n) < 0)
+            h->c.store_errors++;
     }
 }
 

@@ -23,6 +23,11 @@ struct asset_state {
     uint64_t messages;
     char device_state[16]; /* the latest sample's boiler or EV charger state ("" = none) */
     char op_state[16];     /* the latest sample's operating state (Telemetry.state; "" = none) */
+    /* The device's Modbus statistics as its gateway reports them (Telemetry 21-24): the
+     * error rate's window (the modbus_errors alert), the latest timeouts and breaker. */
+    struct alert_rate modbus;
+    uint64_t modbus_timeouts;
+    char breaker[12];
 };
 
 #define HUB_REPORT_MAX       512

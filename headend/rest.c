@@ -161,6 +161,15 @@ static int get_agents(struct hub *h, int64_t now_ms, struct rest_response *r)
             cJSON_AddStringToObject(o, "state", as->op_state);
         else
             cJSON_AddNullToObject(o, "state");
+        if (as->modbus.has_cur && as->modbus.cur_requests) { /* Telemetry 21-24, cumulative */
+            cJSON *mb = cJSON_AddObjectToObject(o, "modbus");
+            cJSON_AddNumberToObject(mb, "requests", (double)as->modbus.cur_requests);
+            cJSON_AddNumberToObject(mb, "errors", (double)as->modbus.cur_errors);
+            cJSON_AddNumberToObject(mb, "timeouts", (double)as->modbus_timeouts);
+            cJSON_AddStringToObject(mb, "breaker", as->breaker);
+        } else {
+            cJSON_AddNullToObject(o, "modbus");
+        }
         int64_t seen = s ? s->last_seen_ms : rm ? rm->last_seen_ms : ss->last_seen_ms;
         if (!seen && first) {
             cJSON *e = cJSON_GetObjectItem(first, "ended_ms");
@@ -447,6 +456,42 @@ static cJSON *parse_body(const char *body, size_t len)
     return j;
 }
 
+/* Whether the body nests arrays and objects deeper than cJSON parses (CJSON_NESTING_LIMIT),
+ * brackets inside strings not counted: a body cJSON refused for that is "nested too deep", not
+ * "not a JSON object". */
+static int json_too_deep(const char *b, size_t len)
+{
+    size_t depth = 0;
+    int in_str = 0;
+    for (size_t i = 0; b && i < len; i++) {
+        char c = b[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = 0;
+        } else if (c == '"') {
+            in_str = 1;
+        } else if (c == '[' || c == '{') {
+            if (++depth > CJSON_NESTING_LIMIT)
+                return 1;
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            depth--;
+        }
+    }
+    return 0;
+}
+
+static int error_not_object(struct rest_response *r, const char *body, size_t len, const char *what)
+{
+    if (json_too_deep(body, len))
+        return error(r, 400, "body",
+                     "the body is nested deeper than %d levels of arrays and "
+                     "objects",
+                     CJSON_NESTING_LIMIT);
+    return error(r, 400, "body", "the body must be a JSON object%s", what);
+}
+
 static int post_dispatch(struct hub *h, const char *who, const char *body, size_t len,
                          int64_t now_ms, struct rest_response *r)
 {
@@ -455,7 +500,7 @@ static int post_dispatch(struct hub *h, const char *who, const char *body, size_
     cJSON *j = parse_body(body, len);
     if (!j || !cJSON_IsObject(j)) {
         cJSON_Delete(j);
-        return error(r, 400, "body", "the body must be a JSON object");
+        return error_not_object(r, body, len, "");
     }
     char key[INV_ID_MAX], why[96];
     if (json_find_nul(body, len, key, sizeof(key))) {
@@ -752,7 +797,7 @@ static int put_site_config(struct hub *h, const char *who, const char *site_id, 
     char *norm = j && cJSON_IsObject(j) ? cJSON_PrintUnformatted(j) : NULL;
     cJSON_Delete(j);
     if (!norm)
-        return error(r, 400, "body", "the body must be a JSON object (the desired configuration)");
+        return error_not_object(r, body, len, " (the desired configuration)");
     if (strlen(norm) >= STORE_CONFIG_MAX) {
         cJSON_free(norm);
         return error(r, 413, "body", "the configuration is larger than %d bytes (compact JSON)",
@@ -943,13 +988,24 @@ static int estop_reason(const char *body, size_t len, char *reason, size_t rlen,
     return ok ? 0 : -1;
 }
 
+/* A release when no stop holds (none active here, none as the gateway last reported) changes
+ * nothing: no log line, no message, since_ms kept; *changed 0 (the answer is then 200, not
+ * 202). Before anything is known (after a restart, the gateway not back yet) a release is
+ * recorded: it reaches the gateway at its Register. */
 static cJSON *estop_apply(struct hub *h, const char *who, const struct inv_site *site, int active,
-                          const char *reason, int64_t now_ms)
+                          const char *reason, int64_t now_ms, int *changed)
 {
     int sent = 0;
-    hub_estop(h, site->index, active, reason, who, now_ms, &sent);
+    const struct site_state *ss = hub_site_state(h, site->index);
+    int held = ss->estop_active || (ss->estop_has_reported && ss->estop_reported_active) ||
+               (!ss->estop_known && !ss->estop_has_reported);
+    if (active || held) {
+        hub_estop(h, site->index, active, reason, who, now_ms, &sent);
+        *changed = 1;
+    }
     cJSON *o = estop_json(h, site);
     cJSON_AddBoolToObject(o, "sent", sent);
+    cJSON_AddBoolToObject(o, "changed", active || held);
     return o;
 }
 
@@ -981,25 +1037,30 @@ static int route_estop(struct hub *h, const char *who, const char *method, const
         const struct inv_site *site = inventory_site(inv, name);
         if (!site)
             error(r, 404, "site_id", "unknown site '%s'", name);
-        else
-            set_json(r, get ? 200 : 202,
-                     get ? estop_json(h, site) : estop_apply(h, who, site, post, reason, now_ms));
+        else if (get)
+            set_json(r, 200, estop_json(h, site));
+        else {
+            int changed = 0;
+            cJSON *o = estop_apply(h, who, site, post, reason, now_ms, &changed);
+            set_json(r, changed ? 202 : 200, o);
+        }
         return 1;
     }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "group", name);
     cJSON *arr = cJSON_AddArrayToObject(o, "sites");
+    int changed = 0;
     for (size_t i = 0; i < inventory_site_count(inv); i++) {
         const struct inv_site *site = inventory_site_at(inv, i);
         if (!strcmp(site->group, name))
-            cJSON_AddItemToArray(arr, estop_apply(h, who, site, post, reason, now_ms));
+            cJSON_AddItemToArray(arr, estop_apply(h, who, site, post, reason, now_ms, &changed));
     }
     if (cJSON_GetArraySize(arr) == 0) {
         cJSON_Delete(o);
         error(r, 404, "group", "no site of the inventory is in group '%s'", name);
         return 1;
     }
-    set_json(r, 202, o);
+    set_json(r, changed ? 202 : 200, o);
     return 1;
 }
 
@@ -1063,28 +1124,7 @@ static int route_decisions(struct hub *h, const char *method, const char *path, 
 
 static cJSON *command_json(const struct command_rec *c)
 {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "command_id", c->id);
-    cJSON_AddStringToObject(o, "state", dispatch_state_name(c->state));
-    cJSON_AddStringToObject(o, "detail", c->detail);
-    cJSON_AddStringToObject(o, "asset_id", c->asset_id);
-    cJSON_AddStringToObject(o, "site_id", c->site_id);
-    cJSON_AddStringToObject(o, "gateway_id", c->gateway_id);
-    cJSON_AddStringToObject(o, "command", c->command);
-    add_num_or_null(o, "value", c->value);
-    cJSON_AddNumberToObject(o, "created_ms", (double)c->created_ms);
-    cJSON_AddNumberToObject(o, "expires_ms", (double)c->expires_ms);
-    cJSON_AddNumberToObject(o, "updated_ms", (double)c->updated_ms);
-    cJSON_AddStringToObject(o, "requested_by", c->requested_by);
-    cJSON *acks = cJSON_AddArrayToObject(o, "acks");
-    for (size_t i = 0; i < c->n_acks; i++) {
-        cJSON *a = cJSON_CreateObject();
-        cJSON_AddStringToObject(a, "state", dispatch_state_name(c->acks[i].state));
-        cJSON_AddStringToObject(a, "detail", c->acks[i].detail);
-        cJSON_AddNumberToObject(a, "at_ms", (double)c->acks[i].at_ms);
-        cJSON_AddItemToArray(acks, a);
-    }
-    return o;
+    return command_rec_json(c, 0);
 }
 
 /* POST /assets/:asset_id/commands {"command", "value", "ttl_s"}: 202 with the command. */
@@ -1098,7 +1138,7 @@ static int post_command(struct hub *h, const char *who, const char *asset_id, co
     char key[INV_ID_MAX];
     if (!j || !cJSON_IsObject(j) || json_find_nul(body, len, key, sizeof(key))) {
         cJSON_Delete(j);
-        return error(r, 400, "body", "the body must be a JSON object (without NUL characters)");
+        return error_not_object(r, body, len, " (without NUL characters)");
     }
     const cJSON *jc = cJSON_GetObjectItemCaseSensitive(j, "command");
     const cJSON *jv = cJSON_GetObjectItemCaseSensitive(j, "value");

@@ -131,7 +131,12 @@ struct store_decision {
     char json[STORE_DECISION_MAX];
 };
 
+/* Alerts and commands are stored as the JSON objects REST serves (headend/alerts.h alert_json,
+ * headend/commands.h command_rec_json), a few keys beside them as columns. */
+#define STORE_RECORD_MAX 4096 /* one alert's or command's JSON, with its NUL */
+
 struct store;
+typedef int (*store_json_cb)(const char *json, void *ctx);
 typedef int (*store_decision_cb)(const struct store_decision *d, void *ctx);
 typedef int (*store_session_cb)(const struct store_session *s, void *ctx);
 typedef int (*store_telemetry_cb)(const struct store_telemetry *t, void *ctx);
@@ -211,6 +216,22 @@ struct store_ops {
      * carry its name and sessions_close_open ends only its own open sessions and those of
      * headends whose heartbeat has expired (headend/cluster.h), never a live one's. */
     int (*set_node)(struct store *st, const char *node_id);
+    /* Alerts (docs/operations.md, "Alerts"): each change (raised, cleared, acked) stores the
+     * alert by id, replacing what was there. */
+    int (*alert_put)(struct store *st, int64_t id, int active, int64_t raised_ms, const char *json);
+    /* Every active alert and the newest `history` cleared ones, by id (oldest first). */
+    int (*alert_list)(struct store *st, int history, store_json_cb cb, void *ctx);
+    /* Removes cleared alerts beyond the newest `keep`. */
+    int (*alert_prune)(struct store *st, int keep, int64_t *deleted);
+    /* Commands (docs/operations.md, "Commands"): each change stores the command by id. */
+    int (*command_put)(struct store *st, const char *id, const char *site_id, int64_t created_ms,
+                       int state, const char *json);
+    /* -ENOENT when unknown; the JSON is cut to len - 1. */
+    int (*command_get)(struct store *st, const char *id, char *json, size_t len);
+    /* A site's commands created in [from_ms, to_ms], oldest first (site_id NULL: every site's
+     * commands whose state is not final, for a restart). */
+    int (*command_range)(struct store *st, const char *site_id, int64_t from_ms, int64_t to_ms,
+                         store_json_cb cb, void *ctx);
 };
 
 struct store {

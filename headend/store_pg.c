@@ -240,8 +240,13 @@ static const char schema[] =
     "CREATE INDEX IF NOT EXISTS decisions_site_ts ON decisions(site_id, ts_ms, id);"
     "CREATE INDEX IF NOT EXISTS decisions_received ON decisions(received_ms);"
     "UPDATE meta SET value = 6 WHERE name = 'schema_version' AND value = 5;"
-    /* Version 7 is helper A's (commands and alerts, another branch): this stand-in step only
-     * moves the number; the merge puts A's step here. */
+    /* Version 7: alerts and commands (docs/operations.md, "Alerts", "Commands") as the JSON
+     * objects REST serves, by id; a version-6 database gets the tables here. */
+    "CREATE TABLE IF NOT EXISTS alerts(id BIGINT PRIMARY KEY, active INTEGER NOT NULL,"
+    " raised_ms BIGINT NOT NULL, json TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS commands(id TEXT PRIMARY KEY, site_id TEXT NOT NULL,"
+    " created_ms BIGINT NOT NULL, state INTEGER NOT NULL, json TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS commands_site ON commands(site_id, created_ms, id);"
     "UPDATE meta SET value = 7 WHERE name = 'schema_version' AND value = 6;"
     /* Version 8: several headends on one database (docs/operations.md, "Several headends";
      * headend/cluster.c): which headend started each session, each headend's heartbeat (in
@@ -1418,6 +1423,122 @@ static int pg_decision_prune(struct store *st, int64_t before_ms, int64_t *delet
     return prune(st, "decision_prune", S_DEC_PRUNE, before_ms, deleted);
 }
 
+/* ---- alerts and commands (schema version 7): rare, so plain parameterised statements ----- */
+
+static int pg_json_rows(struct store *st, const char *op, const char *sql, struct params *p,
+                        store_json_cb cb, void *ctx)
+{
+    PGresult *r;
+    int stop = run(impl(st), op, -1, sql, p->n, p->v, &r);
+    for (int i = 0; !stop && i < PQntuples(r); i++)
+        stop = cb(PQgetvalue(r, i, 0), ctx);
+    PQclear(r);
+    return stop;
+}
+
+static int pg_exec(struct store *st, const char *op, const char *sql, struct params *p,
+                   int64_t *changed)
+{
+    PGresult *r;
+    int e = run(impl(st), op, -1, sql, p->n, p->v, &r);
+    if (!e && changed)
+        *changed = atoll(PQcmdTuples(r));
+    PQclear(r);
+    return e;
+}
+
+static int pg_alert_put(struct store *st, int64_t id, int active, int64_t raised_ms,
+                        const char *json)
+{
+    struct params p = {.n = 0};
+    p_int(&p, id);
+    p_int(&p, active);
+    p_int(&p, raised_ms);
+    p.v[p.n++] = json;
+    return pg_exec(st, "alert_put",
+                   "INSERT INTO alerts(id, active, raised_ms, json) VALUES($1, $2, $3, $4) "
+                   "ON CONFLICT(id) DO UPDATE SET active = excluded.active, json = excluded.json",
+                   &p, NULL);
+}
+
+static int pg_alert_list(struct store *st, int history, store_json_cb cb, void *ctx)
+{
+    struct params p = {.n = 0};
+    p_int(&p, history);
+    return pg_json_rows(st, "alert_list",
+                        "SELECT json FROM alerts WHERE active = 1 OR id IN (SELECT id FROM alerts "
+                        "WHERE active = 0 ORDER BY id DESC LIMIT $1) ORDER BY id",
+                        &p, cb, ctx);
+}
+
+static int pg_alert_prune(struct store *st, int keep, int64_t *deleted)
+{
+    struct params p = {.n = 0};
+    p_int(&p, keep);
+    return pg_exec(st, "alert_prune",
+                   "DELETE FROM alerts WHERE active = 0 AND id NOT IN (SELECT id FROM alerts "
+                   "WHERE active = 0 ORDER BY id DESC LIMIT $1)",
+                   &p, deleted);
+}
+
+static int pg_command_put(struct store *st, const char *id, const char *site_id, int64_t created_ms,
+                          int state, const char *json)
+{
+    struct params p = {.n = 0};
+    p_text(&p, id);
+    p_text(&p, site_id);
+    p_int(&p, created_ms);
+    p_int(&p, state);
+    p.v[p.n++] = json;
+    return pg_exec(st, "command_put",
+                   "INSERT INTO commands(id, site_id, created_ms, state, json) "
+                   "VALUES($1, $2, $3, $4, $5) ON CONFLICT(id) DO UPDATE SET "
+                   "state = excluded.state, json = excluded.json",
+                   &p, NULL);
+}
+
+struct pg_json_copy {
+    char *buf;
+    size_t len;
+    int found;
+};
+
+static int pg_copy_json(const char *json, void *ctx)
+{
+    struct pg_json_copy *c = ctx;
+    snprintf(c->buf, c->len, "%s", json);
+    c->found = 1;
+    return 1;
+}
+
+static int pg_command_get(struct store *st, const char *id, char *json, size_t len)
+{
+    struct params p = {.n = 0};
+    p_text(&p, id);
+    struct pg_json_copy c = {json, len, 0};
+    int e = pg_json_rows(st, "command_get", "SELECT json FROM commands WHERE id = $1", &p,
+                         pg_copy_json, &c);
+    return c.found ? 0 : e < 0 ? e : -ENOENT;
+}
+
+static int pg_command_range(struct store *st, const char *site_id, int64_t from_ms, int64_t to_ms,
+                            store_json_cb cb, void *ctx)
+{
+    struct params p = {.n = 0};
+    if (!site_id)
+        return pg_json_rows(st, "command_range",
+                            "SELECT json FROM commands WHERE state IN (0, 1, 101) "
+                            "ORDER BY created_ms, id",
+                            &p, cb, ctx);
+    p_text(&p, site_id);
+    p_int(&p, from_ms);
+    p_int(&p, to_ms);
+    return pg_json_rows(st, "command_range",
+                        "SELECT json FROM commands WHERE site_id = $1 AND created_ms BETWEEN $2 "
+                        "AND $3 ORDER BY created_ms, id",
+                        &p, cb, ctx);
+}
+
 static const struct store_ops pg_ops = {
     .name = "postgresql",
     .close = pg_close,
@@ -1456,6 +1577,12 @@ static const struct store_ops pg_ops = {
     .decision_range = pg_decision_range,
     .decision_prune = pg_decision_prune,
     .set_node = pg_set_node,
+    .alert_put = pg_alert_put,
+    .alert_list = pg_alert_list,
+    .alert_prune = pg_alert_prune,
+    .command_put = pg_command_put,
+    .command_get = pg_command_get,
+    .command_range = pg_command_range,
 };
 
 /* Creates the tables (in one transaction) and checks the schema version. */

@@ -810,6 +810,149 @@ static int sq_decision_prune(struct store *st, int64_t before_ms, int64_t *delet
     return prune(st, S_DEC_PRUNE, before_ms, deleted);
 }
 
+/* ---- alerts and commands: rare next to telemetry, so statements prepared per call --------- */
+
+static const char ops_schema[] =
+    "CREATE TABLE IF NOT EXISTS alerts(id INTEGER PRIMARY KEY, active INTEGER NOT NULL,"
+    " raised_ms INTEGER NOT NULL, json TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS commands(id TEXT PRIMARY KEY, site_id TEXT NOT NULL,"
+    " created_ms INTEGER NOT NULL, state INTEGER NOT NULL, json TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS commands_site ON commands(site_id, created_ms);";
+
+static int sq_prepare(struct store *st, const char *sql, sqlite3_stmt **q)
+{
+    return err_of(sqlite3_prepare_v2(impl(st)->db, sql, -1, q, NULL));
+}
+
+/* Steps q to its end, each row's column col to cb; finalizes q. */
+static int sq_each_json(sqlite3_stmt *q, int col, store_json_cb cb, void *ctx)
+{
+    int stop = 0, rc;
+    while (!stop && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        const unsigned char *t = sqlite3_column_text(q, col);
+        stop = cb(t ? (const char *)t : "", ctx);
+    }
+    if (!stop && rc != SQLITE_DONE)
+        stop = err_of(rc);
+    sqlite3_finalize(q);
+    return stop;
+}
+
+static int sq_alert_put(struct store *st, int64_t id, int active, int64_t raised_ms,
+                        const char *json)
+{
+    sqlite3_stmt *q;
+    int e = sq_prepare(st,
+                       "INSERT OR REPLACE INTO alerts(id, active, raised_ms, json) "
+                       "VALUES(?1, ?2, ?3, ?4)",
+                       &q);
+    if (e)
+        return e;
+    sqlite3_bind_int64(q, 1, id);
+    sqlite3_bind_int(q, 2, active);
+    sqlite3_bind_int64(q, 3, raised_ms);
+    bind_text(q, 4, json);
+    e = exec_done(q);
+    sqlite3_finalize(q);
+    return e;
+}
+
+static int sq_alert_list(struct store *st, int history, store_json_cb cb, void *ctx)
+{
+    sqlite3_stmt *q;
+    int e = sq_prepare(st,
+                       "SELECT json FROM alerts WHERE active = 1 OR id IN (SELECT id FROM alerts "
+                       "WHERE active = 0 ORDER BY id DESC LIMIT ?1) ORDER BY id",
+                       &q);
+    if (e)
+        return e;
+    sqlite3_bind_int(q, 1, history);
+    return sq_each_json(q, 0, cb, ctx);
+}
+
+static int sq_alert_prune(struct store *st, int keep, int64_t *deleted)
+{
+    sqlite3_stmt *q;
+    int e = sq_prepare(st,
+                       "DELETE FROM alerts WHERE active = 0 AND id NOT IN (SELECT id FROM alerts "
+                       "WHERE active = 0 ORDER BY id DESC LIMIT ?1)",
+                       &q);
+    if (e)
+        return e;
+    sqlite3_bind_int(q, 1, keep);
+    e = exec_done(q);
+    sqlite3_finalize(q);
+    if (!e && deleted)
+        *deleted = sqlite3_changes(impl(st)->db);
+    return e;
+}
+
+static int sq_command_put(struct store *st, const char *id, const char *site_id, int64_t created_ms,
+                          int state, const char *json)
+{
+    sqlite3_stmt *q;
+    int e = sq_prepare(st,
+                       "INSERT OR REPLACE INTO commands(id, site_id, created_ms, state, json) "
+                       "VALUES(?1, ?2, ?3, ?4, ?5)",
+                       &q);
+    if (e)
+        return e;
+    bind_text(q, 1, id);
+    bind_text(q, 2, site_id);
+    sqlite3_bind_int64(q, 3, created_ms);
+    sqlite3_bind_int(q, 4, state);
+    bind_text(q, 5, json);
+    e = exec_done(q);
+    sqlite3_finalize(q);
+    return e;
+}
+
+struct json_copy {
+    char *buf;
+    size_t len;
+    int found;
+};
+
+static int copy_json(const char *json, void *ctx)
+{
+    struct json_copy *c = ctx;
+    snprintf(c->buf, c->len, "%s", json);
+    c->found = 1;
+    return 1;
+}
+
+static int sq_command_get(struct store *st, const char *id, char *json, size_t len)
+{
+    sqlite3_stmt *q;
+    int e = sq_prepare(st, "SELECT json FROM commands WHERE id = ?1", &q);
+    if (e)
+        return e;
+    bind_text(q, 1, id);
+    struct json_copy c = {json, len, 0};
+    e = sq_each_json(q, 0, copy_json, &c);
+    return c.found ? 0 : e < 0 ? e : -ENOENT;
+}
+
+static int sq_command_range(struct store *st, const char *site_id, int64_t from_ms, int64_t to_ms,
+                            store_json_cb cb, void *ctx)
+{
+    sqlite3_stmt *q;
+    int e = sq_prepare(st,
+                       site_id ? "SELECT json FROM commands WHERE site_id = ?1 AND created_ms "
+                                 "BETWEEN ?2 AND ?3 ORDER BY created_ms, rowid"
+                               : "SELECT json FROM commands WHERE state IN (0, 1, 101) "
+                                 "ORDER BY created_ms, rowid",
+                       &q);
+    if (e)
+        return e;
+    if (site_id) {
+        bind_text(q, 1, site_id);
+        sqlite3_bind_int64(q, 2, from_ms);
+        sqlite3_bind_int64(q, 3, to_ms);
+    }
+    return sq_each_json(q, 0, cb, ctx);
+}
+
 static const struct store_ops sqlite_ops = {
     .name = "sqlite",
     .close = sq_close,
@@ -847,6 +990,12 @@ static const struct store_ops sqlite_ops = {
     .decision_add = sq_decision_add,
     .decision_range = sq_decision_range,
     .decision_prune = sq_decision_prune,
+    .alert_put = sq_alert_put,
+    .alert_list = sq_alert_list,
+    .alert_prune = sq_alert_prune,
+    .command_put = sq_command_put,
+    .command_get = sq_command_get,
+    .command_range = sq_command_range,
 };
 
 /* Adds a column when the look at the table finds it missing. */
@@ -896,6 +1045,8 @@ int store_sqlite_open(const char *path, struct store **out, char *err, size_t er
         rc = sqlite3_exec(s->db, schema, NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = migrate(s->db);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(s->db, ops_schema, NULL, NULL, NULL);
     for (int i = 0; i < S_COUNT && rc == SQLITE_OK; i++)
         rc = sqlite3_prepare_v3(s->db, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[i],
                                 NULL);

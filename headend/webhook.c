@@ -2,8 +2,11 @@
  *
  * Why a hand-written client: one POST of a small JSON body to a URL the operator gives is all
  * that is needed, and the headend links no HTTP client (libcurl would be a new dependency for
- * this alone). The client resolves the host (getaddrinfo, blocking, on this thread only),
- * connects without blocking and waits with poll, sends the request with
+ * this alone). The client resolves the host on a short-lived thread of its own (getaddrinfo
+ * blocks for the resolver's whole timeout, 5 s x attempts, and has no deadline: a DNS server
+ * that does not answer held the webhook thread, and the headend's shutdown, for that long), and
+ * waits for it within the POST's deadline; a lookup given up finishes on its own and frees
+ * itself. Then it connects without blocking and waits with poll, sends the request with
  * "Connection: close", and reads only the status line: every step counts against one
  * deadline, so a receiver that accepts and never answers costs timeout_ms, no more. */
 #include "headend/webhook.h"
@@ -131,12 +134,106 @@ static int wait_fd(int fd, short events, int64_t deadline, const int *stop)
     }
 }
 
+/* One lookup, shared by the webhook thread and the thread that runs getaddrinfo: the last of
+ * the two to let go frees it (the webhook thread may give up first). */
+struct lookup {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int refs, done, rc;
+    struct addrinfo *res;
+    char host[256], port[8];
+};
+
+static void lookup_release(struct lookup *l)
+{
+    pthread_mutex_lock(&l->mu);
+    int last = --l->refs == 0;
+    pthread_mutex_unlock(&l->mu);
+    if (!last)
+        return;
+    if (l->res)
+        freeaddrinfo(l->res);
+    pthread_mutex_destroy(&l->mu);
+    pthread_cond_destroy(&l->cond);
+    free(l);
+}
+
+static void *lookup_run(void *arg)
+{
+    struct lookup *l = arg;
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *res = NULL;
+    int g = getaddrinfo(l->host, l->port, &hints, &res);
+    pthread_mutex_lock(&l->mu);
+    l->rc = g;
+    l->res = g ? NULL : res;
+    l->done = 1;
+    pthread_cond_broadcast(&l->cond);
+    pthread_mutex_unlock(&l->mu);
+    lookup_release(l);
+    return NULL;
+}
+
+/* getaddrinfo within the deadline (and webhook_free): 0 with *res (the caller frees it), or a
+ * gai error, EAI_AGAIN with *timed_out set when the deadline or the stop came first. */
+static int resolve(const struct webhook *w, int64_t deadline, struct addrinfo **res, int *timed_out)
+{
+    *res = NULL;
+    *timed_out = 0;
+    struct lookup *l = calloc(1, sizeof(*l));
+    if (!l)
+        return EAI_MEMORY;
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_cond_init(&l->cond, NULL);
+    snprintf(l->host, sizeof(l->host), "%s", w->host);
+    snprintf(l->port, sizeof(l->port), "%d", w->port);
+    l->refs = 2;
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    pthread_t t;
+    int started = pthread_create(&t, &at, lookup_run, l) == 0;
+    pthread_attr_destroy(&at);
+    if (!started) {
+        l->refs = 1;
+        lookup_release(l);
+        return EAI_SYSTEM;
+    }
+    pthread_mutex_lock(&l->mu);
+    while (!l->done && left_ms(deadline) > 0 && !__atomic_load_n(&w->stop, __ATOMIC_RELAXED)) {
+        struct timespec ts; /* slices of 100 ms: the stop is a flag, not a signal of this cond */
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int ms = left_ms(deadline) < 100 ? left_ms(deadline) : 100;
+        ts.tv_nsec += (long)ms * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&l->cond, &l->mu, &ts);
+    }
+    int rc = EAI_AGAIN;
+    if (l->done) {
+        rc = l->rc;
+        *res = l->res;
+        l->res = NULL;
+    } else {
+        *timed_out = 1;
+    }
+    pthread_mutex_unlock(&l->mu);
+    lookup_release(l);
+    return rc;
+}
+
 static int connect_to(const struct webhook *w, int64_t deadline, char *why, size_t whylen)
 {
-    char port[8];
-    snprintf(port, sizeof(port), "%d", w->port);
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *res;
-    int g = getaddrinfo(w->host, port, &hints, &res);
+    struct addrinfo *res;
+    int timed_out;
+    int g = resolve(w, deadline, &res, &timed_out);
+    if (timed_out) {
+        snprintf(why, whylen, "cannot resolve %.64s: %s", w->host,
+                 __atomic_load_n(&w->stop, __ATOMIC_RELAXED) ? "the headend is stopping"
+                                                             : "no answer within the timeout");
+        return -ETIMEDOUT;
+    }
     if (g) {
         snprintf(why, whylen, "cannot resolve %.64s: %s", w->host, gai_strerror(g));
         return -EHOSTUNREACH;

@@ -138,6 +138,16 @@ int bus_write(struct bus *b, int unit_id, uint16_t addr, uint16_t n, const uint1
 void bus_close(struct bus *b);
 /* A copy of the counters; read them between calls (a call in flight may be half counted). */
 void bus_get_stats(const struct bus *b, struct bus_stats *out);
+/* One unit's (one device's) share of the counters, for its error rate (the headend's
+ * modbus_errors alert): calls, calls that failed (any rc but 0: exceptions, timeouts, breaker
+ * refusals...), and attempts that timed out. */
+struct bus_unit_stats {
+    uint64_t requests;
+    uint64_t errors;
+    uint64_t timeouts;
+};
+/* unit_id's counters (zeros for -EINVAL). */
+int bus_get_unit_stats(struct bus *b, int unit_id, struct bus_unit_stats *out);
 /* Names unit_id's device in log lines (the asset id; the bus copies it; default endpoint/unit).
  * Returns 0, -EINVAL or -ENOMEM. */
 int bus_set_device(struct bus *b, int unit_id, const char *device_id);

@@ -153,12 +153,15 @@ static int call(struct bus *b, int unit, int write, uint16_t addr, uint16_t n, u
                 const uint16_t *src)
 {
     struct breaker *br = &b->breakers[unit];
+    struct bus_unit_stats *us = &b->unit_stats[unit];
     lock(b);
     b->stats.requests++;
+    us->requests++;
     int64_t t0 = now_ms(b);
     enum breaker_state before = br->state;
     if (breaker_allow(br, t0) != 0) {
         b->stats.breaker_rejects++;
+        us->errors++;
         unlock(b);
         return BUS_EOPEN;
     }
@@ -175,10 +178,12 @@ static int call(struct bus *b, int unit, int write, uint16_t addr, uint16_t n, u
         }
         rc = b->tr->exchange(b, unit, write, addr, n, dst, src);
         count_attempt(&b->stats, rc);
+        us->timeouts += rc == -ETIMEDOUT;
         if (!bus_rc_retryable(rc))
             break;
     }
     count_outcome(&b->stats, rc);
+    us->errors += rc != 0;
 
     /* A failure opens the breaker from the time after the attempts (on a real clock, when the
      * failure is known, not when the call began); a success does not use the time. */
@@ -269,6 +274,17 @@ void bus_close(struct bus *b)
 void bus_get_stats(const struct bus *b, struct bus_stats *out)
 {
     *out = b->stats;
+}
+
+int bus_get_unit_stats(struct bus *b, int unit_id, struct bus_unit_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!b || unit_id < 0 || unit_id >= BUS_MAX_UNITS)
+        return -EINVAL;
+    lock(b);
+    *out = b->unit_stats[unit_id];
+    unlock(b);
+    return 0;
 }
 
 int bus_set_device(struct bus *b, int unit_id, const char *device_id)

@@ -45,6 +45,7 @@ struct bus {
     uint64_t jitter_state;
     pthread_mutex_t lock;
     struct breaker breakers[BUS_MAX_UNITS];
+    struct bus_unit_stats unit_stats[BUS_MAX_UNITS];
     char *device[BUS_MAX_UNITS]; /* names for logs, NULL = endpoint/unit */
 };
 

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "gateway/bus/breaker.h"
 #include "gateway/control/arbiter.h"
 #include "gateway/control/safety.h"
 #include "gateway/control/schedule.h"
@@ -219,6 +220,15 @@ static void read_devices(struct controller *c, int64_t now_ms, int *errors)
             c->written[i] = 0; /* it may have rebooted: send its setpoint again */
         }
         c->last_rc[i] = rc;
+        struct bus_unit_stats us;
+        int unit = c->cfg->devices[i].unit_id;
+        bus_get_unit_stats(c->bus[i], unit, &us);
+        o->bus_requests = us.requests;
+        o->bus_errors = us.errors;
+        o->bus_timeouts = us.timeouts;
+        int bs = bus_breaker_state(c->bus[i], unit);
+        snprintf(o->breaker, sizeof o->breaker, "%s",
+                 bs < 0 ? "" : breaker_state_name((enum breaker_state)bs));
         o->stale = o->last_ok_ms < 0 || now_ms - o->last_ok_ms > c->cfg->stale_after_ms;
         if (o->type == PROCIMG_METER_GRID && procimg_dev_usable(o) && isfinite(o->power_w)) {
             c->img.grid_w = o->power_w;

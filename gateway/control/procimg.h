@@ -82,6 +82,13 @@ struct procimg_dev {
      * SunSpec inverters, the maps' OpState/State; -1 unknown (meters have none). */
     int op_state;
 
+    /* The device's Modbus statistics (gateway/bus/bus.h bus_unit_stats, cumulative since the
+     * bus opened) and its breaker state ("closed", "open", "half_open"; "" unknown), copied
+     * after each poll: reported in telemetry for the headend's error-rate alert; no strategy
+     * or interlock reads them. */
+    uint64_t bus_requests, bus_errors, bus_timeouts;
+    char breaker[12];
+
     /* What the cycle last wrote to this device (the ramp limit is measured from it). */
     uint8_t has_prev_setpoint;
     double prev_setpoint_w;

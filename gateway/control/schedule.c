@@ -62,19 +62,21 @@ static int parse_days(const cJSON *v, const char *path, uint8_t *days, char *err
 static int parse_window(const cJSON *o, const char *path, struct schedule_window *w, char *err,
                         size_t errlen)
 {
-    static const char *const keys[] = {"days", "from", "to", "action", "power_w", NULL};
+    static const char *const keys[] = {"days", "from", "to", "action", "power_w", "soc", NULL};
     char p[160];
     if (!cJSON_IsObject(o))
-        return fail(err, errlen, path, o, "must be an object {days, from, to, action, power_w}");
+        return fail(err, errlen, path, o,
+                    "must be an object {days, from, to, action, power_w, soc}");
     for (const cJSON *it = o->child; it; it = it->next) {
         int known = 0;
         for (size_t i = 0; keys[i]; i++)
             known |= !strcmp(it->string, keys[i]);
         snprintf(p, sizeof p, "%s.%s", path, it->string);
         if (!known)
-            return fail(err, errlen, p, NULL, "unknown key (days, from, to, action, power_w)");
+            return fail(err, errlen, p, NULL, "unknown key (days, from, to, action, power_w, soc)");
     }
     memset(w, 0, sizeof *w);
+    w->soc = NAN;
     snprintf(p, sizeof p, "%s.days", path);
     int rc = parse_days(cJSON_GetObjectItemCaseSensitive(o, "days"), p, &w->days, err, errlen);
     if (rc)
@@ -102,16 +104,28 @@ static int parse_window(const cJSON *o, const char *path, struct schedule_window
                     "must be one of charge, discharge, hold_soc, import_cap, export_cap");
     w->action = (enum schedule_action)k;
     const cJSON *pw = cJSON_GetObjectItemCaseSensitive(o, "power_w");
+    const cJSON *soc = cJSON_GetObjectItemCaseSensitive(o, "soc");
+    if (soc && w->action != SCHED_HOLD_SOC) {
+        snprintf(p, sizeof p, "%s.soc", path);
+        return fail(err, errlen, p, soc, "only hold_soc takes a target soc");
+    }
+    if (soc) {
+        snprintf(p, sizeof p, "%s.soc", path);
+        if (!cJSON_IsNumber(soc) || !(soc->valuedouble >= 0 && soc->valuedouble <= 1))
+            return fail(err, errlen, p, soc, "must be a state of charge in [0, 1]");
+        w->soc = soc->valuedouble;
+    }
     snprintf(p, sizeof p, "%s.power_w", path);
-    if (w->action == SCHED_HOLD_SOC) {
+    if (w->action == SCHED_HOLD_SOC && !soc) {
         if (pw)
-            return fail(err, errlen, p, pw, "hold_soc takes no power");
+            return fail(err, errlen, p, pw,
+                        "hold_soc takes no power without a target soc (it holds at 0 W)");
         return 0;
     }
     if (!cJSON_IsNumber(pw) || !isfinite(pw->valuedouble) || pw->valuedouble < 0 ||
         pw->valuedouble > 1e9)
         return fail(err, errlen, p, pw, "required for %s: a number of watts in [0, 1e9]",
-                    action_names[k]);
+                    w->action == SCHED_HOLD_SOC ? "hold_soc with a target soc" : action_names[k]);
     w->power_w = pw->valuedouble;
     return 0;
 }
@@ -149,6 +163,26 @@ int schedule_window_active(const struct schedule_window *w, int64_t unix_ms)
     return (today && m >= w->from_min) || (yesterday && m < w->to_min);
 }
 
+double schedule_hold_soc_w(const struct schedule_window *w, const struct procimg *img)
+{
+    double soc = procimg_site_soc(img);
+    if (w->action != SCHED_HOLD_SOC || !isfinite(w->soc) || !isfinite(soc))
+        return 0;
+    double gap = soc - w->soc; /* > 0: above the target, discharge (site signs) */
+    if (fabs(gap) <= SCHEDULE_SOC_BAND)
+        return 0;
+    double cap_wh = 0;
+    for (size_t i = 0; i < img->n_devices; i++) {
+        const struct procimg_dev *d = &img->dev[i];
+        if (d->type == PROCIMG_BATTERY && procimg_dev_usable(d) && d->capacity_wh > 0)
+            cap_wh += d->capacity_wh;
+    }
+    /* without a capacity the gap in Wh is unknown: full power until the band */
+    double want = cap_wh > 0 ? fabs(gap) * cap_wh * 3600.0 / SCHEDULE_SOC_HORIZON_S : INFINITY;
+    double p = fmin(want, w->power_w);
+    return gap > 0 ? p : -p;
+}
+
 void schedule_decide(const struct schedule *s, const struct procimg *img, struct decision *dm)
 {
     int64_t unix_ms;
@@ -171,7 +205,9 @@ void schedule_decide(const struct schedule *s, const struct procimg *img, struct
         const struct schedule_window *w = &s->w[i];
         if (w->action > SCHED_HOLD_SOC || !schedule_window_active(w, unix_ms))
             continue;
-        x = w->action == SCHED_CHARGE ? -w->power_w : w->action == SCHED_DISCHARGE ? w->power_w : 0;
+        x = w->action == SCHED_CHARGE      ? -w->power_w
+            : w->action == SCHED_DISCHARGE ? w->power_w
+                                           : schedule_hold_soc_w(w, img);
         changed = 1;
     }
     if (img->grid_ok && isfinite(img->grid_w)) {

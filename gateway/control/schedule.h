@@ -20,7 +20,7 @@
 enum schedule_action {
     SCHED_CHARGE,     /* the batteries charge at power_w */
     SCHED_DISCHARGE,  /* the batteries discharge at power_w */
-    SCHED_HOLD_SOC,   /* the batteries neither charge nor discharge */
+    SCHED_HOLD_SOC,   /* the batteries hold their SoC (0 W), or go to soc and hold it there */
     SCHED_IMPORT_CAP, /* the batteries keep the site's import at or below power_w */
     SCHED_EXPORT_CAP, /* the batteries keep the site's export at or below power_w */
 };
@@ -29,8 +29,15 @@ struct schedule_window {
     uint8_t days;         /* bit d: the window starts on weekday d (0 = Sunday) */
     int from_min, to_min; /* minutes of the UTC day; from > to crosses midnight */
     enum schedule_action action;
-    double power_w; /* >= 0; unused for hold_soc */
+    double power_w; /* >= 0; for hold_soc with a target: the most it moves toward it */
+    double soc;     /* hold_soc's target, 0..1; NaN: hold where it is (0 W) */
 };
+
+/* hold_soc with a target: within SCHEDULE_SOC_BAND of it the batteries rest; further away they
+ * move toward it with the power that would close the gap in SCHEDULE_SOC_HORIZON_S (so they
+ * slow down as they come near, without overshoot from one cycle's lag), at most power_w. */
+#define SCHEDULE_SOC_BAND      0.005
+#define SCHEDULE_SOC_HORIZON_S 900.0
 
 struct schedule {
     size_t n;
@@ -45,6 +52,10 @@ int schedule_parse(const cJSON *arr, const char *path, struct schedule *out, cha
 /* Whether window w runs at the calendar instant unix_ms (a window that crosses midnight
  * belongs to the day it starts). */
 int schedule_window_active(const struct schedule_window *w, int64_t unix_ms);
+
+/* The site battery power (W, site signs) that hold_soc window w asks at the image's state:
+ * 0 without a target or a SoC reading. */
+double schedule_hold_soc_w(const struct schedule_window *w, const struct procimg *img);
 
 /* Adds the scheduled site request of this cycle to dm: the windows running at img->now_ms
  * (on the calendar of img->ctx; none without one) in file order: the last charge, discharge

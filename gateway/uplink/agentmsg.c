@@ -91,6 +91,10 @@ int agentmsg_telemetry(const struct procimg_dev *d, const char *asset_id, const 
     t.online = d->online;
     t.status = (char *)(status ? status : status_of(d));
     t.state = (char *)procimg_opstate_name(d->op_state);
+    t.modbus_requests = d->bus_requests;
+    t.modbus_errors = d->bus_errors;
+    t.modbus_timeouts = d->bus_timeouts;
+    t.breaker = (char *)d->breaker;
     switch (d->type) {
     case PROCIMG_BATTERY:
         st.soc = d->soc;

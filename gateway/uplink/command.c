@@ -276,3 +276,17 @@ void command_after_cycle(struct command *c, const struct decision *dm)
     if (c)
         dispatch_after_cycle(c->disp, dm);
 }
+
+int command_state(struct command *c, const char *command_id)
+{
+    if (!c)
+        return -ENOENT;
+    pthread_mutex_lock(&c->mu);
+    for (; c->ack_n; c->ack_n--) {
+        free(c->acks[c->ack_head].buf);
+        c->ack_head = (c->ack_head + 1) % ACKS_MAX;
+    }
+    int state = idset_get(&c->ids, command_id);
+    pthread_mutex_unlock(&c->mu);
+    return state;
+}

@@ -43,4 +43,9 @@ void command_apply(struct command *c, int64_t now_ms, int64_t wall_ms);
 /* After controller_cycle: the setpoint commands' APPLIED or FAILED. */
 void command_after_cycle(struct command *c, const struct decision *dm);
 
+/* ---- without a stream (the lockstep runner's "command" events) ---- */
+/* The newest state of command_id (AGENTMSG_ACK_*), or -ENOENT; and drops the acks waiting
+ * for a stream (a caller without one never sends them). */
+int command_state(struct command *c, const char *command_id);
+
 #endif

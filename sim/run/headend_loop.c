@@ -31,6 +31,7 @@
 
 #include "gateway/control/confsync.h"
 #include "gateway/control/estop.h"
+#include "gateway/uplink/command.h"
 #include "gateway/uplink/dispatch.h"
 #include "gateway/uplink/uplink.h"
 #include "sim/run/httpc.h"
@@ -56,8 +57,13 @@ struct hsite {
     char id[SCN_ID_MAX], base_id[SCN_ID_MAX];
     const struct site_cfg *cfg; /* the scenario's site (asset ids outside the simulator) */
     struct controller *ctl;
-    struct confsync *cs;     /* the gateway's events: configuration pushes */
-    struct estop *es;        /* and the emergency stop */
+    struct confsync *cs; /* the gateway's events: configuration pushes */
+    struct estop *es;    /* and the emergency stop */
+    struct command *cmd; /* and the per-asset commands */
+    /* "command" events given whose outcome is not known yet (a setpoint command's comes
+     * after the next cycle): their seq, reported once final */
+    int pending[8];
+    size_t n_pending;
     uint64_t config_version; /* of the last configuration pushed */
     struct dispatch *disp;
     struct uplink *up;
@@ -272,7 +278,8 @@ static int gateway_events_open(struct headend_loop *h, struct hsite *s, const st
 {
     s->cs = confsync_new_json(s->ctl, conf->root, conf->path, to_log, h);
     s->es = estop_new(s->ctl, "", to_log, h);
-    if (!s->cs || !s->es) {
+    s->cmd = command_new(s->ctl, s->id, to_log, h);
+    if (!s->cs || !s->es || !s->cmd) {
         snprintf(err, errlen, "headend loop: out of memory");
         return -ENOMEM;
     }
@@ -282,9 +289,51 @@ static int gateway_events_open(struct headend_loop *h, struct hsite *s, const st
 /* A "config", "estop" or "estop_release" event for site s, applied straight to its gateway
  * (with or without a headend in the loop), between two cycles as a push would be; one line
  * to events.log (digested: it names the version and the outcome, nothing that varies). */
+/* A command's outcome in events.log once final (digested: the state, nothing that varies);
+ * 1 when it was. */
+static int command_result(struct headend_loop *h, struct hsite *s, int seq, int64_t now_ms)
+{
+    char id[32];
+    snprintf(id, sizeof id, "scenario-%d", seq);
+    int st = command_state(s->cmd, id);
+    if (st == AGENTMSG_ACK_RECEIVED)
+        return 0;
+    fprintf(h->ev, "t=%.3f site=%s event=command_result seq=%d state=%s\n", now_ms / 1000.0, s->id,
+            seq, st < 0 ? "UNKNOWN" : agentmsg_ack_name(st));
+    return 1;
+}
+
+/* A "command" event: given to the site's gateway as the headend's Command would be (the
+ * driver's checks, register writes, setpoints at manual priority through the command's own
+ * dispatcher), on a clock that reads 0 now (its ttl counts from the event). */
+static void command_event(struct headend_loop *h, struct hsite *s, const struct event *e,
+                          int64_t now_ms)
+{
+    struct agentmsg_command m;
+    memset(&m, 0, sizeof m);
+    char uid[SCN_ID_MAX];
+    snprintf(m.command_id, sizeof m.command_id, "scenario-%d", e->seq);
+    snprintf(m.asset_id, sizeof m.asset_id, "%s", scenario_asset_uid(s->cfg, e->asset_id, uid));
+    snprintf(m.command, sizeof m.command, "%s", e->command);
+    m.value = e->value;
+    m.expires_ms = e->ttl_ms;
+    fprintf(h->ev,
+            "t=%.3f site=%s event=command seq=%d asset=%s command=%s value=%.3f ttl_s=%lld\n",
+            now_ms / 1000.0, s->id, e->seq, m.asset_id, m.command, isnan(e->value) ? 0 : e->value,
+            (long long)(e->ttl_ms / 1000));
+    command_on_headend(s->cmd, &m);
+    command_apply(s->cmd, now_ms, 0);
+    if (!command_result(h, s, e->seq, now_ms) && s->n_pending < 8)
+        s->pending[s->n_pending++] = e->seq;
+}
+
 static int gateway_event(struct headend_loop *h, struct hsite *s, const struct event *e,
                          int64_t now_ms, char *err, size_t errlen)
 {
+    if (e->type == EVENT_COMMAND) {
+        command_event(h, s, e, now_ms);
+        return 0;
+    }
     if (e->type == EVENT_ESTOP || e->type == EVENT_ESTOP_RELEASE) {
         int on = e->type == EVENT_ESTOP;
         char id[32];
@@ -715,6 +764,14 @@ void headend_loop_after_cycle(struct headend_loop *h, size_t site, const struct 
         return;
     struct hsite *s = &h->s[site];
     dispatch_after_cycle(s->disp, dm);
+    command_after_cycle(s->cmd, dm);
+    for (size_t k = 0; k < s->n_pending;) /* in the order given */
+        if (command_result(h, s, s->pending[k], now_ms)) {
+            memmove(&s->pending[k], &s->pending[k + 1], (s->n_pending - k - 1) * sizeof(int));
+            s->n_pending--;
+        } else {
+            k++;
+        }
     if (s->up)
         uplink_publish(s->up, controller_image(s->ctl), dm, now_ms);
 }
@@ -728,6 +785,7 @@ void headend_loop_free(struct headend_loop *h)
         uplink_free(h->s[i].up);
         confsync_free(h->s[i].cs);
         estop_free(h->s[i].es);
+        command_free(h->s[i].cmd);
     }
     relay_free(h->relay);
     if (h->span == EVENT_HEADEND_FREEZE && h->child > 0)

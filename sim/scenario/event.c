@@ -3,6 +3,7 @@
  * checked against the sites it names (by file id: an event applies to every replica). The
  * scenario owns three arrays, one per kind, each sorted by (at, position in the file). */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -232,6 +233,57 @@ static int parse_gateway_event(struct scn_ld *L, const cJSON *o, const char *pat
     return 0;
 }
 
+/* {"at", "type": "command", "site", "asset", "command", "value", "ttl"}: a per-asset command
+ * (docs/operations.md, "Commands") given to the site's gateway at `at`, as the headend would send
+ * it. The names and whether each takes a value are the headend's (headend/commands.c); whether
+ * the device can do it is the gateway driver's to say (a refusal is a line in events.log, not a
+ * load error: it is what a regression of a refusal looks like). */
+static int parse_command(struct scn_ld *L, const cJSON *o, const char *path, struct event *e,
+                         int n_file_sites, const char *only_site)
+{
+    static const char *const keys[] = {"at",      "type",  "site", "asset",
+                                       "command", "value", "ttl",  NULL};
+    static const struct {
+        const char *name;
+        int value;
+    } names[] = {{"start", 0},  {"stop", 0},      {"reset", 0},          {"set_output", 1},
+                 {"charge", 1}, {"discharge", 1}, {"set_temperature", 1}};
+    char p[SCN_PATH_MAX];
+    const struct site_cfg *sc;
+    const struct asset_cfg *a;
+    const char *name;
+    int rc;
+    if ((rc = scn_check_keys(L, o, path, keys, NULL)))
+        return rc;
+    e->type = EVENT_COMMAND;
+    if ((rc = event_site(L, o, path, n_file_sites, only_site, &sc)))
+        return rc;
+    snprintf(e->site_id, sizeof e->site_id, "%s", sc->base_id);
+    if ((rc = event_asset(L, o, path, sc, e, &a)) ||
+        (rc = scn_get_str(L, o, path, "command", 1, &name)))
+        return rc;
+    int takes = -1;
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
+        if (!strcmp(name, names[k].name))
+            takes = names[k].value;
+    if (takes < 0)
+        return scn_fail(L, scn_pkey(p, path, "command"), scn_item(o, "command"),
+                        "must be one of start, stop, reset, set_output, charge, discharge, "
+                        "set_temperature");
+    snprintf(e->command, sizeof e->command, "%s", name);
+    e->value = NAN;
+    if (!takes && scn_item(o, "value"))
+        return scn_fail(L, scn_pkey(p, path, "value"), scn_item(o, "value"),
+                        "\"%s\" takes no value", name);
+    if (takes && (rc = scn_get_num(L, o, path, "value", 0, 0, 0, B_REQ, &e->value)))
+        return rc;
+    if ((rc = scn_get_dur(L, o, path, "ttl", 300000, 1000, B_MIN, &e->ttl_ms)))
+        return rc;
+    if (e->ttl_ms % 1000)
+        return scn_fail(L, scn_pkey(p, path, "ttl"), scn_item(o, "ttl"), "must be whole seconds");
+    return 0;
+}
+
 static int parse_event(struct scn_ld *L, const cJSON *o, int i, struct event *e, int n_file_sites,
                        const char *only_site)
 {
@@ -258,10 +310,13 @@ static int parse_event(struct scn_ld *L, const cJSON *o, int i, struct event *e,
         return parse_headend_event(L, o, path, type, e);
     if (!strcmp(type, "config") || !strcmp(type, "estop") || !strcmp(type, "estop_release"))
         return parse_gateway_event(L, o, path, type, e, n_file_sites, only_site);
+    if (!strcmp(type, "command"))
+        return parse_command(L, o, path, e, n_file_sites, only_site);
     if (strcmp(type, "fault") != 0)
         return scn_fail(L, scn_pkey(p, path, "type"), scn_item(o, "type"),
                         "must be \"fault\", \"dispatch\", \"grid_outage\", \"config\", "
-                        "\"estop\", \"estop_release\", \"headend_outage\" or \"headend_freeze\"");
+                        "\"estop\", \"estop_release\", \"command\", \"headend_outage\" or "
+                        "\"headend_freeze\"");
     if ((rc = scn_check_keys(L, o, path, keys, NULL)) ||
         (rc = scn_get_dur(L, o, path, "duration", 0, 0, 0, &e->duration_ms)))
         return rc;
@@ -376,7 +431,7 @@ int scn_parse_events(struct scn_ld *L, const cJSON *arr, const cJSON *sites)
          * site.c never sees them; nor the headend's own events, which the headend loop plays
          * with them. */
         if (e.type == EVENT_DISPATCH || e.type == EVENT_CONFIG || e.type == EVENT_ESTOP ||
-            e.type == EVENT_ESTOP_RELEASE || event_is_headend(e.type))
+            e.type == EVENT_ESTOP_RELEASE || e.type == EVENT_COMMAND || event_is_headend(e.type))
             s->dispatches[s->n_dispatches++] = e;
         else if (e.type == EVENT_GRID_OUTAGE)
             s->outages[s->n_outages++] = e;

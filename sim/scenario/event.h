@@ -18,6 +18,7 @@ enum event_type {
     EVENT_CONFIG,         /* a desired configuration pushed into the gateway (confsync.h) */
     EVENT_ESTOP,          /* the site's emergency stop engaged (estop.h) */
     EVENT_ESTOP_RELEASE,  /* and released */
+    EVENT_COMMAND,        /* a per-asset command (start, stop, set_temperature...) */
     EVENT_HEADEND_OUTAGE, /* the headend in the loop is gone for a duration: streams cut */
     EVENT_HEADEND_FREEZE, /* the headend in the loop is stopped (SIGSTOP) for a duration */
 };
@@ -57,6 +58,9 @@ struct event {
     /* EVENT_CONFIG: the "gateway" object (inside the scenario's root); EVENT_ESTOP: why */
     const cJSON *config;
     char reason[128];
+    /* EVENT_COMMAND: asset_id, the command's name, value (W or degC; NaN when it takes none),
+     * ttl_ms (its lifetime, whole seconds) */
+    char command[32];
 };
 
 #endif

@@ -8,7 +8,7 @@
 - soc_low is raised for batteries under the reserve (the reserve set above their SoC);
 - a dispatch that expires raises dispatch_failed, which an operator's ack clears (a second ack
   is 409); GET /alerts filters by state and rule; /metrics has the active alerts by rule.
-The Modbus error rate is no rule: the gateway does not report it (docs/operations.md)."""
+asset_fault and modbus_errors (a device fault and a wire fault in der-sim serve): test_alerts_device.py."""
 
 import json
 import os

@@ -172,9 +172,9 @@ def test_store(pg, he):
     st, h = he.http("GET", "/healthz")
     check(st == 200 and h.get("store") == "postgresql", "healthz: %r" % (h,))
     tables = pg.psql("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
-    check(tables == ["audit", "cluster_nodes", "cluster_presence", "decisions", "dispatch",
-                     "dispatch_ack", "dispatch_alloc", "meta", "sessions", "site_config",
-                     "telemetry", "tokens"], "tables: %r" % tables)
+    check(tables == ["alerts", "audit", "cluster_nodes", "cluster_presence", "commands",
+                     "decisions", "dispatch", "dispatch_ack", "dispatch_alloc", "meta", "sessions",
+                     "site_config", "telemetry", "tokens"], "tables: %r" % tables)
     check(pg.psql("SELECT value FROM meta WHERE name = 'schema_version'") == ["8"],
           "schema version: %r" % pg.psql("SELECT * FROM meta"))
     gw = Gateway(he.grpc_port)

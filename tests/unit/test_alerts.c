@@ -33,13 +33,18 @@ static void test_predicates(void)
     CU_ASSERT_FALSE(alert_stale_holds(&L, 0, 1000, 100000, &v));
     CU_ASSERT_FALSE(alert_stale_holds(&L, 1, 1000, 30999, &v));
     CU_ASSERT_TRUE(alert_stale_holds(&L, 1, 1000, 31000, &v));
-    /* fault: the status text or the device state */
-    CU_ASSERT_TRUE(alert_fault_holds(&L, "FAULT", ""));
-    CU_ASSERT_TRUE(alert_fault_holds(&L, "inverter fault 12", ""));
-    CU_ASSERT_TRUE(alert_fault_holds(&L, "ok", "FAULT")); /* a boiler */
-    CU_ASSERT_TRUE(alert_fault_holds(&L, "ok", "F"));     /* an EV charger's error state */
-    CU_ASSERT_FALSE(alert_fault_holds(&L, "ok", "C"));
-    CU_ASSERT_FALSE(alert_fault_holds(&L, "stale", "RUNNING"));
+    /* fault: the operating state (Telemetry.state) decides when the gateway reports one */
+    CU_ASSERT_TRUE(alert_fault_holds(&L, "FAULT", "ok", ""));
+    CU_ASSERT_FALSE(alert_fault_holds(&L, "RUNNING", "inverter fault 12", "")); /* text only */
+    CU_ASSERT_FALSE(alert_fault_holds(&L, "IDLE", "ok", "FAULT"));
+    CU_ASSERT_FALSE(alert_fault_holds(&L, "STARTING", "ok", "F"));
+    /* ... else (a gateway that predates it) the status text or the device state */
+    CU_ASSERT_TRUE(alert_fault_holds(&L, "", "FAULT", ""));
+    CU_ASSERT_TRUE(alert_fault_holds(&L, NULL, "inverter fault 12", ""));
+    CU_ASSERT_TRUE(alert_fault_holds(&L, "", "ok", "FAULT")); /* a boiler */
+    CU_ASSERT_TRUE(alert_fault_holds(&L, "", "ok", "F"));     /* an EV charger's error state */
+    CU_ASSERT_FALSE(alert_fault_holds(&L, "", "ok", "C"));
+    CU_ASSERT_FALSE(alert_fault_holds(&L, "", "stale", "RUNNING"));
     /* soc: below the reserve raises; cleared only above reserve + hysteresis */
     CU_ASSERT_TRUE(alert_soc_holds(&L, 0.099, 0));
     CU_ASSERT_FALSE(alert_soc_holds(&L, 0.10, 0));
@@ -55,7 +60,7 @@ static void test_predicates(void)
     struct alert_limits off = {0};
     CU_ASSERT_FALSE(alert_offline_holds(&off, 0, 1, 1e12, &v));
     CU_ASSERT_FALSE(alert_stale_holds(&off, 1, 1, 1e12, &v));
-    CU_ASSERT_FALSE(alert_fault_holds(&off, "FAULT", "FAULT"));
+    CU_ASSERT_FALSE(alert_fault_holds(&off, "FAULT", "FAULT", "FAULT"));
     CU_ASSERT_FALSE(alert_soc_holds(&off, 0.0, 0));
     CU_ASSERT_FALSE(alert_lag_holds(&off, 1, 1e12));
 }
@@ -140,7 +145,8 @@ static void test_state_machine(void)
     CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(j, "acked_by")->valuestring, "ops");
     cJSON_Delete(j);
     CU_ASSERT_EQUAL(alert_rule_parse("gateway_stale"), ALERT_GATEWAY_STALE);
-    CU_ASSERT_EQUAL(alert_rule_parse("modbus_errors"), -EINVAL);
+    CU_ASSERT_EQUAL(alert_rule_parse("modbus_errors"), ALERT_MODBUS_ERRORS);
+    CU_ASSERT_EQUAL(alert_rule_parse("modbus"), -EINVAL);
     alerts_free(a);
 }
 
@@ -217,11 +223,64 @@ static void test_desired_check(void)
     }
 }
 
+/* modbus_errors: the rate over a sliding window of the gateway's cumulative counters */
+static void test_modbus_rate(void)
+{
+    struct alert_limits M = {
+        .modbus_error_pct = 10, .modbus_window_ms = 80000, .modbus_min_requests = 20};
+    struct alert_rate r;
+    memset(&r, 0, sizeof r);
+    double pct;
+    uint64_t calls, errs;
+    CU_ASSERT_FALSE(alert_modbus_holds(&M, &r, 0, &pct, &calls, &errs)); /* nothing yet */
+    /* 10 calls a second, no errors: a rate of 0 */
+    uint64_t req = 0, err = 0;
+    int64_t t = 0;
+    for (; t <= 100000; t += 1000, req += 10)
+        alert_rate_push(&r, M.modbus_window_ms, req, err, t);
+    t -= 1000;
+    CU_ASSERT_FALSE(alert_modbus_holds(&M, &r, t, &pct, &calls, &errs));
+    CU_ASSERT_DOUBLE_EQUAL(pct, 0, 1e-9);
+    CU_ASSERT_TRUE(calls >= 700 && calls <= 800); /* 7/8 to all of the window */
+    /* then 2 of 10 fail: 20 % once the window holds only them */
+    for (t += 1000; t <= 200000; t += 1000, req += 10, err += 2)
+        alert_rate_push(&r, M.modbus_window_ms, req, err, t);
+    t -= 1000;
+    CU_ASSERT_TRUE(alert_modbus_holds(&M, &r, t, &pct, &calls, &errs));
+    CU_ASSERT_DOUBLE_EQUAL(pct, 20, 1e-9);
+    CU_ASSERT_EQUAL(errs * 5, calls);
+    /* a threshold above it does not hold; fewer calls than the minimum give no rate */
+    struct alert_limits hi = M;
+    hi.modbus_error_pct = 25;
+    CU_ASSERT_FALSE(alert_modbus_holds(&hi, &r, t, &pct, &calls, &errs));
+    struct alert_limits few = M;
+    few.modbus_min_requests = 100000;
+    CU_ASSERT_FALSE(alert_modbus_holds(&few, &r, t, &pct, &calls, &errs));
+    CU_ASSERT_TRUE(isnan(pct));
+    /* the errors stop: it clears within the window */
+    int cleared_at = -1;
+    for (int k = 1; k <= 90 && cleared_at < 0; k++, req += 10) {
+        alert_rate_push(&r, M.modbus_window_ms, req, err, t + k * 1000);
+        if (!alert_modbus_holds(&M, &r, t + k * 1000, &pct, &calls, &errs))
+            cleared_at = k;
+    }
+    CU_ASSERT_TRUE(cleared_at > 0 && cleared_at <= 80);
+    /* the gateway restarted (counters lower): the window starts again, no bogus rate */
+    alert_rate_push(&r, M.modbus_window_ms, 5, 5, t + 100000);
+    CU_ASSERT_FALSE(alert_modbus_holds(&M, &r, t + 100000, &pct, &calls, &errs));
+    CU_ASSERT_EQUAL(calls, 0);
+    /* off: 0 % */
+    struct alert_limits off = {0};
+    CU_ASSERT_FALSE(alert_modbus_holds(&off, &r, t, &pct, &calls, &errs));
+    CU_ASSERT_STRING_EQUAL(alert_rule_name(ALERT_MODBUS_ERRORS), "modbus_errors");
+}
+
 void test_register_alerts(void)
 {
     CU_pSuite s = CU_add_suite("alerts", NULL, NULL);
     CU_add_test(s, "rule predicates at their thresholds", test_predicates);
     CU_add_test(s, "raise, refresh, clear, ack, history", test_state_machine);
     CU_add_test(s, "webhook URL", test_webhook_url);
+    CU_add_test(s, "modbus error rate over its window", test_modbus_rate);
     CU_add_test(s, "desired configuration check", test_desired_check);
 }

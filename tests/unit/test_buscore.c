@@ -88,6 +88,15 @@ static void test_retries_backoff_and_counters(void)
     CU_ASSERT_EQUAL(st.timeouts, 1);
     CU_ASSERT_EQUAL(st.conn_errors, 2);
     CU_ASSERT_EQUAL(st.proto_errors, 1);
+    /* the unit's share: one call, no failure (the retries succeeded), one attempt timed out */
+    struct bus_unit_stats us;
+    CU_ASSERT_EQUAL(bus_get_unit_stats(b, 1, &us), 0);
+    CU_ASSERT_EQUAL(us.requests, 1);
+    CU_ASSERT_EQUAL(us.errors, 0);
+    CU_ASSERT_EQUAL(us.timeouts, 1);
+    CU_ASSERT_EQUAL(bus_get_unit_stats(b, 2, &us), 0);
+    CU_ASSERT_EQUAL(us.requests, 0);
+    CU_ASSERT_EQUAL(bus_get_unit_stats(b, 256, &us), -EINVAL);
     closed_flag = 0;
     bus_close(b);
     CU_ASSERT_EQUAL(closed_flag, 1);
@@ -136,6 +145,11 @@ static void test_exception_answers_at_once(void)
     CU_ASSERT_EQUAL(st.exceptions_by_code[2], 1);
     CU_ASSERT_EQUAL(st.exceptions_by_code[11], 1);
     CU_ASSERT_EQUAL(st.exceptions_by_code[0], 1); /* codes above 15 */
+    struct bus_unit_stats us;                     /* exceptions are failed calls of the unit */
+    bus_get_unit_stats(b, 5, &us);
+    CU_ASSERT_EQUAL(us.requests, 3);
+    CU_ASSERT_EQUAL(us.errors, 3);
+    CU_ASSERT_EQUAL(us.timeouts, 0);
     CU_ASSERT_EQUAL(st.retries, 0);
     CU_ASSERT_EQUAL(fc.n_sleeps, 0);
     /* bad arguments reach neither the counters nor the transport */

@@ -106,6 +106,14 @@ static void test_schedule_errors(void)
          "schedules[0].days: each day must be one of sun"},
         {"[{\"from\":\"07:30\",\"to\":\"08:00\",\"action\":\"hold_soc\",\"when\":1}]",
          "schedules[0].when: unknown key"},
+        {"[{\"from\":\"07:30\",\"to\":\"08:00\",\"action\":\"hold_soc\",\"soc\":1.5,"
+         "\"power_w\":1}]",
+         "schedules[0].soc: must be a state of charge in [0, 1], got 1.5"},
+        {"[{\"from\":\"07:30\",\"to\":\"08:00\",\"action\":\"hold_soc\",\"soc\":0.5}]",
+         "schedules[0].power_w: required for hold_soc with a target soc"},
+        {"[{\"from\":\"07:30\",\"to\":\"08:00\",\"action\":\"charge\",\"soc\":0.5,"
+         "\"power_w\":1}]",
+         "schedules[0].soc: only hold_soc takes a target soc"},
     };
     struct schedule s;
     char err[512];
@@ -194,6 +202,60 @@ static void test_schedule_windows(void)
     CU_ASSERT_EQUAL(dm.n_requests, 0);
 }
 
+/* hold_soc with a target: toward it at most power_w, slowing near it, then 0 W within the band;
+ * above it the batteries discharge; without a target (or a reading) 0 W */
+static void test_schedule_hold_soc(void)
+{
+    struct schedule s;
+    char err[256];
+    CU_ASSERT_EQUAL_FATAL(parse("[{\"from\":\"00:00\",\"to\":\"24:00\",\"action\":\"hold_soc\","
+                                "\"soc\":0.8,\"power_w\":3000},"
+                                "{\"from\":\"10:00\",\"to\":\"11:00\",\"action\":\"hold_soc\"}]",
+                                &s, err, sizeof err),
+                          0);
+    CU_ASSERT_DOUBLE_EQUAL(s.w[0].soc, 0.8, 1e-12);
+    CU_ASSERT(isnan(s.w[1].soc));
+    struct procimg img;
+    site(&img); /* one 10 kWh battery at 50 % */
+    /* far below: the cap (0.3 x 10 kWh in 15 min would be 12 kW) */
+    CU_ASSERT_DOUBLE_EQUAL(schedule_hold_soc_w(&s.w[0], &img), -3000, 1e-9);
+    /* near it: what closes the gap in 15 min (2 points of 10 kWh = 200 Wh: 800 W) */
+    img.dev[0].soc = 0.78;
+    CU_ASSERT_DOUBLE_EQUAL(schedule_hold_soc_w(&s.w[0], &img), -800, 1e-6);
+    /* within the band: hold */
+    img.dev[0].soc = 0.797;
+    CU_ASSERT_DOUBLE_EQUAL(schedule_hold_soc_w(&s.w[0], &img), 0, 1e-12);
+    img.dev[0].soc = 0.804;
+    CU_ASSERT_DOUBLE_EQUAL(schedule_hold_soc_w(&s.w[0], &img), 0, 1e-12);
+    /* above it: discharge toward it */
+    img.dev[0].soc = 0.9;
+    CU_ASSERT_DOUBLE_EQUAL(schedule_hold_soc_w(&s.w[0], &img), 3000, 1e-9);
+    /* no reading, or no target: 0 W */
+    img.dev[0].online = 0;
+    CU_ASSERT_DOUBLE_EQUAL(schedule_hold_soc_w(&s.w[0], &img), 0, 1e-12);
+    img.dev[0].online = 1;
+    CU_ASSERT_DOUBLE_EQUAL(schedule_hold_soc_w(&s.w[1], &img), 0, 1e-12);
+
+    /* in the cycle: the site request at the scheduled priority, the last window winning */
+    struct sitectx ctx = {.has_start = 1, .start_unix_ms = at("2026-06-15T00:00:00Z")};
+    static struct decision dm;
+    img.ctx = &ctx;
+    img.dev[0].soc = 0.5;
+    img.now_ms = 9 * 3600000LL;
+    decision_init(&dm, &img, "t");
+    decision_request(&dm, DSRC_OPTIMISATION, DECISION_SITE, 1000);
+    schedule_decide(&s, &img, &dm);
+    CU_ASSERT_EQUAL_FATAL(dm.n_requests, 2);
+    CU_ASSERT_EQUAL(dm.req[1].source, DSRC_SCHEDULED);
+    CU_ASSERT_DOUBLE_EQUAL(dm.req[1].power_w, -3000, 1e-9);
+    img.now_ms = 10 * 3600000LL + 60000; /* the plain hold_soc window comes later in the file */
+    decision_init(&dm, &img, "t");
+    decision_request(&dm, DSRC_OPTIMISATION, DECISION_SITE, 1000);
+    schedule_decide(&s, &img, &dm);
+    CU_ASSERT_EQUAL_FATAL(dm.n_requests, 2);
+    CU_ASSERT_DOUBLE_EQUAL(dm.req[1].power_w, 0, 1e-12);
+}
+
 /* ---- persistence: a stop survives a restart of the gateway until it is released ---- */
 
 static struct bus *no_bus(void *ctx, const struct device_cfg *d, char *err, size_t len)
@@ -280,5 +342,6 @@ void test_register_estop(void)
     CU_add_test(s, "arbiter: the estop above every class", test_arbiter_estop);
     CU_add_test(s, "schedule parsing errors name the field", test_schedule_errors);
     CU_add_test(s, "schedule windows, requests and caps", test_schedule_windows);
+    CU_add_test(s, "schedule hold_soc toward a target", test_schedule_hold_soc);
     CU_add_test(s, "estop persisted across a restart", test_estop_persists);
 }

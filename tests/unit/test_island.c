@@ -333,7 +333,8 @@ static void test_event_errors(void)
                 "(10s to 30s), got \"29s\"",
                 NULL);
     expect_fail("events[0].type=blackout", "events[0].type: must be \"fault\", \"dispatch\", ",
-                "\"estop_release\", \"headend_outage\" or \"headend_freeze\", got \"blackout\"");
+                "\"estop_release\", \"command\", \"headend_outage\" or \"headend_freeze\", got "
+                "\"blackout\"");
 }
 
 /* ---- KPIs ---------------------------------------------------------------------------------- */

@@ -356,6 +356,18 @@ static void test_bad_files(void)
          "events[0].fault: \"device\" faults apply to battery, pv, evse and boiler, not meter",
          NULL},
         {"events.json", "events[0].site=s9", "events[0].site: no site \"s9\"", NULL},
+        {"events.json",
+         "events[0]={\"at\":\"1m\",\"type\":\"command\",\"site\":\"s1\",\"asset\":\"bat\","
+         "\"command\":\"fly\"}",
+         "events[0].command: must be one of start, stop, reset", "got \"fly\""},
+        {"events.json",
+         "events[0]={\"at\":\"1m\",\"type\":\"command\",\"site\":\"s1\",\"asset\":\"bat\","
+         "\"command\":\"start\",\"value\":1}",
+         "events[0].value: \"start\" takes no value", NULL},
+        {"events.json",
+         "events[0]={\"at\":\"1m\",\"type\":\"command\",\"site\":\"s1\",\"asset\":\"bat\","
+         "\"command\":\"charge\"}",
+         "events[0].value:", NULL},
         {"events.json", "events[0].code=3",
          "events[0].code: only valid with \"fault\": \"exception\", got 3", NULL},
         {"events.json", "events[1].delay=0s", "events[1].delay: must be > 0s, got \"0s\"", NULL},
