@@ -56,6 +56,8 @@ struct scenario {
     cJSON *field;          /* the "field" object (recorded series to overlay); NULL */
     char field_csv[1024];  /* its "csv", resolved against the scenario's directory; "" */
     cJSON *root;           /* the whole document after --set overrides */
+    char timezone[64];     /* "timezone" (IANA) for report time axes; "" = UTC */
+    int32_t tz_offset_s;   /* its UTC offset at start (0 without one); the run stays in UTC */
 };
 
 /* Loads and validates `path`. overrides: "json.path=value" strings applied to the document
