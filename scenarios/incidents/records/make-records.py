@@ -12,7 +12,8 @@ way an engineer gets them, and `der-sim import` turns them into the replay, one 
   ttl          (10 min)  the uplink cut for 3 min through a relay while two dispatches are sent
                          -> `der-headend export` -> records/ttl-export/ -> records/ttl/
 
-Usage: make-records.py oscillation|ttl|all   (from any directory; needs a built tree)
+Usage: make-records.py oscillation|ttl|all   (from any directory; needs a built tree);
+RECORDS_DIR=DIR writes into DIR instead of over the checked-in records.
 Real time: run the two at once (`all` does) and it takes about 11 minutes. Not part of make
 test: tests/integration/test_incident_records.sh re-imports what this wrote (fast).
 Only 127.0.0.1; everything started is stopped on any exit."""
@@ -41,6 +42,9 @@ from test_e2e_headend import GATEWAY, HEADEND, Proc, procs  # noqa: E402
 
 DERSIM = os.path.join(ROOT, BUILD, "bin", "der-sim")
 REL = "scenarios/incidents/records"
+# where the records and imports go: here (the checked-in ones), or $RECORDS_DIR to try the
+# procedure without touching them
+OUT = os.path.abspath(os.environ.get("RECORDS_DIR") or HERE)
 TZ = "Europe/Berlin"
 
 
@@ -185,7 +189,7 @@ def oscillation(tmp):
                        "AND ts_ms BETWEEN ? AND ?", (t_from, t_to)).fetchall()}
     c.close()
     zone = zoneinfo.ZoneInfo(TZ)
-    out = os.path.join(HERE, "shop-oscillation.csv")
+    out = os.path.join(OUT, "shop-oscillation.csv")
     with open(os.path.join(exp, "records.csv")) as f, open(out, "w", newline="") as g:
         w = csv.writer(g, lineterminator="\n")
         w.writerow(["time", "grid_w", "battery_w", "soc", "load_w"])
@@ -198,8 +202,8 @@ def oscillation(tmp):
     print("wrote %s" % out)
     # the battery's nameplate: ten minutes of a hunting loop move its SoC too little to
     # estimate the capacity from the records
-    run([DERSIM, "import", "--tz", TZ, "--capacity-kwh", "10", "--name", "shop-oscillation", "--out",
-         REL + "/shop-oscillation", REL + "/shop-oscillation.csv"])
+    run([DERSIM, "import", "--tz", TZ, "--capacity-kwh", "10", "--name", "shop-oscillation",
+         "--out", OUT + "/shop-oscillation", OUT + "/shop-oscillation.csv"])
 
 
 def ttl(tmp):
@@ -233,9 +237,10 @@ def ttl(tmp):
     he.stop()
     sim.kill()
     t_to = int(time.time() * 1000)
-    export(tmp, db, inv, "depot", t_from, t_to, os.path.join(HERE, "ttl-export"))
-    run([DERSIM, "import", "--site-json", REL + "/ttl-export/site.json", "--name", "depot-dispatch-after-ttl",
-         "--out", REL + "/depot-dispatch-after-ttl", REL + "/ttl-export/records.csv"])
+    export(tmp, db, inv, "depot", t_from, t_to, os.path.join(OUT, "ttl-export"))
+    run([DERSIM, "import", "--site-json", OUT + "/ttl-export/site.json", "--name",
+         "depot-dispatch-after-ttl", "--out", OUT + "/depot-dispatch-after-ttl",
+         OUT + "/ttl-export/records.csv"])
 
 
 def main():
