@@ -242,6 +242,8 @@ int experiment_run(const struct scenario *sc, const struct experiment_opts *o,
             .export_limit_kw =
                 strategy_limit_w(sc->gateway, "self_consumption", "export_limit_w") / 1000.0,
             .start_unix_ms = sc->start_unix_ms,
+            .tz_name = sc->timezone,
+            .tz_offset_s = sc->tz_offset_s,
             .baseline_dir = res->have_baseline ? bdir : NULL,
             .gnuplot = o->gnuplot};
         res->plots_rc = plot_render(o->run.out_dir, &po, res->plot_msg, sizeof res->plot_msg);

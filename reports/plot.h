@@ -46,7 +46,9 @@ struct plot_opts {
     double peak_15m_kw;       /* drawn as a line on the grid plot; NaN = none */
     double import_limit_kw;   /* the strategy's import limit (peak_shaving); NaN = none */
     double export_limit_kw;   /* the strategy's export cap (self_consumption); NaN = none */
-    int64_t start_unix_ms;    /* the scenario's start: the time axes show UTC clock time */
+    int64_t start_unix_ms;    /* the scenario's start: the time axes show clock time */
+    const char *tz_name;      /* the scenario's "timezone" (clock time there); NULL/"" = UTC */
+    int32_t tz_offset_s;      /* its UTC offset at the start */
     const char *baseline_dir; /* a baseline run's directory with plots/data.csv, or NULL */
     const char *gnuplot;      /* program name; NULL = "gnuplot" from PATH */
 };

@@ -360,7 +360,7 @@ static const char chart_js[] =
     "    });\n"
     "    g.setLineDash([]);\n"
     "    if (hover !== null) {\n"
-    "      var j = nearest(hover), txt = clock(T[j]) + ' UTC';\n"
+    "      var j = nearest(hover), txt = clock(T[j]) + ' ' + D.tz;\n"
     "      g.strokeStyle = '#000'; g.beginPath(); g.moveTo(X(T[j]), P); g.lineTo(X(T[j]), H - B); "
     "g.stroke();\n"
     "      c.series.forEach(function (s) { if (s.v[j] !== null) txt += '  ' + s.name + ' ' + "
@@ -486,6 +486,21 @@ static void json_series(FILE *f, const struct table *t, int c, size_t per, int f
     fputc(']', f);
 }
 
+/* The clock the time axes show: the scenario's "timezone" at its offset at the start
+ * ("Europe/Berlin UTC+02:00"), else "UTC" (zone names are [A-Za-z0-9/_+-]: no escaping).
+ * Returns the start in that clock's milliseconds (the plots' t0). */
+static long long clock_zone(const struct scenario *sc, char *buf, size_t len)
+{
+    if (!sc->timezone[0]) {
+        snprintf(buf, len, "UTC");
+        return (long long)sc->start_unix_ms;
+    }
+    long off = sc->tz_offset_s, a = off < 0 ? -off : off;
+    snprintf(buf, len, "%s UTC%c%02ld:%02ld", sc->timezone, off < 0 ? '-' : '+', a / 3600,
+             a % 3600 / 60);
+    return (long long)sc->start_unix_ms + (long long)off * 1000;
+}
+
 /* Zoom (drag; double-click resets) and hover (time and values) over the run's series, drawn by
  * a small script from data kept in the page (no network): plots/data.csv, decimated to at most
  * ICHART_POINTS buckets, powers with their lowest and highest step so that an oscillation
@@ -500,12 +515,15 @@ static void section_interactive(FILE *f, const char *dir, const struct scenario 
         return;
     }
     size_t per = (t.n_rows + ICHART_POINTS - 1) / ICHART_POINTS;
-    fputs("<section id=\"interactive\">\n<h2>Interactive plots</h2>\n<p class=\"note\">Drag "
-          "across a plot to zoom (all plots follow), double-click to reset, hover for the values. "
-          "Time in UTC; powers in kW (bands: the lowest and highest step of each point), SoC in "
-          "%.</p>\n<script type=\"application/json\" id=\"plot-data\">\n",
-          f);
-    fprintf(f, "{\"t0\":%lld,\"t\":", (long long)sc->start_unix_ms);
+    char zone[96];
+    long long t0 = clock_zone(sc, zone, sizeof zone);
+    fprintf(f,
+            "<section id=\"interactive\">\n<h2>Interactive plots</h2>\n<p class=\"note\">Drag "
+            "across a plot to zoom (all plots follow), double-click to reset, hover for the "
+            "values. Time in %s; powers in kW (bands: the lowest and highest step of each point), "
+            "SoC in %%.</p>\n<script type=\"application/json\" id=\"plot-data\">\n",
+            zone);
+    fprintf(f, "{\"tz\":\"%s\",\"t0\":%lld,\"t\":", zone, t0);
     json_series(f, &t, 0, per, 0, 1);
     fputs(",\"charts\":[", f);
     static const char *const charts[2][2] = {{"power", "Power (kW, site signs)"},

@@ -421,11 +421,17 @@ int headend_loop_add_site(struct headend_loop *h, const char *site_id, const cha
     uplink_identity_from_site(conf, "der-sim run", &s->ident);
     if (h->child > 0) {
         struct uplink_cfg uc;
-        if (uplink_cfg_load(NULL, "uplink", &uc, err, errlen))
+        /* The scenario's gateway.uplink (checked by sitecfg_check) sizes what the gateway
+         * keeps while the headend is gone (queue_len, telemetry_period: the spool incident's
+         * fix); where to connect, the pace of reconnects and TLS are the loop's. */
+        if (uplink_cfg_load(conf->uplink, "uplink", &uc, err, errlen))
             return -EINVAL;
         snprintf(uc.target, sizeof uc.target, "127.0.0.1:%d",
                  h->relay ? relay_port(h->relay) : h->grpc_port);
-        uc.telemetry_period_ms = 60000; /* controller time: a day is 1440 samples per asset */
+        uc.spool_dir[0] = '\0'; /* no disk: nothing of a run outlives it */
+        memset(&uc.tls, 0, sizeof uc.tls);
+        if (!conf->uplink || !cJSON_GetObjectItemCaseSensitive(conf->uplink, "telemetry_period"))
+            uc.telemetry_period_ms = 60000; /* controller time: a day is 1440 samples per asset */
         uc.keepalive_time_ms = 1000;
         uc.backoff_initial_ms = 50;
         uc.backoff_max_ms = 1000;

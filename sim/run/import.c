@@ -690,6 +690,49 @@ static const char *steps_dur(int64_t ms, int64_t step, char *buf, size_t len)
     return duration_format((n < 1 ? 1 : n) * step, buf, len);
 }
 
+/* The gateway's sessions with the headend: a gap between one session's end and the next one's
+ * start is a span the uplink was down, replayed as a `headend_outage` event (and the headend
+ * in the loop, which such an event needs), so that dispatches sent meanwhile reach the replay's
+ * gateway late, as they reached the site. Gaps shorter than a step, and the time before the
+ * first session or after the last, are not outages. Returns the number of events added. */
+static int add_link_outages(const cJSON *site, cJSON *doc, cJSON *events, int64_t t0,
+                            int64_t duration, int64_t step)
+{
+    const cJSON *ss = cJSON_GetObjectItemCaseSensitive(site, "sessions"), *x;
+    int n = cJSON_GetArraySize(ss), k = 0, added = 0;
+    int64_t *se = n > 0 ? calloc((size_t)n, 2 * sizeof *se) : NULL;
+    if (!se)
+        return 0;
+    cJSON_ArrayForEach(x, ss)
+    { /* started, ended pairs, sorted by start (the export lists them newest first) */
+        se[2 * k] = (int64_t)jnum(x, "started_ms");
+        se[2 * k + 1] = jnum(x, "ended_ms") > 0 ? (int64_t)jnum(x, "ended_ms") : INT64_MAX;
+        k++;
+    }
+    qsort(se, (size_t)n, 2 * sizeof *se, cmp_i64);
+    char b1[32], b2[32];
+    for (int i = 0; i + 1 < n; i++) {
+        int64_t from = se[2 * i + 1] - t0, to = se[2 * (i + 1)] - t0;
+        if (from < 0 || to <= from || from >= duration)
+            continue;
+        from = (from + step - 1) / step * step; /* the first whole step without a stream */
+        if (to > duration)
+            to = duration;
+        if (to - from < step)
+            continue;
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "at", duration_format(from, b1, sizeof b1));
+        cJSON_AddStringToObject(e, "type", "headend_outage");
+        cJSON_AddStringToObject(e, "duration", steps_dur(to - from, step, b2, sizeof b2));
+        cJSON_AddItemToArray(events, e);
+        added++;
+    }
+    free(se);
+    if (added && !cJSON_GetObjectItemCaseSensitive(doc, "headend"))
+        cJSON_AddItemToObject(doc, "headend", cJSON_CreateObject());
+    return added;
+}
+
 /* Dispatches that reached the gateway become dispatch events with their TTLs; offline spans
  * become "offline" faults of the asset. Those outside the run, or of assets the replay does
  * not have, are reported and left out. */
@@ -741,11 +784,12 @@ static void add_site_events(const cJSON *site, cJSON *doc, const cJSON *assets, 
         cJSON_AddStringToObject(e, "fault", "offline");
         cJSON_AddItemToArray(events, e);
     }
-    fprintf(
-        report,
-        "import: %d events from the export (dispatches that reached the gateway, "
-        "offline spans), %zu left out (not reached, outside the run, or an asset not replayed)\n",
-        cJSON_GetArraySize(events), skipped);
+    int n_outages = add_link_outages(site, doc, events, t0, duration, step);
+    fprintf(report,
+            "import: %d events from the export (dispatches that reached the gateway, offline "
+            "spans, %d uplink outages), %zu left out (not reached, outside the run, or an asset "
+            "not replayed)\n",
+            cJSON_GetArraySize(events), n_outages, skipped);
 }
 
 int import_records(const struct import_opts *o, FILE *report, char *err, size_t errlen)
@@ -806,6 +850,8 @@ int import_records(const struct import_opts *o, FILE *report, char *err, size_t 
     cJSON_AddStringToObject(doc, "description", "Imported from field records (der-sim import).");
     cJSON_AddNumberToObject(doc, "seed", 1);
     cJSON_AddStringToObject(doc, "start", caltime_format(t0, tb, sizeof tb));
+    if (o->tz) /* the site's clock for the report's time axes (the run stays in UTC) */
+        cJSON_AddStringToObject(doc, "timezone", o->tz);
     cJSON_AddStringToObject(doc, "duration", duration_format(duration, db, sizeof db));
     cJSON_AddStringToObject(doc, "step", duration_format(o->step_ms, db, sizeof db));
     cJSON_AddItemToObject(doc, "profiles", profiles);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/caltime.h"
 #include "common/sha256.h"
@@ -110,11 +111,35 @@ static int parse_field(struct scn_ld *L, const cJSON *f)
     return L->s->field ? 0 : -ENOMEM;
 }
 
+/* "timezone": an IANA zone for the clock-time axes of reports (plots, report.html). Only the
+ * name and the zone's UTC offset at the start are kept: the run itself stays in UTC (KPIs,
+ * outputs, digest), and a run across a daylight-saving change keeps the start's offset (the
+ * axis label says which). The zone file is read once here, a loader. */
+static int parse_timezone(struct scn_ld *L, const cJSON *root)
+{
+    const cJSON *tz = scn_item(root, "timezone");
+    if (!tz)
+        return 0;
+    struct caltime_zone z;
+    int rc = cJSON_IsString(tz) ? caltime_zone_open(&z, tz->valuestring) : -EINVAL;
+    if (rc)
+        return scn_fail(L, "timezone", tz,
+                        rc == -ENOENT ? "no such zone in the system's zoneinfo"
+                                      : "must be an IANA zone name like \"Europe/Berlin\"");
+    time_t t0 = (time_t)(L->s->start_unix_ms / 1000);
+    struct tm tm;
+    long off = localtime_r(&t0, &tm) ? tm.tm_gmtoff : 0;
+    caltime_zone_close(&z);
+    snprintf(L->s->timezone, sizeof L->s->timezone, "%s", tz->valuestring);
+    L->s->tz_offset_s = (int32_t)off;
+    return 0;
+}
+
 static int parse_top(struct scn_ld *L, const cJSON *root)
 {
-    static const char *const keys[] = {"name",   "description", "seed",  "start",    "duration",
-                                       "step",   "profiles",    "sites", "gateway",  "events",
-                                       "expect", "headend",     "field", "forecast", NULL};
+    static const char *const keys[] = {
+        "name",    "description", "seed",   "start",   "duration", "step",     "profiles", "sites",
+        "gateway", "events",      "expect", "headend", "field",    "forecast", "timezone", NULL};
     struct scenario *s = L->s;
     const char *desc, *start;
     double seed;
@@ -153,7 +178,7 @@ static int parse_top(struct scn_ld *L, const cJSON *root)
     if (he && (rc = scn_check_keys(L, he, "headend", no_keys, NULL)))
         return rc;
     if ((rc = parse_field(L, scn_item(root, "field"))) ||
-        (rc = scn_parse_forecast(L, scn_item(root, "forecast"))))
+        (rc = scn_parse_forecast(L, scn_item(root, "forecast"))) || (rc = parse_timezone(L, root)))
         return rc;
     if ((rc = scn_parse_profiles(L, scn_item(root, "profiles"))) ||
         (rc = scn_parse_sites(L, scn_item(root, "sites"))) ||

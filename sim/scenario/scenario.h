@@ -59,6 +59,8 @@ struct scenario {
     cJSON *root;           /* the whole document after --set overrides */
     /* the "forecast" section (forecast.h); quality FORECAST_NONE: none */
     struct forecast_cfg forecast;
+    char timezone[64];   /* "timezone" (IANA) for report time axes; "" = UTC */
+    int32_t tz_offset_s; /* its UTC offset at start (0 without one); the run stays in UTC */
 };
 
 /* Loads and validates `path`. overrides: "json.path=value" strings applied to the document

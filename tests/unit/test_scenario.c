@@ -252,6 +252,32 @@ static void test_overrides(void)
                 "sites[0].assets[0]: unknown key \"capcity_kwh\"", NULL);
 }
 
+/* "timezone": kept with its offset at the start (report axes only); bad names refused. */
+static void test_timezone(void)
+{
+    const char *ov[] = {"timezone=Europe/Berlin", "start=2026-06-21T00:00:00Z"};
+    struct scenario *s = load_ok(DIR "good-defaults.json", ov, 2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_STRING_EQUAL(s->timezone, "Europe/Berlin");
+    CU_ASSERT_EQUAL(s->tz_offset_s, 7200); /* summer time */
+    scenario_free(s);
+    const char *winter[] = {"timezone=America/New_York", "start=2026-01-10T00:00:00Z"};
+    s = load_ok(DIR "good-defaults.json", winter, 2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_EQUAL(s->tz_offset_s, -5 * 3600);
+    scenario_free(s);
+    s = load_ok(DIR "good-defaults.json", NULL, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_STRING_EQUAL(s->timezone, "");
+    CU_ASSERT_EQUAL(s->tz_offset_s, 0);
+    scenario_free(s);
+    expect_fail(DIR "good-defaults.json", "timezone=Mars/Base", -EINVAL, "timezone: no such zone",
+                "Mars/Base");
+    expect_fail(DIR "good-defaults.json", "timezone=../etc/passwd", -EINVAL,
+                "timezone: must be an IANA zone name", NULL);
+    expect_fail(DIR "good-defaults.json", "timezone=3", -EINVAL, "timezone: must be", NULL);
+}
+
 struct bad_case {
     const char *file, *override, *want1, *want2;
 };
@@ -542,6 +568,7 @@ void test_register_scenario(void)
     CU_add_test(su, "dispatch event errors", test_dispatch_event_errors);
     CU_add_test(su, "bad files name path and value", test_bad_files);
     CU_add_test(su, "missing files", test_missing_files);
+    CU_add_test(su, "timezone", test_timezone);
     CU_add_test(su, "tariff bands: strict HH:MM", test_tou_hhmm);
     CU_add_test(su, "reference scenarios load", test_reference_scenarios);
 }
