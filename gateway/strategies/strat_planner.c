@@ -36,7 +36,7 @@ struct plan_cfg {
     double max_charge_w, max_discharge_w;
     double import_limit_w, limit_penalty, export_limit_w, margin_w;
     int follow_grid;
-    double kp, ki_per_s, deadband_w;
+    double kp, ki_per_s, deadband_w, import_bias_w;
 };
 
 struct plan_state {
@@ -97,6 +97,9 @@ static const struct param_field plan_fields[] = {
     {"ki_per_s", PARAM_DOUBLE, F(ki_per_s), 0.2, 0, 100, "1/s", "integral gain of the grid loop"},
     {"deadband_w", PARAM_DOUBLE, F(deadband_w), 20, 0, 1000, "W",
      "grid error within +/- this counts as zero in the grid loop"},
+    {"import_bias_w", PARAM_DOUBLE, F(import_bias_w), 50, 0, 10000, "W",
+     "while a discharge covers the load (planned import >= 0), the loop aims this much above "
+     "the planned import, so that the load's fast noise is not exported from the battery"},
 };
 #undef F
 
@@ -419,6 +422,15 @@ static int plan_decide(void *state, const struct procimg *img, int64_t now_ms, s
         double hi = soc <= floor_soc || s->bat_w < 1 ? 0 : c->max_discharge_w;
         double lo = soc >= c->soc_max || s->bat_w > -1 ? 0 : -c->max_charge_w;
         double target = s->grid_w;
+        /* A discharge that covers the load (planned import 0 or more) is followed by a loop a
+         * few seconds behind the load's noise: aimed at the plan itself it sends about half of
+         * that noise out at the export price, battery energy that the plan meant for the dear
+         * hours. Aimed a little higher, the noise is drawn from the grid instead and the energy
+         * stays in the battery for the next cycles of the same slot (the re-plan sees the SoC).
+         * On the time-of-use planner scenario: 94.8 % of the optimum at 0 W, 96.8 % at 50 W
+         * (docs/strategies.md). A planned export is followed as planned. */
+        if (s->bat_w > 1 && target > -1 && target < c->import_bias_w)
+            target = c->import_bias_w;
         if (c->follow_grid && img->grid_ok) {
             w = strat_follow(&s->pid, img, target, lo, hi, now_ms, dm);
         } else {
