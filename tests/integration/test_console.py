@@ -4,7 +4,9 @@ chromium-driver): `der-sim serve` with three sites in two groups, a der-gateway 
 der-headend with tokens (--auth). The console asks for a token; with a viewer token it shows
 the three sites and the dispatch form is disabled; with an operator token the test opens a
 site, sees its power chart grow, sends a site dispatch from the form and sees it go SENT ->
-RECEIVED -> APPLIED, then a group dispatch that reaches both sites of the group.
+RECEIVED -> APPLIED, then a group dispatch that reaches both sites of the group. The page is
+live by the event stream (GET /events): its status line says "live (stream)" and the site's
+telemetry points arrive as events.
 
 Screenshots are kept in the test's temporary directory (its path is printed; kept after the
 run). UPDATE=1 copies the site page's screenshot to docs/console.png (the README shows it).
@@ -196,10 +198,15 @@ def run(tmp):
             until(drv, lambda: drv.execute_script(
                 "return powerChart.data.datasets[0].data.length") >= n0 + 2, 10,
                 "the power chart to grow")
+            # the points came by the event stream (GET /events), not by polling
+            until(drv, lambda: drv.find_element(By.ID, "conn").text.startswith("live (stream)"),
+                  10, "status line 'live (stream)'")
+            until(drv, lambda: drv.execute_script("return st.pointsStreamed || 0") >= 3, 10,
+                  "telemetry points from the event stream")
             nsoc = drv.execute_script("return socChart.data.datasets.length")
             check(nsoc == 2, "one SoC series per battery, got %s" % nsoc)
-            print("ok: site page: power chart grows (%d -> %d+ points), 2 SoC series"
-                  % (n0, n0 + 2))
+            print("ok: site page: power chart grows (%d -> %d+ points) by the event stream "
+                  "(status 'live (stream)'), 2 SoC series" % (n0, n0 + 2))
             check(drv.find_element(By.ID, "d-target").get_attribute("value") == "north-1",
                   "the form targets the open site")
             mw = drv.find_element(By.ID, "d-mw")
