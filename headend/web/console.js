@@ -340,7 +340,8 @@ async function tick() {
 
 function status() {
   const how = st.mode === "stream" ? "live (stream)"
-    : st.mode === "polling" ? "live (polling: the event stream failed)" : "connecting";
+    : st.mode === "polling" ? "live (polling: the event stream failed)"
+    : "live (polling while the event stream connects)";
   $("conn").textContent = how + " " + hms(Date.now());
 }
 
@@ -406,7 +407,8 @@ async function readStream(gen) {
         else if (k === "data") data += (data ? "\n" : "") + v;
         else if (k === "id") st.lastId = v;
       }
-      if (st.mode !== "stream") { st.mode = "stream"; st.fails = 0; }
+      st.mode = "stream";
+      st.fails = 0;
       status();
       if (data) {
         try { onEvent(type, JSON.parse(data)); } catch (e) { /* one bad event: skip it */ }
@@ -427,8 +429,9 @@ async function connect() {
       if (e.message === "401") { st.mode = "connecting"; return; } /* the login reconnects */
     }
     if (gen !== st.gen) return;
+    /* until the stream is back, the page polls (the interval below sees mode != stream) */
     st.fails++;
-    if (st.fails >= STREAM_FAILS && st.mode !== "polling") st.mode = "polling";
+    st.mode = st.fails >= STREAM_FAILS ? "polling" : "connecting";
     status();
     const wait = st.mode === "polling" ? STREAM_RETRY_MS : Math.min(15000, 1000 * 2 ** (st.fails - 1));
     await new Promise((res) => setTimeout(res, wait));
