@@ -6,7 +6,8 @@ the three sites and the dispatch form is disabled; with an operator token the te
 site, sees its power chart grow, sends a site dispatch from the form and sees it go SENT ->
 RECEIVED -> APPLIED, then a group dispatch that reaches both sites of the group. The page is
 live by the event stream (GET /events): its status line says "live (stream)" and the site's
-telemetry points arrive as events.
+telemetry points arrive as events; against a headend without event streams it falls back to
+polling and says so.
 
 Screenshots are kept in the test's temporary directory (its path is printed; kept after the
 run). UPDATE=1 copies the site page's screenshot to docs/console.png (the README shows it).
@@ -244,6 +245,20 @@ def run(tmp):
             if os.environ.get("UPDATE") == "1":
                 shutil.copyfile(shot, os.path.join(ROOT, "docs", "console.png"))
                 print("updated docs/console.png")
+
+            # without event streams (--http-max-event-streams 0: /events answers 404) the page
+            # falls back to polling after three failures and says so
+            he2 = Proc([HEADEND, "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+                        "--db", os.path.join(tmp, "headend.db-nostream"), "--inventory", inv,
+                        "--http-max-event-streams", "0"], "headend-nostream", tmp, ready=" ready")
+            kv2 = dict(f.split("=", 1) for f in he2.ready_line.split() if "=" in f)
+            drv.execute_script("sessionStorage.clear();")
+            drv.get("http://" + kv2["http"] + "/")
+            until(drv, lambda: "polling: the event stream failed" in
+                  drv.find_element(By.ID, "conn").text, 15, "the polling fallback")
+            until(drv, lambda: len(site_rows(drv)) == 3, 5, "site rows while polling")
+            print("ok: without /events the page polls and says %r"
+                  % drv.find_element(By.ID, "conn").text)
         finally:
             drv.quit()
     print("screenshots: %s (fleet.png, site.png)" % tmp)
