@@ -1830,6 +1830,13 @@ static int serve_events(struct rest *rs, struct MHD_Connection *c, struct rest_r
     MHD_add_response_header(mr, "X-Derloop-Role", resp->role);
     *ret = MHD_queue_response(c, MHD_HTTP_OK, mr);
     MHD_destroy_response(mr);
+    size_t open = 0;
+    uint64_t dropped = 0, last = 0;
+    events_stats(rs->events, &open, &dropped, &last);
+    char wb[LOG_VALUE_MAX], sb[LOG_VALUE_MAX];
+    log_event(LOG_INFO, "event=events_stream peer=%s who=%s site=%s open=%zu dropped_slow=%llu",
+              peer, log_escape(wb, sizeof(wb), call.v.who),
+              log_escape(sb, sizeof(sb), site_s ? site_s : "-"), open, (unsigned long long)dropped);
     return 1;
 }
 
