@@ -32,8 +32,11 @@ static char *drain(struct events_stream *s, ssize_t *last)
     char buf[100];
     ssize_t n;
     while ((n = events_read(s, buf, sizeof buf)) > 0) {
-        if (len + (size_t)n + 1 > cap)
-            out = realloc(out, cap *= 2);
+        if (len + (size_t)n + 1 > cap) {
+            char *nb = realloc(out, cap *= 2);
+            CU_ASSERT_FATAL(nb != NULL);
+            out = nb;
+        }
         memcpy(out + len, buf, (size_t)n);
         len += (size_t)n;
     }
