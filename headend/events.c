@@ -195,6 +195,16 @@ void events_touch(struct events *ev)
     pthread_mutex_unlock(&ev->mu);
 }
 
+int events_wanted(struct events *ev, size_t site_idx)
+{
+    if (!ev || site_idx >= ev->n_sites)
+        return 0;
+    pthread_mutex_lock(&ev->mu);
+    int w = ev->watch[site_idx] > 0;
+    pthread_mutex_unlock(&ev->mu);
+    return w;
+}
+
 int events_open(struct events *ev, size_t site_idx, const char *last_id, int keepalive_s,
                 void *conn, struct events_stream **out)
 {

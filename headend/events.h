@@ -43,6 +43,8 @@ void events_free(struct events *ev);
 void events_publish(struct events *ev, const char *type, size_t site_idx, const char *data);
 /* Only marks the site rows changed (a "sites" event within a second). */
 void events_touch(struct events *ev);
+/* 1 when a stream watches site_idx (its telemetry is worth formatting), else 0. */
+int events_wanted(struct events *ev, size_t site_idx);
 
 /* A new stream. site_idx: the site whose telemetry it wants, or SIZE_MAX for none;
  * last_id: the Last-Event-ID header (NULL or "" = none): the stream resumes after it when the

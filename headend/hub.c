@@ -1205,6 +1205,10 @@ static void publish_telemetry(struct hub *h, const struct inv_asset *a,
 {
     if (!h->events)
         return;
+    if (!events_wanted(h->events, a->site)) { /* nobody watches the site: no JSON to make */
+        events_touch(h->events);
+        return;
+    }
     const struct inv_site *site = inventory_site_at(h->inv, a->site);
     const struct site_agg *g = &h->sites[a->site].agg;
     char b[EVENTS_DATA_MAX];
