@@ -94,6 +94,8 @@ static const struct opt table[] = {
      "a REST connection silent this long (idle or a request half sent) is closed"},
     {"http-threads", OPT_INT, F(http_threads), "2", 1, 16,
      "REST worker threads (each with its own epoll set)"},
+    {"http-max-event-streams", OPT_INT, F(http_max_event_streams), "64", 0, 4096,
+     "most open GET /events streams (beyond it 503); 0 = no event streams"},
     {"tls-cert", OPT_STR, F(tls_cert), "", 0, 0,
      "PEM certificate (chain) of the gRPC listener; with --tls-key the gateways speak TLS"},
     {"tls-key", OPT_STR, F(tls_key), "", 0, 0, "PEM private key of --tls-cert"},

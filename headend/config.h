@@ -37,6 +37,7 @@ struct headend_config {
     int http_max_per_ip;
     int http_timeout_s;
     int http_threads;
+    int http_max_event_streams; /* GET /events streams (docs/operations.md, "Live events") */
     /* gRPC TLS (docs/operations.md, "Securing a deployment"): PEM files; "" = none. */
     char tls_cert[CONFIG_STR_MAX];
     char tls_key[CONFIG_STR_MAX];

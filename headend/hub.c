@@ -26,6 +26,7 @@
 #include "common/log.h"
 #include "gateway/control/confsync.h"
 #include "headend/commands.h"
+#include "headend/events.h"
 #include "headend/ident.h"
 #include "headend/webhook.h"
 
@@ -66,6 +67,7 @@ struct hub {
     size_t n_announce, cap_announce;
     hub_wake_fn wake;
     void *wake_ctx;
+    struct events *events; /* the REST event streams (headend/events.h); NULL = none */
 };
 
 static const char *nz(const char *s)
@@ -205,11 +207,26 @@ static struct site_dispatch *recent_find(struct hub *h, const char *site_id, con
     return NULL;
 }
 
+/* A dispatch's new state for the event streams (the console's SENT -> RECEIVED -> APPLIED). */
+static void publish_dispatch(struct hub *h, const char *site_id, const char *id,
+                             const char *asset_id, int state)
+{
+    if (!h->events)
+        return;
+    const struct inv_site *site = inventory_site(h->inv, site_id);
+    char b[EVENTS_DATA_MAX];
+    snprintf(b, sizeof(b),
+             "{\"setpoint_id\":\"%s\",\"site_id\":\"%s\",\"asset_id\":\"%s\",\"state\":\"%s\"}", id,
+             site_id, asset_id ? asset_id : "", dispatch_state_name(state));
+    events_publish(h->events, "dispatch", site ? site->index : SIZE_MAX, b);
+}
+
 static void recent_state(struct hub *h, const char *site_id, const char *id, int state)
 {
     struct site_dispatch *r = recent_find(h, site_id, id);
     if (r)
         r->state = state;
+    publish_dispatch(h, site_id, id, r ? r->asset_id : NULL, state);
 }
 
 /* Newest last; the oldest leaves when the ring is full. */
@@ -1092,6 +1109,9 @@ static void details_json(const Der__V1__Telemetry *t, char *b, size_t len)
     b[o + 1] = '\0';
 }
 
+static void publish_telemetry(struct hub *h, const struct inv_asset *a,
+                              const struct asset_state *st);
+
 static void on_telemetry(struct hub *h, struct session *s, const Der__V1__Telemetry *t,
                          int64_t now_ms)
 {
@@ -1149,6 +1169,7 @@ static void on_telemetry(struct hub *h, struct session *s, const Der__V1__Teleme
         snprintf(st->breaker, sizeof(st->breaker), "%s", t->breaker ? t->breaker : "");
         st->lag_ms = (double)now_ms - (double)t->ts_ms; /* in double: ts_ms is untrusted */
         site_recompute(h, a->site);
+        publish_telemetry(h, a, st);
     }
     st->messages++; /* a counter: the rate is the scraper's rate() over it (metrics.c) */
     if (h->n_batch == h->cap_batch) {
@@ -1222,6 +1243,40 @@ static void jclamps(struct jbuf *j, const char *key, Der__V1__DecisionClamp *con
         jput(j, "}");
     }
     jput(j, "]");
+}
+
+/* A new latest sample for the event streams: the point and its site's sums after it, which
+ * is what the site page's charts draw (only sent to streams that watch the site). */
+static void publish_telemetry(struct hub *h, const struct inv_asset *a,
+                              const struct asset_state *st)
+{
+    if (!h->events)
+        return;
+    if (!events_wanted(h->events, a->site)) { /* nobody watches the site: no JSON to make */
+        events_touch(h->events);
+        return;
+    }
+    const struct inv_site *site = inventory_site_at(h->inv, a->site);
+    const struct site_agg *g = &h->sites[a->site].agg;
+    char b[EVENTS_DATA_MAX];
+    struct jbuf j = {b, sizeof(b), 0, 0};
+    jput(&j, "{");
+    jtext(&j, "site_id", site->id);
+    jput(&j, ",");
+    jtext(&j, "asset_id", a->id);
+    jput(&j, ",\"ts_ms\":%lld", (long long)st->latest.ts_ms);
+    jreal(&j, "power_w", st->latest.power_w);
+    jreal(&j, "soc", st->latest.soc);
+    jput(&j, ",\"site\":{\"updated_ms\":%lld", (long long)g->updated_ms);
+    jreal(&j, "grid_w", g->grid_w);
+    jreal(&j, "pv_w", g->pv_w);
+    jreal(&j, "battery_w", g->battery_w);
+    jreal(&j, "ev_w", g->ev_w);
+    jreal(&j, "boiler_w", g->boiler_w);
+    jreal(&j, "soc_mean", g->soc_mean);
+    jput(&j, "}}");
+    if (!j.full)
+        events_publish(h->events, "telemetry", a->site, b);
 }
 
 /* The stored object (docs/operations.md, "Decisions"). 0, or -ENOSPC when it does not fit. */
@@ -1828,6 +1883,11 @@ static int announce(struct hub *h, const char *id)
     return 0;
 }
 
+void hub_events_attach(struct hub *h, struct events *ev)
+{
+    h->events = ev;
+}
+
 void hub_cluster_attach(struct hub *h, hub_wake_fn wake, void *ctx)
 {
     h->wake = wake;
@@ -1943,6 +2003,7 @@ int hub_dispatch_by(struct hub *h, const char *who, size_t site_idx, size_t asse
     }
     h->c.dispatch_created++;
     recent_add(h, &d);
+    publish_dispatch(h, d.site_id, d.id, d.asset_id, DISPATCH_QUEUED);
     snprintf(id, STORE_ID_MAX, "%s", d.id);
     struct session *s =
         asset ? registry_asset(h->reg, asset->index) : registry_site(h->reg, site->index);

@@ -226,6 +226,10 @@ struct site_remote {
 /* The wake callback runs (lock held) when the hub has something for the cluster thread: a
  * dispatch to announce, a session registered or ended. NULL detaches. */
 typedef void (*hub_wake_fn)(void *ctx);
+/* The REST event streams' ring (headend/events.h) the hub publishes into: telemetry points,
+ * dispatch states; NULL detaches. */
+struct events;
+void hub_events_attach(struct hub *h, struct events *ev);
 void hub_cluster_attach(struct hub *h, hub_wake_fn wake, void *ctx);
 /* This headend's name (--node-id, filled in by main). */
 const char *hub_node_id(const struct hub *h);

@@ -35,6 +35,7 @@
 #include "headend/commands.h"
 #include "headend/config.h"
 #include "headend/console.h"
+#include "headend/events.h"
 #include "headend/ident.h"
 #include "common/log.h"
 #include "common/pem.h"
@@ -1709,6 +1710,7 @@ struct rest {
     struct auth *auth;
     char *tls_cert, *tls_key; /* PEM, kept while the daemon runs; the key wiped at stop */
     size_t tls_key_len;
+    struct events *events; /* GET /events (headend/events.h); NULL when the cap is 0 */
 };
 
 struct upload {
@@ -1761,6 +1763,123 @@ static void peer_of(struct MHD_Connection *c, char *out, size_t len)
     snprintf(out, len, "%s:%u", ip, port);
 }
 
+/* ---- GET /events: Server-Sent Events (docs/operations.md, "Live events") ----------------- */
+
+/* The stream's text comes from headend/events.c; a stream with nothing to send is suspended
+ * (it holds no thread of the pool while idle) and resumed by the events thread. */
+static void sse_suspend(void *conn)
+{
+    MHD_suspend_connection(conn);
+}
+
+static void sse_resume(void *conn)
+{
+    MHD_resume_connection(conn);
+}
+
+static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    ssize_t n = events_read(cls, buf, max);
+    return n < 0 ? MHD_CONTENT_READER_END_OF_STREAM : n;
+}
+
+static void sse_free(void *cls)
+{
+    events_release(cls);
+}
+
+/* The query parameter key's value, or NULL. */
+static const char *sse_arg(struct MHD_Connection *c, const char *key)
+{
+    return MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, key);
+}
+
+/* GET /events: through the gate as every GET (viewer), then the parameters (site: the site
+ * whose telemetry points to send; keepalive: seconds between keepalive comments), then the
+ * cap. 1 with *ret when the stream was queued; 0 with resp filled (an error) otherwise. */
+static int serve_events(struct rest *rs, struct MHD_Connection *c, struct rest_response *resp,
+                        enum MHD_Result *ret)
+{
+    char peer[64];
+    peer_of(c, peer, sizeof(peer));
+    struct call call = {.auth = rs->auth,
+                        .authorization =
+                            MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"),
+                        .peer = peer,
+                        .log = 1,
+                        .raw_path = "/events",
+                        .raw_len = 7};
+    const char *site_s = sse_arg(c, "site"), *ka_s = sse_arg(c, "keepalive");
+    size_t site_idx = SIZE_MAX;
+    int refused = 0;
+    hub_lock(rs->hub);
+    if (auth_check(rs->auth, hub_store(rs->hub), call.authorization, "GET", "/events", 7, wall_ms(),
+                   &call.v)) {
+        refusal(resp, &call.v);
+        refused = 1;
+    } else if (site_s) {
+        const struct inv_site *site = inventory_site(hub_inventory(rs->hub), site_s);
+        if (site)
+            site_idx = site->index;
+        else
+            error(resp, 404, "site", "no site '%s' in the inventory", site_s);
+    }
+    hub_unlock(rs->hub);
+    if (refused || resp->body) {
+        log_outcome(&call, "GET", "/events", 7, resp);
+        return 0;
+    }
+    resp->role = auth_role_name(call.v.role);
+    char *end = NULL;
+    long ka = ka_s ? strtol(ka_s, &end, 10) : EVENTS_KEEPALIVE_S;
+    if (ka_s && (!*ka_s || *end || ka < 1 || ka > 300)) {
+        error(resp, 400, "keepalive", "keepalive '%s' is not a number of seconds in 1..300", ka_s);
+        return 0;
+    }
+    if (!rs->events) {
+        error(resp, 404, "path", "event streams are off (--http-max-event-streams 0)");
+        return 0;
+    }
+    struct events_stream *es = NULL;
+    int e = events_open(rs->events, site_idx,
+                        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Last-Event-ID"), (int)ka,
+                        c, &es);
+    if (e == -EBUSY || e == -ESHUTDOWN) {
+        error(resp, 503, "path", "%s",
+              e == -EBUSY ? "too many event streams open (--http-max-event-streams)"
+                          : "shutting down");
+        resp->retry_after_s = 5;
+        log_event(LOG_WARN, "event=events_refused peer=%s reason=\"%s\"", peer,
+                  e == -EBUSY ? "cap reached" : "shutting down");
+        return 0;
+    }
+    if (e < 0) {
+        out_of_memory(resp);
+        return 0;
+    }
+    struct MHD_Response *mr =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, es, sse_free);
+    if (!mr) {
+        events_release(es);
+        *ret = MHD_NO;
+        return 1;
+    }
+    MHD_add_response_header(mr, "Content-Type", "text/event-stream");
+    MHD_add_response_header(mr, "Cache-Control", "no-store");
+    MHD_add_response_header(mr, "X-Accel-Buffering", "no"); /* a proxy must not hold events */
+    MHD_add_response_header(mr, "X-Derloop-Role", resp->role);
+    *ret = MHD_queue_response(c, MHD_HTTP_OK, mr);
+    MHD_destroy_response(mr);
+    size_t open = 0;
+    uint64_t dropped = 0, last = 0;
+    events_stats(rs->events, &open, &dropped, &last);
+    char wb[LOG_VALUE_MAX], sb[LOG_VALUE_MAX];
+    log_event(LOG_INFO, "event=events_stream peer=%s who=%s site=%s open=%zu dropped_slow=%llu",
+              peer, log_escape(wb, sizeof(wb), call.v.who),
+              log_escape(sb, sizeof(sb), site_s ? site_s : "-"), open, (unsigned long long)dropped);
+    return 1;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_size, void **con_cls)
@@ -1798,6 +1917,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         char mb[64], pb[LOG_VALUE_MAX];
         log_event(LOG_INFO, "event=http_error method=%s path=%s status=413",
                   log_escape(mb, sizeof(mb), method), log_escape(pb, sizeof(pb), url));
+    } else if (!strcmp(method, "GET") && !strcmp(url, "/events")) {
+        enum MHD_Result ret;
+        if (serve_events(rs, c, &resp, &ret))
+            return ret;
     } else {
         char peer[64];
         peer_of(c, peer, sizeof(peer));
@@ -1983,15 +2106,29 @@ int rest_start(struct hub *h, const char *listen, struct rest **out, int *port, 
         {tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, r->tls_key},
         {MHD_OPTION_END, 0, NULL},
     };
-    r->d = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | (tls ? MHD_USE_TLS : 0), (uint16_t)p,
-        NULL, NULL, on_request, r, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+    /* The event streams (GET /events): suspended while idle, so the daemon allows it. */
+    hub_lock(h);
+    size_t n_sites = inventory_site_count(hub_inventory(h));
+    hub_unlock(h);
+    if (cfg.http_max_event_streams > 0 && events_new(n_sites, (size_t)cfg.http_max_event_streams,
+                                                     sse_suspend, sse_resume, &r->events) < 0) {
+        snprintf(err, errlen, "cannot start the event streams' thread");
+        free_tls(r);
+        auth_free(r->auth);
+        free(r);
+        return -ENOMEM;
+    }
+    r->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                                MHD_ALLOW_SUSPEND_RESUME | (tls ? MHD_USE_TLS : 0),
+                            (uint16_t)p, NULL, NULL, on_request, r, MHD_OPTION_ARRAY, opts,
+                            MHD_OPTION_END);
     if (!r->d) {
         snprintf(err, errlen,
                  tls ? "cannot listen on %s (HTTPS: the port is taken, or the certificate and key "
                        "do not load or do not match)"
                      : "cannot listen on %s (HTTP)",
                  listen);
+        events_free(r->events);
         free_tls(r);
         auth_free(r->auth);
         free(r);
@@ -2000,6 +2137,9 @@ int rest_start(struct hub *h, const char *listen, struct rest **out, int *port, 
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(r->d, MHD_DAEMON_INFO_BIND_PORT);
     *port = info ? info->port : (int)p;
     log_security(r, &cfg, host, *port, loopback, wall_ms());
+    hub_lock(h);
+    hub_events_attach(h, r->events);
+    hub_unlock(h);
     *out = r;
     return 0;
 }
@@ -2008,7 +2148,14 @@ void rest_stop(struct rest *r)
 {
     if (!r)
         return;
+    /* the hub stops publishing, every stream ends now (a shutdown never waits for a
+     * client), then the daemon closes the connections and releases the streams */
+    hub_lock(r->hub);
+    hub_events_attach(r->hub, NULL);
+    hub_unlock(r->hub);
+    events_close(r->events);
     MHD_stop_daemon(r->d);
+    events_free(r->events);
     free_tls(r);
     auth_free(r->auth);
     free(r);

@@ -1,12 +1,21 @@
 /* derloop console: a fleet overview, a site page and a dispatch form over the headend's JSON
- * API (docs/operations.md, "The web console"). Live by polling once a second: GET /sites
- * (one page of rows plus the fleet totals, O(sites) on the headend and no store query) or
- * GET /sites/:id, and GET /dispatch/:id for the setpoints this page sent until they are
- * final. With tokens, the token typed in is kept in sessionStorage and sent as Bearer; the
- * X-Derloop-Role header of each answer says whether the dispatch form may be used. */
+ * API (docs/operations.md, "The web console"). Live by the headend's event stream (GET
+ * /events, Server-Sent Events) read with fetch() and a stream reader, which, unlike
+ * EventSource, can send the Authorization header: a "sites" event (at most one a second, when
+ * something changed) fetches the page's snapshot again (GET /sites or GET /sites/:id), a
+ * "telemetry" event of the open site draws its point on the charts at once, a "dispatch" event
+ * of a setpoint this page sent fetches its acks (GET /dispatch/:id). The stream reconnects
+ * with a growing delay (Last-Event-ID: what was missed is replayed, or the hello says so and
+ * the snapshot is fetched again); after STREAM_FAILS failures in a row the page polls once a
+ * second instead, says so in its status line, and tries the stream again every minute. With
+ * tokens, the token typed in is kept in sessionStorage and sent as Bearer; the X-Derloop-Role
+ * header of each answer says whether the dispatch form may be used. */
 "use strict";
 
 const POLL_MS = 1000;
+const SAFETY_MS = 10000;          /* with the stream: a snapshot anyway (stale states age) */
+const STREAM_FAILS = 3;           /* failures in a row before polling */
+const STREAM_RETRY_MS = 60000;    /* while polling, the stream is tried again this often */
 const PAGE = 200;                 /* rows of the sites table */
 const FLEET_POINTS = 3600;        /* an hour of fleet totals at 1 Hz */
 const HISTORY_MS = 2 * 3600e3;    /* the site charts start with the last two hours */
@@ -18,6 +27,7 @@ const $ = (id) => document.getElementById(id);
 const st = {
   token: sessionStorage.getItem("derloop-token") || "",
   role: "", sort: "site_id", q: "", group: "", site: null, tracked: [], busy: false,
+  mode: "connecting", fails: 0, lastId: null, ctrl: null, lastTick: 0, gen: 0,
 };
 
 /* ---- the API ---------------------------------------------------------------------------- */
@@ -53,6 +63,7 @@ $("login-btn").onclick = () => {
   $("login").hidden = true;
   st.role = "";
   tick();
+  connect();
 };
 
 /* ---- formatting ------------------------------------------------------------------------- */
@@ -266,6 +277,8 @@ $("d-send").onclick = async () => {
   st.tracked = sps.map((s) => ({ id: s.setpoint_id, target: s.site_id, state: s.state || r.body.state, acks: [] }));
   st.skipped = r.body.skipped || [];
   renderTracked();
+  /* states the stream announced before this answer arrived: fetched once */
+  if (st.mode === "stream") await pollTracked();
 };
 
 function renderTracked() {
@@ -299,7 +312,7 @@ function route() {
   $("crumb").textContent = st.site ? "› " + st.site : "";
   if (st.site) openSite(st.site).catch(() => {});
 }
-window.onhashchange = route;
+window.onhashchange = () => { route(); connect(); }; /* the stream's ?site= follows the page */
 
 async function tick() {
   if (st.busy) return;
@@ -315,8 +328,9 @@ async function tick() {
       const r = await api("/sites?" + qs);
       if (r.status === 200) renderFleet(r.body);
     }
-    await pollTracked();
-    $("conn").textContent = "live " + hms(Date.now());
+    if (st.mode !== "stream") await pollTracked();
+    st.lastTick = Date.now();
+    status();
   } catch (e) {
     $("conn").textContent = e.message === "401" ? "signed out" : "headend unreachable";
   } finally {
@@ -324,6 +338,111 @@ async function tick() {
   }
 }
 
+function status() {
+  const how = st.mode === "stream" ? "live (stream)"
+    : st.mode === "polling" ? "live (polling: the event stream failed)"
+    : "live (polling while the event stream connects)";
+  $("conn").textContent = how + " " + hms(Date.now());
+}
+
+/* ---- the event stream (GET /events) ----------------------------------------------------- */
+
+function onEvent(type, data) {
+  if (type === "hello") {
+    if (!data.resumed) tick(); /* events were missed or this is the first connect: snapshot */
+  } else if (type === "sites") {
+    tick();
+  } else if (type === "telemetry" && st.site === data.site_id && powerChart) {
+    st.pointsStreamed = (st.pointsStreamed || 0) + 1;
+    const g = data.site;
+    [g.grid_w, g.pv_w, g.battery_w, g.ev_w, g.boiler_w].forEach((w, i) =>
+      push(powerChart, i, g.updated_ms, w === null ? null : w / 1000, 100000));
+    powerChart.update("none");
+    const ds = socChart.data.datasets.findIndex((d) => d.label === data.asset_id);
+    if (ds >= 0 && data.soc !== null) {
+      push(socChart, ds, data.ts_ms, 100 * data.soc, 100000);
+      socChart.update("none");
+    }
+  } else if (type === "dispatch") {
+    const t = st.tracked.find((x) => x.id === data.setpoint_id);
+    if (t) {
+      api("/dispatch/" + encodeURIComponent(t.id)).then((r) => {
+        if (r.status === 200) { t.state = r.body.state; t.acks = r.body.acks; renderTracked(); }
+      }).catch(() => {});
+    }
+  }
+}
+
+/* One connection: the blocks of text/event-stream ("field: value" lines, a blank line between
+ * events, ":" comments) handed to onEvent. Resolves when the stream ends. */
+async function readStream(gen) {
+  const qs = st.site ? "?site=" + encodeURIComponent(st.site) : "";
+  const headers = {};
+  if (st.token) headers["Authorization"] = "Bearer " + st.token;
+  if (st.lastId) headers["Last-Event-ID"] = st.lastId;
+  st.ctrl = new AbortController();
+  const r = await fetch("/events" + qs, { headers: headers, signal: st.ctrl.signal });
+  if (r.status === 401) {
+    $("login").hidden = false;
+    throw new Error("401");
+  }
+  if (r.status !== 200 || !r.body) throw new Error("status " + r.status);
+  const reader = r.body.getReader();
+  const dec = new TextDecoder();
+  let buf = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done || gen !== st.gen) return;
+    buf += dec.decode(value, { stream: true }).replace(/\r\n?/g, "\n");
+    let i;
+    while ((i = buf.indexOf("\n\n")) >= 0) {
+      const block = buf.slice(0, i);
+      buf = buf.slice(i + 2);
+      let type = "message", data = "";
+      for (const line of block.split("\n")) {
+        const c = line.indexOf(":");
+        const k = c < 0 ? line : line.slice(0, c);
+        const v = c < 0 ? "" : line.slice(c + 1).replace(/^ /, "");
+        if (k === "event") type = v;
+        else if (k === "data") data += (data ? "\n" : "") + v;
+        else if (k === "id") st.lastId = v;
+      }
+      st.mode = "stream";
+      st.fails = 0;
+      status();
+      if (data) {
+        try { onEvent(type, JSON.parse(data)); } catch (e) { /* one bad event: skip it */ }
+      }
+    }
+  }
+}
+
+/* (Re)connects: a new generation ends the previous connection. Backoff 1, 2, 4 ... 15 s. */
+async function connect() {
+  const gen = ++st.gen;
+  if (st.ctrl) st.ctrl.abort();
+  for (;;) {
+    try {
+      await readStream(gen);
+    } catch (e) {
+      if (gen !== st.gen) return;
+      if (e.message === "401") { st.mode = "connecting"; return; } /* the login reconnects */
+    }
+    if (gen !== st.gen) return;
+    /* until the stream is back, the page polls (the interval below sees mode != stream) */
+    st.fails++;
+    st.mode = st.fails >= STREAM_FAILS ? "polling" : "connecting";
+    status();
+    const wait = st.mode === "polling" ? STREAM_RETRY_MS : Math.min(15000, 1000 * 2 ** (st.fails - 1));
+    await new Promise((res) => setTimeout(res, wait));
+    if (gen !== st.gen) return;
+  }
+}
+
 route();
 tick();
-setInterval(tick, POLL_MS);
+connect();
+setInterval(() => {
+  const every = st.mode === "stream" ? SAFETY_MS : POLL_MS;
+  if (Date.now() - st.lastTick >= every - 50) tick();
+}, POLL_MS);

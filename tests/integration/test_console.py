@@ -4,7 +4,10 @@ chromium-driver): `der-sim serve` with three sites in two groups, a der-gateway 
 der-headend with tokens (--auth). The console asks for a token; with a viewer token it shows
 the three sites and the dispatch form is disabled; with an operator token the test opens a
 site, sees its power chart grow, sends a site dispatch from the form and sees it go SENT ->
-RECEIVED -> APPLIED, then a group dispatch that reaches both sites of the group.
+RECEIVED -> APPLIED, then a group dispatch that reaches both sites of the group. The page is
+live by the event stream (GET /events): its status line says "live (stream)" and the site's
+telemetry points arrive as events; against a headend without event streams it falls back to
+polling and says so.
 
 Screenshots are kept in the test's temporary directory (its path is printed; kept after the
 run). UPDATE=1 copies the site page's screenshot to docs/console.png (the README shows it).
@@ -196,10 +199,15 @@ def run(tmp):
             until(drv, lambda: drv.execute_script(
                 "return powerChart.data.datasets[0].data.length") >= n0 + 2, 10,
                 "the power chart to grow")
+            # the points came by the event stream (GET /events), not by polling
+            until(drv, lambda: drv.find_element(By.ID, "conn").text.startswith("live (stream)"),
+                  10, "status line 'live (stream)'")
+            until(drv, lambda: drv.execute_script("return st.pointsStreamed || 0") >= 3, 10,
+                  "telemetry points from the event stream")
             nsoc = drv.execute_script("return socChart.data.datasets.length")
             check(nsoc == 2, "one SoC series per battery, got %s" % nsoc)
-            print("ok: site page: power chart grows (%d -> %d+ points), 2 SoC series"
-                  % (n0, n0 + 2))
+            print("ok: site page: power chart grows (%d -> %d+ points) by the event stream "
+                  "(status 'live (stream)'), 2 SoC series" % (n0, n0 + 2))
             check(drv.find_element(By.ID, "d-target").get_attribute("value") == "north-1",
                   "the form targets the open site")
             mw = drv.find_element(By.ID, "d-mw")
@@ -237,6 +245,20 @@ def run(tmp):
             if os.environ.get("UPDATE") == "1":
                 shutil.copyfile(shot, os.path.join(ROOT, "docs", "console.png"))
                 print("updated docs/console.png")
+
+            # without event streams (--http-max-event-streams 0: /events answers 404) the page
+            # falls back to polling after three failures and says so
+            he2 = Proc([HEADEND, "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+                        "--db", os.path.join(tmp, "headend.db-nostream"), "--inventory", inv,
+                        "--http-max-event-streams", "0"], "headend-nostream", tmp, ready=" ready")
+            kv2 = dict(f.split("=", 1) for f in he2.ready_line.split() if "=" in f)
+            drv.execute_script("sessionStorage.clear();")
+            drv.get("http://" + kv2["http"] + "/")
+            until(drv, lambda: "polling: the event stream failed" in
+                  drv.find_element(By.ID, "conn").text, 15, "the polling fallback")
+            until(drv, lambda: len(site_rows(drv)) == 3, 5, "site rows while polling")
+            print("ok: without /events the page polls and says %r"
+                  % drv.find_element(By.ID, "conn").text)
         finally:
             drv.quit()
     print("screenshots: %s (fleet.png, site.png)" % tmp)
