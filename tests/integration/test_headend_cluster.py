@@ -7,11 +7,16 @@ whose stream is on B reaches that gateway (NOTIFY derloop_dispatch), and the rev
 four sites, all APPLIED. PostgreSQL restarted: both headends LISTEN again and a dispatch still
 crosses over; a QUEUED row nobody announced is sent by the holder's sweep, and another by the
 re-scan after PostgreSQL's restart. A real der-gateway (der-sim serve, self-consumption
-scenario) with `--headend ipv4:B,A` registers on B. B killed with SIGKILL: after the cluster
+scenario) with `--headend ipv4:B,A` registers on B; an emergency stop posted on A reaches it
+(NOTIFY derloop_estop, the stop in the shared row site_estop), it applies it, and both headends
+show it held and reported; the release on A the same. B killed with SIGKILL: after the cluster
 expiry A shows its sites offline and ends its sessions, a gateway of B that reconnects to A gets
-its next dispatch from A, and the real der-gateway fails over to A by itself. The PostgreSQL harness is
-test_headend_pg.py's; the cluster is always stopped and its directory removed."""
+its next dispatch from A, and the real der-gateway fails over to A by itself. B restarted: a
+configuration PUT on B reaches the der-gateway on A (NOTIFY derloop_config), which applies it, and
+its reported version shows on both. The PostgreSQL harness is test_headend_pg.py's; the cluster is
+always stopped and its directory removed."""
 
+import datetime
 import json
 import os
 import shutil
@@ -64,6 +69,25 @@ def apply(gw, sp):
 def state_on(he, sp_id):
     st, d = he.http("GET", "/dispatch/" + sp_id)
     return d.get("state") if st == 200 else None
+
+
+def estop_seen(he, active):
+    """GET /sites/home/estop on he: the operators' stop and the gateway's report both active."""
+    st, e = he.http("GET", "/sites/home/estop")
+    return st == 200 and e["active"] == active and e["gateway"]["active"] == active
+
+
+def config_seen(he, version):
+    st, c = he.http("GET", "/sites/home/config")
+    return (st == 200 and c["in_sync"] and c["reported"]["version"] == version and
+            c["reported"]["status"] == "APPLIED")
+
+
+def log_ms(text, needle):
+    """The timestamp (ms, the log's own clock) of the last log line containing needle."""
+    line = [x for x in text.splitlines() if needle in x][-1]
+    t = datetime.datetime.strptime(line.split(" ")[0], "%Y-%m-%dT%H:%M:%S.%fZ")
+    return t.replace(tzinfo=datetime.timezone.utc).timestamp() * 1000
 
 
 def connect(he, n):
@@ -211,6 +235,42 @@ def main():
                                 stdout=real_log, stderr=real_log)
         check(wait_for(lambda: view(a)["home"][:3] == (True, "gw-home", "node-b"), 10),
               "der-gateway not on B: %r" % (view(a).get("home"),))
+        def gwlog():
+            real_log.flush()
+            with open(real_log.name, "rb") as f:
+                return f.read().decode(errors="replace")
+
+        # the emergency stop posted on A reaches the der-gateway on B (derloop_estop), which
+        # applies it; held and reported on both headends; then the release, also on A
+        t0 = time.time()
+        st, r = a.http("POST", "/sites/home/estop", {"reason": "drill across headends"})
+        check(st == 202 and r["active"] and not r["sent"] and r.get("routed_to") == "node-b",
+              "estop on A: %d %r" % (st, r))
+        check(wait_for(lambda: "event=estop state=engaged" in gwlog(), 5),
+              "the der-gateway on B did not apply the stop posted on A:\n%s" % gwlog()[-1500:])
+        dt_estop = time.time() - t0
+        check(wait_for(lambda: estop_seen(a, True) and estop_seen(b, True), 5),
+              "estop not shown held and reported on both: A %r B %r"
+              % (a.http("GET", "/sites/home/estop")[1], b.http("GET", "/sites/home/estop")[1]))
+        check(a.agents()["bat-1"]["estop"] and b.agents()["bat-1"]["estop"],
+              "/agents estop on both")
+        t0 = time.time()
+        st, r = a.http("DELETE", "/sites/home/estop")
+        check(st == 202 and not r["active"] and r.get("routed_to") == "node-b",
+              "release on A: %d %r" % (st, r))
+        check(wait_for(lambda: "event=estop state=released" in gwlog(), 5),
+              "the der-gateway did not release:\n%s" % gwlog()[-1500:])
+        dt_release = time.time() - t0
+        check(wait_for(lambda: estop_seen(a, False) and estop_seen(b, False), 5),
+              "release not shown on both")
+        # from A's log line (the row stored) to B's send on the stream, both on this machine
+        routed = [log_ms(b.logtext(), "event=estop_sent gateway=gw-home site=home active=" + x) -
+                  log_ms(a.logtext(), "event=estop site=home state=" + y)
+                  for x, y in (("yes", "engaged"), ("no", "released"))]
+        print("ok: estop posted on A sent by B on the der-gateway's stream %.0f ms after A "
+              "took it, applied by the gateway %.0f ms after the POST (its next cycle), held "
+              "and reported on both; the release from A sent by B after %.0f ms, applied after "
+              "%.0f ms" % (routed[0], dt_estop * 1000, routed[1], dt_release * 1000))
 
         # B killed: its sites go offline on A after the expiry; gw-2 moved to A
         b.stop(signal.SIGKILL)
@@ -245,13 +305,36 @@ def main():
         print("ok: a real der-gateway with target %s moved from B to A %.1f s after B's kill, "
               "its dispatch APPLIED" % (target, dt_fail))
 
-        real.send_signal(signal.SIGTERM)
-        check(real.wait(10) == 0, "der-gateway exit status %r" % real.returncode)
-
         # B restarted under its old name right after its kill: its stale row is no twin
         b = Headend(tmp_b, ARGS + ["--node-id", "node-b"], inventory=INVENTORY)
-        check(b.stop(signal.SIGTERM) == 0, "restarted B's exit status")
         print("ok: B restarted as node-b after its kill (its dead row is not a live twin)")
+
+        # a configuration PUT on B reaches the der-gateway on A (derloop_config), which applies
+        # it; its reported version shows on both
+        check(wait_for(lambda: view(b)["home"][:3] == (True, "gw-home", "node-a"), 5),
+              "B does not see home on A: %r" % (view(b).get("home"),))
+        push = {"strategy": cfg["strategy"]}
+        if cfg.get("params"):
+            push["params"] = cfg["params"]
+        t0 = time.time()
+        st, r = b.http("PUT", "/sites/home/config", push)
+        check(st == 200 and not r["pushed"] and r.get("routed_to") == "node-a",
+              "PUT on B: %d %r" % (st, r))
+        version = r["version"]
+        check(wait_for(lambda: "event=config_applied source=headend version=%d" % version
+                       in gwlog(), 5),
+              "the der-gateway on A did not apply the version PUT on B:\n%s" % gwlog()[-1500:])
+        dt_cfg = time.time() - t0
+        check(wait_for(lambda: config_seen(a, version) and config_seen(b, version), 5),
+              "reported version not on both: A %r B %r"
+              % (a.http("GET", "/sites/home/config")[1], b.http("GET", "/sites/home/config")[1]))
+        check(b.http("GET", "/sites/home")[1]["config"]["in_sync"], "/sites/home on B in_sync")
+        print("ok: configuration v%d PUT on B applied by the der-gateway on A %.0f ms after the "
+              "PUT; reported APPLIED on both" % (version, dt_cfg * 1000))
+
+        real.send_signal(signal.SIGTERM)
+        check(real.wait(10) == 0, "der-gateway exit status %r" % real.returncode)
+        check(b.stop(signal.SIGTERM) == 0, "restarted B's exit status")
         for gw in gws.values():
             gw.close()
         check(a.stop(signal.SIGTERM) == 0, "A's SIGTERM exit status")
