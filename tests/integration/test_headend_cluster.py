@@ -193,6 +193,27 @@ def main():
                            5), "group dispatch not all APPLIED")
         print("ok: group dispatch on A split over 4 sites on both headends, all APPLIED")
 
+        # a group's emergency stop posted on B: every site's stop shared (site_estop), shown
+        # held on A too; released from A, shown released on B (these test gateways do not take
+        # the stop: routing to a gateway is the der-gateway's part below)
+        st, g = b.http("POST", "/groups/vpp/estop", {"reason": "group drill"})
+        check(st == 202 and sorted(x["site_id"] for x in g["sites"]) == SITES and
+              {x["site_id"]: x.get("routed_to") for x in g["sites"]} ==
+              {"site-1": "node-a", "site-2": None, "site-3": "node-a", "site-4": None},
+              "group estop on B: %d %r" % (st, g))
+
+        def stops(he):
+            return [he.http("GET", "/sites/%s/estop" % s)[1]["active"] for s in SITES]
+        check(wait_for(lambda: stops(a) == [True] * 4, 5), "group stop on A: %r" % stops(a))
+        st, g = a.http("DELETE", "/groups/vpp/estop")
+        check(st == 202, "group release on A: %d %r" % (st, g))
+        check(wait_for(lambda: stops(b) == [False] * 4, 5), "group release on B: %r" % stops(b))
+        print("ok: a group's emergency stop posted on B held on A; released from A, released on B")
+        # commands are not routed (they become persistent elsewhere): the 409 names the holder
+        st, r = a.http("POST", "/assets/s2-bat/commands", {"command": "stop"})
+        check(st == 409 and "is on headend node-b" in r.get("error", ""),
+              "command on A for B's asset: %d %r" % (st, r))
+
         # a QUEUED row nobody announced (its headend died between the row and the NOTIFY):
         # the holder's periodic sweep (every 5 heartbeats) sends it
         lost_row("sp-swept", "site-4")
