@@ -712,12 +712,15 @@ static void *run(void *arg)
         PGresult *ver = c->conn && state_sweep ? fetch_versions(c) : NULL;
         c->n_got_estop = 0;
 
-        if (!pres && !c->n_got && !est && !ver && !c->n_got_config && !(c->rescan && c->conn))
+        if (!pres && !c->n_got && !est && !ver && !c->n_got_config && !state_sweep &&
+            !(c->rescan && c->conn))
             continue;
         hub_lock(c->h);
         int64_t wnow = wall_ms();
         if (pres)
             apply_presence(c, pres);
+        if (state_sweep)
+            hub_cluster_estop_retry(c->h);      /* ours that the store refused, before the rows */
         int stops = apply_estops(c, est, wnow); /* before the dispatches: the safety function */
         int pushed = apply_configs(c, ver, wnow);
         int sent = 0;

@@ -64,8 +64,9 @@ struct hub {
     struct site_remote *remote;
     char (*announce)[STORE_ID_MAX];
     size_t n_announce, cap_announce;
-    unsigned char *notes; /* per site: HUB_NOTE_* to announce (hub_cluster_take_notes) */
-    size_t n_notes;       /* sites with a note */
+    unsigned char *notes;          /* per site: HUB_NOTE_* to announce (hub_cluster_take_notes) */
+    size_t n_notes;                /* sites with a note */
+    unsigned char *estop_unshared; /* per site: our stop's row could not be written (retried) */
     /* per site: the version last pushed and on which session (push_config sends a version
      * once per session: a notification and a sweep of the cluster may both ask) */
     struct {
@@ -253,7 +254,9 @@ int hub_new(const struct headend_config *cfg, struct inventory *inv, struct stor
     h->remote = calloc(ns + 1, sizeof(*h->remote));
     h->notes = calloc(ns + 1, 1);
     h->pushed = calloc(ns + 1, sizeof(*h->pushed));
-    if (!h->reg || !h->assets || !h->sites || !h->cmds || !h->remote || !h->notes || !h->pushed) {
+    h->estop_unshared = calloc(ns + 1, 1);
+    if (!h->reg || !h->assets || !h->sites || !h->cmds || !h->remote || !h->notes || !h->pushed ||
+        !h->estop_unshared) {
         hub_free(h);
         return -ENOMEM;
     }
@@ -319,6 +322,7 @@ void hub_free(struct hub *h)
     free(h->remote);
     free(h->notes);
     free(h->pushed);
+    free(h->estop_unshared);
     free(h->announce);
     inventory_free(h->inv);
     store_close(h->st);
@@ -697,11 +701,13 @@ static void note(struct hub *h, size_t site_idx, unsigned kind)
 }
 
 /* Several headends: the stop in the shared row, so that the headend holding the site's stream
- * sends it and every headend shows it (hub_cluster_estop on the others). */
-static void estop_share(struct hub *h, size_t site_idx, const char *site_id)
+ * sends it and every headend shows it (hub_cluster_estop on the others). 0, or -EIO when the
+ * store refused the row: it is written again at the cluster's next sweep, and until then the
+ * row (older than our stop) is not adopted here. */
+static int estop_share(struct hub *h, size_t site_idx, const char *site_id)
 {
     if (!h->st->ops->estop_put)
-        return;
+        return 0;
     const struct site_state *ss = &h->sites[site_idx];
     struct store_estop row = {.active = ss->estop_active,
                               .since_ms = ss->estop_since_ms,
@@ -712,13 +718,21 @@ static void estop_share(struct hub *h, size_t site_idx, const char *site_id)
     snprintf(row.by, sizeof(row.by), "%s", ss->estop_by);
     if (h->st->ops->estop_put(h->st, &row) < 0) {
         h->c.store_errors++;
-        log_event(LOG_ERROR,
-                  "event=estop_share_failed site=%s id=%s reason=\"the store refused the row: "
-                  "another headend holding the stream does not get this stop\"",
-                  site_id, ss->estop_id);
-        return;
+        if (!h->estop_unshared[site_idx]) /* once per failure, not per retry */
+            log_event(LOG_ERROR,
+                      "event=estop_share_failed site=%s id=%s reason=\"the store refused the row: "
+                      "the other headends do not see this stop until it is written (retried "
+                      "every sweep)\"",
+                      site_id, ss->estop_id);
+        h->estop_unshared[site_idx] = 1;
+        return -EIO;
     }
+    if (h->estop_unshared[site_idx])
+        log_event(LOG_INFO, "event=estop_shared site=%s id=%s reason=\"written after a failure\"",
+                  site_id, ss->estop_id);
+    h->estop_unshared[site_idx] = 0;
     note(h, site_idx, HUB_NOTE_ESTOP);
+    return 0;
 }
 
 /* At Register: what the gateway holds, then the operators' stop again while it is active;
@@ -790,11 +804,11 @@ int hub_estop(struct hub *h, size_t site_idx, int active, const char *reason, co
     log_event(LOG_WARN, "event=estop site=%s state=%s id=%s reason=%s by=%s", site->id,
               active ? "engaged" : "released", ss->estop_id,
               log_escape(rb, sizeof(rb), active ? ss->estop_reason : ""), nz(who));
-    estop_share(h, site_idx, site->id);
+    int shared = estop_share(h, site_idx, site->id);
     struct session *s = registry_site(h->reg, site_idx);
     if (s)
         *sent = send_estop(h, s);
-    return 0;
+    return shared;
 }
 
 /* Register: who the stream is and which assets it gets. The rules, in the order applied:
@@ -1879,6 +1893,8 @@ int hub_cluster_estop(struct hub *h, const struct store_estop *row, int64_t now_
     if (!site)
         return 0; /* not in this headend's inventory */
     struct site_state *ss = &h->sites[site->index];
+    if (h->estop_unshared[site->index])
+        return 0; /* ours is newer than the row: hub_cluster_estop_retry writes it */
     if (ss->estop_known && ss->estop_active == row->active && !strcmp(ss->estop_id, row->id) &&
         ss->estop_since_ms == row->since_ms)
         return 0; /* ours already (our own announcement comes back too) */
@@ -1895,6 +1911,15 @@ int hub_cluster_estop(struct hub *h, const struct store_estop *row, int64_t now_
               log_escape(rb, sizeof(rb), row->active ? row->reason : ""), nz(row->by),
               s ? "yes" : "no");
     return s ? send_estop(h, s) : 0;
+}
+
+int hub_cluster_estop_retry(struct hub *h)
+{
+    int written = 0;
+    for (size_t i = 0; i < inventory_site_count(h->inv); i++)
+        if (h->estop_unshared[i] && estop_share(h, i, inventory_site_at(h->inv, i)->id) == 0)
+            written++;
+    return written;
 }
 
 int hub_cluster_config(struct hub *h, size_t site_idx, int64_t now_ms)

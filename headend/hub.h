@@ -181,7 +181,9 @@ int hub_config_put(struct hub *h, size_t site_idx, const char *json, const char 
 /* POST (active 1, with reason) or DELETE /sites/:id/estop: engages or releases the site's
  * emergency stop and sends it at once to the site's gateway when it is connected and takes
  * it (*sent = 1); while active it is sent again at each Register of that site. -ENOENT for an
- * unknown site. */
+ * unknown site. With several headends it is also the site's shared row (announced to the
+ * others): -EIO when the store refused the row (the stop holds here and is sent on a stream of
+ * ours; the row is written again at the cluster's next sweep). */
 int hub_estop(struct hub *h, size_t site_idx, int active, const char *reason, const char *who,
               int64_t now_ms, int *sent);
 
@@ -250,6 +252,8 @@ size_t hub_cluster_take_notes(struct hub *h, size_t *sites, unsigned *kinds, siz
  * adopted when it differs from this hub's, and sent when a stream of this hub serves the
  * site. 1 sent, 0 otherwise. */
 int hub_cluster_estop(struct hub *h, const struct store_estop *row, int64_t now_ms);
+/* Writes the stop rows whose write failed (hub_estop's -EIO) again: the count written. */
+int hub_cluster_estop_retry(struct hub *h);
 /* The site's desired configuration changed on another headend (or a sweep found a version
  * the gateway here does not run): pushed when a stream of this hub serves the site. 1
  * pushed, 0 otherwise. */

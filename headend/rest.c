@@ -971,9 +971,14 @@ static cJSON *estop_apply(struct hub *h, const char *who, const struct inv_site 
                           const char *reason, int64_t now_ms)
 {
     int sent = 0;
-    hub_estop(h, site->index, active, reason, who, now_ms, &sent);
+    int e = hub_estop(h, site->index, active, reason, who, now_ms, &sent);
     cJSON *o = estop_json(h, site);
     cJSON_AddBoolToObject(o, "sent", sent);
+    if (e == -EIO) /* several headends: the others cannot see it yet (retried) */
+        cJSON_AddStringToObject(o, "warning",
+                                "the store refused the stop's shared row: the other headends do "
+                                "not see it (nor send it) until it is written, retried every "
+                                "sweep");
     /* announced to the headend holding the stream (derloop_estop), which sends it */
     const struct site_remote *rm = held_elsewhere(h, site->index);
     if (rm)

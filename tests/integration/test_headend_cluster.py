@@ -6,7 +6,8 @@ whose stream is on B reaches that gateway (NOTIFY derloop_dispatch), and the rev
 (RECEIVED, APPLIED) are visible from both headends. A group dispatch posted on A splits over the
 four sites, all APPLIED. PostgreSQL restarted: both headends LISTEN again and a dispatch still
 crosses over; a QUEUED row nobody announced is sent by the holder's sweep, and another by the
-re-scan after PostgreSQL's restart. A real der-gateway (der-sim serve, self-consumption
+re-scan after PostgreSQL's restart; a stop posted on A while PostgreSQL is down is
+shown on B once it is back. A real der-gateway (der-sim serve, self-consumption
 scenario) with `--headend ipv4:B,A` registers on B; an emergency stop posted on A reaches it
 (NOTIFY derloop_estop, the stop in the shared row site_estop), it applies it, and both headends
 show it held and reported; the release on A the same. B killed with SIGKILL: after the cluster
@@ -227,6 +228,11 @@ def main():
         # QUEUED row nobody announced (as if its NOTIFY was lost) is found by A's re-scan
         lost_row("sp-lost", "site-1")
         pg.stop()
+        # a stop posted while the database is down holds on A, which writes its row once
+        # PostgreSQL is back; B then shows it
+        st, r = a.http("POST", "/sites/site-3/estop", {"reason": "during the outage"})
+        check(st == 202 and r["active"] and "warning" in r, "estop during the outage: %d %r"
+              % (st, r))
         pg.start()
         check(wait_for(lambda: "event=cluster_up node=node-b" in b.logtext(), 10),
               "B's cluster connection did not come back")
@@ -238,9 +244,16 @@ def main():
         apply(gws[1], sp)
         for he in (a, b):  # each store reconnects at its next operation (at most 1 s apart)
             check(wait_for(lambda: state_on(he, sp1) == "APPLIED", 10), "store not back")
+        check(wait_for(lambda: b.http("GET", "/sites/site-3/estop")[1]["active"], 10),
+              "the stop posted during the outage not shown on B: %r"
+              % (b.http("GET", "/sites/site-3/estop")[1],))
+        check(a.http("DELETE", "/sites/site-3/estop")[0] == 202, "release site-3")
+        check(wait_for(lambda: not b.http("GET", "/sites/site-3/estop")[1]["active"], 5),
+              "site-3 release not shown on B")
         sp3, _ = crossing(a, gws[4], "site-4", 0.05, [b])
         print("ok: after a PostgreSQL restart a dispatch still crosses over (%s), and A "
-              "sent a QUEUED row whose announcement was lost (re-scan at reconnect or sweep)" % sp3)
+              "sent a QUEUED row whose announcement was lost (re-scan at reconnect or sweep); a stop "
+              "posted on A during the outage shown on B once it was back, and released" % sp3)
 
         # a real der-gateway given both headends (gRPC's address list: pick_first, B first)
         sim = DerSim(HOME, "--loop")
