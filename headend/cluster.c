@@ -33,6 +33,8 @@
 #include "headend/sites.h"
 
 #define CHANNEL        "derloop_dispatch"
+#define CHANNEL_ESTOP  "derloop_estop"  /* payload: a site id; the state is site_estop's row */
+#define CHANNEL_CONFIG "derloop_config" /* payload: a site id; the version is site_config's */
 #define CALL_MS        5000
 #define RECONNECT_MS   1000
 #define ANNOUNCE_BATCH 1024
@@ -70,6 +72,14 @@ static void buf_add(struct buf *b, const char *s, size_t len)
 static void buf_str(struct buf *b, const char *s)
 {
     buf_add(b, s, strlen(s));
+}
+
+/* An empty text[] literal to add elements to (arr_text), closed with buf_str(b, "}"). */
+static void buf_open(struct buf *b)
+{
+    b->n = 0;
+    b->oom = 0;
+    buf_str(b, "{");
 }
 
 /* One element of a text[] literal: quoted, with " and \ escaped. */
@@ -135,6 +145,19 @@ struct cluster {
     char (*got)[STORE_ID_MAX]; /* notifications received */
     size_t n_got, cap_got;
     struct held held;
+    /* the emergency stops and configuration pushes (hub_cluster_take_notes, the channels
+     * derloop_estop and derloop_config): site indices and HUB_NOTE_* taken from the hub, and
+     * the site ids announced by others */
+    size_t *note_site;
+    unsigned *note_kind;
+    size_t n_site;      /* sites of the inventory */
+    struct buf note_ch; /* text[] literals: the channels and the payloads to announce */
+    struct buf note_pl;
+    struct buf got_estop; /* text[] literal of the sites announced on derloop_estop */
+    int64_t *cfg_seen;    /* per site: the desired version a sweep last handed to the hub */
+    size_t n_notes, n_got_estop;
+    size_t *got_config; /* site indices announced on derloop_config */
+    size_t n_got_config;
 };
 
 static int64_t mono_ms(void)
@@ -251,7 +274,9 @@ static int connect_db(struct cluster *c, char *err, size_t errlen)
         drop(c, "connect");
         return -ENOTCONN;
     }
-    if (exec_ok(c, "listen", "LISTEN " CHANNEL, 0, NULL) < 0) {
+    if (exec_ok(c, "listen", "LISTEN " CHANNEL, 0, NULL) < 0 ||
+        exec_ok(c, "listen", "LISTEN " CHANNEL_ESTOP, 0, NULL) < 0 ||
+        exec_ok(c, "listen", "LISTEN " CHANNEL_CONFIG, 0, NULL) < 0) {
         snprintf(err, errlen, "LISTEN failed");
         if (c->conn) /* connected but not listening is worse than reconnecting */
             drop(c, "listen");
@@ -284,6 +309,19 @@ static char *view_json(struct hub *h, size_t i, const struct session *s, int64_t
         if (isfinite(v[j]))
             cJSON_AddNumberToObject(o, k[j], v[j]);
     cJSON_AddNumberToObject(o, "updated_ms", (double)g->updated_ms);
+    if (ss->has_reported) { /* what the gateway runs and holds, for GET on the others */
+        cJSON *p = cJSON_AddObjectToObject(o, "config");
+        cJSON_AddNumberToObject(p, "version", (double)ss->reported_version);
+        cJSON_AddStringToObject(p, "status", ss->reported_status);
+        cJSON_AddStringToObject(p, "detail", ss->reported_detail);
+        cJSON_AddNumberToObject(p, "at_ms", (double)ss->reported_ms);
+    }
+    cJSON *e = cJSON_AddObjectToObject(o, "estop");
+    cJSON_AddBoolToObject(e, "capable", ss->estop_capable);
+    if (ss->estop_has_reported) {
+        cJSON_AddBoolToObject(e, "active", ss->estop_reported_active);
+        cJSON_AddNumberToObject(e, "at_ms", (double)ss->estop_reported_ms);
+    }
     char *t = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return t;
@@ -318,6 +356,29 @@ static size_t take_from_hub(struct cluster *c, int held, int64_t now_ms)
     return n;
 }
 
+/* Under the hub lock: the sites whose stop or desired configuration changed here, as
+ * (channel, site id) pairs for announce. */
+static void take_notes(struct cluster *c)
+{
+    const struct inventory *inv = hub_inventory(c->h);
+    c->n_notes = hub_cluster_take_notes(c->h, c->note_site, c->note_kind, c->n_site);
+    buf_open(&c->note_ch);
+    buf_open(&c->note_pl);
+    for (size_t i = 0; i < c->n_notes; i++) {
+        const char *id = inventory_site_at(inv, c->note_site[i])->id;
+        if (c->note_kind[i] & HUB_NOTE_ESTOP) {
+            arr_text(&c->note_ch, CHANNEL_ESTOP);
+            arr_text(&c->note_pl, id);
+        }
+        if (c->note_kind[i] & HUB_NOTE_CONFIG) {
+            arr_text(&c->note_ch, CHANNEL_CONFIG);
+            arr_text(&c->note_pl, id);
+        }
+    }
+    buf_str(&c->note_ch, "}");
+    buf_str(&c->note_pl, "}");
+}
+
 static void announce(struct cluster *c, size_t n)
 {
     if (!n)
@@ -334,6 +395,20 @@ static void announce(struct cluster *c, size_t n)
                 v) == 0)
         log_event(LOG_DEBUG, "event=cluster_announce node=%s count=%zu", c->node, n);
     free(b.p);
+}
+
+/* The stops and configuration changes taken by take_notes: one NOTIFY per (channel, site).
+ * Lost (connection down): the others' re-scan at reconnect or their next sweep finds them. */
+static void announce_notes(struct cluster *c)
+{
+    if (!c->n_notes || c->note_ch.oom || c->note_pl.oom)
+        return;
+    const char *v[] = {c->note_ch.p, c->note_pl.p};
+    if (exec_ok(c, "notify",
+                "SELECT pg_notify(ch, x) FROM unnest($1::text[], $2::text[]) AS u(ch, x)", 2,
+                v) == 0)
+        log_event(LOG_DEBUG, "event=cluster_announce_sites node=%s count=%zu", c->node, c->n_notes);
+    c->n_notes = 0;
 }
 
 /* Heartbeat, our presence rows, and the others' (returned for the hub). */
@@ -428,6 +503,24 @@ static void apply_presence(struct cluster *c, PGresult *r)
                                     0};
         double up = jnum(v, "updated_ms");
         rm->agg.updated_ms = isfinite(up) ? (int64_t)up : 0;
+        const cJSON *cf = cJSON_GetObjectItemCaseSensitive(v, "config");
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(cf, "status");
+        const cJSON *dt = cJSON_GetObjectItemCaseSensitive(cf, "detail");
+        if (isfinite(jnum(cf, "version")) && cJSON_IsString(st) && cJSON_IsString(dt)) {
+            rm->has_reported = 1;
+            rm->reported_version = (int64_t)jnum(cf, "version");
+            rm->reported_ms = isfinite(jnum(cf, "at_ms")) ? (int64_t)jnum(cf, "at_ms") : 0;
+            snprintf(rm->reported_status, sizeof(rm->reported_status), "%s", st->valuestring);
+            snprintf(rm->reported_detail, sizeof(rm->reported_detail), "%s", dt->valuestring);
+        }
+        const cJSON *es = cJSON_GetObjectItemCaseSensitive(v, "estop");
+        const cJSON *ea = cJSON_GetObjectItemCaseSensitive(es, "active");
+        rm->estop_capable = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(es, "capable"));
+        if (cJSON_IsBool(ea)) {
+            rm->estop_has_reported = 1;
+            rm->estop_reported_active = cJSON_IsTrue(ea);
+            rm->estop_reported_ms = isfinite(jnum(es, "at_ms")) ? (int64_t)jnum(es, "at_ms") : 0;
+        }
         cJSON_Delete(v);
     }
 }
@@ -477,9 +570,91 @@ static void collect_notifications(struct cluster *c)
     }
     PGnotify *n;
     while ((n = PQnotifies(c->conn))) {
-        got_add(c, n->extra);
+        const struct inv_site *site = NULL;
+        if (!strcmp(n->relname, CHANNEL_ESTOP)) {
+            if (!c->n_got_estop++)
+                buf_open(&c->got_estop);
+            arr_text(&c->got_estop, n->extra);
+        } else if (!strcmp(n->relname, CHANNEL_CONFIG)) {
+            /* the inventory is fixed for the hub's life: read without the lock */
+            site = inventory_site(hub_inventory(c->h), n->extra);
+            if (site && c->n_got_config < c->n_site)
+                c->got_config[c->n_got_config++] = site->index;
+        } else {
+            got_add(c, n->extra);
+        }
         PQfreemem(n);
     }
+}
+
+/* The shared stop rows: every row (all != 0: a re-scan or a sweep; one row per site ever
+ * stopped) or those of the sites announced on derloop_estop. NULL when none asked or failed
+ * (then the re-scan at reconnect covers them). */
+static PGresult *fetch_estops(struct cluster *c, int all)
+{
+    PGresult *r = NULL;
+    const char *cols = "SELECT site_id, active, id, reason, by_name, since_ms FROM site_estop";
+    char sql[160];
+    if (all) {
+        r = call(c, "estop_read", cols, 0, NULL);
+    } else if (c->n_got_estop) {
+        buf_str(&c->got_estop, "}");
+        snprintf(sql, sizeof(sql), "%s WHERE site_id = ANY($1::text[])", cols);
+        const char *v[] = {c->got_estop.p};
+        if (!c->got_estop.oom)
+            r = call(c, "estop_read", sql, 1, v);
+    }
+    c->n_got_estop = 0;
+    return r;
+}
+
+/* Under the hub lock: each stop row to the hub (sent when we hold the site). The count sent. */
+static int apply_estops(struct cluster *c, PGresult *r, int64_t now_ms)
+{
+    int sent = 0;
+    for (int i = 0; r && i < PQntuples(r); i++) {
+        struct store_estop e = {.active = PQgetvalue(r, i, 1)[0] == 't',
+                                .since_ms = strtoll(PQgetvalue(r, i, 5), NULL, 10)};
+        snprintf(e.site_id, sizeof(e.site_id), "%s", PQgetvalue(r, i, 0));
+        snprintf(e.id, sizeof(e.id), "%s", PQgetvalue(r, i, 2));
+        snprintf(e.reason, sizeof(e.reason), "%s", PQgetvalue(r, i, 3));
+        snprintf(e.by, sizeof(e.by), "%s", PQgetvalue(r, i, 4));
+        e.updated_ms = e.since_ms;
+        sent += hub_cluster_estop(c->h, &e, now_ms);
+    }
+    return sent;
+}
+
+/* The desired versions of the sites we hold (a re-scan or a sweep: a configuration
+ * announcement lost). NULL when we hold none or the query failed. */
+static PGresult *fetch_versions(struct cluster *c)
+{
+    if (!c->held.n || c->held.sites.oom)
+        return NULL;
+    const char *v[] = {c->held.sites.p};
+    return call(c, "config_read",
+                "SELECT site_id, version FROM site_config WHERE site_id = ANY($1::text[])", 1, v);
+}
+
+/* Under the hub lock: the announced sites, and the versions a sweep found that it did not
+ * hand over yet, pushed where we hold the stream (push_config sends only a version the
+ * gateway does not run). The count pushed. */
+static int apply_configs(struct cluster *c, PGresult *r, int64_t now_ms)
+{
+    int pushed = 0;
+    for (size_t i = 0; i < c->n_got_config; i++)
+        pushed += hub_cluster_config(c->h, c->got_config[i], now_ms);
+    c->n_got_config = 0;
+    const struct inventory *inv = hub_inventory(c->h);
+    for (int i = 0; r && i < PQntuples(r); i++) {
+        const struct inv_site *site = inventory_site(inv, PQgetvalue(r, i, 0));
+        int64_t v = strtoll(PQgetvalue(r, i, 1), NULL, 10);
+        if (!site || c->cfg_seen[site->index] == v)
+            continue;
+        c->cfg_seen[site->index] = v;
+        pushed += hub_cluster_config(c->h, site->index, now_ms);
+    }
+    return pushed;
 }
 
 static int64_t wall_ms(void)
@@ -509,30 +684,55 @@ static void *run(void *arg)
         int beat = c->conn && (woke || now >= c->next_beat_ms);
 
         hub_lock(c->h);
-        size_t n_ann = c->conn ? take_from_hub(c, beat, wall_ms()) : 0;
+        size_t n_ann = 0;
+        if (c->conn) {
+            n_ann = take_from_hub(c, beat, wall_ms());
+            take_notes(c);
+        }
         hub_unlock(c->h);
 
+        announce_notes(c); /* the stops first: the safety function */
         announce(c, n_ann);
         PGresult *pres = NULL;
+        int state_sweep = 0;
         if (beat && c->conn) {
             pres = sync_presence(c);
             c->next_beat_ms = now + c->heartbeat_ms;
-            if (pres && ++c->beats % SWEEP_BEATS == 0)
+            if (pres && ++c->beats % SWEEP_BEATS == 0) {
                 sweep(c, wall_ms());
+                state_sweep = 1;
+            }
         }
-        collect_notifications(c); /* the ones that came in during our statements */
+        collect_notifications(c);   /* the ones that came in during our statements */
+        if (c->rescan && c->conn) { /* announcements were lost meanwhile: read it all */
+            state_sweep = 1;
+            memset(c->cfg_seen, 0, c->n_site * sizeof(*c->cfg_seen));
+        }
+        PGresult *est = c->conn ? fetch_estops(c, state_sweep) : NULL;
+        PGresult *ver = c->conn && state_sweep ? fetch_versions(c) : NULL;
+        c->n_got_estop = 0;
 
-        if (!pres && !c->n_got && !(c->rescan && c->conn))
+        if (!pres && !c->n_got && !est && !ver && !c->n_got_config && !state_sweep &&
+            !(c->rescan && c->conn))
             continue;
         hub_lock(c->h);
         int64_t wnow = wall_ms();
         if (pres)
             apply_presence(c, pres);
+        if (state_sweep)
+            hub_cluster_estop_retry(c->h);      /* ours that the store refused, before the rows */
+        int stops = apply_estops(c, est, wnow); /* before the dispatches: the safety function */
+        int pushed = apply_configs(c, ver, wnow);
         int sent = 0;
         for (size_t i = 0; i < c->n_got; i++)
             sent += hub_cluster_deliver(c->h, c->got[i], wnow) == 1;
         int rescanned = c->rescan && c->conn ? hub_cluster_rescan(c->h, wnow) : -1;
         hub_unlock(c->h);
+        PQclear(est);
+        PQclear(ver);
+        if (stops || pushed)
+            log_event(LOG_INFO, "event=cluster_routed node=%s estops_sent=%d configs_pushed=%d",
+                      c->node, stops, pushed);
         if (rescanned >= 0) { /* else again at the next turn (the store may be reconnecting) */
             log_event(LOG_INFO, "event=cluster_rescan node=%s sent=%d", c->node, rescanned);
             c->rescan = 0;
@@ -614,6 +814,18 @@ int cluster_start(struct hub *h, const char *conninfo, struct cluster **out, cha
     }
     c->h = h;
     hub_lock(h);
+    c->n_site = inventory_site_count(hub_inventory(h));
+    hub_unlock(h);
+    c->note_site = calloc(c->n_site + 1, sizeof(*c->note_site));
+    c->note_kind = calloc(c->n_site + 1, sizeof(*c->note_kind));
+    c->got_config = calloc(c->n_site + 1, sizeof(*c->got_config));
+    c->cfg_seen = calloc(c->n_site + 1, sizeof(*c->cfg_seen));
+    if (!c->note_site || !c->note_kind || !c->got_config || !c->cfg_seen) {
+        snprintf(err, errlen, "out of memory");
+        cluster_stop(c);
+        return -ENOMEM;
+    }
+    hub_lock(h);
     snprintf(c->node, sizeof(c->node), "%.63s", hub_node_id(h));
     c->heartbeat_ms = hub_config(h)->cluster_heartbeat_ms;
     c->expiry_ms = hub_config(h)->cluster_expiry_ms;
@@ -631,9 +843,19 @@ int cluster_start(struct hub *h, const char *conninfo, struct cluster **out, cha
         return -ENOTCONN;
     }
 
+    /* the stops in the shared rows before any gateway can register here: a stop this headend
+     * does not know would be adopted from the gateway's Register and overwrite the row */
+    PGresult *est = fetch_estops(c, 1);
+    if (!est) {
+        snprintf(err, errlen, "cluster: cannot read the emergency stops (site_estop)");
+        cluster_stop(c);
+        return -EIO;
+    }
     hub_lock(h);
+    apply_estops(c, est, wall_ms());
     hub_cluster_attach(h, on_wake, c);
     hub_unlock(h);
+    PQclear(est);
     if (pthread_create(&c->th, NULL, run, c) != 0) {
         snprintf(err, errlen, "cannot start the cluster thread");
         cluster_stop(c);
@@ -671,6 +893,13 @@ void cluster_stop(struct cluster *c)
     if (c->wake[1] >= 0)
         close(c->wake[1]);
     held_free(&c->held);
+    free(c->note_site);
+    free(c->note_kind);
+    free(c->got_config);
+    free(c->cfg_seen);
+    free(c->note_ch.p);
+    free(c->note_pl.p);
+    free(c->got_estop.p);
     free(c->ann);
     free(c->got);
     free(c->conninfo);

@@ -5,6 +5,15 @@
  *     every headend LISTENs, and the one that holds the target's stream sends it (only while
  *     the row is still QUEUED). Acks update the shared row, so every headend sees the
  *     lifecycle. No broker of our own: PostgreSQL carries the announcement.
+ *   - the emergency stop and configuration pushes the same way: a stop set or released
+ *     anywhere is the site's row in site_estop, announced with NOTIFY derloop_estop (payload
+ *     the site id); every headend reads the row (so every one shows it), and the one holding
+ *     the site's stream sends it. A new desired configuration version (site_config) is
+ *     announced with NOTIFY derloop_config (payload the site id); the holder pushes it. The
+ *     gateway's reports (ConfigReport, EstopReport) go into the holder's presence row, so GET
+ *     from any headend shows them. The stop rows are read once before the thread starts
+ *     (before any gateway can register here), again at every reconnect and every 5 heartbeats
+ *     (with the desired versions of the sites held here), as the dispatches are.
  *   - presence: every heartbeat this headend renews its row in cluster_nodes (expiry in the
  *     database's clock) and writes one cluster_presence row per site whose gateway it holds,
  *     with the site's fleet-view row; it reads the others' rows into the hub

@@ -65,6 +65,14 @@ struct hub {
     struct site_remote *remote;
     char (*announce)[STORE_ID_MAX];
     size_t n_announce, cap_announce;
+    unsigned char *notes;          /* per site: HUB_NOTE_* to announce (hub_cluster_take_notes) */
+    size_t n_notes;                /* sites with a note */
+    unsigned char *estop_unshared; /* per site: our stop's row could not be written (retried) */
+    /* per site: the version last pushed and on which session (push_config sends a version
+     * once per session: a notification and a sweep of the cluster may both ask) */
+    struct {
+        int64_t session, version;
+    } * pushed;
     hub_wake_fn wake;
     void *wake_ctx;
     struct events *events; /* the REST event streams (headend/events.h); NULL = none */
@@ -297,7 +305,11 @@ int hub_new(const struct headend_config *cfg, struct inventory *inv, struct stor
     h->sites = calloc(ns + 1, sizeof(*h->sites));
     h->cmds = commands_new();
     h->remote = calloc(ns + 1, sizeof(*h->remote));
-    if (!h->reg || !h->assets || !h->sites || !h->cmds || !h->remote) {
+    h->notes = calloc(ns + 1, 1);
+    h->pushed = calloc(ns + 1, sizeof(*h->pushed));
+    h->estop_unshared = calloc(ns + 1, 1);
+    if (!h->reg || !h->assets || !h->sites || !h->cmds || !h->remote || !h->notes || !h->pushed ||
+        !h->estop_unshared) {
         hub_free(h);
         return -ENOMEM;
     }
@@ -367,6 +379,9 @@ void hub_free(struct hub *h)
     free(h->batch);
     free(h->ackq);
     free(h->remote);
+    free(h->notes);
+    free(h->pushed);
+    free(h->estop_unshared);
     free(h->announce);
     inventory_free(h->inv);
     store_close(h->st);
@@ -617,20 +632,23 @@ static void set_reported(struct site_state *ss, int64_t version, const char *sta
 }
 
 /* Sends the site's desired configuration to s when s takes pushes and runs another version.
- * The gateway answers with a ConfigReport; until then the reported version stays the old one. */
-static void push_config(struct hub *h, struct session *s, int64_t now_ms)
+ * The gateway answers with a ConfigReport; until then the reported version stays the old one.
+ * 1 sent, 0 not. */
+static int push_config(struct hub *h, struct session *s, int64_t now_ms)
 {
     (void)now_ms;
     if (!s->config_push)
-        return;
+        return 0;
     static struct store_config c; /* 16 KB; the hub's lock serialises every caller */
     int e = h->st->ops->config_get(h->st, s->site_id, &c);
     if (e == -ENOENT || (e == 0 && (uint64_t)c.version == s->config_version))
-        return;
+        return 0;
     if (e < 0) {
         h->c.store_errors++;
-        return;
+        return 0;
     }
+    if (s->id && h->pushed[s->site].session == s->id && h->pushed[s->site].version == c.version)
+        return 0; /* on its way (or refused): the gateway answers each push once */
     Der__V1__ConfigPush cp = DER__V1__CONFIG_PUSH__INIT;
     cp.version = (uint64_t)c.version;
     cp.json = c.json;
@@ -638,11 +656,15 @@ static void push_config(struct hub *h, struct session *s, int64_t now_ms)
     m.body_case = DER__V1__HEADEND_MESSAGE__BODY_CONFIG_PUSH;
     m.config_push = &cp;
     if (send_msg(s, &m) == 0) {
+        h->pushed[s->site].session = s->id;
+        h->pushed[s->site].version = c.version;
         h->c.config_pushes++;
         log_event(LOG_INFO, "event=config_push gateway=%s site=%s version=%lld running=%llu",
                   s->gateway_id, s->site_id, (long long)c.version,
                   (unsigned long long)s->config_version);
+        return 1;
     }
+    return 0;
 }
 
 static void send_ping(struct hub *h, struct session *s, int64_t now_ms)
@@ -700,6 +722,8 @@ static void on_config_report(struct hub *h, struct session *s, const Der__V1__Co
               "event=config_report gateway=%s site=%s version=%llu status=%s detail=%s",
               s->gateway_id, s->site_id, (unsigned long long)r->version,
               applied ? "APPLIED" : "REJECTED", log_escape(db, sizeof(db), r->detail));
+    if (h->wake) /* the others show the reported version: our presence row, now */
+        h->wake(h->wake_ctx);
 }
 
 /* ---- the emergency stop ---------------------------------------------------------------- */
@@ -724,6 +748,52 @@ static int send_estop(struct hub *h, struct session *s)
     return 1;
 }
 
+/* For the cluster thread to announce (hub_cluster_take_notes). */
+static void note(struct hub *h, size_t site_idx, unsigned kind)
+{
+    if (!h->wake)
+        return;
+    if (!h->notes[site_idx])
+        h->n_notes++;
+    h->notes[site_idx] |= (unsigned char)kind;
+    h->wake(h->wake_ctx);
+}
+
+/* Several headends: the stop in the shared row, so that the headend holding the site's stream
+ * sends it and every headend shows it (hub_cluster_estop on the others). 0, or -EIO when the
+ * store refused the row: it is written again at the cluster's next sweep, and until then the
+ * row (older than our stop) is not adopted here. */
+static int estop_share(struct hub *h, size_t site_idx, const char *site_id)
+{
+    if (!h->st->ops->estop_put)
+        return 0;
+    const struct site_state *ss = &h->sites[site_idx];
+    struct store_estop row = {.active = ss->estop_active,
+                              .since_ms = ss->estop_since_ms,
+                              .updated_ms = ss->estop_since_ms};
+    snprintf(row.site_id, sizeof(row.site_id), "%s", site_id);
+    snprintf(row.id, sizeof(row.id), "%s", ss->estop_id);
+    snprintf(row.reason, sizeof(row.reason), "%s", ss->estop_reason);
+    snprintf(row.by, sizeof(row.by), "%s", ss->estop_by);
+    if (h->st->ops->estop_put(h->st, &row) < 0) {
+        h->c.store_errors++;
+        if (!h->estop_unshared[site_idx]) /* once per failure, not per retry */
+            log_event(LOG_ERROR,
+                      "event=estop_share_failed site=%s id=%s reason=\"the store refused the row: "
+                      "the other headends do not see this stop until it is written (retried "
+                      "every sweep)\"",
+                      site_id, ss->estop_id);
+        h->estop_unshared[site_idx] = 1;
+        return -EIO;
+    }
+    if (h->estop_unshared[site_idx])
+        log_event(LOG_INFO, "event=estop_shared site=%s id=%s reason=\"written after a failure\"",
+                  site_id, ss->estop_id);
+    h->estop_unshared[site_idx] = 0;
+    note(h, site_idx, HUB_NOTE_ESTOP);
+    return 0;
+}
+
 /* At Register: what the gateway holds, then the operators' stop again while it is active;
  * a stop the gateway holds that this headend never saw (it was restarted) is adopted, so
  * that an operator can see and release it; one released here while the gateway was away is
@@ -746,6 +816,7 @@ static void estop_at_register(struct hub *h, struct session *s, const Der__V1__R
         ss->estop_since_ms = now_ms;
         log_event(LOG_WARN, "event=estop site=%s state=engaged source=gateway_register gateway=%s",
                   s->site_id, s->gateway_id);
+        estop_share(h, s->site, s->site_id); /* the other headends show it held too */
         return;
     }
     if (ss->estop_active || r->estop_active)
@@ -763,6 +834,8 @@ static void on_estop_report(struct hub *h, struct session *s, const Der__V1__Est
     char ib[LOG_VALUE_MAX];
     log_event(LOG_WARN, "event=estop_report gateway=%s site=%s active=%s id=%s", s->gateway_id,
               s->site_id, r->active ? "yes" : "no", log_escape(ib, sizeof(ib), r->id));
+    if (h->wake) /* the others show what the gateway holds: our presence row, now */
+        h->wake(h->wake_ctx);
 }
 
 int hub_estop(struct hub *h, size_t site_idx, int active, const char *reason, const char *who,
@@ -790,10 +863,11 @@ int hub_estop(struct hub *h, size_t site_idx, int active, const char *reason, co
     log_event(LOG_WARN, "event=estop site=%s state=%s id=%s reason=%s by=%s", site->id,
               active ? "engaged" : "released", ss->estop_id,
               log_escape(rb, sizeof(rb), active ? ss->estop_reason : ""), nz(who));
+    int shared = estop_share(h, site_idx, site->id);
     struct session *s = registry_site(h->reg, site_idx);
     if (s)
         *sent = send_estop(h, s);
-    return 0;
+    return shared;
 }
 
 /* Register: who the stream is and which assets it gets. The rules, in the order applied:
@@ -1955,6 +2029,63 @@ int hub_cluster_rescan(struct hub *h, int64_t now_ms)
     return sent;
 }
 
+size_t hub_cluster_take_notes(struct hub *h, size_t *sites, unsigned *kinds, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; h->n_notes && n < max && i < inventory_site_count(h->inv); i++) {
+        if (!h->notes[i])
+            continue;
+        sites[n] = i;
+        kinds[n++] = h->notes[i];
+        h->notes[i] = 0;
+        h->n_notes--;
+    }
+    return n;
+}
+
+int hub_cluster_estop(struct hub *h, const struct store_estop *row, int64_t now_ms)
+{
+    (void)now_ms;
+    const struct inv_site *site = inventory_site(h->inv, row->site_id);
+    if (!site)
+        return 0; /* not in this headend's inventory */
+    struct site_state *ss = &h->sites[site->index];
+    if (h->estop_unshared[site->index])
+        return 0; /* ours is newer than the row: hub_cluster_estop_retry writes it */
+    if (ss->estop_known && ss->estop_active == row->active && !strcmp(ss->estop_id, row->id) &&
+        ss->estop_since_ms == row->since_ms)
+        return 0; /* ours already (our own announcement comes back too) */
+    ss->estop_known = 1;
+    ss->estop_active = row->active;
+    snprintf(ss->estop_id, sizeof(ss->estop_id), "%s", row->id);
+    snprintf(ss->estop_reason, sizeof(ss->estop_reason), "%s", row->reason);
+    snprintf(ss->estop_by, sizeof(ss->estop_by), "%s", row->by);
+    ss->estop_since_ms = row->since_ms;
+    struct session *s = registry_site(h->reg, site->index);
+    char rb[LOG_VALUE_MAX];
+    log_event(LOG_WARN, "event=estop site=%s state=%s id=%s reason=%s by=%s source=cluster held=%s",
+              site->id, row->active ? "engaged" : "released", row->id,
+              log_escape(rb, sizeof(rb), row->active ? row->reason : ""), nz(row->by),
+              s ? "yes" : "no");
+    return s ? send_estop(h, s) : 0;
+}
+
+int hub_cluster_estop_retry(struct hub *h)
+{
+    int written = 0;
+    for (size_t i = 0; i < inventory_site_count(h->inv); i++)
+        if (h->estop_unshared[i] && estop_share(h, i, inventory_site_at(h->inv, i)->id) == 0)
+            written++;
+    return written;
+}
+
+int hub_cluster_config(struct hub *h, size_t site_idx, int64_t now_ms)
+{
+    struct session *s =
+        site_idx < inventory_site_count(h->inv) ? registry_site(h->reg, site_idx) : NULL;
+    return s ? push_config(h, s, now_ms) : 0;
+}
+
 struct site_remote *hub_site_remote(struct hub *h, size_t site_idx)
 {
     return site_idx < inventory_site_count(h->inv) ? &h->remote[site_idx] : NULL;
@@ -2071,6 +2202,8 @@ int hub_config_put(struct hub *h, size_t site_idx, const char *json, const char 
     struct session *s = registry_site(h->reg, site_idx);
     if (s)
         push_config(h, s, now_ms);
+    else /* another headend may hold the stream: it pushes (hub_cluster_config) */
+        note(h, site_idx, HUB_NOTE_CONFIG);
     return 0;
 }
 

@@ -186,7 +186,9 @@ int hub_config_put(struct hub *h, size_t site_idx, const char *json, const char 
 /* POST (active 1, with reason) or DELETE /sites/:id/estop: engages or releases the site's
  * emergency stop and sends it at once to the site's gateway when it is connected and takes
  * it (*sent = 1); while active it is sent again at each Register of that site. -ENOENT for an
- * unknown site. */
+ * unknown site. With several headends it is also the site's shared row (announced to the
+ * others): -EIO when the store refused the row (the stop holds here and is sent on a stream of
+ * ours; the row is written again at the cluster's next sweep). */
 int hub_estop(struct hub *h, size_t site_idx, int active, const char *reason, const char *who,
               int64_t now_ms, int *sent);
 
@@ -222,6 +224,15 @@ struct site_remote {
     int stale; /* the holder shows the gateway connected but silent */
     unsigned setpoints;
     struct site_agg agg;
+    /* What the site's gateway reported there (the holder's site_state): the configuration it
+     * runs (ConfigReport) and its emergency stop (EstopReport), so GET from any headend
+     * shows them. */
+    int has_reported;
+    int64_t reported_version, reported_ms;
+    char reported_status[16];
+    char reported_detail[HUB_REPORT_MAX];
+    int estop_capable, estop_has_reported, estop_reported_active;
+    int64_t estop_reported_ms;
 };
 /* The wake callback runs (lock held) when the hub has something for the cluster thread: a
  * dispatch to announce, a session registered or ended. NULL detaches. */
@@ -241,6 +252,21 @@ int hub_cluster_deliver(struct hub *h, const char *id, int64_t now_ms);
 /* Every QUEUED dispatch of the sites this hub holds, sent (announcements are lost while the
  * cluster thread is disconnected). The count sent, or -errno when the store failed. */
 int hub_cluster_rescan(struct hub *h, int64_t now_ms);
+/* Sites whose emergency stop (HUB_NOTE_ESTOP) or desired configuration (HUB_NOTE_CONFIG)
+ * changed here, for the cluster thread to announce: up to max into sites/kinds (taken
+ * off); the count. */
+enum { HUB_NOTE_ESTOP = 1, HUB_NOTE_CONFIG = 2 };
+size_t hub_cluster_take_notes(struct hub *h, size_t *sites, unsigned *kinds, size_t max);
+/* A site's emergency stop as the shared row says (another headend set it, or a re-scan):
+ * adopted when it differs from this hub's, and sent when a stream of this hub serves the
+ * site. 1 sent, 0 otherwise. */
+int hub_cluster_estop(struct hub *h, const struct store_estop *row, int64_t now_ms);
+/* Writes the stop rows whose write failed (hub_estop's -EIO) again: the count written. */
+int hub_cluster_estop_retry(struct hub *h);
+/* The site's desired configuration changed on another headend (or a sweep found a version
+ * the gateway here does not run): pushed when a stream of this hub serves the site. 1
+ * pushed, 0 otherwise. */
+int hub_cluster_config(struct hub *h, size_t site_idx, int64_t now_ms);
 /* Per site (NULL for a bad index); the cluster thread writes it. */
 struct site_remote *hub_site_remote(struct hub *h, size_t site_idx);
 const struct site_remote *hub_site_remote_c(const struct hub *h, size_t site_idx);

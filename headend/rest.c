@@ -784,6 +784,14 @@ static int utf8_ok(const unsigned char *s, size_t n)
     return 1;
 }
 
+/* Several headends: the holder's view of a site whose stream another live headend holds
+ * (what its gateway reported there), else NULL. */
+static const struct site_remote *held_elsewhere(struct hub *h, size_t site_idx)
+{
+    const struct site_remote *rm = hub_site_remote_c(h, site_idx);
+    return rm && rm->held && !registry_site(hub_registry(h), site_idx) ? rm : NULL;
+}
+
 /* PUT /sites/:id/config: the body is the desired configuration; the gateway's checks decide
  * (hub_config_put), and their message names the field. */
 static int put_site_config(struct hub *h, const char *who, const char *site_id, const char *body,
@@ -823,10 +831,14 @@ static int put_site_config(struct hub *h, const char *who, const char *site_id, 
     if (e < 0)
         return error(r, 500, "store", "could not store the configuration (%s)", strerror(-e));
     const struct session *s = registry_site(hub_registry(h), site->index);
+    const struct site_remote *rm = held_elsewhere(h, site->index);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "site_id", site->id);
     cJSON_AddNumberToObject(o, "version", (double)version);
     cJSON_AddBoolToObject(o, "pushed", s && s->config_push);
+    /* announced to the headend holding the stream (derloop_config), which pushes it */
+    if (rm)
+        cJSON_AddStringToObject(o, "routed_to", rm->node_id);
     set_json(r, 200, o);
     return 0;
 }
@@ -842,6 +854,10 @@ static int get_site_config(struct hub *h, const char *site_id, struct rest_respo
     if (e < 0 && e != -ENOENT)
         return error(r, 500, "store", "store query failed");
     const struct site_state *ss = hub_site_state(h, site->index);
+    const struct site_remote *rm = held_elsewhere(h, site->index);
+    /* the gateway's report where it was made: on the headend holding its stream */
+    int has = rm ? rm->has_reported : ss->has_reported;
+    int64_t version = rm ? rm->reported_version : ss->reported_version;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "site_id", site->id);
     if (e == 0) {
@@ -853,18 +869,19 @@ static int get_site_config(struct hub *h, const char *site_id, struct rest_respo
     } else {
         cJSON_AddNullToObject(o, "desired");
     }
-    if (ss->has_reported) {
+    if (has) {
         cJSON *p = cJSON_AddObjectToObject(o, "reported");
-        cJSON_AddNumberToObject(p, "version", (double)ss->reported_version);
-        cJSON_AddStringToObject(p, "status", ss->reported_status);
-        cJSON_AddStringToObject(p, "detail", ss->reported_detail);
-        cJSON_AddNumberToObject(p, "at_ms", (double)ss->reported_ms);
-        cJSON_AddStringToObject(p, "gateway_id", ss->gateway_id);
+        cJSON_AddNumberToObject(p, "version", (double)version);
+        cJSON_AddStringToObject(p, "status", rm ? rm->reported_status : ss->reported_status);
+        cJSON_AddStringToObject(p, "detail", rm ? rm->reported_detail : ss->reported_detail);
+        cJSON_AddNumberToObject(p, "at_ms", (double)(rm ? rm->reported_ms : ss->reported_ms));
+        cJSON_AddStringToObject(p, "gateway_id", rm ? rm->gateway_id : ss->gateway_id);
+        if (rm)
+            cJSON_AddStringToObject(p, "node", rm->node_id);
     } else {
         cJSON_AddNullToObject(o, "reported");
     }
-    cJSON_AddBoolToObject(o, "in_sync",
-                          e == 0 && ss->has_reported && ss->reported_version == c.version);
+    cJSON_AddBoolToObject(o, "in_sync", e == 0 && has && version == c.version);
     set_json(r, 200, o);
     return 0;
 }
@@ -957,11 +974,18 @@ static cJSON *estop_json(struct hub *h, const struct inv_site *site)
     cJSON_AddStringToObject(o, "by", ss->estop_by);
     add_ms_or_null(o, "since_ms", ss->estop_known ? ss->estop_since_ms : 0);
     cJSON *g = cJSON_AddObjectToObject(o, "gateway");
-    cJSON_AddBoolToObject(g, "connected", registry_site(hub_registry(h), site->index) != NULL);
-    cJSON_AddBoolToObject(g, "supports_estop", ss->estop_capable);
-    if (ss->estop_has_reported) {
-        cJSON_AddBoolToObject(g, "active", ss->estop_reported_active);
-        cJSON_AddNumberToObject(g, "at_ms", (double)ss->estop_reported_ms);
+    /* several headends: what the gateway reported on the headend holding its stream */
+    const struct site_remote *rm = held_elsewhere(h, site->index);
+    cJSON_AddBoolToObject(g, "connected",
+                          rm || registry_site(hub_registry(h), site->index) != NULL);
+    if (rm)
+        cJSON_AddStringToObject(g, "node", rm->node_id);
+    cJSON_AddBoolToObject(g, "supports_estop", rm ? rm->estop_capable : ss->estop_capable);
+    if (rm ? rm->estop_has_reported : ss->estop_has_reported) {
+        cJSON_AddBoolToObject(g, "active",
+                              rm ? rm->estop_reported_active : ss->estop_reported_active);
+        cJSON_AddNumberToObject(g, "at_ms",
+                                (double)(rm ? rm->estop_reported_ms : ss->estop_reported_ms));
     } else {
         cJSON_AddNullToObject(g, "active");
         cJSON_AddNullToObject(g, "at_ms");
@@ -1000,13 +1024,23 @@ static cJSON *estop_apply(struct hub *h, const char *who, const struct inv_site 
     const struct site_state *ss = hub_site_state(h, site->index);
     int held = ss->estop_active || (ss->estop_has_reported && ss->estop_reported_active) ||
                (!ss->estop_known && !ss->estop_has_reported);
+    int e = 0;
     if (active || held) {
-        hub_estop(h, site->index, active, reason, who, now_ms, &sent);
+        e = hub_estop(h, site->index, active, reason, who, now_ms, &sent);
         *changed = 1;
     }
     cJSON *o = estop_json(h, site);
     cJSON_AddBoolToObject(o, "sent", sent);
     cJSON_AddBoolToObject(o, "changed", active || held);
+    if (e == -EIO) /* several headends: the others cannot see it yet (retried) */
+        cJSON_AddStringToObject(o, "warning",
+                                "the store refused the stop's shared row: the other headends do "
+                                "not see it (nor send it) until it is written, retried every "
+                                "sweep");
+    /* announced to the headend holding the stream (derloop_estop), which sends it */
+    const struct site_remote *rm = held_elsewhere(h, site->index);
+    if (rm)
+        cJSON_AddStringToObject(o, "routed_to", rm->node_id);
     return o;
 }
 
@@ -1168,7 +1202,12 @@ static int post_command(struct hub *h, const char *who, const char *asset_id, co
         ttl = (int)jt->valuedouble;
     const struct command_rec *c = NULL;
     int e = hub_command(h, who, a->index, jc->valuestring, value, ttl, now_ms, &c);
-    if (e == -ENOTCONN)
+    if (e == -ENOTCONN && held_elsewhere(h, a->site))
+        rc = error(r, 409, "asset_id",
+                   "the gateway's stream for asset '%s' is on headend %s: send the command there "
+                   "(commands are not routed between headends)",
+                   a->id, held_elsewhere(h, a->site)->node_id);
+    else if (e == -ENOTCONN)
         rc = error(r, 409, "asset_id", "no gateway is connected for asset '%s'", a->id);
     else if (e == -EOPNOTSUPP)
         rc = error(r, 409, "asset_id",

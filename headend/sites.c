@@ -484,10 +484,13 @@ int sites_detail(struct hub *h, size_t site_idx, int64_t now_ms, cJSON **out)
     int e = st->ops->config_get(st, site->id, &c);
     cJSON *cfg = cJSON_AddObjectToObject(o, "config");
     num_or_null(cfg, "desired_version", e == 0 ? (double)c.version : NAN);
-    num_or_null(cfg, "reported_version", r.ss->has_reported ? (double)r.ss->reported_version : NAN);
-    str_or_null(cfg, "reported_status", r.ss->has_reported ? r.ss->reported_status : NULL);
-    cJSON_AddBoolToObject(cfg, "in_sync",
-                          e == 0 && r.ss->has_reported && r.ss->reported_version == c.version);
+    /* held by another headend: what the gateway reported there (its presence row) */
+    int has = r.rm ? r.rm->has_reported : r.ss->has_reported;
+    int64_t rv = r.rm ? r.rm->reported_version : r.ss->reported_version;
+    num_or_null(cfg, "reported_version", has ? (double)rv : NAN);
+    str_or_null(cfg, "reported_status",
+                has ? (r.rm ? r.rm->reported_status : r.ss->reported_status) : NULL);
+    cJSON_AddBoolToObject(cfg, "in_sync", e == 0 && has && rv == c.version);
     *out = o;
     return 0;
 }

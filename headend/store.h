@@ -119,6 +119,18 @@ struct store_config {
     char json[STORE_CONFIG_MAX];
 };
 
+/* A site's emergency stop as the operators last set it, shared by several headends on one
+ * database (docs/operations.md, "Several headends"): the headend that holds the site's
+ * gateway stream sends it, every headend shows it. One row per site ever stopped. */
+struct store_estop {
+    char site_id[STORE_ID_MAX];
+    int active;
+    char id[40];
+    char reason[256];
+    char by[STORE_ID_MAX];
+    int64_t since_ms, updated_ms;
+};
+
 #define STORE_DECISION_MAX 16384 /* a decision's JSON, with its NUL */
 
 /* A gateway's Decision (docs/protocol.md, "Decisions"): the record of one control cycle as a
@@ -232,6 +244,10 @@ struct store_ops {
      * commands whose state is not final, for a restart). */
     int (*command_range)(struct store *st, const char *site_id, int64_t from_ms, int64_t to_ms,
                          store_json_cb cb, void *ctx);
+    /* The site's emergency stop for the other headends (PostgreSQL only; NULL elsewhere: one
+     * headend holds it in memory): the row replaced by e. The cluster thread reads the rows
+     * with its own connection (headend/cluster.c). */
+    int (*estop_put)(struct store *st, const struct store_estop *e);
 };
 
 struct store {

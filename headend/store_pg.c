@@ -38,7 +38,7 @@
 #include "common/log.h"
 #include "headend/store.h"
 
-#define SCHEMA_VERSION       8
+#define SCHEMA_VERSION       9
 #define CONNECT_TIMEOUT_S    "5"
 #define STATEMENT_TIMEOUT_MS "5000"
 #define CALL_DEFAULT_MS      5000 /* when statement_timeout is off */
@@ -84,6 +84,7 @@ enum stmt_id {
     S_DEC_ADD,
     S_DEC_RANGE,
     S_DEC_PRUNE,
+    S_ESTOP_PUT,
     S_COUNT
 };
 
@@ -172,6 +173,11 @@ static const char *const sql_text[S_COUNT] = {
     [S_DEC_RANGE] = "SELECT site_id, gateway_id, ts_ms, received_ms, json FROM decisions "
                     "WHERE site_id = $1 AND ts_ms BETWEEN $2 AND $3 ORDER BY ts_ms, id LIMIT $4",
     [S_DEC_PRUNE] = "DELETE FROM decisions WHERE received_ms < $1",
+    [S_ESTOP_PUT] = "INSERT INTO site_estop(site_id, active, id, reason, by_name, since_ms, "
+                    "updated_ms) VALUES($1, $2::boolean, $3, $4, $5, $6, $7) ON CONFLICT(site_id) "
+                    "DO UPDATE SET active = excluded.active, id = excluded.id, reason = "
+                    "excluded.reason, by_name = excluded.by_name, since_ms = excluded.since_ms, "
+                    "updated_ms = excluded.updated_ms",
 };
 
 /* The tables of store_sqlite.c with PostgreSQL types. The advisory lock serialises two
@@ -260,7 +266,14 @@ static const char schema[] =
     " node_id TEXT NOT NULL, gateway_id TEXT NOT NULL, session_id BIGINT NOT NULL,"
     " since_ms BIGINT NOT NULL, view TEXT NOT NULL);"
     "UPDATE meta SET value = 8 WHERE name = 'schema_version' AND value = 7;"
-    "INSERT INTO meta(name, value) VALUES('schema_version', 8) ON CONFLICT(name) DO NOTHING;";
+    /* Version 9: each site's emergency stop as the operators last set it, so that the headend
+     * holding the site's gateway stream sends it and every headend shows it (headend/cluster.c).
+     * A version-8 database gets the table here. */
+    "CREATE TABLE IF NOT EXISTS site_estop(site_id TEXT PRIMARY KEY, active BOOLEAN NOT NULL,"
+    " id TEXT NOT NULL, reason TEXT NOT NULL, by_name TEXT NOT NULL, since_ms BIGINT NOT NULL,"
+    " updated_ms BIGINT NOT NULL);"
+    "UPDATE meta SET value = 9 WHERE name = 'schema_version' AND value = 8;"
+    "INSERT INTO meta(name, value) VALUES('schema_version', 9) ON CONFLICT(name) DO NOTHING;";
 
 struct pg_store {
     struct store base;
@@ -1319,6 +1332,19 @@ static int pg_config_put(struct store *st, const struct store_config *c)
     return e;
 }
 
+static int pg_estop_put(struct store *st, const struct store_estop *e)
+{
+    struct params p = {.n = 0};
+    p_text(&p, e->site_id);
+    p.v[p.n++] = e->active ? "true" : "false";
+    p_text(&p, e->id);
+    p.v[p.n++] = e->reason; /* valid UTF-8 (REST checked it), up to 255 bytes */
+    p_text(&p, e->by);
+    p_int(&p, e->since_ms);
+    p_int(&p, e->updated_ms);
+    return run_cmd(impl(st), "estop_put", S_ESTOP_PUT, p.n, p.v);
+}
+
 static int pg_token_count(struct store *st, int64_t *n)
 {
     PGresult *r;
@@ -1583,6 +1609,7 @@ static const struct store_ops pg_ops = {
     .command_put = pg_command_put,
     .command_get = pg_command_get,
     .command_range = pg_command_range,
+    .estop_put = pg_estop_put,
 };
 
 /* Creates the tables (in one transaction) and checks the schema version. */

@@ -6,12 +6,18 @@ whose stream is on B reaches that gateway (NOTIFY derloop_dispatch), and the rev
 (RECEIVED, APPLIED) are visible from both headends. A group dispatch posted on A splits over the
 four sites, all APPLIED. PostgreSQL restarted: both headends LISTEN again and a dispatch still
 crosses over; a QUEUED row nobody announced is sent by the holder's sweep, and another by the
-re-scan after PostgreSQL's restart. A real der-gateway (der-sim serve, self-consumption
-scenario) with `--headend ipv4:B,A` registers on B. B killed with SIGKILL: after the cluster
+re-scan after PostgreSQL's restart; a stop posted on A while PostgreSQL is down is
+shown on B once it is back. A real der-gateway (der-sim serve, self-consumption
+scenario) with `--headend ipv4:B,A` registers on B; an emergency stop posted on A reaches it
+(NOTIFY derloop_estop, the stop in the shared row site_estop), it applies it, and both headends
+show it held and reported; the release on A the same. B killed with SIGKILL: after the cluster
 expiry A shows its sites offline and ends its sessions, a gateway of B that reconnects to A gets
-its next dispatch from A, and the real der-gateway fails over to A by itself. The PostgreSQL harness is
-test_headend_pg.py's; the cluster is always stopped and its directory removed."""
+its next dispatch from A, and the real der-gateway fails over to A by itself. B restarted: a
+configuration PUT on B reaches the der-gateway on A (NOTIFY derloop_config), which applies it, and
+its reported version shows on both. The PostgreSQL harness is test_headend_pg.py's; the cluster is
+always stopped and its directory removed."""
 
+import datetime
 import json
 import os
 import shutil
@@ -64,6 +70,25 @@ def apply(gw, sp):
 def state_on(he, sp_id):
     st, d = he.http("GET", "/dispatch/" + sp_id)
     return d.get("state") if st == 200 else None
+
+
+def estop_seen(he, active):
+    """GET /sites/home/estop on he: the operators' stop and the gateway's report both active."""
+    st, e = he.http("GET", "/sites/home/estop")
+    return st == 200 and e["active"] == active and e["gateway"]["active"] == active
+
+
+def config_seen(he, version):
+    st, c = he.http("GET", "/sites/home/config")
+    return (st == 200 and c["in_sync"] and c["reported"]["version"] == version and
+            c["reported"]["status"] == "APPLIED")
+
+
+def log_ms(text, needle):
+    """The timestamp (ms, the log's own clock) of the last log line containing needle."""
+    line = [x for x in text.splitlines() if needle in x][-1]
+    t = datetime.datetime.strptime(line.split(" ")[0], "%Y-%m-%dT%H:%M:%S.%fZ")
+    return t.replace(tzinfo=datetime.timezone.utc).timestamp() * 1000
 
 
 def connect(he, n):
@@ -169,6 +194,27 @@ def main():
                            5), "group dispatch not all APPLIED")
         print("ok: group dispatch on A split over 4 sites on both headends, all APPLIED")
 
+        # a group's emergency stop posted on B: every site's stop shared (site_estop), shown
+        # held on A too; released from A, shown released on B (these test gateways do not take
+        # the stop: routing to a gateway is the der-gateway's part below)
+        st, g = b.http("POST", "/groups/vpp/estop", {"reason": "group drill"})
+        check(st == 202 and sorted(x["site_id"] for x in g["sites"]) == SITES and
+              {x["site_id"]: x.get("routed_to") for x in g["sites"]} ==
+              {"site-1": "node-a", "site-2": None, "site-3": "node-a", "site-4": None},
+              "group estop on B: %d %r" % (st, g))
+
+        def stops(he):
+            return [he.http("GET", "/sites/%s/estop" % s)[1]["active"] for s in SITES]
+        check(wait_for(lambda: stops(a) == [True] * 4, 5), "group stop on A: %r" % stops(a))
+        st, g = a.http("DELETE", "/groups/vpp/estop")
+        check(st == 202, "group release on A: %d %r" % (st, g))
+        check(wait_for(lambda: stops(b) == [False] * 4, 5), "group release on B: %r" % stops(b))
+        print("ok: a group's emergency stop posted on B held on A; released from A, released on B")
+        # commands are not routed (they become persistent elsewhere): the 409 names the holder
+        st, r = a.http("POST", "/assets/s2-bat/commands", {"command": "stop"})
+        check(st == 409 and "is on headend node-b" in r.get("error", ""),
+              "command on A for B's asset: %d %r" % (st, r))
+
         # a QUEUED row nobody announced (its headend died between the row and the NOTIFY):
         # the holder's periodic sweep (every 5 heartbeats) sends it
         lost_row("sp-swept", "site-4")
@@ -182,6 +228,11 @@ def main():
         # QUEUED row nobody announced (as if its NOTIFY was lost) is found by A's re-scan
         lost_row("sp-lost", "site-1")
         pg.stop()
+        # a stop posted while the database is down holds on A, which writes its row once
+        # PostgreSQL is back; B then shows it
+        st, r = a.http("POST", "/sites/site-3/estop", {"reason": "during the outage"})
+        check(st == 202 and r["active"] and "warning" in r, "estop during the outage: %d %r"
+              % (st, r))
         pg.start()
         check(wait_for(lambda: "event=cluster_up node=node-b" in b.logtext(), 10),
               "B's cluster connection did not come back")
@@ -193,9 +244,16 @@ def main():
         apply(gws[1], sp)
         for he in (a, b):  # each store reconnects at its next operation (at most 1 s apart)
             check(wait_for(lambda: state_on(he, sp1) == "APPLIED", 10), "store not back")
+        check(wait_for(lambda: b.http("GET", "/sites/site-3/estop")[1]["active"], 10),
+              "the stop posted during the outage not shown on B: %r"
+              % (b.http("GET", "/sites/site-3/estop")[1],))
+        check(a.http("DELETE", "/sites/site-3/estop")[0] == 202, "release site-3")
+        check(wait_for(lambda: not b.http("GET", "/sites/site-3/estop")[1]["active"], 5),
+              "site-3 release not shown on B")
         sp3, _ = crossing(a, gws[4], "site-4", 0.05, [b])
         print("ok: after a PostgreSQL restart a dispatch still crosses over (%s), and A "
-              "sent a QUEUED row whose announcement was lost (re-scan at reconnect or sweep)" % sp3)
+              "sent a QUEUED row whose announcement was lost (re-scan at reconnect or sweep); a stop "
+              "posted on A during the outage shown on B once it was back, and released" % sp3)
 
         # a real der-gateway given both headends (gRPC's address list: pick_first, B first)
         sim = DerSim(HOME, "--loop")
@@ -211,6 +269,42 @@ def main():
                                 stdout=real_log, stderr=real_log)
         check(wait_for(lambda: view(a)["home"][:3] == (True, "gw-home", "node-b"), 10),
               "der-gateway not on B: %r" % (view(a).get("home"),))
+        def gwlog():
+            real_log.flush()
+            with open(real_log.name, "rb") as f:
+                return f.read().decode(errors="replace")
+
+        # the emergency stop posted on A reaches the der-gateway on B (derloop_estop), which
+        # applies it; held and reported on both headends; then the release, also on A
+        t0 = time.time()
+        st, r = a.http("POST", "/sites/home/estop", {"reason": "drill across headends"})
+        check(st == 202 and r["active"] and not r["sent"] and r.get("routed_to") == "node-b",
+              "estop on A: %d %r" % (st, r))
+        check(wait_for(lambda: "event=estop state=engaged" in gwlog(), 5),
+              "the der-gateway on B did not apply the stop posted on A:\n%s" % gwlog()[-1500:])
+        dt_estop = time.time() - t0
+        check(wait_for(lambda: estop_seen(a, True) and estop_seen(b, True), 5),
+              "estop not shown held and reported on both: A %r B %r"
+              % (a.http("GET", "/sites/home/estop")[1], b.http("GET", "/sites/home/estop")[1]))
+        check(a.agents()["bat-1"]["estop"] and b.agents()["bat-1"]["estop"],
+              "/agents estop on both")
+        t0 = time.time()
+        st, r = a.http("DELETE", "/sites/home/estop")
+        check(st == 202 and not r["active"] and r.get("routed_to") == "node-b",
+              "release on A: %d %r" % (st, r))
+        check(wait_for(lambda: "event=estop state=released" in gwlog(), 5),
+              "the der-gateway did not release:\n%s" % gwlog()[-1500:])
+        dt_release = time.time() - t0
+        check(wait_for(lambda: estop_seen(a, False) and estop_seen(b, False), 5),
+              "release not shown on both")
+        # from A's log line (the row stored) to B's send on the stream, both on this machine
+        routed = [log_ms(b.logtext(), "event=estop_sent gateway=gw-home site=home active=" + x) -
+                  log_ms(a.logtext(), "event=estop site=home state=" + y)
+                  for x, y in (("yes", "engaged"), ("no", "released"))]
+        print("ok: estop posted on A sent by B on the der-gateway's stream %.0f ms after A "
+              "took it, applied by the gateway %.0f ms after the POST (its next cycle), held "
+              "and reported on both; the release from A sent by B after %.0f ms, applied after "
+              "%.0f ms" % (routed[0], dt_estop * 1000, routed[1], dt_release * 1000))
 
         # B killed: its sites go offline on A after the expiry; gw-2 moved to A
         b.stop(signal.SIGKILL)
@@ -245,13 +339,36 @@ def main():
         print("ok: a real der-gateway with target %s moved from B to A %.1f s after B's kill, "
               "its dispatch APPLIED" % (target, dt_fail))
 
-        real.send_signal(signal.SIGTERM)
-        check(real.wait(10) == 0, "der-gateway exit status %r" % real.returncode)
-
         # B restarted under its old name right after its kill: its stale row is no twin
         b = Headend(tmp_b, ARGS + ["--node-id", "node-b"], inventory=INVENTORY)
-        check(b.stop(signal.SIGTERM) == 0, "restarted B's exit status")
         print("ok: B restarted as node-b after its kill (its dead row is not a live twin)")
+
+        # a configuration PUT on B reaches the der-gateway on A (derloop_config), which applies
+        # it; its reported version shows on both
+        check(wait_for(lambda: view(b)["home"][:3] == (True, "gw-home", "node-a"), 5),
+              "B does not see home on A: %r" % (view(b).get("home"),))
+        push = {"strategy": cfg["strategy"]}
+        if cfg.get("params"):
+            push["params"] = cfg["params"]
+        t0 = time.time()
+        st, r = b.http("PUT", "/sites/home/config", push)
+        check(st == 200 and not r["pushed"] and r.get("routed_to") == "node-a",
+              "PUT on B: %d %r" % (st, r))
+        version = r["version"]
+        check(wait_for(lambda: "event=config_applied source=headend version=%d" % version
+                       in gwlog(), 5),
+              "the der-gateway on A did not apply the version PUT on B:\n%s" % gwlog()[-1500:])
+        dt_cfg = time.time() - t0
+        check(wait_for(lambda: config_seen(a, version) and config_seen(b, version), 5),
+              "reported version not on both: A %r B %r"
+              % (a.http("GET", "/sites/home/config")[1], b.http("GET", "/sites/home/config")[1]))
+        check(b.http("GET", "/sites/home")[1]["config"]["in_sync"], "/sites/home on B in_sync")
+        print("ok: configuration v%d PUT on B applied by the der-gateway on A %.0f ms after the "
+              "PUT; reported APPLIED on both" % (version, dt_cfg * 1000))
+
+        real.send_signal(signal.SIGTERM)
+        check(real.wait(10) == 0, "der-gateway exit status %r" % real.returncode)
+        check(b.stop(signal.SIGTERM) == 0, "restarted B's exit status")
         for gw in gws.values():
             gw.close()
         check(a.stop(signal.SIGTERM) == 0, "A's SIGTERM exit status")

@@ -1108,6 +1108,102 @@ static void test_hub_remote(void)
     hub_free(h);
 }
 
+static void count_wake(void *ctx)
+{
+    (*(int *)ctx)++;
+}
+
+/* Several headends (headend/cluster.c): a stop row from another headend is adopted and sent
+ * on a stream of ours once; a configuration changed elsewhere is pushed once per session; a
+ * version stored here for a site no stream of ours serves is noted for the cluster. */
+static void test_hub_cluster_routing(void)
+{
+    struct hub *h = make_hub();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    int wakes = 0;
+    hub_cluster_attach(h, count_wake, &wakes);
+    struct fake_link f = {0};
+    struct session *s;
+    hub_stream_open(h, "peer1", &fake_ops, &f, 1000, &s);
+    Der__V1__AssetInfo ai = DER__V1__ASSET_INFO__INIT, *aip = &ai;
+    ai.asset_id = "s1-bat";
+    Der__V1__Register r = DER__V1__REGISTER__INIT;
+    r.gateway_id = "gw1";
+    r.site_id = "s1";
+    r.n_assets = 1;
+    r.assets = &aip;
+    r.config_push = 1;
+    r.estop = 1;
+    Der__V1__AgentMessage m = DER__V1__AGENT_MESSAGE__INIT;
+    m.seq = 1;
+    m.body_case = DER__V1__AGENT_MESSAGE__BODY_REGISTER;
+    m.register_ = &r;
+    int st = 0;
+    CU_ASSERT_EQUAL(feed(h, s, &m, 1000, &st), 0);
+    CU_ASSERT_EQUAL_FATAL(f.n, 1); /* RegisterResult */
+
+    struct store_estop row = {.active = 1, .since_ms = 1500, .updated_ms = 1500};
+    snprintf(row.site_id, sizeof(row.site_id), "s1");
+    snprintf(row.id, sizeof(row.id), "estop-1500");
+    snprintf(row.reason, sizeof(row.reason), "drill");
+    snprintf(row.by, sizeof(row.by), "ops");
+    CU_ASSERT_EQUAL(hub_cluster_estop(h, &row, 1600), 1);
+    CU_ASSERT_FATAL(f.n == 2 &&
+                    f.msgs[1]->body_case == DER__V1__HEADEND_MESSAGE__BODY_EMERGENCY_STOP);
+    CU_ASSERT(f.msgs[1]->emergency_stop->active);
+    CU_ASSERT_STRING_EQUAL(f.msgs[1]->emergency_stop->id, "estop-1500");
+    const struct site_state *ss = hub_site_state(h, 0);
+    CU_ASSERT(ss->estop_known && ss->estop_active);
+    CU_ASSERT_STRING_EQUAL(ss->estop_by, "ops");
+    CU_ASSERT_EQUAL(hub_cluster_estop(h, &row, 1700), 0); /* the same row again: nothing */
+    CU_ASSERT_EQUAL(f.n, 2);
+    row.active = 0;
+    row.since_ms = 1800;
+    CU_ASSERT_EQUAL(hub_cluster_estop(h, &row, 1800), 1); /* released elsewhere */
+    CU_ASSERT(f.n == 3 && !f.msgs[2]->emergency_stop->active && !ss->estop_active);
+    snprintf(row.site_id, sizeof(row.site_id), "elsewhere"); /* not in our inventory */
+    CU_ASSERT_EQUAL(hub_cluster_estop(h, &row, 1900), 0);
+    snprintf(row.site_id, sizeof(row.site_id), "s2"); /* ours, no stream: shown, not sent */
+    row.active = 1;
+    CU_ASSERT_EQUAL(hub_cluster_estop(h, &row, 1900), 0);
+    CU_ASSERT(hub_site_state(h, 1)->estop_active);
+    CU_ASSERT_EQUAL(hub_cluster_estop_retry(h), 0); /* SQLite: nothing shared */
+
+    /* a version stored on another headend: pushed once on this session */
+    char err[512], field[64];
+    int64_t v = 0;
+    struct store *store = hub_store(h);
+    static struct store_config c; /* 16 KB: not on the stack */
+    c.version = 1;
+    c.updated_ms = 2000;
+    snprintf(c.site_id, sizeof(c.site_id), "s1");
+    snprintf(c.json, sizeof(c.json), "{\"strategy\":\"charge\"}");
+    CU_ASSERT_EQUAL_FATAL(store->ops->config_put(store, &c), 0);
+    CU_ASSERT_EQUAL(hub_cluster_config(h, 0, 2100), 1);
+    CU_ASSERT(f.n == 4 && f.msgs[3]->body_case == DER__V1__HEADEND_MESSAGE__BODY_CONFIG_PUSH);
+    CU_ASSERT_EQUAL(hub_cluster_config(h, 0, 2200), 0); /* a sweep after the notification */
+    CU_ASSERT_EQUAL(hub_cluster_config(h, 1, 2200), 0); /* no stream of ours */
+    CU_ASSERT_EQUAL(hub_cluster_config(h, 7, 2200), 0); /* no such site */
+    CU_ASSERT_EQUAL(f.n, 4);
+
+    /* stored here for a site no stream of ours serves: noted for the cluster thread */
+    size_t sites[4];
+    unsigned kinds[4];
+    CU_ASSERT_EQUAL(hub_cluster_take_notes(h, sites, kinds, 4), 0);
+    int before = wakes;
+    CU_ASSERT_EQUAL(hub_config_put(h, 1, "{\"strategy\":\"charge\"}", "ops", 2300, &v, err,
+                                   sizeof(err), field, sizeof(field)),
+                    0);
+    CU_ASSERT(wakes > before);
+    CU_ASSERT_EQUAL(hub_cluster_take_notes(h, sites, kinds, 4), 1);
+    CU_ASSERT(sites[0] == 1 && kinds[0] == HUB_NOTE_CONFIG);
+    CU_ASSERT_EQUAL(hub_cluster_take_notes(h, sites, kinds, 4), 0);
+    hub_cluster_attach(h, NULL, NULL);
+    hub_stream_closed(h, s, "test", 3000);
+    fake_clear(&f);
+    hub_free(h);
+}
+
 void test_register_headend(void)
 {
     CU_pSuite s = CU_add_suite("headend", NULL, NULL);
@@ -1123,6 +1219,7 @@ void test_register_headend(void)
     CU_add_test(s, "hub certificate identity", test_hub_cert_identity);
     CU_add_test(s, "hub ack checks", test_hub_ack_checks);
     CU_add_test(s, "hub remote configuration and ping", test_hub_remote);
+    CU_add_test(s, "hub cluster routing (estop, config)", test_hub_cluster_routing);
     CU_add_test(s, "rest validation", test_rest_validation);
     CU_add_test(s, "rest telemetry range", test_rest_range);
     CU_add_test(s, "proto round trip", test_proto_roundtrip);

@@ -685,7 +685,7 @@ static void test_property(void)
 {
     struct rng r;
     rng_seed(&r, 20240601, "safety/property");
-    struct arbiter_cfg acfg;
+    struct arbiter_cfg acfg = {0};
     struct safety_cfg c;
     struct procimg img;
     struct decision dm;
