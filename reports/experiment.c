@@ -176,7 +176,8 @@ static int run_baseline(const struct scenario *sc, const struct experiment_opts 
     b.headend = NULL; /* operator dispatches still apply, straight to the controller */
     char dir[1100], sub[1024];
     snprintf(dir, sizeof dir, "%s/baseline", o->run.out_dir);
-    struct runner_opts ro = {.transport = RUNNER_INPROC, .out_dir = dir};
+    struct runner_opts ro = {
+        .transport = RUNNER_INPROC, .out_dir = dir, .sample_ms = o->run.sample_ms};
     /* the baseline's own optimum is never read (savings_vs_optimal_pct uses the run's) */
     struct measure_opts mo = {.kpi_gateway = sc->gateway, /* the same frequency requirement */
                               .plot_dir = dir,

@@ -93,6 +93,12 @@ static void usage_run(FILE *out)
           "  -s, --set PATH=VALUE   override a scenario value (e.g. gateway.params.kp=0.4)\n"
           "      --seed N           override the scenario's seed\n"
           "  -q, --quiet            no progress line\n"
+          "      --progress         the progress line even when stderr is not a terminal\n"
+          "      --sample D         timeseries.csv and decisions.csv: one row per site and D\n"
+          "                         (e.g. 1m: means, lowest and highest step), full (every\n"
+          "                         step) or auto (default: full up to 200000 steps, then 1m,\n"
+          "                         5m (a year), 15m or 1h, at most 120000 rows); the\n"
+          "                         KPIs see every step either way\n"
           "      --no-pin           tcp: do not pin the run to one CPU (pinning is ~3x faster)\n"
           "      --no-baseline      do not run the baseline (vs_baseline KPIs are null)\n"
           "      --no-plots         do not run gnuplot\n"
@@ -226,7 +232,9 @@ enum {
     OPT_NOREPORT,
     OPT_NOOPTIMUM,
     OPT_OPTBUDGET,
-    OPT_SPLITCMP
+    OPT_SPLITCMP,
+    OPT_SAMPLE,
+    OPT_PROGRESS
 };
 
 static int cmd_check(int argc, char **argv)
@@ -321,6 +329,26 @@ static int run_split_compare(const char *path, const struct load_opts *lo, const
     return 0;
 }
 
+/* --sample: "full" (every step), "auto" (the default: runner_default_sample_ms) or a
+ * duration. */
+static int parse_sample(const char *s, int64_t *ms)
+{
+    if (!strcmp(s, "full")) {
+        *ms = 0;
+        return 0;
+    }
+    if (!strcmp(s, "auto")) {
+        *ms = -1;
+        return 0;
+    }
+    if (duration_parse(s, ms) != 0 || *ms <= 0) {
+        fprintf(stderr, "der-sim: --sample wants full, auto or a duration > 0 (e.g. 1m), got \"%s\"\n",
+                s);
+        return -1;
+    }
+    return 0;
+}
+
 static int cmd_run(int argc, char **argv)
 {
     static const struct option opts[] = {{"transport", required_argument, NULL, 't'},
@@ -335,10 +363,14 @@ static int cmd_run(int argc, char **argv)
                                          {"no-optimum", no_argument, NULL, OPT_NOOPTIMUM},
                                          {"optimum-budget", required_argument, NULL, OPT_OPTBUDGET},
                                          {"split-compare", no_argument, NULL, OPT_SPLITCMP},
+                                         {"sample", required_argument, NULL, OPT_SAMPLE},
+                                         {"progress", no_argument, NULL, OPT_PROGRESS},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     struct load_opts lo = {0};
     int split_compare = 0;
+    int64_t sample_ms = -1; /* -1: the scenario's default (runner_default_sample_ms) */
+    int quiet = 0, want_progress = 0; /* --quiet wins over --progress, whatever the order */
     struct experiment_opts eo = {.run = {.transport = RUNNER_TCP, .progress = isatty(2)},
                                  .optimum = {.budget_s = 600, .progress = optimum_progress}};
     struct runner_opts *ro = &eo.run;
@@ -369,8 +401,7 @@ static int cmd_run(int argc, char **argv)
                 return 2;
             break;
         case 'q':
-            ro->progress = 0;
-            eo.optimum.progress = NULL;
+            quiet = 1;
             break;
         case OPT_NOPIN:
             ro->no_pin = 1;
@@ -400,6 +431,13 @@ static int cmd_run(int argc, char **argv)
         case OPT_SPLITCMP:
             split_compare = 1;
             break;
+        case OPT_SAMPLE:
+            if (parse_sample(optarg, &sample_ms) != 0)
+                return 2;
+            break;
+        case OPT_PROGRESS:
+            want_progress = 1;
+            break;
         case 'h':
             usage_run(stdout);
             return 0;
@@ -412,6 +450,9 @@ static int cmd_run(int argc, char **argv)
         usage_run(stderr);
         return 2;
     }
+    ro->progress = !quiet && (want_progress || isatty(2));
+    if (!ro->progress)
+        eo.optimum.progress = NULL;
     struct scenario *sc;
     if (load(argv[optind], &lo, &sc) != 0)
         return 1;
@@ -429,6 +470,7 @@ static int cmd_run(int argc, char **argv)
         snprintf(dir, sizeof dir, "reports/%s/%.19s-%s", sc->name, stamp, tname);
     }
     ro->out_dir = dir;
+    ro->sample_ms = sample_ms >= 0 ? sample_ms : runner_default_sample_ms(sc);
     if (split_compare) {
         scenario_free(sc);
         return run_split_compare(argv[optind], &lo, dir, eo.no_plots);
