@@ -947,7 +947,9 @@ static int run_ticks(struct runner *r, char *err, size_t errlen)
             sampler_tick_end(r, k, ticks, t1, step);
         if (ob && ob->tick_done)
             ob->tick_done(ob->ctx, t1, step);
-        if (r->o->progress && (k & 255) == 0) {
+        if (r->o->on_progress && (k & 255) == 0)
+            r->o->on_progress(r->o->progress_ctx, k, ticks);
+        else if (r->o->progress && (k & 255) == 0) {
             int64_t now_us = rtclock_monotonic_us();
             if (now_us - last_us > 500000) {
                 progress(r, k, ticks, r->t0_us, 0);
@@ -976,7 +978,9 @@ static void end_run(struct runner *r)
             r->now_ms / 1000.0, (long long)res->ticks, (unsigned long long)res->cycles,
             (unsigned long long)res->setpoint_writes, res->check_failures, res->view_mismatches);
     res->wall_s = (rtclock_monotonic_us() - r->t0_us) / 1e6;
-    if (r->o->progress)
+    if (r->o->on_progress)
+        r->o->on_progress(r->o->progress_ctx, res->ticks, res->ticks);
+    else if (r->o->progress)
         progress(r, res->ticks, res->ticks, r->t0_us, 1);
 }
 
@@ -986,6 +990,12 @@ static int close_run(struct runner *r, int rc, char *err, size_t errlen)
     const struct runner_opts *o = r->o;
     if (r->hook_started && o->hook->stop)
         o->hook->stop(o->hook->ctx);
+    if (rc != 0 && r->ev) { /* events.log says how it ended, whatever happened */
+        fprintf(r->ev, "t=%.3f event=run_failed error=\"", r->now_ms / 1000.0);
+        for (const char *c = err; *c; c++)
+            fputc(*c == '"' || *c == '\n' ? '\'' : *c, r->ev);
+        fputs("\"\n", r->ev);
+    }
     close_all(r);
     int io = 0;
     if (r->ts)

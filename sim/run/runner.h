@@ -76,6 +76,10 @@ struct runner_opts {
      * the lowest and highest step of grid and battery power; runner.c, "--sample"), 0 = every
      * step and every cycle. The observer sees every step either way. */
     int64_t sample_ms;
+    /* called every 256 steps and after the last (tick of ticks), when set (e.g.
+     * reports/progress.h); the run's own progress line is then not printed */
+    void (*on_progress)(void *ctx, int64_t tick, int64_t ticks);
+    void *progress_ctx;
 };
 
 /* The default sample_ms of a scenario (`--sample auto`): every step up to
