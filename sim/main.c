@@ -234,7 +234,10 @@ enum {
     OPT_OPTBUDGET,
     OPT_SPLITCMP,
     OPT_SAMPLE,
-    OPT_PROGRESS
+    OPT_PROGRESS,
+    OPT_SEEDS,
+    OPT_PLAN,
+    OPT_COLLECT
 };
 
 static int cmd_check(int argc, char **argv)
@@ -588,6 +591,15 @@ static void usage_sweep(FILE *out)
           "      --optimise KPI[:min|max]  the KPI that names the best combination (default\n"
           "                         net_cost; direction: the KPI's own, docs/kpis.md)\n"
           "  -o, --out DIR          output directory (default reports/<scenario>/sweep)\n"
+          "      --seeds N          run each combination N times, with the scenario's seed + 0..N-1:\n"
+          "                         the tables give each KPI's mean and standard deviation, and\n"
+          "                         the best line says when the runner-up is within the noise\n"
+          "      --plan FILE        run nothing: write the runs as a job list to FILE, one shell\n"
+          "                         command line per run, for `parallel < FILE` (GNU parallel,\n"
+          "                         also over ssh: docs/reports.md)\n"
+          "      --collect DIR      run nothing: read the runs a --plan job list wrote into DIR\n"
+          "                         and write the same tables, plots and best line (no SCENARIO\n"
+          "                         and no --set: DIR/sweep-plan.json has them)\n"
           "  -h, --help             this text\n",
           out);
 }
@@ -599,9 +611,13 @@ static int cmd_sweep(int argc, char **argv)
                                          {"optimise", required_argument, NULL, 'O'},
                                          {"optimize", required_argument, NULL, 'O'},
                                          {"out", required_argument, NULL, 'o'},
+                                         {"seeds", required_argument, NULL, OPT_SEEDS},
+                                         {"plan", required_argument, NULL, OPT_PLAN},
+                                         {"collect", required_argument, NULL, OPT_COLLECT},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     static struct sweep_opts so;
+    const char *plan = NULL, *collect = NULL;
     static const char *fixed[MAX_SETS];
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     so.jobs = cpus > 0 ? (int)cpus : 1;
@@ -665,6 +681,23 @@ static int cmd_sweep(int argc, char **argv)
         case 'o':
             out = optarg;
             break;
+        case OPT_SEEDS: {
+            char *end;
+            long n = strtol(optarg, &end, 10);
+            if (*end || n < 1 || n > SWEEP_MAX_SEEDS) {
+                fprintf(stderr, "der-sim sweep: --seeds wants 1..%d, got \"%s\"\n",
+                        SWEEP_MAX_SEEDS, optarg);
+                return 2;
+            }
+            so.seeds = (size_t)n;
+            break;
+        }
+        case OPT_PLAN:
+            plan = optarg;
+            break;
+        case OPT_COLLECT:
+            collect = optarg;
+            break;
         case 'h':
             usage_sweep(stdout);
             return 0;
@@ -672,6 +705,19 @@ static int cmd_sweep(int argc, char **argv)
             usage_sweep(stderr);
             return 2;
         }
+    }
+    if (collect) {
+        if (optind != argc || so.n_params || plan) {
+            fprintf(stderr, "der-sim sweep: --collect DIR takes no SCENARIO, --set or --plan: "
+                            "DIR/sweep-plan.json has them\n");
+            return 2;
+        }
+        int rc = sweep_collect(collect, stdout, err, sizeof err);
+        if (rc < 0 && rc != SWEEP_NO_BEST) {
+            fprintf(stderr, "der-sim sweep: %s\n", err);
+            return 1;
+        }
+        return 0;
     }
     if (optind != argc - 1 || !so.n_params) {
         usage_sweep(stderr);
@@ -688,9 +734,8 @@ static int cmd_sweep(int argc, char **argv)
         return 1;
     }
     char dir[1024], exe[1024];
-    if (out) {
-        snprintf(dir, sizeof dir, "%s", out);
-    } else {
+    {
+        /* the first combination: the default output directory and the seeds' base */
         struct load_opts lo = {0};
         for (size_t i = 0; i < so.n_fixed; i++)
             add_set(&lo, fixed[i]);
@@ -702,7 +747,11 @@ static int cmd_sweep(int argc, char **argv)
         struct scenario *sc;
         if (load(argv[optind], &lo, &sc) != 0)
             return 1;
-        snprintf(dir, sizeof dir, "reports/%s/sweep", sc->name);
+        if (out)
+            snprintf(dir, sizeof dir, "%s", out);
+        else
+            snprintf(dir, sizeof dir, "reports/%s/sweep", sc->name);
+        so.base_seed = sc->seed;
         scenario_free(sc);
     }
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -721,6 +770,16 @@ static int cmd_sweep(int argc, char **argv)
         }
     so.exe = exe;
     so.out_dir = dir;
+    if (plan) {
+        int n_runs = sweep_plan(&so, plan, err, sizeof err);
+        if (n_runs < 0) {
+            fprintf(stderr, "der-sim sweep: %s\n", err);
+            return 1;
+        }
+        printf("plan=%s runs=%d\nthen: parallel < %s && %s sweep --collect %s\n", plan, n_runs,
+               plan, exe, dir);
+        return 0;
+    }
     int rc = sweep_run(&so, stdout, err, sizeof err);
     if (rc < 0 && rc != SWEEP_NO_BEST) {
         fprintf(stderr, "der-sim sweep: %s\n", err);
