@@ -286,6 +286,24 @@ static double json_kpi(const cJSON *k, int id)
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
 }
 
+/* Whether every value of parameter j is a number (plotted at its value, else at its index). */
+static int param_numeric(const struct sweep_opts *o, size_t j)
+{
+    int numeric = 1;
+    for (size_t v = 0; v < o->params[j].n; v++) {
+        char *end;
+        strtod(o->params[j].value[v], &end);
+        numeric &= *end == '\0';
+    }
+    return numeric;
+}
+
+/* With two swept parameters, the other one draws one series per value. */
+static size_t other_param(const struct sweep_opts *o, size_t j)
+{
+    return o->n_params == 2 ? 1 - j : SIZE_MAX;
+}
+
 /* The main KPIs against parameter j, one panel each; returns 0, -ENOENT or -EIO. */
 static int plot_param(const struct sweep_opts *o, size_t j, const char *csv, size_t n_runs)
 {
@@ -296,12 +314,8 @@ static int plot_param(const struct sweep_opts *o, size_t j, const char *csv, siz
     if (!f)
         return -EIO;
     /* numeric values are plotted at their value, others at their position with a label */
-    int numeric = 1;
-    for (size_t v = 0; v < o->params[j].n; v++) {
-        char *end;
-        strtod(o->params[j].value[v], &end);
-        numeric &= *end == '\0';
-    }
+    int numeric = param_numeric(o, j);
+    size_t q = other_param(o, j);
     int kpis[N_MAIN + 1];
     size_t nk = 0;
     for (size_t i = 0; i < N_MAIN; i++)
@@ -309,7 +323,9 @@ static int plot_param(const struct sweep_opts *o, size_t j, const char *csv, siz
     if (o->optimise != kpis[0] && o->optimise != kpis[1] && o->optimise != kpis[2] &&
         o->optimise != kpis[3])
         kpis[nk++] = o->optimise;
-    fputs("set datafile separator ','\nset datafile missing ''\nset grid\nset key off\n", f);
+    fputs("set datafile separator ','\nset datafile missing ''\nset grid\n", f);
+    /* the series' key once, in the first panel; a margin so that end points show */
+    fputs("set key off\nset offsets graph 0.05, graph 0.05, graph 0.05, graph 0.05\n", f);
     if (!numeric) {
         fputs("set xtics (", f);
         for (size_t v = 0; v < o->params[j].n; v++) {
@@ -329,7 +345,13 @@ static int plot_param(const struct sweep_opts *o, size_t j, const char *csv, siz
         fprintf(f, "set output '%s/plots/param%zu.%s'\nset multiplot layout 2,%zu title ",
                 o->out_dir, j, svg ? "svg" : "png", (nk + 1) / 2);
         char title[400];
-        snprintf(title, sizeof title, "KPIs against %s (%zu runs)", o->params[j].path, n_runs);
+        if (o->seeds > 1)
+            snprintf(title, sizeof title,
+                     "KPIs against %s (%zu combinations x %zu seeds: mean, error bars one standard "
+                     "deviation)",
+                     o->params[j].path, n_runs, o->seeds);
+        else
+            snprintf(title, sizeof title, "KPIs against %s (%zu runs)", o->params[j].path, n_runs);
         plot_quote(f, title);
         fputc('\n', f);
         for (size_t i = 0; i < nk; i++) {
@@ -337,8 +359,31 @@ static int plot_param(const struct sweep_opts *o, size_t j, const char *csv, siz
             fputs("set xlabel ", f);
             plot_quote(f, o->params[j].path);
             fprintf(f, "\nset ylabel '%s (%s)'\n", d->name, d->unit);
-            /* plots/paramJ.csv: x, then the KPIs in this order */
-            fprintf(f, "plot '%s' skip 1 using 1:%zu with points pt 7 ps 1.2\n", csv, i + 2);
+            /* plots/paramJ.csv: x, then mean and sd of the KPIs in this order; with seeds the
+             * standard deviation as error bars */
+            const char *style = o->seeds > 1 ? "yerrorlines" : "linespoints";
+            char using[64];
+            if (o->seeds > 1)
+                snprintf(using, sizeof using, "1:%zu:%zu", 2 * i + 2, 2 * i + 3);
+            else
+                snprintf(using, sizeof using, "1:%zu", 2 * i + 2);
+            if (q == SIZE_MAX) {
+                fprintf(f, "plot '%s' skip 1 using %s with %s pt 7 ps 1.2\n", csv, using,
+                        o->seeds > 1 ? style : "points");
+                continue;
+            }
+            /* one series per value of the other parameter, named in the key */
+            fputs(i == 0 ? "set key inside top left opaque box font ',9'\nplot "
+                         : "set key off\nplot ",
+                  f);
+            for (size_t b = 0; b < o->params[q].n; b++) {
+                char t[400];
+                snprintf(t, sizeof t, "%s=%s", o->params[q].path, o->params[q].value[b]);
+                fprintf(f, "%s'%s' index %zu skip 1 using %s with %s pt 7 ps 1.2 title ", b ? ", " : "",
+                        csv, b, using, style);
+                plot_quote(f, t);
+            }
+            fputc('\n', f);
         }
         fputs("unset multiplot\n", f);
     }
@@ -654,38 +699,55 @@ static int write_csv(const struct sweep *sw, char *err, size_t errlen)
     return 0;
 }
 
+static void param_row(FILE *x, const struct sweep *sw, size_t j, size_t i, int numeric)
+{
+    const struct sweep_opts *o = sw->o;
+    size_t vi = value_of(o, i, j);
+    if (numeric)
+        fprintf(x, "%s", o->params[j].value[vi]);
+    else
+        fprintf(x, "%zu", vi);
+    for (size_t m = 0; m < N_MAIN + 1; m++) {
+        double sd, v = combo_kpi_sd(sw, i, shown_kpi(o, m), &sd);
+        if (isfinite(v))
+            fprintf(x, ",%.6g", v);
+        else
+            fputc(',', x);
+        if (isfinite(sd))
+            fprintf(x, ",%.6g", sd);
+        else
+            fputs(",0", x);
+    }
+    fputc('\n', x);
+}
+
 /* plots/paramJ.csv, the shown KPIs against parameter j: the x column is the value when every
- * value is a number, else its index. 0 or -errno. */
+ * value is a number, else its index; then per KPI its mean and standard deviation over the
+ * seeds (0 with one seed). With two swept parameters, one block per value of the other (blocks
+ * apart by two blank lines: gnuplot's `index`), in the order of its values. 0 or -errno. */
 static int write_param_csv(const struct sweep *sw, size_t j, const char *path)
 {
     const struct sweep_opts *o = sw->o;
     FILE *x = fopen(path, "w");
     if (!x)
         return -errno;
-    int numeric = 1;
-    for (size_t v = 0; v < o->params[j].n; v++) {
-        char *end;
-        strtod(o->params[j].value[v], &end);
-        numeric &= *end == '\0';
-    }
+    int numeric = param_numeric(o, j);
     fputs("x", x);
     for (size_t m = 0; m < N_MAIN + 1; m++)
-        fprintf(x, ",%s", kpi_def(shown_kpi(o, m))->name);
+        fprintf(x, ",%s,%s_sd", kpi_def(shown_kpi(o, m))->name, kpi_def(shown_kpi(o, m))->name);
     fputc('\n', x);
-    for (size_t i = 0; i < sw->n; i++) {
-        size_t vi = value_of(o, i, j);
-        if (numeric)
-            fprintf(x, "%s", o->params[j].value[vi]);
-        else
-            fprintf(x, "%zu", vi);
-        for (size_t m = 0; m < N_MAIN + 1; m++) {
-            double v = run_kpi(sw, i, shown_kpi(o, m));
-            if (isfinite(v))
-                fprintf(x, ",%.6g", v);
-            else
-                fputc(',', x);
+    size_t q = other_param(o, j);
+    if (q == SIZE_MAX) {
+        for (size_t i = 0; i < sw->n; i++)
+            param_row(x, sw, j, i, numeric);
+    } else {
+        for (size_t b = 0; b < o->params[q].n; b++) {
+            if (b)
+                fputs("\n\n", x);
+            for (size_t i = 0; i < sw->n; i++)
+                if (value_of(o, i, q) == b)
+                    param_row(x, sw, j, i, numeric);
         }
-        fputc('\n', x);
     }
     fclose(x);
     return 0;
