@@ -200,7 +200,8 @@ static int run_baseline(const struct scenario *sc, const struct experiment_opts 
                              .out_dir = dir,
                              .sample_ms = o->run.sample_ms,
                              .on_progress = pg ? progress_baseline : NULL,
-                             .progress_ctx = pg};
+                             .progress_ctx = pg,
+                             .stop = o->run.stop};
     /* the baseline's own optimum is never read (savings_vs_optimal_pct uses the run's) */
     struct measure_opts mo = {.kpi_gateway = sc->gateway, /* the same frequency requirement */
                               .plot_dir = dir,

@@ -482,6 +482,16 @@ static int cmd_run(int argc, char **argv)
             sc->name, (unsigned long long)sc->seed, sc->sha256, DERLOOP_COMMIT, tname);
     static struct experiment_result res; /* large: the expectations' texts */
     char err[1024];
+    /* Ctrl-C or SIGTERM stops the run within 256 steps, with events.log and kpis.json complete
+     * (the failure named); the optimum has its own budget */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART; /* the TCP transport's calls carry on; the runner checks the flag */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    ro->stop = &g_stop;
     int rc = experiment_run(sc, &eo, &res, err, sizeof err);
     if (rc != 0) {
         fprintf(stderr, "der-sim run: %s\n", err);

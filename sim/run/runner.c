@@ -947,6 +947,10 @@ static int run_ticks(struct runner *r, char *err, size_t errlen)
             sampler_tick_end(r, k, ticks, t1, step);
         if (ob && ob->tick_done)
             ob->tick_done(ob->ctx, t1, step);
+        if (r->o->stop && *r->o->stop && (k & 255) == 0) {
+            snprintf(err, errlen, "interrupted at t=%.0f s", (double)t1 / 1000.0);
+            return -EINTR;
+        }
         if (r->o->on_progress && (k & 255) == 0)
             r->o->on_progress(r->o->progress_ctx, k, ticks);
         else if (r->o->progress && (k & 255) == 0) {

@@ -10,6 +10,7 @@
 #ifndef DERLOOP_RUNNER_H
 #define DERLOOP_RUNNER_H
 
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -80,6 +81,9 @@ struct runner_opts {
      * reports/progress.h); the run's own progress line is then not printed */
     void (*on_progress)(void *ctx, int64_t tick, int64_t ticks);
     void *progress_ctx;
+    /* when set and non-zero (e.g. by SIGINT), the run stops within 256 steps with -EINTR, and
+     * events.log still ends with its run_failed line */
+    const volatile sig_atomic_t *stop;
 };
 
 /* The default sample_ms of a scenario (`--sample auto`): every step up to
