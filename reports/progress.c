@@ -58,7 +58,8 @@ static void show_steps(struct progress *p, int64_t now_us)
         fmt_dur(eta, sizeof eta, el / done * (all - done));
     fmt_dur(elapsed, sizeof elapsed, el);
     if (p->with_baseline)
-        snprintf(base, sizeof base, " baseline %3.0f%%", bn > 0 ? 100.0 * (double)bt / (double)bn : 0);
+        snprintf(base, sizeof base, " baseline %3.0f%%",
+                 bn > 0 ? 100.0 * (double)bt / (double)bn : 0);
     snprintf(line, sizeof line, "%s: %s %3.0f%%%s %.2f Msteps/s %s ETA %s", p->name, p->phase,
              rn > 0 ? 100.0 * (double)rt / (double)rn : 0, base, el > 0 ? done / el / 1e6 : 0.0,
              elapsed, eta);

@@ -379,8 +379,8 @@ static int plot_param(const struct sweep_opts *o, size_t j, const char *csv, siz
             for (size_t b = 0; b < o->params[q].n; b++) {
                 char t[400];
                 snprintf(t, sizeof t, "%s=%s", o->params[q].path, o->params[q].value[b]);
-                fprintf(f, "%s'%s' index %zu skip 1 using %s with %s pt 7 ps 1.2 title ", b ? ", " : "",
-                        csv, b, using, style);
+                fprintf(f, "%s'%s' index %zu skip 1 using %s with %s pt 7 ps 1.2 title ",
+                        b ? ", " : "", csv, b, using, style);
                 plot_quote(f, t);
             }
             fputc('\n', f);
@@ -420,16 +420,16 @@ static void run_error_reason(const struct sweep_opts *o, const char *name, int c
 struct sweep {
     const struct sweep_opts *o;
     FILE *out;
-    size_t n;           /* combinations */
-    size_t nr;          /* runs: n x seeds */
-    enum run_status *st; /* per run */
-    pid_t *pids;         /* per run */
-    cJSON **k;           /* per run */
+    size_t n;             /* combinations */
+    size_t nr;            /* runs: n x seeds */
+    enum run_status *st;  /* per run */
+    pid_t *pids;          /* per run */
+    cJSON **k;            /* per run */
     enum run_status *cst; /* per combination: error if a run has no KPIs, else fail if one failed */
     size_t n_error, first_error_run;
     char first_error[800];
     int best, runner_up; /* combinations, -1 for none */
-    char note[256]; /* about the plots, "" when they went well */
+    char note[256];      /* about the plots, "" when they went well */
 };
 
 /* The m-th KPI a sweep shows: the main ones, then the one optimised. */
@@ -914,8 +914,8 @@ static int conclude(const struct sweep *sw, const char *html, char *err, size_t 
     fprintf(sw->out, "table=%s/sweep.csv\nreport=%s\n", o->out_dir, html);
     if (sw->n_error) {
         /* the tables are complete, but a sweep with a hole in it is not a success */
-        if (snprintf(err, errlen, "%zu of %zu runs produced no KPIs; first: %s", sw->n_error, sw->nr,
-                     sw->first_error) >= (int)errlen)
+        if (snprintf(err, errlen, "%zu of %zu runs produced no KPIs; first: %s", sw->n_error,
+                     sw->nr, sw->first_error) >= (int)errlen)
             err[errlen - 1] = '\0'; /* cut, still a message */
         return -EIO;
     }
@@ -1042,8 +1042,8 @@ int sweep_run(const struct sweep_opts *o, FILE *out, char *err, size_t errlen)
         rc = write_plan_json(o, err, errlen);
     if (rc == 0) {
         if (o->seeds > 1)
-            fprintf(out, "sweep: %zu combinations x %zu seeds, %d at a time, outputs in %s\n",
-                    sw.n, o->seeds, o->jobs, o->out_dir);
+            fprintf(out, "sweep: %zu combinations x %zu seeds, %d at a time, outputs in %s\n", sw.n,
+                    o->seeds, o->jobs, o->out_dir);
         else
             fprintf(out, "sweep: %zu combinations, %d at a time, outputs in %s\n", sw.n, o->jobs,
                     o->out_dir);
@@ -1137,8 +1137,10 @@ static int read_plan_json(const char *dir, struct sweep_opts *o, cJSON **doc, co
     if (!cJSON_IsString(exe) || !cJSON_IsString(sc) || !cJSON_IsArray(fx) || !cJSON_IsArray(ps) ||
         !cJSON_IsNumber(seeds) || !cJSON_IsString(bs) || !cJSON_IsString(opt) ||
         !cJSON_IsBool(mx) || (o->optimise = kpi_find(opt->valuestring)) < 0) {
-        snprintf(err, errlen, "%s: not a sweep plan (exe, scenario, fixed, params, seeds, "
-                 "base_seed, optimise, maximise)", path);
+        snprintf(err, errlen,
+                 "%s: not a sweep plan (exe, scenario, fixed, params, seeds, "
+                 "base_seed, optimise, maximise)",
+                 path);
         return -EINVAL;
     }
     o->exe = exe->valuestring;

@@ -345,8 +345,8 @@ static int parse_sample(const char *s, int64_t *ms)
         return 0;
     }
     if (duration_parse(s, ms) != 0 || *ms <= 0) {
-        fprintf(stderr, "der-sim: --sample wants full, auto or a duration > 0 (e.g. 1m), got \"%s\"\n",
-                s);
+        fprintf(stderr,
+                "der-sim: --sample wants full, auto or a duration > 0 (e.g. 1m), got \"%s\"\n", s);
         return -1;
     }
     return 0;
@@ -372,7 +372,7 @@ static int cmd_run(int argc, char **argv)
                                          {NULL, 0, NULL, 0}};
     struct load_opts lo = {0};
     int split_compare = 0;
-    int64_t sample_ms = -1; /* -1: the scenario's default (runner_default_sample_ms) */
+    int64_t sample_ms = -1;           /* -1: the scenario's default (runner_default_sample_ms) */
     int quiet = 0, want_progress = 0; /* --quiet wins over --progress, whatever the order */
     struct experiment_opts eo = {.run = {.transport = RUNNER_TCP, .progress = isatty(2)},
                                  .optimum = {.budget_s = 600, .progress = optimum_progress}};
@@ -601,7 +601,8 @@ static void usage_sweep(FILE *out)
           "      --optimise KPI[:min|max]  the KPI that names the best combination (default\n"
           "                         net_cost; direction: the KPI's own, docs/kpis.md)\n"
           "  -o, --out DIR          output directory (default reports/<scenario>/sweep)\n"
-          "      --seeds N          run each combination N times, with the scenario's seed + 0..N-1:\n"
+          "      --seeds N          run each combination N times, with the scenario's seed + "
+          "0..N-1:\n"
           "                         the tables give each KPI's mean and standard deviation, and\n"
           "                         the best line says when the runner-up is within the noise\n"
           "      --plan FILE        run nothing: write the runs as a job list to FILE, one shell\n"
@@ -695,8 +696,8 @@ static int cmd_sweep(int argc, char **argv)
             char *end;
             long n = strtol(optarg, &end, 10);
             if (*end || n < 1 || n > SWEEP_MAX_SEEDS) {
-                fprintf(stderr, "der-sim sweep: --seeds wants 1..%d, got \"%s\"\n",
-                        SWEEP_MAX_SEEDS, optarg);
+                fprintf(stderr, "der-sim sweep: --seeds wants 1..%d, got \"%s\"\n", SWEEP_MAX_SEEDS,
+                        optarg);
                 return 2;
             }
             so.seeds = (size_t)n;

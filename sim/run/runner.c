@@ -77,6 +77,7 @@ struct runner {
     /* a timeseries row's per-battery values (n_bat each) and its text (line_cap bytes) */
     double *bsoc, *bp;
     uint8_t *bhas;
+    const struct sim_asset **bat_of; /* [site * n_bat + j]: the site's battery of id j, or NULL */
     char *line;
     size_t line_cap;
     struct sampler *smp; /* --sample: the aggregated rows (NULL: every step and cycle) */
@@ -239,6 +240,7 @@ static void close_all(struct runner *r)
     free(r->bp);
     free(r->bhas);
     free(r->line);
+    free(r->bat_of);
     sampler_free(r->smp);
 }
 
@@ -311,14 +313,39 @@ static int collect_battery_ids(struct runner *r)
     r->bhas = calloc(nb, 1);
     r->line_cap = 1024 + (r->n_bat + 4) * 2 * (FMTNUM_MAX + 1) + SCN_ID_MAX;
     r->line = malloc(r->line_cap);
-    return r->bsoc && r->bp && r->bhas && r->line ? 0 : -ENOMEM;
+    r->bat_of = calloc(r->n * nb, sizeof *r->bat_of);
+    if (!r->bsoc || !r->bp || !r->bhas || !r->line || !r->bat_of)
+        return -ENOMEM;
+    /* each site's battery of each column, found once (not by name every step) */
+    for (size_t i = 0; i < r->n; i++)
+        for (size_t j = 0; j < r->n_bat; j++)
+            for (size_t k = 0; k < site_n_assets(r->s[i].site) && !r->bat_of[i * nb + j]; k++) {
+                const struct sim_asset *a = site_asset(r->s[i].site, k);
+                if (a->type == ASSET_BATTERY && !strcmp(a->cfg->id, r->bat_id[j]))
+                    r->bat_of[i * nb + j] = a;
+            }
+    return 0;
 }
 
 /* One site's timeseries.csv row before formatting: the numeric columns in file order (balance,
  * SoC, battery setpoint and temperature, PV limit, EVSE current, boiler temperature, unserved),
  * the states, and per column of r->bat_id this site's battery of that id (has 0: empty). */
-enum { TS_GRID, TS_LOAD, TS_PV, TS_BAT, TS_EVSE, TS_BOILER, TS_SOC, TS_BAT_SET, TS_BAT_TEMP,
-       TS_PV_LIM, TS_EV_A, TS_BO_T, TS_UNSERVED, TS_N };
+enum {
+    TS_GRID,
+    TS_LOAD,
+    TS_PV,
+    TS_BAT,
+    TS_EVSE,
+    TS_BOILER,
+    TS_SOC,
+    TS_BAT_SET,
+    TS_BAT_TEMP,
+    TS_PV_LIM,
+    TS_EV_A,
+    TS_BO_T,
+    TS_UNSERVED,
+    TS_N
+};
 struct ts_row {
     double v[TS_N];
     char ev_state;
@@ -364,19 +391,14 @@ static void timeseries_values(struct runner *r, struct rsite *rs, struct ts_row 
             break;
         }
     }
-    const double v[TS_N] = {b.grid_w,   b.load_w,  b.pv_w,     b.battery_w,
-                            b.evse_w,   b.boiler_w, cap > 0 ? soc_e / cap : NAN,
-                            bat_set,    bat_temp,  pv_lim,     ev_a,
-                            bo_t,       b.unserved_w};
+    const double v[TS_N] = {
+        b.grid_w, b.load_w, b.pv_w, b.battery_w, b.evse_w, b.boiler_w,  cap > 0 ? soc_e / cap : NAN,
+        bat_set,  bat_temp, pv_lim, ev_a,        bo_t,     b.unserved_w};
     memcpy(row->v, v, sizeof v);
     row->islanded = b.islanded;
+    const struct sim_asset **bat_of = r->bat_of + (size_t)(rs - r->s) * r->n_bat;
     for (size_t j = 0; j < r->n_bat; j++) {
-        const struct sim_asset *bat = NULL;
-        for (size_t k = 0; k < site_n_assets(rs->site) && !bat; k++) {
-            const struct sim_asset *a = site_asset(rs->site, k);
-            if (a->type == ASSET_BATTERY && !strcmp(a->cfg->id, r->bat_id[j]))
-                bat = a;
-        }
+        const struct sim_asset *bat = bat_of[j];
         has[j] = bat != NULL;
         if (bat) {
             const struct battery *m = &bat->m.battery;
@@ -433,8 +455,19 @@ static size_t timeseries_format(struct runner *r, struct rsite *rs, int64_t t,
  * the numeric fields over its cycles (NaN ignored), dropped summed, then the cycle count, the
  * cycles with a clamp, and the lowest and highest grid_w and raw_w. The KPIs never read these
  * files (reports/measure.c sees every step), so sampling changes no KPI. */
-enum { DEC_GRID, DEC_SOC, DEC_BAT, DEC_PV, DEC_TARGET, DEC_ERR, DEC_P, DEC_I, DEC_D, DEC_RAW,
-       DEC_N };
+enum {
+    DEC_GRID,
+    DEC_SOC,
+    DEC_BAT,
+    DEC_PV,
+    DEC_TARGET,
+    DEC_ERR,
+    DEC_P,
+    DEC_I,
+    DEC_D,
+    DEC_RAW,
+    DEC_N
+};
 
 struct ts_acc {
     int64_t n;
@@ -552,8 +585,8 @@ static void sampler_timeseries(struct runner *r, size_t i)
 static void sampler_decision(struct runner *r, size_t i, const struct decision *dm)
 {
     struct dec_acc *a = &r->smp->dec[i];
-    const double v[DEC_N] = {dm->grid_w, dm->soc, dm->battery_w, dm->pv_w, dm->target_w,
-                             dm->error_w, dm->p_w, dm->i_w, dm->d_w, dm->raw_w};
+    const double v[DEC_N] = {dm->grid_w,  dm->soc, dm->battery_w, dm->pv_w, dm->target_w,
+                             dm->error_w, dm->p_w, dm->i_w,       dm->d_w,  dm->raw_w};
     for (size_t c = 0; c < DEC_N; c++) {
         if (isnan(v[c]))
             continue;
@@ -625,8 +658,8 @@ static void sampler_flush_site(struct runner *r, size_t i, int64_t t1)
     struct dec_acc *d = &m->dec[i];
     if (d->cycles > 0) {
         struct decision *l = d->last;
-        double *mean[DEC_N] = {&l->grid_w, &l->soc, &l->battery_w, &l->pv_w, &l->target_w,
-                               &l->error_w, &l->p_w, &l->i_w, &l->d_w, &l->raw_w};
+        double *mean[DEC_N] = {&l->grid_w,  &l->soc, &l->battery_w, &l->pv_w, &l->target_w,
+                               &l->error_w, &l->p_w, &l->i_w,       &l->d_w,  &l->raw_w};
         for (size_t c = 0; c < DEC_N; c++)
             *mean[c] = d->cnt[c] ? d->sum[c] / d->cnt[c] : NAN;
         l->requests_dropped = (unsigned)d->dropped;
