@@ -93,19 +93,41 @@ void oscill_free(struct oscill *o)
 static void bin_powers(const double *x, size_t n, size_t k0, size_t nb, const double *cs,
                        const double *sn, double *p)
 {
-    double re[4] = {0, 0, 0, 0}, im[4] = {0, 0, 0, 0};
-    size_t m[4] = {0, 0, 0, 0}; /* (j * k) % n per bin */
-    for (size_t j = 0; j < n; j++) {
-        for (size_t b = 0; b < nb; b++) {
-            re[b] += x[j] * cs[m[b]];
-            im[b] -= x[j] * sn[m[b]];
-            m[b] += k0 + b;
-            if (m[b] >= n)
-                m[b] -= n;
+    if (nb == 4) { /* the common case, spelt out so that every chain stays in a register */
+        double r0 = 0, r1 = 0, r2 = 0, r3 = 0, i0 = 0, i1 = 0, i2 = 0, i3 = 0;
+        size_t m0 = 0, m1 = 0, m2 = 0, m3 = 0; /* (j * k) % n per bin */
+        const size_t k1 = k0 + 1, k2 = k0 + 2, k3 = k0 + 3;
+        for (size_t j = 0; j < n; j++) {
+            const double v = x[j];
+            r0 += v * cs[m0];
+            i0 -= v * sn[m0];
+            r1 += v * cs[m1];
+            i1 -= v * sn[m1];
+            r2 += v * cs[m2];
+            i2 -= v * sn[m2];
+            r3 += v * cs[m3];
+            i3 -= v * sn[m3];
+            m0 = m0 + k0 >= n ? m0 + k0 - n : m0 + k0;
+            m1 = m1 + k1 >= n ? m1 + k1 - n : m1 + k1;
+            m2 = m2 + k2 >= n ? m2 + k2 - n : m2 + k2;
+            m3 = m3 + k3 >= n ? m3 + k3 - n : m3 + k3;
         }
+        p[k0] = r0 * r0 + i0 * i0;
+        p[k1] = r1 * r1 + i1 * i1;
+        p[k2] = r2 * r2 + i2 * i2;
+        p[k3] = r3 * r3 + i3 * i3;
+        return;
     }
-    for (size_t b = 0; b < nb; b++)
-        p[k0 + b] = re[b] * re[b] + im[b] * im[b];
+    for (size_t b = 0; b < nb; b++) {
+        double re = 0, im = 0;
+        size_t m = 0, k = k0 + b;
+        for (size_t j = 0; j < n; j++) {
+            re += x[j] * cs[m];
+            im -= x[j] * sn[m];
+            m = m + k >= n ? m + k - n : m + k;
+        }
+        p[k] = re * re + im * im;
+    }
 }
 
 int oscill_dominant(const double *x, size_t n, double ts_s, double *period_s, double *amplitude)
