@@ -14,12 +14,16 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/sha256.h"
 #include "reports/measure.h"
 #include "reports/plot.h"
+#include "reports/progress.h"
 #include "reports/report.h"
 
 /* The strategy the scenario's gateway section names ("null" when it names none). */
@@ -51,8 +55,15 @@ static int by_kpi_name(const void *a, const void *b)
     return strcmp(kpi_def(x->kpi)->name, kpi_def(y->kpi)->name);
 }
 
+/* A phase that failed ("run", "baseline") and why; kpis.json carries it as "failure" (absent
+ * when every phase completed, so a good run's file and digest do not change). */
+struct failure {
+    const char *phase;
+    const char *error;
+};
+
 static int write_kpis(const char *dir, const struct scenario *sc,
-                      const struct experiment_result *res)
+                      const struct experiment_result *res, const struct failure *fail)
 {
     char path[1200];
     snprintf(path, sizeof path, "%s/kpis.json", dir);
@@ -89,7 +100,15 @@ static int write_kpis(const char *dir, const struct scenario *sc,
         else
             fputs("null}", f);
     }
-    fprintf(f, "%s},\n  \"kpis\": {\n", n ? "\n  " : "");
+    fprintf(f, "%s},\n", n ? "\n  " : "");
+    if (fail && fail->phase) {
+        fputs("  \"failure\": {\"error\": ", f);
+        json_string(f, fail->error ? fail->error : "");
+        fputs(", \"phase\": ", f);
+        json_string(f, fail->phase);
+        fputs("},\n", f);
+    }
+    fputs("  \"kpis\": {\n", f);
     kpi_write_members(f, &res->kpis, 0, KPI_VS_FIRST, 4);
     fputs("  },\n  \"notes\": [", f);
     int notes = 0;
@@ -159,7 +178,8 @@ static int measured_run(const struct scenario *sc, const struct runner_opts *ro,
 }
 
 static int run_baseline(const struct scenario *sc, const struct experiment_opts *o,
-                        struct experiment_result *res, char *err, size_t errlen)
+                        struct experiment_result *res, struct progress *pg, char *err,
+                        size_t errlen)
 {
     cJSON *gw = sc->gateway ? cJSON_Duplicate(sc->gateway, 1) : cJSON_CreateObject();
     if (!gw)
@@ -176,7 +196,12 @@ static int run_baseline(const struct scenario *sc, const struct experiment_opts 
     b.headend = NULL; /* operator dispatches still apply, straight to the controller */
     char dir[1100], sub[1024];
     snprintf(dir, sizeof dir, "%s/baseline", o->run.out_dir);
-    struct runner_opts ro = {.transport = RUNNER_INPROC, .out_dir = dir};
+    struct runner_opts ro = {.transport = RUNNER_INPROC,
+                             .out_dir = dir,
+                             .sample_ms = o->run.sample_ms,
+                             .on_progress = pg ? progress_baseline : NULL,
+                             .progress_ctx = pg,
+                             .stop = o->run.stop};
     /* the baseline's own optimum is never read (savings_vs_optimal_pct uses the run's) */
     struct measure_opts mo = {.kpi_gateway = sc->gateway, /* the same frequency requirement */
                               .plot_dir = dir,
@@ -192,6 +217,52 @@ static int run_baseline(const struct scenario *sc, const struct experiment_opts 
     return 0;
 }
 
+/* The baseline in a thread of its own, alongside the run: the two share nothing they write
+ * (the baseline has its own sites, gateways, bus and output directory; the scenario's profiles
+ * are read-only), so their outputs are the same as one after the other, in about half the wall
+ * time on two cores. */
+struct baseline_job {
+    const struct scenario *sc;
+    const struct experiment_opts *o;
+    struct experiment_result *res;
+    struct progress *pg;
+    int rc;
+    atomic_int done;
+    char err[1200];
+};
+
+static void *baseline_main(void *arg)
+{
+    struct baseline_job *j = arg;
+    j->rc = run_baseline(j->sc, j->o, j->res, j->pg, j->err, sizeof j->err);
+    atomic_store(&j->done, 1);
+    return NULL;
+}
+
+/* Waits for the baseline's thread, with its progress line. */
+static void baseline_join(pthread_t th, struct baseline_job *j)
+{
+    while (j->pg && !atomic_load(&j->done)) {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        progress_wait_tick(j->pg);
+        nanosleep(&ts, NULL);
+    }
+    pthread_join(th, NULL);
+}
+
+/* kpis.json for a run whose phase `phase` failed: what is known (the KPIs null when the run
+ * itself failed), the expectations judged on it, and the failure. */
+static void write_failed(const struct scenario *sc, const struct experiment_opts *o,
+                         struct experiment_result *res, const char *phase, const char *error)
+{
+    struct failure fail = {phase, error};
+    if (!strcmp(phase, "run"))
+        for (size_t i = 0; i < KPI_COUNT; i++)
+            res->kpis.v[i] = NAN;
+    res->failed = expect_eval(&res->expect, &res->kpis, res->results);
+    write_kpis(o->run.out_dir, sc, res, &fail); /* best effort: the error is already reported */
+}
+
 int experiment_run(const struct scenario *sc, const struct experiment_opts *o,
                    struct experiment_result *res, char *err, size_t errlen)
 {
@@ -203,19 +274,51 @@ int experiment_run(const struct scenario *sc, const struct experiment_opts *o,
     snprintf(res->baseline_strategy, sizeof res->baseline_strategy, "%s",
              res->expect.baseline_strategy);
     snprintf(res->strategy, sizeof res->strategy, "%s", experiment_strategy(sc));
+    static struct progress pg_store; /* one run per process at a time (der-sim run) */
+    struct progress *pg = o->run.progress ? &pg_store : NULL;
+    struct runner_opts ro = o->run;
+    struct optimum_long_opts oo = o->optimum;
+    if (pg) {
+        progress_init(pg, stderr, sc->name, !o->no_baseline);
+        ro.on_progress = progress_run;
+        ro.progress_ctx = pg;
+        if (oo.progress) {
+            oo.progress = progress_optimum;
+            oo.ctx = pg;
+        }
+    }
+    struct baseline_job job = {.sc = sc, .o = o, .res = res, .pg = pg};
+    pthread_t th;
+    int threaded = 0;
+    if (!o->no_baseline)
+        threaded = pthread_create(&th, NULL, baseline_main, &job) == 0;
     struct measure_opts mo = {.plot_dir = !o->no_plots || !o->no_report ? o->run.out_dir : NULL,
-                              .optimum = &o->optimum,
+                              .optimum = &oo,
                               .no_optimum = o->no_optimum ? "--no-optimum: not solved" : NULL};
-    if ((rc = measured_run(sc, &o->run, &mo, &res->run, &res->kpis, res->optimum_note,
-                           sizeof res->optimum_note, err, errlen)) != 0)
-        return rc;
+    rc = measured_run(sc, &ro, &mo, &res->run, &res->kpis, res->optimum_note,
+                      sizeof res->optimum_note, err, errlen);
     if (!o->no_baseline) {
-        if ((rc = run_baseline(sc, o, res, err, errlen)) != 0)
-            return rc;
+        if (threaded)
+            baseline_join(th, &job);
+        else if (rc == 0)
+            job.rc = run_baseline(sc, o, res, pg, job.err, sizeof job.err);
+    }
+    if (pg && (rc != 0 || job.rc != 0))
+        progress_end(pg);
+    if (rc != 0) {
+        write_failed(sc, o, res, "run", err);
+        return rc;
+    }
+    if (!o->no_baseline) {
+        if (job.rc != 0) {
+            snprintf(err, errlen, "%s", job.err);
+            write_failed(sc, o, res, "baseline", err);
+            return job.rc;
+        }
         kpi_vs_baseline(&res->kpis, &res->baseline);
     }
     res->failed = expect_eval(&res->expect, &res->kpis, res->results);
-    if ((rc = write_kpis(o->run.out_dir, sc, res)) != 0) {
+    if ((rc = write_kpis(o->run.out_dir, sc, res, NULL)) != 0) {
         snprintf(err, errlen, "%s/kpis.json: cannot write: %s", o->run.out_dir, strerror(-rc));
         return rc;
     }
@@ -233,6 +336,8 @@ int experiment_run(const struct scenario *sc, const struct experiment_opts *o,
     snprintf(title, sizeof title, "%s (%s)", sc->name, experiment_strategy(sc));
     snprintf(bdir, sizeof bdir, "%s/baseline", o->run.out_dir);
     if (!o->no_plots) {
+        if (pg)
+            progress_phase(pg, "plots");
         struct plot_opts po = {
             .title = title,
             .duration_s = sc->duration_ms / 1000.0,
@@ -249,11 +354,15 @@ int experiment_run(const struct scenario *sc, const struct experiment_opts *o,
         res->plots_rc = plot_render(o->run.out_dir, &po, res->plot_msg, sizeof res->plot_msg);
     }
     if (!o->no_report) {
+        if (pg)
+            progress_phase(pg, "report");
         snprintf(res->report_path, sizeof res->report_path, "%s/report.html", o->run.out_dir);
         if ((rc = report_write(res->report_path, o->run.out_dir, sc, res, err, errlen)) != 0) {
             res->report_path[0] = '\0';
             return rc;
         }
     }
+    if (pg)
+        progress_end(pg);
     return 0;
 }

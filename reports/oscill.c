@@ -83,16 +83,51 @@ void oscill_free(struct oscill *o)
 
 /* ---- the spectrum ---------------------------------------------------------------------------- */
 
-static double bin_power(const double *x, size_t n, size_t k)
+/* The angles are multiples of 2 pi / n reduced modulo n in integers, so every bin sees exact
+ * multiples of 2 pi / n; their cosines and sines come from a table of n entries (one sincos per
+ * sample instead of one per sample and bin: the spectrum was a quarter of a 1 s run's time). The
+ * table holds exactly what cos() and sin() gave per term before, so the figures are unchanged.
+ * Up to four bins k0..k0+nb-1 at a time: each bin's sums run in the same order as alone (the
+ * same result to the bit), but four independent chains keep the FPU busy where one waited on
+ * each addition. */
+static void bin_powers(const double *x, size_t n, size_t k0, size_t nb, const double *cs,
+                       const double *sn, double *p)
 {
-    /* the angle is reduced modulo n in integers, so every bin sees exact multiples of 2 pi / n */
-    double re = 0, im = 0;
-    for (size_t j = 0; j < n; j++) {
-        double a = 2.0 * M_PI * (double)((j * k) % n) / (double)n;
-        re += x[j] * cos(a);
-        im -= x[j] * sin(a);
+    if (nb == 4) { /* the common case, spelt out so that every chain stays in a register */
+        double r0 = 0, r1 = 0, r2 = 0, r3 = 0, i0 = 0, i1 = 0, i2 = 0, i3 = 0;
+        size_t m0 = 0, m1 = 0, m2 = 0, m3 = 0; /* (j * k) % n per bin */
+        const size_t k1 = k0 + 1, k2 = k0 + 2, k3 = k0 + 3;
+        for (size_t j = 0; j < n; j++) {
+            const double v = x[j];
+            r0 += v * cs[m0];
+            i0 -= v * sn[m0];
+            r1 += v * cs[m1];
+            i1 -= v * sn[m1];
+            r2 += v * cs[m2];
+            i2 -= v * sn[m2];
+            r3 += v * cs[m3];
+            i3 -= v * sn[m3];
+            m0 = m0 + k0 >= n ? m0 + k0 - n : m0 + k0;
+            m1 = m1 + k1 >= n ? m1 + k1 - n : m1 + k1;
+            m2 = m2 + k2 >= n ? m2 + k2 - n : m2 + k2;
+            m3 = m3 + k3 >= n ? m3 + k3 - n : m3 + k3;
+        }
+        p[k0] = r0 * r0 + i0 * i0;
+        p[k1] = r1 * r1 + i1 * i1;
+        p[k2] = r2 * r2 + i2 * i2;
+        p[k3] = r3 * r3 + i3 * i3;
+        return;
     }
-    return re * re + im * im;
+    for (size_t b = 0; b < nb; b++) {
+        double re = 0, im = 0;
+        size_t m = 0, k = k0 + b;
+        for (size_t j = 0; j < n; j++) {
+            re += x[j] * cs[m];
+            im -= x[j] * sn[m];
+            m = m + k >= n ? m + k - n : m + k;
+        }
+        p[k] = re * re + im * im;
+    }
 }
 
 int oscill_dominant(const double *x, size_t n, double ts_s, double *period_s, double *amplitude)
@@ -101,15 +136,21 @@ int oscill_dominant(const double *x, size_t n, double ts_s, double *period_s, do
     size_t kmax = n / 2;
     if (n < 8)
         return -1;
-    double *p = calloc(kmax + 2, sizeof *p);
+    double *p = calloc(kmax + 2 + 2 * n, sizeof *p);
     if (!p)
         return -1;
+    double *cs = p + kmax + 2, *sn = cs + n;
+    for (size_t m = 0; m < n; m++) {
+        double a = 2.0 * M_PI * (double)m / (double)n;
+        cs[m] = cos(a);
+        sn[m] = sin(a);
+    }
+    for (size_t k = 1; k <= kmax; k += 4)
+        bin_powers(x, n, k, kmax - k + 1 < 4 ? kmax - k + 1 : 4, cs, sn, p);
     size_t best = 1;
-    for (size_t k = 1; k <= kmax; k++) {
-        p[k] = bin_power(x, n, k);
+    for (size_t k = 1; k <= kmax; k++)
         if (p[k] > p[best])
             best = k;
-    }
     int rc = -1;
     if (p[best] > 0) {
         size_t lo = best > 1 ? best - 1 : best, hi = best < kmax ? best + 1 : best;

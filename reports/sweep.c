@@ -110,15 +110,43 @@ static size_t value_of(const struct sweep_opts *o, size_t k, size_t j)
     return (k / stride) % o->params[j].n;
 }
 
-static pid_t spawn_run(const struct sweep_opts *o, size_t k, char *dir, size_t dirlen)
+/* Runs per combination (at least 1). */
+static size_t seeds_of(const struct sweep_opts *o)
 {
-    char log[1200], sets[SWEEP_MAX_PARAMS][400];
-    snprintf(dir, dirlen, "%s/runs/%04zu", o->out_dir, k);
-    snprintf(log, sizeof log, "%s/runs/%04zu.log", o->out_dir, k);
+    return o->seeds > 1 ? o->seeds : 1;
+}
+
+/* Run r's directory name under runs/: "NNNN" (the combination) or "NNNN-sI" with seeds. */
+static void run_name(const struct sweep_opts *o, size_t r, char *buf, size_t len)
+{
+    if (o->seeds > 1)
+        snprintf(buf, len, "%04zu-s%zu", r / o->seeds, r % o->seeds);
+    else
+        snprintf(buf, len, "%04zu", r);
+}
+
+/* The arguments of run r, the combination r / seeds_of(o): `der-sim run` into dir
+ * (OUT/runs/NAME), NULL-terminated, in argv (room for 18 + 2 x (params + fixed)); sets and seed
+ * hold the texts. */
+struct run_args {
+    char dir[1100], log[1200], status[1200];
+    char sets[SWEEP_MAX_PARAMS][400], seed[32];
+    const char **argv;
+};
+
+static int run_args(const struct sweep_opts *o, size_t r, struct run_args *ra)
+{
+    size_t k = r / seeds_of(o);
+    char name[64];
+    run_name(o, r, name, sizeof name);
+    snprintf(ra->dir, sizeof ra->dir, "%s/runs/%s", o->out_dir, name);
+    snprintf(ra->log, sizeof ra->log, "%s/runs/%s.log", o->out_dir, name);
+    snprintf(ra->status, sizeof ra->status, "%s/runs/%s.status", o->out_dir, name);
     /* every fixed --set goes to every run (a fixed-size argv used to drop those past 64) */
-    const char **argv = malloc((16 + 2 * SWEEP_MAX_PARAMS + 2 * o->n_fixed) * sizeof *argv);
-    if (!argv)
+    ra->argv = malloc((18 + 2 * SWEEP_MAX_PARAMS + 2 * o->n_fixed) * sizeof *ra->argv);
+    if (!ra->argv)
         return -ENOMEM;
+    const char **argv = ra->argv;
     size_t a = 0;
     argv[a++] = o->exe;
     argv[a++] = "run";
@@ -128,28 +156,42 @@ static pid_t spawn_run(const struct sweep_opts *o, size_t k, char *dir, size_t d
     argv[a++] = "--no-plots";
     argv[a++] = "--no-report";
     argv[a++] = "--out";
-    argv[a++] = dir;
+    argv[a++] = ra->dir;
     for (size_t i = 0; i < o->n_fixed; i++) {
         argv[a++] = "--set";
         argv[a++] = o->fixed_sets[i];
     }
     for (size_t j = 0; j < o->n_params; j++) {
-        snprintf(sets[j], sizeof sets[j], "%s=%s", o->params[j].path,
+        snprintf(ra->sets[j], sizeof ra->sets[j], "%s=%s", o->params[j].path,
                  o->params[j].value[value_of(o, k, j)]);
         argv[a++] = "--set";
-        argv[a++] = sets[j];
+        argv[a++] = ra->sets[j];
+    }
+    if (o->seeds > 1) {
+        snprintf(ra->seed, sizeof ra->seed, "%llu",
+                 (unsigned long long)(o->base_seed + r % o->seeds));
+        argv[a++] = "--seed";
+        argv[a++] = ra->seed;
     }
     argv[a++] = o->scenario;
     argv[a] = NULL;
+    return 0;
+}
+
+static pid_t spawn_run(const struct sweep_opts *o, size_t r)
+{
+    struct run_args ra;
+    if (run_args(o, r, &ra) != 0)
+        return -ENOMEM;
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, 1, ra.log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     posix_spawn_file_actions_adddup2(&fa, 1, 2);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     pid_t pid;
-    int rc = posix_spawn(&pid, o->exe, &fa, NULL, (char *const *)argv, environ);
+    int rc = posix_spawn(&pid, o->exe, &fa, NULL, (char *const *)ra.argv, environ);
     posix_spawn_file_actions_destroy(&fa);
-    free(argv);
+    free(ra.argv);
     return rc ? -rc : pid;
 }
 
@@ -244,6 +286,24 @@ static double json_kpi(const cJSON *k, int id)
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
 }
 
+/* Whether every value of parameter j is a number (plotted at its value, else at its index). */
+static int param_numeric(const struct sweep_opts *o, size_t j)
+{
+    int numeric = 1;
+    for (size_t v = 0; v < o->params[j].n; v++) {
+        char *end;
+        strtod(o->params[j].value[v], &end);
+        numeric &= *end == '\0';
+    }
+    return numeric;
+}
+
+/* With two swept parameters, the other one draws one series per value. */
+static size_t other_param(const struct sweep_opts *o, size_t j)
+{
+    return o->n_params == 2 ? 1 - j : SIZE_MAX;
+}
+
 /* The main KPIs against parameter j, one panel each; returns 0, -ENOENT or -EIO. */
 static int plot_param(const struct sweep_opts *o, size_t j, const char *csv, size_t n_runs)
 {
@@ -254,12 +314,8 @@ static int plot_param(const struct sweep_opts *o, size_t j, const char *csv, siz
     if (!f)
         return -EIO;
     /* numeric values are plotted at their value, others at their position with a label */
-    int numeric = 1;
-    for (size_t v = 0; v < o->params[j].n; v++) {
-        char *end;
-        strtod(o->params[j].value[v], &end);
-        numeric &= *end == '\0';
-    }
+    int numeric = param_numeric(o, j);
+    size_t q = other_param(o, j);
     int kpis[N_MAIN + 1];
     size_t nk = 0;
     for (size_t i = 0; i < N_MAIN; i++)
@@ -267,7 +323,9 @@ static int plot_param(const struct sweep_opts *o, size_t j, const char *csv, siz
     if (o->optimise != kpis[0] && o->optimise != kpis[1] && o->optimise != kpis[2] &&
         o->optimise != kpis[3])
         kpis[nk++] = o->optimise;
-    fputs("set datafile separator ','\nset datafile missing ''\nset grid\nset key off\n", f);
+    fputs("set datafile separator ','\nset datafile missing ''\nset grid\n", f);
+    /* the series' key once, in the first panel; a margin so that end points show */
+    fputs("set key off\nset offsets graph 0.05, graph 0.05, graph 0.05, graph 0.05\n", f);
     if (!numeric) {
         fputs("set xtics (", f);
         for (size_t v = 0; v < o->params[j].n; v++) {
@@ -287,7 +345,13 @@ static int plot_param(const struct sweep_opts *o, size_t j, const char *csv, siz
         fprintf(f, "set output '%s/plots/param%zu.%s'\nset multiplot layout 2,%zu title ",
                 o->out_dir, j, svg ? "svg" : "png", (nk + 1) / 2);
         char title[400];
-        snprintf(title, sizeof title, "KPIs against %s (%zu runs)", o->params[j].path, n_runs);
+        if (o->seeds > 1)
+            snprintf(title, sizeof title,
+                     "KPIs against %s (%zu combinations x %zu seeds: mean, error bars one standard "
+                     "deviation)",
+                     o->params[j].path, n_runs, o->seeds);
+        else
+            snprintf(title, sizeof title, "KPIs against %s (%zu runs)", o->params[j].path, n_runs);
         plot_quote(f, title);
         fputc('\n', f);
         for (size_t i = 0; i < nk; i++) {
@@ -295,8 +359,31 @@ static int plot_param(const struct sweep_opts *o, size_t j, const char *csv, siz
             fputs("set xlabel ", f);
             plot_quote(f, o->params[j].path);
             fprintf(f, "\nset ylabel '%s (%s)'\n", d->name, d->unit);
-            /* plots/paramJ.csv: x, then the KPIs in this order */
-            fprintf(f, "plot '%s' skip 1 using 1:%zu with points pt 7 ps 1.2\n", csv, i + 2);
+            /* plots/paramJ.csv: x, then mean and sd of the KPIs in this order; with seeds the
+             * standard deviation as error bars */
+            const char *style = o->seeds > 1 ? "yerrorlines" : "linespoints";
+            char using[64];
+            if (o->seeds > 1)
+                snprintf(using, sizeof using, "1:%zu:%zu", 2 * i + 2, 2 * i + 3);
+            else
+                snprintf(using, sizeof using, "1:%zu", 2 * i + 2);
+            if (q == SIZE_MAX) {
+                fprintf(f, "plot '%s' skip 1 using %s with %s pt 7 ps 1.2\n", csv, using,
+                        o->seeds > 1 ? style : "points");
+                continue;
+            }
+            /* one series per value of the other parameter, named in the key */
+            fputs(i == 0 ? "set key inside top left opaque box font ',9'\nplot "
+                         : "set key off\nplot ",
+                  f);
+            for (size_t b = 0; b < o->params[q].n; b++) {
+                char t[400];
+                snprintf(t, sizeof t, "%s=%s", o->params[q].path, o->params[q].value[b]);
+                fprintf(f, "%s'%s' index %zu skip 1 using %s with %s pt 7 ps 1.2 title ",
+                        b ? ", " : "", csv, b, using, style);
+                plot_quote(f, t);
+            }
+            fputc('\n', f);
         }
         fputs("unset multiplot\n", f);
     }
@@ -304,13 +391,15 @@ static int plot_param(const struct sweep_opts *o, size_t j, const char *csv, siz
     return plot_run_gnuplot(o->gnuplot, script, log);
 }
 
-/* Why run k produced no KPIs: the last line of its log that is not the "der-sim run:
- * scenario=..." banner (e.g. "...: params.kp: must be in [0, 100], got -1"), or how it ended.
+/* Why run `name` produced no KPIs: the last line of its log that is not the "der-sim run:
+ * scenario=..." banner (e.g. "...: params.kp: must be in [0, 100], got -1"), or how it ended
+ * (code: its exit status, -1 when unknown; ws: its wait status when it ran here, else 0).
  * buf: at least 1300 bytes (a log line and a log path). */
-static void run_error_reason(const struct sweep_opts *o, size_t k, int ws, char *buf, size_t len)
+static void run_error_reason(const struct sweep_opts *o, const char *name, int code, int ws,
+                             char *buf, size_t len)
 {
     char log[1200], line[1024];
-    snprintf(log, sizeof log, "%s/runs/%04zu.log", o->out_dir, k);
+    snprintf(log, sizeof log, "%s/runs/%s.log", o->out_dir, name);
     buf[0] = '\0';
     FILE *f = fopen(log, "r");
     while (f && fgets(line, sizeof line, f)) {
@@ -323,8 +412,7 @@ static void run_error_reason(const struct sweep_opts *o, size_t k, int ws, char 
     if (WIFSIGNALED(ws))
         snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(ws), log);
     else if (!buf[0])
-        snprintf(buf, len, "exit status %d and no kpis.json (%s)",
-                 WIFEXITED(ws) ? WEXITSTATUS(ws) : -1, log);
+        snprintf(buf, len, "exit status %d and no kpis.json (%s)", code, log);
 }
 
 /* A sweep under way: per combination its status, child and KPIs (kpis.json, NULL for none),
@@ -332,14 +420,16 @@ static void run_error_reason(const struct sweep_opts *o, size_t k, int ws, char 
 struct sweep {
     const struct sweep_opts *o;
     FILE *out;
-    size_t n;
-    enum run_status *st;
-    pid_t *pids;
-    cJSON **k;
+    size_t n;             /* combinations */
+    size_t nr;            /* runs: n x seeds */
+    enum run_status *st;  /* per run */
+    pid_t *pids;          /* per run */
+    cJSON **k;            /* per run */
+    enum run_status *cst; /* per combination: error if a run has no KPIs, else fail if one failed */
     size_t n_error, first_error_run;
     char first_error[800];
-    int best;
-    char note[256]; /* about the plots, "" when they went well */
+    int best, runner_up; /* combinations, -1 for none */
+    char note[256];      /* about the plots, "" when they went well */
 };
 
 /* The m-th KPI a sweep shows: the main ones, then the one optimised. */
@@ -348,9 +438,33 @@ static int shown_kpi(const struct sweep_opts *o, size_t m)
     return m < N_MAIN ? main_kpis[m] : o->optimise;
 }
 
-static double run_kpi(const struct sweep *sw, size_t i, int id)
+/* KPI id of combination c: the mean over its runs that have it (the value itself with one
+ * seed), NaN when none; sd (may be NULL): the sample standard deviation, NaN under 2 values. */
+static double combo_kpi_sd(const struct sweep *sw, size_t c, int id, double *sd)
 {
-    return sw->k[i] ? json_kpi(sw->k[i], id) : NAN;
+    size_t S = seeds_of(sw->o), n = 0;
+    double sum = 0, v[SWEEP_MAX_SEEDS];
+    for (size_t i = 0; i < S && i < SWEEP_MAX_SEEDS; i++) {
+        const cJSON *k = sw->k[c * S + i];
+        double x = k ? json_kpi(k, id) : NAN;
+        if (isnan(x))
+            continue;
+        v[n++] = x;
+        sum += x;
+    }
+    double mean = n ? sum / (double)n : NAN;
+    if (sd) {
+        double sq = 0;
+        for (size_t i = 0; i < n; i++)
+            sq += (v[i] - mean) * (v[i] - mean);
+        *sd = n > 1 ? sqrt(sq / (double)(n - 1)) : NAN;
+    }
+    return mean;
+}
+
+static double run_kpi(const struct sweep *sw, size_t c, int id)
+{
+    return combo_kpi_sd(sw, c, id, NULL);
 }
 
 static int make_dirs(const struct sweep_opts *o, char *err, size_t errlen)
@@ -371,41 +485,59 @@ static int make_dirs(const struct sweep_opts *o, char *err, size_t errlen)
  * such combination, whatever finished first. */
 static void run_failed(struct sweep *sw, size_t i, const char *why)
 {
-    char combo[512];
-    combo_text(sw->o, i, combo, sizeof combo);
+    char combo[512], name[64];
+    combo_text(sw->o, i / seeds_of(sw->o), combo, sizeof combo);
+    run_name(sw->o, i, name, sizeof name);
     sw->st[i] = RUN_ERROR;
-    fprintf(sw->out, "run %04zu %s: error: %s\n", i, combo, why);
+    fprintf(sw->out, "run %s %s: error: %s\n", name, combo, why);
     if (!sw->n_error++ || i < sw->first_error_run) {
         sw->first_error_run = i;
-        if (snprintf(sw->first_error, sizeof sw->first_error, "run %04zu %s: %s", i, combo, why) >=
+        if (snprintf(sw->first_error, sizeof sw->first_error, "run %s %s: %s", name, combo, why) >=
             (int)sizeof sw->first_error)
             sw->first_error[sizeof sw->first_error - 1] = '\0'; /* cut, still a message */
     }
 }
 
-/* The child pid ended with wait status ws: its KPIs and status. 1 when it was one of ours. */
+/* Run i ended with exit code `code` (-1: unknown, e.g. killed; ws its wait status, 0 when it ran
+ * elsewhere): its KPIs and status, and a line in out. */
+static void run_done(struct sweep *sw, size_t i, int code, int ws)
+{
+    char name[64], dir[1200], sub[256];
+    run_name(sw->o, i, name, sizeof name);
+    snprintf(dir, sizeof dir, "%s/runs/%s", sw->o->out_dir, name);
+    sw->k[i] = compare_load_kpis(dir, sub, sizeof sub);
+    if (!sw->k[i]) {
+        /* no KPIs: say why (a crash, an I/O error: sweep_check caught bad values) */
+        char why[1400];
+        run_error_reason(sw->o, name, code, ws, why, sizeof why);
+        run_failed(sw, i, why);
+    } else {
+        sw->st[i] = code == 0 ? RUN_PASS : RUN_FAIL;
+        char combo[512];
+        combo_text(sw->o, i / seeds_of(sw->o), combo, sizeof combo);
+        fprintf(sw->out, "run %s %s: %s\n", name, combo, status_names[sw->st[i]]);
+    }
+    fflush(sw->out);
+}
+
+/* The child pid ended with wait status ws: its status file (what a job list writes, so that
+ * --collect reads the same), KPIs and status. 1 when it was one of ours. */
 static int run_ended(struct sweep *sw, pid_t pid, int ws)
 {
-    for (size_t i = 0; i < sw->n; i++) {
+    for (size_t i = 0; i < sw->nr; i++) {
         if (sw->pids[i] != pid)
             continue;
         sw->pids[i] = 0;
-        int code = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
-        char dir[1200], sub[256];
-        snprintf(dir, sizeof dir, "%s/runs/%04zu", sw->o->out_dir, i);
-        sw->k[i] = compare_load_kpis(dir, sub, sizeof sub);
-        if (!sw->k[i]) {
-            /* no KPIs: say why (a crash, an I/O error: sweep_check caught bad values) */
-            char why[1400];
-            run_error_reason(sw->o, i, ws, why, sizeof why);
-            run_failed(sw, i, why);
-        } else {
-            sw->st[i] = code == 0 ? RUN_PASS : RUN_FAIL;
-            char combo[512];
-            combo_text(sw->o, i, combo, sizeof combo);
-            fprintf(sw->out, "run %04zu %s: %s\n", i, combo, status_names[sw->st[i]]);
+        int code = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + (WIFSIGNALED(ws) ? WTERMSIG(ws) : 0);
+        char name[64], path[1200];
+        run_name(sw->o, i, name, sizeof name);
+        snprintf(path, sizeof path, "%s/runs/%s.status", sw->o->out_dir, name);
+        FILE *f = fopen(path, "w");
+        if (f) {
+            fprintf(f, "%d\n", code);
+            fclose(f);
         }
-        fflush(sw->out);
+        run_done(sw, i, WIFEXITED(ws) ? code : -1, ws);
         return 1;
     }
     return 0;
@@ -415,10 +547,9 @@ static int run_ended(struct sweep *sw, pid_t pid, int ws)
 static void run_all(struct sweep *sw)
 {
     size_t next = 0, running = 0, done = 0;
-    char dir[1200];
-    while (done < sw->n) {
-        for (; running < (size_t)sw->o->jobs && next < sw->n; next++) {
-            pid_t pid = spawn_run(sw->o, next, dir, sizeof dir);
+    while (done < sw->nr) {
+        for (; running < (size_t)sw->o->jobs && next < sw->nr; next++) {
+            pid_t pid = spawn_run(sw->o, next);
             if (pid < 0) {
                 char why[300];
                 snprintf(why, sizeof why, "cannot start: %s", strerror((int)-pid));
@@ -448,12 +579,12 @@ static void run_all(struct sweep *sw)
 /* The best run by the optimised KPI, among the runs that passed their expectations only: a run
  * that failed one (an interlock tripped, a bound missed) is not a candidate however good its
  * figure, or tuning would steer towards a broken configuration. -1 when none qualifies. */
-static int find_best(const struct sweep *sw)
+static int find_best(const struct sweep *sw, int exclude)
 {
     const struct sweep_opts *o = sw->o;
     int best = -1;
     for (size_t i = 0; i < sw->n; i++) {
-        if (sw->st[i] != RUN_PASS)
+        if (sw->cst[i] != RUN_PASS || (int)i == exclude)
             continue;
         double v = run_kpi(sw, i, o->optimise);
         if (isnan(v))
@@ -463,6 +594,38 @@ static int find_best(const struct sweep *sw)
             best = (int)i;
     }
     return best;
+}
+
+/* Each combination's status from its runs' (error before fail before pass). */
+static void combo_status(struct sweep *sw)
+{
+    size_t S = seeds_of(sw->o);
+    for (size_t c = 0; c < sw->n; c++) {
+        enum run_status st = RUN_PASS;
+        for (size_t i = 0; i < S; i++) {
+            enum run_status r = sw->st[c * S + i];
+            if (r == RUN_ERROR || r == RUN_PENDING)
+                st = RUN_ERROR;
+            else if (r == RUN_FAIL && st == RUN_PASS)
+                st = RUN_FAIL;
+        }
+        sw->cst[c] = st;
+    }
+}
+
+/* With seeds: whether the best and the runner-up differ by no more than the larger of their
+ * standard deviations (then the seeds, not the parameters, may have decided). diff and spread
+ * get the figures. */
+static int within_noise(const struct sweep *sw, double *diff, double *spread)
+{
+    if (sw->o->seeds < 2 || sw->best < 0 || sw->runner_up < 0)
+        return 0;
+    double sb, sr;
+    double b = combo_kpi_sd(sw, (size_t)sw->best, sw->o->optimise, &sb);
+    double r = combo_kpi_sd(sw, (size_t)sw->runner_up, sw->o->optimise, &sr);
+    *diff = fabs(b - r);
+    *spread = fmax(isnan(sb) ? 0 : sb, isnan(sr) ? 0 : sr);
+    return *diff <= *spread;
 }
 
 /* The KPI columns of sweep.csv, each once: the shown ones (main, then the optimised one unless it
@@ -500,12 +663,14 @@ static int write_csv(const struct sweep *sw, char *err, size_t errlen)
         fputc(',', f);
         csv_field(f, o->params[j].path);
     }
-    fputs(",status", f);
-    /* each KPI once: the main ones and the optimised one first, then the rest in table order */
+    fputs(o->seeds > 1 ? ",status,seeds" : ",status", f);
+    /* each KPI once: the main ones and the optimised one first, then the rest in table order;
+     * with seeds each KPI's mean, then its standard deviation over the seeds (NAME_sd) */
     int order[KPI_COUNT];
     size_t n_cols = csv_columns(o, order);
     for (size_t m = 0; m < n_cols; m++)
-        fprintf(f, ",%s", kpi_def(order[m])->name);
+        fprintf(f, o->seeds > 1 ? ",%s,%s_sd" : ",%s", kpi_def(order[m])->name,
+                kpi_def(order[m])->name);
     fputc('\n', f);
     for (size_t i = 0; i < sw->n; i++) {
         fprintf(f, "%zu", i);
@@ -513,13 +678,19 @@ static int write_csv(const struct sweep *sw, char *err, size_t errlen)
             fputc(',', f);
             csv_field(f, o->params[j].value[value_of(o, i, j)]);
         }
-        fprintf(f, ",%s", status_names[sw->st[i]]);
+        fprintf(f, ",%s", status_names[sw->cst[i]]);
+        if (o->seeds > 1)
+            fprintf(f, ",%zu", o->seeds);
         for (size_t m = 0; m < n_cols; m++) {
             int id = order[m];
-            double v = run_kpi(sw, i, id);
+            double sd, v = combo_kpi_sd(sw, i, id, &sd);
             if (isfinite(v))
                 fprintf(f, ",%.*f", kpi_def(id)->precision, v);
             else
+                fputc(',', f);
+            if (o->seeds > 1 && isfinite(sd))
+                fprintf(f, ",%.*f", kpi_def(id)->precision + 1, sd);
+            else if (o->seeds > 1)
                 fputc(',', f);
         }
         fputc('\n', f);
@@ -528,38 +699,55 @@ static int write_csv(const struct sweep *sw, char *err, size_t errlen)
     return 0;
 }
 
+static void param_row(FILE *x, const struct sweep *sw, size_t j, size_t i, int numeric)
+{
+    const struct sweep_opts *o = sw->o;
+    size_t vi = value_of(o, i, j);
+    if (numeric)
+        fprintf(x, "%s", o->params[j].value[vi]);
+    else
+        fprintf(x, "%zu", vi);
+    for (size_t m = 0; m < N_MAIN + 1; m++) {
+        double sd, v = combo_kpi_sd(sw, i, shown_kpi(o, m), &sd);
+        if (isfinite(v))
+            fprintf(x, ",%.6g", v);
+        else
+            fputc(',', x);
+        if (isfinite(sd))
+            fprintf(x, ",%.6g", sd);
+        else
+            fputs(",0", x);
+    }
+    fputc('\n', x);
+}
+
 /* plots/paramJ.csv, the shown KPIs against parameter j: the x column is the value when every
- * value is a number, else its index. 0 or -errno. */
+ * value is a number, else its index; then per KPI its mean and standard deviation over the
+ * seeds (0 with one seed). With two swept parameters, one block per value of the other (blocks
+ * apart by two blank lines: gnuplot's `index`), in the order of its values. 0 or -errno. */
 static int write_param_csv(const struct sweep *sw, size_t j, const char *path)
 {
     const struct sweep_opts *o = sw->o;
     FILE *x = fopen(path, "w");
     if (!x)
         return -errno;
-    int numeric = 1;
-    for (size_t v = 0; v < o->params[j].n; v++) {
-        char *end;
-        strtod(o->params[j].value[v], &end);
-        numeric &= *end == '\0';
-    }
+    int numeric = param_numeric(o, j);
     fputs("x", x);
     for (size_t m = 0; m < N_MAIN + 1; m++)
-        fprintf(x, ",%s", kpi_def(shown_kpi(o, m))->name);
+        fprintf(x, ",%s,%s_sd", kpi_def(shown_kpi(o, m))->name, kpi_def(shown_kpi(o, m))->name);
     fputc('\n', x);
-    for (size_t i = 0; i < sw->n; i++) {
-        size_t vi = value_of(o, i, j);
-        if (numeric)
-            fprintf(x, "%s", o->params[j].value[vi]);
-        else
-            fprintf(x, "%zu", vi);
-        for (size_t m = 0; m < N_MAIN + 1; m++) {
-            double v = run_kpi(sw, i, shown_kpi(o, m));
-            if (isfinite(v))
-                fprintf(x, ",%.6g", v);
-            else
-                fputc(',', x);
+    size_t q = other_param(o, j);
+    if (q == SIZE_MAX) {
+        for (size_t i = 0; i < sw->n; i++)
+            param_row(x, sw, j, i, numeric);
+    } else {
+        for (size_t b = 0; b < o->params[q].n; b++) {
+            if (b)
+                fputs("\n\n", x);
+            for (size_t i = 0; i < sw->n; i++)
+                if (value_of(o, i, q) == b)
+                    param_row(x, sw, j, i, numeric);
         }
-        fputc('\n', x);
     }
     fclose(x);
     return 0;
@@ -569,7 +757,7 @@ static int write_param_csv(const struct sweep *sw, size_t j, const char *path)
 static void write_plots(struct sweep *sw)
 {
     const struct sweep_opts *o = sw->o;
-    for (size_t j = 0; j < o->n_params && sw->n_error < sw->n; j++) {
+    for (size_t j = 0; j < o->n_params && sw->n_error < sw->nr; j++) {
         char xcsv[1200];
         snprintf(xcsv, sizeof xcsv, "%s/plots/param%zu.csv", o->out_dir, j);
         if (write_param_csv(sw, j, xcsv) != 0)
@@ -603,6 +791,13 @@ static void html_best(FILE *f, const struct sweep *sw)
         fprintf(f, "</code>, %s = %.*f %s</p>\n", kpi_def(o->optimise)->name,
                 kpi_def(o->optimise)->precision, run_kpi(sw, (size_t)sw->best, o->optimise),
                 kpi_def(o->optimise)->unit);
+        double diff, spread;
+        if (within_noise(sw, &diff, &spread))
+            fprintf(f,
+                    "<p class=\"note\">Within the noise: run %04d differs by %.*f, not more than "
+                    "the standard deviation over the seeds (%.*f); more seeds would tell.</p>\n",
+                    sw->runner_up, kpi_def(o->optimise)->precision + 1, diff,
+                    kpi_def(o->optimise)->precision + 1, spread);
     } else {
         fputs("no run produced a value</p>\n", f);
     }
@@ -631,12 +826,15 @@ static void html_table(FILE *f, const struct sweep *sw)
             report_escape(f, o->params[j].value[value_of(o, i, j)]);
             fputs("</td>", f);
         }
-        fprintf(f, "<td class=\"%s\">%s</td>", sw->st[i] == RUN_PASS ? "pass" : "fail",
-                status_names[sw->st[i]]);
+        fprintf(f, "<td class=\"%s\">%s</td>", sw->cst[i] == RUN_PASS ? "pass" : "fail",
+                status_names[sw->cst[i]]);
         for (size_t m = 0; m < N_MAIN + 1; m++) {
             int id = shown_kpi(o, m);
-            double v = run_kpi(sw, i, id);
-            if (isfinite(v))
+            double sd, v = combo_kpi_sd(sw, i, id, &sd);
+            if (isfinite(v) && isfinite(sd))
+                fprintf(f, "<td class=\"num\">%.*f &plusmn; %.*f</td>", kpi_def(id)->precision, v,
+                        kpi_def(id)->precision + 1, sd);
+            else if (isfinite(v))
                 fprintf(f, "<td class=\"num\">%.*f</td>", kpi_def(id)->precision, v);
             else
                 fputs("<td class=\"num\">-</td>", f);
@@ -695,22 +893,36 @@ static int conclude(const struct sweep *sw, const char *html, char *err, size_t 
     if (sw->best >= 0) {
         char combo[512];
         combo_text(o, (size_t)sw->best, combo, sizeof combo);
-        fprintf(sw->out, "best (%s %s): run %04d %s %s=%.*f\n", o->maximise ? "max" : "min",
-                kpi_def(o->optimise)->name, sw->best, combo, kpi_def(o->optimise)->name,
-                kpi_def(o->optimise)->precision, run_kpi(sw, (size_t)sw->best, o->optimise));
+        const struct kpi_def *d = kpi_def(o->optimise);
+        double sd, v = combo_kpi_sd(sw, (size_t)sw->best, o->optimise, &sd);
+        fprintf(sw->out, "best (%s %s): run %04d %s %s=%.*f", o->maximise ? "max" : "min", d->name,
+                sw->best, combo, d->name, d->precision, v);
+        if (o->seeds > 1)
+            fprintf(sw->out, " sd=%.*f over %zu seeds", d->precision + 1, isnan(sd) ? 0 : sd,
+                    o->seeds);
+        double diff, spread;
+        if (within_noise(sw, &diff, &spread))
+            fprintf(sw->out,
+                    " (within the noise: run %04d differs by %.*f, not more than the spread "
+                    "%.*f)",
+                    sw->runner_up, d->precision + 1, diff, d->precision + 1, spread);
+        else if (o->seeds > 1 && sw->runner_up >= 0)
+            fprintf(sw->out, " (ahead of run %04d by %.*f, beyond the spread %.*f)", sw->runner_up,
+                    d->precision + 1, diff, d->precision + 1, spread);
+        fputc('\n', sw->out);
     }
     fprintf(sw->out, "table=%s/sweep.csv\nreport=%s\n", o->out_dir, html);
     if (sw->n_error) {
         /* the tables are complete, but a sweep with a hole in it is not a success */
-        if (snprintf(err, errlen, "%zu of %zu runs produced no KPIs; first: %s", sw->n_error, sw->n,
-                     sw->first_error) >= (int)errlen)
+        if (snprintf(err, errlen, "%zu of %zu runs produced no KPIs; first: %s", sw->n_error,
+                     sw->nr, sw->first_error) >= (int)errlen)
             err[errlen - 1] = '\0'; /* cut, still a message */
         return -EIO;
     }
     if (sw->best < 0) {
         size_t failed = 0;
         for (size_t i = 0; i < sw->n; i++)
-            failed += sw->st[i] == RUN_FAIL;
+            failed += sw->cst[i] == RUN_FAIL;
         if (failed) {
             /* the tables are the product and they are complete: no configuration passed, which
              * is an answer (a failing run is never named best), not a failure of the sweep */
@@ -724,38 +936,273 @@ static int conclude(const struct sweep *sw, const char *html, char *err, size_t 
     return sw->best;
 }
 
-int sweep_run(const struct sweep_opts *o, FILE *out, char *err, size_t errlen)
+static void sweep_free(struct sweep *sw)
 {
-    struct sweep sw = {.o = o, .out = out, .n = n_combos(o, err, errlen)};
-    if (!sw.n)
+    for (size_t i = 0; sw->k && i < sw->nr; i++)
+        cJSON_Delete(sw->k[i]);
+    free(sw->k);
+    free(sw->pids);
+    free(sw->st);
+    free(sw->cst);
+}
+
+/* The combinations and runs, the directories and the tables (empty). */
+static int sweep_init(struct sweep *sw, const struct sweep_opts *o, FILE *out, char *err,
+                      size_t errlen)
+{
+    memset(sw, 0, sizeof *sw);
+    sw->o = o;
+    sw->out = out;
+    sw->best = sw->runner_up = -1;
+    if (o->seeds > SWEEP_MAX_SEEDS) {
+        snprintf(err, errlen, "--seeds: at most %d", SWEEP_MAX_SEEDS);
         return -EINVAL;
+    }
+    if (!(sw->n = n_combos(o, err, errlen)))
+        return -EINVAL;
+    sw->nr = sw->n * seeds_of(o);
+    if (sw->nr > SWEEP_MAX_RUNS) {
+        snprintf(err, errlen, "at most %d runs (combinations x seeds), got %zu", SWEEP_MAX_RUNS,
+                 sw->nr);
+        return -EINVAL;
+    }
     int rc = make_dirs(o, err, errlen);
     if (rc)
         return rc;
-    sw.st = calloc(sw.n, sizeof *sw.st);
-    sw.pids = calloc(sw.n, sizeof *sw.pids);
-    sw.k = calloc(sw.n, sizeof *sw.k);
-    if (!sw.st || !sw.pids || !sw.k) {
+    sw->st = calloc(sw->nr, sizeof *sw->st);
+    sw->pids = calloc(sw->nr, sizeof *sw->pids);
+    sw->k = calloc(sw->nr, sizeof *sw->k);
+    sw->cst = calloc(sw->n, sizeof *sw->cst);
+    if (!sw->st || !sw->pids || !sw->k || !sw->cst) {
         snprintf(err, errlen, "out of memory");
-        rc = -ENOMEM;
-        goto out;
+        return -ENOMEM;
     }
-    fprintf(out, "sweep: %zu combinations, %d at a time, outputs in %s\n", sw.n, o->jobs,
-            o->out_dir);
-    run_all(&sw);
-    sw.best = find_best(&sw);
+    return 0;
+}
+
+/* After every run: the best, the tables, the plots, the page, the result lines. */
+static int sweep_finish(struct sweep *sw, char *err, size_t errlen)
+{
+    combo_status(sw);
+    sw->best = find_best(sw, -1);
+    sw->runner_up = sw->best >= 0 ? find_best(sw, sw->best) : -1;
     char html[1200];
-    snprintf(html, sizeof html, "%s/sweep.html", o->out_dir);
-    if ((rc = write_csv(&sw, err, errlen)) != 0)
-        goto out;
-    write_plots(&sw);
-    if ((rc = write_html(&sw, html, err, errlen)) == 0)
-        rc = conclude(&sw, html, err, errlen);
-out:
-    for (size_t i = 0; sw.k && i < sw.n; i++)
-        cJSON_Delete(sw.k[i]);
-    free(sw.k);
-    free(sw.pids);
-    free(sw.st);
+    snprintf(html, sizeof html, "%s/sweep.html", sw->o->out_dir);
+    int rc = write_csv(sw, err, errlen);
+    if (rc)
+        return rc;
+    write_plots(sw);
+    if ((rc = write_html(sw, html, err, errlen)) == 0)
+        rc = conclude(sw, html, err, errlen);
+    return rc;
+}
+
+/* out_dir/sweep-plan.json: everything sweep_collect needs to rebuild the options. */
+static int write_plan_json(const struct sweep_opts *o, char *err, size_t errlen)
+{
+    cJSON *j = cJSON_CreateObject(), *fixed = cJSON_AddArrayToObject(j, "fixed"),
+          *params = cJSON_AddArrayToObject(j, "params");
+    cJSON_AddStringToObject(j, "exe", o->exe);
+    cJSON_AddStringToObject(j, "scenario", o->scenario);
+    for (size_t i = 0; i < o->n_fixed; i++)
+        cJSON_AddItemToArray(fixed, cJSON_CreateString(o->fixed_sets[i]));
+    for (size_t p = 0; p < o->n_params; p++) {
+        cJSON *x = cJSON_CreateObject(), *v = cJSON_AddArrayToObject(x, "values");
+        cJSON_AddStringToObject(x, "path", o->params[p].path);
+        for (size_t i = 0; i < o->params[p].n; i++)
+            cJSON_AddItemToArray(v, cJSON_CreateString(o->params[p].value[i]));
+        cJSON_AddItemToArray(params, x);
+    }
+    cJSON_AddNumberToObject(j, "seeds", (double)o->seeds);
+    char seed[32];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)o->base_seed);
+    cJSON_AddStringToObject(j, "base_seed", seed); /* a string: 64 bits do not fit a double */
+    cJSON_AddStringToObject(j, "optimise", kpi_def(o->optimise)->name);
+    cJSON_AddBoolToObject(j, "maximise", o->maximise);
+    char *text = cJSON_Print(j), path[1200];
+    cJSON_Delete(j);
+    snprintf(path, sizeof path, "%s/sweep-plan.json", o->out_dir);
+    FILE *f = text ? fopen(path, "w") : NULL;
+    int ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
+    if (f)
+        ok &= fclose(f) == 0;
+    free(text);
+    if (!ok) {
+        snprintf(err, errlen, "%s: cannot write", path);
+        return -EIO;
+    }
+    return 0;
+}
+
+int sweep_run(const struct sweep_opts *o, FILE *out, char *err, size_t errlen)
+{
+    struct sweep sw;
+    int rc = sweep_init(&sw, o, out, err, errlen);
+    if (rc == 0)
+        rc = write_plan_json(o, err, errlen);
+    if (rc == 0) {
+        if (o->seeds > 1)
+            fprintf(out, "sweep: %zu combinations x %zu seeds, %d at a time, outputs in %s\n", sw.n,
+                    o->seeds, o->jobs, o->out_dir);
+        else
+            fprintf(out, "sweep: %zu combinations, %d at a time, outputs in %s\n", sw.n, o->jobs,
+                    o->out_dir);
+        run_all(&sw);
+        rc = sweep_finish(&sw, err, errlen);
+    }
+    sweep_free(&sw);
+    return rc;
+}
+
+/* s in single quotes for a POSIX shell ('\'' for a quote inside). */
+static void sh_quote(FILE *f, const char *s)
+{
+    fputc('\'', f);
+    for (; *s; s++) {
+        if (*s == '\'')
+            fputs("'\\''", f);
+        else
+            fputc(*s, f);
+    }
+    fputc('\'', f);
+}
+
+int sweep_plan(const struct sweep_opts *o, const char *plan_path, char *err, size_t errlen)
+{
+    struct sweep sw;
+    int rc = sweep_init(&sw, o, stdout, err, errlen);
+    if (rc == 0)
+        rc = write_plan_json(o, err, errlen);
+    FILE *f = rc == 0 ? fopen(plan_path, "w") : NULL;
+    if (rc == 0 && !f) {
+        snprintf(err, errlen, "%s: cannot write: %s", plan_path, strerror(errno));
+        rc = -errno;
+    }
+    for (size_t r = 0; f && r < sw.nr; r++) {
+        struct run_args ra;
+        if ((rc = run_args(o, r, &ra)) != 0)
+            break;
+        /* one line a run: its outputs, log and exit status next to the others' */
+        for (size_t a = 0; ra.argv[a]; a++) {
+            if (a)
+                fputc(' ', f);
+            sh_quote(f, ra.argv[a]);
+        }
+        fputs(" > ", f);
+        sh_quote(f, ra.log);
+        fputs(" 2>&1; echo $? > ", f);
+        sh_quote(f, ra.status);
+        fputc('\n', f);
+        free(ra.argv);
+    }
+    if (f && fclose(f) != 0 && rc == 0) {
+        snprintf(err, errlen, "%s: write error", plan_path);
+        rc = -EIO;
+    }
+    size_t nr = sw.nr;
+    sweep_free(&sw);
+    return rc ? rc : (int)nr;
+}
+
+/* The options of a sweep from dir/sweep-plan.json; the strings point into *doc (the caller
+ * frees it) and fixed (allocated). */
+static int read_plan_json(const char *dir, struct sweep_opts *o, cJSON **doc, const char ***fixed,
+                          char *err, size_t errlen)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/sweep-plan.json", dir);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "%s: cannot read: %s (not a sweep made with --plan?)", path,
+                 strerror(errno));
+        return -ENOENT;
+    }
+    char *buf = malloc(1 << 20);
+    size_t n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
+    fclose(f);
+    if (!buf)
+        return -ENOMEM;
+    buf[n] = '\0';
+    *doc = cJSON_Parse(buf);
+    free(buf);
+    const cJSON *j = *doc, *x;
+    const cJSON *exe = cJSON_GetObjectItemCaseSensitive(j, "exe"),
+                *sc = cJSON_GetObjectItemCaseSensitive(j, "scenario"),
+                *fx = cJSON_GetObjectItemCaseSensitive(j, "fixed"),
+                *ps = cJSON_GetObjectItemCaseSensitive(j, "params"),
+                *seeds = cJSON_GetObjectItemCaseSensitive(j, "seeds"),
+                *bs = cJSON_GetObjectItemCaseSensitive(j, "base_seed"),
+                *opt = cJSON_GetObjectItemCaseSensitive(j, "optimise"),
+                *mx = cJSON_GetObjectItemCaseSensitive(j, "maximise");
+    if (!cJSON_IsString(exe) || !cJSON_IsString(sc) || !cJSON_IsArray(fx) || !cJSON_IsArray(ps) ||
+        !cJSON_IsNumber(seeds) || !cJSON_IsString(bs) || !cJSON_IsString(opt) ||
+        !cJSON_IsBool(mx) || (o->optimise = kpi_find(opt->valuestring)) < 0) {
+        snprintf(err, errlen,
+                 "%s: not a sweep plan (exe, scenario, fixed, params, seeds, "
+                 "base_seed, optimise, maximise)",
+                 path);
+        return -EINVAL;
+    }
+    o->exe = exe->valuestring;
+    o->scenario = sc->valuestring;
+    o->seeds = (size_t)seeds->valuedouble;
+    o->base_seed = strtoull(bs->valuestring, NULL, 10);
+    o->maximise = cJSON_IsTrue(mx);
+    o->jobs = 1;
+    *fixed = calloc((size_t)cJSON_GetArraySize(fx) + 1, sizeof **fixed);
+    if (!*fixed)
+        return -ENOMEM;
+    cJSON_ArrayForEach(x, fx)
+    {
+        if (cJSON_IsString(x))
+            (*fixed)[o->n_fixed++] = x->valuestring;
+    }
+    o->fixed_sets = *fixed;
+    cJSON_ArrayForEach(x, ps)
+    {
+        const cJSON *p = cJSON_GetObjectItemCaseSensitive(x, "path"), *v;
+        if (o->n_params >= SWEEP_MAX_PARAMS || !cJSON_IsString(p))
+            break;
+        struct sweep_param *sp = &o->params[o->n_params++];
+        snprintf(sp->path, sizeof sp->path, "%s", p->valuestring);
+        cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(x, "values"))
+        {
+            if (cJSON_IsString(v) && sp->n < SWEEP_MAX_VALUES)
+                snprintf(sp->value[sp->n++], sizeof sp->value[0], "%s", v->valuestring);
+        }
+    }
+    return 0;
+}
+
+int sweep_collect(const char *dir, FILE *out, char *err, size_t errlen)
+{
+    static struct sweep_opts o; /* large (the values): not on the stack */
+    memset(&o, 0, sizeof o);
+    cJSON *doc = NULL;
+    const char **fixed = NULL;
+    struct sweep sw = {0};
+    o.out_dir = dir;
+    int rc = read_plan_json(dir, &o, &doc, &fixed, err, errlen);
+    if (rc == 0)
+        rc = sweep_init(&sw, &o, out, err, errlen);
+    if (rc == 0) {
+        fprintf(out, "sweep: collecting %zu runs from %s\n", sw.nr, dir);
+        for (size_t r = 0; r < sw.nr; r++) {
+            char name[64], path[1200];
+            run_name(&o, r, name, sizeof name);
+            snprintf(path, sizeof path, "%s/runs/%s.status", dir, name);
+            FILE *f = fopen(path, "r");
+            int code = -1;
+            if (!f || fscanf(f, "%d", &code) != 1)
+                code = -1; /* not run (yet), or it never got to write its status */
+            if (f)
+                fclose(f);
+            run_done(&sw, r, code, 0);
+        }
+        rc = sweep_finish(&sw, err, errlen);
+    }
+    sweep_free(&sw);
+    free(fixed);
+    cJSON_Delete(doc);
     return rc;
 }

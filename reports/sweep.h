@@ -8,11 +8,13 @@
 #define DERLOOP_SWEEP_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #define SWEEP_MAX_PARAMS 8
 #define SWEEP_MAX_VALUES 64
 #define SWEEP_MAX_RUNS   4096
+#define SWEEP_MAX_SEEDS  100
 
 struct sweep_param {
     char path[256]; /* a --set path, e.g. gateway.params.kp */
@@ -32,6 +34,11 @@ struct sweep_opts {
     int optimise;        /* enum kpi_id */
     int maximise;        /* 1 = the best is the largest value, 0 = the smallest */
     const char *gnuplot; /* NULL = from PATH */
+    /* Runs per combination: seeds > 1 runs each combination with --seed base_seed + i for i in
+     * [0, seeds) into runs/NNNN-sI/, and the tables give each KPI's mean and standard deviation;
+     * 0 or 1: one run at the scenario's own seed, into runs/NNNN/. */
+    size_t seeds;
+    uint64_t base_seed; /* the scenario's seed (with the fixed --set values) */
 };
 
 /* Parses "PATH=V1,V2,..." into p. Commas inside JSON brackets or strings do not separate
@@ -56,5 +63,15 @@ int sweep_check(const struct sweep_opts *o, FILE *out, char *err, size_t errlen)
  * and the error from its log; the tables are written all the same), -ENODATA when no run produced
  * the optimised KPI. */
 int sweep_run(const struct sweep_opts *o, FILE *out, char *err, size_t errlen);
+
+/* Instead of running: writes the runs as a job list to plan_path, one shell command line per
+ * run (`der-sim run ...` into its own runs/ directory, its log and exit status beside it), for
+ * GNU parallel (`parallel < FILE`, also over ssh) or any runner of command lines, and
+ * out_dir/sweep-plan.json, which sweep_collect reads. Returns the number of runs or -errno. */
+int sweep_plan(const struct sweep_opts *o, const char *plan_path, char *err, size_t errlen);
+
+/* After the job list ran: reads dir/sweep-plan.json and every run's outputs, and writes the same
+ * tables, plots and best line as sweep_run (same return values). */
+int sweep_collect(const char *dir, FILE *out, char *err, size_t errlen);
 
 #endif

@@ -93,6 +93,12 @@ static void usage_run(FILE *out)
           "  -s, --set PATH=VALUE   override a scenario value (e.g. gateway.params.kp=0.4)\n"
           "      --seed N           override the scenario's seed\n"
           "  -q, --quiet            no progress line\n"
+          "      --progress         the progress line even when stderr is not a terminal\n"
+          "      --sample D         timeseries.csv and decisions.csv: one row per site and D\n"
+          "                         (e.g. 1m: means, lowest and highest step), full (every\n"
+          "                         step) or auto (default: full up to 200000 steps, then 1m,\n"
+          "                         5m (a year), 15m or 1h, at most 120000 rows); the\n"
+          "                         KPIs see every step either way\n"
           "      --no-pin           tcp: do not pin the run to one CPU (pinning is ~3x faster)\n"
           "      --no-baseline      do not run the baseline (vs_baseline KPIs are null)\n"
           "      --no-plots         do not run gnuplot\n"
@@ -230,7 +236,12 @@ enum {
     OPT_NOREPORT,
     OPT_NOOPTIMUM,
     OPT_OPTBUDGET,
-    OPT_SPLITCMP
+    OPT_SPLITCMP,
+    OPT_SAMPLE,
+    OPT_PROGRESS,
+    OPT_SEEDS,
+    OPT_PLAN,
+    OPT_COLLECT
 };
 
 static int cmd_check(int argc, char **argv)
@@ -325,6 +336,26 @@ static int run_split_compare(const char *path, const struct load_opts *lo, const
     return 0;
 }
 
+/* --sample: "full" (every step), "auto" (the default: runner_default_sample_ms) or a
+ * duration. */
+static int parse_sample(const char *s, int64_t *ms)
+{
+    if (!strcmp(s, "full")) {
+        *ms = 0;
+        return 0;
+    }
+    if (!strcmp(s, "auto")) {
+        *ms = -1;
+        return 0;
+    }
+    if (duration_parse(s, ms) != 0 || *ms <= 0) {
+        fprintf(stderr,
+                "der-sim: --sample wants full, auto or a duration > 0 (e.g. 1m), got \"%s\"\n", s);
+        return -1;
+    }
+    return 0;
+}
+
 static int cmd_run(int argc, char **argv)
 {
     static const struct option opts[] = {{"transport", required_argument, NULL, 't'},
@@ -339,10 +370,14 @@ static int cmd_run(int argc, char **argv)
                                          {"no-optimum", no_argument, NULL, OPT_NOOPTIMUM},
                                          {"optimum-budget", required_argument, NULL, OPT_OPTBUDGET},
                                          {"split-compare", no_argument, NULL, OPT_SPLITCMP},
+                                         {"sample", required_argument, NULL, OPT_SAMPLE},
+                                         {"progress", no_argument, NULL, OPT_PROGRESS},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     struct load_opts lo = {0};
     int split_compare = 0;
+    int64_t sample_ms = -1;           /* -1: the scenario's default (runner_default_sample_ms) */
+    int quiet = 0, want_progress = 0; /* --quiet wins over --progress, whatever the order */
     struct experiment_opts eo = {.run = {.transport = RUNNER_TCP, .progress = isatty(2)},
                                  .optimum = {.budget_s = 600, .progress = optimum_progress}};
     struct runner_opts *ro = &eo.run;
@@ -373,8 +408,7 @@ static int cmd_run(int argc, char **argv)
                 return 2;
             break;
         case 'q':
-            ro->progress = 0;
-            eo.optimum.progress = NULL;
+            quiet = 1;
             break;
         case OPT_NOPIN:
             ro->no_pin = 1;
@@ -404,6 +438,13 @@ static int cmd_run(int argc, char **argv)
         case OPT_SPLITCMP:
             split_compare = 1;
             break;
+        case OPT_SAMPLE:
+            if (parse_sample(optarg, &sample_ms) != 0)
+                return 2;
+            break;
+        case OPT_PROGRESS:
+            want_progress = 1;
+            break;
         case 'h':
             usage_run(stdout);
             return 0;
@@ -416,6 +457,9 @@ static int cmd_run(int argc, char **argv)
         usage_run(stderr);
         return 2;
     }
+    ro->progress = !quiet && (want_progress || isatty(2));
+    if (!ro->progress)
+        eo.optimum.progress = NULL;
     struct scenario *sc;
     if (load(argv[optind], &lo, &sc) != 0)
         return 1;
@@ -433,6 +477,7 @@ static int cmd_run(int argc, char **argv)
         snprintf(dir, sizeof dir, "reports/%s/%.19s-%s", sc->name, stamp, tname);
     }
     ro->out_dir = dir;
+    ro->sample_ms = sample_ms >= 0 ? sample_ms : runner_default_sample_ms(sc);
     if (split_compare) {
         scenario_free(sc);
         return run_split_compare(argv[optind], &lo, dir, eo.no_plots);
@@ -441,6 +486,16 @@ static int cmd_run(int argc, char **argv)
             sc->name, (unsigned long long)sc->seed, sc->sha256, DERLOOP_COMMIT, tname);
     static struct experiment_result res; /* large: the expectations' texts */
     char err[1024];
+    /* Ctrl-C or SIGTERM stops the run within 256 steps, with events.log and kpis.json complete
+     * (the failure named); the optimum has its own budget */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART; /* the TCP transport's calls carry on; the runner checks the flag */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    ro->stop = &g_stop;
     int rc = experiment_run(sc, &eo, &res, err, sizeof err);
     if (rc != 0) {
         fprintf(stderr, "der-sim run: %s\n", err);
@@ -550,6 +605,16 @@ static void usage_sweep(FILE *out)
           "      --optimise KPI[:min|max]  the KPI that names the best combination (default\n"
           "                         net_cost; direction: the KPI's own, docs/kpis.md)\n"
           "  -o, --out DIR          output directory (default reports/<scenario>/sweep)\n"
+          "      --seeds N          run each combination N times, with the scenario's seed + "
+          "0..N-1:\n"
+          "                         the tables give each KPI's mean and standard deviation, and\n"
+          "                         the best line says when the runner-up is within the noise\n"
+          "      --plan FILE        run nothing: write the runs as a job list to FILE, one shell\n"
+          "                         command line per run, for `parallel < FILE` (GNU parallel,\n"
+          "                         also over ssh: docs/reports.md)\n"
+          "      --collect DIR      run nothing: read the runs a --plan job list wrote into DIR\n"
+          "                         and write the same tables, plots and best line (no SCENARIO\n"
+          "                         and no --set: DIR/sweep-plan.json has them)\n"
           "  -h, --help             this text\n",
           out);
 }
@@ -561,9 +626,13 @@ static int cmd_sweep(int argc, char **argv)
                                          {"optimise", required_argument, NULL, 'O'},
                                          {"optimize", required_argument, NULL, 'O'},
                                          {"out", required_argument, NULL, 'o'},
+                                         {"seeds", required_argument, NULL, OPT_SEEDS},
+                                         {"plan", required_argument, NULL, OPT_PLAN},
+                                         {"collect", required_argument, NULL, OPT_COLLECT},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     static struct sweep_opts so;
+    const char *plan = NULL, *collect = NULL;
     static const char *fixed[MAX_SETS];
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     so.jobs = cpus > 0 ? (int)cpus : 1;
@@ -627,6 +696,23 @@ static int cmd_sweep(int argc, char **argv)
         case 'o':
             out = optarg;
             break;
+        case OPT_SEEDS: {
+            char *end;
+            long n = strtol(optarg, &end, 10);
+            if (*end || n < 1 || n > SWEEP_MAX_SEEDS) {
+                fprintf(stderr, "der-sim sweep: --seeds wants 1..%d, got \"%s\"\n", SWEEP_MAX_SEEDS,
+                        optarg);
+                return 2;
+            }
+            so.seeds = (size_t)n;
+            break;
+        }
+        case OPT_PLAN:
+            plan = optarg;
+            break;
+        case OPT_COLLECT:
+            collect = optarg;
+            break;
         case 'h':
             usage_sweep(stdout);
             return 0;
@@ -634,6 +720,19 @@ static int cmd_sweep(int argc, char **argv)
             usage_sweep(stderr);
             return 2;
         }
+    }
+    if (collect) {
+        if (optind != argc || so.n_params || plan) {
+            fprintf(stderr, "der-sim sweep: --collect DIR takes no SCENARIO, --set or --plan: "
+                            "DIR/sweep-plan.json has them\n");
+            return 2;
+        }
+        int rc = sweep_collect(collect, stdout, err, sizeof err);
+        if (rc < 0 && rc != SWEEP_NO_BEST) {
+            fprintf(stderr, "der-sim sweep: %s\n", err);
+            return 1;
+        }
+        return 0;
     }
     if (optind != argc - 1 || !so.n_params) {
         usage_sweep(stderr);
@@ -650,9 +749,8 @@ static int cmd_sweep(int argc, char **argv)
         return 1;
     }
     char dir[1024], exe[1024];
-    if (out) {
-        snprintf(dir, sizeof dir, "%s", out);
-    } else {
+    {
+        /* the first combination: the default output directory and the seeds' base */
         struct load_opts lo = {0};
         for (size_t i = 0; i < so.n_fixed; i++)
             add_set(&lo, fixed[i]);
@@ -664,7 +762,11 @@ static int cmd_sweep(int argc, char **argv)
         struct scenario *sc;
         if (load(argv[optind], &lo, &sc) != 0)
             return 1;
-        snprintf(dir, sizeof dir, "reports/%s/sweep", sc->name);
+        if (out)
+            snprintf(dir, sizeof dir, "%s", out);
+        else
+            snprintf(dir, sizeof dir, "reports/%s/sweep", sc->name);
+        so.base_seed = sc->seed;
         scenario_free(sc);
     }
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -683,6 +785,16 @@ static int cmd_sweep(int argc, char **argv)
         }
     so.exe = exe;
     so.out_dir = dir;
+    if (plan) {
+        int n_runs = sweep_plan(&so, plan, err, sizeof err);
+        if (n_runs < 0) {
+            fprintf(stderr, "der-sim sweep: %s\n", err);
+            return 1;
+        }
+        printf("plan=%s runs=%d\nthen: parallel < %s && %s sweep --collect %s\n", plan, n_runs,
+               plan, exe, dir);
+        return 0;
+    }
     int rc = sweep_run(&so, stdout, err, sizeof err);
     if (rc < 0 && rc != SWEEP_NO_BEST) {
         fprintf(stderr, "der-sim sweep: %s\n", err);

@@ -35,6 +35,8 @@
 #define MAX_REPORTED 20 /* check failures described one by one in events.log */
 
 struct runner;
+struct sampler;
+static void sampler_free(struct sampler *m);
 
 struct rsite {
     struct runner *r;
@@ -72,6 +74,13 @@ struct runner {
      * name; other sites' rows leave it empty) */
     size_t n_bat;
     const char **bat_id;
+    /* a timeseries row's per-battery values (n_bat each) and its text (line_cap bytes) */
+    double *bsoc, *bp;
+    uint8_t *bhas;
+    const struct sim_asset **bat_of; /* [site * n_bat + j]: the site's battery of id j, or NULL */
+    char *line;
+    size_t line_cap;
+    struct sampler *smp; /* --sample: the aggregated rows (NULL: every step and cycle) */
 };
 
 static int64_t sim_now(void *ctx)
@@ -227,6 +236,12 @@ static void close_all(struct runner *r)
     free(r->ev_state);
     free(r->dm);
     free(r->bat_id);
+    free(r->bsoc);
+    free(r->bp);
+    free(r->bhas);
+    free(r->line);
+    free(r->bat_of);
+    sampler_free(r->smp);
 }
 
 /* Scenario events as they begin and end, with the same rule as site_step: at the first tick
@@ -292,40 +307,60 @@ static int collect_battery_ids(struct runner *r)
                 r->bat_id[r->n_bat++] = sc->assets[k].id;
         }
     }
+    size_t nb = r->n_bat ? r->n_bat : 1;
+    r->bsoc = calloc(nb, sizeof *r->bsoc);
+    r->bp = calloc(nb, sizeof *r->bp);
+    r->bhas = calloc(nb, 1);
+    r->line_cap = 1024 + (r->n_bat + 4) * 2 * (FMTNUM_MAX + 1) + SCN_ID_MAX;
+    r->line = malloc(r->line_cap);
+    r->bat_of = calloc(r->n * nb, sizeof *r->bat_of);
+    if (!r->bsoc || !r->bp || !r->bhas || !r->line || !r->bat_of)
+        return -ENOMEM;
+    /* each site's battery of each column, found once (not by name every step) */
+    for (size_t i = 0; i < r->n; i++)
+        for (size_t j = 0; j < r->n_bat; j++)
+            for (size_t k = 0; k < site_n_assets(r->s[i].site) && !r->bat_of[i * nb + j]; k++) {
+                const struct sim_asset *a = site_asset(r->s[i].site, k);
+                if (a->type == ASSET_BATTERY && !strcmp(a->cfg->id, r->bat_id[j]))
+                    r->bat_of[i * nb + j] = a;
+            }
     return 0;
 }
 
-/* ",soc,p_w" per column of r->bat_id: this site's battery of that id, or empty fields. */
-static void write_battery_columns(struct runner *r, struct rsite *rs)
-{
-    char cell[2 * FMTNUM_MAX + 4];
-    for (size_t j = 0; j < r->n_bat; j++) {
-        const struct sim_asset *bat = NULL;
-        for (size_t k = 0; k < site_n_assets(rs->site) && !bat; k++) {
-            const struct sim_asset *a = site_asset(rs->site, k);
-            if (a->type == ASSET_BATTERY && !strcmp(a->cfg->id, r->bat_id[j]))
-                bat = a;
-        }
-        char *p = cell;
-        *p++ = ',';
-        if (bat) {
-            const struct battery *m = &bat->m.battery;
-            p += fmt_fixed(p, m->p.capacity_wh > 0 ? m->energy_wh / m->p.capacity_wh : NAN, 6);
-            *p++ = ',';
-            p += fmt_fixed(p, m->power_w, 3);
-        } else {
-            *p++ = ',';
-        }
-        fwrite(cell, 1, (size_t)(p - cell), r->ts);
-    }
-}
+/* One site's timeseries.csv row before formatting: the numeric columns in file order (balance,
+ * SoC, battery setpoint and temperature, PV limit, EVSE current, boiler temperature, unserved),
+ * the states, and per column of r->bat_id this site's battery of that id (has 0: empty). */
+enum {
+    TS_GRID,
+    TS_LOAD,
+    TS_PV,
+    TS_BAT,
+    TS_EVSE,
+    TS_BOILER,
+    TS_SOC,
+    TS_BAT_SET,
+    TS_BAT_TEMP,
+    TS_PV_LIM,
+    TS_EV_A,
+    TS_BO_T,
+    TS_UNSERVED,
+    TS_N
+};
+struct ts_row {
+    double v[TS_N];
+    char ev_state;
+    const char *bo_state;
+    int islanded;
+};
 
-static void write_timeseries(struct runner *r, struct rsite *rs, int64_t t)
+/* Fills row and, per column j of r->bat_id, soc[j], p[j], has[j]. */
+static void timeseries_values(struct runner *r, struct rsite *rs, struct ts_row *row, double *soc,
+                              double *p, uint8_t *has)
 {
     struct site_balance b = site_balance(rs->site);
     double soc_e = 0, cap = 0, bat_set = 0, bat_temp = NAN, pv_lim = NAN, ev_a = NAN, bo_t = NAN;
-    char ev_state = '-';
-    const char *bo_state = "-";
+    row->ev_state = '-';
+    row->bo_state = "-";
     for (size_t k = 0; k < site_n_assets(rs->site); k++) {
         const struct sim_asset *a = site_asset(rs->site, k);
         switch (a->type) {
@@ -341,44 +376,342 @@ static void write_timeseries(struct runner *r, struct rsite *rs, int64_t t)
                 pv_lim = a->m.pv.limit_pct;
             break;
         case ASSET_EVSE:
-            if (ev_state == '-') {
-                ev_state = a->m.evse.state;
+            if (row->ev_state == '-') {
+                row->ev_state = a->m.evse.state;
                 ev_a = a->m.evse.current_a;
             }
             break;
         case ASSET_BOILER:
             if (isnan(bo_t)) {
                 bo_t = a->m.boiler.temp_c;
-                bo_state = opstate_name(a->m.boiler.op.state);
+                row->bo_state = opstate_name(a->m.boiler.op.state);
             }
             break;
         default:
             break;
         }
     }
-    /* fmt_fixed instead of fprintf: this line is written every tick of every site */
-    char line[512], *p = line;
-    const double v[] = {
-        b.grid_w, b.load_w, b.pv_w, b.battery_w, b.evse_w, b.boiler_w, cap > 0 ? soc_e / cap : NAN,
-        bat_set,  bat_temp, pv_lim};
-    p += fmt_fixed(p, t / 1000.0, 3);
-    *p++ = ',';
-    p += snprintf(p, SCN_ID_MAX + 1, "%s", site_cfg(rs->site)->id);
-    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
-        *p++ = ',';
-        p += fmt_fixed(p, v[i], i == 6 ? 6 : 3); /* SoC with 6 decimals, watts with 3 */
+    const double v[TS_N] = {
+        b.grid_w, b.load_w, b.pv_w, b.battery_w, b.evse_w, b.boiler_w,  cap > 0 ? soc_e / cap : NAN,
+        bat_set,  bat_temp, pv_lim, ev_a,        bo_t,     b.unserved_w};
+    memcpy(row->v, v, sizeof v);
+    row->islanded = b.islanded;
+    const struct sim_asset **bat_of = r->bat_of + (size_t)(rs - r->s) * r->n_bat;
+    for (size_t j = 0; j < r->n_bat; j++) {
+        const struct sim_asset *bat = bat_of[j];
+        has[j] = bat != NULL;
+        if (bat) {
+            const struct battery *m = &bat->m.battery;
+            soc[j] = m->p.capacity_wh > 0 ? m->energy_wh / m->p.capacity_wh : NAN;
+            p[j] = m->power_w;
+        }
     }
-    *p++ = ',';
-    *p++ = ev_state;
-    *p++ = ',';
-    p += fmt_fixed(p, ev_a, 3);
-    p += snprintf(p, 16, ",%s,", bo_state);
-    p += fmt_fixed(p, bo_t, 3);
-    p += snprintf(p, 4, ",%d,", b.islanded);
-    p += fmt_fixed(p, b.unserved_w, 3);
-    fwrite(line, 1, (size_t)(p - line), r->ts);
-    write_battery_columns(r, rs);
-    fputc('\n', r->ts);
+}
+
+/* Formats a row (without the newline) into r->line: time, site, the columns of ts_row, and
+ * ",soc,p_w" per column of r->bat_id (empty fields where has[j] is 0). */
+static size_t timeseries_format(struct runner *r, struct rsite *rs, int64_t t,
+                                const struct ts_row *row, const double *soc, const double *p,
+                                const uint8_t *has)
+{
+    char *line = r->line;
+    /* fmt_fixed instead of fprintf: this line is written every tick of every site */
+    char *q = line;
+    q += fmt_fixed(q, t / 1000.0, 3);
+    *q++ = ',';
+    q += snprintf(q, SCN_ID_MAX + 1, "%s", site_cfg(rs->site)->id);
+    for (size_t i = 0; i <= TS_PV_LIM; i++) {
+        *q++ = ',';
+        q += fmt_fixed(q, row->v[i], i == TS_SOC ? 6 : 3); /* SoC with 6 decimals, watts 3 */
+    }
+    *q++ = ',';
+    *q++ = row->ev_state;
+    *q++ = ',';
+    q += fmt_fixed(q, row->v[TS_EV_A], 3);
+    q += snprintf(q, 16, ",%s,", row->bo_state);
+    q += fmt_fixed(q, row->v[TS_BO_T], 3);
+    q += snprintf(q, 4, ",%d,", row->islanded);
+    q += fmt_fixed(q, row->v[TS_UNSERVED], 3);
+    for (size_t j = 0; j < r->n_bat; j++) {
+        *q++ = ',';
+        if (has[j]) {
+            q += fmt_fixed(q, soc[j], 6);
+            *q++ = ',';
+            q += fmt_fixed(q, p[j], 3);
+        } else {
+            *q++ = ',';
+        }
+    }
+    return (size_t)(q - line);
+}
+
+/* ---- --sample: aggregated rows -------------------------------------------------------------
+ * One row per site and interval of o->sample_ms, aligned to the run's start, written when the
+ * interval's last tick ends (time_s: the end of that tick). timeseries.csv: the mean of every
+ * numeric column over the interval's ticks (the states as at its last tick, islanded 1 when the
+ * site was islanded at any of them), then the tick count and the lowest and highest step of grid
+ * and battery power (per battery too): an oscillation faster than the interval shows there.
+ * decisions.csv: the interval's last cycle (time, strategy, setpoints, clamps) with the means of
+ * the numeric fields over its cycles (NaN ignored), dropped summed, then the cycle count, the
+ * cycles with a clamp, and the lowest and highest grid_w and raw_w. The KPIs never read these
+ * files (reports/measure.c sees every step), so sampling changes no KPI. */
+enum {
+    DEC_GRID,
+    DEC_SOC,
+    DEC_BAT,
+    DEC_PV,
+    DEC_TARGET,
+    DEC_ERR,
+    DEC_P,
+    DEC_I,
+    DEC_D,
+    DEC_RAW,
+    DEC_N
+};
+
+struct ts_acc {
+    int64_t n;
+    double sum[TS_N], gmin, gmax, bmin, bmax;
+    struct ts_row last;
+    int islanded;
+    double *soc, *p, *pmin, *pmax; /* per column of r->bat_id */
+    uint8_t *has;
+};
+
+struct dec_acc {
+    uint64_t cycles, clamped;
+    double sum[DEC_N], gmin, gmax, rmin, rmax;
+    uint32_t cnt[DEC_N];
+    unsigned long dropped;
+    struct decision *last; /* the interval's last cycle (the parts decision_csv_row reads) */
+};
+
+struct sampler {
+    size_t n_sites, n_bat;
+    struct ts_acc *ts;
+    struct dec_acc *dec;
+};
+
+static void sampler_free(struct sampler *m)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; m->ts && i < m->n_sites; i++) {
+        free(m->ts[i].soc);
+        free(m->ts[i].has);
+        free(m->dec[i].last);
+    }
+    free(m->ts);
+    free(m->dec);
+    free(m);
+}
+
+static void ts_acc_reset(struct ts_acc *a, size_t n_bat)
+{
+    a->n = 0;
+    memset(a->sum, 0, sizeof a->sum);
+    a->gmin = a->bmin = INFINITY;
+    a->gmax = a->bmax = -INFINITY;
+    a->islanded = 0;
+    for (size_t j = 0; j < n_bat; j++) {
+        a->soc[j] = a->p[j] = 0;
+        a->pmin[j] = INFINITY;
+        a->pmax[j] = -INFINITY;
+    }
+}
+
+static void dec_acc_reset(struct dec_acc *a)
+{
+    struct decision *last = a->last;
+    memset(a, 0, sizeof *a);
+    a->last = last;
+    a->gmin = a->rmin = INFINITY;
+    a->gmax = a->rmax = -INFINITY;
+}
+
+static int sampler_new(struct runner *r)
+{
+    struct sampler *m = calloc(1, sizeof *m);
+    if (!m)
+        return -ENOMEM;
+    r->smp = m;
+    m->n_sites = r->n;
+    m->n_bat = r->n_bat;
+    m->ts = calloc(r->n ? r->n : 1, sizeof *m->ts);
+    m->dec = calloc(r->n ? r->n : 1, sizeof *m->dec);
+    if (!m->ts || !m->dec)
+        return -ENOMEM;
+    size_t nb = r->n_bat ? r->n_bat : 1;
+    for (size_t i = 0; i < r->n; i++) {
+        struct ts_acc *a = &m->ts[i];
+        a->soc = calloc(4 * nb, sizeof *a->soc);
+        a->has = calloc(nb, 1);
+        m->dec[i].last = calloc(1, sizeof *m->dec[i].last);
+        if (!a->soc || !a->has || !m->dec[i].last)
+            return -ENOMEM;
+        a->p = a->soc + nb;
+        a->pmin = a->p + nb;
+        a->pmax = a->pmin + nb;
+        ts_acc_reset(a, r->n_bat);
+        dec_acc_reset(&m->dec[i]);
+    }
+    return 0;
+}
+
+static void sampler_timeseries(struct runner *r, size_t i)
+{
+    struct ts_acc *a = &r->smp->ts[i];
+    timeseries_values(r, &r->s[i], &a->last, r->bsoc, r->bp, r->bhas);
+    const double *v = a->last.v;
+    for (size_t c = 0; c < TS_N; c++)
+        a->sum[c] += v[c];
+    a->gmin = fmin(a->gmin, v[TS_GRID]);
+    a->gmax = fmax(a->gmax, v[TS_GRID]);
+    a->bmin = fmin(a->bmin, v[TS_BAT]);
+    a->bmax = fmax(a->bmax, v[TS_BAT]);
+    a->islanded |= a->last.islanded;
+    for (size_t j = 0; j < r->n_bat; j++) {
+        a->has[j] = r->bhas[j];
+        if (!r->bhas[j])
+            continue;
+        a->soc[j] += r->bsoc[j];
+        a->p[j] += r->bp[j];
+        a->pmin[j] = fmin(a->pmin[j], r->bp[j]);
+        a->pmax[j] = fmax(a->pmax[j], r->bp[j]);
+    }
+    a->n++;
+}
+
+static void sampler_decision(struct runner *r, size_t i, const struct decision *dm)
+{
+    struct dec_acc *a = &r->smp->dec[i];
+    const double v[DEC_N] = {dm->grid_w,  dm->soc, dm->battery_w, dm->pv_w, dm->target_w,
+                             dm->error_w, dm->p_w, dm->i_w,       dm->d_w,  dm->raw_w};
+    for (size_t c = 0; c < DEC_N; c++) {
+        if (isnan(v[c]))
+            continue;
+        a->sum[c] += v[c];
+        a->cnt[c]++;
+    }
+    if (!isnan(dm->grid_w)) {
+        a->gmin = fmin(a->gmin, dm->grid_w);
+        a->gmax = fmax(a->gmax, dm->grid_w);
+    }
+    if (!isnan(dm->raw_w)) {
+        a->rmin = fmin(a->rmin, dm->raw_w);
+        a->rmax = fmax(a->rmax, dm->raw_w);
+    }
+    a->cycles++;
+    a->clamped += dm->n_clamps > 0 || dm->clamps_dropped > 0;
+    a->dropped += dm->requests_dropped + dm->clamps_dropped;
+    /* only what decision_csv_row reads: a whole struct decision is kilobytes */
+    struct decision *l = a->last;
+    l->now_ms = dm->now_ms;
+    memcpy(l->strategy, dm->strategy, sizeof l->strategy);
+    l->n_assets = dm->n_assets;
+    memcpy(l->asset, dm->asset, dm->n_assets * sizeof dm->asset[0]);
+    l->n_clamps = dm->n_clamps;
+    memcpy(l->clamp, dm->clamp, dm->n_clamps * sizeof dm->clamp[0]);
+}
+
+/* ",V" with 3 decimals; an empty set of values (inf) is nan. */
+static char *put_extreme(char *q, double v)
+{
+    *q++ = ',';
+    return q + fmt_fixed(q, isinf(v) ? NAN : v, 3);
+}
+
+static void sampler_flush_site(struct runner *r, size_t i, int64_t t1)
+{
+    struct sampler *m = r->smp;
+    struct ts_acc *a = &m->ts[i];
+    if (a->n > 0) {
+        struct ts_row row = a->last;
+        for (size_t c = 0; c < TS_N; c++)
+            row.v[c] = a->sum[c] / (double)a->n;
+        row.islanded = a->islanded;
+        for (size_t j = 0; j < r->n_bat; j++) {
+            r->bhas[j] = a->has[j];
+            r->bsoc[j] = a->soc[j] / (double)a->n;
+            r->bp[j] = a->p[j] / (double)a->n;
+        }
+        size_t n = timeseries_format(r, &r->s[i], t1, &row, r->bsoc, r->bp, r->bhas);
+        char *q = r->line + n;
+        q += snprintf(q, 24, ",%lld", (long long)a->n);
+        q = put_extreme(q, a->gmin);
+        q = put_extreme(q, a->gmax);
+        q = put_extreme(q, a->bmin);
+        q = put_extreme(q, a->bmax);
+        for (size_t j = 0; j < r->n_bat; j++) {
+            if (a->has[j]) {
+                q = put_extreme(q, a->pmin[j]);
+                q = put_extreme(q, a->pmax[j]);
+            } else {
+                *q++ = ',';
+                *q++ = ',';
+            }
+        }
+        *q++ = '\n';
+        fwrite(r->line, 1, (size_t)(q - r->line), r->ts);
+        ts_acc_reset(a, r->n_bat);
+    }
+    struct dec_acc *d = &m->dec[i];
+    if (d->cycles > 0) {
+        struct decision *l = d->last;
+        double *mean[DEC_N] = {&l->grid_w,  &l->soc, &l->battery_w, &l->pv_w, &l->target_w,
+                               &l->error_w, &l->p_w, &l->i_w,       &l->d_w,  &l->raw_w};
+        for (size_t c = 0; c < DEC_N; c++)
+            *mean[c] = d->cnt[c] ? d->sum[c] / d->cnt[c] : NAN;
+        l->requests_dropped = (unsigned)d->dropped;
+        l->clamps_dropped = 0;
+        char row[8192];
+        int n = decision_csv_row(l, row, sizeof row - 160);
+        if (n > 0) {
+            char *q = row + n - 1; /* over the newline */
+            q += snprintf(q, 48, ",%llu,%llu", (unsigned long long)d->cycles,
+                          (unsigned long long)d->clamped);
+            q = put_extreme(q, d->gmin);
+            q = put_extreme(q, d->gmax);
+            q = put_extreme(q, d->rmin);
+            q = put_extreme(q, d->rmax);
+            *q++ = '\n';
+            *q = '\0';
+            fprintf(r->dec, "%s,%s", site_cfg(r->s[i].site)->id, row);
+        }
+        dec_acc_reset(d);
+    }
+}
+
+/* After tick k (ending at t1): the rows of an interval that ends here (or of the last tick). */
+static void sampler_tick_end(struct runner *r, int64_t k, int64_t ticks, int64_t t1, int64_t step)
+{
+    int64_t ms = r->o->sample_ms;
+    if (k + 1 < ticks && (t1 - 1) / ms == (t1 + step - 1) / ms)
+        return;
+    for (size_t i = 0; i < r->n; i++)
+        sampler_flush_site(r, i, t1);
+}
+
+int64_t runner_default_sample_ms(const struct scenario *sc)
+{
+    static const int64_t choice_ms[] = {60000, 300000, 900000, 3600000};
+    int64_t step = sc->step_ms > 0 ? sc->step_ms : 1;
+    if (sc->duration_ms / step <= RUNNER_FULL_RATE_MAX_TICKS)
+        return 0;
+    size_t i = 0;
+    while (i + 1 < sizeof choice_ms / sizeof choice_ms[0] &&
+           sc->duration_ms / choice_ms[i] > RUNNER_SAMPLED_MAX_ROWS)
+        i++;
+    return choice_ms[i];
+}
+
+static void write_timeseries(struct runner *r, struct rsite *rs, int64_t t)
+{
+    struct ts_row row;
+    timeseries_values(r, rs, &row, r->bsoc, r->bp, r->bhas);
+    size_t n = timeseries_format(r, rs, t, &row, r->bsoc, r->bp, r->bhas);
+    r->line[n++] = '\n';
+    fwrite(r->line, 1, n, r->ts);
 }
 
 /* The gateway's view of every register it polls must equal the simulator's image right after
@@ -559,9 +892,17 @@ static void write_headers(struct runner *r)
                    "boiler_state,boiler_temp_c,islanded,unserved_w");
     for (size_t k = 0; k < r->n_bat; k++)
         fprintf(r->ts, ",soc_%s,p_%s_w", r->bat_id[k], r->bat_id[k]);
+    if (r->smp) {
+        fputs(",ticks,grid_w_min,grid_w_max,battery_w_min,battery_w_max", r->ts);
+        for (size_t k = 0; k < r->n_bat; k++)
+            fprintf(r->ts, ",p_%s_w_min,p_%s_w_max", r->bat_id[k], r->bat_id[k]);
+    }
     fputc('\n', r->ts);
     char row[8192];
-    decision_csv_header(row, sizeof row);
+    int n = decision_csv_header(row, sizeof row);
+    if (r->smp && n > 0)
+        snprintf(row + n - 1, sizeof row - (size_t)n + 1,
+                 ",cycles,clamped_cycles,grid_w_min,grid_w_max,raw_w_min,raw_w_max\n");
     fprintf(r->dec, "site,%s", row);
     fprintf(r->ev, "t=0.000 event=run_start scenario=%s seed=%llu sha256=%s sites=%zu\n", sc->name,
             (unsigned long long)sc->seed, sc->sha256, sc->n_sites);
@@ -606,13 +947,18 @@ static int cycle_sites(struct runner *r, int64_t k, int64_t t1, char *err, size_
             r->res->cycles++;
             if (ob && ob->cycle)
                 ob->cycle(ob->ctx, i, r->dm);
-            if (decision_csv_row(r->dm, row, sizeof row) > 0)
+            if (r->smp)
+                sampler_decision(r, i, r->dm);
+            else if (decision_csv_row(r->dm, row, sizeof row) > 0)
                 fprintf(r->dec, "%s,%s", site_cfg(rs->site)->id, row);
             if (o->hook && o->hook->after_cycle)
                 o->hook->after_cycle(o->hook->ctx, i, rs->ctl, t1);
             check_view(r, rs, t1);
         }
-        write_timeseries(r, rs, t1);
+        if (r->smp)
+            sampler_timeseries(r, i);
+        else
+            write_timeseries(r, rs, t1);
     }
     return 0;
 }
@@ -630,9 +976,17 @@ static int run_ticks(struct runner *r, char *err, size_t errlen)
         int rc = headend_loop_tick(r->hl, t, t1, err, errlen);
         if (rc || (rc = cycle_sites(r, k, t1, err, errlen)) != 0)
             return rc;
+        if (r->smp)
+            sampler_tick_end(r, k, ticks, t1, step);
         if (ob && ob->tick_done)
             ob->tick_done(ob->ctx, t1, step);
-        if (r->o->progress && (k & 255) == 0) {
+        if (r->o->stop && *r->o->stop && (k & 255) == 0) {
+            snprintf(err, errlen, "interrupted at t=%.0f s", (double)t1 / 1000.0);
+            return -EINTR;
+        }
+        if (r->o->on_progress && (k & 255) == 0)
+            r->o->on_progress(r->o->progress_ctx, k, ticks);
+        else if (r->o->progress && (k & 255) == 0) {
             int64_t now_us = rtclock_monotonic_us();
             if (now_us - last_us > 500000) {
                 progress(r, k, ticks, r->t0_us, 0);
@@ -661,7 +1015,9 @@ static void end_run(struct runner *r)
             r->now_ms / 1000.0, (long long)res->ticks, (unsigned long long)res->cycles,
             (unsigned long long)res->setpoint_writes, res->check_failures, res->view_mismatches);
     res->wall_s = (rtclock_monotonic_us() - r->t0_us) / 1e6;
-    if (r->o->progress)
+    if (r->o->on_progress)
+        r->o->on_progress(r->o->progress_ctx, res->ticks, res->ticks);
+    else if (r->o->progress)
         progress(r, res->ticks, res->ticks, r->t0_us, 1);
 }
 
@@ -671,6 +1027,12 @@ static int close_run(struct runner *r, int rc, char *err, size_t errlen)
     const struct runner_opts *o = r->o;
     if (r->hook_started && o->hook->stop)
         o->hook->stop(o->hook->ctx);
+    if (rc != 0 && r->ev) { /* events.log says how it ended, whatever happened */
+        fprintf(r->ev, "t=%.3f event=run_failed error=\"", r->now_ms / 1000.0);
+        for (const char *c = err; *c; c++)
+            fputc(*c == '"' || *c == '\n' ? '\'' : *c, r->ev);
+        fputs("\"\n", r->ev);
+    }
     close_all(r);
     int io = 0;
     if (r->ts)
@@ -712,6 +1074,8 @@ int runner_run(const struct scenario *sc, const struct runner_opts *o, struct ru
         rc = start_run(&r, err, errlen);
     if (rc == 0)
         rc = collect_battery_ids(&r);
+    if (rc == 0 && o->sample_ms > 0 && (rc = sampler_new(&r)) != 0)
+        snprintf(err, errlen, "out of memory");
     if (rc == 0) {
         write_headers(&r);
         rc = run_ticks(&r, err, errlen);

@@ -10,6 +10,7 @@
 #ifndef DERLOOP_RUNNER_H
 #define DERLOOP_RUNNER_H
 
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -72,7 +73,26 @@ struct runner_opts {
     int no_pin;          /* tcp: do not pin the process to one CPU (see runner.c) */
     const struct runner_hook *hook;         /* NULL = none */
     const struct runner_observer *observer; /* NULL = none */
+    /* timeseries.csv and decisions.csv: one row per site and interval of this length (means,
+     * the lowest and highest step of grid and battery power; runner.c, "--sample"), 0 = every
+     * step and every cycle. The observer sees every step either way. */
+    int64_t sample_ms;
+    /* called every 256 steps and after the last (tick of ticks), when set (e.g.
+     * reports/progress.h); the run's own progress line is then not printed */
+    void (*on_progress)(void *ctx, int64_t tick, int64_t ticks);
+    void *progress_ctx;
+    /* when set and non-zero (e.g. by SIGINT), the run stops within 256 steps with -EINTR, and
+     * events.log still ends with its run_failed line */
+    const volatile sig_atomic_t *stop;
 };
+
+/* The default sample_ms of a scenario (`--sample auto`): every step up to
+ * RUNNER_FULL_RATE_MAX_TICKS ticks (two days at 1 s: about 50 MB of CSVs with the baseline's),
+ * beyond the shortest of 1 min, 5 min, 15 min and 1 h that gives at most RUNNER_SAMPLED_MAX_ROWS
+ * rows per site (a month at 1 s: 1 min; a year: 5 min, about 80 MB with the baseline's). */
+#define RUNNER_FULL_RATE_MAX_TICKS 200000
+#define RUNNER_SAMPLED_MAX_ROWS    120000
+int64_t runner_default_sample_ms(const struct scenario *sc);
 
 struct runner_result {
     char digest[65];          /* SHA-256 of the three output files */
