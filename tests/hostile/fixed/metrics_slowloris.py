@@ -18,7 +18,7 @@ from dersim import DerSim, ROOT, BUILD, check  # noqa: E402
 
 GATEWAY = os.path.join(ROOT, BUILD, "bin", "der-gateway")
 CONNS = int(os.environ.get("CONNS", "16"))
-HOLD = float(os.environ.get("HOLD", "6"))
+HOLD = float(os.environ.get("HOLD", "4"))
 
 
 def free_port():
