@@ -132,10 +132,10 @@ def cluster():
 
 def raw(port, data, wait=1.0):
     s = socket.create_connection(("127.0.0.1", port), timeout=wait)
+    out = b""
     try:
-        s.sendall(data)
+        s.sendall(data)  # may be reset mid-way: the server refused before reading it all
         s.shutdown(socket.SHUT_WR)
-        out = b""
         while True:
             chunk = s.recv(65536)
             if not chunk:
