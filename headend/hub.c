@@ -1976,6 +1976,8 @@ const char *hub_node_id(const struct hub *h)
 size_t hub_cluster_take(struct hub *h, char (*ids)[STORE_ID_MAX], size_t max)
 {
     size_t n = h->n_announce < max ? h->n_announce : max;
+    if (n == 0) /* announce may be NULL: memcpy from NULL is undefined even for 0 bytes */
+        return 0;
     memcpy(ids, h->announce, n * sizeof(*ids));
     memmove(h->announce, h->announce + n, (h->n_announce - n) * sizeof(*ids));
     h->n_announce -= n;

@@ -955,6 +955,12 @@ static int cmd_inventory(int argc, char **argv)
         return 1;
     char err[1024];
     int rc = 0;
+    if (shard_n && (size_t)shard_k > sc->n_sites) { /* site i goes to i % N + 1: none here */
+        fprintf(stderr, "der-sim: --shard %d/%d: shard %d holds no site: %s has %zu sites\n",
+                shard_k, shard_n, shard_k, argv[optind], sc->n_sites);
+        scenario_free(sc);
+        return 1;
+    }
     if (out && !shard_n) {
         rc = sim_inventory_write(sc, out, err, sizeof err);
     } else {

@@ -543,10 +543,14 @@ int gwmetrics_listen(struct gwmetrics *m, const char *listen, int *port, char *e
             goto bad_host;
     }
     /* a scrape every few seconds from one or two Prometheus servers: a few connections, one
-     * thread, a short timeout */
+     * thread, a short timeout. The timeout is per idle gap, so a client that trickles a byte
+     * every few seconds holds its slot for as long as it likes: at most 8 slots per client
+     * address, so slow clients on one host cannot lock the Prometheus host out
+     * (tests/hostile/FINDINGS.md, 21) */
     m->d = MHD_start_daemon(flags, (uint16_t)p, NULL, NULL, on_request, m, MHD_OPTION_SOCK_ADDR,
-                            (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, 16,
-                            MHD_OPTION_CONNECTION_TIMEOUT, 10, MHD_OPTION_END);
+                            (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, 64,
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, 8, MHD_OPTION_CONNECTION_TIMEOUT,
+                            10, MHD_OPTION_END);
     if (!m->d) {
         snprintf(err, errlen, "--metrics-listen %s: cannot listen (the port is taken?)", listen);
         return -EADDRINUSE;

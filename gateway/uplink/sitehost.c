@@ -145,6 +145,25 @@ int sitehost_add(struct sitehost *h, const char *path, char *err, size_t errlen)
         rc = -EINVAL;
         goto fail;
     }
+    /* estop.json and desired-config.json in the spool directory are one site's: a second
+     * site there would start with the first one's stop and pushed policy (and a release of
+     * either would delete both), so each site needs its own (trailing slashes aside) */
+    for (size_t i = 0; s->ucfg.spool_dir[0] && i < h->n; i++) {
+        const char *a = s->ucfg.spool_dir, *b = h->s[i]->ucfg.spool_dir;
+        size_t la = strlen(a), lb = strlen(b);
+        while (la > 1 && a[la - 1] == '/')
+            la--;
+        while (lb > 1 && b[lb - 1] == '/')
+            lb--;
+        if (la == lb && !strncmp(a, b, la)) {
+            snprintf(err, errlen,
+                     "%s: uplink.spool_dir \"%s\" is also the spool of %s (its estop.json and "
+                     "desired-config.json belong to one site)",
+                     path, a, h->s[i]->path);
+            rc = -EINVAL;
+            goto fail;
+        }
+    }
     if (h->o.headend)
         snprintf(s->ucfg.target, sizeof s->ucfg.target, "%s", h->o.headend);
     if (h->o.legacy)

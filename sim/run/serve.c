@@ -297,6 +297,14 @@ int serve_run(const struct scenario *sc, const struct serve_opts *o, volatile si
         rc = -EINVAL;
         goto out;
     }
+    if (o->shard_n > 0 && (size_t)o->shard_k > sc->n_sites) { /* site i goes to i % N + 1 */
+        log_event(LOG_ERROR,
+                  "event=start_failed shard=%d/%d fleet=%zu error=\"shard %d holds no site: the "
+                  "fleet has %zu sites\"",
+                  o->shard_k, o->shard_n, sc->n_sites, o->shard_k, sc->n_sites);
+        rc = -EINVAL;
+        goto out;
+    }
     size_t served = 0;
     for (size_t i = 0; i < sc->n_sites; i++) {
         if (!serve_in_shard(i, o->shard_k, o->shard_n))
