@@ -518,11 +518,7 @@ static int post_dispatch(struct hub *h, const char *who, const char *body, size_
     const struct inv_site *s = NULL;
     const char *group = NULL;
     int rc = 0;
-    if (jg && !cJSON_IsNull(jg) && ((ja && !cJSON_IsNull(ja)) || (js && !cJSON_IsNull(js)))) {
-        /* the whole group's mw to one site or asset is not a reading to guess at */
-        rc = error(r, 400, "group_id", "group_id with %s: give one target",
-                   ja && !cJSON_IsNull(ja) ? "asset_id" : "site_id");
-    } else if (ja && !cJSON_IsNull(ja)) {
+    if (ja && !cJSON_IsNull(ja)) {
         if (!cJSON_IsString(ja))
             rc = error(r, 400, "asset_id", "asset_id must be a string");
         else if (ident_valid(ja->valuestring, strlen(ja->valuestring), why, sizeof(why)) < 0)
