@@ -531,6 +531,9 @@ void kpi_markdown(FILE *f)
           "and kpis.json.\n"
           "- `expectations`: every expectation of the scenario with its bounds, value and "
           "result.\n"
-          "- `notes`: why a KPI is 0 or null when that is not obvious (no prices, no baseline).\n",
+          "- `notes`: why a KPI is 0 or null when that is not obvious (no prices, no baseline).\n"
+          "- `failure`: only when a phase failed: `error` and `phase` (run, baseline, optimum); "
+          "the\n  KPIs are then those of the steps that ran, and events.log ends with "
+          "`event=run_failed`.\n",
           f);
 }

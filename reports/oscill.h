@@ -1,9 +1,9 @@
 /* oscill: how much a site's control loop oscillates, measured while the run runs (the
  * oscillation KPIs of kpi.h). Per site, the grid power (its RMS around the strategy's target, and
- * its spectrum: the power itself, whose mean never counts) is cut into fixed windows aligned to the run's start and each window's spectrum (a plain DFT,
- * libm only) gives its dominant period and amplitude; the batteries' final setpoints are followed
- * for direction reversals. A pure function of what is fed in, in order. oscill_new returns an
- * accumulator the caller owns (oscill_free). */
+ * its spectrum: the power itself, whose mean never counts) is cut into fixed windows aligned to the
+ * run's start and each window's spectrum (a plain DFT, libm only) gives its dominant period and
+ * amplitude; the batteries' final setpoints are followed for direction reversals. A pure function
+ * of what is fed in, in order. oscill_new returns an accumulator the caller owns (oscill_free). */
 #ifndef DERLOOP_OSCILL_H
 #define DERLOOP_OSCILL_H
 
