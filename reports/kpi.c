@@ -114,6 +114,16 @@ static const struct kpi_def table[KPI_COUNT] = {
                                   "circuit breakers that opened (per unit)"},
     [KPI_MODBUS_BREAKER_REJECTS] = {"modbus_breaker_rejects", "count", 0, KPI_LOWER,
                                     "requests refused by an open breaker (nothing sent)"},
+    [KPI_TELEMETRY_DROPPED] = {"telemetry_dropped", "count", 0, KPI_LOWER,
+                               "telemetry messages the gateways' uplinks dropped (memory queue "
+                               "full, gateway.uplink.queue_len) between the start and the end of "
+                               "each headend_outage, summed over the outages and the sites: the "
+                               "figure of events.log's headend_outage_end lines (an outage still "
+                               "under way at the end counts to the end). Outside outages nothing "
+                               "is counted: the runner waits for the uplinks to drain before an "
+                               "outage, so the count does not depend on how fast the machine "
+                               "sends. Null without a headend in the loop (no `headend` object, "
+                               "and the baseline)"},
     [KPI_EV_ENERGY_DELIVERED_KWH] = {"ev_energy_delivered_kwh", "kWh", 3, KPI_HIGHER,
                                      "energy the chargers delivered to cars"},
     [KPI_EV_ENERGY_REQUESTED_KWH] = {"ev_energy_requested_kwh", "kWh", 3, KPI_NEUTRAL,
