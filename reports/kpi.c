@@ -280,13 +280,18 @@ static const struct kpi_def table[KPI_COUNT] = {
     [KPI_FIELD_BATTERY_CORR] = {"field_battery_corr", "1", 4, KPI_HIGHER,
                                 "correlation of simulated and recorded battery power"},
     [KPI_FIELD_OSC_PERIOD_S] = {"field_osc_period_s", "s", 1, KPI_NEUTRAL,
-                                "the recorded grid power's oscillation: its samples (as "
-                                "recorded, not resampled) are cut into the 5-minute windows of "
-                                "grid_osc_period_s (at least 16 samples, evenly spaced); the mean "
-                                "dominant period over the windows in the band (null when none "
-                                "is). A record sampled slower than the oscillation shows it "
-                                "aliased; field_replay_osc_* sample the replay the same way, so "
-                                "the two compare like with like"},
+                                "the recorded grid power's oscillation: its samples are "
+                                "resampled onto the record's median interval (the lower middle "
+                                "of an even count) from its first sample on, linearly between "
+                                "the two samples around each instant (none where those are more "
+                                "than two intervals apart: a gap), and cut into the 5-minute "
+                                "windows of grid_osc_period_s (at least 16 samples, a window "
+                                "with a gap left out); the mean dominant period over the windows "
+                                "in the band (null when none is). An evenly sampled record is "
+                                "analysed as recorded. A record sampled slower than the "
+                                "oscillation shows it aliased; field_replay_osc_* sample and "
+                                "resample the replay the same way, so the two compare like with "
+                                "like"},
     [KPI_FIELD_OSC_AMPLITUDE_W] = {"field_osc_amplitude_w", "W", 1, KPI_NEUTRAL,
                                    "the mean dominant amplitude of the recorded grid power over "
                                    "the same windows (0 for a window out of the band); null "
@@ -294,7 +299,7 @@ static const struct kpi_def table[KPI_COUNT] = {
     [KPI_FIELD_REPLAY_OSC_PERIOD_S] = {"field_replay_osc_period_s", "s", 1, KPI_NEUTRAL,
                                        "field_osc_period_s of the replay's grid power taken at "
                                        "the record's sample times (the end of the first step at "
-                                       "or after each)"},
+                                       "or after each), resampled as the record"},
     [KPI_FIELD_REPLAY_OSC_AMPLITUDE_W] = {"field_replay_osc_amplitude_w", "W", 1, KPI_NEUTRAL,
                                           "field_osc_amplitude_w of the replay at the record's "
                                           "sample times"},

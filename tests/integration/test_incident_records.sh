@@ -5,7 +5,8 @@
 # command and must give the checked-in import byte for byte (the CSV path with --tz, and the
 # store-export path with its dispatches and uplink outage); each incident scenario must be its
 # import plus the documented edits only; the recorded incidents reproduce (the expired dispatch,
-# the oscillation) and their fixes remove them; one digest twice and on both transports; the
+# the oscillation, also in the record's own oscillation KPIs) and their fixes remove them (the
+# spool's: no telemetry_dropped); one digest twice and on both transports; the
 # report overlays the record and draws the site's clock. Recording itself is not run here (it
 # takes 11 minutes of real time).
 set -euo pipefail
@@ -94,6 +95,8 @@ run --no-report --transport inproc --out "$tmp/qf" scenarios/incidents/headend-o
   || fail "$(cat "$tmp/qf.out")"
 grep -qxF 't=39601.000 event=headend_outage_end telemetry_dropped=0' "$tmp/qf/events.log" \
   || fail "spool fix: $(grep headend "$tmp/qf/events.log")"
+grep -q '^expect telemetry_dropped = 0 count (eq 0 ± 0.5): PASS$' "$tmp/qf.out" \
+  || fail "spool fix: no telemetry_dropped KPI: $(cat "$tmp/qf.out")"
 
 # 4. the recorded oscillation: reproduced (its expectations), fixed, the overlay and the clock
 O=scenarios/incidents/shop-oscillation.json
@@ -103,6 +106,8 @@ run --no-report --transport inproc --out "$tmp/o3" $O > "$tmp/o3.out"
 [ "$(digest "$tmp/o1.out")" = "$(digest "$tmp/o2.out")" ] && [ "$(digest "$tmp/o1.out")" = "$(digest "$tmp/o3.out")" ] \
   || fail "oscillation digests differ: $(digest "$tmp/o1.out") $(digest "$tmp/o2.out") $(digest "$tmp/o3.out")"
 grep -q '^expect grid_osc_amplitude_w = .*PASS$' "$tmp/o1.out" || fail "$(cat "$tmp/o1.out")"
+# the record (10 to 11 s apart) resampled onto its median interval has an oscillation figure
+grep -q '^expect field_osc_period_s = [0-9.]* s .*PASS$' "$tmp/o1.out" || fail "$(cat "$tmp/o1.out")"
 grep -q 'Time in Europe/Berlin UTC+01:00' "$tmp/o1/report.html" || fail "no site clock in report.html"
 grep -q '"name":"grid, field"' "$tmp/o1/report.html" || fail "no field overlay in report.html"
 run --no-report --transport inproc --out "$tmp/of" ${O%.json}-fixed.json > "$tmp/of.out" || fail "$(cat "$tmp/of.out")"
