@@ -248,9 +248,9 @@ void fidelity_step(struct fidelity *f, int64_t t_ms, const double sim[FID_COUNT]
     }
 }
 
-/* The oscillation of samples x at times t (as recorded): 5-minute windows of at least
- * OSC_MIN_SAMPLES evenly spaced samples (within 1 %), each one's dominant component; the mean
- * amplitude (0 out of the band) and the mean in-band period. */
+/* The oscillation of samples x at times t, evenly spaced (resample): 5-minute windows of at least
+ * OSC_MIN_SAMPLES evenly spaced samples (within 1 %: a window with a gap is left out), each
+ * one's dominant component; the mean amplitude (0 out of the band) and the mean in-band period. */
 static void record_oscillation(const int64_t *t, const double *x, size_t n, double *period_s,
                                double *amplitude_w)
 {
@@ -280,17 +280,83 @@ static void record_oscillation(const int64_t *t, const double *x, size_t n, doub
     *period_s = pn ? psum / pn : NAN;
 }
 
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median interval of times t[0..n) (n >= 2; the lower middle of an even count): 0 when out
+ * of memory. */
+static int64_t median_interval(const int64_t *t, size_t n)
+{
+    int64_t *d = malloc((n - 1) * sizeof *d);
+    if (!d)
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        d[i - 1] = t[i] - t[i - 1];
+    qsort(d, n - 1, sizeof *d, cmp_i64);
+    int64_t m = d[(n - 2) / 2];
+    free(d);
+    return m;
+}
+
+/* Resamples x (at times t[0..n)) onto t[0] + k dt, k = 0, 1, ... up to t[n-1]: linear between the
+ * two record samples around each instant, and no sample where those are more than 2 dt apart (a
+ * gap in the record: record_oscillation then leaves its window out). A record that is already
+ * even comes out unchanged. Returns the number of samples written to rt and rx (room for
+ * (t[n-1] - t[0]) / dt + 1). */
+static size_t resample(const int64_t *t, const double *x, size_t n, int64_t dt, int64_t *rt,
+                       double *rx)
+{
+    size_t m = 0, i = 0;
+    for (int64_t u = t[0]; u <= t[n - 1]; u += dt) {
+        while (i + 1 < n && t[i + 1] <= u)
+            i++;
+        if (t[i] == u) {
+            rt[m] = u, rx[m++] = x[i];
+        } else if (i + 1 < n && t[i + 1] - t[i] <= 2 * dt) {
+            double a = (double)(u - t[i]) / (double)(t[i + 1] - t[i]);
+            rt[m] = u, rx[m++] = x[i] + a * (x[i + 1] - x[i]);
+        }
+    }
+    return m;
+}
+
+/* The oscillation of the record and of the replay at the record's instants. A real gateway's
+ * telemetry comes every 10 or 11 s, never exactly evenly, and a DFT wants even samples: both
+ * series are resampled onto the record's median interval first (resample), the same way, so
+ * the replay aliases a fast oscillation exactly as the record does. */
+static void field_oscillation(const struct fseries *g, const double *replay, struct kpi_set *k)
+{
+    size_t n = g->done;
+    if (n < 2)
+        return;
+    int64_t dt = median_interval(g->t, n);
+    if (dt <= 0)
+        return;
+    size_t cap = (size_t)((g->t[n - 1] - g->t[0]) / dt) + 1;
+    int64_t *rt = malloc(cap * sizeof *rt);
+    double *rx = malloc(cap * sizeof *rx), *ry = malloc(cap * sizeof *ry);
+    if (rt && rx && ry) {
+        size_t m = resample(g->t, g->v, n, dt, rt, rx);
+        resample(g->t, replay, n, dt, rt, ry);
+        record_oscillation(rt, rx, m, &k->v[KPI_FIELD_OSC_PERIOD_S],
+                           &k->v[KPI_FIELD_OSC_AMPLITUDE_W]);
+        record_oscillation(rt, ry, m, &k->v[KPI_FIELD_REPLAY_OSC_PERIOD_S],
+                           &k->v[KPI_FIELD_REPLAY_OSC_AMPLITUDE_W]);
+    }
+    free(rt);
+    free(rx);
+    free(ry);
+}
+
 void fidelity_result(const struct fidelity *f, struct kpi_set *k)
 {
     k->v[KPI_FIELD_OSC_PERIOD_S] = k->v[KPI_FIELD_OSC_AMPLITUDE_W] = NAN;
     k->v[KPI_FIELD_REPLAY_OSC_PERIOD_S] = k->v[KPI_FIELD_REPLAY_OSC_AMPLITUDE_W] = NAN;
-    const struct fseries *g = f ? &f->s[FID_GRID_W] : NULL;
-    if (g && g->done) {
-        record_oscillation(g->t, g->v, g->done, &k->v[KPI_FIELD_OSC_PERIOD_S],
-                           &k->v[KPI_FIELD_OSC_AMPLITUDE_W]);
-        record_oscillation(g->t, f->replay_grid, g->done, &k->v[KPI_FIELD_REPLAY_OSC_PERIOD_S],
-                           &k->v[KPI_FIELD_REPLAY_OSC_AMPLITUDE_W]);
-    }
+    if (f)
+        field_oscillation(&f->s[FID_GRID_W], f->replay_grid, k);
     for (int i = 0; i < FID_COUNT; i++) {
         double *v = &k->v[KPI_FIELD_FIRST + 3 * i];
         v[0] = v[1] = v[2] = NAN;

@@ -4,8 +4,9 @@
  * where a cell is empty), and each recorded sample is compared with the replay's grid power,
  * SoC and battery power at the end of the first step at or after it: RMSE, bias and correlation
  * (the field_* KPIs of kpi.h); and the recorded grid power's oscillation against the replay's
- * taken at the same instants (field_osc_*, field_replay_osc_*). fidelity_open returns an object
- * the caller owns (fidelity_free). */
+ * taken at the same instants (field_osc_*, field_replay_osc_*), both resampled onto the record's
+ * median interval first (a real gateway's telemetry is not evenly spaced; the rule is in kpi.c).
+ * fidelity_open returns an object the caller owns (fidelity_free). */
 #ifndef DERLOOP_FIDELITY_H
 #define DERLOOP_FIDELITY_H
 

@@ -114,6 +114,16 @@ static const struct kpi_def table[KPI_COUNT] = {
                                   "circuit breakers that opened (per unit)"},
     [KPI_MODBUS_BREAKER_REJECTS] = {"modbus_breaker_rejects", "count", 0, KPI_LOWER,
                                     "requests refused by an open breaker (nothing sent)"},
+    [KPI_TELEMETRY_DROPPED] = {"telemetry_dropped", "count", 0, KPI_LOWER,
+                               "telemetry messages the gateways' uplinks dropped (memory queue "
+                               "full, gateway.uplink.queue_len) between the start and the end of "
+                               "each headend_outage, summed over the outages and the sites: the "
+                               "figure of events.log's headend_outage_end lines (an outage still "
+                               "under way at the end counts to the end). Outside outages nothing "
+                               "is counted: the runner waits for the uplinks to drain before an "
+                               "outage, so the count does not depend on how fast the machine "
+                               "sends. Null without a headend in the loop (no `headend` object, "
+                               "and the baseline)"},
     [KPI_EV_ENERGY_DELIVERED_KWH] = {"ev_energy_delivered_kwh", "kWh", 3, KPI_HIGHER,
                                      "energy the chargers delivered to cars"},
     [KPI_EV_ENERGY_REQUESTED_KWH] = {"ev_energy_requested_kwh", "kWh", 3, KPI_NEUTRAL,
@@ -270,13 +280,18 @@ static const struct kpi_def table[KPI_COUNT] = {
     [KPI_FIELD_BATTERY_CORR] = {"field_battery_corr", "1", 4, KPI_HIGHER,
                                 "correlation of simulated and recorded battery power"},
     [KPI_FIELD_OSC_PERIOD_S] = {"field_osc_period_s", "s", 1, KPI_NEUTRAL,
-                                "the recorded grid power's oscillation: its samples (as "
-                                "recorded, not resampled) are cut into the 5-minute windows of "
-                                "grid_osc_period_s (at least 16 samples, evenly spaced); the mean "
-                                "dominant period over the windows in the band (null when none "
-                                "is). A record sampled slower than the oscillation shows it "
-                                "aliased; field_replay_osc_* sample the replay the same way, so "
-                                "the two compare like with like"},
+                                "the recorded grid power's oscillation: its samples are "
+                                "resampled onto the record's median interval (the lower middle "
+                                "of an even count) from its first sample on, linearly between "
+                                "the two samples around each instant (none where those are more "
+                                "than two intervals apart: a gap), and cut into the 5-minute "
+                                "windows of grid_osc_period_s (at least 16 samples, a window "
+                                "with a gap left out); the mean dominant period over the windows "
+                                "in the band (null when none is). An evenly sampled record is "
+                                "analysed as recorded. A record sampled slower than the "
+                                "oscillation shows it aliased; field_replay_osc_* sample and "
+                                "resample the replay the same way, so the two compare like with "
+                                "like"},
     [KPI_FIELD_OSC_AMPLITUDE_W] = {"field_osc_amplitude_w", "W", 1, KPI_NEUTRAL,
                                    "the mean dominant amplitude of the recorded grid power over "
                                    "the same windows (0 for a window out of the band); null "
@@ -284,7 +299,7 @@ static const struct kpi_def table[KPI_COUNT] = {
     [KPI_FIELD_REPLAY_OSC_PERIOD_S] = {"field_replay_osc_period_s", "s", 1, KPI_NEUTRAL,
                                        "field_osc_period_s of the replay's grid power taken at "
                                        "the record's sample times (the end of the first step at "
-                                       "or after each)"},
+                                       "or after each), resampled as the record"},
     [KPI_FIELD_REPLAY_OSC_AMPLITUDE_W] = {"field_replay_osc_amplitude_w", "W", 1, KPI_NEUTRAL,
                                           "field_osc_amplitude_w of the replay at the record's "
                                           "sample times"},

@@ -56,6 +56,7 @@ enum kpi_id {
     KPI_MODBUS_RETRIES,
     KPI_MODBUS_BREAKER_OPENS,
     KPI_MODBUS_BREAKER_REJECTS,
+    KPI_TELEMETRY_DROPPED, /* the uplinks' telemetry lost while the headend was gone */
     KPI_EV_ENERGY_DELIVERED_KWH,
     KPI_EV_ENERGY_REQUESTED_KWH,
     KPI_EV_SHORTFALL_KWH,
@@ -198,6 +199,9 @@ void kpi_acc_site_totals(struct kpi_acc *a, const struct kpi_site_totals *t);
 void kpi_acc_bus(struct kpi_acc *a, const struct bus_stats *st);
 void kpi_acc_counters(struct kpi_acc *a, uint64_t writes, uint64_t cycles, unsigned checks,
                       unsigned view_mismatches);
+/* The telemetry messages the gateways' uplinks dropped during headend outages (the runner's
+ * runner_telemetry_dropped); NaN, the default, when no headend was in the loop. */
+void kpi_acc_telemetry_dropped(struct kpi_acc *a, double dropped);
 void kpi_acc_result(const struct kpi_acc *a, struct kpi_set *out); /* optimum KPIs null */
 
 /* Fills the KPI_VS_* entries of run from run and base (formulas in the table). */

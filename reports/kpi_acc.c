@@ -78,6 +78,7 @@ struct kpi_acc *kpi_acc_new(size_t n_sites, double soc_floor, double soc_ceiling
     a->soc_ceiling = soc_ceiling;
     a->v[KPI_SOC_MIN] = NAN;
     a->v[KPI_SOC_MAX] = NAN;
+    a->v[KPI_TELEMETRY_DROPPED] = NAN; /* no headend in the loop until told */
     return a;
 }
 
@@ -313,6 +314,11 @@ void kpi_acc_counters(struct kpi_acc *a, uint64_t writes, uint64_t cycles, unsig
     a->v[KPI_GATEWAY_CYCLES] = (double)cycles;
     a->v[KPI_CHECK_FAILURES] = checks;
     a->v[KPI_VIEW_MISMATCHES] = view_mismatches;
+}
+
+void kpi_acc_telemetry_dropped(struct kpi_acc *a, double dropped)
+{
+    a->v[KPI_TELEMETRY_DROPPED] = dropped;
 }
 
 static double ratio_left(double part, double whole)

@@ -285,6 +285,7 @@ static void on_finish(void *ctx, struct runner *r, const struct runner_result *r
     }
     kpi_acc_counters(m->kpi, res->setpoint_writes, res->cycles, res->check_failures,
                      res->view_mismatches);
+    kpi_acc_telemetry_dropped(m->kpi, runner_telemetry_dropped(r));
     if (m->o.no_optimum)
         optimum_kpi_skip(m->opt, m->o.no_optimum);
     else

@@ -85,6 +85,7 @@ struct headend_loop {
     int span;            /* 0, or the EVENT_HEADEND_* under way */
     int64_t span_end_ms; /* scenario time */
     uint64_t dropped0;   /* the uplinks' telemetry_dropped when the outage began */
+    uint64_t dropped;    /* over the outages that ended (KPI telemetry_dropped) */
     struct late late[MAX_LATE];
     size_t n_late;
 };
@@ -554,7 +555,7 @@ static int late_dispatch(struct headend_loop *h, struct hsite *s, const struct e
     return 0;
 }
 
-static uint64_t telemetry_dropped(struct headend_loop *h)
+static uint64_t telemetry_dropped(const struct headend_loop *h)
 {
     uint64_t n = 0;
     for (size_t i = 0; i < h->n; i++) {
@@ -690,10 +691,12 @@ static int span_end(struct headend_loop *h, int64_t now_ms, char *err, size_t er
     h->span = 0;
     if ((rc = wait_uplinks(h, 'r', err, errlen)))
         return rc;
-    if (outage)
+    if (outage) {
+        uint64_t n = telemetry_dropped(h) - h->dropped0;
+        h->dropped += n;
         fprintf(h->ev, "t=%.3f event=headend_outage_end telemetry_dropped=%llu\n", now_ms / 1000.0,
-                (unsigned long long)(telemetry_dropped(h) - h->dropped0));
-    else
+                (unsigned long long)n);
+    } else
         fprintf(h->ev, "t=%.3f event=headend_freeze_end\n", now_ms / 1000.0);
     for (size_t i = 0; i < h->n_late; i++) {
         struct late *l = &h->late[i];
@@ -780,6 +783,18 @@ void headend_loop_after_cycle(struct headend_loop *h, size_t site, const struct 
         }
     if (s->up)
         uplink_publish(s->up, controller_image(s->ctl), dm, now_ms);
+}
+
+double headend_loop_telemetry_dropped(const struct headend_loop *h)
+{
+    if (!h || h->child <= 0)
+        return NAN;
+    uint64_t n = h->dropped;
+    /* an outage under way: the uplinks are disconnected, so what they dropped so far is what
+     * the scenario did, not how fast they send */
+    if (h->span == EVENT_HEADEND_OUTAGE)
+        n += telemetry_dropped(h) - h->dropped0;
+    return (double)n;
 }
 
 void headend_loop_free(struct headend_loop *h)

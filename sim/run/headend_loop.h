@@ -46,6 +46,10 @@ int headend_loop_tick(struct headend_loop *h, int64_t t, int64_t now_ms, char *e
 void headend_loop_after_cycle(struct headend_loop *h, size_t site, const struct decision *dm,
                               int64_t now_ms);
 
+/* The telemetry messages the uplinks dropped during headend_outage spans (the ended ones, and
+ * the one under way); NaN without a headend in the loop. The KPI telemetry_dropped. */
+double headend_loop_telemetry_dropped(const struct headend_loop *h);
+
 void headend_loop_free(struct headend_loop *h);
 
 #endif

@@ -803,6 +803,11 @@ int runner_bus_stats(const struct runner *r, size_t i, struct bus_stats *st)
     return 0;
 }
 
+double runner_telemetry_dropped(const struct runner *r)
+{
+    return headend_loop_telemetry_dropped(r->hl);
+}
+
 void runner_event(struct runner *r, const char *line)
 {
     fprintf(r->ev, "t=%.3f %s\n", r->now_ms / 1000.0, line);

@@ -62,6 +62,9 @@ size_t runner_n_sites(const struct runner *r);
 struct site *runner_site(struct runner *r, size_t i);
 /* The register bus statistics of site i's gateway; 0, or -ENOENT when it has no bus. */
 int runner_bus_stats(const struct runner *r, size_t i, struct bus_stats *st);
+/* The telemetry the gateways' uplinks dropped during headend outages (headend_loop.h); NaN
+ * when the run has no headend in the loop. */
+double runner_telemetry_dropped(const struct runner *r);
 /* A line in events.log at the current simulated time ("t=SECONDS " and the text). */
 void runner_event(struct runner *r, const char *line);
 

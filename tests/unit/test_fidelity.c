@@ -1,6 +1,7 @@
 /* Unit tests for reports/fidelity.c: a field CSV read with empty cells and a missing series,
  * interpolated between its samples and nowhere outside them, RMSE, bias and correlation against
- * a simulated series, and the errors naming the file and line. */
+ * a simulated series, the oscillation of a record with jittered timestamps (resampled onto its
+ * median interval), and the errors naming the file and line. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include <CUnit/CUnit.h>
 
 #include "reports/fidelity.h"
+#include "reports/oscill.h"
 
 static char *write_csv(const char *text)
 {
@@ -61,6 +63,76 @@ static void test_read_and_compare(void)
     CU_ASSERT(isnan(k.v[KPI_FIELD_GRID_RMSE_W]));
 }
 
+/* A record of grid_w = 1000 sin(2 pi t / 60 s) at the instants t_ms[0..n) (the replay the same),
+ * and its field_osc_* KPIs. */
+static void osc_of_record(const int64_t *t_ms, size_t n, struct kpi_set *k)
+{
+    static char text[64 * 1024];
+    size_t len = (size_t)snprintf(text, sizeof text, "time,grid_w\n");
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(text + len, sizeof text - len, "%.3f,%.6f\n", t_ms[i] / 1000.0,
+                                1000 * sin(2 * M_PI * (double)t_ms[i] / 60000.0));
+    struct scenario sc;
+    memset(&sc, 0, sizeof sc);
+    char *p = write_csv(text);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    struct fidelity *f;
+    char err[256];
+    CU_ASSERT_EQUAL_FATAL(fidelity_open(&sc, p, &f, err, sizeof err), 0);
+    unlink(p);
+    for (size_t i = 0; i < n; i++) { /* the replay at each recorded instant: the record */
+        double sim[FID_COUNT] = {fidelity_field_at(f, FID_GRID_W, t_ms[i]), NAN, NAN};
+        fidelity_step(f, t_ms[i], sim);
+    }
+    fidelity_result(f, k);
+    fidelity_free(f);
+}
+
+static void test_oscillation_jittered(void)
+{
+    /* a real gateway's telemetry: every 10 or 11 s (a fixed pattern), 10 minutes */
+    static const int gaps[] = {10000, 11000, 10000, 10000, 11000, 10000, 11000};
+    int64_t t[80];
+    size_t n = 0;
+    for (int64_t u = 0; u < 600000; u += gaps[n % 7])
+        t[n++] = u;
+    struct kpi_set k;
+    osc_of_record(t, n, &k);
+    /* resampled at the median 10 s: the 60 s sinusoid in both 5-minute windows */
+    CU_ASSERT_DOUBLE_EQUAL(k.v[KPI_FIELD_OSC_PERIOD_S], 60, 60 * 0.03);
+    CU_ASSERT_DOUBLE_EQUAL(k.v[KPI_FIELD_OSC_AMPLITUDE_W], 1000, 1000 * 0.1);
+    CU_ASSERT_DOUBLE_EQUAL(k.v[KPI_FIELD_REPLAY_OSC_PERIOD_S], k.v[KPI_FIELD_OSC_PERIOD_S], 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(k.v[KPI_FIELD_REPLAY_OSC_AMPLITUDE_W], k.v[KPI_FIELD_OSC_AMPLITUDE_W],
+                           1e-9);
+    double period = k.v[KPI_FIELD_OSC_PERIOD_S], amp = k.v[KPI_FIELD_OSC_AMPLITUDE_W];
+    osc_of_record(t, n, &k); /* deterministic */
+    CU_ASSERT_EQUAL(k.v[KPI_FIELD_OSC_PERIOD_S], period);
+    CU_ASSERT_EQUAL(k.v[KPI_FIELD_OSC_AMPLITUDE_W], amp);
+
+    /* an even record is analysed as recorded: the windows' own DFT */
+    n = 0;
+    for (int64_t u = 0; u < 600000; u += 10000)
+        t[n++] = u;
+    osc_of_record(t, n, &k);
+    double x[30], p0, a0, p1, a1;
+    for (int w = 0; w < 2; w++) {
+        for (int i = 0; i < 30; i++)
+            x[i] = 1000 * sin(2 * M_PI * (w * 300 + i * 10) / 60.0);
+        CU_ASSERT(oscill_dominant(x, 30, 10, w ? &p1 : &p0, w ? &a1 : &a0) >= OSC_LOWEST_CYCLES);
+    }
+    CU_ASSERT_DOUBLE_EQUAL(k.v[KPI_FIELD_OSC_PERIOD_S], (p0 + p1) / 2, 1e-6); /* CSV digits */
+    CU_ASSERT_DOUBLE_EQUAL(k.v[KPI_FIELD_OSC_AMPLITUDE_W], (a0 + a1) / 2, 1e-3);
+
+    /* a gap of more than two intervals in each window: no window, no figure */
+    n = 0;
+    for (int64_t u = 0; u < 600000; u += 10000)
+        if (u % 300000 != 150000 && u % 300000 != 160000 && u % 300000 != 170000)
+            t[n++] = u;
+    osc_of_record(t, n, &k);
+    CU_ASSERT(isnan(k.v[KPI_FIELD_OSC_PERIOD_S]));
+    CU_ASSERT(isnan(k.v[KPI_FIELD_OSC_AMPLITUDE_W]));
+}
+
 static void test_errors(void)
 {
     struct scenario sc;
@@ -89,4 +161,6 @@ void test_register_fidelity(void)
     CU_pSuite s = CU_add_suite("fidelity", NULL, NULL);
     CU_add_test(s, "field CSV: interpolation, RMSE, bias, correlation", test_read_and_compare);
     CU_add_test(s, "field CSV: errors name the file and line", test_errors);
+    CU_add_test(s, "field CSV: jittered record resampled for the oscillation",
+                test_oscillation_jittered);
 }

@@ -11,10 +11,14 @@ way an engineer gets them, and `der-sim import` turns them into the replay, one 
                          -> records/shop-oscillation.csv -> records/shop-oscillation/
   ttl          (10 min)  the uplink cut for 3 min through a relay while two dispatches are sent
                          -> `der-headend export` -> records/ttl-export/ -> records/ttl/
+  spool        (6 min)   the uplink cut for 3 min on a gateway that keeps 8 telemetry messages
+                         (queue_len 8): the oldest are dropped
+                         -> `der-headend export` -> records/spool-export/
+                         -> records/kiosk-headend-outage-spool/
 
-Usage: make-records.py oscillation|ttl|all   (from any directory; needs a built tree);
+Usage: make-records.py oscillation|ttl|spool|all   (from any directory; needs a built tree);
 RECORDS_DIR=DIR writes into DIR instead of over the checked-in records.
-Real time: run the two at once (`all` does) and it takes about 11 minutes. Not part of make
+Real time: run the three at once (`all` does) and it takes about 11 minutes. Not part of make
 test: tests/integration/test_incident_records.sh re-imports what this wrote (fast).
 Only 127.0.0.1; everything started is stopped on any exit."""
 
@@ -137,7 +141,7 @@ def post(http, body):
         print("dispatch %s: %s" % (body, r.read().decode()[:200]))
 
 
-def field_system(tmp, scenario, site, target=None):
+def field_system(tmp, scenario, site, target=None, uplink=None):
     """serve + headend (SQLite) + gateway; returns (sim, headend, gateway, db, http, t_from)."""
     sim = DerSim(scenario)
     inv = os.path.join(tmp, "inventory.json")
@@ -154,7 +158,7 @@ def field_system(tmp, scenario, site, target=None):
     port = target(grpc_port) if target else grpc_port
     cfg["uplink"] = {"target": "127.0.0.1:%d" % port, "telemetry_period": "10s",
                      "keepalive_time": "1s", "keepalive_timeout": "1s",
-                     "backoff_initial": "200ms", "backoff_max": "2s"}
+                     "backoff_initial": "200ms", "backoff_max": "2s", **(uplink or {})}
     path = os.path.join(tmp, site + ".json")
     with open(path, "w") as f:
         json.dump(cfg, f)
@@ -243,14 +247,53 @@ def ttl(tmp):
          OUT + "/ttl-export/records.csv"])
 
 
+def spool(tmp):
+    """The uplink cut for 3 minutes on a gateway whose memory queue holds 8 telemetry messages
+    (2 devices every 10 s: 40 s of telemetry): at the reconnect the headend gets the last 8,
+    the rest is lost (the gateway logs event=telemetry_dropped)."""
+    relay = []
+
+    def via_relay(port):
+        relay.append(Relay(port))
+        return relay[0].port
+
+    sim, he, gw, db, http, inv, t_from = field_system(tmp, REL + "/field-spool.json", "kiosk",
+                                                      via_relay, {"queue_len": 8})
+    t0 = time.monotonic()
+
+    def at(s):
+        time.sleep(max(0.0, t0 + s - time.monotonic()))
+
+    at(80)
+    relay[0].cut()
+    print("uplink cut")
+    at(260)
+    relay[0].restore()
+    print("uplink restored")
+    at(340)
+    gw.stop()
+    he.stop()
+    sim.kill()
+    with open(os.path.join(tmp, "gateway-kiosk.log"), errors="replace") as f:
+        drops = [ln.strip() for ln in f if "event=telemetry_dropped" in ln]
+    print("gateway: %d telemetry_dropped lines%s"
+          % (len(drops), (": " + drops[-1]) if drops else ""))
+    t_to = int(time.time() * 1000)
+    export(tmp, db, inv, "kiosk", t_from, t_to, os.path.join(OUT, "spool-export"))
+    run([DERSIM, "import", "--site-json", OUT + "/spool-export/site.json", "--name",
+         "kiosk-headend-outage-spool", "--out", OUT + "/kiosk-headend-outage-spool",
+         OUT + "/spool-export/records.csv"])
+
+
 def main():
     which = sys.argv[1] if len(sys.argv) > 1 else "all"
     if which == "all":
-        ps = [subprocess.Popen([sys.executable, __file__, w]) for w in ("oscillation", "ttl")]
+        ps = [subprocess.Popen([sys.executable, __file__, w])
+              for w in ("oscillation", "ttl", "spool")]
         return max(p.wait() for p in ps)
     tmp = tempfile.mkdtemp(prefix="derloop-records-")
     try:
-        {"oscillation": oscillation, "ttl": ttl}[which](tmp)
+        {"oscillation": oscillation, "ttl": ttl, "spool": spool}[which](tmp)
         return 0
     finally:
         for p in procs:
