@@ -307,18 +307,14 @@ static int validate(void *ctx, uint16_t addr, uint16_t n, const uint16_t *values
     }
     /* Writable enumerated points the simulator only stores still take only their symbols
      * (or "not implemented"), as a device would. */
-    for (size_t k = 0; k < st->n_models; k++) {
-        const struct sunspec_model *m = sunspec_model_find(st->layout[k].id);
-        uint32_t moff = st->layout[k].start - img->start;
-        for (uint16_t i = 2; m && i < m->n_points; i++) {
-            const struct sunspec_point *p = &m->points[i];
-            if (!p->writable || !takes_symbols(p) || !overlaps(moff + p->offset, p->size, lo, hi))
-                continue;
-            int64_t raw;
-            int rc = sunspec_read_raw(p, st->scratch + moff, &raw);
-            if (rc == 0 && !sunspec_symbol_name(p, (uint32_t)raw))
-                return 3;
-        }
+    for (size_t k = 0; k < st->n_symw; k++) {
+        const struct regmap_symw *w = &st->symw[k];
+        if (!overlaps(w->off, w->p->size, lo, hi))
+            continue;
+        int64_t raw;
+        int rc = sunspec_read_raw(w->p, st->scratch + w->off - w->p->offset, &raw);
+        if (rc == 0 && !sunspec_symbol_name(w->p, (uint32_t)raw))
+            return 3;
     }
     for (size_t i = 0; i < st->n_ctl; i++) {
         struct regmap_resolved *r = &st->res[st->ctl[i]];
@@ -420,6 +416,28 @@ static int plan(struct sim_asset *a, struct regmap_state *st)
     st->ctl = calloc(st->n_res, sizeof *st->ctl);
     if (!st->pub || !st->ctl)
         return -ENOMEM;
+    /* validate's list: every write is checked against these (the models' other points are
+     * never looked at again), so a write costs what it touches, not the whole layout */
+    size_t nsym = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t k = 0; k < st->n_models; k++) {
+            const struct sunspec_model *m = sunspec_model_find(st->layout[k].id);
+            uint32_t moff = st->layout[k].start - a->img->start;
+            for (uint16_t i = 2; m && i < m->n_points; i++) {
+                const struct sunspec_point *p = &m->points[i];
+                if (!p->writable || !takes_symbols(p))
+                    continue;
+                if (pass)
+                    st->symw[st->n_symw++] = (struct regmap_symw){p, moff + p->offset};
+                else
+                    nsym++;
+            }
+        }
+        if (!pass && nsym && !(st->symw = calloc(nsym, sizeof *st->symw)))
+            return -ENOMEM;
+        if (!nsym)
+            break;
+    }
     for (size_t i = 0; i < st->n_res; i++) {
         const struct regmap_resolved *r = &st->res[i];
         const struct row *row = r->row;
@@ -500,6 +518,7 @@ void regmap_detach(struct sim_asset *a)
         free(st->res);
         free(st->pub);
         free(st->ctl);
+        free(st->symw);
         free(st->scratch);
         free(st);
     }

@@ -194,6 +194,13 @@ struct regmap_state {
      * with; what the last read_controls saw change, per group and at all. */
     uint16_t *ctl;
     size_t n_ctl;
+    /* The writable enumerated points of the layout (offset in the image, point), in model
+     * and point order: validate checks a write against these only, not every point. */
+    struct regmap_symw {
+        const struct sunspec_point *p;
+        uint32_t off;
+    } * symw;
+    size_t n_symw;
     uint16_t sf_watch_at[8];
     uint16_t sf_watch_snap[8];
     size_t n_sf_watch;
