@@ -8,7 +8,8 @@
 - soc_low is raised for batteries under the reserve (the reserve set above their SoC);
 - a dispatch that expires raises dispatch_failed, which an operator's ack clears (a second ack
   is 409); GET /alerts filters by state and rule; /metrics has the active alerts by rule.
-asset_fault and modbus_errors (a device fault and a wire fault in der-sim serve): test_alerts_device.py."""
+asset_fault and modbus_errors (a device fault and a wire fault in der-sim serve): test_alerts_device.py;
+gateway_stale, telemetry_lag, soc_low's clear, a FAILED dispatch: test_alerts_rules.py."""
 
 import json
 import os
