@@ -407,3 +407,20 @@ cJSON *alert_json(const struct alert *a)
     cJSON_AddStringToObject(o, "detail", a->detail);
     return o;
 }
+
+size_t alerts_clear_unknown(struct alerts *a,
+                            int (*known)(void *ctx, int rule, const char *subject), void *ctx,
+                            int64_t now_ms)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < a->n_active;) {
+        struct alert *al = &a->active[i];
+        if (al->rule != ALERT_DISPATCH_FAILED && !known(ctx, al->rule, al->subject)) {
+            clear_one(a, al, now_ms); /* moves the next one into slot i */
+            n++;
+        } else {
+            i++;
+        }
+    }
+    return n;
+}

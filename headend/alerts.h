@@ -135,5 +135,11 @@ int alert_from_json(const cJSON *o, struct alert *out);
  * subject is there), a cleared one in the history; ids go on after the highest seen. Neither
  * notified nor counted as raised. 0 or -ENOMEM. */
 int alerts_restore(struct alerts *a, const struct alert *al);
+/* Clears every active condition alert (not dispatch_failed) whose subject `known` says is
+ * gone (an alert restored for a site or asset no longer in the inventory: nothing would ever
+ * observe it again). Returns how many it cleared. */
+size_t alerts_clear_unknown(struct alerts *a,
+                            int (*known)(void *ctx, int rule, const char *subject), void *ctx,
+                            int64_t now_ms);
 
 #endif

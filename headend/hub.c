@@ -76,6 +76,7 @@ struct hub {
     hub_wake_fn wake;
     void *wake_ctx;
     struct events *events; /* the REST event streams (headend/events.h); NULL = none */
+    int alerts_checked;    /* the restored alerts' subjects checked (eval_alerts) */
 };
 
 static const char *nz(const char *s)
@@ -285,6 +286,19 @@ static int restore_command(const char *json, void *ctx)
     return 0;
 }
 
+/* The operating and device states of a restored latest sample (its details, details_json),
+ * so that the alerts judge a restarted headend's assets as the last samples left them. */
+static void restore_states(struct asset_state *a)
+{
+    cJSON *d = a->latest.details[0] ? cJSON_Parse(a->latest.details) : NULL;
+    const cJSON *op = cJSON_GetObjectItem(d, "op_state"), *ds = cJSON_GetObjectItem(d, "state");
+    if (cJSON_IsString(op))
+        snprintf(a->op_state, sizeof a->op_state, "%s", op->valuestring);
+    if (cJSON_IsString(ds))
+        snprintf(a->device_state, sizeof a->device_state, "%s", ds->valuestring);
+    cJSON_Delete(d);
+}
+
 int hub_new(const struct headend_config *cfg, struct inventory *inv, struct store *st,
             int64_t now_ms, struct hub **out)
 {
@@ -356,6 +370,7 @@ int hub_new(const struct headend_config *cfg, struct inventory *inv, struct stor
         if (st->ops->telemetry_latest(st, inventory_asset_at(inv, i)->id, &a->latest) == 0) {
             a->has_latest = 1;
             a->lag_ms = (double)a->latest.received_ms - (double)a->latest.ts_ms;
+            restore_states(a);
         }
     }
     for (size_t i = 0; i < ns; i++)
@@ -1116,7 +1131,7 @@ static size_t jnum(char *b, size_t len, size_t o, const char *key, double v)
 
 /* A state name of a details object; anything but [A-Za-z0-9_ -] becomes '?', so the JSON
  * needs no escaping whatever the gateway sent. */
-static size_t jstate(char *b, size_t len, size_t o, const char *v)
+static size_t jstate_key(char *b, size_t len, size_t o, const char *key, const char *v)
 {
     char clean[32];
     size_t k = 0;
@@ -1125,8 +1140,13 @@ static size_t jstate(char *b, size_t len, size_t o, const char *v)
     clean[k] = '\0';
     if (o >= len)
         return o;
-    int n = snprintf(b + o, len - o, "%s\"state\":\"%s\"", o > 1 ? "," : "", clean);
+    int n = snprintf(b + o, len - o, "%s\"%s\":\"%s\"", o > 1 ? "," : "", key, clean);
     return o + (n > 0 ? (size_t)n : 0);
+}
+
+static size_t jstate(char *b, size_t len, size_t o, const char *v)
+{
+    return jstate_key(b, len, o, "state", v);
 }
 
 /* The type-specific details of a sample as the JSON object the store keeps ("" = none). */
@@ -1172,6 +1192,14 @@ static void details_json(const Der__V1__Telemetry *t, char *b, size_t len)
         o = jnum(b, len, o, "temperature_c", t->boiler->temperature_c);
         break;
     default:
+        break;
+    }
+    /* The operating state (Telemetry.state) too: the asset-fault alert goes by it, and a
+     * restarted headend reads it back from the latest sample (hub_new), so an asset still in
+     * FAULT keeps its alert instead of having it cleared by the status text. */
+    if (t->state && t->state[0])
+        o = jstate_key(b, len, o, "op_state", t->state);
+    if (o == 1) { /* nothing to keep */
         b[0] = '\0';
         return;
     }
@@ -1845,8 +1873,21 @@ void hub_count_refusal(struct hub *h, enum hub_refusal what, uint64_t n)
 
 /* The condition rules over what the hub knows now (alerts.h): per site, the gateway's
  * presence; per asset, its latest sample. */
+/* Whether an alert's subject is still in the inventory (alerts_clear_unknown). */
+static int subject_known(void *ctx, int rule, const char *subject)
+{
+    const struct hub *h = ctx;
+    if (rule == ALERT_GATEWAY_OFFLINE || rule == ALERT_GATEWAY_STALE)
+        return inventory_site(h->inv, subject) != NULL;
+    return inventory_asset(h->inv, subject) != NULL;
+}
+
 static void eval_alerts(struct hub *h, int64_t now_ms)
 {
+    if (!h->alerts_checked) { /* the restored ones, once: their subjects may be gone */
+        h->alerts_checked = 1;
+        alerts_clear_unknown(h->alerts, subject_known, h, now_ms);
+    }
     const struct alert_limits *l = &h->limits;
     char why[ALERT_TEXT_MAX];
     double v;
@@ -1868,8 +1909,17 @@ static void eval_alerts(struct hub *h, int64_t now_ms)
         const struct inv_asset *a = inventory_asset_at(h->inv, i);
         const char *sid = inventory_site_at(h->inv, a->site)->id;
         const struct asset_state *st = &h->assets[i];
-        if (!st->has_latest)
+        if (!st->has_latest) {
+            /* nothing known of it (no sample since the store's history ended): none of its
+             * conditions holds, so an alert restored for it clears rather than stays */
+            static const int rules[] = {ALERT_ASSET_FAULT, ALERT_SOC_LOW, ALERT_TELEMETRY_LAG,
+                                        ALERT_MODBUS_ERRORS};
+            for (size_t r = 0; r < sizeof rules / sizeof rules[0]; r++)
+                if (alerts_find(h->alerts, rules[r], a->id))
+                    alerts_observe(h->alerts, rules[r], sid, a->id, 0, NAN,
+                                   "no sample of the asset is known", now_ms);
             continue;
+        }
         int hold = alert_fault_holds(l, st->op_state, st->latest.status, st->device_state);
         if (st->op_state[0])
             snprintf(why, sizeof(why), "operating state %s (status %s)", st->op_state,

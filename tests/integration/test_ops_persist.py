@@ -8,7 +8,10 @@ commands and answers each Command RECEIVED then APPLIED:
 - a dispatch_failed alert acknowledged (cleared, acked_by), and the gateway_offline alert
   raised when the agent left, are in GET /alerts after the restart with the same ids and
   states; the still-active offline alert keeps its id (not raised anew) and clears when the
-  agent registers again; new alerts take ids after the stored ones."""
+  agent registers again; new alerts take ids after the stored ones;
+- an asset_fault alert (b2 reported FAULT with status "ok") stays active with its id after the
+  restart (the operating state is read back from the stored sample, not guessed from the
+  status), and clears after a restart whose inventory no longer has b2."""
 
 import json
 import os
@@ -40,7 +43,8 @@ class Agent:
         self.seq = 0
         self.ch = grpc.insecure_channel(grpc_target)
         self.send(register=pb.Register(gateway_id="gw-1", site_id="s1", commands=True,
-                                       assets=[pb.AssetInfo(asset_id="b1", type=1)]))
+                                       assets=[pb.AssetInfo(asset_id="b1", type=1),
+                                               pb.AssetInfo(asset_id="b2", type=1)]))
         self.call = pbg.HeadendStub(self.ch).Connect(self._gen())
         self.registered = threading.Event()
         threading.Thread(target=self._read, daemon=True).start()
@@ -95,12 +99,16 @@ def alerts(he, q=""):
     return {a["id"]: a for a in r["alerts"]}
 
 
+def write_inventory(path, assets):
+    with open(path, "w") as f:
+        json.dump({"sites": [{"site_id": "s1", "gateways": ["gw-1"], "assets": [
+            {"asset_id": a, "type": "battery", "capacity_wh": 10000,
+             "min_power_w": -5000, "max_power_w": 5000} for a in assets]}]}, f)
+
+
 def run(tmp, store):
     inv = os.path.join(tmp, "inventory.json")
-    with open(inv, "w") as f:
-        json.dump({"sites": [{"site_id": "s1", "gateways": ["gw-1"], "assets": [
-            {"asset_id": "b1", "type": "battery", "capacity_wh": 10000,
-             "min_power_w": -5000, "max_power_w": 5000}]}]}, f)
+    write_inventory(inv, ["b1", "b2"])
     db = os.path.join(tmp, "headend.db")
     he = headend(tmp, db, inv)
     ag = Agent(he.grpc)
@@ -111,6 +119,12 @@ def run(tmp, store):
                       he.get("/commands/" + cid)[1], 5)
     check(done and [a["state"] for a in done["acks"]] == ["RECEIVED", "APPLIED"],
           "command: %s" % he.get("/commands/" + cid)[1])
+    ag.send(telemetry=pb.Telemetry(asset_id="b2", ts_ms=int(time.time() * 1000), telemetry_seq=1,
+                                   power_w=0, status="ok", state="FAULT"))
+    fault = wait_until(lambda: [a for a in alerts(he, "?state=active").values()
+                                if a["rule"] == "asset_fault"], 5)
+    check(fault and fault[0]["subject"] == "b2", "no asset_fault for b2: %s" % alerts(he))
+    time.sleep(0.3)  # the telemetry flush (the sample must be in the store)
     ag.close()  # the agent leaves: gateway_offline after 1 s
     code, d = he.post("/dispatch", {"site_id": "s1", "mw": 0.001, "ttl_s": 1})
     check(code == 202, "dispatch: %s %s" % (code, d))
@@ -141,6 +155,8 @@ def run(tmp, store):
     now = alerts(he, "?state=active")
     check([a["id"] for a in now.values() if a["rule"] == "gateway_offline"] == [off[0]["id"]],
           "offline after the restart: %s" % now)
+    check([a["id"] for a in now.values() if a["rule"] == "asset_fault"] == [fault[0]["id"]],
+          "asset_fault after the restart: %s" % now)
     print("ok: after the restart: command APPLIED with its acks; alerts kept ids, states, acks")
     ag = Agent(he.grpc)
     check(wait_until(lambda: not [a for a in alerts(he, "?state=active").values()
@@ -153,6 +169,14 @@ def run(tmp, store):
     print("ok: offline cleared on Register; new alerts numbered after the stored ones (%s)" %
           sorted(a["id"] for a in new))
     he.proc.stop()
+    write_inventory(inv, ["b1"])  # b2 leaves the inventory: its alert has no subject left
+    he = headend(tmp, db, inv)
+    gone = wait_until(lambda: alerts(he, "?state=all").get(fault[0]["id"], {}).get("state") ==
+                      "cleared", 5)
+    check(gone, "asset_fault of b2 (gone from the inventory): %s" % alerts(he, "?state=all"))
+    he.proc.stop()
+    write_inventory(inv, ["b1", "b2"])
+    print("ok: asset_fault kept its id across the restart; cleared once b2 left the inventory")
 
     out = os.path.join(tmp, "exp")
     r = subprocess.run([e2e.HEADEND, "export", "--site", "s1", "--from", "2020-01-01T00:00:00Z",
