@@ -15,8 +15,6 @@ import json
 import os
 import signal
 import sys
-import tempfile
-import shutil
 import threading
 import time
 import urllib.request
@@ -24,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from dersim import DerSim, Fail, check, wait_until  # noqa: E402
+from dersim import DerSim, check, wait_until  # noqa: E402
 import test_e2e_headend as e2e  # noqa: E402
 
 
@@ -145,24 +143,12 @@ def test_alerts(sim, tmp, rx):
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="derloop-alerts-")
     rx = Receiver()
-    t0 = time.monotonic()
-    try:
+
+    def body(tmp):
         with DerSim(e2e.SCENARIO) as sim:
             test_alerts(sim, tmp, rx)
-        print("all alert tests passed in %.1f s" % (time.monotonic() - t0))
-        return 0
-    except Fail as e:
-        print("FAIL: %s" % e)
-        for p in e2e.procs:
-            print("---- %s log tail:\n%s" % (p.name, p.log()[-2000:]))
-        return 1
-    finally:
-        for p in e2e.procs:
-            p.stop(signal.SIGKILL, timeout=2)
-        rx.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+    return e2e.run_main("alert", "derloop-alerts-", body, cleanup=(rx.close,))
 
 
 if __name__ == "__main__":

@@ -13,15 +13,12 @@ a real der-gateway and der-headend with a short Modbus window.
 
 import json
 import os
-import shutil
-import signal
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from dersim import DerSim, Fail, check, wait_until  # noqa: E402
+from dersim import DerSim, check, wait_until  # noqa: E402
 import test_e2e_headend as e2e  # noqa: E402
 
 FAULT_AT, FAULT_FOR = 6, 8  # s of the scenario (served at speed 1)
@@ -120,25 +117,13 @@ def run(sim, tmp):
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="derloop-alerts-dev-")
-    t0 = time.monotonic()
-    try:
+    def body(tmp):
         scen = os.path.join(tmp, "alerts-device.json")
         with open(scen, "w") as f:
             json.dump(SCENARIO, f)
         with DerSim(scen) as sim:
             run(sim, tmp)
-        print("all device alert tests passed in %.1f s" % (time.monotonic() - t0))
-        return 0
-    except Fail as e:
-        print("FAIL: %s" % e)
-        for p in e2e.procs:
-            print("---- %s log tail:\n%s" % (p.name, p.log()[-2000:]))
-        return 1
-    finally:
-        for p in e2e.procs:
-            p.stop(signal.SIGKILL, timeout=2)
-        shutil.rmtree(tmp, ignore_errors=True)
+    return e2e.run_main("device alert", "derloop-alerts-dev-", body)
 
 
 if __name__ == "__main__":

@@ -14,16 +14,13 @@ dispatch to the battery above safety.max_charge_w (clamped: power_config).
 
 import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from dersim import DerSim, Fail, check, wait_until  # noqa: E402
+from dersim import DerSim, check, wait_until  # noqa: E402
 import test_e2e_headend as e2e  # noqa: E402
 import test_headend_peer as peer  # noqa: E402
 from test_headend_peer import pb  # noqa: E402
@@ -160,9 +157,7 @@ def test_old_headend(sim, tmp):
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="derloop-decisions-")
-    t0 = time.monotonic()
-    try:
+    def body(tmp):
         with DerSim(SCENARIO) as sim:
             db = os.path.join(tmp, "headend.db")
             he = test_stored(sim, tmp, db)
@@ -170,17 +165,7 @@ def main():
             he.proc.stop()
             test_export(he, tmp, db)
             test_old_headend(sim, tmp)
-        print("all decision tests passed in %.1f s" % (time.monotonic() - t0))
-        return 0
-    except (Fail, peer.Fail) as e:
-        print("FAIL: %s" % e)
-        for p in e2e.procs:
-            print("---- %s log tail:\n%s" % (p.name, p.log()[-2000:]))
-        return 1
-    finally:
-        for p in e2e.procs:
-            p.stop(signal.SIGKILL, timeout=2)
-        shutil.rmtree(tmp, ignore_errors=True)
+    return e2e.run_main("decision", "derloop-decisions-", body, fails=(peer.Fail,))
 
 
 if __name__ == "__main__":

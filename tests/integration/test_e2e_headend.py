@@ -371,10 +371,31 @@ def test_legacy(sim, tmp, he):
     print("ok: legacy single-asset gateway: primary bat-1 registered, dispatched, reported")
 
 
-def main():
-    tmp = tempfile.mkdtemp(prefix="derloop-e2e-")
+def run_main(what, prefix, body, fails=(), cleanup=()):
+    """The harness of every test built on these processes: body(tmp) in a fresh directory; on
+    a failure (Fail or one of `fails`) each process's log tail; at the end every process
+    killed, each of `cleanup` called and the directory removed. Returns the exit status."""
+    tmp = tempfile.mkdtemp(prefix=prefix)
     t0 = time.monotonic()
     try:
+        body(tmp)
+        print("all %s tests passed in %.1f s" % (what, time.monotonic() - t0))
+        return 0
+    except (Fail,) + tuple(fails) as e:
+        print("FAIL: %s" % e)
+        for p in procs:
+            print("---- %s log tail:\n%s" % (p.name, p.log()[-2500:]))
+        return 1
+    finally:
+        for p in procs:
+            p.stop(signal.SIGKILL, timeout=2)
+        for c in cleanup:
+            c()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main():
+    def body(tmp):
         with DerSim(SCENARIO) as sim:
             he = Headend(tmp, inventory=write_inventory(sim, tmp))
             print("headend: %s grpc=%s" % (he.kind, he.grpc))
@@ -384,17 +405,7 @@ def main():
             gw2, he2 = test_headend_outage(sim, tmp, he)
             test_gateway_killed(he2, gw2)
             test_legacy(sim, tmp, he2)
-        print("all e2e headend tests passed in %.1f s" % (time.monotonic() - t0))
-        return 0
-    except Fail as e:
-        print("FAIL: %s" % e)
-        for p in procs:
-            print("---- %s log tail:\n%s" % (p.name, p.log()[-1500:]))
-        return 1
-    finally:
-        for p in procs:
-            p.stop(signal.SIGKILL, timeout=2)
-        shutil.rmtree(tmp, ignore_errors=True)
+    return run_main("e2e headend", "derloop-e2e-", body)
 
 
 if __name__ == "__main__":

@@ -14,15 +14,13 @@ running `charge`, der-headend.
 
 import json
 import os
-import shutil
 import signal
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from dersim import DerSim, Fail, Raw, check, read_point, wait_until, walk  # noqa: E402
+from dersim import DerSim, Raw, check, read_point, wait_until, walk  # noqa: E402
 import test_e2e_headend as e2e  # noqa: E402
 import test_rest_auth as auth  # noqa: E402
 
@@ -199,23 +197,11 @@ def test_roles(tmp):
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="derloop-estop-")
-    t0 = time.monotonic()
-    try:
+    def body(tmp):
         test_roles(tmp)
         with DerSim(SCENARIO) as sim:
             test_site(sim, tmp)
-        print("all emergency stop tests passed in %.1f s" % (time.monotonic() - t0))
-        return 0
-    except (Fail, auth.Fail) as e:
-        print("FAIL: %s" % e)
-        for p in e2e.procs:
-            print("---- %s log tail:\n%s" % (p.name, p.log()[-2000:]))
-        return 1
-    finally:
-        for p in e2e.procs:
-            p.stop(signal.SIGKILL, timeout=2)
-        shutil.rmtree(tmp, ignore_errors=True)
+    return e2e.run_main("emergency stop", "derloop-estop-", body, fails=(auth.Fail,))
 
 
 if __name__ == "__main__":

@@ -13,20 +13,19 @@ commands and answers each Command RECEIVED then APPLIED:
   restart (the operating state is read back from the stored sample, not guessed from the
   status), and clears after a restart whose inventory no longer has b2."""
 
+import glob
 import json
 import os
 import queue
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from dersim import Fail, check, wait_until  # noqa: E402
+from dersim import check, wait_until  # noqa: E402
 import test_e2e_headend as e2e  # noqa: E402
 
 sys.path.insert(0, os.path.join(e2e.ROOT, e2e.BUILD, "gen", "py"))
@@ -192,38 +191,28 @@ def run(tmp, store):
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="derloop-persist-")
-    t0 = time.monotonic()
-    pg = None
-    try:
+    pg = []
+
+    def body(tmp):
         run(tmp, "sqlite")
-        import glob
-        if glob.glob("/usr/lib/postgresql/*/bin/initdb"):
-            from test_headend_pg import Cluster
-            pg = Cluster()
-            pg.start()
-            pg.psql("CREATE DATABASE derloop", db="postgres")
-            os.environ["DATABASE_URL"] = pg.url
-            shutil.rmtree(tmp, ignore_errors=True)
-            os.mkdir(tmp)
-            run(tmp, "postgresql")
-            check(pg.psql("SELECT count(*) FROM commands") == ["1"], "PostgreSQL commands")
-        else:
+        if not glob.glob("/usr/lib/postgresql/*/bin/initdb"):
             print("skip: no PostgreSQL server installed")
-        print("all persistence tests passed in %.1f s" % (time.monotonic() - t0))
-        return 0
-    except Fail as e:
-        print("FAIL: %s" % e)
-        for p in e2e.procs:
-            print("---- %s log tail:\n%s" % (p.name, p.log()[-2000:]))
-        return 1
-    finally:
-        for p in e2e.procs:
-            p.stop(signal.SIGKILL, timeout=2)
-        os.environ.pop("DATABASE_URL", None)
-        if pg:
-            pg.cleanup()
+            return
+        from test_headend_pg import Cluster
+        pg.append(Cluster())
+        pg[0].start()
+        pg[0].psql("CREATE DATABASE derloop", db="postgres")
+        os.environ["DATABASE_URL"] = pg[0].url
         shutil.rmtree(tmp, ignore_errors=True)
+        os.mkdir(tmp)
+        run(tmp, "postgresql")
+        check(pg[0].psql("SELECT count(*) FROM commands") == ["1"], "PostgreSQL commands")
+
+    def cleanup():
+        os.environ.pop("DATABASE_URL", None)
+        for c in pg:
+            c.cleanup()
+    return e2e.run_main("persistence", "derloop-persist-", body, cleanup=(cleanup,))
 
 
 if __name__ == "__main__":

@@ -22,14 +22,12 @@ import json
 import os
 import signal
 import sys
-import tempfile
-import shutil
 import time
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from dersim import DerSim, Fail, check, wait_until  # noqa: E402
+from dersim import DerSim, check, wait_until  # noqa: E402
 import test_e2e_headend as e2e  # noqa: E402
 import test_rest_auth as auth  # noqa: E402
 
@@ -216,23 +214,11 @@ def test_roles(tmp):
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="derloop-remote-")
-    t0 = time.monotonic()
-    try:
+    def body(tmp):
         test_roles(tmp)
         with DerSim(e2e.SCENARIO) as sim:
             test_remote(sim, tmp)
-        print("all remote configuration tests passed in %.1f s" % (time.monotonic() - t0))
-        return 0
-    except (Fail, auth.Fail) as e:
-        print("FAIL: %s" % e)
-        for p in e2e.procs:
-            print("---- %s log tail:\n%s" % (p.name, p.log()[-2000:]))
-        return 1
-    finally:
-        for p in e2e.procs:
-            p.stop(signal.SIGKILL, timeout=2)
-        shutil.rmtree(tmp, ignore_errors=True)
+    return e2e.run_main("remote configuration", "derloop-remote-", body, fails=(auth.Fail,))
 
 
 if __name__ == "__main__":
