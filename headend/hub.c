@@ -1995,22 +1995,34 @@ static struct session *target_session(struct hub *h, const struct store_dispatch
     return site ? registry_site(h->reg, site->index) : NULL;
 }
 
-int hub_cluster_deliver(struct hub *h, const char *id, int64_t now_ms)
+int hub_cluster_deliver(struct hub *h, const struct store_dispatch *d, int64_t now_ms)
 {
-    struct store_dispatch d;
-    int e = h->st->ops->dispatch_get(h->st, id, &d);
-    if (e < 0) {
-        if (e != -ENOENT)
-            h->c.store_errors++;
-        return e;
-    }
-    struct session *s = target_session(h, &d);
-    /* QUEUED only: the headend that holds the stream sends once, whoever posted it */
-    if (!s || d.state != DISPATCH_QUEUED || d.expires_ms <= now_ms)
+    struct session *s = target_session(h, d);
+    /* QUEUED (checked by the caller's query): the holder of the stream sends once, whoever
+     * posted it */
+    if (!s || d->state != DISPATCH_QUEUED)
         return 0;
-    if (!recent_find(h, d.site_id, d.id))
-        recent_add(h, &d);
-    return send_setpoint(h, s, &d, now_ms) == 0 ? 1 : -EIO;
+    if (!recent_find(h, d->site_id, d->id))
+        recent_add(h, d);
+    return send_setpoint(h, s, d, now_ms) == 0 ? 1 : -EIO;
+}
+
+int hub_cluster_superseded(struct hub *h, size_t site_idx, const char *node, int64_t session_id,
+                           int64_t now_ms)
+{
+    struct session *s =
+        site_idx < inventory_site_count(h->inv) ? registry_site(h->reg, site_idx) : NULL;
+    /* sessions.id comes from one sequence in the shared database: a larger one registered
+     * later, whatever the headends' clocks say. 0 is a session the store did not record. */
+    if (!s || !s->id || session_id <= s->id)
+        return 0;
+    char msg[200];
+    snprintf(msg, sizeof(msg), "replaced by a newer session on headend %s (session %lld)", node,
+             (long long)session_id);
+    h->c.replaced++;
+    end_session(h, s, msg, now_ms);
+    s->ops->close(s->link, GRPC_STATUS_ABORTED, msg);
+    return 1;
 }
 
 int hub_cluster_rescan(struct hub *h, int64_t now_ms)

@@ -125,19 +125,26 @@ static const char *const sql_text[S_COUNT] = {
     [S_TEL_PRUNE] = "DELETE FROM telemetry WHERE id < COALESCE((SELECT id FROM telemetry "
                     "WHERE received_ms >= $1 ORDER BY id LIMIT 1), "
                     "(SELECT MAX(id) + 1 FROM telemetry))",
+    /* expires_ms in the database's clock (created + ttl re-based on its now), so every
+     * headend decides expiry with the one clock they share, whatever its own clock says
+     * (FINDINGS 23). synchronous_commit on for this transaction only: a 202 is durable
+     * (FINDINGS 29); set_config(..., true) lasts until the statement's commit. */
     [S_DISP_ADD] = "INSERT INTO dispatch(" DISP_COLS ") "
-                   "VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                   "SELECT $1, $2, $3, $4, $5, $6, " PG_NOW_MS " + GREATEST($7::bigint - "
+                   "$6::bigint, 0), $8, $9, $10, $11, $12 "
+                   "FROM (SELECT set_config('synchronous_commit', 'on', true)) durable",
     [S_DISP_GET] = "SELECT " DISP_COLS " FROM dispatch WHERE id = $1",
     [S_DISP_STATE] = "UPDATE dispatch SET state = $2, detail = $3, updated_ms = $4, "
                      "session_id = CASE WHEN $5::bigint <> 0 THEN $5::bigint ELSE session_id END "
                      "WHERE id = $1",
-    [S_DISP_PENDING] =
-        "SELECT " DISP_COLS " FROM dispatch "
-        "WHERE state IN (0, 1, 101) AND site_id = $1 AND expires_ms > $2 ORDER BY seq",
+    [S_DISP_PENDING] = "SELECT " DISP_COLS " FROM dispatch "
+                       "WHERE state IN (0, 1, 101) AND site_id = $1 AND expires_ms > " PG_NOW_MS
+                       " AND $2::bigint IS NOT NULL ORDER BY seq",
     [S_DISP_RANGE] = "SELECT " DISP_COLS " FROM dispatch "
                      "WHERE site_id = $1 AND created_ms BETWEEN $2 AND $3 ORDER BY seq",
     [S_DISP_DUE] = "SELECT " DISP_COLS " FROM dispatch "
-                   "WHERE state IN (0, 1, 101) AND expires_ms <= $1 ORDER BY seq",
+                   "WHERE state IN (0, 1, 101) AND expires_ms <= " PG_NOW_MS
+                   " AND $1::bigint IS NOT NULL ORDER BY seq",
     [S_ACK_ADD] = "INSERT INTO dispatch_ack(setpoint_id, state, detail, at_ms) "
                   "VALUES($1, $2, $3, $4)",
     [S_ACK_LIST] = "SELECT state, detail, at_ms FROM dispatch_ack WHERE setpoint_id = $1 "
@@ -173,8 +180,10 @@ static const char *const sql_text[S_COUNT] = {
     [S_DEC_RANGE] = "SELECT site_id, gateway_id, ts_ms, received_ms, json FROM decisions "
                     "WHERE site_id = $1 AND ts_ms BETWEEN $2 AND $3 ORDER BY ts_ms, id LIMIT $4",
     [S_DEC_PRUNE] = "DELETE FROM decisions WHERE received_ms < $1",
+    /* durable like a dispatch (S_DISP_ADD): an operator's stop acknowledged stays */
     [S_ESTOP_PUT] = "INSERT INTO site_estop(site_id, active, id, reason, by_name, since_ms, "
-                    "updated_ms) VALUES($1, $2::boolean, $3, $4, $5, $6, $7) ON CONFLICT(site_id) "
+                    "updated_ms) SELECT $1, $2::boolean, $3, $4, $5, $6, $7 FROM (SELECT "
+                    "set_config('synchronous_commit', 'on', true)) durable ON CONFLICT(site_id) "
                     "DO UPDATE SET active = excluded.active, id = excluded.id, reason = "
                     "excluded.reason, by_name = excluded.by_name, since_ms = excluded.since_ms, "
                     "updated_ms = excluded.updated_ms",

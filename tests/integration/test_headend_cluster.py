@@ -247,7 +247,8 @@ def main():
         check(wait_for(lambda: b.http("GET", "/sites/site-3/estop")[1]["active"], 10),
               "the stop posted during the outage not shown on B: %r"
               % (b.http("GET", "/sites/site-3/estop")[1],))
-        check(a.http("DELETE", "/sites/site-3/estop")[0] == 202, "release site-3")
+        rel = a.http("DELETE", "/sites/site-3/estop")
+        check(rel[0] == 202, "release site-3: %r" % (rel,))
         check(wait_for(lambda: not b.http("GET", "/sites/site-3/estop")[1]["active"], 5),
               "site-3 release not shown on B")
         sp3, _ = crossing(a, gws[4], "site-4", 0.05, [b])
