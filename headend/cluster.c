@@ -35,9 +35,12 @@
 #define CHANNEL        "derloop_dispatch"
 #define CHANNEL_ESTOP  "derloop_estop"  /* payload: a site id; the state is site_estop's row */
 #define CHANNEL_CONFIG "derloop_config" /* payload: a site id; the version is site_config's */
-#define CALL_MS        5000
-#define RECONNECT_MS   1000
-#define ANNOUNCE_BATCH 1024
+/* payload: a command id; the command is the commands row (QUEUED). In the hub's announce
+ * queue and in got a command id carries the prefix '!' (never the first byte of an id). */
+#define CHANNEL_COMMAND "derloop_command"
+#define CALL_MS         5000
+#define RECONNECT_MS    1000
+#define ANNOUNCE_BATCH  1024
 /* Announced ids resolved per turn (one query, without the hub lock), and the most kept
  * waiting: a flood of NOTIFYs from any client of the database costs one query per batch and
  * never holds the hub; beyond GOT_MAX the rest are dropped and a sweep finds the real ones. */
@@ -146,10 +149,11 @@ struct cluster {
     int started;
     int64_t next_beat_ms, next_connect_ms;
     uint64_t beats;
-    char (*ann)[STORE_ID_MAX]; /* announcements taken from the hub */
-    char (*got)[STORE_ID_MAX]; /* notifications received */
+    char (*ann)[STORE_ID_MAX];     /* announcements taken from the hub */
+    char (*got)[STORE_ID_MAX + 1]; /* notifications received ('!': a command id) */
     size_t n_got, cap_got;
     int force_sweep; /* notifications were dropped (GOT_MAX): sweep at the next turn */
+    PGresult *cmds;  /* resolve's commands rows (their JSON) for the hub */
     struct held held;
     /* the emergency stops and configuration pushes (hub_cluster_take_notes, the channels
      * derloop_estop and derloop_config): site indices and HUB_NOTE_* taken from the hub, and
@@ -282,7 +286,8 @@ static int connect_db(struct cluster *c, char *err, size_t errlen)
     }
     if (exec_ok(c, "listen", "LISTEN " CHANNEL, 0, NULL) < 0 ||
         exec_ok(c, "listen", "LISTEN " CHANNEL_ESTOP, 0, NULL) < 0 ||
-        exec_ok(c, "listen", "LISTEN " CHANNEL_CONFIG, 0, NULL) < 0) {
+        exec_ok(c, "listen", "LISTEN " CHANNEL_CONFIG, 0, NULL) < 0 ||
+        exec_ok(c, "listen", "LISTEN " CHANNEL_COMMAND, 0, NULL) < 0) {
         snprintf(err, errlen, "LISTEN failed");
         if (c->conn) /* connected but not listening is worse than reconnecting */
             drop(c, "listen");
@@ -397,8 +402,10 @@ static void announce(struct cluster *c, size_t n)
     const char *v[] = {b.p};
     /* one round trip for the batch; NOTIFY is delivered when this statement commits */
     if (!b.oom &&
-        exec_ok(c, "notify", "SELECT pg_notify('" CHANNEL "', x) FROM unnest($1::text[]) x", 1,
-                v) == 0)
+        exec_ok(c, "notify",
+                "SELECT CASE WHEN left(x, 1) = '!' THEN pg_notify('" CHANNEL_COMMAND
+                "', substr(x, 2)) ELSE pg_notify('" CHANNEL "', x) END FROM unnest($1::text[]) x",
+                1, v) == 0)
         log_event(LOG_DEBUG, "event=cluster_announce node=%s count=%zu", c->node, n);
     free(b.p);
 }
@@ -550,7 +557,7 @@ static void apply_presence(struct cluster *c, PGresult *r, int64_t now_ms)
 static void got_add(struct cluster *c, const char *id)
 {
     size_t len = strlen(id);
-    if (len == 0 || len >= STORE_ID_MAX)
+    if (len == 0 || len >= STORE_ID_MAX + (id[0] == '!'))
         return; /* names no dispatch: ids are shorter (the payload is anyone's) */
     if (c->n_got >= GOT_MAX) {
         c->force_sweep = 1;
@@ -558,13 +565,13 @@ static void got_add(struct cluster *c, const char *id)
     }
     if (c->n_got == c->cap_got) {
         size_t cap = c->cap_got ? c->cap_got * 2 : 256;
-        char(*g)[STORE_ID_MAX] = realloc(c->got, cap * sizeof(*g));
+        char(*g)[STORE_ID_MAX + 1] = realloc(c->got, cap * sizeof(*g));
         if (!g)
             return; /* the next sweep is the backstop */
         c->got = g;
         c->cap_got = cap;
     }
-    snprintf(c->got[c->n_got++], STORE_ID_MAX, "%s", id);
+    snprintf(c->got[c->n_got++], sizeof(*c->got), "%s", id);
 }
 
 /* The QUEUED, unexpired dispatches of the sites we hold, handed to the hub as if announced:
@@ -586,6 +593,14 @@ static void sweep(struct cluster *c, int64_t now_ms)
     if (r && PQntuples(r))
         log_event(LOG_DEBUG, "event=cluster_sweep node=%s queued=%d", c->node, PQntuples(r));
     PQclear(r);
+    /* the QUEUED commands of our sites the same way (a lost derloop_command) */
+    r = call(c, "sweep",
+             "SELECT '!' || id FROM commands WHERE state = 0 AND site_id = ANY($1::text[]) "
+             "ORDER BY created_ms, id",
+             1, v);
+    for (int i = 0; r && i < PQntuples(r); i++)
+        got_add(c, PQgetvalue(r, i, 0));
+    PQclear(r);
 }
 
 /* Up to RESOLVE_BATCH announced ids read in one query without the hub lock: only the rows
@@ -598,22 +613,38 @@ static PGresult *resolve(struct cluster *c)
     size_t n = c->n_got < RESOLVE_BATCH ? c->n_got : RESOLVE_BATCH;
     if (!n)
         return NULL;
-    struct buf b = {0};
+    struct buf b = {0}, bc = {0};
     buf_open(&b);
-    for (size_t i = 0; i < n; i++)
-        arr_text(&b, c->got[i]);
+    buf_open(&bc);
+    size_t n_cmd = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (c->got[i][0] == '!')
+            n_cmd++, arr_text(&bc, c->got[i] + 1);
+        else
+            arr_text(&b, c->got[i]);
+    }
     buf_str(&b, "}");
+    buf_str(&bc, "}");
     memmove(c->got, c->got + n, (c->n_got - n) * sizeof(*c->got));
     c->n_got -= n;
     PGresult *r = NULL;
     const char *v[] = {b.p};
-    if (!b.oom && c->conn)
+    if (n > n_cmd && !b.oom && c->conn)
         r = call(c, "resolve",
                  "SELECT id, seq, site_id, asset_id, power_w, created_ms, expires_ms, updated_ms, "
                  "state, session_id FROM dispatch WHERE id = ANY($1::text[]) AND state = 0 AND "
                  "expires_ms > " NOW_MS " ORDER BY seq",
                  1, v);
+    const char *vc[] = {bc.p};
+    PQclear(c->cmds);
+    c->cmds = NULL;
+    if (n_cmd && !bc.oom && c->conn)
+        c->cmds = call(c, "resolve",
+                       "SELECT json FROM commands WHERE id = ANY($1::text[]) AND state = 0 "
+                       "ORDER BY created_ms, id",
+                       1, vc);
     free(b.p);
+    free(bc.p);
     return r;
 }
 
@@ -653,7 +684,13 @@ static void collect_notifications(struct cluster *c)
             site = inventory_site(hub_inventory(c->h), n->extra);
             if (site && c->n_got_config < c->n_site)
                 c->got_config[c->n_got_config++] = site->index;
-        } else {
+        } else if (!strcmp(n->relname, CHANNEL_COMMAND)) {
+            char tag[STORE_ID_MAX + 1];
+            if (n->extra[0] != '!' && strlen(n->extra) < STORE_ID_MAX) {
+                snprintf(tag, sizeof(tag), "!%s", n->extra);
+                got_add(c, tag);
+            }
+        } else if (n->extra[0] != '!') {
             got_add(c, n->extra);
         }
         PQfreemem(n);
@@ -789,7 +826,7 @@ static void *run(void *arg)
         c->n_got_estop = 0;
         PGresult *disp = resolve(c);
 
-        if (!pres && !disp && !est && !ver && !c->n_got_config && !state_sweep &&
+        if (!pres && !disp && !c->cmds && !est && !ver && !c->n_got_config && !state_sweep &&
             !(c->rescan && c->conn))
             continue;
         hub_lock(c->h);
@@ -807,6 +844,8 @@ static void *run(void *arg)
             row_dispatch(disp, i, &d);
             sent += hub_cluster_deliver(c->h, &d, wnow) == 1;
         }
+        for (int i = 0; c->cmds && i < PQntuples(c->cmds); i++)
+            sent += hub_cluster_command(c->h, PQgetvalue(c->cmds, i, 0), wnow) == 1;
         int rescanned = c->rescan && c->conn ? hub_cluster_rescan(c->h, wnow) : -1;
         hub_unlock(c->h);
         PQclear(est);
@@ -822,6 +861,8 @@ static void *run(void *arg)
             log_event(LOG_DEBUG, "event=cluster_delivered node=%s count=%d of=%d", c->node, sent,
                       n_disp);
         PQclear(disp);
+        PQclear(c->cmds);
+        c->cmds = NULL;
         PQclear(pres);
     }
     return NULL;
@@ -983,6 +1024,7 @@ void cluster_stop(struct cluster *c)
     free(c->got_estop.p);
     free(c->ann);
     free(c->got);
+    PQclear(c->cmds);
     free(c->conninfo);
     free(c);
 }

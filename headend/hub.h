@@ -256,6 +256,11 @@ int hub_cluster_deliver(struct hub *h, const struct store_dispatch *d, int64_t n
  * database's sequence) for site site_idx than the one this hub holds: the local session is
  * ended and its stream closed ("replaced by a newer session on headend NODE"), so nothing is
  * sent on a gateway's stale stream. 1 ended, 0 nothing to do. */
+/* Another headend posted the command whose stored JSON (command_rec_json with the session)
+ * is json, QUEUED for an asset whose stream may be here: sent when a stream of this hub
+ * serves the asset and takes commands (the record joins this hub's table; the gateway's acks
+ * update the shared row). 1 sent, 0 not ours, or -errno. */
+int hub_cluster_command(struct hub *h, const char *json, int64_t now_ms);
 int hub_cluster_superseded(struct hub *h, size_t site_idx, const char *node, int64_t session_id,
                            int64_t now_ms);
 /* Every QUEUED dispatch of the sites this hub holds, sent (announcements are lost while the

@@ -1202,12 +1202,7 @@ static int post_command(struct hub *h, const char *who, const char *asset_id, co
         ttl = (int)jt->valuedouble;
     const struct command_rec *c = NULL;
     int e = hub_command(h, who, a->index, jc->valuestring, value, ttl, now_ms, &c);
-    if (e == -ENOTCONN && held_elsewhere(h, a->site))
-        rc = error(r, 409, "asset_id",
-                   "the gateway's stream for asset '%s' is on headend %s: send the command there "
-                   "(commands are not routed between headends)",
-                   a->id, held_elsewhere(h, a->site)->node_id);
-    else if (e == -ENOTCONN)
+    if (e == -ENOTCONN)
         rc = error(r, 409, "asset_id", "no gateway is connected for asset '%s'", a->id);
     else if (e == -EOPNOTSUPP)
         rc = error(r, 409, "asset_id",
@@ -1216,7 +1211,13 @@ static int post_command(struct hub *h, const char *who, const char *asset_id, co
                    a->id);
     else if (e < 0)
         rc = error(r, 503, "stream", "the command could not be sent (%s)", strerror(-e));
-    else
+    else if (c->routed && held_elsewhere(h, a->site)) {
+        /* stored QUEUED and announced: the headend holding the stream sends it (several
+         * headends, docs/operations.md); GET /commands/:id on any headend follows it */
+        cJSON *o = command_json(c);
+        cJSON_AddStringToObject(o, "routed_to", held_elsewhere(h, a->site)->node_id);
+        set_json(r, 202, o);
+    } else
         set_json(r, 202, command_json(c));
 out:
     cJSON_Delete(j);

@@ -10,7 +10,8 @@ re-scan after PostgreSQL's restart; a stop posted on A while PostgreSQL is down 
 shown on B once it is back. A real der-gateway (der-sim serve, self-consumption
 scenario) with `--headend ipv4:B,A` registers on B; an emergency stop posted on A reaches it
 (NOTIFY derloop_estop, the stop in the shared row site_estop), it applies it, and both headends
-show it held and reported; the release on A the same. B killed with SIGKILL: after the cluster
+show it held and reported; the release on A the same. A command posted on A for that gateway
+is sent by B (NOTIFY derloop_command) and APPLIED on both. B killed with SIGKILL: after the cluster
 expiry A shows its sites offline and ends its sessions, a gateway of B that reconnects to A gets
 its next dispatch from A, and the real der-gateway fails over to A by itself. B restarted: a
 configuration PUT on B reaches the der-gateway on A (NOTIFY derloop_config), which applies it, and
@@ -210,10 +211,6 @@ def main():
         check(st == 202, "group release on A: %d %r" % (st, g))
         check(wait_for(lambda: stops(b) == [False] * 4, 5), "group release on B: %r" % stops(b))
         print("ok: a group's emergency stop posted on B held on A; released from A, released on B")
-        # commands are not routed (they become persistent elsewhere): the 409 names the holder
-        st, r = a.http("POST", "/assets/s2-bat/commands", {"command": "stop"})
-        check(st == 409 and "is on headend node-b" in r.get("error", ""),
-              "command on A for B's asset: %d %r" % (st, r))
 
         # a QUEUED row nobody announced (its headend died between the row and the NOTIFY):
         # the holder's periodic sweep (every 5 heartbeats) sends it
@@ -306,6 +303,24 @@ def main():
               "took it, applied by the gateway %.0f ms after the POST (its next cycle), held "
               "and reported on both; the release from A sent by B after %.0f ms, applied after "
               "%.0f ms" % (routed[0], dt_estop * 1000, routed[1], dt_release * 1000))
+
+        # a command posted on A for the der-gateway on B: stored QUEUED and announced
+        # (derloop_command), B sends it, the gateway's acks land in the shared row: GET
+        # /commands/:id on both shows it APPLIED
+        t0 = time.time()
+        st, r = a.http("POST", "/assets/bat-1/commands", {"command": "start", "ttl_s": 30})
+        check(st == 202 and r["state"] == "QUEUED" and r.get("routed_to") == "node-b",
+              "command on A for B's gateway: %d %r" % (st, r))
+        cid = r["command_id"]
+        for he in (a, b):
+            check(wait_for(lambda: he.http("GET", "/commands/" + cid)[1].get("state") ==
+                           "APPLIED", 5),
+                  "command %s not APPLIED on a headend: %r" % (cid, he.http("GET", "/commands/" +
+                                                                          cid)))
+        dt_cmd = time.time() - t0
+        check("event=command_sent command=%s" % cid in b.logtext(), "B did not send it")
+        print("ok: command %s posted on A sent by B to the der-gateway, APPLIED on both headends "
+              "%.0f ms after the POST" % (cid, dt_cmd * 1000))
 
         # B killed: its sites go offline on A after the expiry; gw-2 moved to A
         b.stop(signal.SIGKILL)
