@@ -94,6 +94,19 @@ static void store_alert(struct hub *h, const struct alert *a)
     cJSON_free(txt);
 }
 
+/* New alert ids from the store's counter (alerts_set_ids): shared by the headends of one
+ * PostgreSQL database (schema version 10 seeds it above the ids stored before). */
+static int next_alert_id(void *ctx, uint64_t *id)
+{
+    struct hub *h = ctx;
+    int64_t v = 0;
+    int e = h->st->ops->next_counter(h->st, "alert", &v);
+    if (e < 0 || v <= 0)
+        return e < 0 ? e : -ERANGE;
+    *id = (uint64_t)v;
+    return 0;
+}
+
 static int restore_alert(const char *json, void *ctx)
 {
     struct hub *h = ctx;
@@ -336,8 +349,10 @@ int hub_new(const struct headend_config *cfg, struct inventory *inv, struct stor
         hub_free(h);
         return -ENOMEM;
     }
-    if (st->ops->set_node) /* a shared database: only this headend's sessions are ours */
+    if (st->ops->set_node) { /* a shared database: only this headend's sessions are ours */
         st->ops->set_node(st, cfg->node_id);
+        alerts_set_ids(h->alerts, next_alert_id, h); /* and alert ids from its counter */
+    }
     /* the stored alerts (active, acknowledged, history) and the commands still waiting */
     st->ops->alert_list(st, cfg->alert_history, restore_alert, h);
     st->ops->command_range(st, NULL, 0, 0, restore_command, h);

@@ -38,7 +38,7 @@
 #include "common/log.h"
 #include "headend/store.h"
 
-#define SCHEMA_VERSION       9
+#define SCHEMA_VERSION       10
 #define CONNECT_TIMEOUT_S    "5"
 #define STATEMENT_TIMEOUT_MS "5000"
 #define CALL_DEFAULT_MS      5000 /* when statement_timeout is off */
@@ -282,7 +282,13 @@ static const char schema[] =
     " id TEXT NOT NULL, reason TEXT NOT NULL, by_name TEXT NOT NULL, since_ms BIGINT NOT NULL,"
     " updated_ms BIGINT NOT NULL);"
     "UPDATE meta SET value = 9 WHERE name = 'schema_version' AND value = 8;"
-    "INSERT INTO meta(name, value) VALUES('schema_version', 9) ON CONFLICT(name) DO NOTHING;";
+    /* Version 10: alert ids from the counter 'alert' (next_counter: one atomic upsert, shared
+     * by every headend on this database, so two never number two alerts alike), seeded above
+     * the ids stored before; idempotent. */
+    "INSERT INTO meta(name, value) SELECT 'alert', COALESCE(MAX(id), 0) FROM alerts "
+    "ON CONFLICT(name) DO UPDATE SET value = GREATEST(meta.value, excluded.value);"
+    "UPDATE meta SET value = 10 WHERE name = 'schema_version' AND value = 9;"
+    "INSERT INTO meta(name, value) VALUES('schema_version', 10) ON CONFLICT(name) DO NOTHING;";
 
 struct pg_store {
     struct store base;

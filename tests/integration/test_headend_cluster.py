@@ -195,6 +195,18 @@ def main():
                            5), "group dispatch not all APPLIED")
         print("ok: group dispatch on A split over 4 sites on both headends, all APPLIED")
 
+        # alert ids: A and B each raise soc_low for their own battery; the ids come from the
+        # database's counter, so neither row overwrites the other's (schema version 10)
+        gws[1].telemetry("s1-bat", 1000.0, 2, storage=pb.StorageDetails(soc=0.02))
+        gws[2].telemetry("s2-bat", 2000.0, 2, storage=pb.StorageDetails(soc=0.02))
+        def soc_rows():
+            return pg.psql("SELECT id FROM alerts WHERE json LIKE '%soc_low%' ORDER BY id")
+        check(wait_for(lambda: len(soc_rows()) == 2, 5),
+              "soc_low alerts of A and B not both stored: %r" % pg.psql("SELECT id, json FROM "
+                                                                      "alerts"))
+        ids = [int(x) for x in soc_rows()]
+        print("ok: soc_low raised on A and on B stored as two alerts (ids %r)" % ids)
+
         # a group's emergency stop posted on B: every site's stop shared (site_estop), shown
         # held on A too; released from A, shown released on B (these test gateways do not take
         # the stop: routing to a gateway is the der-gateway's part below)
