@@ -429,7 +429,15 @@ static int post_dispatch_group(struct hub *h, const char *who, const char *group
 {
     char err[256];
     cJSON *o;
+    /* one WAL flush for all the shares before the 202, not one per share (PostgreSQL) */
+    struct store *st = hub_store(h);
+    int lazy = st->ops->defer_flush && st->ops->defer_flush(st, 1) == 0;
     int e = sites_dispatch_group(h, who, group, power_w, ttl, now_ms, &o, err, sizeof(err));
+    if (lazy && st->ops->defer_flush(st, 0) < 0 && e >= 0 && o)
+        /* the shares were sent already: say so rather than answer as if nothing happened */
+        cJSON_AddStringToObject(o, "warning",
+                                "the store did not confirm the setpoints on disk (see its log): "
+                                "a database crash now may lose some; GET /dispatch/:id tells");
     if (e == -ENOENT)
         return error(r, 404, "group_id", "%s", err);
     if (e == -ERANGE)

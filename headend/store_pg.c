@@ -132,7 +132,8 @@ static const char *const sql_text[S_COUNT] = {
     [S_DISP_ADD] = "INSERT INTO dispatch(" DISP_COLS ") "
                    "SELECT $1, $2, $3, $4, $5, $6, " PG_NOW_MS " + GREATEST($7::bigint - "
                    "$6::bigint, 0), $8, $9, $10, $11, $12 "
-                   "FROM (SELECT set_config('synchronous_commit', 'on', true)) durable",
+                   "FROM (SELECT CASE WHEN $13::boolean THEN set_config('synchronous_commit', "
+                   "'on', true) END) durable",
     [S_DISP_GET] = "SELECT " DISP_COLS " FROM dispatch WHERE id = $1",
     [S_DISP_STATE] = "UPDATE dispatch SET state = $2, detail = $3, updated_ms = $4, "
                      "session_id = CASE WHEN $5::bigint <> 0 THEN $5::bigint ELSE session_id END "
@@ -304,6 +305,7 @@ struct pg_store {
     int64_t down_since_ms;
     uint64_t failed_while_down;
     char node[STORE_ID_MAX]; /* set_node: this headend's name among several ("" = none) */
+    int lazy; /* defer_flush: dispatch inserts do not wait for the WAL flush until it ends */
     struct store_telemetry tel[TEL_BATCH]; /* telemetry added in this transaction, not sent */
     size_t n_tel;
     const char *tel_val[TEL_BATCH * TEL_COLS];
@@ -446,8 +448,8 @@ static int tx_fail(struct pg_store *s, int e)
 
 /* Parameters as text (the server parses them with the column's type). */
 struct params {
-    const char *v[12];
-    char num[12][32];
+    const char *v[16];
+    char num[16][32];
     char text[8][STORE_TEXT_MAX]; /* repaired UTF-8 (rare) */
     int n, n_text;
 };
@@ -1073,7 +1075,25 @@ static int pg_dispatch_add(struct store *st, const struct store_dispatch *d)
     p_text(&p, d->detail);
     p_int(&p, d->session_id);
     p_text(&p, d->requested_by);
+    p_text(&p, impl(st)->lazy ? "false" : "true");
     return run_cmd(impl(st), "dispatch_add", S_DISP_ADD, p.n, p.v);
+}
+
+static int pg_exec(struct store *st, const char *op, const char *sql, struct params *p,
+                   int64_t *changed);
+
+/* A transaction with an xid commits with a record, and a synchronous commit flushes the WAL up
+ * to it: every lazy insert before it is then on disk too. */
+static int pg_defer_flush(struct store *st, int on)
+{
+    struct pg_store *s = impl(st);
+    int was = s->lazy;
+    s->lazy = on != 0;
+    if (on || !was)
+        return 0;
+    struct params p = {.n = 0};
+    return pg_exec(st, "dispatch_flush",
+                   "SELECT set_config('synchronous_commit', 'on', true), txid_current()", &p, NULL);
 }
 
 static void read_dispatch(const PGresult *r, int i, struct store_dispatch *d)
@@ -1618,6 +1638,7 @@ static const struct store_ops pg_ops = {
     .decision_range = pg_decision_range,
     .decision_prune = pg_decision_prune,
     .set_node = pg_set_node,
+    .defer_flush = pg_defer_flush,
     .alert_put = pg_alert_put,
     .alert_list = pg_alert_list,
     .alert_prune = pg_alert_prune,
