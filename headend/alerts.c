@@ -149,7 +149,15 @@ struct alerts {
     uint64_t raised[ALERT_RULES];
     alert_notify_fn notify;
     void *ctx;
+    alert_id_fn ids;
+    void *ids_ctx;
 };
+
+void alerts_set_ids(struct alerts *a, alert_id_fn fn, void *ctx)
+{
+    a->ids = fn;
+    a->ids_ctx = ctx;
+}
 
 struct alerts *alerts_new(size_t history_max, alert_notify_fn notify, void *ctx)
 {
@@ -208,7 +216,12 @@ static int raise_one(struct alerts *a, int rule, const char *site_id, const char
     }
     struct alert *al = &a->active[a->n_active++];
     memset(al, 0, sizeof(*al));
-    al->id = ++a->next_id;
+    uint64_t id = 0;
+    if (a->ids && a->ids(a->ids_ctx, &id) == 0 && id > a->next_id)
+        a->next_id = id;
+    else
+        ++a->next_id;
+    al->id = a->next_id;
     al->rule = rule;
     snprintf(al->site_id, sizeof(al->site_id), "%s", site_id ? site_id : "");
     snprintf(al->subject, sizeof(al->subject), "%s", subject);

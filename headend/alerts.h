@@ -106,6 +106,11 @@ typedef void (*alert_notify_fn)(void *ctx, const struct alert *a, const char *ch
 /* history_max: cleared alerts kept for GET /alerts (the oldest dropped beyond it). */
 struct alerts *alerts_new(size_t history_max, alert_notify_fn notify, void *ctx);
 void alerts_free(struct alerts *a);
+/* Where new alert ids come from: fn (0 and *id, or -errno) when set, e.g. the store's shared
+ * counter, so headends sharing one database never give two alerts one id; an id not above
+ * the last one used (or fn failing) gives the next local number instead. NULL: local only. */
+typedef int (*alert_id_fn)(void *ctx, uint64_t *id);
+void alerts_set_ids(struct alerts *a, alert_id_fn fn, void *ctx);
 
 /* A condition rule's observation: raises (1) on a rising edge, clears (-1) on a falling one,
  * else 0 (an active alert gets its value and detail refreshed). -ENOMEM. */

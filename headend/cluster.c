@@ -35,11 +35,19 @@
 #define CHANNEL        "derloop_dispatch"
 #define CHANNEL_ESTOP  "derloop_estop"  /* payload: a site id; the state is site_estop's row */
 #define CHANNEL_CONFIG "derloop_config" /* payload: a site id; the version is site_config's */
-#define CALL_MS        5000
-#define RECONNECT_MS   1000
-#define ANNOUNCE_BATCH 1024
-#define SWEEP_BEATS    5 /* every this many heartbeats: the QUEUED rows of our sites */
-#define NOW_MS         "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint"
+/* payload: a command id; the command is the commands row (QUEUED). In the hub's announce
+ * queue and in got a command id carries the prefix '!' (never the first byte of an id). */
+#define CHANNEL_COMMAND "derloop_command"
+#define CALL_MS         5000
+#define RECONNECT_MS    1000
+#define ANNOUNCE_BATCH  1024
+/* Announced ids resolved per turn (one query, without the hub lock), and the most kept
+ * waiting: a flood of NOTIFYs from any client of the database costs one query per batch and
+ * never holds the hub; beyond GOT_MAX the rest are dropped and a sweep finds the real ones. */
+#define RESOLVE_BATCH 2048
+#define GOT_MAX       65536
+#define SWEEP_BEATS   5 /* every this many heartbeats: the QUEUED rows of our sites */
+#define NOW_MS        "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint"
 
 /* A growing text buffer (PostgreSQL array literals). */
 struct buf {
@@ -141,9 +149,11 @@ struct cluster {
     int started;
     int64_t next_beat_ms, next_connect_ms;
     uint64_t beats;
-    char (*ann)[STORE_ID_MAX]; /* announcements taken from the hub */
-    char (*got)[STORE_ID_MAX]; /* notifications received */
+    char (*ann)[STORE_ID_MAX];     /* announcements taken from the hub */
+    char (*got)[STORE_ID_MAX + 1]; /* notifications received ('!': a command id) */
     size_t n_got, cap_got;
+    int force_sweep; /* notifications were dropped (GOT_MAX): sweep at the next turn */
+    PGresult *cmds;  /* resolve's commands rows (their JSON) for the hub */
     struct held held;
     /* the emergency stops and configuration pushes (hub_cluster_take_notes, the channels
      * derloop_estop and derloop_config): site indices and HUB_NOTE_* taken from the hub, and
@@ -276,7 +286,8 @@ static int connect_db(struct cluster *c, char *err, size_t errlen)
     }
     if (exec_ok(c, "listen", "LISTEN " CHANNEL, 0, NULL) < 0 ||
         exec_ok(c, "listen", "LISTEN " CHANNEL_ESTOP, 0, NULL) < 0 ||
-        exec_ok(c, "listen", "LISTEN " CHANNEL_CONFIG, 0, NULL) < 0) {
+        exec_ok(c, "listen", "LISTEN " CHANNEL_CONFIG, 0, NULL) < 0 ||
+        exec_ok(c, "listen", "LISTEN " CHANNEL_COMMAND, 0, NULL) < 0) {
         snprintf(err, errlen, "LISTEN failed");
         if (c->conn) /* connected but not listening is worse than reconnecting */
             drop(c, "listen");
@@ -391,8 +402,10 @@ static void announce(struct cluster *c, size_t n)
     const char *v[] = {b.p};
     /* one round trip for the batch; NOTIFY is delivered when this statement commits */
     if (!b.oom &&
-        exec_ok(c, "notify", "SELECT pg_notify('" CHANNEL "', x) FROM unnest($1::text[]) x", 1,
-                v) == 0)
+        exec_ok(c, "notify",
+                "SELECT CASE WHEN left(x, 1) = '!' THEN pg_notify('" CHANNEL_COMMAND
+                "', substr(x, 2)) ELSE pg_notify('" CHANNEL "', x) END FROM unnest($1::text[]) x",
+                1, v) == 0)
         log_event(LOG_DEBUG, "event=cluster_announce node=%s count=%zu", c->node, n);
     free(b.p);
 }
@@ -430,7 +443,8 @@ static PGresult *sync_presence(struct cluster *c)
     const char *v2[] = {c->node,         c->held.sites.p, c->held.gateways.p, c->held.sessions.p,
                         c->held.since.p, c->held.views.p};
     /* the newest session of a site wins (a gateway that moved while its old headend still
-     * had the stream open); a row of a headend gone is taken over whatever its age */
+     * had the stream open), by sessions.id: one sequence in this database, so no headend's
+     * clock decides (FINDINGS 24); a row of a headend gone is taken over whatever its age */
     if (exec_ok(c, "presence",
                 "INSERT INTO cluster_presence(site_id, node_id, gateway_id, session_id, since_ms, "
                 "view) SELECT s, $1, g, i, t, v FROM unnest($2::text[], $3::text[], "
@@ -438,7 +452,7 @@ static PGresult *sync_presence(struct cluster *c)
                 "ON CONFLICT(site_id) DO UPDATE SET node_id = excluded.node_id, gateway_id = "
                 "excluded.gateway_id, session_id = excluded.session_id, since_ms = "
                 "excluded.since_ms, view = excluded.view WHERE cluster_presence.node_id = "
-                "excluded.node_id OR cluster_presence.since_ms <= excluded.since_ms OR NOT "
+                "excluded.node_id OR cluster_presence.session_id <= excluded.session_id OR NOT "
                 "EXISTS (SELECT 1 FROM cluster_nodes n WHERE n.node_id = "
                 "cluster_presence.node_id AND n.expires_ms > " NOW_MS ")",
                 6, v2) < 0)
@@ -460,7 +474,7 @@ static PGresult *sync_presence(struct cluster *c)
         return NULL;
     return call(c, "presence_read",
                 "SELECT p.site_id, p.node_id, p.gateway_id, p.since_ms, p.view, "
-                "COALESCE(n.expires_ms > " NOW_MS ", false) FROM cluster_presence p "
+                "COALESCE(n.expires_ms > " NOW_MS ", false), p.session_id FROM cluster_presence p "
                 "LEFT JOIN cluster_nodes n USING (node_id) WHERE p.node_id <> $1",
                 1, v4);
 }
@@ -471,8 +485,16 @@ static double jnum(const cJSON *o, const char *k)
     return cJSON_IsNumber(x) ? x->valuedouble : NAN;
 }
 
+/* A time of a presence row's view as int64, range-checked before the cast (FINDINGS 27: a
+ * cast of a double beyond int64 is undefined): 0 unless finite and within 0..2^53 ms. */
+static int64_t jms(const cJSON *o, const char *k)
+{
+    double v = jnum(o, k);
+    return isfinite(v) && v >= 0 && v <= 9007199254740992.0 ? (int64_t)v : 0;
+}
+
 /* Under the hub lock: the others' rows into the hub's per-site remote view. */
-static void apply_presence(struct cluster *c, PGresult *r)
+static void apply_presence(struct cluster *c, PGresult *r, int64_t now_ms)
 {
     struct hub *h = c->h;
     const struct inventory *inv = hub_inventory(h);
@@ -489,11 +511,11 @@ static void apply_presence(struct cluster *c, PGresult *r)
         snprintf(rm->gateway_id, sizeof(rm->gateway_id), "%s", PQgetvalue(r, row, 2));
         rm->since_ms = strtoll(PQgetvalue(r, row, 3), NULL, 10);
         cJSON *v = cJSON_Parse(PQgetvalue(r, row, 4));
-        rm->last_seen_ms =
-            (int64_t)(isfinite(jnum(v, "last_seen_ms")) ? jnum(v, "last_seen_ms") : 0);
+        rm->session_id = strtoll(PQgetvalue(r, row, 6), NULL, 10);
+        rm->last_seen_ms = jms(v, "last_seen_ms");
         rm->stale = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "stale"));
         double sp = jnum(v, "setpoints");
-        rm->setpoints = isfinite(sp) && sp > 0 ? (unsigned)sp : 0;
+        rm->setpoints = isfinite(sp) && sp > 0 ? sp < 1e6 ? (unsigned)sp : 1000000u : 0;
         rm->agg = (struct site_agg){jnum(v, "grid_w"),
                                     jnum(v, "pv_w"),
                                     jnum(v, "battery_w"),
@@ -501,15 +523,14 @@ static void apply_presence(struct cluster *c, PGresult *r)
                                     jnum(v, "boiler_w"),
                                     jnum(v, "soc_mean"),
                                     0};
-        double up = jnum(v, "updated_ms");
-        rm->agg.updated_ms = isfinite(up) ? (int64_t)up : 0;
+        rm->agg.updated_ms = jms(v, "updated_ms");
         const cJSON *cf = cJSON_GetObjectItemCaseSensitive(v, "config");
         const cJSON *st = cJSON_GetObjectItemCaseSensitive(cf, "status");
         const cJSON *dt = cJSON_GetObjectItemCaseSensitive(cf, "detail");
         if (isfinite(jnum(cf, "version")) && cJSON_IsString(st) && cJSON_IsString(dt)) {
             rm->has_reported = 1;
-            rm->reported_version = (int64_t)jnum(cf, "version");
-            rm->reported_ms = isfinite(jnum(cf, "at_ms")) ? (int64_t)jnum(cf, "at_ms") : 0;
+            rm->reported_version = jms(cf, "version");
+            rm->reported_ms = jms(cf, "at_ms");
             snprintf(rm->reported_status, sizeof(rm->reported_status), "%s", st->valuestring);
             snprintf(rm->reported_detail, sizeof(rm->reported_detail), "%s", dt->valuestring);
         }
@@ -519,23 +540,38 @@ static void apply_presence(struct cluster *c, PGresult *r)
         if (cJSON_IsBool(ea)) {
             rm->estop_has_reported = 1;
             rm->estop_reported_active = cJSON_IsTrue(ea);
-            rm->estop_reported_ms = isfinite(jnum(es, "at_ms")) ? (int64_t)jnum(es, "at_ms") : 0;
+            rm->estop_reported_ms = jms(es, "at_ms");
         }
         cJSON_Delete(v);
+        /* split brain: the gateway registered again on a live headend while our stream to
+         * it is still open (half-open): the newer session wins, ours is closed */
+        if (rm->held && hub_cluster_superseded(h, site->index, rm->node_id, rm->session_id, now_ms))
+            log_event(LOG_WARN,
+                      "event=cluster_superseded node=%s site=%s by=%s session=%lld "
+                      "reason=\"the gateway registered again on another headend; our stream to "
+                      "it is stale\"",
+                      c->node, site->id, rm->node_id, (long long)rm->session_id);
     }
 }
 
 static void got_add(struct cluster *c, const char *id)
 {
+    size_t len = strlen(id);
+    if (len == 0 || len >= STORE_ID_MAX + (id[0] == '!'))
+        return; /* names no dispatch: ids are shorter (the payload is anyone's) */
+    if (c->n_got >= GOT_MAX) {
+        c->force_sweep = 1;
+        return;
+    }
     if (c->n_got == c->cap_got) {
         size_t cap = c->cap_got ? c->cap_got * 2 : 256;
-        char(*g)[STORE_ID_MAX] = realloc(c->got, cap * sizeof(*g));
+        char(*g)[STORE_ID_MAX + 1] = realloc(c->got, cap * sizeof(*g));
         if (!g)
             return; /* the next sweep is the backstop */
         c->got = g;
         c->cap_got = cap;
     }
-    snprintf(c->got[c->n_got++], STORE_ID_MAX, "%s", id);
+    snprintf(c->got[c->n_got++], sizeof(*c->got), "%s", id);
 }
 
 /* The QUEUED, unexpired dispatches of the sites we hold, handed to the hub as if announced:
@@ -546,18 +582,86 @@ static void sweep(struct cluster *c, int64_t now_ms)
 {
     if (!c->held.n || c->held.sites.oom)
         return;
-    char t[32];
-    snprintf(t, sizeof(t), "%lld", (long long)now_ms);
-    const char *v[] = {t, c->held.sites.p};
+    (void)now_ms; /* expiry in the database's clock, as it was written (FINDINGS 23) */
+    const char *v[] = {c->held.sites.p};
     PGresult *r = call(c, "sweep",
-                       "SELECT id FROM dispatch WHERE state = 0 AND expires_ms > $1 AND "
-                       "site_id = ANY($2::text[]) ORDER BY seq",
-                       2, v);
+                       "SELECT id FROM dispatch WHERE state = 0 AND expires_ms > " NOW_MS
+                       " AND site_id = ANY($1::text[]) ORDER BY seq",
+                       1, v);
     for (int i = 0; r && i < PQntuples(r); i++)
         got_add(c, PQgetvalue(r, i, 0));
     if (r && PQntuples(r))
         log_event(LOG_DEBUG, "event=cluster_sweep node=%s queued=%d", c->node, PQntuples(r));
     PQclear(r);
+    /* the QUEUED commands of our sites the same way (a lost derloop_command) */
+    r = call(c, "sweep",
+             "SELECT '!' || id FROM commands WHERE state = 0 AND site_id = ANY($1::text[]) "
+             "ORDER BY created_ms, id",
+             1, v);
+    for (int i = 0; r && i < PQntuples(r); i++)
+        got_add(c, PQgetvalue(r, i, 0));
+    PQclear(r);
+}
+
+/* Up to RESOLVE_BATCH announced ids read in one query without the hub lock: only the rows
+ * still QUEUED and not expired in the database's clock (the one clock every headend shares;
+ * expires_ms is written in it: store_pg.c), so a bogus id costs nothing under the lock and a
+ * skewed local clock decides nothing. The ids read are removed from got; NULL when there
+ * were none or the query failed (the re-scan at reconnect, or the sweep, covers them). */
+static PGresult *resolve(struct cluster *c)
+{
+    size_t n = c->n_got < RESOLVE_BATCH ? c->n_got : RESOLVE_BATCH;
+    if (!n)
+        return NULL;
+    struct buf b = {0}, bc = {0};
+    buf_open(&b);
+    buf_open(&bc);
+    size_t n_cmd = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (c->got[i][0] == '!')
+            n_cmd++, arr_text(&bc, c->got[i] + 1);
+        else
+            arr_text(&b, c->got[i]);
+    }
+    buf_str(&b, "}");
+    buf_str(&bc, "}");
+    memmove(c->got, c->got + n, (c->n_got - n) * sizeof(*c->got));
+    c->n_got -= n;
+    PGresult *r = NULL;
+    const char *v[] = {b.p};
+    if (n > n_cmd && !b.oom && c->conn)
+        r = call(c, "resolve",
+                 "SELECT id, seq, site_id, asset_id, power_w, created_ms, expires_ms, updated_ms, "
+                 "state, session_id FROM dispatch WHERE id = ANY($1::text[]) AND state = 0 AND "
+                 "expires_ms > " NOW_MS " ORDER BY seq",
+                 1, v);
+    const char *vc[] = {bc.p};
+    PQclear(c->cmds);
+    c->cmds = NULL;
+    if (n_cmd && !bc.oom && c->conn)
+        c->cmds = call(c, "resolve",
+                       "SELECT json FROM commands WHERE id = ANY($1::text[]) AND state = 0 "
+                       "ORDER BY created_ms, id",
+                       1, vc);
+    free(b.p);
+    free(bc.p);
+    return r;
+}
+
+/* One row of resolve's result. */
+static void row_dispatch(const PGresult *r, int i, struct store_dispatch *d)
+{
+    memset(d, 0, sizeof(*d));
+    snprintf(d->id, sizeof(d->id), "%s", PQgetvalue(r, i, 0));
+    d->seq = strtoll(PQgetvalue(r, i, 1), NULL, 10);
+    snprintf(d->site_id, sizeof(d->site_id), "%s", PQgetvalue(r, i, 2));
+    snprintf(d->asset_id, sizeof(d->asset_id), "%s", PQgetvalue(r, i, 3));
+    d->power_w = strtod(PQgetvalue(r, i, 4), NULL);
+    d->created_ms = strtoll(PQgetvalue(r, i, 5), NULL, 10);
+    d->expires_ms = strtoll(PQgetvalue(r, i, 6), NULL, 10);
+    d->updated_ms = strtoll(PQgetvalue(r, i, 7), NULL, 10);
+    d->state = (int)strtol(PQgetvalue(r, i, 8), NULL, 10);
+    d->session_id = strtoll(PQgetvalue(r, i, 9), NULL, 10);
 }
 
 static void collect_notifications(struct cluster *c)
@@ -580,7 +684,13 @@ static void collect_notifications(struct cluster *c)
             site = inventory_site(hub_inventory(c->h), n->extra);
             if (site && c->n_got_config < c->n_site)
                 c->got_config[c->n_got_config++] = site->index;
-        } else {
+        } else if (!strcmp(n->relname, CHANNEL_COMMAND)) {
+            char tag[STORE_ID_MAX + 1];
+            if (n->extra[0] != '!' && strlen(n->extra) < STORE_ID_MAX) {
+                snprintf(tag, sizeof(tag), "!%s", n->extra);
+                got_add(c, tag);
+            }
+        } else if (n->extra[0] != '!') {
             got_add(c, n->extra);
         }
         PQfreemem(n);
@@ -672,6 +782,8 @@ static void *run(void *arg)
             connect_db(c, err, sizeof(err));
         int64_t due = c->conn ? c->next_beat_ms : c->next_connect_ms;
         int timeout = due <= now ? 0 : due - now > 1000 ? 1000 : (int)(due - now);
+        if (c->n_got && c->conn)
+            timeout = 0; /* announced ids left from the last turn's batch */
         struct pollfd p[2] = {{.fd = c->wake[0], .events = POLLIN},
                               {.fd = c->conn ? PQsocket(c->conn) : -1, .events = POLLIN}};
         poll(p, 2, timeout);
@@ -698,7 +810,8 @@ static void *run(void *arg)
         if (beat && c->conn) {
             pres = sync_presence(c);
             c->next_beat_ms = now + c->heartbeat_ms;
-            if (pres && ++c->beats % SWEEP_BEATS == 0) {
+            if (pres && (++c->beats % SWEEP_BEATS == 0 || c->force_sweep)) {
+                c->force_sweep = 0;
                 sweep(c, wall_ms());
                 state_sweep = 1;
             }
@@ -711,21 +824,28 @@ static void *run(void *arg)
         PGresult *est = c->conn ? fetch_estops(c, state_sweep) : NULL;
         PGresult *ver = c->conn && state_sweep ? fetch_versions(c) : NULL;
         c->n_got_estop = 0;
+        PGresult *disp = resolve(c);
 
-        if (!pres && !c->n_got && !est && !ver && !c->n_got_config && !state_sweep &&
+        if (!pres && !disp && !c->cmds && !est && !ver && !c->n_got_config && !state_sweep &&
             !(c->rescan && c->conn))
             continue;
         hub_lock(c->h);
         int64_t wnow = wall_ms();
         if (pres)
-            apply_presence(c, pres);
+            apply_presence(c, pres, wnow);
         if (state_sweep)
             hub_cluster_estop_retry(c->h);      /* ours that the store refused, before the rows */
         int stops = apply_estops(c, est, wnow); /* before the dispatches: the safety function */
         int pushed = apply_configs(c, ver, wnow);
         int sent = 0;
-        for (size_t i = 0; i < c->n_got; i++)
-            sent += hub_cluster_deliver(c->h, c->got[i], wnow) == 1;
+        int n_disp = disp ? PQntuples(disp) : 0;
+        for (int i = 0; i < n_disp; i++) {
+            struct store_dispatch d;
+            row_dispatch(disp, i, &d);
+            sent += hub_cluster_deliver(c->h, &d, wnow) == 1;
+        }
+        for (int i = 0; c->cmds && i < PQntuples(c->cmds); i++)
+            sent += hub_cluster_command(c->h, PQgetvalue(c->cmds, i, 0), wnow) == 1;
         int rescanned = c->rescan && c->conn ? hub_cluster_rescan(c->h, wnow) : -1;
         hub_unlock(c->h);
         PQclear(est);
@@ -738,9 +858,11 @@ static void *run(void *arg)
             c->rescan = 0;
         }
         if (sent)
-            log_event(LOG_DEBUG, "event=cluster_delivered node=%s count=%d of=%zu", c->node, sent,
-                      c->n_got);
-        c->n_got = 0;
+            log_event(LOG_DEBUG, "event=cluster_delivered node=%s count=%d of=%d", c->node, sent,
+                      n_disp);
+        PQclear(disp);
+        PQclear(c->cmds);
+        c->cmds = NULL;
         PQclear(pres);
     }
     return NULL;
@@ -902,6 +1024,7 @@ void cluster_stop(struct cluster *c)
     free(c->got_estop.p);
     free(c->ann);
     free(c->got);
+    PQclear(c->cmds);
     free(c->conninfo);
     free(c);
 }

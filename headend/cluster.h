@@ -14,6 +14,16 @@
  *     from any headend shows them. The stop rows are read once before the thread starts
  *     (before any gateway can register here), again at every reconnect and every 5 heartbeats
  *     (with the desired versions of the sites held here), as the dispatches are.
+ *   - commands the same way (NOTIFY derloop_command, payload the command id; the row in
+ *     commands is QUEUED): the holder sends it, the acks update the shared row.
+ *   - announced ids are read in batches (one query per up to 2,048 ids, only rows still
+ *     QUEUED and not expired) without the hub lock, so a flood of NOTIFYs from any client of
+ *     the database costs queries, never the hub's latency.
+ *   - expiry across headends is decided with the database's clock (dispatch.expires_ms is
+ *     written in it: store_pg.c), never a headend's own.
+ *   - a newer session (larger sessions.id, the database's sequence) on another live headend
+ *     for a site held here ends ours and closes its stream (a gateway that failed over while
+ *     our connection to it is half-open).
  *   - presence: every heartbeat this headend renews its row in cluster_nodes (expiry in the
  *     database's clock) and writes one cluster_presence row per site whose gateway it holds,
  *     with the site's fleet-view row; it reads the others' rows into the hub

@@ -40,6 +40,10 @@ struct command_rec {
     char requested_by[STORE_ID_MAX];
     size_t n_acks;
     struct command_ack acks[COMMAND_ACKS_MAX]; /* the first ones, in order */
+    /* posted here for a gateway whose stream is on another headend (several headends): that
+     * one sends it and records the acks in the shared store, so GET re-reads the store until
+     * the state is final. Not in the JSON. */
+    int routed;
 };
 
 struct commands;

@@ -95,6 +95,19 @@ static void store_alert(struct hub *h, const struct alert *a)
     cJSON_free(txt);
 }
 
+/* New alert ids from the store's counter (alerts_set_ids): shared by the headends of one
+ * PostgreSQL database (schema version 10 seeds it above the ids stored before). */
+static int next_alert_id(void *ctx, uint64_t *id)
+{
+    struct hub *h = ctx;
+    int64_t v = 0;
+    int e = h->st->ops->next_counter(h->st, "alert", &v);
+    if (e < 0 || v <= 0)
+        return e < 0 ? e : -ERANGE;
+    *id = (uint64_t)v;
+    return 0;
+}
+
 static int restore_alert(const char *json, void *ctx)
 {
     struct hub *h = ctx;
@@ -350,8 +363,10 @@ int hub_new(const struct headend_config *cfg, struct inventory *inv, struct stor
         hub_free(h);
         return -ENOMEM;
     }
-    if (st->ops->set_node) /* a shared database: only this headend's sessions are ours */
+    if (st->ops->set_node) { /* a shared database: only this headend's sessions are ours */
         st->ops->set_node(st, cfg->node_id);
+        alerts_set_ids(h->alerts, next_alert_id, h); /* and alert ids from its counter */
+    }
     /* the stored alerts (active, acknowledged, history) and the commands still waiting */
     st->ops->alert_list(st, cfg->alert_history, restore_alert, h);
     st->ops->command_range(st, NULL, 0, 0, restore_command, h);
@@ -1621,6 +1636,25 @@ static void store_command(struct hub *h, const struct command_rec *r)
 
 static void store_command_cb(void *ctx, const struct command_rec *r)
 {
+    struct hub *h = ctx;
+    if (r->routed) { /* expired here, but the shared row is the truth: another headend may
+                      * have sent it; only a row nobody sent becomes EXPIRED */
+        char *json = malloc(STORE_RECORD_MAX);
+        struct command_rec rec;
+        cJSON *o = NULL;
+        int e = json ? h->st->ops->command_get(h->st, r->id, json, STORE_RECORD_MAX) : -ENOMEM;
+        if (e == 0 && (o = cJSON_Parse(json)) && command_rec_from_json(o, &rec) == 0 &&
+            rec.state != DISPATCH_QUEUED) {
+            rec.routed = rec.state == DISPATCH_SENT || rec.state == DISPATCH_RECEIVED;
+            *(struct command_rec *)r = rec; /* the table's own record (commands_expire) */
+            cJSON_Delete(o);
+            free(json);
+            return;
+        }
+        cJSON_Delete(o);
+        free(json);
+        ((struct command_rec *)r)->routed = 0;
+    }
     store_command(ctx, r);
 }
 
@@ -1648,29 +1682,18 @@ static void on_command_ack(struct hub *h, struct session *s, const Der__V1__Comm
               r->asset_id, s->gateway_id, dispatch_state_name(r->state), r->detail);
 }
 
-int hub_command(struct hub *h, const char *who, size_t asset_idx, const char *command, double value,
-                int ttl_s, int64_t now_ms, const struct command_rec **out)
+static int announce(struct hub *h, const char *id);
+
+/* Sends command record r on s (SENT, stored) or marks it FAILED. 0 or -EIO. */
+static int send_command(struct hub *h, struct session *s, struct command_rec *r, int64_t now_ms)
 {
-    const struct inv_asset *a = inventory_asset_at(h->inv, asset_idx);
-    struct session *s = a ? registry_asset(h->reg, asset_idx) : NULL;
-    if (!s)
-        return -ENOTCONN;
-    if (!s->commands)
-        return -EOPNOTSUPP;
-    struct command_rec *r = commands_add(h->cmds, now_ms);
-    snprintf(r->site_id, sizeof(r->site_id), "%s", s->site_id);
-    snprintf(r->asset_id, sizeof(r->asset_id), "%s", a->id);
     snprintf(r->gateway_id, sizeof(r->gateway_id), "%s", s->gateway_id);
-    snprintf(r->command, sizeof(r->command), "%s", command);
-    snprintf(r->requested_by, sizeof(r->requested_by), "%s", who ? who : "");
-    r->value = value;
-    r->expires_ms = now_ms + (int64_t)ttl_s * 1000;
     r->session_id = s->id;
     Der__V1__Command c = DER__V1__COMMAND__INIT;
     c.command_id = r->id;
     c.asset_id = r->asset_id;
     c.command = r->command;
-    c.value = isnan(value) ? 0 : value;
+    c.value = isnan(r->value) ? 0 : r->value;
     c.expires_ms = r->expires_ms;
     Der__V1__HeadendMessage m = DER__V1__HEADEND_MESSAGE__INIT;
     m.body_case = DER__V1__HEADEND_MESSAGE__BODY_COMMAND;
@@ -1681,20 +1704,83 @@ int hub_command(struct hub *h, const char *who, size_t asset_idx, const char *co
         return -EIO;
     }
     r->state = DISPATCH_SENT;
+    r->updated_ms = now_ms;
     store_command(h, r);
     log_event(LOG_INFO,
               "event=command_sent command=%s asset=%s gateway=%s name=%s value=%g "
               "expires_ms=%lld by=%s",
-              r->id, r->asset_id, s->gateway_id, r->command, value, (long long)r->expires_ms,
+              r->id, r->asset_id, s->gateway_id, r->command, r->value, (long long)r->expires_ms,
               nz(r->requested_by));
+    return 0;
+}
+
+int hub_command(struct hub *h, const char *who, size_t asset_idx, const char *command, double value,
+                int ttl_s, int64_t now_ms, const struct command_rec **out)
+{
+    const struct inv_asset *a = inventory_asset_at(h->inv, asset_idx);
+    struct session *s = a ? registry_asset(h->reg, asset_idx) : NULL;
+    const struct site_remote *rm = a && !s ? &h->remote[a->site] : NULL;
+    /* held by another live headend: stored QUEUED and announced (NOTIFY derloop_command);
+     * that headend sends it (hub_cluster_command) */
+    int routed = rm && rm->held && h->wake;
+    if (!s && !routed)
+        return -ENOTCONN;
+    if (s && !s->commands)
+        return -EOPNOTSUPP;
+    struct command_rec *r = commands_add(h->cmds, now_ms);
+    int64_t n = 0; /* ids unique across the headends sharing a store: its counter */
+    if (h->st->ops->next_counter(h->st, "command", &n) == 0)
+        snprintf(r->id, sizeof(r->id), "cmd-%lld-%lld", (long long)now_ms, (long long)n);
+    snprintf(r->site_id, sizeof(r->site_id), "%s", inventory_site_at(h->inv, a->site)->id);
+    snprintf(r->asset_id, sizeof(r->asset_id), "%s", a->id);
+    snprintf(r->gateway_id, sizeof(r->gateway_id), "%s", s ? s->gateway_id : rm->gateway_id);
+    snprintf(r->command, sizeof(r->command), "%s", command);
+    snprintf(r->requested_by, sizeof(r->requested_by), "%s", who ? who : "");
+    r->value = value;
+    r->expires_ms = now_ms + (int64_t)ttl_s * 1000;
+    if (routed) {
+        r->routed = 1;
+        store_command(h, r);
+        char tag[STORE_ID_MAX + 1];
+        snprintf(tag, sizeof(tag), "!%s", r->id); /* '!': a command id (cluster.c announce) */
+        if (announce(h, tag) < 0)
+            return -ENOMEM;
+        log_event(LOG_INFO,
+                  "event=command_routed command=%s asset=%s node=%s name=%s value=%g by=%s", r->id,
+                  r->asset_id, rm->node_id, r->command, value, nz(r->requested_by));
+        *out = r;
+        return 0;
+    }
+    int e = send_command(h, s, r, now_ms);
+    if (e < 0)
+        return e;
     *out = r;
     return 0;
+}
+
+int hub_cluster_command(struct hub *h, const char *json, int64_t now_ms)
+{
+    cJSON *o = cJSON_Parse(json);
+    struct command_rec rec;
+    int ok = o && command_rec_from_json(o, &rec) == 0;
+    cJSON_Delete(o);
+    if (!ok || rec.state != DISPATCH_QUEUED)
+        return 0;
+    const struct inv_asset *a = inventory_asset(h->inv, rec.asset_id);
+    struct session *s = a ? registry_asset(h->reg, a->index) : NULL;
+    if (!s || !s->commands)
+        return 0; /* not ours (or an older gateway): stays QUEUED until it expires */
+    struct command_rec *r = commands_restore(h->cmds, &rec);
+    if (!r || r->state != DISPATCH_QUEUED)
+        return 0;  /* sent already (announced twice, or by a sweep) */
+    r->routed = 0; /* ours now: the acks arrive here */
+    return send_command(h, s, r, now_ms) == 0 ? 1 : -EIO;
 }
 
 const struct command_rec *hub_command_get(struct hub *h, const char *id)
 {
     struct command_rec *r = commands_get(h->cmds, id);
-    if (r)
+    if (r && !r->routed)
         return r;
     /* older than the table, or from before a restart: the store has it */
     char *json = malloc(STORE_RECORD_MAX);
@@ -1703,8 +1789,15 @@ const struct command_rec *hub_command_get(struct hub *h, const char *id)
     if (h->st->ops->command_get(h->st, id, json, STORE_RECORD_MAX) == 0) {
         cJSON *o = cJSON_Parse(json);
         struct command_rec rec;
-        if (o && command_rec_from_json(o, &rec) == 0 && !strcmp(rec.id, id))
-            r = commands_restore(h->cmds, &rec);
+        if (o && command_rec_from_json(o, &rec) == 0 && !strcmp(rec.id, id)) {
+            if (r) { /* sent by another headend: its acks are in the shared row */
+                rec.routed = rec.state == DISPATCH_QUEUED || rec.state == DISPATCH_SENT ||
+                             rec.state == DISPATCH_RECEIVED;
+                *r = rec;
+            } else {
+                r = commands_restore(h->cmds, &rec);
+            }
+        }
         cJSON_Delete(o);
     }
     free(json);
@@ -2045,22 +2138,34 @@ static struct session *target_session(struct hub *h, const struct store_dispatch
     return site ? registry_site(h->reg, site->index) : NULL;
 }
 
-int hub_cluster_deliver(struct hub *h, const char *id, int64_t now_ms)
+int hub_cluster_deliver(struct hub *h, const struct store_dispatch *d, int64_t now_ms)
 {
-    struct store_dispatch d;
-    int e = h->st->ops->dispatch_get(h->st, id, &d);
-    if (e < 0) {
-        if (e != -ENOENT)
-            h->c.store_errors++;
-        return e;
-    }
-    struct session *s = target_session(h, &d);
-    /* QUEUED only: the headend that holds the stream sends once, whoever posted it */
-    if (!s || d.state != DISPATCH_QUEUED || d.expires_ms <= now_ms)
+    struct session *s = target_session(h, d);
+    /* QUEUED (checked by the caller's query): the holder of the stream sends once, whoever
+     * posted it */
+    if (!s || d->state != DISPATCH_QUEUED)
         return 0;
-    if (!recent_find(h, d.site_id, d.id))
-        recent_add(h, &d);
-    return send_setpoint(h, s, &d, now_ms) == 0 ? 1 : -EIO;
+    if (!recent_find(h, d->site_id, d->id))
+        recent_add(h, d);
+    return send_setpoint(h, s, d, now_ms) == 0 ? 1 : -EIO;
+}
+
+int hub_cluster_superseded(struct hub *h, size_t site_idx, const char *node, int64_t session_id,
+                           int64_t now_ms)
+{
+    struct session *s =
+        site_idx < inventory_site_count(h->inv) ? registry_site(h->reg, site_idx) : NULL;
+    /* sessions.id comes from one sequence in the shared database: a larger one registered
+     * later, whatever the headends' clocks say. 0 is a session the store did not record. */
+    if (!s || !s->id || session_id <= s->id)
+        return 0;
+    char msg[200];
+    snprintf(msg, sizeof(msg), "replaced by a newer session on headend %s (session %lld)", node,
+             (long long)session_id);
+    h->c.replaced++;
+    end_session(h, s, msg, now_ms);
+    s->ops->close(s->link, GRPC_STATUS_ABORTED, msg);
+    return 1;
 }
 
 int hub_cluster_rescan(struct hub *h, int64_t now_ms)

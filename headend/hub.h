@@ -221,7 +221,8 @@ struct site_remote {
     char node_id[INV_ID_MAX];
     char gateway_id[INV_ID_MAX];
     int64_t since_ms, last_seen_ms;
-    int stale; /* the holder shows the gateway connected but silent */
+    int64_t session_id; /* sessions.id of the holder's session (the database's sequence) */
+    int stale;          /* the holder shows the gateway connected but silent */
     unsigned setpoints;
     struct site_agg agg;
     /* What the site's gateway reported there (the holder's site_state): the configuration it
@@ -246,9 +247,22 @@ void hub_cluster_attach(struct hub *h, hub_wake_fn wake, void *ctx);
 const char *hub_node_id(const struct hub *h);
 /* Moves up to max dispatch ids that no local stream could take into ids; the count. */
 size_t hub_cluster_take(struct hub *h, char (*ids)[STORE_ID_MAX], size_t max);
-/* Another headend announced dispatch id: sent here when it is still QUEUED, not expired, and
- * a stream of this hub serves its target. 1 sent, 0 not ours (or not due), or -errno. */
-int hub_cluster_deliver(struct hub *h, const char *id, int64_t now_ms);
+/* Another headend announced dispatch d, which the cluster thread read from the store as
+ * QUEUED and not expired in the database's clock (the one clock the headends share): sent
+ * here when a stream of this hub serves its target. No store read (the caller resolved a
+ * batch of ids in one query, without the hub lock). 1 sent, 0 not ours, or -errno. */
+int hub_cluster_deliver(struct hub *h, const struct store_dispatch *d, int64_t now_ms);
+/* A live presence row of another headend (node) names a newer session (session_id, from the
+ * database's sequence) for site site_idx than the one this hub holds: the local session is
+ * ended and its stream closed ("replaced by a newer session on headend NODE"), so nothing is
+ * sent on a gateway's stale stream. 1 ended, 0 nothing to do. */
+/* Another headend posted the command whose stored JSON (command_rec_json with the session)
+ * is json, QUEUED for an asset whose stream may be here: sent when a stream of this hub
+ * serves the asset and takes commands (the record joins this hub's table; the gateway's acks
+ * update the shared row). 1 sent, 0 not ours, or -errno. */
+int hub_cluster_command(struct hub *h, const char *json, int64_t now_ms);
+int hub_cluster_superseded(struct hub *h, size_t site_idx, const char *node, int64_t session_id,
+                           int64_t now_ms);
 /* Every QUEUED dispatch of the sites this hub holds, sent (announcements are lost while the
  * cluster thread is disconnected). The count sent, or -errno when the store failed. */
 int hub_cluster_rescan(struct hub *h, int64_t now_ms);

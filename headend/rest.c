@@ -429,7 +429,15 @@ static int post_dispatch_group(struct hub *h, const char *who, const char *group
 {
     char err[256];
     cJSON *o;
+    /* one WAL flush for all the shares before the 202, not one per share (PostgreSQL) */
+    struct store *st = hub_store(h);
+    int lazy = st->ops->defer_flush && st->ops->defer_flush(st, 1) == 0;
     int e = sites_dispatch_group(h, who, group, power_w, ttl, now_ms, &o, err, sizeof(err));
+    if (lazy && st->ops->defer_flush(st, 0) < 0 && e >= 0 && o)
+        /* the shares were sent already: say so rather than answer as if nothing happened */
+        cJSON_AddStringToObject(o, "warning",
+                                "the store did not confirm the setpoints on disk (see its log): "
+                                "a database crash now may lose some; GET /dispatch/:id tells");
     if (e == -ENOENT)
         return error(r, 404, "group_id", "%s", err);
     if (e == -ERANGE)
@@ -1202,12 +1210,7 @@ static int post_command(struct hub *h, const char *who, const char *asset_id, co
         ttl = (int)jt->valuedouble;
     const struct command_rec *c = NULL;
     int e = hub_command(h, who, a->index, jc->valuestring, value, ttl, now_ms, &c);
-    if (e == -ENOTCONN && held_elsewhere(h, a->site))
-        rc = error(r, 409, "asset_id",
-                   "the gateway's stream for asset '%s' is on headend %s: send the command there "
-                   "(commands are not routed between headends)",
-                   a->id, held_elsewhere(h, a->site)->node_id);
-    else if (e == -ENOTCONN)
+    if (e == -ENOTCONN)
         rc = error(r, 409, "asset_id", "no gateway is connected for asset '%s'", a->id);
     else if (e == -EOPNOTSUPP)
         rc = error(r, 409, "asset_id",
@@ -1216,7 +1219,13 @@ static int post_command(struct hub *h, const char *who, const char *asset_id, co
                    a->id);
     else if (e < 0)
         rc = error(r, 503, "stream", "the command could not be sent (%s)", strerror(-e));
-    else
+    else if (c->routed && held_elsewhere(h, a->site)) {
+        /* stored QUEUED and announced: the headend holding the stream sends it (several
+         * headends, docs/operations.md); GET /commands/:id on any headend follows it */
+        cJSON *o = command_json(c);
+        cJSON_AddStringToObject(o, "routed_to", held_elsewhere(h, a->site)->node_id);
+        set_json(r, 202, o);
+    } else
         set_json(r, 202, command_json(c));
 out:
     cJSON_Delete(j);

@@ -228,6 +228,10 @@ struct store_ops {
      * carry its name and sessions_close_open ends only its own open sessions and those of
      * headends whose heartbeat has expired (headend/cluster.h), never a live one's. */
     int (*set_node)(struct store *st, const char *node_id);
+    /* PostgreSQL only (NULL elsewhere): a dispatch insert waits for its WAL flush (a 202 is
+     * durable); on != 0 lets the inserts that follow skip it, and on == 0 then makes one
+     * durable commit that flushes them all (a group dispatch: one flush, not one per share). */
+    int (*defer_flush)(struct store *st, int on);
     /* Alerts (docs/operations.md, "Alerts"): each change (raised, cleared, acked) stores the
      * alert by id, replacing what was there. */
     int (*alert_put)(struct store *st, int64_t id, int active, int64_t raised_ms, const char *json);

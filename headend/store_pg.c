@@ -38,7 +38,7 @@
 #include "common/log.h"
 #include "headend/store.h"
 
-#define SCHEMA_VERSION       9
+#define SCHEMA_VERSION       10
 #define CONNECT_TIMEOUT_S    "5"
 #define STATEMENT_TIMEOUT_MS "5000"
 #define CALL_DEFAULT_MS      5000 /* when statement_timeout is off */
@@ -125,19 +125,27 @@ static const char *const sql_text[S_COUNT] = {
     [S_TEL_PRUNE] = "DELETE FROM telemetry WHERE id < COALESCE((SELECT id FROM telemetry "
                     "WHERE received_ms >= $1 ORDER BY id LIMIT 1), "
                     "(SELECT MAX(id) + 1 FROM telemetry))",
+    /* expires_ms in the database's clock (created + ttl re-based on its now), so every
+     * headend decides expiry with the one clock they share, whatever its own clock says
+     * (FINDINGS 23). synchronous_commit on for this transaction only: a 202 is durable
+     * (FINDINGS 29); set_config(..., true) lasts until the statement's commit. */
     [S_DISP_ADD] = "INSERT INTO dispatch(" DISP_COLS ") "
-                   "VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                   "SELECT $1, $2, $3, $4, $5, $6, " PG_NOW_MS " + GREATEST($7::bigint - "
+                   "$6::bigint, 0), $8, $9, $10, $11, $12 "
+                   "FROM (SELECT CASE WHEN $13::boolean THEN set_config('synchronous_commit', "
+                   "'on', true) END) durable",
     [S_DISP_GET] = "SELECT " DISP_COLS " FROM dispatch WHERE id = $1",
     [S_DISP_STATE] = "UPDATE dispatch SET state = $2, detail = $3, updated_ms = $4, "
                      "session_id = CASE WHEN $5::bigint <> 0 THEN $5::bigint ELSE session_id END "
                      "WHERE id = $1",
-    [S_DISP_PENDING] =
-        "SELECT " DISP_COLS " FROM dispatch "
-        "WHERE state IN (0, 1, 101) AND site_id = $1 AND expires_ms > $2 ORDER BY seq",
+    [S_DISP_PENDING] = "SELECT " DISP_COLS " FROM dispatch "
+                       "WHERE state IN (0, 1, 101) AND site_id = $1 AND expires_ms > " PG_NOW_MS
+                       " AND $2::bigint IS NOT NULL ORDER BY seq",
     [S_DISP_RANGE] = "SELECT " DISP_COLS " FROM dispatch "
                      "WHERE site_id = $1 AND created_ms BETWEEN $2 AND $3 ORDER BY seq",
     [S_DISP_DUE] = "SELECT " DISP_COLS " FROM dispatch "
-                   "WHERE state IN (0, 1, 101) AND expires_ms <= $1 ORDER BY seq",
+                   "WHERE state IN (0, 1, 101) AND expires_ms <= " PG_NOW_MS
+                   " AND $1::bigint IS NOT NULL ORDER BY seq",
     [S_ACK_ADD] = "INSERT INTO dispatch_ack(setpoint_id, state, detail, at_ms) "
                   "VALUES($1, $2, $3, $4)",
     [S_ACK_LIST] = "SELECT state, detail, at_ms FROM dispatch_ack WHERE setpoint_id = $1 "
@@ -173,8 +181,10 @@ static const char *const sql_text[S_COUNT] = {
     [S_DEC_RANGE] = "SELECT site_id, gateway_id, ts_ms, received_ms, json FROM decisions "
                     "WHERE site_id = $1 AND ts_ms BETWEEN $2 AND $3 ORDER BY ts_ms, id LIMIT $4",
     [S_DEC_PRUNE] = "DELETE FROM decisions WHERE received_ms < $1",
+    /* durable like a dispatch (S_DISP_ADD): an operator's stop acknowledged stays */
     [S_ESTOP_PUT] = "INSERT INTO site_estop(site_id, active, id, reason, by_name, since_ms, "
-                    "updated_ms) VALUES($1, $2::boolean, $3, $4, $5, $6, $7) ON CONFLICT(site_id) "
+                    "updated_ms) SELECT $1, $2::boolean, $3, $4, $5, $6, $7 FROM (SELECT "
+                    "set_config('synchronous_commit', 'on', true)) durable ON CONFLICT(site_id) "
                     "DO UPDATE SET active = excluded.active, id = excluded.id, reason = "
                     "excluded.reason, by_name = excluded.by_name, since_ms = excluded.since_ms, "
                     "updated_ms = excluded.updated_ms",
@@ -273,7 +283,13 @@ static const char schema[] =
     " id TEXT NOT NULL, reason TEXT NOT NULL, by_name TEXT NOT NULL, since_ms BIGINT NOT NULL,"
     " updated_ms BIGINT NOT NULL);"
     "UPDATE meta SET value = 9 WHERE name = 'schema_version' AND value = 8;"
-    "INSERT INTO meta(name, value) VALUES('schema_version', 9) ON CONFLICT(name) DO NOTHING;";
+    /* Version 10: alert ids from the counter 'alert' (next_counter: one atomic upsert, shared
+     * by every headend on this database, so two never number two alerts alike), seeded above
+     * the ids stored before; idempotent. */
+    "INSERT INTO meta(name, value) SELECT 'alert', COALESCE(MAX(id), 0) FROM alerts "
+    "ON CONFLICT(name) DO UPDATE SET value = GREATEST(meta.value, excluded.value);"
+    "UPDATE meta SET value = 10 WHERE name = 'schema_version' AND value = 9;"
+    "INSERT INTO meta(name, value) VALUES('schema_version', 10) ON CONFLICT(name) DO NOTHING;";
 
 struct pg_store {
     struct store base;
@@ -289,6 +305,7 @@ struct pg_store {
     int64_t down_since_ms;
     uint64_t failed_while_down;
     char node[STORE_ID_MAX]; /* set_node: this headend's name among several ("" = none) */
+    int lazy; /* defer_flush: dispatch inserts do not wait for the WAL flush until it ends */
     struct store_telemetry tel[TEL_BATCH]; /* telemetry added in this transaction, not sent */
     size_t n_tel;
     const char *tel_val[TEL_BATCH * TEL_COLS];
@@ -431,8 +448,8 @@ static int tx_fail(struct pg_store *s, int e)
 
 /* Parameters as text (the server parses them with the column's type). */
 struct params {
-    const char *v[12];
-    char num[12][32];
+    const char *v[16];
+    char num[16][32];
     char text[8][STORE_TEXT_MAX]; /* repaired UTF-8 (rare) */
     int n, n_text;
 };
@@ -1058,7 +1075,25 @@ static int pg_dispatch_add(struct store *st, const struct store_dispatch *d)
     p_text(&p, d->detail);
     p_int(&p, d->session_id);
     p_text(&p, d->requested_by);
+    p_text(&p, impl(st)->lazy ? "false" : "true");
     return run_cmd(impl(st), "dispatch_add", S_DISP_ADD, p.n, p.v);
+}
+
+static int pg_exec(struct store *st, const char *op, const char *sql, struct params *p,
+                   int64_t *changed);
+
+/* A transaction with an xid commits with a record, and a synchronous commit flushes the WAL up
+ * to it: every lazy insert before it is then on disk too. */
+static int pg_defer_flush(struct store *st, int on)
+{
+    struct pg_store *s = impl(st);
+    int was = s->lazy;
+    s->lazy = on != 0;
+    if (on || !was)
+        return 0;
+    struct params p = {.n = 0};
+    return pg_exec(st, "dispatch_flush",
+                   "SELECT set_config('synchronous_commit', 'on', true), txid_current()", &p, NULL);
 }
 
 static void read_dispatch(const PGresult *r, int i, struct store_dispatch *d)
@@ -1603,6 +1638,7 @@ static const struct store_ops pg_ops = {
     .decision_range = pg_decision_range,
     .decision_prune = pg_decision_prune,
     .set_node = pg_set_node,
+    .defer_flush = pg_defer_flush,
     .alert_put = pg_alert_put,
     .alert_list = pg_alert_list,
     .alert_prune = pg_alert_prune,

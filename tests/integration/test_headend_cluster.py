@@ -10,7 +10,8 @@ re-scan after PostgreSQL's restart; a stop posted on A while PostgreSQL is down 
 shown on B once it is back. A real der-gateway (der-sim serve, self-consumption
 scenario) with `--headend ipv4:B,A` registers on B; an emergency stop posted on A reaches it
 (NOTIFY derloop_estop, the stop in the shared row site_estop), it applies it, and both headends
-show it held and reported; the release on A the same. B killed with SIGKILL: after the cluster
+show it held and reported; the release on A the same. A command posted on A for that gateway
+is sent by B (NOTIFY derloop_command) and APPLIED on both. B killed with SIGKILL: after the cluster
 expiry A shows its sites offline and ends its sessions, a gateway of B that reconnects to A gets
 its next dispatch from A, and the real der-gateway fails over to A by itself. B restarted: a
 configuration PUT on B reaches the der-gateway on A (NOTIFY derloop_config), which applies it, and
@@ -194,6 +195,18 @@ def main():
                            5), "group dispatch not all APPLIED")
         print("ok: group dispatch on A split over 4 sites on both headends, all APPLIED")
 
+        # alert ids: A and B each raise soc_low for their own battery; the ids come from the
+        # database's counter, so neither row overwrites the other's (schema version 10)
+        gws[1].telemetry("s1-bat", 1000.0, 2, storage=pb.StorageDetails(soc=0.02))
+        gws[2].telemetry("s2-bat", 2000.0, 2, storage=pb.StorageDetails(soc=0.02))
+        def soc_rows():
+            return pg.psql("SELECT id FROM alerts WHERE json LIKE '%soc_low%' ORDER BY id")
+        check(wait_for(lambda: len(soc_rows()) == 2, 5),
+              "soc_low alerts of A and B not both stored: %r" % pg.psql("SELECT id, json FROM "
+                                                                      "alerts"))
+        ids = [int(x) for x in soc_rows()]
+        print("ok: soc_low raised on A and on B stored as two alerts (ids %r)" % ids)
+
         # a group's emergency stop posted on B: every site's stop shared (site_estop), shown
         # held on A too; released from A, shown released on B (these test gateways do not take
         # the stop: routing to a gateway is the der-gateway's part below)
@@ -210,10 +223,6 @@ def main():
         check(st == 202, "group release on A: %d %r" % (st, g))
         check(wait_for(lambda: stops(b) == [False] * 4, 5), "group release on B: %r" % stops(b))
         print("ok: a group's emergency stop posted on B held on A; released from A, released on B")
-        # commands are not routed (they become persistent elsewhere): the 409 names the holder
-        st, r = a.http("POST", "/assets/s2-bat/commands", {"command": "stop"})
-        check(st == 409 and "is on headend node-b" in r.get("error", ""),
-              "command on A for B's asset: %d %r" % (st, r))
 
         # a QUEUED row nobody announced (its headend died between the row and the NOTIFY):
         # the holder's periodic sweep (every 5 heartbeats) sends it
@@ -247,7 +256,8 @@ def main():
         check(wait_for(lambda: b.http("GET", "/sites/site-3/estop")[1]["active"], 10),
               "the stop posted during the outage not shown on B: %r"
               % (b.http("GET", "/sites/site-3/estop")[1],))
-        check(a.http("DELETE", "/sites/site-3/estop")[0] == 202, "release site-3")
+        rel = a.http("DELETE", "/sites/site-3/estop")
+        check(rel[0] == 202, "release site-3: %r" % (rel,))
         check(wait_for(lambda: not b.http("GET", "/sites/site-3/estop")[1]["active"], 5),
               "site-3 release not shown on B")
         sp3, _ = crossing(a, gws[4], "site-4", 0.05, [b])
@@ -305,6 +315,24 @@ def main():
               "took it, applied by the gateway %.0f ms after the POST (its next cycle), held "
               "and reported on both; the release from A sent by B after %.0f ms, applied after "
               "%.0f ms" % (routed[0], dt_estop * 1000, routed[1], dt_release * 1000))
+
+        # a command posted on A for the der-gateway on B: stored QUEUED and announced
+        # (derloop_command), B sends it, the gateway's acks land in the shared row: GET
+        # /commands/:id on both shows it APPLIED
+        t0 = time.time()
+        st, r = a.http("POST", "/assets/bat-1/commands", {"command": "start", "ttl_s": 30})
+        check(st == 202 and r["state"] == "QUEUED" and r.get("routed_to") == "node-b",
+              "command on A for B's gateway: %d %r" % (st, r))
+        cid = r["command_id"]
+        for he in (a, b):
+            check(wait_for(lambda: he.http("GET", "/commands/" + cid)[1].get("state") ==
+                           "APPLIED", 5),
+                  "command %s not APPLIED on a headend: %r" % (cid, he.http("GET", "/commands/" +
+                                                                          cid)))
+        dt_cmd = time.time() - t0
+        check("event=command_sent command=%s" % cid in b.logtext(), "B did not send it")
+        print("ok: command %s posted on A sent by B to the der-gateway, APPLIED on both headends "
+              "%.0f ms after the POST" % (cid, dt_cmd * 1000))
 
         # B killed: its sites go offline on A after the expiry; gw-2 moved to A
         b.stop(signal.SIGKILL)

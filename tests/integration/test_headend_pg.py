@@ -175,7 +175,7 @@ def test_store(pg, he):
     check(tables == ["alerts", "audit", "cluster_nodes", "cluster_presence", "commands",
                      "decisions", "dispatch", "dispatch_ack", "dispatch_alloc", "meta", "sessions",
                      "site_config", "site_estop", "telemetry", "tokens"], "tables: %r" % tables)
-    check(pg.psql("SELECT value FROM meta WHERE name = 'schema_version'") == ["9"],
+    check(pg.psql("SELECT value FROM meta WHERE name = 'schema_version'") == ["10"],
           "schema version: %r" % pg.psql("SELECT * FROM meta"))
     gw = Gateway(he.grpc_port)
     rr = gw.register("gw-a", "site-a", ["a-bat", "a-pv"], primary="a-bat")
@@ -361,7 +361,7 @@ def test_auth(pg, he, old_id):
             " DROP TABLE site_config; ALTER TABLE telemetry DROP COLUMN details;"
             " UPDATE meta SET value = 2 WHERE name = 'schema_version'")
     he.start()
-    check(pg.psql("SELECT value FROM meta WHERE name = 'schema_version'") == ["9"],
+    check(pg.psql("SELECT value FROM meta WHERE name = 'schema_version'") == ["10"],
           "not migrated to version 5")
     check(pg.psql("SELECT column_name FROM information_schema.columns WHERE table_name = "
                   "'telemetry' AND column_name = 'details'") == ["details"],
