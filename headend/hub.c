@@ -1966,6 +1966,19 @@ void hub_count_refusal(struct hub *h, enum hub_refusal what, uint64_t n)
 
 /* The condition rules over what the hub knows now (alerts.h): per site, the gateway's
  * presence; per asset, its latest sample. */
+static const int site_rules[] = {ALERT_GATEWAY_OFFLINE, ALERT_GATEWAY_STALE};
+static const int asset_rules[] = {ALERT_ASSET_FAULT, ALERT_SOC_LOW, ALERT_TELEMETRY_LAG,
+                                  ALERT_MODBUS_ERRORS};
+
+/* Clears the active alerts of `rules` on subject (a no-op for those not raised). */
+static void clear_rules(struct hub *h, const char *sid, const char *subject, const int *rules,
+                        size_t n, const char *why, int64_t now_ms)
+{
+    for (size_t r = 0; r < n; r++)
+        if (alerts_find(h->alerts, rules[r], subject))
+            alerts_observe(h->alerts, rules[r], sid, subject, 0, NAN, why, now_ms);
+}
+
 /* Whether an alert's subject is still in the inventory (alerts_clear_unknown). */
 static int subject_known(void *ctx, int rule, const char *subject)
 {
@@ -1988,6 +2001,13 @@ static void eval_alerts(struct hub *h, int64_t now_ms)
         const char *sid = inventory_site_at(h->inv, i)->id;
         const struct site_state *ss = &h->sites[i];
         const struct session *s = registry_site(h->reg, i);
+        if (!s && h->remote[i].held) {
+            /* another live headend holds its gateway (several headends): its alerts are
+             * that headend's to raise; one raised here before the gateway moved clears */
+            clear_rules(h, sid, sid, site_rules, sizeof site_rules / sizeof site_rules[0],
+                        "the gateway's stream is on another headend", now_ms);
+            continue;
+        }
         int64_t seen = s ? s->last_seen_ms : ss->last_seen_ms;
         int hold = alert_offline_holds(l, s != NULL, seen, now_ms, &v);
         snprintf(why, sizeof(why), "gateway %s has had no live session for %.0f s",
@@ -2002,15 +2022,14 @@ static void eval_alerts(struct hub *h, int64_t now_ms)
         const struct inv_asset *a = inventory_asset_at(h->inv, i);
         const char *sid = inventory_site_at(h->inv, a->site)->id;
         const struct asset_state *st = &h->assets[i];
-        if (!st->has_latest) {
-            /* nothing known of it (no sample since the store's history ended): none of its
-             * conditions holds, so an alert restored for it clears rather than stays */
-            static const int rules[] = {ALERT_ASSET_FAULT, ALERT_SOC_LOW, ALERT_TELEMETRY_LAG,
-                                        ALERT_MODBUS_ERRORS};
-            for (size_t r = 0; r < sizeof rules / sizeof rules[0]; r++)
-                if (alerts_find(h->alerts, rules[r], a->id))
-                    alerts_observe(h->alerts, rules[r], sid, a->id, 0, NAN,
-                                   "no sample of the asset is known", now_ms);
+        if (!st->has_latest || (!registry_asset(h->reg, i) && h->remote[a->site].held)) {
+            /* nothing known of it (no sample since the store's history ended), or its samples
+             * go to another live headend: none of its conditions is this headend's to hold,
+             * so an alert raised or restored here clears rather than stays */
+            clear_rules(h, sid, a->id, asset_rules, sizeof asset_rules / sizeof asset_rules[0],
+                        st->has_latest ? "the gateway's stream is on another headend"
+                                       : "no sample of the asset is known",
+                        now_ms);
             continue;
         }
         int hold = alert_fault_holds(l, st->op_state, st->latest.status, st->device_state);

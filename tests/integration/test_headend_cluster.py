@@ -43,7 +43,8 @@ INVENTORY = {"sites": [
     {"site_id": s, "group": "vpp", "gateways": ["gw-" + s[5:]], "assets": [
         {"asset_id": "s" + s[5:] + "-bat", "type": "battery", "capacity_wh": 1e6,
          "min_power_w": -1e6, "max_power_w": 1e6}]} for s in SITES]}
-ARGS = ["--cluster-heartbeat", "200ms", "--cluster-expiry", "1s", "--telemetry-flush", "50ms"]
+ARGS = ["--cluster-heartbeat", "200ms", "--cluster-expiry", "1s", "--telemetry-flush", "50ms",
+        "--alert-offline-after", "1s", "--alert-eval", "200ms"]
 
 
 def view(he):
@@ -206,6 +207,14 @@ def main():
                                                                       "alerts"))
         ids = [int(x) for x in soc_rows()]
         print("ok: soc_low raised on A and on B stored as two alerts (ids %r)" % ids)
+        # a site whose gateway is on the other headend is not offline for this one: neither
+        # raises gateway_offline for the four connected sites (offline after 1 s; by now the
+        # test has run several seconds past it)
+        for he in (a, b):
+            off = [x["subject"] for x in he.http("GET", "/alerts?state=all")[1]["alerts"]
+                   if x["rule"] == "gateway_offline" and x["subject"] in SITES]
+            check(not off, "gateway_offline raised for sites held by the other headend: %r" % off)
+        print("ok: no gateway_offline on either headend for the sites the other one holds")
 
         # a group's emergency stop posted on B: every site's stop shared (site_estop), shown
         # held on A too; released from A, shown released on B (these test gateways do not take
