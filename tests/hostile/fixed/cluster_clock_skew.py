@@ -18,7 +18,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "integration"))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "integration", "lib"))
 from test_headend_cluster import ARGS, INVENTORY, connect, setpoint  # noqa: E402
-from test_headend_peer import Headend, check  # noqa: E402
+from test_headend_peer import BUILD, Headend, check  # noqa: E402
 from test_headend_pg import Cluster  # noqa: E402
 
 SHIM = r"""
@@ -54,7 +54,12 @@ def main():
         pg.psql("CREATE DATABASE derloop", db="postgres")
         os.environ["DATABASE_URL"] = pg.url
         a = Headend(ta, ARGS + ["--node-id", "node-a"], inventory=INVENTORY)
-        os.environ["LD_PRELOAD"] = so
+        # a sanitizer build (make SAN=1) wants its runtime first in the preload list
+        ldd = subprocess.run(["ldd", os.path.join(BUILD, "bin", "der-headend")],
+                             capture_output=True, text=True).stdout
+        asan = [x.split("=>")[1].split()[0] for x in ldd.splitlines()
+                if "libasan" in x and "=>" in x]
+        os.environ["LD_PRELOAD"] = " ".join(asan + [so])
         try:
             b = Headend(tb, ARGS + ["--node-id", "node-b"], inventory=INVENTORY)
         finally:
