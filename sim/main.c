@@ -244,6 +244,37 @@ enum {
     OPT_COLLECT
 };
 
+/* The options every scenario-loading subcommand shares, for its getopt loop's default case:
+ * --set and --seed into lo, --help (usage to stdout), anything else (usage to stderr).
+ * Returns -1 to go on, else the subcommand's exit status (0 after --help, 2 on an error). */
+static int common_opt(int c, const char *arg, struct load_opts *lo, void (*usage_to)(FILE *))
+{
+    switch (c) {
+    case 's':
+        return add_set(lo, arg) ? 2 : -1;
+    case OPT_SEED:
+        return add_seed(lo, arg) ? 2 : -1;
+    case 'h':
+        usage_to(stdout);
+        return 0;
+    default:
+        usage_to(stderr);
+        return 2;
+    }
+}
+
+/* The one scenario argument after the options, loaded: 0, or the exit status (2 usage,
+ * 1 a scenario error, said on stderr). */
+static int load_arg(int argc, char **argv, const struct load_opts *lo, void (*usage_to)(FILE *),
+                    struct scenario **sc)
+{
+    if (optind != argc - 1) {
+        usage_to(stderr);
+        return 2;
+    }
+    return load(argv[optind], lo, sc) != 0 ? 1 : 0;
+}
+
 static int cmd_check(int argc, char **argv)
 {
     static const struct option opts[] = {{"set", required_argument, NULL, 's'},
@@ -253,22 +284,9 @@ static int cmd_check(int argc, char **argv)
     struct load_opts lo = {0};
     int c;
     while ((c = getopt_long(argc, argv, "s:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 's':
-            if (add_set(&lo, optarg))
-                return 2;
-            break;
-        case OPT_SEED:
-            if (add_seed(&lo, optarg))
-                return 2;
-            break;
-        case 'h':
-            usage_check(stdout);
-            return 0;
-        default:
-            usage_check(stderr);
-            return 2;
-        }
+        int orc = common_opt(c, optarg, &lo, usage_check);
+        if (orc >= 0)
+            return orc;
     }
     if (optind >= argc) {
         usage_check(stderr);
@@ -868,29 +886,18 @@ static int cmd_serve(int argc, char **argv)
             }
             break;
         }
-        case 's':
-            if (add_set(&lo, optarg))
-                return 2;
+        default: {
+            int orc = common_opt(c, optarg, &lo, usage_serve);
+            if (orc >= 0)
+                return orc;
             break;
-        case OPT_SEED:
-            if (add_seed(&lo, optarg))
-                return 2;
-            break;
-        case 'h':
-            usage_serve(stdout);
-            return 0;
-        default:
-            usage_serve(stderr);
-            return 2;
+        }
         }
     }
-    if (optind != argc - 1) {
-        usage_serve(stderr);
-        return 2;
-    }
     struct scenario *sc;
-    if (load(argv[optind], &lo, &sc) != 0)
-        return 1;
+    int lrc = load_arg(argc, argv, &lo, usage_serve, &sc);
+    if (lrc)
+        return lrc;
     log_event(LOG_INFO, "event=start scenario=%s seed=%llu sha256=%s build=%s", sc->name,
               (unsigned long long)sc->seed, sc->sha256, DERLOOP_COMMIT);
 
@@ -930,29 +937,18 @@ static int cmd_inventory(int argc, char **argv)
             }
             break;
         }
-        case 's':
-            if (add_set(&lo, optarg))
-                return 2;
+        default: {
+            int orc = common_opt(c, optarg, &lo, usage_inventory);
+            if (orc >= 0)
+                return orc;
             break;
-        case OPT_SEED:
-            if (add_seed(&lo, optarg))
-                return 2;
-            break;
-        case 'h':
-            usage_inventory(stdout);
-            return 0;
-        default:
-            usage_inventory(stderr);
-            return 2;
+        }
         }
     }
-    if (optind != argc - 1) {
-        usage_inventory(stderr);
-        return 2;
-    }
     struct scenario *sc;
-    if (load(argv[optind], &lo, &sc) != 0)
-        return 1;
+    int lrc = load_arg(argc, argv, &lo, usage_inventory, &sc);
+    if (lrc)
+        return lrc;
     char err[1024];
     int rc = 0;
     if (shard_n && (size_t)shard_k > sc->n_sites) { /* site i goes to i % N + 1: none here */
@@ -1065,29 +1061,18 @@ static int cmd_demo(int argc, char **argv)
             if (add_set(&lo, dur_set))
                 return 2;
             break;
-        case 's':
-            if (add_set(&lo, optarg))
-                return 2;
+        default: {
+            int orc = common_opt(c, optarg, &lo, usage_demo);
+            if (orc >= 0)
+                return orc;
             break;
-        case OPT_SEED:
-            if (add_seed(&lo, optarg))
-                return 2;
-            break;
-        case 'h':
-            usage_demo(stdout);
-            return 0;
-        default:
-            usage_demo(stderr);
-            return 2;
+        }
         }
     }
-    if (optind != argc - 1) {
-        usage_demo(stderr);
-        return 2;
-    }
     struct scenario *sc;
-    if (load(argv[optind], &lo, &sc) != 0)
-        return 1;
+    int lrc = load_arg(argc, argv, &lo, usage_demo, &sc);
+    if (lrc)
+        return lrc;
     o.scenario = argv[optind];
     o.sets = lo.sets;
     o.n_sets = lo.n_sets;
